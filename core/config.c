@@ -1,0 +1,782 @@
+/* The configuration file parser: see config.h for the syntax and
+ * conf/postern.conf for every key, its meaning and its default.
+ *
+ * The parser works on the whole file in memory, one line at a time, and
+ * stops at the first error with "FILE:LINE: message" (or "FILE: message" for
+ * a problem of the whole file, such as a missing required key).  Checks that
+ * need the whole file (TLS listeners need a certificate, two listeners on one
+ * socket) run after the last line.  Memory: none allocated but the file
+ * buffer in config_load and the scratch buffers of config_write_demo.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* A configuration is a few KB; refuse to slurp anything absurd. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+/* Longest value quoted back in an error message. */
+#define CONFIG_QUOTE_MAX 64
+/* RFC 1035 §2.3.4: labels are at most 63 octets. */
+#define CONFIG_LABEL_MAX 63
+/* RFC 5321 §4.5.3.1.7: a server must accept messages of at least 64K
+ * octets; the ceiling keeps sizes within what a 32-bit offset can address
+ * with room to spare. */
+#define CONFIG_MESSAGE_SIZE_MIN (64ULL * 1024)
+#define CONFIG_MESSAGE_SIZE_MAX (1024ULL * 1024 * 1024)
+/* RFC 5321 §4.5.3.1.4: a command line is at most 1000 octets with CRLF, so
+ * a smaller limit would refuse legal SMTP; RFC 7162 §4 asks IMAP servers to
+ * accept 8192.  The ceiling bounds per-connection buffers. */
+#define CONFIG_LINE_LENGTH_MIN 1000
+#define CONFIG_LINE_LENGTH_MAX (1024 * 1024)
+#define CONFIG_CONNECTIONS_MAX 1000000
+/* RFC 5321 §4.5.3.2.7 recommends 5 minutes; below 30 s slow but honest
+ * clients get cut off. */
+#define CONFIG_SMTP_TIMEOUT_MIN 30
+/* RFC 9051 §5.4 asks for at least 30 minutes and RFC 1939 §3 for 10; we
+ * allow shorter for busy sites but never below a minute. */
+#define CONFIG_IDLE_TIMEOUT_MIN 60
+#define CONFIG_TIMEOUT_MAX 86400
+#define CONFIG_SHUTDOWN_TIMEOUT_MAX 3600
+
+/* Top-level keys.  The index is also the slot in parser.top_seen. */
+enum config_key_type {
+	KEY_HOSTNAME, KEY_PATH, KEY_DOMAINS, KEY_USER, KEY_LOG_LEVEL,
+	KEY_SIZE, KEY_UINT, KEY_BOOL, KEY_BARE_LF, KEY_QUOTA_ERROR,
+};
+
+struct config_key {
+	const char *name;
+	enum config_key_type type;
+	size_t offset;     /* KEY_UINT, KEY_BOOL: field in struct config */
+	uint64_t min, max; /* KEY_UINT, KEY_SIZE */
+};
+
+#define FIELD(f) offsetof(struct config, f)
+
+static const struct config_key config_keys[] = {
+	{ "hostname", KEY_HOSTNAME, 0, 0, 0 },
+	{ "data_dir", KEY_PATH, 0, 0, 0 },
+	{ "domains", KEY_DOMAINS, 0, 0, 0 },
+	{ "run_as_user", KEY_USER, 0, 0, 0 },
+	{ "log_level", KEY_LOG_LEVEL, 0, 0, 0 },
+	{ "message_size_max", KEY_SIZE, 0, CONFIG_MESSAGE_SIZE_MIN, CONFIG_MESSAGE_SIZE_MAX },
+	{ "connections_max", KEY_UINT, FIELD(connections_max), 1, CONFIG_CONNECTIONS_MAX },
+	{ "connections_per_ip_max", KEY_UINT, FIELD(connections_per_ip_max), 1,
+	  CONFIG_CONNECTIONS_MAX },
+	{ "line_length_max", KEY_UINT, FIELD(line_length_max), CONFIG_LINE_LENGTH_MIN,
+	  CONFIG_LINE_LENGTH_MAX },
+	{ "smtp_timeout", KEY_UINT, FIELD(smtp_timeout), CONFIG_SMTP_TIMEOUT_MIN,
+	  CONFIG_TIMEOUT_MAX },
+	{ "imap_idle_timeout", KEY_UINT, FIELD(imap_idle_timeout), CONFIG_IDLE_TIMEOUT_MIN,
+	  CONFIG_TIMEOUT_MAX },
+	{ "pop3_idle_timeout", KEY_UINT, FIELD(pop3_idle_timeout), CONFIG_IDLE_TIMEOUT_MIN,
+	  CONFIG_TIMEOUT_MAX },
+	{ "shutdown_timeout", KEY_UINT, FIELD(shutdown_timeout), 0, CONFIG_SHUTDOWN_TIMEOUT_MAX },
+	{ "allow_plaintext_auth_on_loopback", KEY_BOOL,
+	  FIELD(allow_plaintext_auth_on_loopback), 0, 0 },
+	{ "smtp_bare_lf", KEY_BARE_LF, 0, 0, 0 },
+	{ "quota_error", KEY_QUOTA_ERROR, 0, 0, 0 },
+};
+
+
+enum config_block { BLOCK_NONE, BLOCK_LISTENER, BLOCK_CERT };
+
+/* Keys inside blocks; the index is the slot in parser.block_seen. */
+enum { LKEY_ROLE, LKEY_ADDRESS, LKEY_PORT, LKEY_TLS, LKEY_COUNT };
+static const char *const listener_keys[LKEY_COUNT] = { "role", "address", "port", "tls" };
+enum { CKEY_CERT, CKEY_KEY, CKEY_COUNT };
+static const char *const cert_keys[CKEY_COUNT] = { "cert", "key" };
+
+static const char *const role_names[ROLE_COUNT] = {
+	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s",
+};
+/* The IANA ports: RFC 5321, RFC 6409, RFC 8314, RFC 9051, RFC 1939. */
+static const uint16_t role_ports[ROLE_COUNT] = { 25, 587, 465, 143, 993, 110, 995 };
+static const char *const tls_names[] = { "none", "starttls", "implicit" };
+/* Even index: false, odd: true. */
+static const char *const bool_names[] = { "no", "yes", "false", "true", "off", "on" };
+static const char *const bare_lf_names[] = { "reject", "normalise", "normalize" };
+static const char *const quota_names[] = { "temporary", "permanent" };
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+struct parser {
+	const char *path;
+	char dir[PATH_MAX]; /* where relative paths start */
+	struct config *cfg;
+	char *err;
+	size_t errlen;
+	unsigned line;
+	enum config_block block;
+	unsigned block_line;
+	unsigned top_seen[NELEM(config_keys)]; /* line of each key, 0: not yet */
+	unsigned block_seen[LKEY_COUNT];  /* same, for the open block */
+};
+
+static int __attribute__((format(printf, 3, 4)))
+fail(struct parser *p, unsigned line, const char *fmt, ...)
+{
+	char msg[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->err == NULL || p->errlen == 0)
+		return -1;
+	if (line > 0)
+		snprintf(p->err, p->errlen, "%s:%u: %s", p->path, line, msg);
+	else
+		snprintf(p->err, p->errlen, "%s: %s", p->path, msg);
+	return -1;
+}
+
+/* RFC 1035 §2.3.1 letters-digits-hyphen labels (RFC 1123 §2.1 lets them
+ * start with a digit), at most 253 characters without a final dot. */
+static bool domain_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len == 0 || len > CONFIG_DOMAIN_LEN - 1)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		char c = s[i];
+		if (c == '.' || c == '\0') {
+			if (label == 0 || label > CONFIG_LABEL_MAX || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (label == 0 && c == '-')
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-'))
+			return false;
+		label++;
+	}
+	return true;
+}
+
+/* Portable user and listener names: letters, digits, '.', '_', '-', and
+ * not starting with '-' (it would read as an option somewhere). */
+static bool name_valid(const char *s, size_t size)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= size || s[0] == '-')
+		return false;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+/* Relative paths start at the configuration file's directory, made
+ * absolute so a later chdir does not move them. */
+static void parser_set_dir(struct parser *p)
+{
+	char cwd[PATH_MAX], *slash;
+
+	/* On a too long result, stay relative to the current directory. */
+	if (p->path[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL ||
+	    (size_t)snprintf(p->dir, sizeof(p->dir), "%s/%s", cwd, p->path) >= sizeof(p->dir))
+		str_copy(p->dir, p->path, sizeof(p->dir));
+	slash = strrchr(p->dir, '/');
+	if (slash == NULL)
+		str_copy(p->dir, ".", sizeof(p->dir));
+	else if (slash == p->dir)
+		slash[1] = '\0'; /* "/postern.conf" lives in "/" */
+	else
+		*slash = '\0';
+}
+
+static int set_path(struct parser *p, const char *key, const char *value, char *out,
+		    size_t size)
+{
+	int n;
+
+	if (value[0] == '/')
+		n = snprintf(out, size, "%s", value);
+	else if (strcmp(p->dir, "/") == 0)
+		n = snprintf(out, size, "/%s", value);
+	else
+		n = snprintf(out, size, "%s/%s", p->dir, value);
+	if (n < 0 || (size_t)n >= size)
+		return fail(p, p->line, "%s: path is too long", key);
+	return 0;
+}
+
+/* The index of value (any case) in names[], or -1. */
+static int pick(const char *value, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (str_ieq(value, names[i]))
+			return (int)i;
+	return -1;
+}
+
+/* Bytes, or a number followed by K, M or G (powers of 1024). */
+static int parse_size(const char *value, uint64_t min, uint64_t max, uint64_t *size_r)
+{
+	char num[32];
+	size_t len = strlen(value);
+	uint64_t mult = 1, n;
+
+	if (len == 0 || len >= sizeof(num))
+		return -1;
+	memcpy(num, value, len + 1);
+	switch (num[len - 1]) {
+	case 'k': case 'K': mult = 1024ULL; break;
+	case 'm': case 'M': mult = 1024ULL * 1024; break;
+	case 'g': case 'G': mult = 1024ULL * 1024 * 1024; break;
+	default: break;
+	}
+	if (mult > 1)
+		num[len - 1] = '\0';
+	if (str_to_u64(num, 0, max / mult, &n) < 0 || n * mult < min)
+		return -1;
+	*size_r = n * mult;
+	return 0;
+}
+
+static int set_domains(struct parser *p, char *value)
+{
+	struct config *cfg = p->cfg;
+	char *save = NULL;
+
+	for (char *d = strtok_r(value, ", \t", &save); d != NULL;
+	     d = strtok_r(NULL, ", \t", &save)) {
+		bool dup = false;
+		if (!domain_valid(d))
+			return fail(p, p->line, "invalid domain name '%.*s'", CONFIG_QUOTE_MAX, d);
+		str_lower(d);
+		for (size_t i = 0; i < cfg->n_domains; i++)
+			dup = dup || strcmp(cfg->domains[i], d) == 0;
+		if (dup)
+			continue;
+		if (cfg->n_domains == CONFIG_DOMAINS_MAX)
+			return fail(p, p->line, "too many domains (at most %d)", CONFIG_DOMAINS_MAX);
+		str_copy(cfg->domains[cfg->n_domains++], d, CONFIG_DOMAIN_LEN);
+	}
+	if (cfg->n_domains == 0)
+		return fail(p, p->line, "domains: no domain given");
+	return 0;
+}
+
+static int set_top_key(struct parser *p, const struct config_key *k, char *value)
+{
+	struct config *cfg = p->cfg;
+	uint64_t n;
+	int i;
+
+	switch (k->type) {
+	case KEY_HOSTNAME:
+		if (!domain_valid(value))
+			return fail(p, p->line, "invalid host name '%.*s'", CONFIG_QUOTE_MAX, value);
+		str_copy(cfg->hostname, value, sizeof(cfg->hostname));
+		str_lower(cfg->hostname);
+		return 0;
+	case KEY_PATH:
+		return set_path(p, k->name, value, cfg->data_dir, sizeof(cfg->data_dir));
+	case KEY_DOMAINS:
+		return set_domains(p, value);
+	case KEY_USER:
+		if (!name_valid(value, sizeof(cfg->run_as_user)))
+			return fail(p, p->line, "invalid user name '%.*s'", CONFIG_QUOTE_MAX, value);
+		str_copy(cfg->run_as_user, value, sizeof(cfg->run_as_user));
+		return 0;
+	case KEY_LOG_LEVEL:
+		str_lower(value);
+		if (log_level_parse(value, &cfg->log_level) < 0)
+			return fail(p, p->line, "unknown log level '%.*s' (error, warn, info, debug)",
+				    CONFIG_QUOTE_MAX, value);
+		return 0;
+	case KEY_SIZE:
+		if (parse_size(value, k->min, k->max, &cfg->message_size_max) < 0)
+			return fail(p, p->line,
+				    "%s must be a size from 64K to 1G (bytes, or a number "
+				    "with K, M or G), not '%.*s'", k->name, CONFIG_QUOTE_MAX, value);
+		return 0;
+	case KEY_UINT:
+		if (str_to_u64(value, k->min, k->max, &n) < 0)
+			return fail(p, p->line, "%s must be a number from %llu to %llu, not '%.*s'",
+				    k->name, (unsigned long long)k->min,
+				    (unsigned long long)k->max, CONFIG_QUOTE_MAX, value);
+		*(unsigned *)(void *)((char *)cfg + k->offset) = (unsigned)n;
+		return 0;
+	case KEY_BOOL:
+		if ((i = pick(value, bool_names, NELEM(bool_names))) < 0)
+			return fail(p, p->line, "%s must be yes or no, not '%.*s'", k->name,
+				    CONFIG_QUOTE_MAX, value);
+		*(bool *)(void *)((char *)cfg + k->offset) = i % 2 == 1;
+		return 0;
+	case KEY_BARE_LF:
+		if ((i = pick(value, bare_lf_names, NELEM(bare_lf_names))) < 0)
+			return fail(p, p->line, "%s must be reject or normalise, not '%.*s'",
+				    k->name, CONFIG_QUOTE_MAX, value);
+		cfg->smtp_bare_lf = i == 0 ? BARE_LF_REJECT : BARE_LF_NORMALISE;
+		return 0;
+	case KEY_QUOTA_ERROR:
+		if ((i = pick(value, quota_names, NELEM(quota_names))) < 0)
+			return fail(p, p->line, "%s must be temporary or permanent, not '%.*s'",
+				    k->name, CONFIG_QUOTE_MAX, value);
+		cfg->quota_error_permanent = i == 1;
+		return 0;
+	}
+	return fail(p, p->line, "internal error: key type %d", (int)k->type);
+}
+
+/* The family of an IPv4 or IPv6 literal, its bytes in addr; -1 if neither. */
+static int address_parse(const char *s, unsigned char addr[16])
+{
+	memset(addr, 0, 16);
+	if (inet_pton(AF_INET, s, addr) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, s, addr) == 1)
+		return AF_INET6;
+	return -1;
+}
+
+static int set_listener_key(struct parser *p, int key, const char *value)
+{
+	struct config_listener *l = &p->cfg->listeners[p->cfg->n_listeners - 1];
+	unsigned char addr[16];
+	uint64_t n;
+	int i;
+
+	switch (key) {
+	case LKEY_ROLE:
+		if ((i = pick(value, role_names, ROLE_COUNT)) < 0)
+			return fail(p, p->line, "unknown role '%.*s' (smtp, submission, "
+				    "submissions, imap, imaps, pop3, pop3s)", CONFIG_QUOTE_MAX, value);
+		l->role = (enum listener_role)i;
+		return 0;
+	case LKEY_ADDRESS:
+		if (strcmp(value, "*") != 0 && address_parse(value, addr) < 0)
+			return fail(p, p->line, "address must be an IPv4 or IPv6 address or *, "
+				    "not '%.*s'", CONFIG_QUOTE_MAX, value);
+		str_copy(l->address, value, sizeof(l->address));
+		return 0;
+	case LKEY_PORT:
+		if (str_to_u64(value, 1, 65535, &n) < 0)
+			return fail(p, p->line, "port must be a number from 1 to 65535, not '%.*s'",
+				    CONFIG_QUOTE_MAX, value);
+		l->port = (uint16_t)n;
+		return 0;
+	case LKEY_TLS:
+		if ((i = pick(value, tls_names, NELEM(tls_names))) < 0)
+			return fail(p, p->line, "unknown tls mode '%.*s' (none, starttls, "
+				    "implicit)", CONFIG_QUOTE_MAX, value);
+		l->tls = (enum tls_mode)i;
+		return 0;
+	}
+	return fail(p, p->line, "internal error: listener key %d", key);
+}
+
+/* Finds key in names[]; -1 when absent. */
+static int key_index(const char *const *names, int count, const char *key)
+{
+	for (int i = 0; i < count; i++)
+		if (strcmp(names[i], key) == 0)
+			return i;
+	return -1;
+}
+
+static int top_key_index(const char *key)
+{
+	for (size_t i = 0; i < NELEM(config_keys); i++)
+		if (strcmp(config_keys[i].name, key) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int parse_setting(struct parser *p, char *s, char *eq)
+{
+	char *key = s, *value = eq + 1;
+	unsigned *seen;
+	int i;
+
+	*eq = '\0';
+	str_trim(key);
+	str_trim(value);
+	if (key[0] == '\0')
+		return fail(p, p->line, "missing key before '='");
+
+	if (p->block == BLOCK_LISTENER)
+		i = key_index(listener_keys, LKEY_COUNT, key);
+	else if (p->block == BLOCK_CERT)
+		i = key_index(cert_keys, CKEY_COUNT, key);
+	else
+		i = top_key_index(key);
+	if (i < 0 && p->block == BLOCK_NONE)
+		return fail(p, p->line, "unknown key '%.*s'", CONFIG_QUOTE_MAX, key);
+	if (i < 0)
+		return fail(p, p->line, "unknown key '%.*s' in %s block", CONFIG_QUOTE_MAX, key,
+			    p->block == BLOCK_LISTENER ? "listener" : "tls_certificate");
+
+	seen = p->block == BLOCK_NONE ? &p->top_seen[i] : &p->block_seen[i];
+	if (*seen != 0)
+		return fail(p, p->line, "key '%s' given twice (first on line %u)", key, *seen);
+	*seen = p->line;
+	if (value[0] == '\0')
+		return fail(p, p->line, "empty value for '%s'", key);
+
+	if (p->block == BLOCK_LISTENER)
+		return set_listener_key(p, i, value);
+	if (p->block == BLOCK_CERT) {
+		struct config_cert *c = &p->cfg->certs[p->cfg->n_certs - 1];
+		return set_path(p, key, value, i == CKEY_CERT ? c->cert_file : c->key_file,
+				PATH_MAX);
+	}
+	return set_top_key(p, &config_keys[i], value);
+}
+
+/* "listener NAME {" or "tls_certificate {"; s is the line without '{'. */
+static int open_block(struct parser *p, char *s)
+{
+	struct config *cfg = p->cfg;
+	char *type = str_trim(s), *name = type + strcspn(type, " \t");
+
+	if (*name != '\0')
+		*name++ = '\0';
+	str_trim(name);
+	if (p->block != BLOCK_NONE)
+		return fail(p, p->line, "nested blocks are not allowed (the block on line %u "
+			    "is not closed)", p->block_line);
+	if (type[0] == '\0')
+		return fail(p, p->line, "'{' without a block type");
+	memset(p->block_seen, 0, sizeof(p->block_seen));
+	p->block_line = p->line;
+
+	if (strcmp(type, "listener") == 0) {
+		struct config_listener *l;
+		if (!name_valid(name, sizeof(l->name)))
+			return fail(p, p->line, "a listener needs a name of letters, digits, '.', "
+				    "'_' or '-': listener NAME {");
+		for (size_t i = 0; i < cfg->n_listeners; i++)
+			if (strcmp(cfg->listeners[i].name, name) == 0)
+				return fail(p, p->line, "listener '%s' already defined on line %u",
+					    name, cfg->listeners[i].line);
+		if (cfg->n_listeners == CONFIG_LISTENERS_MAX)
+			return fail(p, p->line, "too many listeners (at most %d)",
+				    CONFIG_LISTENERS_MAX);
+		l = &cfg->listeners[cfg->n_listeners++];
+		memset(l, 0, sizeof(*l));
+		str_copy(l->name, name, sizeof(l->name));
+		l->line = p->line;
+		p->block = BLOCK_LISTENER;
+		return 0;
+	}
+	if (strcmp(type, "tls_certificate") == 0) {
+		struct config_cert *c;
+		if (name[0] != '\0')
+			return fail(p, p->line, "tls_certificate takes no name: tls_certificate {");
+		if (cfg->n_certs == CONFIG_CERTS_MAX)
+			return fail(p, p->line, "too many tls_certificate blocks (at most %d)",
+				    CONFIG_CERTS_MAX);
+		c = &cfg->certs[cfg->n_certs++];
+		memset(c, 0, sizeof(*c));
+		c->line = p->line;
+		p->block = BLOCK_CERT;
+		return 0;
+	}
+	return fail(p, p->line, "unknown block type '%.*s'", CONFIG_QUOTE_MAX, type);
+}
+
+/* Fills in what the block left out, from its role. */
+static int close_listener(struct parser *p)
+{
+	struct config_listener *l = &p->cfg->listeners[p->cfg->n_listeners - 1];
+	enum tls_mode want = config_role_default_tls(l->role);
+
+	if (p->block_seen[LKEY_ROLE] == 0)
+		return fail(p, p->block_line, "listener '%s' has no role", l->name);
+	if (p->block_seen[LKEY_ADDRESS] == 0)
+		str_copy(l->address, "*", sizeof(l->address));
+	if (p->block_seen[LKEY_PORT] == 0)
+		l->port = role_ports[l->role];
+	if (p->block_seen[LKEY_TLS] == 0)
+		l->tls = want;
+	else if (want == TLS_MODE_IMPLICIT && l->tls != TLS_MODE_IMPLICIT)
+		return fail(p, p->block_seen[LKEY_TLS], "listener '%s': role %s needs "
+			    "tls = implicit", l->name, role_names[l->role]);
+	return 0;
+}
+
+static int close_block(struct parser *p)
+{
+	int rc = 0;
+
+	if (p->block == BLOCK_NONE)
+		return fail(p, p->line, "'}' without a block");
+	if (p->block == BLOCK_LISTENER)
+		rc = close_listener(p);
+	else if (p->block_seen[CKEY_CERT] == 0)
+		rc = fail(p, p->block_line, "tls_certificate block has no 'cert'");
+	else if (p->block_seen[CKEY_KEY] == 0)
+		rc = fail(p, p->block_line, "tls_certificate block has no 'key'");
+	p->block = BLOCK_NONE;
+	return rc;
+}
+
+static int parse_line(struct parser *p, char *s)
+{
+	size_t len;
+	char *eq;
+
+	for (const char *c = s; *c != '\0'; c++)
+		if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+			return fail(p, p->line, "control character 0x%02x in line",
+				    (unsigned char)*c);
+	str_trim(s);
+	if (s[0] == '\0' || s[0] == '#')
+		return 0;
+	if (strcmp(s, "}") == 0)
+		return close_block(p);
+	if (s[0] == '}')
+		return fail(p, p->line, "unexpected text after '}'");
+	/* '=' first: a value may legitimately end in '{'. */
+	eq = strchr(s, '=');
+	if (eq != NULL)
+		return parse_setting(p, s, eq);
+	len = strlen(s);
+	if (s[len - 1] == '{') {
+		s[len - 1] = '\0';
+		return open_block(p, s);
+	}
+	return fail(p, p->line, "missing '=' in '%.*s'", CONFIG_QUOTE_MAX, s);
+}
+
+/* Two listeners clash when the kernel would refuse the second bind: same
+ * port and the same address, or either one is a wildcard of that family. */
+static bool listeners_clash(const struct config_listener *a, const struct config_listener *b)
+{
+	static const unsigned char any[16] = { 0 };
+	unsigned char aa[16], ba[16];
+
+	if (a->port != b->port)
+		return false;
+	if (strcmp(a->address, "*") == 0 || strcmp(b->address, "*") == 0)
+		return true;
+	if (address_parse(a->address, aa) != address_parse(b->address, ba))
+		return false;
+	return memcmp(aa, ba, 16) == 0 || memcmp(aa, any, 16) == 0 || memcmp(ba, any, 16) == 0;
+}
+
+static int check_whole(struct parser *p)
+{
+	struct config *cfg = p->cfg;
+
+	if (p->block != BLOCK_NONE)
+		return fail(p, p->block_line, "unterminated %s block: missing '}'",
+			    p->block == BLOCK_LISTENER ? "listener" : "tls_certificate");
+	if (cfg->hostname[0] == '\0')
+		return fail(p, 0, "hostname is not set");
+	if (cfg->data_dir[0] == '\0')
+		return fail(p, 0, "data_dir is not set");
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		const struct config_listener *l = &cfg->listeners[i];
+		if (l->tls != TLS_MODE_NONE && cfg->n_certs == 0)
+			return fail(p, l->line, "listener '%s' uses TLS (tls = %s) but there is "
+				    "no tls_certificate block", l->name, tls_names[l->tls]);
+		for (size_t j = 0; j < i; j++)
+			if (listeners_clash(&cfg->listeners[j], l))
+				return fail(p, l->line, "listener '%s' (%s port %u) overlaps "
+					    "listener '%s' (line %u, %s port %u)", l->name,
+					    l->address, l->port, cfg->listeners[j].name,
+					    cfg->listeners[j].line, cfg->listeners[j].address,
+					    cfg->listeners[j].port);
+	}
+	return 0;
+}
+
+void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->message_size_max = 50ULL * 1024 * 1024;
+	cfg->connections_max = 10000;
+	cfg->connections_per_ip_max = 50;
+	cfg->line_length_max = 8192;
+	cfg->smtp_timeout = 300;
+	cfg->imap_idle_timeout = 1800;
+	cfg->pop3_idle_timeout = 600;
+	cfg->shutdown_timeout = 30;
+	/* Zero is already: no plaintext auth on loopback, smtp_bare_lf reject,
+	 * quota_error temporary, no listeners, no certificates, no domains. */
+}
+
+/* On failure cfg holds whatever was parsed before the error: do not use it. */
+int config_parse(const char *path, const char *text, size_t len,
+		 struct config *cfg, char *err, size_t errlen)
+{
+	struct parser p;
+	const char *pos = text, *end = text + len;
+
+	memset(&p, 0, sizeof(p));
+	p.path = path;
+	p.cfg = cfg;
+	p.err = err;
+	p.errlen = errlen;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	config_defaults(cfg);
+	if (str_copy(cfg->path, path, sizeof(cfg->path)) >= sizeof(cfg->path))
+		return fail(&p, 0, "file name is too long");
+	parser_set_dir(&p);
+
+	while (pos < end) {
+		const char *nl = memchr(pos, '\n', (size_t)(end - pos));
+		size_t n = (nl == NULL ? end : nl) - pos;
+		char line[CONFIG_LINE_MAX];
+
+		p.line++;
+		if (memchr(pos, '\0', n) != NULL)
+			return fail(&p, p.line, "NUL byte in line");
+		if (n > 0 && pos[n - 1] == '\r')
+			n--; /* CRLF files from Windows editors */
+		if (n >= sizeof(line))
+			return fail(&p, p.line, "line is longer than %d bytes",
+				    CONFIG_LINE_MAX - 1);
+		memcpy(line, pos, n);
+		line[n] = '\0';
+		if (parse_line(&p, line) < 0)
+			return -1;
+		pos = nl == NULL ? end : nl + 1;
+	}
+	return check_whole(&p);
+}
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	struct parser p = { .path = path, .err = err, .errlen = errlen };
+	char *text;
+	size_t len;
+	int rc;
+
+	if (read_small_file(path, CONFIG_FILE_MAX, &text, &len) < 0) {
+		if (errno == EFBIG)
+			return fail(&p, 0, "file is larger than %d bytes", CONFIG_FILE_MAX);
+		return fail(&p, 0, "cannot read: %s", strerror(errno));
+	}
+	rc = config_parse(path, text, len, cfg, err, errlen);
+	free(text);
+	return rc;
+}
+
+const char *config_role_name(enum listener_role role)
+{
+	if ((unsigned)role >= ROLE_COUNT)
+		return "?";
+	return role_names[role];
+}
+
+bool config_role_is_smtp(enum listener_role role)
+{
+	return role == ROLE_SMTP || role == ROLE_SUBMISSION || role == ROLE_SUBMISSIONS;
+}
+
+/* RFC 8314 §3: the "s" roles speak TLS from the first byte. */
+enum tls_mode config_role_default_tls(enum listener_role role)
+{
+	if (role == ROLE_SUBMISSIONS || role == ROLE_IMAPS || role == ROLE_POP3S)
+		return TLS_MODE_IMPLICIT;
+	return TLS_MODE_STARTTLS;
+}
+
+bool config_is_local_domain(const struct config *cfg, const char *domain)
+{
+	if (domain == NULL)
+		return false;
+	for (size_t i = 0; i < cfg->n_domains; i++)
+		if (str_ieq(cfg->domains[i], domain))
+			return true;
+	return false;
+}
+
+/* A value is written as is, so it must survive the parser's trimming and
+ * line splitting unchanged. */
+static bool demo_value_ok(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= PATH_MAX || s[0] == ' ' || s[0] == '\t' ||
+	    s[len - 1] == ' ' || s[len - 1] == '\t')
+		return false;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+int config_write_demo(const char *path, const char *data_dir,
+		      const char *cert_file, const char *key_file,
+		      unsigned port_base)
+{
+	static const struct {
+		enum listener_role role;
+		unsigned offset;
+	} demo[] = {
+		{ ROLE_SMTP, 25 }, { ROLE_SUBMISSION, 587 }, { ROLE_SUBMISSIONS, 465 },
+		{ ROLE_IMAP, 143 }, { ROLE_IMAPS, 993 }, { ROLE_POP3, 110 }, { ROLE_POP3S, 995 },
+	};
+	struct buf b;
+	struct config *check;
+	char err[CONFIG_ERROR_MAX];
+	int rc = -1, saved, bad;
+
+	if (!demo_value_ok(data_dir) || !demo_value_ok(cert_file) ||
+	    !demo_value_ok(key_file) || port_base > 65535 - 995) {
+		errno = EINVAL;
+		return -1;
+	}
+	buf_init(&b, CONFIG_FILE_MAX);
+	bad = buf_appendf(&b,
+		"# Postern configuration written by `postern demo`: a small working\n"
+		"# setup on 127.0.0.1.  conf/postern.conf in the source documents every\n"
+		"# setting and its default.\n\n"
+		"# The name this server gives itself in greetings.\n"
+		"hostname = localhost\n"
+		"# Mail for these domains is delivered here.\n"
+		"domains = example.test\n"
+		"# Maildirs, the index and the users file live here.\n"
+		"data_dir = %s\n"
+		"log_level = info\n"
+		"# Lets clients on this machine log in without TLS, for easy trying.\n"
+		"allow_plaintext_auth_on_loopback = yes\n\n"
+		"# A self-signed certificate made by `postern demo`.\n"
+		"tls_certificate {\n\tcert = %s\n\tkey = %s\n}\n",
+		data_dir, cert_file, key_file);
+	for (size_t i = 0; i < NELEM(demo); i++) {
+		const char *role = role_names[demo[i].role];
+		bad |= buf_appendf(&b, "\n# tls = %s, the default for this role\n"
+				   "listener %s {\n\trole = %s\n\taddress = 127.0.0.1\n"
+				   "\tport = %u\n}\n",
+				   tls_names[config_role_default_tls(demo[i].role)], role, role,
+				   port_base + demo[i].offset);
+	}
+	/* Refuse to write a file that `postern serve` would then reject. */
+	check = malloc(sizeof(*check));
+	if (check == NULL || bad < 0 || buf_cstr(&b) < 0) {
+		saved = ENOMEM;
+	} else if (config_parse(path, b.data, b.len, check, err, sizeof(err)) < 0) {
+		saved = EINVAL;
+	} else {
+		rc = write_file_atomic(path, b.data, b.len, 0600);
+		saved = errno;
+	}
+	free(check);
+	buf_free(&b);
+	errno = saved;
+	return rc;
+}

@@ -1,0 +1,127 @@
+/* The configuration file: postern.conf.
+ *
+ * Syntax (documented for users in conf/postern.conf):
+ *   # comment                       blank lines ignored
+ *   key = value                     top-level setting
+ *   listener NAME {                 one block per listening socket
+ *       role = smtp|submission|submissions|imap|imaps|pop3|pop3s
+ *       address = 127.0.0.1         IPv4 or IPv6 literal, or * (all, v4+v6)
+ *       port = 25
+ *       tls = none|starttls|implicit   (default from the role)
+ *   }
+ *   tls_certificate {               one block per certificate (SNI choice)
+ *       cert = /path/fullchain.pem
+ *       key = /path/privkey.pem
+ *   }
+ * Values are taken literally after trimming; no quoting.  Relative paths are
+ * resolved against the configuration file's directory.  Errors are reported
+ * as "FILE:LINE: message" and the program exits 78 (EX_CONFIG).
+ */
+#ifndef CORE_CONFIG_H
+#define CORE_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define CONFIG_LISTENERS_MAX 32
+#define CONFIG_CERTS_MAX 16
+#define CONFIG_DOMAINS_MAX 64
+#define CONFIG_DOMAIN_LEN 254          /* RFC 1035 §2.3.4, plus NUL */
+#define CONFIG_LINE_MAX 4096
+#define CONFIG_ERROR_MAX (PATH_MAX + 256)
+
+enum listener_role {
+	ROLE_SMTP,        /* 25: inbound MX */
+	ROLE_SUBMISSION,  /* 587: STARTTLS + AUTH */
+	ROLE_SUBMISSIONS, /* 465: implicit TLS + AUTH */
+	ROLE_IMAP,        /* 143 */
+	ROLE_IMAPS,       /* 993 */
+	ROLE_POP3,        /* 110 */
+	ROLE_POP3S,       /* 995 */
+	ROLE_COUNT
+};
+
+enum tls_mode {
+	TLS_MODE_NONE,
+	TLS_MODE_STARTTLS,
+	TLS_MODE_IMPLICIT,
+};
+
+enum bare_lf_policy {
+	BARE_LF_REJECT,
+	BARE_LF_NORMALISE,
+};
+
+struct config_listener {
+	char name[64];
+	enum listener_role role;
+	char address[64]; /* "*" means every address, IPv4 and IPv6 */
+	uint16_t port;
+	enum tls_mode tls;
+	unsigned line; /* where it was defined, for messages */
+};
+
+struct config_cert {
+	char cert_file[PATH_MAX];
+	char key_file[PATH_MAX];
+	unsigned line;
+};
+
+struct config {
+	char path[PATH_MAX]; /* the file it came from */
+	char hostname[CONFIG_DOMAIN_LEN];
+	char data_dir[PATH_MAX];
+	char domains[CONFIG_DOMAINS_MAX][CONFIG_DOMAIN_LEN]; /* lower case */
+	size_t n_domains;
+	char run_as_user[64]; /* empty: stay who we are */
+	enum log_level log_level;
+
+	struct config_listener listeners[CONFIG_LISTENERS_MAX];
+	size_t n_listeners;
+	struct config_cert certs[CONFIG_CERTS_MAX];
+	size_t n_certs;
+
+	/* limits */
+	uint64_t message_size_max;      /* message_size_max, bytes */
+	unsigned connections_max;       /* connections_max */
+	unsigned connections_per_ip_max;/* connections_per_ip_max */
+	unsigned line_length_max;       /* line_length_max, command lines */
+	unsigned smtp_timeout;          /* seconds idle, SMTP (RFC 5321 §4.5.3.2: 300) */
+	unsigned imap_idle_timeout;     /* seconds, IMAP (RFC 9051 §5.4: >= 1800) */
+	unsigned pop3_idle_timeout;     /* seconds, POP3 (RFC 1939 §3: >= 600) */
+	unsigned shutdown_timeout;      /* seconds to let transactions finish */
+
+	bool allow_plaintext_auth_on_loopback;
+	enum bare_lf_policy smtp_bare_lf;     /* smtp_bare_lf = reject|normalise */
+	bool quota_error_permanent;           /* quota_error = temporary|permanent */
+};
+
+/* Defaults for every key (a config with no listeners). */
+void config_defaults(struct config *cfg);
+
+/* Load and validate path into cfg.  0 on success; -1 with err set to
+ * "FILE:LINE: message" (or "FILE: message" for whole-file problems). */
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+
+/* Parse from memory (tests); path is only used in messages and to resolve
+ * relative paths. */
+int config_parse(const char *path, const char *text, size_t len,
+		 struct config *cfg, char *err, size_t errlen);
+
+const char *config_role_name(enum listener_role role);
+bool config_role_is_smtp(enum listener_role role);
+enum tls_mode config_role_default_tls(enum listener_role role);
+/* true when domain (any case) is one of cfg->domains. */
+bool config_is_local_domain(const struct config *cfg, const char *domain);
+
+/* Write a configuration with the given values and the seven demo listeners
+ * on 127.0.0.1, ports base+25 ... base+995.  Used by `postern demo`. */
+int config_write_demo(const char *path, const char *data_dir,
+		      const char *cert_file, const char *key_file,
+		      unsigned port_base);
+
+#endif

@@ -1,0 +1,73 @@
+/* The daemon: one libevent loop, the listeners, connection limits, signals
+ * (SIGTERM/SIGINT graceful stop, SIGHUP reload), privilege drop. */
+#ifndef CORE_SERVER_H
+#define CORE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "conn.h"
+#include "tls.h"
+#include "worker.h"
+
+struct event_base;
+struct server;
+
+/* A protocol plugs in with these.  accept() is called for every new
+ * connection of a listener with this role (for implicit TLS the handshake
+ * then runs before anything written reaches the client) and must call
+ * conn_set_handler() and queue its greeting. */
+struct server_protocol {
+	const char *name; /* "smtp", "imap", "pop3" for logs */
+	void (*accept)(struct conn *conn, enum listener_role role, void *ctx);
+	/* On SIGTERM, and again every SERVER_STOP_POLL_MS until the deadline:
+	 * say goodbye and conn_close() when no transaction is in flight.
+	 * Without it, connections are closed at once. */
+	void (*stop)(struct conn *conn, void *session);
+	/* Optional: on SIGHUP, after certificates were reloaded. */
+	void (*reload)(void *ctx);
+	/* Sent on plaintext listeners when a connection limit refuses a
+	 * client, e.g. "421 4.7.0 Too many connections\r\n". */
+	const char *busy_reply;
+	void *ctx;
+};
+
+#define SERVER_STOP_POLL_MS 200
+
+/* Creates the loop, worker pool and TLS contexts; binds nothing yet. */
+struct server *server_new(const struct config *cfg, char *err, size_t errlen);
+void server_free(struct server *srv);
+
+void server_set_protocol(struct server *srv, enum listener_role role,
+			 const struct server_protocol *proto);
+/* Binds every configured listener whose role is in role_mask (bit 1<<role:
+ * the protocols this build has).  Binding comes before the privilege drop,
+ * registering protocols may come after it: connections are accepted only
+ * once the loop runs.  -1 with err naming the address and port
+ * ("127.0.0.1:25: Address already in use"). */
+#define SERVER_ROLES_ALL ((1u << ROLE_COUNT) - 1)
+int server_listen(struct server *srv, unsigned role_mask, char *err, size_t errlen);
+/* Drop to cfg->run_as_user when running as root; -1 with err. */
+int server_drop_privileges(struct server *srv, char *err, size_t errlen);
+/* setgroups/setgid/setuid to user (for CLI commands run as root). */
+int server_drop_privileges_to(const char *user, char *err, size_t errlen);
+/* fn(arg) runs on a worker thread every `seconds` (store upkeep).  At most
+ * SERVER_PERIODIC_MAX; a run is skipped while the previous one is busy. */
+int server_every(struct server *srv, unsigned seconds, void (*fn)(void *arg), void *arg);
+/* fn(arg) runs in server_free(), after every connection is gone: a
+ * protocol frees its context there. */
+void server_on_free(struct server *srv, void (*fn)(void *arg), void *arg);
+/* Called on SIGHUP after certificates are reloaded (users file watchers). */
+void server_on_reload(struct server *srv, void (*fn)(void *arg), void *arg);
+/* Run until SIGTERM/SIGINT and the graceful stop; returns 0 or -1. */
+int server_run(struct server *srv);
+/* Ask the loop to stop as on SIGTERM (tests). */
+void server_stop(struct server *srv);
+
+const struct config *server_config(const struct server *srv);
+struct event_base *server_event_base(struct server *srv);
+struct worker_pool *server_workers(struct server *srv);
+size_t server_connection_count(const struct server *srv);
+
+#endif

@@ -1,0 +1,245 @@
+/* OpenSSL 3 server contexts.  One SSL_CTX per certificate; the first is the
+ * default and the SNI callback switches to the one whose certificate names
+ * the requested host.  A reload builds a new tls_server and the caller
+ * swaps the pointer: existing connections keep their old contexts, which
+ * OpenSSL reference-counts. */
+#include "tls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "util.h"
+
+/* Mozilla's "intermediate" TLS 1.2 suites: forward secrecy and AEAD only.
+ * TLS 1.3 suites are OpenSSL's defaults, all of which are fine. */
+#define TLS_CIPHERS_12 \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+#define TLS_SELF_SIGNED_DAYS 3650
+#define TLS_SELF_SIGNED_BITS 2048
+
+struct tls_server {
+	SSL_CTX *ctxs[CONFIG_CERTS_MAX];
+	size_t n_ctxs;
+};
+
+static void tls_error_text(char *err, size_t errlen, const char *what, const char *file)
+{
+	unsigned long e = ERR_peek_last_error();
+	char reason[256] = "unknown error";
+
+	if (e != 0)
+		ERR_error_string_n(e, reason, sizeof(reason));
+	snprintf(err, errlen, "%s: %s: %s", file, what, reason);
+	ERR_clear_error();
+}
+
+static int tls_on_servername(SSL *ssl, int *alert, void *arg)
+{
+	struct tls_server *tls = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	(void)alert;
+	if (name == NULL || tls->n_ctxs < 2)
+		return SSL_TLSEXT_ERR_OK;
+	for (size_t i = 0; i < tls->n_ctxs; i++) {
+		X509 *cert = SSL_CTX_get0_certificate(tls->ctxs[i]);
+		if (cert != NULL && X509_check_host(cert, name, 0, 0, NULL) == 1) {
+			if (i != 0)
+				SSL_set_SSL_CTX(ssl, tls->ctxs[i]);
+			break;
+		}
+	}
+	/* No match: go on with the default certificate, as most servers do. */
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static SSL_CTX *tls_ctx_new(const struct config_cert *cert, char *err, size_t errlen)
+{
+	static const unsigned char sid_ctx[] = "postern";
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL) {
+		tls_error_text(err, errlen, "cannot create TLS context", cert->cert_file);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+				 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
+	/* An idle connection keeps no OpenSSL read/write buffers. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
+	if (SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_12) != 1) {
+		tls_error_text(err, errlen, "cipher list", cert->cert_file);
+		goto fail;
+	}
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert->cert_file) != 1) {
+		tls_error_text(err, errlen, "cannot load certificate chain", cert->cert_file);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, cert->key_file, SSL_FILETYPE_PEM) != 1) {
+		tls_error_text(err, errlen, "cannot load private key", cert->key_file);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		tls_error_text(err, errlen, "key does not match the certificate", cert->key_file);
+		goto fail;
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+struct tls_server *tls_server_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_server *tls = calloc(1, sizeof(*tls));
+
+	if (tls == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		SSL_CTX *ctx = tls_ctx_new(&cfg->certs[i], err, errlen);
+		if (ctx == NULL) {
+			tls_server_free(tls);
+			return NULL;
+		}
+		tls->ctxs[tls->n_ctxs++] = ctx;
+	}
+	if (tls->n_ctxs > 0) {
+		SSL_CTX_set_tlsext_servername_callback(tls->ctxs[0], tls_on_servername);
+		SSL_CTX_set_tlsext_servername_arg(tls->ctxs[0], tls);
+	}
+	return tls;
+}
+
+void tls_server_free(struct tls_server *tls)
+{
+	if (tls == NULL)
+		return;
+	for (size_t i = 0; i < tls->n_ctxs; i++)
+		SSL_CTX_free(tls->ctxs[i]);
+	free(tls);
+}
+
+bool tls_server_has_certificate(const struct tls_server *tls)
+{
+	return tls != NULL && tls->n_ctxs > 0;
+}
+
+SSL *tls_server_new_ssl(struct tls_server *tls)
+{
+	if (tls == NULL || tls->n_ctxs == 0)
+		return NULL;
+	return SSL_new(tls->ctxs[0]);
+}
+
+void tls_describe(SSL *ssl, char *out, size_t outlen)
+{
+	const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
+
+	snprintf(out, outlen, "%s %s", SSL_get_version(ssl),
+		 cipher != NULL ? SSL_CIPHER_get_name(cipher) : "?");
+}
+
+static int tls_add_ext(X509 *cert, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	int rc;
+
+	X509V3_set_ctx_nodb(&v3);
+	X509V3_set_ctx(&v3, cert, cert, NULL, NULL, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
+	if (ext == NULL)
+		return -1;
+	rc = X509_add_ext(cert, ext, -1) == 1 ? 0 : -1;
+	X509_EXTENSION_free(ext);
+	return rc;
+}
+
+static int tls_write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data;
+	long len;
+	int rc = -1;
+
+	if (bio == NULL)
+		return -1;
+	if (key != NULL && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) != 1)
+		goto out;
+	if (cert != NULL && PEM_write_bio_X509(bio, cert) != 1)
+		goto out;
+	len = BIO_get_mem_data(bio, &data);
+	if (len < 0)
+		goto out;
+	rc = write_file_atomic(path, data, (size_t)len, mode);
+out:
+	BIO_free(bio);
+	return rc;
+}
+
+int tls_make_self_signed(const char *hostname, const char *cert_file,
+			 const char *key_file, char *err, size_t errlen)
+{
+	EVP_PKEY *key = EVP_RSA_gen(TLS_SELF_SIGNED_BITS);
+	X509 *cert = X509_new();
+	X509_NAME *name;
+	unsigned char serial[16];
+	BIGNUM *bn = NULL;
+	char san[CONFIG_DOMAIN_LEN + 64];
+	int rc = -1;
+
+	if (key == NULL || cert == NULL || random_bytes(serial, sizeof(serial)) < 0) {
+		tls_error_text(err, errlen, "cannot generate key", cert_file);
+		goto out;
+	}
+	serial[0] &= 0x7f; /* a positive serial number (RFC 5280 §4.1.2.2) */
+	bn = BN_bin2bn(serial, sizeof(serial), NULL);
+	X509_set_version(cert, X509_VERSION_3);
+	if (bn == NULL || BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) == NULL)
+		goto ossl_fail;
+	X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+	X509_time_adj_ex(X509_getm_notAfter(cert), TLS_SELF_SIGNED_DAYS, 0, NULL);
+	X509_set_pubkey(cert, key);
+	name = X509_get_subject_name(cert);
+	X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, (const unsigned char *)"Postern demo", -1, -1, 0);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)hostname, -1, -1, 0);
+	X509_set_issuer_name(cert, name);
+	snprintf(san, sizeof(san), "DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1", hostname);
+	if (tls_add_ext(cert, NID_subject_alt_name, san) < 0 ||
+	    tls_add_ext(cert, NID_basic_constraints, "critical,CA:TRUE") < 0 ||
+	    tls_add_ext(cert, NID_subject_key_identifier, "hash") < 0 ||
+	    tls_add_ext(cert, NID_ext_key_usage, "serverAuth") < 0)
+		goto ossl_fail;
+	if (X509_sign(cert, key, EVP_sha256()) == 0)
+		goto ossl_fail;
+	if (tls_write_pem(key_file, 0600, key, NULL) < 0) {
+		snprintf(err, errlen, "%s: cannot write: %m", key_file);
+		goto out;
+	}
+	if (tls_write_pem(cert_file, 0644, NULL, cert) < 0) {
+		snprintf(err, errlen, "%s: cannot write: %m", cert_file);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+ossl_fail:
+	tls_error_text(err, errlen, "cannot build certificate", cert_file);
+out:
+	BN_free(bn);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	return rc;
+}

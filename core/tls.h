@@ -1,0 +1,31 @@
+/* OpenSSL 3 server contexts: TLS 1.2 minimum, modern ciphers, several
+ * certificates chosen by SNI, reloadable. */
+#ifndef CORE_TLS_H
+#define CORE_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+struct tls_server;
+typedef struct ssl_st SSL;
+
+/* Loads every certificate of cfg; the first is the default.  NULL with err
+ * set ("CERTFILE: reason") on failure. */
+struct tls_server *tls_server_new(const struct config *cfg, char *err, size_t errlen);
+void tls_server_free(struct tls_server *tls);
+bool tls_server_has_certificate(const struct tls_server *tls);
+/* A new SSL object in server mode for one connection, or NULL. */
+SSL *tls_server_new_ssl(struct tls_server *tls);
+
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" style text for Received: headers. */
+void tls_describe(SSL *ssl, char *out, size_t outlen);
+
+/* Make a self-signed certificate (RSA 2048, SHA-256, valid 10 years) whose
+ * subjectAltName names hostname, localhost and 127.0.0.1; write key (0600)
+ * and certificate as PEM.  Uses the OpenSSL API only. */
+int tls_make_self_signed(const char *hostname, const char *cert_file,
+			 const char *key_file, char *err, size_t errlen);
+
+#endif

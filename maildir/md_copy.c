@@ -1,0 +1,337 @@
+/* COPY and MOVE (RFC 3501 §6.4.7, RFC 6851) between mailboxes of one user.
+ *
+ * Each message file is hard-linked into the destination's cur/ under a new
+ * unique name carrying its flags, the directory is fsynced, and then one
+ * write job gives the copies their UIDs (consecutive, for COPYUID) and, for
+ * MOVE, expunges the originals in the same transaction.  The packed
+ * metadata is copied, not computed again.  Keywords are matched by name:
+ * each mailbox numbers its own.
+ */
+#include "md_private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define MD_COPY_MAX 100000 /* messages per COPY/MOVE call */
+
+struct md_copy_item {
+	struct md_msg_rec src;
+	struct md_msg_rec dst;
+	void *meta;
+	size_t meta_len;
+	bool linked;
+};
+
+struct md_copy_job {
+	struct md_user *user;
+	uint32_t src_mbox, dst_mbox;
+	const char *src_dir, *dst_dir;
+	struct md_copy_item *items;
+	size_t n;
+	bool move;
+	uint64_t quota;
+	/* keyword phase */
+	bool kw_phase;
+	int kwmap[MD_KEYWORDS_MAX];
+	/* out */
+	uint32_t uidvalidity;
+};
+
+/* Phase 1: the destination knows every keyword the copies carry. */
+static enum md_result md_copy_kw_run(struct md_txn *t, struct md_copy_job *j)
+{
+	struct md_user *u = j->user;
+	struct md_kwtab src, dst;
+	uint64_t used[MD_KW_WORDS] = { 0 };
+	bool created = false;
+	enum md_result r;
+
+	for (size_t i = 0; i < MD_KEYWORDS_MAX; i++)
+		j->kwmap[i] = -1;
+	for (size_t i = 0; i < j->n; i++)
+		for (int w = 0; w < MD_KW_WORDS; w++)
+			used[w] |= j->items[i].src.kw[w];
+	if ((r = md_kw_load(t, u->id, j->src_mbox, &src)) != MD_OK)
+		return r;
+	if ((r = md_kw_load(t, u->id, j->dst_mbox, &dst)) != MD_OK) {
+		md_kw_free(&src);
+		return r;
+	}
+	for (size_t i = 0; i < MD_KEYWORDS_MAX && r == MD_OK; i++) {
+		if (!(used[i / 64] & (1ULL << (i % 64))))
+			continue;
+		if (i < src.n && src.names[i] != NULL)
+			r = md_kw_ensure(t, u->id, j->dst_mbox, &dst, src.names[i],
+					 &j->kwmap[i], &created);
+		else if (i < 26)
+			j->kwmap[i] = (int)i; /* a letter without a name: keep it */
+	}
+	if (r == MD_OK && created && md_dovecot_keywords_write(j->dst_dir, &dst) < 0)
+		log_warn("store: %s/dovecot-keywords: %s", j->dst_dir, strerror(errno));
+	md_kw_free(&src);
+	md_kw_free(&dst);
+	return r;
+}
+
+/* Phase 2: index the copies; for MOVE remove the originals. */
+static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
+{
+	struct md_copy_job *j = arg;
+	struct md_user *u = j->user;
+	struct md_mbox_rec mb;
+	struct md_user_rec urec;
+	uint64_t modseq, total = 0;
+	unsigned char key[12];
+	enum md_result r;
+
+	if (j->kw_phase)
+		return md_copy_kw_run(t, j);
+	if ((r = md_rec_mbox_get(t, u->id, j->dst_mbox, &mb)) != MD_OK)
+		return r == MD_NOTFOUND ? MD_NOMAILBOX : r;
+	if ((r = md_rec_user_get(t, u->address, &urec)) != MD_OK)
+		return r == MD_NOTFOUND ? MD_CORRUPT : r;
+	for (size_t i = 0; i < j->n; i++)
+		if (j->items[i].linked)
+			total += j->items[i].dst.size;
+	if (!j->move && j->quota > 0 && urec.used_bytes + total > j->quota)
+		return MD_QUOTA;
+	j->uidvalidity = mb.uidvalidity;
+	modseq = mb.highestmodseq + 1;
+	for (size_t i = 0; i < j->n; i++) {
+		struct md_copy_item *it = &j->items[i];
+
+		if (!it->linked)
+			continue;
+		if (mb.uidnext == UINT32_MAX)
+			return MD_LIMIT;
+		it->dst.uid = mb.uidnext++;
+		it->dst.modseq = modseq;
+		if ((r = md_rec_msg_put(t, u->id, j->dst_mbox, &it->dst, NULL)) != MD_OK)
+			return r;
+		if (md_kv_put(t, MD_DB_MSGMETA, key,
+			      md_key_msg(key, u->id, j->dst_mbox, it->dst.uid),
+			      it->meta != NULL ? it->meta : "", it->meta_len, 0) < 0)
+			return MD_TEMPFAIL;
+		md_rec_count(&mb, &it->dst, 1);
+		md_rec_quota(&urec, &it->dst, 1);
+	}
+	mb.highestmodseq = modseq;
+	if ((r = md_rec_mbox_put(t, u->id, &mb)) != MD_OK)
+		return r;
+	md_txn_touch(t, u->id, j->dst_mbox);
+	if (j->move) {
+		/* read again: source and destination may be one mailbox */
+		if ((r = md_rec_mbox_get(t, u->id, j->src_mbox, &mb)) != MD_OK)
+			return r == MD_NOTFOUND ? MD_NOMAILBOX : r;
+		modseq = mb.highestmodseq + 1;
+		for (size_t i = 0; i < j->n; i++) {
+			struct md_copy_item *it = &j->items[i];
+			struct md_msg_rec rec;
+			char path[PATH_MAX];
+
+			if (!it->linked)
+				continue;
+			r = md_rec_msg_get(t, u->id, j->src_mbox, it->src.uid, &rec);
+			if (r == MD_NOTFOUND)
+				continue;
+			if (r != MD_OK)
+				return r;
+			for (int attempt = 0; attempt < 2; attempt++) {
+				if (md_msg_path(j->src_dir, &rec, path, sizeof(path)) < 0)
+					return MD_CORRUPT;
+				if (unlink(path) == 0 || errno != ENOENT ||
+				    md_msg_locate(j->src_dir, &rec) != 0)
+					break;
+			}
+			if ((r = md_rec_msg_del(t, u->id, j->src_mbox, &rec, modseq)) != MD_OK)
+				return r;
+			md_rec_count(&mb, &rec, -1);
+			md_rec_quota(&urec, &rec, -1);
+		}
+		mb.highestmodseq = modseq;
+		if ((r = md_rec_mbox_put(t, u->id, &mb)) != MD_OK)
+			return r;
+		md_txn_touch(t, u->id, j->src_mbox);
+	}
+	return md_rec_user_put(t, u->address, &urec);
+}
+
+/* Snapshot of the source messages and both mailboxes. */
+static enum md_result md_copy_read(struct md_mailbox *src, const char *dest,
+				   const uint32_t *uids, size_t n,
+				   struct md_copy_job *j, char *src_dir,
+				   char *dst_dir)
+{
+	struct md_user *u = src->user;
+	struct md_mbox_rec srec, drec;
+	struct md_txn *t;
+	enum md_result r = md_read_begin(u->store, &t);
+
+	if (r != MD_OK)
+		return r;
+	if ((r = md_mbox_dir(u, t, src->id, &srec, src_dir, PATH_MAX)) != MD_OK)
+		goto out;
+	if ((r = md_rec_mbox_find(t, u->id, dest, &drec)) != MD_OK) {
+		if (r == MD_NOMAILBOX)
+			md_user_seterr(u, "no such mailbox: %s", dest);
+		goto out;
+	}
+	if (md_mailbox_dir(u->root, drec.name, dst_dir, PATH_MAX) < 0) {
+		r = MD_CORRUPT;
+		goto out;
+	}
+	j->dst_mbox = drec.id;
+	for (size_t i = 0; i < n; i++) {
+		struct md_copy_item *it = &j->items[i];
+		unsigned char key[12];
+		struct md_val v;
+
+		r = md_rec_msg_get(t, u->id, src->id, uids[i], &it->src);
+		if (r == MD_NOTFOUND) {
+			it->src.uid = 0;
+			r = MD_OK;
+			continue;
+		}
+		if (r != MD_OK)
+			goto out;
+		if (md_kv_get(t, MD_DB_MSGMETA, key,
+			      md_key_msg(key, u->id, src->id, uids[i]), &v) == 0 &&
+		    v.len > 0) {
+			if ((it->meta = malloc(v.len)) == NULL) {
+				r = MD_TEMPFAIL;
+				goto out;
+			}
+			memcpy(it->meta, v.data, v.len);
+			it->meta_len = v.len;
+		}
+	}
+out:
+	md_read_end(t);
+	return r;
+}
+
+enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
+			   size_t n, const char *dest_mailbox, bool move,
+			   uint64_t quota_bytes, uint32_t *dest_uidvalidity_r,
+			   uint32_t *dest_uids_r)
+{
+	struct md_user *u = src->user;
+	struct md_copy_job job;
+	char dest[MD_MAILBOX_NAME_MAX + 1], src_dir[PATH_MAX], dst_dir[PATH_MAX];
+	char cur[PATH_MAX];
+	uint64_t total = 0;
+	int64_t now = time(NULL);
+	enum md_result r;
+
+	if (dest_uids_r != NULL)
+		memset(dest_uids_r, 0, n * sizeof(*dest_uids_r));
+	if ((r = md_mailbox_name_norm(dest_mailbox, dest, sizeof(dest))) != MD_OK) {
+		md_user_seterr(u, "invalid mailbox name");
+		return r;
+	}
+	if (n > MD_COPY_MAX) {
+		md_user_seterr(u, "too many messages in one COPY");
+		return MD_LIMIT;
+	}
+	memset(&job, 0, sizeof(job));
+	job.user = u;
+	job.src_mbox = src->id;
+	job.src_dir = src_dir;
+	job.dst_dir = dst_dir;
+	job.n = n;
+	job.move = move;
+	job.quota = quota_bytes;
+	if ((job.items = calloc(n + 1, sizeof(*job.items))) == NULL)
+		return MD_TEMPFAIL;
+	if ((r = md_copy_read(src, dest, uids, n, &job, src_dir, dst_dir)) != MD_OK)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		total += job.items[i].src.uid != 0 ? job.items[i].src.size : 0;
+	if (!move && quota_bytes > 0) {
+		uint64_t used, count;
+
+		if ((r = md_user_usage(u, &used, &count)) != MD_OK)
+			goto out;
+		if (used + total > quota_bytes) {
+			md_user_seterr(u, "quota exceeded");
+			r = MD_QUOTA;
+			goto out;
+		}
+	}
+	job.kw_phase = true;
+	if ((r = md_write(u->store, md_copy_job_run, &job)) != MD_OK)
+		goto out;
+	job.kw_phase = false;
+
+	md_pathf(cur, sizeof(cur), "%s/cur", dst_dir);
+	for (size_t i = 0; i < n; i++) {
+		struct md_copy_item *it = &job.items[i];
+		char base[MD_FILENAME_MAX + 1], from[PATH_MAX], to[PATH_MAX];
+
+		if (it->src.uid == 0)
+			continue;
+		it->dst = it->src;
+		memset(it->dst.kw, 0, sizeof(it->dst.kw));
+		for (size_t k = 0; k < MD_KEYWORDS_MAX; k++)
+			if ((it->src.kw[k / 64] & (1ULL << (k % 64))) && job.kwmap[k] >= 0)
+				it->dst.kw[job.kwmap[k] / 64] |= 1ULL << (job.kwmap[k] % 64);
+		it->dst.in_new = false;
+		it->dst.save_date = now;
+		if (md_unique_name(u->store, it->src.size, base, sizeof(base)) < 0 ||
+		    md_fname_build(base, strlen(base), it->dst.letters, it->dst.kw,
+				   it->dst.fname, sizeof(it->dst.fname)) < 0) {
+			r = MD_TEMPFAIL;
+			goto undo;
+		}
+		md_pathf(to, sizeof(to), "%s/%s", cur, it->dst.fname);
+		for (int attempt = 0; attempt < 2 && !it->linked; attempt++) {
+			if (md_msg_path(src_dir, &it->src, from, sizeof(from)) < 0)
+				break;
+			if (link(from, to) == 0) {
+				it->linked = true;
+			} else if (errno != ENOENT || md_msg_locate(src_dir, &it->src) != 0) {
+				if (errno != ENOENT) {
+					md_user_seterr(u, "link %s: %s", to, strerror(errno));
+					r = MD_TEMPFAIL;
+					goto undo;
+				}
+				break; /* expunged meanwhile */
+			}
+		}
+	}
+	if (md_fsync_dir(cur) < 0) {
+		md_user_seterr(u, "%s: %s", cur, strerror(errno));
+		r = MD_TEMPFAIL;
+		goto undo;
+	}
+	r = md_write(u->store, md_copy_job_run, &job);
+	if (r != MD_OK)
+		goto undo;
+	if (dest_uidvalidity_r != NULL)
+		*dest_uidvalidity_r = job.uidvalidity;
+	for (size_t i = 0; dest_uids_r != NULL && i < n; i++)
+		dest_uids_r[i] = job.items[i].linked ? job.items[i].dst.uid : 0;
+	goto out;
+undo:
+	for (size_t i = 0; i < n; i++) {
+		if (job.items[i].linked) {
+			char to[PATH_MAX];
+
+			md_pathf(to, sizeof(to), "%s/%s", cur, job.items[i].dst.fname);
+			unlink(to);
+		}
+	}
+	if (r == MD_QUOTA)
+		md_user_seterr(u, "quota exceeded");
+out:
+	for (size_t i = 0; i < n; i++)
+		free(job.items[i].meta);
+	free(job.items);
+	return r;
+}

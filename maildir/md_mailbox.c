@@ -1,0 +1,830 @@
+/* Mailboxes: list, create, delete, rename, subscriptions, status, and the
+ * open (selected) mailbox handle.
+ *
+ * Directory changes (mkdir, rename, the move of a deleted mailbox aside)
+ * happen inside the write job, under LMDB's write lock, so that processes
+ * sharing the data directory see the folder tree and the index change in
+ * the same order.  A rename of several folders (a parent and its children)
+ * is one rename(2) each: a crash in the middle leaves some renamed, and the
+ * next folder sync indexes those as new mailboxes (new UIDVALIDITY); no
+ * message is lost.
+ */
+#include "md_private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define MD_RENAME_MAX 1024 /* a mailbox and its children renamed at once */
+
+enum md_result md_mbox_dir(struct md_user *u, struct md_txn *t, uint32_t id,
+			   struct md_mbox_rec *rec_r, char *dir, size_t dirlen)
+{
+	enum md_result r = md_rec_mbox_get(t, u->id, id, rec_r);
+
+	if (r == MD_NOTFOUND) {
+		md_user_seterr(u, "mailbox no longer exists");
+		return MD_NOMAILBOX;
+	}
+	if (r != MD_OK)
+		return r;
+	if (dir != NULL && md_mailbox_dir(u->root, rec_r->name, dir, dirlen) < 0)
+		return MD_CORRUPT;
+	return MD_OK;
+}
+
+void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->uidvalidity = rec->uidvalidity;
+	st->uidnext = rec->uidnext;
+	st->highestmodseq = rec->highestmodseq;
+	st->messages = rec->messages;
+	st->unseen = rec->unseen;
+	st->deleted = rec->deleted;
+	st->size = rec->size;
+	st->special_use = rec->special;
+}
+
+static enum md_result md_name_arg(struct md_user *u, const char *name, char *out)
+{
+	enum md_result r = md_mailbox_name_norm(name, out, MD_MAILBOX_NAME_MAX + 1);
+
+	if (r != MD_OK)
+		md_user_seterr(u, "invalid mailbox name");
+	return r;
+}
+
+/* ---- list ----------------------------------------------------------------- */
+
+static int md_info_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct md_mailbox_info *)a)->name,
+		      ((const struct md_mailbox_info *)b)->name);
+}
+
+static struct md_mailbox_info *md_info_add(struct md_mailbox_info **list,
+					   size_t *n, size_t *cap, const char *name,
+					   size_t len)
+{
+	struct md_mailbox_info *e;
+
+	if (*n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 32;
+		struct md_mailbox_info *nl = realloc(*list, ncap * sizeof(*nl));
+
+		if (nl == NULL)
+			return NULL;
+		*list = nl;
+		*cap = ncap;
+	}
+	e = &(*list)[(*n)++];
+	memset(e, 0, sizeof(*e));
+	if (len > MD_MAILBOX_NAME_MAX)
+		len = MD_MAILBOX_NAME_MAX;
+	memcpy(e->name, name, len);
+	e->name[len] = '\0';
+	return e;
+}
+
+enum md_result md_mailbox_list(struct md_user *u, struct md_mailbox_info **list_r,
+			       size_t *n_r)
+{
+	struct md_mailbox_info *list = NULL, *e;
+	size_t n = 0, cap = 0, n_real;
+	unsigned char prefix[4];
+	struct md_cursor *cur = NULL;
+	struct md_txn *t;
+	struct md_val k, v;
+	enum md_result r;
+	int rc;
+
+	*list_r = NULL;
+	*n_r = 0;
+	md_sync_folders(u, false);
+	if ((r = md_read_begin(u->store, &t)) != MD_OK)
+		return r;
+	md_put32(prefix, u->id);
+	r = MD_TEMPFAIL;
+	if (md_cursor_open(t, MD_DB_MBOXNAME, prefix, 4, &cur) < 0)
+		goto out;
+	for (rc = md_cursor_seek(cur, prefix, 4, &k, &v); rc == 0;
+	     rc = md_cursor_next(cur, &k, &v)) {
+		struct md_mbox_rec rec;
+
+		if (v.len != 4 || k.len <= 4 ||
+		    md_rec_mbox_get(t, u->id, md_get32(v.data), &rec) != MD_OK)
+			continue;
+		if ((e = md_info_add(&list, &n, &cap, (const char *)k.data + 4,
+				     k.len - 4)) == NULL)
+			goto out;
+		e->exists = true;
+		e->special_use = rec.special;
+	}
+	md_cursor_close(cur);
+	cur = NULL;
+	if (rc < 0)
+		goto out;
+	if (n > 1)
+		qsort(list, n, sizeof(*list), md_info_cmp);
+	n_real = n;
+	if (md_cursor_open(t, MD_DB_SUBS, prefix, 4, &cur) < 0)
+		goto out;
+	for (rc = md_cursor_seek(cur, prefix, 4, &k, &v); rc == 0;
+	     rc = md_cursor_next(cur, &k, &v)) {
+		struct md_mailbox_info key;
+		size_t len = k.len - 4 > MD_MAILBOX_NAME_MAX ? MD_MAILBOX_NAME_MAX :
+			     k.len - 4;
+
+		memcpy(key.name, (const char *)k.data + 4, len);
+		key.name[len] = '\0';
+		e = bsearch(&key, list, n_real, sizeof(*list), md_info_cmp);
+		if (e == NULL &&
+		    (e = md_info_add(&list, &n, &cap, key.name, len)) == NULL)
+			goto out;
+		e->subscribed = true;
+	}
+	if (rc < 0)
+		goto out;
+	/* parents that are no mailbox themselves (Maildir++ needs none) */
+	for (size_t i = 0, end = n; i < end; i++) {
+		char name[MD_MAILBOX_NAME_MAX + 1];
+		char *slash;
+
+		if (!list[i].exists)
+			continue;
+		str_copy(name, list[i].name, sizeof(name));
+		while ((slash = strrchr(name, '/')) != NULL) {
+			bool found = false;
+
+			*slash = '\0';
+			for (size_t j = 0; j < n && !found; j++)
+				found = strcmp(list[j].name, name) == 0;
+			if (!found && md_info_add(&list, &n, &cap, name,
+						  strlen(name)) == NULL)
+				goto out;
+		}
+	}
+	if (n > 1)
+		qsort(list, n, sizeof(*list), md_info_cmp);
+	for (size_t i = 0; i < n; i++) {
+		char name[MD_MAILBOX_NAME_MAX + 1];
+		char *slash;
+
+		if (!list[i].exists)
+			continue;
+		str_copy(name, list[i].name, sizeof(name));
+		while ((slash = strrchr(name, '/')) != NULL) {
+			struct md_mailbox_info key;
+
+			*slash = '\0';
+			str_copy(key.name, name, sizeof(key.name));
+			e = bsearch(&key, list, n, sizeof(*list), md_info_cmp);
+			if (e != NULL)
+				e->has_children = true;
+		}
+	}
+	r = MD_OK;
+	*list_r = list;
+	*n_r = n;
+	list = NULL;
+out:
+	md_cursor_close(cur);
+	md_read_end(t);
+	free(list);
+	return r;
+}
+
+/* ---- create / delete ------------------------------------------------------ */
+
+struct md_create_job {
+	struct md_user *user;
+	const char *name;
+	const char *dir;
+	unsigned special;
+	uint32_t id_out;
+};
+
+static enum md_result md_create_job_run(struct md_txn *t, void *arg)
+{
+	struct md_create_job *j = arg;
+	struct md_mbox_rec rec;
+	uint32_t id;
+	enum md_result r = md_rec_mbox_id(t, j->user->id, j->name, &id);
+
+	if (r == MD_OK)
+		return MD_EXISTS;
+	if (r != MD_NOTFOUND)
+		return r;
+	if (md_maildir_make(j->dir, true) < 0) {
+		md_user_seterr(j->user, "%s: %s", j->dir, strerror(errno));
+		return MD_TEMPFAIL;
+	}
+	md_fsync_dir(j->user->root);
+	memset(&rec, 0, sizeof(rec));
+	str_copy(rec.name, j->name, sizeof(rec.name));
+	rec.special = j->special & MD_SPECIAL_ALL;
+	if ((r = md_rec_mbox_create(t, j->user->address, j->user->id, &rec)) != MD_OK)
+		return r;
+	j->id_out = rec.id;
+	md_txn_touch(t, j->user->id, rec.id);
+	return MD_OK;
+}
+
+enum md_result md_mailbox_create(struct md_user *u, const char *name,
+				 unsigned special_use)
+{
+	char norm[MD_MAILBOX_NAME_MAX + 1], dir[PATH_MAX];
+	struct md_create_job job = { .user = u, .name = norm, .dir = dir,
+				     .special = special_use };
+	enum md_result r;
+
+	if ((r = md_name_arg(u, name, norm)) != MD_OK)
+		return r;
+	if (md_name_is_inbox(norm))
+		return MD_EXISTS;
+	if (md_mailbox_dir(u->root, norm, dir, sizeof(dir)) < 0)
+		return MD_LIMIT;
+	r = md_write(u->store, md_create_job_run, &job);
+	if (r == MD_EXISTS)
+		md_user_seterr(u, "mailbox already exists");
+	return r;
+}
+
+struct md_delete_job {
+	struct md_user *user;
+	const char *name;
+	const char *trash;
+};
+
+static enum md_result md_delete_job_run(struct md_txn *t, void *arg)
+{
+	struct md_delete_job *j = arg;
+	char dir[PATH_MAX];
+	uint32_t id;
+	enum md_result r = md_rec_mbox_id(t, j->user->id, j->name, &id);
+	bool moved = false;
+
+	if (r == MD_NOTFOUND)
+		return MD_NOMAILBOX;
+	if (r != MD_OK)
+		return r;
+	if (md_mailbox_dir(j->user->root, j->name, dir, sizeof(dir)) < 0)
+		return MD_CORRUPT;
+	/* out of the Maildir++ tree in one step; removed after the commit */
+	if (rename(dir, j->trash) == 0)
+		moved = true;
+	else if (errno != ENOENT)
+		return MD_TEMPFAIL;
+	r = md_rec_mbox_drop(t, j->user->address, j->user->id, id);
+	if (r != MD_OK && moved)
+		rename(j->trash, dir);
+	if (r == MD_OK)
+		md_txn_touch(t, j->user->id, id);
+	return r;
+}
+
+enum md_result md_mailbox_delete(struct md_user *u, const char *name)
+{
+	char norm[MD_MAILBOX_NAME_MAX + 1], trash[PATH_MAX];
+	struct md_delete_job job = { .user = u, .name = norm, .trash = trash };
+	uint32_t rnd = 0;
+	enum md_result r;
+
+	if ((r = md_name_arg(u, name, norm)) != MD_OK)
+		return r;
+	if (md_name_is_inbox(norm)) {
+		md_user_seterr(u, "INBOX cannot be deleted");
+		return MD_DENIED;
+	}
+	random_bytes(&rnd, sizeof(rnd));
+	md_pathf(trash, sizeof(trash), "%s/%s%ld.%08x", u->root, MD_TRASH_PREFIX,
+		 (long)getpid(), rnd);
+	r = md_write(u->store, md_delete_job_run, &job);
+	if (r == MD_OK)
+		md_remove_tree(trash);
+	else if (r == MD_NOMAILBOX)
+		md_user_seterr(u, "no such mailbox");
+	return r;
+}
+
+/* ---- rename ----------------------------------------------------------------- */
+
+struct md_rename_job {
+	struct md_user *user;
+	const char *from, *to;
+};
+
+static enum md_result md_rename_job_run(struct md_txn *t, void *arg)
+{
+	struct md_rename_job *j = arg;
+	struct md_user *u = j->user;
+	unsigned char key[MD_KEY_MAX];
+	struct md_cursor *cur;
+	struct md_val k, v;
+	size_t flen = strlen(j->from), tlen = strlen(j->to), n = 0, done = 0;
+	uint32_t ids[MD_RENAME_MAX];
+	char olddir[PATH_MAX], newdir[PATH_MAX];
+	enum md_result r = MD_OK;
+	int rc;
+
+	/* the mailbox and its children: "from" and "from/..." */
+	md_put32(key, u->id);
+	memcpy(key + 4, j->from, flen);
+	if (md_cursor_open(t, MD_DB_MBOXNAME, key, 4 + flen, &cur) < 0)
+		return MD_TEMPFAIL;
+	for (rc = md_cursor_seek(cur, key, 4 + flen, &k, &v); rc == 0 && n < MD_RENAME_MAX;
+	     rc = md_cursor_next(cur, &k, &v)) {
+		const char *rest = (const char *)k.data + 4 + flen;
+		size_t rlen = k.len - 4 - flen;
+
+		if (v.len == 4 && (rlen == 0 || rest[0] == '/'))
+			ids[n++] = md_get32(v.data);
+	}
+	md_cursor_close(cur);
+	if (rc < 0)
+		return MD_TEMPFAIL;
+	if (n == 0)
+		return MD_NOMAILBOX;
+	if (n == MD_RENAME_MAX)
+		return MD_LIMIT;
+	for (size_t i = 0; i < n && r == MD_OK; i++) {
+		struct md_mbox_rec rec;
+		char newname[MD_MAILBOX_NAME_MAX + 1];
+		uint32_t other;
+
+		if ((r = md_rec_mbox_get(t, u->id, ids[i], &rec)) != MD_OK)
+			break;
+		if (tlen + strlen(rec.name) - flen > MD_MAILBOX_NAME_MAX) {
+			r = MD_LIMIT;
+			break;
+		}
+		snprintf(newname, sizeof(newname), "%s%s", j->to, rec.name + flen);
+		r = md_rec_mbox_id(t, u->id, newname, &other);
+		r = r == MD_OK ? MD_EXISTS : r == MD_NOTFOUND ? MD_OK : r;
+	}
+	for (; r == MD_OK && done < n; done++) {
+		struct md_mbox_rec rec;
+		char oldname[MD_MAILBOX_NAME_MAX + 1];
+		bool sub;
+
+		if ((r = md_rec_mbox_get(t, u->id, ids[done], &rec)) != MD_OK)
+			break;
+		str_copy(oldname, rec.name, sizeof(oldname));
+		snprintf(rec.name, sizeof(rec.name), "%s%s", j->to, oldname + flen);
+		if (md_mailbox_dir(u->root, oldname, olddir, sizeof(olddir)) < 0 ||
+		    md_mailbox_dir(u->root, rec.name, newdir, sizeof(newdir)) < 0) {
+			r = MD_LIMIT;
+			break;
+		}
+		if (rename(olddir, newdir) < 0 && errno != ENOENT) {
+			md_user_seterr(u, "%s: %s", olddir, strerror(errno));
+			r = errno == EEXIST || errno == ENOTEMPTY ? MD_EXISTS : MD_TEMPFAIL;
+			break;
+		}
+		md_put32(key, u->id);
+		memcpy(key + 4, oldname, strlen(oldname));
+		if (md_kv_del(t, MD_DB_MBOXNAME, key, 4 + strlen(oldname), NULL, 0) < 0) {
+			r = MD_TEMPFAIL;
+			done++;
+			break;
+		}
+		memcpy(key + 4, rec.name, strlen(rec.name));
+		md_put32(key + 4 + strlen(rec.name), rec.id);
+		if (md_kv_put(t, MD_DB_MBOXNAME, key, 4 + strlen(rec.name),
+			      key + 4 + strlen(rec.name), 4, 0) < 0 ||
+		    (r = md_rec_mbox_put(t, u->id, &rec)) != MD_OK) {
+			r = MD_TEMPFAIL;
+			done++;
+			break;
+		}
+		/* subscriptions follow the mailbox, as users expect */
+		sub = md_rec_subscribed(t, u->id, oldname);
+		if (sub && ((r = md_rec_subscribe(t, u->id, oldname, false)) != MD_OK ||
+			    (r = md_rec_subscribe(t, u->id, rec.name, true)) != MD_OK)) {
+			done++;
+			break;
+		}
+		md_txn_touch(t, u->id, rec.id);
+	}
+	if (r != MD_OK) {
+		/* put back the directories already renamed */
+		for (size_t i = 0; i < done; i++) {
+			struct md_mbox_rec rec;
+			char oldname[MD_MAILBOX_NAME_MAX + 1];
+
+			if (md_rec_mbox_get(t, u->id, ids[i], &rec) != MD_OK)
+				continue;
+			if (strncmp(rec.name, j->to, tlen) == 0)
+				snprintf(oldname, sizeof(oldname), "%s%s", j->from,
+					 rec.name + tlen);
+			else
+				str_copy(oldname, rec.name, sizeof(oldname));
+			if (md_mailbox_dir(u->root, rec.name, newdir, sizeof(newdir)) == 0 &&
+			    md_mailbox_dir(u->root, oldname, olddir, sizeof(olddir)) == 0)
+				rename(newdir, olddir);
+		}
+	}
+	return r;
+}
+
+/* RFC 3501 §6.3.5: renaming INBOX moves its messages to a new mailbox. */
+static enum md_result md_rename_inbox(struct md_user *u, const char *to)
+{
+	struct md_mailbox *mb;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	enum md_result r = md_mailbox_create(u, to, 0);
+
+	if (r != MD_OK)
+		return r;
+	if ((r = md_mailbox_open(u, "INBOX", &mb, NULL)) != MD_OK)
+		return r;
+	r = md_mailbox_uids(mb, &uids, &n);
+	if (r == MD_OK && n > 0)
+		r = md_msg_copy(mb, uids, n, to, true, 0, NULL, NULL);
+	free(uids);
+	md_mailbox_close(mb);
+	return r;
+}
+
+enum md_result md_mailbox_rename(struct md_user *u, const char *from,
+				 const char *to)
+{
+	char nfrom[MD_MAILBOX_NAME_MAX + 1], nto[MD_MAILBOX_NAME_MAX + 1];
+	struct md_rename_job job = { .user = u, .from = nfrom, .to = nto };
+	size_t flen;
+	enum md_result r;
+
+	if ((r = md_name_arg(u, from, nfrom)) != MD_OK ||
+	    (r = md_name_arg(u, to, nto)) != MD_OK)
+		return r;
+	flen = strlen(nfrom);
+	if (md_name_is_inbox(nto) || (strncmp(nto, nfrom, flen) == 0 &&
+				       (nto[flen] == '/' || nto[flen] == '\0'))) {
+		md_user_seterr(u, "cannot rename %s to %s", nfrom, nto);
+		return strcmp(nto, nfrom) == 0 ? MD_EXISTS : MD_DENIED;
+	}
+	if (md_name_is_inbox(nfrom))
+		return md_rename_inbox(u, nto);
+	r = md_write(u->store, md_rename_job_run, &job);
+	if (r == MD_NOMAILBOX)
+		md_user_seterr(u, "no such mailbox");
+	else if (r == MD_EXISTS)
+		md_user_seterr(u, "mailbox %s already exists", nto);
+	return r;
+}
+
+/* ---- subscriptions, special use ----------------------------------------- */
+
+struct md_sub_job {
+	struct md_user *user;
+	const char *name;
+	bool on;
+	bool special;
+	unsigned special_use;
+};
+
+static enum md_result md_sub_job_run(struct md_txn *t, void *arg)
+{
+	struct md_sub_job *j = arg;
+	struct md_mbox_rec rec;
+	enum md_result r;
+
+	if (!j->special)
+		return md_rec_subscribe(t, j->user->id, j->name, j->on);
+	if ((r = md_rec_mbox_find(t, j->user->id, j->name, &rec)) != MD_OK)
+		return r;
+	rec.special = j->special_use & MD_SPECIAL_ALL;
+	md_txn_touch(t, j->user->id, rec.id);
+	return md_rec_mbox_put(t, j->user->id, &rec);
+}
+
+enum md_result md_mailbox_subscribe(struct md_user *u, const char *name,
+				    bool subscribe)
+{
+	char norm[MD_MAILBOX_NAME_MAX + 1];
+	struct md_sub_job job = { .user = u, .name = norm, .on = subscribe };
+	enum md_result r = md_name_arg(u, name, norm);
+
+	return r != MD_OK ? r : md_write(u->store, md_sub_job_run, &job);
+}
+
+enum md_result md_mailbox_set_special(struct md_user *u, const char *name,
+				      unsigned special_use)
+{
+	char norm[MD_MAILBOX_NAME_MAX + 1];
+	struct md_sub_job job = { .user = u, .name = norm, .special = true,
+				  .special_use = special_use };
+	enum md_result r = md_name_arg(u, name, norm);
+
+	return r != MD_OK ? r : md_write(u->store, md_sub_job_run, &job);
+}
+
+/* ---- status and the open mailbox ---------------------------------------- */
+
+/* Find a mailbox by name (looking for new folder directories once), bring
+ * it up to date with its directories, and read its record. */
+static enum md_result md_mailbox_lookup(struct md_user *u, const char *name,
+					struct md_mbox_rec *rec_r)
+{
+	char norm[MD_MAILBOX_NAME_MAX + 1];
+	struct md_txn *t;
+	enum md_result r = md_name_arg(u, name, norm);
+
+	if (r != MD_OK)
+		return r;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if ((r = md_read_begin(u->store, &t)) != MD_OK)
+			return r;
+		r = md_rec_mbox_find(t, u->id, norm, rec_r);
+		md_read_end(t);
+		if (r == MD_NOMAILBOX && attempt == 0) {
+			md_sync_folders(u, false);
+			continue;
+		}
+		if (r != MD_OK)
+			break;
+		r = md_sync_mailbox(u, rec_r->id, false);
+		if (r == MD_CORRUPT && attempt < 2) {
+			char err[256];
+			uint32_t id;
+
+			log_warn("store: user=%s mailbox=%s index damaged, rebuilding",
+				 u->address, norm);
+			md_sync_user_index(u->store, u->address, u->root, false, true,
+					   &id, err, sizeof(err));
+			continue;
+		}
+		if (r != MD_OK)
+			break;
+		if ((r = md_read_begin(u->store, &t)) != MD_OK)
+			return r;
+		r = md_rec_mbox_get(t, u->id, rec_r->id, rec_r);
+		md_read_end(t);
+		if (r == MD_NOTFOUND)
+			r = MD_NOMAILBOX;
+		break;
+	}
+	if (r == MD_NOMAILBOX)
+		md_user_seterr(u, "no such mailbox");
+	return r;
+}
+
+static uint32_t md_kw_count(struct md_user *u, uint32_t mbox)
+{
+	struct md_kwtab tab;
+	struct md_txn *t;
+	uint32_t n = 0;
+
+	if (md_read_begin(u->store, &t) != MD_OK)
+		return 0;
+	if (md_kw_load(t, u->id, mbox, &tab) == MD_OK) {
+		n = (uint32_t)tab.n;
+		md_kw_free(&tab);
+	}
+	md_read_end(t);
+	return n;
+}
+
+enum md_result md_mailbox_status(struct md_user *u, const char *name,
+				 struct md_status *status_r)
+{
+	struct md_mbox_rec rec;
+	enum md_result r = md_mailbox_lookup(u, name, &rec);
+
+	if (r == MD_OK) {
+		md_status_from_rec(&rec, status_r);
+		status_r->n_keywords = md_kw_count(u, rec.id);
+	}
+	return r;
+}
+
+enum md_result md_mailbox_open(struct md_user *u, const char *name,
+			       struct md_mailbox **mb_r, struct md_status *status_r)
+{
+	struct md_mbox_rec rec;
+	struct md_mailbox *mb;
+	enum md_result r = md_mailbox_lookup(u, name, &rec);
+
+	*mb_r = NULL;
+	if (r != MD_OK)
+		return r;
+	if ((mb = calloc(1, sizeof(*mb))) == NULL)
+		return MD_TEMPFAIL;
+	mb->user = u;
+	mb->id = rec.id;
+	mb->uidvalidity = rec.uidvalidity;
+	if (status_r != NULL) {
+		md_status_from_rec(&rec, status_r);
+		status_r->n_keywords = md_kw_count(u, rec.id);
+	}
+	*mb_r = mb;
+	return MD_OK;
+}
+
+void md_mailbox_close(struct md_mailbox *mb)
+{
+	free(mb);
+}
+
+void md_mailbox_ids(const struct md_mailbox *mb, uint32_t *user_id_r,
+		    uint32_t *mailbox_id_r)
+{
+	*user_id_r = mb->user->id;
+	*mailbox_id_r = mb->id;
+}
+
+enum md_result md_mailbox_sync(struct md_mailbox *mb, struct md_status *status_r)
+{
+	struct md_mbox_rec rec;
+	struct md_txn *t;
+	enum md_result r = md_sync_mailbox(mb->user, mb->id, false);
+
+	if (r != MD_OK)
+		return r;
+	if ((r = md_read_begin(mb->user->store, &t)) != MD_OK)
+		return r;
+	r = md_mbox_dir(mb->user, t, mb->id, &rec, NULL, 0);
+	md_read_end(t);
+	if (r != MD_OK)
+		return r;
+	if (rec.uidvalidity != mb->uidvalidity)
+		return MD_NOMAILBOX;
+	if (status_r != NULL) {
+		md_status_from_rec(&rec, status_r);
+		status_r->n_keywords = md_kw_count(mb->user, mb->id);
+	}
+	return MD_OK;
+}
+
+static int md_u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+enum md_result md_mailbox_uids(struct md_mailbox *mb, uint32_t **uids_r,
+			       size_t *n_r)
+{
+	unsigned char prefix[8];
+	struct md_mbox_rec rec;
+	struct md_cursor *cur;
+	struct md_txn *t;
+	struct md_val k, v;
+	uint32_t *uids = NULL;
+	size_t n = 0;
+	enum md_result r;
+	int rc;
+
+	*uids_r = NULL;
+	*n_r = 0;
+	if ((r = md_read_begin(mb->user->store, &t)) != MD_OK)
+		return r;
+	if ((r = md_mbox_dir(mb->user, t, mb->id, &rec, NULL, 0)) != MD_OK) {
+		md_read_end(t);
+		return r;
+	}
+	/* the counter sizes the array; the scan is the truth */
+	uids = malloc(((size_t)rec.messages + 16) * sizeof(*uids));
+	size_t cap = (size_t)rec.messages + 16;
+
+	if (uids == NULL ||
+	    md_cursor_open(t, MD_DB_MSG, prefix, md_key_mbox(prefix, mb->user->id,
+							     mb->id), &cur) < 0) {
+		free(uids);
+		md_read_end(t);
+		return MD_TEMPFAIL;
+	}
+	for (rc = md_cursor_seek(cur, prefix, 8, &k, &v); rc == 0;
+	     rc = md_cursor_next(cur, &k, &v)) {
+		if (k.len != 12)
+			continue;
+		if (n == cap) {
+			uint32_t *nu = realloc(uids, cap * 2 * sizeof(*nu));
+
+			if (nu == NULL) {
+				rc = -1;
+				break;
+			}
+			uids = nu;
+			cap *= 2;
+		}
+		uids[n++] = md_get32((const unsigned char *)k.data + 8);
+	}
+	md_cursor_close(cur);
+	md_read_end(t);
+	if (rc < 0) {
+		free(uids);
+		return MD_TEMPFAIL;
+	}
+	*uids_r = uids;
+	*n_r = n;
+	return MD_OK;
+}
+
+enum md_result md_mailbox_expunged(struct md_mailbox *mb, uint64_t since,
+				   uint32_t **uids_r, size_t *n_r)
+{
+	unsigned char key[8], dup[12];
+	struct md_mbox_rec rec;
+	struct md_cursor *cur;
+	struct md_txn *t;
+	struct md_val v;
+	uint32_t *uids = NULL;
+	size_t n = 0, cap = 0, o = 0;
+	enum md_result r;
+	int rc;
+
+	*uids_r = NULL;
+	*n_r = 0;
+	if ((r = md_read_begin(mb->user->store, &t)) != MD_OK)
+		return r;
+	if ((r = md_mbox_dir(mb->user, t, mb->id, &rec, NULL, 0)) != MD_OK) {
+		md_read_end(t);
+		return r;
+	}
+	md_key_mbox(key, mb->user->id, mb->id);
+	md_put64(dup, since == UINT64_MAX ? since : since + 1);
+	md_put32(dup + 8, 0);
+	if (md_cursor_open(t, MD_DB_EXPUNGED, key, 8, &cur) < 0) {
+		md_read_end(t);
+		return MD_TEMPFAIL;
+	}
+	for (rc = md_cursor_seek_dup(cur, key, 8, dup, 12, &v); rc == 0;
+	     rc = md_cursor_next_dup(cur, &v)) {
+		if (v.len != 12)
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			uint32_t *nu = realloc(uids, ncap * sizeof(*nu));
+
+			if (nu == NULL) {
+				rc = -1;
+				break;
+			}
+			uids = nu;
+			cap = ncap;
+		}
+		uids[n++] = md_get32((const unsigned char *)v.data + 8);
+	}
+	md_cursor_close(cur);
+	md_read_end(t);
+	if (rc < 0) {
+		free(uids);
+		return MD_TEMPFAIL;
+	}
+	if (n > 1)
+		qsort(uids, n, sizeof(*uids), md_u32_cmp);
+	for (size_t i = 0; i < n; i++) /* a UID may be expunged once only, but
+					* a damaged index could repeat it */
+		if (o == 0 || uids[o - 1] != uids[i])
+			uids[o++] = uids[i];
+	*uids_r = uids;
+	*n_r = o;
+	return MD_OK;
+}
+
+enum md_result md_mailbox_keywords(struct md_mailbox *mb, char ***names_r,
+				   size_t *n_r)
+{
+	struct md_kwtab tab;
+	struct md_txn *t;
+	char **names;
+	enum md_result r;
+
+	*names_r = NULL;
+	*n_r = 0;
+	if ((r = md_read_begin(mb->user->store, &t)) != MD_OK)
+		return r;
+	r = md_kw_load(t, mb->user->id, mb->id, &tab);
+	md_read_end(t);
+	if (r != MD_OK)
+		return r;
+	names = calloc(tab.n + 1, sizeof(*names));
+	if (names == NULL) {
+		md_kw_free(&tab);
+		return MD_TEMPFAIL;
+	}
+	for (size_t i = 0; i < tab.n; i++) {
+		names[i] = tab.names[i]; /* ownership moves */
+		tab.names[i] = NULL;
+	}
+	*names_r = names;
+	*n_r = tab.n;
+	md_kw_free(&tab);
+	return MD_OK;
+}
+
+void md_mailbox_keywords_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}

@@ -1,0 +1,385 @@
+/* Shared inside maildir/ only.  The index is reached through the small
+ * key/value layer below so that md_index.c stays the one file that
+ * includes <lmdb.h>; the record formats live in md_records.c. */
+#ifndef MAILDIR_MD_PRIVATE_H
+#define MAILDIR_MD_PRIVATE_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "store.h"
+#include "util.h"
+
+#define MD_FILENAME_MAX 255              /* NAME_MAX */
+#define MD_TMP_MAX_AGE (36 * 60 * 60)    /* Maildir (cr.yp.to/proto/maildir.html): tmp/ files older than 36 h are junk */
+#define MD_MTIME_DIRTY_NS 2000000000LL   /* file system times are coarse (a
+					  * jiffy): a directory changed less
+					  * than this before a scan is scanned
+					  * again next time */
+#define MD_SYNC_BATCH 256                /* new files indexed per write job */
+#define MD_MARKER_FILE "postern-indexed"
+#define MD_TRASH_PREFIX "postern-deleted."
+#define MD_SPOOL_DIR ".tmp"              /* under DATA_DIR/mail; no domain starts with '.' */
+
+/* Maildir info letters (cr.yp.to/proto/maildir.html), kept as bits 0..25
+ * for 'A'..'Z'; the IMAP flags map to D F R S T. */
+#define MD_LETTER(c) (1u << ((c) - 'A'))
+
+struct md_index; /* md_index.c */
+
+struct md_store {
+	char data_dir[PATH_MAX];
+	char mail_dir[PATH_MAX];   /* DATA_DIR/mail */
+	char spool_dir[PATH_MAX];  /* DATA_DIR/mail/.tmp */
+	char host[128];            /* for unique names, '/' and ':' escaped */
+	struct md_index *index;
+	pthread_mutex_t name_lock; /* guards name_seq */
+	uint64_t name_seq;
+	pthread_mutex_t hook_lock;
+	md_change_fn *hook;
+	void *hook_ctx;
+};
+
+struct md_user {
+	struct md_store *store;
+	uint32_t id;
+	char address[MD_ADDRESS_MAX + 1];
+	char root[PATH_MAX];
+	char error[256];
+};
+
+struct md_mailbox {
+	struct md_user *user;
+	uint32_t id;
+	uint32_t uidvalidity;
+};
+
+/* ---- records (host form; md_records.c encodes them big-endian) ---- */
+
+#define MD_MBOX_IMPORT 0x1 /* import dovecot-uidlist at the next sync */
+
+struct md_user_rec {
+	uint32_t id;
+	uint32_t next_mailbox_id;
+	uint64_t used_bytes;
+	uint64_t used_messages;
+	int64_t root_mtime;        /* ns; 0: scan the folder list */
+};
+
+struct md_mbox_rec {
+	uint32_t id;
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t special;
+	uint32_t flags;            /* MD_MBOX_* */
+	uint32_t messages;
+	uint32_t unseen;
+	uint32_t deleted;
+	uint64_t size;
+	int64_t new_mtime;         /* ns, 0: scan */
+	int64_t cur_mtime;
+	char name[MD_MAILBOX_NAME_MAX + 1];
+};
+
+struct md_msg_rec {
+	uint32_t uid;
+	uint32_t letters;          /* MD_LETTER bits */
+	uint64_t kw[MD_KW_WORDS];
+	uint64_t modseq;
+	uint64_t size;
+	int64_t internal_date;
+	int64_t save_date;
+	bool in_new;               /* the file is in new/, else cur/ */
+	char fname[MD_FILENAME_MAX + 1];
+};
+
+/* ---- key/value layer (md_index.c) ------------------------------------ */
+
+enum md_db {
+	MD_DB_META,      /* "next_user", "last_uidvalidity" -> u32 */
+	MD_DB_USERS,     /* address -> user record */
+	MD_DB_MBOXNAME,  /* user + IMAP name -> mailbox id */
+	MD_DB_MBOX,      /* user + mailbox id -> mailbox record */
+	MD_DB_SUBS,      /* user + IMAP name -> "" */
+	MD_DB_MSG,       /* user + mailbox + uid -> message record */
+	MD_DB_MSGMETA,   /* user + mailbox + uid -> md_meta_pack() bytes */
+	MD_DB_BASENAME,  /* user + mailbox + Maildir base name -> uid */
+	MD_DB_MODSEQ,    /* user + mailbox -> dups (modseq, uid) */
+	MD_DB_EXPUNGED,  /* user + mailbox -> dups (modseq, uid) */
+	MD_DB_KEYWORD,   /* user + mailbox + u16 index -> name */
+	MD_DB_COUNT
+};
+
+struct md_txn;
+struct md_cursor;
+
+struct md_val {
+	const void *data;
+	size_t len;
+};
+
+int md_index_open(struct md_store *store, const struct md_store_options *opts,
+		  char *err, size_t errlen);
+void md_index_close(struct md_store *store);
+void md_index_stats(struct md_store *store, struct md_store_stats *stats_r);
+void md_index_reader_check(struct md_store *store);
+
+/* A read transaction: short; copy what you need, then end it. */
+enum md_result md_read_begin(struct md_store *store, struct md_txn **txn_r);
+void md_read_end(struct md_txn *txn);
+
+/* A write job runs on the writer thread inside a nested transaction of the
+ * group's transaction; a result other than MD_OK undoes its index writes.
+ * A job may run more than once (the map grew, or the group failed), so it
+ * must start from its inputs each time. */
+typedef enum md_result md_job_fn(struct md_txn *txn, void *arg);
+enum md_result md_write(struct md_store *store, md_job_fn *fn, void *arg);
+/* Never call md_write() while holding a read transaction, nor
+ * md_read_begin() inside a job: a map resize waits for both. */
+/* n jobs queued together (they share a commit when the writer is idle);
+ * returns when all are done. */
+void md_write_n(struct md_store *store, md_job_fn *fn, void **args,
+		enum md_result *results, size_t n);
+/* Ask the change hook to be called for this mailbox after the commit. */
+void md_txn_touch(struct md_txn *txn, uint32_t user_id, uint32_t mailbox_id);
+struct md_store *md_txn_store(struct md_txn *txn);
+
+/* get: 0 found, 1 not found, -1 error.  The value points into the map and
+ * is valid until the next write or the end of the transaction. */
+int md_kv_get(struct md_txn *txn, enum md_db db, const void *key, size_t klen,
+	      struct md_val *val_r);
+#define MD_PUT_NOOVERWRITE 0x1
+/* 0, 1 when NOOVERWRITE and the key exists, -1 error. */
+int md_kv_put(struct md_txn *txn, enum md_db db, const void *key, size_t klen,
+	      const void *val, size_t vlen, unsigned flags);
+/* dup NULL: the key (with all its dups).  0, 1 not found, -1 error. */
+int md_kv_del(struct md_txn *txn, enum md_db db, const void *key, size_t klen,
+	      const void *dup, size_t duplen);
+/* Delete every key beginning with prefix. */
+int md_kv_del_prefix(struct md_txn *txn, enum md_db db, const void *prefix,
+		     size_t plen);
+
+/* Cursors: first/next return 0 with key and value, 1 at the end (or past
+ * the prefix given to md_cursor_open), -1 error. */
+int md_cursor_open(struct md_txn *txn, enum md_db db, const void *prefix,
+		   size_t plen, struct md_cursor **cur_r);
+void md_cursor_close(struct md_cursor *cur);
+/* Position at the first key >= key (within the prefix). */
+int md_cursor_seek(struct md_cursor *cur, const void *key, size_t klen,
+		   struct md_val *key_r, struct md_val *val_r);
+int md_cursor_next(struct md_cursor *cur, struct md_val *key_r,
+		   struct md_val *val_r);
+/* Duplicates of one key (MD_DB_MODSEQ/EXPUNGED): first dup >= dup. */
+int md_cursor_seek_dup(struct md_cursor *cur, const void *key, size_t klen,
+		       const void *dup, size_t duplen, struct md_val *val_r);
+int md_cursor_next_dup(struct md_cursor *cur, struct md_val *val_r);
+
+/* ---- big-endian ----------------------------------------------------- */
+
+static inline void md_put32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
+}
+static inline uint32_t md_get32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+static inline void md_put64(unsigned char *p, uint64_t v)
+{
+	md_put32(p, (uint32_t)(v >> 32));
+	md_put32(p + 4, (uint32_t)v);
+}
+static inline uint64_t md_get64(const unsigned char *p)
+{
+	return (uint64_t)md_get32(p) << 32 | md_get32(p + 4);
+}
+
+/* ---- records (md_records.c) ------------------------------------------ */
+
+#define MD_KEY_MAX 512 /* LMDB's default key limit is 511 */
+
+size_t md_key_mbox(unsigned char *key, uint32_t user, uint32_t mbox);
+size_t md_key_msg(unsigned char *key, uint32_t user, uint32_t mbox, uint32_t uid);
+
+/* All return MD_OK, MD_NOTFOUND (absent), MD_CORRUPT or MD_TEMPFAIL. */
+enum md_result md_rec_user_get(struct md_txn *t, const char *address,
+			       struct md_user_rec *rec_r);
+enum md_result md_rec_user_put(struct md_txn *t, const char *address,
+			       const struct md_user_rec *rec);
+enum md_result md_rec_mbox_id(struct md_txn *t, uint32_t user, const char *name,
+			      uint32_t *id_r);
+enum md_result md_rec_mbox_get(struct md_txn *t, uint32_t user, uint32_t id,
+			       struct md_mbox_rec *rec_r);
+/* by name: both lookups */
+enum md_result md_rec_mbox_find(struct md_txn *t, uint32_t user,
+				const char *name, struct md_mbox_rec *rec_r);
+enum md_result md_rec_mbox_put(struct md_txn *t, uint32_t user,
+			       const struct md_mbox_rec *rec);
+/* Insert a new mailbox (name entry and record); MD_EXISTS if the name is
+ * taken.  Assigns id (from the user record, which it updates) and a new
+ * UIDVALIDITY unless rec->uidvalidity is set. */
+enum md_result md_rec_mbox_create(struct md_txn *t, const char *address,
+				  uint32_t user, struct md_mbox_rec *rec);
+/* Remove the mailbox and everything under it; quota given back. */
+enum md_result md_rec_mbox_drop(struct md_txn *t, const char *address,
+				uint32_t user, uint32_t id);
+enum md_result md_rec_msg_get(struct md_txn *t, uint32_t user, uint32_t mbox,
+			      uint32_t uid, struct md_msg_rec *rec_r);
+enum md_result md_rec_msg_decode(const struct md_val *key,
+				 const struct md_val *val,
+				 struct md_msg_rec *rec_r);
+/* Write a message record; old (NULL for a new message) is what it
+ * replaces, so the modseq and basename indexes follow. */
+enum md_result md_rec_msg_put(struct md_txn *t, uint32_t user, uint32_t mbox,
+			      const struct md_msg_rec *rec,
+			      const struct md_msg_rec *old);
+/* Remove a message (record, meta, basename, modseq) and remember the
+ * expunge with modseq. */
+enum md_result md_rec_msg_del(struct md_txn *t, uint32_t user, uint32_t mbox,
+			      const struct md_msg_rec *rec, uint64_t modseq);
+/* Adjust a mailbox's counters / a user's quota usage for a message added
+ * (sign 1) or removed (-1). */
+void md_rec_count(struct md_mbox_rec *mb, const struct md_msg_rec *msg, int sign);
+void md_rec_quota(struct md_user_rec *u, const struct md_msg_rec *msg, int sign);
+enum md_result md_rec_basename_uid(struct md_txn *t, uint32_t user,
+				   uint32_t mbox, const char *base, size_t blen,
+				   uint32_t *uid_r);
+/* A fresh UIDVALIDITY: max(now, last + 1), remembered. */
+enum md_result md_rec_new_uidvalidity(struct md_txn *t, uint32_t *uv_r);
+enum md_result md_rec_new_user_id(struct md_txn *t, uint32_t *id_r);
+bool md_rec_subscribed(struct md_txn *t, uint32_t user, const char *name);
+enum md_result md_rec_subscribe(struct md_txn *t, uint32_t user,
+				const char *name, bool on);
+
+/* Keywords of a mailbox: names[i] (malloc'd) or NULL. */
+struct md_kwtab {
+	char *names[MD_KEYWORDS_MAX];
+	size_t n; /* highest used index + 1 */
+};
+enum md_result md_kw_load(struct md_txn *t, uint32_t user, uint32_t mbox,
+			  struct md_kwtab *tab);
+void md_kw_free(struct md_kwtab *tab);
+int md_kw_find(const struct md_kwtab *tab, const char *name);
+/* Index of name, created (in the index and the table) when missing.
+ * *created_r set when a new index below 26 was given out (the folder's
+ * dovecot-keywords needs rewriting).  MD_LIMIT when full. */
+enum md_result md_kw_ensure(struct md_txn *t, uint32_t user, uint32_t mbox,
+			    struct md_kwtab *tab, const char *name, int *idx_r,
+			    bool *created_r);
+enum md_result md_kw_set(struct md_txn *t, uint32_t user, uint32_t mbox,
+			 struct md_kwtab *tab, int idx, const char *name);
+
+/* ---- files and names (md_files.c) ------------------------------------ */
+
+/* user root directory for an address; MD_BADNAME if unusable */
+enum md_result md_user_root(const struct md_store *store, const char *address,
+			    char *norm, size_t normlen, char *root, size_t rootlen);
+/* "INBOX" -> "", "a/b" -> ".a.b"; the name must be valid. */
+int md_mailbox_dir(const char *root, const char *name, char *out, size_t outlen);
+/* ".a.b" -> "a/b"; -1 if not a valid folder directory name */
+int md_folder_to_name(const char *dirname, char *out, size_t outlen);
+/* Canonical form of a valid name (INBOX upper-cased) into out. */
+enum md_result md_mailbox_name_norm(const char *name, char *out, size_t outlen);
+bool md_name_is_inbox(const char *name);
+enum md_result md_keyword_check(const char *kw);
+
+/* The letters of ":2,..." (uppercase into letters_r, a..z into kw bits). */
+void md_fname_parse(const char *fname, size_t *baselen_r, uint32_t *letters_r,
+		    uint64_t *kw_r);
+/* base + ":2," + letters + keyword letters; -1 if too long */
+int md_fname_build(const char *base, size_t blen, uint32_t letters,
+		   const uint64_t *kw, char *out, size_t outlen);
+unsigned md_letters_to_flags(uint32_t letters);
+uint32_t md_flags_to_letters(unsigned flags, uint32_t letters);
+/* A new unique base name "SECS.MusecPpidQseqRrand.HOST,S=size". */
+int md_unique_name(struct md_store *store, uint64_t size, char *out, size_t outlen);
+/* snprintf for paths: 0, or -1 (out emptied) when it does not fit */
+int md_pathf(char *out, size_t outlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* path of a message in mailbox directory dir */
+int md_msg_path(const char *dir, const struct md_msg_rec *rec, char *out,
+		size_t outlen);
+/* Create a Maildir (cur new tmp), with maildirfolder when folder. */
+int md_maildir_make(const char *dir, bool folder);
+int md_fsync_dir(const char *dir);
+/* mtime in ns, -1 with errno */
+int md_dir_mtime(const char *dir, int64_t *mtime_r);
+int64_t md_now_ns(void);
+/* rm -r of a directory tree we own (a deleted mailbox) */
+int md_remove_tree(const char *path);
+/* remove files older than MD_TMP_MAX_AGE from a tmp directory */
+void md_tmp_cleanup(const char *dir);
+/* Write the folder's dovecot-keywords for indexes < 26. */
+int md_dovecot_keywords_write(const char *dir, const struct md_kwtab *tab);
+
+/* The mtime to remember for a directory just scanned: 0 (scan again) when
+ * it changed so recently that a change in the same clock tick could follow
+ * unnoticed. */
+static inline int64_t md_mtime_to_store(int64_t mtime)
+{
+	return md_now_ns() - mtime > MD_MTIME_DIRTY_NS ? mtime : 0;
+}
+
+/* ---- between the other files ---------------------------------------- */
+
+void md_user_seterr(struct md_user *user, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* md_sync.c: reconcile a mailbox with its directories; force skips the
+ * mtime check. */
+enum md_result md_sync_mailbox(struct md_user *user, uint32_t mbox_id,
+			       bool force);
+/* md_sync.c: reconcile the folder list with the root directory. */
+enum md_result md_sync_folders(struct md_user *user, bool force);
+/* md_sync.c: the first indexing of a user's Maildir (create: make it when
+ * missing), or a rebuild of the user's index (rebuild). */
+enum md_result md_sync_user_index(struct md_store *store, const char *address,
+				  const char *root, bool create, bool rebuild,
+				  uint32_t *id_r, char *err, size_t errlen);
+/* md_sync.c: folder directories of a Maildir++ root as sorted IMAP names
+ * (also removes what an unfinished mailbox deletion left) */
+int md_sync_list_folders(const char *root, char ***names_r, size_t *n_r);
+void md_sync_names_free(char **names, size_t n);
+/* ---- Dovecot's files (md_dovecot.c) ---------------------------------- */
+
+struct md_dcmap {
+	const char *base;
+	size_t blen;
+	uint32_t uid;
+};
+
+struct md_dovecot {
+	uint32_t uidvalidity, uidnext;
+	char *text;             /* the uidlist; map entries point into it */
+	struct md_dcmap *map;
+	size_t n;
+	char *kw[26];
+};
+
+/* header_only: the first line.  0, or -1 without a usable dovecot-uidlist. */
+int md_dovecot_read(const char *dir, bool header_only, struct md_dovecot *dc);
+void md_dovecot_free(struct md_dovecot *dc);
+/* Dovecot's UID of a base name, 0 when not listed */
+uint32_t md_dovecot_uid(const struct md_dovecot *dc, const char *fname,
+			size_t blen);
+/* UIDVALIDITY and UIDNEXT of a folder's dovecot-uidlist */
+int md_sync_dovecot_header(const char *dir, uint32_t *uidvalidity_r,
+			   uint32_t *uidnext_r);
+/* md_sync.c: compute and pack the metadata of a file's bytes */
+enum md_result md_sync_meta(const void *data, size_t len, struct buf *packed);
+/* md_msgs.c: find the file of a message whose recorded name is gone, by
+ * listing dir's new/ and cur/; fills rec->fname/in_new.  1 when gone. */
+int md_msg_locate(const char *dir, struct md_msg_rec *rec);
+/* md_mailbox.c: the directory of mailbox id (from its record). */
+enum md_result md_mbox_dir(struct md_user *user, struct md_txn *t, uint32_t id,
+			   struct md_mbox_rec *rec_r, char *dir, size_t dirlen);
+/* md_mailbox.c: status from a record */
+void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st);
+
+#endif

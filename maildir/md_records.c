@@ -1,0 +1,621 @@
+/* The index's records.  Every integer is big-endian; every value starts
+ * with a format version byte; every decoder checks lengths (the index is a
+ * file on disk and may be damaged: MD_CORRUPT, never a crash).
+ *
+ * Keys (user = user id u32, mbox = mailbox id u32, uid u32):
+ *   meta      "version" | "next_user" | "last_uidvalidity"  -> u32
+ *   users     address ("local@domain", lower case)          -> user
+ *   mboxname  user + IMAP name                              -> mbox u32
+ *   mbox      user + mbox                                   -> mailbox
+ *   subs      user + IMAP name                              -> "" (1 byte 0)
+ *   msg       user + mbox + uid                             -> message
+ *   msgmeta   user + mbox + uid                   -> md_meta_pack() bytes
+ *   basename  user + mbox + Maildir base name               -> uid u32
+ *   modseq    user + mbox -> dups modseq u64 + uid u32 (current modseqs)
+ *   expunged  user + mbox -> dups modseq u64 + uid u32 (expunges)
+ *   keyword   user + mbox + index u16                       -> name
+ *
+ * Values:
+ *   user     v1 id u32, next_mailbox_id u32, used_bytes u64,
+ *            used_messages u64, root_mtime i64                     33 B
+ *   mailbox  v1 uidvalidity u32, uidnext u32, highestmodseq u64,
+ *            special u32, flags u32, messages u32, unseen u32,
+ *            deleted u32, size u64, new_mtime i64, cur_mtime i64,
+ *            name_len u16, name                                    63 B + name
+ *   message  v1 in_new u8, letters u32, keywords 4 x u64, modseq u64,
+ *            size u64, internal_date i64, save_date i64, fname_len u16,
+ *            fname (the file name in new/ or cur/, with ":2,...")  72 B + fname
+ */
+#include "md_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define MD_REC_V1 1
+#define MD_USER_REC_LEN 33
+#define MD_MBOX_REC_LEN 63
+#define MD_MSG_REC_LEN 72
+
+size_t md_key_mbox(unsigned char *key, uint32_t user, uint32_t mbox)
+{
+	md_put32(key, user);
+	md_put32(key + 4, mbox);
+	return 8;
+}
+
+size_t md_key_msg(unsigned char *key, uint32_t user, uint32_t mbox, uint32_t uid)
+{
+	md_put32(key, user);
+	md_put32(key + 4, mbox);
+	md_put32(key + 8, uid);
+	return 12;
+}
+
+static size_t md_key_name(unsigned char *key, uint32_t user, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len > MD_MAILBOX_NAME_MAX)
+		len = MD_MAILBOX_NAME_MAX;
+	md_put32(key, user);
+	memcpy(key + 4, name, len);
+	return 4 + len;
+}
+
+static enum md_result md_kv_result(int rc)
+{
+	return rc == 0 ? MD_OK : rc == 1 ? MD_NOTFOUND : MD_TEMPFAIL;
+}
+
+/* ---- meta counters ---------------------------------------------------- */
+
+static enum md_result md_rec_counter(struct md_txn *t, const char *name,
+				     uint32_t *v_r, uint32_t floor)
+{
+	struct md_val v;
+	unsigned char buf[4];
+	uint32_t cur = 0;
+	int rc = md_kv_get(t, MD_DB_META, name, strlen(name), &v);
+
+	if (rc < 0)
+		return MD_TEMPFAIL;
+	if (rc == 0) {
+		if (v.len != 4)
+			return MD_CORRUPT;
+		cur = md_get32(v.data);
+	}
+	if (cur == UINT32_MAX)
+		return MD_LIMIT;
+	cur = cur + 1 > floor ? cur + 1 : floor;
+	md_put32(buf, cur);
+	if (md_kv_put(t, MD_DB_META, name, strlen(name), buf, 4, 0) < 0)
+		return MD_TEMPFAIL;
+	*v_r = cur;
+	return MD_OK;
+}
+
+enum md_result md_rec_new_uidvalidity(struct md_txn *t, uint32_t *uv_r)
+{
+	/* time-based so that a rebuilt index (whose counter restarted)
+	 * still gives values above the ones clients saw before */
+	return md_rec_counter(t, "last_uidvalidity", uv_r, (uint32_t)time(NULL));
+}
+
+enum md_result md_rec_new_user_id(struct md_txn *t, uint32_t *id_r)
+{
+	return md_rec_counter(t, "next_user", id_r, 1);
+}
+
+/* ---- users ------------------------------------------------------------- */
+
+enum md_result md_rec_user_get(struct md_txn *t, const char *address,
+			       struct md_user_rec *rec)
+{
+	struct md_val v;
+	const unsigned char *p;
+	int rc = md_kv_get(t, MD_DB_USERS, address, strlen(address), &v);
+
+	if (rc != 0)
+		return md_kv_result(rc);
+	p = v.data;
+	if (v.len != MD_USER_REC_LEN || p[0] != MD_REC_V1)
+		return MD_CORRUPT;
+	rec->id = md_get32(p + 1);
+	rec->next_mailbox_id = md_get32(p + 5);
+	rec->used_bytes = md_get64(p + 9);
+	rec->used_messages = md_get64(p + 17);
+	rec->root_mtime = (int64_t)md_get64(p + 25);
+	return rec->id == 0 ? MD_CORRUPT : MD_OK;
+}
+
+enum md_result md_rec_user_put(struct md_txn *t, const char *address,
+			       const struct md_user_rec *rec)
+{
+	unsigned char p[MD_USER_REC_LEN];
+
+	p[0] = MD_REC_V1;
+	md_put32(p + 1, rec->id);
+	md_put32(p + 5, rec->next_mailbox_id);
+	md_put64(p + 9, rec->used_bytes);
+	md_put64(p + 17, rec->used_messages);
+	md_put64(p + 25, (uint64_t)rec->root_mtime);
+	return md_kv_result(md_kv_put(t, MD_DB_USERS, address, strlen(address),
+				      p, sizeof(p), 0));
+}
+
+/* ---- mailboxes ---------------------------------------------------------- */
+
+enum md_result md_rec_mbox_id(struct md_txn *t, uint32_t user, const char *name,
+			      uint32_t *id_r)
+{
+	unsigned char key[MD_KEY_MAX];
+	struct md_val v;
+	int rc = md_kv_get(t, MD_DB_MBOXNAME, key, md_key_name(key, user, name), &v);
+
+	if (rc != 0)
+		return md_kv_result(rc);
+	if (v.len != 4)
+		return MD_CORRUPT;
+	*id_r = md_get32(v.data);
+	return MD_OK;
+}
+
+enum md_result md_rec_mbox_get(struct md_txn *t, uint32_t user, uint32_t id,
+			       struct md_mbox_rec *rec)
+{
+	unsigned char key[8];
+	struct md_val v;
+	const unsigned char *p;
+	size_t nlen;
+	int rc = md_kv_get(t, MD_DB_MBOX, key, md_key_mbox(key, user, id), &v);
+
+	if (rc != 0)
+		return md_kv_result(rc);
+	p = v.data;
+	if (v.len < MD_MBOX_REC_LEN || p[0] != MD_REC_V1)
+		return MD_CORRUPT;
+	nlen = (size_t)p[61] << 8 | p[62];
+	if (nlen > MD_MAILBOX_NAME_MAX || v.len != MD_MBOX_REC_LEN + nlen)
+		return MD_CORRUPT;
+	rec->id = id;
+	rec->uidvalidity = md_get32(p + 1);
+	rec->uidnext = md_get32(p + 5);
+	rec->highestmodseq = md_get64(p + 9);
+	rec->special = md_get32(p + 17);
+	rec->flags = md_get32(p + 21);
+	rec->messages = md_get32(p + 25);
+	rec->unseen = md_get32(p + 29);
+	rec->deleted = md_get32(p + 33);
+	rec->size = md_get64(p + 37);
+	rec->new_mtime = (int64_t)md_get64(p + 45);
+	rec->cur_mtime = (int64_t)md_get64(p + 53);
+	memcpy(rec->name, p + MD_MBOX_REC_LEN, nlen);
+	rec->name[nlen] = '\0';
+	if (memchr(rec->name, '\0', nlen) != NULL || rec->uidnext == 0)
+		return MD_CORRUPT;
+	return MD_OK;
+}
+
+enum md_result md_rec_mbox_find(struct md_txn *t, uint32_t user,
+				const char *name, struct md_mbox_rec *rec_r)
+{
+	uint32_t id;
+	enum md_result r = md_rec_mbox_id(t, user, name, &id);
+
+	if (r == MD_NOTFOUND)
+		return MD_NOMAILBOX;
+	if (r != MD_OK)
+		return r;
+	r = md_rec_mbox_get(t, user, id, rec_r);
+	return r == MD_NOTFOUND ? MD_CORRUPT : r;
+}
+
+enum md_result md_rec_mbox_put(struct md_txn *t, uint32_t user,
+			       const struct md_mbox_rec *rec)
+{
+	unsigned char key[8], p[MD_MBOX_REC_LEN + MD_MAILBOX_NAME_MAX];
+	size_t nlen = strlen(rec->name);
+
+	p[0] = MD_REC_V1;
+	md_put32(p + 1, rec->uidvalidity);
+	md_put32(p + 5, rec->uidnext);
+	md_put64(p + 9, rec->highestmodseq);
+	md_put32(p + 17, rec->special);
+	md_put32(p + 21, rec->flags);
+	md_put32(p + 25, rec->messages);
+	md_put32(p + 29, rec->unseen);
+	md_put32(p + 33, rec->deleted);
+	md_put64(p + 37, rec->size);
+	md_put64(p + 45, (uint64_t)rec->new_mtime);
+	md_put64(p + 53, (uint64_t)rec->cur_mtime);
+	p[61] = (unsigned char)(nlen >> 8);
+	p[62] = (unsigned char)nlen;
+	memcpy(p + MD_MBOX_REC_LEN, rec->name, nlen);
+	return md_kv_result(md_kv_put(t, MD_DB_MBOX, key,
+				      md_key_mbox(key, user, rec->id), p,
+				      MD_MBOX_REC_LEN + nlen, 0));
+}
+
+enum md_result md_rec_mbox_create(struct md_txn *t, const char *address,
+				  uint32_t user, struct md_mbox_rec *rec)
+{
+	unsigned char key[MD_KEY_MAX], idb[4];
+	size_t klen = md_key_name(key, user, rec->name);
+	struct md_user_rec urec;
+	struct md_val v;
+	enum md_result r;
+	int rc = md_kv_get(t, MD_DB_MBOXNAME, key, klen, &v);
+
+	if (rc < 0)
+		return MD_TEMPFAIL;
+	if (rc == 0)
+		return MD_EXISTS;
+	if ((r = md_rec_user_get(t, address, &urec)) != MD_OK)
+		return r == MD_NOTFOUND ? MD_CORRUPT : r;
+	if (urec.next_mailbox_id == UINT32_MAX)
+		return MD_LIMIT;
+	rec->id = urec.next_mailbox_id++;
+	if ((r = md_rec_user_put(t, address, &urec)) != MD_OK)
+		return r;
+	if (rec->uidvalidity == 0 &&
+	    (r = md_rec_new_uidvalidity(t, &rec->uidvalidity)) != MD_OK)
+		return r;
+	if (rec->uidnext == 0)
+		rec->uidnext = 1;
+	if (rec->highestmodseq == 0)
+		rec->highestmodseq = 1;
+	md_put32(idb, rec->id);
+	if (md_kv_put(t, MD_DB_MBOXNAME, key, klen, idb, 4, 0) < 0)
+		return MD_TEMPFAIL;
+	return md_rec_mbox_put(t, user, rec);
+}
+
+enum md_result md_rec_mbox_drop(struct md_txn *t, const char *address,
+				uint32_t user, uint32_t id)
+{
+	unsigned char key[MD_KEY_MAX];
+	struct md_mbox_rec rec;
+	struct md_user_rec urec;
+	enum md_result r = md_rec_mbox_get(t, user, id, &rec);
+	size_t klen;
+
+	if (r != MD_OK)
+		return r == MD_NOTFOUND ? MD_NOMAILBOX : r;
+	klen = md_key_mbox(key, user, id);
+	if (md_kv_del_prefix(t, MD_DB_MSG, key, klen) < 0 ||
+	    md_kv_del_prefix(t, MD_DB_MSGMETA, key, klen) < 0 ||
+	    md_kv_del_prefix(t, MD_DB_BASENAME, key, klen) < 0 ||
+	    md_kv_del_prefix(t, MD_DB_KEYWORD, key, klen) < 0 ||
+	    md_kv_del(t, MD_DB_MODSEQ, key, klen, NULL, 0) < 0 ||
+	    md_kv_del(t, MD_DB_EXPUNGED, key, klen, NULL, 0) < 0 ||
+	    md_kv_del(t, MD_DB_MBOX, key, klen, NULL, 0) < 0)
+		return MD_TEMPFAIL;
+	klen = md_key_name(key, user, rec.name);
+	if (md_kv_del(t, MD_DB_MBOXNAME, key, klen, NULL, 0) < 0)
+		return MD_TEMPFAIL;
+	if ((r = md_rec_user_get(t, address, &urec)) != MD_OK)
+		return r == MD_NOTFOUND ? MD_CORRUPT : r;
+	urec.used_bytes -= urec.used_bytes < rec.size ? urec.used_bytes : rec.size;
+	urec.used_messages -= urec.used_messages < rec.messages ?
+			      urec.used_messages : rec.messages;
+	return md_rec_user_put(t, address, &urec);
+}
+
+/* ---- messages ------------------------------------------------------------ */
+
+enum md_result md_rec_msg_decode(const struct md_val *key,
+				 const struct md_val *val, struct md_msg_rec *rec)
+{
+	const unsigned char *p = val->data;
+	size_t flen;
+
+	if (key->len != 12 || val->len < MD_MSG_REC_LEN || p[0] != MD_REC_V1)
+		return MD_CORRUPT;
+	flen = (size_t)p[70] << 8 | p[71];
+	if (flen == 0 || flen > MD_FILENAME_MAX || val->len != MD_MSG_REC_LEN + flen)
+		return MD_CORRUPT;
+	rec->uid = md_get32((const unsigned char *)key->data + 8);
+	rec->in_new = p[1] != 0;
+	rec->letters = md_get32(p + 2);
+	for (int i = 0; i < MD_KW_WORDS; i++)
+		rec->kw[i] = md_get64(p + 6 + 8 * i);
+	rec->modseq = md_get64(p + 38);
+	rec->size = md_get64(p + 46);
+	rec->internal_date = (int64_t)md_get64(p + 54);
+	rec->save_date = (int64_t)md_get64(p + 62);
+	memcpy(rec->fname, p + MD_MSG_REC_LEN, flen);
+	rec->fname[flen] = '\0';
+	if (memchr(rec->fname, '\0', flen) != NULL || memchr(rec->fname, '/', flen))
+		return MD_CORRUPT;
+	return MD_OK;
+}
+
+enum md_result md_rec_msg_get(struct md_txn *t, uint32_t user, uint32_t mbox,
+			      uint32_t uid, struct md_msg_rec *rec_r)
+{
+	unsigned char key[12];
+	struct md_val k = { key, md_key_msg(key, user, mbox, uid) }, v;
+	int rc = md_kv_get(t, MD_DB_MSG, key, k.len, &v);
+
+	if (rc != 0)
+		return md_kv_result(rc);
+	return md_rec_msg_decode(&k, &v, rec_r);
+}
+
+static size_t md_key_base(unsigned char *key, uint32_t user, uint32_t mbox,
+			  const char *base, size_t blen)
+{
+	md_key_mbox(key, user, mbox);
+	memcpy(key + 8, base, blen);
+	return 8 + blen;
+}
+
+static void md_dup(unsigned char *dup, uint64_t modseq, uint32_t uid)
+{
+	md_put64(dup, modseq);
+	md_put32(dup + 8, uid);
+}
+
+enum md_result md_rec_msg_put(struct md_txn *t, uint32_t user, uint32_t mbox,
+			      const struct md_msg_rec *rec,
+			      const struct md_msg_rec *old)
+{
+	unsigned char key[MD_KEY_MAX], p[MD_MSG_REC_LEN + MD_FILENAME_MAX], dup[12];
+	size_t flen = strlen(rec->fname), blen, mlen;
+	uint32_t letters;
+	uint64_t kw[MD_KW_WORDS];
+
+	p[0] = MD_REC_V1;
+	p[1] = rec->in_new;
+	md_put32(p + 2, rec->letters);
+	for (int i = 0; i < MD_KW_WORDS; i++)
+		md_put64(p + 6 + 8 * i, rec->kw[i]);
+	md_put64(p + 38, rec->modseq);
+	md_put64(p + 46, rec->size);
+	md_put64(p + 54, (uint64_t)rec->internal_date);
+	md_put64(p + 62, (uint64_t)rec->save_date);
+	p[70] = (unsigned char)(flen >> 8);
+	p[71] = (unsigned char)flen;
+	memcpy(p + MD_MSG_REC_LEN, rec->fname, flen);
+	if (md_kv_put(t, MD_DB_MSG, key, md_key_msg(key, user, mbox, rec->uid),
+		      p, MD_MSG_REC_LEN + flen, 0) < 0)
+		return MD_TEMPFAIL;
+
+	md_fname_parse(rec->fname, &blen, &letters, kw);
+	if (old == NULL || strncmp(old->fname, rec->fname, blen) != 0 ||
+	    (old->fname[blen] != '\0' && old->fname[blen] != ':')) {
+		unsigned char uidb[4];
+
+		if (old != NULL) {
+			size_t oblen;
+
+			md_fname_parse(old->fname, &oblen, &letters, kw);
+			if (md_kv_del(t, MD_DB_BASENAME, key,
+				      md_key_base(key, user, mbox, old->fname,
+						  oblen), NULL, 0) < 0)
+				return MD_TEMPFAIL;
+		}
+		md_put32(uidb, rec->uid);
+		if (md_kv_put(t, MD_DB_BASENAME, key,
+			      md_key_base(key, user, mbox, rec->fname, blen),
+			      uidb, 4, 0) < 0)
+			return MD_TEMPFAIL;
+	}
+	if (old == NULL || old->modseq != rec->modseq) {
+		mlen = md_key_mbox(key, user, mbox);
+		if (old != NULL) {
+			md_dup(dup, old->modseq, old->uid);
+			if (md_kv_del(t, MD_DB_MODSEQ, key, mlen, dup, 12) < 0)
+				return MD_TEMPFAIL;
+		}
+		md_dup(dup, rec->modseq, rec->uid);
+		if (md_kv_put(t, MD_DB_MODSEQ, key, mlen, dup, 12, 0) < 0)
+			return MD_TEMPFAIL;
+	}
+	return MD_OK;
+}
+
+enum md_result md_rec_msg_del(struct md_txn *t, uint32_t user, uint32_t mbox,
+			      const struct md_msg_rec *rec, uint64_t modseq)
+{
+	unsigned char key[MD_KEY_MAX], dup[12];
+	size_t klen = md_key_msg(key, user, mbox, rec->uid), blen;
+	uint32_t letters;
+	uint64_t kw[MD_KW_WORDS];
+
+	if (md_kv_del(t, MD_DB_MSG, key, klen, NULL, 0) < 0 ||
+	    md_kv_del(t, MD_DB_MSGMETA, key, klen, NULL, 0) < 0)
+		return MD_TEMPFAIL;
+	md_fname_parse(rec->fname, &blen, &letters, kw);
+	if (md_kv_del(t, MD_DB_BASENAME, key,
+		      md_key_base(key, user, mbox, rec->fname, blen), NULL, 0) < 0)
+		return MD_TEMPFAIL;
+	klen = md_key_mbox(key, user, mbox);
+	md_dup(dup, rec->modseq, rec->uid);
+	if (md_kv_del(t, MD_DB_MODSEQ, key, klen, dup, 12) < 0)
+		return MD_TEMPFAIL;
+	md_dup(dup, modseq, rec->uid);
+	if (md_kv_put(t, MD_DB_EXPUNGED, key, klen, dup, 12, 0) < 0)
+		return MD_TEMPFAIL;
+	return MD_OK;
+}
+
+enum md_result md_rec_basename_uid(struct md_txn *t, uint32_t user,
+				   uint32_t mbox, const char *base, size_t blen,
+				   uint32_t *uid_r)
+{
+	unsigned char key[MD_KEY_MAX];
+	struct md_val v;
+	int rc;
+
+	if (blen > MD_FILENAME_MAX)
+		return MD_NOTFOUND;
+	rc = md_kv_get(t, MD_DB_BASENAME, key,
+		       md_key_base(key, user, mbox, base, blen), &v);
+	if (rc != 0)
+		return md_kv_result(rc);
+	if (v.len != 4)
+		return MD_CORRUPT;
+	*uid_r = md_get32(v.data);
+	return MD_OK;
+}
+
+void md_rec_count(struct md_mbox_rec *mb, const struct md_msg_rec *msg, int sign)
+{
+	unsigned flags = md_letters_to_flags(msg->letters);
+
+	if (sign > 0) {
+		mb->messages++;
+		mb->size += msg->size;
+		if (!(flags & MD_FLAG_SEEN))
+			mb->unseen++;
+		if (flags & MD_FLAG_DELETED)
+			mb->deleted++;
+	} else {
+		/* the counters are a cache: never wrap on a damaged index */
+		mb->messages -= mb->messages > 0;
+		mb->size -= mb->size < msg->size ? mb->size : msg->size;
+		if (!(flags & MD_FLAG_SEEN))
+			mb->unseen -= mb->unseen > 0;
+		if (flags & MD_FLAG_DELETED)
+			mb->deleted -= mb->deleted > 0;
+	}
+}
+
+void md_rec_quota(struct md_user_rec *u, const struct md_msg_rec *msg, int sign)
+{
+	if (sign > 0) {
+		u->used_bytes += msg->size;
+		u->used_messages++;
+	} else {
+		u->used_bytes -= u->used_bytes < msg->size ? u->used_bytes : msg->size;
+		u->used_messages -= u->used_messages > 0;
+	}
+}
+
+/* ---- subscriptions -------------------------------------------------------- */
+
+bool md_rec_subscribed(struct md_txn *t, uint32_t user, const char *name)
+{
+	unsigned char key[MD_KEY_MAX];
+	struct md_val v;
+
+	return md_kv_get(t, MD_DB_SUBS, key, md_key_name(key, user, name), &v) == 0;
+}
+
+enum md_result md_rec_subscribe(struct md_txn *t, uint32_t user,
+				const char *name, bool on)
+{
+	unsigned char key[MD_KEY_MAX], zero = 0;
+	size_t klen = md_key_name(key, user, name);
+	int rc = on ? md_kv_put(t, MD_DB_SUBS, key, klen, &zero, 1, 0) :
+		 md_kv_del(t, MD_DB_SUBS, key, klen, NULL, 0);
+
+	return rc < 0 ? MD_TEMPFAIL : MD_OK;
+}
+
+/* ---- keywords ----------------------------------------------------------- */
+
+enum md_result md_kw_load(struct md_txn *t, uint32_t user, uint32_t mbox,
+			  struct md_kwtab *tab)
+{
+	unsigned char prefix[8];
+	struct md_cursor *cur;
+	struct md_val k, v;
+	int rc;
+
+	memset(tab, 0, sizeof(*tab));
+	if (md_cursor_open(t, MD_DB_KEYWORD, prefix,
+			   md_key_mbox(prefix, user, mbox), &cur) < 0)
+		return MD_TEMPFAIL;
+	for (rc = md_cursor_seek(cur, prefix, 8, &k, &v); rc == 0;
+	     rc = md_cursor_next(cur, &k, &v)) {
+		const unsigned char *kp = k.data;
+		unsigned i;
+
+		if (k.len != 10 || v.len == 0 || v.len > MD_KEYWORD_LEN_MAX)
+			continue; /* damaged entry: the keyword is lost */
+		i = (unsigned)kp[8] << 8 | kp[9];
+		if (i >= MD_KEYWORDS_MAX || tab->names[i] != NULL)
+			continue;
+		tab->names[i] = strndup(v.data, v.len);
+		if (tab->names[i] == NULL) {
+			rc = -1;
+			break;
+		}
+		if (i + 1 > tab->n)
+			tab->n = i + 1;
+	}
+	md_cursor_close(cur);
+	if (rc < 0) {
+		md_kw_free(tab);
+		return MD_TEMPFAIL;
+	}
+	return MD_OK;
+}
+
+void md_kw_free(struct md_kwtab *tab)
+{
+	for (size_t i = 0; i < tab->n; i++)
+		free(tab->names[i]);
+	memset(tab, 0, sizeof(*tab));
+}
+
+int md_kw_find(const struct md_kwtab *tab, const char *name)
+{
+	/* RFC 3501 §2.3.2 keywords are compared without case */
+	for (size_t i = 0; i < tab->n; i++)
+		if (tab->names[i] != NULL && strcasecmp(tab->names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+enum md_result md_kw_set(struct md_txn *t, uint32_t user, uint32_t mbox,
+			 struct md_kwtab *tab, int idx, const char *name)
+{
+	unsigned char key[10];
+	char *copy;
+
+	if (idx < 0 || idx >= MD_KEYWORDS_MAX)
+		return MD_LIMIT;
+	md_key_mbox(key, user, mbox);
+	key[8] = (unsigned char)(idx >> 8);
+	key[9] = (unsigned char)idx;
+	if ((copy = strdup(name)) == NULL)
+		return MD_TEMPFAIL;
+	if (md_kv_put(t, MD_DB_KEYWORD, key, 10, name, strlen(name), 0) < 0) {
+		free(copy);
+		return MD_TEMPFAIL;
+	}
+	free(tab->names[idx]);
+	tab->names[idx] = copy;
+	if ((size_t)idx + 1 > tab->n)
+		tab->n = (size_t)idx + 1;
+	return MD_OK;
+}
+
+enum md_result md_kw_ensure(struct md_txn *t, uint32_t user, uint32_t mbox,
+			    struct md_kwtab *tab, const char *name, int *idx_r,
+			    bool *created_r)
+{
+	int i = md_kw_find(tab, name);
+	enum md_result r;
+
+	if (i >= 0) {
+		*idx_r = i;
+		return MD_OK;
+	}
+	/* the first free index: letters a..z for Maildir names come first */
+	for (i = 0; i < MD_KEYWORDS_MAX && tab->names[i] != NULL; i++)
+		;
+	if (i == MD_KEYWORDS_MAX)
+		return MD_LIMIT;
+	if ((r = md_kw_set(t, user, mbox, tab, i, name)) != MD_OK)
+		return r;
+	*idx_r = i;
+	if (i < 26)
+		*created_r = true;
+	return MD_OK;
+}

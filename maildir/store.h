@@ -1,0 +1,499 @@
+/* The mail store: a Maildir++ tree per user and one LMDB index for the whole
+ * data directory.  SMTP, IMAP, POP3 and the CLI store and read mail only
+ * through this header.
+ *
+ * On disk (DATA_DIR is config data_dir):
+ *   DATA_DIR/index/                 the LMDB environment (keys: md_index.c)
+ *   DATA_DIR/mail/.tmp/             spool of deliveries being received
+ *   DATA_DIR/mail/DOMAIN/LOCAL/     one Maildir++ per user: cur/ new/ tmp/
+ *                                   is INBOX; ".Sent", ".a.b" ... folders
+ *   .../LOCAL/postern-indexed       marker: this Maildir was indexed by us
+ *                                   (dovecot-uidlist is imported only while
+ *                                   it is absent; see "Dovecot" below)
+ *
+ * Threads.  Every function blocks (file I/O, fsync, LMDB) and is safe to
+ * call from any thread: the daemon calls them from worker threads, never
+ * from the event loop.  One struct md_store per process and data
+ * directory; it owns a writer thread that commits the writes of all
+ * threads in groups (one fsync for many deliveries).  A struct md_user and
+ * the md_mailbox handles opened from it belong to one session: use them
+ * from one thread at a time.  Other processes (`postern deliver`, `postern
+ * reindex`) may open the same data directory at the same time.  Never use
+ * a store after fork(): the child opens its own.
+ *
+ * Results.  Functions return enum md_result (MD_OK == 0); the detail text
+ * of the last failure is md_user_error() / md_delivery_error().
+ *
+ * Names.  Mailbox names cross this API in IMAP form: modified UTF-7 (RFC
+ * 3501 §5.1.3) with '/' as hierarchy separator; "INBOX" in any case is
+ * INBOX.  A component may not contain '.', which is Maildir++'s on-disk
+ * separator (Dovecot's default layout refuses it too).  Use
+ * md_mutf7_from_utf8()/md_mutf7_to_utf8() for IMAP4rev2 UTF-8 names.
+ * Addresses are "local@domain", compared without ASCII case; resolving
+ * aliases and +tags is the caller's job (auth/).
+ *
+ * Messages.  Files written by the store always have CRLF line endings, so
+ * byte offsets and sizes below are what IMAP sends (RFC 3501 §2.3.1.1 uses
+ * CRLF): RFC822.SIZE is the file size and FETCH BODY[...] is a byte range
+ * of the file.  A file another program put into the Maildir with bare LF
+ * line endings is rewritten with CRLF (same name) when it is indexed.
+ * Flags are mirrored into the file name (":2,DFRST", keywords as letters
+ * a..z listed in the folder's dovecot-keywords), so mutt and Dovecot see
+ * them.  Delivered files stay in new/ until their flags first change; then
+ * they move to cur/.  \Recent is not kept (IMAP4rev2 dropped it).
+ *
+ * Outside changes (files added, renamed or deleted by other programs) are
+ * noticed by md_mailbox_open(), md_mailbox_sync() and md_mailbox_status(),
+ * which compare the directories' mtimes with the index.  A lost or corrupt
+ * index is rebuilt from the Maildir with new UIDVALIDITYs (and a warning in
+ * the log); the Maildir is never changed to fit the index.
+ *
+ * Dovecot.  The first time a user's Maildir is indexed (no postern-indexed
+ * marker), each folder's dovecot-uidlist and dovecot-keywords are imported:
+ * UIDVALIDITY, UIDNEXT, each message's UID and the keyword names survive the
+ * migration.  Later the files are ignored (they go stale).
+ *
+ * Typical use (all from worker threads; never hold results across a
+ * return to the event loop other than as copies):
+ *   SMTP DATA:   md_delivery_open(store, size_max, 0) at DATA, then
+ *                md_delivery_write() per chunk as it arrives,
+ *                md_delivery_commit() with one md_target per local
+ *                recipient (create_user = true, quota from auth), 250 only
+ *                for targets with MD_OK; md_delivery_free().
+ *   IMAP login:  md_user_open(store, canonical_address, MD_USER_CREATE).
+ *   SELECT:      md_mailbox_open() + md_mailbox_uids() (sequence map) +
+ *                md_mailbox_keywords() (FLAGS / PERMANENTFLAGS).
+ *   FETCH:       md_msg_list()/md_msg_get() with MD_READ_META|MD_READ_PATH,
+ *                md_msg_envelope()/..., md_msg_section() for BODY[...],
+ *                md_msg_open() + pread() for the bytes.
+ *   STORE, EXPUNGE, COPY/MOVE, APPEND (md_delivery with target.mailbox,
+ *                flags, keywords, internal_date; MD_NOMAILBOX -> TRYCREATE).
+ *   NOOP/IDLE:   md_mailbox_sync(), then compare with the session's view
+ *                (see md_mailbox_sync()); md_store_set_change_hook() wakes
+ *                IDLE for changes made by this process.
+ *   POP3:        md_user_open, md_mailbox_open("INBOX"), md_msg_list() for
+ *                sizes and basenames (UIDL), md_msg_open() for RETR/TOP,
+ *                md_msg_expunge(uids, n, 0) at QUIT.
+ */
+#ifndef MAILDIR_STORE_H
+#define MAILDIR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+
+#define MD_ADDRESS_MAX 254       /* RFC 5321 §4.5.3.1.3: 256-octet path, minus <> */
+#define MD_LOCALPART_MAX 64      /* RFC 5321 §4.5.3.1.1 */
+#define MD_MAILBOX_NAME_MAX 254  /* NAME_MAX minus Maildir++'s leading '.' */
+#define MD_KEYWORDS_MAX 256      /* keywords per mailbox (RFC 3501 §2.3.2 sets none) */
+#define MD_KEYWORD_LEN_MAX 100   /* octets; an IMAP atom (RFC 3501 §9 flag-keyword) */
+#define MD_KW_WORDS (MD_KEYWORDS_MAX / 64)
+
+enum md_result {
+	MD_OK = 0,
+	MD_TEMPFAIL,   /* I/O error, disk full, out of memory: try again later */
+	MD_NOUSER,     /* no such user (no Maildir, and not asked to create) */
+	MD_QUOTA,      /* the user's quota would be exceeded (RFC 9208 OVERQUOTA) */
+	MD_NOMAILBOX,  /* no such mailbox (IMAP: [TRYCREATE] / [NONEXISTENT]) */
+	MD_EXISTS,     /* mailbox already exists ([ALREADYEXISTS]) */
+	MD_BADNAME,    /* invalid mailbox name, address or keyword */
+	MD_CORRUPT,    /* the index is damaged: `postern reindex` rebuilds it */
+	MD_NOTFOUND,   /* no message with that UID (expunged meanwhile) */
+	MD_BADMSG,     /* empty message, or a NUL byte (RFC 5322 §2.1, §3.5) */
+	MD_TOOBIG,     /* larger than the size limit given to md_delivery_open */
+	MD_DENIED,     /* not allowed: delete INBOX, rename into itself ... */
+	MD_LIMIT,      /* too many keywords in a mailbox, or a name too long */
+	MD_MODIFIED,   /* md_msg_store(): UNCHANGEDSINCE failed (RFC 7162 §3.1.3) */
+};
+
+/* "OK", "TEMPFAIL", ... for logs. */
+const char *md_result_name(enum md_result result);
+
+/* ---- the store ---------------------------------------------------- */
+
+struct md_store;
+
+struct md_store_options {
+	uint64_t map_size;   /* LMDB map size to start with; 0: default (16 GiB).
+			      * It doubles when full. */
+	unsigned max_readers;/* 0: default (512) */
+};
+
+/* Open (creating what is missing) the store of data_dir.  opts may be NULL.
+ * A corrupt index environment is moved aside to index.corrupt-TIME and a
+ * new one created (warning logged).  -1 style: MD_TEMPFAIL with err set. */
+enum md_result md_store_open(const char *data_dir,
+			     const struct md_store_options *opts,
+			     struct md_store **store_r, char *err, size_t errlen);
+/* Waits for queued writes, stops the writer thread, closes the index. */
+void md_store_close(struct md_store *store);
+
+/* Called on the store's writer thread after each commit, once per mailbox
+ * changed by this process (user_id/mailbox_id as in md_mailbox_ids()).
+ * Keep it short and thread-safe: e.g. event_active() to wake IDLE sessions.
+ * Changes by other processes are not reported; poll md_mailbox_sync(). */
+typedef void md_change_fn(void *ctx, uint32_t user_id, uint32_t mailbox_id);
+void md_store_set_change_hook(struct md_store *store, md_change_fn *fn, void *ctx);
+
+struct md_store_stats {
+	uint64_t commits;   /* LMDB write transactions committed */
+	uint64_t jobs;      /* write requests they carried */
+	uint64_t map_grows; /* times the map was doubled */
+};
+void md_store_get_stats(struct md_store *store, struct md_store_stats *stats_r);
+
+/* Periodic upkeep (the daemon every few minutes): clears reader slots of
+ * dead processes (mdb_reader_check) and removes spool files older than
+ * 36 hours. */
+void md_store_maintenance(struct md_store *store);
+
+/* ---- users -------------------------------------------------------- */
+
+struct md_user;
+
+#define MD_USER_CREATE 0x1 /* create the Maildir (with the default
+			    * mailboxes) when it does not exist yet */
+
+/* Open a user's store.  The first open of a Maildir indexes its folders
+ * (messages are indexed when a mailbox is opened).  A new user gets INBOX,
+ * Sent, Drafts, Trash, Junk and Archive (RFC 6154 special-use), subscribed.
+ * MD_NOUSER when the Maildir does not exist and flags lack MD_USER_CREATE;
+ * MD_BADNAME for an address that cannot be a directory name. */
+enum md_result md_user_open(struct md_store *store, const char *address,
+			    unsigned flags, struct md_user **user_r);
+void md_user_close(struct md_user *user);
+/* Detail of the last failure on this user or its mailboxes ("" if none). */
+const char *md_user_error(const struct md_user *user);
+uint32_t md_user_id(const struct md_user *user);
+/* Bytes and messages counted against the quota (RFC 9208 STORAGE, MESSAGE). */
+enum md_result md_user_usage(struct md_user *user, uint64_t *bytes_r,
+			     uint64_t *messages_r);
+
+/* Rebuild a user's index from the Maildir: every mailbox gets a new
+ * UIDVALIDITY (unless this is the first indexing of a Dovecot Maildir,
+ * whose UIDs are imported).  Sessions holding its mailboxes open get
+ * MD_NOMAILBOX afterwards.  Used by `postern reindex`. */
+enum md_result md_user_reindex(struct md_store *store, const char *address,
+			       char *err, size_t errlen);
+
+/* ---- mailboxes ---------------------------------------------------- */
+
+/* RFC 6154 special-use attributes */
+#define MD_SPECIAL_SENT    0x01
+#define MD_SPECIAL_DRAFTS  0x02
+#define MD_SPECIAL_TRASH   0x04
+#define MD_SPECIAL_JUNK    0x08
+#define MD_SPECIAL_ARCHIVE 0x10
+#define MD_SPECIAL_ALL     0x1f
+
+struct md_mailbox_info {
+	char name[MD_MAILBOX_NAME_MAX + 1]; /* IMAP form */
+	unsigned special_use;  /* MD_SPECIAL_* */
+	bool exists;           /* false: only subscribed (RFC 3501 §6.3.6 allows
+				* that), or a parent that is no mailbox itself
+				* (has_children then): IMAP \NonExistent or
+				* \Noselect */
+	bool subscribed;
+	bool has_children;     /* RFC 3348 \HasChildren / \HasNoChildren */
+};
+
+/* Every mailbox, subscription and implied parent, sorted by name (bytes);
+ * free(*list_r). */
+enum md_result md_mailbox_list(struct md_user *user,
+			       struct md_mailbox_info **list_r, size_t *n_r);
+/* MD_EXISTS, MD_BADNAME.  Parents are not created (Maildir++ does not need
+ * them; LIST shows them as nonexistent parents). */
+enum md_result md_mailbox_create(struct md_user *user, const char *name,
+				 unsigned special_use);
+/* Deletes the mailbox and its messages (not its children, not its
+ * subscription: RFC 3501 §6.3.4, §6.3.9).  MD_DENIED for INBOX. */
+enum md_result md_mailbox_delete(struct md_user *user, const char *name);
+/* Renames the mailbox and all its children ("a" -> "b" moves "a/x" to
+ * "b/x"); UIDVALIDITY and UIDs stay.  Subscriptions follow.  Renaming INBOX
+ * moves its messages to a new mailbox and leaves INBOX empty (RFC 3501
+ * §6.3.5).  MD_EXISTS when the new name (or a child's) is taken, MD_DENIED
+ * for a rename into itself or to INBOX. */
+enum md_result md_mailbox_rename(struct md_user *user, const char *from,
+				 const char *to);
+/* The name need not exist (RFC 3501 §6.3.6); it must be valid. */
+enum md_result md_mailbox_subscribe(struct md_user *user, const char *name,
+				    bool subscribe);
+/* Give or take special-use attributes (RFC 6154 §5 CREATE-SPECIAL-USE). */
+enum md_result md_mailbox_set_special(struct md_user *user, const char *name,
+				      unsigned special_use);
+
+struct md_status {
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq; /* RFC 7162; 1 for an empty new mailbox */
+	uint32_t messages;
+	uint32_t unseen;        /* messages without \Seen */
+	uint32_t deleted;       /* messages with \Deleted (RFC 9051 STATUS DELETED) */
+	uint64_t size;          /* sum of RFC822.SIZE (RFC 8438 STATUS SIZE) */
+	unsigned special_use;
+	uint32_t n_keywords;    /* highest keyword index in use + 1 */
+};
+
+/* STATUS: picks up outside changes first. */
+enum md_result md_mailbox_status(struct md_user *user, const char *name,
+				 struct md_status *status_r);
+
+/* ---- an open (selected) mailbox ----------------------------------- */
+
+struct md_mailbox;
+
+/* SELECT/EXAMINE: picks up outside changes, returns the status.  The handle
+ * keeps working across a RENAME; once the mailbox is deleted, every call
+ * gives MD_NOMAILBOX.  status_r may be NULL. */
+enum md_result md_mailbox_open(struct md_user *user, const char *name,
+			       struct md_mailbox **mb_r, struct md_status *status_r);
+void md_mailbox_close(struct md_mailbox *mb);
+void md_mailbox_ids(const struct md_mailbox *mb, uint32_t *user_id_r,
+		    uint32_t *mailbox_id_r);
+
+/* NOOP/CHECK/IDLE poll: pick up outside changes and return the status.
+ * To learn what changed since the session's last view, compare:
+ * new messages  = md_msg_list(uid >= old uidnext),
+ * flag changes  = md_msg_list(changedsince = old highestmodseq),
+ * expunges      = md_mailbox_expunged(old highestmodseq). */
+enum md_result md_mailbox_sync(struct md_mailbox *mb, struct md_status *status_r);
+
+/* All UIDs in ascending order: the session's sequence number map.
+ * free(*uids_r). */
+enum md_result md_mailbox_uids(struct md_mailbox *mb, uint32_t **uids_r,
+			       size_t *n_r);
+/* UIDs expunged with a mod-sequence > since (QRESYNC VANISHED, RFC 7162
+ * §3.2.10), ascending.  free(*uids_r). */
+enum md_result md_mailbox_expunged(struct md_mailbox *mb, uint64_t since,
+				   uint32_t **uids_r, size_t *n_r);
+/* The keyword names: (*names_r)[i] is the keyword of bit i of
+ * md_msg.keywords, NULL for an unused index.  md_mailbox_keywords_free(). */
+enum md_result md_mailbox_keywords(struct md_mailbox *mb, char ***names_r,
+				   size_t *n_r);
+void md_mailbox_keywords_free(char **names, size_t n);
+
+/* ---- messages ----------------------------------------------------- */
+
+/* IMAP system flags (RFC 3501 §2.3.2) */
+#define MD_FLAG_ANSWERED 0x01 /* Maildir R */
+#define MD_FLAG_FLAGGED  0x02 /* F */
+#define MD_FLAG_DELETED  0x04 /* T */
+#define MD_FLAG_SEEN     0x08 /* S */
+#define MD_FLAG_DRAFT    0x10 /* D */
+#define MD_FLAG_ALL      0x1f
+
+struct md_meta; /* opaque: use the md_msg_* accessors */
+
+struct md_msg {
+	uint32_t uid;
+	unsigned flags;                  /* MD_FLAG_* */
+	uint64_t keywords[MD_KW_WORDS];  /* bit i: keyword i of md_mailbox_keywords() */
+	uint64_t modseq;                 /* RFC 7162 MODSEQ */
+	uint64_t size;                   /* RFC822.SIZE = file size */
+	int64_t internal_date;           /* Unix time (INTERNALDATE) */
+	int64_t save_date;               /* RFC 8514 SAVEDATE */
+	char *path;                      /* MD_READ_PATH: the file (may move:
+					  * open it with md_msg_open()) */
+	char *basename;                  /* MD_READ_PATH: the Maildir unique
+					  * name, stable across flag changes
+					  * (POP3 UIDL, RFC 1939 §7) */
+	struct md_meta *meta;            /* MD_READ_META */
+};
+
+#define MD_READ_PATH 0x1
+#define MD_READ_META 0x2
+
+/* One message.  MD_NOTFOUND when the UID does not exist. */
+enum md_result md_msg_get(struct md_mailbox *mb, uint32_t uid, unsigned what,
+			  struct md_msg *msg_r);
+/* Messages with uid_first <= UID <= uid_last and, when changedsince > 0,
+ * modseq > changedsince (RFC 7162 CHANGEDSINCE), ascending by UID.
+ * md_msg_list_free().  Memory grows with the range (a few KB a message
+ * with MD_READ_META): a FETCH of 1:* reads in slices of a few hundred. */
+enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
+			   uint32_t uid_last, uint64_t changedsince,
+			   unsigned what, struct md_msg **msgs_r, size_t *n_r);
+void md_msg_clear(struct md_msg *msg);
+void md_msg_list_free(struct md_msg *msgs, size_t n);
+
+/* Open the message file read-only (stream it with pread; never read a big
+ * message whole).  Follows a rename by another program or session (updates
+ * msg->path).  MD_NOTFOUND when the file is gone. */
+enum md_result md_msg_open(struct md_mailbox *mb, struct md_msg *msg, int *fd_r);
+
+/* Metadata computed at delivery (needs MD_READ_META).  Strings are exactly
+ * what follows the FETCH item name, "(" ... ")", not NUL-terminated. */
+const char *md_msg_envelope(const struct md_msg *msg, size_t *len_r);
+const char *md_msg_body(const struct md_msg *msg, size_t *len_r);
+const char *md_msg_bodystructure(const struct md_msg *msg, size_t *len_r);
+/* The Date: header as Unix time, 0 when absent or invalid (SENTBEFORE ...) */
+int64_t md_msg_sent_date(const struct md_msg *msg);
+
+enum md_transfer_encoding {
+	MD_TE_7BIT, MD_TE_8BIT, MD_TE_BINARY, MD_TE_BASE64, MD_TE_QP,
+	MD_TE_UNKNOWN, /* BINARY answers NO [UNKNOWN-CTE] (RFC 3516 §4.3) */
+};
+
+struct md_section {
+	uint64_t offset;       /* byte range in the file */
+	uint64_t length;
+	/* the MIME part the range belongs to (for BINARY, RFC 3516): */
+	enum md_transfer_encoding encoding;
+	bool decodable;        /* false: BINARY gives NO [PARSE] */
+	uint64_t decoded_size; /* BINARY.SIZE when decodable */
+	uint64_t body_lines;
+};
+
+/* The byte range of an IMAP section spec as inside BODY[...]: "", "HEADER",
+ * "TEXT", "1", "1.MIME", "2.1.HEADER", "3.TEXT" (for "x.HEADER.FIELDS
+ * (...)" ask for "x.HEADER" and filter the lines).  Returns 0 with the
+ * range, 1 when the part does not exist (IMAP sends an empty string), -1
+ * when spec is not valid section syntax. */
+int md_msg_section(const struct md_msg *msg, const char *spec,
+		   struct md_section *section_r);
+
+enum md_flags_op {
+	MD_FLAGS_SET,    /* STORE FLAGS */
+	MD_FLAGS_ADD,    /* +FLAGS */
+	MD_FLAGS_REMOVE, /* -FLAGS */
+};
+
+struct md_flags_result {
+	uint32_t uid;
+	enum md_result result; /* MD_OK, MD_NOTFOUND, MD_MODIFIED */
+	unsigned flags;        /* the message's flags and keywords afterwards */
+	uint64_t keywords[MD_KW_WORDS];
+	uint64_t modseq;       /* new mod-sequence (old one if nothing changed) */
+};
+
+/* STORE: change flags and keywords of n messages in one transaction; the
+ * changed messages get one new mod-sequence.  unchangedsince > 0 applies
+ * RFC 7162 UNCHANGEDSINCE per message (MD_MODIFIED).  Keywords are created
+ * as needed (MD_LIMIT beyond MD_KEYWORDS_MAX, MD_BADNAME for a non-atom).
+ * results_r holds n entries (caller's memory).  The call returns MD_OK
+ * even when single messages were not found or modified. */
+enum md_result md_msg_store(struct md_mailbox *mb, const uint32_t *uids,
+			    size_t n, enum md_flags_op op, unsigned flags,
+			    const char *const *keywords, size_t n_keywords,
+			    uint64_t unchangedsince,
+			    struct md_flags_result *results_r);
+
+#define MD_EXPUNGE_DELETED_ONLY 0x1 /* only messages with \Deleted (IMAP) */
+
+/* EXPUNGE (uids NULL: every \Deleted message) / UID EXPUNGE (RFC 4315) /
+ * POP3 QUIT (uids given, flags 0).  Files are removed; each expunged UID is
+ * remembered with its mod-sequence for QRESYNC.  *expunged_r (may be NULL)
+ * receives the expunged UIDs ascending; free() it. */
+enum md_result md_msg_expunge(struct md_mailbox *mb, const uint32_t *uids,
+			      size_t n, unsigned flags, uint32_t **expunged_r,
+			      size_t *n_expunged_r);
+
+/* COPY / MOVE (RFC 6851) to another mailbox of the same user.  dest_uids_r
+ * (n entries, caller's memory, may be NULL) gets each message's new UID, 0
+ * for a UID that does not exist (COPYUID, RFC 4315 §3).  quota_bytes 0 is
+ * unlimited; a COPY that would exceed it copies nothing (MD_QUOTA). */
+enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
+			   size_t n, const char *dest_mailbox, bool move,
+			   uint64_t quota_bytes, uint32_t *dest_uidvalidity_r,
+			   uint32_t *dest_uids_r);
+
+/* ---- delivery (SMTP, IMAP APPEND, postern deliver) ---------------- */
+
+struct md_delivery;
+
+#define MD_DELIVERY_RAW 0x1 /* store bytes exactly: no LF -> CRLF, NUL
+			     * allowed (RFC 3516 APPEND literal8) */
+
+/* Start receiving one message.  Bytes go to a spool file, never to memory.
+ * size_max 0: unlimited, else MD_TOOBIG once exceeded. */
+enum md_result md_delivery_open(struct md_store *store, uint64_t size_max,
+				unsigned flags, struct md_delivery **d_r);
+/* Append bytes (as they arrive: SMTP DATA after dot-unstuffing, an APPEND
+ * literal, stdin).  Bare LF becomes CRLF unless MD_DELIVERY_RAW.  After a
+ * failure later calls are no-ops and commit reports the failure. */
+enum md_result md_delivery_write(struct md_delivery *d, const void *data,
+				 size_t len);
+/* Append everything readable from fd until EOF. */
+enum md_result md_delivery_write_fd(struct md_delivery *d, int fd);
+/* Octets stored so far (after line-ending conversion). */
+uint64_t md_delivery_size(const struct md_delivery *d);
+
+struct md_target {
+	/* in */
+	const char *address;          /* the owner: canonical "local@domain" */
+	const char *mailbox;          /* NULL: INBOX */
+	uint64_t quota_bytes;         /* 0: unlimited */
+	unsigned flags;               /* MD_FLAG_* to set (APPEND) */
+	const char *const *keywords;  /* APPEND keywords, or NULL */
+	size_t n_keywords;
+	int64_t internal_date;        /* 0: now */
+	bool create_user;             /* create the Maildir if missing (SMTP,
+				       * deliver: the caller knows the user) */
+	/* out */
+	enum md_result result;        /* MD_OK when stored and durable */
+	uint32_t uidvalidity;         /* APPENDUID (RFC 4315 §3) */
+	uint32_t uid;
+};
+
+/* Store the message for every target: the file is made durable (fsync of
+ * file and directory) and indexed in a group commit before this returns,
+ * so MD_OK may be acknowledged (SMTP 250, APPEND OK, exit 0).  Each target
+ * gets its own result (one may be over quota while others succeed); same
+ * file system: hard links of one file.  Returns MD_OK when every target
+ * was tried (look at each result), else the failure common to all
+ * (MD_BADMSG, MD_TOOBIG, MD_TEMPFAIL), copied into every result.
+ * Then md_delivery_free(). */
+enum md_result md_delivery_commit(struct md_delivery *d,
+				  struct md_target *targets, size_t n);
+/* Discard (if not committed) and free. */
+void md_delivery_free(struct md_delivery *d);
+const char *md_delivery_error(const struct md_delivery *d);
+
+/* ---- names -------------------------------------------------------- */
+
+/* Validate an IMAP mailbox name (rules in the header comment; also no
+ * control characters, no '*' or '%', valid modified UTF-7): MD_OK,
+ * MD_BADNAME or MD_LIMIT. */
+enum md_result md_mailbox_name_check(const char *name);
+/* Modified UTF-7 <-> UTF-8 (RFC 3501 §5.1.3).  0, or -1 for invalid input
+ * or when out (outlen bytes with NUL) is too small. */
+int md_mutf7_to_utf8(const char *in, char *out, size_t outlen);
+int md_mutf7_from_utf8(const char *in, char *out, size_t outlen);
+
+/* ---- command line ------------------------------------------------- */
+
+struct md_recipient {
+	char address[MD_ADDRESS_MAX + 1]; /* canonical owner address */
+	uint64_t quota_bytes;             /* 0: unlimited */
+};
+
+#define MD_RESOLVE_MAX 16 /* owners one address may expand to */
+
+/* Map an address to its local owners (alias, +tag, catch-all: auth/).
+ * Returns how many were written to owners (<= max), 0 when there is no
+ * such user, -1 on a temporary failure. */
+typedef int md_resolve_fn(void *ctx, const char *address,
+			  struct md_recipient *owners, size_t max);
+
+/* postern deliver [-f SENDER] ADDRESS < message
+ * argv holds the arguments after the subcommand name.  Drops a leading
+ * mbox "From " line, prepends Return-Path and Delivered-To, and delivers
+ * one copy to the INBOX of each owner resolve() names (creating the
+ * Maildir if needed; quota from resolve()).  Returns a sysexits code:
+ * 0 delivered, 64 usage, 65 (EX_DATAERR) empty message, a NUL byte or
+ * larger than message_size_max, 67 (EX_NOUSER) no such user,
+ * 73 (EX_CANTCREAT) over quota with cfg->quota_error_permanent,
+ * 75 (EX_TEMPFAIL) temporary failure (disk full, over quota by default,
+ * resolver failure), 78 (EX_CONFIG) no data_dir.  With several owners the
+ * worst result decides (a retry may then repeat the message for the
+ * owners that got it). */
+int md_cli_deliver(const struct config *cfg, int argc, char **argv,
+		   md_resolve_fn *resolve, void *resolve_ctx);
+/* postern reindex ADDRESS (argv as above): md_user_reindex(), then prints
+ * "ADDRESS: reindexed, N messages, B bytes".  0, 64 usage, 67 no such
+ * Maildir, 75 failure. */
+int md_cli_reindex(const struct config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,1 @@
+postern_py_test(daemon integration/daemon.py)

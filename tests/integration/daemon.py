@@ -1,0 +1,251 @@
+"""The daemon as a user meets it: `postern check` and its errors, the user
+CLI, `postern demo` (files, TLS on its ports, TLS 1.1 refused, reuse of an
+existing directory), SIGHUP, privilege drop when run as root, graceful
+shutdown on SIGTERM, and the README's commands agreeing with .ci/run."""
+import os
+import pwd
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+from postern_test import Daemon, Results, free_port, wait_port
+
+POSTERN = os.path.abspath(sys.argv[1])
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+r = Results()
+
+
+def run(*args, input=None, cwd=None):
+    return subprocess.run([POSTERN] + list(args), input=input, capture_output=True,
+                          timeout=120, cwd=cwd)
+
+
+def available_roles():
+    out = run("version").stdout.decode()
+    m = re.search(r"^protocols:(.*)$", out, re.M)
+    return m.group(1).split() if m else []
+
+
+ROLES = available_roles()
+print("protocols in this build:", ROLES or "none")
+
+# ---- postern check -------------------------------------------------------
+with tempfile.TemporaryDirectory() as tmp:
+    conf = os.path.join(tmp, "p.conf")
+    with open(conf, "w") as f:
+        f.write("hostname = mail.example.test\ndata_dir = %s/data\n"
+                "domains = example.test\nhostnme = typo\n" % tmp)
+    res = run("-c", conf, "check")
+    err = res.stderr.decode()
+    r.check(res.returncode == 78, "check: unknown key exits 78 (got %d)" % res.returncode)
+    r.check("%s:4:" % conf in err and "hostnme" in err,
+            "check: error names file and line 4: " + err.strip())
+
+    with open(conf, "w") as f:
+        f.write("hostname = mail.example.test\ndata_dir = %s/data\n"
+                "tls_certificate {\n cert = %s/missing.pem\n key = %s/missing.key\n}\n"
+                % (tmp, tmp, tmp))
+    res = run("-c", conf, "check")
+    r.check(res.returncode == 78 and "missing.pem" in res.stderr.decode(),
+            "check: unreadable certificate named, exit 78: " + res.stderr.decode().strip())
+
+    res = run("-c", os.path.join(tmp, "nope.conf"), "check")
+    r.check(res.returncode == 78 and "nope.conf" in res.stderr.decode(),
+            "check: missing file named, exit 78")
+
+    example = os.path.join(SRC, "conf", "postern.conf")
+    res = run("-c", example, "check")
+    # The example names certificates under /etc that do not exist here: its
+    # syntax must pass, so the only acceptable complaint is a certificate.
+    err = res.stderr.decode()
+    r.check(res.returncode == 0 or (res.returncode == 78 and "postern.conf:" not in err),
+            "check: the example configuration parses: " + err.strip())
+
+    res = run("bogus")
+    r.check(res.returncode == 64, "unknown subcommand exits 64")
+    res = run("-c", conf, "queue", "list")
+    r.check(res.returncode == 69 and "not yet available" in res.stderr.decode(),
+            "queue: not yet available, exit 69")
+
+# ---- users CLI through a daemon configuration ----------------------------
+d = Daemon(POSTERN, roles=[x for x in ROLES if x in ("pop3", "imap", "smtp")][:1] or [])
+try:
+    d.add_user("alice@example.test", "s3cret-pass")
+    res = d.cli("user", "list")
+    r.check(b"alice@example.test" in res.stdout, "user list shows the new user")
+    res = d.cli("user", "add", "alice@example.test", "--password-stdin", input=b"x\n", check=False)
+    r.check(res.returncode != 0, "user add of an existing user fails (%d)" % res.returncode)
+    res = d.cli("user", "add", "bob@other.test", "--password-stdin", input=b"pw\n", check=False)
+    r.check(res.returncode != 0, "user add in a foreign domain fails (%d)" % res.returncode)
+    with open(os.path.join(d.data, "users"), "a") as f:
+        f.write("this line is broken\n")
+    res = run("-c", d.conf, "user", "list")
+    r.check(res.returncode == 78 and "users:" in res.stderr.decode(),
+            "malformed users file: file:line error, exit 78: " + res.stderr.decode().strip())
+finally:
+    import shutil
+    shutil.rmtree(d.dir, ignore_errors=True)
+
+# ---- postern demo --------------------------------------------------------
+def demo_ports(base):
+    return {"smtp": base + 25, "submission": base + 587, "submissions": base + 465,
+            "imap": base + 143, "imaps": base + 993, "pop3": base + 110, "pop3s": base + 995}
+
+
+def pick_base():
+    for _ in range(50):
+        base = 20000 + (os.getpid() * 7919 + int(time.time() * 1000)) % 30000
+        ok = True
+        for p in demo_ports(base).values():
+            try:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+        if ok:
+            return base
+        time.sleep(0.01)
+    raise RuntimeError("no free port base")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    ddir = os.path.join(tmp, "demo")
+    base = pick_base()
+    ports = demo_ports(base)
+    logf = open(os.path.join(tmp, "demo.log"), "wb")
+    proc = subprocess.Popen([POSTERN, "demo", "--dir", ddir, "--port-base", str(base)],
+                            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        live = [role for role in ROLES if role in ports]
+        ready = all(wait_port(ports[role], proc=proc) for role in live) if live else \
+            (time.sleep(2) or proc.poll() is None)
+        r.check(ready, "demo: listening on %s" % (live or "nothing yet (no protocol built)"))
+        for name in ("postern.conf", "cert.pem", "key.pem", "demo-password", "data/users"):
+            r.check(os.path.exists(os.path.join(ddir, name)), "demo: created " + name)
+        r.check(os.stat(os.path.join(ddir, "key.pem")).st_mode & 0o077 == 0,
+                "demo: key.pem is private")
+        password = open(os.path.join(ddir, "demo-password")).read().strip()
+        r.check(len(password) >= 12, "demo: random password saved")
+        res = run("-c", os.path.join(ddir, "postern.conf"), "check")
+        r.check(res.returncode == 0, "demo: its configuration passes check: " +
+                (res.stdout + res.stderr).decode().strip())
+
+        # The certificate names localhost and 127.0.0.1 (mbsync/Apple Mail check names).
+        txt = subprocess.run(["openssl", "x509", "-in", os.path.join(ddir, "cert.pem"),
+                              "-noout", "-text"], capture_output=True).stdout.decode()
+        r.check("DNS:localhost" in txt and "IP Address:127.0.0.1" in txt,
+                "demo: certificate subjectAltName has localhost and 127.0.0.1")
+
+        for role in [x for x in live if x in ("imaps", "pop3s", "submissions")]:
+            ctx = ssl.create_default_context(cafile=os.path.join(ddir, "cert.pem"))
+            try:
+                with socket.create_connection(("127.0.0.1", ports[role]), timeout=10) as s:
+                    with ctx.wrap_socket(s, server_hostname="localhost") as t:
+                        r.check(t.version() in ("TLSv1.2", "TLSv1.3"),
+                                "demo %s: verified TLS handshake (%s)" % (role, t.version()))
+            except (OSError, ssl.SSLError) as e:
+                r.check(False, "demo %s: TLS handshake: %s" % (role, e))
+            ctx11 = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx11.check_hostname = False
+            ctx11.verify_mode = ssl.CERT_NONE
+            try:
+                ctx11.set_ciphers("DEFAULT:@SECLEVEL=0")
+                ctx11.minimum_version = ssl.TLSVersion.TLSv1
+                ctx11.maximum_version = ssl.TLSVersion.TLSv1_1
+                with socket.create_connection(("127.0.0.1", ports[role]), timeout=10) as s:
+                    with ctx11.wrap_socket(s) as t:
+                        r.check(False, "demo %s: TLS 1.1 must be refused (got %s)" % (role, t.version()))
+            except (ssl.SSLError, OSError):
+                r.check(True, "demo %s: TLS 1.1 refused" % role)
+            except ValueError as e:
+                r.check(True, "demo %s: TLS 1.1 not even offered by this client (%s)" % (role, e))
+
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        r.check(proc.poll() is None, "demo: SIGHUP reloads without stopping")
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        r.check(rc == 0, "demo: SIGTERM stops it with exit 0 (got %s)" % rc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        logf.close()
+    out = open(os.path.join(tmp, "demo.log"), "rb").read().decode(errors="replace")
+    r.check(password in out and "demo@example.test" in out, "demo: prints user and password")
+    r.check(str(ports["imaps"]) in out and str(ports["pop3s"]) in out, "demo: prints its port table")
+
+    # Run again on the same directory: same password, same certificate.
+    cert_before = open(os.path.join(ddir, "cert.pem")).read()
+    proc = subprocess.Popen([POSTERN, "demo", "--dir", ddir], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    out2 = proc.communicate(timeout=30)[0].decode(errors="replace")
+    r.check(password in out2, "demo again: reuses the saved password")
+    r.check(open(os.path.join(ddir, "cert.pem")).read() == cert_before,
+            "demo again: reuses the certificate")
+
+# ---- a port already in use ------------------------------------------------
+if ROLES:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    busy = blocker.getsockname()[1]
+    d = Daemon(POSTERN, roles=[ROLES[0]])
+    d.ports[ROLES[0]] = busy
+    with open(d.conf) as f:
+        text = f.read()
+    text = re.sub(r"port = \d+", "port = %d" % busy, text)
+    with open(d.conf, "w") as f:
+        f.write(text)
+    res = run("-c", d.conf, "serve")
+    r.check(res.returncode != 0 and (":%d" % busy) in res.stderr.decode(),
+            "serve: a port in use is named, non-zero exit: " + res.stderr.decode().strip()[-200:])
+    blocker.close()
+    import shutil
+    shutil.rmtree(d.dir, ignore_errors=True)
+
+# ---- privilege drop (only when the tests run as root) ---------------------
+if os.geteuid() == 0 and ROLES:
+    d = Daemon(POSTERN, roles=[ROLES[0]], extra_config="run_as_user = nobody\n")
+    os.makedirs(d.data, exist_ok=True)
+    os.chown(d.data, pwd.getpwnam("nobody").pw_uid, -1)
+    os.chmod(d.dir, 0o755)
+    for f in (d.cert, d.key, d.conf):
+        os.chmod(f, 0o644)
+    try:
+        d.start()
+        status = open("/proc/%d/status" % d.proc.pid).read()
+        uid_line = [l for l in status.splitlines() if l.startswith("Uid:")][0]
+        nobody = pwd.getpwnam("nobody").pw_uid
+        r.check(all(int(x) == nobody for x in uid_line.split()[1:]),
+                "privilege drop: running as nobody (%s)" % uid_line)
+        rc = d.stop()
+        r.check(rc == 0, "privilege drop: clean stop (%s)" % rc)
+    except AssertionError as e:
+        r.check(False, "privilege drop: %s" % e)
+        d.stop()
+    import shutil
+    shutil.rmtree(d.dir, ignore_errors=True)
+else:
+    print("skip privilege drop: not running as root" if os.geteuid() else
+          "skip privilege drop: no protocol built yet")
+
+# ---- README and CI agree ---------------------------------------------------
+readme = open(os.path.join(SRC, "README.md")).read().splitlines()
+cmds = [l.strip().strip("`") for l in readme[:20] if "apt-get" in l]
+ci = [l.strip() for l in open(os.path.join(SRC, ".ci", "run")) if "apt-get" in l]
+r.check(len(cmds) >= 2 and "postern demo" in cmds[0], "README: first command starts postern demo")
+r.check(len(cmds) >= 2 and len(ci) == 1 and ci[0] == cmds[1],
+        "README: second command is exactly what .ci/run runs")
+
+r.finish()

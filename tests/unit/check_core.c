@@ -1,0 +1,623 @@
+/* Core runtime: the connection's line reader, STARTTLS, TLS versions,
+ * back-pressure, timeouts, worker jobs, limits and graceful stop, driven
+ * over real loopback sockets against a tiny test protocol.
+ *
+ * The server runs its loop in a thread of the (forked, per test) Check
+ * child; the test body is the client. */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "base64.h"
+#include "config.h"
+#include "conn.h"
+#include "server.h"
+#include "tls.h"
+#include "util.h"
+
+#define TEST_LINE_MAX 100
+#define TEST_FLOOD (4 * 1024 * 1024)
+
+/* ---- the test protocol: every line is remembered; a few are commands -- */
+
+struct test_session {
+	struct conn *conn;
+	unsigned lines;
+	unsigned too_long;
+	char seen[4096]; /* every line received, '|'-separated */
+};
+
+static volatile int test_stopped_sessions;
+
+static void test_job_work(void *arg)
+{
+	unsigned *n = arg;
+	usleep(50 * 1000);
+	*n *= 2;
+}
+
+static void test_job_done(void *arg)
+{
+	struct test_session *s = (struct test_session *)((char *)arg - offsetof(struct test_session, lines));
+	conn_printf(s->conn, "JOB %u\r\n", s->lines);
+	conn_resume(s->conn);
+}
+
+static void test_on_event(struct conn *conn, enum conn_event ev, const char *data,
+			  size_t len, void *session)
+{
+	struct test_session *s = session;
+
+	switch (ev) {
+	case CONN_EV_LINE:
+		s->lines++;
+		if (strlen(s->seen) + len + 2 < sizeof(s->seen)) {
+			strncat(s->seen, data, len);
+			strcat(s->seen, "|");
+		}
+		if (strcmp(data, "STARTTLS") == 0) {
+			conn_write(conn, "GO\r\n", 4);
+			ck_assert_int_eq(conn_starttls(conn), 0);
+		} else if (strcmp(data, "SEEN") == 0) {
+			conn_printf(conn, "SEEN %s\r\n", s->seen);
+		} else if (strcmp(data, "COUNT") == 0) {
+			conn_printf(conn, "COUNT %u %u\r\n", s->lines, s->too_long);
+		} else if (strcmp(data, "FLOOD") == 0) {
+			static char block[64 * 1024];
+			memset(block, 'x', sizeof(block));
+			for (size_t i = 0; i < TEST_FLOOD / sizeof(block); i++)
+				conn_write(conn, block, sizeof(block));
+			conn_write(conn, "\r\nEND\r\n", 7);
+		} else if (strcmp(data, "JOB") == 0) {
+			conn_pause(conn);
+			s->lines = 21;
+			conn_submit(conn, test_job_work, test_job_done, &s->lines);
+		} else if (strncmp(data, "IDLE ", 5) == 0) {
+			conn_set_timeout(conn, (unsigned)atoi(data + 5));
+			conn_write(conn, "ARMED\r\n", 7);
+		} else if (strncmp(data, "BYTES ", 6) == 0) {
+			conn_read_bytes(conn, (size_t)atoi(data + 6));
+		} else if (strcmp(data, "TLS?") == 0) {
+			char d[128];
+			conn_tls_describe(conn, d, sizeof(d));
+			conn_printf(conn, "TLS %s\r\n", conn_is_tls(conn) ? d : "no");
+		} else if (strcmp(data, "QUIT") == 0) {
+			conn_write(conn, "BYE\r\n", 5);
+			conn_close(conn);
+		} else {
+			conn_printf(conn, "LINE %zu\r\n", len);
+		}
+		break;
+	case CONN_EV_LINE_TOO_LONG:
+		s->too_long++;
+		conn_write(conn, "TOOLONG\r\n", 9);
+		break;
+	case CONN_EV_BYTES:
+		conn_printf(conn, "BYTES %zu\r\n", len);
+		break;
+	case CONN_EV_TIMEOUT:
+		conn_write(conn, "TIMEOUT\r\n", 9);
+		conn_close(conn);
+		break;
+	case CONN_EV_TLS_READY:
+		conn_write(conn, "TLSOK\r\n", 7);
+		break;
+	case CONN_EV_DRAINED:
+		break;
+	case CONN_EV_CLOSED:
+		free(s);
+		break;
+	}
+}
+
+static void test_accept(struct conn *conn, enum listener_role role, void *ctx)
+{
+	struct test_session *s = calloc(1, sizeof(*s));
+
+	(void)role;
+	(void)ctx;
+	s->conn = conn;
+	conn_set_handler(conn, test_on_event, s);
+	conn_read_lines(conn, TEST_LINE_MAX, false);
+	conn_write(conn, "HELLO\r\n", 7);
+}
+
+static void test_stop(struct conn *conn, void *session)
+{
+	(void)session;
+	test_stopped_sessions++;
+	conn_write(conn, "SHUTDOWN\r\n", 10);
+	conn_close(conn);
+}
+
+/* ---- fixture ---------------------------------------------------------- */
+
+static char test_dir[64];
+static struct config test_cfg;
+static struct server *test_srv;
+static pthread_t test_thread;
+static unsigned short test_port_plain, test_port_tls;
+static volatile int test_run_rc = -99;
+
+static unsigned short test_free_port(void)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	socklen_t len = sizeof(in);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&in, sizeof(in)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&in, &len), 0);
+	close(fd);
+	return ntohs(in.sin_port);
+}
+
+static void *test_loop(void *arg)
+{
+	(void)arg;
+	test_run_rc = server_run(test_srv);
+	return NULL;
+}
+
+static void test_start(unsigned per_ip)
+{
+	struct server_protocol proto = {
+		.name = "test", .accept = test_accept, .stop = test_stop,
+		.busy_reply = "BUSY\r\n",
+	};
+	char err[512], cert[128], key[128];
+
+	strcpy(test_dir, "/tmp/postern-core-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(test_dir));
+	snprintf(cert, sizeof(cert), "%s/cert.pem", test_dir);
+	snprintf(key, sizeof(key), "%s/key.pem", test_dir);
+	ck_assert_msg(tls_make_self_signed("mail.test", cert, key, err, sizeof(err)) == 0, "%s", err);
+
+	config_defaults(&test_cfg);
+	strcpy(test_cfg.hostname, "mail.test");
+	strcpy(test_cfg.data_dir, test_dir);
+	test_cfg.connections_per_ip_max = per_ip;
+	test_cfg.shutdown_timeout = 5;
+	strcpy(test_cfg.certs[0].cert_file, cert);
+	strcpy(test_cfg.certs[0].key_file, key);
+	/* A second certificate for SNI. */
+	snprintf(test_cfg.certs[1].cert_file, sizeof(test_cfg.certs[1].cert_file), "%s/other.pem", test_dir);
+	snprintf(test_cfg.certs[1].key_file, sizeof(test_cfg.certs[1].key_file), "%s/other.key", test_dir);
+	ck_assert_msg(tls_make_self_signed("imap.other.test", test_cfg.certs[1].cert_file,
+					   test_cfg.certs[1].key_file, err, sizeof(err)) == 0, "%s", err);
+	test_cfg.n_certs = 2;
+	test_port_plain = test_free_port();
+	test_port_tls = test_free_port();
+	test_cfg.listeners[0] = (struct config_listener){
+		.name = "plain", .role = ROLE_IMAP, .address = "127.0.0.1",
+		.port = test_port_plain, .tls = TLS_MODE_STARTTLS };
+	test_cfg.listeners[1] = (struct config_listener){
+		.name = "tls", .role = ROLE_IMAPS, .address = "127.0.0.1",
+		.port = test_port_tls, .tls = TLS_MODE_IMPLICIT };
+	test_cfg.n_listeners = 2;
+
+	test_srv = server_new(&test_cfg, err, sizeof(err));
+	ck_assert_msg(test_srv != NULL, "%s", err);
+	server_set_protocol(test_srv, ROLE_IMAP, &proto);
+	server_set_protocol(test_srv, ROLE_IMAPS, &proto);
+	ck_assert_msg(server_listen(test_srv, SERVER_ROLES_ALL, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(pthread_create(&test_thread, NULL, test_loop, NULL), 0);
+}
+
+static int test_connect(unsigned short port)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct timeval tv = { 10, 0 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&in, sizeof(in)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Read one CRLF line (plain or TLS) into out; returns its length or -1. */
+static int test_readline(int fd, SSL *ssl, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	while (n + 1 < outlen) {
+		char c;
+		int r = ssl != NULL ? SSL_read(ssl, &c, 1) : (int)read(fd, &c, 1);
+		if (r <= 0)
+			return -1;
+		if (c == '\n') {
+			if (n > 0 && out[n - 1] == '\r')
+				n--;
+			out[n] = '\0';
+			return (int)n;
+		}
+		out[n++] = c;
+	}
+	out[n] = '\0';
+	return (int)n;
+}
+
+static void test_expect(int fd, SSL *ssl, const char *want)
+{
+	char line[8192];
+
+	ck_assert_int_ge(test_readline(fd, ssl, line, sizeof(line)), 0);
+	ck_assert_str_eq(line, want);
+}
+
+static void test_send(int fd, const char *s)
+{
+	ck_assert_int_eq(write_full(fd, s, strlen(s)), 0);
+}
+
+static SSL *test_tls_client_sni(int fd, int max_version, const char *sni)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl;
+
+	if (max_version != 0) {
+		SSL_CTX_set_min_proto_version(ctx, 0);
+		SSL_CTX_set_max_proto_version(ctx, max_version);
+		SSL_CTX_set_security_level(ctx, 0);
+	}
+	ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx);
+	SSL_set_fd(ssl, fd);
+	SSL_set_tlsext_host_name(ssl, sni);
+	if (SSL_connect(ssl) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
+}
+
+static SSL *test_tls_client(int fd, int max_version)
+{
+	return test_tls_client_sni(fd, max_version, "mail.test");
+}
+
+/* The subject CN of the certificate the server presented. */
+static void test_peer_cn(SSL *ssl, char *out, size_t outlen)
+{
+	X509 *cert = SSL_get1_peer_certificate(ssl);
+
+	out[0] = '\0';
+	if (cert != NULL) {
+		X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, out, (int)outlen);
+		X509_free(cert);
+	}
+}
+
+static void test_finish(void)
+{
+	kill(getpid(), SIGTERM);
+	pthread_join(test_thread, NULL);
+	ck_assert_int_eq(test_run_rc, 0);
+	server_free(test_srv);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", test_dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+START_TEST(test_core_line_limits)
+{
+	char line[TEST_LINE_MAX + 200];
+	int fd;
+
+	test_start(10);
+	fd = test_connect(test_port_plain);
+	test_expect(fd, NULL, "HELLO");
+	memset(line, 'a', TEST_LINE_MAX);
+	strcpy(line + TEST_LINE_MAX, "\r\n");
+	test_send(fd, line); /* exactly the limit: accepted */
+	test_expect(fd, NULL, "LINE 100");
+	memset(line, 'b', TEST_LINE_MAX + 150);
+	strcpy(line + TEST_LINE_MAX + 150, "\r\n");
+	test_send(fd, line); /* over: one error, then the reader recovers */
+	test_expect(fd, NULL, "TOOLONG");
+	test_send(fd, "short\r\n");
+	test_expect(fd, NULL, "LINE 5");
+	/* A bare LF does not end a line in strict mode (SMTP smuggling). */
+	test_send(fd, "a\nb\r\n");
+	test_expect(fd, NULL, "LINE 3");
+	/* An over-long line sent in many small pieces. */
+	for (int i = 0; i < 50; i++)
+		test_send(fd, "0123456789");
+	test_send(fd, "\r\nCOUNT\r\n");
+	test_expect(fd, NULL, "TOOLONG");
+	test_expect(fd, NULL, "COUNT 4 2");
+	test_send(fd, "BYTES 10\r\n0123456789COUNT\r\n");
+	test_expect(fd, NULL, "BYTES 10");
+	test_expect(fd, NULL, "COUNT 6 2");
+	test_send(fd, "QUIT\r\n");
+	test_expect(fd, NULL, "BYE");
+	ck_assert_int_eq(read(fd, line, 1), 0);
+	close(fd);
+	test_finish();
+}
+END_TEST
+
+START_TEST(test_core_starttls_discards_pipelined)
+{
+	char line[8192];
+	SSL *ssl;
+	int fd;
+
+	test_start(10);
+	fd = test_connect(test_port_plain);
+	test_expect(fd, NULL, "HELLO");
+	/* The injected command arrives in the same packet as STARTTLS. */
+	test_send(fd, "STARTTLS\r\nINJECTED\r\n");
+	test_expect(fd, NULL, "GO");
+	ssl = test_tls_client(fd, 0);
+	ck_assert_ptr_nonnull(ssl);
+	test_expect(fd, ssl, "TLSOK");
+	ck_assert_int_gt(SSL_write(ssl, "SEEN\r\n", 6), 0);
+	ck_assert_int_ge(test_readline(fd, ssl, line, sizeof(line)), 0);
+	ck_assert_str_eq(line, "SEEN STARTTLS|SEEN|");
+	ck_assert_int_gt(SSL_write(ssl, "TLS?\r\n", 6), 0);
+	ck_assert_int_ge(test_readline(fd, ssl, line, sizeof(line)), 0);
+	ck_assert_msg(strncmp(line, "TLS TLSv1.3 ", 12) == 0, "%s", line);
+	SSL_free(ssl);
+	close(fd);
+	test_finish();
+}
+END_TEST
+
+START_TEST(test_core_tls_versions)
+{
+	SSL *ssl;
+	int fd;
+
+	test_start(10);
+	fd = test_connect(test_port_tls);
+	ssl = test_tls_client(fd, TLS1_1_VERSION);
+	ck_assert_msg(ssl == NULL, "TLS 1.1 handshake must fail");
+	close(fd);
+	ERR_clear_error();
+
+	fd = test_connect(test_port_tls);
+	ssl = test_tls_client(fd, TLS1_2_VERSION);
+	ck_assert_ptr_nonnull(ssl);
+	test_expect(fd, ssl, "HELLO");
+	ck_assert_str_eq(SSL_get_version(ssl), "TLSv1.2");
+	SSL_free(ssl);
+	close(fd);
+	test_finish();
+}
+END_TEST
+
+START_TEST(test_core_sni)
+{
+	char cn[256];
+	SSL *ssl;
+	int fd;
+
+	test_start(10);
+	fd = test_connect(test_port_tls);
+	ssl = test_tls_client_sni(fd, 0, "imap.other.test");
+	ck_assert_ptr_nonnull(ssl);
+	test_expect(fd, ssl, "HELLO");
+	test_peer_cn(ssl, cn, sizeof(cn));
+	ck_assert_str_eq(cn, "imap.other.test");
+	SSL_free(ssl);
+	close(fd);
+
+	fd = test_connect(test_port_tls);
+	ssl = test_tls_client_sni(fd, 0, "unknown.example");
+	ck_assert_ptr_nonnull(ssl);
+	test_peer_cn(ssl, cn, sizeof(cn));
+	ck_assert_str_eq(cn, "mail.test"); /* the default certificate */
+	SSL_free(ssl);
+	close(fd);
+	test_finish();
+}
+END_TEST
+
+START_TEST(test_core_backpressure)
+{
+	char buf[65536];
+	size_t got = 0;
+	int fd;
+
+	test_start(10);
+	fd = test_connect(test_port_plain);
+	test_expect(fd, NULL, "HELLO");
+	test_send(fd, "FLOOD\r\n");
+	usleep(200 * 1000);
+	/* While the flood is unread the server must not act on input. */
+	for (int i = 0; i < 20; i++)
+		test_send(fd, "x\r\n");
+	test_send(fd, "COUNT\r\n");
+	usleep(200 * 1000);
+	/* Now read everything: the flood, then the replies in order. */
+	while (got < TEST_FLOOD) {
+		ssize_t n = read(fd, buf, sizeof(buf) < TEST_FLOOD - got ? sizeof(buf) : TEST_FLOOD - got);
+		ck_assert_int_gt(n, 0);
+		got += (size_t)n;
+	}
+	test_expect(fd, NULL, "");
+	test_expect(fd, NULL, "END");
+	for (int i = 0; i < 20; i++)
+		test_expect(fd, NULL, "LINE 1");
+	test_expect(fd, NULL, "COUNT 22 0");
+	close(fd);
+	test_finish();
+}
+END_TEST
+
+START_TEST(test_core_worker_job_pauses_input)
+{
+	int fd;
+
+	test_start(10);
+	fd = test_connect(test_port_plain);
+	test_expect(fd, NULL, "HELLO");
+	/* COUNT is pipelined behind JOB and must wait for the job. */
+	test_send(fd, "JOB\r\nCOUNT\r\n");
+	test_expect(fd, NULL, "JOB 42");
+	test_expect(fd, NULL, "COUNT 43 0");
+	close(fd);
+	test_finish();
+}
+END_TEST
+
+START_TEST(test_core_idle_timeout)
+{
+	char line[64];
+	time_t t0;
+	int fd;
+
+	test_start(10);
+	fd = test_connect(test_port_plain);
+	test_expect(fd, NULL, "HELLO");
+	test_send(fd, "IDLE 1\r\n");
+	test_expect(fd, NULL, "ARMED");
+	t0 = time(NULL);
+	test_expect(fd, NULL, "TIMEOUT");
+	ck_assert_int_eq(read(fd, line, 1), 0);
+	ck_assert_int_le(time(NULL) - t0, 3);
+	close(fd);
+	test_finish();
+}
+END_TEST
+
+START_TEST(test_core_per_ip_limit)
+{
+	int fds[3];
+	char line[64];
+
+	test_start(2);
+	for (int i = 0; i < 2; i++) {
+		fds[i] = test_connect(test_port_plain);
+		test_expect(fds[i], NULL, "HELLO");
+	}
+	fds[2] = test_connect(test_port_plain);
+	test_expect(fds[2], NULL, "BUSY");
+	ck_assert_int_eq(read(fds[2], line, 1), 0);
+	close(fds[2]);
+	close(fds[0]);
+	usleep(100 * 1000);
+	fds[2] = test_connect(test_port_plain);
+	test_expect(fds[2], NULL, "HELLO");
+	close(fds[1]);
+	close(fds[2]);
+	test_finish();
+}
+END_TEST
+
+START_TEST(test_core_graceful_stop)
+{
+	char line[64];
+	int fd;
+
+	test_start(10);
+	fd = test_connect(test_port_plain);
+	test_expect(fd, NULL, "HELLO");
+	kill(getpid(), SIGTERM);
+	test_expect(fd, NULL, "SHUTDOWN");
+	ck_assert_int_eq(read(fd, line, 1), 0);
+	pthread_join(test_thread, NULL);
+	ck_assert_int_eq(test_run_rc, 0);
+	ck_assert_int_eq(test_stopped_sessions, 1);
+	/* The listener is gone. */
+	{
+		struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(test_port_plain) };
+		int fd2 = socket(AF_INET, SOCK_STREAM, 0);
+		in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ck_assert_int_ne(connect(fd2, (struct sockaddr *)&in, sizeof(in)), 0);
+		close(fd2);
+	}
+	close(fd);
+	server_free(test_srv);
+}
+END_TEST
+
+START_TEST(test_core_base64)
+{
+	unsigned char out[64];
+	char enc[64];
+
+	base64_encode("\0user\0pass", 10, enc);
+	ck_assert_str_eq(enc, "AHVzZXIAcGFzcw==");
+	ck_assert_int_eq(base64_decode(enc, strlen(enc), out), 10);
+	ck_assert_int_eq(memcmp(out, "\0user\0pass", 10), 0);
+	ck_assert_int_eq(base64_decode("AHVzZXIAcGFzcw=", 15, out), -1);
+	ck_assert_int_eq(base64_decode("AHVz ZXIA", 9, out), -1);
+	ck_assert_int_eq(base64_decode("AB==", 4, out), -1); /* non-canonical bits */
+	ck_assert_int_eq(base64_decode("A===", 4, out), -1);
+	ck_assert_int_eq(base64_decode("", 0, out), 0);
+}
+END_TEST
+
+START_TEST(test_core_write_file_atomic)
+{
+	char dir[] = "/tmp/postern-atomic-XXXXXX", path[128], *data;
+	size_t len;
+	struct stat st;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/f", dir);
+	ck_assert_int_eq(write_file_atomic(path, "one", 3, 0600), 0);
+	ck_assert_int_eq(write_file_atomic(path, "two!", 4, 0640), 0);
+	ck_assert_int_eq(read_small_file(path, 100, &data, &len), 0);
+	ck_assert_str_eq(data, "two!");
+	free(data);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0640);
+	ck_assert_int_eq(read_small_file(path, 2, &data, &len), -1);
+	ck_assert_int_eq(errno, EFBIG);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
+static Suite *core_suite(void)
+{
+	Suite *s = suite_create("core");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_core_line_limits);
+	tcase_add_test(tc, test_core_starttls_discards_pipelined);
+	tcase_add_test(tc, test_core_tls_versions);
+	tcase_add_test(tc, test_core_sni);
+	tcase_add_test(tc, test_core_backpressure);
+	tcase_add_test(tc, test_core_worker_job_pauses_input);
+	tcase_add_test(tc, test_core_idle_timeout);
+	tcase_add_test(tc, test_core_per_ip_limit);
+	tcase_add_test(tc, test_core_graceful_stop);
+	tcase_add_test(tc, test_core_base64);
+	tcase_add_test(tc, test_core_write_file_atomic);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(core_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

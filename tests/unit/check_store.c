@@ -1,0 +1,869 @@
+/* Tests of the store (maildir/store.h): delivery and reads, flags, modseq,
+ * expunge, copy/move, outside changes, reindex, names, the Dovecot import
+ * and quota.  Faults and concurrency: check_store_faults.c.  Each test
+ * works in its own mkdtemp() directory. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "store_test.h"
+
+/* ---- delivery and reads --------------------------------------------- */
+
+START_TEST(test_store_deliver_read)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct md_msg msg;
+	struct md_section sec;
+	const char *text = "From: Bob <bob@example.org>\nSubject: hello\n\nbody line\n";
+	const char *want = "From: Bob <bob@example.org>\r\nSubject: hello\r\n\r\nbody line\r\n";
+	char buf[256], *data;
+	const char *env;
+	size_t len;
+	uint32_t uid;
+	int fd;
+
+	ck_assert_int_eq(deliver(s, ADDR, NULL, text, 0, 0, &uid), MD_OK);
+	ck_assert_uint_eq(uid, 1);
+	ck_assert_int_eq(md_user_open(s, "Alice@Example.TEST", 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "inbox", &mb, &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 1);
+	ck_assert_uint_eq(st.unseen, 1);
+	ck_assert_uint_eq(st.uidnext, 2);
+	ck_assert_uint_gt(st.uidvalidity, 0);
+	ck_assert_uint_eq(st.size, strlen(want));
+	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_PATH | MD_READ_META, &msg), MD_OK);
+	ck_assert_uint_eq(msg.size, strlen(want));
+	ck_assert_ptr_nonnull(strstr(msg.path, "/new/"));
+	ck_assert_str_eq(strrchr(msg.path, '/') + 1, msg.basename);
+	data = read_file(msg.path, &len);
+	ck_assert_ptr_nonnull(data);
+	ck_assert_uint_eq(len, strlen(want));
+	ck_assert_mem_eq(data, want, len);
+	free(data);
+	env = md_msg_envelope(&msg, &len);
+	ck_assert_ptr_nonnull(env);
+	ck_assert_ptr_nonnull(memmem(env, len, "\"hello\"", 7));
+	ck_assert_int_eq(md_msg_section(&msg, "TEXT", &sec), 0);
+	ck_assert_uint_eq(sec.length, 11);
+	ck_assert_int_eq(md_msg_open(mb, &msg, &fd), MD_OK);
+	ck_assert_int_eq(pread(fd, buf, sec.length, (off_t)sec.offset), (ssize_t)sec.length);
+	ck_assert_mem_eq(buf, "body line\r\n", 11);
+	close(fd);
+	ck_assert_int_eq(md_msg_section(&msg, "2", &sec), 1);
+	md_msg_clear(&msg);
+	ck_assert_int_eq(md_msg_get(mb, 7, 0, &msg), MD_NOTFOUND);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_refuse_bad_messages)
+{
+	struct md_store *s = open_store();
+	struct md_delivery *d;
+	struct md_target t = { .address = ADDR, .create_user = true };
+	char spool[PATH_MAX];
+
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "", 0, 0, NULL), MD_BADMSG);
+	ck_assert_int_eq(md_delivery_open(s, 0, 0, &d), MD_OK);
+	ck_assert_int_eq(md_delivery_write(d, "Subject: x\r\n\r\na\0b", 17), MD_BADMSG);
+	ck_assert_int_eq(md_delivery_commit(d, &t, 1), MD_BADMSG);
+	ck_assert_int_eq(t.result, MD_BADMSG);
+	md_delivery_free(d);
+	ck_assert_int_eq(md_delivery_open(s, 10, 0, &d), MD_OK);
+	ck_assert_int_eq(md_delivery_write(d, "Subject: too long\r\n", 19), MD_TOOBIG);
+	ck_assert_int_eq(md_delivery_commit(d, &t, 1), MD_TOOBIG);
+	md_delivery_free(d);
+	/* RAW keeps bytes (RFC 3516 literal8) */
+	ck_assert_int_eq(md_delivery_open(s, 0, MD_DELIVERY_RAW, &d), MD_OK);
+	ck_assert_int_eq(md_delivery_write(d, "S: x\n\na\0b\n", 10), MD_OK);
+	ck_assert_uint_eq(md_delivery_size(d), 10);
+	ck_assert_int_eq(md_delivery_commit(d, &t, 1), MD_OK);
+	ck_assert_int_eq(t.result, MD_OK);
+	md_delivery_free(d);
+	snprintf(spool, sizeof(spool), "%s/mail/.tmp", tdir);
+	ck_assert_uint_eq(count_files(spool), 0);
+	md_store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_default_mailboxes)
+{
+	static const char *names[] = { "Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash" };
+	static const unsigned special[] = { MD_SPECIAL_ARCHIVE, MD_SPECIAL_DRAFTS, 0,
+					    MD_SPECIAL_JUNK, MD_SPECIAL_SENT,
+					    MD_SPECIAL_TRASH };
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox_info *list;
+	size_t n;
+	char dir[PATH_MAX];
+	struct stat sb;
+
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_NOUSER);
+	ck_assert_int_eq(md_user_open(s, "bad/name@example.test", MD_USER_CREATE, &u),
+			 MD_BADNAME);
+	ck_assert_int_eq(md_user_open(s, ADDR, MD_USER_CREATE, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_list(u, &list, &n), MD_OK);
+	ck_assert_uint_eq(n, 6);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_str_eq(list[i].name, names[i]);
+		ck_assert_uint_eq(list[i].special_use, special[i]);
+		ck_assert(list[i].exists && list[i].subscribed && !list[i].has_children);
+	}
+	free(list);
+	user_dir(dir, sizeof(dir), ".Sent/maildirfolder");
+	ck_assert_int_eq(stat(dir, &sb), 0);
+	user_dir(dir, sizeof(dir), "cur");
+	ck_assert_int_eq(stat(dir, &sb), 0);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+/* ---- flags, modseq, expunge, copy, move -------------------------------- */
+
+START_TEST(test_store_flags_modseq)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct md_flags_result res[3];
+	struct md_msg *msgs, msg;
+	uint32_t uids[3] = { 1, 2, 9 };
+	const char *kws[] = { "$Important", "work" };
+	char **names, *slash;
+	size_t n, nk;
+	uint64_t hms;
+
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: a\n\nx\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	hms = st.highestmodseq;
+	ck_assert_int_eq(md_msg_store(mb, uids, 3, MD_FLAGS_ADD, MD_FLAG_SEEN | MD_FLAG_FLAGGED,
+				      kws, 2, 0, res), MD_OK);
+	ck_assert_int_eq(res[0].result, MD_OK);
+	ck_assert_int_eq(res[1].result, MD_OK);
+	ck_assert_int_eq(res[2].result, MD_NOTFOUND);
+	ck_assert_uint_eq(res[0].flags, MD_FLAG_SEEN | MD_FLAG_FLAGGED);
+	ck_assert_uint_eq(res[0].keywords[0], 3);
+	ck_assert_uint_eq(res[0].modseq, hms + 1);
+	ck_assert_uint_eq(res[1].modseq, hms + 1);
+	/* the name carries the flags, sorted, keywords as letters */
+	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_PATH, &msg), MD_OK);
+	slash = strrchr(msg.path, '/');
+	ck_assert_ptr_nonnull(strstr(msg.path, "/cur/"));
+	ck_assert_str_eq(strchr(slash, ':'), ":2,FSab");
+	md_msg_clear(&msg);
+	ck_assert_int_eq(md_mailbox_keywords(mb, &names, &nk), MD_OK);
+	ck_assert_uint_eq(nk, 2);
+	ck_assert_str_eq(names[0], "$Important");
+	ck_assert_str_eq(names[1], "work");
+	md_mailbox_keywords_free(names, nk);
+	{
+		char path[PATH_MAX], *data;
+
+		user_dir(path, sizeof(path), "dovecot-keywords");
+		data = read_file(path, NULL);
+		ck_assert_ptr_nonnull(data);
+		ck_assert_str_eq(data, "0 $Important\n1 work\n");
+		free(data);
+	}
+	/* nothing changes: modseq stays */
+	ck_assert_int_eq(md_msg_store(mb, uids, 1, MD_FLAGS_ADD, MD_FLAG_SEEN, NULL, 0, 0,
+				      res), MD_OK);
+	ck_assert_uint_eq(res[0].modseq, hms + 1);
+	/* UNCHANGEDSINCE (RFC 7162) */
+	ck_assert_int_eq(md_msg_store(mb, uids, 1, MD_FLAGS_REMOVE, MD_FLAG_SEEN, NULL, 0,
+				      hms, res), MD_OK);
+	ck_assert_int_eq(res[0].result, MD_MODIFIED);
+	ck_assert_int_eq(md_msg_store(mb, uids + 1, 1, MD_FLAGS_SET, MD_FLAG_DELETED, NULL,
+				      0, hms + 1, res), MD_OK);
+	ck_assert_int_eq(res[0].result, MD_OK);
+	ck_assert_uint_eq(res[0].flags, MD_FLAG_DELETED);
+	ck_assert_uint_eq(res[0].keywords[0], 0);
+	ck_assert_int_eq(md_mailbox_sync(mb, &st), MD_OK);
+	ck_assert_uint_eq(st.highestmodseq, hms + 2);
+	ck_assert_uint_eq(st.unseen, 1);
+	ck_assert_uint_eq(st.deleted, 1);
+	/* CHANGEDSINCE */
+	ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, hms + 1, 0, &msgs, &n), MD_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(msgs[0].uid, 2);
+	md_msg_list_free(msgs, n);
+	ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, hms, 0, &msgs, &n), MD_OK);
+	ck_assert_uint_eq(n, 2);
+	md_msg_list_free(msgs, n);
+	ck_assert_int_eq(md_msg_store(mb, uids, 1, MD_FLAGS_ADD, 0,
+				      (const char *[]){ "bad keyword" }, 1, 0, res),
+			 MD_BADNAME);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_expunge_copy_move)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb, *sent;
+	struct md_status st;
+	struct md_flags_result res[4];
+	uint32_t uids[4] = { 1, 2, 3, 4 }, dest[4], uv, *ex;
+	size_t n;
+	uint64_t bytes, count, hms;
+	struct md_msg msg;
+
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: m\n\nx\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_int_eq(md_msg_store(mb, uids, 2, MD_FLAGS_ADD, MD_FLAG_DELETED, NULL, 0,
+				      0, res), MD_OK);
+	ck_assert_int_eq(md_msg_store(mb, uids + 2, 1, MD_FLAGS_ADD,
+				      MD_FLAG_SEEN | MD_FLAG_ANSWERED, NULL, 0, 0, res), MD_OK);
+	ck_assert_int_eq(md_mailbox_sync(mb, &st), MD_OK);
+	hms = st.highestmodseq;
+	/* UID EXPUNGE 2:4 removes only \Deleted ones */
+	ck_assert_int_eq(md_msg_expunge(mb, uids + 1, 3, MD_EXPUNGE_DELETED_ONLY, &ex, &n),
+			 MD_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(ex[0], 2);
+	free(ex);
+	ck_assert_int_eq(md_msg_expunge(mb, NULL, 0, 0, &ex, &n), MD_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(ex[0], 1);
+	free(ex);
+	ck_assert_int_eq(md_mailbox_expunged(mb, hms, &ex, &n), MD_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(ex[0], 1);
+	ck_assert_uint_eq(ex[1], 2);
+	free(ex);
+	ck_assert_int_eq(md_mailbox_sync(mb, &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 2);
+	ck_assert_int_eq(md_user_usage(u, &bytes, &count), MD_OK);
+	ck_assert_uint_eq(count, 2);
+	/* COPY 3,4 to Sent: consecutive UIDs, flags kept */
+	ck_assert_int_eq(md_msg_copy(mb, uids + 2, 2, "Sent", false, 0, &uv, dest), MD_OK);
+	ck_assert_uint_eq(dest[0], 1);
+	ck_assert_uint_eq(dest[1], 2);
+	ck_assert_int_eq(md_msg_copy(mb, uids, 1, "Nowhere", false, 0, &uv, dest),
+			 MD_NOMAILBOX);
+	ck_assert_int_eq(md_mailbox_open(u, "Sent", &sent, &st), MD_OK);
+	ck_assert_uint_eq(st.uidvalidity, uv);
+	ck_assert_uint_eq(st.messages, 2);
+	ck_assert_int_eq(md_msg_get(sent, 1, MD_READ_PATH | MD_READ_META, &msg), MD_OK);
+	ck_assert_uint_eq(msg.flags, MD_FLAG_SEEN | MD_FLAG_ANSWERED);
+	ck_assert_ptr_nonnull(msg.meta);
+	md_msg_clear(&msg);
+	ck_assert_int_eq(md_user_usage(u, &bytes, &count), MD_OK);
+	ck_assert_uint_eq(count, 4);
+	/* quota refuses a copy */
+	ck_assert_int_eq(md_msg_copy(mb, uids + 2, 2, "Sent", false, bytes + 1, &uv, dest),
+			 MD_QUOTA);
+	/* MOVE 3 to Trash (RFC 6851) */
+	ck_assert_int_eq(md_msg_copy(mb, uids + 2, 1, "Trash", true, 0, &uv, dest), MD_OK);
+	ck_assert_uint_eq(dest[0], 1);
+	ck_assert_int_eq(md_mailbox_sync(mb, &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 1);
+	ck_assert_int_eq(md_msg_get(mb, 3, 0, &msg), MD_NOTFOUND);
+	ck_assert_int_eq(md_user_usage(u, &bytes, &count), MD_OK);
+	ck_assert_uint_eq(count, 4);
+	{
+		char dir[PATH_MAX];
+
+		user_dir(dir, sizeof(dir), "cur");
+		ck_assert_uint_eq(count_files(dir), 0);
+		user_dir(dir, sizeof(dir), "new");
+		ck_assert_uint_eq(count_files(dir), 1);
+		user_dir(dir, sizeof(dir), ".Trash/cur");
+		ck_assert_uint_eq(count_files(dir), 1);
+	}
+	md_mailbox_close(sent);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_append_flags)
+{
+	struct md_store *s = open_store();
+	struct md_delivery *d;
+	const char *kw[] = { "$label1" };
+	struct md_target t = { .address = ADDR, .mailbox = "Drafts",
+			       .flags = MD_FLAG_DRAFT | MD_FLAG_SEEN, .keywords = kw,
+			       .n_keywords = 1, .internal_date = 1000000000,
+			       .create_user = true };
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_msg msg;
+
+	ck_assert_int_eq(md_delivery_open(s, 0, 0, &d), MD_OK);
+	md_delivery_write(d, "Subject: draft\r\n\r\n", 18);
+	md_delivery_write(d, "text\r", 5); /* CR LF split across writes */
+	md_delivery_write(d, "\n", 1);
+	ck_assert_uint_eq(md_delivery_size(d), 24);
+	ck_assert_int_eq(md_delivery_commit(d, &t, 1), MD_OK);
+	ck_assert_int_eq(t.result, MD_OK);
+	ck_assert_uint_eq(t.uid, 1);
+	md_delivery_free(d);
+	t.mailbox = "NoSuchBox";
+	ck_assert_int_eq(deliver(s, ADDR, "NoSuchBox", "a\n", 0, 0, NULL), MD_NOMAILBOX);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "Drafts", &mb, NULL), MD_OK);
+	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_PATH, &msg), MD_OK);
+	ck_assert_str_eq(strchr(strrchr(msg.path, '/'), ':'), ":2,DSa");
+	ck_assert_int_eq(msg.internal_date, 1000000000);
+	ck_assert_uint_eq(msg.size, 24);
+	ck_assert_uint_eq(msg.keywords[0], 1);
+	md_msg_clear(&msg);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+/* ---- outside changes, reindex, lost index -------------------------------- */
+
+START_TEST(test_store_outside_changes)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct md_msg m1, m2, m4;
+	char path[PATH_MAX], to[PATH_MAX], *data;
+	uint32_t *ex;
+	size_t n;
+	uint64_t hms;
+
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: m\n\nx\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	hms = st.highestmodseq;
+	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_PATH, &m1), MD_OK);
+	ck_assert_int_eq(md_msg_get(mb, 2, MD_READ_PATH, &m2), MD_OK);
+	/* mutt reads message 1: new/X -> cur/X:2,S */
+	user_dir(to, sizeof(to), "cur/");
+	strcat(to, m1.basename);
+	strcat(to, ":2,RS");
+	ck_assert_int_eq(rename(m1.path, to), 0);
+	/* another tool deletes message 2 */
+	ck_assert_int_eq(unlink(m2.path), 0);
+	/* tmp/: a file older than 36 hours is junk, a young one is not */
+	{
+		struct timespec old[2] = { { time(NULL) - 37 * 3600, 0 },
+					   { time(NULL) - 37 * 3600, 0 } };
+
+		user_dir(path, sizeof(path), "tmp/old.partial");
+		write_text(path, "x");
+		ck_assert_int_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+		user_dir(path, sizeof(path), "tmp/young.partial");
+		write_text(path, "x");
+	}
+	/* procmail drops a file with LF line endings */
+	user_dir(path, sizeof(path), "new/1234.outside.host");
+	write_text(path, "Subject: dropped\n\nhello\n");
+
+	ck_assert_int_eq(md_mailbox_sync(mb, &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 3);
+	ck_assert_uint_eq(st.uidnext, 5);
+	user_dir(path, sizeof(path), "tmp/old.partial");
+	ck_assert_int_eq(access(path, F_OK), -1);
+	user_dir(path, sizeof(path), "tmp/young.partial");
+	ck_assert_int_eq(access(path, F_OK), 0);
+	ck_assert_uint_eq(st.unseen, 2);
+	ck_assert_uint_gt(st.highestmodseq, hms);
+	md_msg_clear(&m1);
+	ck_assert_int_eq(md_msg_get(mb, 1, 0, &m1), MD_OK);
+	ck_assert_uint_eq(m1.flags, MD_FLAG_SEEN | MD_FLAG_ANSWERED);
+	ck_assert_uint_gt(m1.modseq, hms);
+	ck_assert_int_eq(md_mailbox_expunged(mb, hms, &ex, &n), MD_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(ex[0], 2);
+	free(ex);
+	ck_assert_int_eq(md_msg_get(mb, 4, MD_READ_PATH | MD_READ_META, &m4), MD_OK);
+	ck_assert_str_eq(m4.basename, "1234.outside.host");
+	data = read_file(m4.path, &n);
+	ck_assert_str_eq(data, "Subject: dropped\r\n\r\nhello\r\n");
+	ck_assert_uint_eq(m4.size, n);
+	free(data);
+	md_msg_clear(&m4);
+	/* a message renamed behind our back is still found by md_msg_open */
+	{
+		struct md_msg m3;
+		int fd;
+
+		ck_assert_int_eq(md_msg_get(mb, 3, MD_READ_PATH, &m3), MD_OK);
+		user_dir(to, sizeof(to), "cur/");
+		strcat(to, m3.basename);
+		strcat(to, ":2,F");
+		ck_assert_int_eq(rename(m3.path, to), 0);
+		ck_assert_int_eq(md_msg_open(mb, &m3, &fd), MD_OK);
+		ck_assert_str_eq(m3.path, to);
+		close(fd);
+		md_msg_clear(&m3);
+		ck_assert_int_eq(md_msg_get(mb, 3, 0, &m3), MD_OK);
+		ck_assert_uint_eq(m3.flags, MD_FLAG_FLAGGED);
+	}
+	/* a folder made with mkdir shows up; one removed goes */
+	user_dir(path, sizeof(path), ".Projects");
+	ck_assert_int_eq(md_maildir_make(path, true), 0);
+	user_dir(path, sizeof(path), ".Junk");
+	ck_assert_int_eq(md_remove_tree(path), 0);
+	{
+		struct md_mailbox_info *list;
+		bool projects = false, junk = false;
+
+		ck_assert_int_eq(md_mailbox_list(u, &list, &n), MD_OK);
+		for (size_t i = 0; i < n; i++) {
+			projects |= strcmp(list[i].name, "Projects") == 0 && list[i].exists;
+			junk |= strcmp(list[i].name, "Junk") == 0 && list[i].exists;
+		}
+		free(list);
+		ck_assert(projects && !junk);
+	}
+	md_msg_clear(&m1);
+	md_msg_clear(&m2);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_reindex_and_lost_index)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct md_flags_result res;
+	uint32_t uid = 2, uv1, uv2;
+	char err[256], path[PATH_MAX];
+	struct md_msg msg;
+
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: m\n\nx\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	uv1 = st.uidvalidity;
+	ck_assert_int_eq(md_msg_store(mb, &uid, 1, MD_FLAGS_ADD, MD_FLAG_FLAGGED, NULL, 0, 0,
+				      &res), MD_OK);
+	ck_assert_int_eq(md_user_reindex(s, ADDR, err, sizeof(err)), MD_OK);
+	/* the open handle notices */
+	ck_assert_int_eq(md_mailbox_sync(mb, &st), MD_NOMAILBOX);
+	md_mailbox_close(mb);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	uv2 = st.uidvalidity;
+	ck_assert_uint_ne(uv1, uv2);
+	ck_assert_uint_eq(st.messages, 3);
+	ck_assert_uint_eq(st.unseen, 3);
+	{
+		struct md_msg *msgs;
+		size_t n, flagged = 0;
+
+		ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, 0, &msgs, &n), MD_OK);
+		ck_assert_uint_eq(n, 3);
+		for (size_t i = 0; i < n; i++)
+			flagged += msgs[i].flags == MD_FLAG_FLAGGED;
+		ck_assert_uint_eq(flagged, 1);
+		md_msg_list_free(msgs, n);
+	}
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+
+	/* lose the index: rebuilt on the next access, new UIDVALIDITY */
+	snprintf(path, sizeof(path), "%s/index", tdir);
+	ck_assert_int_eq(nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+	s = open_store();
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 3);
+	ck_assert_uint_ne(st.uidvalidity, uv2);
+	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_META, &msg), MD_OK);
+	ck_assert_ptr_nonnull(msg.meta);
+	md_msg_clear(&msg);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+
+	/* a damaged index file is set aside and rebuilt */
+	snprintf(path, sizeof(path), "%s/index/data.mdb", tdir);
+	write_text(path, "this is not an LMDB file, not at all, it is much too short");
+	s = open_store();
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "INBOX", &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 3);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+/* ---- mailboxes and names --------------------------------------------------- */
+
+START_TEST(test_store_rename_children)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_mailbox_info *list;
+	struct md_status st, st2;
+	char dir[PATH_MAX];
+	struct stat sb;
+	size_t n;
+
+	ck_assert_int_eq(md_user_open(s, ADDR, MD_USER_CREATE, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "a", 0), MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "a/b", 0), MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "a/b/c", 0), MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "ab", 0), MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "a/b", 0), MD_EXISTS);
+	ck_assert_int_eq(md_mailbox_create(u, "inbox", 0), MD_EXISTS);
+	ck_assert_int_eq(md_mailbox_create(u, "a.b", 0), MD_BADNAME);
+	ck_assert_int_eq(md_mailbox_subscribe(u, "a/b", true), MD_OK);
+	ck_assert_int_eq(deliver(s, ADDR, "a/b", "Subject: in ab\n\nx\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "a/b", &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 1);
+
+	ck_assert_int_eq(md_mailbox_rename(u, "a", "a/x"), MD_DENIED);
+	ck_assert_int_eq(md_mailbox_rename(u, "a", "ab"), MD_EXISTS);
+	ck_assert_int_eq(md_mailbox_rename(u, "zz", "yy"), MD_NOMAILBOX);
+	ck_assert_int_eq(md_mailbox_rename(u, "a", "x"), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "a/b", &st2), MD_NOMAILBOX);
+	ck_assert_int_eq(md_mailbox_status(u, "x/b", &st2), MD_OK);
+	ck_assert_uint_eq(st2.uidvalidity, st.uidvalidity);
+	ck_assert_uint_eq(st2.messages, 1);
+	user_dir(dir, sizeof(dir), ".x.b.c/cur");
+	ck_assert_int_eq(stat(dir, &sb), 0);
+	user_dir(dir, sizeof(dir), ".a.b");
+	ck_assert_int_eq(stat(dir, &sb), -1);
+	ck_assert_int_eq(md_mailbox_list(u, &list, &n), MD_OK);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert(strncmp(list[i].name, "a/", 2) != 0 && strcmp(list[i].name, "a"));
+		if (strcmp(list[i].name, "x/b") == 0)
+			ck_assert(list[i].subscribed && list[i].has_children);
+	}
+	free(list);
+	/* delete the middle one: its child stays, the name becomes a parent */
+	ck_assert_int_eq(md_mailbox_delete(u, "x/b"), MD_OK);
+	ck_assert_int_eq(md_mailbox_delete(u, "x/b"), MD_NOMAILBOX);
+	ck_assert_int_eq(md_mailbox_delete(u, "INBOX"), MD_DENIED);
+	ck_assert_int_eq(md_mailbox_list(u, &list, &n), MD_OK);
+	{
+		bool xb = false, xbc = false;
+
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(list[i].name, "x/b") == 0)
+				xb = !list[i].exists && list[i].subscribed && list[i].has_children;
+			xbc |= strcmp(list[i].name, "x/b/c") == 0 && list[i].exists;
+		}
+		ck_assert(xb && xbc);
+	}
+	free(list);
+	user_dir(dir, sizeof(dir), ".x.b");
+	ck_assert_int_eq(stat(dir, &sb), -1);
+	{
+		char root[PATH_MAX];
+
+		user_dir(root, sizeof(root), "");
+		ck_assert_uint_eq(count_files(root), 4); /* cur new tmp marker */
+	}
+	/* RENAME INBOX moves its messages (RFC 3501 §6.3.5) */
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: i\n\nx\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_mailbox_rename(u, "INBOX", "Old"), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "INBOX", &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 0);
+	ck_assert_int_eq(md_mailbox_open(u, "Old", &mb, &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 1);
+	md_mailbox_close(mb);
+	ck_assert_int_eq(md_mailbox_set_special(u, "Old", MD_SPECIAL_ARCHIVE), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "Old", &st), MD_OK);
+	ck_assert_uint_eq(st.special_use, MD_SPECIAL_ARCHIVE);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_names)
+{
+	static const char *good[] = { "INBOX", "inbox/Sub", "Sent", "a/b/c", "&AOQ-pfel",
+				      "Tom &- Jerry", "~x", "a b" };
+	static const char *bad[] = { "", "/a", "a/", "a//b", "a.b", ".", "..", "a/../b",
+				     "a\001b", "a*", "a%", "&AOQ", "&AGE-", "&-&", "&Jjo!-",
+				     "\xc3\xa4pfel", "&2D0-" };
+	char out[512], name[300];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(md_mailbox_name_check(good[i]) == MD_OK, "%s", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(md_mailbox_name_check(bad[i]) == MD_BADNAME, "%s", bad[i]);
+	memset(name, 'a', sizeof(name));
+	name[MD_MAILBOX_NAME_MAX] = '\0';
+	ck_assert_int_eq(md_mailbox_name_check(name), MD_OK);
+	name[MD_MAILBOX_NAME_MAX] = 'a';
+	name[MD_MAILBOX_NAME_MAX + 1] = '\0';
+	ck_assert_int_eq(md_mailbox_name_check(name), MD_LIMIT);
+
+	ck_assert_int_eq(md_mutf7_from_utf8("Entw\xc3\xbcrfe", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "Entw&APw-rfe");
+	ck_assert_int_eq(md_mutf7_to_utf8("Entw&APw-rfe", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "Entw\xc3\xbcrfe");
+	/* RFC 3501 §5.1.3 example */
+	ck_assert_int_eq(md_mutf7_from_utf8("~peter/mail/\xe5\x8f\xb0\xe5\x8c\x97/"
+					    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+					    out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "~peter/mail/&U,BTFw-/&ZeVnLIqe-");
+	ck_assert_int_eq(md_mutf7_from_utf8("\xf0\x9f\x93\xa7 & co", out, sizeof(out)), 0);
+	ck_assert_str_eq(out, "&2D3c5w- &- co");
+	ck_assert_int_eq(md_mutf7_to_utf8(out, name, sizeof(name)), 0);
+	ck_assert_str_eq(name, "\xf0\x9f\x93\xa7 & co");
+	ck_assert_int_eq(md_mutf7_from_utf8("bad \xc3", out, sizeof(out)), -1);
+	ck_assert_int_eq(md_mutf7_from_utf8("ctl \xc2\x85", out, sizeof(out)), -1);
+	ck_assert_int_eq(md_mutf7_from_utf8("\xc3\xa4", out, 4), -1);
+}
+END_TEST
+
+/* ---- Dovecot import ------------------------------------------------------- */
+
+static void copy_tree(const char *from, const char *to)
+{
+	char cmd[2 * PATH_MAX + 64];
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s' && cp -a '%s/.' '%s/'", to, from, to);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(test_store_dovecot_import)
+{
+	struct md_store *s;
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct md_msg msg;
+	char root[PATH_MAX], fixture[PATH_MAX], path[PATH_MAX], **kw, *data;
+	size_t nk, len;
+	uint32_t *uids;
+	size_t n;
+
+	snprintf(fixture, sizeof(fixture), "%s/fixtures/dovecot-maildir", FIXTURE_DIR);
+	user_dir(root, sizeof(root), "");
+	copy_tree(fixture, root);
+	s = open_store();
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_uint_eq(st.uidvalidity, 1700000000);
+	ck_assert_uint_eq(st.messages, 3);
+	ck_assert_uint_eq(st.uidnext, 43);
+	ck_assert_int_eq(md_mailbox_uids(mb, &uids, &n), MD_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(uids[0], 5);
+	ck_assert_uint_eq(uids[1], 17);
+	ck_assert_uint_eq(uids[2], 42); /* not in the uidlist: next UID */
+	free(uids);
+	ck_assert_int_eq(md_msg_get(mb, 17, MD_READ_PATH | MD_READ_META, &msg), MD_OK);
+	ck_assert_uint_eq(msg.flags, MD_FLAG_SEEN | MD_FLAG_ANSWERED);
+	ck_assert_uint_eq(msg.keywords[0], 2); /* letter b */
+	/* LF file rewritten with CRLF under its own name */
+	data = read_file(msg.path, &len);
+	ck_assert_ptr_nonnull(strstr(data, "Subject: second\r\n"));
+	ck_assert_uint_eq(msg.size, len);
+	free(data);
+	ck_assert_str_eq(msg.basename, "1700000100.M2P2.oldhost,S=83,W=88");
+	md_msg_clear(&msg);
+	ck_assert_int_eq(md_mailbox_keywords(mb, &kw, &nk), MD_OK);
+	ck_assert_uint_ge(nk, 2);
+	ck_assert_str_eq(kw[0], "$Important");
+	ck_assert_str_eq(kw[1], "Project-X");
+	md_mailbox_keywords_free(kw, nk);
+	md_mailbox_close(mb);
+	ck_assert_int_eq(md_mailbox_open(u, "Lists/Dev", &mb, &st), MD_OK);
+	ck_assert_uint_eq(st.uidvalidity, 1700000555);
+	ck_assert_uint_eq(st.messages, 1);
+	ck_assert_int_eq(md_msg_get(mb, 3, 0, &msg), MD_OK);
+	md_mailbox_close(mb);
+	/* the marker: a later rebuild does not trust the stale uidlist */
+	snprintf(path, sizeof(path), "%s/postern-indexed", root);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	md_user_close(u);
+	{
+		char err[256];
+
+		ck_assert_int_eq(md_user_reindex(s, ADDR, err, sizeof(err)), MD_OK);
+	}
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "INBOX", &st), MD_OK);
+	ck_assert_uint_ne(st.uidvalidity, 1700000000);
+	ck_assert_uint_eq(st.messages, 3);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+/* ---- quota ---------------------------------------------------------------- */
+
+START_TEST(test_store_quota)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	char text[1100];
+	uint64_t bytes, count;
+	uint32_t uid = 1;
+	struct md_flags_result res;
+
+	memset(text, 'q', sizeof(text));
+	memcpy(text, "Subject: q\r\n\r\n", 14);
+	text[998] = '\r';
+	text[999] = '\n';
+	text[1000] = '\0'; /* 1000 bytes */
+	ck_assert_int_eq(deliver(s, ADDR, NULL, text, 0, 2500, NULL), MD_OK);
+	ck_assert_int_eq(deliver(s, ADDR, NULL, text, 0, 2500, NULL), MD_OK);
+	ck_assert_int_eq(deliver(s, ADDR, NULL, text, 0, 2500, NULL), MD_QUOTA);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_user_usage(u, &bytes, &count), MD_OK);
+	ck_assert_uint_eq(bytes, 2000);
+	ck_assert_uint_eq(count, 2);
+	{
+		char dir[PATH_MAX];
+
+		user_dir(dir, sizeof(dir), "new");
+		ck_assert_uint_eq(count_files(dir), 2);
+	}
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, NULL), MD_OK);
+	ck_assert_int_eq(md_msg_store(mb, &uid, 1, MD_FLAGS_ADD, MD_FLAG_DELETED, NULL, 0, 0,
+				      &res), MD_OK);
+	ck_assert_int_eq(md_msg_expunge(mb, NULL, 0, 0, NULL, NULL), MD_OK);
+	ck_assert_int_eq(md_user_usage(u, &bytes, &count), MD_OK);
+	ck_assert_uint_eq(bytes, 1000);
+	ck_assert_int_eq(deliver(s, ADDR, NULL, text, 0, 2500, NULL), MD_OK);
+	/* deleting a mailbox gives its bytes back */
+	ck_assert_int_eq(deliver(s, ADDR, "Junk", text, 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_user_usage(u, &bytes, &count), MD_OK);
+	ck_assert_uint_eq(bytes, 3000);
+	ck_assert_int_eq(md_mailbox_delete(u, "Junk"), MD_OK);
+	ck_assert_int_eq(md_user_usage(u, &bytes, &count), MD_OK);
+	ck_assert_uint_eq(bytes, 2000);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+/* Every corpus message: stored size is what Dovecot reported as
+ * RFC822.SIZE (both count CRLF line ends). */
+START_TEST(test_store_corpus_sizes)
+{
+	const char *shared = getenv("POSTERN_SHARED_DIR");
+	char dir[PATH_MAX];
+	DIR *d;
+	struct dirent *de;
+	struct md_store *s;
+	size_t done = 0;
+
+	if (shared == NULL)
+		shared = "/work/shared";
+	snprintf(dir, sizeof(dir), "%s/corpus/messages", shared);
+	if ((d = opendir(dir)) == NULL) {
+		printf("no corpus at %s: skipped\n", dir);
+		return;
+	}
+	s = open_store();
+	while ((de = readdir(d)) != NULL && done < 60) {
+		char path[2 * PATH_MAX], gpath[2 * PATH_MAX], *eml, *golden, *p;
+		size_t len;
+		struct md_delivery *dl;
+		struct md_target t = { .address = ADDR, .create_user = true };
+
+		if (strstr(de->d_name, ".eml") == NULL)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		snprintf(gpath, sizeof(gpath), "%s/corpus/golden/%.*s.json", shared,
+			 (int)(strlen(de->d_name) - 4), de->d_name);
+		eml = read_file(path, &len);
+		golden = read_file(gpath, NULL);
+		if (eml == NULL || golden == NULL || memchr(eml, '\0', len) != NULL) {
+			free(eml);
+			free(golden);
+			continue;
+		}
+		ck_assert_int_eq(md_delivery_open(s, 0, 0, &dl), MD_OK);
+		md_delivery_write(dl, eml, len);
+		ck_assert_int_eq(md_delivery_commit(dl, &t, 1), MD_OK);
+		ck_assert_int_eq(t.result, MD_OK);
+		/* stored as given: the corpus is CRLF already */
+		ck_assert_uint_eq(md_delivery_size(dl), len);
+		md_delivery_free(dl);
+		p = strstr(golden, "\"A:RFC822.SIZE\": \"");
+		if (p != NULL) {
+			p += strlen("\"A:RFC822.SIZE\": \"");
+			ck_assert_msg(strtoull(p, NULL, 10) == len, "%s", de->d_name);
+		}
+		free(eml);
+		free(golden);
+		done++;
+	}
+	closedir(d);
+	ck_assert_uint_gt(done, 0);
+	md_store_close(s);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_store_deliver_read);
+	tcase_add_test(tc, test_store_refuse_bad_messages);
+	tcase_add_test(tc, test_store_default_mailboxes);
+	tcase_add_test(tc, test_store_flags_modseq);
+	tcase_add_test(tc, test_store_expunge_copy_move);
+	tcase_add_test(tc, test_store_append_flags);
+	tcase_add_test(tc, test_store_outside_changes);
+	tcase_add_test(tc, test_store_reindex_and_lost_index);
+	tcase_add_test(tc, test_store_rename_children);
+	tcase_add_test(tc, test_store_names);
+	tcase_add_test(tc, test_store_dovecot_import);
+	tcase_add_test(tc, test_store_quota);
+	tcase_add_test(tc, test_store_corpus_sizes);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

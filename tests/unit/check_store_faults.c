@@ -1,0 +1,497 @@
+/* Faults and concurrency of the store: group commit, two processes
+ * delivering at once, SIGKILL at random moments, a full disk, map growth,
+ * and `postern deliver` exit codes.  Each test forks where it needs a
+ * process of its own (a store is never used across fork()). */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "store_test.h"
+
+/* ---- group commit and concurrency ---------------------------------------- */
+
+#define GC_THREADS 12
+
+struct gc_arg {
+	struct md_store *s;
+	int i;
+	enum md_result r;
+	uint32_t uid;
+};
+
+static void *gc_thread(void *p)
+{
+	struct gc_arg *a = p;
+	char text[64];
+
+	snprintf(text, sizeof(text), "Subject: %d\n\nbody %d\n", a->i, a->i);
+	a->r = deliver(a->s, ADDR, NULL, text, 0, 0, &a->uid);
+	return NULL;
+}
+
+/* Hold the writer thread until every delivery has linked its file (the
+ * next step is its index job), so they all queue up behind this one. */
+static enum md_result gc_sleep_job(struct md_txn *t, void *arg)
+{
+	char dir[PATH_MAX];
+
+	(void)t;
+	(void)arg;
+	user_dir(dir, sizeof(dir), "new");
+	for (int i = 0; i < 1000 && count_files(dir) < GC_THREADS + 1; i++)
+		usleep(10 * 1000);
+	usleep(100 * 1000); /* their last directory fsync */
+	return MD_OK;
+}
+
+static int gc_hook_calls;
+static uint32_t gc_hook_mailbox;
+
+static void gc_hook(void *ctx, uint32_t user_id, uint32_t mailbox_id)
+{
+	(void)ctx;
+	(void)user_id;
+	__atomic_add_fetch(&gc_hook_calls, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&gc_hook_mailbox, mailbox_id, __ATOMIC_SEQ_CST);
+}
+
+static void *gc_sleeper(void *p)
+{
+	md_write(p, gc_sleep_job, NULL);
+	return NULL;
+}
+
+START_TEST(test_store_group_commit)
+{
+	struct md_store *s = open_store();
+	struct md_store_stats before, after;
+	struct gc_arg args[GC_THREADS];
+	pthread_t th[GC_THREADS], sl;
+	bool seen[GC_THREADS + 1] = { false };
+
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: first\n\nx\n", 0, 0, NULL), MD_OK);
+	md_store_get_stats(s, &before);
+	md_store_set_change_hook(s, gc_hook, NULL);
+	pthread_create(&sl, NULL, gc_sleeper, s);
+	usleep(50 * 1000);
+	for (int i = 0; i < GC_THREADS; i++) {
+		args[i] = (struct gc_arg){ .s = s, .i = i };
+		pthread_create(&th[i], NULL, gc_thread, &args[i]);
+	}
+	for (int i = 0; i < GC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	pthread_join(sl, NULL);
+	md_store_get_stats(s, &after);
+	for (int i = 0; i < GC_THREADS; i++) {
+		ck_assert_int_eq(args[i].r, MD_OK);
+		ck_assert(args[i].uid >= 2 && args[i].uid <= GC_THREADS + 1);
+		ck_assert(!seen[args[i].uid - 1]);
+		seen[args[i].uid - 1] = true;
+	}
+	ck_assert_uint_ge(after.jobs - before.jobs, GC_THREADS + 1);
+	/* the deliveries shared commits: far fewer than one each */
+	ck_assert_uint_lt(after.commits - before.commits, GC_THREADS / 2);
+	/* IDLE's wake-up: once per commit that changed INBOX */
+	ck_assert_int_ge(gc_hook_calls, 1);
+	ck_assert_int_le(gc_hook_calls, (int)(after.commits - before.commits));
+	{
+		struct md_user *u;
+		struct md_mailbox *mb;
+		uint32_t uid, mid;
+
+		ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+		ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, NULL), MD_OK);
+		md_mailbox_ids(mb, &uid, &mid);
+		ck_assert_uint_eq(gc_hook_mailbox, mid);
+		ck_assert_uint_eq(uid, md_user_id(u));
+		md_mailbox_close(mb);
+		md_user_close(u);
+	}
+	md_store_close(s);
+}
+END_TEST
+
+#define PROC_MSGS 25
+
+static void child_deliver_loop(int who)
+{
+	struct md_store *s;
+	char err[256], text[128];
+
+	if (md_store_open(tdir, NULL, &s, err, sizeof(err)) != MD_OK)
+		_exit(2);
+	for (int i = 0; i < PROC_MSGS; i++) {
+		snprintf(text, sizeof(text), "Subject: p%d-%d\n\nfrom %d\n", who, i, who);
+		if (deliver(s, ADDR, NULL, text, 0, 0, NULL) != MD_OK)
+			_exit(3);
+	}
+	md_store_close(s);
+	_exit(0);
+}
+
+START_TEST(test_store_two_processes)
+{
+	pid_t pids[2];
+	struct md_store *s;
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	uint32_t *uids;
+	size_t n;
+
+	for (int p = 0; p < 2; p++) {
+		pids[p] = fork();
+		ck_assert_int_ge(pids[p], 0);
+		if (pids[p] == 0)
+			child_deliver_loop(p);
+	}
+	for (int p = 0; p < 2; p++) {
+		int status;
+
+		ck_assert_int_eq(waitpid(pids[p], &status, 0), pids[p]);
+		ck_assert(WIFEXITED(status));
+		ck_assert_int_eq(WEXITSTATUS(status), 0);
+	}
+	s = open_store();
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 2 * PROC_MSGS);
+	ck_assert_uint_eq(st.uidnext, 2 * PROC_MSGS + 1);
+	ck_assert_int_eq(md_mailbox_uids(mb, &uids, &n), MD_OK);
+	ck_assert_uint_eq(n, 2 * PROC_MSGS);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_uint_eq(uids[i], i + 1);
+	free(uids);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+/* A child delivers in a loop and reports each delivery it completed; it
+ * is SIGKILLed at random moments.  Afterwards each reported message is in
+ * the store exactly once, and index and Maildir agree. */
+START_TEST(test_store_crash_kill)
+{
+	int fds[2];
+	unsigned next = 0;
+	bool reported[2000] = { false };
+	unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+
+	ck_assert_int_eq(pipe(fds), 0);
+	for (int round = 0; round < 5; round++) {
+		pid_t pid = fork();
+
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0) {
+			struct md_store *s;
+			char err[256], text[128];
+
+			close(fds[0]);
+			if (md_store_open(tdir, NULL, &s, err, sizeof(err)) != MD_OK)
+				_exit(2);
+			for (unsigned i = next; i < next + 400; i++) {
+				snprintf(text, sizeof(text), "Subject: id %u\n\nid=%u.\n", i, i);
+				if (deliver(s, ADDR, NULL, text, 0, 0, NULL) != MD_OK)
+					_exit(3);
+				if (write(fds[1], &i, sizeof(i)) != sizeof(i))
+					_exit(4);
+			}
+			_exit(0);
+		}
+		usleep(20000 + (useconds_t)(rand_r(&seed) % 200000));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		/* drain what it reported */
+		for (;;) {
+			unsigned id;
+			fd_set rs;
+			struct timeval tv = { 0, 0 };
+
+			FD_ZERO(&rs);
+			FD_SET(fds[0], &rs);
+			if (select(fds[0] + 1, &rs, NULL, NULL, &tv) <= 0 ||
+			    read(fds[0], &id, sizeof(id)) != sizeof(id))
+				break;
+			ck_assert_uint_lt(id, 2000);
+			reported[id] = true;
+		}
+		next += 400;
+	}
+	close(fds[0]);
+	close(fds[1]);
+
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct md_msg *msgs;
+	unsigned count[2000] = { 0 };
+	size_t n, n_reported = 0, files;
+	char dir[PATH_MAX];
+
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_PATH, &msgs, &n), MD_OK);
+	ck_assert_uint_eq(n, st.messages);
+	for (size_t i = 0; i < n; i++) {
+		char *data = read_file(msgs[i].path, NULL), *p;
+		unsigned id;
+
+		ck_assert_msg(data != NULL, "indexed file missing: %s", msgs[i].path);
+		p = strstr(data, "id=");
+		ck_assert_ptr_nonnull(p);
+		id = (unsigned)strtoul(p + 3, NULL, 10);
+		ck_assert_uint_lt(id, 2000);
+		count[id]++;
+		free(data);
+		for (size_t k = 0; k < i; k++)
+			ck_assert_str_ne(msgs[k].basename, msgs[i].basename);
+	}
+	for (unsigned id = 0; id < 2000; id++) {
+		if (reported[id]) {
+			n_reported++;
+			ck_assert_msg(count[id] == 1, "id %u stored %u times", id, count[id]);
+		} else {
+			ck_assert_uint_le(count[id], 1);
+		}
+	}
+	ck_assert_uint_gt(n_reported, 0);
+	user_dir(dir, sizeof(dir), "new");
+	files = count_files(dir);
+	user_dir(dir, sizeof(dir), "cur");
+	files += count_files(dir);
+	ck_assert_uint_eq(files, n);
+	md_msg_list_free(msgs, n);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+/* A disk that fills mid-delivery: RLIMIT_FSIZE makes write() fail with
+ * EFBIG.  TEMPFAIL, no partial file anywhere, nothing indexed. */
+START_TEST(test_store_disk_full)
+{
+	pid_t pid;
+	int status;
+
+	{
+		struct md_store *s = open_store();
+		struct md_user *u;
+
+		ck_assert_int_eq(md_user_open(s, ADDR, MD_USER_CREATE, &u), MD_OK);
+		md_user_close(u);
+		md_store_close(s);
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct rlimit rl = { 256 * 1024, 256 * 1024 };
+		struct md_store *s;
+		struct md_delivery *d;
+		struct md_target t = { .address = ADDR, .create_user = true };
+		char err[256], chunk[4096];
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (md_store_open(tdir, NULL, &s, err, sizeof(err)) != MD_OK)
+			_exit(2);
+		setrlimit(RLIMIT_FSIZE, &rl);
+		if (md_delivery_open(s, 0, 0, &d) != MD_OK)
+			_exit(3);
+		md_delivery_write(d, "Subject: big\r\n\r\n", 16);
+		memset(chunk, 'x', sizeof(chunk));
+		chunk[sizeof(chunk) - 1] = '\n';
+		for (int i = 0; i < 256; i++)
+			md_delivery_write(d, chunk, sizeof(chunk));
+		if (md_delivery_commit(d, &t, 1) != MD_TEMPFAIL || t.result != MD_TEMPFAIL)
+			_exit(4);
+		if (strstr(md_delivery_error(d), "too large") == NULL)
+			_exit(5);
+		md_delivery_free(d);
+		md_store_close(s);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_status st;
+	char dir[PATH_MAX];
+
+	snprintf(dir, sizeof(dir), "%s/mail/.tmp", tdir);
+	ck_assert_uint_eq(count_files(dir), 0);
+	user_dir(dir, sizeof(dir), "new");
+	ck_assert_uint_eq(count_files(dir), 0);
+	user_dir(dir, sizeof(dir), "tmp");
+	ck_assert_uint_eq(count_files(dir), 0);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "INBOX", &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 0);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_map_grows)
+{
+	struct md_store_options opts = { .map_size = 128 * 1024 };
+	struct md_store *s;
+	struct md_store_stats stats;
+	struct md_user *u;
+	struct md_status st;
+	char err[256], text[4096];
+
+	ck_assert_int_eq(md_store_open(tdir, &opts, &s, err, sizeof(err)), MD_OK);
+	memset(text, 'z', sizeof(text));
+	memcpy(text, "Subject: z\n\n", 12);
+	text[sizeof(text) - 1] = '\0';
+	for (int i = 0; i < 120; i++)
+		ck_assert_int_eq(deliver(s, ADDR, NULL, text, 0, 0, NULL), MD_OK);
+	md_store_get_stats(s, &stats);
+	ck_assert_uint_gt(stats.map_grows, 0);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "INBOX", &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 120);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+/* ---- postern deliver ------------------------------------------------------ */
+
+static int test_resolve(void *ctx, const char *address, struct md_recipient *owners,
+			size_t max)
+{
+	uint64_t quota = *(uint64_t *)ctx;
+
+	(void)max;
+	if (strcmp(address, "tempfail@example.test") == 0)
+		return -1;
+	if (strcasecmp(address, ADDR) != 0 && strcmp(address, "al+tag@example.test") != 0)
+		return 0;
+	str_copy(owners[0].address, ADDR, sizeof(owners[0].address));
+	owners[0].quota_bytes = quota;
+	return 1;
+}
+
+/* Run md_cli_deliver in a child with stdin from text; its exit code. */
+static int run_deliver(const char *text, size_t len, uint64_t quota, bool permanent,
+		       int argc, char **argv)
+{
+	char in[PATH_MAX];
+	pid_t pid;
+	int status;
+
+	snprintf(in, sizeof(in), "%s/stdin", tdir);
+	ck_assert_int_eq(write_file_atomic(in, text, len, 0600), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct config cfg;
+		int fd = open(in, O_RDONLY);
+
+		if (fd < 0 || dup2(fd, 0) < 0)
+			_exit(99);
+		freopen("/dev/null", "w", stderr);
+		config_defaults(&cfg);
+		str_copy(cfg.data_dir, tdir, sizeof(cfg.data_dir));
+		cfg.quota_error_permanent = permanent;
+		_exit(md_cli_deliver(&cfg, argc, argv, test_resolve, &quota));
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+START_TEST(test_store_cli_deliver)
+{
+	char *args[] = { "-f", "bob@example.org", ADDR };
+	char *plain[] = { "al+tag@example.test" };
+	char *nouser[] = { "nobody@example.test" };
+	char *temp[] = { "tempfail@example.test" };
+	char *usage[] = { "-x" };
+	const char *msg = "From bob@example.org Mon Jan  1 00:00:00 2024\n"
+			  "Subject: via deliver\n\nhello\n";
+	struct md_store *s;
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_msg m;
+	char *data;
+
+	ck_assert_int_eq(run_deliver(msg, strlen(msg), 0, false, 3, args), EX_OK);
+	ck_assert_int_eq(run_deliver(msg, strlen(msg), 0, false, 1, plain), EX_OK);
+	ck_assert_int_eq(run_deliver(msg, strlen(msg), 0, false, 1, nouser), EX_NOUSER);
+	ck_assert_int_eq(run_deliver(msg, strlen(msg), 0, false, 1, temp), EX_TEMPFAIL);
+	ck_assert_int_eq(run_deliver(msg, strlen(msg), 0, false, 1, usage), EX_USAGE);
+	ck_assert_int_eq(run_deliver("", 0, 0, false, 1, plain), EX_DATAERR);
+	ck_assert_int_eq(run_deliver("Subject: x\n\na\0b\n", 16, 0, false, 1, plain),
+			 EX_DATAERR);
+	ck_assert_int_eq(run_deliver(msg, strlen(msg), 10, false, 1, plain), EX_TEMPFAIL);
+	ck_assert_int_eq(run_deliver(msg, strlen(msg), 10, true, 1, plain), EX_CANTCREAT);
+
+	s = open_store();
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, NULL), MD_OK);
+	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_PATH, &m), MD_OK);
+	data = read_file(m.path, NULL);
+	ck_assert_str_eq(data, "Return-Path: <bob@example.org>\r\n"
+			       "Delivered-To: " ADDR "\r\n"
+			       "Subject: via deliver\r\n\r\nhello\r\n");
+	free(data);
+	md_msg_clear(&m);
+	ck_assert_int_eq(md_msg_get(mb, 2, MD_READ_PATH, &m), MD_OK);
+	data = read_file(m.path, NULL);
+	ck_assert_ptr_nonnull(strstr(data, "Return-Path: <>\r\nDelivered-To: al+tag@"));
+	free(data);
+	md_msg_clear(&m);
+	ck_assert_int_eq(md_msg_get(mb, 3, 0, &m), MD_NOTFOUND);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+static Suite *store_faults_suite(void)
+{
+	Suite *s = suite_create("store_faults");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_store_group_commit);
+	tcase_add_test(tc, test_store_two_processes);
+	tcase_add_test(tc, test_store_crash_kill);
+	tcase_add_test(tc, test_store_disk_full);
+	tcase_add_test(tc, test_store_map_grows);
+	tcase_add_test(tc, test_store_cli_deliver);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(store_faults_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
