@@ -30,6 +30,7 @@
 
 #define CONN_READ_CHUNK (64 * 1024)  /* bytes handed over per BYTES event */
 #define CONN_EVENTS_PER_TURN 64      /* lines handled before yielding */
+#define CONN_FLUSH_POLL_MS 10        /* closing TLS-after-STARTTLS: drain check */
 
 enum conn_read_mode {
 	CONN_READ_LINES,
@@ -84,6 +85,7 @@ static void conn_on_write(struct bufferevent *bev, void *arg);
 static void conn_on_event(struct bufferevent *bev, short what, void *arg);
 static void conn_process_input(struct conn *conn);
 static void conn_maybe_free(struct conn *conn);
+static void conn_kill(struct conn *conn);
 
 static void conn_emit(struct conn *conn, enum conn_event ev, const char *data, size_t len)
 {
@@ -310,11 +312,39 @@ void conn_printf(struct conn *conn, const char *fmt, ...)
 	conn_check_backpressure(conn);
 }
 
+/* After STARTTLS the connection's bufferevent is a TLS filter: its output
+ * moves, encrypted, to the socket bufferevent underneath, which may still
+ * hold it.  Both count. */
 size_t conn_output_pending(const struct conn *conn)
 {
+	struct bufferevent *under;
+	size_t n;
+
 	if (conn->bev == NULL)
 		return 0;
-	return evbuffer_get_length(bufferevent_get_output(conn->bev));
+	n = evbuffer_get_length(bufferevent_get_output(conn->bev));
+	under = bufferevent_get_underlying(conn->bev);
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+/* A closing connection goes once its last byte is out.  The socket
+ * bufferevent under a TLS filter tells nobody when it has drained, so
+ * that case is polled. */
+static void conn_close_progress(struct conn *conn)
+{
+	struct timeval tv = { 0, CONN_FLUSH_POLL_MS * 1000 };
+
+	if (conn->dead)
+		return;
+	if (conn_output_pending(conn) == 0) {
+		conn_kill(conn);
+		return;
+	}
+	if (bufferevent_get_underlying(conn->bev) != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0)
+		event_add(conn->kick_ev, &tv);
 }
 
 /* The socket is gone (or must go): free the bufferevent now, and the
@@ -350,8 +380,7 @@ void conn_close(struct conn *conn)
 		return;
 	conn->closing = true;
 	conn_update_read(conn);
-	if (conn_output_pending(conn) == 0)
-		conn_kick(conn); /* teardown from the loop, not inside the caller */
+	conn_kick(conn); /* teardown from the loop, not inside the caller */
 }
 
 void conn_abort(struct conn *conn)
@@ -624,8 +653,8 @@ static void conn_process_input(struct conn *conn)
 			break;
 	}
 	conn->in_callback--;
-	if (conn->closing && !conn->dead && conn_output_pending(conn) == 0)
-		conn_kill(conn);
+	if (conn->closing && !conn->dead)
+		conn_close_progress(conn);
 	else
 		conn_maybe_free(conn);
 }
@@ -642,8 +671,7 @@ static void conn_on_write(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (conn->closing) {
-		if (conn_output_pending(conn) == 0)
-			conn_kill(conn);
+		conn_close_progress(conn);
 		return;
 	}
 	if (conn->blocked) {
@@ -685,8 +713,8 @@ static void conn_on_event(struct bufferevent *bev, short what, void *arg)
 		conn->in_callback--;
 		if (!conn->closing && !conn->dead)
 			conn_update_read(conn); /* libevent disabled reading */
-		if (conn->closing && conn_output_pending(conn) == 0)
-			conn_kill(conn);
+		if (conn->closing && !conn->dead)
+			conn_close_progress(conn);
 		else
 			conn_maybe_free(conn);
 		return;

@@ -376,6 +376,10 @@ START_TEST(test_core_starttls_discards_pipelined)
 	ck_assert_int_gt(SSL_write(ssl, "TLS?\r\n", 6), 0);
 	ck_assert_int_ge(test_readline(fd, ssl, line, sizeof(line)), 0);
 	ck_assert_msg(strncmp(line, "TLS TLSv1.3 ", 12) == 0, "%s", line);
+	/* The goodbye before a close must reach the client through TLS. */
+	ck_assert_int_gt(SSL_write(ssl, "QUIT\r\n", 6), 0);
+	ck_assert_int_ge(test_readline(fd, ssl, line, sizeof(line)), 0);
+	ck_assert_str_eq(line, "BYE");
 	SSL_free(ssl);
 	close(fd);
 	test_finish();
