@@ -435,6 +435,11 @@ bool conn_is_tls(const struct conn *conn)
 	return conn->ssl != NULL && !conn->handshaking;
 }
 
+enum tls_mode conn_tls_mode(const struct conn *conn)
+{
+	return conn->lcfg->tls;
+}
+
 void conn_tls_describe(const struct conn *conn, char *out, size_t outlen)
 {
 	if (conn->ssl == NULL) {

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "log.h"
 #include "worker.h"
 
@@ -75,6 +76,8 @@ void conn_set_timeout(struct conn *conn, unsigned seconds);
  * -1 when TLS is not configured or already on. */
 int conn_starttls(struct conn *conn);
 bool conn_is_tls(const struct conn *conn);
+/* The listener's TLS mode: NONE, STARTTLS (may be offered) or IMPLICIT. */
+enum tls_mode conn_tls_mode(const struct conn *conn);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or "" without TLS. */
 void conn_tls_describe(const struct conn *conn, char *out, size_t outlen);
 

@@ -1,0 +1,21 @@
+/* The SMTP server: inbound mail on port 25 (role smtp), message submission
+ * on 587 (submission, STARTTLS) and 465 (submissions, implicit TLS), with
+ * local delivery through the store.  RFC 5321 with PIPELINING, SIZE,
+ * 8BITMIME, ENHANCEDSTATUSCODES, STARTTLS, AUTH PLAIN LOGIN, SMTPUTF8,
+ * CHUNKING and DSN; the details are in smtp_session.c. */
+#ifndef PROTOCOLS_SMTP_SMTP_H
+#define PROTOCOLS_SMTP_SMTP_H
+
+#include <stddef.h>
+
+struct auth;
+struct md_store;
+struct server;
+
+/* Create the protocol context and plug it into srv for ROLE_SMTP,
+ * ROLE_SUBMISSION and ROLE_SUBMISSIONS.  auth and store must outlive the
+ * server.  0, or -1 with err set. */
+int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
+		  char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,375 @@
+/* Local delivery of a received message: the trace header fields, the
+ * submission header checks, and the worker jobs that stream the message
+ * into the store and commit it to every local owner.
+ *
+ * What is stored: "Return-Path: <sender>" (RFC 5321 §4.4: we make the
+ * final delivery), one Received: field in Postfix's layout with the RFC
+ * 3848 / RFC 6531 protocol keyword (no reverse DNS is looked up, so the
+ * client appears as its address literal only), on submission Date: and
+ * Message-ID: when the client left them out (RFC 6409 §8.2, §8.3), then
+ * the message as received.  One file is hard-linked to every owner, so
+ * there is no per-recipient Delivered-To; "for <rcpt>" appears only with
+ * a single recipient (a list would disclose Bcc recipients).
+ *
+ * All or nothing.  The reply after DATA is one reply for the whole
+ * transaction.  Quotas are therefore checked before the commit for every
+ * owner (RCPT with the declared SIZE, then again with the real size) and
+ * the commit itself is asked not to enforce them, so the store's per-target
+ * results only differ on I/O failures.  If some owners then got the message
+ * and others did not, a temporary failure is answered (the client retries
+ * and the first ones get a duplicate: RFC 5321 §6.1 prefers duplicates to
+ * losses); when the others failed permanently, 250 is answered and the
+ * failures logged, since no bounce can be sent before the outbound queue
+ * exists.  Quotas can be overrun by messages delivered at the same moment.
+ */
+#include "smtp_private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void smtp_rfc5322_date(time_t t, char *out, size_t outlen)
+{
+	static const char *const days[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+	long off;
+
+	localtime_r(&t, &tm);
+	off = tm.tm_gmtoff / 60;
+	/* RFC 5322 §3.3, English names whatever the locale */
+	snprintf(out, outlen, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday],
+		 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+		 tm.tm_sec, off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+}
+
+const char *smtp_with_keyword(bool esmtp, bool tls, bool auth, bool utf8)
+{
+	static const char *const esmtp_kw[] = { "ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA" };
+	static const char *const utf8_kw[] = { "UTF8SMTP", "UTF8SMTPA", "UTF8SMTPS", "UTF8SMTPSA" };
+	unsigned i = (tls ? 2u : 0u) + (auth ? 1u : 0u);
+
+	if (!esmtp)
+		return "SMTP";
+	return utf8 ? utf8_kw[i] : esmtp_kw[i];
+}
+
+int smtp_build_trace(struct smtp_session *s, struct smtp_msg *m)
+{
+	const struct config *cfg = s->ctx->cfg;
+	const struct smtp_tx *tx = &s->tx;
+	const char *ip = conn_peer_addr(s->conn);
+	char date[64], tls[128] = "";
+	int rc = 0;
+
+	smtp_rfc5322_date(time(NULL), date, sizeof(date));
+	if (conn_is_tls(s->conn))
+		conn_tls_describe(s->conn, tls, sizeof(tls));
+	rc |= buf_appendf(&m->prefix, "Return-Path: <%s>\r\n", tx->from.null ? "" : tx->from.addr);
+	rc |= buf_appendf(&m->prefix, "Received: from %s ([%s%s])\r\n", s->helo,
+			  strchr(ip, ':') != NULL ? "IPv6:" : "", ip);
+	if (tls[0] != '\0') {
+		char *sp = strchr(tls, ' ');
+		if (sp != NULL) {
+			*sp = '\0';
+			rc |= buf_appendf(&m->prefix, "\t(using %s with cipher %s)\r\n", tls, sp + 1);
+		} else {
+			rc |= buf_appendf(&m->prefix, "\t(using %s)\r\n", tls);
+		}
+	}
+	rc |= buf_appendf(&m->prefix, "\tby %s (Postern) with %s id %s", cfg->hostname,
+			  smtp_with_keyword(s->esmtp, conn_is_tls(s->conn), s->authenticated,
+					    tx->mail.smtputf8),
+			  tx->id);
+	if (tx->n_rcpts == 1)
+		rc |= buf_appendf(&m->prefix, "\r\n\tfor <%s>", tx->rcpts[0].path.addr);
+	rc |= buf_appendf(&m->prefix, ";\r\n\t%s\r\n", date);
+	return rc < 0 ? -1 : 0;
+}
+
+void smtp_inspect_header(struct smtp_session *s, struct smtp_msg *m, const char *hdr, size_t len)
+{
+	struct smtp_header_info info;
+	char (*addrs)[SMTP_PATH_MAX + 1];
+	int n;
+
+	smtp_header_scan(hdr, len, &info);
+	if (info.received > SMTP_HOPS_MAX) {
+		m->verdict = SMTP_VERDICT_HOPS;
+		return;
+	}
+	if (s->role == ROLE_SMTP)
+		return;
+	if (info.from_fields != 1) {
+		m->verdict = SMTP_VERDICT_NO_FROM;
+		return;
+	}
+	addrs = calloc(SMTP_FROM_MAX, sizeof(*addrs));
+	if (addrs == NULL) {
+		m->verdict = SMTP_VERDICT_MEMORY;
+		return;
+	}
+	n = smtp_parse_from(info.from, info.from_len, addrs, SMTP_FROM_MAX);
+	if (n < 0)
+		m->verdict = SMTP_VERDICT_BAD_FROM;
+	for (int i = 0; i < n && m->verdict == SMTP_VERDICT_OK; i++) {
+		if (!auth_user_owns_address(s->ctx->auth, s->user, addrs[i])) {
+			m->verdict = SMTP_VERDICT_FROM_NOT_OWNED;
+			str_copy(m->verdict_detail, addrs[i], sizeof(m->verdict_detail));
+		}
+	}
+	free(addrs);
+	if (m->verdict != SMTP_VERDICT_OK)
+		return;
+	if (!info.has_date) {
+		char date[64];
+		smtp_rfc5322_date(time(NULL), date, sizeof(date));
+		if (buf_appendf(&m->prefix, "Date: %s\r\n", date) < 0)
+			m->verdict = SMTP_VERDICT_MEMORY;
+	}
+	if (!info.has_message_id) {
+		char rnd[SMTP_ID_LEN + 1];
+		smtp_make_id(rnd);
+		if (buf_appendf(&m->prefix, "Message-ID: <%s.%s@%s>\r\n", s->tx.id, rnd,
+				s->ctx->cfg->hostname) < 0)
+			m->verdict = SMTP_VERDICT_MEMORY;
+	}
+}
+
+/* ---- worker side ---------------------------------------------------------- */
+
+/* Write the spool (and the prefix first) to the store; on a worker. */
+static void smtp_store_write(struct smtp_session *s, struct smtp_msg *m)
+{
+	enum md_result r = MD_OK;
+
+	if (m->store_result != MD_OK)
+		return;
+	if (m->d == NULL) {
+		r = md_delivery_open(s->ctx->store, 0, 0, &m->d);
+		if (r != MD_OK) {
+			m->d = NULL;
+			m->store_result = r;
+			snprintf(m->store_error, sizeof(m->store_error), "cannot open a delivery");
+			return;
+		}
+	}
+	if (!m->prefix_written) {
+		r = md_delivery_write(m->d, m->prefix.data, m->prefix.len);
+		m->prefix_written = true;
+	}
+	if (r == MD_OK && m->spool.len > 0)
+		r = md_delivery_write(m->d, m->spool.data, m->spool.len);
+	if (r != MD_OK) {
+		m->store_result = r;
+		str_copy(m->store_error, md_delivery_error(m->d), sizeof(m->store_error));
+	}
+}
+
+static void smtp_flush_work(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_store_write(s, s->tx.msg);
+}
+
+static void smtp_flush_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_msg *m = s->tx.msg;
+
+	buf_reset(&m->spool);
+	if (m->store_result != MD_OK && m->verdict == SMTP_VERDICT_OK) {
+		conn_log(s->conn, LOG_LEVEL_ERROR, "smtp id=%s store write failed: %s", s->tx.id,
+			 m->store_error);
+		m->verdict = SMTP_VERDICT_STORE;
+		buf_free(&m->spool);
+	}
+	smtp_unbusy(s);
+}
+
+void smtp_flush(struct smtp_session *s)
+{
+	struct smtp_msg *m = s->tx.msg;
+
+	if (smtp_submit(s, smtp_flush_work, smtp_flush_done) < 0 && m->verdict == SMTP_VERDICT_OK) {
+		m->verdict = SMTP_VERDICT_MEMORY; /* answered at the end of the data */
+		buf_free(&m->spool);
+	}
+}
+
+/* Usage of one owner with a quota; true when size more would exceed it. */
+static bool smtp_over_quota(struct md_store *store, const struct smtp_owner *o, uint64_t size)
+{
+	struct md_user *u;
+	uint64_t bytes = 0, msgs = 0;
+
+	if (o->quota == 0)
+		return false;
+	if (md_user_open(store, o->address, 0, &u) != MD_OK)
+		return size > o->quota; /* no Maildir yet: nothing used */
+	if (md_user_usage(u, &bytes, &msgs) != MD_OK)
+		bytes = 0; /* unknown usage must not block mail */
+	md_user_close(u);
+	return bytes + size > o->quota;
+}
+
+static void smtp_commit_work(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_tx *tx = &s->tx;
+	struct smtp_msg *m = tx->msg;
+	uint64_t size = m->size + m->prefix.len;
+	enum md_result r;
+
+	smtp_store_write(s, m);
+	if (m->store_result != MD_OK)
+		return;
+	for (size_t i = 0; i < tx->n_owners; i++) {
+		if (smtp_over_quota(s->ctx->store, &tx->owners[i], size)) {
+			m->quota_exceeded = true;
+			str_copy(m->verdict_detail, tx->owners[i].address, sizeof(m->verdict_detail));
+			return;
+		}
+	}
+	m->targets = calloc(tx->n_owners, sizeof(*m->targets));
+	if (m->targets == NULL) {
+		m->store_result = MD_TEMPFAIL;
+		str_copy(m->store_error, "out of memory", sizeof(m->store_error));
+		return;
+	}
+	m->n_targets = tx->n_owners;
+	for (size_t i = 0; i < tx->n_owners; i++) {
+		m->targets[i].address = tx->owners[i].address;
+		m->targets[i].quota_bytes = 0; /* checked above: see the top */
+		m->targets[i].create_user = true;
+	}
+	r = md_delivery_commit(m->d, m->targets, m->n_targets);
+	if (r != MD_OK) {
+		m->store_result = r;
+		str_copy(m->store_error, md_delivery_error(m->d), sizeof(m->store_error));
+	}
+	for (size_t i = 0; i < m->n_targets; i++)
+		if (r == MD_OK && m->targets[i].result == MD_OK)
+			m->n_delivered++;
+	md_delivery_free(m->d);
+	m->d = NULL;
+}
+
+static bool smtp_result_temporary(enum md_result r, bool quota_permanent)
+{
+	if (r == MD_QUOTA)
+		return !quota_permanent;
+	return r != MD_BADMSG && r != MD_TOOBIG && r != MD_BADNAME && r != MD_NOUSER;
+}
+
+static void smtp_commit_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_tx *tx = &s->tx;
+	struct smtp_msg *m = tx->msg;
+	bool perm = s->ctx->cfg->quota_error_permanent;
+
+	if (m->quota_exceeded) {
+		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: %s over quota", tx->id,
+			 m->verdict_detail);
+		m->verdict = SMTP_VERDICT_QUOTA;
+		smtp_verdict_reply(s, m);
+	} else if (m->store_result != MD_OK || m->n_delivered == 0) {
+		enum md_result r = m->store_result;
+		for (size_t i = 0; r == MD_OK && i < m->n_targets; i++)
+			r = m->targets[i].result;
+		m->store_result = r == MD_OK ? MD_TEMPFAIL : r;
+		conn_log(s->conn, LOG_LEVEL_ERROR, "smtp id=%s delivery failed: %s", tx->id,
+			 m->store_error[0] != '\0' ? m->store_error : "store error");
+		m->verdict = SMTP_VERDICT_STORE;
+		smtp_verdict_reply(s, m);
+	} else if (m->n_delivered < m->n_targets) {
+		bool temporary = false;
+		for (size_t i = 0; i < m->n_targets; i++) {
+			if (m->targets[i].result == MD_OK)
+				continue;
+			conn_log(s->conn, LOG_LEVEL_ERROR, "smtp id=%s not delivered to %s (result %d)",
+				 tx->id, m->targets[i].address, (int)m->targets[i].result);
+			temporary = temporary || smtp_result_temporary(m->targets[i].result, perm);
+		}
+		if (temporary)
+			smtp_reply(s, "451 4.3.0 Delivered to %zu of %zu mailboxes; try again later",
+				   m->n_delivered, m->n_targets);
+		else
+			smtp_reply(s, "250 2.0.0 Ok: delivered as %s to %zu of %zu mailboxes", tx->id,
+				   m->n_delivered, m->n_targets);
+	} else {
+		s->messages++;
+		conn_log(s->conn, LOG_LEVEL_INFO, "smtp delivered id=%s from=<%s> nrcpt=%zu "
+			 "mailboxes=%zu size=%llu", tx->id, tx->from.addr, tx->n_rcpts, m->n_targets,
+			 (unsigned long long)m->size);
+		smtp_reply(s, "250 2.0.0 Ok: delivered as %s", tx->id);
+	}
+	smtp_tx_reset(s);
+	smtp_unbusy(s);
+}
+
+void smtp_finish(struct smtp_session *s)
+{
+	struct smtp_msg *m = s->tx.msg;
+
+	/* RFC 5321 §4.1.1.4: the transaction ends with this reply */
+	smtp_enter_state(s, SMTP_STATE_READY);
+	if (m->verdict == SMTP_VERDICT_OK && !m->hdr_done) {
+		/* a message that is all header */
+		smtp_inspect_header(s, m, m->spool.data, m->spool.len);
+		m->hdr_done = true;
+	}
+	if (m->verdict != SMTP_VERDICT_OK) {
+		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused verdict=%d size=%llu", s->tx.id,
+			 (int)m->verdict, (unsigned long long)m->size);
+		smtp_verdict_reply(s, m);
+		smtp_tx_reset(s);
+		return;
+	}
+	if (smtp_submit(s, smtp_commit_work, smtp_commit_done) < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary server error, try again later");
+		smtp_tx_reset(s);
+	}
+}
+
+/* ---- RCPT quota check ---------------------------------------------------- */
+
+static void smtp_quota_work(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_tx *tx = &s->tx;
+	uint64_t size = tx->mail.has_size ? tx->mail.size : 0;
+
+	tx->pending_over_quota = false;
+	for (size_t i = 0; i < tx->n_pending && !tx->pending_over_quota; i++)
+		tx->pending_over_quota = smtp_over_quota(s->ctx->store, &tx->pending_owners[i], size);
+}
+
+static void smtp_quota_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_tx *tx = &s->tx;
+
+	if (tx->pending_over_quota) {
+		/* RFC 1870 §6.2 / RFC 3463 X.2.2 */
+		tx->n_pending = 0;
+		smtp_reply(s, s->ctx->cfg->quota_error_permanent ?
+			   "552 5.2.2 <%s>: Mailbox full" : "452 4.2.2 <%s>: Mailbox full",
+			   tx->pending_rcpt.path.addr);
+	} else {
+		smtp_rcpt_accept(s);
+	}
+	smtp_unbusy(s);
+}
+
+void smtp_check_quota(struct smtp_session *s)
+{
+	if (smtp_submit(s, smtp_quota_work, smtp_quota_done) < 0) {
+		s->tx.n_pending = 0;
+		smtp_reply(s, "451 4.3.0 Temporary server error, try again later");
+	}
+}

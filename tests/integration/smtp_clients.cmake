@@ -1,0 +1,1 @@
+postern_py_test(smtp_clients integration/smtp_clients.py)

@@ -1,0 +1,1 @@
+postern_py_test(smtp_crash integration/smtp_crash.py)

@@ -1,0 +1,1 @@
+postern_py_test(smtp_protocol integration/smtp_protocol.py)
