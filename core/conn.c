@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,10 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa,
 			       &conn->local_port, &unused);
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
+	/* Replies often leave in two writes (a status line, then data, or TLS
+	 * records); with Nagle each second write waits ~40 ms for the peer's
+	 * delayed ACK.  Our writes are already whole replies. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 
 	if (lcfg->tls == TLS_MODE_IMPLICIT) {
 		conn->ssl = tls_server_new_ssl(srv->tls);

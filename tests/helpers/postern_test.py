@@ -64,6 +64,26 @@ def shared_dir():
         os.path.dirname(__file__), "..", "..", "..", "shared")
 
 
+def tls_context():
+    """A client TLS context that accepts the tests' self-signed certificates."""
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def maildir_files(d, address, folder=""):
+    """Message files in new/ and cur/ of a user's Maildir folder, sorted."""
+    import glob
+    local, domain = address.split("@")
+    base = os.path.join(d.data, "mail", domain, local)
+    if folder:
+        base = os.path.join(base, "." + folder)
+    return sorted(glob.glob(os.path.join(base, "new", "*")) +
+                  glob.glob(os.path.join(base, "cur", "*")))
+
+
 class Daemon:
     """A postern serve process with a throw-away configuration."""
 

@@ -9,17 +9,12 @@ import socket
 import ssl
 import time
 
+from postern_test import maildir_files, tls_context  # noqa: F401 (re-exported)
+
 USER = "alice@example.test"
 PASSWORD = "alice-secret-1"
 USER2 = "bob@example.test"
 PASSWORD2 = "bob-secret-2"
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 class Raw:
@@ -88,16 +83,6 @@ class Raw:
             self.sock.close()
         except OSError:
             pass
-
-
-def maildir_files(d, address, folder=""):
-    """Message files in new/ and cur/ of a user's Maildir folder."""
-    local, domain = address.split("@")
-    base = os.path.join(d.data, "mail", domain, local)
-    if folder:
-        base = os.path.join(base, "." + folder)
-    return sorted(glob.glob(os.path.join(base, "new", "*")) +
-                  glob.glob(os.path.join(base, "cur", "*")))
 
 
 def maildir_messages(d, address):

@@ -1,0 +1,1 @@
+postern_py_test(pop3_clients integration/pop3_clients.py)

@@ -1,0 +1,1 @@
+postern_py_test(pop3_protocol integration/pop3_protocol.py)
