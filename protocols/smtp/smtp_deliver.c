@@ -79,6 +79,10 @@ int smtp_build_trace(struct smtp_session *s, struct smtp_msg *m)
 			rc |= buf_appendf(&m->prefix, "\t(using %s)\r\n", tls);
 		}
 	}
+	/* The issue asks for the submitting user; Postfix writes the same
+	 * comment with smtpd_sasl_authenticated_header = yes. */
+	if (s->authenticated)
+		rc |= buf_appendf(&m->prefix, "\t(Authenticated sender: %s)\r\n", s->user);
 	rc |= buf_appendf(&m->prefix, "\tby %s (Postern) with %s id %s", cfg->hostname,
 			  smtp_with_keyword(s->esmtp, conn_is_tls(s->conn), s->authenticated,
 					    tx->mail.smtputf8),

@@ -75,6 +75,9 @@ def test_swaks(d, res, tmp):
     res.check(m is not None and b" with ESMTPSA id " in header_block(m) and
               b"(using TLSv1.3 with cipher " in header_block(m),
               "swaks: Received: says ESMTPSA and the TLS version and cipher")
+    res.check(m is not None and
+              (b"\t(Authenticated sender: %s)\r\n" % USER.encode()) in header_block(m),
+              "swaks: Received: names the authenticated user")
 
     rc, out = swaks("--server", "127.0.0.1:%d" % subs, "--tls-on-connect", "--auth", "LOGIN",
                     "--auth-user", USER, "--auth-password", PASSWORD, "--to", USER,
