@@ -374,6 +374,10 @@ int md_msg_section(const struct md_msg *msg, const char *spec,
 	if (part < msg->meta->n_parts) {
 		const struct md_part *p = &msg->meta->parts[part];
 
+		/* Judged on the part and everything inside it (RFC 3516 §4.3):
+		 * an unknown encoding anywhere wins over broken content. */
+		enum md_meta_binary_status st = md_meta_binary_status(msg->meta, part);
+
 		switch (p->cte) {
 		case MD_CTE_7BIT: sec->encoding = MD_TE_7BIT; break;
 		case MD_CTE_8BIT: sec->encoding = MD_TE_8BIT; break;
@@ -382,7 +386,9 @@ int md_msg_section(const struct md_msg *msg, const char *spec,
 		case MD_CTE_QP: sec->encoding = MD_TE_QP; break;
 		default: sec->encoding = MD_TE_UNKNOWN; break;
 		}
-		sec->decodable = p->binary_ok != 0;
+		if (st == MD_BINARY_UNKNOWN_CTE)
+			sec->encoding = MD_TE_UNKNOWN;
+		sec->decodable = st == MD_BINARY_OK;
 		sec->decoded_size = p->binary_size;
 		sec->body_lines = p->body_lines;
 	}

@@ -76,6 +76,45 @@ START_TEST(test_store_deliver_read)
 }
 END_TEST
 
+/* BINARY of a multipart is judged on everything inside it (RFC 3516 §4.3):
+ * an unknown encoding in a child wins over broken base64 in another. */
+START_TEST(test_store_section_binary_status)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_msg msg;
+	struct md_section sec;
+	const char *text =
+		"Content-Type: multipart/mixed; boundary=a\n\n"
+		"--a\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\naGVsbG8=\n"
+		"--a\nContent-Type: multipart/mixed; boundary=b\n\n"
+		"--b\nContent-Transfer-Encoding: x-unknown\n\nzz\n"
+		"--b\nContent-Transfer-Encoding: base64\n\n!!!!\n"
+		"--b--\n--a--\n";
+	uint32_t uid;
+
+	ck_assert_int_eq(deliver(s, ADDR, NULL, text, 0, 0, &uid), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, NULL), MD_OK);
+	ck_assert_int_eq(md_msg_get(mb, uid, MD_READ_META, &msg), MD_OK);
+	ck_assert_int_eq(md_msg_section(&msg, "1", &sec), 0);
+	ck_assert(sec.decodable);
+	ck_assert_int_eq(sec.encoding, MD_TE_BASE64);
+	ck_assert_uint_eq(sec.decoded_size, 5);
+	ck_assert_int_eq(md_msg_section(&msg, "2.2", &sec), 0);
+	ck_assert(!sec.decodable);                       /* NO [PARSE] */
+	ck_assert_int_eq(sec.encoding, MD_TE_BASE64);
+	ck_assert_int_eq(md_msg_section(&msg, "2", &sec), 0);
+	ck_assert(!sec.decodable);
+	ck_assert_int_eq(sec.encoding, MD_TE_UNKNOWN);   /* NO [UNKNOWN-CTE] */
+	md_msg_clear(&msg);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 START_TEST(test_store_refuse_bad_messages)
 {
 	struct md_store *s = open_store();
@@ -841,6 +880,7 @@ static Suite *store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_store_deliver_read);
+	tcase_add_test(tc, test_store_section_binary_status);
 	tcase_add_test(tc, test_store_refuse_bad_messages);
 	tcase_add_test(tc, test_store_default_mailboxes);
 	tcase_add_test(tc, test_store_flags_modseq);
