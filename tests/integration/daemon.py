@@ -214,6 +214,48 @@ if ROLES:
     import shutil
     shutil.rmtree(d.dir, ignore_errors=True)
 
+# ---- users and aliases changed by the CLI reach the running daemon at once --
+if "pop3s" in ROLES and "smtp" in ROLES:
+    import poplib
+    import smtplib
+    from postern_test import tls_context, maildir_files
+    d = Daemon(POSTERN, roles=["pop3s", "smtp"])
+    with d:
+        d.add_user("late@example.test", "late-password-1")
+        try:
+            p = poplib.POP3_SSL("127.0.0.1", d.port("pop3s"), context=tls_context(), timeout=20)
+            p.user("late@example.test")
+            p.pass_("late-password-1")
+            p.quit()
+            r.check(True, "a user added while the daemon runs can log in at once")
+        except poplib.error_proto as e:
+            r.check(False, "a user added while the daemon runs can log in at once: %s" % e)
+        d.cli("alias", "add", "sales@example.test", "late@example.test")
+        try:
+            with smtplib.SMTP("127.0.0.1", d.port("smtp"), timeout=20) as s:
+                s.sendmail("someone@outside.test", ["sales@example.test"],
+                           b"Subject: via alias\r\n\r\nhi\r\n")
+            r.check(len(maildir_files(d, "late@example.test")) == 1,
+                    "an alias added while the daemon runs is used at once")
+        except smtplib.SMTPException as e:
+            r.check(False, "an alias added while the daemon runs is used at once: %s" % e)
+        d.cli("user", "passwd", "late@example.test", "--password-stdin", input=b"new-password-2\n")
+        try:
+            p = poplib.POP3_SSL("127.0.0.1", d.port("pop3s"), context=tls_context(), timeout=20)
+            p.user("late@example.test")
+            p.pass_("late-password-1")
+            r.check(False, "the old password stops working after passwd")
+        except poplib.error_proto:
+            r.check(True, "the old password stops working after passwd")
+        # The failed login above is logged in the form conf/fail2ban-postern.conf matches.
+        filt = open(os.path.join(SRC, "conf", "fail2ban-postern.conf")).read()
+        rx = re.search(r"^failregex = (.*)$", filt, re.M).group(1)
+        rx = re.compile(rx.replace("<HOST>", r"(?P<host>\S+)"))
+        time.sleep(0.3)
+        hosts = [m.group("host") for m in map(rx.match, d.log().splitlines()) if m]
+        r.check(hosts == ["127.0.0.1"], "fail2ban filter matches the failed login once: %s" % hosts)
+
+
 # ---- privilege drop (only when the tests run as root) ---------------------
 if os.geteuid() == 0 and ROLES:
     d = Daemon(POSTERN, roles=[ROLES[0]], extra_config="run_as_user = nobody\n")
