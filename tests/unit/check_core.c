@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,9 @@ static void test_on_event(struct conn *conn, enum conn_event ev, const char *dat
 			char d[128];
 			conn_tls_describe(conn, d, sizeof(d));
 			conn_printf(conn, "TLS %s\r\n", conn_is_tls(conn) ? d : "no");
+		} else if (strcmp(data, "PEER") == 0) {
+			conn_printf(conn, "PEER %s %d\r\n", conn_peer_addr(conn),
+				    conn_peer_is_loopback(conn) ? 1 : 0);
 		} else if (strcmp(data, "QUIT") == 0) {
 			conn_write(conn, "BYE\r\n", 5);
 			conn_close(conn);
@@ -153,6 +157,7 @@ static struct server *test_srv;
 static pthread_t test_thread;
 static unsigned short test_port_plain, test_port_tls;
 static volatile int test_run_rc = -99;
+static bool test_ipv6; /* the plain listener on ::1 instead of 127.0.0.1 */
 
 static unsigned short test_free_port(void)
 {
@@ -210,6 +215,8 @@ static void test_start(unsigned per_ip)
 		.name = "tls", .role = ROLE_IMAPS, .address = "127.0.0.1",
 		.port = test_port_tls, .tls = TLS_MODE_IMPLICIT };
 	test_cfg.n_listeners = 2;
+	if (test_ipv6)
+		strcpy(test_cfg.listeners[0].address, "::1");
 
 	test_srv = server_new(&test_cfg, err, sizeof(err));
 	ck_assert_msg(test_srv != NULL, "%s", err);
@@ -347,6 +354,8 @@ START_TEST(test_core_line_limits)
 	test_send(fd, "BYTES 10\r\n0123456789COUNT\r\n");
 	test_expect(fd, NULL, "BYTES 10");
 	test_expect(fd, NULL, "COUNT 6 2");
+	test_send(fd, "PEER\r\n");
+	test_expect(fd, NULL, "PEER 127.0.0.1 1");
 	test_send(fd, "QUIT\r\n");
 	test_expect(fd, NULL, "BYE");
 	ck_assert_int_eq(read(fd, line, 1), 0);
@@ -431,6 +440,36 @@ START_TEST(test_core_sni)
 	test_peer_cn(ssl, cn, sizeof(cn));
 	ck_assert_str_eq(cn, "mail.test"); /* the default certificate */
 	SSL_free(ssl);
+	close(fd);
+	test_finish();
+}
+END_TEST
+
+/* A listener on ::1 (tests stay on loopback, so no "*" here). */
+START_TEST(test_core_ipv6)
+{
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6 };
+	struct timeval tv = { 10, 0 };
+	int fd;
+
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	in6.sin6_addr = in6addr_loopback;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&in6, sizeof(in6)) < 0) {
+		/* no IPv6 on this machine's loopback: nothing to test */
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	test_ipv6 = true;
+	test_start(10);
+	fd = socket(AF_INET6, SOCK_STREAM, 0);
+	in6.sin6_port = htons(test_port_plain);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&in6, sizeof(in6)), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	test_expect(fd, NULL, "HELLO");
+	test_send(fd, "PEER\r\n");
+	test_expect(fd, NULL, "PEER ::1 1");
 	close(fd);
 	test_finish();
 }
@@ -604,6 +643,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, test_core_starttls_discards_pipelined);
 	tcase_add_test(tc, test_core_tls_versions);
 	tcase_add_test(tc, test_core_sni);
+	tcase_add_test(tc, test_core_ipv6);
 	tcase_add_test(tc, test_core_backpressure);
 	tcase_add_test(tc, test_core_worker_job_pauses_input);
 	tcase_add_test(tc, test_core_idle_timeout);
