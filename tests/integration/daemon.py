@@ -165,9 +165,37 @@ with tempfile.TemporaryDirectory() as tmp:
             except ValueError as e:
                 r.check(True, "demo %s: TLS 1.1 not even offered by this client (%s)" % (role, e))
 
-        proc.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
-        r.check(proc.poll() is None, "demo: SIGHUP reloads without stopping")
+        # SIGHUP: a renewed certificate is used by new connections, and a
+        # connection opened before keeps working.
+        if "pop3s" in live:
+            from postern_test import tls_context
+
+            def peer_cert(sock_port):
+                with socket.create_connection(("127.0.0.1", sock_port), timeout=10) as s:
+                    with tls_context().wrap_socket(s) as t:
+                        return t.getpeercert(binary_form=True)
+
+            old_cert = peer_cert(ports["pop3s"])
+            held = tls_context().wrap_socket(
+                socket.create_connection(("127.0.0.1", ports["pop3s"]), timeout=10))
+            greeting = held.recv(512)
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                            "-keyout", os.path.join(ddir, "key.pem"),
+                            "-out", os.path.join(ddir, "cert.pem"), "-days", "2",
+                            "-subj", "/CN=renewed"], check=True, capture_output=True)
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            r.check(proc.poll() is None, "demo: SIGHUP reloads without stopping")
+            r.check(peer_cert(ports["pop3s"]) != old_cert,
+                    "SIGHUP: new connections get the renewed certificate")
+            held.sendall(b"CAPA\r\n")
+            r.check(greeting.startswith(b"+OK") and held.recv(512).startswith(b"+OK"),
+                    "SIGHUP: a connection opened before keeps working")
+            held.close()
+        else:
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            r.check(proc.poll() is None, "demo: SIGHUP reloads without stopping")
         proc.send_signal(signal.SIGTERM)
         try:
             rc = proc.wait(timeout=30)
