@@ -146,10 +146,13 @@ static void smtp_next_tok(struct smtp_lexer *lx, struct smtp_tok *t)
 	start = lx->p;
 	switch (*lx->p) {
 	case '"':
-		for (lx->p++; lx->p < lx->end && *lx->p != '"'; lx->p++)
-			if (*lx->p == '\\' && ++lx->p >= lx->end)
+		/* A NUL (RFC 5322 §3.2.4: in neither qtext nor quoted-pair)
+		 * would end the canonical address early, after the '"': the
+		 * caller compares C strings.  Refused like an open quote. */
+		for (lx->p++; lx->p < lx->end && *lx->p != '"' && *lx->p != '\0'; lx->p++)
+			if (*lx->p == '\\' && (++lx->p >= lx->end || *lx->p == '\0'))
 				break;
-		if (lx->p >= lx->end) {
+		if (lx->p >= lx->end || *lx->p == '\0') {
 			t->type = SMTP_TOK_ERROR;
 			return;
 		}
@@ -160,7 +163,8 @@ static void smtp_next_tok(struct smtp_lexer *lx, struct smtp_tok *t)
 		return;
 	case '[':
 		for (lx->p++; lx->p < lx->end && *lx->p != ']'; lx->p++) {
-			if (*lx->p == '[' || *lx->p == '\\') {
+			/* RFC 5322 §3.4.1 dtext: no NUL either (see above) */
+			if (*lx->p == '[' || *lx->p == '\\' || *lx->p == '\0') {
 				t->type = SMTP_TOK_ERROR;
 				return;
 			}

@@ -693,7 +693,23 @@ static long smtp_find_crlf(const char *buf, size_t len)
 int smtp_line_take(bool *discarding, const char *buf, size_t len, size_t max,
 		   size_t *line_len_r, size_t *consumed_r)
 {
-	long eol = smtp_find_crlf(buf, len);
+	size_t scanned = 0;
+
+	return smtp_line_take_from(discarding, &scanned, buf, len, max, line_len_r, consumed_r);
+}
+
+int smtp_line_take_from(bool *discarding, size_t *scanned, const char *buf, size_t len,
+			size_t max, size_t *line_len_r, size_t *consumed_r)
+{
+	/* Bytes before *scanned held no CRLF; only the last of them (a CR)
+	 * can start one.  Without this a client sending one byte at a time
+	 * made every read rescan the whole partial line (quadratic). */
+	size_t from = *scanned > 0 && *scanned <= len ? *scanned - 1 : 0;
+	long eol = smtp_find_crlf(buf + from, len - from);
+
+	if (eol >= 0)
+		eol += (long)from;
+	*scanned = len;
 
 	*line_len_r = 0;
 	*consumed_r = 0;
@@ -720,5 +736,6 @@ int smtp_line_take(bool *discarding, const char *buf, size_t len, size_t max,
 		return 0;
 	*discarding = true;
 	*consumed_r = buf[len - 1] == '\r' ? len - 1 : len;
+	*scanned = 0;
 	return -1;
 }

@@ -225,6 +225,7 @@ struct smtp_session {
 
 	struct buf in;            /* input not yet processed */
 	bool discarding;          /* inside an over-long line */
+	size_t line_scanned;      /* of the buffered partial line, searched for CRLF */
 	bool busy;                /* waiting for a worker or timer: paused */
 	bool processing;          /* inside smtp_process(): no re-entry */
 	struct event *timer;      /* pregreet and AUTH throttle delays */
@@ -354,6 +355,11 @@ bool smtp_helo_valid(const char *s, size_t len);
  * of an over-long line); -1 once per over-long line (drop *consumed_r). */
 int smtp_line_take(bool *discarding, const char *buf, size_t len, size_t max,
 		   size_t *line_len_r, size_t *consumed_r);
+/* The same, resuming the CRLF search: *scanned is how much of buf was
+ * searched by the previous call that consumed nothing (0 the first time);
+ * the caller sets it to 0 whenever it drops octets from the front. */
+int smtp_line_take_from(bool *discarding, size_t *scanned, const char *buf, size_t len,
+			size_t max, size_t *line_len_r, size_t *consumed_r);
 
 /* ---- smtp_data.c --------------------------------------------------------- */
 

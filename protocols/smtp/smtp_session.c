@@ -211,10 +211,15 @@ static size_t smtp_process(struct smtp_session *s, const char *data, size_t len)
 		}
 		if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT) {
 			off += smtp_data_input(s, data + off, len - off);
+			s->line_scanned = 0;
 			continue;
 		}
-		rc = smtp_line_take(&s->discarding, data + off, len - off, SMTP_AUTH_LINE_MAX,
-				    &line_len, &used);
+		if (off > 0)
+			s->line_scanned = 0; /* a new line starts here */
+		rc = smtp_line_take_from(&s->discarding, &s->line_scanned, data + off, len - off,
+					 SMTP_AUTH_LINE_MAX, &line_len, &used);
+		if (used > 0)
+			s->line_scanned = 0;
 		if (rc == 1) {
 			const char *line = data + off;
 			off += used;

@@ -336,6 +336,30 @@ static void lines_run(const char *in, size_t len, size_t max, const size_t *cuts
 	}
 }
 
+/* The search resumes where the last one stopped (no quadratic rescans of
+ * a line that arrives one byte at a time): a CRLF planted before the
+ * resume point is not looked at, one straddling it is found. */
+START_TEST(test_smtp_line_take_resumes)
+{
+	bool discarding = false;
+	size_t scanned = 0, ll, used;
+	char buf[] = "ab\r\ncd\r";
+
+	ck_assert_int_eq(smtp_line_take_from(&discarding, &scanned, buf, 2, 100, &ll, &used), 0);
+	ck_assert_uint_eq(scanned, 2);
+	scanned = 5; /* pretend "ab\r\nc" was searched already */
+	ck_assert_int_eq(smtp_line_take_from(&discarding, &scanned, buf, 7, 100, &ll, &used), 0);
+	ck_assert_uint_eq(used, 0);
+	ck_assert_uint_eq(scanned, 7);
+	/* the CR at the end of the searched part pairs with a new LF */
+	char buf2[] = "xyz\r\n";
+	scanned = 4;
+	ck_assert_int_eq(smtp_line_take_from(&discarding, &scanned, buf2, 5, 100, &ll, &used), 1);
+	ck_assert_uint_eq(ll, 3);
+	ck_assert_uint_eq(used, 5);
+}
+END_TEST
+
 START_TEST(test_smtp_line_take)
 {
 	static const char stream[] =
@@ -730,6 +754,7 @@ int main(void)
 	tcase_add_test(tc, test_smtp_rcpt_params);
 	tcase_add_test(tc, test_smtp_syntax_helpers);
 	tcase_add_test(tc, test_smtp_line_take);
+	tcase_add_test(tc, test_smtp_line_take_resumes);
 	tcase_add_test(tc, test_smtp_unstuff_basic);
 	tcase_add_test(tc, test_smtp_unstuff_smuggling);
 	tcase_add_test(tc, test_smtp_unstuff_bare);
