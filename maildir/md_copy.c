@@ -1,9 +1,11 @@
 /* COPY and MOVE (RFC 3501 §6.4.7, RFC 6851) between mailboxes of one user.
  *
  * Each message file is hard-linked into the destination's cur/ under a new
- * unique name carrying its flags, the directory is fsynced, and then one
- * write job gives the copies their UIDs (consecutive, for COPYUID) and, for
- * MOVE, expunges the originals in the same transaction.  The packed
+ * unique name carrying its flags, and then one write job gives the copies
+ * their UIDs (consecutive, for COPYUID) and, for MOVE, expunges the
+ * originals in the same transaction.  cur/ is fsynced before that job
+ * (md_fsync_dir_shared: shared with deliveries into the same directory),
+ * so the index never names a link a crash could lose.  The packed
  * metadata is copied, not computed again.  Keywords are matched by name:
  * each mailbox numbers its own.
  */
@@ -305,7 +307,7 @@ enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
 			}
 		}
 	}
-	if (md_fsync_dir(cur) < 0) {
+	if (md_fsync_dir_shared(u->store, cur) < 0) {
 		md_user_seterr(u, "%s: %s", cur, strerror(errno));
 		r = MD_TEMPFAIL;
 		goto undo;

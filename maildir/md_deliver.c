@@ -8,16 +8,24 @@
  *   2. compute the metadata once from the mapped file (md_meta_compute);
  *   3. per recipient: hard-link the file into its Maildir's new/ (cur/
  *      with ":2,FLAGS" when APPEND gives flags) under a fresh unique name
- *      (a copy through tmp/ when the link crosses file systems), and fsync
- *      that directory;
+ *      (a copy through tmp/, fsynced, when the link crosses file systems),
+ *      and fsync that directory.  Threads that linked into the same
+ *      directory at the same time share that fsync (md_dirsync.c): one
+ *      that starts after all their links covers them all;
  *   4. index every recipient's copy; the writer thread commits them with
  *      whatever else is queued (group commit);
  *   5. remove the spool file.
- * Only then MD_OK, which the caller may acknowledge.  A crash before 4
- * leaves a file in new/ that the next sync indexes (by base name, never
- * twice); a crash before 3 leaves only a spool file, removed after 36 h.
- * This fsyncs the directory before the index commit (not after), so the
- * index never names a file that a crash could lose.
+ * Only then MD_OK, which the caller may acknowledge: the file's bytes (1),
+ * its directory entry (3) and its index record (4) are on disk.  A crash
+ * after the link but before the directory fsync ended may or may not keep
+ * the file in new/; a crash before the commit in 4 leaves it unindexed;
+ * either way nothing acknowledged is lost, and a file that is there is
+ * indexed by the next sync (by base name, never twice).  A crash before 3
+ * leaves only a spool file, and one after 4 leaves the spool file of a
+ * delivered message; both are removed after 36 h.  The directory fsync
+ * comes before the index commit (not after), so the index never names a
+ * file that a crash could lose.  When it fails, the target gets
+ * MD_TEMPFAIL and its link is removed: never indexed, never acknowledged.
  *
  * NUL bytes are refused (MD_BADMSG) unless MD_DELIVERY_RAW: RFC 5322 §2.1
  * and §3.5 do not allow them in a message, and IMAP may not send them in a
@@ -290,7 +298,9 @@ static int md_deliver_copy(int from, uint64_t size, const char *dir,
 			goto fail;
 		off += (uint64_t)n;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
+	if (fsync(fd) < 0)
+		goto fail;
+	if (close(fd) < 0) {
 		fd = -1;
 		goto fail;
 	}
@@ -305,7 +315,8 @@ fail:
 }
 
 /* Everything for one recipient before the index: user, mailbox, quota
- * check, keywords, the linked file, its directory fsynced. */
+ * check, keywords, the linked file, its directory fsynced (the fsync shared
+ * with other threads that linked into the same directory meanwhile). */
 static enum md_result md_deliver_prepare(struct md_delivery *d,
 					 struct md_target *tg,
 					 struct md_dtarget *dt, int64_t idate)
@@ -383,7 +394,7 @@ static enum md_result md_deliver_prepare(struct md_delivery *d,
 	}
 	dt->linked = true;
 	md_pathf(sub, sizeof(sub), "%s/%s", dt->dir, in_cur ? "cur" : "new");
-	if (md_fsync_dir(sub) < 0) {
+	if (md_fsync_dir_shared(d->store, sub) < 0) {
 		log_error("store: fsync %s: %s", sub, strerror(errno));
 		return MD_TEMPFAIL;
 	}

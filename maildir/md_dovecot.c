@@ -8,16 +8,24 @@
  *                        in the ":2," suffix of file names.
  * File names are matched by base name (before ':'), so flag changes made
  * after Dovecot wrote the list do not matter.  Nothing here writes.
+ *
+ * Memory does not follow the file's size: the uidlist is read a line at a
+ * time (a line longer than MD_UIDLIST_LINE_MAX, such as a giant file name,
+ * is skipped), and only the lines naming a file the caller listed in the
+ * Maildir are kept.  The header alone is one line.
  */
 #include "md_private.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 
-#define MD_UIDLIST_MAX (64 * 1024 * 1024) /* dovecot-uidlist read whole */
+/* One uidlist line: UID, extension fields, ':' and a file name of at most
+ * NAME_MAX octets; Dovecot's own lines are far shorter. */
+#define MD_UIDLIST_LINE_MAX 4096
 #define MD_DCKEYWORDS_MAX (64 * 1024)
 
 static int md_dcmap_cmp(const void *a, const void *b)
@@ -31,7 +39,8 @@ static int md_dcmap_cmp(const void *a, const void *b)
 
 void md_dovecot_free(struct md_dovecot *dc)
 {
-	free(dc->text);
+	for (size_t i = 0; i < dc->n; i++)
+		free((char *)dc->map[i].base);
 	free(dc->map);
 	for (int i = 0; i < 26; i++)
 		free(dc->kw[i]);
@@ -52,22 +61,69 @@ static bool md_parse_u32(const char *s, const char **end, uint32_t *v)
 	return true;
 }
 
-/* The header line only (header_only) or everything.  0, or -1 when there is
- * no usable dovecot-uidlist. */
-int md_dovecot_read(const char *dir, bool header_only, struct md_dovecot *dc)
+/* The next line into buf without its '\n': 1, 0 at the end, -1 on a read
+ * error.  *long_r: the line did not fit (the rest of it is skipped). */
+static int md_read_line(FILE *f, char *buf, size_t size, bool *long_r)
 {
-	char path[PATH_MAX], *line, *next;
-	size_t len, cap = 0;
-	int version;
+	size_t len;
+	int c;
+
+	*long_r = false;
+	if (fgets(buf, (int)size, f) == NULL)
+		return ferror(f) ? -1 : 0;
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] == '\n') {
+		buf[len - 1] = '\0';
+		return 1;
+	}
+	if (feof(f))
+		return 1; /* the last line, without '\n' */
+	*long_r = true;
+	while ((c = getc(f)) != EOF && c != '\n')
+		;
+	return ferror(f) ? -1 : 1;
+}
+
+static int md_dovecot_add(struct md_dovecot *dc, size_t *cap, const char *file,
+			  size_t blen, uint32_t uid)
+{
+	char *base;
+
+	if (dc->n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct md_dcmap *nm = realloc(dc->map, ncap * sizeof(*nm));
+
+		if (nm == NULL)
+			return -1;
+		dc->map = nm;
+		*cap = ncap;
+	}
+	if ((base = malloc(blen + 1)) == NULL)
+		return -1;
+	memcpy(base, file, blen);
+	base[blen] = '\0';
+	dc->map[dc->n].base = base;
+	dc->map[dc->n].blen = blen;
+	dc->map[dc->n].uid = uid;
+	dc->n++;
+	return 0;
+}
+
+int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
+		    void *keep_ctx, struct md_dovecot *dc)
+{
+	char path[PATH_MAX], line[MD_UIDLIST_LINE_MAX], *kwtext;
+	size_t cap = 0, len;
+	FILE *f;
+	bool too_long;
+	int version, rc;
 
 	memset(dc, 0, sizeof(*dc));
 	if ((size_t)snprintf(path, sizeof(path), "%s/dovecot-uidlist", dir) >=
-	    sizeof(path) || read_small_file(path, MD_UIDLIST_MAX, &dc->text, &len) < 0)
+	    sizeof(path) || (f = fopen(path, "re")) == NULL)
 		return -1;
-	line = dc->text;
-	next = strchr(line, '\n');
-	if (next != NULL)
-		*next++ = '\0';
+	if (md_read_line(f, line, sizeof(line), &too_long) != 1)
+		goto bad;
 	version = line[0] - '0';
 	if ((version != 1 && version != 3) || line[1] != ' ')
 		goto bad;
@@ -92,14 +148,21 @@ int md_dovecot_read(const char *dir, bool header_only, struct md_dovecot *dc)
 	}
 	if (dc->uidvalidity == 0)
 		goto bad;
-	for (line = next; !header_only && line != NULL && *line != '\0'; line = next) {
+	while (!header_only &&
+	       (rc = md_read_line(f, line, sizeof(line), &too_long)) != 0) {
 		const char *p = line, *file = NULL;
+		size_t blen;
 		uint32_t uid;
 
-		next = strchr(line, '\n');
-		if (next != NULL)
-			*next++ = '\0';
-		if (!md_parse_u32(p, &p, &uid) || uid == 0 || *p != ' ')
+		if (rc < 0)
+			goto bad;
+		if (too_long)
+			continue;
+		/* UID 2^32-1 would need a UIDNEXT of 2^32 (RFC 3501 §2.3.1.1:
+		 * UIDs are 32-bit and UIDNEXT exceeds them all): the file
+		 * gets a new UID instead */
+		if (!md_parse_u32(p, &p, &uid) || uid == 0 || uid == UINT32_MAX ||
+		    *p != ' ')
 			continue;
 		if (version == 1) {
 			file = p + 1;
@@ -112,47 +175,39 @@ int md_dovecot_read(const char *dir, bool header_only, struct md_dovecot *dc)
 		}
 		if (file == NULL || *file == '\0')
 			continue;
-		if (dc->n == cap) {
-			size_t ncap = cap ? cap * 2 : 256;
-			struct md_dcmap *nm = realloc(dc->map, ncap * sizeof(*nm));
-
-			if (nm == NULL)
-				goto bad;
-			dc->map = nm;
-			cap = ncap;
-		}
-		dc->map[dc->n].base = file;
-		dc->map[dc->n].blen = strcspn(file, ":");
-		dc->map[dc->n].uid = uid;
-		dc->n++;
+		blen = strcspn(file, ":");
 		if (uid >= dc->uidnext)
 			dc->uidnext = uid + 1;
+		if (keep != NULL && !keep(keep_ctx, file, blen))
+			continue; /* no such file (expunged since) */
+		if (md_dovecot_add(dc, &cap, file, blen, uid) < 0)
+			goto bad;
 	}
+	fclose(f);
+	f = NULL;
 	if (dc->n > 1)
 		qsort(dc->map, dc->n, sizeof(*dc->map), md_dcmap_cmp);
-	if (!header_only) {
-		char *kwtext;
+	if (!header_only &&
+	    (size_t)snprintf(path, sizeof(path), "%s/dovecot-keywords", dir) <
+	    sizeof(path) && read_small_file(path, MD_DCKEYWORDS_MAX, &kwtext, &len) == 0) {
+		char *save = NULL;
 
-		if ((size_t)snprintf(path, sizeof(path), "%s/dovecot-keywords", dir) <
-		    sizeof(path) &&
-		    read_small_file(path, MD_DCKEYWORDS_MAX, &kwtext, &len) == 0) {
-			char *save = NULL;
+		for (char *l = strtok_r(kwtext, "\n", &save); l != NULL;
+		     l = strtok_r(NULL, "\n", &save)) {
+			const char *p = l;
+			uint32_t idx;
 
-			for (char *l = strtok_r(kwtext, "\n", &save); l != NULL;
-			     l = strtok_r(NULL, "\n", &save)) {
-				const char *p = l;
-				uint32_t idx;
-
-				if (md_parse_u32(p, &p, &idx) && idx < 26 && *p == ' ' &&
-				    md_keyword_check(p + 1) == MD_OK && dc->kw[idx] == NULL)
-					dc->kw[idx] = strdup(p + 1);
-			}
-			free(kwtext);
+			if (md_parse_u32(p, &p, &idx) && idx < 26 && *p == ' ' &&
+			    md_keyword_check(p + 1) == MD_OK && dc->kw[idx] == NULL)
+				dc->kw[idx] = strdup(p + 1);
 		}
+		free(kwtext);
 	}
 	return 0;
 bad:
 	log_warn("store: %s: unusable, not imported", path);
+	if (f != NULL)
+		fclose(f);
 	md_dovecot_free(dc);
 	return -1;
 }
@@ -162,7 +217,7 @@ int md_sync_dovecot_header(const char *dir, uint32_t *uidvalidity_r,
 {
 	struct md_dovecot dc;
 
-	if (md_dovecot_read(dir, true, &dc) < 0)
+	if (md_dovecot_read(dir, true, NULL, NULL, &dc) < 0)
 		return -1;
 	*uidvalidity_r = dc.uidvalidity;
 	*uidnext_r = dc.uidnext;

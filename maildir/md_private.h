@@ -42,6 +42,9 @@ struct md_store {
 	pthread_mutex_t hook_lock;
 	md_change_fn *hook;
 	void *hook_ctx;
+	pthread_mutex_t dsync_lock; /* guards dsyncs, dir_syncs (md_dirsync.c) */
+	struct md_dsync *dsyncs;    /* directories being fsynced right now */
+	uint64_t dir_syncs;
 };
 
 struct md_user {
@@ -309,6 +312,25 @@ int md_msg_path(const char *dir, const struct md_msg_rec *rec, char *out,
 /* Create a Maildir (cur new tmp), with maildirfolder when folder. */
 int md_maildir_make(const char *dir, bool folder);
 int md_fsync_dir(const char *dir);
+/* md_dirsync.c: one directory being fsynced for the threads waiting on it
+ * (in store->dsyncs, under store->dsync_lock). */
+struct md_dsync {
+	struct md_dsync *next;
+	char *path;
+	unsigned users;       /* threads holding the entry */
+	bool running;         /* an fsync is in progress */
+	uint64_t requested;   /* requests registered: 1, 2, ... */
+	uint64_t done;        /* requests <= done: an fsync covering them ended */
+	uint64_t ok;          /* requests <= ok: ... and it succeeded */
+	int error;            /* errno of the last failed fsync */
+	pthread_cond_t cond;
+};
+/* md_dirsync.c: fsync dir for a file this thread linked into it, sharing
+ * the fsync with the other threads that wait for the same directory at
+ * the same time.  0, or -1 with errno. */
+int md_fsync_dir_shared(struct md_store *store, const char *dir);
+void md_dirsync_init(struct md_store *store);
+void md_dirsync_destroy(struct md_store *store);
 /* mtime in ns, -1 with errno */
 int md_dir_mtime(const char *dir, int64_t *mtime_r);
 int64_t md_now_ns(void);
@@ -356,14 +378,17 @@ struct md_dcmap {
 
 struct md_dovecot {
 	uint32_t uidvalidity, uidnext;
-	char *text;             /* the uidlist; map entries point into it */
-	struct md_dcmap *map;
+	struct md_dcmap *map;   /* sorted by base name; bases malloc'd */
 	size_t n;
 	char *kw[26];
 };
 
-/* header_only: the first line.  0, or -1 without a usable dovecot-uidlist. */
-int md_dovecot_read(const char *dir, bool header_only, struct md_dovecot *dc);
+/* Whether the uidlist's entry for base name base[0..blen) is wanted. */
+typedef bool md_dovecot_keep_fn(void *ctx, const char *base, size_t blen);
+/* header_only: the first line.  Else the entries that keep (NULL: all)
+ * wants, and the keywords.  0, or -1 without a usable dovecot-uidlist. */
+int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
+		    void *keep_ctx, struct md_dovecot *dc);
 void md_dovecot_free(struct md_dovecot *dc);
 /* Dovecot's UID of a base name, 0 when not listed */
 uint32_t md_dovecot_uid(const struct md_dovecot *dc, const char *fname,

@@ -85,9 +85,11 @@ enum md_result md_store_open(const char *data_dir,
 	md_store_host(store);
 	pthread_mutex_init(&store->name_lock, NULL);
 	pthread_mutex_init(&store->hook_lock, NULL);
+	md_dirsync_init(store);
 	if (md_index_open(store, opts, err, errlen) < 0) {
 		pthread_mutex_destroy(&store->name_lock);
 		pthread_mutex_destroy(&store->hook_lock);
+		md_dirsync_destroy(store);
 		free(store);
 		return MD_TEMPFAIL;
 	}
@@ -103,6 +105,7 @@ void md_store_close(struct md_store *store)
 	md_index_close(store);
 	pthread_mutex_destroy(&store->name_lock);
 	pthread_mutex_destroy(&store->hook_lock);
+	md_dirsync_destroy(store);
 	free(store);
 }
 
@@ -117,6 +120,9 @@ void md_store_set_change_hook(struct md_store *store, md_change_fn *fn, void *ct
 void md_store_get_stats(struct md_store *store, struct md_store_stats *stats_r)
 {
 	md_index_stats(store, stats_r);
+	pthread_mutex_lock(&store->dsync_lock);
+	stats_r->dir_syncs = store->dir_syncs;
+	pthread_mutex_unlock(&store->dsync_lock);
 }
 
 void md_store_maintenance(struct md_store *store)

@@ -20,6 +20,12 @@
  * A file with bare LF line endings (mutt, Dovecot) is rewritten with CRLF
  * under its own name first, so IMAP byte counts hold (store.h).
  *
+ * Durability as for deliveries (md_deliver.c): the directory of a file
+ * found is fsynced after the listing and before the job that indexes it,
+ * and the rename of a CRLF copy over its original is fsynced before the
+ * commit.  A file that could not be read now (I/O error) leaves its
+ * directory's stored mtime at 0, so the next access looks again.
+ *
  * The first sync of a mailbox flagged MD_MBOX_IMPORT takes UIDs and
  * keywords from Dovecot's files (md_dovecot.c).
  */
@@ -187,6 +193,20 @@ int md_msg_locate(const char *dir, struct md_msg_rec *rec)
 	return rc;
 }
 
+/* md_dovecot_keep_fn: is the base name in the (sorted) listing? */
+struct md_listing {
+	struct md_entry *e;
+	size_t n;
+};
+
+static bool md_sync_listed(void *ctx, const char *base, size_t blen)
+{
+	const struct md_listing *l = ctx;
+	struct md_entry key = { (char *)base, blen, false };
+
+	return bsearch(&key, l->e, l->n, sizeof(*l->e), md_entry_cmp) != NULL;
+}
+
 static int md_str_cmp(const void *a, const void *b);
 
 /* Folder directories of a Maildir++ root, as sorted IMAP names. */
@@ -294,6 +314,10 @@ struct md_sync_job {
 	size_t n_gone;
 	bool last;
 	int64_t new_mtime, cur_mtime;
+	/* a file of new/ (cur/) could not be indexed now (I/O error, out of
+	 * memory): that directory's mtime is not stored, so the next access
+	 * scans it again instead of thinking it done */
+	bool retry_new, retry_cur;
 	const struct md_dovecot *dc;
 };
 
@@ -337,10 +361,14 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 	struct md_user_rec urec;
 	struct md_entry *relist = NULL;
 	size_t n_relist = 0;
-	bool relisted = false, changed = false;
+	bool relisted = false, changed = false, conv_new = false, conv_cur = false;
+	char new_sub[PATH_MAX], cur_sub[PATH_MAX];
 	enum md_result r;
 	uint64_t modseq;
 	int64_t now = time(NULL);
+
+	md_pathf(new_sub, sizeof(new_sub), "%s/new", j->dir);
+	md_pathf(cur_sub, sizeof(cur_sub), "%s/cur", j->dir);
 
 	if ((r = md_rec_mbox_get(t, u->id, j->mbox, &mb)) != MD_OK)
 		return r == MD_NOTFOUND ? MD_NOMAILBOX : r;
@@ -375,6 +403,10 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 			    st.st_dev != nf->dev || rename(nf->conv, path) < 0) {
 				unlink(nf->conv);
 				nf->skip = true; /* changed meanwhile: next scan */
+				if (nf->in_new)
+					j->retry_new = true;
+				else
+					j->retry_cur = true;
 				continue;
 			}
 			nf->conv_done = true;
@@ -464,9 +496,24 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 		changed = true;
 	}
 
+	/* a converted file replaced its original by rename: that must be
+	 * durable before the commit records the new size and metadata (also
+	 * when an earlier run of this job did the rename) */
+	for (size_t i = 0; i < j->n_nf; i++) {
+		if (j->nf[i].conv_done && j->nf[i].in_new)
+			conv_new = true;
+		else if (j->nf[i].conv_done)
+			conv_cur = true;
+	}
+	if ((conv_new && md_fsync_dir_shared(md_txn_store(t), new_sub) < 0) ||
+	    (conv_cur && md_fsync_dir_shared(md_txn_store(t), cur_sub) < 0)) {
+		log_error("store: fsync in %s: %s", j->dir, strerror(errno));
+		r = MD_TEMPFAIL;
+		goto out;
+	}
 	if (j->last) {
-		mb.new_mtime = j->new_mtime;
-		mb.cur_mtime = j->cur_mtime;
+		mb.new_mtime = j->retry_new ? 0 : j->new_mtime;
+		mb.cur_mtime = j->retry_cur ? 0 : j->cur_mtime;
 		if (mb.flags & MD_MBOX_IMPORT) {
 			mb.flags &= ~(uint32_t)MD_MBOX_IMPORT;
 			if (j->dc != NULL) {
@@ -626,9 +673,12 @@ static int md_idxent_cmp(const void *a, const void *b)
 	return c != 0 ? c : (x->blen > y->blen) - (x->blen < y->blen);
 }
 
-/* The index's view: every message's uid and file name. */
+/* The index's view: every message's uid and file name (new_only: of the
+ * messages in new/ only, so that the poll after a delivery holds memory
+ * for new/, not for a mailbox of a million messages in cur/). */
 static enum md_result md_sync_load_index(struct md_user *u, uint32_t mbox,
-					 struct md_idxent **ix_r, size_t *n_r)
+					 bool new_only, struct md_idxent **ix_r,
+					 size_t *n_r)
 {
 	unsigned char prefix[8];
 	struct md_cursor *cur;
@@ -654,6 +704,8 @@ static enum md_result md_sync_load_index(struct md_user *u, uint32_t mbox,
 
 		if ((r = md_rec_msg_decode(&k, &v, &rec)) != MD_OK)
 			break;
+		if (new_only && !rec.in_new)
+			continue;
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 256;
 			struct md_idxent *nx = realloc(ix, ncap * sizeof(*nx));
@@ -767,7 +819,7 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	struct md_dovecot dc;
 	bool have_dc = false, new_only;
 	size_t n_ents = 0, n_ix = 0, n_new = 0, cap = 0, *newidx = NULL;
-	char dir[PATH_MAX], sub[PATH_MAX];
+	char dir[PATH_MAX], sub[PATH_MAX], new_sub[PATH_MAX], cur_sub[PATH_MAX];
 	int64_t new_mtime, cur_mtime;
 	enum md_result r;
 
@@ -812,9 +864,11 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	}
 	if (new_only && n_ents > 1)
 		qsort(ents, n_ents, sizeof(*ents), md_entry_cmp);
-	if ((r = md_sync_load_index(u, mbox_id, &ix, &n_ix)) != MD_OK)
+	if ((r = md_sync_load_index(u, mbox_id, new_only, &ix, &n_ix)) != MD_OK)
 		goto out;
-	if ((mb.flags & MD_MBOX_IMPORT) && md_dovecot_read(dir, false, &dc) == 0)
+	if ((mb.flags & MD_MBOX_IMPORT) &&
+	    md_dovecot_read(dir, false, md_sync_listed, &(struct md_listing){ ents, n_ents },
+			    &dc) == 0)
 		have_dc = true;
 	if (md_sync_diff(ents, n_ents, ix, n_ix, new_only, &newidx, &n_new, &job) < 0 ||
 	    (nf = calloc(MD_SYNC_BATCH, sizeof(*nf))) == NULL) {
@@ -827,8 +881,11 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	job.dir = dir;
 	job.dc = have_dc ? &dc : NULL;
 	job.nf = nf;
+	md_pathf(new_sub, sizeof(new_sub), "%s/new", dir);
+	md_pathf(cur_sub, sizeof(cur_sub), "%s/cur", dir);
 	for (size_t done = 0;;) {
 		size_t batch = n_new - done < MD_SYNC_BATCH ? n_new - done : MD_SYNC_BATCH;
+		bool sync_new = false, sync_cur = false;
 
 		memset(nf, 0, MD_SYNC_BATCH * sizeof(*nf));
 		for (size_t i = 0; i < batch; i++) {
@@ -838,20 +895,41 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 			nf[i].in_new = e->in_new;
 			if (have_dc)
 				nf[i].dc_uid = md_dovecot_uid(&dc, e->fname, e->blen);
-			if (md_newfile_prepare(u->store, dir, &nf[i]) < 0)
+			if (md_newfile_prepare(u->store, dir, &nf[i]) < 0) {
 				nf[i].skip = true; /* vanished or unreadable */
+				if (nf[i].in_new)
+					job.retry_new = true;
+				else
+					job.retry_cur = true;
+			} else if (nf[i].in_new) {
+				sync_new = true;
+			} else {
+				sync_cur = true;
+			}
+		}
+		/* The index may name only files whose directory entries are
+		 * durable (md_deliver.c): a file another program (or a
+		 * delivery still in progress) put there was listed, so an
+		 * fsync from now on covers it. */
+		if ((sync_new && md_fsync_dir_shared(u->store, new_sub) < 0) ||
+		    (sync_cur && md_fsync_dir_shared(u->store, cur_sub) < 0)) {
+			md_user_seterr(u, "fsync in %s: %s", dir, strerror(errno));
+			r = MD_TEMPFAIL;
 		}
 		job.n_nf = batch;
 		job.last = done + batch == n_new;
 		if (job.last) {
 			/* an mtime seen before the listing: a change during the
 			 * scan shows up as a difference next time */
-			job.new_mtime = md_mtime_to_store(new_mtime);
-			job.cur_mtime = md_mtime_to_store(cur_mtime);
+			job.new_mtime = job.retry_new ? 0 : md_mtime_to_store(new_mtime);
+			job.cur_mtime = job.retry_cur ? 0 : md_mtime_to_store(cur_mtime);
 		}
-		if (!job.last || batch > 0 || job.n_ch > 0 || job.n_gone > 0 ||
-		    job.new_mtime != mb.new_mtime || job.cur_mtime != mb.cur_mtime ||
-		    (mb.flags & MD_MBOX_IMPORT))
+		/* (a batch of files none of which could be read needs no job:
+		 * a file that stays unreadable costs a scan, not a commit) */
+		if (r == MD_OK &&
+		    (!job.last || sync_new || sync_cur || job.n_ch > 0 || job.n_gone > 0 ||
+		     job.new_mtime != mb.new_mtime || job.cur_mtime != mb.cur_mtime ||
+		     (mb.flags & MD_MBOX_IMPORT)))
 			r = md_write(u->store, md_sync_job_run, &job);
 		for (size_t i = 0; i < batch; i++) {
 			buf_free(&nf[i].meta);

@@ -15,9 +15,10 @@
  * call from any thread: the daemon calls them from worker threads, never
  * from the event loop.  One struct md_store per process and data
  * directory; it owns a writer thread that commits the writes of all
- * threads in groups (one fsync for many deliveries).  A struct md_user and
- * the md_mailbox handles opened from it belong to one session: use them
- * from one thread at a time.  Other processes (`postern deliver`, `postern
+ * threads in groups (one fsync for many deliveries; deliveries into one
+ * directory share its fsync too).  A struct md_user and the md_mailbox
+ * handles opened from it belong to one session: use them from one thread
+ * at a time.  Other processes (`postern deliver`, `postern
  * reindex`) may open the same data directory at the same time.  Never use
  * a store after fork(): the child opens its own.
  *
@@ -141,6 +142,11 @@ struct md_store_stats {
 	uint64_t commits;   /* LMDB write transactions committed */
 	uint64_t jobs;      /* write requests they carried */
 	uint64_t map_grows; /* times the map was doubled */
+	uint64_t dir_syncs; /* directory fsyncs made before indexing files
+			     * (delivered, copied, or found by a sync; added
+			     * field): concurrent deliveries into one mailbox
+			     * share one, so under load it stays well below
+			     * the number of deliveries */
 };
 void md_store_get_stats(struct md_store *store, struct md_store_stats *stats_r);
 

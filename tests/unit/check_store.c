@@ -763,6 +763,113 @@ START_TEST(test_store_dovecot_import)
 }
 END_TEST
 
+/* A dovecot-uidlist may list UID 4294967295, the largest 32-bit number:
+ * importing it as a UID needs UIDNEXT 2^32, which wrapped around: UIDNEXT
+ * fell below a UID in use (here to 6, so new mail would get UIDs below an
+ * old message's, which RFC 3501 §2.3.1.1 forbids), or to 0, a record the
+ * index calls corrupt.  The file gets the next UID instead; the rest of
+ * the import stands. */
+START_TEST(test_store_dovecot_uid_max)
+{
+	struct md_store *s;
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct md_msg *msgs;
+	char root[PATH_MAX], path[PATH_MAX];
+	size_t n;
+
+	user_dir(root, sizeof(root), "");
+	ck_assert_int_eq(mkdir_p(root, 0700), 0);
+	ck_assert_int_eq(md_maildir_make(root, false), 0);
+	snprintf(path, sizeof(path), "%s/dovecot-uidlist", root);
+	write_text(path, "3 V1700000000 N10 Gabcdef\n"
+			 "4294967295 :1700000001.M1P1.old\n"
+			 "5 W50 :1700000002.M2P2.old\n");
+	snprintf(path, sizeof(path), "%s/cur/1700000001.M1P1.old:2,S", root);
+	write_text(path, "Subject: max\r\n\r\nmax\r\n");
+	snprintf(path, sizeof(path), "%s/cur/1700000002.M2P2.old:2,", root);
+	write_text(path, "Subject: five\r\n\r\nfive\r\n");
+	s = open_store();
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_uint_eq(st.uidvalidity, 1700000000);
+	ck_assert_uint_eq(st.messages, 2);
+	ck_assert_uint_eq(st.uidnext, 11);
+	ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_PATH, &msgs, &n), MD_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(msgs[0].uid, 5);
+	ck_assert_str_eq(msgs[0].basename, "1700000002.M2P2.old");
+	ck_assert_uint_eq(msgs[1].uid, 10);
+	ck_assert_str_eq(msgs[1].basename, "1700000001.M1P1.old");
+	md_msg_list_free(msgs, n);
+	md_mailbox_close(mb);
+	/* and the mailbox stays usable */
+	md_user_close(u);
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: new\n\nx\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "INBOX", &st), MD_OK);
+	ck_assert_uint_eq(st.uidvalidity, 1700000000);
+	ck_assert_uint_eq(st.messages, 3);
+	ck_assert_uint_eq(st.uidnext, 12);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+/* A huge dovecot-uidlist (here 65 MB, most of it one line naming a giant
+ * file) is read a line at a time: memory follows the Maildir, not the
+ * file.  Before, a uidlist over 64 MB was not imported at all (silently:
+ * every message got a new UID, every client cache was lost) and one under
+ * it was held whole, with an index entry for each of its lines. */
+START_TEST(test_store_dovecot_huge_uidlist)
+{
+	struct md_store *s;
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct md_msg *msgs;
+	char root[PATH_MAX], path[PATH_MAX], *chunk;
+	size_t n, chunk_len = 1 << 20;
+	FILE *f;
+
+	user_dir(root, sizeof(root), "");
+	ck_assert_int_eq(mkdir_p(root, 0700), 0);
+	ck_assert_int_eq(md_maildir_make(root, false), 0);
+	snprintf(path, sizeof(path), "%s/dovecot-uidlist", root);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("3 V1700000000 N9 Gabcdef\n5 :1700000001.M1P1.old\n6 :", f);
+	chunk = malloc(chunk_len);
+	ck_assert_ptr_nonnull(chunk);
+	memset(chunk, 'x', chunk_len);
+	for (int i = 0; i < 65; i++)
+		ck_assert_uint_eq(fwrite(chunk, 1, chunk_len, f), chunk_len);
+	free(chunk);
+	fputs("\n7 W9 :1700000002.M2P2.old:2,S\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	snprintf(path, sizeof(path), "%s/cur/1700000001.M1P1.old:2,S", root);
+	write_text(path, "Subject: five\r\n\r\nfive\r\n");
+	snprintf(path, sizeof(path), "%s/new/1700000002.M2P2.old", root);
+	write_text(path, "Subject: seven\r\n\r\nseven\r\n");
+	s = open_store();
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_uint_eq(st.uidvalidity, 1700000000);
+	ck_assert_uint_eq(st.messages, 2);
+	ck_assert_uint_eq(st.uidnext, 9);
+	ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_PATH, &msgs, &n), MD_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(msgs[0].uid, 5);
+	ck_assert_uint_eq(msgs[1].uid, 7);
+	ck_assert_str_eq(msgs[1].basename, "1700000002.M2P2.old");
+	md_msg_list_free(msgs, n);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 /* ---- quota ---------------------------------------------------------------- */
 
 START_TEST(test_store_quota)
@@ -891,6 +998,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_store_rename_children);
 	tcase_add_test(tc, test_store_names);
 	tcase_add_test(tc, test_store_dovecot_import);
+	tcase_add_test(tc, test_store_dovecot_uid_max);
+	tcase_add_test(tc, test_store_dovecot_huge_uidlist);
 	tcase_add_test(tc, test_store_quota);
 	tcase_add_test(tc, test_store_corpus_sizes);
 	suite_add_tcase(s, tc);

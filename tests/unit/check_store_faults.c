@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
@@ -185,7 +186,50 @@ END_TEST
 /* A child delivers in a loop and reports each delivery it completed; it
  * is SIGKILLed at random moments.  Afterwards each reported message is in
  * the store exactly once, and index and Maildir agree. */
-START_TEST(test_store_crash_kill)
+struct crash_arg {
+	struct md_store *s;
+	unsigned next, end; /* ids still to deliver: next (atomic) .. end */
+	int fd;
+};
+
+static void *crash_thread(void *p)
+{
+	struct crash_arg *a = p;
+	char text[128];
+
+	for (;;) {
+		unsigned i = __atomic_fetch_add(&a->next, 1, __ATOMIC_SEQ_CST);
+
+		if (i >= a->end)
+			return NULL;
+		snprintf(text, sizeof(text), "Subject: id %u\n\nid=%u.\n", i, i);
+		if (deliver(a->s, ADDR, NULL, text, 0, 0, NULL) != MD_OK)
+			_exit(3);
+		/* a pipe write of 4 bytes is atomic (PIPE_BUF) */
+		if (write(a->fd, &i, sizeof(i)) != sizeof(i))
+			_exit(4);
+	}
+}
+
+/* The id= number in a message file; asserts it is there. */
+static unsigned crash_msg_id(const char *path)
+{
+	char *data = read_file(path, NULL);
+	unsigned id = UINT_MAX;
+	bool found = false;
+
+	if (data != NULL) {
+		const char *p = strstr(data, "id=");
+
+		if (p != NULL && sscanf(p, "id=%u", &id) == 1)
+			found = true;
+		free(data);
+	}
+	ck_assert_msg(found, "indexed file missing or without id: %s", path);
+	return id;
+}
+
+static void crash_kill_run(int threads)
 {
 	int fds[2];
 	unsigned next = 0;
@@ -198,19 +242,17 @@ START_TEST(test_store_crash_kill)
 
 		ck_assert_int_ge(pid, 0);
 		if (pid == 0) {
-			struct md_store *s;
-			char err[256], text[128];
+			struct crash_arg a = { .next = next, .end = next + 400, .fd = fds[1] };
+			pthread_t th[16];
+			char err[256];
 
 			close(fds[0]);
-			if (md_store_open(tdir, NULL, &s, err, sizeof(err)) != MD_OK)
+			if (md_store_open(tdir, NULL, &a.s, err, sizeof(err)) != MD_OK)
 				_exit(2);
-			for (unsigned i = next; i < next + 400; i++) {
-				snprintf(text, sizeof(text), "Subject: id %u\n\nid=%u.\n", i, i);
-				if (deliver(s, ADDR, NULL, text, 0, 0, NULL) != MD_OK)
-					_exit(3);
-				if (write(fds[1], &i, sizeof(i)) != sizeof(i))
-					_exit(4);
-			}
+			for (int t = 0; t < threads; t++)
+				pthread_create(&th[t], NULL, crash_thread, &a);
+			for (int t = 0; t < threads; t++)
+				pthread_join(th[t], NULL);
 			_exit(0);
 		}
 		usleep(20000 + (useconds_t)(rand_r(&seed) % 200000));
@@ -249,16 +291,10 @@ START_TEST(test_store_crash_kill)
 	ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_PATH, &msgs, &n), MD_OK);
 	ck_assert_uint_eq(n, st.messages);
 	for (size_t i = 0; i < n; i++) {
-		char *data = read_file(msgs[i].path, NULL), *p;
-		unsigned id;
+		unsigned id = crash_msg_id(msgs[i].path);
 
-		ck_assert_msg(data != NULL, "indexed file missing: %s", msgs[i].path);
-		p = strstr(data, "id=");
-		ck_assert_ptr_nonnull(p);
-		id = (unsigned)strtoul(p + 3, NULL, 10);
 		ck_assert_uint_lt(id, 2000);
 		count[id]++;
-		free(data);
 		for (size_t k = 0; k < i; k++)
 			ck_assert_str_ne(msgs[k].basename, msgs[i].basename);
 	}
@@ -280,6 +316,19 @@ START_TEST(test_store_crash_kill)
 	md_mailbox_close(mb);
 	md_user_close(u);
 	md_store_close(s);
+}
+
+START_TEST(test_store_crash_kill)
+{
+	crash_kill_run(1);
+}
+END_TEST
+
+/* The same with 8 threads delivering at once: they share directory fsyncs
+ * and commits, and still every acknowledged message is there once. */
+START_TEST(test_store_crash_kill_threads)
+{
+	crash_kill_run(8);
 }
 END_TEST
 
@@ -371,6 +420,134 @@ START_TEST(test_store_map_grows)
 	ck_assert_uint_eq(st.messages, 120);
 	md_user_close(u);
 	md_store_close(s);
+}
+END_TEST
+
+/* The map grows (LIBRARIES.md §2: with no transaction open anywhere in the
+ * process) while threads deliver and others read, and while a second
+ * process, which started with the same small map, writes and reads too:
+ * it must adopt the size the other set (MDB_MAP_RESIZED).  Every
+ * delivery lands, nothing deadlocks, readers never see an error. */
+#define GROW_WRITERS 4
+#define GROW_MSGS 60
+
+struct grow_arg {
+	struct md_store *s;
+	int who;
+	int failed;
+	volatile int *stop;
+};
+
+static void *grow_writer(void *p)
+{
+	struct grow_arg *a = p;
+	char text[3000];
+
+	memset(text, 'g', sizeof(text));
+	snprintf(text, 64, "Subject: grow %d\n\n", a->who);
+	text[strlen(text)] = 'g';
+	text[sizeof(text) - 1] = '\0';
+	for (int i = 0; i < GROW_MSGS; i++)
+		if (deliver(a->s, ADDR, NULL, text, 0, 0, NULL) != MD_OK)
+			a->failed++;
+	return NULL;
+}
+
+static void *grow_reader(void *p)
+{
+	struct grow_arg *a = p;
+	struct md_user *u;
+
+	if (md_user_open(a->s, ADDR, MD_USER_CREATE, &u) != MD_OK) {
+		a->failed++;
+		return NULL;
+	}
+	while (!*a->stop) {
+		struct md_mailbox *mb;
+		struct md_msg *msgs;
+		size_t n;
+
+		if (md_mailbox_open(u, "INBOX", &mb, NULL) != MD_OK) {
+			a->failed++;
+			break;
+		}
+		if (md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_META, &msgs, &n) != MD_OK)
+			a->failed++;
+		else
+			md_msg_list_free(msgs, n);
+		md_mailbox_close(mb);
+	}
+	md_user_close(u);
+	return NULL;
+}
+
+static int grow_run(int proc)
+{
+	struct md_store_options opts = { .map_size = 64 * 1024 };
+	struct grow_arg args[GROW_WRITERS + 2];
+	pthread_t th[GROW_WRITERS + 2];
+	volatile int stop = 0;
+	struct md_store *s;
+	char err[256];
+	int failed = 0;
+
+	if (md_store_open(tdir, &opts, &s, err, sizeof(err)) != MD_OK)
+		return -1;
+	for (int i = 0; i < GROW_WRITERS + 2; i++) {
+		args[i] = (struct grow_arg){ .s = s, .who = proc * 100 + i, .stop = &stop };
+		pthread_create(&th[i], NULL, i < GROW_WRITERS ? grow_writer : grow_reader,
+			       &args[i]);
+	}
+	for (int i = 0; i < GROW_WRITERS; i++)
+		pthread_join(th[i], NULL);
+	stop = 1;
+	for (int i = 0; i < GROW_WRITERS + 2; i++) {
+		if (i >= GROW_WRITERS)
+			pthread_join(th[i], NULL);
+		failed += args[i].failed;
+	}
+	md_store_close(s);
+	return failed;
+}
+
+START_TEST(test_store_map_grows_concurrent)
+{
+	struct md_store *s;
+	struct md_user *u;
+	struct md_status st;
+	struct stat sb;
+	char path[PATH_MAX];
+	int status;
+	pid_t pid;
+
+	{	/* the index exists before the two processes race to make it */
+		struct md_store_options opts = { .map_size = 64 * 1024 };
+		char err[256];
+
+		ck_assert_int_eq(md_store_open(tdir, &opts, &s, err, sizeof(err)), MD_OK);
+		ck_assert_int_eq(md_user_open(s, ADDR, MD_USER_CREATE, &u), MD_OK);
+		md_user_close(u);
+		md_store_close(s);
+	}
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(grow_run(1) == 0 ? 0 : 1);
+	ck_assert_int_eq(grow_run(0), 0);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	s = open_store();
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "INBOX", &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 2 * GROW_WRITERS * GROW_MSGS);
+	ck_assert_uint_eq(st.uidnext, 2 * GROW_WRITERS * GROW_MSGS + 1);
+	md_user_close(u);
+	md_store_close(s);
+	/* the map had to grow: the data outgrew 64 KiB several times */
+	snprintf(path, sizeof(path), "%s/index/data.mdb", tdir);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_gt(sb.st_size, 4 * 64 * 1024);
 }
 END_TEST
 
@@ -478,8 +655,10 @@ static Suite *store_faults_suite(void)
 	tcase_add_test(tc, test_store_group_commit);
 	tcase_add_test(tc, test_store_two_processes);
 	tcase_add_test(tc, test_store_crash_kill);
+	tcase_add_test(tc, test_store_crash_kill_threads);
 	tcase_add_test(tc, test_store_disk_full);
 	tcase_add_test(tc, test_store_map_grows);
+	tcase_add_test(tc, test_store_map_grows_concurrent);
 	tcase_add_test(tc, test_store_cli_deliver);
 	suite_add_tcase(s, tc);
 	return s;

@@ -3,3 +3,8 @@
 postern_check_test(check_store SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_store.c LIBS postern_maildir)
 target_compile_definitions(check_store PRIVATE FIXTURE_DIR="${CMAKE_CURRENT_LIST_DIR}")
 postern_check_test(check_store_faults SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_store_faults.c LIBS postern_maildir)
+# I/O errors injected (and calls counted): the store's calls of these go
+# through wrappers in the test
+postern_check_test(check_store_io SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_store_io.c LIBS postern_maildir)
+target_link_options(check_store_io PRIVATE
+  "LINKER:--wrap=write,--wrap=fsync,--wrap=link,--wrap=rename,--wrap=strdup")
