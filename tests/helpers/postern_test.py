@@ -84,6 +84,35 @@ def maildir_files(d, address, folder=""):
                   glob.glob(os.path.join(base, "cur", "*")))
 
 
+class LineClient:
+    """A CRLF line reader over a plain or TLS socket on 127.0.0.1; the
+    protocol tests' raw clients build on it to see exact bytes."""
+
+    def __init__(self, port, tls=False, timeout=20):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:
+            self.sock = tls_context().wrap_socket(self.sock)
+        self.buf = b""
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.sendall(data)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def raw_line(self):
+        """The next line as bytes, without its CRLF."""
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+
 class Daemon:
     """A postern serve process with a throw-away configuration."""
 

@@ -18,30 +18,15 @@ USER2 = "bob@example.test"
 PASSWORD2 = "bob-secret-2"
 
 
-class Raw:
+class Raw(postern_test.LineClient):
     """Line-level POP3 client over plain or TLS sockets."""
 
     def __init__(self, port, tls=False, timeout=15):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        if tls:
-            self.sock = tls_context().wrap_socket(self.sock)
-        self.buf = b""
+        super().__init__(port, tls, timeout)
         self.greeting = self.line()
 
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("connection closed")
-        self.buf += data
-
     def line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
+        return self.raw_line()
 
     def cmd(self, text):
         if isinstance(text, str):

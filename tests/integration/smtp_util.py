@@ -9,7 +9,7 @@ import socket
 import ssl
 import time
 
-from postern_test import maildir_files, tls_context  # noqa: F401 (re-exported)
+from postern_test import LineClient, maildir_files, tls_context  # noqa: F401 (re-exported)
 
 USER = "alice@example.test"
 PASSWORD = "alice-secret-1"
@@ -17,32 +17,15 @@ USER2 = "bob@example.test"
 PASSWORD2 = "bob-secret-2"
 
 
-class Raw:
+class Raw(LineClient):
     """Reply-level SMTP client over plain or TLS sockets."""
 
     def __init__(self, port, tls=False, timeout=20, greet=True):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        if tls:
-            self.sock = tls_context().wrap_socket(self.sock)
-        self.buf = b""
+        super().__init__(port, tls, timeout)
         self.greeting = self.reply() if greet else None
 
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("connection closed")
-        self.buf += data
-
     def line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line.decode("utf-8", errors="replace")
+        return self.raw_line().decode("utf-8", errors="replace")
 
     def reply(self):
         """One (possibly multi-line) reply: (code, [texts])."""
