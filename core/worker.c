@@ -158,7 +158,27 @@ void worker_pool_free(struct worker_pool *pool)
 	pthread_mutex_unlock(&pool->lock);
 	for (unsigned i = 0; i < pool->n_threads; i++)
 		pthread_join(pool->threads[i], NULL);
-	worker_run_done(pool);
+	/* A done() may submit a follow-up job (a streaming read, a store
+	 * commit); with the threads gone, run those here until none is left,
+	 * so that every connection waiting for a job is freed. */
+	for (;;) {
+		struct worker_job *job;
+
+		worker_run_done(pool);
+		pthread_mutex_lock(&pool->lock);
+		job = job_list_take_all(&pool->queue);
+		pthread_mutex_unlock(&pool->lock);
+		if (job == NULL)
+			break;
+		while (job != NULL) {
+			struct worker_job *next = job->next;
+			job->work(job->arg);
+			pthread_mutex_lock(&pool->lock);
+			job_list_push(&pool->done, job);
+			pthread_mutex_unlock(&pool->lock);
+			job = next;
+		}
+	}
 	event_free(pool->done_ev);
 	pthread_cond_destroy(&pool->cond);
 	pthread_mutex_destroy(&pool->lock);

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+#include <event2/thread.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -594,6 +596,44 @@ START_TEST(test_core_graceful_stop)
 }
 END_TEST
 
+/* A done() that submits a follow-up job while the pool is being freed:
+ * the follow-up still runs (and its done()), so no connection waits forever. */
+static int test_chain_stage;
+
+static void test_chain_work(void *arg)
+{
+	(void)arg;
+	test_chain_stage++;
+}
+
+static void test_chain_done2(void *arg)
+{
+	(void)arg;
+	test_chain_stage += 10;
+}
+
+static void test_chain_done1(void *arg)
+{
+	test_chain_stage += 10;
+	ck_assert_int_eq(worker_submit(arg, test_chain_work, test_chain_done2, arg), 0);
+}
+
+START_TEST(test_core_worker_free_runs_followups)
+{
+	struct event_base *base;
+	struct worker_pool *pool;
+
+	ck_assert_int_eq(evthread_use_pthreads(), 0);
+	base = event_base_new();
+	pool = worker_pool_new(base, 2);
+	ck_assert_ptr_nonnull(pool);
+	ck_assert_int_eq(worker_submit(pool, test_chain_work, test_chain_done1, pool), 0);
+	worker_pool_free(pool); /* the loop never ran */
+	ck_assert_int_eq(test_chain_stage, 22);
+	event_base_free(base);
+}
+END_TEST
+
 START_TEST(test_core_base64)
 {
 	unsigned char out[64];
@@ -649,6 +689,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, test_core_idle_timeout);
 	tcase_add_test(tc, test_core_per_ip_limit);
 	tcase_add_test(tc, test_core_graceful_stop);
+	tcase_add_test(tc, test_core_worker_free_runs_followups);
 	tcase_add_test(tc, test_core_base64);
 	tcase_add_test(tc, test_core_write_file_atomic);
 	suite_add_tcase(s, tc);
