@@ -20,11 +20,9 @@ Usage: smtp_bench.py /path/to/postern [--messages N] [--sessions 10,50]
 (use a build without sanitizers for meaningful numbers)
 """
 import argparse
-import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile

@@ -10,7 +10,6 @@ then SIGKILL) when the test ends, even on failure.
 """
 import atexit
 import os
-import random
 import shutil
 import signal
 import socket
@@ -111,6 +110,28 @@ class LineClient:
             self._fill()
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
+
+    def closed(self, timeout=10):
+        """True when the server closes the connection (EOF or reset) within
+        timeout seconds; bytes still arriving before that are kept."""
+        import ssl
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    return True
+                self.buf += data
+        except (socket.timeout, TimeoutError):
+            return False
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            return True
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 class Daemon:
@@ -234,6 +255,14 @@ class Results:
             self.failed += 1
             print("FAIL " + what)
         return cond
+
+    def run(self, name, fn):
+        """One group of checks; an exception is a failed check, not the end."""
+        import traceback
+        try:
+            fn()
+        except Exception:
+            self.check(False, "%s raised:\n%s" % (name, traceback.format_exc()))
 
     def finish(self):
         print("%d passed, %d failed" % (self.passed, self.failed))

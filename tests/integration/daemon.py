@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from postern_test import Daemon, Results, free_port, wait_port
+from postern_test import Daemon, Results, wait_port
 
 POSTERN = os.path.abspath(sys.argv[1])
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_test import Daemon, Results  # noqa: E402
@@ -140,14 +139,6 @@ def test_plaintext_on_loopback(postern, res):
         p.quit()
 
 
-def run(res, name, fn):
-    """One group of checks; an exception is a failed check, not the end."""
-    try:
-        fn()
-    except Exception:
-        res.check(False, "%s raised:\n%s" % (name, traceback.format_exc()))
-
-
 def main():
     if len(sys.argv) != 2:
         print("usage: pop3_clients.py POSTERN")
@@ -156,9 +147,9 @@ def main():
     d = Daemon(sys.argv[1], roles=("pop3", "pop3s"))
     d.add_user(USER, PASSWORD)
     with d:
-        run(res, "curl", lambda: test_curl(d, res))
-        run(res, "fetchmail", lambda: test_fetchmail(d, res))
-    run(res, "plaintext_on_loopback", lambda: test_plaintext_on_loopback(sys.argv[1], res))
+        res.run("curl", lambda: test_curl(d, res))
+        res.run("fetchmail", lambda: test_fetchmail(d, res))
+    res.run("plaintext_on_loopback", lambda: test_plaintext_on_loopback(sys.argv[1], res))
     res.finish()
 
 

@@ -11,7 +11,6 @@ import os
 import poplib
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_test import Daemon, Results  # noqa: E402
@@ -189,7 +188,6 @@ def test_transaction(d, res, dotmsg, bigmsg):
     st, body = c.multi("TOP 3 0")
     res.check(body.endswith(b"\r\n\r\n") and body.count(b"\r\n\r\n") == 1, "TOP 3 0: header and empty line only")
     r = c.cmd("UIDL 2")
-    name = None
     st, uids = c.lines("UIDL")
     uidmap = dict(x.split() for x in uids)
     base = {os.path.basename(f).split(":2,")[0] for f in files}
@@ -361,14 +359,6 @@ def test_bad_input(d, res):
     c.close()
 
 
-def run(res, name, fn):
-    """One group of checks; an exception is a failed check, not the end."""
-    try:
-        fn()
-    except Exception:
-        res.check(False, "%s raised:\n%s" % (name, traceback.format_exc()))
-
-
 def main():
     if len(sys.argv) != 2:
         print("usage: pop3_protocol.py POSTERN")
@@ -396,7 +386,7 @@ def main():
                          ("quit_deletes", lambda: test_quit_deletes(d, res)),
                          ("pipelining", lambda: test_pipelining(d, res)),
                          ("bad_input", lambda: test_bad_input(d, res))):
-            run(res, name, fn)
+            res.run(name, fn)
 
         # idle timeout
         left = IDLE_TIMEOUT + 5 - (time.time() - idle_since)

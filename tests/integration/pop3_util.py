@@ -3,10 +3,6 @@
 A raw POP3 client that sees exact bytes, mail delivery through
 `postern deliver`, and a look into the Maildir on disk.
 """
-import glob
-import os
-import socket
-import ssl
 import time
 
 import postern_test
@@ -69,27 +65,6 @@ class Raw(postern_test.LineClient):
         if not r.startswith(b"+OK"):
             return r
         return self.cmd("PASS " + password)
-
-    def closed(self, wait=10):
-        """True when the server closes the connection (after any bytes)."""
-        self.sock.settimeout(wait)
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    return True
-                self.buf += data
-        except (socket.timeout, TimeoutError):
-            return False
-        except (ConnectionResetError, ssl.SSLError, OSError):
-            return True
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
 
 def unstuff(body):
     """RFC 1939 byte-stuffing undone on a raw multi-line body."""

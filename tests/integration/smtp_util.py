@@ -3,10 +3,6 @@
 A raw SMTP client that sees exact bytes and replies, and a look into the
 Maildir on disk.
 """
-import glob
-import os
-import socket
-import ssl
 import time
 
 from postern_test import LineClient, maildir_files, tls_context  # noqa: F401 (re-exported)
@@ -46,27 +42,6 @@ class Raw(LineClient):
             raise AssertionError("STARTTLS refused: %d" % code)
         self.sock = tls_context().wrap_socket(self.sock)
         self.buf = b""
-
-    def closed(self, timeout=5):
-        """True when the server closes the connection (EOF) in time."""
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    return True
-                self.buf += data
-        except (socket.timeout, ConnectionResetError):
-            return False
-        except (ssl.SSLError, OSError):
-            return True
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
 
 def maildir_messages(d, address):
     out = []

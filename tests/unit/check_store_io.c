@@ -20,24 +20,6 @@
 
 #include "store_test.h"
 
-#define GC_THREADS 12
-
-struct gc_arg {
-	struct md_store *s;
-	int i;
-	enum md_result r;
-	uint32_t uid;
-};
-
-static void *gc_thread(void *p)
-{
-	struct gc_arg *a = p;
-	char text[64];
-
-	snprintf(text, sizeof(text), "Subject: %d\n\nbody %d\n", a->i, a->i);
-	a->r = deliver(a->s, ADDR, NULL, text, 0, 0, &a->uid);
-	return NULL;
-}
 
 /* ---- shared directory fsyncs ----------------------------------------------- */
 

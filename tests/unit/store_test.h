@@ -108,4 +108,25 @@ static inline void write_text(const char *path, const char *text)
 	ck_assert_int_eq(write_file_atomic(path, text, strlen(text), 0600), 0);
 }
 
+/* One delivery per thread for the concurrency tests: gc_arg.i names the
+ * message, r and uid receive the result. */
+#define GC_THREADS 12
+
+struct gc_arg {
+	struct md_store *s;
+	int i;
+	enum md_result r;
+	uint32_t uid;
+};
+
+static inline void *gc_thread(void *p)
+{
+	struct gc_arg *a = p;
+	char text[64];
+
+	snprintf(text, sizeof(text), "Subject: %d\n\nbody %d\n", a->i, a->i);
+	a->r = deliver(a->s, ADDR, NULL, text, 0, 0, &a->uid);
+	return NULL;
+}
+
 #endif
