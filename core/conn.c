@@ -54,7 +54,6 @@ struct conn {
 	size_t line_max;
 	bool allow_bare_lf;
 	bool discarding;        /* inside an over-long line */
-	unsigned line_flags;
 	uint64_t bytes_left;    /* CONN_READ_BYTES */
 
 	bool paused;            /* by the protocol */
@@ -69,7 +68,6 @@ struct conn {
 
 	char id[CONN_ID_LEN];
 	char peer[INET6_ADDRSTRLEN];
-	char local[INET6_ADDRSTRLEN];
 	unsigned local_port;
 	bool loopback;
 };
@@ -183,6 +181,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa,
 	struct conn *conn = calloc(1, sizeof(*conn));
 	struct sockaddr_storage local;
 	socklen_t local_len = sizeof(local);
+	char local_text[INET6_ADDRSTRLEN];
 	unsigned peer_port;
 	bool unused;
 
@@ -198,7 +197,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa,
 	snprintf(conn->id, sizeof(conn->id), "%08x", srv->next_conn_id++);
 	conn_addr_text(sa, conn->peer, sizeof(conn->peer), &peer_port, &conn->loopback);
 	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0)
-		conn_addr_text((struct sockaddr *)&local, conn->local, sizeof(conn->local),
+		conn_addr_text((struct sockaddr *)&local, local_text, sizeof(local_text),
 			       &conn->local_port, &unused);
 	evutil_make_socket_nonblocking(fd);
 	evutil_make_socket_closeonexec(fd);
@@ -266,11 +265,6 @@ void conn_read_raw(struct conn *conn)
 	conn->mode = CONN_READ_RAW;
 	conn_update_read(conn);
 	conn_kick(conn);
-}
-
-unsigned conn_line_flags(const struct conn *conn)
-{
-	return conn->line_flags;
 }
 
 void conn_pause(struct conn *conn)
@@ -470,11 +464,6 @@ bool conn_peer_is_loopback(const struct conn *conn)
 	return conn->loopback;
 }
 
-const char *conn_local_addr(const struct conn *conn)
-{
-	return conn->local;
-}
-
 unsigned conn_local_port(const struct conn *conn)
 {
 	return conn->local_port;
@@ -611,7 +600,6 @@ static int conn_take_line(struct conn *conn, struct evbuffer *input)
 	evbuffer_remove(input, line, (size_t)p.pos);
 	line[p.pos] = '\0';
 	evbuffer_drain(input, eol_len);
-	conn->line_flags = eol_len == 2 ? CONN_LINE_CRLF : 0;
 	conn_emit(conn, CONN_EV_LINE, line, (size_t)p.pos);
 	free(line);
 	return 1;

@@ -40,9 +40,6 @@ enum conn_event {
 	CONN_EV_CLOSED,        /* peer gone or error; free the session now */
 };
 
-/* For CONN_EV_LINE: flags of the line end that was seen. */
-#define CONN_LINE_CRLF 0x1  /* ended with CRLF (else a bare LF) */
-
 typedef void conn_event_fn(struct conn *conn, enum conn_event ev,
 			   const char *data, size_t len, void *session);
 
@@ -52,8 +49,6 @@ void conn_set_handler(struct conn *conn, conn_event_fn *fn, void *session);
 void conn_read_lines(struct conn *conn, size_t max_len, bool allow_bare_lf);
 void conn_read_bytes(struct conn *conn, size_t n);
 void conn_read_raw(struct conn *conn);
-/* The last line event's flags (CONN_LINE_CRLF). */
-unsigned conn_line_flags(const struct conn *conn);
 
 void conn_pause(struct conn *conn);
 void conn_resume(struct conn *conn);
@@ -85,7 +80,6 @@ const char *conn_id(const struct conn *conn);
 /* Peer address as text ("192.0.2.1", "2001:db8::1"). */
 const char *conn_peer_addr(const struct conn *conn);
 bool conn_peer_is_loopback(const struct conn *conn);
-const char *conn_local_addr(const struct conn *conn);
 unsigned conn_local_port(const struct conn *conn);
 struct server *conn_server(const struct conn *conn);
 

@@ -521,7 +521,8 @@ static void server_stop_poll(evutil_socket_t fd, short what, void *arg)
 	evtimer_add(srv->stop_timer, &tv);
 }
 
-void server_stop(struct server *srv)
+/* SIGTERM/SIGINT: no new connections, let sessions finish, then exit. */
+static void server_stop(struct server *srv)
 {
 	if (srv->stopping)
 		return;
@@ -571,9 +572,4 @@ struct event_base *server_event_base(struct server *srv)
 struct worker_pool *server_workers(struct server *srv)
 {
 	return srv->workers;
-}
-
-size_t server_connection_count(const struct server *srv)
-{
-	return srv->n_conns;
 }

@@ -62,12 +62,9 @@ void server_on_free(struct server *srv, void (*fn)(void *arg), void *arg);
 void server_on_reload(struct server *srv, void (*fn)(void *arg), void *arg);
 /* Run until SIGTERM/SIGINT and the graceful stop; returns 0 or -1. */
 int server_run(struct server *srv);
-/* Ask the loop to stop as on SIGTERM (tests). */
-void server_stop(struct server *srv);
 
 const struct config *server_config(const struct server *srv);
 struct event_base *server_event_base(struct server *srv);
 struct worker_pool *server_workers(struct server *srv);
-size_t server_connection_count(const struct server *srv);
 
 #endif

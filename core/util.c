@@ -115,11 +115,6 @@ bool str_ieq(const char *a, const char *b)
 	return strcasecmp(a, b) == 0;
 }
 
-bool str_iprefix(const char *s, const char *prefix)
-{
-	return strncasecmp(s, prefix, strlen(prefix)) == 0;
-}
-
 void str_lower(char *s)
 {
 	for (; *s != '\0'; s++)

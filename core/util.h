@@ -28,7 +28,6 @@ int buf_cstr(struct buf *b);
 /* strlcpy semantics: returns strlen(src); truncation when >= size. */
 size_t str_copy(char *dst, const char *src, size_t size);
 bool str_ieq(const char *a, const char *b);
-bool str_iprefix(const char *s, const char *prefix);
 void str_lower(char *s);
 /* Strip leading and trailing ASCII whitespace in place; returns s. */
 char *str_trim(char *s);

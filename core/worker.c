@@ -35,7 +35,6 @@ struct worker_pool {
 	struct worker_job_list done;
 	pthread_t threads[WORKER_THREADS_MAX];
 	unsigned n_threads;
-	size_t pending; /* submitted, done() not yet run; loop thread only */
 	bool stopping;
 };
 
@@ -94,7 +93,6 @@ static void worker_run_done(struct worker_pool *pool)
 	pthread_mutex_unlock(&pool->lock);
 	while (job != NULL) {
 		struct worker_job *next = job->next;
-		pool->pending--;
 		if (job->done != NULL)
 			job->done(job->arg);
 		free(job);
@@ -199,11 +197,5 @@ int worker_submit(struct worker_pool *pool, worker_work_fn *work,
 	job_list_push(&pool->queue, job);
 	pthread_cond_signal(&pool->cond);
 	pthread_mutex_unlock(&pool->lock);
-	pool->pending++;
 	return 0;
-}
-
-size_t worker_pending(const struct worker_pool *pool)
-{
-	return pool->pending;
 }

@@ -21,7 +21,5 @@ void worker_pool_free(struct worker_pool *pool);
 /* 0, or -1 when memory runs out (then nothing runs). */
 int worker_submit(struct worker_pool *pool, worker_work_fn *work,
 		  worker_done_fn *done, void *arg);
-/* Jobs submitted and not yet done. */
-size_t worker_pending(const struct worker_pool *pool);
 
 #endif
