@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -46,11 +47,23 @@
 #define CONFIG_IDLE_TIMEOUT_MIN 60
 #define CONFIG_TIMEOUT_MAX 86400
 #define CONFIG_SHUTDOWN_TIMEOUT_MAX 3600
+/* Postfix's postscreen_greet_wait is 6 s by default; more than a minute
+ * would make honest senders time out (RFC 5321 §4.5.3.2.1: 5 minutes for
+ * the greeting, but many clients give up sooner). */
+#define CONFIG_PREGREET_DELAY_MAX_MS (60 * 1000)
+/* postscreen_greet_ttl is 1 day; a month is the useful ceiling. */
+#define CONFIG_PREGREET_TTL_MAX (30 * 86400)
+/* Entries are about 64 bytes: 10 million is ~640 MB, the most that makes
+ * sense on any machine. */
+#define CONFIG_PREGREET_CACHE_MAX 10000000
 
 /* Top-level keys.  The index is also the slot in parser.top_seen. */
 enum config_key_type {
 	KEY_HOSTNAME, KEY_PATH, KEY_DOMAINS, KEY_USER, KEY_LOG_LEVEL,
 	KEY_SIZE, KEY_UINT, KEY_BOOL, KEY_BARE_LF, KEY_QUOTA_ERROR,
+	KEY_NETWORKS,
+	KEY_DURATION_MS, /* unsigned field, milliseconds; min/max in ms */
+	KEY_DURATION_S,  /* unsigned field, seconds; min/max in seconds */
 };
 
 struct config_key {
@@ -85,6 +98,13 @@ static const struct config_key config_keys[] = {
 	  FIELD(allow_plaintext_auth_on_loopback), 0, 0 },
 	{ "smtp_bare_lf", KEY_BARE_LF, 0, 0, 0 },
 	{ "quota_error", KEY_QUOTA_ERROR, 0, 0, 0 },
+	{ "trusted_networks", KEY_NETWORKS, 0, 0, 0 },
+	{ "smtp_pregreet_delay", KEY_DURATION_MS, FIELD(smtp_pregreet_delay_ms), 0,
+	  CONFIG_PREGREET_DELAY_MAX_MS },
+	{ "smtp_pregreet_ttl", KEY_DURATION_S, FIELD(smtp_pregreet_ttl), 1,
+	  CONFIG_PREGREET_TTL_MAX },
+	{ "smtp_pregreet_cache_size", KEY_UINT, FIELD(smtp_pregreet_cache_max), 1,
+	  CONFIG_PREGREET_CACHE_MAX },
 };
 
 
@@ -273,6 +293,105 @@ static int set_domains(struct parser *p, char *value)
 	return 0;
 }
 
+/* A duration: a number with an optional unit ms, s, m, h or d (seconds
+ * without one), as milliseconds. */
+static int parse_duration_ms(const char *value, uint64_t *ms_r)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = { { "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		      { "h", 3600000 }, { "d", 86400000 } };
+	char num[32];
+	size_t digits = strspn(value, "0123456789");
+	uint64_t n;
+
+	if (digits == 0 || digits >= sizeof(num))
+		return -1;
+	memcpy(num, value, digits);
+	num[digits] = '\0';
+	if (str_to_u64(num, 0, UINT32_MAX, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < NELEM(units); i++)
+		if (str_ieq(value + digits, units[i].unit)) {
+			*ms_r = n * units[i].ms;
+			return 0;
+		}
+	return -1;
+}
+
+static int set_duration(struct parser *p, const struct config_key *k, const char *value)
+{
+	uint64_t scale = k->type == KEY_DURATION_S ? 1000 : 1, ms;
+
+	if (parse_duration_ms(value, &ms) < 0 || ms % scale != 0 || ms / scale < k->min ||
+	    ms / scale > k->max)
+		return fail(p, p->line, "%s must be a duration from %llu%s to %llu%s (a number "
+			    "with ms, s, m, h or d), not '%.*s'", k->name,
+			    (unsigned long long)k->min, scale == 1 ? "ms" : "s",
+			    (unsigned long long)k->max, scale == 1 ? "ms" : "s",
+			    CONFIG_QUOTE_MAX, value);
+	*(unsigned *)(void *)((char *)p->cfg + k->offset) = (unsigned)(ms / scale);
+	return 0;
+}
+
+/* "192.0.2.0/24", "2001:db8::/32" or a single address; host bits must be
+ * zero so that a typo ("10.0.0.1/8") is not silently widened. */
+static int parse_network(const char *s, struct config_network *net)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t len = slash != NULL ? (size_t)(slash - s) : strlen(s);
+	unsigned max;
+	uint64_t prefix;
+
+	if (len == 0 || len >= sizeof(addr))
+		return -1;
+	memcpy(addr, s, len);
+	addr[len] = '\0';
+	memset(net, 0, sizeof(*net));
+	if (inet_pton(AF_INET, addr, net->addr) == 1)
+		net->family = AF_INET, max = 32;
+	else if (inet_pton(AF_INET6, addr, net->addr) == 1)
+		net->family = AF_INET6, max = 128;
+	else
+		return -1;
+	prefix = max;
+	if (slash != NULL && str_to_u64(slash + 1, 0, max, &prefix) < 0)
+		return -1;
+	net->prefix = (unsigned)prefix;
+	for (unsigned bit = net->prefix; bit < max; bit++)
+		if (net->addr[bit / 8] & (0x80 >> (bit % 8)))
+			return -1;
+	return 0;
+}
+
+/* "none" empties the list (nothing trusted, loopback included). */
+static int set_networks(struct parser *p, char *value)
+{
+	struct config *cfg = p->cfg;
+	char *save = NULL;
+
+	cfg->n_trusted_networks = 0;
+	if (str_ieq(value, "none"))
+		return 0;
+	for (char *n = strtok_r(value, ", \t", &save); n != NULL;
+	     n = strtok_r(NULL, ", \t", &save)) {
+		if (cfg->n_trusted_networks == CONFIG_NETWORKS_MAX)
+			return fail(p, p->line, "too many trusted networks (at most %d)",
+				    CONFIG_NETWORKS_MAX);
+		if (parse_network(n, &cfg->trusted_networks[cfg->n_trusted_networks]) < 0)
+			return fail(p, p->line, "trusted_networks: '%.*s' is not an address or "
+				    "a network in CIDR form with zero host bits (192.0.2.0/24, "
+				    "2001:db8::/32)", CONFIG_QUOTE_MAX, n);
+		cfg->n_trusted_networks++;
+	}
+	if (cfg->n_trusted_networks == 0)
+		return fail(p, p->line, "trusted_networks: no network given (use none "
+			    "to trust no one)");
+	return 0;
+}
+
 static int set_top_key(struct parser *p, const struct config_key *k, char *value)
 {
 	struct config *cfg = p->cfg;
@@ -332,6 +451,11 @@ static int set_top_key(struct parser *p, const struct config_key *k, char *value
 				    k->name, CONFIG_QUOTE_MAX, value);
 		cfg->quota_error_permanent = i == 1;
 		return 0;
+	case KEY_NETWORKS:
+		return set_networks(p, value);
+	case KEY_DURATION_MS:
+	case KEY_DURATION_S:
+		return set_duration(p, k, value);
 	}
 	return fail(p, p->line, "internal error: key type %d", (int)k->type);
 }
@@ -612,6 +736,17 @@ void config_defaults(struct config *cfg)
 	cfg->imap_idle_timeout = 1800;
 	cfg->pop3_idle_timeout = 600;
 	cfg->shutdown_timeout = 30;
+	cfg->smtp_pregreet_delay_ms = 1000;
+	cfg->smtp_pregreet_ttl = 86400;
+	cfg->smtp_pregreet_cache_max = 100000;
+	/* Loopback only: 127.0.0.0/8 and ::1. */
+	cfg->trusted_networks[0].family = AF_INET;
+	cfg->trusted_networks[0].prefix = 8;
+	cfg->trusted_networks[0].addr[0] = 127;
+	cfg->trusted_networks[1].family = AF_INET6;
+	cfg->trusted_networks[1].prefix = 128;
+	cfg->trusted_networks[1].addr[15] = 1;
+	cfg->n_trusted_networks = 2;
 	/* Zero is already: no plaintext auth on loopback, smtp_bare_lf reject,
 	 * quota_error temporary, no listeners, no certificates, no domains. */
 }
@@ -700,6 +835,39 @@ bool config_is_local_domain(const struct config *cfg, const char *domain)
 		return false;
 	for (size_t i = 0; i < cfg->n_domains; i++)
 		if (str_ieq(cfg->domains[i], domain))
+			return true;
+	return false;
+}
+
+static bool network_contains(const struct config_network *net, int family,
+			     const unsigned char *addr)
+{
+	unsigned full = net->prefix / 8, rest = net->prefix % 8;
+
+	if (net->family != family)
+		return false;
+	if (memcmp(net->addr, addr, full) != 0)
+		return false;
+	return rest == 0 || ((net->addr[full] ^ addr[full]) & (0xff00 >> rest)) == 0;
+}
+
+bool config_addr_is_trusted(const struct config *cfg, const struct sockaddr *sa)
+{
+	const unsigned char *addr;
+	int family;
+
+	if (sa->sa_family == AF_INET) {
+		family = AF_INET;
+		addr = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		family = IN6_IS_ADDR_V4MAPPED(a6) ? AF_INET : AF_INET6;
+		addr = family == AF_INET ? &a6->s6_addr[12] : a6->s6_addr;
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < cfg->n_trusted_networks; i++)
+		if (network_contains(&cfg->trusted_networks[i], family, addr))
 			return true;
 	return false;
 }

@@ -33,6 +33,7 @@
 #define CONFIG_DOMAIN_LEN 254          /* RFC 1035 §2.3.4, plus NUL */
 #define CONFIG_LINE_MAX 4096
 #define CONFIG_ERROR_MAX (PATH_MAX + 256)
+#define CONFIG_NETWORKS_MAX 64         /* trusted_networks entries */
 
 enum listener_role {
 	ROLE_SMTP,        /* 25: inbound MX */
@@ -65,6 +66,14 @@ struct config_listener {
 	unsigned line; /* where it was defined, for messages */
 };
 
+/* One CIDR block of trusted_networks; IPv4 blocks have family AF_INET and
+ * use addr[0..3]. */
+struct config_network {
+	int family;              /* AF_INET or AF_INET6 */
+	unsigned prefix;         /* 0..32 or 0..128 */
+	unsigned char addr[16];  /* network byte order, host bits zero */
+};
+
 struct config_cert {
 	char cert_file[PATH_MAX];
 	char key_file[PATH_MAX];
@@ -95,6 +104,14 @@ struct config {
 	unsigned pop3_idle_timeout;     /* seconds, POP3 (RFC 1939 §3: >= 600) */
 	unsigned shutdown_timeout;      /* seconds to let transactions finish */
 
+	/* Clients in these networks skip the SMTP pregreet delay and the
+	 * per-address connection limit (Postfix's mynetworks). */
+	struct config_network trusted_networks[CONFIG_NETWORKS_MAX];
+	size_t n_trusted_networks;
+	unsigned smtp_pregreet_delay_ms;  /* smtp_pregreet_delay; 0: no test */
+	unsigned smtp_pregreet_ttl;       /* smtp_pregreet_ttl, seconds */
+	unsigned smtp_pregreet_cache_max; /* smtp_pregreet_cache_size, entries */
+
 	bool allow_plaintext_auth_on_loopback;
 	enum bare_lf_policy smtp_bare_lf;     /* smtp_bare_lf = reject|normalise */
 	bool quota_error_permanent;           /* quota_error = temporary|permanent */
@@ -117,6 +134,11 @@ bool config_role_is_smtp(enum listener_role role);
 enum tls_mode config_role_default_tls(enum listener_role role);
 /* true when domain (any case) is one of cfg->domains. */
 bool config_is_local_domain(const struct config *cfg, const char *domain);
+
+/* true when the address (struct sockaddr_in or _in6; an IPv4-mapped IPv6
+ * address counts as IPv4) is inside one of cfg->trusted_networks. */
+struct sockaddr;
+bool config_addr_is_trusted(const struct config *cfg, const struct sockaddr *sa);
 
 /* Write a configuration with the given values and the seven demo listeners
  * on 127.0.0.1, ports base+25 ... base+995.  Used by `postern demo`. */

@@ -70,6 +70,7 @@ struct conn {
 	char peer[INET6_ADDRSTRLEN];
 	unsigned local_port;
 	bool loopback;
+	bool trusted;           /* in cfg trusted_networks */
 };
 
 struct conn_job {
@@ -196,6 +197,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa,
 	conn->line_max = srv->cfg.line_length_max;
 	snprintf(conn->id, sizeof(conn->id), "%08x", srv->next_conn_id++);
 	conn_addr_text(sa, conn->peer, sizeof(conn->peer), &peer_port, &conn->loopback);
+	conn->trusted = config_addr_is_trusted(&srv->cfg, sa);
 	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0)
 		conn_addr_text((struct sockaddr *)&local, local_text, sizeof(local_text),
 			       &conn->local_port, &unused);
@@ -462,6 +464,11 @@ const char *conn_peer_addr(const struct conn *conn)
 bool conn_peer_is_loopback(const struct conn *conn)
 {
 	return conn->loopback;
+}
+
+bool conn_peer_is_trusted(const struct conn *conn)
+{
+	return conn->trusted;
 }
 
 unsigned conn_local_port(const struct conn *conn)

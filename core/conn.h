@@ -80,6 +80,8 @@ const char *conn_id(const struct conn *conn);
 /* Peer address as text ("192.0.2.1", "2001:db8::1"). */
 const char *conn_peer_addr(const struct conn *conn);
 bool conn_peer_is_loopback(const struct conn *conn);
+/* In the configuration's trusted_networks (loopback by default). */
+bool conn_peer_is_trusted(const struct conn *conn);
 unsigned conn_local_port(const struct conn *conn);
 struct server *conn_server(const struct conn *conn);
 

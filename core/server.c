@@ -43,8 +43,10 @@ static struct server_peer *server_peer_find(struct server *srv, const char *addr
 	return NULL;
 }
 
-/* Count one more connection from addr; -1 when over the per-address limit. */
-static int server_peer_acquire(struct server *srv, const char *addr)
+/* Count one more connection from addr; -1 when over the per-address limit.
+ * Trusted networks are counted but never refused (Postfix exempts
+ * mynetworks the same way): a webmail or relay on this host opens many. */
+static int server_peer_acquire(struct server *srv, const char *addr, bool trusted)
 {
 	struct server_peer *p = server_peer_find(srv, addr);
 
@@ -57,7 +59,7 @@ static int server_peer_acquire(struct server *srv, const char *addr)
 		p->next = srv->peers[h];
 		srv->peers[h] = p;
 	}
-	if (p->count >= srv->cfg.connections_per_ip_max)
+	if (p->count >= srv->cfg.connections_per_ip_max && !trusted)
 		return -1;
 	p->count++;
 	return 0;
@@ -126,7 +128,7 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		server_refuse(fd, l->cfg, proto);
 		return;
 	}
-	if (server_peer_acquire(srv, peer) < 0) {
+	if (server_peer_acquire(srv, peer, config_addr_is_trusted(&srv->cfg, sa)) < 0) {
 		log_warn("%s connection refused rip=%s: connections_per_ip_max (%u) reached",
 			 proto->name, peer, srv->cfg.connections_per_ip_max);
 		server_refuse(fd, l->cfg, proto);

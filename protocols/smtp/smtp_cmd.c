@@ -116,6 +116,13 @@ static void smtp_hello(struct smtp_session *s, const char *args, bool esmtp)
 	s->esmtp = esmtp;
 	s->bad_commands = 0;
 	smtp_enter_state(s, SMTP_STATE_READY);
+	if (s->pregreet_waited) {
+		/* It waited for the greeting and now behaves: greet it at once
+		 * next time (postscreen's pass). */
+		s->pregreet_waited = false;
+		smtp_pregreet_remember(s->ctx->pregreet, ip, time(NULL));
+		conn_log(s->conn, LOG_LEVEL_DEBUG, "smtp pregreet pass rip=%s", ip);
+	}
 	if (!esmtp) {
 		conn_printf(s->conn, "250 %s Hello [%s%s]\r\n", cfg->hostname, v6 ? "IPv6:" : "", ip);
 		return;

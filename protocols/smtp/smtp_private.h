@@ -8,6 +8,7 @@
  *   smtp_data.c     DATA and BDAT: the incremental dot-unstuffer, the
  *                   message sink (size limit, header block), end replies
  *   smtp_header.c   header block scan, From: address list parser
+ *   smtp_pregreet.c the pregreet test's memory of clients that passed
  *   smtp_deliver.c  Return-Path/Received/Message-ID/Date, worker jobs that
  *                   stream into the store and commit
  *
@@ -52,10 +53,10 @@ struct event;
 #define SMTP_OWNERS_MAX 1000         /* distinct local mailboxes per message */
 #define SMTP_BAD_COMMANDS_MAX 10     /* 5xx replies in a row before 421 */
 #define SMTP_AUTH_FAILURES_MAX 3     /* failed AUTH per session before 421 */
-/* Postfix postscreen-style pregreet test: on port 25 the greeting waits
- * this long, and a client that speaks first is a spambot (RFC 5321 §4.3.1:
- * the client waits for the greeting).  Submission ports greet at once. */
-#define SMTP_PREGREET_MS 1000
+/* The pregreet test (Postfix postscreen style) is configured by
+ * smtp_pregreet_delay / _ttl / _cache_size: on port 25 the greeting waits,
+ * and a client that speaks first is a spambot (RFC 5321 §4.3.1: the client
+ * waits for the greeting).  Submission ports greet at once. */
 /* Header block kept in memory for inspection (From: ownership, Message-ID,
  * Date, Received count); LIBRARIES.md suggests 256 KB for header blocks. */
 #define SMTP_HEADER_MAX (256 * 1024)
@@ -79,7 +80,17 @@ struct smtp_ctx {
 	struct auth *auth;
 	struct md_store *store;
 	const struct config *cfg;
+	struct smtp_pregreet *pregreet; /* clients that passed; NULL: test off */
 };
+
+/* smtp_pregreet.c */
+struct smtp_pregreet;
+struct smtp_pregreet *smtp_pregreet_new(size_t max, unsigned ttl);
+/* true when addr passed the test within the TTL (and marks it as seen). */
+bool smtp_pregreet_passed(struct smtp_pregreet *pg, const char *addr, time_t now);
+void smtp_pregreet_remember(struct smtp_pregreet *pg, const char *addr, time_t now);
+size_t smtp_pregreet_count(const struct smtp_pregreet *pg);
+void smtp_pregreet_free(struct smtp_pregreet *pg);
 
 enum smtp_state {
 	SMTP_STATE_PREGREET, /* port 25, greeting not sent yet */
@@ -229,6 +240,8 @@ struct smtp_session {
 	bool busy;                /* waiting for a worker or timer: paused */
 	bool processing;          /* inside smtp_process(): no re-entry */
 	struct event *timer;      /* pregreet and AUTH throttle delays */
+	bool pregreet_waited;     /* greeted after the full delay: remember
+				   * the client at its first EHLO/HELO */
 
 	bool esmtp;               /* EHLO (not HELO) */
 	char helo[SMTP_DOMAIN_MAX + 1];

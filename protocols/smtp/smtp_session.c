@@ -299,9 +299,10 @@ static void smtp_on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (s->state == SMTP_STATE_PREGREET)
+	if (s->state == SMTP_STATE_PREGREET) {
+		s->pregreet_waited = true;
 		smtp_greet(s);
-	else
+	} else
 		smtp_auth_timer(s);
 }
 
@@ -361,6 +362,20 @@ static void smtp_on_event(struct conn *conn, enum conn_event ev, const char *dat
 	}
 }
 
+/* Port 25 only, never for trusted networks, and only once per TTL for a
+ * client that passed. */
+static bool smtp_pregreet_needed(const struct smtp_session *s)
+{
+	if (s->role != ROLE_SMTP || s->ctx->pregreet == NULL || conn_peer_is_trusted(s->conn))
+		return false;
+	if (smtp_pregreet_passed(s->ctx->pregreet, conn_peer_addr(s->conn), time(NULL))) {
+		conn_log(s->conn, LOG_LEVEL_DEBUG, "smtp pregreet remembered rip=%s",
+			 conn_peer_addr(s->conn));
+		return false;
+	}
+	return true;
+}
+
 static void smtp_accept(struct conn *conn, enum listener_role role, void *ctx_arg)
 {
 	struct smtp_ctx *ctx = ctx_arg;
@@ -380,7 +395,7 @@ static void smtp_accept(struct conn *conn, enum listener_role role, void *ctx_ar
 	conn_set_timeout(conn, ctx->cfg->smtp_timeout);
 	conn_read_raw(conn);
 	s->state = SMTP_STATE_PREGREET;
-	if (role == ROLE_SMTP && SMTP_PREGREET_MS > 0 && smtp_timer_start(s, SMTP_PREGREET_MS) == 0)
+	if (smtp_pregreet_needed(s) && smtp_timer_start(s, ctx->cfg->smtp_pregreet_delay_ms) == 0)
 		return;
 	smtp_greet(s);
 }
@@ -396,6 +411,14 @@ static void smtp_stop(struct conn *conn, void *session)
 	    s->state == SMTP_STATE_CHUNKING || s->state == SMTP_STATE_TLS)
 		return;
 	smtp_close(s, "421 4.3.2 %s Service shutting down", s->ctx->cfg->hostname);
+}
+
+static void smtp_ctx_free(void *arg)
+{
+	struct smtp_ctx *ctx = arg;
+
+	smtp_pregreet_free(ctx->pregreet);
+	free(ctx);
 }
 
 int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
@@ -417,10 +440,19 @@ int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
 	ctx->auth = auth;
 	ctx->store = store;
 	ctx->cfg = server_config(srv);
+	if (ctx->cfg->smtp_pregreet_delay_ms > 0) {
+		ctx->pregreet = smtp_pregreet_new(ctx->cfg->smtp_pregreet_cache_max,
+						  ctx->cfg->smtp_pregreet_ttl);
+		if (ctx->pregreet == NULL) {
+			free(ctx);
+			snprintf(err, errlen, "smtp: out of memory");
+			return -1;
+		}
+	}
 	proto.ctx = ctx;
 	server_set_protocol(srv, ROLE_SMTP, &proto);
 	server_set_protocol(srv, ROLE_SUBMISSION, &proto);
 	server_set_protocol(srv, ROLE_SUBMISSIONS, &proto);
-	server_on_free(srv, free, ctx);
+	server_on_free(srv, smtp_ctx_free, ctx);
 	return 0;
 }

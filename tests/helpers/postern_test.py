@@ -87,8 +87,11 @@ class LineClient:
     """A CRLF line reader over a plain or TLS socket on 127.0.0.1; the
     protocol tests' raw clients build on it to see exact bytes."""
 
-    def __init__(self, port, tls=False, timeout=20):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, tls=False, timeout=20, source=None):
+        """source: a local address to connect from (another loopback
+        address such as 127.0.0.2 looks like a different client)."""
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         if tls:
             self.sock = tls_context().wrap_socket(self.sock)
         self.buf = b""

@@ -16,8 +16,8 @@ PASSWORD2 = "bob-secret-2"
 class Raw(LineClient):
     """Reply-level SMTP client over plain or TLS sockets."""
 
-    def __init__(self, port, tls=False, timeout=20, greet=True):
-        super().__init__(port, tls, timeout)
+    def __init__(self, port, tls=False, timeout=20, greet=True, source=None):
+        super().__init__(port, tls, timeout, source)
         self.greeting = self.reply() if greet else None
 
     def line(self):

@@ -3,7 +3,9 @@
  * input. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -352,6 +354,23 @@ static const struct {
 	{ "", 0, "hostname is not set" },
 	{ HEAD "log_level = info\x01\n", 3, "control character 0x01 in line" },
 	{ HEAD "log_level = info\x1b[0m\n", 3, "control character 0x1b" },
+	{ HEAD "trusted_networks = 10.0.0.1/8\n", 3,
+	  "trusted_networks: '10.0.0.1/8' is not an address or a network" },
+	{ HEAD "trusted_networks = 10.0.0.0/33\n", 3, "'10.0.0.0/33' is not" },
+	{ HEAD "trusted_networks = 2001:db8::/129\n", 3, "'2001:db8::/129' is not" },
+	{ HEAD "trusted_networks = mail.example.org\n", 3, "'mail.example.org' is not" },
+	{ HEAD "trusted_networks = 192.0.2.0/\n", 3, "'192.0.2.0/' is not" },
+	{ HEAD "trusted_networks = , ,\n", 3, "trusted_networks: no network given" },
+	{ HEAD "smtp_pregreet_delay = 61s\n", 3,
+	  "smtp_pregreet_delay must be a duration from 0ms to 60000ms" },
+	{ HEAD "smtp_pregreet_delay = 1 s\n", 3, "smtp_pregreet_delay must be a duration" },
+	{ HEAD "smtp_pregreet_delay = -1\n", 3, "smtp_pregreet_delay must be a duration" },
+	{ HEAD "smtp_pregreet_delay = 5y\n", 3, "smtp_pregreet_delay must be a duration" },
+	{ HEAD "smtp_pregreet_ttl = 1500ms\n", 3,
+	  "smtp_pregreet_ttl must be a duration from 1s to 2592000s" },
+	{ HEAD "smtp_pregreet_ttl = 31d\n", 3, "smtp_pregreet_ttl must be a duration" },
+	{ HEAD "smtp_pregreet_ttl = 0\n", 3, "smtp_pregreet_ttl must be a duration" },
+	{ HEAD "smtp_pregreet_cache_size = 0\n", 3, "smtp_pregreet_cache_size must be a number" },
 };
 
 START_TEST(test_config_errors)
@@ -371,6 +390,67 @@ START_TEST(test_config_errors)
 		      "case %d: want prefix '%s', got '%s'", _i, prefix, err);
 	ck_assert_msg(strstr(err + strlen(prefix), errors[_i].msg) != NULL,
 		      "case %d: want '%s' in '%s'", _i, errors[_i].msg, err);
+}
+END_TEST
+
+static bool trusted(const char *addr)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(addr, ':') != NULL) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		ck_assert_int_eq(inet_pton(AF_INET6, addr, &in6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		ck_assert_int_eq(inet_pton(AF_INET, addr, &in->sin_addr), 1);
+	}
+	return config_addr_is_trusted(cfg, (struct sockaddr *)&ss);
+}
+
+START_TEST(test_config_trusted_networks)
+{
+	/* The default: loopback only. */
+	ck_assert_int_eq(parse(HEAD), 0);
+	ck_assert(trusted("127.0.0.1"));
+	ck_assert(trusted("127.255.0.9"));
+	ck_assert(trusted("::1"));
+	ck_assert(trusted("::ffff:127.0.0.1")); /* IPv4-mapped on a dual-stack socket */
+	ck_assert(!trusted("128.0.0.1"));
+	ck_assert(!trusted("::2"));
+	ck_assert(!trusted("192.0.2.1"));
+	ck_assert_uint_eq(cfg->smtp_pregreet_delay_ms, 1000);
+	ck_assert_uint_eq(cfg->smtp_pregreet_ttl, 86400);
+	ck_assert_uint_eq(cfg->smtp_pregreet_cache_max, 100000);
+
+	ck_assert_int_eq(parse(HEAD "trusted_networks = 192.0.2.0/25, 2001:db8:1::/48 198.51.100.7\n"
+			       "smtp_pregreet_delay = 250ms\nsmtp_pregreet_ttl = 2h\n"
+			       "smtp_pregreet_cache_size = 10\n"), 0);
+	ck_assert_uint_eq(cfg->n_trusted_networks, 3);
+	ck_assert(trusted("192.0.2.0"));
+	ck_assert(trusted("192.0.2.127"));
+	ck_assert(!trusted("192.0.2.128"));
+	ck_assert(trusted("198.51.100.7"));
+	ck_assert(!trusted("198.51.100.6"));
+	ck_assert(trusted("2001:db8:1:ffff::5"));
+	ck_assert(!trusted("2001:db8:2::5"));
+	ck_assert(!trusted("127.0.0.1")); /* replaced, not added to */
+	ck_assert(trusted("::ffff:192.0.2.5"));
+	ck_assert_uint_eq(cfg->smtp_pregreet_delay_ms, 250);
+	ck_assert_uint_eq(cfg->smtp_pregreet_ttl, 7200);
+	ck_assert_uint_eq(cfg->smtp_pregreet_cache_max, 10);
+
+	ck_assert_int_eq(parse(HEAD "trusted_networks = none\nsmtp_pregreet_delay = 0\n"), 0);
+	ck_assert(!trusted("127.0.0.1"));
+	ck_assert(!trusted("::1"));
+	ck_assert_uint_eq(cfg->smtp_pregreet_delay_ms, 0);
+	ck_assert_int_eq(parse(HEAD "trusted_networks = 0.0.0.0/0 ::/0\nsmtp_pregreet_delay = 2\n"),
+			 0);
+	ck_assert(trusted("203.0.113.9"));
+	ck_assert(trusted("2001:db8::1"));
+	ck_assert_uint_eq(cfg->smtp_pregreet_delay_ms, 2000);
 }
 END_TEST
 
@@ -660,6 +740,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_relative_paths);
 	tcase_add_loop_test(tc, test_config_errors, 0, (int)(sizeof(errors) / sizeof(errors[0])));
 	tcase_add_test(tc, test_config_nul_byte);
+	tcase_add_test(tc, test_config_trusted_networks);
 	tcase_add_test(tc, test_config_line_length);
 	tcase_add_test(tc, test_config_too_many);
 	tcase_add_test(tc, test_config_roles);

@@ -738,6 +738,59 @@ START_TEST(test_smtp_trace_pieces)
 }
 END_TEST
 
+
+START_TEST(test_smtp_pregreet_cache)
+{
+	struct smtp_pregreet *pg = smtp_pregreet_new(3, 100);
+	char addr[64];
+
+	ck_assert_ptr_nonnull(pg);
+	ck_assert(!smtp_pregreet_passed(pg, "192.0.2.1", 1000));
+	smtp_pregreet_remember(pg, "192.0.2.1", 1000);
+	ck_assert(smtp_pregreet_passed(pg, "192.0.2.1", 1099));
+	ck_assert(!smtp_pregreet_passed(pg, "192.0.2.2", 1000));
+	/* the TTL runs from the pass: expired entries are dropped */
+	ck_assert(!smtp_pregreet_passed(pg, "192.0.2.1", 1100));
+	ck_assert_uint_eq(smtp_pregreet_count(pg), 0);
+
+	/* IPv6 is remembered by its /64 */
+	smtp_pregreet_remember(pg, "2001:db8:1:2::5", 1000);
+	ck_assert(smtp_pregreet_passed(pg, "2001:db8:1:2:ffff::9", 1001));
+	ck_assert(!smtp_pregreet_passed(pg, "2001:db8:1:3::5", 1001));
+	/* garbage is never remembered */
+	smtp_pregreet_remember(pg, "not-an-address", 1000);
+	ck_assert(!smtp_pregreet_passed(pg, "not-an-address", 1001));
+	ck_assert_uint_eq(smtp_pregreet_count(pg), 1);
+
+	/* bounded: the least recently seen goes first */
+	smtp_pregreet_remember(pg, "198.51.100.1", 1000);
+	smtp_pregreet_remember(pg, "198.51.100.2", 1000);
+	ck_assert(smtp_pregreet_passed(pg, "2001:db8:1:2::1", 1002)); /* now the newest */
+	smtp_pregreet_remember(pg, "198.51.100.3", 1003);
+	ck_assert_uint_eq(smtp_pregreet_count(pg), 3);
+	ck_assert(!smtp_pregreet_passed(pg, "198.51.100.1", 1004));
+	ck_assert(smtp_pregreet_passed(pg, "198.51.100.2", 1004));
+	ck_assert(smtp_pregreet_passed(pg, "2001:db8:1:2::1", 1004));
+	ck_assert(smtp_pregreet_passed(pg, "198.51.100.3", 1004));
+	/* remembering again refreshes, never duplicates */
+	smtp_pregreet_remember(pg, "198.51.100.3", 1050);
+	ck_assert_uint_eq(smtp_pregreet_count(pg), 3);
+	ck_assert(smtp_pregreet_passed(pg, "198.51.100.3", 1149));
+	smtp_pregreet_free(pg);
+
+	/* many more than fit: the count stays at the bound */
+	pg = smtp_pregreet_new(50, 100);
+	for (unsigned i = 0; i < 5000; i++) {
+		snprintf(addr, sizeof(addr), "10.%u.%u.%u", i >> 16, (i >> 8) & 255, i & 255);
+		smtp_pregreet_remember(pg, addr, 1000);
+	}
+	ck_assert_uint_eq(smtp_pregreet_count(pg), 50);
+	ck_assert(smtp_pregreet_passed(pg, "10.0.19.135", 1001)); /* i = 4999 */
+	ck_assert(!smtp_pregreet_passed(pg, "10.0.0.0", 1001));
+	smtp_pregreet_free(pg);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("smtp");
@@ -764,6 +817,7 @@ int main(void)
 	tcase_add_test(tc, test_smtp_header_scan);
 	tcase_add_test(tc, test_smtp_parse_from);
 	tcase_add_test(tc, test_smtp_trace_pieces);
+	tcase_add_test(tc, test_smtp_pregreet_cache);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,1 @@
+postern_py_test(smtp_pregreet integration/smtp_pregreet.py)
