@@ -154,6 +154,7 @@ static void test_stop(struct conn *conn, void *session)
 /* ---- fixture ---------------------------------------------------------- */
 
 static char test_dir[64];
+static bool test_trust_loopback; /* keep the default trusted_networks */
 static struct config test_cfg;
 static struct server *test_srv;
 static pthread_t test_thread;
@@ -196,6 +197,8 @@ static void test_start(unsigned per_ip)
 	ck_assert_msg(tls_make_self_signed("mail.test", cert, key, err, sizeof(err)) == 0, "%s", err);
 
 	config_defaults(&test_cfg);
+	if (!test_trust_loopback)
+		test_cfg.n_trusted_networks = 0; /* loopback clients count as strangers */
 	strcpy(test_cfg.hostname, "mail.test");
 	strcpy(test_cfg.data_dir, test_dir);
 	test_cfg.connections_per_ip_max = per_ip;
@@ -550,6 +553,7 @@ START_TEST(test_core_per_ip_limit)
 	int fds[3];
 	char line[64];
 
+	test_trust_loopback = false;
 	test_start(2);
 	for (int i = 0; i < 2; i++) {
 		fds[i] = test_connect(test_port_plain);
@@ -565,6 +569,24 @@ START_TEST(test_core_per_ip_limit)
 	test_expect(fds[2], NULL, "HELLO");
 	close(fds[1]);
 	close(fds[2]);
+	test_finish();
+}
+END_TEST
+
+/* trusted_networks (loopback by default) are counted but never refused. */
+START_TEST(test_core_per_ip_limit_trusted)
+{
+	int fds[4];
+
+	test_trust_loopback = true;
+	test_start(2);
+	for (int i = 0; i < 4; i++) {
+		fds[i] = test_connect(test_port_plain);
+		test_expect(fds[i], NULL, "HELLO");
+	}
+	for (int i = 0; i < 4; i++)
+		close(fds[i]);
+	test_trust_loopback = false;
 	test_finish();
 }
 END_TEST
@@ -688,6 +710,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, test_core_worker_job_pauses_input);
 	tcase_add_test(tc, test_core_idle_timeout);
 	tcase_add_test(tc, test_core_per_ip_limit);
+	tcase_add_test(tc, test_core_per_ip_limit_trusted);
 	tcase_add_test(tc, test_core_graceful_stop);
 	tcase_add_test(tc, test_core_worker_free_runs_followups);
 	tcase_add_test(tc, test_core_base64);
