@@ -53,6 +53,7 @@ struct conn {
 	enum conn_read_mode mode;
 	size_t line_max;
 	bool allow_bare_lf;
+	size_t line_scanned;    /* input searched for a line end in vain */
 	bool discarding;        /* inside an over-long line */
 	uint64_t bytes_left;    /* CONN_READ_BYTES */
 
@@ -247,6 +248,7 @@ void conn_set_handler(struct conn *conn, conn_event_fn *fn, void *session)
 void conn_read_lines(struct conn *conn, size_t max_len, bool allow_bare_lf)
 {
 	conn->mode = CONN_READ_LINES;
+	conn->line_scanned = 0;
 	conn->line_max = max_len;
 	conn->allow_bare_lf = allow_bare_lf;
 	conn->discarding = false;
@@ -257,6 +259,7 @@ void conn_read_lines(struct conn *conn, size_t max_len, bool allow_bare_lf)
 void conn_read_bytes(struct conn *conn, size_t n)
 {
 	conn->mode = CONN_READ_BYTES;
+	conn->line_scanned = 0;
 	conn->bytes_left = n;
 	conn_update_read(conn);
 	conn_kick(conn);
@@ -265,7 +268,23 @@ void conn_read_bytes(struct conn *conn, size_t n)
 void conn_read_raw(struct conn *conn)
 {
 	conn->mode = CONN_READ_RAW;
+	conn->line_scanned = 0;
 	conn_update_read(conn);
+	conn_kick(conn);
+}
+
+void conn_unread(struct conn *conn, const char *data, size_t len)
+{
+	if (conn->bev == NULL || conn->dead || len == 0)
+		return;
+	if (evbuffer_prepend(bufferevent_get_input(conn->bev), data, len) < 0) {
+		conn_log(conn, LOG_LEVEL_ERROR, "cannot keep %zu unread bytes", len);
+		conn_abort(conn);
+		return;
+	}
+	if (conn->mode == CONN_READ_BYTES)
+		conn->bytes_left += len;
+	conn->line_scanned = 0;
 	conn_kick(conn);
 }
 
@@ -427,6 +446,7 @@ int conn_starttls(struct conn *conn)
 	conn->bev = filter;
 	conn->handshaking = true;
 	conn->discarding = false;
+	conn->line_scanned = 0;
 	conn_setup_bev(conn);
 	return 0;
 }
@@ -573,14 +593,27 @@ void conn_log(const struct conn *conn, enum log_level level, const char *fmt, ..
 static int conn_take_line(struct conn *conn, struct evbuffer *input)
 {
 	size_t eol_len = 0, buffered = evbuffer_get_length(input);
-	struct evbuffer_ptr p;
+	struct evbuffer_ptr p, start;
 	char *line;
 
-	p = evbuffer_search_eol(input, NULL, &eol_len,
-				conn->allow_bare_lf ? EVBUFFER_EOL_CRLF : EVBUFFER_EOL_CRLF_STRICT);
+	/* Resume the search where the last one ended (less one octet, a CR
+	 * that may start the CRLF): a client sending a long line one octet at
+	 * a time must not make every read rescan it (quadratic). */
+	if (conn->line_scanned > 1 && conn->line_scanned <= buffered &&
+	    evbuffer_ptr_set(input, &start, conn->line_scanned - 1, EVBUFFER_PTR_SET) == 0)
+		p = evbuffer_search_eol(input, &start, &eol_len,
+					conn->allow_bare_lf ? EVBUFFER_EOL_CRLF
+							    : EVBUFFER_EOL_CRLF_STRICT);
+	else
+		p = evbuffer_search_eol(input, NULL, &eol_len,
+					conn->allow_bare_lf ? EVBUFFER_EOL_CRLF
+							    : EVBUFFER_EOL_CRLF_STRICT);
+	conn->line_scanned = 0;
 	if (p.pos < 0) {
-		if (buffered <= conn->line_max + 1)
+		if (buffered <= conn->line_max + 1) {
+			conn->line_scanned = buffered;
 			return 0;
+		}
 		/* Over-long and no end yet: drop what we have, but keep a
 		 * trailing CR that may be the start of the CRLF. */
 		evbuffer_drain(input, buffered - 1);
@@ -624,6 +657,7 @@ static int conn_take_bytes(struct conn *conn, struct evbuffer *input)
 	if (conn->mode == CONN_READ_BYTES && n > conn->bytes_left)
 		n = (size_t)conn->bytes_left;
 	evbuffer_remove(input, chunk, n);
+	conn->line_scanned = 0;
 	if (conn->mode == CONN_READ_BYTES) {
 		conn->bytes_left -= n;
 		if (conn->bytes_left == 0)

@@ -9,7 +9,10 @@
  *   bytes(n): the next n bytes arrive as CONN_EV_BYTES chunks, then the
  *     connection falls back to lines by itself (IMAP literals).
  *   raw: every chunk that arrives is CONN_EV_BYTES until the protocol asks
- *     for lines again (SMTP DATA, which does its own dot-unstuffing).
+ *     for lines again (SMTP DATA, which does its own dot-unstuffing).  The
+ *     protocol hands back what it did not use with conn_unread() (the
+ *     commands pipelined after the end of a message), so every byte is
+ *     read once, in order, whatever the client pipelines.
  * Nothing is read while the connection is paused or while more than
  * CONN_OUTPUT_HIGH bytes of output wait (a client that does not read its
  * answers is not read from).
@@ -49,6 +52,10 @@ void conn_set_handler(struct conn *conn, conn_event_fn *fn, void *session);
 void conn_read_lines(struct conn *conn, size_t max_len, bool allow_bare_lf);
 void conn_read_bytes(struct conn *conn, size_t n);
 void conn_read_raw(struct conn *conn);
+/* Give back the unused tail of the CONN_EV_BYTES chunk being handled (raw
+ * mode): it is read again first, in whatever mode is set next.  len is at
+ * most the chunk's length, so the input never grows by it. */
+void conn_unread(struct conn *conn, const char *data, size_t len);
 
 void conn_pause(struct conn *conn);
 void conn_resume(struct conn *conn);

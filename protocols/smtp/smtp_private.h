@@ -45,10 +45,6 @@ struct event;
 /* RFC 4954 §4: an AUTH command line (with its initial response) and each
  * SASL response line may be up to 12288 octets. */
 #define SMTP_AUTH_LINE_MAX 12288
-/* Unprocessed input kept by a session: one core read chunk (64 KiB) plus
- * a partial line.  Input is paused whenever a command waits for a worker,
- * so more than this never piles up. */
-#define SMTP_INBUF_MAX (256 * 1024)
 #define SMTP_RCPT_MAX 100            /* RFC 5321 §4.5.3.1.8 */
 #define SMTP_OWNERS_MAX 1000         /* distinct local mailboxes per message */
 #define SMTP_BAD_COMMANDS_MAX 10     /* 5xx replies in a row before 421 */
@@ -234,11 +230,8 @@ struct smtp_session {
 	enum smtp_state state;
 	enum tls_mode tls_mode;   /* of the listener */
 
-	struct buf in;            /* input not yet processed */
-	bool discarding;          /* inside an over-long line */
-	size_t line_scanned;      /* of the buffered partial line, searched for CRLF */
+	bool reading_text;        /* conn is in raw mode (DATA/BDAT, pregreet) */
 	bool busy;                /* waiting for a worker or timer: paused */
-	bool processing;          /* inside smtp_process(): no re-entry */
 	struct event *timer;      /* pregreet and AUTH throttle delays */
 	bool pregreet_waited;     /* greeted after the full delay: remember
 				   * the client at its first EHLO/HELO */
@@ -278,6 +271,8 @@ void smtp_close(struct smtp_session *s, const char *fmt, ...)
 /* Input stops until smtp_unbusy(); used around worker jobs and timers. */
 void smtp_busy(struct smtp_session *s);
 void smtp_unbusy(struct smtp_session *s);
+/* Set conn's reading mode for the state: raw for message text, else lines. */
+void smtp_input_mode(struct smtp_session *s);
 /* Run work on a worker, then done on the loop, with the session busy.
  * -1 when the job cannot be queued (not busy then; the caller replies). */
 int smtp_submit(struct smtp_session *s, worker_work_fn *work, worker_done_fn *done);
@@ -361,18 +356,6 @@ bool smtp_utf8_valid(const char *s, size_t len);
 /* The EHLO/HELO argument: a domain or address literal; like Postfix we also
  * take '_' in labels (Windows host names). */
 bool smtp_helo_valid(const char *s, size_t len);
-
-/* CRLF line splitter over raw input.  Returns 1 with a line of *line_len_r
- * octets at buf (CRLF not counted) and *consumed_r octets to drop; 0 when
- * more input is needed (*consumed_r octets may still be dropped: the tail
- * of an over-long line); -1 once per over-long line (drop *consumed_r). */
-int smtp_line_take(bool *discarding, const char *buf, size_t len, size_t max,
-		   size_t *line_len_r, size_t *consumed_r);
-/* The same, resuming the CRLF search: *scanned is how much of buf was
- * searched by the previous call that consumed nothing (0 the first time);
- * the caller sets it to 0 whenever it drops octets from the front. */
-int smtp_line_take_from(bool *discarding, size_t *scanned, const char *buf, size_t len,
-			size_t max, size_t *line_len_r, size_t *consumed_r);
 
 /* ---- smtp_data.c --------------------------------------------------------- */
 

@@ -1,16 +1,17 @@
 /* SMTP sessions: connection events, the input loop, the state machine,
  * replies, the pregreet test, timeouts and graceful stop.
  *
- * Input.  The session reads the connection in raw mode from the start and
- * splits command lines itself (CRLF only; smtp_line_take).  The core's
- * line mode cannot be used across DATA: the chunk that ends the message
- * may also hold the next pipelined commands (RFC 2920), and those octets
- * must reach the command parser in order.  One loop (smtp_process) takes
- * lines or message octets from one buffer, so ordering is exact whatever
- * the client pipelines.  While a command waits for a worker (password
- * check, quota check, store write, commit) the session is "busy": the
- * connection is paused and the unprocessed rest stays in s->in (at most
- * one read chunk and a partial line).
+ * Input comes from core/conn, the daemon's one reader: command lines in
+ * line mode (CRLF only: a bare LF or CR never ends a line, RFC 5321 §2.3.8
+ * and SMTP smuggling), message text of DATA and BDAT in raw mode.  The
+ * chunk that ends a message may also hold the next pipelined commands (RFC
+ * 2920): the text handler says how much it used and the rest goes back
+ * with conn_unread(), to be read again as lines, so ordering is exact
+ * whatever the client pipelines (smtp_input_mode).  Before the greeting
+ * on port 25 the connection is raw too, so that any byte at all fails the
+ * pregreet test.  While a command waits for a worker (password check,
+ * quota check, store write, commit) the session is "busy": the connection
+ * is paused and what the client sent meanwhile waits in conn's input.
  *
  * Timeouts.  One idle timeout, cfg->smtp_timeout (default 300 s), for
  * every state: RFC 5321 §4.5.3.2 asks for 5 minutes for commands, 3 for
@@ -41,8 +42,6 @@ static const char *const smtp_state_names[] = {
 	[SMTP_STATE_AUTH] = "auth",         [SMTP_STATE_TLS] = "tls",
 	[SMTP_STATE_QUIT] = "quit",
 };
-
-static void smtp_process_buffered(struct smtp_session *s);
 
 void smtp_enter_state(struct smtp_session *s, enum smtp_state state)
 {
@@ -110,11 +109,10 @@ void smtp_busy(struct smtp_session *s)
 void smtp_unbusy(struct smtp_session *s)
 {
 	s->busy = false;
-	if (s->processing || conn_is_closing(s->conn))
-		return; /* the running loop goes on by itself, or nothing does */
-	smtp_process_buffered(s);
-	if (!s->busy && s->state != SMTP_STATE_QUIT)
-		conn_resume(s->conn);
+	if (conn_is_closing(s->conn) || s->state == SMTP_STATE_QUIT)
+		return;
+	smtp_input_mode(s);
+	conn_resume(s->conn);
 }
 
 int smtp_submit(struct smtp_session *s, worker_work_fn *work, worker_done_fn *done)
@@ -171,12 +169,29 @@ bool smtp_auth_allowed(const struct smtp_session *s)
 	       (conn_peer_is_loopback(s->conn) && s->ctx->cfg->allow_plaintext_auth_on_loopback);
 }
 
-/* ---- the input loop ---------------------------------------------------------- */
+/* ---- input ------------------------------------------------------------------ */
 
-static void smtp_line(struct smtp_session *s, const char *data, size_t len)
+/* Message text is read raw, everything else as lines. */
+void smtp_input_mode(struct smtp_session *s)
+{
+	bool text = s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT;
+
+	if (s->state == SMTP_STATE_PREGREET || s->state == SMTP_STATE_QUIT ||
+	    s->state == SMTP_STATE_TLS || text == s->reading_text)
+		return;
+	s->reading_text = text;
+	if (text)
+		conn_read_raw(s->conn);
+	else
+		conn_read_lines(s->conn, SMTP_AUTH_LINE_MAX, false);
+}
+
+static void smtp_on_line(struct smtp_session *s, const char *data, size_t len)
 {
 	char line[SMTP_AUTH_LINE_MAX + 1];
 
+	if (s->state == SMTP_STATE_QUIT || s->state == SMTP_STATE_TLS)
+		return; /* RFC 3207 §4.2: nothing sent before the handshake runs */
 	memcpy(line, data, len);
 	line[len] = '\0';
 	if (memchr(line, '\0', len) != NULL) {
@@ -191,74 +206,26 @@ static void smtp_line(struct smtp_session *s, const char *data, size_t len)
 		smtp_auth_response(s, line, len);
 	else
 		smtp_command(s, line, len);
+	smtp_input_mode(s); /* DATA or BDAT switch to message text */
 }
 
-/* Handle what can be handled of data[0..len); returns the octets used. */
-static size_t smtp_process(struct smtp_session *s, const char *data, size_t len)
+static void smtp_on_line_too_long(struct smtp_session *s)
 {
-	size_t off = 0;
-
-	s->processing = true;
-	while (off < len && !s->busy && !conn_is_closing(s->conn)) {
-		size_t line_len, used;
-		int rc;
-
-		if (s->state == SMTP_STATE_QUIT || s->state == SMTP_STATE_TLS) {
-			/* RFC 3207 §4.2: nothing sent before the handshake is
-			 * executed (CVE-2011-0411); after QUIT nothing is. */
-			off = len;
-			break;
-		}
-		if (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT) {
-			off += smtp_data_input(s, data + off, len - off);
-			s->line_scanned = 0;
-			continue;
-		}
-		if (off > 0)
-			s->line_scanned = 0; /* a new line starts here */
-		rc = smtp_line_take_from(&s->discarding, &s->line_scanned, data + off, len - off,
-					 SMTP_AUTH_LINE_MAX, &line_len, &used);
-		if (used > 0)
-			s->line_scanned = 0;
-		if (rc == 1) {
-			const char *line = data + off;
-			off += used;
-			smtp_line(s, line, line_len);
-			continue;
-		}
-		off += used;
-		if (rc < 0) {
-			if (s->state == SMTP_STATE_AUTH) {
-				smtp_auth_abort(s);
-				smtp_enter_state(s, SMTP_STATE_READY);
-				smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
-			} else {
-				smtp_reply(s, "500 5.5.2 Line too long");
-			}
-			continue;
-		}
-		if (used == 0)
-			break;
-	}
 	if (s->state == SMTP_STATE_QUIT || s->state == SMTP_STATE_TLS)
-		off = len;
-	s->processing = false;
-	return off;
-}
-
-static void smtp_process_buffered(struct smtp_session *s)
-{
-	size_t used;
-
-	if (s->in.len == 0)
 		return;
-	used = smtp_process(s, s->in.data, s->in.len);
-	memmove(s->in.data, s->in.data + used, s->in.len - used);
-	s->in.len -= used;
+	if (s->state == SMTP_STATE_AUTH) {
+		smtp_auth_abort(s);
+		smtp_enter_state(s, SMTP_STATE_READY);
+		smtp_reply(s, "500 5.5.6 Authentication exchange line is too long");
+	} else {
+		smtp_reply(s, "500 5.5.2 Line too long");
+	}
 }
 
 static void smtp_on_bytes(struct smtp_session *s, const char *data, size_t len)
 {
+	size_t used = 0;
+
 	if (s->state == SMTP_STATE_PREGREET) {
 		/* RFC 5321 §4.3.1: the client waits for the greeting; one that
 		 * talks first is a bot that does not read replies. */
@@ -270,27 +237,23 @@ static void smtp_on_bytes(struct smtp_session *s, const char *data, size_t len)
 			   s->ctx->cfg->hostname);
 		return;
 	}
-	if (s->state == SMTP_STATE_QUIT || s->state == SMTP_STATE_TLS)
+	while (used < len && !s->busy && !conn_is_closing(s->conn) &&
+	       (s->state == SMTP_STATE_DATA || s->state == SMTP_STATE_BDAT))
+		used += smtp_data_input(s, data + used, len - used);
+	if (conn_is_closing(s->conn))
 		return;
-	if (s->in.len == 0 && !s->busy) {
-		size_t used = smtp_process(s, data, len);
-		data += used;
-		len -= used;
-		if (len == 0 || s->state == SMTP_STATE_QUIT || s->state == SMTP_STATE_TLS)
-			return;
-	}
-	if (buf_append(&s->in, data, len) < 0) {
-		smtp_close(s, "421 4.3.0 %s Input buffer overflow", s->ctx->cfg->hostname);
-		return;
-	}
+	/* The end of the message, or a wait for the store: the rest (the next
+	 * pipelined commands, or more text) is read again afterwards. */
+	conn_unread(s->conn, data + used, len - used);
 	if (!s->busy)
-		smtp_process_buffered(s);
+		smtp_input_mode(s);
 }
 
 static void smtp_greet(struct smtp_session *s)
 {
 	conn_printf(s->conn, "220 %s ESMTP Postern\r\n", s->ctx->cfg->hostname);
 	smtp_enter_state(s, SMTP_STATE_INIT);
+	smtp_input_mode(s);
 }
 
 static void smtp_on_timer(evutil_socket_t fd, short what, void *arg)
@@ -324,7 +287,6 @@ static void smtp_free(struct smtp_session *s)
 		sasl_free(s->sasl);
 	if (s->timer != NULL)
 		event_free(s->timer);
-	buf_free(&s->in);
 	free(s);
 }
 
@@ -339,8 +301,11 @@ static void smtp_on_event(struct conn *conn, enum conn_event ev, const char *dat
 		smtp_on_bytes(s, data, len);
 		break;
 	case CONN_EV_LINE:
+		smtp_on_line(s, data, len);
+		break;
 	case CONN_EV_LINE_TOO_LONG:
-		break; /* never: the session reads raw */
+		smtp_on_line_too_long(s);
+		break;
 	case CONN_EV_DRAINED:
 		break;
 	case CONN_EV_TIMEOUT:
@@ -352,7 +317,6 @@ static void smtp_on_event(struct conn *conn, enum conn_event ev, const char *dat
 		conn_tls_describe(s->conn, desc, sizeof(desc));
 		conn_log(s->conn, LOG_LEVEL_DEBUG, "smtp starttls done: %s", desc);
 		smtp_enter_state(s, SMTP_STATE_INIT);
-		conn_read_raw(s->conn);
 		break;
 	}
 	case CONN_EV_CLOSED:
@@ -390,10 +354,10 @@ static void smtp_accept(struct conn *conn, enum listener_role role, void *ctx_ar
 	s->conn = conn;
 	s->role = role;
 	s->tls_mode = conn_tls_mode(conn);
-	buf_init(&s->in, SMTP_INBUF_MAX);
 	conn_set_handler(conn, smtp_on_event, s);
 	conn_set_timeout(conn, ctx->cfg->smtp_timeout);
-	conn_read_raw(conn);
+	conn_read_raw(conn); /* any byte before the greeting fails the pregreet test */
+	s->reading_text = true;
 	s->state = SMTP_STATE_PREGREET;
 	if (smtp_pregreet_needed(s) && smtp_timer_start(s, ctx->cfg->smtp_pregreet_delay_ms) == 0)
 		return;

@@ -1,26 +1,21 @@
 /* Fuzz target: SMTP command-line parsers (protocols/smtp/smtp_parse.c):
  * command split, MAIL FROM / RCPT TO paths, ESMTP parameters, domain,
- * address-literal, xtext and UTF-8 checks, and the CRLF line splitter.
+ * address-literal, xtext and UTF-8 checks.  (Command lines are split by
+ * core/conn's line reader, which check_core tests split at every octet.)
  *
- * Input: the first byte holds options (SIZE limit, SMTPUTF8, AUTH offered,
- * the line splitter's limit); the rest is client input.  Up to the first
- * NUL it is one command line as smtp_command() receives it
- * (NUL-terminated, in a heap block of exactly its size); the whole of it,
- * NULs included, is also fed to smtp_line_take() twice, at once and one
- * octet at a time, which must split it into the same lines.
+ * Input: the first byte holds options (SIZE limit, SMTPUTF8, AUTH
+ * offered); the rest, up to the first NUL, is one command line as
+ * smtp_command() receives it (NUL-terminated, in a heap block of exactly
+ * its size).
  *
  * Oracles: paths are NUL-terminated, within SMTP_PATH_MAX, with addr[at]
- * the '@'; every failure writes a reply beginning with a 5xx code; the
- * splitter never returns a line longer than its limit or one holding
- * CRLF, never consumes more than it was given, and both feeds agree.
+ * the '@'; every failure writes a reply beginning with a 5xx code.
  */
 #include "fuzz_common.h"
 
 #include <string.h>
 
 #include "smtp_private.h"
-
-#define FUZZ_LINES_MAX 4096
 
 static void fuzz_path_ok(const struct smtp_path *path)
 {
@@ -137,64 +132,10 @@ static void fuzz_command(const char *line, size_t len, uint8_t opt)
 	}
 }
 
-struct fuzz_lines {
-	size_t n;
-	size_t len[FUZZ_LINES_MAX];     /* SIZE_MAX: an over-long line */
-	size_t off[FUZZ_LINES_MAX];
-};
-
-/* Run the splitter as smtp_session.c does: input appended to a buffer,
- * lines taken from its front by offset (compacted once per feed, so a long
- * pipelined input stays linear), step octets at a time. */
-static void fuzz_split(const char *in, size_t len, size_t max, size_t step,
-		       struct fuzz_lines *out)
-{
-	char *buf = malloc(len > 0 ? len : 1);
-	size_t have = 0, fed = 0, base = 0; /* base: offset of buf[0] in in */
-	bool discarding = false;
-
-	FUZZ_CHECK(buf != NULL);
-	out->n = 0;
-	while (fed < len) {
-		size_t n = len - fed < step ? len - fed : step, off = 0;
-
-		memcpy(buf + have, in + fed, n);
-		have += n;
-		fed += n;
-		for (;;) {
-			const char *b = buf + off;
-			size_t line_len, consumed;
-			int rc;
-
-			rc = smtp_line_take(&discarding, b, have - off, max, &line_len, &consumed);
-			FUZZ_CHECK(rc >= -1 && rc <= 1);
-			FUZZ_CHECK(consumed <= have - off);
-			if (rc == 1) {
-				FUZZ_CHECK(line_len <= max && consumed == line_len + 2);
-				FUZZ_CHECK(b[line_len] == '\r' && b[line_len + 1] == '\n');
-				FUZZ_CHECK(memmem(b, line_len, "\r\n", 2) == NULL);
-			}
-			if (rc != 0 && out->n < FUZZ_LINES_MAX) {
-				out->len[out->n] = rc == 1 ? line_len : SIZE_MAX;
-				out->off[out->n] = rc == 1 ? base + off : 0;
-				out->n++;
-			}
-			off += consumed;
-			if (rc == 0)
-				break;
-		}
-		memmove(buf, buf + off, have - off);
-		have -= off;
-		base += off;
-	}
-	free(buf);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct fuzz_lines whole, bytes;
 	const char *in = (const char *)data + 1;
-	size_t len, clen, max;
+	size_t len, clen;
 	uint8_t opt;
 
 	if (size == 0)
@@ -213,13 +154,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(line);
 	}
 
-	/* the splitter: a small limit (so over-long lines happen), or the
-	 * session's own */
-	max = (opt & 8) ? SMTP_LINE_MAX : 16 + (opt >> 4);
-	fuzz_split(in, len, max, len > 0 ? len : 1, &whole);
-	fuzz_split(in, len, max, 1, &bytes);
-	FUZZ_CHECK(whole.n == bytes.n);
-	for (size_t i = 0; i < whole.n; i++)
-		FUZZ_CHECK(whole.len[i] == bytes.len[i] && whole.off[i] == bytes.off[i]);
 	return 0;
 }

@@ -34,6 +34,8 @@
 #include "util.h"
 
 #define TEST_LINE_MAX 100
+/* makes a line just over TEST_LINE_MAX */
+#define TEST_LONG_TAIL "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890"
 #define TEST_FLOOD (4 * 1024 * 1024)
 
 /* ---- the test protocol: every line is remembered; a few are commands -- */
@@ -43,6 +45,8 @@ struct test_session {
 	unsigned lines;
 	unsigned too_long;
 	char seen[4096]; /* every line received, '|'-separated */
+	size_t raw_take; /* UNREAD n: octets the next raw chunk keeps */
+	bool raw;
 };
 
 static volatile int test_stopped_sessions;
@@ -77,7 +81,12 @@ static void test_on_event(struct conn *conn, enum conn_event ev, const char *dat
 			conn_write(conn, "GO\r\n", 4);
 			ck_assert_int_eq(conn_starttls(conn), 0);
 		} else if (strcmp(data, "SEEN") == 0) {
-			conn_printf(conn, "SEEN %s\r\n", s->seen);
+			/* CR and LF inside lines shown as ^M and ^J */
+			conn_write(conn, "SEEN ", 5);
+			for (const char *c = s->seen; *c != '\0'; c++)
+				conn_write(conn, *c == '\r' ? "^M" : *c == '\n' ? "^J" : c,
+					   *c == '\r' || *c == '\n' ? 2 : 1);
+			conn_write(conn, "\r\n", 2);
 		} else if (strcmp(data, "COUNT") == 0) {
 			conn_printf(conn, "COUNT %u %u\r\n", s->lines, s->too_long);
 		} else if (strcmp(data, "FLOOD") == 0) {
@@ -95,6 +104,12 @@ static void test_on_event(struct conn *conn, enum conn_event ev, const char *dat
 			conn_write(conn, "ARMED\r\n", 7);
 		} else if (strncmp(data, "BYTES ", 6) == 0) {
 			conn_read_bytes(conn, (size_t)atoi(data + 6));
+		} else if (strncmp(data, "UNREAD ", 7) == 0) {
+			s->raw_take = (size_t)atoi(data + 7);
+			s->raw = true;
+			conn_read_raw(conn);
+		} else if (strcmp(data, "RESET") == 0) {
+			s->seen[0] = '\0';
 		} else if (strcmp(data, "TLS?") == 0) {
 			char d[128];
 			conn_tls_describe(conn, d, sizeof(d));
@@ -114,6 +129,19 @@ static void test_on_event(struct conn *conn, enum conn_event ev, const char *dat
 		conn_write(conn, "TOOLONG\r\n", 9);
 		break;
 	case CONN_EV_BYTES:
+		if (s->raw) {
+			/* like SMTP at the end of DATA: keep a part, hand the
+			 * rest back to be read as lines */
+			size_t take = len < s->raw_take ? len : s->raw_take;
+			conn_printf(conn, "RAW %.*s\r\n", (int)take, data);
+			s->raw_take -= take;
+			if (s->raw_take == 0) {
+				s->raw = false;
+				conn_unread(conn, data + take, len - take);
+				conn_read_lines(conn, TEST_LINE_MAX, false);
+			}
+			break;
+		}
 		conn_printf(conn, "BYTES %zu\r\n", len);
 		break;
 	case CONN_EV_TIMEOUT:
@@ -364,6 +392,72 @@ START_TEST(test_core_line_limits)
 	test_send(fd, "QUIT\r\n");
 	test_expect(fd, NULL, "BYE");
 	ck_assert_int_eq(read(fd, line, 1), 0);
+	close(fd);
+	test_finish();
+}
+END_TEST
+
+/* The one line reader, fed the same stream in one write, then one octet
+ * per write: the same lines, CRLF only (a bare LF or CR never ends a
+ * line, SMTP smuggling), over-long lines reported once. */
+START_TEST(test_core_lines_split)
+{
+	static const char stream[] =
+		"EHLO x\r\nNOOP\na\r\n0123456789ABCDEF" TEST_LONG_TAIL "\r\nRSET\r\n\r\n"
+		"XY\r\r\nQUIT-NOT\r\nSEEN\r\n";
+	static const char want[] = "SEEN EHLO x|NOOP^Ja|RSET||XY^M|QUIT-NOT|SEEN|";
+	char line[512];
+	int fd;
+
+	test_start(10);
+	for (int bytewise = 0; bytewise < 2; bytewise++) {
+		fd = test_connect(test_port_plain);
+		test_expect(fd, NULL, "HELLO");
+		if (!bytewise) {
+			test_send(fd, stream);
+		} else {
+			for (size_t i = 0; stream[i] != '\0'; i++) {
+				ck_assert_int_eq(write_full(fd, stream + i, 1), 0);
+				if (i % 16 == 0)
+					usleep(1000); /* let some octets arrive alone */
+			}
+		}
+		test_expect(fd, NULL, "LINE 6");
+		test_expect(fd, NULL, "LINE 6");
+		test_expect(fd, NULL, "TOOLONG");
+		test_expect(fd, NULL, "LINE 4");
+		test_expect(fd, NULL, "LINE 0");
+		test_expect(fd, NULL, "LINE 3");
+		test_expect(fd, NULL, "LINE 8");
+		ck_assert_int_ge(test_readline(fd, NULL, line, sizeof(line)), 0);
+		ck_assert_msg(strcmp(line, want) == 0, "bytewise=%d: %s", bytewise, line);
+		close(fd);
+	}
+	test_finish();
+}
+END_TEST
+
+/* conn_unread(): what a raw reader hands back is read again first, in
+ * order, as lines (SMTP's end of DATA with pipelined commands after it). */
+START_TEST(test_core_unread)
+{
+	int fd;
+
+	test_start(10);
+	fd = test_connect(test_port_plain);
+	test_expect(fd, NULL, "HELLO");
+	test_send(fd, "UNREAD 5\r\nabcdeNOOP1\r\nRESET\r\nA\r\nSEEN\r\n");
+	test_expect(fd, NULL, "RAW abcde");
+	test_expect(fd, NULL, "LINE 5");
+	test_expect(fd, NULL, "LINE 1");
+	test_expect(fd, NULL, "SEEN A|SEEN|");
+	/* the raw part split over several reads */
+	test_send(fd, "UNREAD 6\r\nab");
+	test_expect(fd, NULL, "RAW ab");
+	usleep(20 * 1000);
+	test_send(fd, "cdefLINE-AFTER\r\n");
+	test_expect(fd, NULL, "RAW cdef");
+	test_expect(fd, NULL, "LINE 10");
 	close(fd);
 	test_finish();
 }
@@ -710,6 +804,8 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, test_core_worker_job_pauses_input);
 	tcase_add_test(tc, test_core_idle_timeout);
 	tcase_add_test(tc, test_core_per_ip_limit);
+	tcase_add_test(tc, test_core_lines_split);
+	tcase_add_test(tc, test_core_unread);
 	tcase_add_test(tc, test_core_per_ip_limit_trusted);
 	tcase_add_test(tc, test_core_graceful_stop);
 	tcase_add_test(tc, test_core_worker_free_runs_followups);

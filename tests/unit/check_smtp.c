@@ -297,101 +297,8 @@ START_TEST(test_smtp_syntax_helpers)
 }
 END_TEST
 
-/* ---- the line splitter ------------------------------------------------- */
-
-/* Run the splitter like the session does: input arrives in slices, the
- * unconsumed tail is kept.  Records "L:<line>" and "TOOLONG" events. */
-static void lines_run(const char *in, size_t len, size_t max, const size_t *cuts, size_t ncuts,
-		      char *events, size_t evlen)
-{
-	char pending[4096];
-	size_t plen = 0, fed = 0;
-	bool discarding = false;
-
-	events[0] = '\0';
-	for (size_t c = 0; c <= ncuts; c++) {
-		size_t upto = c < ncuts ? cuts[c] : len;
-		ck_assert_uint_le(plen + upto - fed, sizeof(pending));
-		memcpy(pending + plen, in + fed, upto - fed);
-		plen += upto - fed;
-		fed = upto;
-		for (;;) {
-			size_t ll, used;
-			int rc = smtp_line_take(&discarding, pending, plen, max, &ll, &used);
-			if (rc == 1) {
-				strcat(events, "L:");
-				strncat(events, pending, ll);
-				strcat(events, "|");
-			} else if (rc < 0) {
-				strcat(events, "TOOLONG|");
-			}
-			ck_assert_uint_lt(strlen(events), evlen);
-			memmove(pending, pending + used, plen - used);
-			plen -= used;
-			if (rc == 0 && used == 0)
-				break;
-			if (plen == 0)
-				break;
-		}
-	}
-}
-
-/* The search resumes where the last one stopped (no quadratic rescans of
- * a line that arrives one byte at a time): a CRLF planted before the
- * resume point is not looked at, one straddling it is found. */
-START_TEST(test_smtp_line_take_resumes)
-{
-	bool discarding = false;
-	size_t scanned = 0, ll, used;
-	char buf[] = "ab\r\ncd\r";
-
-	ck_assert_int_eq(smtp_line_take_from(&discarding, &scanned, buf, 2, 100, &ll, &used), 0);
-	ck_assert_uint_eq(scanned, 2);
-	scanned = 5; /* pretend "ab\r\nc" was searched already */
-	ck_assert_int_eq(smtp_line_take_from(&discarding, &scanned, buf, 7, 100, &ll, &used), 0);
-	ck_assert_uint_eq(used, 0);
-	ck_assert_uint_eq(scanned, 7);
-	/* the CR at the end of the searched part pairs with a new LF */
-	char buf2[] = "xyz\r\n";
-	scanned = 4;
-	ck_assert_int_eq(smtp_line_take_from(&discarding, &scanned, buf2, 5, 100, &ll, &used), 1);
-	ck_assert_uint_eq(ll, 3);
-	ck_assert_uint_eq(used, 5);
-}
-END_TEST
-
-START_TEST(test_smtp_line_take)
-{
-	static const char stream[] =
-		"EHLO x\r\nNOOP\na\r\n0123456789ABCDEF\r\nRSET\r\n\r\nXY\r\r\n"
-		"0123456789ABCDEFGHIJ\rKLMNOP\r\nQUIT\r\n";
-	static const char want[] =
-		"L:EHLO x|L:NOOP\na|TOOLONG|L:RSET|L:|L:XY\r|TOOLONG|L:QUIT|";
-	size_t len = sizeof(stream) - 1;
-	char events[1024];
-
-	lines_run(stream, len, 12, NULL, 0, events, sizeof(events));
-	ck_assert_str_eq(events, want);
-	/* split at every offset, and at every pair of offsets */
-	for (size_t i = 0; i <= len; i++) {
-		lines_run(stream, len, 12, &i, 1, events, sizeof(events));
-		ck_assert_msg(strcmp(events, want) == 0, "cut %zu: %s", i, events);
-		for (size_t j = i; j <= len; j += 3) {
-			size_t cuts[2] = { i, j };
-			lines_run(stream, len, 12, cuts, 2, events, sizeof(events));
-			ck_assert_msg(strcmp(events, want) == 0, "cuts %zu,%zu: %s", i, j, events);
-		}
-	}
-	/* one octet at a time */
-	{
-		size_t cuts[sizeof(stream)];
-		for (size_t i = 0; i < len; i++)
-			cuts[i] = i;
-		lines_run(stream, len, 12, cuts, len, events, sizeof(events));
-		ck_assert_str_eq(events, want);
-	}
-}
-END_TEST
+/* The command line splitter is core/conn's line reader (check_core:
+ * test_core_lines_split, test_core_unread). */
 
 /* ---- the unstuffer ----------------------------------------------------- */
 
@@ -806,8 +713,6 @@ int main(void)
 	tcase_add_test(tc, test_smtp_mail_params);
 	tcase_add_test(tc, test_smtp_rcpt_params);
 	tcase_add_test(tc, test_smtp_syntax_helpers);
-	tcase_add_test(tc, test_smtp_line_take);
-	tcase_add_test(tc, test_smtp_line_take_resumes);
 	tcase_add_test(tc, test_smtp_unstuff_basic);
 	tcase_add_test(tc, test_smtp_unstuff_smuggling);
 	tcase_add_test(tc, test_smtp_unstuff_bare);
