@@ -1,0 +1,469 @@
+#!/usr/bin/python3
+"""IMAP benchmark: Postern against Debian's Dovecot (reported, not asserted).
+
+    /usr/bin/python3 tests/bench/imap_bench.py BUILD/postern [--clients 10,50]
+        [--seconds 20] [--big 100000] [--search 10000] [--idle 10000]
+
+Both servers run on 127.0.0.1 high ports from temporary directories with
+their own configuration (Dovecot: /usr/sbin/dovecot -F -c OURCONF, Debian's
+defaults otherwise: one imap-login process per connection in
+login_process_per_connection mode, one imap process per session; the
+system's instance is never touched) and get the same messages, written
+straight into their Maildirs and indexed before any clock starts.  Measured:
+
+  1. Mixed load, commands per second: 10, then 50 client processes, each
+     with its own user and a 200-message INBOX, repeat a session for
+     --seconds: LOGIN, SELECT, UID FETCH 1:* (FLAGS), FETCH of the last 20
+     headers (BODY.PEEK[HEADER.FIELDS (...)] RFC822.SIZE), FETCH of 3
+     bodies (BODY.PEEK[]), STORE +FLAGS (\\Seen), UID SEARCH UNSEEN,
+     SEARCH SUBJECT, APPEND, STORE +FLAGS (\\Deleted), EXPUNGE, LOGOUT.
+     Plain IMAP with LOGIN (the TLS handshake would measure OpenSSL and
+     the Python client, not the IMAP server).
+  2. SELECT + UID FETCH 1:* (FLAGS) on a --big message mailbox (median of
+     3, after an untimed first SELECT).
+  3. FETCH 1:* BODYSTRUCTURE over the shared corpus (APPENDed; 20 rounds).
+  4. SEARCH BODY over --search messages (median of 3; Dovecot has no FTS
+     plugin, as Debian installs it).
+  5. PSS (sum of Pss of every server process) per TLS session in IDLE
+     (logged in, INBOX selected), --idle sessions.
+
+The Python clients share the 2 CPUs with the servers: they bound the mixed
+load as much as the servers do.  Build Postern without sanitizers
+(cmake -DCMAKE_BUILD_TYPE=Release).
+"""
+import argparse
+import imaplib
+import multiprocessing
+import os
+import pwd
+import resource
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
+from postern_test import Daemon, free_port, shared_dir, wait_port  # noqa: E402
+
+PASSWORD = "bench-password-1"
+DOMAIN = "example.test"
+DOVECOT = "/usr/sbin/dovecot"
+MIX_MESSAGES = 200
+WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima "
+         "mike november oscar papa quebec romeo sierra tango uniform victor").split()
+
+
+def make_message(i, size=2048):
+    w = WORDS[i % len(WORDS)]
+    head = ("From: Sender %d <sender%d@example.org>\r\nTo: user@%s\r\n"
+            "Subject: bench %d %s\r\nDate: Mon, 7 Dec 2026 10:%02d:00 +0000\r\n"
+            "Message-ID: <bench.%d@example.org>\r\n\r\n" % (i, i, DOMAIN, i, w, i % 60,
+                                                             i)).encode()
+    line = ("The quick brown fox %s jumps over the lazy dog %d.\r\n" % (w, i)).encode()
+    body = bytearray()
+    while len(head) + len(body) + len(line) <= size:
+        body += line
+    return head + bytes(body)
+
+
+def fill_maildir(path, count, size=2048, first=0):
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+    for i in range(first, first + count):
+        with open(os.path.join(path, "cur", "1700000000.M%07dP1.bench:2," % i), "wb") as f:
+            f.write(make_message(i, size))
+
+
+def chown_tree(path, uid, gid):
+    for root, dirs, files in os.walk(path):
+        os.chown(root, uid, gid)
+        for f in files:
+            os.chown(os.path.join(root, f), uid, gid)
+
+
+# ---- the load ---------------------------------------------------------------
+
+def mixed_session(port, user, deadline):
+    """Sessions until the deadline; returns the number of commands."""
+    n = 0
+    msg = make_message(999999, 3000)
+    while time.time() < deadline:
+        c = imaplib.IMAP4("127.0.0.1", port)
+        c.login(user, PASSWORD)
+        typ, data = c.select("INBOX")
+        exists = int(data[0])
+        c.uid("FETCH", "1:*", "(FLAGS)")
+        lo = max(1, exists - 19)
+        c.fetch("%d:%d" % (lo, exists),
+                "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])")
+        c.fetch("%d:%d" % (max(1, exists - 2), exists), "(BODY.PEEK[])")
+        c.store("%d:%d" % (lo, exists), "+FLAGS", "(\\Seen)")
+        c.uid("SEARCH", "UNSEEN")
+        c.search(None, "SUBJECT", WORDS[n % len(WORDS)])
+        c.append("INBOX", None, None, msg)
+        c.noop()  # learn the new EXISTS like a client would
+        typ, data = c.select("INBOX")
+        c.store(data[0].decode(), "+FLAGS", "(\\Deleted)")
+        c.expunge()
+        c.logout()
+        n += 13
+    return n
+
+
+def mixed_worker(args):
+    port, user, start, seconds = args
+    while time.time() < start:
+        time.sleep(0.005)
+    return mixed_session(port, user, start + seconds)
+
+
+def mixed_load(port, clients, seconds):
+    ctx = multiprocessing.get_context("fork")
+    start = time.time() + 2 + clients * 0.02
+    with ctx.Pool(clients) as pool:
+        counts = pool.map(mixed_worker, [(port, "m%d@%s" % (k, DOMAIN), start, seconds)
+                                         for k in range(clients)])
+    return sum(counts) / seconds
+
+
+def timed(port, user, fn, rounds=3):
+    c = imaplib.IMAP4("127.0.0.1", port)
+    c.login(user, PASSWORD)
+    times = []
+    for _ in range(rounds):
+        t0 = time.time()
+        fn(c)
+        times.append(time.time() - t0)
+    c.logout()
+    return statistics.median(times)
+
+
+def big_select(port, user):
+    def run(c):
+        typ, data = c.select("INBOX")
+        typ, data = c.uid("FETCH", "1:*", "(FLAGS)")
+        if typ != "OK" or len(data) < 2:
+            raise RuntimeError("UID FETCH 1:* failed: %r" % typ)
+        c.unselect() if hasattr(c, "unselect") else c.close()
+    timed(port, user, run, rounds=1)  # untimed warm-up: the index is built
+    return timed(port, user, run)
+
+
+def corpus_load(port, user, corpus):
+    c = imaplib.IMAP4("127.0.0.1", port)
+    c.login(user, PASSWORD)
+    for name in sorted(os.listdir(corpus)):
+        with open(os.path.join(corpus, name), "rb") as f:
+            c.append("INBOX", None, None, f.read())
+    c.logout()
+
+
+def corpus_bodystructure(port, user):
+    def run(c):
+        c.select("INBOX", readonly=True)
+        for _ in range(20):
+            typ, data = c.fetch("1:*", "(BODYSTRUCTURE)")
+            if typ != "OK":
+                raise RuntimeError("FETCH BODYSTRUCTURE failed")
+    return timed(port, user, run)
+
+
+def search_body(port, user):
+    def run(c):
+        c.select("INBOX", readonly=True)
+        typ, data = c.search(None, "BODY", "uniform")
+        if typ != "OK" or not data[0]:
+            raise RuntimeError("SEARCH BODY found nothing")
+    return timed(port, user, run)
+
+
+# ---- idle TLS sessions -------------------------------------------------------
+
+def idle_worker(args):
+    port, users, conn_ready, release = args
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    socks = []
+    for u in users:
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=60))
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"a LOGIN %s %s\r\nb SELECT INBOX\r\nc IDLE\r\n" % (u.encode(),
+                                                                   PASSWORD.encode()))
+        while True:
+            line = f.readline()
+            if not line:
+                raise RuntimeError("closed before IDLE")
+            if line.startswith(b"+"):
+                break
+            if line[:2] in (b"a ", b"b ") and b" OK" not in line[:6]:
+                raise RuntimeError("%s: %r" % (u, line))
+        socks.append((s, f))
+    conn_ready.put(len(socks))
+    release.wait()
+    for s, f in socks:
+        s.close()
+
+
+def process_tree(root):
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def pss_kib(root):
+    total = 0
+    for pid in process_tree(root):
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def idle_pss(port, root_pid, users):
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Queue(), ctx.Event()
+    parts = 8
+    time.sleep(1)
+    before = pss_kib(root_pid)
+    procs = [ctx.Process(target=idle_worker, args=((port, users[k::parts], ready, release),))
+             for k in range(parts)]
+    for p in procs:
+        p.start()
+    n = sum(ready.get(timeout=1800) for _ in procs)
+    time.sleep(2)
+    after = pss_kib(root_pid)
+    release.set()
+    for p in procs:
+        p.join(timeout=120)
+    return (after - before) / n, after - before, n
+
+
+# ---- the runs ----------------------------------------------------------------
+
+def fill_users(mail_of, a, corpus):
+    """Maildirs for every user; mail_of(user) is the user's Maildir path."""
+    for k in range(max(a.clients_list)):
+        fill_maildir(mail_of("m%d@%s" % (k, DOMAIN)), MIX_MESSAGES)
+    fill_maildir(mail_of("big@" + DOMAIN), a.big, size=600)
+    fill_maildir(mail_of("search@" + DOMAIN), a.search, size=2048)
+    os.makedirs(os.path.join(mail_of("corpus@" + DOMAIN), "cur"), exist_ok=True)
+    for k in range(a.idle):
+        fill_maildir(mail_of("i%d@%s" % (k, DOMAIN)), 1, size=600)
+
+
+def all_users(a):
+    return (["m%d@%s" % (k, DOMAIN) for k in range(max(a.clients_list))] +
+            ["big@" + DOMAIN, "search@" + DOMAIN, "corpus@" + DOMAIN] +
+            ["i%d@%s" % (k, DOMAIN) for k in range(a.idle)])
+
+
+def measure(port, tls_port, pid, a, corpus):
+    res = {}
+    for n in a.clients_list:
+        print("   mixed load, %d clients ..." % n, flush=True)
+        res["mix%d" % n] = mixed_load(port, n, a.seconds)
+    print("   SELECT + UID FETCH 1:* (FLAGS), %d messages ..." % a.big, flush=True)
+    res["big"] = big_select(port, "big@" + DOMAIN)
+    if corpus:
+        corpus_load(port, "corpus@" + DOMAIN, corpus)
+        res["bs"] = corpus_bodystructure(port, "corpus@" + DOMAIN)
+    print("   SEARCH BODY over %d messages ..." % a.search, flush=True)
+    timed(port, "search@" + DOMAIN, lambda c: c.select("INBOX"), rounds=1)
+    res["search"] = search_body(port, "search@" + DOMAIN)
+    if a.idle:
+        print("   %d TLS sessions in IDLE ..." % a.idle, flush=True)
+        res["idle"] = idle_pss(tls_port, pid, ["i%d@%s" % (k, DOMAIN) for k in range(a.idle)])
+    return res
+
+
+def run_postern(postern, a, corpus):
+    d = Daemon(postern, roles=("imap", "imaps"),
+               extra_config="connections_per_ip_max = %d\nconnections_max = %d\n" % (
+                   a.idle + 1000, a.idle + 1000))
+    with open(d.conf) as f:
+        text = f.read()
+    with open(d.conf, "w") as f:
+        f.write(text.replace("log_level = debug", "log_level = warn").replace(
+            "allow_plaintext_auth_on_loopback = no", "allow_plaintext_auth_on_loopback = yes"))
+    d.add_user("m0@" + DOMAIN, PASSWORD)
+    users_file = os.path.join(d.data, "users")
+    with open(users_file) as f:
+        hash_ = [ln.split()[1] for ln in f if ln.startswith("m0@")][0]
+    with open(users_file, "a") as f:
+        for u in all_users(a)[1:]:
+            f.write("%s %s\n" % (u, hash_))
+    print(" Postern: writing the Maildirs ...", flush=True)
+    fill_users(lambda u: os.path.join(d.data, "mail", DOMAIN, u.split("@")[0]), a, corpus)
+    for u in ("big@" + DOMAIN, "search@" + DOMAIN):
+        d.cli("reindex", u)
+    with d:
+        return measure(d.port("imap"), d.port("imaps"), d.proc.pid, a, corpus), hash_, d
+
+
+DOVECOT_CONF = """\
+base_dir = {tmp}/run
+state_dir = {tmp}/state
+log_path = {tmp}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = {uid}
+mail_location = maildir:~/Maildir
+default_client_limit = {clients}
+default_process_limit = {procs}
+default_vsz_limit = 0
+mail_max_userip_connections = 100
+passdb {{
+  driver = passwd-file
+  args = scheme=CRYPT {tmp}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={tmp}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = {ports}
+    ssl = yes
+  }}
+}}
+"""
+
+
+def run_dovecot(a, hash_, corpus):
+    if not os.path.exists(DOVECOT) or not os.path.exists("/usr/lib/dovecot/imap"):
+        return None, "Dovecot IMAP not installed (apt-get install dovecot-imapd)"
+    tmp = tempfile.mkdtemp(prefix="imap-bench-dv-")
+    os.chmod(tmp, 0o755)
+    nobody = pwd.getpwnam("nobody")
+    uid, gid = nobody.pw_uid, nobody.pw_gid
+    port, ports = free_port(), free_port()
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=localhost"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conf = os.path.join(tmp, "dovecot.conf")
+    with open(conf, "w") as f:
+        f.write(DOVECOT_CONF.format(tmp=tmp, cert=cert, key=key, uid=uid, gid=gid,
+                                    clients=4 * a.idle + 1000, procs=2 * a.idle + 1000,
+                                    port=port, ports=ports))
+    with open(os.path.join(tmp, "passwd"), "w") as f:
+        for u in all_users(a):
+            f.write("%s:%s\n" % (u, hash_))
+    home = os.path.join(tmp, "home")
+    print(" Dovecot: writing the Maildirs ...", flush=True)
+    fill_users(lambda u: os.path.join(home, u, "Maildir"), a, corpus)
+    chown_tree(home, uid, gid)
+    proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        if not wait_port(port, proc=proc):
+            return None, "Dovecot did not start: %s" % tail(os.path.join(tmp, "dovecot.log"))
+        return measure(port, ports, proc.pid, a, corpus), None
+    except Exception as e:  # report, do not hide Postern's numbers
+        return None, "Dovecot run failed: %r %s" % (e, tail(os.path.join(tmp, "dovecot.log")))
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tail(path, n=1500):
+    try:
+        with open(path, "rb") as f:
+            return f.read()[-n:].decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("postern")
+    ap.add_argument("--clients", default="10,50")
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--big", type=int, default=100000)
+    ap.add_argument("--search", type=int, default=10000)
+    ap.add_argument("--idle", type=int, default=10000)
+    a = ap.parse_args()
+    a.clients_list = [int(x) for x in a.clients.split(",")]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    corpus = os.path.join(shared_dir(), "corpus", "messages")
+    if not os.path.isdir(corpus):
+        print("corpus not found at %s: BODYSTRUCTURE run skipped" % corpus)
+        corpus = None
+    t0 = time.time()
+    pres, hash_, _ = run_postern(os.path.abspath(a.postern), a, corpus)
+    dres, why = run_dovecot(a, hash_, corpus)
+
+    print("\nIMAP benchmark on 127.0.0.1, %d CPUs" % os.cpu_count())
+    if why:
+        print("Dovecot: not measured: " + why)
+    rows = [("mixed load, %d clients: commands/s" % n, "mix%d" % n, 0, True)
+            for n in a.clients_list]
+    rows += [("SELECT + UID FETCH 1:* (FLAGS), %d msgs: s" % a.big, "big", 0, False),
+             ("20 x FETCH 1:* BODYSTRUCTURE, corpus: s", "bs", 0, False),
+             ("SEARCH BODY, %d msgs: s" % a.search, "search", 0, False),
+             ("PSS KiB per TLS IDLE session (%d)" % a.idle, "idle", 0, False)]
+    print("%-48s %12s %12s %16s" % ("", "Postern", "Dovecot", "Postern better by"))
+    for name, key, idx, higher in rows:
+        p = pres.get(key)
+        dv = (dres or {}).get(key)
+        if isinstance(p, tuple):
+            p = p[idx]
+        if isinstance(dv, tuple):
+            dv = dv[idx]
+        better = "-"
+        if p and dv:
+            better = "%.2fx" % (p / dv if higher else dv / p)
+        print("%-48s %12s %12s %16s" % (name, "%.3f" % p if p is not None else "-",
+                                         "%.3f" % dv if dv is not None else "-", better))
+    if "idle" in pres:
+        print("Postern: %d KiB for %d idle TLS sessions" % (pres["idle"][1], pres["idle"][2]))
+    if dres and "idle" in dres:
+        print("Dovecot: %d KiB for %d idle TLS sessions" % (dres["idle"][1], dres["idle"][2]))
+    print("elapsed %.0f s" % (time.time() - t0))
+
+
+if __name__ == "__main__":
+    main()
