@@ -59,7 +59,8 @@ struct md_delivery {
 	bool committed;
 	char error[256];
 	size_t olen;
-	char obuf[MD_DELIVERY_BUF];
+	char *obuf; /* MD_DELIVERY_BUF octets, not zeroed (a profile showed the
+		     * calloc of an inline buffer at ~2% of a delivery's CPU) */
 };
 
 static void md_delivery_fail(struct md_delivery *d, enum md_result r,
@@ -89,18 +90,25 @@ enum md_result md_delivery_open(struct md_store *store, uint64_t size_max,
 	*d_r = NULL;
 	if (d == NULL)
 		return MD_TEMPFAIL;
+	d->obuf = malloc(MD_DELIVERY_BUF);
+	if (d->obuf == NULL) {
+		free(d);
+		return MD_TEMPFAIL;
+	}
 	d->store = store;
 	d->size_max = size_max;
 	d->flags = flags;
 	if (md_unique_name(store, 0, name, sizeof(name)) < 0 ||
 	    (size_t)snprintf(d->spool, sizeof(d->spool), "%s/%s", store->spool_dir,
 			     name) >= sizeof(d->spool)) {
+		free(d->obuf);
 		free(d);
 		return MD_TEMPFAIL;
 	}
 	d->fd = open(d->spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (d->fd < 0) {
 		log_error("store: %s: %s", d->spool, strerror(errno));
+		free(d->obuf);
 		free(d);
 		return MD_TEMPFAIL;
 	}
@@ -124,7 +132,7 @@ enum md_result md_delivery_write(struct md_delivery *d, const void *data,
 	bool raw = d->flags & MD_DELIVERY_RAW;
 
 	for (size_t i = 0; i < len && d->failed == MD_OK; i++) {
-		if (d->olen + 2 > sizeof(d->obuf))
+		if (d->olen + 2 > MD_DELIVERY_BUF)
 			md_delivery_flush(d);
 		if (p[i] == '\0' && !raw) {
 			md_delivery_fail(d, MD_BADMSG, "message contains a NUL byte", 0);
@@ -181,6 +189,7 @@ void md_delivery_free(struct md_delivery *d)
 		close(d->fd);
 		unlink(d->spool);
 	}
+	free(d->obuf);
 	free(d);
 }
 
