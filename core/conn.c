@@ -532,6 +532,12 @@ static void conn_job_done(void *arg)
 
 int conn_submit(struct conn *conn, worker_work_fn *work, worker_done_fn *done, void *arg)
 {
+	return conn_submit_kind(conn, WORKER_IO, work, done, arg);
+}
+
+int conn_submit_kind(struct conn *conn, enum worker_kind kind, worker_work_fn *work,
+		     worker_done_fn *done, void *arg)
+{
 	struct conn_job *job = malloc(sizeof(*job));
 
 	if (job == NULL)
@@ -540,7 +546,8 @@ int conn_submit(struct conn *conn, worker_work_fn *work, worker_done_fn *done, v
 	job->work = work;
 	job->done = done;
 	job->arg = arg;
-	if (worker_submit(conn->srv->workers, conn_job_work, conn_job_done, job) < 0) {
+	if (worker_submit(server_workers_kind(conn->srv, kind), conn_job_work, conn_job_done,
+			  job) < 0) {
 		free(job);
 		return -1;
 	}

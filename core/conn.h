@@ -87,6 +87,10 @@ struct server *conn_server(const struct conn *conn);
  * stays allocated until done() has run, even if the peer goes away in the
  * meantime (then CONN_EV_CLOSED is delivered after done()). */
 int conn_submit(struct conn *conn, worker_work_fn *work, worker_done_fn *done, void *arg);
+/* The same on the pool of the given kind: WORKER_AUTH for password
+ * verification, WORKER_IO (what conn_submit() uses) for everything else. */
+int conn_submit_kind(struct conn *conn, enum worker_kind kind, worker_work_fn *work,
+		     worker_done_fn *done, void *arg);
 
 /* log_write with this connection's id. */
 void conn_log(const struct conn *conn, enum log_level level, const char *fmt, ...)

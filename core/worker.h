@@ -1,6 +1,11 @@
 /* A small pool of threads for blocking work (password hashing, fsync, DNS,
  * LMDB writes).  A job's work() runs on a worker thread; its done() runs
- * afterwards on the event-loop thread. */
+ * afterwards on the event-loop thread.
+ *
+ * The server runs one pool per kind of work (DESIGN.md, Process model):
+ * password hashing is slow on purpose (~20 ms of CPU per yescrypt verify),
+ * so it gets its own small pool and a burst of logins never queues in
+ * front of a delivery's fsync or a RETR's read. */
 #ifndef CORE_WORKER_H
 #define CORE_WORKER_H
 
@@ -12,7 +17,21 @@ struct worker_pool;
 typedef void worker_work_fn(void *arg);
 typedef void worker_done_fn(void *arg);
 
+/* Which pool a job goes to (conn_submit_kind()). */
+enum worker_kind {
+	WORKER_IO,   /* file and index work: deliveries, reads, expunges */
+	WORKER_AUTH, /* password verification (auth_verify_password) */
+};
+#define WORKER_KINDS 2
+
 #define WORKER_THREADS_DEFAULT 4
+/* Threads of the IO pool: fsync and LMDB waits are mostly sleeping, so a
+ * few more than the CPUs keep the disk busy. */
+#define WORKER_IO_THREADS WORKER_THREADS_DEFAULT
+/* Threads of the AUTH pool: each verify burns a CPU for ~20 ms; two keep
+ * logins moving without letting them take every CPU from the loop and the
+ * IO pool on a small machine. */
+#define WORKER_AUTH_THREADS 2
 #define WORKER_STACK_SIZE (1024 * 1024) /* LIBRARIES.md: >= 1 MB for parsers */
 
 struct worker_pool *worker_pool_new(struct event_base *base, unsigned threads);

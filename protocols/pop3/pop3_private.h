@@ -225,7 +225,8 @@ void pop3_err(struct pop3_session *s, const char *fmt, ...)
 /* A command that went asynchronous is complete: read the next one. */
 void pop3_command_done(struct pop3_session *s);
 void pop3_begin_async(struct pop3_session *s);
-/* Submit a job for the session; on failure says -ERR [SYS/TEMP]. */
+/* Submit a job for the session: POP3_JOB_VERIFY on the WORKER_AUTH pool,
+ * the others on WORKER_IO.  -1 when it cannot be queued. */
 int pop3_submit(struct pop3_session *s, enum pop3_job job,
 		void (*work)(void *), void (*done)(void *));
 /* The lock table: one POP3 session per user (RFC 1939 §8, [IN-USE]). */
