@@ -26,8 +26,9 @@
 #include "util.h"
 
 #define POP3_LOCK_BUCKETS 1024
-/* Direct-mapped cache of message sizes: a later session of the same user
- * need not reread every file.  Entries are 24 bytes; bounded. */
+/* Direct-mapped cache of the POP3 sizes of messages indexed before the
+ * store kept them (struct md_msg pop3_size 0): a later session of the same
+ * user need not reread those files.  Entries are 24 bytes; bounded. */
 #define POP3_SIZE_CACHE_ENTRIES 65536
 
 struct pop3_lock {

@@ -20,7 +20,8 @@
 
 /* ---- the snapshot (worker thread) --------------------------------------- */
 
-/* The POP3 size of one message: its bytes run through the stuffer. */
+/* The POP3 size of one message indexed before the store kept it: its
+ * bytes run through the stuffer. */
 static enum md_result pop3_scan_size(struct pop3_session *s, struct md_msg *m, char *buf,
 				     uint64_t *size_r)
 {
@@ -63,10 +64,13 @@ int pop3_snapshot_sizes(struct pop3_session *s)
 		return -1;
 	for (size_t i = 0; i < s->n_md_msgs; i++) {
 		struct md_msg *m = &s->md_msgs[i];
-		uint64_t size;
+		uint64_t size = m->pop3_size;
 		enum md_result r = MD_OK;
 
-		if (!pop3_size_cache_get(s->ctx, m->basename, m->size, &size)) {
+		/* The store computed the size at delivery; only a message
+		 * indexed by an older version (pop3_size 0) is read, once per
+		 * process thanks to the cache. */
+		if (size == 0 && !pop3_size_cache_get(s->ctx, m->basename, m->size, &size)) {
 			if (buf == NULL && (buf = malloc(POP3_CHUNK)) == NULL)
 				return -1;
 			r = pop3_scan_size(s, m, buf, &size);
