@@ -299,6 +299,24 @@ void conn_write(struct conn *conn, const void *data, size_t len)
 	conn_check_backpressure(conn);
 }
 
+static void conn_free_owned(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+void conn_write_owned(struct conn *conn, void *data, size_t len)
+{
+	if (conn->bev == NULL || conn->dead || len == 0 ||
+	    evbuffer_add_reference(bufferevent_get_output(conn->bev), data, len,
+				   conn_free_owned, NULL) < 0) {
+		free(data);
+		return;
+	}
+	conn_check_backpressure(conn);
+}
+
 void conn_printf(struct conn *conn, const char *fmt, ...)
 {
 	va_list ap;

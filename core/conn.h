@@ -57,6 +57,10 @@ void conn_resume(struct conn *conn);
 void conn_write(struct conn *conn, const void *data, size_t len);
 void conn_printf(struct conn *conn, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Queue len bytes of a malloc()ed buffer without copying them: the
+ * connection owns data from now on and frees it once sent (or at once
+ * when the connection is gone).  For large bodies built off the loop. */
+void conn_write_owned(struct conn *conn, void *data, size_t len);
 size_t conn_output_pending(const struct conn *conn);
 
 /* Flush what is queued, then close; CONN_EV_CLOSED follows. */

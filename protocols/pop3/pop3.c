@@ -367,6 +367,7 @@ static void pop3_session_free(struct pop3_session *s)
 		pop3_lock_release(s->ctx, s->canonical);
 	pop3_auth_cleanup(s);
 	pop3_stream_free(s->stream);
+	pop3_ahead_free(s);
 	pop3_release_store(s);
 	free(s->expunge_uids);
 	free(s->msgs);
