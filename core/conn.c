@@ -320,6 +320,24 @@ void conn_write(struct conn *conn, const void *data, size_t len)
 	conn_check_backpressure(conn);
 }
 
+static void conn_free_owned(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+void conn_write_owned(struct conn *conn, void *data, size_t len)
+{
+	if (conn->bev == NULL || conn->dead || len == 0 ||
+	    evbuffer_add_reference(bufferevent_get_output(conn->bev), data, len,
+				   conn_free_owned, NULL) < 0) {
+		free(data);
+		return;
+	}
+	conn_check_backpressure(conn);
+}
+
 void conn_printf(struct conn *conn, const char *fmt, ...)
 {
 	va_list ap;
@@ -559,6 +577,12 @@ static void conn_job_done(void *arg)
 
 int conn_submit(struct conn *conn, worker_work_fn *work, worker_done_fn *done, void *arg)
 {
+	return conn_submit_kind(conn, WORKER_IO, work, done, arg);
+}
+
+int conn_submit_kind(struct conn *conn, enum worker_kind kind, worker_work_fn *work,
+		     worker_done_fn *done, void *arg)
+{
 	struct conn_job *job = malloc(sizeof(*job));
 
 	if (job == NULL)
@@ -567,7 +591,8 @@ int conn_submit(struct conn *conn, worker_work_fn *work, worker_done_fn *done, v
 	job->work = work;
 	job->done = done;
 	job->arg = arg;
-	if (worker_submit(conn->srv->workers, conn_job_work, conn_job_done, job) < 0) {
+	if (worker_submit(server_workers_kind(conn->srv, kind), conn_job_work, conn_job_done,
+			  job) < 0) {
 		free(job);
 		return -1;
 	}

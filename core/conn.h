@@ -64,6 +64,10 @@ void conn_resume(struct conn *conn);
 void conn_write(struct conn *conn, const void *data, size_t len);
 void conn_printf(struct conn *conn, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Queue len bytes of a malloc()ed buffer without copying them: the
+ * connection owns data from now on and frees it once sent (or at once
+ * when the connection is gone).  For large bodies built off the loop. */
+void conn_write_owned(struct conn *conn, void *data, size_t len);
 size_t conn_output_pending(const struct conn *conn);
 
 /* Flush what is queued, then close; CONN_EV_CLOSED follows. */
@@ -96,6 +100,10 @@ struct server *conn_server(const struct conn *conn);
  * stays allocated until done() has run, even if the peer goes away in the
  * meantime (then CONN_EV_CLOSED is delivered after done()). */
 int conn_submit(struct conn *conn, worker_work_fn *work, worker_done_fn *done, void *arg);
+/* The same on the pool of the given kind: WORKER_AUTH for password
+ * verification, WORKER_IO (what conn_submit() uses) for everything else. */
+int conn_submit_kind(struct conn *conn, enum worker_kind kind, worker_work_fn *work,
+		     worker_done_fn *done, void *arg);
 
 /* log_write with this connection's id. */
 void conn_log(const struct conn *conn, enum log_level level, const char *fmt, ...)

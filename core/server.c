@@ -249,8 +249,9 @@ struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "libevent: cannot create event base");
 		goto fail;
 	}
-	srv->workers = worker_pool_new(srv->base, WORKER_THREADS_DEFAULT);
-	if (srv->workers == NULL) {
+	srv->workers = worker_pool_new(srv->base, WORKER_IO_THREADS);
+	srv->auth_workers = worker_pool_new(srv->base, WORKER_AUTH_THREADS);
+	if (srv->workers == NULL || srv->auth_workers == NULL) {
 		snprintf(err, errlen, "cannot start worker threads");
 		goto fail;
 	}
@@ -299,7 +300,12 @@ void server_free(struct server *srv)
 		return;
 	server_close_listeners(srv);
 	server_abort_all(srv);
-	/* Jobs still running finish; their done() frees the last connections. */
+	/* Jobs still running finish; their done() frees the last connections.
+	 * A login's done() may queue IO work (POP3's snapshot), so the AUTH
+	 * pool goes first; anything submitted to it afterwards runs on the
+	 * IO pool (server_workers_kind()). */
+	worker_pool_free(srv->auth_workers);
+	srv->auth_workers = NULL;
 	worker_pool_free(srv->workers);
 	for (size_t i = 0; i < srv->n_periodic; i++)
 		event_free(srv->periodic[i].ev);
@@ -573,5 +579,12 @@ struct event_base *server_event_base(struct server *srv)
 
 struct worker_pool *server_workers(struct server *srv)
 {
+	return srv->workers;
+}
+
+struct worker_pool *server_workers_kind(struct server *srv, enum worker_kind kind)
+{
+	if (kind == WORKER_AUTH && srv->auth_workers != NULL)
+		return srv->auth_workers;
 	return srv->workers;
 }

@@ -35,7 +35,8 @@ struct server_protocol {
 
 #define SERVER_STOP_POLL_MS 200
 
-/* Creates the loop, worker pool and TLS contexts; binds nothing yet. */
+/* Creates the loop, the worker pools (one per enum worker_kind) and TLS
+ * contexts; binds nothing yet. */
 struct server *server_new(const struct config *cfg, char *err, size_t errlen);
 void server_free(struct server *srv);
 
@@ -65,6 +66,9 @@ int server_run(struct server *srv);
 
 const struct config *server_config(const struct server *srv);
 struct event_base *server_event_base(struct server *srv);
+/* The WORKER_IO pool (server_workers_kind(srv, WORKER_IO)). */
 struct worker_pool *server_workers(struct server *srv);
+/* The pool for one kind of work; the server owns one per kind. */
+struct worker_pool *server_workers_kind(struct server *srv, enum worker_kind kind);
 
 #endif

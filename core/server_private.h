@@ -30,7 +30,8 @@ struct server_peer {
 struct server {
 	struct config cfg;
 	struct event_base *base;
-	struct worker_pool *workers;
+	struct worker_pool *workers;      /* WORKER_IO */
+	struct worker_pool *auth_workers; /* WORKER_AUTH */
 	struct tls_server *tls;
 	struct server_protocol protocols[ROLE_COUNT];
 	bool has_protocol[ROLE_COUNT];

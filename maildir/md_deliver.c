@@ -417,6 +417,7 @@ enum md_result md_delivery_commit(struct md_delivery *d,
 	void **args = NULL;
 	enum md_result *res = NULL, r = MD_OK;
 	struct buf meta;
+	uint64_t pop3_size = 0;
 	void *map;
 	int64_t idate = n > 0 && targets[0].internal_date > 0 ?
 			targets[0].internal_date : time(NULL);
@@ -447,7 +448,7 @@ enum md_result md_delivery_commit(struct md_delivery *d,
 		if (map == MAP_FAILED) {
 			md_delivery_fail(d, MD_TEMPFAIL, "mmap", errno);
 		} else {
-			if (md_sync_meta(map, (size_t)d->size, &meta) != MD_OK)
+			if (md_sync_meta(map, (size_t)d->size, &meta, &pop3_size) != MD_OK)
 				md_delivery_fail(d, MD_TEMPFAIL,
 						 "out of memory computing metadata", 0);
 			munmap(map, (size_t)d->size);
@@ -467,6 +468,7 @@ enum md_result md_delivery_commit(struct md_delivery *d,
 	for (size_t i = 0; i < n; i++) {
 		dts[i].meta = &meta;
 		targets[i].result = md_deliver_prepare(d, &targets[i], &dts[i], idate);
+		dts[i].rec.pop3_size = pop3_size;
 		if (targets[i].result == MD_OK)
 			args[n_jobs++] = &dts[i];
 	}

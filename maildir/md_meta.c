@@ -18,10 +18,14 @@
  * quoted-printable ends lines with CRLF (a bare LF becomes CRLF), decoded
  * base64 is the octets it encodes.
  *
+ * The POP3 size (md_pop3_size(), store.h) is computed here too, at
+ * delivery, so that POP3 LIST and STAT never read a file.
+ *
  * Memory: the returned strings and part array are heap blocks owned by
  * struct md_meta (md_meta_free); scratch is freed before returning.
  */
 #include "md_meta_int.h"
+#include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -471,4 +475,34 @@ void md_meta_free(struct md_meta *meta)
 	free(meta->bodystructure);
 	free(meta->parts);
 	memset(meta, 0, sizeof(*meta));
+}
+
+/* ------------------------------------------------------------------ */
+/* POP3 size */
+
+uint64_t md_pop3_size(const void *data, size_t len)
+{
+	const char *msg = data;
+	uint64_t extra = 0;
+	size_t i = 0;
+
+	/* The same count as the POP3 byte-stuffer's output (pop3_stuff():
+	 * RFC 1939 §3), one line at a time with memchr. */
+	while (i < len) {
+		const char *nl;
+		size_t at;
+
+		if (msg[i] == '.')
+			extra++; /* stuffed */
+		nl = memchr(msg + i, '\n', len - i);
+		if (nl == NULL) {
+			extra += 2; /* the last line gets its CRLF */
+			break;
+		}
+		at = (size_t)(nl - msg);
+		if (at == i || msg[at - 1] != '\r')
+			extra++; /* a bare LF goes out as CRLF */
+		i = at + 1;
+	}
+	return (uint64_t)len + extra;
 }

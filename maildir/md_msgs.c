@@ -70,6 +70,7 @@ static enum md_result md_msg_fill(struct md_mailbox *mb, struct md_txn *t,
 	memcpy(msg->keywords, rec->kw, sizeof(msg->keywords));
 	msg->modseq = rec->modseq;
 	msg->size = rec->size;
+	msg->pop3_size = rec->pop3_size;
 	msg->internal_date = rec->internal_date;
 	msg->save_date = rec->save_date;
 	if (md_msg_path(dir, rec, path, sizeof(path)) < 0)

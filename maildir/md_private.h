@@ -95,6 +95,8 @@ struct md_msg_rec {
 	uint64_t kw[MD_KW_WORDS];
 	uint64_t modseq;
 	uint64_t size;
+	uint64_t pop3_size;        /* md_pop3_size() of the file; 0: unknown
+				    * (records of format v1) */
 	int64_t internal_date;
 	int64_t save_date;
 	bool in_new;               /* the file is in new/, else cur/ */
@@ -396,8 +398,10 @@ uint32_t md_dovecot_uid(const struct md_dovecot *dc, const char *fname,
 /* UIDVALIDITY and UIDNEXT of a folder's dovecot-uidlist */
 int md_sync_dovecot_header(const char *dir, uint32_t *uidvalidity_r,
 			   uint32_t *uidnext_r);
-/* md_sync.c: compute and pack the metadata of a file's bytes */
-enum md_result md_sync_meta(const void *data, size_t len, struct buf *packed);
+/* md_sync.c: compute and pack the metadata of a file's bytes, and its
+ * POP3 size (md_pop3_size()) */
+enum md_result md_sync_meta(const void *data, size_t len, struct buf *packed,
+			    uint64_t *pop3_size_r);
 /* md_msgs.c: find the file of a message whose recorded name is gone, by
  * listing dir's new/ and cur/; fills rec->fname/in_new.  1 when gone. */
 int md_msg_locate(const char *dir, struct md_msg_rec *rec);

@@ -22,9 +22,21 @@
  *            special u32, flags u32, messages u32, unseen u32,
  *            deleted u32, size u64, new_mtime i64, cur_mtime i64,
  *            name_len u16, name                                    63 B + name
- *   message  v1 in_new u8, letters u32, keywords 4 x u64, modseq u64,
- *            size u64, internal_date i64, save_date i64, fname_len u16,
- *            fname (the file name in new/ or cur/, with ":2,...")  72 B + fname
+ *   message  v2 in_new u8, letters u32, keywords 4 x u64, modseq u64,
+ *            size u64, internal_date i64, save_date i64, pop3_size u64,
+ *            fname_len u16, fname (the file name in new/ or cur/, with
+ *            ":2,...")                                             80 B + fname
+ *
+ * Format history of the message record (every other record is v1):
+ *   v1  until the POP3 size was kept: no pop3_size (72 B + fname).  Still
+ *       read; pop3_size is 0 then ("not known"), and POP3 reads the file
+ *       once to find it.  A v1 record is rewritten as v2 (pop3_size 0)
+ *       when the message changes (flags, rename).
+ *   v2  adds pop3_size (md_pop3_size(): the octets POP3 RETR sends),
+ *       computed at delivery with the other metadata, so LIST and STAT
+ *       never read a file.  0 means "not known" here too.  A version that
+ *       knows only v1 finds v2 records corrupt and rebuilds its index
+ *       (new UIDVALIDITY): do not downgrade over a v2 index.
  */
 #include "md_private.h"
 
@@ -36,7 +48,9 @@
 #define MD_REC_V1 1
 #define MD_USER_REC_LEN 33
 #define MD_MBOX_REC_LEN 63
-#define MD_MSG_REC_LEN 72
+#define MD_REC_V2 2
+#define MD_MSG_REC_V1_LEN 72
+#define MD_MSG_REC_LEN 80 /* v2 */
 
 size_t md_key_mbox(unsigned char *key, uint32_t user, uint32_t mbox)
 {
@@ -309,12 +323,18 @@ enum md_result md_rec_msg_decode(const struct md_val *key,
 				 const struct md_val *val, struct md_msg_rec *rec)
 {
 	const unsigned char *p = val->data;
-	size_t flen;
+	size_t flen, fixed;
 
-	if (key->len != 12 || val->len < MD_MSG_REC_LEN || p[0] != MD_REC_V1)
+	if (key->len != 12 || val->len < MD_MSG_REC_V1_LEN)
 		return MD_CORRUPT;
-	flen = (size_t)p[70] << 8 | p[71];
-	if (flen == 0 || flen > MD_FILENAME_MAX || val->len != MD_MSG_REC_LEN + flen)
+	if (p[0] == MD_REC_V1)
+		fixed = MD_MSG_REC_V1_LEN;
+	else if (p[0] == MD_REC_V2 && val->len >= MD_MSG_REC_LEN)
+		fixed = MD_MSG_REC_LEN;
+	else
+		return MD_CORRUPT;
+	flen = (size_t)p[fixed - 2] << 8 | p[fixed - 1];
+	if (flen == 0 || flen > MD_FILENAME_MAX || val->len != fixed + flen)
 		return MD_CORRUPT;
 	rec->uid = md_get32((const unsigned char *)key->data + 8);
 	rec->in_new = p[1] != 0;
@@ -325,7 +345,8 @@ enum md_result md_rec_msg_decode(const struct md_val *key,
 	rec->size = md_get64(p + 46);
 	rec->internal_date = (int64_t)md_get64(p + 54);
 	rec->save_date = (int64_t)md_get64(p + 62);
-	memcpy(rec->fname, p + MD_MSG_REC_LEN, flen);
+	rec->pop3_size = fixed == MD_MSG_REC_LEN ? md_get64(p + 70) : 0;
+	memcpy(rec->fname, p + fixed, flen);
 	rec->fname[flen] = '\0';
 	if (memchr(rec->fname, '\0', flen) != NULL || memchr(rec->fname, '/', flen))
 		return MD_CORRUPT;
@@ -367,7 +388,7 @@ enum md_result md_rec_msg_put(struct md_txn *t, uint32_t user, uint32_t mbox,
 	uint32_t letters;
 	uint64_t kw[MD_KW_WORDS];
 
-	p[0] = MD_REC_V1;
+	p[0] = MD_REC_V2;
 	p[1] = rec->in_new;
 	md_put32(p + 2, rec->letters);
 	for (int i = 0; i < MD_KW_WORDS; i++)
@@ -376,8 +397,9 @@ enum md_result md_rec_msg_put(struct md_txn *t, uint32_t user, uint32_t mbox,
 	md_put64(p + 46, rec->size);
 	md_put64(p + 54, (uint64_t)rec->internal_date);
 	md_put64(p + 62, (uint64_t)rec->save_date);
-	p[70] = (unsigned char)(flen >> 8);
-	p[71] = (unsigned char)flen;
+	md_put64(p + 70, rec->pop3_size);
+	p[78] = (unsigned char)(flen >> 8);
+	p[79] = (unsigned char)flen;
 	memcpy(p + MD_MSG_REC_LEN, rec->fname, flen);
 	if (md_kv_put(t, MD_DB_MSG, key, md_key_msg(key, user, mbox, rec->uid),
 		      p, MD_MSG_REC_LEN + flen, 0) < 0)

@@ -48,10 +48,12 @@
 #define MD_META_PACKED_MAX (16 * 1024 * 1024)
 #define MD_FOLDERS_MAX 10000              /* folders listed per user */
 
-enum md_result md_sync_meta(const void *data, size_t len, struct buf *packed)
+enum md_result md_sync_meta(const void *data, size_t len, struct buf *packed,
+			    uint64_t *pop3_size_r)
 {
 	struct md_meta meta;
 
+	*pop3_size_r = md_pop3_size(len > 0 ? data : "", len);
 	memset(&meta, 0, sizeof(meta));
 	if (md_meta_compute(len > 0 ? data : "", len, &meta) < 0)
 		return MD_TEMPFAIL;
@@ -288,6 +290,7 @@ struct md_newfile {
 	bool skip;
 	bool conv_done;
 	uint64_t size;
+	uint64_t pop3_size;
 	int64_t mtime;
 	dev_t dev;
 	ino_t ino;
@@ -431,6 +434,7 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 		str_copy(rec.fname, nf->fname, sizeof(rec.fname));
 		rec.modseq = modseq;
 		rec.size = nf->size;
+		rec.pop3_size = nf->pop3_size;
 		rec.internal_date = nf->mtime;
 		rec.save_date = now;
 		if ((r = md_rec_msg_put(t, u->id, j->mbox, &rec, NULL)) != MD_OK)
@@ -643,7 +647,7 @@ static int md_newfile_prepare(struct md_store *store, const char *dir,
 		map = cmap;
 		st.st_size = (off_t)nf->size;
 	}
-	if (md_sync_meta(map, (size_t)st.st_size, &nf->meta) == MD_OK)
+	if (md_sync_meta(map, (size_t)st.st_size, &nf->meta, &nf->pop3_size) == MD_OK)
 		rc = 0;
 out:
 	if (map != NULL)

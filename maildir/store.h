@@ -73,7 +73,8 @@
  *                (see md_mailbox_sync()); md_store_set_change_hook() wakes
  *                IDLE for changes made by this process.
  *   POP3:        md_user_open, md_mailbox_open("INBOX"), md_msg_list() for
- *                sizes and basenames (UIDL), md_msg_open() for RETR/TOP,
+ *                pop3_size (LIST, STAT; never a file read) and basenames
+ *                (UIDL), md_msg_open() for RETR/TOP,
  *                md_msg_expunge(uids, n, 0) at QUIT.
  */
 #ifndef MAILDIR_STORE_H
@@ -298,6 +299,11 @@ struct md_msg {
 	uint64_t keywords[MD_KW_WORDS];  /* bit i: keyword i of md_mailbox_keywords() */
 	uint64_t modseq;                 /* RFC 7162 MODSEQ */
 	uint64_t size;                   /* RFC822.SIZE = file size */
+	uint64_t pop3_size;              /* octets POP3 RETR sends (md_pop3_size()
+					  * of the file), computed at delivery;
+					  * 0 when not known (a record written
+					  * before the index kept it): read the
+					  * file to find it */
 	int64_t internal_date;           /* Unix time (INTERNALDATE) */
 	int64_t save_date;               /* RFC 8514 SAVEDATE */
 	char *path;                      /* MD_READ_PATH: the file (may move:
@@ -323,6 +329,14 @@ enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
 			   unsigned what, struct md_msg **msgs_r, size_t *n_r);
 void md_msg_clear(struct md_msg *msg);
 void md_msg_list_free(struct md_msg *msgs, size_t n);
+
+/* What a POP3 RETR sends for a message of these bytes, without the final
+ * ".CRLF" (RFC 1939 §3 and §11: a line beginning with '.' gets one more;
+ * a bare LF goes out as CRLF; an unterminated last line is completed
+ * with CRLF).  LIST and STAT report it.  The store computes it once at
+ * delivery (struct md_msg pop3_size); this is for messages indexed
+ * before that. */
+uint64_t md_pop3_size(const void *data, size_t len);
 
 /* Open the message file read-only (stream it with pread; never read a big
  * message whole).  Follows a rename by another program or session (updates

@@ -26,8 +26,9 @@
 #include "util.h"
 
 #define POP3_LOCK_BUCKETS 1024
-/* Direct-mapped cache of message sizes: a later session of the same user
- * need not reread every file.  Entries are 24 bytes; bounded. */
+/* Direct-mapped cache of the POP3 sizes of messages indexed before the
+ * store kept them (struct md_msg pop3_size 0): a later session of the same
+ * user need not reread those files.  Entries are 24 bytes; bounded. */
 #define POP3_SIZE_CACHE_ENTRIES 65536
 
 struct pop3_lock {
@@ -269,8 +270,12 @@ void pop3_command_done(struct pop3_session *s)
 int pop3_submit(struct pop3_session *s, enum pop3_job job, void (*work)(void *),
 		void (*done)(void *))
 {
+	/* Password checks have their own pool (DESIGN.md, Process model), so
+	 * logins never queue in front of RETR reads and QUIT's deletions. */
+	enum worker_kind kind = job == POP3_JOB_VERIFY ? WORKER_AUTH : WORKER_IO;
+
 	s->job = job;
-	if (conn_submit(s->conn, work, done, s) < 0) {
+	if (conn_submit_kind(s->conn, kind, work, done, s) < 0) {
 		s->job = POP3_JOB_NONE;
 		return -1;
 	}
@@ -362,6 +367,7 @@ static void pop3_session_free(struct pop3_session *s)
 		pop3_lock_release(s->ctx, s->canonical);
 	pop3_auth_cleanup(s);
 	pop3_stream_free(s->stream);
+	pop3_ahead_free(s);
 	pop3_release_store(s);
 	free(s->expunge_uids);
 	free(s->msgs);

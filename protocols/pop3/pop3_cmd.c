@@ -1,10 +1,17 @@
 /* POP3 TRANSACTION and UPDATE states (RFC 1939 §5, §6, §7): STAT, LIST,
  * RETR, TOP, DELE, RSET, UIDL, QUIT; the snapshot's sizes; streaming.
  *
- * RETR and TOP read the file on a worker POP3_CHUNK bytes at a time and
- * queue at most POP3_OUTPUT_HIGH bytes before waiting for CONN_EV_DRAINED,
- * so a message never sits whole in memory.  LIST and UIDL of a big
- * mailbox yield the same way. */
+ * RETR and TOP read the file on a worker, which also does the byte-
+ * stuffing, straight into the buffer that the connection then sends
+ * (conn_write_owned: no copy on the loop).  A message up to
+ * POP3_WHOLE_MAX is one job and one write; a larger one goes
+ * POP3_CHUNK at a time, queueing at most POP3_OUTPUT_HIGH bytes before
+ * waiting for CONN_EV_DRAINED, so it never sits whole in memory.  A
+ * file without a line to stuff (its POP3 size is its size) is read into
+ * that buffer directly, with no second pass.  A RETR's job also reads
+ * the next few small messages ahead (POP3_AHEAD_*): their RETRs are
+ * answered on the loop without a worker round trip.  LIST and UIDL of a
+ * big mailbox yield on CONN_EV_DRAINED too. */
 #include "pop3_private.h"
 
 #include <errno.h>
@@ -20,7 +27,8 @@
 
 /* ---- the snapshot (worker thread) --------------------------------------- */
 
-/* The POP3 size of one message: its bytes run through the stuffer. */
+/* The POP3 size of one message indexed before the store kept it: its
+ * bytes run through the stuffer. */
 static enum md_result pop3_scan_size(struct pop3_session *s, struct md_msg *m, char *buf,
 				     uint64_t *size_r)
 {
@@ -63,10 +71,13 @@ int pop3_snapshot_sizes(struct pop3_session *s)
 		return -1;
 	for (size_t i = 0; i < s->n_md_msgs; i++) {
 		struct md_msg *m = &s->md_msgs[i];
-		uint64_t size;
+		uint64_t size = m->pop3_size;
 		enum md_result r = MD_OK;
 
-		if (!pop3_size_cache_get(s->ctx, m->basename, m->size, &size)) {
+		/* The store computed the size at delivery; only a message
+		 * indexed by an older version (pop3_size 0) is read, once per
+		 * process thanks to the cache. */
+		if (size == 0 && !pop3_size_cache_get(s->ctx, m->basename, m->size, &size)) {
 			if (buf == NULL && (buf = malloc(POP3_CHUNK)) == NULL)
 				return -1;
 			r = pop3_scan_size(s, m, buf, &size);
@@ -241,9 +252,15 @@ void pop3_stream_free(struct pop3_stream *st)
 		return;
 	if (st->fd >= 0)
 		close(st->fd);
-	free(st->in);
 	free(st->out);
 	free(st);
+}
+
+void pop3_ahead_free(struct pop3_session *s)
+{
+	for (size_t i = 0; i < s->n_ahead; i++)
+		free(s->ahead[i].data);
+	s->n_ahead = 0;
 }
 
 static void pop3_stream_end(struct pop3_session *s)
@@ -253,12 +270,118 @@ static void pop3_stream_end(struct pop3_session *s)
 	pop3_command_done(s);
 }
 
+/* RETR's status line (RFC 1939 §7: the size is LIST's). */
+static size_t pop3_retr_status(char *out, uint64_t size)
+{
+	return (size_t)snprintf(out, POP3_STATUS_MAX, "+OK %llu octets\r\n",
+				(unsigned long long)size);
+}
+
+/* Read up to want bytes of fd from offset and append them to out (which
+ * has room for 2 * want), stuffed unless verbatim.  Returns the bytes
+ * read (fewer at the end of the file) with *out_len_r the bytes
+ * appended, or -1 with errno.  scratch holds POP3_READ_BUF bytes. */
+static ssize_t pop3_fill(int fd, uint64_t offset, size_t want, struct pop3_stuffer *stf,
+			 bool verbatim, char *out, size_t *out_len_r, char *scratch)
+{
+	size_t got = 0, o = 0;
+
+	while (got < want && !stf->done) {
+		size_t n_want = want - got;
+		char *dst = verbatim ? out + o : scratch;
+		ssize_t n;
+
+		if (!verbatim && n_want > POP3_READ_BUF)
+			n_want = POP3_READ_BUF;
+		n = pread(fd, dst, n_want, (off_t)(offset + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (verbatim) {
+			o += (size_t)n;
+			stf->bol = out[o - 1] == '\n'; /* for pop3_stuff_finish() */
+		} else {
+			o += pop3_stuff(stf, scratch, (size_t)n, out + o);
+		}
+	}
+	*out_len_r = o;
+	return (ssize_t)got;
+}
+
+/* Worker: read one message whole (it is at most POP3_AHEAD_BYTES in the
+ * snapshot) into a complete RETR response.  MD_OK with *a filled. */
+static enum md_result pop3_read_one_ahead(struct pop3_session *s, size_t index,
+					  char *scratch, struct pop3_ahead *a)
+{
+	uint64_t size = s->msgs[index].size;
+	struct pop3_stuffer stf;
+	struct stat sb;
+	size_t head, body;
+	ssize_t got;
+	char *out;
+	int fd;
+	enum md_result r = md_msg_open(s->mb, &s->md_msgs[index], &fd);
+
+	if (r != MD_OK)
+		return r;
+	if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size > POP3_AHEAD_BYTES ||
+	    (out = malloc(POP3_STATUS_MAX + 2 * (size_t)sb.st_size + 2 + 3)) == NULL) {
+		close(fd);
+		return MD_TEMPFAIL;
+	}
+	pop3_stuff_init(&stf, POP3_TOP_ALL);
+	head = pop3_retr_status(out, size);
+	got = pop3_fill(fd, 0, (size_t)sb.st_size, &stf, size == (uint64_t)sb.st_size,
+			out + head, &body, scratch);
+	close(fd);
+	if (got < 0) {
+		free(out);
+		return MD_TEMPFAIL;
+	}
+	body += pop3_stuff_finish(&stf, out + head + body);
+	memcpy(out + head + body, ".\r\n", 3);
+	a->index = index;
+	a->data = out;
+	a->len = head + body + 3;
+	a->sent = body;
+	return MD_OK;
+}
+
+/* Worker, after a RETR read its message whole: the next messages that are
+ * not deleted, while they fit.  A failure only ends the read-ahead; that
+ * message's own RETR then reads it again and reports. */
+static void pop3_read_ahead(struct pop3_session *s, size_t from, char *scratch)
+{
+	uint64_t bytes = 0;
+
+	for (size_t j = from; j < s->n_msgs && s->n_ahead < POP3_AHEAD_MSGS; j++) {
+		if (s->msgs[j].deleted)
+			continue;
+		if (s->msgs[j].size > POP3_AHEAD_BYTES - bytes)
+			break;
+		if (pop3_read_one_ahead(s, j, scratch, &s->ahead[s->n_ahead]) != MD_OK)
+			break;
+		bytes += s->msgs[j].size;
+		s->n_ahead++;
+	}
+}
+
 static void pop3_read_work(void *arg)
 {
 	struct pop3_session *s = arg;
 	struct pop3_stream *st = s->stream;
-	ssize_t n;
+	char scratch[POP3_READ_BUF];
+	size_t head = 0, want, body;
+	uint64_t left;
+	bool whole;
+	ssize_t got;
 
+	st->out = NULL;
+	st->out_len = 0;
 	if (st->fd < 0) {
 		struct stat sb;
 		int fd;
@@ -275,18 +398,48 @@ static void pop3_read_work(void *arg)
 		}
 		st->fd = fd;
 		st->file_size = (uint64_t)sb.st_size;
+		/* Most stored mail has no line starting with '.': its POP3
+		 * size is its file size and no byte needs changing. */
+		st->verbatim = st->st.top_lines == POP3_TOP_ALL &&
+			       s->msgs[st->index].size == st->file_size;
 	}
-	do
-		n = pread(st->fd, st->in, st->chunk, (off_t)st->offset);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
+	left = st->offset < st->file_size ? st->file_size - st->offset : 0;
+	whole = !st->started && st->file_size <= POP3_WHOLE_MAX;
+	want = whole || left < POP3_CHUNK ? (size_t)left : POP3_CHUNK;
+	st->out = malloc(POP3_STATUS_MAX + 2 * want + 2 + 3);
+	if (st->out == NULL) {
 		st->result = MD_TEMPFAIL;
 		return;
 	}
-	st->in_len = (size_t)n;
-	st->offset += (uint64_t)n;
-	st->eof = n == 0 || st->offset >= st->file_size;
+	if (!st->started) {
+		if (st->st.top_lines == POP3_TOP_ALL)
+			head = pop3_retr_status(st->out, s->msgs[st->index].size);
+		else
+			head = (size_t)snprintf(st->out, POP3_STATUS_MAX,
+						"+OK Top of message follows\r\n");
+	}
+	got = pop3_fill(st->fd, st->offset, want, &st->st, st->verbatim, st->out + head,
+			&body, scratch);
+	if (got < 0) {
+		free(st->out);
+		st->out = NULL;
+		st->result = MD_TEMPFAIL;
+		return;
+	}
+	st->offset += (uint64_t)got;
+	st->last = (size_t)got < want || st->offset >= st->file_size || st->st.done;
+	if (st->last) {
+		body += pop3_stuff_finish(&st->st, st->out + head + body);
+		memcpy(st->out + head + body, ".\r\n", 3);
+		close(st->fd);
+		st->fd = -1;
+	}
+	st->sent += body;
+	st->out_len = head + body + (st->last ? 3 : 0);
+	st->started = true;
 	st->result = MD_OK;
+	if (st->last && whole && st->ahead)
+		pop3_read_ahead(s, st->index + 1, scratch);
 }
 
 static void pop3_read_done(void *arg);
@@ -302,13 +455,20 @@ static void pop3_read_next(struct pop3_session *s)
 	}
 }
 
+/* A RETR response is complete: count it, and check it against LIST. */
+static void pop3_retr_sent(struct pop3_session *s, size_t index, uint64_t sent)
+{
+	s->retr_count++;
+	if (sent != s->msgs[index].size)
+		conn_log(s->conn, LOG_LEVEL_WARN,
+			 "pop3 msg=%zu sent %llu octets, listed %llu (file changed?)", index + 1,
+			 (unsigned long long)sent, (unsigned long long)s->msgs[index].size);
+}
+
 static void pop3_read_done(void *arg)
 {
 	struct pop3_session *s = arg;
 	struct pop3_stream *st = s->stream;
-	struct pop3_msg *msg = &s->msgs[st->index];
-	size_t out_len, head;
-	bool last;
 
 	s->job = POP3_JOB_NONE;
 	if (conn_is_closing(s->conn)) {
@@ -330,70 +490,58 @@ static void pop3_read_done(void *arg)
 		pop3_stream_end(s);
 		return;
 	}
-	/* Status line, data and terminator go out in one write: a small
-	 * message then leaves in one TLS record and one TCP segment, which
-	 * the peer's delayed ACK cannot hold back behind Nagle. */
-	head = 0;
-	if (!st->started) {
-		st->started = true;
-		s->errors = 0;
-		if (st->st.top_lines == POP3_TOP_ALL)
-			head = (size_t)snprintf(st->out, POP3_STATUS_MAX, "+OK %llu octets\r\n",
-						(unsigned long long)msg->size);
-		else
-			head = (size_t)snprintf(st->out, POP3_STATUS_MAX,
-						"+OK Top of message follows\r\n");
-	}
-	out_len = pop3_stuff(&st->st, st->in, st->in_len, st->out + head);
-	last = st->eof || st->st.done;
-	if (last)
-		out_len += pop3_stuff_finish(&st->st, st->out + head + out_len);
-	st->sent += out_len;
-	if (last)
-		memcpy(st->out + head + out_len, ".\r\n", 3);
-	conn_write(s->conn, st->out, head + out_len + (last ? 3 : 0));
-	if (!last) {
+	s->errors = 0;
+	/* Status line, data and terminator of a small message are one
+	 * buffer: it leaves in one TLS record and one TCP segment, which the
+	 * peer's delayed ACK cannot hold back behind Nagle. */
+	conn_write_owned(s->conn, st->out, st->out_len);
+	st->out = NULL;
+	if (!st->last) {
 		if (conn_output_pending(s->conn) < POP3_OUTPUT_HIGH)
 			pop3_read_next(s);
 		else
 			st->waiting = true; /* CONN_EV_DRAINED resumes */
 		return;
 	}
-	if (st->st.top_lines == POP3_TOP_ALL) {
-		s->retr_count++;
-		if (st->sent != msg->size)
-			conn_log(s->conn, LOG_LEVEL_WARN,
-				 "pop3 msg=%zu sent %llu octets, listed %llu (file changed?)",
-				 st->index + 1, (unsigned long long)st->sent,
-				 (unsigned long long)msg->size);
-	}
+	if (st->st.top_lines == POP3_TOP_ALL)
+		pop3_retr_sent(s, st->index, st->sent);
 	pop3_stream_end(s);
+}
+
+/* RETR of a message read ahead: answered here, no job. */
+static bool pop3_retr_from_ahead(struct pop3_session *s, size_t index)
+{
+	for (size_t i = 0; i < s->n_ahead; i++) {
+		struct pop3_ahead *a = &s->ahead[i];
+
+		if (a->index != index || a->data == NULL)
+			continue;
+		s->errors = 0;
+		conn_write_owned(s->conn, a->data, a->len);
+		a->data = NULL;
+		pop3_retr_sent(s, index, a->sent);
+		return true;
+	}
+	return false;
 }
 
 static void pop3_stream_start(struct pop3_session *s, size_t index, uint64_t top_lines)
 {
 	struct pop3_stream *st = calloc(1, sizeof(*st));
 
-	if (st != NULL) {
-		/* Small messages (most) need small buffers. */
-		uint64_t size = s->md_msgs[index].size + 1;
-		st->chunk = size < POP3_CHUNK_MIN ? POP3_CHUNK_MIN :
-			    size > POP3_CHUNK ? POP3_CHUNK : (size_t)size;
-		st->in = malloc(st->chunk);
-		st->out = malloc(POP3_STATUS_MAX + 2 * st->chunk + 2 + 3);
-	}
-	if (st == NULL || st->in == NULL || st->out == NULL) {
-		if (st != NULL) {
-			free(st->in);
-			free(st->out);
-			free(st);
-		}
+	if (st == NULL) {
 		pop3_err(s, "[SYS/TEMP] Out of memory");
 		return;
 	}
 	st->fd = -1;
 	st->index = index;
 	pop3_stuff_init(&st->st, top_lines);
+	if (top_lines == POP3_TOP_ALL) {
+		/* A RETR that was not read ahead: the client left the order
+		 * (or this is the first); what was read ahead goes. */
+		pop3_ahead_free(s);
+		st->ahead = true;
+	}
 	s->stream = st;
 	pop3_begin_async(s);
 	pop3_read_next(s);
@@ -403,7 +551,9 @@ void pop3_cmd_retr(struct pop3_session *s, const struct pop3_parsed *cmd)
 {
 	size_t i;
 
-	if (pop3_msg_arg(s, cmd->args[0], &i) == 0)
+	if (pop3_msg_arg(s, cmd->args[0], &i) < 0)
+		return;
+	if (!pop3_retr_from_ahead(s, i))
 		pop3_stream_start(s, i, POP3_TOP_ALL);
 }
 
@@ -477,6 +627,7 @@ void pop3_cmd_quit_trans(struct pop3_session *s, const struct pop3_parsed *cmd)
 
 	(void)cmd;
 	pop3_enter_state(s, POP3_STATE_UPDATE);
+	pop3_ahead_free(s);
 	for (size_t i = 0; i < s->n_msgs; i++)
 		if (s->msgs[i].deleted)
 			n++;

@@ -9,7 +9,9 @@
  *   pop3_parse.c    command line parser, message numbers, stuffer, UIDL
  *
  * Memory: a session owns everything it points to; per-command scratch
- * (the RETR stream buffers) is freed when the command's reply is complete.
+ * (the RETR stream) is freed when the command's reply is complete, its
+ * output buffers are handed to the connection, and the messages read
+ * ahead are freed when a RETR reads anew, at QUIT or with the session.
  */
 #ifndef POP3_POP3_PRIVATE_H
 #define POP3_POP3_PRIVATE_H
@@ -39,8 +41,19 @@ struct sasl_exchange;
 #define POP3_UIDL_MAX 70         /* RFC 1939 §7: 1 to 70 characters 0x21..0x7E */
 #define POP3_UIDL_HASH_BYTES 16  /* SHA-256 truncated: 32 hex characters */
 #define POP3_ERRORS_MAX 10       /* -ERR replies in a row before goodbye */
-#define POP3_CHUNK (64 * 1024)   /* file bytes read per worker job, at most */
-#define POP3_CHUNK_MIN 4096
+/* RETR/TOP reading (pop3_cmd.c).  A message up to POP3_WHOLE_MAX is read
+ * and stuffed whole by one worker job (most mail: one job, one write); a
+ * larger one POP3_CHUNK at a time, each chunk a job whose output is
+ * queued before the next is read, so memory stays bounded. */
+#define POP3_WHOLE_MAX (256 * 1024)
+#define POP3_CHUNK (128 * 1024)
+#define POP3_READ_BUF (64 * 1024) /* pread size when the bytes need stuffing */
+/* Read-ahead: a RETR's job also reads and stuffs the next messages (up to
+ * POP3_AHEAD_MSGS, POP3_AHEAD_BYTES of them in all), because clients
+ * download in order; their RETRs are then answered on the loop without a
+ * worker round trip.  Per session, freed when the session is. */
+#define POP3_AHEAD_MSGS 16
+#define POP3_AHEAD_BYTES (64 * 1024)
 #define POP3_STATUS_MAX 64       /* "+OK <size> octets\r\n" */
 /* Stop queueing output above this; CONN_EV_DRAINED comes at half of
  * CONN_OUTPUT_HIGH, so this keeps the socket busy without growing. */
@@ -155,22 +168,33 @@ enum pop3_job {
 	POP3_JOB_EXPUNGE,  /* QUIT in TRANSACTION */
 };
 
-/* A RETR or TOP in progress. */
+/* A RETR or TOP in progress.  The worker job reads and stuffs into out;
+ * done() on the loop hands out to the connection (conn_write_owned). */
 struct pop3_stream {
 	size_t index;          /* into msgs */
-	int fd;                /* -1 until the job opened it */
+	int fd;                /* -1 until the job opened it; closed by the
+				* job that reads the end */
 	uint64_t offset;       /* next file offset to read */
 	uint64_t file_size;    /* from fstat when opened */
 	struct pop3_stuffer st;
-	size_t chunk;          /* POP3_CHUNK_MIN .. POP3_CHUNK, by file size */
-	char *in;              /* chunk bytes */
-	char *out;             /* status + 2 * chunk + CRLF + ".\r\n" */
-	size_t in_len;
-	uint64_t sent;         /* octets sent, to compare with LIST */
-	bool started;          /* "+OK" sent */
+	bool verbatim;         /* RETR of a file whose POP3 size is its size:
+				* nothing to stuff, the bytes go out as read */
+	bool ahead;            /* RETR: read the following messages too */
+	char *out;             /* this job's output (status line first) */
+	size_t out_len;
+	uint64_t sent;         /* message octets sent, to compare with LIST */
+	bool started;          /* the status line went into an output */
 	bool waiting;          /* for CONN_EV_DRAINED before the next read */
-	bool eof;
+	bool last;             /* out ends the response (".\r\n") */
 	int result;            /* enum md_result of the last job */
+};
+
+/* A message read ahead of its RETR: the whole response, ready to send. */
+struct pop3_ahead {
+	size_t index;          /* into msgs */
+	char *data;            /* "+OK ... octets", stuffed message, ".\r\n" */
+	size_t len;
+	uint64_t sent;         /* message octets in data */
 };
 
 /* Multi-line listing in progress (LIST, UIDL): resumes on DRAINED. */
@@ -209,6 +233,8 @@ struct pop3_session {
 
 	enum pop3_job job;
 	struct pop3_stream *stream;
+	struct pop3_ahead ahead[POP3_AHEAD_MSGS]; /* written by a RETR job */
+	size_t n_ahead;
 	pop3_cont_fn *cont;
 	size_t cont_pos;
 	uint64_t cont_arg;
@@ -225,7 +251,8 @@ void pop3_err(struct pop3_session *s, const char *fmt, ...)
 /* A command that went asynchronous is complete: read the next one. */
 void pop3_command_done(struct pop3_session *s);
 void pop3_begin_async(struct pop3_session *s);
-/* Submit a job for the session; on failure says -ERR [SYS/TEMP]. */
+/* Submit a job for the session: POP3_JOB_VERIFY on the WORKER_AUTH pool,
+ * the others on WORKER_IO.  -1 when it cannot be queued. */
 int pop3_submit(struct pop3_session *s, enum pop3_job job,
 		void (*work)(void *), void (*done)(void *));
 /* The lock table: one POP3 session per user (RFC 1939 §8, [IN-USE]). */
@@ -259,5 +286,7 @@ int pop3_snapshot_sizes(struct pop3_session *s);
 /* Output drained: continue a listing or a stream. */
 void pop3_cmd_drained(struct pop3_session *s);
 void pop3_stream_free(struct pop3_stream *st);
+/* Drop the messages read ahead (idempotent). */
+void pop3_ahead_free(struct pop3_session *s);
 
 #endif

@@ -2,7 +2,7 @@
  *
  * Offered on submission ports only, and only over TLS unless the client is
  * on loopback and allow_plaintext_auth_on_loopback is set.  The password
- * check (yescrypt, ~20 ms) runs on a worker; failures are throttled per
+ * check (yescrypt, ~20 ms) runs on the WORKER_AUTH pool; failures are throttled per
  * client address and account (auth_throttle_*): a delayed attempt waits on
  * the session timer, a refused one fails without a check.  After
  * SMTP_AUTH_FAILURES_MAX failures the session is closed.
@@ -68,7 +68,7 @@ static void smtp_auth_verify_done(void *arg)
 static void smtp_auth_verify(struct smtp_session *s)
 {
 	s->auth_ok = false;
-	if (smtp_submit(s, smtp_auth_verify_work, smtp_auth_verify_done) < 0) {
+	if (smtp_submit_kind(s, WORKER_AUTH, smtp_auth_verify_work, smtp_auth_verify_done) < 0) {
 		smtp_auth_abort(s);
 		smtp_enter_state(s, SMTP_STATE_READY);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
@@ -79,7 +79,8 @@ void smtp_auth_timer(struct smtp_session *s)
 {
 	/* the throttle delay is over: verify now (still busy) */
 	s->auth_ok = false;
-	if (conn_submit(s->conn, smtp_auth_verify_work, smtp_auth_verify_done, s) < 0) {
+	if (conn_submit_kind(s->conn, WORKER_AUTH, smtp_auth_verify_work, smtp_auth_verify_done,
+			     s) < 0) {
 		smtp_auth_abort(s);
 		smtp_enter_state(s, SMTP_STATE_READY);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");

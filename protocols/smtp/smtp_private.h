@@ -276,6 +276,9 @@ void smtp_input_mode(struct smtp_session *s);
 /* Run work on a worker, then done on the loop, with the session busy.
  * -1 when the job cannot be queued (not busy then; the caller replies). */
 int smtp_submit(struct smtp_session *s, worker_work_fn *work, worker_done_fn *done);
+/* The same on the pool of that kind (WORKER_AUTH: password checks). */
+int smtp_submit_kind(struct smtp_session *s, enum worker_kind kind, worker_work_fn *work,
+		     worker_done_fn *done);
 /* Arm the session timer (AUTH throttle delay); 0 or -1. */
 int smtp_timer_start(struct smtp_session *s, unsigned ms);
 void smtp_tx_reset(struct smtp_session *s);

@@ -117,8 +117,14 @@ void smtp_unbusy(struct smtp_session *s)
 
 int smtp_submit(struct smtp_session *s, worker_work_fn *work, worker_done_fn *done)
 {
+	return smtp_submit_kind(s, WORKER_IO, work, done);
+}
+
+int smtp_submit_kind(struct smtp_session *s, enum worker_kind kind, worker_work_fn *work,
+		     worker_done_fn *done)
+{
 	smtp_busy(s);
-	if (conn_submit(s->conn, work, done, s) < 0) {
+	if (conn_submit_kind(s->conn, kind, work, done, s) < 0) {
 		conn_log(s->conn, LOG_LEVEL_ERROR, "smtp: cannot queue a worker job");
 		s->busy = false;
 		conn_resume(s->conn);

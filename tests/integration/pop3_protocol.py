@@ -289,6 +289,43 @@ def test_quit_deletes(d, res):
     res.check("deleted=2" in d.log(), "the deletion is logged")
 
 
+def test_retr_order(d, res):
+    """RETR answers from the read-ahead, out of order, after DELE, and for
+    a large message without lines to stuff (sent as stored, in chunks),
+    always the stored bytes with the LIST size."""
+    c = tls_session(d, USER2, PASSWORD2)
+    st, listing = c.lines("LIST")
+    sizes = {int(a): int(b) for a, b in (x.split() for x in listing)}
+    files = {}
+    for f in maildir_files(d, USER2):
+        with open(f, "rb") as fh:
+            data = fh.read()
+        files[data.split(b"Subject: ", 1)[1].split(b"\r\n", 1)[0]] = data
+    res.check(len(sizes) == 6, "bob has 6 messages (%d)" % len(sizes))
+
+    def retr(n, subject, what):
+        st, body = c.multi("RETR %d" % n)
+        want = files.get(subject, b"")
+        if not want.endswith(b"\r\n"):
+            want += b"\r\n"
+        res.check(st == b"+OK %d octets" % sizes[n] and len(body) == sizes[n]
+                  and unstuff(body) == want, "RETR %d (%s) sends the stored bytes" % (n, what))
+
+    retr(1, b"r1", "reads ahead")
+    res.check(c.cmd("DELE 2").startswith(b"+OK"), "DELE 2 of a message read ahead")
+    res.check(c.cmd("RETR 2").startswith(b"-ERR"), "RETR of it is -ERR")
+    retr(3, b"r3", "read ahead, after a deleted one")
+    retr(4, b"r4 big", "400 KB, nothing to stuff")
+    retr(6, b"r6", "skipping one")
+    retr(5, b"r5", "going back")
+    retr(3, b"r3", "again")
+    st, body = c.multi("TOP 5 1")
+    res.check(body.endswith(b"\r\n\r\n..a\r\n"), "TOP after RETRs: %r" % body[-20:])
+    c.cmd("RSET")
+    c.cmd("QUIT")
+    c.close()
+
+
 def test_pipelining(d, res):
     c = Raw(d.port("pop3s"), tls=True)
     c.send(("USER %s\r\nPASS %s\r\nSTAT\r\nLIST\r\nUIDL 1\r\nRETR 1\r\nNOOP\r\nBOGUS\r\nQUIT\r\n"
@@ -379,11 +416,15 @@ def main():
         bigmsg = make_msg("big", body=(line * 60000).decode())
         deliver(d, bigmsg)
 
+        for k, body in ((1, "one\r\n"), (2, "two\r\n"), (3, ".dot\r\n..\r\nend"),
+                        (4, ("y" * 98 + "\r\n") * 4000), (5, ".a\r\nb\r\n"), (6, "six\r\n")):
+            deliver(d, make_msg("r%d%s" % (k, " big" if k == 4 else ""), body=body), user=USER2)
         for name, fn in (("policy_and_stls", lambda: test_policy_and_stls(d, res)),
                          ("sasl", lambda: test_sasl(d, res)),
                          ("transaction", lambda: test_transaction(d, res, dotmsg, bigmsg)),
                          ("snapshot_inuse_uidl", lambda: test_snapshot_inuse_uidl(d, res)),
                          ("quit_deletes", lambda: test_quit_deletes(d, res)),
+                         ("retr_order", lambda: test_retr_order(d, res)),
                          ("pipelining", lambda: test_pipelining(d, res)),
                          ("bad_input", lambda: test_bad_input(d, res))):
             res.run(name, fn)

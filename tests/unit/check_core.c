@@ -65,6 +65,46 @@ static void test_job_done(void *arg)
 	conn_resume(s->conn);
 }
 
+/* AUTH jobs that block until the test body releases them, and an IO job
+ * that must not wait for them (DESIGN.md: logins never delay downloads). */
+static pthread_mutex_t test_block_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t test_block_cond = PTHREAD_COND_INITIALIZER;
+static bool test_block_released;
+
+static void test_block_work(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&test_block_lock);
+	while (!test_block_released)
+		pthread_cond_wait(&test_block_cond, &test_block_lock);
+	pthread_mutex_unlock(&test_block_lock);
+}
+
+static void test_block_release(void)
+{
+	pthread_mutex_lock(&test_block_lock);
+	test_block_released = true;
+	pthread_cond_broadcast(&test_block_cond);
+	pthread_mutex_unlock(&test_block_lock);
+}
+
+static void test_block_done(void *arg)
+{
+	struct test_session *s = arg;
+	conn_write(s->conn, "AUTHDONE\r\n", 10);
+}
+
+static void test_quick_work(void *arg)
+{
+	(void)arg;
+}
+
+static void test_quick_done(void *arg)
+{
+	struct test_session *s = arg;
+	conn_write(s->conn, "IODONE\r\n", 8);
+}
+
 static void test_on_event(struct conn *conn, enum conn_event ev, const char *data,
 			  size_t len, void *session)
 {
@@ -99,6 +139,14 @@ static void test_on_event(struct conn *conn, enum conn_event ev, const char *dat
 			conn_pause(conn);
 			s->lines = 21;
 			conn_submit(conn, test_job_work, test_job_done, &s->lines);
+		} else if (strncmp(data, "AUTHBLOCK ", 10) == 0) {
+			for (int i = atoi(data + 10); i > 0; i--)
+				ck_assert_int_eq(conn_submit_kind(conn, WORKER_AUTH, test_block_work,
+								  test_block_done, s), 0);
+			conn_write(conn, "BLOCKED\r\n", 9);
+		} else if (strcmp(data, "IOJOB") == 0) {
+			ck_assert_int_eq(conn_submit_kind(conn, WORKER_IO, test_quick_work,
+							  test_quick_done, s), 0);
 		} else if (strncmp(data, "IDLE ", 5) == 0) {
 			conn_set_timeout(conn, (unsigned)atoi(data + 5));
 			conn_write(conn, "ARMED\r\n", 7);
@@ -622,6 +670,35 @@ START_TEST(test_core_worker_job_pauses_input)
 }
 END_TEST
 
+START_TEST(test_core_auth_pool_separate)
+{
+	/* More blocked password checks than both pools have threads: with
+	 * one shared pool the IO job would queue behind them for good. */
+	int n = WORKER_IO_THREADS + WORKER_AUTH_THREADS + 2;
+	char cmd[32];
+	struct timespec t0, t1;
+	int fd;
+
+	test_start(10);
+	fd = test_connect(test_port_plain);
+	test_expect(fd, NULL, "HELLO");
+	snprintf(cmd, sizeof(cmd), "AUTHBLOCK %d\r\n", n);
+	test_send(fd, cmd);
+	test_expect(fd, NULL, "BLOCKED");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	test_send(fd, "IOJOB\r\n");
+	test_expect(fd, NULL, "IODONE");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_int_lt((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000,
+			 2000);
+	test_block_release();
+	for (int i = 0; i < n; i++)
+		test_expect(fd, NULL, "AUTHDONE");
+	close(fd);
+	test_finish();
+}
+END_TEST
+
 START_TEST(test_core_idle_timeout)
 {
 	char line[64];
@@ -802,6 +879,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, test_core_ipv6);
 	tcase_add_test(tc, test_core_backpressure);
 	tcase_add_test(tc, test_core_worker_job_pauses_input);
+	tcase_add_test(tc, test_core_auth_pool_separate);
 	tcase_add_test(tc, test_core_idle_timeout);
 	tcase_add_test(tc, test_core_per_ip_limit);
 	tcase_add_test(tc, test_core_lines_split);

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "pop3_private.h"
+#include "store.h"
 
 /* ---- parser --------------------------------------------------------------- */
 
@@ -183,8 +184,37 @@ static void test_stuff_case(const char *in, uint64_t top, const char *want)
 	ck_assert_msg(n == strlen(want) && memcmp(out, want, n) == 0,
 		      "input [%s] top %llu: got [%s] want [%s]", in, (unsigned long long)top, out,
 		      want);
+	/* The size the store computes at delivery is what RETR sends. */
+	if (top == POP3_TOP_ALL)
+		ck_assert_uint_eq(md_pop3_size(in, strlen(in)), n);
 	free(out);
 }
+
+/* md_pop3_size() (the store's count at delivery) against the stuffer, on
+ * every short string over the bytes that matter. */
+START_TEST(test_pop3_size_matches_stuffer)
+{
+	static const char alphabet[] = ".\r\na";
+	char in[8];
+
+	for (size_t len = 0; len <= 7; len++) {
+		size_t combos = 1;
+
+		for (size_t i = 0; i < len; i++)
+			combos *= 4;
+		for (size_t c = 0; c < combos; c++) {
+			size_t v = c, n;
+			char *out;
+
+			for (size_t i = 0; i < len; i++, v /= 4)
+				in[i] = alphabet[v % 4];
+			out = test_stuff_all(in, len, POP3_TOP_ALL, &n);
+			ck_assert_msg(md_pop3_size(in, len) == n, "length %zu case %zu", len, c);
+			free(out);
+		}
+	}
+}
+END_TEST
 
 START_TEST(test_pop3_stuff_cases)
 {
@@ -357,6 +387,7 @@ static Suite *pop3_suite(void)
 	tcase_add_test(tc, test_pop3_table_states);
 	tcase_add_test(tc, test_pop3_parse_number);
 	tcase_add_test(tc, test_pop3_stuff_cases);
+	tcase_add_test(tc, test_pop3_size_matches_stuffer);
 	tcase_add_test(tc, test_pop3_stuff_every_split);
 	tcase_add_test(tc, test_pop3_stuff_expected_bytes);
 	tcase_add_test(tc, test_pop3_uidl_derivation);

@@ -76,6 +76,83 @@ START_TEST(test_store_deliver_read)
 }
 END_TEST
 
+/* Turn message uid of mailbox 1 (INBOX) of user 1 back into a v1 record,
+ * as an older version wrote it (no pop3_size). */
+static enum md_result test_rec_to_v1(struct md_txn *t, void *arg)
+{
+	uint32_t uid = *(uint32_t *)arg;
+	unsigned char key[12], val[72 + MD_FILENAME_MAX];
+	struct md_msg_rec rec;
+	size_t flen;
+	enum md_result r = md_rec_msg_get(t, 1, 1, uid, &rec);
+
+	if (r != MD_OK)
+		return r;
+	flen = strlen(rec.fname);
+	val[0] = 1;
+	val[1] = rec.in_new;
+	md_put32(val + 2, rec.letters);
+	for (int i = 0; i < MD_KW_WORDS; i++)
+		md_put64(val + 6 + 8 * i, rec.kw[i]);
+	md_put64(val + 38, rec.modseq);
+	md_put64(val + 46, rec.size);
+	md_put64(val + 54, (uint64_t)rec.internal_date);
+	md_put64(val + 62, (uint64_t)rec.save_date);
+	val[70] = (unsigned char)(flen >> 8);
+	val[71] = (unsigned char)flen;
+	memcpy(val + 72, rec.fname, flen);
+	return md_kv_put(t, MD_DB_MSG, key, md_key_msg(key, 1, 1, uid), val, 72 + flen, 0) < 0 ?
+		       MD_TEMPFAIL : MD_OK;
+}
+
+/* The POP3 size is computed at delivery and for files found in the
+ * Maildir, kept in the message record (v2), and a v1 record from an older
+ * version still reads (pop3_size 0: not known). */
+START_TEST(test_store_pop3_size)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct md_msg msg, *list;
+	char path[PATH_MAX];
+	size_t n;
+	uint32_t uid = 1;
+
+	/* stored with CRLF: 20 octets, two lines begin with a dot */
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "A: b\n\n.x\n..\nyz\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_int_eq(md_msg_get(mb, 1, 0, &msg), MD_OK);
+	ck_assert_uint_eq(msg.size, 20);
+	ck_assert_uint_eq(msg.pop3_size, 22);
+	md_msg_clear(&msg);
+	/* a file another program put there, without its last line end */
+	user_dir(path, sizeof(path), "new/1234.outside.host");
+	write_text(path, "A: b\r\n\r\n.end");
+	md_mailbox_close(mb);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_PATH, &list, &n), MD_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(list[1].size, 12);
+	ck_assert_uint_eq(list[1].pop3_size, 15);
+	md_msg_list_free(list, n);
+	/* an index written by an older version */
+	ck_assert_int_eq(md_write(s, test_rec_to_v1, &uid), MD_OK);
+	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_PATH, &msg), MD_OK);
+	ck_assert_uint_eq(msg.size, 20);
+	ck_assert_uint_eq(msg.pop3_size, 0);
+	ck_assert_ptr_nonnull(strstr(msg.path, "/new/"));
+	md_msg_clear(&msg);
+	ck_assert_int_eq(md_msg_get(mb, 2, 0, &msg), MD_OK);
+	ck_assert_uint_eq(msg.pop3_size, 15);
+	md_msg_clear(&msg);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 /* BINARY of a multipart is judged on everything inside it (RFC 3516 §4.3):
  * an unknown encoding in a child wins over broken base64 in another. */
 START_TEST(test_store_section_binary_status)
@@ -987,6 +1064,7 @@ static Suite *store_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_store_deliver_read);
+	tcase_add_test(tc, test_store_pop3_size);
 	tcase_add_test(tc, test_store_section_binary_status);
 	tcase_add_test(tc, test_store_refuse_bad_messages);
 	tcase_add_test(tc, test_store_default_mailboxes);
