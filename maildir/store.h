@@ -107,6 +107,8 @@ enum md_result {
 	MD_DENIED,     /* not allowed: delete INBOX, rename into itself ... */
 	MD_LIMIT,      /* too many keywords in a mailbox, or a name too long */
 	MD_MODIFIED,   /* md_msg_store(): UNCHANGEDSINCE failed (RFC 7162 §3.1.3) */
+	MD_UNKNOWN_CTE,/* md_msg_binary(): an encoding BINARY cannot undo
+			* (RFC 3516 §4.3 NO [UNKNOWN-CTE]); added last */
 };
 
 /* "OK", "TEMPFAIL", ... for logs. */
@@ -359,6 +361,31 @@ struct md_section {
  * when spec is not valid section syntax. */
 int md_msg_section(const struct md_msg *msg, const char *spec,
 		   struct md_section *section_r);
+
+/* FETCH BINARY[spec] (RFC 3516 §4.2): the section's content with its
+ * Content-Transfer-Encoding undone, in a malloc'd buffer (*data_r, free()
+ * it; NUL-terminated for convenience, *len_r octets without the NUL).
+ * spec holds part numbers only ("", "1", "2.1"; MD_BADNAME otherwise).
+ * A leaf part is decoded (base64, quoted-printable; 7bit/8bit/binary as
+ * stored): exactly md_section.decoded_size octets.  A multipart or
+ * message/rfc822 part comes as stored, except that base64/QP parts inside
+ * are decoded and their Content-Transfer-Encoding field gives way to a
+ * "Content-Transfer-Encoding: binary" line after their last field (Dovecot
+ * does the same, and md_section.decoded_size counts it): without encoded
+ * parts inside that is the stored bytes unchanged.  spec "" is the whole message: the header
+ * (its field replaced in the same way when the body itself is encoded),
+ * then the body; its length is not decoded_size (which is the body's), so
+ * BINARY.SIZE[] is *len_r.  A part that does not exist gives MD_OK and ""
+ * (RFC 3516 answers with an empty string as BODY[] does).
+ * MD_UNKNOWN_CTE: NO [UNKNOWN-CTE]; MD_BADMSG: content not decodable, NO
+ * [PARSE] (both as md_msg_section() judges them, no file is read then);
+ * MD_CORRUPT when the file no longer matches its index entry.
+ * Needs MD_READ_META.  Memory: the decoded size (at most twice the
+ * message: QP turns bare LF into CRLF) plus a 64 KiB read chunk; the
+ * message is at most the configuration's message_size_max.  The file is
+ * read with pread (md_msg_open()), never mapped. */
+enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
+			     const char *spec, char **data_r, size_t *len_r);
 
 enum md_flags_op {
 	MD_FLAGS_SET,    /* STORE FLAGS */
