@@ -4,7 +4,7 @@
 # corpus_store.py compares with the golden answers.
 add_executable(store_query ${CMAKE_SOURCE_DIR}/tests/helpers/store_query.c)
 target_link_libraries(store_query PRIVATE postern_maildir)
-foreach(mode binary)
+foreach(mode binary search)
   add_test(NAME corpus_${mode}
     COMMAND ${SYSTEM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/corpus_store.py $<TARGET_FILE:store_query> ${mode})
   set_tests_properties(corpus_${mode} PROPERTIES

@@ -1,7 +1,8 @@
-/* Unit tests of FETCH BINARY (maildir/md_decode.c): the transfer decoders
- * on hand-made input (also fed split at every offset), their agreement
- * with the BINARY sizes md_meta.c counts at delivery, and md_msg_binary()
- * on messages delivered into a temporary store. */
+/* Unit tests of FETCH BINARY and the SEARCH text (maildir/md_decode.c,
+ * maildir/md_text.c): the transfer decoders on hand-made input (also fed
+ * split at every offset), their agreement with the BINARY sizes md_meta.c
+ * counts at delivery, and md_msg_binary() / md_msg_text() on messages
+ * delivered into a temporary store. */
 #include "md_decode.h"
 #include "store_test.h"
 
@@ -220,6 +221,15 @@ static struct md_msg fx_msg(struct fixture *fx, const char *text)
 	return m;
 }
 
+static struct md_text *fx_text(struct fixture *fx, struct md_msg *m)
+{
+	struct md_text *t;
+
+	ck_assert_int_eq(md_msg_text(fx->mb, m, MD_TEXT_HEADERS | MD_TEXT_BODY,
+				     &t), MD_OK);
+	return t;
+}
+
 static void assert_binary(struct fixture *fx, struct md_msg *m,
 			  const char *spec, const char *want)
 {
@@ -358,6 +368,130 @@ START_TEST(test_text_binary_whole_message)
 }
 END_TEST
 
+START_TEST(test_text_encoded_words)
+{
+	struct fixture fx;
+	struct md_msg m;
+	struct md_text *t;
+
+	fx_open(&fx);
+	m = fx_msg(&fx,
+		   "From: =?ISO-8859-1?Q?J=F6rg_M=FCller?= <jm@example.test>\n"
+		   "To: \"Bob\" <bob@Example.test>\n"
+		   "Subject: =?UTF-8?B?w4TDliBHcsO8w59l?=\n"
+		   " =?UTF-8?B?IGF1cw==?= Berlin\n"
+		   "X-Empty:\n"
+		   "X-Two: =?iso-8859-1?q?caf=E9?= =?utf-8?q?_ol=C3=A9?= end\n"
+		   "X-Split: =?utf-8?q?=C3?=  =?utf-8?q?=A4?= x =?bogus?q?=FF?=\n"
+		   "\n"
+		   "body\n");
+	t = fx_text(&fx, &m);
+	/* B in UTF-8, folded line, two words joined */
+	ck_assert(md_text_header_contains(t, "subject", "\xc3\x84\xc3\x96 Gr\xc3\xbc\xc3\x9f" "e aus Berlin"));
+	/* case-insensitive beyond ASCII: ÄÖ vs äö */
+	ck_assert(md_text_header_contains(t, "SUBJECT", "\xc3\xa4\xc3\xb6"));
+	ck_assert(md_text_header_contains(t, "Subject", "\xc3\x84\xc3\x96"));
+	ck_assert(!md_text_header_contains(t, "subject", "=?UTF-8?"));
+	/* Q in ISO-8859-1, display name and address */
+	ck_assert(md_text_header_contains(t, "from", "j\xc3\xb6rg m\xc3\xbcller"));
+	ck_assert(md_text_header_contains(t, "from", "JM@EXAMPLE"));
+	ck_assert(md_text_header_contains(t, "to", "bob@example.test"));
+	ck_assert(!md_text_header_contains(t, "cc", "bob"));
+	/* whitespace between two words goes, whatever their charsets; a
+	 * character split between words; an unknown charset as it stands */
+	ck_assert(md_text_header_contains(t, "x-two", "caf\xc3\xa9 ol\xc3\xa9 end"));
+	ck_assert(md_text_header_contains(t, "x-split", "\xc3\xa4 x \xff"));
+	/* an empty needle: the field exists */
+	ck_assert(md_text_header_contains(t, "x-empty", ""));
+	ck_assert(!md_text_header_contains(t, "x-missing", ""));
+	/* TEXT's header side holds names too */
+	ck_assert(md_text_header_contains(t, NULL, "x-empty:"));
+	ck_assert(md_text_header_contains(t, NULL, "m\xc3\xbcller"));
+	ck_assert(!md_text_body_contains(t, "m\xc3\xbcller"));
+	ck_assert(md_text_body_contains(t, "BODY"));
+	md_text_free(t);
+	md_msg_clear(&m);
+	fx_close(&fx);
+}
+END_TEST
+
+START_TEST(test_text_bodies)
+{
+	struct fixture fx;
+	struct md_msg m;
+	struct md_text *t;
+
+	fx_open(&fx);
+	m = fx_msg(&fx, msg_mixed);
+	t = fx_text(&fx, &m);
+	/* QP in ISO-8859-1, converted; a needle across a soft line break */
+	ck_assert(md_text_body_contains(t, "GR\xc3\x9c\xc3\x9f" "E"));
+	ck_assert(md_text_body_contains(t, "softbreak"));
+	ck_assert(!md_text_body_contains(t, "soft="));
+	/* not text (application/...), or not decodable (x-uuencode) */
+	ck_assert(!md_text_body_contains(t, "begin 644"));
+	/* MIME headers count for TEXT */
+	ck_assert(md_text_header_contains(t, NULL, "application/octet-stream"));
+	ck_assert(!md_text_header_contains(t, "content-type", "octet"));
+	md_text_free(t);
+	md_msg_clear(&m);
+
+	/* base64 in ISO-8859-1; Greek and Cyrillic folding; an unknown
+	 * charset is searched as it stands */
+	m = fx_msg(&fx,
+		   "Content-Type: multipart/mixed; boundary=z\n\n"
+		   "--z\n"
+		   "Content-Type: text/plain; charset=\"ISO-8859-1\"\n"
+		   "Content-Transfer-Encoding: base64\n\n"
+		   "xGhyZW4gZvxyIFf2bGZl\n"
+		   "--z\n"
+		   "Content-Type: text/plain; charset=utf-8\n"
+		   "Content-Transfer-Encoding: 8bit\n\n"
+		   "\xce\x9a\xce\xb1\xce\xbb\xce\xb7\xce\xbc\xce\xad\xcf\x81\xce\xb1 "
+		   "\xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2\n"
+		   "--z\n"
+		   "Content-Type: text/plain; charset=x-no-such-charset\n\n"
+		   "raw \xff bytes\n"
+		   "--z--\n");
+	t = fx_text(&fx, &m);
+	ck_assert(md_text_body_contains(t, "\xc3\xa4hren f\xc3\xbcr w\xc3\xb6lfe"));
+	ck_assert(md_text_body_contains(t, "\xce\xba\xce\xb1\xce\xbb\xce\xb7\xce\xbc\xce\xad\xcf\x81\xce\xb1"));
+	ck_assert(md_text_body_contains(t, "\xce\x9a\xce\x91\xce\x9b"));
+	ck_assert(md_text_body_contains(t, "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82"));
+	ck_assert(md_text_body_contains(t, "RAW \xff"));
+	ck_assert(md_text_body_contains(t, ""));
+	md_text_free(t);
+	md_msg_clear(&m);
+	fx_close(&fx);
+}
+END_TEST
+
+START_TEST(test_text_body_limit)
+{
+	/* beyond MD_TEXT_BODY_MAX the rest is not searched */
+	size_t n = MD_TEXT_BODY_MAX + 4096;
+	char *text = malloc(n + 64);
+	struct fixture fx;
+	struct md_msg m;
+	struct md_text *t;
+	int h;
+
+	ck_assert_ptr_nonnull(text);
+	h = snprintf(text, 64, "Subject: big\n\nstart ");
+	memset(text + h, 'x', n);
+	strcpy(text + h + n, " needle-at-end\n");
+	fx_open(&fx);
+	m = fx_msg(&fx, text);
+	t = fx_text(&fx, &m);
+	ck_assert(md_text_body_contains(t, "START"));
+	ck_assert(!md_text_body_contains(t, "needle-at-end"));
+	md_text_free(t);
+	md_msg_clear(&m);
+	fx_close(&fx);
+	free(text);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("text");
@@ -378,6 +512,9 @@ int main(void)
 	tcase_add_test(ts, test_text_binary_parts);
 	tcase_add_test(ts, test_text_binary_container);
 	tcase_add_test(ts, test_text_binary_whole_message);
+	tcase_add_test(ts, test_text_encoded_words);
+	tcase_add_test(ts, test_text_bodies);
+	tcase_add_test(ts, test_text_body_limit);
 	suite_add_tcase(s, ts);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
