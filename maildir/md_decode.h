@@ -64,4 +64,11 @@ int md_decoder_finish(struct md_decoder *d, struct buf *out);
  * octet; anything broken is kept as it stands.  Appends to out. */
 int md_decode_q_word(const char *in, size_t n, struct buf *out);
 
+/* md_text.c, for tests and the fuzzer: a header value (unfolded) with its
+ * RFC 2047 words decoded to UTF-8 and case-folded, as SEARCH matches it;
+ * and the case folding alone (idempotent).  Both append to out (what
+ * exceeds out's cap is dropped); -1 only when memory runs out. */
+int md_text_header_decode(const char *s, size_t n, struct buf *out);
+int md_text_casefold(const char *s, size_t n, struct buf *out);
+
 #endif

@@ -429,6 +429,29 @@ static int md_text_rfc2047(struct md_text_ctx *ctx, const char *s, size_t n,
 	return buf_append(out, s + plain, n - plain);
 }
 
+int md_text_header_decode(const char *s, size_t n, struct buf *out)
+{
+	struct md_text_ctx ctx;
+	int ret;
+
+	memset(&ctx, 0, sizeof(ctx));
+	buf_init(&ctx.dec, 0);
+	buf_init(&ctx.conv, 0);
+	ret = md_text_rfc2047(&ctx, s, n, &ctx.conv);
+	if (ret == 0)
+		ret = md_text_fold(ctx.conv.data, ctx.conv.len, out);
+	if (ctx.cd_ok)
+		iconv_close(ctx.cd);
+	buf_free(&ctx.dec);
+	buf_free(&ctx.conv);
+	return ret;
+}
+
+int md_text_casefold(const char *s, size_t n, struct buf *out)
+{
+	return md_text_fold(s, n, out);
+}
+
 /* ------------------------------------------------------------------ */
 /* Reading the message */
 
@@ -529,13 +552,18 @@ static int md_text_header(struct md_text_ctx *ctx, uint32_t i,
 	while (md_mime_hdr_next(&it, &f) > 0) {
 		const char *name = ctx->hdr.data + f.start;
 
+		bool ct;
+
 		if (!f.has_colon)
+			continue;
+		ct = !ct_seen && md_mime_field_is(ctx->hdr.data, &f,
+						  "Content-Type");
+		if (!ct && !(t->what & MD_TEXT_HEADERS))
 			continue;
 		buf_reset(&ctx->value);
 		if (md_mime_field_value(ctx->hdr.data, &f, &ctx->value) < 0)
 			return -1;
-		if (!ct_seen && md_mime_field_is(ctx->hdr.data, &f,
-						 "Content-Type")) {
+		if (ct) {
 			ct_seen = true;
 			if (md_text_content_type(ctx, tp) < 0)
 				return -1;
