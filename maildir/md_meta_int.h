@@ -1,6 +1,8 @@
 /* Internals of the message metadata code, shared by md_meta.c, md_mime.c,
- * md_rfc822.c, md_env.c, md_bstruct.c and md_section.c only.  Nothing
- * outside those files includes this; the store uses md_meta_private.h.
+ * md_rfc822.c, md_env.c, md_bstruct.c and md_section.c, and by the
+ * readers of stored messages that reuse the scanner's field iterator and
+ * lexer: md_decode.c (BINARY) and md_text.c (SEARCH).  Nothing else
+ * includes this; the store uses md_meta_private.h.
  *
  * Memory: one computation owns a few growable buffers (struct buf) that are
  * freed before md_meta_compute() returns; only the strings and the part

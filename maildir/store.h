@@ -67,6 +67,19 @@
  *   FETCH:       md_msg_list()/md_msg_get() with MD_READ_META|MD_READ_PATH,
  *                md_msg_envelope()/..., md_msg_section() for BODY[...],
  *                md_msg_open() + pread() for the bytes.
+ *   FETCH BINARY[p] / BINARY.SIZE[p] (RFC 3516): md_msg_section() gives
+ *                decodable, encoding and decoded_size (BINARY.SIZE, and
+ *                NO [UNKNOWN-CTE] / [PARSE] without reading the file);
+ *                md_msg_binary() the decoded octets (BINARY.SIZE[] of
+ *                the whole message is its length).
+ *   SEARCH:      md_msg_list() with MD_READ_META (flags, sizes,
+ *                INTERNALDATE, md_msg_sent_date() for the SENT* keys);
+ *                for text keys md_msg_text() per message, with
+ *                MD_TEXT_HEADERS for FROM/TO/CC/BCC/SUBJECT/HEADER,
+ *                MD_TEXT_BODY for BODY, both for TEXT, then
+ *                md_text_header_contains() / md_text_body_contains()
+ *                and md_text_free().  Evaluate the cheap keys first and
+ *                read text only for messages they leave.
  *   STORE, EXPUNGE, COPY/MOVE, APPEND (md_delivery with target.mailbox,
  *                flags, keywords, internal_date; MD_NOMAILBOX -> TRYCREATE).
  *   NOOP/IDLE:   md_mailbox_sync(), then compare with the session's view
@@ -108,6 +121,8 @@ enum md_result {
 	MD_DENIED,     /* not allowed: delete INBOX, rename into itself ... */
 	MD_LIMIT,      /* too many keywords in a mailbox, or a name too long */
 	MD_MODIFIED,   /* md_msg_store(): UNCHANGEDSINCE failed (RFC 7162 §3.1.3) */
+	MD_UNKNOWN_CTE,/* md_msg_binary(): an encoding BINARY cannot undo
+			* (RFC 3516 §4.3 NO [UNKNOWN-CTE]); added last */
 };
 
 /* "OK", "TEMPFAIL", ... for logs. */
@@ -373,6 +388,75 @@ struct md_section {
  * when spec is not valid section syntax. */
 int md_msg_section(const struct md_msg *msg, const char *spec,
 		   struct md_section *section_r);
+
+/* FETCH BINARY[spec] (RFC 3516 §4.2): the section's content with its
+ * Content-Transfer-Encoding undone, in a malloc'd buffer (*data_r, free()
+ * it; NUL-terminated for convenience, *len_r octets without the NUL).
+ * spec holds part numbers only ("", "1", "2.1"; MD_BADNAME otherwise).
+ * A leaf part is decoded (base64, quoted-printable; 7bit/8bit/binary as
+ * stored): exactly md_section.decoded_size octets.  A multipart or
+ * message/rfc822 part comes as stored, except that base64/QP parts inside
+ * are decoded and their Content-Transfer-Encoding field gives way to a
+ * "Content-Transfer-Encoding: binary" line after their last field (Dovecot
+ * does the same, and md_section.decoded_size counts it): without encoded
+ * parts inside that is the stored bytes unchanged.  spec "" is the whole message: the header
+ * (its field replaced in the same way when the body itself is encoded),
+ * then the body; its length is not decoded_size (which is the body's), so
+ * BINARY.SIZE[] is *len_r.  A part that does not exist gives MD_OK and ""
+ * (RFC 3516 answers with an empty string as BODY[] does).
+ * MD_UNKNOWN_CTE: NO [UNKNOWN-CTE]; MD_BADMSG: content not decodable, NO
+ * [PARSE] (both as md_msg_section() judges them, no file is read then);
+ * MD_CORRUPT when the file no longer matches its index entry.
+ * Needs MD_READ_META.  Memory: the decoded size (at most twice the
+ * message: QP turns bare LF into CRLF) plus a 64 KiB read chunk; the
+ * message is at most the configuration's message_size_max.  The file is
+ * read with pread (md_msg_open()), never mapped. */
+enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
+			     const char *spec, char **data_r, size_t *len_r);
+
+/* SEARCH text (RFC 3501 §6.4.4, RFC 9051 §6.4.4): the decoded text of a
+ * message, for case-insensitive substring matching.
+ *  - Header values are unfolded, RFC 2047 encoded words (B and Q, any
+ *    charset iconv knows) decoded to UTF-8; address fields (FROM, TO, CC,
+ *    BCC) are matched on that decoded text, display names and addresses
+ *    both.  8-bit octets in headers are taken as UTF-8 as they stand.
+ *  - The body is the text parts (text/..., and parts without a
+ *    Content-Type) in order, decoded from base64/quoted-printable and
+ *    converted from their charset= to UTF-8 with iconv (an unknown
+ *    charset: the octets as they stand).  Other parts (images,
+ *    application/..., a Content-Type that cannot be parsed, an unknown
+ *    Content-Transfer-Encoding) are not searched, as Dovecot does not; the
+ *    parts of a message/rfc822 part are, like the message's own.
+ *  - TEXT's header side (field NULL) is every header block of the
+ *    message, encapsulated messages' and MIME parts' included, as
+ *    "Name: value" lines: a needle may be a field name ("X-Mailer").
+ *  - Matching folds case on both sides: ASCII, Latin-1, Latin Extended-A,
+ *    Greek and Cyrillic (simple case folding, our own table: never the
+ *    process locale).  An empty needle matches (a field that exists).
+ *  - Limits: MD_TEXT_BODY_MAX octets of body text and MD_TEXT_HEADERS_MAX
+ *    of header text per message are searched, the rest is not (Dovecot
+ *    without FTS has no limit; these keep one SEARCH bounded).
+ * Needs MD_READ_META; what: MD_TEXT_HEADERS and/or MD_TEXT_BODY.  Reads
+ * only the header blocks and the text parts (pread), never attachments.
+ * Memory per call: the limits above, about three times while decoding. */
+#define MD_TEXT_HEADERS 0x1
+#define MD_TEXT_BODY    0x2
+#define MD_TEXT_BODY_MAX (4 * 1024 * 1024)
+#define MD_TEXT_HEADERS_MAX (1024 * 1024)
+
+struct md_text; /* opaque */
+
+enum md_result md_msg_text(struct md_mailbox *mb, struct md_msg *msg,
+			   unsigned what, struct md_text **text_r);
+/* field NULL: any header of the message (TEXT); else a field name,
+ * case-insensitive, of the message's own header (FROM, TO, CC, BCC,
+ * SUBJECT, HEADER name).  Needs MD_TEXT_HEADERS. */
+bool md_text_header_contains(const struct md_text *t, const char *field,
+			     const char *needle_utf8);
+/* BODY; TEXT is header_contains(t, NULL, s) || body_contains(t, s).
+ * Needs MD_TEXT_BODY. */
+bool md_text_body_contains(const struct md_text *t, const char *needle_utf8);
+void md_text_free(struct md_text *t);
 
 enum md_flags_op {
 	MD_FLAGS_SET,    /* STORE FLAGS */

@@ -6,6 +6,7 @@ set(POSTERN_FUZZ_DIR ${CMAKE_SOURCE_DIR}/tests/fuzz)
 set(POSTERN_FUZZ_TARGETS
   "meta:postern_maildir"
   "meta_unpack:postern_maildir"
+  "decode:postern_maildir"
   "config:postern_core"
   "sasl:postern_auth"
   "auth_files:postern_auth"
