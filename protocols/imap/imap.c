@@ -173,10 +173,10 @@ bool imap_login_allowed(const struct imap_session *s)
 }
 
 /* Only what works (Thunderbird turns on whatever is offered). */
-#define IMAP_CAPS_BASE "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE"
+#define IMAP_CAPS_BASE "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE"
 #define IMAP_CAPS_AUTH                                                                 \
 	" NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE LIST-EXTENDED SPECIAL-USE"          \
-	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE"
+	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES"
 
 void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 {
@@ -380,6 +380,21 @@ done:
 	imap_reader_reset(&s->reader);
 }
 
+/* The literal just announced in an APPEND is its mailbox name (the one
+ * literal that can come before the message), not the message. */
+static bool imap_append_mailbox_literal(const struct imap_session *s)
+{
+	const char *p = s->reader.cmd.data, *end = p + s->reader.cmd.len;
+	int spaces = 0;
+
+	if (s->reader.literals != 1)
+		return false;
+	while (p < end && spaces < 2)
+		if (*p++ == ' ')
+			spaces++;
+	return p < end && *p == '{';
+}
+
 static void imap_refuse(struct imap_session *s, const char *status, const char *text)
 {
 	imap_reader_tag(&s->reader, s->tag);
@@ -415,7 +430,7 @@ static void imap_on_line(struct imap_session *s, const char *line, size_t len)
 			conn_read_bytes(s->conn, (size_t)s->reader.literal_left);
 			break;
 		}
-		if (s->reader.is_append) {
+		if (s->reader.is_append && !imap_append_mailbox_literal(s)) {
 			imap_dispatch(s); /* APPEND takes the literal over */
 			break;
 		}

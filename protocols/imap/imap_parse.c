@@ -115,6 +115,8 @@ enum imap_read_result imap_reader_line(struct imap_reader *r, const char *line, 
 	if ((!sync && !r->is_append && n > IMAP_NONSYNC_LITERAL_MAX) || n > limit ||
 	    r->literals >= IMAP_LITERALS_MAX ||
 	    (!r->is_append && r->cmd.len + len + 2 + n > IMAP_COMMAND_MAX)) {
+		if (r->cmd.len == 0)
+			buf_append(&r->cmd, line, len); /* for imap_reader_tag() */
 		if (sync)
 			return IMAP_READ_TOOBIG; /* nothing was sent: no "+" */
 		/* RFC 7888 §4: the octets follow anyway; skip them when
