@@ -308,7 +308,9 @@ static char *imap_header_filter(const struct imap_fetch_item *it, const char *hd
 			for (size_t k = 0; colon != NULL && k < it->n_fields && !listed; k++)
 				listed = strlen(it->field_names[k]) == nl &&
 					 strncasecmp(it->field_names[k], hdr + i, nl) == 0;
-			keep = colon != NULL && listed != it->fields_not;
+			/* a line without a colon is malformed: no listed field,
+			 * so only HEADER.FIELDS.NOT keeps it (as Dovecot does) */
+			keep = colon != NULL ? listed != it->fields_not : it->fields_not;
 		}
 		if (keep) {
 			memcpy(out + w, hdr + i, eol - i);
@@ -423,6 +425,9 @@ static bool imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f)
 		f->src_off += (uint64_t)got;
 		f->src_left -= (uint64_t)got;
 	}
+	/* the source is done: a filtered header must not serve the next item */
+	free(f->mem);
+	f->mem = NULL;
 	return true;
 }
 

@@ -326,12 +326,16 @@ static bool imap_header_field_match(const char *hdr, size_t len, const char *fie
 		if (hdr[i] != ' ' && hdr[i] != '\t') {
 			if (in)
 				found = imap_ci_find(val, vlen, needle, nlen);
+			size_t name_end = i + flen;
 			vlen = 0;
-			in = eol - i > flen && hdr[i + flen] == ':' &&
+			/* "Subject  :" (RFC 5322 §4.5.3 obsolete syntax) too */
+			while (name_end < eol && (hdr[name_end] == ' ' || hdr[name_end] == '\t'))
+				name_end++;
+			in = eol - i > flen && name_end < eol && hdr[name_end] == ':' &&
 			     strncasecmp(hdr + i, field, flen) == 0;
 			if (in) {
-				memcpy(val, hdr + i + flen + 1, eol - i - flen - 1);
-				vlen = eol - i - flen - 1;
+				memcpy(val, hdr + name_end + 1, eol - name_end - 1);
+				vlen = eol - name_end - 1;
 			}
 		} else if (in) {
 			memcpy(val + vlen, hdr + i, eol - i);
@@ -457,9 +461,8 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 	case SK_SENTBEFORE:
 	case SK_SENTON:
 	case SK_SENTSINCE:
+		/* no usable Date: counts as 1970 (Dovecot does the same) */
 		sent = md_msg_sent_date(m);
-		if (sent == 0)
-			return false; /* no usable Date: */
 		day = sent - ((sent % IMAP_DAY) + IMAP_DAY) % IMAP_DAY;
 		return n->key == SK_SENTBEFORE ? day < n->t
 		       : n->key == SK_SENTON   ? day == n->t
