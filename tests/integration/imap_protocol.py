@@ -655,7 +655,7 @@ def test_idle(d, r):
     r.check(seen, "A in IDLE sees B's STORE within 1 s (%.2fs): %r" % (time.time() - t0, got))
     t0 = time.time()
     deliver(d, MSG2, user)  # another process
-    got, seen = wait_for(a, lambda l: l == b"* 2 EXISTS", 1.5)
+    got, seen = wait_for(a, lambda l: l == b"* 2 EXISTS", 1.0)
     r.check(seen, "A in IDLE sees a `postern deliver` from another process within 1 s of its "
             "end (%.2fs): %r" % (time.time() - t0, got))
     t0 = time.time()
