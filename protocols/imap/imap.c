@@ -336,6 +336,13 @@ static void imap_dispatch(struct imap_session *s)
 
 	imap_cursor_init(&c, s->reader.cmd.data, s->reader.cmd.len);
 	s->uid = false;
+	if (s->state == IMAP_STATE_NOT_AUTH && ++s->preauth_count > IMAP_PREAUTH_COMMANDS_MAX) {
+		conn_log(s->conn, LOG_LEVEL_INFO, "imap too many commands before login rip=%s",
+			 conn_peer_addr(s->conn));
+		imap_out(s, "* BYE Too many commands before login\r\n");
+		s->close_after = true;
+		goto done;
+	}
 	if (!imap_tag(&c, s->tag, sizeof(s->tag))) {
 		strcpy(s->tag, "*");
 		imap_reply(s, "BAD", "Invalid tag");

@@ -52,6 +52,9 @@ struct sasl_exchange;
 #define IMAP_LITERALS_MAX 64         /* literals in one command */
 #define IMAP_SEQ_RANGES_MAX 16384    /* ranges in one sequence set */
 #define IMAP_BAD_MAX 10              /* BAD replies in a row before BYE */
+/* Commands before a successful login (RFC 3501 sets none; a client needs a
+ * handful: CAPABILITY, STARTTLS, ID, a few login attempts). */
+#define IMAP_PREAUTH_COMMANDS_MAX 50
 #define IMAP_LIST_DEPTH_MAX 8        /* nested parentheses in arguments */
 #define IMAP_OUT_SLICE (128 * 1024)  /* output produced by one job, about */
 /* Stop producing output above this; CONN_EV_DRAINED comes at half of
@@ -247,6 +250,7 @@ struct imap_session {
 	bool close_after;       /* say BYE: close once the output is queued */
 	bool appending;         /* APPEND owns the input (literal, next line) */
 	unsigned bad_count;     /* BAD replies in a row */
+	unsigned preauth_count; /* commands in NOT-AUTHENTICATED */
 	struct imap_reader reader;
 
 	/* the command running */

@@ -725,6 +725,17 @@ def test_bad_input(d, r):
     r.check(any(l.startswith(b"* BYE") for l in lines), "10 BADs in a row: BYE")
     r.check(c2.closed(), "and the connection is closed")
     c2.close()
+    # commands before login are limited (even valid ones)
+    c3 = Raw(d.port("imaps"), tls=True)
+    lines = []
+    for i in range(50):
+        lines += c3.cmd("NOOP")
+    r.check(all(l.endswith(b"OK NOOP completed") for l in lines), "50 NOOPs before login are fine")
+    c3.send(b"x NOOP\r\n")
+    res = c3.raw_line()
+    r.check(res.startswith(b"* BYE"), "the 51st command before login gets BYE: %r" % res)
+    r.check(c3.closed(), "and the connection is closed")
+    c3.close()
     c.close()
 
 
