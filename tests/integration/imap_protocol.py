@@ -677,6 +677,98 @@ def test_idle(d, r):
     a.close()
 
 
+# ---- what Thunderbird and iOS Mail send (shared/clients/) --------------------------
+
+TB_FIELDS = ("From To Cc Bcc Subject Date Message-ID Priority X-Priority References "
+             "Newsgroups In-Reply-To Content-Type Reply-To Received")
+
+
+def test_thunderbird(d, r):
+    user, pw = "tb@example.test", "tb-secret-5"
+    d.add_user(user, pw)
+    for msg in (MSG1, MSG2):
+        deliver(d, msg, user)
+    c = Raw(d.port("imaps"), tls=True)
+    caps = c.greeting
+    c.send(b"70 authenticate PLAIN\r\n")
+    plus = c.raw_line()
+    c.send((b64(b"\0" + user.encode() + b"\0" + pw.encode()) + "\r\n").encode())
+    res = c.until("70")[-1]
+    r.check(plus == b"+ " and b"70 OK [CAPABILITY" in res and b"AUTH=PLAIN" in caps,
+            "Thunderbird: authenticate PLAIN, waits for '+ ', trusts the tagged CAPABILITY")
+    seq = [
+        ("71 namespace", b"71 OK"),
+        ('72 ID ("name" "Thunderbird" "version" "153.8.0")', b"72 OK"),
+        ('73 list (subscribed) "" "*" return (special-use)', b"73 OK"),
+        ('74 list "" "INBOX"', b"74 OK"),
+        ('75 select "INBOX"', b"75 OK [READ-WRITE]"),
+        ("76 UID fetch 1:* (FLAGS)", b"76 OK"),
+        ("77 UID fetch 1:2 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (%s)])" % TB_FIELDS,
+         b"77 OK"),
+        ("78 UID fetch 1:2 (UID RFC822.SIZE BODY.PEEK[])", b"78 OK"),
+        ("79 noop", b"79 OK"),
+        ("80 UID fetch 3:* (FLAGS)", b"80 OK"),
+        ("81 uid store 1 +Flags (\\Seen)", b"81 OK"),
+        ("82 uid store 1 -Flags (\\Seen)", b"82 OK"),
+        ('83 create "Projects"', b"83 OK"),
+        ('84 subscribe "Projects"', b"84 OK"),
+        ('85 list "" "Projects"', b"85 OK"),
+        ('86 uid copy 1 "Projects"', b"86 OK [COPYUID"),
+        ('87 uid move 2 "Projects"', b"87 OK"),
+        ("88 check", b"88 OK"),
+    ]
+    out = {}
+    for cmd, want in seq:
+        tag = cmd.split()[0]
+        lines = c.until(tag) if c.send(cmd.encode() + b"\r\n") is None else []
+        out[tag] = lines
+        r.check(lines[-1].startswith(want), "Thunderbird %s -> %r" % (cmd[:60], lines[-1][:80]))
+    r.check(any(b"\\Trash" in l for l in out["73"]), "LIST (subscribed) shows \\Trash")
+    r.check(len([l for l in out["76"] if l.startswith(b"* ")]) == 2, "UID fetch 1:* (FLAGS): both")
+    r.check(any(b"BODY[HEADER.FIELDS (%s)]" % TB_FIELDS.encode() in l for l in out["77"]),
+            "header fetch echoes Thunderbird's field list")
+    r.check(any(l.startswith(b"* 2 FETCH (UID 2 FLAGS") for l in out["80"]),
+            "UID fetch <uidnext>:* answers for the highest UID: %r" % out["80"])
+    r.check(b"* 2 EXPUNGE" in out["87"] and any(b"[COPYUID" in l for l in out["87"]),
+            "uid move: COPYUID then EXPUNGE: %r" % out["87"])
+    # append with a non-synchronising literal, then IDLE / DONE
+    body = b"From: Someone <someone@example.test>\r\nSubject: draft\r\n\r\nhi\r\n"
+    c.send(b'89 append "Projects" (\\Seen) {%d+}\r\n' % len(body) + body + b"\r\n")
+    res = c.until("89")[-1]
+    r.check(res.startswith(b"89 OK [APPENDUID"), "append {n+}: %r" % res)
+    c.send(b"90 IDLE\r\n")
+    plus = c.raw_line()
+    c.send(b"DONE\r\n")
+    res = c.until("90")[-1]
+    r.check(plus.startswith(b"+") and res == b"90 OK IDLE terminated", "IDLE / DONE")
+    lines = c.cmd("STATUS Projects (MESSAGES)")
+    r.check(b"MESSAGES 3" in lines[0], "Projects holds the copy, the moved and the appended: %r" % lines)
+    c.close()
+
+
+def test_ios_pipelined(d, r):
+    # iOS Mail: ID, NAMESPACE and LIST pipelined in one packet after login
+    c = Raw(d.port("imaps"), tls=True)
+    c.login()
+    c.send(b'i1 ID ("name" "iPhone Mail" "os" "iOS")\r\ni2 NAMESPACE\r\n'
+           b'i3 LIST "" "*" RETURN (SPECIAL-USE)\r\n')
+    l1 = c.until("i1")
+    l2 = c.until("i2")
+    l3 = c.until("i3")
+    r.check(l1[-1].startswith(b"i1 OK") and l2[-1].startswith(b"i2 OK") and
+            l3[-1].startswith(b"i3 OK") and any(b"\\Sent" in l for l in l3),
+            "pipelined ID, NAMESPACE, LIST answered in order")
+    # a many-kilobyte UID set
+    c.cmd("SELECT INBOX")
+    big = ",".join(str(i) for i in range(1, 3000, 2))
+    lines = c.cmd("UID FETCH %s (FLAGS)" % big)
+    r.check(len(big) > 4000 and lines[-1].split()[1] == b"OK", "UID FETCH with a %d-byte UID set" % len(big))
+    lines = c.cmd("UID SEARCH UID %s" % big)
+    r.check(lines[-1].split()[1] == b"OK" and lines[0].startswith(b"* SEARCH"),
+            "UID SEARCH UID with a long set")
+    c.close()
+
+
 # ---- bad input --------------------------------------------------------------------
 
 def test_bad_input(d, r):
@@ -749,8 +841,20 @@ def main():
                          ("mailboxes", test_mailboxes), ("rename_inbox", test_rename_inbox),
                          ("append", test_append), ("fetch", test_fetch),
                          ("store_copy", test_store_copy), ("search", test_search),
-                         ("idle", test_idle), ("bad_input", test_bad_input)):
+                         ("idle", test_idle), ("thunderbird", test_thunderbird),
+                         ("ios_pipelined", test_ios_pipelined), ("bad_input", test_bad_input)):
             res.run(name, lambda fn=fn: fn(d, res))
+        # graceful stop: an idle session is told
+        c = Raw(d.port("imaps"), tls=True)
+        c.login()
+        rc = d.stop()
+        try:
+            last = c.raw_line()
+        except (EOFError, OSError):
+            last = b""
+        res.check(last.startswith(b"* BYE"), "graceful stop says BYE: %r" % last)
+        res.check(rc == 0, "daemon exits 0 on SIGTERM (%s)" % rc)
+        c.close()
         log = d.log()
         res.check("imap login user=alice@example.test" in log, "logins are logged")
         res.check("auth failed: proto=imap rip=127.0.0.1" in log,
