@@ -1,0 +1,659 @@
+/* FETCH and UID FETCH (RFC 3501 §6.4.5, §7.4.2), streaming.
+ *
+ * Items come from the store's cached metadata (ENVELOPE, BODY,
+ * BODYSTRUCTURE are stored strings) and part offsets (md_msg_section); the
+ * bytes of BODY[...] are pread from the file.  One job writes about
+ * IMAP_OUT_SLICE octets and returns CMD_MORE, keeping its place, even in
+ * the middle of a literal; the next job runs once the output drained.
+ * Messages are read from the store IMAP_FETCH_BATCH at a time.
+ *
+ * BINARY (RFC 3516) is not offered yet: its items get BAD.
+ */
+#include "imap_private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "store.h"
+
+#define IMAP_FETCH_ITEMS_MAX 32       /* attributes in one FETCH */
+#define IMAP_HEADER_FIELDS_MAX 64     /* names in HEADER.FIELDS (...) */
+#define IMAP_SECTION_MAX 64           /* "1.2.3.HEADER.FIELDS.NOT" */
+/* HEADER.FIELDS filters at most this much of a header (the answer's size
+ * must be known before its literal starts, so it is built in memory). */
+#define IMAP_HEADER_FILTER_MAX (1024 * 1024)
+
+enum imap_fetch_kind {
+	IMAP_FI_UID,
+	IMAP_FI_FLAGS,
+	IMAP_FI_INTERNALDATE,
+	IMAP_FI_SIZE,
+	IMAP_FI_ENVELOPE,
+	IMAP_FI_BODY,          /* BODY without section */
+	IMAP_FI_BODYSTRUCTURE,
+	IMAP_FI_SECTION,       /* BODY[...], BODY.PEEK[...], RFC822[.HEADER|.TEXT] */
+};
+
+struct imap_fetch_item {
+	enum imap_fetch_kind kind;
+	char name[24];                 /* response name: "BODY", "RFC822.TEXT" */
+	char section[IMAP_SECTION_MAX];/* for md_msg_section ("1.HEADER") */
+	bool has_section;              /* BODY[...] (echo the brackets) */
+	bool fields, fields_not;       /* HEADER.FIELDS (.NOT) */
+	char *field_text;              /* " (From To)" as echoed */
+	char **field_names;
+	size_t n_fields;
+	bool partial;
+	uint64_t origin, count;
+};
+
+struct imap_fetch_cmd {
+	struct imap_fetch_item items[IMAP_FETCH_ITEMS_MAX];
+	size_t n_items;
+	bool set_seen;        /* a body item without .PEEK */
+	bool need_meta, need_path;
+	uint32_t *uids;
+	size_t n, pos;        /* next UID of uids to load */
+	struct md_msg *batch;
+	size_t n_batch, batch_pos, n_alloc;
+	char **kw;
+	size_t n_kw;
+	bool kw_loaded;
+	/* the message being written */
+	bool in_msg;
+	size_t item_pos;
+	bool report_flags;    /* \Seen was set: FLAGS goes out */
+	int fd;
+	uint64_t src_off, src_left; /* file range being streamed */
+	char *mem;                  /* or filtered header being streamed */
+	size_t mem_off;
+};
+
+static void imap_fetch_free(void *arg)
+{
+	struct imap_fetch_cmd *f = arg;
+
+	if (f == NULL)
+		return;
+	for (size_t i = 0; i < f->n_items; i++) {
+		free(f->items[i].field_text);
+		for (size_t k = 0; k < f->items[i].n_fields; k++)
+			free(f->items[i].field_names[k]);
+		free(f->items[i].field_names);
+	}
+	free(f->uids);
+	if (f->batch != NULL)
+		md_msg_list_free(f->batch, f->n_alloc);
+	if (f->kw != NULL)
+		md_mailbox_keywords_free(f->kw, f->n_kw);
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f->mem);
+	free(f);
+}
+
+/* ---- parsing ------------------------------------------------------------- */
+
+static struct imap_fetch_item *imap_fetch_add(struct imap_fetch_cmd *f, enum imap_fetch_kind kind,
+					      const char *name)
+{
+	struct imap_fetch_item *it;
+
+	if (f->n_items >= IMAP_FETCH_ITEMS_MAX)
+		return NULL;
+	it = &f->items[f->n_items++];
+	memset(it, 0, sizeof(*it));
+	it->kind = kind;
+	str_copy(it->name, name, sizeof(it->name));
+	switch (kind) {
+	case IMAP_FI_ENVELOPE:
+	case IMAP_FI_BODY:
+	case IMAP_FI_BODYSTRUCTURE:
+		f->need_meta = true;
+		break;
+	case IMAP_FI_SECTION:
+		f->need_meta = true;
+		f->need_path = true;
+		break;
+	default:
+		break;
+	}
+	return it;
+}
+
+/* section-spec (RFC 3501 §9) after '[': part numbers, then HEADER, TEXT,
+ * MIME (parts only), HEADER.FIELDS[.NOT] (list). */
+static bool imap_fetch_section(struct imap_cursor *c, struct imap_fetch_item *it)
+{
+	char spec[IMAP_SECTION_MAX];
+	size_t n = 0;
+	const char *text;
+	bool part = false;
+
+	while (c->p < c->end && n + 1 < sizeof(spec) &&
+	       ((*c->p >= '0' && *c->p <= '9') || *c->p == '.' ||
+		(*c->p >= 'A' && *c->p <= 'Z') || (*c->p >= 'a' && *c->p <= 'z')))
+		spec[n++] = *c->p++;
+	spec[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (spec[i] >= 'a' && spec[i] <= 'z')
+			spec[i] = (char)(spec[i] - 'a' + 'A');
+	/* part numbers */
+	text = spec;
+	while (*text >= '1' && *text <= '9') {
+		while (*text >= '0' && *text <= '9')
+			text++;
+		part = true;
+		if (*text == '.')
+			text++;
+		else if (*text != '\0')
+			return false;
+	}
+	if (part && text > spec && text[-1] == '.' && *text == '\0')
+		return false; /* "1." */
+	if (*text == '\0' || strcmp(text, "HEADER") == 0 || strcmp(text, "TEXT") == 0 ||
+	    (part && strcmp(text, "MIME") == 0)) {
+		str_copy(it->section, spec, sizeof(it->section));
+	} else if (strcmp(text, "HEADER.FIELDS") == 0 || strcmp(text, "HEADER.FIELDS.NOT") == 0) {
+		const char *start;
+		it->fields = true;
+		it->fields_not = strcmp(text, "HEADER.FIELDS.NOT") == 0;
+		snprintf(it->section, sizeof(it->section), "%.*sHEADER", (int)(text - spec), spec);
+		if (!imap_sp(c) || !imap_char(c, '('))
+			return false;
+		start = c->p - 1;
+		it->field_names = calloc(IMAP_HEADER_FIELDS_MAX, sizeof(char *));
+		if (it->field_names == NULL)
+			return false;
+		do {
+			char name[256];
+			if (it->n_fields >= IMAP_HEADER_FIELDS_MAX ||
+			    !imap_astring_copy(c, name, sizeof(name)))
+				return false;
+			it->field_names[it->n_fields] = strdup(name);
+			if (it->field_names[it->n_fields] == NULL)
+				return false;
+			it->n_fields++;
+		} while (imap_char(c, ' '));
+		if (!imap_char(c, ')'))
+			return false;
+		/* echoed as sent (RFC 3501 §7.4.2) */
+		it->field_text = malloc((size_t)(c->p - start) + 2);
+		if (it->field_text == NULL)
+			return false;
+		it->field_text[0] = ' ';
+		memcpy(it->field_text + 1, start, (size_t)(c->p - start));
+		it->field_text[c->p - start + 1] = '\0';
+	} else {
+		return false;
+	}
+	it->has_section = true;
+	if (!imap_char(c, ']'))
+		return false;
+	if (imap_char(c, '<')) {
+		uint32_t count;
+		if (!imap_number64(c, &it->origin) || !imap_char(c, '.') ||
+		    !imap_number(c, &count, true) || !imap_char(c, '>'))
+			return false;
+		it->count = count;
+		it->partial = true;
+	}
+	return true;
+}
+
+static bool imap_fetch_att(struct imap_cursor *c, struct imap_fetch_cmd *f)
+{
+	char name[32];
+	size_t n = 0;
+	struct imap_fetch_item *it;
+
+	while (c->p < c->end && n + 1 < sizeof(name) && *c->p != ' ' && *c->p != '(' &&
+	       *c->p != ')' && *c->p != '[')
+		name[n++] = *c->p++;
+	name[n] = '\0';
+	if (n == 0)
+		return false;
+	if (strcasecmp(name, "ALL") == 0 || strcasecmp(name, "FAST") == 0 ||
+	    strcasecmp(name, "FULL") == 0) {
+		/* RFC 3501 §6.4.5 macros */
+		bool all = strcasecmp(name, "FAST") != 0;
+		if (imap_fetch_add(f, IMAP_FI_FLAGS, "FLAGS") == NULL ||
+		    imap_fetch_add(f, IMAP_FI_INTERNALDATE, "INTERNALDATE") == NULL ||
+		    imap_fetch_add(f, IMAP_FI_SIZE, "RFC822.SIZE") == NULL)
+			return false;
+		if (all && imap_fetch_add(f, IMAP_FI_ENVELOPE, "ENVELOPE") == NULL)
+			return false;
+		if (strcasecmp(name, "FULL") == 0 && imap_fetch_add(f, IMAP_FI_BODY, "BODY") == NULL)
+			return false;
+		return true;
+	}
+	if (strcasecmp(name, "UID") == 0)
+		return imap_fetch_add(f, IMAP_FI_UID, "UID") != NULL;
+	if (strcasecmp(name, "FLAGS") == 0)
+		return imap_fetch_add(f, IMAP_FI_FLAGS, "FLAGS") != NULL;
+	if (strcasecmp(name, "INTERNALDATE") == 0)
+		return imap_fetch_add(f, IMAP_FI_INTERNALDATE, "INTERNALDATE") != NULL;
+	if (strcasecmp(name, "RFC822.SIZE") == 0)
+		return imap_fetch_add(f, IMAP_FI_SIZE, "RFC822.SIZE") != NULL;
+	if (strcasecmp(name, "ENVELOPE") == 0)
+		return imap_fetch_add(f, IMAP_FI_ENVELOPE, "ENVELOPE") != NULL;
+	if (strcasecmp(name, "BODYSTRUCTURE") == 0)
+		return imap_fetch_add(f, IMAP_FI_BODYSTRUCTURE, "BODYSTRUCTURE") != NULL;
+	if (strcasecmp(name, "RFC822") == 0 || strcasecmp(name, "RFC822.TEXT") == 0 ||
+	    strcasecmp(name, "RFC822.HEADER") == 0) {
+		for (size_t i = 0; i < n; i++)
+			name[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
+		it = imap_fetch_add(f, IMAP_FI_SECTION, name);
+		if (it == NULL)
+			return false;
+		str_copy(it->section, strcmp(name, "RFC822") == 0 ? "" :
+				      strcmp(name, "RFC822.TEXT") == 0 ? "TEXT" : "HEADER",
+			 sizeof(it->section));
+		/* RFC 3501 §6.4.5: RFC822.HEADER is like BODY.PEEK[HEADER] */
+		if (strcmp(name, "RFC822.HEADER") != 0)
+			f->set_seen = true;
+		return true;
+	}
+	if (strcasecmp(name, "BODY") == 0 || strcasecmp(name, "BODY.PEEK") == 0) {
+		bool peek = strcasecmp(name, "BODY.PEEK") == 0;
+		if (!imap_char(c, '[')) {
+			if (peek)
+				return false;
+			return imap_fetch_add(f, IMAP_FI_BODY, "BODY") != NULL;
+		}
+		it = imap_fetch_add(f, IMAP_FI_SECTION, "BODY");
+		if (it == NULL || !imap_fetch_section(c, it))
+			return false;
+		if (!peek)
+			f->set_seen = true;
+		return true;
+	}
+	if (strncasecmp(name, "BINARY", 6) == 0)
+		c->err = "BINARY is not supported yet";
+	return false;
+}
+
+/* ---- output -------------------------------------------------------------- */
+
+/* Keep the fields of a header (RFC 3501 §6.4.5 HEADER.FIELDS[.NOT]);
+ * always ends with the blank line. */
+static char *imap_header_filter(const struct imap_fetch_item *it, const char *hdr, size_t len,
+				size_t *out_len_r)
+{
+	char *out = malloc(len + 3);
+	size_t w = 0, i = 0;
+	bool keep = false;
+
+	if (out == NULL)
+		return NULL;
+	while (i < len) {
+		size_t eol = i;
+		while (eol < len && hdr[eol] != '\n')
+			eol++;
+		if (eol < len)
+			eol++; /* include LF */
+		if (eol - i <= 2 && (hdr[i] == '\r' || hdr[i] == '\n'))
+			break; /* the blank line */
+		if (hdr[i] != ' ' && hdr[i] != '\t') {
+			const char *colon = memchr(hdr + i, ':', eol - i);
+			size_t nl = colon != NULL ? (size_t)(colon - (hdr + i)) : 0;
+			bool listed = false;
+			while (nl > 0 && (hdr[i + nl - 1] == ' ' || hdr[i + nl - 1] == '\t'))
+				nl--;
+			for (size_t k = 0; colon != NULL && k < it->n_fields && !listed; k++)
+				listed = strlen(it->field_names[k]) == nl &&
+					 strncasecmp(it->field_names[k], hdr + i, nl) == 0;
+			/* a line without a colon is malformed: no listed field,
+			 * so only HEADER.FIELDS.NOT keeps it (as Dovecot does) */
+			keep = colon != NULL ? listed != it->fields_not : it->fields_not;
+		}
+		if (keep) {
+			memcpy(out + w, hdr + i, eol - i);
+			w += eol - i;
+		}
+		i = eol;
+	}
+	memcpy(out + w, "\r\n", 2);
+	w += 2;
+	*out_len_r = w;
+	return out;
+}
+
+static void imap_fetch_item_name(struct buf *b, const struct imap_fetch_item *it)
+{
+	buf_appendf(b, "%s", it->name);
+	if (it->has_section) {
+		if (it->fields)
+			buf_appendf(b, "[%s%s%s]", it->section, it->fields_not ? ".FIELDS.NOT" : ".FIELDS",
+				    it->field_text);
+		else
+			buf_appendf(b, "[%s]", it->section);
+	}
+	if (it->partial)
+		buf_appendf(b, "<%llu>", (unsigned long long)it->origin);
+}
+
+/* Start a section item: its name, the literal header, and the source. */
+static void imap_fetch_section_start(struct imap_session *s, struct imap_fetch_cmd *f,
+				     struct imap_fetch_item *it, struct md_msg *msg)
+{
+	struct md_section sec;
+	uint64_t off = 0, len = 0;
+	int rc = md_msg_section(msg, it->section, &sec);
+
+	imap_fetch_item_name(&s->out, it);
+	if (rc == 0) {
+		off = sec.offset;
+		len = sec.length;
+	}
+	if (rc == 0 && len > 0 && f->fd < 0 && md_msg_open(s->view.mb, msg, &f->fd) != MD_OK)
+		f->fd = -1, len = 0;
+	if (it->fields && rc == 0) {
+		size_t want = len > IMAP_HEADER_FILTER_MAX ? IMAP_HEADER_FILTER_MAX : (size_t)len;
+		char *hdr = malloc(want + 1);
+		ssize_t got = hdr != NULL && f->fd >= 0 ? pread(f->fd, hdr, want, (off_t)off) : -1;
+		size_t flen = 0;
+
+		free(f->mem);
+		f->mem = got >= 0 ? imap_header_filter(it, hdr, (size_t)got, &flen) : NULL;
+		free(hdr);
+		if (f->mem == NULL)
+			flen = 0;
+		f->mem_off = 0;
+		off = 0;
+		len = flen;
+	}
+	if (it->partial) {
+		if (it->origin >= len) {
+			off += len;
+			len = 0;
+		} else {
+			off += it->origin;
+			len -= it->origin;
+			if (len > it->count)
+				len = it->count;
+		}
+	}
+	if (it->fields)
+		f->mem_off = (size_t)off;
+	if (rc != 0 && !it->partial) {
+		buf_appendf(&s->out, " \"\""); /* RFC 3501 §6.4.5: no such part */
+		f->src_left = 0;
+		return;
+	}
+	buf_appendf(&s->out, " {%llu}\r\n", (unsigned long long)len);
+	f->src_off = off;
+	f->src_left = len;
+}
+
+/* Stream the current source into the output; false when the slice is full. */
+static bool imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f)
+{
+	while (f->src_left > 0) {
+		size_t room = s->out.len < IMAP_OUT_SLICE ? IMAP_OUT_SLICE - s->out.len : 0;
+		size_t want;
+		ssize_t got;
+
+		if (room == 0)
+			return false;
+		want = f->src_left < room ? (size_t)f->src_left : room;
+		if (f->mem != NULL) {
+			buf_append(&s->out, f->mem + f->mem_off, want);
+			f->mem_off += want;
+			f->src_left -= want;
+			continue;
+		}
+		{
+			char *tmp = malloc(want);
+			if (tmp == NULL)
+				return false;
+			got = f->fd >= 0 ? pread(f->fd, tmp, want, (off_t)f->src_off) : -1;
+			if (got <= 0) {
+				/* the file shrank or vanished: pad, the size was
+				 * promised (RFC 3501 has no way back) */
+				memset(tmp, ' ', want);
+				got = (ssize_t)want;
+			}
+			buf_append(&s->out, tmp, (size_t)got);
+			free(tmp);
+		}
+		f->src_off += (uint64_t)got;
+		f->src_left -= (uint64_t)got;
+	}
+	/* the source is done: a filtered header must not serve the next item */
+	free(f->mem);
+	f->mem = NULL;
+	return true;
+}
+
+static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
+			      const struct imap_fetch_item *it, struct md_msg *msg)
+{
+	const char *str;
+	size_t len;
+	char date[64];
+
+	switch (it->kind) {
+	case IMAP_FI_UID:
+		buf_appendf(&s->out, "UID %u", msg->uid);
+		break;
+	case IMAP_FI_FLAGS:
+		buf_appendf(&s->out, "FLAGS ");
+		imap_buf_flags(&s->out, msg->flags, msg->keywords, f->kw, f->n_kw);
+		break;
+	case IMAP_FI_INTERNALDATE:
+		imap_format_date_time(msg->internal_date, date, sizeof(date));
+		buf_appendf(&s->out, "INTERNALDATE \"%s\"", date);
+		break;
+	case IMAP_FI_SIZE:
+		buf_appendf(&s->out, "RFC822.SIZE %llu", (unsigned long long)msg->size);
+		break;
+	case IMAP_FI_ENVELOPE:
+	case IMAP_FI_BODY:
+	case IMAP_FI_BODYSTRUCTURE:
+		str = it->kind == IMAP_FI_ENVELOPE ? md_msg_envelope(msg, &len)
+		      : it->kind == IMAP_FI_BODY   ? md_msg_body(msg, &len)
+						   : md_msg_bodystructure(msg, &len);
+		buf_appendf(&s->out, "%s ", it->name);
+		if (str != NULL)
+			buf_append(&s->out, str, len);
+		else
+			buf_appendf(&s->out, "NIL");
+		break;
+	case IMAP_FI_SECTION:
+		break;
+	}
+}
+
+/* Read the next batch of messages (and set \Seen where asked). */
+static enum md_result imap_fetch_load(struct imap_session *s, struct imap_fetch_cmd *f)
+{
+	struct imap_view *v = &s->view;
+	uint32_t first = f->uids[f->pos], last;
+	uint32_t seq0 = imap_view_seq(v, first);
+	size_t k = f->pos, w = 0, j = 0;
+	struct md_msg *msgs = NULL;
+	size_t n = 0;
+	unsigned what = (f->need_meta ? MD_READ_META : 0) | (f->need_path ? MD_READ_PATH : 0);
+	enum md_result r;
+
+	/* a UID range holding at most IMAP_FETCH_BATCH of the view's messages */
+	while (k + 1 < f->n && imap_view_seq(v, f->uids[k + 1]) - seq0 < IMAP_FETCH_BATCH)
+		k++;
+	last = f->uids[k];
+	r = md_msg_list(v->mb, first, last, 0, what, &msgs, &n);
+	if (r != MD_OK)
+		return r;
+	/* keep the messages asked for (the range may hold others) */
+	for (size_t i = 0; i < n; i++) {
+		while (j <= k && f->uids[j] < msgs[i].uid)
+			j++;
+		if (j <= k && f->uids[j] == msgs[i].uid) {
+			if (w != i) {
+				struct md_msg t = msgs[w];
+				msgs[w] = msgs[i];
+				msgs[i] = t;
+			}
+			w++;
+		}
+	}
+	f->pos = k + 1;
+	f->batch = msgs;
+	f->n_alloc = n;
+	f->n_batch = w; /* the unwanted ones wait at [w, n) to be freed */
+	f->batch_pos = 0;
+	if (f->set_seen && !v->readonly) {
+		uint32_t *unseen = malloc((w + 1) * sizeof(uint32_t));
+		struct md_flags_result *res = malloc((w + 1) * sizeof(*res));
+		size_t nu = 0;
+		for (size_t i = 0; unseen != NULL && i < w; i++)
+			if (!(msgs[i].flags & MD_FLAG_SEEN))
+				unseen[nu++] = msgs[i].uid;
+		if (nu > 0 && res != NULL &&
+		    md_msg_store(v->mb, unseen, nu, MD_FLAGS_ADD, MD_FLAG_SEEN, NULL, 0, 0, res) ==
+			    MD_OK) {
+			for (size_t i = 0; i < nu; i++)
+				if (res[i].result == MD_OK && res[i].modseq > v->modseq)
+					v->own_modseq = res[i].modseq;
+			for (size_t i = 0; i < w; i++)
+				if (!(msgs[i].flags & MD_FLAG_SEEN)) {
+					msgs[i].flags |= MD_FLAG_SEEN;
+					msgs[i].modseq = 0; /* marks "report FLAGS" */
+				}
+		}
+		free(unseen);
+		free(res);
+	}
+	return MD_OK;
+}
+
+static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
+{
+	struct imap_fetch_cmd *f = s->cmd_state;
+	struct imap_view *v = &s->view;
+
+	if (!f->kw_loaded) {
+		md_mailbox_keywords(v->mb, &f->kw, &f->n_kw);
+		f->kw_loaded = true;
+	}
+	for (;;) {
+		struct md_msg *msg;
+
+		if (!f->in_msg) {
+			if (s->out.len >= IMAP_OUT_SLICE)
+				return CMD_MORE;
+			if (f->batch == NULL || f->batch_pos >= f->n_batch) {
+				if (f->batch != NULL)
+					md_msg_list_free(f->batch, f->n_alloc);
+				f->batch = NULL;
+				if (f->pos >= f->n)
+					break;
+				if (imap_fetch_load(s, f) != MD_OK) {
+					imap_reply(s, "NO", "[UNAVAILABLE] Cannot read the mailbox");
+					return CMD_DONE;
+				}
+				continue;
+			}
+			msg = &f->batch[f->batch_pos];
+			buf_appendf(&s->out, "* %u FETCH (", imap_view_seq(v, msg->uid));
+			f->in_msg = true;
+			f->item_pos = 0;
+			f->report_flags = f->set_seen && msg->modseq == 0;
+		}
+		msg = &f->batch[f->batch_pos];
+		if (!imap_fetch_stream(s, f))
+			return CMD_MORE;
+		while (f->item_pos < f->n_items) {
+			struct imap_fetch_item *it = &f->items[f->item_pos++];
+
+			if (f->item_pos > 1)
+				buf_putc(&s->out, ' ');
+			if (it->kind == IMAP_FI_FLAGS)
+				f->report_flags = false;
+			if (it->kind != IMAP_FI_SECTION) {
+				imap_fetch_simple(s, f, it, msg);
+				continue;
+			}
+			imap_fetch_section_start(s, f, it, msg);
+			if (!imap_fetch_stream(s, f))
+				return CMD_MORE;
+			free(f->mem);
+			f->mem = NULL;
+		}
+		if (f->report_flags) {
+			/* RFC 3501 §6.4.5: \Seen set implicitly is reported */
+			buf_appendf(&s->out, " FLAGS ");
+			imap_buf_flags(&s->out, msg->flags, msg->keywords, f->kw, f->n_kw);
+		}
+		buf_appendf(&s->out, ")\r\n");
+		if (f->fd >= 0)
+			close(f->fd);
+		f->fd = -1;
+		free(f->mem);
+		f->mem = NULL;
+		f->in_msg = false;
+		f->batch_pos++;
+	}
+	/* RFC 3501 §7.4.1: no EXPUNGE after FETCH with sequence numbers */
+	imap_view_update(s, s->uid);
+	imap_reply(s, "OK", "%sFETCH completed", s->uid ? "UID " : "");
+	return CMD_DONE;
+}
+
+void imap_cmd_fetch(struct imap_session *s, struct imap_cursor *args)
+{
+	struct imap_fetch_cmd *f = calloc(1, sizeof(*f));
+	bool ok = true;
+
+	if (f == NULL) {
+		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	f->fd = -1;
+	s->cmd_state = f;
+	s->cmd_free = imap_fetch_free;
+	if (!imap_sp(args) || !imap_set_arg(s, args, s->uid, &f->uids, &f->n)) {
+		if (args->err != NULL && f->uids == NULL && args->p >= args->end)
+			imap_reply(s, "BAD", "Missing arguments");
+		return;
+	}
+	if (!imap_sp(args)) {
+		imap_reply(s, "BAD", "Missing FETCH items");
+		return;
+	}
+	if (imap_char(args, '(')) {
+		do {
+			ok = imap_fetch_att(args, f);
+		} while (ok && imap_char(args, ' '));
+		ok = ok && imap_char(args, ')');
+	} else {
+		ok = imap_fetch_att(args, f);
+	}
+	if (!ok || !imap_at_end(args) || f->n_items == 0) {
+		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid FETCH items");
+		return;
+	}
+	/* RFC 3501 §6.4.8: UID FETCH always answers with the UID */
+	if (s->uid) {
+		bool have = false;
+		for (size_t i = 0; i < f->n_items; i++)
+			have = have || f->items[i].kind == IMAP_FI_UID;
+		if (!have) {
+			if (f->n_items >= IMAP_FETCH_ITEMS_MAX) {
+				imap_reply(s, "BAD", "[LIMIT] Too many FETCH items");
+				return;
+			}
+			memmove(&f->items[1], &f->items[0], f->n_items * sizeof(f->items[0]));
+			f->n_items++;
+			memset(&f->items[0], 0, sizeof(f->items[0]));
+			f->items[0].kind = IMAP_FI_UID;
+			str_copy(f->items[0].name, "UID", sizeof(f->items[0].name));
+		}
+	}
+	imap_job_start(s, imap_fetch_work, NULL);
+}

@@ -1,0 +1,132 @@
+/* IDLE (RFC 2177): the session waits for DONE and reports changes of the
+ * selected mailbox as they happen.
+ *
+ * Two wake-ups: the store's change hook (imap.c queues it from the
+ * writer thread and calls imap_idle_wake() on the loop) for changes made
+ * by this process, and a timer every IMAP_IDLE_POLL_MS for changes by
+ * other processes (`postern deliver`, another program in the Maildir),
+ * which md_mailbox_sync() notices from the directories' mtimes.  Either
+ * runs one update job (imap_view_update) unless one is running. */
+#include "imap_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "conn.h"
+#include "server.h"
+
+void imap_idle_link(struct imap_session *s, bool on)
+{
+	struct imap_ctx *ctx = s->ctx;
+	bool linked = s->idle_prev != NULL || ctx->idlers == s;
+
+	if (on && !linked) {
+		s->idle_next = ctx->idlers;
+		s->idle_prev = NULL;
+		if (ctx->idlers != NULL)
+			ctx->idlers->idle_prev = s;
+		ctx->idlers = s;
+	} else if (!on && linked) {
+		if (s->idle_prev != NULL)
+			s->idle_prev->idle_next = s->idle_next;
+		else
+			ctx->idlers = s->idle_next;
+		if (s->idle_next != NULL)
+			s->idle_next->idle_prev = s->idle_prev;
+		s->idle_next = s->idle_prev = NULL;
+	}
+}
+
+void imap_idle_stop(struct imap_session *s)
+{
+	imap_idle_link(s, false);
+	if (s->idle_ev != NULL) {
+		event_free(s->idle_ev);
+		s->idle_ev = NULL;
+	}
+	s->idle = false;
+}
+
+static enum imap_cmd_status imap_idle_work(struct imap_session *s)
+{
+	if (imap_view_update(s, true) == MD_NOMAILBOX && !s->close_after) {
+		imap_out(s, "* BYE [CLOSED] The selected mailbox was deleted\r\n");
+		s->close_after = true;
+	}
+	return CMD_DONE;
+}
+
+static void imap_idle_synced(struct imap_session *s)
+{
+	s->idle_syncing = false;
+	s->busy = false;
+	s->work = NULL;
+	s->after = NULL;
+	if (!conn_is_closing(s->conn))
+		conn_resume(s->conn);
+}
+
+static void imap_idle_sync(struct imap_session *s)
+{
+	if (!s->idle || s->busy || s->view.mb == NULL || conn_is_closing(s->conn))
+		return;
+	s->idle_syncing = true;
+	imap_job_start(s, imap_idle_work, imap_idle_synced);
+}
+
+static void imap_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	imap_idle_sync(arg);
+}
+
+void imap_idle_wake(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id)
+{
+	struct imap_session *s = ctx->idlers, *next;
+
+	for (; s != NULL; s = next) {
+		next = s->idle_next;
+		if ((user_id == 0 && mailbox_id == 0) ||
+		    (s->view.user_id == user_id && s->view.mailbox_id == mailbox_id))
+			imap_idle_sync(s);
+	}
+}
+
+void imap_cmd_idle(struct imap_session *s, struct imap_cursor *args)
+{
+	struct timeval tv = { IMAP_IDLE_POLL_MS / 1000, (IMAP_IDLE_POLL_MS % 1000) * 1000 };
+
+	if (!imap_at_end(args)) {
+		imap_reply(s, "BAD", "IDLE takes no arguments");
+		return;
+	}
+	s->idle = true;
+	imap_out(s, "+ idling\r\n");
+	if (s->state == IMAP_STATE_SELECTED) {
+		imap_idle_link(s, true);
+		s->idle_ev = event_new(server_event_base(conn_server(s->conn)), -1, EV_PERSIST,
+				       imap_idle_timer, s);
+		if (s->idle_ev != NULL)
+			event_add(s->idle_ev, &tv);
+		/* report what happened since the last command at once; the
+		 * dispatcher flushes "+ idling" before the job's output */
+		imap_flush(s);
+		imap_idle_sync(s);
+	}
+}
+
+void imap_idle_line(struct imap_session *s, const char *line, size_t len)
+{
+	bool done = len == 4 && strncasecmp(line, "DONE", 4) == 0;
+
+	imap_idle_stop(s);
+	if (done)
+		imap_reply(s, "OK", "IDLE terminated");
+	else
+		imap_reply(s, "BAD", "Expected DONE");
+	imap_flush(s);
+	imap_reader_reset(&s->reader);
+}

@@ -1,0 +1,679 @@
+/* SEARCH and UID SEARCH (RFC 3501 §6.4.4) with ESEARCH (RFC 4731: RETURN
+ * MIN MAX COUNT ALL) and SEARCHRES (RFC 5182: RETURN (SAVE), "$").
+ *
+ * The search program is parsed on the loop into a small tree of nodes
+ * (bounded: IMAP_SEARCH_NODES_MAX nodes, IMAP_SEARCH_DEPTH_MAX nesting);
+ * a worker walks the view's messages in batches and evaluates it.
+ *
+ * Text keys (FROM, TO, CC, BCC, SUBJECT, HEADER, BODY, TEXT) go through
+ * imap_search_text_match(), which for now is a case-insensitive ASCII
+ * substring match over the raw header / raw body bytes of the file: no
+ * RFC 2047 or transfer decoding, no charset conversion.  When the store's
+ * md_msg_text() (decoded text) lands, only that function changes. */
+#include "imap_private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "store.h"
+
+#define IMAP_SEARCH_NODES_MAX 256        /* keys in one SEARCH */
+#define IMAP_SEARCH_STRING_MAX 1024      /* octets of a search string */
+#define IMAP_SEARCH_HEADER_MAX (1024 * 1024) /* header bytes searched */
+#define IMAP_SEARCH_CHUNK (256 * 1024)   /* body bytes read at once */
+#define IMAP_DAY 86400
+
+enum imap_skey {
+	SK_ALL, SK_AND, SK_OR, SK_NOT, SK_FLAG, SK_UNFLAG, SK_KEYWORD, SK_UNKEYWORD,
+	SK_NONE, /* NEW, RECENT: \Recent is not kept */
+	SK_LARGER, SK_SMALLER, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE, SK_SENTON,
+	SK_SENTSINCE, SK_SET, SK_HEADER, SK_BODY, SK_TEXT,
+};
+
+enum imap_text_where { IMAP_TEXT_HEADER, IMAP_TEXT_BODY, IMAP_TEXT_ALL };
+
+struct imap_snode {
+	enum imap_skey key;
+	int child, next;       /* node indexes, -1 for none */
+	unsigned flag;
+	uint64_t n;
+	int64_t t;
+	char *str;             /* keyword, search string */
+	size_t len;
+	char field[64];        /* HEADER field */
+	uint32_t *uids;        /* SK_SET: resolved UIDs, ascending */
+	size_t n_uids;
+	int kw;                /* keyword index, -1 unknown */
+};
+
+struct imap_search_cmd {
+	struct imap_snode nodes[IMAP_SEARCH_NODES_MAX];
+	int n_nodes;
+	int root;
+	bool esearch, ret_min, ret_max, ret_count, ret_all, ret_save;
+	bool need_meta, need_path;
+	uint32_t *matches;
+	size_t n_matches;
+};
+
+static void imap_search_free(void *arg)
+{
+	struct imap_search_cmd *c = arg;
+
+	if (c == NULL)
+		return;
+	for (int i = 0; i < c->n_nodes; i++) {
+		free(c->nodes[i].str);
+		free(c->nodes[i].uids);
+	}
+	free(c->matches);
+	free(c);
+}
+
+/* ---- parsing ---------------------------------------------------------------- */
+
+static int imap_snode_new(struct imap_search_cmd *c, struct imap_cursor *cur, enum imap_skey key)
+{
+	struct imap_snode *n;
+
+	if (c->n_nodes >= IMAP_SEARCH_NODES_MAX) {
+		cur->err = "[LIMIT] Too many search keys";
+		return -1;
+	}
+	n = &c->nodes[c->n_nodes];
+	memset(n, 0, sizeof(*n));
+	n->key = key;
+	n->child = n->next = -1;
+	n->kw = -1;
+	return c->n_nodes++;
+}
+
+static bool imap_search_string(struct imap_cursor *cur, struct imap_snode *n)
+{
+	const char *s;
+	size_t len;
+
+	if (!imap_sp(cur) || !imap_astring(cur, &s, &len))
+		return false;
+	if (len > IMAP_SEARCH_STRING_MAX) {
+		cur->err = "[LIMIT] Search string too long";
+		return false;
+	}
+	n->str = malloc(len + 1);
+	if (n->str == NULL)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		n->str[i] = (char)((s[i] >= 'A' && s[i] <= 'Z') ? s[i] + 32 : s[i]);
+	n->str[len] = '\0';
+	n->len = len;
+	return true;
+}
+
+static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
+			   struct imap_cursor *cur, unsigned depth);
+
+/* key *(SP key) up to ')' or the end: an AND node */
+static int imap_search_list(struct imap_session *s, struct imap_search_cmd *c,
+			    struct imap_cursor *cur, unsigned depth, bool paren)
+{
+	int and = imap_snode_new(c, cur, SK_AND), last = -1;
+
+	if (and < 0)
+		return -1;
+	for (;;) {
+		int k = imap_search_key(s, c, cur, depth + 1);
+		if (k < 0)
+			return k;
+		if (last < 0)
+			c->nodes[and].child = k;
+		else
+			c->nodes[last].next = k;
+		last = k;
+		if (paren && imap_char(cur, ')'))
+			return and;
+		if (!paren && imap_at_end(cur))
+			return and;
+		if (!imap_sp(cur))
+			return -1;
+	}
+}
+
+static const struct {
+	const char *name;
+	enum imap_skey key;
+	unsigned flag;
+} imap_search_flags[] = {
+	{ "ANSWERED", SK_FLAG, MD_FLAG_ANSWERED },   { "DELETED", SK_FLAG, MD_FLAG_DELETED },
+	{ "DRAFT", SK_FLAG, MD_FLAG_DRAFT },         { "FLAGGED", SK_FLAG, MD_FLAG_FLAGGED },
+	{ "SEEN", SK_FLAG, MD_FLAG_SEEN },           { "UNANSWERED", SK_UNFLAG, MD_FLAG_ANSWERED },
+	{ "UNDELETED", SK_UNFLAG, MD_FLAG_DELETED }, { "UNDRAFT", SK_UNFLAG, MD_FLAG_DRAFT },
+	{ "UNFLAGGED", SK_UNFLAG, MD_FLAG_FLAGGED }, { "UNSEEN", SK_UNFLAG, MD_FLAG_SEEN },
+	/* RFC 3501 §6.4.4: OLD is NOT RECENT; nothing is \Recent here */
+	{ "OLD", SK_ALL, 0 },                        { "ALL", SK_ALL, 0 },
+	{ "NEW", SK_NONE, 0 },                       { "RECENT", SK_NONE, 0 },
+};
+
+static const struct {
+	const char *name;
+	enum imap_skey key;
+} imap_search_dates[] = {
+	{ "BEFORE", SK_BEFORE },         { "ON", SK_ON },         { "SINCE", SK_SINCE },
+	{ "SENTBEFORE", SK_SENTBEFORE }, { "SENTON", SK_SENTON }, { "SENTSINCE", SK_SENTSINCE },
+};
+
+static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
+			   struct imap_cursor *cur, unsigned depth)
+{
+	char word[32];
+	int k;
+
+	if (depth > IMAP_SEARCH_DEPTH_MAX) {
+		cur->err = "[LIMIT] Search program nested too deeply";
+		return -1;
+	}
+	if (imap_char(cur, '('))
+		return imap_search_list(s, c, cur, depth, true);
+	if (imap_peek(cur, '$') || (cur->p < cur->end && *cur->p >= '1' && *cur->p <= '9') ||
+	    imap_peek(cur, '*')) {
+		k = imap_snode_new(c, cur, SK_SET);
+		if (k < 0 || !imap_set_arg(s, cur, false, &c->nodes[k].uids, &c->nodes[k].n_uids))
+			return -2; /* replied already */
+		return k;
+	}
+	if (!imap_atom(cur, word, sizeof(word), NULL))
+		return -1;
+	for (size_t i = 0; i < sizeof(imap_search_flags) / sizeof(imap_search_flags[0]); i++)
+		if (str_ieq(word, imap_search_flags[i].name)) {
+			k = imap_snode_new(c, cur, imap_search_flags[i].key);
+			if (k >= 0)
+				c->nodes[k].flag = imap_search_flags[i].flag;
+			return k;
+		}
+	for (size_t i = 0; i < sizeof(imap_search_dates) / sizeof(imap_search_dates[0]); i++)
+		if (str_ieq(word, imap_search_dates[i].name)) {
+			k = imap_snode_new(c, cur, imap_search_dates[i].key);
+			if (k < 0 || !imap_sp(cur) || !imap_date(cur, &c->nodes[k].t))
+				return -1;
+			if (imap_search_dates[i].key >= SK_SENTBEFORE)
+				c->need_meta = true;
+			return k;
+		}
+	if (str_ieq(word, "NOT")) {
+		k = imap_snode_new(c, cur, SK_NOT);
+		if (k < 0 || !imap_sp(cur))
+			return -1;
+		c->nodes[k].child = imap_search_key(s, c, cur, depth + 1);
+		return c->nodes[k].child < 0 ? c->nodes[k].child : k;
+	}
+	if (str_ieq(word, "OR")) {
+		int a, b;
+		k = imap_snode_new(c, cur, SK_OR);
+		if (k < 0 || !imap_sp(cur))
+			return -1;
+		a = imap_search_key(s, c, cur, depth + 1);
+		if (a < 0)
+			return a;
+		if (!imap_sp(cur))
+			return -1;
+		b = imap_search_key(s, c, cur, depth + 1);
+		if (b < 0)
+			return b;
+		c->nodes[k].child = a;
+		c->nodes[a].next = b;
+		return k;
+	}
+	if (str_ieq(word, "UID")) {
+		k = imap_snode_new(c, cur, SK_SET);
+		if (k < 0 || !imap_sp(cur))
+			return -1;
+		if (!imap_set_arg(s, cur, true, &c->nodes[k].uids, &c->nodes[k].n_uids))
+			return -2;
+		return k;
+	}
+	if (str_ieq(word, "LARGER") || str_ieq(word, "SMALLER")) {
+		k = imap_snode_new(c, cur, str_ieq(word, "LARGER") ? SK_LARGER : SK_SMALLER);
+		if (k < 0 || !imap_sp(cur) || !imap_number64(cur, &c->nodes[k].n))
+			return -1;
+		return k;
+	}
+	if (str_ieq(word, "KEYWORD") || str_ieq(word, "UNKEYWORD")) {
+		char kw[MD_KEYWORD_LEN_MAX + 1];
+		k = imap_snode_new(c, cur, str_ieq(word, "KEYWORD") ? SK_KEYWORD : SK_UNKEYWORD);
+		if (k < 0 || !imap_sp(cur) || !imap_atom(cur, kw, sizeof(kw), NULL))
+			return -1;
+		c->nodes[k].str = strdup(kw);
+		return c->nodes[k].str != NULL ? k : -1;
+	}
+	if (str_ieq(word, "HEADER")) {
+		const char *f;
+		size_t flen;
+		k = imap_snode_new(c, cur, SK_HEADER);
+		if (k < 0 || !imap_sp(cur) || !imap_astring(cur, &f, &flen) ||
+		    flen >= sizeof(c->nodes[k].field) || memchr(f, '\0', flen) != NULL)
+			return -1;
+		memcpy(c->nodes[k].field, f, flen);
+		c->nodes[k].field[flen] = '\0';
+		if (!imap_search_string(cur, &c->nodes[k]))
+			return -1;
+		c->need_meta = c->need_path = true;
+		return k;
+	}
+	{
+		static const char *const hdrs[] = { "FROM", "TO", "CC", "BCC", "SUBJECT" };
+		for (size_t i = 0; i < 5; i++)
+			if (str_ieq(word, hdrs[i])) {
+				k = imap_snode_new(c, cur, SK_HEADER);
+				if (k < 0)
+					return -1;
+				str_copy(c->nodes[k].field, hdrs[i], sizeof(c->nodes[k].field));
+				if (!imap_search_string(cur, &c->nodes[k]))
+					return -1;
+				c->need_meta = c->need_path = true;
+				return k;
+			}
+	}
+	if (str_ieq(word, "BODY") || str_ieq(word, "TEXT")) {
+		k = imap_snode_new(c, cur, str_ieq(word, "BODY") ? SK_BODY : SK_TEXT);
+		if (k < 0 || !imap_search_string(cur, &c->nodes[k]))
+			return -1;
+		c->need_meta = c->need_path = true;
+		return k;
+	}
+	cur->err = "Unknown search key";
+	return -1;
+}
+
+/* ---- text matching ------------------------------------------------------------- */
+
+static void imap_lower(char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] >= 'A' && s[i] <= 'Z')
+			s[i] = (char)(s[i] + 32);
+}
+
+/* needle is lower case already */
+static bool imap_ci_find(char *hay, size_t len, const char *needle, size_t nlen)
+{
+	if (nlen == 0)
+		return true;
+	imap_lower(hay, len);
+	return memmem(hay, len, needle, nlen) != NULL;
+}
+
+/* Does a header field named field (a header block, CRLF lines) contain
+ * needle in its value?  Continuation lines belong to the field. */
+static bool imap_header_field_match(const char *hdr, size_t len, const char *field,
+				    const char *needle, size_t nlen)
+{
+	size_t flen = strlen(field), i = 0;
+	bool in = false, found = false;
+	char *val = malloc(len + 1);
+	size_t vlen = 0;
+
+	if (val == NULL)
+		return false;
+	while (i < len && !found) {
+		size_t eol = i;
+		while (eol < len && hdr[eol] != '\n')
+			eol++;
+		if (eol == i || (eol == i + 1 && hdr[i] == '\r'))
+			break;
+		if (hdr[i] != ' ' && hdr[i] != '\t') {
+			if (in)
+				found = imap_ci_find(val, vlen, needle, nlen);
+			size_t name_end = i + flen;
+			vlen = 0;
+			/* "Subject  :" (RFC 5322 §4.5.3 obsolete syntax) too */
+			while (name_end < eol && (hdr[name_end] == ' ' || hdr[name_end] == '\t'))
+				name_end++;
+			in = eol - i > flen && name_end < eol && hdr[name_end] == ':' &&
+			     strncasecmp(hdr + i, field, flen) == 0;
+			if (in) {
+				memcpy(val, hdr + name_end + 1, eol - name_end - 1);
+				vlen = eol - name_end - 1;
+			}
+		} else if (in) {
+			memcpy(val + vlen, hdr + i, eol - i);
+			vlen += eol - i;
+		}
+		i = eol < len ? eol + 1 : eol;
+	}
+	if (in && !found)
+		found = imap_ci_find(val, vlen, needle, nlen);
+	free(val);
+	return found;
+}
+
+bool imap_search_text_match(struct md_mailbox *mb, struct md_msg *msg, int where,
+			    const char *field, const char *needle, size_t needle_len)
+{
+	struct md_section hs;
+	uint64_t hlen, off, end;
+	int fd = -1;
+	bool found = false;
+	char *buf;
+
+	if (md_msg_section(msg, "HEADER", &hs) != 0) {
+		hs.offset = 0;
+		hs.length = 0;
+	}
+	hlen = hs.length;
+	if (md_msg_open(mb, msg, &fd) != MD_OK)
+		return false;
+	buf = malloc(IMAP_SEARCH_CHUNK > IMAP_SEARCH_HEADER_MAX ? IMAP_SEARCH_CHUNK
+								: IMAP_SEARCH_HEADER_MAX);
+	if (buf == NULL) {
+		close(fd);
+		return false;
+	}
+	if (where == IMAP_TEXT_HEADER || where == IMAP_TEXT_ALL) {
+		size_t want = hlen > IMAP_SEARCH_HEADER_MAX ? IMAP_SEARCH_HEADER_MAX : (size_t)hlen;
+		ssize_t got = pread(fd, buf, want, (off_t)hs.offset);
+		if (got > 0) {
+			if (field != NULL)
+				found = imap_header_field_match(buf, (size_t)got, field, needle,
+								needle_len);
+			else
+				found = imap_ci_find(buf, (size_t)got, needle, needle_len);
+		}
+	}
+	/* the body: chunks overlapping by needle_len - 1 */
+	off = hs.offset + hlen;
+	end = msg->size;
+	while (!found && (where == IMAP_TEXT_BODY || where == IMAP_TEXT_ALL) && off < end) {
+		size_t want = end - off > IMAP_SEARCH_CHUNK ? IMAP_SEARCH_CHUNK : (size_t)(end - off);
+		ssize_t got = pread(fd, buf, want, (off_t)off);
+		if (got <= 0)
+			break;
+		found = imap_ci_find(buf, (size_t)got, needle, needle_len);
+		if ((size_t)got < want || (size_t)got <= needle_len)
+			break;
+		off += (uint64_t)got - (needle_len > 0 ? needle_len - 1 : 0);
+	}
+	free(buf);
+	close(fd);
+	return found;
+}
+
+/* ---- evaluation ---------------------------------------------------------------- */
+
+static bool imap_uids_have(const uint32_t *uids, size_t n, uint32_t uid)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (uids[mid] < uid)
+			lo = mid + 1;
+		else if (uids[mid] > uid)
+			hi = mid;
+		else
+			return true;
+	}
+	return false;
+}
+
+static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, int k,
+			     struct md_msg *m)
+{
+	struct imap_snode *n = &c->nodes[k];
+	int64_t day, sent;
+
+	switch (n->key) {
+	case SK_ALL:
+		return true;
+	case SK_NONE:
+		return false;
+	case SK_AND:
+		for (int i = n->child; i >= 0; i = c->nodes[i].next)
+			if (!imap_search_eval(s, c, i, m))
+				return false;
+		return true;
+	case SK_OR:
+		return imap_search_eval(s, c, n->child, m) ||
+		       imap_search_eval(s, c, c->nodes[n->child].next, m);
+	case SK_NOT:
+		return !imap_search_eval(s, c, n->child, m);
+	case SK_FLAG:
+		return (m->flags & n->flag) != 0;
+	case SK_UNFLAG:
+		return (m->flags & n->flag) == 0;
+	case SK_KEYWORD:
+	case SK_UNKEYWORD: {
+		bool has = n->kw >= 0 && (m->keywords[n->kw / 64] >> (n->kw % 64)) & 1;
+		return n->key == SK_KEYWORD ? has : !has;
+	}
+	case SK_LARGER:
+		return m->size > n->n;
+	case SK_SMALLER:
+		return m->size < n->n;
+	case SK_BEFORE:
+	case SK_ON:
+	case SK_SINCE:
+		/* RFC 3501 §6.4.4: dates only, time of day ignored (UTC) */
+		day = m->internal_date - ((m->internal_date % IMAP_DAY) + IMAP_DAY) % IMAP_DAY;
+		return n->key == SK_BEFORE ? day < n->t : n->key == SK_ON ? day == n->t : day >= n->t;
+	case SK_SENTBEFORE:
+	case SK_SENTON:
+	case SK_SENTSINCE:
+		/* no usable Date: counts as 1970 (Dovecot does the same) */
+		sent = md_msg_sent_date(m);
+		day = sent - ((sent % IMAP_DAY) + IMAP_DAY) % IMAP_DAY;
+		return n->key == SK_SENTBEFORE ? day < n->t
+		       : n->key == SK_SENTON   ? day == n->t
+					       : day >= n->t;
+	case SK_SET:
+		return imap_uids_have(n->uids, n->n_uids, m->uid);
+	case SK_HEADER:
+		return imap_search_text_match(s->view.mb, m, IMAP_TEXT_HEADER, n->field, n->str,
+					      n->len);
+	case SK_BODY:
+		return imap_search_text_match(s->view.mb, m, IMAP_TEXT_BODY, NULL, n->str, n->len);
+	case SK_TEXT:
+		return imap_search_text_match(s->view.mb, m, IMAP_TEXT_ALL, NULL, n->str, n->len);
+	}
+	return false;
+}
+
+static void imap_buf_set(struct buf *b, const uint32_t *v, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+		while (j + 1 < n && v[j + 1] == v[j] + 1)
+			j++;
+		if (j > i)
+			buf_appendf(b, "%s%u:%u", i > 0 ? "," : "", v[i], v[j]);
+		else
+			buf_appendf(b, "%s%u", i > 0 ? "," : "", v[i]);
+		i = j + 1;
+	}
+}
+
+static enum imap_cmd_status imap_search_work(struct imap_session *s)
+{
+	struct imap_search_cmd *c = s->cmd_state;
+	struct imap_view *v = &s->view;
+	unsigned what = (c->need_meta ? MD_READ_META : 0) | (c->need_path ? MD_READ_PATH : 0);
+	char **names = NULL;
+	size_t n_names = 0;
+	size_t cap = 0;
+
+	if (md_mailbox_keywords(v->mb, &names, &n_names) == MD_OK) {
+		for (int i = 0; i < c->n_nodes; i++)
+			if (c->nodes[i].key == SK_KEYWORD || c->nodes[i].key == SK_UNKEYWORD)
+				for (size_t k = 0; k < n_names && k < MD_KEYWORDS_MAX; k++)
+					if (names[k] != NULL && str_ieq(names[k], c->nodes[i].str))
+						c->nodes[i].kw = (int)k;
+		md_mailbox_keywords_free(names, n_names);
+	}
+	for (size_t pos = 0; pos < v->n; pos += IMAP_FETCH_BATCH) {
+		size_t last = pos + IMAP_FETCH_BATCH < v->n ? pos + IMAP_FETCH_BATCH : v->n;
+		struct md_msg *msgs = NULL;
+		size_t n = 0;
+
+		if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], 0, what, &msgs, &n) != MD_OK) {
+			imap_reply(s, "NO", "[UNAVAILABLE] Cannot read the mailbox");
+			return CMD_DONE;
+		}
+		for (size_t i = 0; i < n; i++) {
+			uint32_t seq = imap_view_seq(v, msgs[i].uid);
+			if (seq == 0 || !imap_search_eval(s, c, c->root, &msgs[i]))
+				continue;
+			if (c->n_matches == cap) {
+				size_t ncap = cap == 0 ? 256 : cap * 2;
+				uint32_t *nm = realloc(c->matches, ncap * sizeof(*nm));
+				if (nm == NULL) {
+					md_msg_list_free(msgs, n);
+					imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+					return CMD_DONE;
+				}
+				c->matches = nm;
+				cap = ncap;
+			}
+			c->matches[c->n_matches++] = s->uid ? msgs[i].uid : seq;
+		}
+		md_msg_list_free(msgs, n);
+	}
+	if (!c->esearch) {
+		buf_appendf(&s->out, "* SEARCH");
+		for (size_t i = 0; i < c->n_matches; i++)
+			buf_appendf(&s->out, " %u", c->matches[i]);
+		buf_appendf(&s->out, "\r\n");
+	} else if (c->ret_min || c->ret_max || c->ret_count || c->ret_all) {
+		buf_appendf(&s->out, "* ESEARCH (TAG ");
+		imap_buf_string(&s->out, s->tag, strlen(s->tag));
+		buf_appendf(&s->out, ")%s", s->uid ? " UID" : "");
+		if (c->ret_min && c->n_matches > 0)
+			buf_appendf(&s->out, " MIN %u", c->matches[0]);
+		if (c->ret_max && c->n_matches > 0)
+			buf_appendf(&s->out, " MAX %u", c->matches[c->n_matches - 1]);
+		if (c->ret_count)
+			buf_appendf(&s->out, " COUNT %zu", c->n_matches);
+		if (c->ret_all && c->n_matches > 0) {
+			buf_appendf(&s->out, " ALL ");
+			imap_buf_set(&s->out, c->matches, c->n_matches);
+		}
+		buf_appendf(&s->out, "\r\n");
+	}
+	/* RFC 3501 §7.4.1: no EXPUNGE after SEARCH with sequence numbers */
+	imap_view_update(s, s->uid);
+	imap_reply(s, "OK", "%sSEARCH completed", s->uid ? "UID " : "");
+	return CMD_DONE;
+}
+
+/* RFC 5182 §2.1: remember the result as UIDs (MIN / MAX only when those
+ * were the only ones asked). */
+static void imap_search_save(struct imap_session *s)
+{
+	struct imap_search_cmd *c = s->cmd_state;
+	uint32_t *uids;
+	size_t n = 0;
+
+	free(s->searchres.ranges);
+	memset(&s->searchres, 0, sizeof(s->searchres));
+	if (c == NULL || !c->ret_save || c->n_matches == 0)
+		return;
+	uids = malloc(c->n_matches * sizeof(*uids));
+	if (uids == NULL)
+		return;
+	for (size_t i = 0; i < c->n_matches; i++) {
+		uint32_t u = s->uid ? c->matches[i]
+				    : (c->matches[i] <= s->view.n ? s->view.uids[c->matches[i] - 1] : 0);
+		bool only_minmax = (c->ret_min || c->ret_max) && !c->ret_all && !c->ret_count;
+		if (u == 0)
+			continue;
+		if (only_minmax && !((c->ret_min && i == 0) || (c->ret_max && i == c->n_matches - 1)))
+			continue;
+		uids[n++] = u;
+	}
+	s->searchres.ranges = malloc((n + 1) * sizeof(*s->searchres.ranges));
+	if (s->searchres.ranges != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			s->searchres.ranges[i].lo = uids[i];
+			s->searchres.ranges[i].hi = uids[i];
+		}
+		s->searchres.n = n;
+		imap_seqset_normalise(&s->searchres, UINT32_MAX - 1);
+	}
+	free(uids);
+}
+
+void imap_cmd_search(struct imap_session *s, struct imap_cursor *args)
+{
+	struct imap_search_cmd *c = calloc(1, sizeof(*c));
+	char word[32];
+	char *save;
+
+	if (c == NULL) {
+		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	s->cmd_state = c;
+	s->cmd_free = imap_search_free;
+	if (!imap_sp(args))
+		goto bad;
+	/* RETURN (...) (RFC 4731 §3.1) */
+	save = args->p;
+	if (imap_atom(args, word, sizeof(word), NULL) && str_ieq(word, "RETURN")) {
+		c->esearch = true;
+		if (!imap_sp(args) || !imap_char(args, '('))
+			goto bad;
+		while (!imap_char(args, ')')) {
+			if (!imap_atom(args, word, sizeof(word), NULL))
+				goto bad;
+			if (str_ieq(word, "MIN"))
+				c->ret_min = true;
+			else if (str_ieq(word, "MAX"))
+				c->ret_max = true;
+			else if (str_ieq(word, "COUNT"))
+				c->ret_count = true;
+			else if (str_ieq(word, "ALL"))
+				c->ret_all = true;
+			else if (str_ieq(word, "SAVE"))
+				c->ret_save = true;
+			else {
+				args->err = "Unknown RETURN option";
+				goto bad;
+			}
+			imap_char(args, ' ');
+		}
+		/* RFC 4731 §3.1: RETURN () means ALL */
+		if (!c->ret_min && !c->ret_max && !c->ret_count && !c->ret_all && !c->ret_save)
+			c->ret_all = true;
+		if (!imap_sp(args))
+			goto bad;
+		save = args->p;
+	} else {
+		args->p = save;
+		args->err = NULL;
+	}
+	if (imap_atom(args, word, sizeof(word), NULL) && str_ieq(word, "CHARSET")) {
+		if (!imap_sp(args) || !imap_astring_copy(args, word, sizeof(word)))
+			goto bad;
+		if (!str_ieq(word, "UTF-8") && !str_ieq(word, "US-ASCII")) {
+			imap_reply(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+			return;
+		}
+		if (!imap_sp(args))
+			goto bad;
+	} else {
+		args->p = save;
+		args->err = NULL;
+	}
+	c->root = imap_search_list(s, c, args, 0, false);
+	if (c->root == -2 || (c->root < 0 && s->out.len > 0))
+		return; /* a sequence set was refused with its own reply */
+	if (c->root < 0)
+		goto bad;
+	if (c->ret_save)
+		s->after = NULL;
+	imap_job_start(s, imap_search_work, c->ret_save ? imap_search_save : NULL);
+	return;
+bad:
+	imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid SEARCH arguments");
+}

@@ -1,0 +1,1 @@
+postern_py_test(imap_clients integration/imap_clients.py)

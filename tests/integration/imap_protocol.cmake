@@ -1,0 +1,1 @@
+postern_py_test(imap_protocol integration/imap_protocol.py)

@@ -1,0 +1,469 @@
+/* IMAP pure parts: the command reader (fed through a model of core/conn's
+ * line and bytes modes, with the input split at every offset), literal
+ * limits, the argument cursor, sequence sets, dates, string quoting and
+ * the command table. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imap_private.h"
+
+#define TEST_LINE_MAX 8192
+#define TEST_APPEND_MAX (1024 * 1024)
+
+/* ---- a model of core/conn feeding the reader ------------------------------ */
+
+struct feed {
+	struct imap_reader r;
+	char pending[65536];
+	size_t n_pending;
+	bool bytes_mode;
+	uint64_t bytes_left;
+	/* what came out */
+	char cmds[8][4096];
+	size_t cmd_len[8];
+	size_t n_cmds;
+	unsigned continuations; /* "+" the server would send */
+	unsigned toobig, bad, closes;
+};
+
+static void feed_init(struct feed *f)
+{
+	memset(f, 0, sizeof(*f));
+	imap_reader_init(&f->r, TEST_APPEND_MAX);
+}
+
+static void feed_result(struct feed *f, enum imap_read_result res)
+{
+	switch (res) {
+	case IMAP_READ_MORE:
+		break;
+	case IMAP_READ_COMMAND:
+		ck_assert_uint_lt(f->n_cmds, 8);
+		ck_assert_uint_lt(f->r.cmd.len, sizeof(f->cmds[0]));
+		memcpy(f->cmds[f->n_cmds], f->r.cmd.data, f->r.cmd.len);
+		f->cmd_len[f->n_cmds++] = f->r.cmd.len;
+		imap_reader_reset(&f->r);
+		break;
+	case IMAP_READ_LITERAL:
+		if (f->r.literal_sync && !f->r.discard)
+			f->continuations++;
+		f->bytes_mode = f->r.literal_left > 0;
+		f->bytes_left = f->r.literal_left;
+		break;
+	case IMAP_READ_TOOBIG:
+		f->toobig++;
+		if (f->r.discard && f->r.literal_left > 0) {
+			f->bytes_mode = true;
+			f->bytes_left = f->r.literal_left;
+		} else {
+			imap_reader_reset(&f->r);
+		}
+		break;
+	case IMAP_READ_BAD:
+		f->bad++;
+		imap_reader_reset(&f->r);
+		break;
+	case IMAP_READ_CLOSE:
+		f->closes++;
+		break;
+	}
+}
+
+/* Process what is pending the way conn_process_input does. */
+static void feed_process(struct feed *f)
+{
+	for (;;) {
+		if (f->bytes_mode) {
+			size_t n = f->n_pending < f->bytes_left ? f->n_pending : (size_t)f->bytes_left;
+			if (n == 0)
+				return;
+			f->bytes_left -= n;
+			if (f->bytes_left == 0)
+				f->bytes_mode = false;
+			imap_reader_bytes(&f->r, f->pending, n);
+			memmove(f->pending, f->pending + n, f->n_pending - n);
+			f->n_pending -= n;
+		} else {
+			char *eol = memchr(f->pending, '\n', f->n_pending);
+			size_t len, take;
+			if (eol == NULL)
+				return;
+			take = (size_t)(eol - f->pending) + 1;
+			len = take - 1;
+			if (len > 0 && f->pending[len - 1] == '\r')
+				len--;
+			{
+				char line[65536];
+				memcpy(line, f->pending, len);
+				memmove(f->pending, f->pending + take, f->n_pending - take);
+				f->n_pending -= take;
+				feed_result(f, imap_reader_line(&f->r, line, len));
+			}
+		}
+	}
+}
+
+static void feed_bytes(struct feed *f, const char *data, size_t len)
+{
+	ck_assert_uint_le(f->n_pending + len, sizeof(f->pending));
+	memcpy(f->pending + f->n_pending, data, len);
+	f->n_pending += len;
+	feed_process(f);
+}
+
+static void feed_split(struct feed *f, const char *input, size_t len, size_t at)
+{
+	feed_init(f);
+	feed_bytes(f, input, at);
+	feed_bytes(f, input + at, len - at);
+}
+
+START_TEST(test_imap_reader_every_split)
+{
+	static const char input[] =
+		"a1 LOGIN {5}\r\nalice {7+}\r\nsec\"ret\r\n"
+		"a2 SELECT \"INBOX\"\r\n"
+		"a3 UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From To)])\r\n"
+		"a4 SEARCH TEXT {0}\r\n\r\n";
+	static const char want1[] = "a1 LOGIN {5}\r\nalice {7+}\r\nsec\"ret";
+	size_t len = sizeof(input) - 1;
+
+	for (size_t at = 0; at <= len; at++) {
+		struct feed f;
+
+		feed_split(&f, input, len, at);
+		ck_assert_uint_eq(f.n_cmds, 4);
+		ck_assert_uint_eq(f.cmd_len[0], strlen(want1));
+		ck_assert(memcmp(f.cmds[0], want1, strlen(want1)) == 0);
+		ck_assert(memcmp(f.cmds[1], "a2 SELECT \"INBOX\"", f.cmd_len[1]) == 0);
+		ck_assert_uint_eq(f.cmd_len[3], strlen("a4 SEARCH TEXT {0}\r\n"));
+		ck_assert_uint_eq(f.continuations, 2); /* {5} and {0}, not {7+} */
+		ck_assert_uint_eq(f.toobig + f.bad + f.closes, 0);
+		imap_reader_free(&f.r);
+	}
+}
+END_TEST
+
+START_TEST(test_imap_reader_literal_limits)
+{
+	struct feed f;
+	static const char huge[] = "t1 LOGIN {4294967295}\r\nt2 NOOP\r\n";
+	static const char nonsync[] = "t1 LOGIN a {5000+}\r\n";
+	char *big;
+	size_t blen;
+
+	/* a huge synchronising literal: refused before any "+", nothing kept */
+	feed_init(&f);
+	feed_bytes(&f, huge, sizeof(huge) - 1);
+	ck_assert_uint_eq(f.toobig, 1);
+	ck_assert_uint_eq(f.continuations, 0);
+	ck_assert_uint_eq(f.n_cmds, 1);
+	ck_assert(memcmp(f.cmds[0], "t2 NOOP", 7) == 0);
+	imap_reader_free(&f.r);
+
+	/* {18446744073709551616} overflows: refused too */
+	feed_init(&f);
+	feed_bytes(&f, "t1 X {99999999999999999999999}\r\n", 32);
+	ck_assert_uint_eq(f.toobig, 1);
+	imap_reader_free(&f.r);
+
+	/* RFC 7888: a non-synchronising literal over 4096 outside APPEND is
+	 * refused, its octets skipped and the command's rest ignored */
+	blen = strlen(nonsync) + 5000 + strlen(" x\r\nt3 NOOP\r\n");
+	big = malloc(blen + 1);
+	ck_assert_ptr_nonnull(big);
+	strcpy(big, nonsync);
+	memset(big + strlen(nonsync), 'p', 5000);
+	strcpy(big + strlen(nonsync) + 5000, " x\r\nt3 NOOP\r\n");
+	for (size_t at = 0; at <= blen; at += 97) {
+		feed_split(&f, big, blen, at);
+		ck_assert_uint_eq(f.toobig, 1);
+		ck_assert_uint_eq(f.n_cmds, 1);
+		ck_assert(memcmp(f.cmds[0], "t3 NOOP", 7) == 0);
+		imap_reader_free(&f.r);
+	}
+	free(big);
+
+	/* the same size is fine for APPEND, and APPEND literals stay out of
+	 * the command buffer */
+	feed_init(&f);
+	ck_assert_int_eq(imap_reader_line(&f.r, "t4 APPEND INBOX {5000+}", 23), IMAP_READ_LITERAL);
+	ck_assert(f.r.is_append);
+	ck_assert_uint_eq(f.r.literal_left, 5000);
+	imap_reader_free(&f.r);
+
+	/* over the APPEND limit: TOOBIG */
+	feed_init(&f);
+	ck_assert_int_eq(imap_reader_line(&f.r, "t5 APPEND INBOX {2000000}", 25), IMAP_READ_TOOBIG);
+	imap_reader_free(&f.r);
+
+	/* a non-synchronising literal too large to skip: hang up */
+	feed_init(&f);
+	ck_assert_int_eq(imap_reader_line(&f.r, "t6 LOGIN {999999999+}", 21), IMAP_READ_CLOSE);
+	imap_reader_free(&f.r);
+
+	/* a NUL in a command line */
+	feed_init(&f);
+	ck_assert_int_eq(imap_reader_line(&f.r, "t7 NOOP\0", 8), IMAP_READ_BAD);
+	imap_reader_free(&f.r);
+
+	/* more literals than IMAP_LITERALS_MAX in one command */
+	feed_init(&f);
+	for (unsigned i = 0; i < IMAP_LITERALS_MAX; i++) {
+		ck_assert_int_eq(imap_reader_line(&f.r, "{1}", 3), IMAP_READ_LITERAL);
+		imap_reader_bytes(&f.r, "x", 1);
+	}
+	ck_assert_int_eq(imap_reader_line(&f.r, "{1}", 3), IMAP_READ_TOOBIG);
+	imap_reader_free(&f.r);
+}
+END_TEST
+
+START_TEST(test_imap_reader_tag)
+{
+	struct imap_reader r;
+	char tag[IMAP_TAG_MAX + 1];
+
+	imap_reader_init(&r, 100);
+	imap_reader_tag(&r, tag);
+	ck_assert_str_eq(tag, "*");
+	ck_assert_int_eq(imap_reader_line(&r, "abc.1 LOGIN {3}", 15), IMAP_READ_LITERAL);
+	imap_reader_tag(&r, tag);
+	ck_assert_str_eq(tag, "abc.1");
+	imap_reader_free(&r);
+}
+END_TEST
+
+/* ---- the cursor ------------------------------------------------------------ */
+
+static struct imap_cursor cur(char *s)
+{
+	struct imap_cursor c;
+
+	imap_cursor_init(&c, s, strlen(s));
+	return c;
+}
+
+START_TEST(test_imap_cursor_strings)
+{
+	char in[] = "atom \"q\\\"uo\\\\ted\" {3}\r\nl t NIL \"x";
+	char out[32];
+	const char *s;
+	size_t len;
+	struct imap_cursor c = cur(in);
+
+	ck_assert(imap_atom(&c, out, sizeof(out), NULL));
+	ck_assert_str_eq(out, "atom");
+	ck_assert(imap_sp(&c));
+	ck_assert(imap_astring(&c, &s, &len));
+	ck_assert_uint_eq(len, 8);
+	ck_assert(memcmp(s, "q\"uo\\ted", 8) == 0);
+	ck_assert(imap_sp(&c));
+	ck_assert(imap_astring(&c, &s, &len));
+	ck_assert_uint_eq(len, 3);
+	ck_assert(memcmp(s, "l t", 3) == 0);
+	ck_assert(imap_sp(&c));
+	ck_assert(imap_nstring(&c, &s, &len));
+	ck_assert_ptr_null(s);
+	ck_assert(imap_sp(&c));
+	ck_assert(!imap_astring(&c, &s, &len)); /* unterminated */
+	ck_assert_ptr_nonnull(c.err);
+
+	{
+		char bad[] = "\"a\\nb\"";
+		struct imap_cursor c2 = cur(bad);
+		ck_assert(!imap_string(&c2, &s, &len)); /* only \" and \\ escape */
+	}
+	{
+		char bad[] = "{10}\r\nshort";
+		struct imap_cursor c2 = cur(bad);
+		ck_assert(!imap_string(&c2, &s, &len));
+	}
+	{
+		char longer[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+		struct imap_cursor c2 = cur(longer);
+		ck_assert(!imap_atom(&c2, out, sizeof(out), NULL));
+	}
+	{
+		char t[] = "a+b ";
+		struct imap_cursor c2 = cur(t);
+		ck_assert(imap_tag(&c2, out, sizeof(out)));
+		ck_assert_str_eq(out, "a"); /* '+' ends a tag */
+	}
+	{
+		char pat[] = "INBOX/%* rest";
+		struct imap_cursor c2 = cur(pat);
+		ck_assert(imap_list_mailbox(&c2, out, sizeof(out)));
+		ck_assert_str_eq(out, "INBOX/%*");
+	}
+}
+END_TEST
+
+START_TEST(test_imap_seqset)
+{
+	char in[] = "5:3,1,*,10:*,2";
+	struct imap_cursor c = cur(in);
+	struct imap_seqset set;
+
+	ck_assert(imap_seqset(&c, &set));
+	ck_assert(imap_at_end(&c));
+	ck_assert_uint_eq(set.n, 5);
+	ck_assert_uint_eq(set.ranges[0].lo, 3);
+	ck_assert_uint_eq(set.ranges[0].hi, 5);
+	imap_seqset_normalise(&set, 7);
+	/* 1:5 merged, 7:10 ('*' = 7 swapped with 10) */
+	ck_assert_uint_eq(set.n, 2);
+	ck_assert_uint_eq(set.ranges[0].lo, 1);
+	ck_assert_uint_eq(set.ranges[0].hi, 5);
+	ck_assert_uint_eq(set.ranges[1].lo, 7);
+	ck_assert_uint_eq(set.ranges[1].hi, 10);
+	ck_assert(imap_seqset_contains(&set, 4));
+	ck_assert(!imap_seqset_contains(&set, 6));
+	ck_assert(imap_seqset_contains(&set, 10));
+	ck_assert(!imap_seqset_contains(&set, 11));
+	free(set.ranges);
+
+	{
+		char d[] = "$";
+		struct imap_cursor c2 = cur(d);
+		ck_assert(imap_seqset(&c2, &set));
+		ck_assert(set.saved);
+	}
+	{
+		char z[] = "0:4";
+		struct imap_cursor c2 = cur(z);
+		ck_assert(!imap_seqset(&c2, &set));
+	}
+	{
+		char z[] = "1,";
+		struct imap_cursor c2 = cur(z);
+		ck_assert(!imap_seqset(&c2, &set));
+	}
+	{
+		char z[] = "4294967296";
+		struct imap_cursor c2 = cur(z);
+		ck_assert(!imap_seqset(&c2, &set));
+	}
+	{
+		/* more ranges than IMAP_SEQ_RANGES_MAX: [LIMIT] */
+		size_t n = (IMAP_SEQ_RANGES_MAX + 1) * 2;
+		char *many = malloc(n + 1);
+		struct imap_cursor c2;
+		ck_assert_ptr_nonnull(many);
+		for (size_t i = 0; i < n; i += 2) {
+			many[i] = '1';
+			many[i + 1] = ',';
+		}
+		many[n - 1] = '\0';
+		imap_cursor_init(&c2, many, n - 1);
+		ck_assert(!imap_seqset(&c2, &set));
+		ck_assert_ptr_nonnull(strstr(c2.err, "LIMIT"));
+		free(many);
+	}
+}
+END_TEST
+
+START_TEST(test_imap_dates)
+{
+	int64_t t;
+	char out[64];
+
+	{
+		char d[] = "1-Feb-1994";
+		struct imap_cursor c = cur(d);
+		ck_assert(imap_date(&c, &t));
+		ck_assert_int_eq(t, 760060800);
+	}
+	{
+		char d[] = "\"01-feb-1994\"";
+		struct imap_cursor c = cur(d);
+		ck_assert(imap_date(&c, &t));
+		ck_assert_int_eq(t, 760060800);
+	}
+	{
+		char d[] = "1-Fex-1994";
+		struct imap_cursor c = cur(d);
+		ck_assert(!imap_date(&c, &t));
+	}
+	{
+		char d[] = "\" 1-Feb-1994 10:00:00 +0100\"";
+		struct imap_cursor c = cur(d);
+		ck_assert(imap_date_time(&c, &t));
+		ck_assert_int_eq(t, 760060800 + 9 * 3600);
+	}
+	{
+		char d[] = "\"17-Jul-1996 02:44:25 -0700\"";
+		struct imap_cursor c = cur(d);
+		ck_assert(imap_date_time(&c, &t));
+		imap_format_date_time(t, out, sizeof(out));
+		ck_assert_str_eq(out, "17-Jul-1996 09:44:25 +0000");
+	}
+	{
+		char d[] = "\"17-Jul-1996 25:44:25 -0700\"";
+		struct imap_cursor c = cur(d);
+		ck_assert(!imap_date_time(&c, &t));
+	}
+}
+END_TEST
+
+START_TEST(test_imap_buf_string)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	imap_buf_string(&b, "a \"b\" \\c", 8);
+	buf_cstr(&b);
+	ck_assert_str_eq(b.data, "\"a \\\"b\\\" \\\\c\"");
+	buf_reset(&b);
+	imap_buf_string(&b, "l1\r\nl2", 6);
+	buf_cstr(&b);
+	ck_assert_str_eq(b.data, "{6}\r\nl1\r\nl2");
+	buf_reset(&b);
+	imap_buf_string(&b, "", 0);
+	buf_cstr(&b);
+	ck_assert_str_eq(b.data, "\"\"");
+	buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_imap_table_states)
+{
+	ck_assert_ptr_nonnull(imap_command_find("capability"));
+	ck_assert_ptr_null(imap_command_find("XYZZY"));
+	ck_assert(imap_command_find("LOGIN")->states == IMAP_IN_NOAUTH);
+	ck_assert(imap_command_find("FETCH")->states == IMAP_IN_SEL);
+	ck_assert(imap_command_find("FETCH")->flags & IMAP_CMD_UID);
+	ck_assert(!(imap_command_find("SELECT")->flags & IMAP_CMD_UID));
+	ck_assert(imap_command_find("SELECT")->states == IMAP_IN_LOGGED);
+	ck_assert(imap_command_find("NOOP")->states == IMAP_IN_ANY);
+}
+END_TEST
+
+static Suite *imap_suite(void)
+{
+	Suite *s = suite_create("imap");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_imap_reader_every_split);
+	tcase_add_test(tc, test_imap_reader_literal_limits);
+	tcase_add_test(tc, test_imap_reader_tag);
+	tcase_add_test(tc, test_imap_cursor_strings);
+	tcase_add_test(tc, test_imap_seqset);
+	tcase_add_test(tc, test_imap_dates);
+	tcase_add_test(tc, test_imap_buf_string);
+	tcase_add_test(tc, test_imap_table_states);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(imap_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
