@@ -370,16 +370,13 @@ void imap_append_bytes(struct imap_session *s, const char *data, size_t len);
 /* A line that continues a running APPEND (after a message literal). */
 void imap_append_line(struct imap_session *s, const char *line, size_t len);
 
-/* imap_search.c */
-imap_handler_fn imap_cmd_search;
-/* Case-insensitive ASCII substring match over raw header or body bytes. */
-bool imap_search_text_match(struct md_mailbox *mb, struct md_msg *msg, int where,
-			    const char *field, const char *needle, size_t needle_len);
-
 /* imap_idle.c */
 imap_handler_fn imap_cmd_idle;
 void imap_idle_line(struct imap_session *s, const char *line, size_t len);
 void imap_idle_stop(struct imap_session *s);
 void imap_idle_wake(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id);
+
+/* imap_search.c */
+imap_handler_fn imap_cmd_search;
 
 #endif

@@ -6,10 +6,10 @@
  * a worker walks the view's messages in batches and evaluates it.
  *
  * Text keys (FROM, TO, CC, BCC, SUBJECT, HEADER, BODY, TEXT) go through
- * imap_search_text_match(), which for now is a case-insensitive ASCII
- * substring match over the raw header / raw body bytes of the file: no
- * RFC 2047 or transfer decoding, no charset conversion.  When the store's
- * md_msg_text() (decoded text) lands, only that function changes. */
+ * imap_search_text(): the store's decoded text of the message (md_msg_text:
+ * RFC 2047 words, quoted-printable and base64 undone, charsets converted
+ * to UTF-8, case folded beyond ASCII), made once per message however many
+ * text keys the SEARCH has. */
 #include "imap_private.h"
 
 #include <stdio.h>
@@ -23,8 +23,6 @@
 
 #define IMAP_SEARCH_NODES_MAX 256        /* keys in one SEARCH */
 #define IMAP_SEARCH_STRING_MAX 1024      /* octets of a search string */
-#define IMAP_SEARCH_HEADER_MAX (1024 * 1024) /* header bytes searched */
-#define IMAP_SEARCH_CHUNK (256 * 1024)   /* body bytes read at once */
 #define IMAP_DAY 86400
 
 enum imap_skey {
@@ -33,8 +31,6 @@ enum imap_skey {
 	SK_LARGER, SK_SMALLER, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE, SK_SENTON,
 	SK_SENTSINCE, SK_SET, SK_HEADER, SK_BODY, SK_TEXT,
 };
-
-enum imap_text_where { IMAP_TEXT_HEADER, IMAP_TEXT_BODY, IMAP_TEXT_ALL };
 
 struct imap_snode {
 	enum imap_skey key;
@@ -58,6 +54,9 @@ struct imap_search_cmd {
 	bool need_meta, need_path;
 	uint32_t *matches;
 	size_t n_matches;
+	unsigned text_what;    /* MD_TEXT_* the text keys need */
+	struct md_text *text;  /* decoded text of message text_uid */
+	uint32_t text_uid;
 };
 
 static void imap_search_free(void *arg)
@@ -71,6 +70,7 @@ static void imap_search_free(void *arg)
 		free(c->nodes[i].uids);
 	}
 	free(c->matches);
+	md_text_free(c->text);
 	free(c);
 }
 
@@ -101,6 +101,10 @@ static bool imap_search_string(struct imap_cursor *cur, struct imap_snode *n)
 		return false;
 	if (len > IMAP_SEARCH_STRING_MAX) {
 		cur->err = "[LIMIT] Search string too long";
+		return false;
+	}
+	if (memchr(s, '\0', len) != NULL) {
+		cur->err = "NUL in search string"; /* no text can contain it */
 		return false;
 	}
 	n->str = malloc(len + 1);
@@ -260,6 +264,7 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 		if (!imap_search_string(cur, &c->nodes[k]))
 			return -1;
 		c->need_meta = c->need_path = true;
+		c->text_what |= MD_TEXT_HEADERS;
 		return k;
 	}
 	{
@@ -273,6 +278,7 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 				if (!imap_search_string(cur, &c->nodes[k]))
 					return -1;
 				c->need_meta = c->need_path = true;
+				c->text_what |= MD_TEXT_HEADERS;
 				return k;
 			}
 	}
@@ -281,6 +287,7 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 		if (k < 0 || !imap_search_string(cur, &c->nodes[k]))
 			return -1;
 		c->need_meta = c->need_path = true;
+		c->text_what |= str_ieq(word, "BODY") ? MD_TEXT_BODY : MD_TEXT_HEADERS | MD_TEXT_BODY;
 		return k;
 	}
 	cur->err = "Unknown search key";
@@ -289,115 +296,34 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 
 /* ---- text matching ------------------------------------------------------------- */
 
-static void imap_lower(char *s, size_t len)
+/* RFC 3501 §6.4.4: HEADER/FROM/.../BODY/TEXT match substrings of the
+ * decoded text.  The text is made for the message being evaluated and
+ * kept until the next message (one SEARCH often has several text keys). */
+static bool imap_search_text(struct imap_session *s, struct imap_search_cmd *c,
+			     const struct imap_snode *n, struct md_msg *m)
 {
-	for (size_t i = 0; i < len; i++)
-		if (s[i] >= 'A' && s[i] <= 'Z')
-			s[i] = (char)(s[i] + 32);
-}
-
-/* needle is lower case already */
-static bool imap_ci_find(char *hay, size_t len, const char *needle, size_t nlen)
-{
-	if (nlen == 0)
-		return true;
-	imap_lower(hay, len);
-	return memmem(hay, len, needle, nlen) != NULL;
-}
-
-/* Does a header field named field (a header block, CRLF lines) contain
- * needle in its value?  Continuation lines belong to the field. */
-static bool imap_header_field_match(const char *hdr, size_t len, const char *field,
-				    const char *needle, size_t nlen)
-{
-	size_t flen = strlen(field), i = 0;
-	bool in = false, found = false;
-	char *val = malloc(len + 1);
-	size_t vlen = 0;
-
-	if (val == NULL)
-		return false;
-	while (i < len && !found) {
-		size_t eol = i;
-		while (eol < len && hdr[eol] != '\n')
-			eol++;
-		if (eol == i || (eol == i + 1 && hdr[i] == '\r'))
-			break;
-		if (hdr[i] != ' ' && hdr[i] != '\t') {
-			if (in)
-				found = imap_ci_find(val, vlen, needle, nlen);
-			size_t name_end = i + flen;
-			vlen = 0;
-			/* "Subject  :" (RFC 5322 §4.5.3 obsolete syntax) too */
-			while (name_end < eol && (hdr[name_end] == ' ' || hdr[name_end] == '\t'))
-				name_end++;
-			in = eol - i > flen && name_end < eol && hdr[name_end] == ':' &&
-			     strncasecmp(hdr + i, field, flen) == 0;
-			if (in) {
-				memcpy(val, hdr + name_end + 1, eol - name_end - 1);
-				vlen = eol - name_end - 1;
-			}
-		} else if (in) {
-			memcpy(val + vlen, hdr + i, eol - i);
-			vlen += eol - i;
-		}
-		i = eol < len ? eol + 1 : eol;
-	}
-	if (in && !found)
-		found = imap_ci_find(val, vlen, needle, nlen);
-	free(val);
-	return found;
-}
-
-bool imap_search_text_match(struct md_mailbox *mb, struct md_msg *msg, int where,
-			    const char *field, const char *needle, size_t needle_len)
-{
-	struct md_section hs;
-	uint64_t hlen, off, end;
-	int fd = -1;
-	bool found = false;
-	char *buf;
-
-	if (md_msg_section(msg, "HEADER", &hs) != 0) {
-		hs.offset = 0;
-		hs.length = 0;
-	}
-	hlen = hs.length;
-	if (md_msg_open(mb, msg, &fd) != MD_OK)
-		return false;
-	buf = malloc(IMAP_SEARCH_CHUNK > IMAP_SEARCH_HEADER_MAX ? IMAP_SEARCH_CHUNK
-								: IMAP_SEARCH_HEADER_MAX);
-	if (buf == NULL) {
-		close(fd);
-		return false;
-	}
-	if (where == IMAP_TEXT_HEADER || where == IMAP_TEXT_ALL) {
-		size_t want = hlen > IMAP_SEARCH_HEADER_MAX ? IMAP_SEARCH_HEADER_MAX : (size_t)hlen;
-		ssize_t got = pread(fd, buf, want, (off_t)hs.offset);
-		if (got > 0) {
-			if (field != NULL)
-				found = imap_header_field_match(buf, (size_t)got, field, needle,
-								needle_len);
-			else
-				found = imap_ci_find(buf, (size_t)got, needle, needle_len);
+	if (c->text == NULL || c->text_uid != m->uid) {
+		md_text_free(c->text);
+		c->text = NULL;
+		c->text_uid = m->uid;
+		if (md_msg_text(s->view.mb, m, c->text_what, &c->text) != MD_OK) {
+			c->text = NULL; /* expunged meanwhile, or unreadable: no match */
+			return false;
 		}
 	}
-	/* the body: chunks overlapping by needle_len - 1 */
-	off = hs.offset + hlen;
-	end = msg->size;
-	while (!found && (where == IMAP_TEXT_BODY || where == IMAP_TEXT_ALL) && off < end) {
-		size_t want = end - off > IMAP_SEARCH_CHUNK ? IMAP_SEARCH_CHUNK : (size_t)(end - off);
-		ssize_t got = pread(fd, buf, want, (off_t)off);
-		if (got <= 0)
-			break;
-		found = imap_ci_find(buf, (size_t)got, needle, needle_len);
-		if ((size_t)got < want || (size_t)got <= needle_len)
-			break;
-		off += (uint64_t)got - (needle_len > 0 ? needle_len - 1 : 0);
+	if (c->text == NULL)
+		return false;
+	switch (n->key) {
+	case SK_HEADER:
+		return md_text_header_contains(c->text, n->field, n->str);
+	case SK_BODY:
+		return md_text_body_contains(c->text, n->str);
+	case SK_TEXT:
+		return md_text_header_contains(c->text, NULL, n->str) ||
+		       md_text_body_contains(c->text, n->str);
+	default:
+		return false;
 	}
-	free(buf);
-	close(fd);
-	return found;
 }
 
 /* ---- evaluation ---------------------------------------------------------------- */
@@ -470,12 +396,9 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 	case SK_SET:
 		return imap_uids_have(n->uids, n->n_uids, m->uid);
 	case SK_HEADER:
-		return imap_search_text_match(s->view.mb, m, IMAP_TEXT_HEADER, n->field, n->str,
-					      n->len);
 	case SK_BODY:
-		return imap_search_text_match(s->view.mb, m, IMAP_TEXT_BODY, NULL, n->str, n->len);
 	case SK_TEXT:
-		return imap_search_text_match(s->view.mb, m, IMAP_TEXT_ALL, NULL, n->str, n->len);
+		return imap_search_text(s, c, n, m);
 	}
 	return false;
 }
