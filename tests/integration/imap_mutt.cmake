@@ -1,0 +1,1 @@
+postern_py_test(imap_mutt integration/imap_mutt.py)
