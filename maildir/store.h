@@ -150,9 +150,28 @@ void md_store_close(struct md_store *store);
 /* Called on the store's writer thread after each commit, once per mailbox
  * changed by this process (user_id/mailbox_id as in md_mailbox_ids()).
  * Keep it short and thread-safe: e.g. event_active() to wake IDLE sessions.
- * Changes by other processes are not reported; poll md_mailbox_sync(). */
+ * Changes by other processes are not reported: md_watch_* below. */
 typedef void md_change_fn(void *ctx, uint32_t user_id, uint32_t mailbox_id);
 void md_store_set_change_hook(struct md_store *store, md_change_fn *fn, void *ctx);
+
+/* Watching selected mailboxes for changes by anyone (IDLE): this process's
+ * deliveries, `postern deliver`, mutt or Dovecot renaming files in cur/,
+ * files dropped into new/ by other programs.  One inotify instance per
+ * process (md_watch_new(); NULL when the kernel has none: poll instead);
+ * md_watch_add() counts, so sessions of one mailbox share its watches, and
+ * each add needs one md_watch_remove().  MD_LIMIT when the system's
+ * inotify watch limit is reached: poll that mailbox.  Put md_watch_fd() in
+ * the event loop; when it is readable, md_watch_read() calls fn (on the
+ * calling thread, without locks held) once per changed mailbox.  An event
+ * only says "look": md_mailbox_sync() tells what changed. */
+struct md_watch;
+struct md_mailbox;
+struct md_watch *md_watch_new(void);
+void md_watch_free(struct md_watch *w);
+int md_watch_fd(const struct md_watch *w);
+enum md_result md_watch_add(struct md_watch *w, struct md_mailbox *mb);
+void md_watch_remove(struct md_watch *w, struct md_mailbox *mb);
+int md_watch_read(struct md_watch *w, md_change_fn *fn, void *ctx);
 
 struct md_store_stats {
 	uint64_t commits;   /* LMDB write transactions committed */

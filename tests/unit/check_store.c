@@ -1056,6 +1056,99 @@ START_TEST(test_store_corpus_sizes)
 }
 END_TEST
 
+
+/* ---- md_watch: changes by anyone wake IDLE ------------------------------- */
+
+struct watch_seen {
+	unsigned calls;
+	uint32_t user_id, mailbox_id;
+};
+
+static void watch_fn(void *ctx, uint32_t user_id, uint32_t mailbox_id)
+{
+	struct watch_seen *w = ctx;
+
+	w->calls++;
+	w->user_id = user_id;
+	w->mailbox_id = mailbox_id;
+}
+
+static unsigned watch_drain(struct md_watch *w, struct watch_seen *seen)
+{
+	memset(seen, 0, sizeof(*seen));
+	usleep(20 * 1000);
+	ck_assert_int_eq(md_watch_read(w, watch_fn, seen), 0);
+	return seen->calls;
+}
+
+START_TEST(test_store_watch)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb, *work;
+	struct md_status st;
+	struct md_watch *w;
+	struct watch_seen seen;
+	uint32_t uid, user_id, mbox_id, work_id;
+	char path[PATH_MAX], path2[PATH_MAX];
+	FILE *f;
+
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: a\r\n\r\nx\r\n", 0, 0, &uid), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "Work", 0), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "Work", &work, &st), MD_OK);
+	md_mailbox_ids(mb, &user_id, &mbox_id);
+	md_mailbox_ids(work, &user_id, &work_id);
+	w = md_watch_new();
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_ge(md_watch_fd(w), 0);
+	ck_assert_int_eq(md_watch_add(w, mb), MD_OK);
+	ck_assert_int_eq(md_watch_add(w, mb), MD_OK); /* a second session */
+	ck_assert_uint_eq(watch_drain(w, &seen), 0);
+
+	/* another program drops a file into new/ */
+	snprintf(path, sizeof(path), "%s/mail/example.test/alice/new/1765000000.x1.host", tdir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("Subject: dropped\r\n\r\nhi\r\n", f);
+	fclose(f);
+	ck_assert_uint_eq(watch_drain(w, &seen), 1);
+	ck_assert_uint_eq(seen.user_id, user_id);
+	ck_assert_uint_eq(seen.mailbox_id, mbox_id);
+	/* a delivery through the store (any process) */
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: b\r\n\r\ny\r\n", 0, 0, &uid), MD_OK);
+	ck_assert_uint_ge(watch_drain(w, &seen), 1);
+	ck_assert_uint_eq(seen.mailbox_id, mbox_id);
+	/* mutt sets a flag: a rename into cur/ */
+	snprintf(path2, sizeof(path2), "%s/mail/example.test/alice/cur/1765000000.x1.host:2,S", tdir);
+	ck_assert_int_eq(rename(path, path2), 0);
+	ck_assert_uint_ge(watch_drain(w, &seen), 1);
+	ck_assert_uint_eq(seen.mailbox_id, mbox_id);
+	/* an unwatched folder says nothing */
+	ck_assert_int_eq(deliver(s, ADDR, "Work", "Subject: c\r\n\r\nz\r\n", 0, 0, &uid), MD_OK);
+	ck_assert_uint_eq(watch_drain(w, &seen), 0);
+	ck_assert_int_eq(md_watch_add(w, work), MD_OK);
+	ck_assert_int_eq(unlink(path2), 0); /* and another program expunges in INBOX */
+	ck_assert_int_eq(deliver(s, ADDR, "Work", "Subject: d\r\n\r\nz\r\n", 0, 0, &uid), MD_OK);
+	ck_assert_uint_eq(watch_drain(w, &seen), 2);
+	/* counted: the watches go with the last remove */
+	md_watch_remove(w, mb);
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: e\r\n\r\nz\r\n", 0, 0, &uid), MD_OK);
+	ck_assert_uint_ge(watch_drain(w, &seen), 1);
+	md_watch_remove(w, mb);
+	md_watch_remove(w, work);
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: f\r\n\r\nz\r\n", 0, 0, &uid), MD_OK);
+	ck_assert_int_eq(deliver(s, ADDR, "Work", "Subject: g\r\n\r\nz\r\n", 0, 0, &uid), MD_OK);
+	ck_assert_uint_eq(watch_drain(w, &seen), 0);
+	md_watch_free(w);
+	md_mailbox_close(work);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1080,6 +1173,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_store_dovecot_huge_uidlist);
 	tcase_add_test(tc, test_store_quota);
 	tcase_add_test(tc, test_store_corpus_sizes);
+	tcase_add_test(tc, test_store_watch);
 	suite_add_tcase(s, tc);
 	return s;
 }
