@@ -9,6 +9,7 @@
  */
 #include "imap_private.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -630,10 +631,29 @@ static void imap_on_wake(evutil_socket_t fd, short what, void *arg)
 		imap_idle_wake(ctx, wake[i].user_id, wake[i].mailbox_id);
 }
 
+/* inotify saw a change in a watched mailbox (loop thread) */
+static void imap_watch_changed(void *arg, uint32_t user_id, uint32_t mailbox_id)
+{
+	imap_idle_wake(arg, user_id, mailbox_id);
+}
+
+static void imap_on_watch(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_ctx *ctx = arg;
+
+	(void)fd;
+	(void)what;
+	if (md_watch_read(ctx->watch, imap_watch_changed, ctx) < 0)
+		log_warn("imap: reading inotify events failed; IDLE falls back to polling");
+}
+
 static void imap_ctx_free(void *arg)
 {
 	struct imap_ctx *ctx = arg;
 
+	if (ctx->watch_ev != NULL)
+		event_free(ctx->watch_ev);
+	md_watch_free(ctx->watch);
 	md_store_set_change_hook(ctx->store, NULL, NULL);
 	if (ctx->wake_ev != NULL)
 		event_free(ctx->wake_ev);
@@ -668,6 +688,19 @@ int imap_register(struct server *srv, struct auth *auth, struct md_store *store,
 		return -1;
 	}
 	md_store_set_change_hook(store, imap_store_changed, ctx);
+	ctx->watch = md_watch_new();
+	if (ctx->watch != NULL)
+		ctx->watch_ev = event_new(server_event_base(srv), md_watch_fd(ctx->watch),
+					  EV_READ | EV_PERSIST, imap_on_watch, ctx);
+	if (ctx->watch_ev == NULL || event_add(ctx->watch_ev, NULL) < 0) {
+		log_warn("imap: no inotify (%s): IDLE polls mailboxes every %d ms",
+			 strerror(errno), IMAP_IDLE_POLL_MS);
+		if (ctx->watch_ev != NULL)
+			event_free(ctx->watch_ev);
+		ctx->watch_ev = NULL;
+		md_watch_free(ctx->watch);
+		ctx->watch = NULL;
+	}
 	proto.ctx = ctx;
 	server_on_free(srv, imap_ctx_free, ctx);
 	server_set_protocol(srv, ROLE_IMAP, &proto);

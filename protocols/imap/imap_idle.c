@@ -1,12 +1,16 @@
 /* IDLE (RFC 2177): the session waits for DONE and reports changes of the
  * selected mailbox as they happen.
  *
- * Two wake-ups: the store's change hook (imap.c queues it from the
+ * Three wake-ups: the store's change hook (imap.c queues it from the
  * writer thread and calls imap_idle_wake() on the loop) for changes made
- * by this process, and a timer every IMAP_IDLE_POLL_MS for changes by
- * other processes (`postern deliver`, another program in the Maildir),
- * which md_mailbox_sync() notices from the directories' mtimes.  Either
- * runs one update job (imap_view_update) unless one is running. */
+ * by this process; inotify on the selected mailbox's new/ and cur/
+ * (md_watch, added by the first sync job of the IDLE, shared by every
+ * session of that mailbox) for changes by anyone (`postern deliver`,
+ * mutt, Dovecot, a file dropped in); and a poll timer, every
+ * IMAP_IDLE_POLL_MS while the mailbox is not watched (no inotify, or the
+ * system's watch limit reached) and every IMAP_IDLE_POLL_WATCHED_MS once
+ * it is.  Each runs one update job (imap_view_update, which finds the
+ * changes with md_mailbox_sync()) unless one is running. */
 #include "imap_private.h"
 
 #include <stdlib.h>
@@ -46,11 +50,18 @@ void imap_idle_stop(struct imap_session *s)
 		event_free(s->idle_ev);
 		s->idle_ev = NULL;
 	}
+	if (s->idle_watched && s->view.mb != NULL)
+		md_watch_remove(s->ctx->watch, s->view.mb);
+	s->idle_watched = false;
+	s->idle_slow = false;
 	s->idle = false;
 }
 
 static enum imap_cmd_status imap_idle_work(struct imap_session *s)
 {
+	/* on the worker: adding a watch reads the index for the directory */
+	if (s->idle && !s->idle_watched && s->ctx->watch != NULL && s->view.mb != NULL)
+		s->idle_watched = md_watch_add(s->ctx->watch, s->view.mb) == MD_OK;
 	if (imap_view_update(s, true) == MD_NOMAILBOX && !s->close_after) {
 		imap_out(s, "* BYE [CLOSED] The selected mailbox was deleted\r\n");
 		s->close_after = true;
@@ -64,6 +75,15 @@ static void imap_idle_synced(struct imap_session *s)
 	s->busy = false;
 	s->work = NULL;
 	s->after = NULL;
+	if (s->idle && s->idle_watched && !s->idle_slow && s->idle_ev != NULL) {
+		struct timeval tv = { IMAP_IDLE_POLL_WATCHED_MS / 1000,
+				      (IMAP_IDLE_POLL_WATCHED_MS % 1000) * 1000 };
+		event_del(s->idle_ev);
+		event_add(s->idle_ev, &tv);
+		s->idle_slow = true;
+		conn_log(s->conn, LOG_LEVEL_DEBUG, "imap idle: mailbox watched by inotify, "
+			 "polled every %d s", IMAP_IDLE_POLL_WATCHED_MS / 1000);
+	}
 	if (!conn_is_closing(s->conn))
 		conn_resume(s->conn);
 }

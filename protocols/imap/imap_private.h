@@ -63,7 +63,11 @@ struct sasl_exchange;
 #define IMAP_SASL_LINE_MAX 6000      /* base64 of AUTH_SASL_MAX */
 #define IMAP_APPEND_CHUNK (64 * 1024)/* literal bytes written per worker job */
 #define IMAP_APPEND_MSGS_MAX 100     /* messages in one MULTIAPPEND */
-#define IMAP_IDLE_POLL_MS 500        /* outside changes seen by IDLE within */
+#define IMAP_IDLE_POLL_MS 500        /* outside changes seen by IDLE within,
+				      * for a mailbox inotify cannot watch */
+/* A watched mailbox is still polled this rarely: inotify does not see
+ * changes made on another machine (a Maildir on NFS). */
+#define IMAP_IDLE_POLL_WATCHED_MS (30 * 1000)
 #define IMAP_SEARCH_DEPTH_MAX 32     /* nesting of NOT / OR / ( ) */
 #define IMAP_FETCH_BATCH 200         /* messages read from the store at once */
 
@@ -210,6 +214,9 @@ struct imap_ctx {
 	struct imap_wake wake[IMAP_WAKE_QUEUE];
 	size_t n_wake;
 	bool wake_all;                 /* the queue overflowed */
+	struct md_watch *watch;        /* inotify on IDLE sessions' mailboxes;
+					* NULL: poll them (no inotify) */
+	struct event *watch_ev;        /* its descriptor is readable */
 };
 
 typedef void imap_handler_fn(struct imap_session *s, struct imap_cursor *args);
@@ -286,6 +293,8 @@ struct imap_session {
 	bool idle;
 	struct event *idle_ev;
 	bool idle_syncing;
+	bool idle_watched;        /* md_watch_add() held for view.mb */
+	bool idle_slow;           /* the poll timer runs at the watched pace */
 	struct imap_session *idle_next, *idle_prev;
 };
 

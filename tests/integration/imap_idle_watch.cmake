@@ -1,0 +1,1 @@
+postern_py_test(imap_idle_watch integration/imap_idle_watch.py)
