@@ -93,7 +93,10 @@ static bool imap_append_preamble(struct imap_cursor *c, struct imap_append_msg *
 		if (!imap_date_time(c, &m->date) || !imap_sp(c))
 			return false;
 	}
-	/* the literal header the reader has already measured */
+	/* the literal header the reader has already measured; "~{n}" is a
+	 * literal8 (RFC 3516 §4.4, offered with BINARY): its content goes to
+	 * the store like any other, which refuses NUL octets (a NO) */
+	imap_char(c, '~');
 	if (!imap_char(c, '{'))
 		return false;
 	while (c->p < c->end && *c->p != '}')

@@ -7,7 +7,12 @@
  * the middle of a literal; the next job runs once the output drained.
  * Messages are read from the store IMAP_FETCH_BATCH at a time.
  *
- * BINARY (RFC 3516) is not offered yet: its items get BAD.
+ * BINARY[...], BINARY.PEEK[...] and BINARY.SIZE[...] (RFC 3516) take
+ * the part's content with its transfer encoding undone by the store
+ * (md_msg_binary), built in memory (the literal's size must be known
+ * first; the store bounds it by the message size).  A part whose encoding
+ * is unknown or broken makes the command NO [UNKNOWN-CTE] / NO [PARSE]
+ * (§4.3), checked from the metadata before the message's response starts.
  */
 #include "imap_private.h"
 
@@ -37,6 +42,8 @@ enum imap_fetch_kind {
 	IMAP_FI_BODY,          /* BODY without section */
 	IMAP_FI_BODYSTRUCTURE,
 	IMAP_FI_SECTION,       /* BODY[...], BODY.PEEK[...], RFC822[.HEADER|.TEXT] */
+	IMAP_FI_BINARY,        /* BINARY[...], BINARY.PEEK[...] (RFC 3516) */
+	IMAP_FI_BINARY_SIZE,   /* BINARY.SIZE[...] */
 };
 
 struct imap_fetch_item {
@@ -117,6 +124,8 @@ static struct imap_fetch_item *imap_fetch_add(struct imap_fetch_cmd *f, enum ima
 		f->need_meta = true;
 		break;
 	case IMAP_FI_SECTION:
+	case IMAP_FI_BINARY:
+	case IMAP_FI_BINARY_SIZE:
 		f->need_meta = true;
 		f->need_path = true;
 		break;
@@ -206,6 +215,43 @@ static bool imap_fetch_section(struct imap_cursor *c, struct imap_fetch_item *it
 	return true;
 }
 
+/* RFC 3516 §6: section-binary = "[" [section-part] "]", part numbers only;
+ * then <origin.count> for BINARY and BINARY.PEEK. */
+static bool imap_fetch_binary_section(struct imap_cursor *c, struct imap_fetch_item *it)
+{
+	size_t n = 0;
+	bool digit = false;
+
+	while (c->p < c->end && *c->p != ']') {
+		char ch = *c->p;
+		if (n + 1 >= sizeof(it->section))
+			return false;
+		if (ch >= '0' && ch <= '9') {
+			if (!digit && ch == '0')
+				return false; /* nz-number */
+			digit = true;
+		} else if (ch == '.' && digit) {
+			digit = false;
+		} else {
+			return false;
+		}
+		it->section[n++] = *c->p++;
+	}
+	it->section[n] = '\0';
+	if ((n > 0 && !digit) || !imap_char(c, ']'))
+		return false;
+	it->has_section = true;
+	if (it->kind == IMAP_FI_BINARY && imap_char(c, '<')) {
+		uint32_t count;
+		if (!imap_number64(c, &it->origin) || !imap_char(c, '.') ||
+		    !imap_number(c, &count, true) || !imap_char(c, '>'))
+			return false;
+		it->count = count;
+		it->partial = true;
+	}
+	return true;
+}
+
 static bool imap_fetch_att(struct imap_cursor *c, struct imap_fetch_cmd *f)
 {
 	char name[32];
@@ -273,8 +319,17 @@ static bool imap_fetch_att(struct imap_cursor *c, struct imap_fetch_cmd *f)
 			f->set_seen = true;
 		return true;
 	}
-	if (strncasecmp(name, "BINARY", 6) == 0)
-		c->err = "BINARY is not supported yet";
+	if (strcasecmp(name, "BINARY") == 0 || strcasecmp(name, "BINARY.PEEK") == 0 ||
+	    strcasecmp(name, "BINARY.SIZE") == 0) {
+		bool size = strcasecmp(name, "BINARY.SIZE") == 0;
+		it = imap_fetch_add(f, size ? IMAP_FI_BINARY_SIZE : IMAP_FI_BINARY,
+				    size ? "BINARY.SIZE" : "BINARY");
+		if (it == NULL || !imap_char(c, '[') || !imap_fetch_binary_section(c, it))
+			return false;
+		if (strcasecmp(name, "BINARY") == 0)
+			f->set_seen = true; /* as BODY[] (RFC 3516 §4.1) */
+		return true;
+	}
 	return false;
 }
 
@@ -431,6 +486,74 @@ static bool imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f)
 	return true;
 }
 
+/* RFC 3516 §4.3: an encoding the store cannot undo fails the command,
+ * judged from the metadata before anything of the message is sent.
+ * Returns the response code, or NULL when every BINARY item can go. */
+static const char *imap_fetch_binary_check(const struct imap_fetch_cmd *f, struct md_msg *msg)
+{
+	for (size_t i = 0; i < f->n_items; i++) {
+		const struct imap_fetch_item *it = &f->items[i];
+		struct md_section sec;
+
+		if (it->kind != IMAP_FI_BINARY && it->kind != IMAP_FI_BINARY_SIZE)
+			continue;
+		if (md_msg_section(msg, it->section, &sec) != 0)
+			continue; /* no such part: an empty answer */
+		if (sec.encoding == MD_TE_UNKNOWN)
+			return "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding";
+		if (!sec.decodable)
+			return "[PARSE] Cannot decode the part's content";
+	}
+	return NULL;
+}
+
+/* BINARY[...]: decoded content as a literal (literal8 when it holds NUL,
+ * RFC 3516 §4.2), or NIL when the file can no longer be read. */
+static void imap_fetch_binary_start(struct imap_session *s, struct imap_fetch_cmd *f,
+				    struct imap_fetch_item *it, struct md_msg *msg)
+{
+	char *data = NULL;
+	size_t len = 0, off = 0;
+
+	imap_fetch_item_name(&s->out, it);
+	if (md_msg_binary(s->view.mb, msg, it->section, &data, &len) != MD_OK) {
+		buf_appendf(&s->out, " NIL");
+		f->src_left = 0;
+		return;
+	}
+	if (it->partial) {
+		off = it->origin < len ? (size_t)it->origin : len;
+		len -= off;
+		if (len > it->count)
+			len = (size_t)it->count;
+	}
+	buf_appendf(&s->out, " %s{%zu}\r\n", memchr(data + off, '\0', len) != NULL ? "~" : "", len);
+	free(f->mem);
+	f->mem = data;
+	f->mem_off = off;
+	f->src_left = len;
+}
+
+/* BINARY.SIZE[...]: the decoded size the store keeps for a part; for the
+ * whole message (no part) it is what BINARY[] gives, decoded now. */
+static void imap_fetch_binary_size(struct imap_session *s, const struct imap_fetch_item *it,
+				   struct md_msg *msg)
+{
+	struct md_section sec;
+	uint64_t size = 0;
+
+	if (it->section[0] == '\0') {
+		char *data = NULL;
+		size_t len = 0;
+		if (md_msg_binary(s->view.mb, msg, "", &data, &len) == MD_OK)
+			size = len;
+		free(data);
+	} else if (md_msg_section(msg, it->section, &sec) == 0) {
+		size = sec.decoded_size;
+	}
+	buf_appendf(&s->out, "BINARY.SIZE[%s] %llu", it->section, (unsigned long long)size);
+}
+
 static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
 			      const struct imap_fetch_item *it, struct md_msg *msg)
 {
@@ -465,7 +588,11 @@ static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
 		else
 			buf_appendf(&s->out, "NIL");
 		break;
+	case IMAP_FI_BINARY_SIZE:
+		imap_fetch_binary_size(s, it, msg);
+		break;
 	case IMAP_FI_SECTION:
+	case IMAP_FI_BINARY:
 		break;
 	}
 }
@@ -560,6 +687,13 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 				continue;
 			}
 			msg = &f->batch[f->batch_pos];
+			{
+				const char *why = imap_fetch_binary_check(f, msg);
+				if (why != NULL) {
+					imap_reply(s, "NO", "%s", why);
+					return CMD_DONE;
+				}
+			}
 			buf_appendf(&s->out, "* %u FETCH (", imap_view_seq(v, msg->uid));
 			f->in_msg = true;
 			f->item_pos = 0;
@@ -575,11 +709,14 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 				buf_putc(&s->out, ' ');
 			if (it->kind == IMAP_FI_FLAGS)
 				f->report_flags = false;
-			if (it->kind != IMAP_FI_SECTION) {
+			if (it->kind != IMAP_FI_SECTION && it->kind != IMAP_FI_BINARY) {
 				imap_fetch_simple(s, f, it, msg);
 				continue;
 			}
-			imap_fetch_section_start(s, f, it, msg);
+			if (it->kind == IMAP_FI_BINARY)
+				imap_fetch_binary_start(s, f, it, msg);
+			else
+				imap_fetch_section_start(s, f, it, msg);
 			if (!imap_fetch_stream(s, f))
 				return CMD_MORE;
 			free(f->mem);
