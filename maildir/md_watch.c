@@ -151,6 +151,7 @@ enum md_result md_watch_add(struct md_watch *w, struct md_mailbox *mb)
 		e->mailbox_id = mb->id;
 		e->wd[0] = wd[0];
 		e->wd[1] = wd[1];
+		e->refs = 0; /* a new slot is not zeroed */
 	}
 	if (e != NULL)
 		e->refs++;
