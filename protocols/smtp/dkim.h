@@ -54,6 +54,13 @@
  * ("over-signed", RFC 6376 §8.15), so adding a second one breaks the
  * signature.  No l= (RFC 6376 §8.2), no i= (it defaults to @d=), no x=.
  *
+ * Verification (issue 12) is meant to reuse dkim_canon_header(), the body
+ * hash with its l= limit and canonical length, and dkim_header_split() /
+ * dkim_field_is() (smtp_dkim_private.h) to pick the signed instances bottom
+ * up; what it adds is the tag-list parser, deleting the b= value of the
+ * signature field before canonicalising it (RFC 6376 §3.7), the key record
+ * lookup and EVP_DigestVerify.
+ *
  * Threads: a struct dkim_keys is read-only after loading and may be shared
  * by any number of threads; a struct dkim_signer belongs to one thread.
  * Nothing here touches the event loop; loading keys reads files (worker).

@@ -207,7 +207,7 @@ static EVP_PKEY *dkim_read_key(const char *path, enum dkim_alg alg, char *err, s
 int dkim_keys_load(const char *data_dir, const char *domain, struct dkim_keys **keys_r,
 		   char *err, size_t errlen)
 {
-	char dir[PATH_MAX], path[PATH_MAX];
+	char dir[PATH_MAX], path[PATH_MAX], lower[DKIM_DOMAIN_MAX + 1];
 	struct dkim_keys *keys;
 	struct dirent *de;
 	DIR *d;
@@ -217,7 +217,9 @@ int dkim_keys_load(const char *data_dir, const char *domain, struct dkim_keys **
 		snprintf(err, errlen, "dkim: bad domain name '%s'", domain);
 		return -1;
 	}
-	if (dkim_key_dir(data_dir, domain, dir, sizeof(dir)) < 0) {
+	str_copy(lower, domain, sizeof(lower));
+	str_lower(lower); /* the directory name is in lower case */
+	if (dkim_key_dir(data_dir, lower, dir, sizeof(dir)) < 0) {
 		snprintf(err, errlen, "dkim: %s: path too long", data_dir);
 		return -1;
 	}
@@ -226,8 +228,7 @@ int dkim_keys_load(const char *data_dir, const char *domain, struct dkim_keys **
 		snprintf(err, errlen, "dkim: out of memory");
 		return -1;
 	}
-	str_copy(keys->domain, domain, sizeof(keys->domain));
-	str_lower(keys->domain);
+	str_copy(keys->domain, lower, sizeof(keys->domain));
 	d = opendir(dir);
 	if (d == NULL) {
 		free(keys);

@@ -66,11 +66,6 @@ enum dkim_signer_state {
 	DKIM_SIGNER_FAILED,
 };
 
-struct dkim_field {
-	size_t off, len; /* in hdr, without the CRLF that ends it */
-	size_t name_len;
-};
-
 struct dkim_signer {
 	const struct dkim_keys *keys;
 	time_t now;
@@ -167,13 +162,12 @@ int dkim_signer_update(struct dkim_signer *s, const void *data, size_t len)
 	return 0;
 }
 
-/* Split the header block into fields: a line starting with WSP continues
- * the field before it (RFC 5322 §2.2.3). */
-static int dkim_split_fields(struct dkim_signer *s, struct dkim_field *f, size_t *n_r)
+/* RFC 5322 §2.2.3: a line starting with WSP continues the field before. */
+int dkim_header_split(const char *h, size_t len, struct dkim_field *f, size_t max, size_t *n_r)
 {
-	const char *h = s->hdr.data;
-	size_t len = s->header_len, pos = 0, n = 0;
+	size_t pos = 0, n = 0;
 
+	*n_r = 0;
 	while (pos < len) {
 		size_t end = pos;
 		/* the field runs to a CRLF not followed by WSP */
@@ -195,17 +189,15 @@ static int dkim_split_fields(struct dkim_signer *s, struct dkim_field *f, size_t
 			}
 			break;
 		}
-		if (n == DKIM_HEADERS_MAX) {
-			dkim_signer_fail(s, "too many header fields");
+		if (n == max)
 			return -1;
-		}
 		const char *colon = memchr(h + pos, ':', end - pos);
 		size_t name_len = colon != NULL ? (size_t)(colon - (h + pos)) : 0;
 		while (name_len > 0 && (h[pos + name_len - 1] == ' ' || h[pos + name_len - 1] == '\t'))
 			name_len--;
 		f[n].off = pos;
 		f[n].len = end - pos;
-		f[n].name_len = colon != NULL ? name_len : 0;
+		f[n].name_len = name_len;
 		n++;
 		pos = end + 2 <= len ? end + 2 : len;
 	}
@@ -213,7 +205,7 @@ static int dkim_split_fields(struct dkim_signer *s, struct dkim_field *f, size_t
 	return 0;
 }
 
-static bool dkim_field_is(const char *h, const struct dkim_field *f, const char *name)
+bool dkim_field_is(const char *h, const struct dkim_field *f, const char *name)
 {
 	size_t n = strlen(name);
 
@@ -470,8 +462,10 @@ int dkim_signer_finish(struct dkim_signer *s, char **sig_r, size_t *len_r)
 		dkim_signer_fail(s, "out of memory");
 		goto out;
 	}
-	if (dkim_split_fields(s, fields, &n) < 0)
+	if (dkim_header_split(s->hdr.data, s->header_len, fields, DKIM_HEADERS_MAX, &n) < 0) {
+		dkim_signer_fail(s, "too many header fields");
 		goto out;
+	}
 	if (dkim_select_fields(s, fields, n, &hlist, &canon) < 0) {
 		if (s->state != DKIM_SIGNER_FAILED)
 			dkim_signer_fail(s, "header fields too large");

@@ -313,6 +313,16 @@ START_TEST(test_dkim_keys)
 	ck_assert_int_eq(dkim_keys_alg(keys, 1), DKIM_ALG_ED25519_SHA256);
 	ck_assert_str_eq(dkim_keys_selector(keys, 2), "postern-rsa");
 	ck_assert_str_eq(dkim_keys_selector(keys, 3), "postern-ed25519");
+	ck_assert_str_eq(dkim_keys_domain(keys), "example.test");
+	dkim_keys_free(keys);
+	/* the domain in any case finds the same directory */
+	ck_assert_int_eq(dkim_keys_load(tmpdir, "EXAMPLE.Test", &keys, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(keys);
+	ck_assert_str_eq(dkim_keys_domain(keys), "example.test");
+	dkim_keys_free(keys);
+	ck_assert_int_eq(dkim_keys_load(tmpdir, "../x", &keys, err, sizeof(err)), -1);
+	ck_assert_ptr_null(keys);
+	ck_assert_int_eq(dkim_keys_load(tmpdir, "example.test", &keys, err, sizeof(err)), 0);
 	char *p = dkim_keys_public(keys, 1);
 	ck_assert_ptr_nonnull(p);
 	ck_assert_uint_eq(strlen(p), 44); /* 32 octets */
