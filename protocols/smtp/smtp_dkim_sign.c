@@ -19,8 +19,9 @@
  * (MIME-Version, Content-*) and who wrote it (Sender, Message-ID).
  * `once`: RFC 5322 §3.6 (RFC 2045 §4, §5.1, §6.1 for the MIME fields) allows
  * at most one, so the signature lists it once more than present and a
- * second one added on the way breaks it (RFC 6376 §8.15).  From is listed
- * even when absent... it never is: a message without From is refused. */
+ * second one added on the way breaks it (RFC 6376 §8.15).  A message
+ * without From is refused (RFC 6376 §5.4: From MUST be signed); other
+ * absent fields are not listed. */
 struct dkim_sign_field {
 	const char *name;
 	bool once;
@@ -241,7 +242,9 @@ static int dkim_select_fields(struct dkim_signer *s, const struct dkim_field *f,
 				return -1;
 			listed++;
 		}
-		if (sf->once && buf_appendf(hlist, ":%s", sf->name) < 0)
+		/* the extra listing must name no instance: when the cap left
+		 * some unsigned, a verifier would hash the next one */
+		if (sf->once && listed == present && buf_appendf(hlist, ":%s", sf->name) < 0)
 			return -1;
 	}
 	if (!from) {

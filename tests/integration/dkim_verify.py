@@ -121,6 +121,14 @@ MESSAGES = {
     "header_only": crlf(
         "From: alice@example.test\n"
         "Subject: no empty line at all\n"),
+    "repeated_fields": crlf(
+        "From: alice@example.test\n"
+        "Subject: first\n"
+        "Subject: second\n" +
+        "".join("Cc: person%d@example.org\n" % i for i in range(11)) +
+        "".join("Resent-To: r%d@example.org\n" % i for i in range(3)) +
+        "\n"
+        "More Cc fields than the signer lists (DKIM_SIGN_INSTANCES_MAX).\n"),
     "big": crlf(
         "From: alice@example.test\n"
         "Subject: big\n"
