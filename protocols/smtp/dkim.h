@@ -46,8 +46,12 @@
  *   dkim_keys_free(keys);                        // when the cache drops it
  *
  * The message fed to the signer must be the bytes that go on the wire
- * (CRLF line ends, before dot-stuffing), header block, empty line, body.
- * A message without the empty line is all header with an empty body.
+ * (CRLF line ends, before dot-stuffing), header block, empty line, body:
+ * sign after any change made for the destination (an 8BITMIME downgrade to
+ * quoted-printable, RFC 6152, breaks a signature made before it), and put
+ * the fields above every other header field.  Fields added above them
+ * later (Received:) do not harm it.  A message without the empty line is
+ * all header with an empty body.
  * Signed: relaxed/relaxed, t= now, h= the fields of RFC 6376 §5.4.1 that are
  * present (dkim_sign_fields in smtp_dkim_sign.c); From and the other fields
  * RFC 5322 §3.6 allows once are listed one more time than present
