@@ -157,7 +157,9 @@ void dkim_body_canon_finish(struct dkim_body_canon *bc)
 		dkim_body_content(bc, '\r');
 	}
 	/* A last line without CRLF gets one (§3.4.3, §3.4.4); its trailing WSP
-	 * goes as at any line end. */
+	 * goes as at any line end, so the hash is the one a verifier computes
+	 * after SMTP added that CRLF (RFC 5321 §4.1.1.4).  (dkimpy keeps such
+	 * WSP when it verifies a message that still lacks the CRLF.) */
 	if (bc->in_line)
 		dkim_body_eol(bc);
 	/* §3.4.3: simple turns an empty body (or one of empty lines only)
