@@ -552,7 +552,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "deliver", main_cmd_deliver, "[-c FILE] deliver [-f SENDER] ADDRESS < message" },
 	{ "reindex", main_cmd_reindex, "[-c FILE] reindex ADDRESS" },
 	{ "queue", main_cmd_later, "[-c FILE] queue list|flush|delete ID   (not yet available)" },
-	{ "dkim", main_cmd_dkim, "[-c FILE] dkim generate DOMAIN [--selector S]" },
+	{ "dkim", main_cmd_dkim, "[-c FILE] dkim generate DOMAIN [--selector BASE]" },
 	{ "dns", main_cmd_dns, "[-c FILE] dns DOMAIN" },
 };
 

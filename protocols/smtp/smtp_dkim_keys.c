@@ -396,7 +396,7 @@ static int dkim_cli_generate(const struct config *cfg, int argc, char **argv)
 		}
 	}
 	if (domain_arg == NULL) {
-		fprintf(stderr, "usage: postern [-c FILE] dkim generate DOMAIN [--selector S]\n");
+		fprintf(stderr, "usage: postern [-c FILE] dkim generate DOMAIN [--selector BASE]\n");
 		return EX_USAGE;
 	}
 	if (!dkim_domain_arg(domain_arg, domain, sizeof(domain))) {
@@ -455,7 +455,7 @@ int dkim_cli_dkim(const struct config *cfg, int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "generate") == 0)
 		return dkim_cli_generate(cfg, argc - 1, argv + 1);
-	fprintf(stderr, "usage: postern [-c FILE] dkim generate DOMAIN [--selector S]\n");
+	fprintf(stderr, "usage: postern [-c FILE] dkim generate DOMAIN [--selector BASE]\n");
 	return EX_USAGE;
 }
 

@@ -384,6 +384,20 @@ def main():
         res = subprocess.run([signer, d.data, "other.test", str(now), "1"],
                              input=MESSAGES["plain"], capture_output=True, timeout=60)
         r.check(res.returncode == 2, "domain without keys: nothing to sign (%d)" % res.returncode)
+
+        # a damaged key file: dns says which, exit 66; signing refuses too
+        with open(os.path.join(keydir, "other.ed25519.key"), "wb") as f:
+            f.write(b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n")
+        res = d.cli("dns", DOMAIN, check=False)
+        r.check(res.returncode == 66 and b"other.ed25519.key" in res.stderr,
+                "damaged key: dns exits 66 naming the file (%d)" % res.returncode)
+        res = subprocess.run([signer, d.data, DOMAIN, str(now), "1"],
+                             input=MESSAGES["plain"], capture_output=True, timeout=60)
+        r.check(res.returncode == 1 and b"other.ed25519.key" in res.stderr,
+                "damaged key: the loader fails, naming the file")
+        res = subprocess.run([postern, "help"], capture_output=True, timeout=30)
+        r.check(b"dkim generate DOMAIN" in res.stdout and b"dns DOMAIN" in res.stdout,
+                "postern help lists dkim generate and dns")
     finally:
         shutil.rmtree(d.dir, ignore_errors=True)
     r.finish()
