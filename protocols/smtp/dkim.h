@@ -186,7 +186,7 @@ const char *dkim_alg_key_type(enum dkim_alg alg);
 /* The keys of one domain.  Opaque; read-only once loaded. */
 struct dkim_keys;
 
-/* Load every DATA_DIR/dkim/DOMAIN/SEL.{rsa,ed25519}.key (sorted by selector,
+/* Load every DATA_DIR/dkim/DOMAIN/BASE.{rsa,ed25519}.key (sorted by BASE,
  * RSA before Ed25519).  Returns 0 with *keys_r set, or 0 with *keys_r NULL
  * when the domain has no key files (not an error: mail goes out unsigned);
  * -1 with err set when a key file is unreadable, of the wrong type, too
