@@ -18,6 +18,7 @@
 #include "tls.h"
 #include "util.h"
 #ifdef POSTERN_HAVE_SMTP
+#include "dkim.h"
 #include "smtp.h"
 #endif
 #ifdef POSTERN_HAVE_IMAP
@@ -355,6 +356,31 @@ static int main_cmd_reindex(const char *config_path, int argc, char **argv)
 	return md_cli_reindex(&cfg, argc - 1, argv + 1);
 }
 
+#ifdef POSTERN_HAVE_SMTP
+static int main_cmd_dkim(const char *config_path, int argc, char **argv)
+{
+	struct config cfg;
+
+	if (main_load_config(config_path, &cfg) < 0)
+		return EX_CONFIG;
+	if (main_become_user(&cfg) < 0)
+		return EX_NOPERM;
+	return dkim_cli_dkim(&cfg, argc, argv);
+}
+
+static int main_cmd_dns(const char *config_path, int argc, char **argv)
+{
+	struct config cfg;
+
+	if (main_load_config(config_path, &cfg) < 0)
+		return EX_CONFIG;
+	return dkim_cli_dns(&cfg, argc, argv);
+}
+#else
+#define main_cmd_dkim main_cmd_later
+#define main_cmd_dns main_cmd_later
+#endif
+
 static int main_cmd_later(const char *config_path, int argc, char **argv)
 {
 	(void)config_path;
@@ -526,7 +552,8 @@ static const struct main_cmd main_cmds[] = {
 	{ "deliver", main_cmd_deliver, "[-c FILE] deliver [-f SENDER] ADDRESS < message" },
 	{ "reindex", main_cmd_reindex, "[-c FILE] reindex ADDRESS" },
 	{ "queue", main_cmd_later, "[-c FILE] queue list|flush|delete ID   (not yet available)" },
-	{ "dns", main_cmd_later, "[-c FILE] dns DOMAIN   (not yet available)" },
+	{ "dkim", main_cmd_dkim, "[-c FILE] dkim generate DOMAIN [--selector BASE]" },
+	{ "dns", main_cmd_dns, "[-c FILE] dns DOMAIN" },
 };
 
 static void main_usage(FILE *out)

@@ -1,0 +1,28 @@
+/* Shared between the DKIM files of protocols/smtp only (and their tests):
+ * the header block split into fields (the signer's, and the verifier's of
+ * issue 12), and what the signer needs of a loaded key beyond dkim.h. */
+#ifndef PROTOCOLS_SMTP_SMTP_DKIM_PRIVATE_H
+#define PROTOCOLS_SMTP_SMTP_DKIM_PRIVATE_H
+
+#include <openssl/evp.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dkim.h"
+
+/* One header field inside a header block. */
+struct dkim_field {
+	size_t off, len;  /* without the CRLF that ends it */
+	size_t name_len;  /* the name before ':' without trailing WSP; 0: no ':' */
+};
+
+/* Split the header block h (len octets: the fields with their CRLFs, not
+ * the empty line) into at most max fields.  0, or -1 when there are more. */
+int dkim_header_split(const char *h, size_t len, struct dkim_field *f, size_t max, size_t *n_r);
+/* true when field f of block h is called name (ASCII case ignored). */
+bool dkim_field_is(const char *h, const struct dkim_field *f, const char *name);
+
+/* Key i's private key, owned by keys. */
+EVP_PKEY *dkim_keys_pkey(const struct dkim_keys *keys, size_t i);
+
+#endif
