@@ -363,7 +363,8 @@ struct md_section {
 	/* the MIME part the range belongs to (for BINARY, RFC 3516): */
 	enum md_transfer_encoding encoding;
 	bool decodable;        /* false: BINARY gives NO [PARSE] */
-	uint64_t decoded_size; /* BINARY.SIZE when decodable */
+	uint64_t decoded_size; /* BINARY.SIZE when decodable (spec "": the
+				* body's, see md_msg_binary()) */
 	uint64_t body_lines;
 };
 
