@@ -417,9 +417,12 @@ enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
  *  - TEXT's header side (field NULL) is every header block of the
  *    message, encapsulated messages' and MIME parts' included, as
  *    "Name: value" lines: a needle may be a field name ("X-Mailer").
- *  - Matching folds case on both sides: ASCII, Latin-1, Latin Extended-A,
- *    Greek and Cyrillic (simple case folding, our own table: never the
- *    process locale).  An empty needle matches (a field that exists).
+ *  - Matching is RFC 5051 i;unicode-casemap (I18NLEVEL=1's comparator,
+ *    Dovecot's) for Latin, Greek and Cyrillic: both sides case-folded and
+ *    decomposed (NFKD), so "MÜLLER" finds "müller" and "u" finds "ü", as
+ *    in Dovecot; our own tables, never the process locale.  Other
+ *    scripts compare exactly.  An empty needle matches (a field that
+ *    exists).
  *  - Limits: MD_TEXT_BODY_MAX octets of body text and MD_TEXT_HEADERS_MAX
  *    of header text per message are searched, the rest is not (Dovecot
  *    without FTS has no limit; these keep one SEARCH bounded).

@@ -146,6 +146,49 @@ START_TEST(test_text_q_word)
 }
 END_TEST
 
+/* Folding (case + NFKD) is idempotent over the whole Basic Multilingual
+ * Plane, so a needle folded once matches text folded once. */
+START_TEST(test_text_casefold_fixed_point)
+{
+	struct buf a, b;
+
+	buf_init(&a, 0);
+	buf_init(&b, 0);
+	for (uint32_t c = 1; c < 0x10000; c++) {
+		char u[4];
+		size_t n;
+
+		if (c >= 0xd800 && c <= 0xdfff)
+			continue;
+		n = c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+		if (n == 1) {
+			u[0] = (char)c;
+		} else if (n == 2) {
+			u[0] = (char)(0xc0 | (c >> 6));
+			u[1] = (char)(0x80 | (c & 0x3f));
+		} else {
+			u[0] = (char)(0xe0 | (c >> 12));
+			u[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+			u[2] = (char)(0x80 | (c & 0x3f));
+		}
+		buf_reset(&a);
+		buf_reset(&b);
+		ck_assert_int_eq(md_text_casefold(u, n, &a), 0);
+		ck_assert_int_eq(md_text_casefold(a.data, a.len, &b), 0);
+		ck_assert_msg(a.len == b.len && memcmp(a.data, b.data, a.len) == 0,
+			      "U+%04X: folding is not a fixed point", c);
+	}
+	/* a few pairs */
+	buf_reset(&a);
+	buf_reset(&b);
+	ck_assert_int_eq(md_text_casefold("\xce\x86\xd0\x81\xc5\xb8", 6, &a), 0);
+	ck_assert_int_eq(md_text_casefold("\xce\xac\xd1\x91\xc3\xbf", 6, &b), 0);
+	ck_assert(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+	buf_free(&a);
+	buf_free(&b);
+}
+END_TEST
+
 /* The strict decoders produce exactly the BINARY.SIZE md_meta.c counted
  * at delivery, and fail exactly where it judged the part broken. */
 START_TEST(test_text_decoders_agree_with_meta)
@@ -401,6 +444,10 @@ START_TEST(test_text_encoded_words)
 	 * character split between words; an unknown charset as it stands */
 	ck_assert(md_text_header_contains(t, "x-two", "caf\xc3\xa9 ol\xc3\xa9 end"));
 	ck_assert(md_text_header_contains(t, "x-split", "\xc3\xa4 x \xff"));
+	/* i;unicode-casemap: decomposed on both sides (RFC 5051) */
+	ck_assert(md_text_header_contains(t, "subject", "gru"));
+	ck_assert(md_text_header_contains(t, "subject", "A\xcc\x88"));
+	ck_assert(!md_text_header_contains(t, "subject", "gro"));
 	/* an empty needle: the field exists */
 	ck_assert(md_text_header_contains(t, "x-empty", ""));
 	ck_assert(!md_text_header_contains(t, "x-missing", ""));
@@ -451,7 +498,7 @@ START_TEST(test_text_bodies)
 		   "\xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2\n"
 		   "--z\n"
 		   "Content-Type: text/plain; charset=x-no-such-charset\n\n"
-		   "raw \xff bytes\n"
+		   "raw \xff bytes \xc7\x8e \xef\xac\x81le 5 \xe2\x84\xaa cafe\xcc\x81\n"
 		   "--z--\n");
 	t = fx_text(&fx, &m);
 	ck_assert(md_text_body_contains(t, "\xc3\xa4hren f\xc3\xbcr w\xc3\xb6lfe"));
@@ -459,6 +506,12 @@ START_TEST(test_text_bodies)
 	ck_assert(md_text_body_contains(t, "\xce\x9a\xce\x91\xce\x9b"));
 	ck_assert(md_text_body_contains(t, "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82"));
 	ck_assert(md_text_body_contains(t, "RAW \xff"));
+	/* Latin Extended-B case through decomposition, a ligature, the
+	 * Kelvin sign, a precomposed needle for a decomposed text */
+	ck_assert(md_text_body_contains(t, "\xc7\x8d"));
+	ck_assert(md_text_body_contains(t, "FILE"));
+	ck_assert(md_text_body_contains(t, "5 k"));
+	ck_assert(md_text_body_contains(t, "caf\xc3\xa9"));
 	ck_assert(md_text_body_contains(t, ""));
 	md_text_free(t);
 	md_msg_clear(&m);
@@ -507,6 +560,7 @@ int main(void)
 	tcase_add_test(tc, test_text_qp_broken_passes_through);
 	tcase_add_test(tc, test_text_q_word);
 	tcase_add_test(tc, test_text_decoders_agree_with_meta);
+	tcase_add_test(tc, test_text_casefold_fixed_point);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(ts, setup, teardown);
 	tcase_add_test(ts, test_text_binary_parts);
