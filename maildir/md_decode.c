@@ -570,8 +570,7 @@ enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
 		return MD_OK;
 	}
 	if (!sec.decodable)
-		return sec.encoding == MD_TE_UNKNOWN ? MD_UNKNOWN_CTE :
-			MD_BADMSG;
+		return MD_BADMSG; /* sec.encoding tells UNKNOWN-CTE from PARSE */
 	p = &msg->meta->parts[part];
 	expect = p->binary_size;
 	if (spec[0] == '\0') {

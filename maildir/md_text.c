@@ -690,6 +690,9 @@ static int md_text_run(struct md_text_ctx *ctx)
 			continue;
 		if (md_text_header(ctx, i, &tp) < 0)
 			return -1;
+		/* FROM, SUBJECT, HEADER ...: the message header alone */
+		if (!(ctx->t->what & MD_TEXT_BODY))
+			break;
 		/* an encoding we do not know cannot be decoded: not
 		 * searched (as Dovecot) */
 		if ((ctx->t->what & MD_TEXT_BODY) && leaf && tp.text &&

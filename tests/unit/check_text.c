@@ -319,6 +319,7 @@ static const char *const msg_mixed =
 
 START_TEST(test_text_binary_parts)
 {
+	struct md_section sec;
 	struct fixture fx;
 	struct md_msg m;
 	char *data;
@@ -332,9 +333,14 @@ START_TEST(test_text_binary_parts)
 	ck_assert(memcmp(data, "\x00\x01\x02\xff", 4) == 0);
 	free(data);
 	/* RFC 3516 §4.3: unknown encoding, broken content */
-	ck_assert_int_eq(md_msg_binary(fx.mb, &m, "3", &data, &len), MD_UNKNOWN_CTE);
+	ck_assert_int_eq(md_msg_binary(fx.mb, &m, "3", &data, &len), MD_BADMSG);
 	ck_assert_ptr_null(data);
+	ck_assert_int_eq(md_msg_section(&m, "3", &sec), 0);
+	ck_assert_int_eq(sec.encoding, MD_TE_UNKNOWN);
 	ck_assert_int_eq(md_msg_binary(fx.mb, &m, "4", &data, &len), MD_BADMSG);
+	ck_assert_int_eq(md_msg_section(&m, "4", &sec), 0);
+	ck_assert_int_eq(sec.encoding, MD_TE_BASE64);
+	ck_assert(!sec.decodable);
 	/* a part that does not exist is an empty string */
 	ck_assert_int_eq(md_msg_binary(fx.mb, &m, "9", &data, &len), MD_OK);
 	ck_assert_uint_eq(len, 0);
@@ -480,6 +486,13 @@ START_TEST(test_text_bodies)
 	/* MIME headers count for TEXT */
 	ck_assert(md_text_header_contains(t, NULL, "application/octet-stream"));
 	ck_assert(!md_text_header_contains(t, "content-type", "octet"));
+	md_text_free(t);
+	/* headers alone: the message header only, no body */
+	ck_assert_int_eq(md_msg_text(fx.mb, &m, MD_TEXT_HEADERS, &t), MD_OK);
+	ck_assert(md_text_header_contains(t, "subject", "PARTS"));
+	ck_assert(md_text_header_contains(t, NULL, "multipart/mixed"));
+	ck_assert(!md_text_header_contains(t, NULL, "application/octet-stream"));
+	ck_assert(!md_text_body_contains(t, "softbreak"));
 	md_text_free(t);
 	md_msg_clear(&m);
 
