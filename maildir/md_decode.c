@@ -570,8 +570,7 @@ enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
 		return MD_OK;
 	}
 	if (!sec.decodable)
-		return sec.encoding == MD_TE_UNKNOWN ? MD_UNKNOWN_CTE :
-			MD_BADMSG;
+		return MD_BADMSG; /* sec.encoding tells UNKNOWN-CTE from PARSE */
 	p = &msg->meta->parts[part];
 	expect = p->binary_size;
 	if (spec[0] == '\0') {
@@ -579,7 +578,9 @@ enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
 		 * gain a replacement line */
 		hdr_max = p->header_len + strlen(MD_DECODE_CTE_BINARY_LINE);
 	}
-	if (expect > msg->meta->size * 2 + hdr_max) {
+	/* decoding at most doubles (QP: LF -> CRLF); a larger size comes
+	 * from a damaged index record */
+	if (expect / 2 > msg->meta->size + hdr_max) {
 		md_user_seterr(mb->user, "BINARY of UID %u: bad size", msg->uid);
 		return MD_CORRUPT;
 	}

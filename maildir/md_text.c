@@ -9,14 +9,19 @@
  * with its lexer (md_rfc822.c), and bodies go through the decoders that
  * FETCH BINARY uses (md_decode.h), in lenient mode.
  *
- * Case folding is a small table of our own (md_text_fold_cp()): simple
- * case folding (Unicode CaseFolding.txt status C+S) for ASCII, Latin-1,
- * Latin Extended-A, Latin Extended Additional, Greek and Cyrillic.
- * towlower() would depend on the process locale (the daemon never calls
- * setlocale, so it would fold ASCII only) and towlower_l() on which
- * locales are installed; a table gives the same answer everywhere.
- * Characters outside the table compare exactly.  Dovecot's
- * i;unicode-casemap also decomposes (é matches e + U+0301); we do not.
+ * Matching follows RFC 5051 i;unicode-casemap (the IMAP I18NLEVEL=1
+ * comparator, which Dovecot uses) for the scripts we have tables for:
+ * both sides are case-folded and decomposed (NFKD), then compared as
+ * octets.  Case folding is a small table of our own (md_text_fold_cp()):
+ * simple case folding (Unicode CaseFolding.txt status C+S) for ASCII,
+ * Latin-1, Latin Extended-A, Latin Extended Additional, Greek and
+ * Cyrillic; the decompositions are a generated table (md_text_nfkd.c,
+ * Latin, Greek, Cyrillic, ligatures), folded again after decomposing, so
+ * "Ä", "ä" and "a" + U+0308 are one text and "a" is found in "Säge", as
+ * Dovecot finds it.  towlower() would depend on the process locale (the
+ * daemon never calls setlocale, so it would fold ASCII only) and
+ * towlower_l() on which locales are installed; tables give the same
+ * answer everywhere.  Other scripts (CJK, Hangul, ...) compare exactly.
  *
  * Layout of struct md_text (all text already folded):
  *   fields:  the message header's fields, "name\0value\0" one after the
@@ -229,8 +234,10 @@ static int md_text_put(struct buf *out, const void *p, size_t n)
 	return 0;
 }
 
-/* Append the case-folded form of the UTF-8 text s; octets that are not
- * UTF-8 are kept as they are. */
+/* Append the matching form of the UTF-8 text s: each character case
+ * folded, then replaced by its compatibility decomposition (NFKD,
+ * md_text_nfkd.c) whose characters are folded in turn; octets that are
+ * not UTF-8 are kept as they are. */
 static int md_text_fold(const char *s, size_t n, struct buf *out)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -238,10 +245,12 @@ static int md_text_fold(const char *s, size_t n, struct buf *out)
 	size_t o = 0, i = 0;
 
 	while (i < n) {
-		uint32_t c;
-		size_t len = md_text_utf8(p + i, n - i, &c);
+		const unsigned char *d;
+		uint32_t c, dc;
+		size_t len = md_text_utf8(p + i, n - i, &c), dl;
 
-		if (o + 4 > sizeof(stage)) {
+		/* room for a decomposition of 4 characters of 4 octets */
+		if (o + 16 > sizeof(stage)) {
 			if (md_text_put(out, stage, o) < 0)
 				return -1;
 			o = 0;
@@ -250,8 +259,17 @@ static int md_text_fold(const char *s, size_t n, struct buf *out)
 			stage[o++] = p[i++];
 			continue;
 		}
-		o += md_text_put_utf8(md_text_fold_cp(c), stage + o);
 		i += len;
+		c = md_text_fold_cp(c);
+		d = (const unsigned char *)md_text_nfkd(c);
+		if (d == NULL) {
+			o += md_text_put_utf8(c, stage + o);
+			continue;
+		}
+		for (dl = strlen((const char *)d); dl > 0; d += len, dl -= len) {
+			len = md_text_utf8(d, dl, &dc);
+			o += md_text_put_utf8(md_text_fold_cp(dc), stage + o);
+		}
 	}
 	return md_text_put(out, stage, o);
 }
@@ -672,6 +690,9 @@ static int md_text_run(struct md_text_ctx *ctx)
 			continue;
 		if (md_text_header(ctx, i, &tp) < 0)
 			return -1;
+		/* FROM, SUBJECT, HEADER ...: the message header alone */
+		if (!(ctx->t->what & MD_TEXT_BODY))
+			break;
 		/* an encoding we do not know cannot be decoded: not
 		 * searched (as Dovecot) */
 		if ((ctx->t->what & MD_TEXT_BODY) && leaf && tp.text &&

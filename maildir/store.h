@@ -121,8 +121,6 @@ enum md_result {
 	MD_DENIED,     /* not allowed: delete INBOX, rename into itself ... */
 	MD_LIMIT,      /* too many keywords in a mailbox, or a name too long */
 	MD_MODIFIED,   /* md_msg_store(): UNCHANGEDSINCE failed (RFC 7162 §3.1.3) */
-	MD_UNKNOWN_CTE,/* md_msg_binary(): an encoding BINARY cannot undo
-			* (RFC 3516 §4.3 NO [UNKNOWN-CTE]); added last */
 };
 
 /* "OK", "TEMPFAIL", ... for logs. */
@@ -396,7 +394,8 @@ struct md_section {
 	/* the MIME part the range belongs to (for BINARY, RFC 3516): */
 	enum md_transfer_encoding encoding;
 	bool decodable;        /* false: BINARY gives NO [PARSE] */
-	uint64_t decoded_size; /* BINARY.SIZE when decodable */
+	uint64_t decoded_size; /* BINARY.SIZE when decodable (spec "": the
+				* body's, see md_msg_binary()) */
 	uint64_t body_lines;
 };
 
@@ -423,8 +422,10 @@ int md_msg_section(const struct md_msg *msg, const char *spec,
  * then the body; its length is not decoded_size (which is the body's), so
  * BINARY.SIZE[] is *len_r.  A part that does not exist gives MD_OK and ""
  * (RFC 3516 answers with an empty string as BODY[] does).
- * MD_UNKNOWN_CTE: NO [UNKNOWN-CTE]; MD_BADMSG: content not decodable, NO
- * [PARSE] (both as md_msg_section() judges them, no file is read then);
+ * MD_BADMSG: not decodable, as md_msg_section() judged it (no file is
+ * read then): NO [UNKNOWN-CTE] (RFC 3516 §4.3) when that section's
+ * encoding is MD_TE_UNKNOWN, else NO [PARSE].  (No result of its own for
+ * UNKNOWN-CTE: callers switch over enum md_result exhaustively.)
  * MD_CORRUPT when the file no longer matches its index entry.
  * Needs MD_READ_META.  Memory: the decoded size (at most twice the
  * message: QP turns bare LF into CRLF) plus a 64 KiB read chunk; the
@@ -449,9 +450,14 @@ enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
  *  - TEXT's header side (field NULL) is every header block of the
  *    message, encapsulated messages' and MIME parts' included, as
  *    "Name: value" lines: a needle may be a field name ("X-Mailer").
- *  - Matching folds case on both sides: ASCII, Latin-1, Latin Extended-A,
- *    Greek and Cyrillic (simple case folding, our own table: never the
- *    process locale).  An empty needle matches (a field that exists).
+ *    With MD_TEXT_HEADERS alone only the message's own header is read
+ *    (the cheap case for FROM/SUBJECT/HEADER); TEXT asks for both.
+ *  - Matching is RFC 5051 i;unicode-casemap (I18NLEVEL=1's comparator,
+ *    Dovecot's) for Latin, Greek and Cyrillic: both sides case-folded and
+ *    decomposed (NFKD), so "MÜLLER" finds "müller" and "u" finds "ü", as
+ *    in Dovecot; our own tables, never the process locale.  Other
+ *    scripts compare exactly.  An empty needle matches (a field that
+ *    exists).
  *  - Limits: MD_TEXT_BODY_MAX octets of body text and MD_TEXT_HEADERS_MAX
  *    of header text per message are searched, the rest is not (Dovecot
  *    without FTS has no limit; these keep one SEARCH bounded).

@@ -16,7 +16,9 @@
  * After the end of input, for every message in UID order:
  *   MSG uid size sent_date
  *   QR bits         (one '0' or '1' per Q, in order)
- *   BIN spec result length      (result: md_result_name())
+ *   BIN spec result length      (result: md_result_name(), or
+ *                                UNKNOWN_CTE for MD_BADMSG of a section
+ *                                whose encoding is MD_TE_UNKNOWN)
  *   <length octets>\n
  * Exit 0, or 1 on a usage, store or delivery failure.
  */
@@ -140,13 +142,21 @@ static int store_query_run(struct md_mailbox *mb, struct md_user *user,
 			char *data = NULL;
 			size_t len = 0;
 
+			struct md_section sec;
+			const char *res;
+
 			r = md_msg_binary(mb, m, bins[k], &data, &len);
+			res = md_result_name(r);
+			/* NO [UNKNOWN-CTE] or NO [PARSE], as IMAP tells them */
+			if (r == MD_BADMSG && md_msg_section(m, bins[k], &sec) == 0 &&
+			    sec.encoding == MD_TE_UNKNOWN)
+				res = "UNKNOWN_CTE";
 			printf("BIN %s %s %zu\n", bins[k][0] ? bins[k] : "-",
-			       md_result_name(r), len);
+			       res, len);
 			if (len > 0)
 				fwrite(data, 1, len, stdout);
 			putchar('\n');
-			if (r != MD_OK && r != MD_BADMSG && r != MD_UNKNOWN_CTE)
+			if (r != MD_OK && r != MD_BADMSG)
 				fprintf(stderr, "binary of %u [%s]: %s\n", m->uid,
 					bins[k], md_user_error(user));
 			free(data);

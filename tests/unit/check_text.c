@@ -146,6 +146,49 @@ START_TEST(test_text_q_word)
 }
 END_TEST
 
+/* Folding (case + NFKD) is idempotent over the whole Basic Multilingual
+ * Plane, so a needle folded once matches text folded once. */
+START_TEST(test_text_casefold_fixed_point)
+{
+	struct buf a, b;
+
+	buf_init(&a, 0);
+	buf_init(&b, 0);
+	for (uint32_t c = 1; c < 0x10000; c++) {
+		char u[4];
+		size_t n;
+
+		if (c >= 0xd800 && c <= 0xdfff)
+			continue;
+		n = c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+		if (n == 1) {
+			u[0] = (char)c;
+		} else if (n == 2) {
+			u[0] = (char)(0xc0 | (c >> 6));
+			u[1] = (char)(0x80 | (c & 0x3f));
+		} else {
+			u[0] = (char)(0xe0 | (c >> 12));
+			u[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+			u[2] = (char)(0x80 | (c & 0x3f));
+		}
+		buf_reset(&a);
+		buf_reset(&b);
+		ck_assert_int_eq(md_text_casefold(u, n, &a), 0);
+		ck_assert_int_eq(md_text_casefold(a.data, a.len, &b), 0);
+		ck_assert_msg(a.len == b.len && memcmp(a.data, b.data, a.len) == 0,
+			      "U+%04X: folding is not a fixed point", c);
+	}
+	/* a few pairs */
+	buf_reset(&a);
+	buf_reset(&b);
+	ck_assert_int_eq(md_text_casefold("\xce\x86\xd0\x81\xc5\xb8", 6, &a), 0);
+	ck_assert_int_eq(md_text_casefold("\xce\xac\xd1\x91\xc3\xbf", 6, &b), 0);
+	ck_assert(a.len == b.len && memcmp(a.data, b.data, a.len) == 0);
+	buf_free(&a);
+	buf_free(&b);
+}
+END_TEST
+
 /* The strict decoders produce exactly the BINARY.SIZE md_meta.c counted
  * at delivery, and fail exactly where it judged the part broken. */
 START_TEST(test_text_decoders_agree_with_meta)
@@ -276,6 +319,7 @@ static const char *const msg_mixed =
 
 START_TEST(test_text_binary_parts)
 {
+	struct md_section sec;
 	struct fixture fx;
 	struct md_msg m;
 	char *data;
@@ -289,9 +333,14 @@ START_TEST(test_text_binary_parts)
 	ck_assert(memcmp(data, "\x00\x01\x02\xff", 4) == 0);
 	free(data);
 	/* RFC 3516 §4.3: unknown encoding, broken content */
-	ck_assert_int_eq(md_msg_binary(fx.mb, &m, "3", &data, &len), MD_UNKNOWN_CTE);
+	ck_assert_int_eq(md_msg_binary(fx.mb, &m, "3", &data, &len), MD_BADMSG);
 	ck_assert_ptr_null(data);
+	ck_assert_int_eq(md_msg_section(&m, "3", &sec), 0);
+	ck_assert_int_eq(sec.encoding, MD_TE_UNKNOWN);
 	ck_assert_int_eq(md_msg_binary(fx.mb, &m, "4", &data, &len), MD_BADMSG);
+	ck_assert_int_eq(md_msg_section(&m, "4", &sec), 0);
+	ck_assert_int_eq(sec.encoding, MD_TE_BASE64);
+	ck_assert(!sec.decodable);
 	/* a part that does not exist is an empty string */
 	ck_assert_int_eq(md_msg_binary(fx.mb, &m, "9", &data, &len), MD_OK);
 	ck_assert_uint_eq(len, 0);
@@ -401,6 +450,10 @@ START_TEST(test_text_encoded_words)
 	 * character split between words; an unknown charset as it stands */
 	ck_assert(md_text_header_contains(t, "x-two", "caf\xc3\xa9 ol\xc3\xa9 end"));
 	ck_assert(md_text_header_contains(t, "x-split", "\xc3\xa4 x \xff"));
+	/* i;unicode-casemap: decomposed on both sides (RFC 5051) */
+	ck_assert(md_text_header_contains(t, "subject", "gru"));
+	ck_assert(md_text_header_contains(t, "subject", "A\xcc\x88"));
+	ck_assert(!md_text_header_contains(t, "subject", "gro"));
 	/* an empty needle: the field exists */
 	ck_assert(md_text_header_contains(t, "x-empty", ""));
 	ck_assert(!md_text_header_contains(t, "x-missing", ""));
@@ -434,6 +487,13 @@ START_TEST(test_text_bodies)
 	ck_assert(md_text_header_contains(t, NULL, "application/octet-stream"));
 	ck_assert(!md_text_header_contains(t, "content-type", "octet"));
 	md_text_free(t);
+	/* headers alone: the message header only, no body */
+	ck_assert_int_eq(md_msg_text(fx.mb, &m, MD_TEXT_HEADERS, &t), MD_OK);
+	ck_assert(md_text_header_contains(t, "subject", "PARTS"));
+	ck_assert(md_text_header_contains(t, NULL, "multipart/mixed"));
+	ck_assert(!md_text_header_contains(t, NULL, "application/octet-stream"));
+	ck_assert(!md_text_body_contains(t, "softbreak"));
+	md_text_free(t);
 	md_msg_clear(&m);
 
 	/* base64 in ISO-8859-1; Greek and Cyrillic folding; an unknown
@@ -451,7 +511,7 @@ START_TEST(test_text_bodies)
 		   "\xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2\n"
 		   "--z\n"
 		   "Content-Type: text/plain; charset=x-no-such-charset\n\n"
-		   "raw \xff bytes\n"
+		   "raw \xff bytes \xc7\x8e \xef\xac\x81le 5 \xe2\x84\xaa cafe\xcc\x81\n"
 		   "--z--\n");
 	t = fx_text(&fx, &m);
 	ck_assert(md_text_body_contains(t, "\xc3\xa4hren f\xc3\xbcr w\xc3\xb6lfe"));
@@ -459,6 +519,12 @@ START_TEST(test_text_bodies)
 	ck_assert(md_text_body_contains(t, "\xce\x9a\xce\x91\xce\x9b"));
 	ck_assert(md_text_body_contains(t, "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82"));
 	ck_assert(md_text_body_contains(t, "RAW \xff"));
+	/* Latin Extended-B case through decomposition, a ligature, the
+	 * Kelvin sign, a precomposed needle for a decomposed text */
+	ck_assert(md_text_body_contains(t, "\xc7\x8d"));
+	ck_assert(md_text_body_contains(t, "FILE"));
+	ck_assert(md_text_body_contains(t, "5 k"));
+	ck_assert(md_text_body_contains(t, "caf\xc3\xa9"));
 	ck_assert(md_text_body_contains(t, ""));
 	md_text_free(t);
 	md_msg_clear(&m);
@@ -507,6 +573,7 @@ int main(void)
 	tcase_add_test(tc, test_text_qp_broken_passes_through);
 	tcase_add_test(tc, test_text_q_word);
 	tcase_add_test(tc, test_text_decoders_agree_with_meta);
+	tcase_add_test(tc, test_text_casefold_fixed_point);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(ts, setup, teardown);
 	tcase_add_test(ts, test_text_binary_parts);
