@@ -246,7 +246,7 @@ static int md_text_fold(const char *s, size_t n, struct buf *out)
 
 	while (i < n) {
 		const unsigned char *d;
-		uint32_t c, dc;
+		uint32_t c, dc = 0;
 		size_t len = md_text_utf8(p + i, n - i, &c), dl;
 
 		/* room for a decomposition of 4 characters of 4 octets */
@@ -268,6 +268,8 @@ static int md_text_fold(const char *s, size_t n, struct buf *out)
 		}
 		for (dl = strlen((const char *)d); dl > 0; d += len, dl -= len) {
 			len = md_text_utf8(d, dl, &dc);
+			if (len == 0)
+				break; /* our own table is valid UTF-8: never */
 			o += md_text_put_utf8(md_text_fold_cp(dc), stage + o);
 		}
 	}

@@ -106,9 +106,6 @@ void imap_reply_md(struct imap_session *s, enum md_result r, const char *what)
 	case MD_BADMSG:
 		imap_reply(s, "NO", "[CANNOT] Empty message or NUL octets");
 		break;
-	case MD_UNKNOWN_CTE: /* RFC 3516 §4.3 */
-		imap_reply(s, "NO", "[UNKNOWN-CTE] Unknown content transfer encoding");
-		break;
 	case MD_NOTFOUND:
 		imap_reply(s, "NO", "[EXPUNGEISSUED] Message was expunged");
 		break;
