@@ -51,7 +51,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
+sys.path.insert(0, HERE)
 from postern_test import Daemon, free_port, shared_dir, wait_port  # noqa: E402
+from bench_proc import pss_kib  # noqa: E402
 
 PASSWORD = "bench-password-1"
 DOMAIN = "example.test"
@@ -244,38 +246,6 @@ def idle_worker(args):
     release.wait()
     for s, f in socks:
         s.close()
-
-
-def process_tree(root):
-    children = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def pss_kib(root):
-    total = 0
-    for pid in process_tree(root):
-        try:
-            with open("/proc/%d/smaps_rollup" % pid) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def idle_pss(port, root_pid, users):
