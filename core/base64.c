@@ -40,7 +40,7 @@ void base64_encode(const void *data, size_t len, char *out)
 	out[o] = '\0';
 }
 
-static int base64_value(unsigned char c)
+int base64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';

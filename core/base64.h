@@ -11,5 +11,8 @@ void base64_encode(const void *data, size_t len, char *out);
 /* Strict decoding: no whitespace, correct padding, canonical trailing bits.
  * out must hold (inlen/4)*3 bytes.  Returns the decoded length or -1. */
 long base64_decode(const char *in, size_t inlen, unsigned char *out);
+/* The 6-bit value of one character of the RFC 4648 §4 alphabet, or -1
+ * (for decoders that must be lenient, such as MIME bodies). */
+int base64_value(unsigned char c);
 
 #endif

@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "md_meta_int.h"
 #include "md_private.h"
 
@@ -93,21 +94,6 @@ void md_decoder_init(struct md_decoder *d, enum md_cte cte, bool lenient)
 	d->lenient = lenient;
 }
 
-static int md_decode_b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 static bool md_decode_is_ws(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -161,7 +147,7 @@ static void md_decode_b64(struct md_decoder *d, const unsigned char *s,
 			d->acc = 0;
 			continue;
 		}
-		v = md_decode_b64_value(c);
+		v = base64_value(c);
 		if (v < 0) {
 			if (!d->lenient)
 				d->bad = true;

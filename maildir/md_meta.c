@@ -31,6 +31,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "base64.h"
+
 /* "Content-Transfer-Encoding: binary\r\n" replaces a decoded part's field */
 #define MD_META_CTE_BINARY_LINE "Content-Transfer-Encoding: binary\r\n"
 /* RFC 2045 §6.7: a quoted-printable line has at most 76 characters, so a
@@ -83,21 +85,6 @@ static enum md_cte md_meta_cte(const char *msg, const struct md_part *p,
 	return cte;
 }
 
-static int md_meta_b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 static bool md_meta_is_ws(unsigned char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -118,7 +105,7 @@ static int md_meta_base64_size(const unsigned char *s, size_t n,
 			continue;
 		if (s[i] == '=')
 			break;
-		if (md_meta_b64_value(s[i]) < 0)
+		if (base64_value(s[i]) < 0)
 			return -1;
 		if (sub > 0)
 			out++;
