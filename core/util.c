@@ -259,7 +259,11 @@ int fsync_parent_dir(const char *path)
 	return rc;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+/* Write a temporary file beside path, fsync it, then put it in place:
+ * rename(2) over an old file, or link(2), which fails with EEXIST when
+ * path exists (never replacing it); then fsync the directory. */
+static int write_file_via_tmp(const char *path, const void *data, size_t len, mode_t mode,
+			      bool replace)
 {
 	char tmp[PATH_MAX];
 	int fd, saved;
@@ -268,7 +272,7 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	fd = open(tmp, O_WRONLY | O_CREAT | (replace ? O_TRUNC : O_EXCL) | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -1;
 	if (fchmod(fd, mode) < 0 || write_full(fd, data, len) < 0 || fsync(fd) < 0)
@@ -278,8 +282,10 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, path) < 0)
+	if (replace ? rename(tmp, path) < 0 : link(tmp, path) < 0)
 		goto fail;
+	if (!replace)
+		unlink(tmp);
 	return fsync_parent_dir(path);
 fail:
 	saved = errno;
@@ -288,6 +294,16 @@ fail:
 	unlink(tmp);
 	errno = saved;
 	return -1;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_file_via_tmp(path, data, len, mode, true);
+}
+
+int write_file_new(const char *path, const void *data, size_t len, mode_t mode)
+{
+	return write_file_via_tmp(path, data, len, mode, false);
 }
 
 int mkdir_p(const char *path, mode_t mode)

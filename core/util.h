@@ -42,6 +42,9 @@ int read_small_file(const char *path, size_t max, char **data_r, size_t *len_r);
 /* Replace path atomically: write to path.tmp.PID, fsync, rename, fsync the
  * directory.  The old file stays whole on any failure or crash. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* The same for a file that must not exist yet: link(2) instead of rename,
+ * -1 with EEXIST when path exists (it is never replaced). */
+int write_file_new(const char *path, const void *data, size_t len, mode_t mode);
 /* fsync the directory that holds path. */
 int fsync_parent_dir(const char *path);
 /* mkdir -p with the given mode. */

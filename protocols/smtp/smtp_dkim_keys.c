@@ -303,40 +303,6 @@ static EVP_PKEY *dkim_generate_key(enum dkim_alg alg)
 	return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)DKIM_RSA_BITS);
 }
 
-/* Write data to path, which must not exist: O_EXCL temporary, fsync,
- * link(2) (EEXIST if path appeared meanwhile), fsync of the directory. */
-static int dkim_write_new(const char *path, const void *data, size_t len)
-{
-	char tmp[PATH_MAX];
-	int fd, saved;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	if (fchmod(fd, 0600) < 0 || write_full(fd, data, len) < 0 || fsync(fd) < 0)
-		goto fail;
-	if (close(fd) < 0) {
-		fd = -1;
-		goto fail;
-	}
-	fd = -1;
-	if (link(tmp, path) < 0)
-		goto fail;
-	unlink(tmp);
-	return fsync_parent_dir(path);
-fail:
-	saved = errno;
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	errno = saved;
-	return -1;
-}
-
 static int dkim_write_key(EVP_PKEY *pkey, const char *path)
 {
 	BIO *bio = BIO_new(BIO_s_mem());
@@ -349,7 +315,7 @@ static int dkim_write_key(EVP_PKEY *pkey, const char *path)
 	if (PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) == 1) {
 		len = BIO_get_mem_data(bio, &pem);
 		errno = 0;
-		rc = len > 0 ? dkim_write_new(path, pem, (size_t)len) : -1;
+		rc = len > 0 ? write_file_new(path, pem, (size_t)len, 0600) : -1;
 	}
 	BIO_free_all(bio); /* the memory BIO cleanses nothing: keys are short-lived here */
 	return rc;

@@ -861,8 +861,21 @@ START_TEST(test_core_write_file_atomic)
 	ck_assert_int_eq(st.st_mode & 0777, 0640);
 	ck_assert_int_eq(read_small_file(path, 2, &data, &len), -1);
 	ck_assert_int_eq(errno, EFBIG);
+	/* write_file_new never replaces, and leaves no temporary behind */
+	ck_assert_int_eq(write_file_new(path, "three", 5, 0600), -1);
+	ck_assert_int_eq(errno, EEXIST);
+	ck_assert_int_eq(read_small_file(path, 100, &data, &len), 0);
+	ck_assert_str_eq(data, "two!");
+	free(data);
 	unlink(path);
-	rmdir(dir);
+	ck_assert_int_eq(write_file_new(path, "three", 5, 0600), 0);
+	ck_assert_int_eq(read_small_file(path, 100, &data, &len), 0);
+	ck_assert_str_eq(data, "three");
+	free(data);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	unlink(path);
+	ck_assert_int_eq(rmdir(dir), 0); /* empty: no path.tmp.PID left */
 }
 END_TEST
 
