@@ -140,6 +140,7 @@ void imap_reply(struct imap_session *s, const char *status, const char *fmt, ...
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	imap_out(s, "%s %s %s\r\n", s->tag, status, text);
+	s->replied = true;
 	if (strcmp(status, "BAD") != 0) {
 		s->bad_count = 0;
 		return;
@@ -216,6 +217,7 @@ static void imap_job_work(void *arg)
 }
 
 static void imap_job_submit(struct imap_session *s);
+static void imap_ensure_reply(struct imap_session *s);
 
 static void imap_job_done(void *arg)
 {
@@ -235,8 +237,11 @@ static void imap_job_done(void *arg)
 	}
 	if (s->after != NULL)
 		s->after(s);
-	if (s->busy && !s->appending && !s->idle)
+	if (s->busy && !s->appending && !s->idle) {
+		imap_ensure_reply(s);
+		imap_flush(s);
 		imap_command_done(s);
+	}
 }
 
 static void imap_job_submit(struct imap_session *s)
@@ -328,6 +333,17 @@ static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 
 /* ---- dispatch ------------------------------------------------------------- */
 
+/* Our own invariant: every command ends with a tagged reply.  Should a
+ * handler forget, the client is told rather than left waiting. */
+static void imap_ensure_reply(struct imap_session *s)
+{
+	if (s->replied || s->idle || s->sasl != NULL)
+		return;
+	conn_log(s->conn, LOG_LEVEL_ERROR, "imap bug: %s ended without a reply",
+		 s->cmd != NULL ? s->cmd->verb : "?");
+	imap_reply(s, "NO", "[SERVERBUG] Internal error");
+}
+
 static void imap_dispatch(struct imap_session *s)
 {
 	struct imap_cursor c;
@@ -374,9 +390,11 @@ static void imap_dispatch(struct imap_session *s)
 		goto done;
 	}
 	s->cmd = cmd;
+	s->replied = false;
 	cmd->handler(s, &c);
 	if (s->busy)
 		return; /* a job or an exchange goes on */
+	imap_ensure_reply(s);
 done:
 	imap_flush(s);
 	if (s->cmd_free != NULL)

@@ -257,6 +257,7 @@ struct imap_session {
 	char tag[IMAP_TAG_MAX + 1];
 	const struct imap_command *cmd;
 	bool uid;               /* the UID form */
+	bool replied;           /* its tagged reply is in the output */
 	struct buf out;         /* what the job wants written */
 	imap_work_fn *work;
 	imap_after_fn *after;   /* on the loop after the last job (may be NULL) */

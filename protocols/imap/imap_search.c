@@ -22,6 +22,9 @@
 #include "store.h"
 
 #define IMAP_SEARCH_NODES_MAX 256        /* keys in one SEARCH */
+/* Sequence-set keys in one SEARCH: each is resolved to a UID array as
+ * large as the mailbox, so their number bounds the command's memory. */
+#define IMAP_SEARCH_SETS_MAX 16
 #define IMAP_SEARCH_STRING_MAX 1024      /* octets of a search string */
 #define IMAP_SEARCH_HEADER_MAX (1024 * 1024) /* header bytes searched */
 #define IMAP_SEARCH_CHUNK (256 * 1024)   /* body bytes read at once */
@@ -53,6 +56,7 @@ struct imap_snode {
 struct imap_search_cmd {
 	struct imap_snode nodes[IMAP_SEARCH_NODES_MAX];
 	int n_nodes;
+	int n_sets;
 	int root;
 	bool esearch, ret_min, ret_max, ret_count, ret_all, ret_save;
 	bool need_meta, need_path;
@@ -82,6 +86,10 @@ static int imap_snode_new(struct imap_search_cmd *c, struct imap_cursor *cur, en
 
 	if (c->n_nodes >= IMAP_SEARCH_NODES_MAX) {
 		cur->err = "[LIMIT] Too many search keys";
+		return -1;
+	}
+	if (key == SK_SET && ++c->n_sets > IMAP_SEARCH_SETS_MAX) {
+		cur->err = "[LIMIT] Too many sequence sets in one SEARCH";
 		return -1;
 	}
 	n = &c->nodes[c->n_nodes];
@@ -180,7 +188,9 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 	if (imap_peek(cur, '$') || (cur->p < cur->end && *cur->p >= '1' && *cur->p <= '9') ||
 	    imap_peek(cur, '*')) {
 		k = imap_snode_new(c, cur, SK_SET);
-		if (k < 0 || !imap_set_arg(s, cur, false, &c->nodes[k].uids, &c->nodes[k].n_uids))
+		if (k < 0)
+			return -1;
+		if (!imap_set_arg(s, cur, false, &c->nodes[k].uids, &c->nodes[k].n_uids))
 			return -2; /* replied already */
 		return k;
 	}

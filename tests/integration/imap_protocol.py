@@ -605,6 +605,13 @@ def test_search(d, r):
         except imaplib.IMAP4.error:
             typ = "BAD"
         r.check(typ == "BAD", "SEARCH %s is BAD" % " ".join(bad))
+    try:
+        typ, data = m.search(None, " ".join(["1:*"] * 17))
+    except imaplib.IMAP4.error as e:
+        typ, data = "BAD", [str(e).encode()]
+    r.check(typ == "BAD" and b"LIMIT" in data[0], "17 sequence sets in one SEARCH: BAD [LIMIT]: %r" % data)
+    typ, data = m.search(None, " ".join(["1:*"] * 16))
+    r.check(typ == "OK" and data == [b"1 2 3"], "16 are fine: %r" % data)
     deep = "NOT " * 40 + "ALL"
     try:
         typ, data = m.search(None, deep)
@@ -857,6 +864,7 @@ def main():
         c.close()
         log = d.log()
         res.check("imap login user=alice@example.test" in log, "logins are logged")
+        res.check("imap bug:" not in log, "every command ended with its own tagged reply")
         res.check("auth failed: proto=imap rip=127.0.0.1" in log,
                   "failed logins are logged for fail2ban")
     res.finish()
