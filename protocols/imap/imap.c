@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -141,6 +142,7 @@ void imap_reply(struct imap_session *s, const char *status, const char *fmt, ...
 	va_end(ap);
 	imap_out(s, "%s %s %s\r\n", s->tag, status, text);
 	s->replied = true;
+	s->status = strcmp(status, "OK") == 0 ? "OK" : strcmp(status, "NO") == 0 ? "NO" : "BAD";
 	if (strcmp(status, "BAD") != 0) {
 		s->bad_count = 0;
 		return;
@@ -192,8 +194,28 @@ void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 
 /* ---- jobs ----------------------------------------------------------------- */
 
+static uint64_t imap_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* STYLE.md: one line per command, key=value. */
+static void imap_log_command(struct imap_session *s)
+{
+	if (s->cmd == NULL)
+		return;
+	conn_log(s->conn, LOG_LEVEL_DEBUG, "imap user=%s cmd=%s%s result=%s ms=%llu",
+		 s->canonical[0] != '\0' ? s->canonical : "-", s->uid ? "UID " : "", s->cmd->verb,
+		 s->replied && s->status != NULL ? s->status : "-",
+		 (unsigned long long)(imap_now_ms() - s->started_ms));
+}
+
 void imap_command_done(struct imap_session *s)
 {
+	imap_log_command(s);
 	if (s->cmd_free != NULL)
 		s->cmd_free(s->cmd_state);
 	s->cmd_state = NULL;
@@ -381,7 +403,6 @@ static void imap_dispatch(struct imap_session *s)
 		imap_reply(s, "BAD", "Unknown command");
 		goto done;
 	}
-	conn_log(s->conn, LOG_LEVEL_DEBUG, "imap cmd=%s%s", s->uid ? "UID " : "", cmd->verb);
 	if (!(cmd->states & (1u << s->state))) {
 		imap_reply(s, "BAD", "%s is not allowed %s", cmd->verb,
 			   s->state == IMAP_STATE_NOT_AUTH ? "before login"
@@ -391,10 +412,12 @@ static void imap_dispatch(struct imap_session *s)
 	}
 	s->cmd = cmd;
 	s->replied = false;
+	s->started_ms = imap_now_ms();
 	cmd->handler(s, &c);
 	if (s->busy)
 		return; /* a job or an exchange goes on */
 	imap_ensure_reply(s);
+	imap_log_command(s);
 done:
 	imap_flush(s);
 	if (s->cmd_free != NULL)

@@ -258,6 +258,8 @@ struct imap_session {
 	const struct imap_command *cmd;
 	bool uid;               /* the UID form */
 	bool replied;           /* its tagged reply is in the output */
+	const char *status;     /* "OK", "NO", "BAD" of that reply (for the log) */
+	uint64_t started_ms;    /* monotonic, when the command was dispatched */
 	struct buf out;         /* what the job wants written */
 	imap_work_fn *work;
 	imap_after_fn *after;   /* on the loop after the last job (may be NULL) */

@@ -260,6 +260,15 @@ def test_mailboxes(d, r):
     for bad in ('"../evil"', '"a/../b"', '"with.dot"', '"bad&Jjo"', '"tab\there"'):
         res = c.cmd("CREATE " + bad)[-1]
         r.check(b" NO" in res or b" BAD" in res, "CREATE %s refused: %r" % (bad, res))
+    before = sorted(os.listdir(os.path.join(d.data, "mail", "example.test")))
+    for cmd in ('SELECT "../bob"', 'RENAME "Sent" "../../escape"', 'RENAME "Sent" "/abs"',
+                'CREATE "/etc"', 'CREATE "a//b"', 'CREATE "..x/.."', 'CREATE ".hidden"',
+                'COPY 1 "../x"', 'SUBSCRIBE "a\x01b"', 'CREATE "INBOX/../Trash2"',
+                'STATUS "../bob@example.test" (MESSAGES)', 'DELETE "../bob"'):
+        res = c.cmd(cmd)[-1]
+        r.check(b" NO" in res or b" BAD" in res, "%s refused: %r" % (cmd, res))
+    after = sorted(os.listdir(os.path.join(d.data, "mail", "example.test")))
+    r.check(before == after, "no name trick created anything beside the users' trees: %s" % after)
     res = c.cmd("CREATE Mine (USE (\\Archive))")[-1]
     boxes = listed(c.cmd('LIST "" "Mine"'))
     r.check(b"OK" in res and "\\Archive" in boxes.get("Mine", []),
