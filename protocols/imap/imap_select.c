@@ -79,11 +79,12 @@ int imap_view_resolve(const struct imap_view *v, struct imap_seqset *set, bool u
 	*uids_r = NULL;
 	*n_r = 0;
 	if (!uid) {
-		/* RFC 9051 §6.4.5 / RFC 3501 §9: a sequence number past the end
-		 * is an error (BAD); '*' on an empty mailbox names nothing. */
+		/* RFC 3501 §9: a sequence number past the end is an error
+		 * (BAD); a range with '*' ("1:*") is not, even on an empty
+		 * mailbox, where it names nothing. */
 		for (size_t i = 0; i < set->n; i++)
-			if ((set->ranges[i].lo != UINT32_MAX && set->ranges[i].lo > v->n) ||
-			    (set->ranges[i].hi != UINT32_MAX && set->ranges[i].hi > v->n))
+			if (set->ranges[i].lo != UINT32_MAX && set->ranges[i].hi != UINT32_MAX &&
+			    set->ranges[i].hi > v->n)
 				return -2;
 		imap_seqset_normalise(set, (uint32_t)v->n);
 	} else {

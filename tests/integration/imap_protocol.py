@@ -456,6 +456,13 @@ def test_fetch(d, r):
     typ, data = m.uid("FETCH", "999:*", "(FLAGS)")
     r.check(typ == "OK" and len(data) == 1 and b"UID 2" in data[0],
             "UID FETCH n:* past the end answers for the highest UID: %r" % data)
+    m.create("Empty")
+    m.select("Empty")
+    typ, data = m.fetch("1:*", "(FLAGS)")
+    r.check(typ == "OK" and data == [None], "FETCH 1:* in an empty mailbox is OK, empty: %r" % data)
+    typ, data = m.uid("FETCH", "1:*", "(FLAGS)")
+    r.check(typ == "OK" and data == [None], "UID FETCH 1:* in an empty mailbox: %r" % data)
+    m.select("INBOX")
     typ, data = m.uid("FETCH", "50", "(FLAGS)")
     r.check(typ == "OK" and data == [None], "UID FETCH of a missing UID: nothing: %r" % data)
     try:
