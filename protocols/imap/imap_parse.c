@@ -6,7 +6,7 @@
  * command: handlers take their arguments one at a time, so a syntax error
  * is found before any side effect.
  */
-#include "imap_private.h"
+#include "imap_parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
