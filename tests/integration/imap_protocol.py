@@ -306,6 +306,20 @@ def test_mailboxes(d, r):
     r.check(b"NO [NONEXISTENT]" in res, "STATUS of a missing mailbox: %r" % res)
     res = c.cmd("STATUS INBOX (BOGUS)")[-1]
     r.check(b" BAD" in res, "STATUS with an unknown item is BAD")
+    boxes = listed(c.cmd('LIST (SPECIAL-USE) "" "*"'))
+    r.check(set(boxes) == {"Sent", "Drafts", "Trash", "Junk", "Archive", "Mine"},
+            "LIST (SPECIAL-USE) lists only special-use mailboxes: %s" % sorted(boxes))
+    c.cmd('CREATE "Rec/Child"')
+    c.cmd('SUBSCRIBE "Rec/Child"')
+    c.cmd('UNSUBSCRIBE "Rec"')
+    lines = c.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+    rec = [l for l in lines if b'"Rec"' in l]
+    r.check(len(rec) == 1 and rec[0].endswith(b'"Rec" ("CHILDINFO" ("SUBSCRIBED"))') and
+            b"\\Subscribed" not in rec[0],
+            "RECURSIVEMATCH: unsubscribed parent of a subscribed child gets CHILDINFO: %r" % rec)
+    r.check(not any(b'"Rec/Child"' in l for l in lines), "the child itself does not match %%")
+    res = c.cmd('LIST (RECURSIVEMATCH) "" "*"')[-1]
+    r.check(b" BAD" in res, "RECURSIVEMATCH alone is BAD: %r" % res)
     lines = c.cmd('LIST "" "*" RETURN (STATUS (MESSAGES UNSEEN))')
     r.check(any(l.startswith(b'* STATUS "INBOX" (MESSAGES') for l in lines),
             "LIST-STATUS returns STATUS lines: %r" % lines[:4])
