@@ -331,11 +331,6 @@ void imap_append_line(struct imap_session *s, const char *line, size_t len)
 	imap_append_literal_start(s);
 }
 
-void imap_append_literal(struct imap_session *s)
-{
-	imap_append_literal_start(s);
-}
-
 void imap_cmd_append(struct imap_session *s, struct imap_cursor *args)
 {
 	struct imap_append_cmd *c;

@@ -163,11 +163,9 @@ struct imap_session {
 	char canonical[256];
 	bool verified;
 	int job_result;         /* enum md_result of the last job */
-	char job_error[160];
 
 	/* logged in */
 	struct md_user *md_user;
-	bool enabled_utf8;      /* ENABLE UTF8=ACCEPT (unused: not offered) */
 
 	/* selected */
 	struct imap_view view;
@@ -176,7 +174,6 @@ struct imap_session {
 	/* IDLE */
 	bool idle;
 	struct event *idle_ev;
-	bool idle_syncing;
 	struct imap_session *idle_next, *idle_prev;
 };
 
@@ -255,8 +252,6 @@ bool imap_flag_arg(struct imap_cursor *c, unsigned *flags, char **keywords,
 
 /* imap_append.c */
 imap_handler_fn imap_cmd_append;
-/* The reader announced a literal of an APPEND; streams it. */
-void imap_append_literal(struct imap_session *s);
 void imap_append_bytes(struct imap_session *s, const char *data, size_t len);
 /* A line that continues a running APPEND (after a message literal). */
 void imap_append_line(struct imap_session *s, const char *line, size_t len);
