@@ -897,7 +897,37 @@ def main():
         res.check("imap bug:" not in log, "every command ended with its own tagged reply")
         res.check("auth failed: proto=imap rip=127.0.0.1" in log,
                   "failed logins are logged for fail2ban")
+    # login throttling, in a daemon of its own (its counts are per address)
+    with Daemon(postern, roles=("imaps",)) as d:
+        d.add_user(USER, PASSWORD)
+        res.run("throttle", lambda: test_throttle(d, res))
     res.finish()
+
+
+def test_throttle(d, r):
+    c = Raw(d.port("imaps"), tls=True)
+    for i in range(5):
+        c.login(USER, "wrong%d" % i)
+    t0 = time.time()
+    c.send(b"t6 LOGIN alice@example.test wrong6\r\n")
+    # while that attempt waits out its delay, other clients are served
+    other = Raw(d.port("imaps"), tls=True)
+    t1 = time.time()
+    res = other.cmd("CAPABILITY")[-1]
+    fast = time.time() - t1
+    res6 = c.until("t6")[-1]
+    slow = time.time() - t0
+    r.check(b"NO [AUTHENTICATIONFAILED]" in res6 and slow >= 0.9,
+            "the 6th failure in a row is delayed (%.2fs): %r" % (slow, res6))
+    r.check(b"OK" in res and fast < 0.5, "another client is served meanwhile (%.2fs)" % fast)
+    t0 = time.time()
+    res = c.login()
+    r.check(b"OK [CAPABILITY" in res and time.time() - t0 >= 0.9,
+            "the right password still logs in, after the delay (%.2fs)" % (time.time() - t0))
+    c.close()
+    other.close()
+    r.check(d.log().count("auth failed: proto=imap rip=127.0.0.1 user=alice@example.test") == 6,
+            "each failure is logged once for fail2ban")
 
 
 if __name__ == "__main__":
