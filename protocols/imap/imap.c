@@ -226,6 +226,8 @@ void imap_command_done(struct imap_session *s)
 	s->busy = false;
 	s->appending = false;
 	s->wait_drain = false;
+	if (s->out.len == 0 && s->out.cap > IMAP_OUT_KEEP)
+		buf_free(&s->out);
 	imap_reader_reset(&s->reader);
 	if (!conn_is_closing(s->conn))
 		conn_resume(s->conn);

@@ -31,6 +31,8 @@ void imap_reader_reset(struct imap_reader *r)
 {
 	uint64_t max = r->literal_max;
 
+	if (r->cmd.cap > IMAP_READER_KEEP)
+		buf_free(&r->cmd);
 	buf_reset(&r->cmd);
 	r->literal_len = r->literal_left = 0;
 	r->literal_sync = r->in_literal = r->discard = r->is_append = false;

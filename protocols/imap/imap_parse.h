@@ -27,6 +27,9 @@
 #define IMAP_COMMAND_MAX (256 * 1024)
 #define IMAP_LITERALS_MAX 64         /* literals in one command */
 #define IMAP_SEQ_RANGES_MAX 16384    /* ranges in one sequence set */
+/* A command buffer larger than this is freed between commands, so that
+ * thousands of idle sessions do not each keep their largest command. */
+#define IMAP_READER_KEEP 4096
 
 /* ---- the command reader ------------------------------------------------- */
 

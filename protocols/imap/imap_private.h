@@ -45,6 +45,9 @@ struct sasl_exchange;
  * handful: CAPABILITY, STARTTLS, ID, a few login attempts). */
 #define IMAP_PREAUTH_COMMANDS_MAX 50
 #define IMAP_OUT_SLICE (128 * 1024)  /* output produced by one job, about */
+/* An output buffer larger than this is freed when a command ends (a FETCH
+ * grew it to a slice; an idle session should not keep that). */
+#define IMAP_OUT_KEEP 4096
 /* Stop producing output above this; CONN_EV_DRAINED comes at half of
  * CONN_OUTPUT_HIGH. */
 #define IMAP_OUTPUT_HIGH (128 * 1024)
