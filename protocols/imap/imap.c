@@ -533,6 +533,7 @@ void imap_close_mailbox(struct imap_session *s)
 	if (s->view.mb != NULL)
 		md_mailbox_close(s->view.mb);
 	free(s->view.uids);
+	free(s->view.recent);
 	memset(&s->view, 0, sizeof(s->view));
 	free(s->searchres.ranges);
 	memset(&s->searchres, 0, sizeof(s->searchres));
@@ -681,6 +682,8 @@ static void imap_ctx_free(void *arg)
 	if (ctx->wake_ev != NULL)
 		event_free(ctx->wake_ev);
 	pthread_mutex_destroy(&ctx->wake_lock);
+	pthread_mutex_destroy(&ctx->recent_lock);
+	free(ctx->recent);
 	free(ctx);
 }
 
@@ -703,9 +706,15 @@ int imap_register(struct server *srv, struct auth *auth, struct md_store *store,
 	ctx->store = store;
 	ctx->srv = srv;
 	pthread_mutex_init(&ctx->wake_lock, NULL);
+	pthread_mutex_init(&ctx->recent_lock, NULL);
+	ctx->recent = calloc(IMAP_RECENT_SLOTS, sizeof(*ctx->recent));
 	ctx->wake_ev = event_new(server_event_base(srv), -1, 0, imap_on_wake, ctx);
-	if (ctx->wake_ev == NULL) {
+	if (ctx->wake_ev == NULL || ctx->recent == NULL) {
+		if (ctx->wake_ev != NULL)
+			event_free(ctx->wake_ev);
 		pthread_mutex_destroy(&ctx->wake_lock);
+		pthread_mutex_destroy(&ctx->recent_lock);
+		free(ctx->recent);
 		free(ctx);
 		snprintf(err, errlen, "imap: out of memory");
 		return -1;

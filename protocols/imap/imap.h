@@ -7,8 +7,9 @@
  * SPECIAL-USE, CREATE-SPECIAL-USE, LIST-STATUS, STATUS=SIZE, MULTIAPPEND,
  * ESEARCH, SEARCHRES; STARTTLS and AUTH=PLAIN AUTH=LOGIN (or LOGINDISABLED)
  * before login.  Not yet: IMAP4rev2, BINARY, CONDSTORE/QRESYNC, UTF-8
- * mailbox names, COMPRESS; \Recent is never set; SEARCH text keys match
- * raw bytes (imap_search_text_match()).
+ * mailbox names, COMPRESS.  \Recent is kept in this process's memory
+ * (imap_recent.c).  SEARCH text keys match raw bytes
+ * (imap_search_text_match()).
  *
  * Threads.  Sessions live on the event loop.  Every store call runs in a
  * worker job (conn_submit) that formats its answer into the session's

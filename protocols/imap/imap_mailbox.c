@@ -164,6 +164,29 @@ static const char *const imap_special_names[] = {
 	"\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive",
 };
 
+/* RFC 3501 §6.3.10 STATUS RECENT: messages no session has been told
+ * about yet (imap_recent.c); the selected mailbox: this session's. */
+static uint32_t imap_status_recent(struct imap_session *s, const char *name)
+{
+	struct md_mailbox *mb = NULL;
+	struct md_status st;
+	struct md_msg *msgs = NULL;
+	size_t n = 0;
+	uint32_t from;
+
+	if (s->view.mb != NULL && strcmp(name, s->view.name) == 0)
+		return (uint32_t)s->view.n_recent;
+	if (md_mailbox_open(s->md_user, name, &mb, &st) != MD_OK)
+		return 0;
+	from = imap_recent_claim(s->ctx, mb, st.uidvalidity, 0, false);
+	if (from >= UINT32_MAX - 1 || md_msg_list(mb, from + 1, UINT32_MAX, 0, 0, &msgs, &n) != MD_OK)
+		n = 0;
+	else
+		md_msg_list_free(msgs, n);
+	md_mailbox_close(mb);
+	return (uint32_t)n;
+}
+
 static void imap_status_line(struct imap_session *s, const char *name, unsigned items,
 			     const struct md_status *st)
 {
@@ -177,7 +200,7 @@ static void imap_status_line(struct imap_session *s, const char *name, unsigned 
 		sep = " ";
 	}
 	if (items & IMAP_STATUS_RECENT) {
-		buf_appendf(&s->out, "%sRECENT 0", sep);
+		buf_appendf(&s->out, "%sRECENT %u", sep, imap_status_recent(s, name));
 		sep = " ";
 	}
 	if (items & IMAP_STATUS_UIDNEXT) {

@@ -16,6 +16,7 @@
  *   imap_append.c     APPEND / MULTIAPPEND (literal streamed into the store)
  *   imap_search.c     SEARCH, UID SEARCH
  *   imap_idle.c       IDLE / DONE
+ *   imap_recent.c     \Recent: which session is told about a message first
  *
  * Memory: a session owns everything it points to.  A command's scratch
  * (s->cmd_state) is freed by its cmd_free when the tagged reply is sent;
@@ -86,6 +87,14 @@ enum imap_cmd_status {
 struct imap_session;
 
 #define IMAP_WAKE_QUEUE 256 /* change notifications buffered for IDLE */
+#define IMAP_RECENT_SLOTS 4096 /* mailboxes whose \Recent claims are kept */
+
+/* imap_recent.c: the highest UID a session was told about, per mailbox */
+struct imap_recent {
+	uint32_t user_id, mailbox_id, uidvalidity;
+	uint32_t claimed;
+	bool used;
+};
 
 struct imap_wake {
 	uint32_t user_id, mailbox_id;
@@ -101,6 +110,8 @@ struct imap_ctx {
 	struct imap_wake wake[IMAP_WAKE_QUEUE];
 	size_t n_wake;
 	bool wake_all;                 /* the queue overflowed */
+	struct imap_recent *recent;    /* IMAP_RECENT_SLOTS entries */
+	pthread_mutex_t recent_lock;   /* guards recent (worker threads) */
 };
 
 typedef void imap_handler_fn(struct imap_session *s, struct imap_cursor *args);
@@ -128,6 +139,8 @@ struct imap_view {
 	uint64_t xmodseq;    /* expunges announced up to this mod-sequence */
 	uint64_t own_modseq; /* of this session's last STORE, already reported */
 	uint32_t user_id, mailbox_id;
+	uint32_t *recent;    /* UIDs that are \Recent in this session, ascending */
+	size_t n_recent, cap_recent;
 };
 
 struct imap_session {
@@ -229,7 +242,7 @@ imap_handler_fn imap_cmd_select, imap_cmd_examine, imap_cmd_close, imap_cmd_unse
 enum md_result imap_view_update(struct imap_session *s, bool allow_expunge);
 /* "(\Seen \Flagged kw)" of a message's flags into b. */
 void imap_buf_flags(struct buf *b, unsigned flags, const uint64_t *keywords,
-		    char **names, size_t n_names);
+		    char **names, size_t n_names, bool recent);
 /* Sequence number of uid in the view, 0 when absent. */
 uint32_t imap_view_seq(const struct imap_view *v, uint32_t uid);
 /* UIDs of the view a set names (sequence numbers or UIDs).  malloc'ed
@@ -241,6 +254,16 @@ int imap_view_resolve(const struct imap_view *v, struct imap_seqset *set, bool u
  * after replying BAD / NO. */
 bool imap_set_arg(struct imap_session *s, struct imap_cursor *args, bool uid,
 		  uint32_t **uids_r, size_t *n_r);
+
+/* imap_recent.c.  Messages of mb above the returned UID are \Recent for
+ * the caller; with claim, the caller takes every message up to upto (no
+ * other session sees them as recent).  Worker threads. */
+uint32_t imap_recent_claim(struct imap_ctx *ctx, struct md_mailbox *mb, uint32_t uidvalidity,
+			   uint32_t upto, bool claim);
+bool imap_view_is_recent(const struct imap_view *v, uint32_t uid);
+/* Add the UIDs above `above` (ascending) to the view's recent set. */
+int imap_view_add_recent(struct imap_view *v, const uint32_t *uids, size_t n, uint32_t above);
+void imap_view_drop_recent(struct imap_view *v, uint32_t uid);
 
 /* imap_fetch.c */
 imap_handler_fn imap_cmd_fetch;

@@ -32,7 +32,7 @@
 
 enum imap_skey {
 	SK_ALL, SK_AND, SK_OR, SK_NOT, SK_FLAG, SK_UNFLAG, SK_KEYWORD, SK_UNKEYWORD,
-	SK_NONE, /* NEW, RECENT: \Recent is not kept */
+	SK_RECENT, SK_NEW, SK_OLD, /* \Recent in this session (imap_recent.c) */
 	SK_LARGER, SK_SMALLER, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE, SK_SENTON,
 	SK_SENTSINCE, SK_SET, SK_HEADER, SK_BODY, SK_TEXT,
 };
@@ -160,9 +160,9 @@ static const struct {
 	{ "SEEN", SK_FLAG, MD_FLAG_SEEN },           { "UNANSWERED", SK_UNFLAG, MD_FLAG_ANSWERED },
 	{ "UNDELETED", SK_UNFLAG, MD_FLAG_DELETED }, { "UNDRAFT", SK_UNFLAG, MD_FLAG_DRAFT },
 	{ "UNFLAGGED", SK_UNFLAG, MD_FLAG_FLAGGED }, { "UNSEEN", SK_UNFLAG, MD_FLAG_SEEN },
-	/* RFC 3501 §6.4.4: OLD is NOT RECENT; nothing is \Recent here */
-	{ "OLD", SK_ALL, 0 },                        { "ALL", SK_ALL, 0 },
-	{ "NEW", SK_NONE, 0 },                       { "RECENT", SK_NONE, 0 },
+	/* RFC 3501 §6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT */
+	{ "OLD", SK_OLD, 0 },                        { "ALL", SK_ALL, 0 },
+	{ "NEW", SK_NEW, 0 },                        { "RECENT", SK_RECENT, 0 },
 };
 
 static const struct {
@@ -437,8 +437,12 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 	switch (n->key) {
 	case SK_ALL:
 		return true;
-	case SK_NONE:
-		return false;
+	case SK_RECENT:
+		return imap_view_is_recent(&s->view, m->uid);
+	case SK_NEW:
+		return imap_view_is_recent(&s->view, m->uid) && !(m->flags & MD_FLAG_SEEN);
+	case SK_OLD:
+		return !imap_view_is_recent(&s->view, m->uid);
 	case SK_AND:
 		for (int i = n->child; i >= 0; i = c->nodes[i].next)
 			if (!imap_search_eval(s, c, i, m))

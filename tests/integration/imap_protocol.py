@@ -410,7 +410,7 @@ def test_fetch(d, r):
     full2 = m.fetch("2", "(BODY.PEEK[])")[1][0][1]
     r.check(full1.endswith(MSG1) and full2.endswith(MSG2), "delivered messages stored whole")
     typ, data = m.fetch("1", "(UID FLAGS RFC822.SIZE INTERNALDATE)")
-    r.check(typ == "OK" and re.match(rb'1 \(UID 1 FLAGS \(\) RFC822.SIZE %d INTERNALDATE "\d\d-\w{3}-\d{4} '
+    r.check(typ == "OK" and re.match(rb'1 \(UID 1 FLAGS \(\\Recent\) RFC822.SIZE %d INTERNALDATE "\d\d-\w{3}-\d{4} '
                                      rb'\d\d:\d\d:\d\d \+0000"\)' % len(full1), data[0]) is not None,
             "FETCH UID FLAGS RFC822.SIZE INTERNALDATE: %r" % data)
     typ, data = m.fetch("1", "(ENVELOPE)")
@@ -454,7 +454,7 @@ def test_fetch(d, r):
             "RFC822.TEXT sets \\Seen and reports FLAGS: %r" % data)
     typ, data = m.fetch("2", "(BODY[])")
     joined = b"".join(x if isinstance(x, bytes) else x[0] for x in data)
-    r.check(data[0][1] == full2 and b"FLAGS (\\Seen)" in b"".join(
+    r.check(data[0][1] == full2 and b"FLAGS (\\Recent \\Seen)" in b"".join(
         x if isinstance(x, bytes) else x[0] for x in data[1:] + [data[0]]),
             "BODY[] sets \\Seen: %r" % (data,))
     typ, data = m.fetch("1:2", "FAST")
@@ -506,6 +506,53 @@ def test_fetch(d, r):
     r.check(typ == "OK" and len([x for x in data if isinstance(x, tuple)]) == 3,
             "header fetch of every message")
     m.logout()
+
+
+def test_recent(d, r):
+    user, pw = "rex@example.test", "rex-secret-6"
+    d.add_user(user, pw)
+    deliver(d, MSG1, user)
+    deliver(d, MSG2, user)
+    a = Raw(d.port("imaps"), tls=True)
+    a.login(user, pw)
+    lines = a.cmd("STATUS INBOX (RECENT MESSAGES)")
+    r.check(b"RECENT 2" in lines[0], "STATUS RECENT counts messages nobody was told about: %r" % lines[0])
+    e = Raw(d.port("imaps"), tls=True)
+    e.login(user, pw)
+    lines = e.cmd("EXAMINE INBOX")
+    r.check(b"* 2 RECENT" in lines, "EXAMINE sees the recent messages: %r" % lines)
+    lines = a.cmd("SELECT INBOX")
+    r.check(b"* 2 RECENT" in lines, "EXAMINE did not take them: SELECT sees 2 RECENT: %r" % lines)
+    lines = a.cmd("FETCH 1:* (FLAGS)")
+    r.check(all(b"\\Recent" in l for l in lines[:-1]) and len(lines) == 3,
+            "FETCH FLAGS shows \\Recent: %r" % lines)
+    lines = a.cmd("SEARCH RECENT")
+    r.check(lines[0] == b"* SEARCH 1 2", "SEARCH RECENT: %r" % lines[0])
+    a.cmd("STORE 1 +FLAGS.SILENT (\\Seen)")
+    lines = a.cmd("SEARCH NEW")
+    r.check(lines[0] == b"* SEARCH 2", "SEARCH NEW is RECENT UNSEEN: %r" % lines[0])
+    lines = a.cmd("SEARCH OLD")
+    r.check(lines[0] == b"* SEARCH", "SEARCH OLD: nothing: %r" % lines[0])
+    b = Raw(d.port("imaps"), tls=True)
+    b.login(user, pw)
+    lines = b.cmd("SELECT INBOX")
+    r.check(b"* 0 RECENT" in lines, "a second session sees none recent: %r" % lines)
+    lines = b.cmd("FETCH 2 (FLAGS)")
+    r.check(b"\\Recent" not in lines[0], "nor the flag: %r" % lines[0])
+    lines = a.cmd("STATUS INBOX (RECENT)")
+    r.check(b"RECENT 2" in lines[0], "STATUS of the selected mailbox: this session's count: %r" % lines[0])
+    # a new message goes to the first session told about it
+    a.cmd("UNSELECT")
+    deliver(d, MSG1, user)
+    lines = b.cmd("NOOP")
+    r.check(b"* 3 EXISTS" in lines and b"* 1 RECENT" in lines,
+            "the session that learns of a new message gets it as recent: %r" % lines)
+    lines = a.cmd("SELECT INBOX")
+    r.check(b"* 0 RECENT" in lines, "and no other session: %r" % lines)
+    lines = b.cmd("SEARCH RECENT")
+    r.check(lines[0] == b"* SEARCH 3", "SEARCH RECENT in that session: %r" % lines[0])
+    for c in (a, b, e):
+        c.close()
 
 
 # ---- STORE, COPY, MOVE, EXPUNGE -----------------------------------------------------
@@ -876,7 +923,7 @@ def main():
         d.add_user(USER2, PASSWORD2)
         for name, fn in (("policy", test_policy), ("sasl", test_sasl), ("misc", test_misc),
                          ("mailboxes", test_mailboxes), ("rename_inbox", test_rename_inbox),
-                         ("append", test_append), ("fetch", test_fetch),
+                         ("append", test_append), ("fetch", test_fetch), ("recent", test_recent),
                          ("store_copy", test_store_copy), ("search", test_search),
                          ("idle", test_idle), ("thunderbird", test_thunderbird),
                          ("ios_pipelined", test_ios_pipelined), ("bad_input", test_bad_input)):
