@@ -372,6 +372,25 @@ def test_append(d, r):
     m2 = re.search(rb"APPENDUID \d+ (\d+),(\d+)\]", res)
     r.check(m2 is not None and int(m2.group(2)) == int(m2.group(1)) + 1,
             "MULTIAPPEND appends both, APPENDUID lists two UIDs: %r" % res)
+    # MULTIAPPEND is all or nothing: the 2nd message goes over the quota
+    d.cli("user", "quota", USER, str(40000))
+    lines = c.cmd('STATUS "Sent" (MESSAGES SIZE)')
+    before = lines[0]
+    used = sum(int(x) for x in re.findall(rb"SIZE (\d+)", b"".join(
+        c.cmd('STATUS "%s" (SIZE)' % b)[0] for b in ("INBOX", "Sent", "Drafts"))))
+    d.cli("user", "quota", USER, str(used + len(MSG1) + 100))
+    c.send(b'p2b APPEND "Sent" {%d+}\r\n' % len(MSG1) + MSG1 +
+           b' {%d+}\r\n' % len(MSG2) + MSG2 + b"\r\n")
+    res = c.until("p2b")[-1]
+    lines = c.cmd('STATUS "Sent" (MESSAGES SIZE)')
+    r.check(res.startswith(b"p2b NO [OVERQUOTA]") and lines[0] == before,
+            "MULTIAPPEND over quota at its 2nd message appends nothing: %r %r / %r" %
+            (res, lines[0], before))
+    c.send(b'p2c APPEND "Sent" {%d+}\r\n' % len(MSG1) + MSG1 + b"\r\n")
+    res = c.until("p2c")[-1]
+    r.check(res.startswith(b"p2c OK"), "the 1st message alone fits: so it was appended "
+            "and taken back: %r" % res)
+    d.cli("user", "quota", USER, "0")
     # a synchronising literal over message_size_max: refused before "+"
     c.send(b'p3 APPEND "Sent" {4294967295}\r\n')
     res = c.raw_line()
@@ -385,12 +404,12 @@ def test_append(d, r):
     res = c.until("p4")[-1]
     r.check(plus.startswith(b"+ ") and b"OK" in res, "synchronising literal: '+' then OK: %r" % res)
     lines = c.cmd('STATUS "Sent" (MESSAGES)')
-    r.check(b"MESSAGES 4" in lines[0], "Sent holds the 4 appended messages: %r" % lines[0])
+    r.check(b"MESSAGES 5" in lines[0], "Sent holds the 5 appended messages: %r" % lines[0])
     # APPEND to the selected mailbox announces EXISTS
     c.cmd("SELECT Sent")
     c.send(b'p5 APPEND "Sent" {%d+}\r\n' % len(MSG1) + MSG1 + b"\r\n")
     lines = c.until("p5")
-    r.check(b"* 5 EXISTS" in lines, "APPEND to the selected mailbox sends EXISTS: %r" % lines)
+    r.check(b"* 6 EXISTS" in lines, "APPEND to the selected mailbox sends EXISTS: %r" % lines)
     c.close()
 
 
