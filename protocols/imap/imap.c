@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -141,6 +142,8 @@ void imap_reply(struct imap_session *s, const char *status, const char *fmt, ...
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	imap_out(s, "%s %s %s\r\n", s->tag, status, text);
+	s->replied = true;
+	s->status = strcmp(status, "OK") == 0 ? "OK" : strcmp(status, "NO") == 0 ? "NO" : "BAD";
 	if (strcmp(status, "BAD") != 0) {
 		s->bad_count = 0;
 		return;
@@ -192,8 +195,28 @@ void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 
 /* ---- jobs ----------------------------------------------------------------- */
 
+static uint64_t imap_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* STYLE.md: one line per command, key=value. */
+static void imap_log_command(struct imap_session *s)
+{
+	if (s->cmd == NULL)
+		return;
+	conn_log(s->conn, LOG_LEVEL_DEBUG, "imap user=%s cmd=%s%s result=%s ms=%llu",
+		 s->canonical[0] != '\0' ? s->canonical : "-", s->uid ? "UID " : "", s->cmd->verb,
+		 s->replied && s->status != NULL ? s->status : "-",
+		 (unsigned long long)(imap_now_ms() - s->started_ms));
+}
+
 void imap_command_done(struct imap_session *s)
 {
+	imap_log_command(s);
 	if (s->cmd_free != NULL)
 		s->cmd_free(s->cmd_state);
 	s->cmd_state = NULL;
@@ -204,6 +227,8 @@ void imap_command_done(struct imap_session *s)
 	s->busy = false;
 	s->appending = false;
 	s->wait_drain = false;
+	if (s->out.len == 0 && s->out.cap > IMAP_OUT_KEEP)
+		buf_free(&s->out);
 	imap_reader_reset(&s->reader);
 	if (!conn_is_closing(s->conn))
 		conn_resume(s->conn);
@@ -217,6 +242,7 @@ static void imap_job_work(void *arg)
 }
 
 static void imap_job_submit(struct imap_session *s);
+static void imap_ensure_reply(struct imap_session *s);
 
 static void imap_job_done(void *arg)
 {
@@ -236,8 +262,11 @@ static void imap_job_done(void *arg)
 	}
 	if (s->after != NULL)
 		s->after(s);
-	if (s->busy && !s->appending && !s->idle)
+	if (s->busy && !s->appending && !s->idle) {
+		imap_ensure_reply(s);
+		imap_flush(s);
 		imap_command_done(s);
+	}
 }
 
 static void imap_job_submit(struct imap_session *s)
@@ -329,6 +358,17 @@ static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 
 /* ---- dispatch ------------------------------------------------------------- */
 
+/* Our own invariant: every command ends with a tagged reply.  Should a
+ * handler forget, the client is told rather than left waiting. */
+static void imap_ensure_reply(struct imap_session *s)
+{
+	if (s->replied || s->idle || s->sasl != NULL)
+		return;
+	conn_log(s->conn, LOG_LEVEL_ERROR, "imap bug: %s ended without a reply",
+		 s->cmd != NULL ? s->cmd->verb : "?");
+	imap_reply(s, "NO", "[SERVERBUG] Internal error");
+}
+
 static void imap_dispatch(struct imap_session *s)
 {
 	struct imap_cursor c;
@@ -366,7 +406,6 @@ static void imap_dispatch(struct imap_session *s)
 		imap_reply(s, "BAD", "Unknown command");
 		goto done;
 	}
-	conn_log(s->conn, LOG_LEVEL_DEBUG, "imap cmd=%s%s", s->uid ? "UID " : "", cmd->verb);
 	if (!(cmd->states & (1u << s->state))) {
 		imap_reply(s, "BAD", "%s is not allowed %s", cmd->verb,
 			   s->state == IMAP_STATE_NOT_AUTH ? "before login"
@@ -375,9 +414,13 @@ static void imap_dispatch(struct imap_session *s)
 		goto done;
 	}
 	s->cmd = cmd;
+	s->replied = false;
+	s->started_ms = imap_now_ms();
 	cmd->handler(s, &c);
 	if (s->busy)
 		return; /* a job or an exchange goes on */
+	imap_ensure_reply(s);
+	imap_log_command(s);
 done:
 	imap_flush(s);
 	if (s->cmd_free != NULL)
@@ -491,6 +534,7 @@ void imap_close_mailbox(struct imap_session *s)
 	if (s->view.mb != NULL)
 		md_mailbox_close(s->view.mb);
 	free(s->view.uids);
+	free(s->view.recent);
 	memset(&s->view, 0, sizeof(s->view));
 	free(s->searchres.ranges);
 	memset(&s->searchres, 0, sizeof(s->searchres));
@@ -658,6 +702,8 @@ static void imap_ctx_free(void *arg)
 	if (ctx->wake_ev != NULL)
 		event_free(ctx->wake_ev);
 	pthread_mutex_destroy(&ctx->wake_lock);
+	pthread_mutex_destroy(&ctx->recent_lock);
+	free(ctx->recent);
 	free(ctx);
 }
 
@@ -680,9 +726,15 @@ int imap_register(struct server *srv, struct auth *auth, struct md_store *store,
 	ctx->store = store;
 	ctx->srv = srv;
 	pthread_mutex_init(&ctx->wake_lock, NULL);
+	pthread_mutex_init(&ctx->recent_lock, NULL);
+	ctx->recent = calloc(IMAP_RECENT_SLOTS, sizeof(*ctx->recent));
 	ctx->wake_ev = event_new(server_event_base(srv), -1, 0, imap_on_wake, ctx);
-	if (ctx->wake_ev == NULL) {
+	if (ctx->wake_ev == NULL || ctx->recent == NULL) {
+		if (ctx->wake_ev != NULL)
+			event_free(ctx->wake_ev);
 		pthread_mutex_destroy(&ctx->wake_lock);
+		pthread_mutex_destroy(&ctx->recent_lock);
+		free(ctx->recent);
 		free(ctx);
 		snprintf(err, errlen, "imap: out of memory");
 		return -1;

@@ -1,12 +1,43 @@
-/* IMAP server (RFC 3501 IMAP4rev1 with the extensions listed in
- * imap_capability()), on the imap (143, STARTTLS) and imaps (993, TLS)
- * listeners.  The rest of the module is private (imap_private.h).
+/* IMAP server: IMAP4rev1 (RFC 3501) on the imap (143, STARTTLS) and imaps
+ * (993, TLS) listeners.  The rest of the module is private
+ * (imap_private.h lists its files).
  *
- * Threads: sessions live on the event loop; every store call runs in a
+ * Offered (CAPABILITY, only what works): SASL-IR, LITERAL+, ID, ENABLE,
+ * IDLE, NAMESPACE, UNSELECT, CHILDREN, UIDPLUS, MOVE, LIST-EXTENDED,
+ * SPECIAL-USE, CREATE-SPECIAL-USE, LIST-STATUS, STATUS=SIZE, MULTIAPPEND,
+ * ESEARCH, SEARCHRES; STARTTLS and AUTH=PLAIN AUTH=LOGIN (or LOGINDISABLED)
+ * before login.  Not yet: IMAP4rev2, BINARY, CONDSTORE/QRESYNC, UTF-8
+ * mailbox names, COMPRESS.  \Recent is kept in this process's memory
+ * (imap_recent.c).  SEARCH text keys match raw bytes
+ * (imap_search_text_match()).
+ *
+ * Threads.  Sessions live on the event loop.  Every store call runs in a
  * worker job (conn_submit) that formats its answer into the session's
- * output buffer, which the loop then writes.  A streaming command (FETCH of
- * many messages) produces a bounded slice per job and continues when the
- * connection's output has drained (CMD_MORE).
+ * output buffer; the loop then writes it.  A streaming command (FETCH of
+ * many or large messages) writes about IMAP_OUT_SLICE octets per job and
+ * continues when the connection's output has drained (CMD_MORE), so a
+ * client that does not read cannot make the server buffer without bound.
+ * No LMDB transaction is held across jobs: the store's calls open and
+ * close their own.
+ *
+ * State machine (RFC 3501 §3): NOT-AUTHENTICATED -> AUTHENTICATED ->
+ * SELECTED -> LOGOUT, every change through imap_enter_state(); the command
+ * table lists the states each command is allowed in.
+ *
+ * Sessions see each other's changes (and those of other processes) as
+ * untagged EXISTS / EXPUNGE / FETCH FLAGS after commands and in IDLE, from
+ * md_mailbox_sync() compared with the session's view; the store's change
+ * hook wakes IDLE sessions at once, a 500 ms poll catches other processes.
+ *
+ * Limits are named in imap_private.h with the RFC that motivates them:
+ * command line (cfg->line_length_max), literals (APPEND up to
+ * cfg->message_size_max, others IMAP_LITERAL_MAX; non-synchronising ones
+ * over 4096 octets only in APPEND), sequence ranges, SEARCH nesting and
+ * size, commands before login, 10 BADs in a row.
+ *
+ * Logs: "imap login user=... rip=... tls=...", one debug line per command
+ * "imap user=... cmd=... result=... ms=...", and the fail2ban line of
+ * auth_throttle_failure() ("auth failed: proto=imap rip=...").
  */
 #ifndef IMAP_IMAP_H
 #define IMAP_IMAP_H
@@ -18,7 +49,8 @@ struct auth;
 struct md_store;
 
 /* Create the protocol context and plug it into srv for ROLE_IMAP and
- * ROLE_IMAPS.  auth and store must outlive srv.  0, or -1 with err set. */
+ * ROLE_IMAPS; registers the store's change hook (for IDLE).  auth and
+ * store must outlive srv.  0, or -1 with err set. */
 int imap_register(struct server *srv, struct auth *auth, struct md_store *store,
 		  char *err, size_t errlen);
 

@@ -9,8 +9,9 @@
  * Every message is committed when the command ends.
  *
  * RFC 3502 wants MULTIAPPEND all-or-nothing; the store commits message by
- * message, so a failure part-way leaves the earlier messages appended
- * (the tagged NO says so).
+ * message, so when one fails part-way the ones already committed are
+ * expunged again (other sessions may glimpse them meanwhile).  Only if
+ * that also fails does the tagged NO say some were appended.
  *
  * After an error found while octets are still coming (a non-synchronising
  * literal) the rest of the command is read and dropped, then the error is
@@ -142,7 +143,7 @@ static void imap_append_reply_failure(struct imap_session *s, struct imap_append
 	else if (c->result == MD_NOMAILBOX)
 		imap_reply(s, "NO", "[TRYCREATE] Mailbox does not exist");
 	else if (c->n_done > 0)
-		imap_reply(s, "NO", "[CANNOT] Only the first %zu messages were appended",
+		imap_reply(s, "NO", "[SERVERBUG] The first %zu messages were appended anyway",
 			   c->n_done);
 	else
 		imap_reply_md(s, c->result, "APPEND");
@@ -181,6 +182,15 @@ static enum imap_cmd_status imap_append_commit_work(struct imap_session *s)
 		}
 		c->uidvalidity = t.uidvalidity;
 		c->uids[c->n_done++] = t.uid;
+	}
+	if (c->result != MD_OK && c->n_done > 0) {
+		/* RFC 3502 §4: all or nothing; take back what was committed */
+		struct md_mailbox *mb = NULL;
+		if (md_mailbox_open(s->md_user, c->mailbox, &mb, NULL) == MD_OK &&
+		    md_msg_expunge(mb, c->uids, c->n_done, 0, NULL, NULL) == MD_OK)
+			c->n_done = 0;
+		if (mb != NULL)
+			md_mailbox_close(mb);
 	}
 	/* RFC 3501 §6.3.11: appending to the selected mailbox shows EXISTS */
 	if (s->view.mb != NULL)
@@ -331,11 +341,6 @@ void imap_append_line(struct imap_session *s, const char *line, size_t len)
 		imap_append_end(s);
 		return;
 	}
-	imap_append_literal_start(s);
-}
-
-void imap_append_literal(struct imap_session *s)
-{
 	imap_append_literal_start(s);
 }
 

@@ -63,7 +63,7 @@ void imap_cmd_starttls(struct imap_session *s, struct imap_cursor *args)
 		return;
 	}
 	if (!s->starttls_allowed) {
-		imap_reply(s, "NO", "STARTTLS is not available on this port");
+		imap_reply(s, "NO", "[CANNOT] STARTTLS is not available on this port");
 		return;
 	}
 	imap_reply(s, "OK", "Begin TLS negotiation now");
@@ -257,7 +257,7 @@ static void imap_sasl_result(struct imap_session *s, struct sasl_exchange *x,
 		imap_reply(s, "BAD", "Authentication response too long");
 		break;
 	case SASL_ERR_MECH:
-		imap_reply(s, "NO", "Unsupported authentication mechanism");
+		imap_reply(s, "NO", "[CANNOT] Unsupported authentication mechanism");
 		break;
 	default:
 		auth_throttle_failure(imap_ctx_auth(s->ctx), "imap", conn_peer_addr(s->conn), "-",
@@ -299,7 +299,7 @@ void imap_cmd_authenticate(struct imap_session *s, struct imap_cursor *args)
 	if (!imap_require_login_allowed(s))
 		return;
 	if (!sasl_mech_supported(mech)) {
-		imap_reply(s, "NO", "Unsupported authentication mechanism");
+		imap_reply(s, "NO", "[CANNOT] Unsupported authentication mechanism");
 		return;
 	}
 	x = sasl_new();

@@ -71,7 +71,6 @@ static enum imap_cmd_status imap_idle_work(struct imap_session *s)
 
 static void imap_idle_synced(struct imap_session *s)
 {
-	s->idle_syncing = false;
 	s->busy = false;
 	s->work = NULL;
 	s->after = NULL;
@@ -92,7 +91,6 @@ static void imap_idle_sync(struct imap_session *s)
 {
 	if (!s->idle || s->busy || s->view.mb == NULL || conn_is_closing(s->conn))
 		return;
-	s->idle_syncing = true;
 	imap_job_start(s, imap_idle_work, imap_idle_synced);
 }
 

@@ -19,6 +19,8 @@
 
 /* LIST selection options (RFC 5258 §3.1) */
 #define IMAP_LIST_SEL_SUBSCRIBED 0x1
+#define IMAP_LIST_SEL_SPECIAL    0x2 /* RFC 6154 §3: special-use ones only */
+#define IMAP_LIST_SEL_RECURSIVE  0x4 /* RFC 5258 §3.5 RECURSIVEMATCH */
 /* LIST return options (RFC 5258 §3.2, RFC 6154, RFC 5819) */
 #define IMAP_LIST_RET_SUBSCRIBED 0x1
 #define IMAP_LIST_RET_STATUS     0x2
@@ -162,6 +164,29 @@ static const char *const imap_special_names[] = {
 	"\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive",
 };
 
+/* RFC 3501 §6.3.10 STATUS RECENT: messages no session has been told
+ * about yet (imap_recent.c); the selected mailbox: this session's. */
+static uint32_t imap_status_recent(struct imap_session *s, const char *name)
+{
+	struct md_mailbox *mb = NULL;
+	struct md_status st;
+	struct md_msg *msgs = NULL;
+	size_t n = 0;
+	uint32_t from;
+
+	if (s->view.mb != NULL && strcmp(name, s->view.name) == 0)
+		return (uint32_t)s->view.n_recent;
+	if (md_mailbox_open(s->md_user, name, &mb, &st) != MD_OK)
+		return 0;
+	from = imap_recent_claim(s->ctx, mb, st.uidvalidity, 0, false);
+	if (from >= UINT32_MAX - 1 || md_msg_list(mb, from + 1, UINT32_MAX, 0, 0, &msgs, &n) != MD_OK)
+		n = 0;
+	else
+		md_msg_list_free(msgs, n);
+	md_mailbox_close(mb);
+	return (uint32_t)n;
+}
+
 static void imap_status_line(struct imap_session *s, const char *name, unsigned items,
 			     const struct md_status *st)
 {
@@ -175,7 +200,7 @@ static void imap_status_line(struct imap_session *s, const char *name, unsigned 
 		sep = " ";
 	}
 	if (items & IMAP_STATUS_RECENT) {
-		buf_appendf(&s->out, "%sRECENT 0", sep);
+		buf_appendf(&s->out, "%sRECENT %u", sep, imap_status_recent(s, name));
 		sep = " ";
 	}
 	if (items & IMAP_STATUS_UIDNEXT) {
@@ -197,6 +222,29 @@ static void imap_status_line(struct imap_session *s, const char *name, unsigned 
 	if (items & IMAP_STATUS_DELETED)
 		buf_appendf(&s->out, "%sDELETED %u", sep, st->deleted);
 	buf_appendf(&s->out, ")\r\n");
+}
+
+/* RFC 5258 §3.5 (RECURSIVEMATCH with SUBSCRIBED): list[i] gets CHILDINFO
+ * when a subscribed descendant will not be listed itself, be it that it
+ * does not match the pattern or that list[i] is not subscribed. */
+static bool imap_list_childinfo(const struct imap_mbox_cmd *m,
+				const struct md_mailbox_info *list, size_t n, size_t i)
+{
+	size_t len = strlen(list[i].name);
+
+	/* sorted by name: descendants ("name/...") follow, maybe after
+	 * siblings like "name-2", so look at every later entry */
+	for (size_t j = i + 1; j < n; j++) {
+		bool match = false;
+		if (strncmp(list[j].name, list[i].name, len) != 0 || list[j].name[len] != '/' ||
+		    !list[j].subscribed)
+			continue;
+		for (size_t k = 0; k < m->n_patterns && !match; k++)
+			match = imap_pattern_match(m->patterns[k], list[j].name);
+		if (!match || !list[i].subscribed)
+			return true;
+	}
+	return false;
 }
 
 static enum imap_cmd_status imap_list_work(struct imap_session *s)
@@ -221,11 +269,19 @@ static enum imap_cmd_status imap_list_work(struct imap_session *s)
 	for (size_t i = 0; i < n; i++) {
 		const struct md_mailbox_info *mi = &list[i];
 		bool match = false, subscribed_only = m->lsub || (m->sel & IMAP_LIST_SEL_SUBSCRIBED);
+		bool childinfo = false;
 		const char *sep = "";
 
 		for (size_t k = 0; k < m->n_patterns && !match; k++)
 			match = imap_pattern_match(m->patterns[k], mi->name);
-		if (!match || (subscribed_only && !mi->subscribed))
+		if (!match)
+			continue;
+		if ((m->sel & IMAP_LIST_SEL_SPECIAL) && (mi->special_use == 0 || !mi->exists))
+			continue;
+		if (!m->lsub && (m->sel & IMAP_LIST_SEL_RECURSIVE) &&
+		    (m->sel & IMAP_LIST_SEL_SUBSCRIBED))
+			childinfo = imap_list_childinfo(m, list, n, i);
+		if (subscribed_only && !mi->subscribed && !childinfo)
 			continue;
 		if (!subscribed_only && !mi->exists && !mi->has_children)
 			continue; /* subscribed but gone: only LIST (SUBSCRIBED) shows it */
@@ -249,6 +305,8 @@ static enum imap_cmd_status imap_list_work(struct imap_session *s)
 		}
 		buf_appendf(&s->out, ") \"/\" ");
 		imap_buf_string(&s->out, mi->name, strlen(mi->name));
+		if (childinfo)
+			buf_appendf(&s->out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 		buf_appendf(&s->out, "\r\n");
 		if ((m->ret & IMAP_LIST_RET_STATUS) && mi->exists) {
 			struct md_status st;
@@ -324,12 +382,21 @@ static void imap_list_parse(struct imap_session *s, struct imap_cursor *c, bool 
 				goto bad;
 			if (str_ieq(opt, "SUBSCRIBED"))
 				m->sel |= IMAP_LIST_SEL_SUBSCRIBED;
-			else if (!str_ieq(opt, "REMOTE") && !str_ieq(opt, "RECURSIVEMATCH") &&
-				 !str_ieq(opt, "SPECIAL-USE")) {
+			else if (str_ieq(opt, "SPECIAL-USE"))
+				m->sel |= IMAP_LIST_SEL_SPECIAL;
+			else if (str_ieq(opt, "RECURSIVEMATCH"))
+				m->sel |= IMAP_LIST_SEL_RECURSIVE;
+			else if (!str_ieq(opt, "REMOTE")) { /* no remote mailboxes here */
 				c->err = "Unknown LIST selection option";
 				goto bad;
 			}
 			imap_char(c, ' ');
+		}
+		/* RFC 5258 §3.1: RECURSIVEMATCH only with another option */
+		if ((m->sel & IMAP_LIST_SEL_RECURSIVE) &&
+		    !(m->sel & (IMAP_LIST_SEL_SUBSCRIBED | IMAP_LIST_SEL_SPECIAL))) {
+			c->err = "RECURSIVEMATCH needs another selection option";
+			goto bad;
 		}
 		if (!imap_sp(c))
 			goto bad;

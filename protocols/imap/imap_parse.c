@@ -6,7 +6,7 @@
  * command: handlers take their arguments one at a time, so a syntax error
  * is found before any side effect.
  */
-#include "imap_private.h"
+#include "imap_parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +31,8 @@ void imap_reader_reset(struct imap_reader *r)
 {
 	uint64_t max = r->literal_max;
 
+	if (r->cmd.cap > IMAP_READER_KEEP)
+		buf_free(&r->cmd);
 	buf_reset(&r->cmd);
 	r->literal_len = r->literal_left = 0;
 	r->literal_sync = r->in_literal = r->discard = r->is_append = false;

@@ -22,12 +22,15 @@
 #include "store.h"
 
 #define IMAP_SEARCH_NODES_MAX 256        /* keys in one SEARCH */
+/* Sequence-set keys in one SEARCH: each is resolved to a UID array as
+ * large as the mailbox, so their number bounds the command's memory. */
+#define IMAP_SEARCH_SETS_MAX 16
 #define IMAP_SEARCH_STRING_MAX 1024      /* octets of a search string */
 #define IMAP_DAY 86400
 
 enum imap_skey {
 	SK_ALL, SK_AND, SK_OR, SK_NOT, SK_FLAG, SK_UNFLAG, SK_KEYWORD, SK_UNKEYWORD,
-	SK_NONE, /* NEW, RECENT: \Recent is not kept */
+	SK_RECENT, SK_NEW, SK_OLD, /* \Recent in this session (imap_recent.c) */
 	SK_LARGER, SK_SMALLER, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE, SK_SENTON,
 	SK_SENTSINCE, SK_SET, SK_HEADER, SK_BODY, SK_TEXT,
 };
@@ -49,6 +52,7 @@ struct imap_snode {
 struct imap_search_cmd {
 	struct imap_snode nodes[IMAP_SEARCH_NODES_MAX];
 	int n_nodes;
+	int n_sets;
 	int root;
 	bool esearch, ret_min, ret_max, ret_count, ret_all, ret_save;
 	bool need_meta, need_path;
@@ -82,6 +86,10 @@ static int imap_snode_new(struct imap_search_cmd *c, struct imap_cursor *cur, en
 
 	if (c->n_nodes >= IMAP_SEARCH_NODES_MAX) {
 		cur->err = "[LIMIT] Too many search keys";
+		return -1;
+	}
+	if (key == SK_SET && ++c->n_sets > IMAP_SEARCH_SETS_MAX) {
+		cur->err = "[LIMIT] Too many sequence sets in one SEARCH";
 		return -1;
 	}
 	n = &c->nodes[c->n_nodes];
@@ -156,9 +164,9 @@ static const struct {
 	{ "SEEN", SK_FLAG, MD_FLAG_SEEN },           { "UNANSWERED", SK_UNFLAG, MD_FLAG_ANSWERED },
 	{ "UNDELETED", SK_UNFLAG, MD_FLAG_DELETED }, { "UNDRAFT", SK_UNFLAG, MD_FLAG_DRAFT },
 	{ "UNFLAGGED", SK_UNFLAG, MD_FLAG_FLAGGED }, { "UNSEEN", SK_UNFLAG, MD_FLAG_SEEN },
-	/* RFC 3501 §6.4.4: OLD is NOT RECENT; nothing is \Recent here */
-	{ "OLD", SK_ALL, 0 },                        { "ALL", SK_ALL, 0 },
-	{ "NEW", SK_NONE, 0 },                       { "RECENT", SK_NONE, 0 },
+	/* RFC 3501 §6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT */
+	{ "OLD", SK_OLD, 0 },                        { "ALL", SK_ALL, 0 },
+	{ "NEW", SK_NEW, 0 },                        { "RECENT", SK_RECENT, 0 },
 };
 
 static const struct {
@@ -184,7 +192,9 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 	if (imap_peek(cur, '$') || (cur->p < cur->end && *cur->p >= '1' && *cur->p <= '9') ||
 	    imap_peek(cur, '*')) {
 		k = imap_snode_new(c, cur, SK_SET);
-		if (k < 0 || !imap_set_arg(s, cur, false, &c->nodes[k].uids, &c->nodes[k].n_uids))
+		if (k < 0)
+			return -1;
+		if (!imap_set_arg(s, cur, false, &c->nodes[k].uids, &c->nodes[k].n_uids))
 			return -2; /* replied already */
 		return k;
 	}
@@ -353,8 +363,12 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 	switch (n->key) {
 	case SK_ALL:
 		return true;
-	case SK_NONE:
-		return false;
+	case SK_RECENT:
+		return imap_view_is_recent(&s->view, m->uid);
+	case SK_NEW:
+		return imap_view_is_recent(&s->view, m->uid) && !(m->flags & MD_FLAG_SEEN);
+	case SK_OLD:
+		return !imap_view_is_recent(&s->view, m->uid);
 	case SK_AND:
 		for (int i = n->child; i >= 0; i = c->nodes[i].next)
 			if (!imap_search_eval(s, c, i, m))

@@ -21,11 +21,15 @@ static const char *const imap_system_flags[] = {
 };
 
 void imap_buf_flags(struct buf *b, unsigned flags, const uint64_t *keywords, char **names,
-		    size_t n_names)
+		    size_t n_names, bool recent)
 {
 	const char *sep = "";
 
 	buf_putc(b, '(');
+	if (recent) {
+		buf_appendf(b, "\\Recent");
+		sep = " ";
+	}
 	for (unsigned i = 0; i < 5; i++)
 		if (flags & (1u << i)) {
 			buf_appendf(b, "%s%s", sep, imap_system_flags[i]);
@@ -79,11 +83,12 @@ int imap_view_resolve(const struct imap_view *v, struct imap_seqset *set, bool u
 	*uids_r = NULL;
 	*n_r = 0;
 	if (!uid) {
-		/* RFC 9051 §6.4.5 / RFC 3501 §9: a sequence number past the end
-		 * is an error (BAD); '*' on an empty mailbox names nothing. */
+		/* RFC 3501 §9: a sequence number past the end is an error
+		 * (BAD); a range with '*' ("1:*") is not, even on an empty
+		 * mailbox, where it names nothing. */
 		for (size_t i = 0; i < set->n; i++)
-			if ((set->ranges[i].lo != UINT32_MAX && set->ranges[i].lo > v->n) ||
-			    (set->ranges[i].hi != UINT32_MAX && set->ranges[i].hi > v->n))
+			if (set->ranges[i].lo != UINT32_MAX && set->ranges[i].hi != UINT32_MAX &&
+			    set->ranges[i].hi > v->n)
 				return -2;
 		imap_seqset_normalise(set, (uint32_t)v->n);
 	} else {
@@ -189,6 +194,7 @@ static void imap_view_expunged(struct imap_session *s, const uint32_t *uids, siz
 		if (seq == 0)
 			continue;
 		imap_out(s, "* %u EXPUNGE\r\n", seq);
+		imap_view_drop_recent(v, uids[i]);
 		memmove(v->uids + seq - 1, v->uids + seq, (v->n - seq) * sizeof(v->uids[0]));
 		v->n--;
 	}
@@ -199,7 +205,7 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 	struct imap_view *v = &s->view;
 	struct md_status st;
 	struct md_msg *msgs = NULL;
-	size_t n = 0, before;
+	size_t n = 0, before, n_recent;
 	enum md_result r;
 	uint32_t old_next = v->uidnext;
 
@@ -218,6 +224,7 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 		free(ex);
 	}
 	before = v->n;
+	n_recent = v->n_recent;
 	if (st.uidnext > v->uidnext &&
 	    md_msg_list(v->mb, v->uidnext, UINT32_MAX, 0, 0, &msgs, &n) == MD_OK) {
 		for (size_t i = 0; i < n; i++)
@@ -228,8 +235,15 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 		if (st.uidnext > v->uidnext)
 			v->uidnext = st.uidnext;
 	}
-	if (v->n != before)
+	if (v->n != before) {
+		/* the first session told about a new message gets \Recent */
+		uint32_t from = imap_recent_claim(s->ctx, v->mb, v->uidvalidity,
+						  v->uids[v->n - 1], !v->readonly);
+		imap_view_add_recent(v, v->uids + before, v->n - before, from);
 		imap_out(s, "* %zu EXISTS\r\n", v->n);
+		if (v->n_recent != n_recent)
+			imap_out(s, "* %zu RECENT\r\n", v->n_recent);
+	}
 	if (st.highestmodseq > v->modseq && old_next > 1 &&
 	    md_msg_list(v->mb, 1, old_next - 1, v->modseq, 0, &msgs, &n) == MD_OK) {
 		char **names = NULL;
@@ -242,7 +256,8 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 			if (seq == 0 || msgs[i].modseq == v->own_modseq)
 				continue; /* our own STORE answered it already */
 			buf_appendf(&s->out, "* %u FETCH (UID %u FLAGS ", seq, msgs[i].uid);
-			imap_buf_flags(&s->out, msgs[i].flags, msgs[i].keywords, names, n_names);
+			imap_buf_flags(&s->out, msgs[i].flags, msgs[i].keywords, names, n_names,
+				       imap_view_is_recent(v, msgs[i].uid));
 			buf_appendf(&s->out, ")\r\n");
 		}
 		if (names != NULL)
@@ -277,6 +292,7 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 	if (v->mb != NULL)
 		md_mailbox_close(v->mb);
 	free(v->uids);
+	free(v->recent);
 	memset(v, 0, sizeof(*v));
 	r = md_mailbox_open(s->md_user, c->name, &v->mb, &st);
 	if (r == MD_OK)
@@ -287,6 +303,7 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 		if (v->mb != NULL)
 			md_mailbox_close(v->mb);
 		free(v->uids);
+		free(v->recent);
 		memset(v, 0, sizeof(*v));
 		imap_reply_md(s, r, c->readonly ? "EXAMINE" : "SELECT");
 		return CMD_DONE;
@@ -300,6 +317,12 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 		v->uidnext = v->uids[v->n - 1] + 1;
 	v->modseq = v->xmodseq = st.highestmodseq;
 	md_mailbox_ids(v->mb, &v->user_id, &v->mailbox_id);
+	if (v->n > 0) {
+		/* RFC 3501 §2.3.2: EXAMINE sees \Recent without taking it */
+		uint32_t from = imap_recent_claim(s->ctx, v->mb, v->uidvalidity,
+						  v->uids[v->n - 1], !v->readonly);
+		imap_view_add_recent(v, v->uids, v->n, from);
+	}
 	if (st.unseen > 0 && md_msg_list(v->mb, 1, UINT32_MAX, 0, 0, &msgs, &n) == MD_OK) {
 		for (size_t i = 0; i < n && unseen == 0; i++)
 			if (!(msgs[i].flags & MD_FLAG_SEEN))
@@ -320,7 +343,7 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 	}
 	buf_appendf(&s->out, ")] Flags permitted\r\n");
 	md_mailbox_keywords_free(names, n_names);
-	imap_out(s, "* %zu EXISTS\r\n* 0 RECENT\r\n", v->n);
+	imap_out(s, "* %zu EXISTS\r\n* %zu RECENT\r\n", v->n, v->n_recent);
 	if (unseen > 0)
 		imap_out(s, "* OK [UNSEEN %u] First unseen\r\n", unseen);
 	imap_out(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n", v->uidvalidity);

@@ -96,7 +96,8 @@ static enum imap_cmd_status imap_store_work(struct imap_session *s)
 		if (res[i].result != MD_OK || seq == 0)
 			continue;
 		buf_appendf(&s->out, "* %u FETCH (FLAGS ", seq);
-		imap_buf_flags(&s->out, res[i].flags, res[i].keywords, names, n_names);
+		imap_buf_flags(&s->out, res[i].flags, res[i].keywords, names, n_names,
+			       imap_view_is_recent(&s->view, res[i].uid));
 		if (s->uid)
 			buf_appendf(&s->out, " UID %u", res[i].uid);
 		buf_appendf(&s->out, ")\r\n");

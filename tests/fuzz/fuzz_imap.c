@@ -22,7 +22,7 @@
 
 #include <string.h>
 
-#include "imap_private.h"
+#include "imap_parse.h"
 
 #define IMAP_FUZZ_LINE_MAX 8192
 #define IMAP_FUZZ_APPEND_MAX (1024 * 1024)

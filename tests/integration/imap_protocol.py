@@ -261,6 +261,15 @@ def test_mailboxes(d, r):
     for bad in ('"../evil"', '"a/../b"', '"with.dot"', '"bad&Jjo"', '"tab\there"'):
         res = c.cmd("CREATE " + bad)[-1]
         r.check(b" NO" in res or b" BAD" in res, "CREATE %s refused: %r" % (bad, res))
+    before = sorted(os.listdir(os.path.join(d.data, "mail", "example.test")))
+    for cmd in ('SELECT "../bob"', 'RENAME "Sent" "../../escape"', 'RENAME "Sent" "/abs"',
+                'CREATE "/etc"', 'CREATE "a//b"', 'CREATE "..x/.."', 'CREATE ".hidden"',
+                'COPY 1 "../x"', 'SUBSCRIBE "a\x01b"', 'CREATE "INBOX/../Trash2"',
+                'STATUS "../bob@example.test" (MESSAGES)', 'DELETE "../bob"'):
+        res = c.cmd(cmd)[-1]
+        r.check(b" NO" in res or b" BAD" in res, "%s refused: %r" % (cmd, res))
+    after = sorted(os.listdir(os.path.join(d.data, "mail", "example.test")))
+    r.check(before == after, "no name trick created anything beside the users' trees: %s" % after)
     res = c.cmd("CREATE Mine (USE (\\Archive))")[-1]
     boxes = listed(c.cmd('LIST "" "Mine"'))
     r.check(b"OK" in res and "\\Archive" in boxes.get("Mine", []),
@@ -298,6 +307,20 @@ def test_mailboxes(d, r):
     r.check(b"NO [NONEXISTENT]" in res, "STATUS of a missing mailbox: %r" % res)
     res = c.cmd("STATUS INBOX (BOGUS)")[-1]
     r.check(b" BAD" in res, "STATUS with an unknown item is BAD")
+    boxes = listed(c.cmd('LIST (SPECIAL-USE) "" "*"'))
+    r.check(set(boxes) == {"Sent", "Drafts", "Trash", "Junk", "Archive", "Mine"},
+            "LIST (SPECIAL-USE) lists only special-use mailboxes: %s" % sorted(boxes))
+    c.cmd('CREATE "Rec/Child"')
+    c.cmd('SUBSCRIBE "Rec/Child"')
+    c.cmd('UNSUBSCRIBE "Rec"')
+    lines = c.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+    rec = [l for l in lines if b'"Rec"' in l]
+    r.check(len(rec) == 1 and rec[0].endswith(b'"Rec" ("CHILDINFO" ("SUBSCRIBED"))') and
+            b"\\Subscribed" not in rec[0],
+            "RECURSIVEMATCH: unsubscribed parent of a subscribed child gets CHILDINFO: %r" % rec)
+    r.check(not any(b'"Rec/Child"' in l for l in lines), "the child itself does not match %%")
+    res = c.cmd('LIST (RECURSIVEMATCH) "" "*"')[-1]
+    r.check(b" BAD" in res, "RECURSIVEMATCH alone is BAD: %r" % res)
     lines = c.cmd('LIST "" "*" RETURN (STATUS (MESSAGES UNSEEN))')
     r.check(any(l.startswith(b'* STATUS "INBOX" (MESSAGES') for l in lines),
             "LIST-STATUS returns STATUS lines: %r" % lines[:4])
@@ -350,6 +373,25 @@ def test_append(d, r):
     m2 = re.search(rb"APPENDUID \d+ (\d+),(\d+)\]", res)
     r.check(m2 is not None and int(m2.group(2)) == int(m2.group(1)) + 1,
             "MULTIAPPEND appends both, APPENDUID lists two UIDs: %r" % res)
+    # MULTIAPPEND is all or nothing: the 2nd message goes over the quota
+    d.cli("user", "quota", USER, str(40000))
+    lines = c.cmd('STATUS "Sent" (MESSAGES SIZE)')
+    before = lines[0]
+    used = sum(int(x) for x in re.findall(rb"SIZE (\d+)", b"".join(
+        c.cmd('STATUS "%s" (SIZE)' % b)[0] for b in ("INBOX", "Sent", "Drafts"))))
+    d.cli("user", "quota", USER, str(used + len(MSG1) + 100))
+    c.send(b'p2b APPEND "Sent" {%d+}\r\n' % len(MSG1) + MSG1 +
+           b' {%d+}\r\n' % len(MSG2) + MSG2 + b"\r\n")
+    res = c.until("p2b")[-1]
+    lines = c.cmd('STATUS "Sent" (MESSAGES SIZE)')
+    r.check(res.startswith(b"p2b NO [OVERQUOTA]") and lines[0] == before,
+            "MULTIAPPEND over quota at its 2nd message appends nothing: %r %r / %r" %
+            (res, lines[0], before))
+    c.send(b'p2c APPEND "Sent" {%d+}\r\n' % len(MSG1) + MSG1 + b"\r\n")
+    res = c.until("p2c")[-1]
+    r.check(res.startswith(b"p2c OK"), "the 1st message alone fits: so it was appended "
+            "and taken back: %r" % res)
+    d.cli("user", "quota", USER, "0")
     # a synchronising literal over message_size_max: refused before "+"
     c.send(b'p3 APPEND "Sent" {4294967295}\r\n')
     res = c.raw_line()
@@ -363,12 +405,12 @@ def test_append(d, r):
     res = c.until("p4")[-1]
     r.check(plus.startswith(b"+ ") and b"OK" in res, "synchronising literal: '+' then OK: %r" % res)
     lines = c.cmd('STATUS "Sent" (MESSAGES)')
-    r.check(b"MESSAGES 4" in lines[0], "Sent holds the 4 appended messages: %r" % lines[0])
+    r.check(b"MESSAGES 5" in lines[0], "Sent holds the 5 appended messages: %r" % lines[0])
     # APPEND to the selected mailbox announces EXISTS
     c.cmd("SELECT Sent")
     c.send(b'p5 APPEND "Sent" {%d+}\r\n' % len(MSG1) + MSG1 + b"\r\n")
     lines = c.until("p5")
-    r.check(b"* 5 EXISTS" in lines, "APPEND to the selected mailbox sends EXISTS: %r" % lines)
+    r.check(b"* 6 EXISTS" in lines, "APPEND to the selected mailbox sends EXISTS: %r" % lines)
     c.close()
 
 
@@ -388,7 +430,7 @@ def test_fetch(d, r):
     full2 = m.fetch("2", "(BODY.PEEK[])")[1][0][1]
     r.check(full1.endswith(MSG1) and full2.endswith(MSG2), "delivered messages stored whole")
     typ, data = m.fetch("1", "(UID FLAGS RFC822.SIZE INTERNALDATE)")
-    r.check(typ == "OK" and re.match(rb'1 \(UID 1 FLAGS \(\) RFC822.SIZE %d INTERNALDATE "\d\d-\w{3}-\d{4} '
+    r.check(typ == "OK" and re.match(rb'1 \(UID 1 FLAGS \(\\Recent\) RFC822.SIZE %d INTERNALDATE "\d\d-\w{3}-\d{4} '
                                      rb'\d\d:\d\d:\d\d \+0000"\)' % len(full1), data[0]) is not None,
             "FETCH UID FLAGS RFC822.SIZE INTERNALDATE: %r" % data)
     typ, data = m.fetch("1", "(ENVELOPE)")
@@ -432,7 +474,7 @@ def test_fetch(d, r):
             "RFC822.TEXT sets \\Seen and reports FLAGS: %r" % data)
     typ, data = m.fetch("2", "(BODY[])")
     joined = b"".join(x if isinstance(x, bytes) else x[0] for x in data)
-    r.check(data[0][1] == full2 and b"FLAGS (\\Seen)" in b"".join(
+    r.check(data[0][1] == full2 and b"FLAGS (\\Recent \\Seen)" in b"".join(
         x if isinstance(x, bytes) else x[0] for x in data[1:] + [data[0]]),
             "BODY[] sets \\Seen: %r" % (data,))
     typ, data = m.fetch("1:2", "FAST")
@@ -448,6 +490,13 @@ def test_fetch(d, r):
     typ, data = m.uid("FETCH", "999:*", "(FLAGS)")
     r.check(typ == "OK" and len(data) == 1 and b"UID 2" in data[0],
             "UID FETCH n:* past the end answers for the highest UID: %r" % data)
+    m.create("Empty")
+    m.select("Empty")
+    typ, data = m.fetch("1:*", "(FLAGS)")
+    r.check(typ == "OK" and data == [None], "FETCH 1:* in an empty mailbox is OK, empty: %r" % data)
+    typ, data = m.uid("FETCH", "1:*", "(FLAGS)")
+    r.check(typ == "OK" and data == [None], "UID FETCH 1:* in an empty mailbox: %r" % data)
+    m.select("INBOX")
     typ, data = m.uid("FETCH", "50", "(FLAGS)")
     r.check(typ == "OK" and data == [None], "UID FETCH of a missing UID: nothing: %r" % data)
     try:
@@ -474,6 +523,53 @@ def test_fetch(d, r):
     r.check(typ == "OK" and len([x for x in data if isinstance(x, tuple)]) == 3,
             "header fetch of every message")
     m.logout()
+
+
+def test_recent(d, r):
+    user, pw = "rex@example.test", "rex-secret-6"
+    d.add_user(user, pw)
+    deliver(d, MSG1, user)
+    deliver(d, MSG2, user)
+    a = Raw(d.port("imaps"), tls=True)
+    a.login(user, pw)
+    lines = a.cmd("STATUS INBOX (RECENT MESSAGES)")
+    r.check(b"RECENT 2" in lines[0], "STATUS RECENT counts messages nobody was told about: %r" % lines[0])
+    e = Raw(d.port("imaps"), tls=True)
+    e.login(user, pw)
+    lines = e.cmd("EXAMINE INBOX")
+    r.check(b"* 2 RECENT" in lines, "EXAMINE sees the recent messages: %r" % lines)
+    lines = a.cmd("SELECT INBOX")
+    r.check(b"* 2 RECENT" in lines, "EXAMINE did not take them: SELECT sees 2 RECENT: %r" % lines)
+    lines = a.cmd("FETCH 1:* (FLAGS)")
+    r.check(all(b"\\Recent" in l for l in lines[:-1]) and len(lines) == 3,
+            "FETCH FLAGS shows \\Recent: %r" % lines)
+    lines = a.cmd("SEARCH RECENT")
+    r.check(lines[0] == b"* SEARCH 1 2", "SEARCH RECENT: %r" % lines[0])
+    a.cmd("STORE 1 +FLAGS.SILENT (\\Seen)")
+    lines = a.cmd("SEARCH NEW")
+    r.check(lines[0] == b"* SEARCH 2", "SEARCH NEW is RECENT UNSEEN: %r" % lines[0])
+    lines = a.cmd("SEARCH OLD")
+    r.check(lines[0] == b"* SEARCH", "SEARCH OLD: nothing: %r" % lines[0])
+    b = Raw(d.port("imaps"), tls=True)
+    b.login(user, pw)
+    lines = b.cmd("SELECT INBOX")
+    r.check(b"* 0 RECENT" in lines, "a second session sees none recent: %r" % lines)
+    lines = b.cmd("FETCH 2 (FLAGS)")
+    r.check(b"\\Recent" not in lines[0], "nor the flag: %r" % lines[0])
+    lines = a.cmd("STATUS INBOX (RECENT)")
+    r.check(b"RECENT 2" in lines[0], "STATUS of the selected mailbox: this session's count: %r" % lines[0])
+    # a new message goes to the first session told about it
+    a.cmd("UNSELECT")
+    deliver(d, MSG1, user)
+    lines = b.cmd("NOOP")
+    r.check(b"* 3 EXISTS" in lines and b"* 1 RECENT" in lines,
+            "the session that learns of a new message gets it as recent: %r" % lines)
+    lines = a.cmd("SELECT INBOX")
+    r.check(b"* 0 RECENT" in lines, "and no other session: %r" % lines)
+    lines = b.cmd("SEARCH RECENT")
+    r.check(lines[0] == b"* SEARCH 3", "SEARCH RECENT in that session: %r" % lines[0])
+    for c in (a, b, e):
+        c.close()
 
 
 # ---- STORE, COPY, MOVE, EXPUNGE -----------------------------------------------------
@@ -603,6 +699,13 @@ def test_search(d, r):
         except imaplib.IMAP4.error:
             typ = "BAD"
         r.check(typ == "BAD", "SEARCH %s is BAD" % " ".join(bad))
+    try:
+        typ, data = m.search(None, " ".join(["1:*"] * 17))
+    except imaplib.IMAP4.error as e:
+        typ, data = "BAD", [str(e).encode()]
+    r.check(typ == "BAD" and b"LIMIT" in data[0], "17 sequence sets in one SEARCH: BAD [LIMIT]: %r" % data)
+    typ, data = m.search(None, " ".join(["1:*"] * 16))
+    r.check(typ == "OK" and data == [b"1 2 3"], "16 are fine: %r" % data)
     deep = "NOT " * 40 + "ALL"
     try:
         typ, data = m.search(None, deep)
@@ -837,7 +940,7 @@ def main():
         d.add_user(USER2, PASSWORD2)
         for name, fn in (("policy", test_policy), ("sasl", test_sasl), ("misc", test_misc),
                          ("mailboxes", test_mailboxes), ("rename_inbox", test_rename_inbox),
-                         ("append", test_append), ("fetch", test_fetch),
+                         ("append", test_append), ("fetch", test_fetch), ("recent", test_recent),
                          ("store_copy", test_store_copy), ("search", test_search),
                          ("idle", test_idle), ("thunderbird", test_thunderbird),
                          ("ios_pipelined", test_ios_pipelined), ("bad_input", test_bad_input)):
@@ -855,9 +958,40 @@ def main():
         c.close()
         log = d.log()
         res.check("imap login user=alice@example.test" in log, "logins are logged")
+        res.check("imap bug:" not in log, "every command ended with its own tagged reply")
         res.check("auth failed: proto=imap rip=127.0.0.1" in log,
                   "failed logins are logged for fail2ban")
+    # login throttling, in a daemon of its own (its counts are per address)
+    with Daemon(postern, roles=("imaps",)) as d:
+        d.add_user(USER, PASSWORD)
+        res.run("throttle", lambda: test_throttle(d, res))
     res.finish()
+
+
+def test_throttle(d, r):
+    c = Raw(d.port("imaps"), tls=True)
+    for i in range(5):
+        c.login(USER, "wrong%d" % i)
+    t0 = time.time()
+    c.send(b"t6 LOGIN alice@example.test wrong6\r\n")
+    # while that attempt waits out its delay, other clients are served
+    other = Raw(d.port("imaps"), tls=True)
+    t1 = time.time()
+    res = other.cmd("CAPABILITY")[-1]
+    fast = time.time() - t1
+    res6 = c.until("t6")[-1]
+    slow = time.time() - t0
+    r.check(b"NO [AUTHENTICATIONFAILED]" in res6 and slow >= 0.9,
+            "the 6th failure in a row is delayed (%.2fs): %r" % (slow, res6))
+    r.check(b"OK" in res and fast < 0.5, "another client is served meanwhile (%.2fs)" % fast)
+    t0 = time.time()
+    res = c.login()
+    r.check(b"OK [CAPABILITY" in res and time.time() - t0 >= 0.9,
+            "the right password still logs in, after the delay (%.2fs)" % (time.time() - t0))
+    c.close()
+    other.close()
+    r.check(d.log().count("auth failed: proto=imap rip=127.0.0.1 user=alice@example.test") == 6,
+            "each failure is logged once for fail2ban")
 
 
 if __name__ == "__main__":

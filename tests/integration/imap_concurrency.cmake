@@ -1,0 +1,1 @@
+postern_py_test(imap_concurrency integration/imap_concurrency.py)
