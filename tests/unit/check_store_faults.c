@@ -237,6 +237,22 @@ static void crash_kill_run(int threads)
 				pthread_join(th[t], NULL);
 			_exit(0);
 		}
+		/* kill only after the child acknowledged a delivery: on a loaded
+		 * machine (sanitizers, parallel builds) opening the store alone
+		 * can take longer than the random delay */
+		{
+			fd_set rs;
+			struct timeval tv = { 10, 0 };
+			unsigned id;
+
+			FD_ZERO(&rs);
+			FD_SET(fds[0], &rs);
+			if (select(fds[0] + 1, &rs, NULL, NULL, &tv) == 1 &&
+			    read(fds[0], &id, sizeof(id)) == sizeof(id)) {
+				ck_assert_uint_lt(id, 2000);
+				reported[id] = true;
+			}
+		}
 		usleep(20000 + (useconds_t)(rand_r(&seed) % 200000));
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
