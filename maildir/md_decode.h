@@ -18,8 +18,9 @@
  *    two symbols, "=" after three), only whitespace may follow; a symbol
  *    outside the alphabet or a missing quantum sets bad.
  * Lenient mode (SEARCH) never fails: base64 skips what is not in the
- * alphabet, padding ends a quantum and decoding goes on after it; quoted-printable is decoded as
- * in strict mode with the broken octets passed through.
+ * alphabet, padding ends a quantum and decoding goes on after it;
+ * quoted-printable is decoded as in strict mode with the broken octets
+ * passed through.
  */
 #ifndef MAILDIR_MD_DECODE_H
 #define MAILDIR_MD_DECODE_H

@@ -393,7 +393,9 @@ struct md_section {
 	uint64_t length;
 	/* the MIME part the range belongs to (for BINARY, RFC 3516): */
 	enum md_transfer_encoding encoding;
-	bool decodable;        /* false: BINARY gives NO [PARSE] */
+	bool decodable;        /* false: BINARY gives NO [PARSE], or NO
+				* [UNKNOWN-CTE] when encoding is
+				* MD_TE_UNKNOWN */
 	uint64_t decoded_size; /* BINARY.SIZE when decodable (spec "": the
 				* body's, see md_msg_binary()) */
 	uint64_t body_lines;
@@ -417,11 +419,12 @@ int md_msg_section(const struct md_msg *msg, const char *spec,
  * are decoded and their Content-Transfer-Encoding field gives way to a
  * "Content-Transfer-Encoding: binary" line after their last field (Dovecot
  * does the same, and md_section.decoded_size counts it): without encoded
- * parts inside that is the stored bytes unchanged.  spec "" is the whole message: the header
- * (its field replaced in the same way when the body itself is encoded),
- * then the body; its length is not decoded_size (which is the body's), so
- * BINARY.SIZE[] is *len_r.  A part that does not exist gives MD_OK and ""
- * (RFC 3516 answers with an empty string as BODY[] does).
+ * parts inside that is the stored bytes unchanged.  spec "" is the whole
+ * message: the header (its field replaced in the same way when the body
+ * itself is encoded), then the body; its length is not decoded_size
+ * (which is the body's), so BINARY.SIZE[] is *len_r.  A part that does
+ * not exist gives MD_OK and "" (an empty string, as for BODY[]; Dovecot
+ * answers so).
  * MD_BADMSG: not decodable, as md_msg_section() judged it (no file is
  * read then): NO [UNKNOWN-CTE] (RFC 3516 §4.3) when that section's
  * encoding is MD_TE_UNKNOWN, else NO [PARSE].  (No result of its own for
@@ -459,8 +462,10 @@ enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
  *    scripts compare exactly.  An empty needle matches (a field that
  *    exists).
  *  - Limits: MD_TEXT_BODY_MAX octets of body text and MD_TEXT_HEADERS_MAX
- *    of header text per message are searched, the rest is not (Dovecot
- *    without FTS has no limit; these keep one SEARCH bounded).
+ *    of header text per message are searched, the rest is not.  Dovecot
+ *    without FTS has no limit; these keep one SEARCH's memory bounded
+ *    while covering the text of practically all real mail (attachments
+ *    do not count, and a text part of megabytes is a log or a dump).
  * Needs MD_READ_META; what: MD_TEXT_HEADERS and/or MD_TEXT_BODY.  Reads
  * only the header blocks and the text parts (pread), never attachments.
  * Memory per call: the limits above, about three times while decoding. */

@@ -436,7 +436,8 @@ START_TEST(test_text_encoded_words)
 		   "body\n");
 	t = fx_text(&fx, &m);
 	/* B in UTF-8, folded line, two words joined */
-	ck_assert(md_text_header_contains(t, "subject", "\xc3\x84\xc3\x96 Gr\xc3\xbc\xc3\x9f" "e aus Berlin"));
+	ck_assert(md_text_header_contains(t, "subject", "\xc3\x84\xc3\x96 "
+					  "Gr\xc3\xbc\xc3\x9f" "e aus Berlin"));
 	/* case-insensitive beyond ASCII: ÄÖ vs äö */
 	ck_assert(md_text_header_contains(t, "SUBJECT", "\xc3\xa4\xc3\xb6"));
 	ck_assert(md_text_header_contains(t, "Subject", "\xc3\x84\xc3\x96"));
@@ -511,13 +512,16 @@ START_TEST(test_text_bodies)
 		   "\xd0\x9f\xd0\xa0\xd0\x98\xd0\x92\xd0\x95\xd0\xa2\n"
 		   "--z\n"
 		   "Content-Type: text/plain; charset=x-no-such-charset\n\n"
-		   "raw \xff bytes \xc7\x8e \xef\xac\x81le 5 \xe2\x84\xaa cafe\xcc\x81\n"
+		   "raw \xff bytes \xc7\x8e \xef\xac\x81le 5 \xe2\x84\xaa "
+		   "cafe\xcc\x81\n"
 		   "--z--\n");
 	t = fx_text(&fx, &m);
 	ck_assert(md_text_body_contains(t, "\xc3\xa4hren f\xc3\xbcr w\xc3\xb6lfe"));
-	ck_assert(md_text_body_contains(t, "\xce\xba\xce\xb1\xce\xbb\xce\xb7\xce\xbc\xce\xad\xcf\x81\xce\xb1"));
+	ck_assert(md_text_body_contains(t, "\xce\xba\xce\xb1\xce\xbb\xce\xb7"
+					"\xce\xbc\xce\xad\xcf\x81\xce\xb1"));
 	ck_assert(md_text_body_contains(t, "\xce\x9a\xce\x91\xce\x9b"));
-	ck_assert(md_text_body_contains(t, "\xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82"));
+	ck_assert(md_text_body_contains(t, "\xd0\xbf\xd1\x80\xd0\xb8"
+					"\xd0\xb2\xd0\xb5\xd1\x82"));
 	ck_assert(md_text_body_contains(t, "RAW \xff"));
 	/* Latin Extended-B case through decomposition, a ligature, the
 	 * Kelvin sign, a precomposed needle for a decomposed text */
