@@ -874,8 +874,15 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	    md_dovecot_read(dir, false, md_sync_listed, &(struct md_listing){ ents, n_ents },
 			    &dc) == 0)
 		have_dc = true;
-	if (md_sync_diff(ents, n_ents, ix, n_ix, new_only, &newidx, &n_new, &job) < 0 ||
-	    (nf = calloc(MD_SYNC_BATCH, sizeof(*nf))) == NULL) {
+	if (md_sync_diff(ents, n_ents, ix, n_ix, new_only, &newidx, &n_new, &job) < 0) {
+		r = MD_TEMPFAIL;
+		goto out;
+	}
+	/* An entry is ~4.5 KB (a path for the CRLF copy): a full batch is a
+	 * megabyte, which a sync that found no new file (a flag change, an
+	 * expunge: most of them) must not allocate and clear. */
+	if (n_new > 0 &&
+	    (nf = calloc(n_new < MD_SYNC_BATCH ? n_new : MD_SYNC_BATCH, sizeof(*nf))) == NULL) {
 		r = MD_TEMPFAIL;
 		goto out;
 	}
@@ -891,7 +898,8 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 		size_t batch = n_new - done < MD_SYNC_BATCH ? n_new - done : MD_SYNC_BATCH;
 		bool sync_new = false, sync_cur = false;
 
-		memset(nf, 0, MD_SYNC_BATCH * sizeof(*nf));
+		if (batch > 0)
+			memset(nf, 0, batch * sizeof(*nf));
 		for (size_t i = 0; i < batch; i++) {
 			struct md_entry *e = &ents[newidx[done + i]];
 
