@@ -621,6 +621,12 @@ def test_store_copy(d, r):
     r.check(data == [b"1 (FLAGS (\\Answered custom1))"], "FLAGS replaces, keyword kept: %r" % data)
     typ, data = m.store("2", "+FLAGS.SILENT", "(\\Deleted)")
     r.check(typ == "OK" and data == [None], ".SILENT sends no FETCH: %r" % data)
+    m.store("1", "+FLAGS", "(brandnew)")
+    flags = m.untagged_responses.pop("FLAGS", [b""])[-1]
+    perm = [x for x in m.untagged_responses.pop("OK", []) if b"PERMANENTFLAGS" in x]
+    r.check(b"brandnew" in flags and perm and b"brandnew" in perm[-1],
+            "a new keyword is announced in FLAGS and PERMANENTFLAGS: %r %r" % (flags, perm))
+    m.store("1", "-FLAGS", "(brandnew)")
     typ, data = m.uid("STORE", "3", "+FLAGS", "(\\Seen)")
     r.check(b"UID 3" in data[0], "UID STORE reports the UID: %r" % data)
     try:
