@@ -247,6 +247,8 @@ static void imap_append_literal_start(struct imap_session *s)
 
 	s->appending = true;
 	s->busy = true;
+	if (c->left == 0 && c->result == MD_OK)
+		c->result = MD_BADMSG; /* RFC 5322 §2.1: a message is not empty */
 	if (c->result != MD_OK || c->bad != NULL) {
 		imap_append_opened(s); /* drop the octets */
 		return;

@@ -91,6 +91,11 @@ static void imap_idle_sync(struct imap_session *s)
 {
 	if (!s->idle || s->busy || s->view.mb == NULL || conn_is_closing(s->conn))
 		return;
+	/* A client that does not read: wait.  The update is a difference from
+	 * what was last announced, so waiting merges changes instead of
+	 * queueing one answer per change; the timer tries again. */
+	if (conn_output_pending(s->conn) > IMAP_OUTPUT_HIGH)
+		return;
 	imap_job_start(s, imap_idle_work, imap_idle_synced);
 }
 

@@ -146,6 +146,7 @@ struct imap_view {
 	uint64_t xmodseq;    /* expunges announced up to this mod-sequence */
 	uint64_t own_modseq; /* of this session's last STORE, already reported */
 	uint32_t user_id, mailbox_id;
+	size_t n_keywords;   /* keywords announced in FLAGS */
 	uint32_t *recent;    /* UIDs that are \Recent in this session, ascending */
 	size_t n_recent, cap_recent;
 };
@@ -249,6 +250,9 @@ imap_handler_fn imap_cmd_select, imap_cmd_examine, imap_cmd_close, imap_cmd_unse
  * (worker).  allow_expunge false during FETCH/STORE/SEARCH with sequence
  * numbers (RFC 3501 §7.4.1). */
 enum md_result imap_view_update(struct imap_session *s, bool allow_expunge);
+/* FLAGS and PERMANENTFLAGS of the view; unless always, only when the
+ * mailbox has keywords the session has not been told about. */
+void imap_view_flag_lists(struct imap_session *s, char **names, size_t n_names, bool always);
 /* "(\Seen \Flagged kw)" of a message's flags into b. */
 void imap_buf_flags(struct buf *b, unsigned flags, const uint64_t *keywords,
 		    char **names, size_t n_names, bool recent);

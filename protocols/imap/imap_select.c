@@ -249,8 +249,8 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 		char **names = NULL;
 		size_t n_names = 0;
 
-		if (n > 0)
-			md_mailbox_keywords(v->mb, &names, &n_names);
+		if (n > 0 && md_mailbox_keywords(v->mb, &names, &n_names) == MD_OK)
+			imap_view_flag_lists(s, names, n_names, false);
 		for (size_t i = 0; i < n; i++) {
 			uint32_t seq = imap_view_seq(v, msgs[i].uid);
 			if (seq == 0 || msgs[i].modseq == v->own_modseq)
@@ -267,6 +267,32 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 	if (st.highestmodseq > v->modseq)
 		v->modseq = st.highestmodseq;
 	return MD_OK;
+}
+
+void imap_view_flag_lists(struct imap_session *s, char **names, size_t n_names, bool always)
+{
+	struct imap_view *v = &s->view;
+	size_t n_kw = 0;
+
+	for (size_t i = 0; i < n_names; i++)
+		n_kw += names[i] != NULL;
+	/* RFC 3501 §7.2.6: a new keyword changes the FLAGS list */
+	if (!always && n_kw == v->n_keywords)
+		return;
+	v->n_keywords = n_kw;
+	buf_appendf(&s->out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (size_t i = 0; i < n_names; i++)
+		if (names[i] != NULL)
+			buf_appendf(&s->out, " %s", names[i]);
+	buf_appendf(&s->out, ")\r\n* OK [PERMANENTFLAGS (");
+	if (!v->readonly) {
+		buf_appendf(&s->out, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+		for (size_t i = 0; i < n_names; i++)
+			if (names[i] != NULL)
+				buf_appendf(&s->out, " %s", names[i]);
+		buf_appendf(&s->out, " \\*");
+	}
+	buf_appendf(&s->out, ")] Flags permitted\r\n");
 }
 
 /* ---- SELECT / EXAMINE ----------------------------------------------------- */
@@ -329,19 +355,7 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 				unseen = imap_view_seq(v, msgs[i].uid);
 		md_msg_list_free(msgs, n);
 	}
-	buf_appendf(&s->out, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (size_t i = 0; i < n_names; i++)
-		if (names[i] != NULL)
-			buf_appendf(&s->out, " %s", names[i]);
-	buf_appendf(&s->out, ")\r\n* OK [PERMANENTFLAGS (");
-	if (!v->readonly) {
-		buf_appendf(&s->out, "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-		for (size_t i = 0; i < n_names; i++)
-			if (names[i] != NULL)
-				buf_appendf(&s->out, " %s", names[i]);
-		buf_appendf(&s->out, " \\*");
-	}
-	buf_appendf(&s->out, ")] Flags permitted\r\n");
+	imap_view_flag_lists(s, names, n_names, true);
 	md_mailbox_keywords_free(names, n_names);
 	imap_out(s, "* %zu EXISTS\r\n* %zu RECENT\r\n", v->n, v->n_recent);
 	if (unseen > 0)

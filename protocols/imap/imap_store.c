@@ -86,8 +86,9 @@ static enum imap_cmd_status imap_store_work(struct imap_session *s)
 	r = c->n == 0 ? MD_OK
 		      : md_msg_store(s->view.mb, c->uids, c->n, c->op, c->flags,
 				     (const char *const *)c->keywords, c->n_keywords, 0, res);
-	if (r == MD_OK && !c->silent && c->n > 0)
-		md_mailbox_keywords(s->view.mb, &names, &n_names);
+	if (r == MD_OK && c->n > 0 && (!c->silent || c->n_keywords > 0) &&
+	    md_mailbox_keywords(s->view.mb, &names, &n_names) == MD_OK)
+		imap_view_flag_lists(s, names, n_names, false);
 	for (size_t i = 0; r == MD_OK && i < c->n; i++)
 		if (res[i].result == MD_OK && res[i].modseq > s->view.modseq)
 			s->view.own_modseq = res[i].modseq;

@@ -1,7 +1,8 @@
 """IMAP with real clients from Debian: curl imaps:// (LIST, UID SEARCH,
-FETCH of a message by UID, EXAMINE-free listing of a folder) and mbsync
-(isync: full sync into a local Maildir, flag changes on both sides, a
-second sync after which both agree, a deletion on one side).
+FETCH of a message by UID and by section) and mbsync (isync: full sync
+into a local Maildir, flag changes on both sides, a second sync after
+which both agree, a deletion on one side); and plaintext login on
+loopback when allow_plaintext_auth_on_loopback = yes.
 
 Usage: imap_clients.py /path/to/postern
 """
@@ -131,6 +132,25 @@ def test_mbsync(d, r):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_plaintext_loopback(postern, r):
+    # allow_plaintext_auth_on_loopback = yes: login without TLS from 127.0.0.1
+    d = Daemon(postern, roles=("imap",))
+    with open(d.conf) as f:
+        text = f.read()
+    with open(d.conf, "w") as f:
+        f.write(text.replace("allow_plaintext_auth_on_loopback = no",
+                             "allow_plaintext_auth_on_loopback = yes"))
+    with d:
+        d.add_user(USER, PASSWORD)
+        m = imaplib.IMAP4("127.0.0.1", d.port("imap"))
+        caps = m.capabilities
+        r.check("AUTH=PLAIN" in caps and "LOGINDISABLED" not in caps and "STARTTLS" in caps,
+                "plaintext on loopback allowed: AUTH=PLAIN offered next to STARTTLS: %s" % (caps,))
+        typ, _ = m.login(USER, PASSWORD)
+        r.check(typ == "OK", "LOGIN without TLS on loopback")
+        m.logout()
+
+
 def main():
     postern = sys.argv[1]
     for tool in ("curl", "mbsync"):
@@ -143,6 +163,7 @@ def main():
         d.add_user(USER, PASSWORD)
         res.run("curl", lambda: test_curl(d, res))
         res.run("mbsync", lambda: test_mbsync(d, res))
+    res.run("plaintext_loopback", lambda: test_plaintext_loopback(postern, res))
     res.finish()
 
 

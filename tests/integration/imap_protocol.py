@@ -406,6 +406,34 @@ def test_append(d, r):
     r.check(plus.startswith(b"+ ") and b"OK" in res, "synchronising literal: '+' then OK: %r" % res)
     lines = c.cmd('STATUS "Sent" (MESSAGES)')
     r.check(b"MESSAGES 5" in lines[0], "Sent holds the 5 appended messages: %r" % lines[0])
+    # the mailbox name itself as a literal
+    c.send(b"p6 APPEND {6}\r\n")
+    plus = c.raw_line()
+    c.send(b"Drafts {%d}\r\n" % len(MSG1))
+    plus2 = c.raw_line()
+    c.send(MSG1 + b"\r\n")
+    res = c.until("p6")[-1]
+    r.check(plus.startswith(b"+") and plus2.startswith(b"+") and res.startswith(b"p6 OK [APPENDUID"),
+            "APPEND with the mailbox name as a literal: %r" % res)
+    res = c.cmd("APPEND Drafts {0}")[-1]
+    r.check(b" NO [" in res or b" BAD" in res, "an empty message is refused: %r" % res)
+    c.send(b"p7 APPEND Drafts (\\Bogus) {5}\r\n")
+    res = c.raw_line()
+    r.check(res.startswith(b"p7 BAD"), "a bad flag is BAD before the '+': %r" % res)
+    c.send(b"p8 APPEND Drafts (\\Bogus) {5+}\r\nhello\r\np9 NOOP\r\n")
+    res = c.until("p8")[-1]
+    res9 = c.until("p9")[-1]
+    r.check(res.startswith(b"p8 BAD") and res9.startswith(b"p9 OK"),
+            "a bad flag with a non-synchronising literal: BAD after its octets, then on: %r %r" %
+            (res, res9))
+    c.send(b'p10 APPEND Drafts "32-Jan-2026 00:00:00 +0000" {5}\r\n')
+    res = c.raw_line()
+    r.check(res.startswith(b"p10 BAD"), "a bad date is BAD: %r" % res)
+    c.send(b"p11 APPEND Drafts {5+}\r\nhello x\r\np12 NOOP\r\n")
+    res = c.until("p11")[-1]
+    res12 = c.until("p12")[-1]
+    r.check(res.startswith(b"p11 BAD") and res12.startswith(b"p12 OK"),
+            "junk after the message literal is BAD: %r" % res)
     # APPEND to the selected mailbox announces EXISTS
     c.cmd("SELECT Sent")
     c.send(b'p5 APPEND "Sent" {%d+}\r\n' % len(MSG1) + MSG1 + b"\r\n")
@@ -591,6 +619,12 @@ def test_store_copy(d, r):
     r.check(data == [b"1 (FLAGS (\\Answered custom1))"], "FLAGS replaces, keyword kept: %r" % data)
     typ, data = m.store("2", "+FLAGS.SILENT", "(\\Deleted)")
     r.check(typ == "OK" and data == [None], ".SILENT sends no FETCH: %r" % data)
+    m.store("1", "+FLAGS", "(brandnew)")
+    flags = m.untagged_responses.pop("FLAGS", [b""])[-1]
+    perm = [x for x in m.untagged_responses.pop("OK", []) if b"PERMANENTFLAGS" in x]
+    r.check(b"brandnew" in flags and perm and b"brandnew" in perm[-1],
+            "a new keyword is announced in FLAGS and PERMANENTFLAGS: %r %r" % (flags, perm))
+    m.store("1", "-FLAGS", "(brandnew)")
     typ, data = m.uid("STORE", "3", "+FLAGS", "(\\Seen)")
     r.check(b"UID 3" in data[0], "UID STORE reports the UID: %r" % data)
     try:
