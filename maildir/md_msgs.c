@@ -73,6 +73,8 @@ static enum md_result md_msg_fill(struct md_mailbox *mb, struct md_txn *t,
 	msg->pop3_size = rec->pop3_size;
 	msg->internal_date = rec->internal_date;
 	msg->save_date = rec->save_date;
+	if (!(what & (MD_READ_PATH | MD_READ_META)))
+		return MD_OK; /* FLAGS, UID, sizes: no path to build */
 	if (md_msg_path(dir, rec, path, sizeof(path)) < 0)
 		return MD_CORRUPT;
 	if (what & MD_READ_PATH) {

@@ -6,6 +6,7 @@
  * child; the test body is the client. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <limits.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -844,6 +845,52 @@ START_TEST(test_core_base64)
 }
 END_TEST
 
+
+/* buf_appendf formats %s %c %d %u (l, ll, z) itself: the same text as
+ * snprintf, all or nothing at the cap, and anything else through stdio. */
+START_TEST(test_core_buf_appendf)
+{
+	struct buf b;
+	char want[256];
+
+#define CHECK_FMT(...)                                                         \
+	do {                                                                   \
+		buf_reset(&b);                                                 \
+		snprintf(want, sizeof(want), __VA_ARGS__);                     \
+		ck_assert_int_eq(buf_appendf(&b, __VA_ARGS__), 0);             \
+		ck_assert_int_eq(buf_cstr(&b), 0);                             \
+		ck_assert_str_eq(b.data, want);                                \
+	} while (0)
+
+	buf_init(&b, 0);
+	CHECK_FMT("plain");
+	CHECK_FMT("%s", "");
+	CHECK_FMT("* %u FETCH (UID %u FLAGS (%s))", 7u, 4294967295u, "\\Seen");
+	CHECK_FMT("%d %d %d", 0, INT_MIN, INT_MAX);
+	CHECK_FMT("%ld %lu %lld %llu", LONG_MIN, ULONG_MAX, LLONG_MIN, ULLONG_MAX);
+	CHECK_FMT("%zu %zd %zd", SIZE_MAX, (ssize_t)-5, (ssize_t)12);
+	CHECK_FMT("100%% %c%c", 'o', 'k');
+	CHECK_FMT("{%llu}\r\n", 0ULL);
+	CHECK_FMT("%s%s%s", "a", "", "bc");
+	/* not ours: width, precision, hex, floats go through stdio */
+	CHECK_FMT("%08x|%-4s|%.*s|%5u|%.1f", 0xbeefu, "ab", 2, "xyz", 42u, 1.5);
+	buf_free(&b);
+
+	/* at the cap nothing of the text is appended, in both paths */
+	buf_init(&b, 8);
+	ck_assert_int_eq(buf_appendf(&b, "%s", "12345"), 0);
+	ck_assert_int_eq(buf_appendf(&b, "%s%u", "ab", 12345u), -1);
+	ck_assert_uint_eq(b.len, 5);
+	ck_assert_int_eq(buf_appendf(&b, "%5s", "abcdef"), -1);
+	ck_assert_uint_eq(b.len, 5);
+	ck_assert_int_eq(buf_appendf(&b, "%u", 678u), 0);
+	ck_assert_uint_eq(b.len, 8);
+	ck_assert_int_eq(memcmp(b.data, "12345678", 8), 0);
+	buf_free(&b);
+#undef CHECK_FMT
+}
+END_TEST
+
 START_TEST(test_core_write_file_atomic)
 {
 	char dir[] = "/tmp/postern-atomic-XXXXXX", path[128], *data;
@@ -902,6 +949,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, test_core_worker_free_runs_followups);
 	tcase_add_test(tc, test_core_base64);
 	tcase_add_test(tc, test_core_write_file_atomic);
+	tcase_add_test(tc, test_core_buf_appendf);
 	suite_add_tcase(s, tc);
 	return s;
 }
