@@ -355,6 +355,19 @@ static int main_cmd_reindex(const char *config_path, int argc, char **argv)
 	return md_cli_reindex(&cfg, argc - 1, argv + 1);
 }
 
+#ifdef POSTERN_HAVE_SMTP
+static int main_cmd_queue(const char *config_path, int argc, char **argv)
+{
+	struct config cfg;
+
+	if (main_load_config(config_path, &cfg) < 0)
+		return EX_CONFIG;
+	if (main_become_user(&cfg) < 0)
+		return EX_NOPERM;
+	return smtp_cli_queue(&cfg, argc - 1, argv + 1);
+}
+#endif
+
 static int main_cmd_later(const char *config_path, int argc, char **argv)
 {
 	(void)config_path;
@@ -525,7 +538,11 @@ static const struct main_cmd main_cmds[] = {
 	{ "alias", main_cmd_alias, "[-c FILE] alias add ALIAS TARGET... | del ALIAS | list" },
 	{ "deliver", main_cmd_deliver, "[-c FILE] deliver [-f SENDER] ADDRESS < message" },
 	{ "reindex", main_cmd_reindex, "[-c FILE] reindex ADDRESS" },
+#ifdef POSTERN_HAVE_SMTP
+	{ "queue", main_cmd_queue, "[-c FILE] queue list|flush|delete ID" },
+#else
 	{ "queue", main_cmd_later, "[-c FILE] queue list|flush|delete ID   (not yet available)" },
+#endif
 	{ "dns", main_cmd_later, "[-c FILE] dns DOMAIN   (not yet available)" },
 };
 

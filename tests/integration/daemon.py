@@ -69,8 +69,13 @@ with tempfile.TemporaryDirectory() as tmp:
     res = run("bogus")
     r.check(res.returncode == 64, "unknown subcommand exits 64")
     res = run("-c", conf, "queue", "list")
+    r.check(res.returncode == 0 and "queue is empty" in res.stdout.decode(),
+            "queue list: an empty queue, exit 0")
+    res = run("-c", conf, "queue", "frobnicate")
+    r.check(res.returncode == 64, "queue: unknown action exits 64")
+    res = run("-c", conf, "dns", "example.test")
     r.check(res.returncode == 69 and "not yet available" in res.stderr.decode(),
-            "queue: not yet available, exit 69")
+            "dns: not yet available, exit 69")
 
 # ---- users CLI through a daemon configuration ----------------------------
 d = Daemon(POSTERN, roles=[x for x in ROLES if x in ("pop3", "imap", "smtp")][:1] or [])
