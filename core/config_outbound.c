@@ -16,8 +16,8 @@
  * second and at most a day. */
 #define CONFIG_RETRY_STEP_MAX 86400
 /* RFC 5321 §4.5.4.1: give up after at least 4-5 days; we allow from a
- * minute (tests) to 30 days. */
-#define CONFIG_LIFETIME_MIN 60
+ * second (tests) to 30 days. */
+#define CONFIG_LIFETIME_MIN 1
 #define CONFIG_LIFETIME_MAX (30 * 86400)
 
 void config_outbound_defaults(struct config *cfg)
@@ -173,7 +173,7 @@ int config_outbound_set(struct config *cfg, const char *key, const char *value,
 			cfg->queue_lifetime = (unsigned)(ms / 1000);
 			return 0;
 		}
-		snprintf(msg, msglen, "queue_lifetime must be a duration from 1m to 30d (5d), "
+		snprintf(msg, msglen, "queue_lifetime must be a duration from 1s to 30d (5d), "
 			 "not '%.64s'", value);
 		return -1;
 	}

@@ -8,7 +8,9 @@
  *
  * The certificate is checked against the host name (MX name or relay
  * host) and the result logged; an MX delivery goes on when it does not
- * verify (opportunistic TLS, RFC 7435: no MTA-STS/DANE yet).
+ * verify (opportunistic TLS, RFC 7435: no MTA-STS/DANE yet); when the
+ * handshake itself fails, the scheduler connects once more without
+ * STARTTLS (RFC 3207 §4.1 leaves that to the client; Postfix does it too).
  *
  * Results go into the job: per recipient the RCPT reply, or for those
  * accepted the reply after the message.  A failure before MAIL (no
@@ -278,7 +280,7 @@ static void client_send_auth(struct smtp_client *c)
 /* After EHLO (first or after TLS): STARTTLS, AUTH or the transaction. */
 static void client_after_ehlo(struct smtp_client *c)
 {
-	if (!c->tls_on && c->starttls && c->tls_ctx != NULL &&
+	if (!c->tls_on && c->starttls && c->tls_ctx != NULL && !c->job->no_starttls &&
 	    !(c->job->relay && c->job->cfg->relay_tls == TLS_MODE_IMPLICIT)) {
 		c->state = CLIENT_STARTTLS;
 		client_send(c, CLIENT_TIMEOUT_OTHER, "STARTTLS");
@@ -593,6 +595,8 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		client_finish(c);
 		return;
 	}
+	if (c->state == CLIENT_TLS)
+		c->job->tls_failed = true;
 	if (what & BEV_EVENT_TIMEOUT)
 		client_abort(c, "451 4.4.2 Timeout talking to %s[%s]", c->job->host.name,
 			     c->job->host.addr);

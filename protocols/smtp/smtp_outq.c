@@ -61,6 +61,7 @@ struct outq_msg {
 	size_t n_crcpts;
 	struct client_job job;
 	bool in_client;
+	bool no_starttls;            /* this host's TLS failed: plaintext once */
 	/* finish */
 	bool bounce_queued;
 };
@@ -331,6 +332,14 @@ static void outq_client_done(struct client_job *job, void *arg)
 	struct outq_msg *m = arg;
 
 	m->in_client = false;
+	if (job->next_host && job->tls_failed && !job->relay && !m->no_starttls) {
+		log_warn("queue id=%s host=%s[%s] TLS failed; trying once more without TLS",
+			 m->id, job->host.name, job->host.addr);
+		m->no_starttls = true;
+		outq_client_start(m);
+		return;
+	}
+	m->no_starttls = false;
 	if (job->next_host) {
 		log_info("queue id=%s host=%s[%s] failed: %s", m->id, job->host.name,
 			 job->host.addr, job->reply);
@@ -363,6 +372,7 @@ static void outq_client_start(struct outq_msg *m)
 	job->host = m->route.hosts[m->host];
 	job->relay = m->q->ctx->cfg->relay_host[0] != '\0';
 	job->password = m->password;
+	job->no_starttls = m->no_starttls;
 	job->data = m->data.data;
 	job->data_len = m->data.len;
 	job->size = m->size;

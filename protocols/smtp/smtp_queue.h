@@ -172,6 +172,7 @@ struct client_job {
 	struct route_host host;
 	bool relay;                     /* relay_host: TLS required, AUTH */
 	const char *password;           /* relay_password_file's content */
+	bool no_starttls;               /* retry of a host whose TLS failed */
 	const char *data;               /* message, dot-stuffed, ends CRLF.CRLF */
 	size_t data_len;
 	uint64_t size;                  /* message size for SIZE= */
@@ -180,6 +181,7 @@ struct client_job {
 	/* out */
 	bool connected;                 /* a session was held (else: next host) */
 	bool next_host;                 /* try the next host for everything */
+	bool tls_failed;                /* the STARTTLS handshake failed */
 	char reply[SMTP_REPLY_MAX];     /* the session's failure, if any */
 	char tls[160];                  /* "TLSv1.3 ... verified" or "" */
 	struct smtp_client *client;     /* while running */

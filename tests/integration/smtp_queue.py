@@ -12,9 +12,11 @@ MX (RFC 7505) bounces; 4xx then success after a shortened retry; 5xx gives
 a DSN in the local sender's INBOX that Python's email package parses as a
 multipart/report naming the failed recipient; partial recipient rejection
 (one delivered, one bounced); several recipients of one domain in one
-transaction; kill -9 while the far side holds the final reply, then
+transaction; a broken STARTTLS followed by a plaintext retry; kill -9 while the far side holds the final reply, then
 delivery after restart (at most once more); `postern queue list|delete`;
-smarthost over STARTTLS with AUTH PLAIN (a second Postern as the relay).
+queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
+queue/corrupt/; smarthost over STARTTLS with AUTH PLAIN (a second Postern
+as the relay).
 
 Usage: smtp_queue.py /path/to/postern
 """
@@ -39,6 +41,7 @@ from smtp_util import USER, PASSWORD, maildir_messages, wait_count  # noqa: E402
 PREF_DOWN = "127.0.0.2"   # mx1.pref.test: nothing listens
 PREF_UP = "127.0.0.3"     # mx2.pref.test: smtp-sink
 SCRIPTED = "127.0.0.4"    # mx.scripted.test: the scripted server
+BADTLS = "127.0.0.5"      # mx.badtls.test: offers STARTTLS, then breaks it
 DOWN = "127.0.0.6"        # mx.down.test: nothing listens
 
 
@@ -51,7 +54,9 @@ class Scripted:
                   reply (the message is recorded as received first)
     """
 
-    def __init__(self, addr, port):
+    def __init__(self, addr, port, bad_tls=False):
+        self.bad_tls = bad_tls
+        self.starttls_seen = 0
         self.messages = []      # (mail_from, [rcpts], data bytes)
         self.rcpt_replies = {}
         self.defer_first = set()
@@ -98,7 +103,16 @@ class Scripted:
                 send("250-PIPELINING")
                 send("250-8BITMIME")
                 send("250-DSN")
+                if self.bad_tls:
+                    send("250-STARTTLS")
                 send("250 SIZE 10000000")
+            elif verb == "STAR" and self.bad_tls:
+                with self.lock:
+                    self.starttls_seen += 1
+                send("220 2.0.0 Ready")
+                wf.write(b"this is not a TLS server hello\r\n")
+                wf.flush()
+                return
             elif verb == "MAIL":
                 mail_from, rcpts = cmd.split(":", 1)[1].split(">")[0].lstrip(" <"), []
                 send("250 2.1.0 Ok")
@@ -202,6 +216,8 @@ def start_dnsmasq(tmp, port):
             "--mx-host=scripted.test,mx.scripted.test,10",
             "--host-record=mx.scripted.test,%s" % SCRIPTED,
             "--mx-host=down.test,mx.down.test,10",
+            "--mx-host=badtls.test,mx.badtls.test,10",
+            "--host-record=mx.badtls.test,%s" % BADTLS,
             "--host-record=mx.down.test,%s" % DOWN,
             "--mx-host=null.test,.,0",
             "--txt-record=scripted.test,v=spf1 -all"]
@@ -249,7 +265,7 @@ def queue_ids(d):
             if line and not line.startswith(" ") and not line.startswith("queue is empty")]
 
 
-def tests_main(d, res, sc, dump, tmp):
+def tests_main(d, res, sc, bt, dump, tmp):
     # 1. MX preference order: mx1 (10) refuses connections, mx2 (20) takes it
     refused = submit(d, ["bob@pref.test"], "to pref")
     res.check(refused == {}, "submission answers 250 for a remote recipient")
@@ -335,7 +351,13 @@ def tests_main(d, res, sc, dump, tmp):
     r = d.cli("queue", "delete", "0123456789abcdef", check=False)
     res.check(r.returncode != 0, "queue delete of an unknown id fails")
 
-    # 8. an unreadable envelope is moved aside; the rest goes on
+    # 8. STARTTLS offered but broken: once more without TLS
+    submit(d, ["x@badtls.test"], "bad tls")
+    got = wait_for(lambda: bt.received("x@badtls.test"))
+    res.check(bool(got) and bt.starttls_seen == 1,
+              "a failed TLS handshake is followed by one plaintext attempt that delivers")
+
+    # 9. an unreadable envelope is moved aside; the rest goes on
     qdir = os.path.join(d.data, "queue")
     with open(os.path.join(qdir, "ABCDEF0123456789.msg"), "wb") as f:
         f.write(b"Subject: orphan\r\n\r\nx\r\n")
@@ -378,6 +400,23 @@ def test_kill9(postern, res, tmp, dns_port, out_port, sc):
         d.__exit__(None, None, None)
 
 
+def test_expiry(postern, res, dns_port, out_port):
+    """queue_lifetime ends: the sender gets a DSN with Status 4.4.7."""
+    extra = ("dns_resolver = 127.0.0.1:%d\noutbound_port = %d\nqueue_retry = 1s\n"
+             "queue_lifetime = 3s\n" % (dns_port, out_port))
+    with Daemon(postern, roles=("submission",), extra_config=extra) as d:
+        d.add_user(USER, PASSWORD)
+        submit(d, ["late@down.test"], "never arrives")
+        raw = dsn_for(d, "never arrives", timeout=30)
+        if res.check(raw is not None, "lifetime over: a bounce in the sender's INBOX"):
+            _, finals, statuses = parse_dsn(raw)
+            res.check(finals == ["late@down.test"] and statuses == ["4.4.7"],
+                      "the expiry bounce has Status 4.4.7 (%s %s)" % (finals, statuses))
+            res.check(b"Cannot connect" in raw, "and names the last failure")
+        res.check(wait_for(lambda: "queue is empty" in d.cli("queue", "list").stdout.decode()),
+                  "the expired message left the queue")
+
+
 def test_smarthost(postern, res):
     """relay_host: STARTTLS (self-signed: logged as unverified) + AUTH PLAIN."""
     with Daemon(postern, roles=("smtp", "submission"),
@@ -415,18 +454,21 @@ def main():
     dns = start_dnsmasq(tmp, dns_port)
     sink, dump = start_sink(tmp, out_port)
     sc = Scripted(SCRIPTED, out_port)
+    bt = Scripted(BADTLS, out_port, bad_tls=True)
     try:
         extra = ("dns_resolver = 127.0.0.1:%d\noutbound_port = %d\nqueue_retry = 1s 1s 2s\n"
                  % (dns_port, out_port))
         with Daemon(postern, roles=("submission",), extra_config=extra) as d:
             d.add_user(USER, PASSWORD)
-            res.run("queue", lambda: tests_main(d, res, sc, dump, tmp))
+            res.run("queue", lambda: tests_main(d, res, sc, bt, dump, tmp))
             if res.failed:
                 sys.stderr.write("---- daemon log ----\n" + d.log()[-8000:] + "\n")
         res.run("kill -9", lambda: test_kill9(postern, res, tmp, dns_port, out_port, sc))
+        res.run("expiry", lambda: test_expiry(postern, res, dns_port, out_port))
         res.run("smarthost", lambda: test_smarthost(postern, res))
     finally:
         sc.close()
+        bt.close()
         for p in (sink, dns):
             p.terminate()
             try:
