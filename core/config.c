@@ -116,6 +116,7 @@ static const struct config_key config_keys[] = {
 	{ "relay_password_file", KEY_RELAY_PASSWORD_FILE, 0, 0, 0 },
 	{ "queue_retry", KEY_OUTBOUND, 0, 0, 0 },
 	{ "queue_lifetime", KEY_OUTBOUND, 0, 0, 0 },
+	{ "queue_delay_warning", KEY_OUTBOUND, 0, 0, 0 },
 };
 
 

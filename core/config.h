@@ -131,6 +131,7 @@ struct config {
 	unsigned queue_retry[CONFIG_RETRY_MAX]; /* seconds; the last repeats */
 	size_t n_queue_retry;
 	unsigned queue_lifetime;          /* queue_lifetime, seconds */
+	unsigned queue_delay_warning;     /* queue_delay_warning, seconds; 0 off */
 };
 
 /* config_outbound.c: the outbound keys.  set() returns 0, or -1 with msg

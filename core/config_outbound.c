@@ -31,6 +31,7 @@ void config_outbound_defaults(struct config *cfg)
 		cfg->queue_retry[i] = retry[i];
 	cfg->n_queue_retry = sizeof(retry) / sizeof(retry[0]);
 	cfg->queue_lifetime = 5 * 86400;
+	cfg->queue_delay_warning = 4 * 3600;
 }
 
 /* "HOST:PORT", "[IPv6]:PORT"; host without brackets into host. */
@@ -127,14 +128,14 @@ int config_outbound_set(struct config *cfg, const char *key, const char *value,
 	if (strcmp(key, "dns_resolver") == 0) {
 		unsigned char a[16];
 		char *host = cfg->dns_resolver_addr;
+		/* IPv4 only: glibc keeps IPv6 name servers in private fields */
 		if (split_host_port(value, host, sizeof(cfg->dns_resolver_addr),
-				    &cfg->dns_resolver_port) == 0 &&
-		    (inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1)) {
+				    &cfg->dns_resolver_port) == 0 && inet_pton(AF_INET, host, a) == 1) {
 			cfg->has_dns_resolver = true;
 			return 0;
 		}
-		snprintf(msg, msglen, "dns_resolver must be ADDRESS:PORT with a numeric address "
-			 "(127.0.0.1:53, [::1]:53), not '%.64s'", value);
+		snprintf(msg, msglen, "dns_resolver must be ADDRESS:PORT with a numeric IPv4 "
+			 "address (127.0.0.1:53), not '%.64s'", value);
 		return -1;
 	}
 	if (strcmp(key, "relay_host") == 0) {
@@ -175,6 +176,17 @@ int config_outbound_set(struct config *cfg, const char *key, const char *value,
 		}
 		snprintf(msg, msglen, "queue_lifetime must be a duration from 1s to 30d (5d), "
 			 "not '%.64s'", value);
+		return -1;
+	}
+	if (strcmp(key, "queue_delay_warning") == 0) {
+		uint64_t ms;
+		if (config_parse_duration_ms(value, &ms) == 0 && ms % 1000 == 0 &&
+		    ms / 1000 <= CONFIG_LIFETIME_MAX) {
+			cfg->queue_delay_warning = (unsigned)(ms / 1000);
+			return 0;
+		}
+		snprintf(msg, msglen, "queue_delay_warning must be a duration up to 30d "
+			 "(0 for none), not '%.64s'", value);
 		return -1;
 	}
 	snprintf(msg, msglen, "internal error: unknown outbound key '%s'", key);

@@ -10,6 +10,10 @@
  * treated as RET=HDRS for now: the headers identify the message, and a
  * bounce never carries a big attachment back).
  *
+ * A delay notice (Action: delayed, RFC 3464 §2.3.3) goes out once per
+ * message, queue_delay_warning after it was queued, for the recipients
+ * still pending that asked for one with NOTIFY=DELAY.
+ *
  * Who gets it: nobody for the null sender (RFC 5321 §4.5.5) or for a
  * recipient whose NOTIFY excludes FAILURE (RFC 3461 §4.1).  A sender in a
  * local domain gets it in the INBOX of the mailbox(es) the address
@@ -25,9 +29,11 @@
 
 #define BOUNCE_BOUNDARY_BYTES 12
 
-/* Does this failed recipient want a report? */
-bool bounce_wanted(const struct queue_rcpt *r)
+/* Does this recipient want a report of this kind? */
+bool bounce_wanted(const struct queue_rcpt *r, enum bounce_kind kind)
 {
+	if (kind == BOUNCE_DELAYED) /* only when asked for (RFC 3461 §4.1) */
+		return r->state == QUEUE_RCPT_PENDING && (r->notify & SMTP_NOTIFY_DELAY) != 0;
 	if (r->state != QUEUE_RCPT_FAILED)
 		return false;
 	if (r->notify == 0)
@@ -69,19 +75,27 @@ static void bounce_xtext_decode(const char *in, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
-static int bounce_human(const struct config *cfg, const struct queue_env *env, struct buf *b)
+static int bounce_human(const struct config *cfg, const struct queue_env *env,
+			enum bounce_kind kind, struct buf *b)
 {
+	char until[64];
 	int rc = 0;
 
 	rc |= buf_appendf(b, "Content-Type: text/plain; charset=us-ascii\r\n"
 			  "Content-Description: Notification\r\n\r\n"
-			  "This is the mail system at host %s.\r\n\r\n"
-			  "I'm sorry to have to inform you that your message could not\r\n"
-			  "be delivered to one or more recipients.\r\n\r\n",
-			  cfg->hostname);
+			  "This is the mail system at host %s.\r\n\r\n", cfg->hostname);
+	if (kind == BOUNCE_FAILED) {
+		rc |= buf_appendf(b, "I'm sorry to have to inform you that your message could not\r\n"
+				  "be delivered to one or more recipients.\r\n\r\n");
+	} else {
+		smtp_rfc5322_date((time_t)(env->created + cfg->queue_lifetime), until, sizeof(until));
+		rc |= buf_appendf(b, "Your message could not be delivered yet to the recipients\r\n"
+				  "below.  Nothing needs to be done: it is still being tried until\r\n"
+				  "%s.\r\n\r\n", until);
+	}
 	for (size_t i = 0; i < env->n_rcpts; i++) {
 		const struct queue_rcpt *r = &env->rcpts[i];
-		if (!bounce_wanted(r))
+		if (!bounce_wanted(r, kind))
 			continue;
 		rc |= buf_appendf(b, "<%s>: %s%s%s\r\n", r->addr,
 				  r->remote[0] != '\0' ? "host " : "", r->remote,
@@ -92,9 +106,9 @@ static int bounce_human(const struct config *cfg, const struct queue_env *env, s
 }
 
 static int bounce_status_part(const struct config *cfg, const struct queue_env *env,
-			      const char *date, struct buf *b)
+			      enum bounce_kind kind, const char *date, struct buf *b)
 {
-	char arrival[64];
+	char arrival[64], until[64];
 	int rc = 0;
 
 	smtp_rfc5322_date((time_t)env->created, arrival, sizeof(arrival));
@@ -110,26 +124,34 @@ static int bounce_status_part(const struct config *cfg, const struct queue_env *
 	for (size_t i = 0; i < env->n_rcpts; i++) {
 		const struct queue_rcpt *r = &env->rcpts[i];
 		char status[16], orcpt[SMTP_ORCPT_MAX + 1];
-		if (!bounce_wanted(r))
+		if (!bounce_wanted(r, kind))
 			continue;
 		bounce_status(r->reply, status, sizeof(status));
+		if (kind == BOUNCE_DELAYED && status[0] != '4')
+			str_copy(status, "4.0.0", sizeof(status));
 		rc |= buf_appendf(b, "\r\nFinal-Recipient: rfc822; %s\r\n", r->addr);
 		if (r->orcpt[0] != '\0') {
 			const char *semi = strchr(r->orcpt, ';');
 			bounce_xtext_decode(semi != NULL ? semi + 1 : r->orcpt, orcpt, sizeof(orcpt));
 			rc |= buf_appendf(b, "Original-Recipient: rfc822; %s\r\n", orcpt);
 		}
-		rc |= buf_appendf(b, "Action: failed\r\nStatus: %s\r\n", status);
+		rc |= buf_appendf(b, "Action: %s\r\nStatus: %s\r\n",
+				  kind == BOUNCE_FAILED ? "failed" : "delayed", status);
 		if (r->remote[0] != '\0')
 			rc |= buf_appendf(b, "Remote-MTA: dns; %s\r\n", r->remote);
 		if (r->reply[0] != '\0')
 			rc |= buf_appendf(b, "Diagnostic-Code: smtp; %s\r\n", r->reply);
 		rc |= buf_appendf(b, "Last-Attempt-Date: %s\r\n", date);
+		if (kind == BOUNCE_DELAYED) {
+			smtp_rfc5322_date((time_t)(env->created + cfg->queue_lifetime), until,
+					  sizeof(until));
+			rc |= buf_appendf(b, "Will-Retry-Until: %s\r\n", until);
+		}
 	}
 	return rc;
 }
 
-int bounce_build(const struct config *cfg, const struct queue_env *env,
+int bounce_build(const struct config *cfg, const struct queue_env *env, enum bounce_kind kind,
 		 const char *headers, size_t hdr_len, struct buf *out)
 {
 	unsigned char rnd[BOUNCE_BOUNDARY_BYTES];
@@ -144,16 +166,18 @@ int bounce_build(const struct config *cfg, const struct queue_env *env,
 	smtp_rfc5322_date(time(NULL), date, sizeof(date));
 	smtp_make_id(id);
 	rc |= buf_appendf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
-			  "To: <%s>\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+			  "To: <%s>\r\nSubject: %s\r\n"
 			  "Date: %s\r\nMessage-ID: <%s.bounce@%s>\r\n"
 			  "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
 			  "Content-Type: multipart/report; report-type=delivery-status;\r\n"
 			  "\tboundary=\"%s\"\r\n\r\n"
 			  "This is a MIME-encapsulated message.\r\n\r\n--%s\r\n",
-			  cfg->hostname, env->sender, date, id, cfg->hostname, boundary, boundary);
-	rc |= bounce_human(cfg, env, out);
+			  cfg->hostname, env->sender, kind == BOUNCE_FAILED ?
+			  "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)",
+			  date, id, cfg->hostname, boundary, boundary);
+	rc |= bounce_human(cfg, env, kind, out);
 	rc |= buf_appendf(out, "--%s\r\n", boundary);
-	rc |= bounce_status_part(cfg, env, date, out);
+	rc |= bounce_status_part(cfg, env, kind, date, out);
 	rc |= buf_appendf(out, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n"
 			  "Content-Description: Undelivered Message Headers\r\n\r\n", boundary);
 	rc |= buf_append(out, headers, hdr_len);
@@ -228,8 +252,8 @@ static int bounce_queue(struct smtp_ctx *ctx, const char *to, const struct buf *
 	return rc;
 }
 
-int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, const char *headers,
-		size_t hdr_len, bool *queued_r, char *err, size_t errlen)
+int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_kind kind,
+		const char *headers, size_t hdr_len, bool *queued_r, char *err, size_t errlen)
 {
 	struct auth_target *t;
 	struct buf dsn;
@@ -239,7 +263,7 @@ int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, const char *h
 
 	*queued_r = false;
 	buf_init(&dsn, 0);
-	if (bounce_build(ctx->cfg, env, headers, hdr_len, &dsn) < 0) {
+	if (bounce_build(ctx->cfg, env, kind, headers, hdr_len, &dsn) < 0) {
 		buf_free(&dsn);
 		snprintf(err, errlen, "out of memory");
 		return -1;

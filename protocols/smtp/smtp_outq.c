@@ -17,9 +17,11 @@
  *   finish (worker)  attempts+1; pending recipients past queue_lifetime
  *                    fail (4.4.7); failed ones are reported to the sender
  *                    (smtp_bounce.c) and marked bounced once the report is
- *                    durable; then the envelope is rewritten with the next
- *                    attempt time from queue_retry, or removed when no
- *                    recipient is left.
+ *                    durable; after queue_delay_warning, one delay notice
+ *                    for pending recipients that asked (NOTIFY=DELAY);
+ *                    then the envelope is rewritten with the next attempt
+ *                    time from queue_retry, or removed when no recipient
+ *                    is left.
  * A crash anywhere repeats the attempt after the restart: a recipient that
  * had already said 250 may get the message twice (RFC 5321 §6.1).
  */
@@ -207,6 +209,55 @@ static void outq_load_done(void *arg)
 
 /* ---- finish (worker) ------------------------------------------------------- */
 
+/* Pending recipients past queue_lifetime fail (RFC 3463 4.4.7). */
+static void outq_expire(struct queue_env *env, const struct config *cfg, int64_t now)
+{
+	for (size_t i = 0; i < env->n_rcpts; i++) {
+		struct queue_rcpt *r = &env->rcpts[i];
+		char last[SMTP_REPLY_MAX];
+		if (r->state != QUEUE_RCPT_PENDING || now - env->created < (int64_t)cfg->queue_lifetime)
+			continue;
+		str_copy(last, r->reply, sizeof(last));
+		snprintf(r->reply, sizeof(r->reply), "550 4.4.7 Delivery time expired; "
+			 "last reply: %.300s", last[0] != '\0' ? last : "none");
+		r->state = QUEUE_RCPT_FAILED;
+		log_info("queue id=%s to=<%s> status=expired", env->id, r->addr);
+	}
+}
+
+/* Send the report of this kind when someone wants it; 0 sent or nobody
+ * wants one, -1 to be tried again at the next attempt. */
+static int outq_report(struct outq_msg *m, enum bounce_kind kind)
+{
+	struct queue_env *env = m->env;
+	const char *what = kind == BOUNCE_FAILED ? "bounce" : "delay notice";
+	bool any = false, queued = false;
+	char err[256];
+	int rc;
+
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		any = any || bounce_wanted(&env->rcpts[i], kind);
+	if (!any)
+		return 0;
+	if (env->sender[0] == '\0') {
+		log_info("queue id=%s no %s to the null sender", env->id, what);
+		return 0;
+	}
+	rc = bounce_send(m->q->ctx, env, kind, m->headers.data, m->headers.len, &queued, err,
+			 sizeof(err));
+	m->bounce_queued = m->bounce_queued || queued;
+	if (rc < 0) {
+		log_error("queue id=%s %s to <%s> failed, will retry: %s", env->id, what,
+			  env->sender, err);
+		return -1;
+	}
+	if (rc > 0)
+		log_error("queue id=%s %s to <%s> not possible: %s", env->id, what, env->sender, err);
+	else
+		log_info("queue id=%s %s delivered to <%s>", env->id, what, env->sender);
+	return 0;
+}
+
 static void outq_finish_work(void *arg)
 {
 	struct outq_msg *m = arg;
@@ -217,48 +268,22 @@ static void outq_finish_work(void *arg)
 	size_t step;
 
 	env->attempts++;
-	for (size_t i = 0; i < env->n_rcpts; i++) {
-		struct queue_rcpt *r = &env->rcpts[i];
-		if (r->state == QUEUE_RCPT_PENDING && now - env->created >= (int64_t)cfg->queue_lifetime) {
-			char last[SMTP_REPLY_MAX];
-			str_copy(last, r->reply, sizeof(last));
-			snprintf(r->reply, sizeof(r->reply), "550 4.4.7 Delivery time expired; "
-				 "last reply: %.300s", last[0] != '\0' ? last : "none");
-			r->state = QUEUE_RCPT_FAILED;
-			log_info("queue id=%s to=<%s> status=expired", env->id, r->addr);
-		}
-		pending = pending || r->state == QUEUE_RCPT_PENDING;
-		failed = failed || r->state == QUEUE_RCPT_FAILED;
-	}
-	if (failed) {
-		bool any = false;
+	outq_expire(env, cfg, now);
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		failed = failed || env->rcpts[i].state == QUEUE_RCPT_FAILED;
+	if (failed && outq_report(m, BOUNCE_FAILED) == 0) {
+		/* the report is durable (or nobody wants one): done with them */
 		for (size_t i = 0; i < env->n_rcpts; i++)
-			any = any || bounce_wanted(&env->rcpts[i]);
-		if (env->sender[0] == '\0' || !any) {
-			log_info("queue id=%s no bounce (%s)", env->id,
-				 env->sender[0] == '\0' ? "null sender" : "NOTIFY");
-			failed = false;
-		} else {
-			char err[256];
-			int rc = bounce_send(m->q->ctx, env, m->headers.data, m->headers.len,
-					     &m->bounce_queued, err, sizeof(err));
-			if (rc < 0) {
-				log_error("queue id=%s bounce to <%s> failed, will retry: %s",
-					  env->id, env->sender, err);
-			} else {
-				if (rc > 0)
-					log_error("queue id=%s bounce to <%s> not possible: %s",
-						  env->id, env->sender, err);
-				else
-					log_info("queue id=%s bounce delivered to <%s>", env->id,
-						 env->sender);
-				failed = false;
-			}
-		}
-		for (size_t i = 0; !failed && i < env->n_rcpts; i++)
 			if (env->rcpts[i].state == QUEUE_RCPT_FAILED)
 				env->rcpts[i].state = QUEUE_RCPT_BOUNCED;
+		failed = false;
 	}
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		pending = pending || env->rcpts[i].state == QUEUE_RCPT_PENDING;
+	if (pending && !env->warned && cfg->queue_delay_warning > 0 &&
+	    now - env->created >= (int64_t)cfg->queue_delay_warning &&
+	    outq_report(m, BOUNCE_DELAYED) == 0)
+		env->warned = true;
 	step = env->attempts - 1 < cfg->n_queue_retry ? env->attempts - 1 : cfg->n_queue_retry - 1;
 	env->next = now + (int64_t)cfg->queue_retry[step];
 	if (!pending && !failed) {

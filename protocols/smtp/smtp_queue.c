@@ -38,6 +38,8 @@
  *   smtputf8 0|1                 RFC 6531 SMTPUTF8 was declared
  *   attempts 3                   delivery attempts made so far
  *   next 1733500600              Unix time of the next attempt
+ *   warned 0|1                   the delay notice (NOTIFY=DELAY) was sent;
+ *                                optional, 0 when absent
  *   rcpt STATE NOTIFY ORCPT ADDR one per recipient, ADDR to end of line:
  *        STATE  pending|sent|failed|bounced (struct queue_rcpt)
  *        NOTIFY RFC 3461 §4.1 bits as hex: 1 NEVER, 2 SUCCESS, 4 FAILURE,
@@ -168,9 +170,9 @@ static int queue_env_format(const struct queue_env *env, struct buf *b)
 	rc |= buf_appendf(b, "%s\nid %s\ncreated %lld\nsender %s\nret %s\nenvid %s\n",
 			  QUEUE_VERSION_LINE, env->id, (long long)env->created, env->sender,
 			  rets[env->ret], env->envid[0] != '\0' ? env->envid : "-");
-	rc |= buf_appendf(b, "body %s\nsmtputf8 %d\nattempts %u\nnext %lld\n",
+	rc |= buf_appendf(b, "body %s\nsmtputf8 %d\nattempts %u\nnext %lld\nwarned %d\n",
 			  env->body_8bit ? "8bitmime" : "7bit", env->smtputf8 ? 1 : 0,
-			  env->attempts, (long long)env->next);
+			  env->attempts, (long long)env->next, env->warned ? 1 : 0);
 	for (size_t i = 0; i < env->n_rcpts; i++) {
 		const struct queue_rcpt *r = &env->rcpts[i];
 		char clean[SMTP_REPLY_MAX];
@@ -258,6 +260,10 @@ static int queue_parse_line(struct queue_env *env, char *line)
 	if (strcmp(line, "body") == 0) {
 		env->body_8bit = strcmp(v, "8bitmime") == 0;
 		return env->body_8bit || strcmp(v, "7bit") == 0 ? 0 : -1;
+	}
+	if (strcmp(line, "warned") == 0) {
+		env->warned = strcmp(v, "1") == 0;
+		return env->warned || strcmp(v, "0") == 0 ? 0 : -1;
 	}
 	if (strcmp(line, "smtputf8") == 0) {
 		env->smtputf8 = strcmp(v, "1") == 0;

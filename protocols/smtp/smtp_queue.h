@@ -69,6 +69,7 @@ struct queue_env {
 	int64_t created;
 	int64_t next;                   /* next attempt, Unix time */
 	unsigned attempts;
+	bool warned;                    /* the delay notice was sent */
 	struct queue_rcpt *rcpts;       /* QUEUE_RCPTS_MAX entries allocated */
 	size_t n_rcpts;
 };
@@ -209,18 +210,22 @@ int smtp_sign_message(const struct config *cfg, const char *sender,
 
 /* ---- smtp_bounce.c (worker) ------------------------------------------------ */
 
-/* Build an RFC 3464 report for the recipients of env in state FAILED
- * (headers: the original header block) into out; 0 or -1. */
-int bounce_build(const struct config *cfg, const struct queue_env *env,
+enum bounce_kind {
+	BOUNCE_FAILED,  /* recipients in state FAILED whose NOTIFY allows it */
+	BOUNCE_DELAYED, /* PENDING recipients that asked for NOTIFY=DELAY */
+};
+
+/* Build an RFC 3464 report for the recipients of env that want one of this
+ * kind (headers: the original header block) into out; 0 or -1. */
+int bounce_build(const struct config *cfg, const struct queue_env *env, enum bounce_kind kind,
 		 const char *headers, size_t hdr_len, struct buf *out);
-/* A FAILED recipient whose NOTIFY asks for a failure report. */
-bool bounce_wanted(const struct queue_rcpt *r);
-/* Build and deliver the report for env's FAILED recipients: into the
+bool bounce_wanted(const struct queue_rcpt *r, enum bounce_kind kind);
+/* Build and deliver the report of this kind: into the
  * local sender's INBOX (durable on return), or queued to a remote sender
  * (*queued_r: kick the scheduler).  0 done; 1 nobody can receive it
  * (logged by the caller, counts as done); -1 temporary, err set. */
-int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, const char *headers,
-		size_t hdr_len, bool *queued_r, char *err, size_t errlen);
+int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_kind kind,
+		const char *headers, size_t hdr_len, bool *queued_r, char *err, size_t errlen);
 
 /* ---- smtp_outq.c (loop) ---------------------------------------------------- */
 

@@ -45,9 +45,7 @@ static int route_res_init(const struct config *cfg, res_state st)
 		struct sockaddr_in *sin = &st->nsaddr_list[0];
 		struct in_addr a4;
 		if (inet_pton(AF_INET, cfg->dns_resolver_addr, &a4) != 1) {
-			/* IPv6 servers need glibc's private _u._ext fields: only
-			 * IPv4 is supported for the override (config accepts it;
-			 * we report it here). */
+			/* config_outbound.c accepts IPv4 only */
 			res_nclose(st);
 			return -1;
 		}

@@ -14,7 +14,7 @@ multipart/report naming the failed recipient; partial recipient rejection
 (one delivered, one bounced); several recipients of one domain in one
 transaction; a broken STARTTLS followed by a plaintext retry; kill -9 while the far side holds the final reply, then
 delivery after restart (at most once more); `postern queue list|delete`;
-queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
+a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
 queue/corrupt/; smarthost over STARTTLS with AUTH PLAIN (a second Postern
 as the relay).
 
@@ -169,21 +169,21 @@ def wait_for(fn, timeout=30.0):
     return fn()
 
 
-def submit(d, rcpts, subject, body="Hello.\r\n"):
+def submit(d, rcpts, subject, body="Hello.\r\n", rcpt_options=()):
     """Send as alice through submission; returns smtplib's refused dict."""
     msg = ("From: Alice <%s>\r\nTo: %s\r\nSubject: %s\r\n\r\n%s"
            % (USER, ", ".join(rcpts), subject, body))
     with smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=30) as s:
         s.starttls(context=tls_context())
         s.login(USER, PASSWORD)
-        return s.sendmail(USER, rcpts, msg.encode())
+        return s.sendmail(USER, rcpts, msg.encode(), rcpt_options=list(rcpt_options))
 
 
-def dsn_for(d, subject_needle, timeout=20.0):
+def dsn_for(d, subject_needle, timeout=20.0, action=b"Action: failed"):
     """The first DSN in alice's INBOX whose copied headers hold the needle."""
     def find():
         for raw in maildir_messages(d, USER):
-            if b"multipart/report" in raw and subject_needle.encode() in raw:
+            if b"multipart/report" in raw and subject_needle.encode() in raw and action in raw:
                 return raw
         return None
     return wait_for(find, timeout)
@@ -401,12 +401,23 @@ def test_kill9(postern, res, tmp, dns_port, out_port, sc):
 
 
 def test_expiry(postern, res, dns_port, out_port):
-    """queue_lifetime ends: the sender gets a DSN with Status 4.4.7."""
+    """A delay notice (NOTIFY=DELAY), then queue_lifetime ends: Status 4.4.7."""
     extra = ("dns_resolver = 127.0.0.1:%d\noutbound_port = %d\nqueue_retry = 1s\n"
-             "queue_lifetime = 3s\n" % (dns_port, out_port))
+             "queue_lifetime = 4s\nqueue_delay_warning = 1s\n" % (dns_port, out_port))
     with Daemon(postern, roles=("submission",), extra_config=extra) as d:
         d.add_user(USER, PASSWORD)
-        submit(d, ["late@down.test"], "never arrives")
+        submit(d, ["late@down.test"], "never arrives", rcpt_options=["NOTIFY=DELAY,FAILURE"])
+        submit(d, ["quiet@down.test"], "no delay notice wanted")
+
+        def delayed():
+            return [m for m in maildir_messages(d, USER) if b"Action: delayed" in m]
+        got = wait_for(delayed, timeout=20)
+        if res.check(len(got) == 1, "NOTIFY=DELAY: one delay notice"):
+            _, finals, statuses = parse_dsn(got[0])
+            res.check(finals == ["late@down.test"] and statuses[0].startswith("4."),
+                      "the delay notice names the recipient with a 4.x.x status")
+            res.check(b"Subject: Delayed Mail" in got[0] and b"Will-Retry-Until: " in got[0],
+                      "the delay notice says until when it is retried")
         raw = dsn_for(d, "never arrives", timeout=30)
         if res.check(raw is not None, "lifetime over: a bounce in the sender's INBOX"):
             _, finals, statuses = parse_dsn(raw)
@@ -415,6 +426,7 @@ def test_expiry(postern, res, dns_port, out_port):
             res.check(b"Cannot connect" in raw, "and names the last failure")
         res.check(wait_for(lambda: "queue is empty" in d.cli("queue", "list").stdout.decode()),
                   "the expired message left the queue")
+        res.check(len(delayed()) == 1, "no delay notice without NOTIFY=DELAY, only one with it")
 
 
 def test_smarthost(postern, res):

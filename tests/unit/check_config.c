@@ -375,6 +375,7 @@ static const struct {
 	{ HEAD "outbound_port = 0\n", 3, "outbound_port must be a port from 1 to 65535" },
 	{ HEAD "dns_resolver = 127.0.0.1\n", 3, "dns_resolver must be ADDRESS:PORT" },
 	{ HEAD "dns_resolver = ns.example.org:53\n", 3, "dns_resolver must be ADDRESS:PORT" },
+	{ HEAD "dns_resolver = [::1]:53\n", 3, "with a numeric IPv4 address" },
 	{ HEAD "relay_host = smtp.example.net\n", 3, "relay_host must be HOST:PORT" },
 	{ HEAD "relay_host = smtp example.net:587\n", 3, "relay_host must be HOST:PORT" },
 	{ HEAD "relay_tls = none\n", 3, "relay_tls must be starttls or implicit" },

@@ -62,6 +62,7 @@ static struct queue_env *sample(void)
 	env->created = 1700000000;
 	env->next = 1700000300;
 	env->attempts = 2;
+	env->warned = true;
 	ck_assert_int_eq(queue_env_add(env, "bob@example.net", SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY,
 				       "rfc822;bob+2Bx@example.net"), 0);
 	ck_assert_int_eq(queue_env_add(env, "\"odd name\"@example.com", 0, NULL), 0);
@@ -87,6 +88,7 @@ START_TEST(test_queue_roundtrip)
 	ck_assert_str_eq(back->sender, "alice@example.org");
 	ck_assert_int_eq(back->ret, SMTP_RET_HDRS);
 	ck_assert_str_eq(back->envid, "QQ+2B1");
+	ck_assert(back->warned);
 	ck_assert(back->body_8bit && !back->smtputf8);
 	ck_assert_int_eq(back->created, 1700000000);
 	ck_assert_int_eq(back->next, 1700000300);
@@ -133,6 +135,7 @@ static const char *const corrupt[] = {
 	"rcpt pending 0 - x@y\n",
 	"postern-queue 1\nid 0A\ncreated 1\nret most\nsender a@b\nrcpt pending 0 - x@y\n",
 	"postern-queue 1\nid 0A\ncreated 1\nattempts -1\nsender a@b\nrcpt pending 0 - x@y\n",
+	"postern-queue 1\nid 0A\ncreated 1\nwarned yes\nsender a@b\nrcpt pending 0 - x@y\n",
 	"postern-queue 1\nid 0A\ncreated 1\nsender a@b\nrcpt pending 0 - x@y\n\0junk",
 };
 
@@ -145,7 +148,7 @@ START_TEST(test_queue_corrupt)
 	ck_assert_int_eq(queue_path(dir, "0A", "env", path, sizeof(path)), 0);
 	f = fopen(path, "wb");
 	ck_assert_ptr_nonnull(f);
-	fwrite(corrupt[_i], 1, strlen(corrupt[_i]) + (_i == 13 ? 5 : 0), f);
+	fwrite(corrupt[_i], 1, strlen(corrupt[_i]) + (_i == (int)(sizeof(corrupt) / sizeof(corrupt[0])) - 1 ? 5 : 0), f);
 	fclose(f);
 	ck_assert_msg(queue_env_read(dir, "0A", env) == -1, "case %d was accepted", _i);
 	ck_assert_int_eq(errno, EINVAL);
@@ -205,9 +208,9 @@ START_TEST(test_queue_bounce)
 	str_copy(cfg.hostname, "mail.example.org", sizeof(cfg.hostname));
 	buf_init(&b, 0);
 	env->rcpts[1].notify = 0;
-	ck_assert(!bounce_wanted(&env->rcpts[0])); /* pending */
-	ck_assert(bounce_wanted(&env->rcpts[1]));
-	ck_assert_int_eq(bounce_build(&cfg, env, hdr, strlen(hdr), &b), 0);
+	ck_assert(!bounce_wanted(&env->rcpts[0], BOUNCE_FAILED)); /* pending */
+	ck_assert(bounce_wanted(&env->rcpts[1], BOUNCE_FAILED));
+	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_FAILED, hdr, strlen(hdr), &b), 0);
 	ck_assert_int_eq(buf_cstr(&b), 0);
 	ck_assert_ptr_nonnull(strstr(b.data, "Content-Type: multipart/report; "
 				     "report-type=delivery-status;"));
@@ -223,16 +226,29 @@ START_TEST(test_queue_bounce)
 	ck_assert_ptr_nonnull(strstr(b.data, "Subject: hello\r\n"));
 	/* NOTIFY=SUCCESS only: no failure report wanted */
 	env->rcpts[1].notify = SMTP_NOTIFY_SUCCESS;
-	ck_assert(!bounce_wanted(&env->rcpts[1]));
+	ck_assert(!bounce_wanted(&env->rcpts[1], BOUNCE_FAILED));
 	env->rcpts[1].notify = SMTP_NOTIFY_NEVER;
-	ck_assert(!bounce_wanted(&env->rcpts[1]));
+	ck_assert(!bounce_wanted(&env->rcpts[1], BOUNCE_FAILED));
 	/* an expiry has Status 4.4.7 */
 	env->rcpts[1].notify = 0;
 	str_copy(env->rcpts[1].reply, "550 4.4.7 Delivery time expired", sizeof(env->rcpts[1].reply));
 	buf_reset(&b);
-	ck_assert_int_eq(bounce_build(&cfg, env, hdr, strlen(hdr), &b), 0);
+	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_FAILED, hdr, strlen(hdr), &b), 0);
 	ck_assert_int_eq(buf_cstr(&b), 0);
 	ck_assert_ptr_nonnull(strstr(b.data, "Status: 4.4.7\r\n"));
+	/* a delay notice: pending recipients with NOTIFY=DELAY only */
+	ck_assert(bounce_wanted(&env->rcpts[0], BOUNCE_DELAYED));
+	ck_assert(!bounce_wanted(&env->rcpts[1], BOUNCE_DELAYED));
+	str_copy(env->rcpts[0].reply, "451 4.4.1 Cannot connect", sizeof(env->rcpts[0].reply));
+	buf_reset(&b);
+	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_DELAYED, hdr, strlen(hdr), &b), 0);
+	ck_assert_int_eq(buf_cstr(&b), 0);
+	ck_assert_ptr_nonnull(strstr(b.data, "Subject: Delayed Mail (still being retried)\r\n"));
+	ck_assert_ptr_nonnull(strstr(b.data, "Final-Recipient: rfc822; bob@example.net\r\n"
+				     "Original-Recipient: rfc822; bob+x@example.net\r\n"
+				     "Action: delayed\r\nStatus: 4.4.1\r\n"));
+	ck_assert_ptr_nonnull(strstr(b.data, "Will-Retry-Until: "));
+	ck_assert_ptr_null(strstr(b.data, "Final-Recipient: rfc822; \"odd name\""));
 	buf_free(&b);
 	queue_env_free(env);
 }
