@@ -181,7 +181,7 @@ static void client_send_mail(struct smtp_client *c)
 	evbuffer_add_printf(out, "MAIL FROM:<%s>", env->sender);
 	if (c->size)
 		evbuffer_add_printf(out, " SIZE=%llu", (unsigned long long)c->job->size);
-	if (env->body_8bit && c->eightbit)
+	if (c->job->eightbit && c->eightbit)
 		evbuffer_add_printf(out, " BODY=8BITMIME");
 	if (env->smtputf8 && c->smtputf8)
 		evbuffer_add_printf(out, " SMTPUTF8");
@@ -213,7 +213,8 @@ static void client_send_rcpt(struct smtp_client *c, size_t i)
 }
 
 /* Refusals we decide before MAIL: SIZE (RFC 1870 §6.1), 8BITMIME (RFC
- * 6152 §3: conversion is not implemented, so the message bounces) and
+ * 6152 §3: sent converted to quoted-printable, or bounced when it cannot
+ * be converted, smtp_mime8.c) and
  * SMTPUTF8 (RFC 6531 §3.4). */
 static bool client_precheck(struct smtp_client *c)
 {
@@ -224,9 +225,9 @@ static bool client_precheck(struct smtp_client *c)
 		why = "552 5.3.4 Message too big for the receiving server (its SIZE limit)";
 	else if (env->smtputf8 && !c->smtputf8)
 		why = "553 5.6.7 The receiving server does not support SMTPUTF8";
-	else if (env->body_8bit && !c->eightbit)
+	else if (c->job->eightbit && !c->eightbit && c->job->data7 == NULL)
 		why = "554 5.6.3 The receiving server does not accept 8-bit data and "
-		      "conversion is not implemented";
+		      "the message cannot be converted to 7 bit";
 	if (why == NULL)
 		return true;
 	c->state = CLIENT_MAIL;
@@ -411,7 +412,10 @@ static void client_data_reply(struct smtp_client *c)
 		return;
 	}
 	c->state = CLIENT_DOT;
-	evbuffer_add(bufferevent_get_output(c->bev), c->job->data, c->job->data_len);
+	if (c->job->eightbit && !c->eightbit)
+		evbuffer_add(bufferevent_get_output(c->bev), c->job->data7, c->job->data7_len);
+	else
+		evbuffer_add(bufferevent_get_output(c->bev), c->job->data, c->job->data_len);
 	client_set_timeout(c, CLIENT_TIMEOUT_DOT);
 }
 

@@ -8,7 +8,8 @@
  *
  * One attempt of one message:
  *   load (worker)    read ID.msg, the DKIM hook, dot-stuff; the header
- *                    block is kept for bounces
+ *                    block is kept for bounces; an 8-bit message also gets
+ *                    a 7-bit copy for servers without 8BITMIME
  *   per domain       the pending recipients of one domain (all of them
  *                    with relay_host): route (worker), then the SMTP
  *                    client tries the hosts in order until one held a
@@ -39,6 +40,10 @@
 #define OUTQ_ACTIVE_MAX 32          /* messages in delivery at once */
 #define OUTQ_SCAN_MAX 10000         /* envelopes looked at per scan */
 #define OUTQ_PASSWORD_MAX 1024      /* relay_password_file */
+/* A queued message is read whole; this bound is message_size_max's
+ * ceiling plus room for our headers, so that lowering message_size_max
+ * never makes queued mail unreadable. */
+#define OUTQ_MESSAGE_MAX (1024ULL * 1024 * 1024 + 4 * SMTP_HEADER_MAX)
 
 struct outq_msg {
 	struct smtp_outq *q;
@@ -52,6 +57,8 @@ struct outq_msg {
 	char load_error[256];
 	struct buf data;             /* dot-stuffed, ends with CRLF.CRLF */
 	uint64_t size;
+	bool eightbit;               /* the message has 8-bit octets */
+	struct buf data7;            /* converted to 7 bit, if it could be */
 	struct buf headers;          /* header block of the message */
 	char password[OUTQ_PASSWORD_MAX];
 	/* the domain being delivered */
@@ -107,6 +114,7 @@ static void outq_msg_free(struct outq_msg *m)
 		}
 	queue_env_free(m->env);
 	buf_free(&m->data);
+	buf_free(&m->data7);
 	buf_free(&m->headers);
 	OPENSSL_cleanse(m->password, sizeof(m->password));
 	free(m->tried);
@@ -137,18 +145,58 @@ static int outq_stuff(struct buf *out, const char *msg, size_t len)
 	return rc < 0 ? -1 : 0;
 }
 
+/* relay_password_file's first line into m->password; 0 or -1. */
+static int outq_read_password(struct outq_msg *m, const struct config *cfg)
+{
+	char *pw = NULL;
+	size_t pwlen = 0;
+
+	if (read_small_file(cfg->relay_password_file, OUTQ_PASSWORD_MAX - 1, &pw, &pwlen) < 0) {
+		snprintf(m->load_error, sizeof(m->load_error), "%.200s: %s",
+			 cfg->relay_password_file, strerror(errno));
+		return -1;
+	}
+	pw[strcspn(pw, "\r\n")] = '\0';
+	str_copy(m->password, pw, sizeof(m->password));
+	OPENSSL_cleanse(pw, pwlen);
+	free(pw);
+	return 0;
+}
+
+/* One version of the message as it goes on the wire: the DKIM hook's
+ * header fields, then the message dot-stuffed; its size in *size_r. */
+static int outq_prepare(struct outq_msg *m, const struct config *cfg, const char *msg,
+			size_t len, struct buf *out, uint64_t *size_r)
+{
+	struct buf sig;
+	int rc = 0;
+
+	buf_init(&sig, SMTP_HEADER_MAX);
+	/* DKIM HOOK: see smtp_sign.c */
+	if (smtp_sign_message(cfg, m->env->sender, msg, len, &sig) < 0) {
+		snprintf(m->load_error, sizeof(m->load_error), "451 4.7.0 signing failed");
+		rc = -1;
+	} else if (buf_append(out, sig.data, sig.len) < 0 || outq_stuff(out, msg, len) < 0) {
+		snprintf(m->load_error, sizeof(m->load_error), "out of memory");
+		rc = -1;
+	}
+	*size_r = len + sig.len;
+	buf_free(&sig);
+	return rc;
+}
+
 static void outq_load_work(void *arg)
 {
 	struct outq_msg *m = arg;
 	const struct config *cfg = m->q->ctx->cfg;
-	char path[PATH_MAX], *msg = NULL, *pw = NULL;
-	size_t len = 0, pwlen = 0;
-	struct buf sig;
+	char path[PATH_MAX], *msg = NULL;
+	size_t len = 0, scan = 0;
+	struct buf seven;
+	uint64_t size7;
 	long hdr;
-	size_t scan = 0;
 
 	if (queue_path(cfg->data_dir, m->id, "msg", path, sizeof(path)) < 0 ||
-	    read_small_file(path, cfg->message_size_max + 4 * SMTP_HEADER_MAX, &msg, &len) < 0) {
+	    read_small_file(path, OUTQ_MESSAGE_MAX, &msg, &len) < 0) {
 		m->load_failed = errno == ENOENT || errno == EFBIG;
 		m->load_tempfail = !m->load_failed;
 		snprintf(m->load_error, sizeof(m->load_error), "%.200s: %s", path, strerror(errno));
@@ -156,34 +204,28 @@ static void outq_load_work(void *arg)
 	}
 	hdr = smtp_header_end(msg, len, &scan);
 	if (buf_append(&m->headers, msg, hdr < 0 ? (len < SMTP_HEADER_MAX ? len : SMTP_HEADER_MAX)
-					 : (size_t)hdr) < 0)
+					 : (size_t)hdr) < 0 ||
+	    (cfg->relay_user[0] != '\0' && outq_read_password(m, cfg) < 0) ||
+	    outq_prepare(m, cfg, msg, len, &m->data, &m->size) < 0) {
 		m->load_tempfail = true;
-	if (cfg->relay_user[0] != '\0') {
-		if (read_small_file(cfg->relay_password_file, OUTQ_PASSWORD_MAX - 1, &pw, &pwlen) < 0) {
+		free(msg);
+		return;
+	}
+	/* RFC 6152 §3: a 7-bit copy for servers without 8BITMIME */
+	buf_init(&seven, 0);
+	switch (mime8_downgrade(msg, len, &seven)) {
+	case 1:
+		m->eightbit = true;
+		if (outq_prepare(m, cfg, seven.data, seven.len, &m->data7, &size7) < 0)
 			m->load_tempfail = true;
-			snprintf(m->load_error, sizeof(m->load_error), "%.200s: %s",
-				 cfg->relay_password_file, strerror(errno));
-		} else {
-			while (pwlen > 0 && (pw[pwlen - 1] == '\n' || pw[pwlen - 1] == '\r'))
-				pw[--pwlen] = '\0';
-			str_copy(m->password, pw, sizeof(m->password));
-			OPENSSL_cleanse(pw, pwlen);
-			free(pw);
-		}
+		break;
+	case -1:
+		m->eightbit = true; /* no 7-bit copy: bounced by such servers */
+		break;
+	default:
+		break;
 	}
-	buf_init(&sig, SMTP_HEADER_MAX);
-	/* DKIM HOOK: see smtp_sign.c */
-	if (!m->load_tempfail && smtp_sign_message(cfg, m->env->sender, msg, len, &sig) < 0) {
-		m->load_tempfail = true;
-		snprintf(m->load_error, sizeof(m->load_error), "451 4.7.0 signing failed");
-	}
-	if (!m->load_tempfail && (buf_append(&m->data, sig.data, sig.len) < 0 ||
-				  outq_stuff(&m->data, msg, len) < 0)) {
-		m->load_tempfail = true;
-		snprintf(m->load_error, sizeof(m->load_error), "out of memory");
-	}
-	m->size = len + sig.len;
-	buf_free(&sig);
+	buf_free(&seven);
 	free(msg);
 }
 
@@ -401,6 +443,9 @@ static void outq_client_start(struct outq_msg *m)
 	job->data = m->data.data;
 	job->data_len = m->data.len;
 	job->size = m->size;
+	job->eightbit = m->eightbit;
+	job->data7 = m->data7.len > 0 ? m->data7.data : NULL;
+	job->data7_len = m->data7.len;
 	job->rcpts = m->crcpts;
 	job->n_rcpts = m->n_crcpts;
 	log_debug("queue id=%s connecting to %s[%s]:%u for %zu recipient(s)", m->id,
@@ -496,6 +541,7 @@ static void outq_start_msg(struct smtp_outq *q, struct queue_env *env)
 	m->env = env;
 	str_copy(m->id, env->id, sizeof(m->id));
 	buf_init(&m->data, 0);
+	buf_init(&m->data7, 0);
 	buf_init(&m->headers, SMTP_HEADER_MAX);
 	m->next = q->active;
 	q->active = m;

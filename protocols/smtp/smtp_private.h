@@ -10,7 +10,9 @@
  *   smtp_header.c   header block scan, From: address list parser
  *   smtp_pregreet.c the pregreet test's memory of clients that passed
  *   smtp_deliver.c  Return-Path/Received/Message-ID/Date, worker jobs that
- *                   stream into the store and commit
+ *                   stream into the store (and the queue) and commit
+ *   smtp_queue.h    the outbound side: queue, routing, client, scheduler,
+ *                   bounces, 8-bit conversion, DKIM hook (files listed there)
  *
  * Memory: a session owns everything it points to; the transaction (struct
  * smtp_tx) and its message are freed by smtp_tx_reset() after the reply

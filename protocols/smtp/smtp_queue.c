@@ -105,6 +105,12 @@ int queue_env_add(struct queue_env *env, const char *addr, unsigned notify, cons
 	memset(r, 0, sizeof(*r));
 	str_copy(r->addr, addr, sizeof(r->addr));
 	str_copy(r->orcpt, orcpt != NULL ? orcpt : "", sizeof(r->orcpt));
+	/* the envelope line would not parse back: an ORCPT is optional */
+	for (const char *c = r->orcpt; *c != '\0'; c++)
+		if ((unsigned char)*c <= ' ' || *c == 0x7f) {
+			r->orcpt[0] = '\0';
+			break;
+		}
 	r->notify = notify;
 	r->state = QUEUE_RCPT_PENDING;
 	return 0;
@@ -658,6 +664,13 @@ void queue_cleanup(const char *data_dir)
 	while ((de = readdir(dir)) != NULL) {
 		size_t len = strlen(de->d_name);
 		char id[QUEUE_ID_MAX + 1];
+		if (strstr(de->d_name, ".env.tmp.") != NULL) {
+			/* an envelope rewrite cut short: the old one is whole */
+			if (snprintf(other, sizeof(other), "%s/%s", path, de->d_name) <
+			    (int)sizeof(other))
+				unlink(other);
+			continue;
+		}
 		if (len < 5 || len - 4 > QUEUE_ID_MAX || strcmp(de->d_name + len - 4, ".msg") != 0)
 			continue;
 		memcpy(id, de->d_name, len - 4);

@@ -14,6 +14,7 @@
  *                   what is due, applies replies, retries, lifetime
  *   smtp_bounce.c   delivery status notifications (RFC 3464), delivered
  *                   into a local sender's INBOX or queued to a remote one
+ *   smtp_mime8.c    8-bit to quoted-printable for servers without 8BITMIME
  *   smtp_sign.c     the DKIM hook (a stub until DKIM signing is merged)
  *
  * Threads: every function here that touches files runs on a worker; the
@@ -177,6 +178,10 @@ struct client_job {
 	const char *data;               /* message, dot-stuffed, ends CRLF.CRLF */
 	size_t data_len;
 	uint64_t size;                  /* message size for SIZE= */
+	bool eightbit;                  /* data has 8-bit octets */
+	const char *data7;              /* converted to 7 bit (RFC 6152 §3) for a
+					 * server without 8BITMIME; NULL: cannot */
+	size_t data7_len;
 	struct client_rcpt *rcpts;
 	size_t n_rcpts;
 	/* out */
@@ -196,6 +201,13 @@ int smtp_client_start(struct event_base *base, SSL_CTX *tls, struct client_job *
 		      client_done_fn *done, void *arg);
 /* Stop a running attempt without calling done() (daemon shutdown). */
 void smtp_client_cancel(struct smtp_client *c);
+
+/* ---- smtp_mime8.c (worker) ------------------------------------------------ */
+
+/* The message converted to 7 bit for a server without 8BITMIME: 1 with
+ * out filled, 0 when it is 7-bit already (out untouched), -1 when it
+ * cannot be converted (it then bounces with 5.6.3). */
+int mime8_downgrade(const char *msg, size_t len, struct buf *out);
 
 /* ---- smtp_sign.c (worker): the DKIM hook ---------------------------------- */
 

@@ -12,7 +12,8 @@ MX (RFC 7505) bounces; 4xx then success after a shortened retry; 5xx gives
 a DSN in the local sender's INBOX that Python's email package parses as a
 multipart/report naming the failed recipient; partial recipient rejection
 (one delivered, one bounced); several recipients of one domain in one
-transaction; a broken STARTTLS followed by a plaintext retry; kill -9 while the far side holds the final reply, then
+transaction; a broken STARTTLS followed by a plaintext retry; 8-bit text
+converted to quoted-printable for a server without 8BITMIME; kill -9 while the far side holds the final reply, then
 delivery after restart (at most once more); `postern queue list|delete`;
 a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
 queue/corrupt/; smarthost over STARTTLS with AUTH PLAIN (a second Postern
@@ -43,6 +44,7 @@ PREF_UP = "127.0.0.3"     # mx2.pref.test: smtp-sink
 SCRIPTED = "127.0.0.4"    # mx.scripted.test: the scripted server
 BADTLS = "127.0.0.5"      # mx.badtls.test: offers STARTTLS, then breaks it
 DOWN = "127.0.0.6"        # mx.down.test: nothing listens
+SEVEN = "127.0.0.7"       # mx.seven.test: no 8BITMIME
 
 
 class Scripted:
@@ -54,8 +56,9 @@ class Scripted:
                   reply (the message is recorded as received first)
     """
 
-    def __init__(self, addr, port, bad_tls=False):
+    def __init__(self, addr, port, bad_tls=False, eight_bit=True):
         self.bad_tls = bad_tls
+        self.eight_bit = eight_bit
         self.starttls_seen = 0
         self.messages = []      # (mail_from, [rcpts], data bytes)
         self.rcpt_replies = {}
@@ -101,7 +104,8 @@ class Scripted:
             if verb == "EHLO":
                 send("250-scripted.test")
                 send("250-PIPELINING")
-                send("250-8BITMIME")
+                if self.eight_bit:
+                    send("250-8BITMIME")
                 send("250-DSN")
                 if self.bad_tls:
                     send("250-STARTTLS")
@@ -169,14 +173,15 @@ def wait_for(fn, timeout=30.0):
     return fn()
 
 
-def submit(d, rcpts, subject, body="Hello.\r\n", rcpt_options=()):
+def submit(d, rcpts, subject, body="Hello.\r\n", rcpt_options=(), headers="", mail_options=()):
     """Send as alice through submission; returns smtplib's refused dict."""
-    msg = ("From: Alice <%s>\r\nTo: %s\r\nSubject: %s\r\n\r\n%s"
-           % (USER, ", ".join(rcpts), subject, body))
+    msg = ("From: Alice <%s>\r\nTo: %s\r\nSubject: %s\r\n%s\r\n%s"
+           % (USER, ", ".join(rcpts), subject, headers, body))
     with smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=30) as s:
         s.starttls(context=tls_context())
         s.login(USER, PASSWORD)
-        return s.sendmail(USER, rcpts, msg.encode(), rcpt_options=list(rcpt_options))
+        return s.sendmail(USER, rcpts, msg.encode(), mail_options=list(mail_options),
+                          rcpt_options=list(rcpt_options))
 
 
 def dsn_for(d, subject_needle, timeout=20.0, action=b"Action: failed"):
@@ -217,6 +222,8 @@ def start_dnsmasq(tmp, port):
             "--host-record=mx.scripted.test,%s" % SCRIPTED,
             "--mx-host=down.test,mx.down.test,10",
             "--mx-host=badtls.test,mx.badtls.test,10",
+            "--mx-host=seven.test,mx.seven.test,10",
+            "--host-record=mx.seven.test,%s" % SEVEN,
             "--host-record=mx.badtls.test,%s" % BADTLS,
             "--host-record=mx.down.test,%s" % DOWN,
             "--mx-host=null.test,.,0",
@@ -265,7 +272,7 @@ def queue_ids(d):
             if line and not line.startswith(" ") and not line.startswith("queue is empty")]
 
 
-def tests_main(d, res, sc, bt, dump, tmp):
+def tests_main(d, res, sc, bt, s7, dump, tmp):
     # 1. MX preference order: mx1 (10) refuses connections, mx2 (20) takes it
     refused = submit(d, ["bob@pref.test"], "to pref")
     res.check(refused == {}, "submission answers 250 for a remote recipient")
@@ -357,7 +364,27 @@ def tests_main(d, res, sc, bt, dump, tmp):
     res.check(bool(got) and bt.starttls_seen == 1,
               "a failed TLS handshake is followed by one plaintext attempt that delivers")
 
-    # 9. an unreadable envelope is moved aside; the rest goes on
+    # 9. 8-bit text to a server without 8BITMIME: quoted-printable (RFC 6152)
+    text = "Grüße aus Köln – 8-bit ✓\r\n"
+    submit(d, ["eight@seven.test"], "eight bit", body=text, mail_options=["BODY=8BITMIME"],
+           headers="MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                   "Content-Transfer-Encoding: 8bit\r\n")
+    got = wait_for(lambda: s7.received("eight@seven.test"))
+    if res.check(bool(got), "8-bit message delivered to a server without 8BITMIME"):
+        data = got[0][2]
+        res.check(all(b < 0x80 for b in data), "it arrived as 7-bit data")
+        m = email.message_from_bytes(data, policy=email.policy.default)
+        res.check(m["Content-Transfer-Encoding"] == "quoted-printable" and
+                  m.get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n"),
+                  "as quoted-printable that decodes to the original text")
+    submit(d, ["eight2@scripted.test"], "eight bit kept", body=text,
+           mail_options=["BODY=8BITMIME"],
+           headers="Content-Type: text/plain; charset=utf-8\r\n")
+    got = wait_for(lambda: sc.received("eight2@scripted.test"))
+    res.check(bool(got) and text.encode() in got[0][2],
+              "to a server with 8BITMIME the 8-bit body goes unchanged")
+
+    # 10. an unreadable envelope is moved aside; the rest goes on
     qdir = os.path.join(d.data, "queue")
     with open(os.path.join(qdir, "ABCDEF0123456789.msg"), "wb") as f:
         f.write(b"Subject: orphan\r\n\r\nx\r\n")
@@ -467,12 +494,13 @@ def main():
     sink, dump = start_sink(tmp, out_port)
     sc = Scripted(SCRIPTED, out_port)
     bt = Scripted(BADTLS, out_port, bad_tls=True)
+    s7 = Scripted(SEVEN, out_port, eight_bit=False)
     try:
         extra = ("dns_resolver = 127.0.0.1:%d\noutbound_port = %d\nqueue_retry = 1s 1s 2s\n"
                  % (dns_port, out_port))
         with Daemon(postern, roles=("submission",), extra_config=extra) as d:
             d.add_user(USER, PASSWORD)
-            res.run("queue", lambda: tests_main(d, res, sc, bt, dump, tmp))
+            res.run("queue", lambda: tests_main(d, res, sc, bt, s7, dump, tmp))
             if res.failed:
                 sys.stderr.write("---- daemon log ----\n" + d.log()[-8000:] + "\n")
         res.run("kill -9", lambda: test_kill9(postern, res, tmp, dns_port, out_port, sc))
@@ -481,6 +509,7 @@ def main():
     finally:
         sc.close()
         bt.close()
+        s7.close()
         for p in (sink, dns):
             p.terminate()
             try:

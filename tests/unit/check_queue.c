@@ -65,7 +65,8 @@ static struct queue_env *sample(void)
 	env->warned = true;
 	ck_assert_int_eq(queue_env_add(env, "bob@example.net", SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY,
 				       "rfc822;bob+2Bx@example.net"), 0);
-	ck_assert_int_eq(queue_env_add(env, "\"odd name\"@example.com", 0, NULL), 0);
+	ck_assert_int_eq(queue_env_add(env, "\"odd name\"@example.com", 0, "rfc822;a b@c"), 0);
+	ck_assert_str_eq(env->rcpts[1].orcpt, ""); /* would not parse back: dropped */
 	env->rcpts[1].state = QUEUE_RCPT_FAILED;
 	str_copy(env->rcpts[1].reply, "550 5.1.1 no\r\nsuch\tuser", sizeof(env->rcpts[1].reply));
 	str_copy(env->rcpts[1].remote, "mx.example.com", sizeof(env->rcpts[1].remote));
@@ -182,7 +183,11 @@ START_TEST(test_queue_cleanup_and_scan)
 	ck_assert_int_eq(queue_writer_open(dir, env->id, &w), 0);
 	ck_assert_int_eq(queue_writer_commit(w, env), 0);
 	queue_writer_free(w);
+	ck_assert_int_eq(queue_path(dir, "44", "env.tmp.123", path, sizeof(path)), 0);
+	f = fopen(path, "w");
+	fclose(f);
 	queue_cleanup(dir);
+	ck_assert(!exists("44", "env.tmp.123"));
 	ck_assert(!exists("tmp/22", "msg") && !exists("33", "msg") && !exists("11", "msg"));
 	ck_assert(exists(env->id, "msg"));
 	ck_assert_int_eq(queue_scan(dir, ids, 8), 1);
@@ -254,6 +259,80 @@ START_TEST(test_queue_bounce)
 }
 END_TEST
 
+static int downgrade(const char *in, struct buf *out)
+{
+	buf_reset(out);
+	int rc = mime8_downgrade(in, strlen(in), out);
+	if (rc == 1)
+		ck_assert_int_eq(buf_cstr(out), 0);
+	return rc;
+}
+
+static void assert_7bit_short_lines(const char *s)
+{
+	size_t col = 0;
+
+	for (; *s != '\0'; s++) {
+		ck_assert_msg((unsigned char)*s < 0x80, "8-bit octet left");
+		col = *s == '\n' ? 0 : col + 1;
+		ck_assert_msg(col <= 77, "line longer than 76"); /* 76 + CR */
+	}
+}
+
+START_TEST(test_queue_mime8)
+{
+	struct buf b;
+	char *big;
+
+	buf_init(&b, 0);
+	ck_assert_int_eq(downgrade("Subject: x\r\n\r\nplain ascii\r\n", &b), 0);
+	ck_assert_uint_eq(b.len, 0);
+
+	ck_assert_int_eq(downgrade("Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n"
+				   "Content-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9f"
+				   "e = gut \r\n.\r\n", &b), 1);
+	ck_assert_str_eq(b.data, "Subject: x\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			 "MIME-Version: 1.0\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+			 "Gr=C3=BC=C3=9Fe =3D gut=20\r\n.\r\n");
+
+	ck_assert_int_eq(downgrade("MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n"
+				   "\tboundary=\"b1\"\r\n\r\npre\r\n--b1\r\n"
+				   "Content-Type: text/plain\r\n\r\n\xe9t\xe9\r\n--b1\r\n"
+				   "Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n"
+				   "--b1--\r\nepilogue\r\n", &b), 1);
+	ck_assert_str_eq(b.data, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n"
+			 "\tboundary=\"b1\"\r\n\r\npre\r\n--b1\r\n"
+			 "Content-Type: text/plain\r\n"
+			 "Content-Transfer-Encoding: quoted-printable\r\n\r\n=E9t=E9\r\n--b1\r\n"
+			 "Content-Transfer-Encoding: base64\r\n\r\nAAAA\r\n"
+			 "--b1--\r\nepilogue\r\n");
+
+	/* what cannot be converted */
+	ck_assert_int_eq(downgrade("Subject: \xc3\xa9\r\n\r\nbody\r\n", &b), -1);
+	ck_assert_int_eq(downgrade("Content-Type: message/rfc822\r\n\r\nSubject: a\r\n\r\n"
+				   "\xe9\r\n", &b), -1);
+	ck_assert_int_eq(downgrade("Content-Transfer-Encoding: base64\r\n\r\n\xe9\r\n", &b), -1);
+	ck_assert_int_eq(downgrade("Content-Type: multipart/mixed\r\n\r\n\xe9\r\n", &b), -1);
+	ck_assert_int_eq(downgrade("Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n"
+				   "\r\n\xe9\r\n", &b), -1); /* no close delimiter */
+	ck_assert_int_eq(downgrade("Content-Type: multipart/mixed; boundary=q\r\n\r\n\xe9\r\n"
+				   "--q\r\n\r\nx\r\n--q--\r\n", &b), -1); /* 8-bit preamble */
+
+	/* long lines get soft breaks */
+	big = malloc(3000);
+	ck_assert_ptr_nonnull(big);
+	strcpy(big, "Subject: long\r\n\r\n");
+	for (int i = 0; i < 500; i++)
+		strcat(big, "\xc3\xa9" "a ");
+	strcat(big, "\r\n");
+	ck_assert_int_eq(downgrade(big, &b), 1);
+	assert_7bit_short_lines(b.data);
+	ck_assert_ptr_nonnull(strstr(b.data, "=\r\n"));
+	free(big);
+	buf_free(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("queue");
@@ -266,6 +345,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_queue_corrupt, 0, sizeof(corrupt) / sizeof(corrupt[0]));
 	tcase_add_test(tc, test_queue_cleanup_and_scan);
 	tcase_add_test(tc, test_queue_bounce);
+	tcase_add_test(tc, test_queue_mime8);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
