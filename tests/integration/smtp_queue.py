@@ -457,28 +457,52 @@ def test_expiry(postern, res, dns_port, out_port):
 
 
 def test_smarthost(postern, res):
-    """relay_host: STARTTLS (self-signed: logged as unverified) + AUTH PLAIN."""
-    with Daemon(postern, roles=("smtp", "submission"),
+    """relay_host: STARTTLS (self-signed: logged as unverified) + AUTH PLAIN,
+    implicit TLS, and a wrong password (deferred, never bounced)."""
+    with Daemon(postern, roles=("smtp", "submission", "submissions"),
                 domains=("example.test", "relayed.test")) as relay:
         relay.add_user(USER, PASSWORD)
         relay.add_user("carol@relayed.test", "carol-secret-9")
         pwfile = os.path.join(relay.dir, "relay-password")
         with open(pwfile, "w") as f:
             f.write(PASSWORD + "\n")
-        extra = ("relay_host = 127.0.0.1:%d\nrelay_tls = starttls\nrelay_user = %s\n"
-                 "relay_password_file = %s\nqueue_retry = 1s\n"
-                 % (relay.port("submission"), USER, pwfile))
-        with Daemon(postern, roles=("submission",), extra_config=extra) as d:
+        badpw = os.path.join(relay.dir, "bad-password")
+        with open(badpw, "w") as f:
+            f.write("not-the-password\n")
+
+        def sender(port, tls, pw):
+            return ("relay_host = 127.0.0.1:%d\nrelay_tls = %s\nrelay_user = %s\n"
+                    "relay_password_file = %s\nqueue_retry = 1s\n" % (port, tls, USER, pw))
+
+        with Daemon(postern, roles=("submission",),
+                    extra_config=sender(relay.port("submission"), "starttls", pwfile)) as d:
             d.add_user(USER, PASSWORD)
             submit(d, ["carol@relayed.test"], "via smarthost")
             n = wait_count(relay, "carol@relayed.test", 1, timeout=30)
             res.check(n == 1, "smarthost: delivered through the relay with STARTTLS + AUTH")
-            log = d.log()
-            res.check("certificate not verified" in log,
+            res.check("certificate not verified" in d.log(),
                       "smarthost: the unverified certificate is logged")
             msgs = maildir_messages(relay, "carol@relayed.test")
             res.check(bool(msgs) and b"with ESMTPSA" in msgs[0],
                       "smarthost: the relay saw an authenticated TLS session")
+
+        with Daemon(postern, roles=("submission",),
+                    extra_config=sender(relay.port("submissions"), "implicit", pwfile)) as d:
+            d.add_user(USER, PASSWORD)
+            submit(d, ["carol@relayed.test"], "via smarthost on 465")
+            n = wait_count(relay, "carol@relayed.test", 2, timeout=30)
+            res.check(n == 2, "smarthost: implicit TLS (465) with AUTH")
+
+        with Daemon(postern, roles=("submission",),
+                    extra_config=sender(relay.port("submission"), "starttls", badpw)) as d:
+            d.add_user(USER, PASSWORD)
+            submit(d, ["carol@relayed.test"], "wrong relay password")
+            out = wait_for(lambda: "refused AUTH" in d.cli("queue", "list").stdout.decode() and
+                           d.cli("queue", "list").stdout.decode())
+            res.check(bool(out) and "pending" in out,
+                      "smarthost: a refused AUTH defers the message (no bounce)")
+            res.check(not [m for m in maildir_messages(d, USER) if b"multipart/report" in m],
+                      "smarthost: no bounce for a relay configuration problem")
 
 
 def main():
