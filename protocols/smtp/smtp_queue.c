@@ -168,7 +168,7 @@ static void queue_clean(char *out, size_t outlen, const char *in)
 	out[i] = '\0';
 }
 
-static int queue_env_format(const struct queue_env *env, struct buf *b)
+int queue_env_format(const struct queue_env *env, struct buf *b)
 {
 	static const char *const rets[] = { "-", "full", "hdrs" };
 	int rc = 0;
@@ -294,7 +294,7 @@ static int queue_parse_line(struct queue_env *env, char *line)
 	return -1;
 }
 
-static int queue_env_parse(struct queue_env *env, char *text)
+int queue_env_parse(struct queue_env *env, char *text)
 {
 	char *save = NULL, *line;
 	bool first = true;

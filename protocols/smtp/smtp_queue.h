@@ -94,6 +94,11 @@ int queue_writer_commit(struct queue_writer *w, const struct queue_env *env);
 void queue_writer_free(struct queue_writer *w); /* aborts if not committed */
 const char *queue_writer_error(const struct queue_writer *w);
 
+/* The envelope text (format at the top of smtp_queue.c); parse modifies
+ * text and returns 0 or -1 (corrupt).  Exposed for tests and fuzzing. */
+int queue_env_format(const struct queue_env *env, struct buf *b);
+int queue_env_parse(struct queue_env *env, char *text);
+
 /* Atomic rewrite of ID.env (tmp, fsync, rename, directory fsync).  When
  * ID.msg is gone (postern queue delete) nothing is written and 1 returned. */
 int queue_env_update(const char *data_dir, const struct queue_env *env);

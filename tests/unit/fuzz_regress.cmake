@@ -11,6 +11,7 @@ set(POSTERN_FUZZ_TARGETS
   "auth_files:postern_auth"
   "smtp_cmd:postern_smtp"
   "smtp_data:postern_smtp"
+  "queue:postern_smtp"
   "pop3:postern_pop3")
 foreach(entry ${POSTERN_FUZZ_TARGETS})
   string(REPLACE ":" ";" parts ${entry})
