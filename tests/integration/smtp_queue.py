@@ -210,7 +210,7 @@ def parse_dsn(raw):
 def start_dnsmasq(tmp, port):
     exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
     if not os.path.exists(exe):
-        skip("dnsmasq is not installed (apt-get install dnsmasq)")
+        skip("dnsmasq is not installed (apt-get install dnsmasq-base)")
     args = [exe, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
             "--port=%d" % port, "--listen-address=127.0.0.1", "--bind-interfaces",
             "--pid-file=" + os.path.join(tmp, "dnsmasq.pid"),
