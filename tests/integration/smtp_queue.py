@@ -427,6 +427,23 @@ def test_kill9(postern, res, tmp, dns_port, out_port, sc):
         d.__exit__(None, None, None)
 
 
+def test_switched_off(postern, res):
+    """outbound_delivery = no: remote recipients get 451 4.3.2, nothing queued."""
+    with Daemon(postern, roles=("submission",), extra_config="outbound_delivery = no\n") as d:
+        d.add_user(USER, PASSWORD)
+        try:
+            submit(d, ["x@elsewhere.test"], "switched off")
+            code, text = 250, b""
+        except smtplib.SMTPRecipientsRefused as e:
+            code, text = list(e.recipients.values())[0]
+        res.check(code == 451 and b"4.3.2" in text,
+                  "outbound_delivery = no: 451 4.3.2 for a remote recipient (%s %s)"
+                  % (code, text))
+        res.check(not os.path.exists(os.path.join(d.data, "queue")) or
+                  "queue is empty" in d.cli("queue", "list").stdout.decode(),
+                  "outbound_delivery = no: nothing queued")
+
+
 def test_expiry(postern, res, dns_port, out_port):
     """A delay notice (NOTIFY=DELAY), then queue_lifetime ends: Status 4.4.7."""
     extra = ("dns_resolver = 127.0.0.1:%d\noutbound_port = %d\nqueue_retry = 1s\n"
@@ -529,6 +546,7 @@ def main():
                 sys.stderr.write("---- daemon log ----\n" + d.log()[-8000:] + "\n")
         res.run("kill -9", lambda: test_kill9(postern, res, tmp, dns_port, out_port, sc))
         res.run("expiry", lambda: test_expiry(postern, res, dns_port, out_port))
+        res.run("switched off", lambda: test_switched_off(postern, res))
         res.run("smarthost", lambda: test_smarthost(postern, res))
     finally:
         sc.close()
