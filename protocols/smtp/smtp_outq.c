@@ -11,7 +11,9 @@
  *                    block is kept for bounces; an 8-bit message also gets
  *                    a 7-bit copy for servers without 8BITMIME
  *   per domain       the pending recipients of one domain (all of them
- *                    with relay_host): route (worker), then the SMTP
+ *                    with relay_host), at most OUTQ_DEST_CONCURRENCY
+ *                    sessions per destination (others wait in line for a
+ *                    slot): route (worker), then the SMTP
  *                    client tries the hosts in order until one held a
  *                    session; each recipient ends sent, failed (5xx, null
  *                    MX, no such domain) or still pending (4xx, no host)
@@ -40,6 +42,10 @@
 #define OUTQ_ACTIVE_MAX 32          /* messages in delivery at once */
 #define OUTQ_SCAN_MAX 10000         /* envelopes looked at per scan */
 #define OUTQ_PASSWORD_MAX 1024      /* relay_password_file */
+/* Sessions at once to one destination (a recipient domain, or the relay
+ * host): big providers throttle senders that open many; Postfix's
+ * default_destination_concurrency_limit is 20. */
+#define OUTQ_DEST_CONCURRENCY 10
 /* A queued message is read whole; this bound is message_size_max's
  * ceiling plus room for our headers, so that lowering message_size_max
  * never makes queued mail unreadable. */
@@ -63,6 +69,9 @@ struct outq_msg {
 	char password[OUTQ_PASSWORD_MAX];
 	/* the domain being delivered */
 	char domain[SMTP_DOMAIN_MAX + 1];
+	const char *dest;            /* domain, or the relay host */
+	bool holds_slot;             /* counts towards OUTQ_DEST_CONCURRENCY */
+	struct outq_msg *next_wait;  /* in smtp_outq.waiting */
 	struct route route;
 	size_t host;
 	struct client_rcpt *crcpts;
@@ -90,6 +99,7 @@ struct smtp_outq {
 	SSL_CTX *tls;
 	struct outq_msg *active;
 	size_t n_active;
+	struct outq_msg *waiting;    /* for a destination slot, oldest first */
 	bool scanning;
 	bool rescan;                 /* a kick came during a scan */
 };
@@ -110,6 +120,11 @@ static void outq_msg_free(struct outq_msg *m)
 		if (*pp == m) {
 			*pp = m->next;
 			q->n_active--;
+			break;
+		}
+	for (struct outq_msg **pp = &q->waiting; *pp != NULL; pp = &(*pp)->next_wait)
+		if (*pp == m) {
+			*pp = m->next_wait;
 			break;
 		}
 	queue_env_free(m->env);
@@ -393,6 +408,55 @@ static void outq_apply(struct outq_msg *m, size_t k, int code, const char *reply
 }
 
 static void outq_client_start(struct outq_msg *m);
+static void outq_route_submit(struct outq_msg *m);
+
+/* ---- destination slots ----------------------------------------------------- */
+
+static unsigned outq_dest_count(const struct smtp_outq *q, const char *dest)
+{
+	unsigned n = 0;
+
+	for (const struct outq_msg *o = q->active; o != NULL; o = o->next)
+		n += o->holds_slot && strcasecmp(o->dest, dest) == 0;
+	return n;
+}
+
+/* Take a slot for m->dest, or wait in line for one: false then. */
+static bool outq_dest_enter(struct outq_msg *m)
+{
+	struct outq_msg **pp = &m->q->waiting;
+
+	if (outq_dest_count(m->q, m->dest) < OUTQ_DEST_CONCURRENCY) {
+		m->holds_slot = true;
+		return true;
+	}
+	while (*pp != NULL)
+		pp = &(*pp)->next_wait;
+	*pp = m;
+	m->next_wait = NULL;
+	log_debug("queue id=%s waits for a slot to %s", m->id, m->dest);
+	return false;
+}
+
+/* The group of m is done: free its slot for the oldest waiter. */
+static void outq_group_done(struct outq_msg *m)
+{
+	struct smtp_outq *q = m->q;
+
+	if (m->holds_slot) {
+		m->holds_slot = false;
+		for (struct outq_msg **pp = &q->waiting; *pp != NULL; pp = &(*pp)->next_wait) {
+			struct outq_msg *w = *pp;
+			if (strcasecmp(w->dest, m->dest) != 0)
+				continue;
+			*pp = w->next_wait;
+			w->holds_slot = true;
+			outq_route_submit(w);
+			break;
+		}
+	}
+	outq_next_domain(m);
+}
 
 static void outq_client_done(struct client_job *job, void *arg)
 {
@@ -422,7 +486,7 @@ static void outq_client_done(struct client_job *job, void *arg)
 			outq_apply(m, k, c->code, c->reply, job->host.name);
 		}
 	}
-	outq_next_domain(m);
+	outq_group_done(m);
 }
 
 static void outq_client_start(struct outq_msg *m)
@@ -454,7 +518,7 @@ static void outq_client_start(struct outq_msg *m)
 			      outq_client_done, m) < 0) {
 		for (size_t k = 0; k < m->n_crcpts; k++)
 			outq_apply(m, k, 451, "451 4.3.0 Cannot start a connection", NULL);
-		outq_next_domain(m);
+		outq_group_done(m);
 		return;
 	}
 	m->in_client = true;
@@ -475,7 +539,7 @@ static void outq_route_done(void *arg)
 		int code = m->route.result == ROUTE_PERMFAIL ? 550 : 451;
 		for (size_t k = 0; k < m->n_crcpts; k++)
 			outq_apply(m, k, code, m->route.reason, NULL);
-		outq_next_domain(m);
+		outq_group_done(m);
 		return;
 	}
 	m->host = 0;
@@ -509,10 +573,17 @@ static void outq_next_domain(struct outq_msg *m)
 		m->crcpts[m->n_crcpts].rcpt = r;
 		m->n_crcpts++;
 	}
+	m->dest = relay ? m->q->ctx->cfg->relay_host : m->domain;
+	if (outq_dest_enter(m))
+		outq_route_submit(m);
+}
+
+static void outq_route_submit(struct outq_msg *m)
+{
 	if (worker_submit(server_workers(m->q->ctx->srv), outq_route_work, outq_route_done, m) < 0) {
 		for (size_t k = 0; k < m->n_crcpts; k++)
 			outq_apply(m, k, 451, "451 4.3.0 Cannot look up the route", NULL);
-		outq_finish(m);
+		outq_group_done(m);
 	}
 }
 

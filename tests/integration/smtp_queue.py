@@ -67,12 +67,21 @@ class Scripted:
         self.stall = set()
         self.stall_s = 0
         self.sessions = 0
+        self.current = 0
+        self.max_current = 0
         self.lock = threading.Lock()
         outer = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self):
-                outer.session(self.rfile, self.wfile)
+                with outer.lock:
+                    outer.current += 1
+                    outer.max_current = max(outer.max_current, outer.current)
+                try:
+                    outer.session(self.rfile, self.wfile)
+                finally:
+                    with outer.lock:
+                        outer.current -= 1
 
         class Server(socketserver.ThreadingTCPServer):
             allow_reuse_address = True
@@ -384,7 +393,23 @@ def tests_main(d, res, sc, bt, s7, dump, tmp):
     res.check(bool(got) and text.encode() in got[0][2],
               "to a server with 8BITMIME the 8-bit body goes unchanged")
 
-    # 10. an unreadable envelope is moved aside; the rest goes on
+    # 10. at most 10 sessions at once to one destination
+    sc.stall.add("busy@scripted.test")
+    sc.stall_s = 1
+    with sc.lock:
+        sc.max_current = 0
+    with smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=30) as s:
+        s.starttls(context=tls_context())
+        s.login(USER, PASSWORD)
+        for i in range(25):
+            s.sendmail(USER, ["busy@scripted.test"],
+                       ("From: %s\r\nSubject: busy %d\r\n\r\nx\r\n" % (USER, i)).encode())
+    got = wait_for(lambda: len(sc.received("busy@scripted.test")) >= 25, timeout=60)
+    res.check(bool(got), "25 messages to one destination all delivered")
+    res.check(sc.max_current <= 10, "at most 10 sessions at once to it (saw %d)" % sc.max_current)
+    sc.stall.discard("busy@scripted.test")
+
+    # 11. an unreadable envelope is moved aside; the rest goes on
     qdir = os.path.join(d.data, "queue")
     with open(os.path.join(qdir, "ABCDEF0123456789.msg"), "wb") as f:
         f.write(b"Subject: orphan\r\n\r\nx\r\n")
