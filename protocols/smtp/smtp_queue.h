@@ -17,8 +17,18 @@
  *   smtp_mime8.c    8-bit to quoted-printable for servers without 8BITMIME
  *   smtp_sign.c     the DKIM hook (a stub until DKIM signing is merged)
  *
- * Threads: every function here that touches files runs on a worker; the
- * scheduler (smtp_outq.c) and the client run on the loop.
+ * Threads: every function here that touches files runs on a worker, but
+ * queue_prepare() and queue_cleanup(), which run once at start before the
+ * loop does; the scheduler (smtp_outq.c) and the client run on the loop.
+ * `postern queue` runs in its own process and only reads envelopes,
+ * removes a message (envelope first) or drops the flush marker.
+ *
+ * Recipes:
+ *   submission   smtp_deliver.c: queue_writer_open() at the first chunk,
+ *                queue_writer_write() per chunk, queue_writer_commit()
+ *                with the envelope before the 250, then smtp_outq_kick()
+ *   bounce       bounce_send(): into the store, or a new queue entry
+ *   DKIM         replace the body of smtp_sign_message() (smtp_sign.c)
  */
 #ifndef PROTOCOLS_SMTP_SMTP_QUEUE_H
 #define PROTOCOLS_SMTP_SMTP_QUEUE_H
