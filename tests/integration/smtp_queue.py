@@ -12,7 +12,9 @@ MX (RFC 7505) bounces; 4xx then success after a shortened retry; 5xx gives
 a DSN in the local sender's INBOX that Python's email package parses as a
 multipart/report naming the failed recipient; partial recipient rejection
 (one delivered, one bounced); several recipients of one domain in one
-transaction; a broken STARTTLS followed by a plaintext retry; 8-bit text
+transaction; a broken STARTTLS followed by a plaintext retry; a far side that drops the
+connection or answers garbage (deferred, then delivered); at most 10
+sessions at once to one destination; 8-bit text
 converted to quoted-printable for a server without 8BITMIME; kill -9 while the far side holds the final reply, then
 delivery after restart (at most once more); `postern queue list|delete`;
 a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
@@ -64,6 +66,9 @@ class Scripted:
         self.rcpt_replies = {}
         self.defer_first = set()
         self.deferred = set()
+        self.drop_first = set()     # RCPT: the connection is closed, once
+        self.garbage_first = set()  # RCPT: a reply without a code, once
+        self.misbehaved = set()
         self.stall = set()
         self.stall_s = 0
         self.sessions = 0
@@ -131,6 +136,20 @@ class Scripted:
                 send("250 2.1.0 Ok")
             elif verb == "RCPT":
                 addr = cmd.split(":", 1)[1].split(">")[0].lstrip(" <")
+                with self.lock:
+                    odd = None
+                    if addr not in self.misbehaved:
+                        if addr in self.drop_first:
+                            odd = "drop"
+                        elif addr in self.garbage_first:
+                            odd = "garbage"
+                    if odd:
+                        self.misbehaved.add(addr)
+                if odd == "drop":
+                    return
+                if odd == "garbage":
+                    send("hello, this is not an SMTP reply")
+                    continue
                 with self.lock:
                     if addr in self.defer_first and addr not in self.deferred:
                         self.deferred.add(addr)
@@ -393,7 +412,21 @@ def tests_main(d, res, sc, bt, s7, dump, tmp):
     res.check(bool(got) and text.encode() in got[0][2],
               "to a server with 8BITMIME the 8-bit body goes unchanged")
 
-    # 10. at most 10 sessions at once to one destination
+    # 10. far sides that drop the connection or answer garbage: deferred,
+    #     then delivered on the retry
+    sc.drop_first.add("drop@scripted.test")
+    sc.garbage_first.add("garbage@scripted.test")
+    submit(d, ["drop@scripted.test"], "dropped once")
+    submit(d, ["garbage@scripted.test"], "garbage once")
+    got = wait_for(lambda: sc.received("drop@scripted.test") and
+                   sc.received("garbage@scripted.test"), timeout=30)
+    res.check(bool(got), "a dropped connection and a garbage reply are retried and delivered")
+    log = d.log()
+    res.check("Connection to mx.scripted.test[127.0.0.4] lost" in log and
+              "Malformed reply from mx.scripted.test" in log,
+              "both failures are logged as deferrals")
+
+    # 11. at most 10 sessions at once to one destination
     sc.stall.add("busy@scripted.test")
     sc.stall_s = 1
     with sc.lock:
@@ -409,7 +442,7 @@ def tests_main(d, res, sc, bt, s7, dump, tmp):
     res.check(sc.max_current <= 10, "at most 10 sessions at once to it (saw %d)" % sc.max_current)
     sc.stall.discard("busy@scripted.test")
 
-    # 11. an unreadable envelope is moved aside; the rest goes on
+    # 12. an unreadable envelope is moved aside; the rest goes on
     qdir = os.path.join(d.data, "queue")
     with open(os.path.join(qdir, "ABCDEF0123456789.msg"), "wb") as f:
         f.write(b"Subject: orphan\r\n\r\nx\r\n")
