@@ -46,7 +46,7 @@ PREF_UP = "127.0.0.3"     # mx2.pref.test: smtp-sink
 SCRIPTED = "127.0.0.4"    # mx.scripted.test: the scripted server
 BADTLS = "127.0.0.5"      # mx.badtls.test: offers STARTTLS, then breaks it
 DOWN = "127.0.0.6"        # mx.down.test: nothing listens
-SEVEN = "127.0.0.7"       # mx.seven.test: no 8BITMIME
+SEVEN = "127.0.0.7"       # mx.seven.test: no 8BITMIME, no PIPELINING
 
 
 class Scripted:
@@ -58,9 +58,10 @@ class Scripted:
                   reply (the message is recorded as received first)
     """
 
-    def __init__(self, addr, port, bad_tls=False, eight_bit=True):
+    def __init__(self, addr, port, bad_tls=False, eight_bit=True, pipelining=True):
         self.bad_tls = bad_tls
         self.eight_bit = eight_bit
+        self.pipelining = pipelining
         self.starttls_seen = 0
         self.messages = []      # (mail_from, [rcpts], data bytes)
         self.rcpt_replies = {}
@@ -117,7 +118,8 @@ class Scripted:
             verb = cmd[:4].upper()
             if verb == "EHLO":
                 send("250-scripted.test")
-                send("250-PIPELINING")
+                if self.pipelining:
+                    send("250-PIPELINING")
                 if self.eight_bit:
                     send("250-8BITMIME")
                 send("250-DSN")
@@ -412,6 +414,16 @@ def tests_main(d, res, sc, bt, s7, dump, tmp):
     res.check(bool(got) and text.encode() in got[0][2],
               "to a server with 8BITMIME the 8-bit body goes unchanged")
 
+    # without PIPELINING: one command at a time, partial rejection too
+    s7.rcpt_replies["no@seven.test"] = "550 5.1.1 <no@seven.test>: no"
+    submit(d, ["yes@seven.test", "no@seven.test", "yes2@seven.test"], "no pipelining")
+    got = wait_for(lambda: s7.received("yes@seven.test"))
+    res.check(bool(got) and got[0][1] == ["yes@seven.test", "yes2@seven.test"],
+              "without PIPELINING: the accepted recipients got it in one transaction")
+    raw = dsn_for(d, "no pipelining")
+    res.check(raw is not None and parse_dsn(raw)[1] == ["no@seven.test"],
+              "without PIPELINING: the refused recipient is bounced")
+
     # 10. far sides that drop the connection or answer garbage: deferred,
     #     then delivered on the retry
     sc.drop_first.add("drop@scripted.test")
@@ -593,7 +605,7 @@ def main():
     sink, dump = start_sink(tmp, out_port)
     sc = Scripted(SCRIPTED, out_port)
     bt = Scripted(BADTLS, out_port, bad_tls=True)
-    s7 = Scripted(SEVEN, out_port, eight_bit=False)
+    s7 = Scripted(SEVEN, out_port, eight_bit=False, pipelining=False)
     try:
         extra = ("dns_resolver = 127.0.0.1:%d\noutbound_port = %d\nqueue_retry = 1s 1s 2s\n"
                  % (dns_port, out_port))
