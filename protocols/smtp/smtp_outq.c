@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #define OUTQ_ACTIVE_MAX 32          /* messages in delivery at once */
@@ -46,6 +47,11 @@
  * host): big providers throttle senders that open many; Postfix's
  * default_destination_concurrency_limit is 20. */
 #define OUTQ_DEST_CONCURRENCY 10
+/* A delivery holds its message in memory, up to three times (as read,
+ * dot-stuffed, and a 7-bit copy): new deliveries start only while the
+ * messages in flight stay under this, but one always may. */
+#define OUTQ_MEMORY_MAX (512ULL * 1024 * 1024)
+#define OUTQ_MEMORY_FACTOR 3
 /* A queued message is read whole; this bound is message_size_max's
  * ceiling plus room for our headers, so that lowering message_size_max
  * never makes queued mail unreadable. */
@@ -71,6 +77,7 @@ struct outq_msg {
 	char domain[SMTP_DOMAIN_MAX + 1];
 	const char *dest;            /* domain, or the relay host */
 	bool holds_slot;             /* counts towards OUTQ_DEST_CONCURRENCY */
+	uint64_t memory;             /* its share of smtp_outq.memory */
 	struct outq_msg *next_wait;  /* in smtp_outq.waiting */
 	struct route route;
 	size_t host;
@@ -100,6 +107,7 @@ struct smtp_outq {
 	struct outq_msg *active;
 	size_t n_active;
 	struct outq_msg *waiting;    /* for a destination slot, oldest first */
+	uint64_t memory;             /* OUTQ_MEMORY_FACTOR * sizes in flight */
 	bool scanning;
 	bool rescan;                 /* a kick came during a scan */
 };
@@ -127,6 +135,7 @@ static void outq_msg_free(struct outq_msg *m)
 			*pp = m->next_wait;
 			break;
 		}
+	q->memory -= m->memory;
 	queue_env_free(m->env);
 	buf_free(&m->data);
 	buf_free(&m->data7);
@@ -610,6 +619,8 @@ static void outq_start_msg(struct smtp_outq *q, struct queue_env *env)
 	}
 	m->q = q;
 	m->env = env;
+	m->memory = env->msg_size * OUTQ_MEMORY_FACTOR;
+	q->memory += m->memory;
 	str_copy(m->id, env->id, sizeof(m->id));
 	buf_init(&m->data, 0);
 	buf_init(&m->data7, 0);
@@ -635,6 +646,8 @@ static void outq_scan_work(void *arg)
 	const char *dir = sc->q->ctx->cfg->data_dir;
 	char (*ids)[QUEUE_ID_MAX + 1] = calloc(OUTQ_SCAN_MAX, sizeof(*ids));
 	int64_t now = (int64_t)time(NULL);
+	char path[PATH_MAX];
+	struct stat st;
 	int n;
 
 	if (ids == NULL)
@@ -658,6 +671,8 @@ static void outq_scan_work(void *arg)
 			queue_env_free(env);
 			continue;
 		}
+		if (queue_path(dir, ids[i], "msg", path, sizeof(path)) == 0 && stat(path, &st) == 0)
+			env->msg_size = (uint64_t)st.st_size;
 		sc->due[sc->n_due++] = env;
 	}
 	free(ids);
@@ -675,8 +690,10 @@ static void outq_scan_done(void *arg)
 		bool dup = false;
 		for (struct outq_msg *m = q->active; m != NULL && !dup; m = m->next)
 			dup = strcmp(m->id, sc->due[i]->id) == 0;
-		if (dup || q->n_active >= OUTQ_ACTIVE_MAX)
-			queue_env_free(sc->due[i]);
+		uint64_t need = sc->due[i]->msg_size * OUTQ_MEMORY_FACTOR;
+		if (dup || q->n_active >= OUTQ_ACTIVE_MAX ||
+		    (q->n_active > 0 && q->memory + need > OUTQ_MEMORY_MAX))
+			queue_env_free(sc->due[i]); /* looked at again next scan */
 		else
 			outq_start_msg(q, sc->due[i]);
 	}

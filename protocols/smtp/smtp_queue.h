@@ -81,6 +81,7 @@ struct queue_env {
 	int64_t next;                   /* next attempt, Unix time */
 	unsigned attempts;
 	bool warned;                    /* the delay notice was sent */
+	uint64_t msg_size;              /* not stored: ID.msg's size at scan */
 	struct queue_rcpt *rcpts;       /* QUEUE_RCPTS_MAX entries allocated */
 	size_t n_rcpts;
 };
