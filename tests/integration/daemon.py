@@ -299,9 +299,16 @@ if os.geteuid() == 0 and ROLES:
         os.chmod(f, 0o644)
     try:
         d.start()
-        status = open("/proc/%d/status" % d.proc.pid).read()
-        uid_line = [l for l in status.splitlines() if l.startswith("Uid:")][0]
         nobody = pwd.getpwnam("nobody").pw_uid
+        # The port answers once it is bound, a moment before the drop
+        # (bind needs root): look until the drop is done, for 5 s at most.
+        deadline = time.time() + 5
+        while True:
+            status = open("/proc/%d/status" % d.proc.pid).read()
+            uid_line = [l for l in status.splitlines() if l.startswith("Uid:")][0]
+            if all(int(x) == nobody for x in uid_line.split()[1:]) or time.time() > deadline:
+                break
+            time.sleep(0.05)
         r.check(all(int(x) == nobody for x in uid_line.split()[1:]),
                 "privilege drop: running as nobody (%s)" % uid_line)
         rc = d.stop()
