@@ -52,6 +52,10 @@
  * messages in flight stay under this, but one always may. */
 #define OUTQ_MEMORY_MAX (512ULL * 1024 * 1024)
 #define OUTQ_MEMORY_FACTOR 3
+/* Look-ups on workers at once: a DNS server that does not answer holds a
+ * worker for up to 3 queries x ROUTE_DNS_TRIES x ROUTE_DNS_TIMEOUT_S, and
+ * the workers also commit local deliveries, so the queue takes few. */
+#define OUTQ_ROUTES_MAX 4
 /* A queued message is read whole; this bound is message_size_max's
  * ceiling plus room for our headers, so that lowering message_size_max
  * never makes queued mail unreadable. */
@@ -78,7 +82,7 @@ struct outq_msg {
 	const char *dest;            /* domain, or the relay host */
 	bool holds_slot;             /* counts towards OUTQ_DEST_CONCURRENCY */
 	uint64_t memory;             /* its share of smtp_outq.memory */
-	struct outq_msg *next_wait;  /* in smtp_outq.waiting */
+	struct outq_msg *next_wait;  /* in smtp_outq.waiting or .route_wait */
 	struct route route;
 	size_t host;
 	struct client_rcpt *crcpts;
@@ -108,6 +112,8 @@ struct smtp_outq {
 	size_t n_active;
 	struct outq_msg *waiting;    /* for a destination slot, oldest first */
 	uint64_t memory;             /* OUTQ_MEMORY_FACTOR * sizes in flight */
+	unsigned routing;            /* route jobs on workers */
+	struct outq_msg *route_wait; /* waiting for one of OUTQ_ROUTES_MAX */
 	bool scanning;
 	bool rescan;                 /* a kick came during a scan */
 };
@@ -131,6 +137,11 @@ static void outq_msg_free(struct outq_msg *m)
 			break;
 		}
 	for (struct outq_msg **pp = &q->waiting; *pp != NULL; pp = &(*pp)->next_wait)
+		if (*pp == m) {
+			*pp = m->next_wait;
+			break;
+		}
+	for (struct outq_msg **pp = &q->route_wait; *pp != NULL; pp = &(*pp)->next_wait)
 		if (*pp == m) {
 			*pp = m->next_wait;
 			break;
@@ -543,6 +554,14 @@ static void outq_route_work(void *arg)
 static void outq_route_done(void *arg)
 {
 	struct outq_msg *m = arg;
+	struct smtp_outq *q = m->q;
+
+	q->routing--;
+	if (q->route_wait != NULL) {
+		struct outq_msg *w = q->route_wait;
+		q->route_wait = w->next_wait;
+		outq_route_submit(w);
+	}
 
 	if (m->route.result != ROUTE_OK) {
 		int code = m->route.result == ROUTE_PERMFAIL ? 550 : 451;
@@ -589,11 +608,23 @@ static void outq_next_domain(struct outq_msg *m)
 
 static void outq_route_submit(struct outq_msg *m)
 {
-	if (worker_submit(server_workers(m->q->ctx->srv), outq_route_work, outq_route_done, m) < 0) {
+	struct smtp_outq *q = m->q;
+
+	if (q->routing >= OUTQ_ROUTES_MAX) {
+		struct outq_msg **pp = &q->route_wait;
+		while (*pp != NULL)
+			pp = &(*pp)->next_wait;
+		*pp = m;
+		m->next_wait = NULL;
+		return;
+	}
+	if (worker_submit(server_workers(q->ctx->srv), outq_route_work, outq_route_done, m) < 0) {
 		for (size_t k = 0; k < m->n_crcpts; k++)
 			outq_apply(m, k, 451, "451 4.3.0 Cannot look up the route", NULL);
 		outq_group_done(m);
+		return;
 	}
+	q->routing++;
 }
 
 /* ---- scanning ----------------------------------------------------------- */
