@@ -64,6 +64,8 @@ enum config_key_type {
 	KEY_NETWORKS,
 	KEY_DURATION_MS, /* unsigned field, milliseconds; min/max in ms */
 	KEY_DURATION_S,  /* unsigned field, seconds; min/max in seconds */
+	KEY_OUTBOUND,    /* config_outbound_set() */
+	KEY_RELAY_PASSWORD_FILE,
 };
 
 struct config_key {
@@ -105,6 +107,16 @@ static const struct config_key config_keys[] = {
 	  CONFIG_PREGREET_TTL_MAX },
 	{ "smtp_pregreet_cache_size", KEY_UINT, FIELD(smtp_pregreet_cache_max), 1,
 	  CONFIG_PREGREET_CACHE_MAX },
+	{ "outbound_delivery", KEY_OUTBOUND, 0, 0, 0 },
+	{ "outbound_port", KEY_OUTBOUND, 0, 0, 0 },
+	{ "dns_resolver", KEY_OUTBOUND, 0, 0, 0 },
+	{ "relay_host", KEY_OUTBOUND, 0, 0, 0 },
+	{ "relay_tls", KEY_OUTBOUND, 0, 0, 0 },
+	{ "relay_user", KEY_OUTBOUND, 0, 0, 0 },
+	{ "relay_password_file", KEY_RELAY_PASSWORD_FILE, 0, 0, 0 },
+	{ "queue_retry", KEY_OUTBOUND, 0, 0, 0 },
+	{ "queue_lifetime", KEY_OUTBOUND, 0, 0, 0 },
+	{ "queue_delay_warning", KEY_OUTBOUND, 0, 0, 0 },
 };
 
 
@@ -295,7 +307,7 @@ static int set_domains(struct parser *p, char *value)
 
 /* A duration: a number with an optional unit ms, s, m, h or d (seconds
  * without one), as milliseconds. */
-static int parse_duration_ms(const char *value, uint64_t *ms_r)
+int config_parse_duration_ms(const char *value, uint64_t *ms_r)
 {
 	static const struct {
 		const char *unit;
@@ -324,7 +336,7 @@ static int set_duration(struct parser *p, const struct config_key *k, const char
 {
 	uint64_t scale = k->type == KEY_DURATION_S ? 1000 : 1, ms;
 
-	if (parse_duration_ms(value, &ms) < 0 || ms % scale != 0 || ms / scale < k->min ||
+	if (config_parse_duration_ms(value, &ms) < 0 || ms % scale != 0 || ms / scale < k->min ||
 	    ms / scale > k->max)
 		return fail(p, p->line, "%s must be a duration from %llu%s to %llu%s (a number "
 			    "with ms, s, m, h or d), not '%.*s'", k->name,
@@ -456,6 +468,15 @@ static int set_top_key(struct parser *p, const struct config_key *k, char *value
 	case KEY_DURATION_MS:
 	case KEY_DURATION_S:
 		return set_duration(p, k, value);
+	case KEY_OUTBOUND: {
+		char msg[256];
+		if (config_outbound_set(cfg, k->name, value, msg, sizeof(msg)) < 0)
+			return fail(p, p->line, "%s", msg);
+		return 0;
+	}
+	case KEY_RELAY_PASSWORD_FILE:
+		return set_path(p, k->name, value, cfg->relay_password_file,
+				sizeof(cfg->relay_password_file));
 	}
 	return fail(p, p->line, "internal error: key type %d", (int)k->type);
 }
@@ -708,6 +729,11 @@ static int check_whole(struct parser *p)
 		return fail(p, 0, "hostname is not set");
 	if (cfg->data_dir[0] == '\0')
 		return fail(p, 0, "data_dir is not set");
+	{
+		char msg[256];
+		if (config_outbound_check(cfg, msg, sizeof(msg)) < 0)
+			return fail(p, 0, "%s", msg);
+	}
 	for (size_t i = 0; i < cfg->n_listeners; i++) {
 		const struct config_listener *l = &cfg->listeners[i];
 		if (l->tls != TLS_MODE_NONE && cfg->n_certs == 0)
@@ -747,6 +773,7 @@ void config_defaults(struct config *cfg)
 	cfg->trusted_networks[1].prefix = 128;
 	cfg->trusted_networks[1].addr[15] = 1;
 	cfg->n_trusted_networks = 2;
+	config_outbound_defaults(cfg);
 	/* Zero is already: no plaintext auth on loopback, smtp_bare_lf reject,
 	 * quota_error temporary, no listeners, no certificates, no domains. */
 }

@@ -34,6 +34,7 @@
 #define CONFIG_LINE_MAX 4096
 #define CONFIG_ERROR_MAX (PATH_MAX + 256)
 #define CONFIG_NETWORKS_MAX 64         /* trusted_networks entries */
+#define CONFIG_RETRY_MAX 16            /* queue_retry steps */
 
 enum listener_role {
 	ROLE_SMTP,        /* 25: inbound MX */
@@ -115,7 +116,34 @@ struct config {
 	bool allow_plaintext_auth_on_loopback;
 	enum bare_lf_policy smtp_bare_lf;     /* smtp_bare_lf = reject|normalise */
 	bool quota_error_permanent;           /* quota_error = temporary|permanent */
+
+	/* Outbound mail (config_outbound.c parses these). */
+	bool outbound_delivery;           /* outbound_delivery = yes|no */
+	unsigned outbound_port;           /* outbound_port: port of MX hosts */
+	bool has_dns_resolver;            /* dns_resolver = ADDRESS:PORT */
+	char dns_resolver_addr[64];       /* numeric IPv4 or IPv6 */
+	unsigned dns_resolver_port;
+	char relay_host[CONFIG_DOMAIN_LEN]; /* relay_host = HOST:PORT; "": MX */
+	unsigned relay_port;
+	enum tls_mode relay_tls;          /* relay_tls = starttls|implicit */
+	char relay_user[256];             /* relay_user; "": no AUTH */
+	char relay_password_file[PATH_MAX];
+	unsigned queue_retry[CONFIG_RETRY_MAX]; /* seconds; the last repeats */
+	size_t n_queue_retry;
+	unsigned queue_lifetime;          /* queue_lifetime, seconds */
+	unsigned queue_delay_warning;     /* queue_delay_warning, seconds; 0 off */
 };
+
+/* config_outbound.c: the outbound keys.  set() returns 0, or -1 with msg
+ * (without FILE:LINE); check() the rules between keys. */
+void config_outbound_defaults(struct config *cfg);
+int config_outbound_set(struct config *cfg, const char *key, const char *value,
+			char *msg, size_t msglen);
+int config_outbound_check(const struct config *cfg, char *msg, size_t msglen);
+
+/* A duration: a number with an optional unit ms, s, m, h or d (seconds
+ * without one), as milliseconds; 0 or -1. */
+int config_parse_duration_ms(const char *value, uint64_t *ms_r);
 
 /* Defaults for every key (a config with no listeners). */
 void config_defaults(struct config *cfg);

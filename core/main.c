@@ -376,18 +376,30 @@ static int main_cmd_dns(const char *config_path, int argc, char **argv)
 		return EX_CONFIG;
 	return dkim_cli_dns(&cfg, argc, argv);
 }
-#else
-#define main_cmd_dkim main_cmd_later
-#define main_cmd_dns main_cmd_later
-#endif
 
+static int main_cmd_queue(const char *config_path, int argc, char **argv)
+{
+	struct config cfg;
+
+	if (main_load_config(config_path, &cfg) < 0)
+		return EX_CONFIG;
+	if (main_become_user(&cfg) < 0)
+		return EX_NOPERM;
+	return smtp_cli_queue(&cfg, argc - 1, argv + 1);
+}
+#else
+/* A build without protocols/smtp has no queue, DKIM or DNS records. */
 static int main_cmd_later(const char *config_path, int argc, char **argv)
 {
 	(void)config_path;
 	(void)argc;
-	fprintf(stderr, "postern: '%s' is not yet available in this version\n", argv[0]);
+	fprintf(stderr, "postern: '%s' is not available in this build\n", argv[0]);
 	return EX_UNAVAILABLE;
 }
+#define main_cmd_dkim main_cmd_later
+#define main_cmd_dns main_cmd_later
+#define main_cmd_queue main_cmd_later
+#endif
 
 /* ---- postern demo ------------------------------------------------------ */
 
@@ -551,7 +563,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "alias", main_cmd_alias, "[-c FILE] alias add ALIAS TARGET... | del ALIAS | list" },
 	{ "deliver", main_cmd_deliver, "[-c FILE] deliver [-f SENDER] ADDRESS < message" },
 	{ "reindex", main_cmd_reindex, "[-c FILE] reindex ADDRESS" },
-	{ "queue", main_cmd_later, "[-c FILE] queue list|flush|delete ID   (not yet available)" },
+	{ "queue", main_cmd_queue, "[-c FILE] queue list|flush|delete ID" },
 	{ "dkim", main_cmd_dkim, "[-c FILE] dkim generate DOMAIN [--selector BASE]" },
 	{ "dns", main_cmd_dns, "[-c FILE] dns DOMAIN" },
 };

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct auth;
+struct config;
 struct md_store;
 struct server;
 
@@ -17,5 +18,8 @@ struct server;
  * server.  0, or -1 with err set. */
 int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
 		  char *err, size_t errlen);
+
+/* postern queue list|flush|delete ID (argv after "queue"); sysexits code. */
+int smtp_cli_queue(const struct config *cfg, int argc, char **argv);
 
 #endif

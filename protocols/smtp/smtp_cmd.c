@@ -8,10 +8,12 @@
  *
  * Relay control (RFC 5321 §3.6, §7.1): a recipient in a local domain is
  * resolved through users and aliases; any other domain is refused without
- * authentication (554 5.7.1) and, with it, answered 451 4.3.2 until the
- * outbound queue exists.  DSN parameters (RFC 3461) are validated and kept
- * in the transaction (tx.mail.ret/envid, rcpts[i].params) for that queue;
- * local delivery has nothing to notify, so they are not acted on yet.
+ * authentication (554 5.7.1); with it, the recipient is accepted for the
+ * outbound queue (smtp_outq.c), which has the message durably before the
+ * reply after DATA says 250.  With outbound_delivery = no such recipients
+ * get 451 4.3.2 (as before the queue existed).  DSN parameters (RFC 3461)
+ * are validated and kept in the transaction (tx.mail.ret/envid,
+ * rcpts[i].params) and written into the queue's envelope.
  */
 #include "smtp_private.h"
 
@@ -254,9 +256,10 @@ static int smtp_rcpt_owners(struct smtp_session *s, const char *addr,
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_owner *o;
 		if (!targets[i].local) {
-			/* An alias that forwards outside: not deliverable until the
-			 * outbound queue exists. */
-			smtp_reply(s, "451 4.3.2 <%s> forwards to another domain; outbound delivery "
+			/* An alias that forwards outside: the queue could carry it,
+			 * but forwarding needs SRS or the sender's SPF fails at the
+			 * far side; not done yet. */
+			smtp_reply(s, "451 4.3.2 <%s> forwards to another domain; forwarding "
 				   "is not available yet", addr);
 			return -1;
 		}
@@ -275,6 +278,52 @@ static int smtp_rcpt_owners(struct smtp_session *s, const char *addr,
 	return 0;
 }
 
+static int smtp_rcpt_alloc(struct smtp_session *s)
+{
+	struct smtp_tx *tx = &s->tx;
+
+	if (tx->rcpts == NULL) {
+		tx->rcpts = calloc(SMTP_RCPT_MAX, sizeof(*tx->rcpts));
+		tx->pending_owners = calloc(AUTH_RESOLVE_MAX, sizeof(*tx->pending_owners));
+		if (tx->rcpts == NULL || tx->pending_owners == NULL) {
+			smtp_reply(s, "452 4.3.0 Out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A recipient in another domain (relay control, RFC 5321 §3.6). */
+static void smtp_rcpt_remote(struct smtp_session *s, const char *addr)
+{
+	struct smtp_tx *tx = &s->tx;
+	struct smtp_rcpt *r = &tx->pending_rcpt;
+
+	if (!s->authenticated) {
+		smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
+		return;
+	}
+	if (s->ctx->outq == NULL) {
+		smtp_reply(s, "451 4.3.2 <%s>: outbound delivery is switched off "
+			   "(outbound_delivery = no), only local recipients are accepted", addr);
+		return;
+	}
+	if (r->path.literal) {
+		smtp_reply(s, "550 5.1.3 <%s>: address literals are not relayed", addr);
+		return;
+	}
+	r->remote = true;
+	for (size_t i = 0; i < tx->n_rcpts; i++)
+		if (tx->rcpts[i].remote && strcmp(tx->rcpts[i].path.addr, r->path.addr) == 0) {
+			smtp_reply(s, "250 2.1.5 Recipient <%s> OK", addr); /* once is enough */
+			return;
+		}
+	tx->rcpts[tx->n_rcpts++] = *r;
+	tx->n_remote++;
+	smtp_enter_state(s, SMTP_STATE_RCPT);
+	smtp_reply(s, "250 2.1.5 Recipient <%s> OK", addr);
+}
+
 static void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 {
 	const struct config *cfg = s->ctx->cfg;
@@ -291,6 +340,7 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		return;
 	}
+	r->remote = false;
 	if (smtp_parse_rcpt_to(args, &r->path, &rest, reply, sizeof(reply)) < 0) {
 		smtp_reply(s, "%s", reply);
 		return;
@@ -318,21 +368,11 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		str_copy(addr, r->path.addr, sizeof(addr));
 	}
 	domain = strrchr(addr, '@') + 1;
-	if (r->path.literal || !config_is_local_domain(cfg, domain)) {
-		if (s->authenticated)
-			smtp_reply(s, "451 4.3.2 <%s>: outbound delivery is not available yet, "
-				   "only local recipients are accepted", addr);
-		else
-			smtp_reply(s, "554 5.7.1 <%s>: Relay access denied", addr);
+	if (smtp_rcpt_alloc(s) < 0)
 		return;
-	}
-	if (tx->rcpts == NULL) {
-		tx->rcpts = calloc(SMTP_RCPT_MAX, sizeof(*tx->rcpts));
-		tx->pending_owners = calloc(AUTH_RESOLVE_MAX, sizeof(*tx->pending_owners));
-		if (tx->rcpts == NULL || tx->pending_owners == NULL) {
-			smtp_reply(s, "452 4.3.0 Out of memory");
-			return;
-		}
+	if (r->path.literal || !config_is_local_domain(cfg, domain)) {
+		smtp_rcpt_remote(s, addr);
+		return;
 	}
 	targets = calloc(AUTH_RESOLVE_MAX, sizeof(*targets));
 	if (targets == NULL) {

@@ -23,6 +23,7 @@
  * reaches the command parser.
  */
 #include "smtp_private.h"
+#include "smtp_queue.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -180,6 +181,7 @@ static struct smtp_msg *smtp_msg_new(struct smtp_session *s, bool dots)
 	smtp_unstuff_init(&m->us, dots, s->ctx->cfg->smtp_bare_lf == BARE_LF_NORMALISE);
 	buf_init(&m->spool, SMTP_SPOOL_MAX);
 	buf_init(&m->prefix, 0);
+	buf_init(&m->headers, SMTP_HEADER_MAX);
 	if (smtp_build_trace(s, m) < 0) {
 		buf_free(&m->prefix);
 		free(m);
@@ -435,6 +437,11 @@ static void smtp_delivery_free_work(void *arg)
 	md_delivery_free(arg);
 }
 
+static void smtp_queue_free_work(void *arg)
+{
+	queue_writer_free(arg);
+}
+
 void smtp_msg_free(struct smtp_session *s, struct smtp_msg *m)
 {
 	if (m->d != NULL) {
@@ -446,8 +453,16 @@ void smtp_msg_free(struct smtp_session *s, struct smtp_msg *m)
 			md_delivery_free(m->d);
 		m->d = NULL;
 	}
+	if (m->qw != NULL) {
+		/* an uncommitted queue file is removed: same reasoning */
+		if (conn_is_closing(s->conn) ||
+		    worker_submit(server_workers(s->ctx->srv), smtp_queue_free_work, NULL, m->qw) < 0)
+			queue_writer_free(m->qw);
+		m->qw = NULL;
+	}
 	buf_free(&m->spool);
 	buf_free(&m->prefix);
+	buf_free(&m->headers);
 	free(m->targets);
 	free(m);
 }

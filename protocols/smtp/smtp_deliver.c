@@ -19,10 +19,17 @@
  * and others did not, a temporary failure is answered (the client retries
  * and the first ones get a duplicate: RFC 5321 §6.1 prefers duplicates to
  * losses); when the others failed permanently, 250 is answered and the
- * failures logged, since no bounce can be sent before the outbound queue
- * exists.  Quotas can be overrun by messages delivered at the same moment.
+ * sender gets a bounce (smtp_bounce.c) naming those mailboxes.  Quotas can
+ * be overrun by messages delivered at the same moment.
+ *
+ * Remote recipients (authenticated senders only, smtp_cmd.c): the same
+ * bytes, without Return-Path, are streamed into a queue file as well; at
+ * the end the queue entry is made durable first, then the local owners
+ * are committed.  A temporary local failure withdraws the queue entry
+ * before the 451, so the retried transaction does not send it twice.
  */
 #include "smtp_private.h"
+#include "smtp_queue.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +107,7 @@ void smtp_inspect_header(struct smtp_session *s, struct smtp_msg *m, const char 
 	int n;
 
 	smtp_header_scan(hdr, len, &info);
+	(void)buf_append(&m->headers, hdr, len); /* for bounces; over the cap: none */
 	if (info.received > SMTP_HOPS_MAX) {
 		m->verdict = SMTP_VERDICT_HOPS;
 		return;
@@ -144,12 +152,49 @@ void smtp_inspect_header(struct smtp_session *s, struct smtp_msg *m, const char 
 
 /* ---- worker side ---------------------------------------------------------- */
 
-/* Write the spool (and the prefix first) to the store; on a worker. */
+/* The prefix without its first line (Return-Path: only the final delivery
+ * adds one, RFC 5321 §4.4). */
+static void smtp_prefix_for_queue(const struct smtp_msg *m, const char **p, size_t *len)
+{
+	const char *nl = memchr(m->prefix.data, '\n', m->prefix.len);
+	size_t skip = nl != NULL ? (size_t)(nl - m->prefix.data) + 1 : 0;
+
+	*p = m->prefix.data + skip;
+	*len = m->prefix.len - skip;
+}
+
+/* Remote recipients: the message also goes to a queue file; on a worker. */
+static void smtp_queue_write(struct smtp_session *s, struct smtp_msg *m)
+{
+	const char *p;
+	size_t len;
+	bool first = m->qw == NULL;
+
+	if (s->tx.n_remote == 0 || m->store_result != MD_OK)
+		return;
+	if (first && queue_writer_open(s->ctx->cfg->data_dir, s->tx.id, &m->qw) < 0)
+		goto fail;
+	if (first) {
+		smtp_prefix_for_queue(m, &p, &len);
+		if (queue_writer_write(m->qw, p, len) < 0)
+			goto fail;
+	}
+	if (m->spool.len > 0 && queue_writer_write(m->qw, m->spool.data, m->spool.len) < 0)
+		goto fail;
+	return;
+fail:
+	m->store_result = MD_TEMPFAIL;
+	snprintf(m->store_error, sizeof(m->store_error), "queue: %s", queue_writer_error(m->qw));
+}
+
+/* Write the spool (and the prefix first) to the store and, for remote
+ * recipients, to the queue file; on a worker. */
 static void smtp_store_write(struct smtp_session *s, struct smtp_msg *m)
 {
 	enum md_result r = MD_OK;
 
-	if (m->store_result != MD_OK)
+	smtp_queue_write(s, m);
+	if (m->store_result != MD_OK || s->tx.n_owners == 0)
 		return;
 	if (m->d == NULL) {
 		r = md_delivery_open(s->ctx->store, 0, 0, &m->d);
@@ -220,24 +265,95 @@ static bool smtp_over_quota(struct md_store *store, const struct smtp_owner *o, 
 	return bytes + size > o->quota;
 }
 
-static void smtp_commit_work(void *arg)
+static bool smtp_result_temporary(enum md_result r, bool quota_permanent)
 {
-	struct smtp_session *s = arg;
+	if (r == MD_QUOTA)
+		return !quota_permanent;
+	return r != MD_BADMSG && r != MD_TOOBIG && r != MD_BADNAME && r != MD_NOUSER;
+}
+
+/* The envelope of the remote recipients, then the queue files made
+ * durable; on a worker.  0, or -1 with store_result set. */
+static int smtp_queue_commit(struct smtp_session *s, struct smtp_msg *m)
+{
 	struct smtp_tx *tx = &s->tx;
-	struct smtp_msg *m = tx->msg;
-	uint64_t size = m->size + m->prefix.len;
+	struct queue_env *env = queue_env_new();
+	int rc = -1;
+
+	if (env != NULL) {
+		str_copy(env->id, tx->id, sizeof(env->id));
+		str_copy(env->sender, tx->from.null ? "" : tx->from.addr, sizeof(env->sender));
+		env->ret = tx->mail.ret;
+		str_copy(env->envid, tx->mail.envid, sizeof(env->envid));
+		env->body_8bit = tx->mail.body == SMTP_BODY_8BITMIME;
+		env->smtputf8 = tx->mail.smtputf8;
+		env->created = env->next = (int64_t)time(NULL);
+		rc = 0;
+		for (size_t i = 0; i < tx->n_rcpts && rc == 0; i++)
+			if (tx->rcpts[i].remote)
+				rc = queue_env_add(env, tx->rcpts[i].path.addr,
+						   tx->rcpts[i].params.notify,
+						   tx->rcpts[i].params.orcpt);
+		if (rc == 0)
+			rc = queue_writer_commit(m->qw, env);
+	}
+	queue_env_free(env);
+	if (rc < 0) {
+		m->store_result = MD_TEMPFAIL;
+		snprintf(m->store_error, sizeof(m->store_error), "queue: %s",
+			 queue_writer_error(m->qw));
+		return -1;
+	}
+	m->queued = true;
+	m->kick = true;
+	return 0;
+}
+
+/* Local targets that failed for good after the commit get a bounce, since
+ * the reply will be 250 for the transaction (see the top). */
+static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
+{
+	struct smtp_tx *tx = &s->tx;
+	struct queue_env *env;
+	char err[256];
+	bool queued = false;
+	int rc;
+
+	if (tx->from.null) {
+		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s no bounce for the null sender", tx->id);
+		return;
+	}
+	env = queue_env_new();
+	if (env == NULL)
+		return;
+	str_copy(env->id, tx->id, sizeof(env->id));
+	str_copy(env->sender, tx->from.addr, sizeof(env->sender));
+	str_copy(env->envid, tx->mail.envid, sizeof(env->envid));
+	env->created = (int64_t)time(NULL);
+	for (size_t i = 0; i < m->n_targets; i++) {
+		enum md_result r = m->targets[i].result;
+		if (r == MD_OK || queue_env_add(env, m->targets[i].address, 0, NULL) < 0)
+			continue;
+		env->rcpts[env->n_rcpts - 1].state = QUEUE_RCPT_FAILED;
+		str_copy(env->rcpts[env->n_rcpts - 1].reply, r == MD_QUOTA ?
+			 "552 5.2.2 Mailbox full" : "550 5.1.1 Mailbox unavailable",
+			 sizeof(env->rcpts[0].reply));
+	}
+	rc = bounce_send(s->ctx, env, BOUNCE_FAILED, m->headers.data, m->headers.len, &queued, err, sizeof(err));
+	if (rc != 0)
+		log_error("smtp id=%s bounce for failed local delivery to <%s> not sent: %s",
+			  tx->id, tx->from.addr, err);
+	m->kick = m->kick || queued;
+	queue_env_free(env);
+}
+
+/* Local delivery of a message whose remote part (if any) is queued. */
+static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
+{
+	struct smtp_tx *tx = &s->tx;
+	bool perm = s->ctx->cfg->quota_error_permanent, failed = false;
 	enum md_result r;
 
-	smtp_store_write(s, m);
-	if (m->store_result != MD_OK)
-		return;
-	for (size_t i = 0; i < tx->n_owners; i++) {
-		if (smtp_over_quota(s->ctx->store, &tx->owners[i], size)) {
-			m->quota_exceeded = true;
-			str_copy(m->verdict_detail, tx->owners[i].address, sizeof(m->verdict_detail));
-			return;
-		}
-	}
 	m->targets = calloc(tx->n_owners, sizeof(*m->targets));
 	if (m->targets == NULL) {
 		m->store_result = MD_TEMPFAIL;
@@ -255,18 +371,54 @@ static void smtp_commit_work(void *arg)
 		m->store_result = r;
 		str_copy(m->store_error, md_delivery_error(m->d), sizeof(m->store_error));
 	}
-	for (size_t i = 0; i < m->n_targets; i++)
-		if (r == MD_OK && m->targets[i].result == MD_OK)
+	for (size_t i = 0; i < m->n_targets; i++) {
+		if (r == MD_OK && m->targets[i].result == MD_OK) {
 			m->n_delivered++;
+			continue;
+		}
+		failed = true;
+		if (r != MD_OK || smtp_result_temporary(m->targets[i].result, perm))
+			m->local_temp = true;
+	}
 	md_delivery_free(m->d);
 	m->d = NULL;
+	if (m->n_delivered == 0 && tx->n_remote == 0)
+		return; /* the reply refuses the whole message */
+	if (m->local_temp)
+		return; /* 451: the client sends it all again */
+	if (failed)
+		smtp_bounce_local(s, m);
 }
 
-static bool smtp_result_temporary(enum md_result r, bool quota_permanent)
+static void smtp_commit_work(void *arg)
 {
-	if (r == MD_QUOTA)
-		return !quota_permanent;
-	return r != MD_BADMSG && r != MD_TOOBIG && r != MD_BADNAME && r != MD_NOUSER;
+	struct smtp_session *s = arg;
+	struct smtp_tx *tx = &s->tx;
+	struct smtp_msg *m = tx->msg;
+	uint64_t size = m->size + m->prefix.len;
+
+	smtp_store_write(s, m);
+	if (m->store_result != MD_OK)
+		return;
+	for (size_t i = 0; i < tx->n_owners; i++) {
+		if (smtp_over_quota(s->ctx->store, &tx->owners[i], size)) {
+			m->quota_exceeded = true;
+			str_copy(m->verdict_detail, tx->owners[i].address, sizeof(m->verdict_detail));
+			return;
+		}
+	}
+	if (tx->n_remote > 0 && smtp_queue_commit(s, m) < 0)
+		return;
+	if (tx->n_owners > 0)
+		smtp_commit_local(s, m);
+	if (m->queued && (m->store_result != MD_OK || m->local_temp)) {
+		/* the reply will be 451 and the client sends it again: the
+		 * queued copy must not go out as well */
+		if (queue_remove(s->ctx->cfg->data_dir, tx->id) < 0)
+			log_error("smtp id=%s cannot withdraw the queued copy", tx->id);
+		m->queued = false;
+		m->kick = false;
+	}
 }
 
 static void smtp_commit_done(void *arg)
@@ -274,43 +426,44 @@ static void smtp_commit_done(void *arg)
 	struct smtp_session *s = arg;
 	struct smtp_tx *tx = &s->tx;
 	struct smtp_msg *m = tx->msg;
-	bool perm = s->ctx->cfg->quota_error_permanent;
 
+	if (m->kick)
+		smtp_outq_kick(s->ctx->outq);
 	if (m->quota_exceeded) {
 		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: %s over quota", tx->id,
 			 m->verdict_detail);
 		m->verdict = SMTP_VERDICT_QUOTA;
 		smtp_verdict_reply(s, m);
-	} else if (m->store_result != MD_OK || m->n_delivered == 0) {
+	} else if (m->store_result != MD_OK || (m->n_delivered == 0 && !m->queued)) {
 		enum md_result r = m->store_result;
 		for (size_t i = 0; r == MD_OK && i < m->n_targets; i++)
 			r = m->targets[i].result;
-		m->store_result = r == MD_OK ? MD_TEMPFAIL : r;
+		m->store_result = r == MD_OK || m->local_temp ? MD_TEMPFAIL : r;
 		conn_log(s->conn, LOG_LEVEL_ERROR, "smtp id=%s delivery failed: %s", tx->id,
 			 m->store_error[0] != '\0' ? m->store_error : "store error");
 		m->verdict = SMTP_VERDICT_STORE;
 		smtp_verdict_reply(s, m);
 	} else if (m->n_delivered < m->n_targets) {
-		bool temporary = false;
-		for (size_t i = 0; i < m->n_targets; i++) {
-			if (m->targets[i].result == MD_OK)
-				continue;
-			conn_log(s->conn, LOG_LEVEL_ERROR, "smtp id=%s not delivered to %s (result %d)",
-				 tx->id, m->targets[i].address, (int)m->targets[i].result);
-			temporary = temporary || smtp_result_temporary(m->targets[i].result, perm);
-		}
-		if (temporary)
+		for (size_t i = 0; i < m->n_targets; i++)
+			if (m->targets[i].result != MD_OK)
+				conn_log(s->conn, LOG_LEVEL_ERROR, "smtp id=%s not delivered to %s "
+					 "(result %d)%s", tx->id, m->targets[i].address,
+					 (int)m->targets[i].result,
+					 m->local_temp ? "" : ": bounced to the sender");
+		if (m->local_temp)
 			smtp_reply(s, "451 4.3.0 Delivered to %zu of %zu mailboxes; try again later",
 				   m->n_delivered, m->n_targets);
 		else
-			smtp_reply(s, "250 2.0.0 Ok: delivered as %s to %zu of %zu mailboxes", tx->id,
-				   m->n_delivered, m->n_targets);
+			smtp_reply(s, "250 2.0.0 Ok: %s as %s; %zu of %zu local mailboxes failed "
+				   "and are reported to the sender", m->queued ? "queued" : "delivered",
+				   tx->id, m->n_targets - m->n_delivered, m->n_targets);
 	} else {
 		s->messages++;
-		conn_log(s->conn, LOG_LEVEL_INFO, "smtp delivered id=%s from=<%s> nrcpt=%zu "
-			 "mailboxes=%zu size=%llu", tx->id, tx->from.addr, tx->n_rcpts, m->n_targets,
+		conn_log(s->conn, LOG_LEVEL_INFO, "smtp %s id=%s from=<%s> nrcpt=%zu "
+			 "mailboxes=%zu remote=%zu size=%llu", m->queued ? "queued" : "delivered",
+			 tx->id, tx->from.addr, tx->n_rcpts, m->n_targets, tx->n_remote,
 			 (unsigned long long)m->size);
-		smtp_reply(s, "250 2.0.0 Ok: delivered as %s", tx->id);
+		smtp_reply(s, "250 2.0.0 Ok: %s as %s", m->queued ? "queued" : "delivered", tx->id);
 	}
 	smtp_tx_reset(s);
 	smtp_unbusy(s);

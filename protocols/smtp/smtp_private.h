@@ -10,7 +10,9 @@
  *   smtp_header.c   header block scan, From: address list parser
  *   smtp_pregreet.c the pregreet test's memory of clients that passed
  *   smtp_deliver.c  Return-Path/Received/Message-ID/Date, worker jobs that
- *                   stream into the store and commit
+ *                   stream into the store (and the queue) and commit
+ *   smtp_queue.h    the outbound side: queue, routing, client, scheduler,
+ *                   bounces, 8-bit conversion, DKIM hook (files listed there)
  *
  * Memory: a session owns everything it points to; the transaction (struct
  * smtp_tx) and its message are freed by smtp_tx_reset() after the reply
@@ -34,6 +36,8 @@
 #include "util.h"
 
 struct event;
+struct smtp_outq;
+struct queue_writer;
 
 /* ---- limits ------------------------------------------------------------ */
 
@@ -77,6 +81,7 @@ struct smtp_ctx {
 	struct md_store *store;
 	const struct config *cfg;
 	struct smtp_pregreet *pregreet; /* clients that passed; NULL: test off */
+	struct smtp_outq *outq;         /* outbound queue; NULL: outbound off */
 };
 
 /* smtp_pregreet.c */
@@ -144,6 +149,7 @@ struct smtp_path {
 struct smtp_rcpt {
 	struct smtp_path path;
 	struct smtp_rcpt_params params;
+	bool remote;             /* another domain: goes through the queue */
 };
 
 /* One local mailbox a message goes to (aliases expanded, deduplicated). */
@@ -205,6 +211,11 @@ struct smtp_msg {
 	size_t n_targets;
 	size_t n_delivered;      /* targets with MD_OK after commit */
 	bool quota_exceeded;     /* found by the commit job's usage check */
+	struct buf headers;      /* the header block as received, for bounces */
+	struct queue_writer *qw; /* remote recipients: the queue file */
+	bool queued;             /* the queue entry is durable */
+	bool local_temp;         /* a local target failed temporarily: 451 */
+	bool kick;               /* something was queued: wake the scheduler */
 };
 
 struct smtp_tx {
@@ -213,6 +224,7 @@ struct smtp_tx {
 	struct smtp_mail_params mail;
 	struct smtp_rcpt *rcpts;  /* SMTP_RCPT_MAX entries once allocated */
 	size_t n_rcpts;
+	size_t n_remote;          /* rcpts with remote set */
 	struct smtp_owner *owners;
 	size_t n_owners, owners_cap;
 	struct smtp_msg *msg;     /* during DATA/BDAT until the reply */

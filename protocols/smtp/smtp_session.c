@@ -24,6 +24,7 @@
  * 334/354 intermediate replies, which carry no status class.
  */
 #include "smtp_private.h"
+#include "smtp_queue.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -391,6 +392,11 @@ static void smtp_ctx_free(void *arg)
 	free(ctx);
 }
 
+static void smtp_outq_free_hook(void *arg)
+{
+	smtp_outq_free(arg);
+}
+
 int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
 		  char *err, size_t errlen)
 {
@@ -424,5 +430,15 @@ int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
 	server_set_protocol(srv, ROLE_SUBMISSION, &proto);
 	server_set_protocol(srv, ROLE_SUBMISSIONS, &proto);
 	server_on_free(srv, smtp_ctx_free, ctx);
+	if (ctx->cfg->outbound_delivery) {
+		/* freed before ctx: free hooks run in reverse order */
+		ctx->outq = smtp_outq_new(ctx);
+		if (ctx->outq == NULL) {
+			snprintf(err, errlen, "smtp: cannot start the outbound queue in %s/queue",
+				 ctx->cfg->data_dir);
+			return -1;
+		}
+		server_on_free(srv, smtp_outq_free_hook, ctx->outq);
+	}
 	return 0;
 }

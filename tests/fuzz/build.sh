@@ -29,7 +29,7 @@ CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE -DFUZZING_ENGINE
  -I$SRC/protocols/imap \
  $(pkg-config --cflags libevent_core openssl lmdb libxcrypt 2>/dev/null || true)"
 LIBS="$(pkg-config --libs libevent_core libevent_extra libevent_openssl libevent_pthreads \
- openssl lmdb libxcrypt) -letpan -lpthread"
+ openssl lmdb libxcrypt) -letpan -lresolv -lpthread"
 
 mkdir -p "$OUT/obj"
 

@@ -371,7 +371,56 @@ static const struct {
 	{ HEAD "smtp_pregreet_ttl = 31d\n", 3, "smtp_pregreet_ttl must be a duration" },
 	{ HEAD "smtp_pregreet_ttl = 0\n", 3, "smtp_pregreet_ttl must be a duration" },
 	{ HEAD "smtp_pregreet_cache_size = 0\n", 3, "smtp_pregreet_cache_size must be a number" },
+	{ HEAD "outbound_delivery = maybe\n", 3, "outbound_delivery must be yes or no" },
+	{ HEAD "outbound_port = 0\n", 3, "outbound_port must be a port from 1 to 65535" },
+	{ HEAD "dns_resolver = 127.0.0.1\n", 3, "dns_resolver must be ADDRESS:PORT" },
+	{ HEAD "dns_resolver = ns.example.org:53\n", 3, "dns_resolver must be ADDRESS:PORT" },
+	{ HEAD "dns_resolver = [::1]:53\n", 3, "with a numeric IPv4 address" },
+	{ HEAD "relay_host = smtp.example.net\n", 3, "relay_host must be HOST:PORT" },
+	{ HEAD "relay_host = smtp example.net:587\n", 3, "relay_host must be HOST:PORT" },
+	{ HEAD "relay_tls = none\n", 3, "relay_tls must be starttls or implicit" },
+	{ HEAD "queue_retry = 5m 0s\n", 3, "queue_retry: '0s' is not a duration" },
+	{ HEAD "queue_retry = 5m 2d\n", 3, "queue_retry: '2d' is not a duration" },
+	{ HEAD "queue_lifetime = 0s\n", 3, "queue_lifetime must be a duration from 1s to 30d" },
+	{ HEAD "queue_lifetime = 31d\n", 3, "queue_lifetime must be a duration from 1s to 30d" },
+	{ HEAD "relay_host = a.example:25\nrelay_user = me\n", 0,
+	  "relay_user and relay_password_file go together" },
+	{ HEAD "relay_user = me\nrelay_password_file = pw\n", 0,
+	  "relay_user is set but relay_host is not" },
+	{ HEAD "queue_retry = 1m\nqueue_retry = 2m\n", 4, "key 'queue_retry' given twice" },
 };
+
+START_TEST(test_config_outbound)
+{
+	ck_assert_int_eq(parse("hostname = h.example\ndata_dir = /d\n"), 0);
+	ck_assert(cfg->outbound_delivery);
+	ck_assert_uint_eq(cfg->outbound_port, 25);
+	ck_assert(!cfg->has_dns_resolver);
+	ck_assert_str_eq(cfg->relay_host, "");
+	ck_assert_uint_eq(cfg->n_queue_retry, 5);
+	ck_assert_uint_eq(cfg->queue_retry[0], 300);
+	ck_assert_uint_eq(cfg->queue_retry[4], 3600);
+	ck_assert_uint_eq(cfg->queue_lifetime, 5 * 86400);
+	ck_assert_int_eq(parse("hostname = h.example\ndata_dir = /d\noutbound_delivery = no\n"
+			       "outbound_port = 2525\ndns_resolver = 127.0.0.1:5353\n"
+			       "relay_host = [2001:db8::1]:465\nrelay_tls = implicit\n"
+			       "relay_user = me@example.net\nrelay_password_file = pw\n"
+			       "queue_retry = 1s, 2s 1h\nqueue_lifetime = 1m\n"), 0);
+	ck_assert(!cfg->outbound_delivery);
+	ck_assert_uint_eq(cfg->outbound_port, 2525);
+	ck_assert(cfg->has_dns_resolver);
+	ck_assert_str_eq(cfg->dns_resolver_addr, "127.0.0.1");
+	ck_assert_uint_eq(cfg->dns_resolver_port, 5353);
+	ck_assert_str_eq(cfg->relay_host, "2001:db8::1");
+	ck_assert_uint_eq(cfg->relay_port, 465);
+	ck_assert_int_eq(cfg->relay_tls, TLS_MODE_IMPLICIT);
+	ck_assert_str_eq(cfg->relay_user, "me@example.net");
+	ck_assert_str_eq(cfg->relay_password_file, "/etc/postern/pw");
+	ck_assert_uint_eq(cfg->n_queue_retry, 3);
+	ck_assert_uint_eq(cfg->queue_retry[2], 3600);
+	ck_assert_uint_eq(cfg->queue_lifetime, 60);
+}
+END_TEST
 
 START_TEST(test_config_errors)
 {
@@ -736,6 +785,7 @@ static Suite *config_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_config_good_file);
 	tcase_add_test(tc, test_config_defaults);
+	tcase_add_test(tc, test_config_outbound);
 	tcase_add_test(tc, test_config_values_accepted);
 	tcase_add_test(tc, test_config_relative_paths);
 	tcase_add_loop_test(tc, test_config_errors, 0, (int)(sizeof(errors) / sizeof(errors[0])));

@@ -13,6 +13,7 @@ set(POSTERN_FUZZ_TARGETS
   "smtp_cmd:postern_smtp"
   "smtp_data:postern_smtp"
   "dkim:postern_smtp"
+  "queue:postern_smtp"
   "pop3:postern_pop3")
 foreach(entry ${POSTERN_FUZZ_TARGETS})
   string(REPLACE ":" ";" parts ${entry})

@@ -1,0 +1,290 @@
+/* Delivery status notifications (RFC 3464) for recipients that failed for
+ * good, and their delivery to the sender; on a worker.
+ *
+ * The report is a multipart/report (RFC 6522) with report-type
+ * delivery-status: a human-readable part naming each failed recipient and
+ * the far side's reply, a message/delivery-status part (Reporting-MTA,
+ * Arrival-Date, per recipient Final-Recipient, Original-Recipient when
+ * ORCPT was given, Action: failed, Status, Remote-MTA, Diagnostic-Code),
+ * and the original header block as text/rfc822-headers (RET=FULL is
+ * treated as RET=HDRS for now: the headers identify the message, and a
+ * bounce never carries a big attachment back).
+ *
+ * A delay notice (Action: delayed, RFC 3464 §2.3.3) goes out once per
+ * message, queue_delay_warning after it was queued, for the recipients
+ * still pending that asked for one with NOTIFY=DELAY.
+ *
+ * Who gets it: nobody for the null sender (RFC 5321 §4.5.5) or for a
+ * recipient whose NOTIFY excludes FAILURE (RFC 3461 §4.1).  A sender in a
+ * local domain gets it in the INBOX of the mailbox(es) the address
+ * resolves to, through the store; anyone else gets it through the queue,
+ * from the null sender.
+ */
+#include "smtp_queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BOUNCE_BOUNDARY_BYTES 12
+
+/* Does this recipient want a report of this kind? */
+bool bounce_wanted(const struct queue_rcpt *r, enum bounce_kind kind)
+{
+	if (kind == BOUNCE_DELAYED) /* only when asked for (RFC 3461 §4.1) */
+		return r->state == QUEUE_RCPT_PENDING && (r->notify & SMTP_NOTIFY_DELAY) != 0;
+	if (r->state != QUEUE_RCPT_FAILED)
+		return false;
+	if (r->notify == 0)
+		return true; /* RFC 3461 §4.1: default is FAILURE (and DELAY) */
+	return (r->notify & SMTP_NOTIFY_FAILURE) != 0;
+}
+
+/* The enhanced status code (RFC 3463) in a reply, or one from its class. */
+static void bounce_status(const char *reply, char *out, size_t outlen)
+{
+	const char *p = reply;
+	unsigned a, b, c;
+	int n = 0;
+
+	if (strlen(p) > 4)
+		p += 4;
+	if (sscanf(p, "%1u.%3u.%3u%n", &a, &b, &c, &n) == 3 && (a == 2 || a == 4 || a == 5) &&
+	    (p[n] == ' ' || p[n] == '\0')) {
+		snprintf(out, outlen, "%u.%u.%u", a, b, c);
+		return;
+	}
+	snprintf(out, outlen, "%c.0.0", reply[0] == '4' ? '4' : '5');
+}
+
+/* RFC 3461 §4: decode xtext ("+2B" is '+'); bad escapes are kept. */
+static void bounce_xtext_decode(const char *in, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; in[i] != '\0' && o + 1 < outlen; i++) {
+		unsigned v;
+		if (in[i] == '+' && sscanf(in + i + 1, "%2x", &v) == 1 && v >= 0x20 && v < 0x7f) {
+			out[o++] = (char)v;
+			i += 2;
+		} else {
+			out[o++] = in[i];
+		}
+	}
+	out[o] = '\0';
+}
+
+static int bounce_human(const struct config *cfg, const struct queue_env *env,
+			enum bounce_kind kind, struct buf *b)
+{
+	char until[64];
+	int rc = 0;
+
+	rc |= buf_appendf(b, "Content-Type: text/plain; charset=us-ascii\r\n"
+			  "Content-Description: Notification\r\n\r\n"
+			  "This is the mail system at host %s.\r\n\r\n", cfg->hostname);
+	if (kind == BOUNCE_FAILED) {
+		rc |= buf_appendf(b, "I'm sorry to have to inform you that your message could not\r\n"
+				  "be delivered to one or more recipients.\r\n\r\n");
+	} else {
+		smtp_rfc5322_date((time_t)(env->created + cfg->queue_lifetime), until, sizeof(until));
+		rc |= buf_appendf(b, "Your message could not be delivered yet to the recipients\r\n"
+				  "below.  Nothing needs to be done: it is still being tried until\r\n"
+				  "%s.\r\n\r\n", until);
+	}
+	for (size_t i = 0; i < env->n_rcpts; i++) {
+		const struct queue_rcpt *r = &env->rcpts[i];
+		if (!bounce_wanted(r, kind))
+			continue;
+		rc |= buf_appendf(b, "<%s>: %s%s%s\r\n", r->addr,
+				  r->remote[0] != '\0' ? "host " : "", r->remote,
+				  r->remote[0] != '\0' ? " said: " : "");
+		rc |= buf_appendf(b, "    %s\r\n\r\n", r->reply[0] != '\0' ? r->reply : "failed");
+	}
+	return rc;
+}
+
+static int bounce_status_part(const struct config *cfg, const struct queue_env *env,
+			      enum bounce_kind kind, const char *date, struct buf *b)
+{
+	char arrival[64], until[64];
+	int rc = 0;
+
+	smtp_rfc5322_date((time_t)env->created, arrival, sizeof(arrival));
+	rc |= buf_appendf(b, "Content-Type: message/delivery-status\r\n"
+			  "Content-Description: Delivery report\r\n\r\n"
+			  "Reporting-MTA: dns; %s\r\n", cfg->hostname);
+	if (env->envid[0] != '\0') {
+		char envid[SMTP_ENVID_MAX + 1];
+		bounce_xtext_decode(env->envid, envid, sizeof(envid));
+		rc |= buf_appendf(b, "Original-Envelope-Id: %s\r\n", envid);
+	}
+	rc |= buf_appendf(b, "X-Postern-Queue-ID: %s\r\nArrival-Date: %s\r\n", env->id, arrival);
+	for (size_t i = 0; i < env->n_rcpts; i++) {
+		const struct queue_rcpt *r = &env->rcpts[i];
+		char status[16], orcpt[SMTP_ORCPT_MAX + 1];
+		if (!bounce_wanted(r, kind))
+			continue;
+		bounce_status(r->reply, status, sizeof(status));
+		if (kind == BOUNCE_DELAYED && status[0] != '4')
+			str_copy(status, "4.0.0", sizeof(status));
+		rc |= buf_appendf(b, "\r\nFinal-Recipient: rfc822; %s\r\n", r->addr);
+		if (r->orcpt[0] != '\0') {
+			const char *semi = strchr(r->orcpt, ';');
+			bounce_xtext_decode(semi != NULL ? semi + 1 : r->orcpt, orcpt, sizeof(orcpt));
+			rc |= buf_appendf(b, "Original-Recipient: rfc822; %s\r\n", orcpt);
+		}
+		rc |= buf_appendf(b, "Action: %s\r\nStatus: %s\r\n",
+				  kind == BOUNCE_FAILED ? "failed" : "delayed", status);
+		if (r->remote[0] != '\0')
+			rc |= buf_appendf(b, "Remote-MTA: dns; %s\r\n", r->remote);
+		if (r->reply[0] != '\0')
+			rc |= buf_appendf(b, "Diagnostic-Code: smtp; %s\r\n", r->reply);
+		rc |= buf_appendf(b, "Last-Attempt-Date: %s\r\n", date);
+		if (kind == BOUNCE_DELAYED) {
+			smtp_rfc5322_date((time_t)(env->created + cfg->queue_lifetime), until,
+					  sizeof(until));
+			rc |= buf_appendf(b, "Will-Retry-Until: %s\r\n", until);
+		}
+	}
+	return rc;
+}
+
+int bounce_build(const struct config *cfg, const struct queue_env *env, enum bounce_kind kind,
+		 const char *headers, size_t hdr_len, struct buf *out)
+{
+	unsigned char rnd[BOUNCE_BOUNDARY_BYTES];
+	char boundary[2 * BOUNCE_BOUNDARY_BYTES + 32], date[64], id[SMTP_ID_LEN + 1];
+	int rc = 0;
+
+	if (random_bytes(rnd, sizeof(rnd)) < 0)
+		return -1;
+	int o = snprintf(boundary, sizeof(boundary), "%s/", env->id);
+	for (size_t i = 0; i < sizeof(rnd) && o + 2 < (int)sizeof(boundary); i++)
+		o += snprintf(boundary + o, sizeof(boundary) - (size_t)o, "%02x", rnd[i]);
+	smtp_rfc5322_date(time(NULL), date, sizeof(date));
+	smtp_make_id(id);
+	rc |= buf_appendf(out, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
+			  "To: <%s>\r\nSubject: %s\r\n"
+			  "Date: %s\r\nMessage-ID: <%s.bounce@%s>\r\n"
+			  "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+			  "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+			  "\tboundary=\"%s\"\r\n\r\n"
+			  "This is a MIME-encapsulated message.\r\n\r\n--%s\r\n",
+			  cfg->hostname, env->sender, kind == BOUNCE_FAILED ?
+			  "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)",
+			  date, id, cfg->hostname, boundary, boundary);
+	rc |= bounce_human(cfg, env, kind, out);
+	rc |= buf_appendf(out, "--%s\r\n", boundary);
+	rc |= bounce_status_part(cfg, env, kind, date, out);
+	rc |= buf_appendf(out, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n"
+			  "Content-Description: Undelivered Message Headers\r\n\r\n", boundary);
+	rc |= buf_append(out, headers, hdr_len);
+	if (hdr_len < 2 || headers[hdr_len - 2] != '\r' || headers[hdr_len - 1] != '\n')
+		rc |= buf_append(out, "\r\n", 2);
+	rc |= buf_appendf(out, "\r\n--%s--\r\n", boundary);
+	return rc < 0 ? -1 : 0;
+}
+
+/* Into the INBOX of every local mailbox the sender resolves to. */
+static int bounce_local(struct smtp_ctx *ctx, const struct auth_target *t, size_t n,
+			const struct buf *dsn, char *err, size_t errlen)
+{
+	struct md_target targets[AUTH_RESOLVE_MAX];
+	struct md_delivery *d = NULL;
+	size_t nt = 0, ok = 0;
+	enum md_result r;
+
+	memset(targets, 0, sizeof(targets));
+	for (size_t i = 0; i < n && nt < AUTH_RESOLVE_MAX; i++) {
+		if (!t[i].local)
+			continue;
+		targets[nt].address = t[i].address;
+		targets[nt].create_user = true;
+		nt++;
+	}
+	if (nt == 0) {
+		snprintf(err, errlen, "sender has no local mailbox");
+		return -1;
+	}
+	r = md_delivery_open(ctx->store, 0, 0, &d);
+	if (r == MD_OK)
+		r = md_delivery_write(d, "Return-Path: <>\r\n", 17);
+	if (r == MD_OK)
+		r = md_delivery_write(d, dsn->data, dsn->len);
+	if (r == MD_OK)
+		r = md_delivery_commit(d, targets, nt);
+	for (size_t i = 0; r == MD_OK && i < nt; i++)
+		ok += targets[i].result == MD_OK;
+	if (r != MD_OK || ok == 0)
+		snprintf(err, errlen, "store: %s", d != NULL ? md_delivery_error(d) : "open failed");
+	if (d != NULL)
+		md_delivery_free(d);
+	return r == MD_OK && ok > 0 ? 0 : -1;
+}
+
+/* Through the queue, from the null sender. */
+static int bounce_queue(struct smtp_ctx *ctx, const char *to, const struct buf *dsn,
+			char *err, size_t errlen)
+{
+	struct queue_env *env = queue_env_new();
+	struct queue_writer *w = NULL;
+	int rc = -1;
+
+	if (env == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	queue_make_id(env->id);
+	env->created = env->next = (int64_t)time(NULL);
+	if (queue_env_add(env, to, 0, NULL) == 0 &&
+	    queue_writer_open(ctx->cfg->data_dir, env->id, &w) == 0 &&
+	    queue_writer_write(w, dsn->data, dsn->len) == 0 &&
+	    queue_writer_commit(w, env) == 0)
+		rc = 0;
+	if (rc < 0)
+		snprintf(err, errlen, "queue: %s", queue_writer_error(w));
+	else
+		log_info("queue id=%s bounce to <%s> queued", env->id, to);
+	queue_writer_free(w);
+	queue_env_free(env);
+	return rc;
+}
+
+int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_kind kind,
+		const char *headers, size_t hdr_len, bool *queued_r, char *err, size_t errlen)
+{
+	struct auth_target *t;
+	struct buf dsn;
+	size_t n = 0;
+	const char *at = strrchr(env->sender, '@');
+	int rc = -1;
+
+	*queued_r = false;
+	buf_init(&dsn, 0);
+	if (bounce_build(ctx->cfg, env, kind, headers, hdr_len, &dsn) < 0) {
+		buf_free(&dsn);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (at != NULL && config_is_local_domain(ctx->cfg, at + 1)) {
+		t = calloc(AUTH_RESOLVE_MAX, sizeof(*t));
+		if (t == NULL) {
+			snprintf(err, errlen, "out of memory");
+		} else if (auth_resolve_recipient(ctx->auth, env->sender, t, AUTH_RESOLVE_MAX, &n) ==
+			   AUTH_RCPT_LOCAL) {
+			rc = bounce_local(ctx, t, n, &dsn, err, errlen);
+		} else {
+			/* a local domain but no such mailbox: nobody to tell */
+			snprintf(err, errlen, "sender <%s> has no mailbox here", env->sender);
+			rc = 1;
+		}
+		free(t);
+	} else {
+		rc = bounce_queue(ctx, env->sender, &dsn, err, errlen);
+		*queued_r = rc == 0;
+	}
+	buf_free(&dsn);
+	return rc;
+}

@@ -1,0 +1,844 @@
+/* The outbound scheduler, on the event loop.
+ *
+ * Every QUEUE_SCAN_S (and at once when this process queued something) a
+ * worker lists data_dir/queue and reads the envelopes that are not being
+ * delivered; those whose next attempt is due (all of them after `postern
+ * queue flush`) start an attempt, at most OUTQ_ACTIVE_MAX at a time.  On
+ * start every queued message is therefore due at the first scan.
+ *
+ * One attempt of one message:
+ *   load (worker)    read ID.msg, the DKIM hook, dot-stuff; the header
+ *                    block is kept for bounces; an 8-bit message also gets
+ *                    a 7-bit copy for servers without 8BITMIME
+ *   per domain       the pending recipients of one domain (all of them
+ *                    with relay_host), at most OUTQ_DEST_CONCURRENCY
+ *                    sessions per destination (others wait in line for a
+ *                    slot): route (worker), then the SMTP
+ *                    client tries the hosts in order until one held a
+ *                    session; each recipient ends sent, failed (5xx, null
+ *                    MX, no such domain) or still pending (4xx, no host)
+ *   finish (worker)  attempts+1; pending recipients past queue_lifetime
+ *                    fail (4.4.7); failed ones are reported to the sender
+ *                    (smtp_bounce.c) and marked bounced once the report is
+ *                    durable; after queue_delay_warning, one delay notice
+ *                    for pending recipients that asked (NOTIFY=DELAY);
+ *                    then the envelope is rewritten with the next attempt
+ *                    time from queue_retry, or removed when no recipient
+ *                    is left.
+ * A crash anywhere repeats the attempt after the restart: a recipient that
+ * had already said 250 may get the message twice (RFC 5321 §6.1).
+ */
+#include "smtp_queue.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define OUTQ_ACTIVE_MAX 32          /* messages in delivery at once */
+#define OUTQ_SCAN_MAX 10000         /* envelopes looked at per scan */
+#define OUTQ_PASSWORD_MAX 1024      /* relay_password_file */
+/* Sessions at once to one destination (a recipient domain, or the relay
+ * host): big providers throttle senders that open many; Postfix's
+ * default_destination_concurrency_limit is 20. */
+#define OUTQ_DEST_CONCURRENCY 10
+/* A delivery holds its message in memory, up to three times (as read,
+ * dot-stuffed, and a 7-bit copy): new deliveries start only while the
+ * messages in flight stay under this, but one always may. */
+#define OUTQ_MEMORY_MAX (512ULL * 1024 * 1024)
+#define OUTQ_MEMORY_FACTOR 3
+/* Look-ups on workers at once: a DNS server that does not answer holds a
+ * worker for up to 3 queries x ROUTE_DNS_TRIES x ROUTE_DNS_TIMEOUT_S, and
+ * the workers also commit local deliveries, so the queue takes few. */
+#define OUTQ_ROUTES_MAX 4
+/* A queued message is read whole; this bound is message_size_max's
+ * ceiling plus room for our headers, so that lowering message_size_max
+ * never makes queued mail unreadable. */
+#define OUTQ_MESSAGE_MAX (1024ULL * 1024 * 1024 + 4 * SMTP_HEADER_MAX)
+
+struct outq_msg {
+	struct smtp_outq *q;
+	struct outq_msg *next;
+	char id[QUEUE_ID_MAX + 1];
+	struct queue_env *env;
+	bool *tried;                 /* per recipient: its domain had its turn */
+	/* load */
+	bool load_failed;            /* message file missing or unreadable */
+	bool load_tempfail;
+	char load_error[256];
+	struct buf data;             /* dot-stuffed, ends with CRLF.CRLF */
+	uint64_t size;
+	bool eightbit;               /* the message has 8-bit octets */
+	struct buf data7;            /* converted to 7 bit, if it could be */
+	struct buf headers;          /* header block of the message */
+	char password[OUTQ_PASSWORD_MAX];
+	/* the domain being delivered */
+	char domain[SMTP_DOMAIN_MAX + 1];
+	const char *dest;            /* domain, or the relay host */
+	bool holds_slot;             /* counts towards OUTQ_DEST_CONCURRENCY */
+	uint64_t memory;             /* its share of smtp_outq.memory */
+	struct outq_msg *next_wait;  /* in smtp_outq.waiting or .route_wait */
+	struct route route;
+	size_t host;
+	struct client_rcpt *crcpts;
+	size_t *cidx;                /* crcpts[i] is env->rcpts[cidx[i]] */
+	size_t n_crcpts;
+	struct client_job job;
+	bool in_client;
+	bool no_starttls;            /* this host's TLS failed: plaintext once */
+	/* finish */
+	bool bounce_queued;
+};
+
+struct outq_scan {
+	struct smtp_outq *q;
+	char (*active)[QUEUE_ID_MAX + 1];
+	size_t n_active;
+	bool flush;
+	struct queue_env **due;
+	size_t n_due, max_due;
+};
+
+struct smtp_outq {
+	struct smtp_ctx *ctx;
+	struct event *timer;
+	SSL_CTX *tls;
+	struct outq_msg *active;
+	size_t n_active;
+	struct outq_msg *waiting;    /* for a destination slot, oldest first */
+	uint64_t memory;             /* OUTQ_MEMORY_FACTOR * sizes in flight */
+	unsigned routing;            /* route jobs on workers */
+	struct outq_msg *route_wait; /* waiting for one of OUTQ_ROUTES_MAX */
+	bool scanning;
+	bool rescan;                 /* a kick came during a scan */
+};
+
+static void outq_next_domain(struct outq_msg *m);
+static void outq_scan_start(struct smtp_outq *q);
+
+static const char *outq_data_dir(const struct outq_msg *m)
+{
+	return m->q->ctx->cfg->data_dir;
+}
+
+static void outq_msg_free(struct outq_msg *m)
+{
+	struct smtp_outq *q = m->q;
+
+	for (struct outq_msg **pp = &q->active; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == m) {
+			*pp = m->next;
+			q->n_active--;
+			break;
+		}
+	for (struct outq_msg **pp = &q->waiting; *pp != NULL; pp = &(*pp)->next_wait)
+		if (*pp == m) {
+			*pp = m->next_wait;
+			break;
+		}
+	for (struct outq_msg **pp = &q->route_wait; *pp != NULL; pp = &(*pp)->next_wait)
+		if (*pp == m) {
+			*pp = m->next_wait;
+			break;
+		}
+	q->memory -= m->memory;
+	queue_env_free(m->env);
+	buf_free(&m->data);
+	buf_free(&m->data7);
+	buf_free(&m->headers);
+	OPENSSL_cleanse(m->password, sizeof(m->password));
+	free(m->tried);
+	free(m->crcpts);
+	free(m->cidx);
+	free(m);
+}
+
+/* ---- load (worker) ------------------------------------------------------- */
+
+/* Append msg dot-stuffed (RFC 5321 §4.5.2), then CRLF.CRLF. */
+static int outq_stuff(struct buf *out, const char *msg, size_t len)
+{
+	size_t start = 0;
+	int rc = 0;
+
+	while (start < len) {
+		const char *nl = memchr(msg + start, '\n', len - start);
+		size_t end = nl != NULL ? (size_t)(nl - msg) + 1 : len;
+		if (msg[start] == '.')
+			rc |= buf_putc(out, '.');
+		rc |= buf_append(out, msg + start, end - start);
+		start = end;
+	}
+	if (len > 0 && msg[len - 1] != '\n')
+		rc |= buf_append(out, "\r\n", 2);
+	rc |= buf_append(out, ".\r\n", 3);
+	return rc < 0 ? -1 : 0;
+}
+
+/* relay_password_file's first line into m->password; 0 or -1. */
+static int outq_read_password(struct outq_msg *m, const struct config *cfg)
+{
+	char *pw = NULL;
+	size_t pwlen = 0;
+
+	if (read_small_file(cfg->relay_password_file, OUTQ_PASSWORD_MAX - 1, &pw, &pwlen) < 0) {
+		snprintf(m->load_error, sizeof(m->load_error), "%.200s: %s",
+			 cfg->relay_password_file, strerror(errno));
+		return -1;
+	}
+	pw[strcspn(pw, "\r\n")] = '\0';
+	str_copy(m->password, pw, sizeof(m->password));
+	OPENSSL_cleanse(pw, pwlen);
+	free(pw);
+	return 0;
+}
+
+/* One version of the message as it goes on the wire: the DKIM hook's
+ * header fields, then the message dot-stuffed; its size in *size_r. */
+static int outq_prepare(struct outq_msg *m, const struct config *cfg, const char *msg,
+			size_t len, struct buf *out, uint64_t *size_r)
+{
+	struct buf sig;
+	int rc = 0;
+
+	buf_init(&sig, SMTP_HEADER_MAX);
+	/* DKIM HOOK: see smtp_sign.c */
+	if (smtp_sign_message(cfg, m->env->sender, msg, len, &sig) < 0) {
+		snprintf(m->load_error, sizeof(m->load_error), "451 4.7.0 signing failed");
+		rc = -1;
+	} else if (buf_append(out, sig.data, sig.len) < 0 || outq_stuff(out, msg, len) < 0) {
+		snprintf(m->load_error, sizeof(m->load_error), "out of memory");
+		rc = -1;
+	}
+	*size_r = len + sig.len;
+	buf_free(&sig);
+	return rc;
+}
+
+static void outq_load_work(void *arg)
+{
+	struct outq_msg *m = arg;
+	const struct config *cfg = m->q->ctx->cfg;
+	char path[PATH_MAX], *msg = NULL;
+	size_t len = 0, scan = 0;
+	struct buf seven;
+	uint64_t size7;
+	long hdr;
+
+	if (queue_path(cfg->data_dir, m->id, "msg", path, sizeof(path)) < 0 ||
+	    read_small_file(path, OUTQ_MESSAGE_MAX, &msg, &len) < 0) {
+		m->load_failed = errno == ENOENT || errno == EFBIG;
+		m->load_tempfail = !m->load_failed;
+		snprintf(m->load_error, sizeof(m->load_error), "%.200s: %s", path, strerror(errno));
+		return;
+	}
+	hdr = smtp_header_end(msg, len, &scan);
+	if (buf_append(&m->headers, msg, hdr < 0 ? (len < SMTP_HEADER_MAX ? len : SMTP_HEADER_MAX)
+					 : (size_t)hdr) < 0 ||
+	    (cfg->relay_user[0] != '\0' && outq_read_password(m, cfg) < 0) ||
+	    outq_prepare(m, cfg, msg, len, &m->data, &m->size) < 0) {
+		m->load_tempfail = true;
+		free(msg);
+		return;
+	}
+	/* RFC 6152 §3: a 7-bit copy for servers without 8BITMIME */
+	buf_init(&seven, 0);
+	switch (mime8_downgrade(msg, len, &seven)) {
+	case 1:
+		m->eightbit = true;
+		if (outq_prepare(m, cfg, seven.data, seven.len, &m->data7, &size7) < 0)
+			m->load_tempfail = true;
+		break;
+	case -1:
+		m->eightbit = true; /* no 7-bit copy: bounced by such servers */
+		break;
+	default:
+		break;
+	}
+	buf_free(&seven);
+	free(msg);
+}
+
+static void outq_load_done(void *arg)
+{
+	struct outq_msg *m = arg;
+
+	if (m->load_failed) {
+		log_error("queue id=%s message file unreadable (%s): moved to queue/corrupt",
+			  m->id, m->load_error);
+		queue_move_corrupt(outq_data_dir(m), m->id);
+		outq_msg_free(m);
+		return;
+	}
+	if (m->load_tempfail) {
+		log_warn("queue id=%s cannot load: %s; retry at the next scan", m->id,
+			 m->load_error);
+		outq_msg_free(m); /* env untouched: retried after the next scan */
+		return;
+	}
+	outq_next_domain(m);
+}
+
+/* ---- finish (worker) ------------------------------------------------------- */
+
+/* Pending recipients past queue_lifetime fail (RFC 3463 4.4.7). */
+static void outq_expire(struct queue_env *env, const struct config *cfg, int64_t now)
+{
+	for (size_t i = 0; i < env->n_rcpts; i++) {
+		struct queue_rcpt *r = &env->rcpts[i];
+		char last[SMTP_REPLY_MAX];
+		if (r->state != QUEUE_RCPT_PENDING || now - env->created < (int64_t)cfg->queue_lifetime)
+			continue;
+		str_copy(last, r->reply, sizeof(last));
+		snprintf(r->reply, sizeof(r->reply), "550 4.4.7 Delivery time expired; "
+			 "last reply: %.300s", last[0] != '\0' ? last : "none");
+		r->state = QUEUE_RCPT_FAILED;
+		log_info("queue id=%s to=<%s> status=expired", env->id, r->addr);
+	}
+}
+
+/* Send the report of this kind when someone wants it; 0 sent or nobody
+ * wants one, -1 to be tried again at the next attempt. */
+static int outq_report(struct outq_msg *m, enum bounce_kind kind)
+{
+	struct queue_env *env = m->env;
+	const char *what = kind == BOUNCE_FAILED ? "bounce" : "delay notice";
+	bool any = false, queued = false;
+	char err[256];
+	int rc;
+
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		any = any || bounce_wanted(&env->rcpts[i], kind);
+	if (!any)
+		return 0;
+	if (env->sender[0] == '\0') {
+		log_info("queue id=%s no %s to the null sender", env->id, what);
+		return 0;
+	}
+	rc = bounce_send(m->q->ctx, env, kind, m->headers.data, m->headers.len, &queued, err,
+			 sizeof(err));
+	m->bounce_queued = m->bounce_queued || queued;
+	if (rc < 0) {
+		log_error("queue id=%s %s to <%s> failed, will retry: %s", env->id, what,
+			  env->sender, err);
+		return -1;
+	}
+	if (rc > 0)
+		log_error("queue id=%s %s to <%s> not possible: %s", env->id, what, env->sender, err);
+	else
+		log_info("queue id=%s %s delivered to <%s>", env->id, what, env->sender);
+	return 0;
+}
+
+static void outq_finish_work(void *arg)
+{
+	struct outq_msg *m = arg;
+	struct queue_env *env = m->env;
+	const struct config *cfg = m->q->ctx->cfg;
+	int64_t now = (int64_t)time(NULL);
+	bool pending = false, failed = false;
+	size_t step;
+
+	env->attempts++;
+	outq_expire(env, cfg, now);
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		failed = failed || env->rcpts[i].state == QUEUE_RCPT_FAILED;
+	if (failed && outq_report(m, BOUNCE_FAILED) == 0) {
+		/* the report is durable (or nobody wants one): done with them */
+		for (size_t i = 0; i < env->n_rcpts; i++)
+			if (env->rcpts[i].state == QUEUE_RCPT_FAILED)
+				env->rcpts[i].state = QUEUE_RCPT_BOUNCED;
+		failed = false;
+	}
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		pending = pending || env->rcpts[i].state == QUEUE_RCPT_PENDING;
+	if (pending && !env->warned && cfg->queue_delay_warning > 0 &&
+	    now - env->created >= (int64_t)cfg->queue_delay_warning &&
+	    outq_report(m, BOUNCE_DELAYED) == 0)
+		env->warned = true;
+	step = env->attempts - 1 < cfg->n_queue_retry ? env->attempts - 1 : cfg->n_queue_retry - 1;
+	env->next = now + (int64_t)cfg->queue_retry[step];
+	if (!pending && !failed) {
+		if (queue_remove(cfg->data_dir, env->id) < 0)
+			log_error("queue id=%s cannot remove: %s", env->id, strerror(errno));
+		else
+			log_info("queue id=%s removed (done)", env->id);
+	} else if (queue_env_update(cfg->data_dir, env) < 0) {
+		log_error("queue id=%s cannot update the envelope: %s", env->id, strerror(errno));
+	}
+}
+
+static void outq_finish_done(void *arg)
+{
+	struct outq_msg *m = arg;
+	struct smtp_outq *q = m->q;
+	bool kick = m->bounce_queued;
+
+	outq_msg_free(m);
+	if (kick)
+		smtp_outq_kick(q);
+}
+
+static void outq_finish(struct outq_msg *m)
+{
+	if (worker_submit(server_workers(m->q->ctx->srv), outq_finish_work, outq_finish_done, m) < 0) {
+		log_error("queue id=%s cannot submit the update; retried later", m->id);
+		outq_msg_free(m);
+	}
+}
+
+/* ---- per domain: route, then the client ----------------------------------- */
+
+static const char *outq_domain_of(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at != NULL ? at + 1 : "";
+}
+
+static void outq_set(struct queue_rcpt *r, enum queue_rcpt_state st, const char *reply,
+		     const char *remote)
+{
+	r->state = st;
+	str_copy(r->reply, reply, sizeof(r->reply));
+	str_copy(r->remote, remote != NULL ? remote : "", sizeof(r->remote));
+}
+
+/* Apply one reply code to recipient i of the group and log it. */
+static void outq_apply(struct outq_msg *m, size_t k, int code, const char *reply,
+		       const char *remote)
+{
+	struct queue_rcpt *r = &m->env->rcpts[m->cidx[k]];
+	const char *status = code >= 200 && code < 300 ? "sent" :
+			     code >= 500 && code < 600 ? "bounced" : "deferred";
+
+	if (code >= 200 && code < 300)
+		outq_set(r, QUEUE_RCPT_SENT, reply, remote);
+	else if (code >= 500 && code < 600)
+		outq_set(r, QUEUE_RCPT_FAILED, reply, remote);
+	else
+		outq_set(r, QUEUE_RCPT_PENDING, reply, remote);
+	log_info("queue id=%s to=<%s> relay=%s status=%s reply=\"%s\"", m->id, r->addr,
+		 remote != NULL && remote[0] != '\0' ? remote : "none", status, reply);
+}
+
+static void outq_client_start(struct outq_msg *m);
+static void outq_route_submit(struct outq_msg *m);
+
+/* ---- destination slots ----------------------------------------------------- */
+
+static unsigned outq_dest_count(const struct smtp_outq *q, const char *dest)
+{
+	unsigned n = 0;
+
+	for (const struct outq_msg *o = q->active; o != NULL; o = o->next)
+		n += o->holds_slot && strcasecmp(o->dest, dest) == 0;
+	return n;
+}
+
+/* Take a slot for m->dest, or wait in line for one: false then. */
+static bool outq_dest_enter(struct outq_msg *m)
+{
+	struct outq_msg **pp = &m->q->waiting;
+
+	if (outq_dest_count(m->q, m->dest) < OUTQ_DEST_CONCURRENCY) {
+		m->holds_slot = true;
+		return true;
+	}
+	while (*pp != NULL)
+		pp = &(*pp)->next_wait;
+	*pp = m;
+	m->next_wait = NULL;
+	log_debug("queue id=%s waits for a slot to %s", m->id, m->dest);
+	return false;
+}
+
+/* The group of m is done: free its slot for the oldest waiter. */
+static void outq_group_done(struct outq_msg *m)
+{
+	struct smtp_outq *q = m->q;
+
+	if (m->holds_slot) {
+		m->holds_slot = false;
+		for (struct outq_msg **pp = &q->waiting; *pp != NULL; pp = &(*pp)->next_wait) {
+			struct outq_msg *w = *pp;
+			if (strcasecmp(w->dest, m->dest) != 0)
+				continue;
+			*pp = w->next_wait;
+			w->holds_slot = true;
+			outq_route_submit(w);
+			break;
+		}
+	}
+	outq_next_domain(m);
+}
+
+static void outq_client_done(struct client_job *job, void *arg)
+{
+	struct outq_msg *m = arg;
+
+	m->in_client = false;
+	if (job->next_host && job->tls_failed && !job->relay && !m->no_starttls) {
+		log_warn("queue id=%s host=%s[%s] TLS failed; trying once more without TLS",
+			 m->id, job->host.name, job->host.addr);
+		m->no_starttls = true;
+		outq_client_start(m);
+		return;
+	}
+	m->no_starttls = false;
+	if (job->next_host) {
+		log_info("queue id=%s host=%s[%s] failed: %s", m->id, job->host.name,
+			 job->host.addr, job->reply);
+		if (++m->host < m->route.n_hosts) {
+			outq_client_start(m);
+			return;
+		}
+		for (size_t k = 0; k < m->n_crcpts; k++)
+			outq_apply(m, k, 451, job->reply, NULL);
+	} else {
+		for (size_t k = 0; k < m->n_crcpts; k++) {
+			const struct client_rcpt *c = &m->crcpts[k];
+			outq_apply(m, k, c->code, c->reply, job->host.name);
+		}
+	}
+	outq_group_done(m);
+}
+
+static void outq_client_start(struct outq_msg *m)
+{
+	struct client_job *job = &m->job;
+
+	memset(job, 0, sizeof(*job));
+	for (size_t k = 0; k < m->n_crcpts; k++) {
+		m->crcpts[k].code = 0;
+		m->crcpts[k].reply[0] = '\0';
+	}
+	job->cfg = m->q->ctx->cfg;
+	job->env = m->env;
+	job->host = m->route.hosts[m->host];
+	job->relay = m->q->ctx->cfg->relay_host[0] != '\0';
+	job->password = m->password;
+	job->no_starttls = m->no_starttls;
+	job->data = m->data.data;
+	job->data_len = m->data.len;
+	job->size = m->size;
+	job->eightbit = m->eightbit;
+	job->data7 = m->data7.len > 0 ? m->data7.data : NULL;
+	job->data7_len = m->data7.len;
+	job->rcpts = m->crcpts;
+	job->n_rcpts = m->n_crcpts;
+	log_debug("queue id=%s connecting to %s[%s]:%u for %zu recipient(s)", m->id,
+		  job->host.name, job->host.addr, job->host.port, m->n_crcpts);
+	if (smtp_client_start(server_event_base(m->q->ctx->srv), m->q->tls, job,
+			      outq_client_done, m) < 0) {
+		for (size_t k = 0; k < m->n_crcpts; k++)
+			outq_apply(m, k, 451, "451 4.3.0 Cannot start a connection", NULL);
+		outq_group_done(m);
+		return;
+	}
+	m->in_client = true;
+}
+
+static void outq_route_work(void *arg)
+{
+	struct outq_msg *m = arg;
+
+	route_lookup(m->q->ctx->cfg, m->domain, &m->route);
+}
+
+static void outq_route_done(void *arg)
+{
+	struct outq_msg *m = arg;
+	struct smtp_outq *q = m->q;
+
+	q->routing--;
+	if (q->route_wait != NULL) {
+		struct outq_msg *w = q->route_wait;
+		q->route_wait = w->next_wait;
+		outq_route_submit(w);
+	}
+
+	if (m->route.result != ROUTE_OK) {
+		int code = m->route.result == ROUTE_PERMFAIL ? 550 : 451;
+		for (size_t k = 0; k < m->n_crcpts; k++)
+			outq_apply(m, k, code, m->route.reason, NULL);
+		outq_group_done(m);
+		return;
+	}
+	m->host = 0;
+	outq_client_start(m);
+}
+
+/* The next group of pending recipients of one domain, or finish. */
+static void outq_next_domain(struct outq_msg *m)
+{
+	struct queue_env *env = m->env;
+	bool relay = m->q->ctx->cfg->relay_host[0] != '\0';
+	size_t first = env->n_rcpts;
+
+	for (size_t i = 0; i < env->n_rcpts && first == env->n_rcpts; i++)
+		if (env->rcpts[i].state == QUEUE_RCPT_PENDING && !m->tried[i])
+			first = i;
+	if (first == env->n_rcpts) {
+		outq_finish(m);
+		return;
+	}
+	str_copy(m->domain, outq_domain_of(env->rcpts[first].addr), sizeof(m->domain));
+	m->n_crcpts = 0;
+	for (size_t i = first; i < env->n_rcpts; i++) {
+		struct queue_rcpt *r = &env->rcpts[i];
+		if (r->state != QUEUE_RCPT_PENDING || m->tried[i])
+			continue;
+		if (!relay && strcasecmp(outq_domain_of(r->addr), m->domain) != 0)
+			continue;
+		m->tried[i] = true;
+		m->cidx[m->n_crcpts] = i;
+		m->crcpts[m->n_crcpts].rcpt = r;
+		m->n_crcpts++;
+	}
+	m->dest = relay ? m->q->ctx->cfg->relay_host : m->domain;
+	if (outq_dest_enter(m))
+		outq_route_submit(m);
+}
+
+static void outq_route_submit(struct outq_msg *m)
+{
+	struct smtp_outq *q = m->q;
+
+	if (q->routing >= OUTQ_ROUTES_MAX) {
+		struct outq_msg **pp = &q->route_wait;
+		while (*pp != NULL)
+			pp = &(*pp)->next_wait;
+		*pp = m;
+		m->next_wait = NULL;
+		return;
+	}
+	if (worker_submit(server_workers(q->ctx->srv), outq_route_work, outq_route_done, m) < 0) {
+		for (size_t k = 0; k < m->n_crcpts; k++)
+			outq_apply(m, k, 451, "451 4.3.0 Cannot look up the route", NULL);
+		outq_group_done(m);
+		return;
+	}
+	q->routing++;
+}
+
+/* ---- scanning ----------------------------------------------------------- */
+
+static void outq_start_msg(struct smtp_outq *q, struct queue_env *env)
+{
+	struct outq_msg *m = calloc(1, sizeof(*m));
+
+	if (m != NULL) {
+		m->tried = calloc(QUEUE_RCPTS_MAX, sizeof(*m->tried));
+		m->crcpts = calloc(QUEUE_RCPTS_MAX, sizeof(*m->crcpts));
+		m->cidx = calloc(QUEUE_RCPTS_MAX, sizeof(*m->cidx));
+	}
+	if (m == NULL || m->tried == NULL || m->crcpts == NULL || m->cidx == NULL) {
+		if (m != NULL) {
+			free(m->tried);
+			free(m->crcpts);
+			free(m->cidx);
+		}
+		free(m);
+		queue_env_free(env);
+		return;
+	}
+	m->q = q;
+	m->env = env;
+	m->memory = env->msg_size * OUTQ_MEMORY_FACTOR;
+	q->memory += m->memory;
+	str_copy(m->id, env->id, sizeof(m->id));
+	buf_init(&m->data, 0);
+	buf_init(&m->data7, 0);
+	buf_init(&m->headers, SMTP_HEADER_MAX);
+	m->next = q->active;
+	q->active = m;
+	q->n_active++;
+	if (worker_submit(server_workers(q->ctx->srv), outq_load_work, outq_load_done, m) < 0)
+		outq_msg_free(m);
+}
+
+static bool outq_scan_is_active(const struct outq_scan *sc, const char *id)
+{
+	for (size_t i = 0; i < sc->n_active; i++)
+		if (strcmp(sc->active[i], id) == 0)
+			return true;
+	return false;
+}
+
+static void outq_scan_work(void *arg)
+{
+	struct outq_scan *sc = arg;
+	const char *dir = sc->q->ctx->cfg->data_dir;
+	char (*ids)[QUEUE_ID_MAX + 1] = calloc(OUTQ_SCAN_MAX, sizeof(*ids));
+	int64_t now = (int64_t)time(NULL);
+	char path[PATH_MAX];
+	struct stat st;
+	int n;
+
+	if (ids == NULL)
+		return;
+	sc->flush = queue_take_flush(dir);
+	n = queue_scan(dir, ids, OUTQ_SCAN_MAX);
+	for (int i = 0; i < n && sc->n_due < sc->max_due; i++) {
+		struct queue_env *env;
+		if (outq_scan_is_active(sc, ids[i]) || (env = queue_env_new()) == NULL)
+			continue;
+		if (queue_env_read(dir, ids[i], env) < 0) {
+			if (errno != ENOENT) {
+				log_error("queue id=%s envelope unreadable: moved to queue/corrupt",
+					  ids[i]);
+				queue_move_corrupt(dir, ids[i]);
+			}
+			queue_env_free(env);
+			continue;
+		}
+		if (env->next > now && !sc->flush) {
+			queue_env_free(env);
+			continue;
+		}
+		if (queue_path(dir, ids[i], "msg", path, sizeof(path)) == 0 && stat(path, &st) == 0)
+			env->msg_size = (uint64_t)st.st_size;
+		sc->due[sc->n_due++] = env;
+	}
+	free(ids);
+}
+
+static void outq_scan_done(void *arg)
+{
+	struct outq_scan *sc = arg;
+	struct smtp_outq *q = sc->q;
+
+	q->scanning = false;
+	if (sc->flush)
+		log_info("queue flush requested: every queued message is tried now");
+	for (size_t i = 0; i < sc->n_due; i++) {
+		bool dup = false;
+		for (struct outq_msg *m = q->active; m != NULL && !dup; m = m->next)
+			dup = strcmp(m->id, sc->due[i]->id) == 0;
+		uint64_t need = sc->due[i]->msg_size * OUTQ_MEMORY_FACTOR;
+		if (dup || q->n_active >= OUTQ_ACTIVE_MAX ||
+		    (q->n_active > 0 && q->memory + need > OUTQ_MEMORY_MAX))
+			queue_env_free(sc->due[i]); /* looked at again next scan */
+		else
+			outq_start_msg(q, sc->due[i]);
+	}
+	free(sc->due);
+	free(sc->active);
+	free(sc);
+	if (q->rescan) {
+		q->rescan = false;
+		outq_scan_start(q);
+	}
+}
+
+static void outq_scan_start(struct smtp_outq *q)
+{
+	struct outq_scan *sc;
+	size_t i = 0;
+
+	if (q->scanning) {
+		q->rescan = true;
+		return;
+	}
+	if (q->n_active >= OUTQ_ACTIVE_MAX)
+		return;
+	sc = calloc(1, sizeof(*sc));
+	if (sc == NULL)
+		return;
+	sc->q = q;
+	sc->max_due = OUTQ_ACTIVE_MAX - q->n_active;
+	sc->due = calloc(sc->max_due, sizeof(*sc->due));
+	sc->active = calloc(q->n_active + 1, sizeof(*sc->active));
+	if (sc->due == NULL || sc->active == NULL) {
+		free(sc->due);
+		free(sc->active);
+		free(sc);
+		return;
+	}
+	for (struct outq_msg *m = q->active; m != NULL; m = m->next)
+		str_copy(sc->active[i++], m->id, sizeof(sc->active[0]));
+	sc->n_active = i;
+	q->scanning = true;
+	if (worker_submit(server_workers(q->ctx->srv), outq_scan_work, outq_scan_done, sc) < 0) {
+		q->scanning = false;
+		free(sc->due);
+		free(sc->active);
+		free(sc);
+	}
+}
+
+static void outq_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	outq_scan_start(arg);
+}
+
+void smtp_outq_kick(struct smtp_outq *q)
+{
+	if (q != NULL)
+		outq_scan_start(q);
+}
+
+static SSL_CTX *outq_tls_ctx(void)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		return NULL;
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
+	/* verified and logged, never enforced for MX hosts (smtp_client.c) */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+		log_warn("queue: no system CA certificates; TLS peers will show as unverified");
+	return ctx;
+}
+
+struct smtp_outq *smtp_outq_new(struct smtp_ctx *ctx)
+{
+	struct smtp_outq *q = calloc(1, sizeof(*q));
+	struct timeval tv = { QUEUE_SCAN_S, 0 };
+
+	if (q == NULL)
+		return NULL;
+	q->ctx = ctx;
+	if (queue_prepare(ctx->cfg->data_dir) < 0) {
+		log_error("queue: cannot create %s/queue: %s", ctx->cfg->data_dir, strerror(errno));
+		free(q);
+		return NULL;
+	}
+	queue_cleanup(ctx->cfg->data_dir);
+	q->tls = outq_tls_ctx();
+	q->timer = event_new(server_event_base(ctx->srv), -1, EV_PERSIST, outq_timer_cb, q);
+	if (q->timer == NULL || event_add(q->timer, &tv) < 0) {
+		smtp_outq_free(q);
+		return NULL;
+	}
+	return q;
+}
+
+void smtp_outq_free(struct smtp_outq *q)
+{
+	if (q == NULL)
+		return;
+	if (q->timer != NULL)
+		event_free(q->timer);
+	/* An attempt cut short here is repeated after the restart: its
+	 * envelope was not touched. */
+	while (q->active != NULL) {
+		struct outq_msg *m = q->active;
+		if (m->in_client)
+			smtp_client_cancel(m->job.client);
+		outq_msg_free(m);
+	}
+	if (q->tls != NULL)
+		SSL_CTX_free(q->tls);
+	free(q);
+}

@@ -1,0 +1,266 @@
+/* The outbound queue of protocols/smtp: messages accepted for other
+ * domains (and bounces for senders elsewhere) wait here until the SMTP
+ * client has delivered them to every recipient or they have bounced.
+ *
+ * Files (the on-disk format is documented at the top of smtp_queue.c):
+ *   smtp_queue.c    queue directory, envelope format, durable create and
+ *                   update, scan, corrupt files, `postern queue`
+ *   smtp_route.c    where a domain's mail goes: MX (RFC 5321 §5.1, RFC
+ *                   7505 null MX) through res_nquery, or the relay host;
+ *                   runs on a worker
+ *   smtp_client.c   the SMTP client on the event loop: one connection, one
+ *                   transaction for the recipients of one domain
+ *   smtp_outq.c     the scheduler on the loop: scans the queue, delivers
+ *                   what is due, applies replies, retries, lifetime
+ *   smtp_bounce.c   delivery status notifications (RFC 3464), delivered
+ *                   into a local sender's INBOX or queued to a remote one
+ *   smtp_mime8.c    8-bit to quoted-printable for servers without 8BITMIME
+ *   smtp_sign.c     the DKIM hook (a stub until DKIM signing is merged)
+ *
+ * Threads: every function here that touches files runs on a worker, but
+ * queue_prepare() and queue_cleanup(), which run once at start before the
+ * loop does; the scheduler (smtp_outq.c) and the client run on the loop.
+ * `postern queue` runs in its own process and only reads envelopes,
+ * removes a message (envelope first) or drops the flush marker.
+ *
+ * Recipes:
+ *   submission   smtp_deliver.c: queue_writer_open() at the first chunk,
+ *                queue_writer_write() per chunk, queue_writer_commit()
+ *                with the envelope before the 250, then smtp_outq_kick()
+ *   bounce       bounce_send(): into the store, or a new queue entry
+ *   DKIM         replace the body of smtp_sign_message() (smtp_sign.c)
+ */
+#ifndef PROTOCOLS_SMTP_SMTP_QUEUE_H
+#define PROTOCOLS_SMTP_SMTP_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "smtp_private.h"
+
+typedef struct ssl_ctx_st SSL_CTX;
+
+#define QUEUE_ID_MAX 40               /* hex id; file names ID.msg, ID.env */
+#define QUEUE_RCPTS_MAX SMTP_RCPT_MAX /* RFC 5321 §4.5.3.1.8 */
+#define QUEUE_ENV_MAX (256 * 1024)    /* an envelope file larger is corrupt */
+/* Envelope lines: "rcpt" with ORCPT (500) and the address (256), or a
+ * reply line (512): 2048 is ample. */
+#define QUEUE_LINE_MAX 2048
+/* The scheduler looks at the queue directory this often (new messages
+ * from this process are looked at at once); `postern queue flush` is
+ * therefore noticed within QUEUE_FLUSH_NOTICE_S. */
+#define QUEUE_SCAN_S 2
+#define QUEUE_FLUSH_NOTICE_S QUEUE_SCAN_S
+
+enum queue_rcpt_state {
+	QUEUE_RCPT_PENDING, /* not delivered yet (never tried, or deferred) */
+	QUEUE_RCPT_SENT,    /* the far side answered 250 */
+	QUEUE_RCPT_FAILED,  /* failed for good; the bounce is not sent yet */
+	QUEUE_RCPT_BOUNCED, /* failed for good and the bounce is durable */
+};
+
+struct queue_rcpt {
+	char addr[SMTP_PATH_MAX + 1];
+	char orcpt[SMTP_ORCPT_MAX + 1]; /* "rfc822;xtext" or "" */
+	unsigned notify;                /* SMTP_NOTIFY_* bits, 0: not given */
+	enum queue_rcpt_state state;
+	char reply[SMTP_REPLY_MAX];     /* last reply or reason, "" none yet */
+	char remote[SMTP_DOMAIN_MAX + 1]; /* host that gave reply, "" local */
+};
+
+struct queue_env {
+	char id[QUEUE_ID_MAX + 1];
+	char sender[SMTP_PATH_MAX + 1]; /* "" is the null reverse-path */
+	enum smtp_ret ret;
+	char envid[SMTP_ENVID_MAX + 1];
+	bool body_8bit;                 /* BODY=8BITMIME was given */
+	bool smtputf8;
+	int64_t created;
+	int64_t next;                   /* next attempt, Unix time */
+	unsigned attempts;
+	bool warned;                    /* the delay notice was sent */
+	uint64_t msg_size;              /* not stored: ID.msg's size at scan */
+	struct queue_rcpt *rcpts;       /* QUEUE_RCPTS_MAX entries allocated */
+	size_t n_rcpts;
+};
+
+/* A new envelope with room for QUEUE_RCPTS_MAX recipients; NULL: memory. */
+struct queue_env *queue_env_new(void);
+void queue_env_free(struct queue_env *env);
+/* A recipient added as pending; -1 when full. */
+int queue_env_add(struct queue_env *env, const char *addr, unsigned notify, const char *orcpt);
+
+/* data_dir/queue and its tmp/ and corrupt/ folders exist; 0 or -1. */
+int queue_prepare(const char *data_dir);
+
+/* Writing a new message: open, write (as often as needed), commit makes
+ * message and envelope durable (fsync of both files and the directory)
+ * and only then visible to the scheduler; abort removes everything. */
+struct queue_writer;
+int queue_writer_open(const char *data_dir, const char *id, struct queue_writer **w_r);
+int queue_writer_write(struct queue_writer *w, const void *data, size_t len);
+int queue_writer_commit(struct queue_writer *w, const struct queue_env *env);
+void queue_writer_free(struct queue_writer *w); /* aborts if not committed */
+const char *queue_writer_error(const struct queue_writer *w);
+
+/* The envelope text (format at the top of smtp_queue.c); parse modifies
+ * text and returns 0 or -1 (corrupt).  Exposed for tests and fuzzing. */
+int queue_env_format(const struct queue_env *env, struct buf *b);
+int queue_env_parse(struct queue_env *env, char *text);
+
+/* Atomic rewrite of ID.env (tmp, fsync, rename, directory fsync).  When
+ * ID.msg is gone (postern queue delete) nothing is written and 1 returned. */
+int queue_env_update(const char *data_dir, const struct queue_env *env);
+/* Read ID.env; -1 with errno ENOENT when gone, EINVAL when corrupt. */
+int queue_env_read(const char *data_dir, const char *id, struct queue_env *env);
+/* Remove a finished message: the envelope first, then the message. */
+int queue_remove(const char *data_dir, const char *id);
+/* Move ID.env and ID.msg into queue/corrupt/ (a file that cannot be read). */
+void queue_move_corrupt(const char *data_dir, const char *id);
+/* Path of a queue file: kind "msg" or "env". */
+int queue_path(const char *data_dir, const char *id, const char *kind, char *out, size_t outlen);
+
+/* At start: remove what tmp/ holds and messages without an envelope (no
+ * 250 was given for either). */
+void queue_cleanup(const char *data_dir);
+/* Ids of every envelope in the queue, at most max; count or -1. */
+int queue_scan(const char *data_dir, char (*ids)[QUEUE_ID_MAX + 1], size_t max);
+/* True (and the marker removed) when `postern queue flush` asked for a run. */
+bool queue_take_flush(const char *data_dir);
+
+/* New random queue id (hex, SMTP_ID_LEN digits, as smtp_make_id()). */
+void queue_make_id(char out[QUEUE_ID_MAX + 1]);
+
+/* ---- smtp_route.c (worker) ---------------------------------------------- */
+
+#define ROUTE_HOSTS_MAX 16 /* addresses tried per domain and attempt */
+
+enum route_result {
+	ROUTE_OK,        /* hosts[] in order */
+	ROUTE_TEMPFAIL,  /* DNS failure: retry later */
+	ROUTE_PERMFAIL,  /* no such domain, null MX: bounce */
+};
+
+struct route_host {
+	char name[SMTP_DOMAIN_MAX + 1]; /* MX name, for logs and TLS names */
+	char addr[64];                  /* numeric address */
+	int family;
+	unsigned port;
+};
+
+struct route {
+	enum route_result result;
+	char reason[SMTP_REPLY_MAX];     /* for deferrals and bounces */
+	struct route_host hosts[ROUTE_HOSTS_MAX];
+	size_t n_hosts;
+};
+
+/* Route mail for domain through the relay host or its MX; blocking. */
+void route_lookup(const struct config *cfg, const char *domain, struct route *r);
+
+/* ---- smtp_client.c (loop) -------------------------------------------------- */
+
+/* RFC 5321 §4.5.3.2 timeouts, seconds. */
+#define CLIENT_TIMEOUT_CONNECT 30   /* not in the RFC; Postfix uses 30 s */
+#define CLIENT_TIMEOUT_GREETING 300 /* §4.5.3.2.1 initial 220 */
+#define CLIENT_TIMEOUT_MAIL 300     /* §4.5.3.2.2 */
+#define CLIENT_TIMEOUT_RCPT 300     /* §4.5.3.2.3 */
+#define CLIENT_TIMEOUT_DATA 120     /* §4.5.3.2.4 DATA initiation */
+#define CLIENT_TIMEOUT_BLOCK 180    /* §4.5.3.2.5 data block (each write) */
+#define CLIENT_TIMEOUT_DOT 600      /* §4.5.3.2.6 DATA termination */
+#define CLIENT_TIMEOUT_OTHER 300    /* EHLO, STARTTLS, AUTH, QUIT */
+#define CLIENT_REPLY_LINE_MAX 4096  /* longer reply lines end the session */
+#define CLIENT_REPLY_LINES_MAX 200  /* lines of one multi-line reply */
+
+struct smtp_client;
+
+/* One delivery attempt to one host: the recipients of one domain. */
+struct client_rcpt {
+	const struct queue_rcpt *rcpt;  /* address, NOTIFY, ORCPT */
+	int code;                       /* reply code; 0: no answer */
+	char reply[SMTP_REPLY_MAX];
+};
+
+struct client_job {
+	/* in */
+	const struct config *cfg;
+	const struct queue_env *env;
+	struct route_host host;
+	bool relay;                     /* relay_host: TLS required, AUTH */
+	const char *password;           /* relay_password_file's content */
+	bool no_starttls;               /* retry of a host whose TLS failed */
+	const char *data;               /* message, dot-stuffed, ends CRLF.CRLF */
+	size_t data_len;
+	uint64_t size;                  /* message size for SIZE= */
+	bool eightbit;                  /* data has 8-bit octets */
+	const char *data7;              /* converted to 7 bit (RFC 6152 §3) for a
+					 * server without 8BITMIME; NULL: cannot */
+	size_t data7_len;
+	struct client_rcpt *rcpts;
+	size_t n_rcpts;
+	/* out */
+	bool connected;                 /* a session was held (else: next host) */
+	bool next_host;                 /* try the next host for everything */
+	bool tls_failed;                /* the STARTTLS handshake failed */
+	char reply[SMTP_REPLY_MAX];     /* the session's failure, if any */
+	char tls[160];                  /* "TLSv1.3 ... verified" or "" */
+	struct smtp_client *client;     /* while running */
+};
+
+typedef void client_done_fn(struct client_job *job, void *arg);
+/* Start the attempt; done() runs on the loop when it ended (every
+ * recipient with code != 2xx is not delivered).  -1 when it cannot start
+ * (then done() is not called). */
+int smtp_client_start(struct event_base *base, SSL_CTX *tls, struct client_job *job,
+		      client_done_fn *done, void *arg);
+/* Stop a running attempt without calling done() (daemon shutdown). */
+void smtp_client_cancel(struct smtp_client *c);
+
+/* ---- smtp_mime8.c (worker) ------------------------------------------------ */
+
+/* The message converted to 7 bit for a server without 8BITMIME: 1 with
+ * out filled, 0 when it is 7-bit already (out untouched), -1 when it
+ * cannot be converted (it then bounces with 5.6.3). */
+int mime8_downgrade(const char *msg, size_t len, struct buf *out);
+
+/* ---- smtp_sign.c (worker): the DKIM hook ---------------------------------- */
+
+/* Called once per delivery attempt, on a worker, with the whole message as
+ * it will be sent (before dot-stuffing).  It appends the header fields to
+ * prepend (a DKIM-Signature, CRLF-terminated) to out and returns 0; -1 is a
+ * temporary failure (the delivery is deferred).  Appending nothing means
+ * "no signature": that is what the stub in smtp_sign.c does until DKIM
+ * signing is merged. */
+int smtp_sign_message(const struct config *cfg, const char *sender,
+		      const char *msg, size_t len, struct buf *out);
+
+/* ---- smtp_bounce.c (worker) ------------------------------------------------ */
+
+enum bounce_kind {
+	BOUNCE_FAILED,  /* recipients in state FAILED whose NOTIFY allows it */
+	BOUNCE_DELAYED, /* PENDING recipients that asked for NOTIFY=DELAY */
+};
+
+/* Build an RFC 3464 report for the recipients of env that want one of this
+ * kind (headers: the original header block) into out; 0 or -1. */
+int bounce_build(const struct config *cfg, const struct queue_env *env, enum bounce_kind kind,
+		 const char *headers, size_t hdr_len, struct buf *out);
+bool bounce_wanted(const struct queue_rcpt *r, enum bounce_kind kind);
+/* Build and deliver the report of this kind: into the
+ * local sender's INBOX (durable on return), or queued to a remote sender
+ * (*queued_r: kick the scheduler).  0 done; 1 nobody can receive it
+ * (logged by the caller, counts as done); -1 temporary, err set. */
+int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_kind kind,
+		const char *headers, size_t hdr_len, bool *queued_r, char *err, size_t errlen);
+
+/* ---- smtp_outq.c (loop) ---------------------------------------------------- */
+
+struct smtp_outq;
+struct smtp_outq *smtp_outq_new(struct smtp_ctx *ctx);
+void smtp_outq_free(struct smtp_outq *q);
+/* A new message was queued: look at the queue soon. */
+void smtp_outq_kick(struct smtp_outq *q);
+
+#endif
