@@ -3,7 +3,10 @@
  *
  * Writes that touch files (renames for flags, unlinks for expunges) run
  * inside the write job, under LMDB's write lock, so two processes never
- * rename the same file from the same old name.  A file is renamed or
+ * rename the same file from the same old name.  One exception: an
+ * unconditional expunge of given UIDs (POP3 QUIT) unlinks the files under
+ * their recorded names first, outside the lock (md_expunge_unlink_first()),
+ * and the job removes only what that left.  A file is renamed or
  * removed before its index record changes: after a crash the name on disk
  * wins at the next sync, which is the rule (the Maildir is the truth).
  * COPY links files into the destination (and fsyncs it) before its job, as
@@ -576,6 +579,7 @@ struct md_expunge_job {
 	const uint32_t *uids;
 	size_t n;
 	unsigned flags;
+	const bool *unlinked; /* per uids[i]: its file is already removed */
 	uint32_t *out;  /* grown by the job; kept across runs */
 	size_t n_out, cap_out;
 };
@@ -595,16 +599,17 @@ static int md_u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
 	return 0;
 }
 
-/* Remove a message's file and record (inside a job). */
+/* Remove a message's file (unless unlinked already) and record (inside a
+ * job). */
 static enum md_result md_expunge_one(struct md_txn *t, struct md_user *u,
 				     uint32_t mbox, const char *dir,
 				     struct md_mbox_rec *mb, struct md_user_rec *urec,
-				     struct md_msg_rec *rec, uint64_t modseq)
+				     struct md_msg_rec *rec, uint64_t modseq, bool unlinked)
 {
 	char path[PATH_MAX];
 	enum md_result r;
 
-	for (int attempt = 0; attempt < 2; attempt++) {
+	for (int attempt = 0; !unlinked && attempt < 2; attempt++) {
 		if (md_msg_path(dir, rec, path, sizeof(path)) < 0)
 			return MD_CORRUPT;
 		if (unlink(path) == 0 || errno != ENOENT)
@@ -682,8 +687,8 @@ static enum md_result md_expunge_job_run(struct md_txn *t, void *arg)
 			r = MD_TEMPFAIL;
 			break;
 		}
-		if ((r = md_expunge_one(t, u, j->mb->id, dir, &mb, &urec, &rec,
-					modseq)) != MD_OK)
+		if ((r = md_expunge_one(t, u, j->mb->id, dir, &mb, &urec, &rec, modseq,
+					j->unlinked != NULL && j->unlinked[i])) != MD_OK)
 			break;
 	}
 	free(cand);
@@ -698,12 +703,52 @@ static enum md_result md_expunge_job_run(struct md_txn *t, void *arg)
 	return md_rec_user_put(t, u->address, &urec);
 }
 
+/* An expunge of given messages, unconditionally (POP3 QUIT): remove their
+ * files here, on the calling thread, before the write job, which then only
+ * drops the records.  The unlinks of many mailboxes then run side by side
+ * on the callers' threads instead of one after another on the writer
+ * thread, and LMDB's write lock is not held across them (DESIGN.md: file
+ * work comes before the index's transaction).  A file that is not under
+ * its recorded name (renamed meanwhile) is left to the job, which finds it
+ * under the lock.  unlinked_r[i]: uids[i]'s file was removed here.  The
+ * Maildir is the truth: a crash between the unlinks and the commit leaves
+ * records without files, which the next sync removes as expunged. */
+static void md_expunge_unlink_first(struct md_mailbox *mb, const uint32_t *uids,
+				    size_t n, bool *unlinked_r)
+{
+	struct md_mbox_rec mrec;
+	struct md_txn *t;
+	char dir[PATH_MAX], **paths = calloc(n, sizeof(*paths));
+
+	if (paths == NULL || md_read_begin(mb->user->store, &t) != MD_OK) {
+		free(paths);
+		return;
+	}
+	if (md_mbox_dir(mb->user, t, mb->id, &mrec, dir, sizeof(dir)) == MD_OK) {
+		for (size_t i = 0; i < n; i++) {
+			struct md_msg_rec rec;
+			char path[PATH_MAX];
+
+			if (md_rec_msg_get(t, mb->user->id, mb->id, uids[i], &rec) == MD_OK &&
+			    md_msg_path(dir, &rec, path, sizeof(path)) == 0)
+				paths[i] = strdup(path); /* NULL: the job does it */
+		}
+	}
+	md_read_end(t);
+	for (size_t i = 0; i < n; i++) {
+		unlinked_r[i] = paths[i] != NULL && unlink(paths[i]) == 0;
+		free(paths[i]);
+	}
+	free(paths);
+}
+
 enum md_result md_msg_expunge(struct md_mailbox *mb, const uint32_t *uids,
 			      size_t n, unsigned flags, uint32_t **expunged_r,
 			      size_t *n_expunged_r)
 {
 	struct md_expunge_job job = { .mb = mb, .uids = uids, .n = n,
 				      .flags = flags };
+	bool *unlinked = NULL;
 	enum md_result r;
 
 	if (expunged_r != NULL)
@@ -712,7 +757,13 @@ enum md_result md_msg_expunge(struct md_mailbox *mb, const uint32_t *uids,
 		*n_expunged_r = 0;
 	if (uids == NULL && (r = md_mailbox_sync(mb, NULL)) != MD_OK)
 		return r;
+	if (uids != NULL && !(flags & MD_EXPUNGE_DELETED_ONLY) && n > 0 &&
+	    (unlinked = calloc(n, sizeof(*unlinked))) != NULL) {
+		md_expunge_unlink_first(mb, uids, n, unlinked);
+		job.unlinked = unlinked;
+	}
 	r = md_write(mb->user->store, md_expunge_job_run, &job);
+	free(unlinked);
 	if (r != MD_OK) {
 		free(job.out);
 		return r;

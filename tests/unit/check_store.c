@@ -153,6 +153,47 @@ START_TEST(test_store_pop3_size)
 }
 END_TEST
 
+/* POP3 QUIT's expunge removes the files before its write job; one that
+ * another program renamed meanwhile is still found and removed. */
+START_TEST(test_store_expunge_given_uids)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct md_msg m2;
+	char to[PATH_MAX];
+	uint32_t uids[] = { 1, 2, 3, 9 }, *ex;
+	size_t n;
+
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: x\n\nx\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_int_eq(md_msg_get(mb, 2, MD_READ_PATH, &m2), MD_OK);
+	user_dir(to, sizeof(to), "cur/");
+	strcat(to, m2.basename);
+	strcat(to, ":2,S");
+	ck_assert_int_eq(rename(m2.path, to), 0);
+	md_msg_clear(&m2);
+	ck_assert_int_eq(md_msg_expunge(mb, uids, 4, 0, &ex, &n), MD_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(ex[0], 1);
+	ck_assert_uint_eq(ex[2], 3);
+	free(ex);
+	ck_assert_int_eq(access(to, F_OK), -1);
+	md_mailbox_close(mb);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	ck_assert_uint_eq(st.messages, 1);
+	ck_assert_int_eq(md_msg_get(mb, 4, MD_READ_PATH, &m2), MD_OK);
+	ck_assert_int_eq(access(m2.path, F_OK), 0);
+	md_msg_clear(&m2);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 /* BINARY of a multipart is judged on everything inside it (RFC 3516 §4.3):
  * an unknown encoding in a child wins over broken base64 in another. */
 START_TEST(test_store_section_binary_status)
@@ -1158,6 +1199,7 @@ static Suite *store_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_store_deliver_read);
 	tcase_add_test(tc, test_store_pop3_size);
+	tcase_add_test(tc, test_store_expunge_given_uids);
 	tcase_add_test(tc, test_store_section_binary_status);
 	tcase_add_test(tc, test_store_refuse_bad_messages);
 	tcase_add_test(tc, test_store_default_mailboxes);
