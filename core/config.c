@@ -61,7 +61,7 @@
 enum config_key_type {
 	KEY_HOSTNAME, KEY_PATH, KEY_DOMAINS, KEY_USER, KEY_LOG_LEVEL,
 	KEY_SIZE, KEY_UINT, KEY_BOOL, KEY_BARE_LF, KEY_QUOTA_ERROR,
-	KEY_NETWORKS,
+	KEY_NETWORKS, KEY_UIDL_FORMAT, KEY_TLS_MIN,
 	KEY_DURATION_MS, /* unsigned field, milliseconds; min/max in ms */
 	KEY_DURATION_S,  /* unsigned field, seconds; min/max in seconds */
 };
@@ -105,6 +105,8 @@ static const struct config_key config_keys[] = {
 	  CONFIG_PREGREET_TTL_MAX },
 	{ "smtp_pregreet_cache_size", KEY_UINT, FIELD(smtp_pregreet_cache_max), 1,
 	  CONFIG_PREGREET_CACHE_MAX },
+	{ "pop3_uidl_format", KEY_UIDL_FORMAT, 0, 0, 0 },
+	{ "smtp_inbound_tls_min", KEY_TLS_MIN, 0, 0, 0 },
 };
 
 
@@ -126,6 +128,7 @@ static const char *const tls_names[] = { "none", "starttls", "implicit" };
 static const char *const bool_names[] = { "no", "yes", "false", "true", "off", "on" };
 static const char *const bare_lf_names[] = { "reject", "normalise", "normalize" };
 static const char *const quota_names[] = { "temporary", "permanent" };
+static const char *const tls_min_names[] = { "1.0", "1.1", "1.2" };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -392,6 +395,36 @@ static int set_networks(struct parser *p, char *value)
 	return 0;
 }
 
+/* Dovecot's pop3_uidl_format as far as a Maildir can answer it:
+ * "%[0][width][x|X](u|v)", "%[width]f", "%%", other printable characters. */
+static bool uidl_format_valid(const char *f)
+{
+	if (*f == '\0')
+		return false;
+	for (; *f != '\0'; f++) {
+		unsigned width = 0;
+		bool hex = false;
+
+		if ((unsigned char)*f < 0x21 || (unsigned char)*f > 0x7e)
+			return false;
+		if (*f != '%')
+			continue;
+		if (*++f == '%')
+			continue;
+		if (*f == '0')
+			f++;
+		while (*f >= '0' && *f <= '9' && width <= 70)
+			width = width * 10 + (unsigned)(*f++ - '0');
+		if (*f == 'x' || *f == 'X') {
+			hex = true;
+			f++;
+		}
+		if (width > 70 || !(*f == 'u' || *f == 'v' || (*f == 'f' && !hex)))
+			return false;
+	}
+	return true;
+}
+
 static int set_top_key(struct parser *p, const struct config_key *k, char *value)
 {
 	struct config *cfg = p->cfg;
@@ -453,6 +486,21 @@ static int set_top_key(struct parser *p, const struct config_key *k, char *value
 		return 0;
 	case KEY_NETWORKS:
 		return set_networks(p, value);
+	case KEY_UIDL_FORMAT:
+		if (strlen(value) >= sizeof(cfg->pop3_uidl_format) ||
+		    !uidl_format_valid(value))
+			return fail(p, p->line, "%s: '%.*s' is not a format this server "
+				    "knows: use %%u (UID), %%v (UIDVALIDITY), %%f (file "
+				    "name), optionally with a width and X for hex, as in "
+				    "%%08Xu%%08Xv", k->name, CONFIG_QUOTE_MAX, value);
+		str_copy(cfg->pop3_uidl_format, value, sizeof(cfg->pop3_uidl_format));
+		return 0;
+	case KEY_TLS_MIN:
+		if ((i = pick(value, tls_min_names, NELEM(tls_min_names))) < 0)
+			return fail(p, p->line, "%s must be 1.0, 1.1 or 1.2, not '%.*s'",
+				    k->name, CONFIG_QUOTE_MAX, value);
+		cfg->smtp_inbound_tls_min = 10 + (unsigned)i;
+		return 0;
 	case KEY_DURATION_MS:
 	case KEY_DURATION_S:
 		return set_duration(p, k, value);
@@ -747,6 +795,8 @@ void config_defaults(struct config *cfg)
 	cfg->trusted_networks[1].prefix = 128;
 	cfg->trusted_networks[1].addr[15] = 1;
 	cfg->n_trusted_networks = 2;
+	str_copy(cfg->pop3_uidl_format, "%08Xu%08Xv", sizeof(cfg->pop3_uidl_format));
+	cfg->smtp_inbound_tls_min = 10;
 	/* Zero is already: no plaintext auth on loopback, smtp_bare_lf reject,
 	 * quota_error temporary, no listeners, no certificates, no domains. */
 }

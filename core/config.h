@@ -57,6 +57,8 @@ enum bare_lf_policy {
 	BARE_LF_NORMALISE,
 };
 
+#define CONFIG_UIDL_FORMAT_LEN 65
+
 struct config_listener {
 	char name[64];
 	enum listener_role role;
@@ -115,6 +117,12 @@ struct config {
 	bool allow_plaintext_auth_on_loopback;
 	enum bare_lf_policy smtp_bare_lf;     /* smtp_bare_lf = reject|normalise */
 	bool quota_error_permanent;           /* quota_error = temporary|permanent */
+	/* pop3_uidl_format: Dovecot's, for the POP3 UIDLs of messages imported
+	 * from a Dovecot Maildir (%u, %v, %f, %%, with [0][width][x|X]) */
+	char pop3_uidl_format[CONFIG_UIDL_FORMAT_LEN];
+	/* smtp_inbound_tls_min = 1.0|1.1|1.2: lowest TLS version on role smtp
+	 * (port 25); every other role needs TLS 1.2.  10, 11 or 12. */
+	unsigned smtp_inbound_tls_min;
 };
 
 /* Defaults for every key (a config with no listeners). */

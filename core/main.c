@@ -188,7 +188,8 @@ static int main_serve_config(const struct config *cfg, void (*ready_fn)(const st
 		rc = EX_CONFIG;
 		goto out;
 	}
-	if (md_store_open(cfg->data_dir, NULL, &store, err, sizeof(err)) != MD_OK) {
+	if (md_store_open(cfg->data_dir, &(struct md_store_options){
+			  .pop3_uidl_format = cfg->pop3_uidl_format }, &store, err, sizeof(err)) != MD_OK) {
 		store = NULL;
 		fprintf(stderr, "postern: %s\n", err);
 		rc = EX_TEMPFAIL;

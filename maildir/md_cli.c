@@ -159,7 +159,8 @@ int md_cli_deliver(const struct config *cfg, int argc, char **argv,
 		fprintf(stderr, "postern deliver: %s: no such user\n", address);
 		return EX_NOUSER;
 	}
-	if (md_store_open(cfg->data_dir, NULL, &store, err, sizeof(err)) != MD_OK) {
+	if (md_store_open(cfg->data_dir, &(struct md_store_options){
+			  .pop3_uidl_format = cfg->pop3_uidl_format }, &store, err, sizeof(err)) != MD_OK) {
 		fprintf(stderr, "postern deliver: %s\n", err);
 		return EX_TEMPFAIL;
 	}
@@ -227,7 +228,8 @@ int md_cli_reindex(const struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "postern reindex: no data_dir in the configuration\n");
 		return EX_CONFIG;
 	}
-	if (md_store_open(cfg->data_dir, NULL, &store, err, sizeof(err)) != MD_OK) {
+	if (md_store_open(cfg->data_dir, &(struct md_store_options){
+			  .pop3_uidl_format = cfg->pop3_uidl_format }, &store, err, sizeof(err)) != MD_OK) {
 		fprintf(stderr, "postern reindex: %s\n", err);
 		return EX_TEMPFAIL;
 	}

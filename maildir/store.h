@@ -52,7 +52,12 @@
  * Dovecot.  The first time a user's Maildir is indexed (no postern-indexed
  * marker), each folder's dovecot-uidlist and dovecot-keywords are imported:
  * UIDVALIDITY, UIDNEXT, each message's UID and the keyword names survive the
- * migration.  Later the files are ignored (they go stale).
+ * migration.  Each message dovecot-uidlist lists also keeps the POP3 UIDL
+ * Dovecot gave it (its "P" field, else md_store_options pop3_uidl_format
+ * of its UID, the UIDVALIDITY and base name), kept in its index record and
+ * given as md_msg.uidl; a rebuild (`postern reindex`, a lost index) takes
+ * those UIDLs from dovecot-uidlist again.  Later the files are ignored
+ * otherwise (they go stale).
  *
  * Typical use (all from worker threads; never hold results across a
  * return to the event loop other than as copies):
@@ -86,8 +91,8 @@
  *                (see md_mailbox_sync()); md_store_set_change_hook() wakes
  *                IDLE for changes made by this process.
  *   POP3:        md_user_open, md_mailbox_open("INBOX"), md_msg_list() for
- *                pop3_size (LIST, STAT; never a file read) and basenames
- *                (UIDL), md_msg_open() for RETR/TOP,
+ *                pop3_size (LIST, STAT; never a file read) and uidl, else
+ *                basename (UIDL), md_msg_open() for RETR/TOP,
  *                md_msg_expunge(uids, n, 0) at QUIT.
  */
 #ifndef MAILDIR_STORE_H
@@ -136,6 +141,10 @@ struct md_store_options {
 	uint64_t map_size;   /* LMDB map size to start with; 0: default (16 GiB).
 			      * It doubles when full. */
 	unsigned max_readers;/* 0: default (512) */
+	const char *pop3_uidl_format; /* Dovecot's pop3_uidl_format, applied to
+				       * the messages imported from a Dovecot
+				       * Maildir (config pop3_uidl_format);
+				       * NULL: Dovecot's default "%08Xu%08Xv" */
 };
 
 /* Open (creating what is missing) the store of data_dir.  opts may be NULL.
@@ -345,6 +354,10 @@ struct md_msg {
 	char *basename;                  /* MD_READ_PATH: the Maildir unique
 					  * name, stable across flag changes
 					  * (POP3 UIDL, RFC 1939 §7) */
+	char *uidl;                      /* MD_READ_PATH: the POP3 UIDL the
+					  * message had in Dovecot (imported,
+					  * valid per RFC 1939 §7), or NULL:
+					  * use basename */
 	struct md_meta *meta;            /* MD_READ_META */
 };
 
