@@ -937,17 +937,18 @@ static bool demo_value_ok(const char *s)
 	return true;
 }
 
+static const struct {
+	enum listener_role role;
+	unsigned offset;
+} demo[] = {
+	{ ROLE_SMTP, 25 }, { ROLE_SUBMISSION, 587 }, { ROLE_SUBMISSIONS, 465 },
+	{ ROLE_IMAP, 143 }, { ROLE_IMAPS, 993 }, { ROLE_POP3, 110 }, { ROLE_POP3S, 995 },
+};
+
 int config_write_demo(const char *path, const char *data_dir,
 		      const char *cert_file, const char *key_file,
 		      unsigned port_base)
 {
-	static const struct {
-		enum listener_role role;
-		unsigned offset;
-	} demo[] = {
-		{ ROLE_SMTP, 25 }, { ROLE_SUBMISSION, 587 }, { ROLE_SUBMISSIONS, 465 },
-		{ ROLE_IMAP, 143 }, { ROLE_IMAPS, 993 }, { ROLE_POP3, 110 }, { ROLE_POP3S, 995 },
-	};
 	struct buf b;
 	struct config *check;
 	char err[CONFIG_ERROR_MAX];
@@ -994,6 +995,101 @@ int config_write_demo(const char *path, const char *data_dir,
 		saved = errno;
 	}
 	free(check);
+	buf_free(&b);
+	errno = saved;
+	return rc;
+}
+
+/* The "port = N" line of the listener block that starts on line `start`
+ * (1-based): its offset and length in text, or -1. */
+static int demo_port_line(const char *text, size_t len, unsigned start,
+			  size_t *off_r, size_t *len_r)
+{
+	unsigned line = 1;
+	size_t pos = 0;
+
+	while (pos < len && line < start) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+
+		if (nl == NULL)
+			return -1;
+		pos = (size_t)(nl - text) + 1;
+		line++;
+	}
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl != NULL ? (size_t)(nl - text) : len, p = pos;
+
+		while (p < end && (text[p] == ' ' || text[p] == '\t'))
+			p++;
+		if (end - p > 4 && strncmp(text + p, "port", 4) == 0 &&
+		    (text[p + 4] == ' ' || text[p + 4] == '\t' || text[p + 4] == '=')) {
+			*off_r = pos;
+			*len_r = end - pos;
+			return 0;
+		}
+		if (line > start && memchr(text + pos, '}', end - pos) != NULL)
+			return -1; /* the block ended without a port */
+		pos = end + 1;
+		line++;
+	}
+	return -1;
+}
+
+int config_demo_set_ports(const char *path, unsigned port_base, unsigned *changed_r)
+{
+	struct config *cfg = malloc(sizeof(*cfg));
+	char err[CONFIG_ERROR_MAX], *text = NULL;
+	size_t len;
+	struct buf b;
+	int rc = -1, saved = EINVAL;
+
+	*changed_r = 0;
+	buf_init(&b, CONFIG_FILE_MAX);
+	if (cfg == NULL || port_base > 65535 - 995 ||
+	    read_small_file(path, CONFIG_FILE_MAX, &text, &len) < 0 ||
+	    config_parse(path, text, len, cfg, err, sizeof(err)) < 0)
+		goto out;
+	/* the listeners in file order: rewrite from the end so that offsets
+	 * found in the original text stay valid */
+	for (size_t i = cfg->n_listeners; i-- > 0;) {
+		const struct config_listener *l = &cfg->listeners[i];
+		size_t off, plen;
+		char line[32];
+		int n;
+
+		for (size_t k = 0; k < NELEM(demo); k++) {
+			unsigned want = port_base + demo[k].offset;
+
+			if (demo[k].role != l->role || l->port == want ||
+			    demo_port_line(text, len, l->line, &off, &plen) < 0)
+				continue;
+			n = snprintf(line, sizeof(line), "\tport = %u", want);
+			buf_reset(&b);
+			if (buf_append(&b, text, off) < 0 || buf_append(&b, line, (size_t)n) < 0 ||
+			    buf_append(&b, text + off + plen, len - off - plen) < 0 ||
+			    buf_cstr(&b) < 0) {
+				saved = ENOMEM;
+				goto out;
+			}
+			free(text);
+			if ((text = strdup(b.data)) == NULL) {
+				saved = ENOMEM;
+				goto out;
+			}
+			len = b.len;
+			(*changed_r)++;
+		}
+	}
+	if (*changed_r == 0) {
+		rc = 0;
+	} else if (config_parse(path, text, len, cfg, err, sizeof(err)) == 0) {
+		rc = write_file_atomic(path, text, len, 0600);
+		saved = errno;
+	}
+out:
+	free(cfg);
+	free(text);
 	buf_free(&b);
 	errno = saved;
 	return rc;

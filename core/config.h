@@ -150,6 +150,12 @@ bool config_addr_is_trusted(const struct config *cfg, const struct sockaddr *sa)
 
 /* Write a configuration with the given values and the seven demo listeners
  * on 127.0.0.1, ports base+25 ... base+995.  Used by `postern demo`. */
+/* A second `postern demo --port-base N` on an existing configuration: set
+ * the port of each listener whose role the demo knows to N + the role's
+ * offset, changing nothing else in the file (comments, edits stay).
+ * *changed_r: listeners whose port changed (0: the file is untouched).
+ * 0, or -1 with errno (EINVAL: the file does not load). */
+int config_demo_set_ports(const char *path, unsigned port_base, unsigned *changed_r);
 int config_write_demo(const char *path, const char *data_dir,
 		      const char *cert_file, const char *key_file,
 		      unsigned port_base);
