@@ -42,6 +42,8 @@ static enum md_result md_cli_worst(enum md_result a, enum md_result b)
 {
 	if (a == MD_TEMPFAIL || b == MD_TEMPFAIL)
 		return MD_TEMPFAIL;
+	if (a == MD_NOSPACE || b == MD_NOSPACE)
+		return MD_NOSPACE;
 	if (a == MD_QUOTA || b == MD_QUOTA)
 		return MD_QUOTA;
 	return a != MD_OK ? a : b;

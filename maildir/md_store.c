@@ -23,7 +23,7 @@ const char *md_result_name(enum md_result result)
 		[MD_NOTFOUND] = "NOTFOUND", [MD_BADMSG] = "BADMSG",
 		[MD_TOOBIG] = "TOOBIG",     [MD_DENIED] = "DENIED",
 		[MD_LIMIT] = "LIMIT",       [MD_MODIFIED] = "MODIFIED",
-		[MD_UNKNOWN_CTE] = "UNKNOWN_CTE",
+		[MD_UNKNOWN_CTE] = "UNKNOWN_CTE", [MD_NOSPACE] = "NOSPACE",
 	};
 
 	if ((size_t)result < sizeof(names) / sizeof(names[0]) && names[result])

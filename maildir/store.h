@@ -113,7 +113,8 @@ struct config;
 
 enum md_result {
 	MD_OK = 0,
-	MD_TEMPFAIL,   /* I/O error, disk full, out of memory: try again later */
+	MD_TEMPFAIL,   /* I/O error, out of memory: try again later (a full
+			* disk while delivering: MD_NOSPACE) */
 	MD_NOUSER,     /* no such user (no Maildir, and not asked to create) */
 	MD_QUOTA,      /* the user's quota would be exceeded (RFC 9208 OVERQUOTA) */
 	MD_NOMAILBOX,  /* no such mailbox (IMAP: [TRYCREATE] / [NONEXISTENT]) */
@@ -127,7 +128,12 @@ enum md_result {
 	MD_LIMIT,      /* too many keywords in a mailbox, or a name too long */
 	MD_MODIFIED,   /* md_msg_store(): UNCHANGEDSINCE failed (RFC 7162 §3.1.3) */
 	MD_UNKNOWN_CTE,/* md_msg_binary(): an encoding BINARY cannot undo
-			* (RFC 3516 §4.3 NO [UNKNOWN-CTE]); added last */
+			* (RFC 3516 §4.3 NO [UNKNOWN-CTE]) */
+	MD_NOSPACE,    /* a delivery found the file system full (ENOSPC, or
+			* EDQUOT: the daemon user's disk quota): temporary
+			* like MD_TEMPFAIL, but says why (SMTP 452 4.3.1,
+			* RFC 3463 "mail system full"); nothing was stored.
+			* Only md_delivery_* give it; added last */
 };
 
 /* "OK", "TEMPFAIL", ... for logs. */
