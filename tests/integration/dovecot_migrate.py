@@ -228,7 +228,9 @@ def main():
         r.check(len(uidls) == 5 and all(re.fullmatch(r"[0-9a-f]{16}", u) for u in uidls),
                 "Dovecot's POP3 UIDLs are %%08Xu%%08Xv: %s" % uidls)
         print("Dovecot saw:", before)
-        # the README's steps: user, copy, start
+        # README "Moving from Dovecot": 1. Dovecot is stopped (run_dovecot);
+        # 2. its pop3_uidl_format is the default; 3. the user; 4. the copy,
+        # cp -a and chown; 5. start
         d.add_user(USER, PASSWORD)
         dest = os.path.join(d.data, "mail", "example.test", "alice")
         os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -279,6 +281,44 @@ def main():
         r.check(again[:5] == uidls, "after reindex, the same UIDLs: %s" % again[:5])
         r.check(len(again) == 6 and "." in again[5] and again[5] not in uidls,
                 "new mail: a Postern UIDL (%s)" % again[5:])
+        d.stop()
+
+        # Another pop3_uidl_format, and a UIDL dovecot-uidlist recorded
+        # itself (its "P" field, written here by hand: Dovecot writes one
+        # when a message's UIDL differs from its format) wins over it
+        d2 = Daemon(postern, roles=("pop3s",),
+                    extra_config="pop3_uidl_format = %u-%08v.%f\n")
+        try:
+            d2.add_user(USER, PASSWORD)
+            dest2 = os.path.join(d2.data, "mail", "example.test", "alice")
+            os.makedirs(os.path.dirname(dest2), exist_ok=True)
+            subprocess.run(["cp", "-a", src, dest2], check=True)
+            uidlist = os.path.join(dest2, "dovecot-uidlist")
+            with open(uidlist) as f:
+                lines = f.read().split("\n")
+            uv = int(lines[0].split(" V", 1)[1].split()[0])
+            bases = {}
+            for i, l in enumerate(lines[1:], 1):
+                if l:
+                    uid, rest = l.split(" ", 1)
+                    bases[int(uid)] = rest.split(":", 1)[1]
+                    if uid == "2":
+                        lines[i] = "2 Pkept-from-before " + rest
+            with open(uidlist, "w") as f:
+                f.write("\n".join(lines))
+            d2.start()
+            pop = poplib.POP3_SSL("127.0.0.1", d2.port("pop3s"), context=tls_context())
+            pop.user(USER)
+            pop.pass_(PASSWORD)
+            got = pop3_uidls(pop)
+            pop.quit()
+            want = ["%d-%08d.%s" % (u, uv, bases[u]) if u != 2 else "kept-from-before"
+                    for u in (1, 2, 4, 5, 6)]
+            r.check(got == want, "pop3_uidl_format = %%u-%%08v.%%f and a P field: %s (%s)"
+                    % (want, got))
+        finally:
+            d2.stop()
+            shutil.rmtree(d2.dir, ignore_errors=True)
     finally:
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
