@@ -50,13 +50,28 @@ struct md_store {
 	char uidl_format[MD_UIDL_FORMAT_MAX + 1]; /* md_store_options */
 };
 
+/* A POP3 UIDL kept across md_user_reindex(): mailbox name, base name */
+struct md_uidl_carry {
+	char *name;  /* one allocation holds the three strings */
+	char *base;
+	char *uidl;
+};
+
 struct md_user {
 	struct md_store *store;
 	uint32_t id;
 	char address[MD_ADDRESS_MAX + 1];
 	char root[PATH_MAX];
 	char error[256];
+	/* md_user_reindex only: the imported UIDLs the old index held,
+	 * sorted by name then base; the syncs it runs give them back */
+	const struct md_uidl_carry *carry;
+	size_t n_carry;
 };
+
+/* md_rebuild.c: the UIDL carried for base[0..blen) of mailbox name, or NULL */
+const char *md_carry_uidl(const struct md_user *u, const char *name,
+			  const char *base, size_t blen);
 
 struct md_mailbox {
 	struct md_user *user;

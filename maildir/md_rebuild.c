@@ -458,12 +458,126 @@ out:
 	return r;
 }
 
+/* ---- POP3 UIDLs kept across a reindex ---------------------------------- */
+
+static int md_carry_cmp(const void *a, const void *b)
+{
+	const struct md_uidl_carry *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c != 0 ? c : strcmp(x->base, y->base);
+}
+
+const char *md_carry_uidl(const struct md_user *u, const char *name,
+			  const char *base, size_t blen)
+{
+	char b[MD_FILENAME_MAX + 1];
+	struct md_uidl_carry key;
+	const struct md_uidl_carry *hit;
+
+	if (u->n_carry == 0 || blen > MD_FILENAME_MAX)
+		return NULL;
+	memcpy(b, base, blen);
+	b[blen] = '\0';
+	key.name = (char *)name;
+	key.base = b;
+	hit = bsearch(&key, u->carry, u->n_carry, sizeof(key), md_carry_cmp);
+	return hit != NULL ? hit->uidl : NULL;
+}
+
+static void md_carry_free(struct md_uidl_carry *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(c[i].name);
+	free(c);
+}
+
+/* The imported UIDLs (v3 records) of every mailbox of user id, so that a
+ * rebuild keeps them even when dovecot-uidlist is gone. */
+static enum md_result md_carry_collect(struct md_store *store, uint32_t user,
+				       struct md_uidl_carry **c_r, size_t *n_r)
+{
+	struct md_uidl_carry *c = NULL;
+	size_t n = 0, cap = 0, n_names = 0;
+	char **names = NULL;
+	uint32_t *ids = NULL;
+	struct md_txn *t;
+	enum md_result r;
+
+	*c_r = NULL;
+	*n_r = 0;
+	if ((r = md_read_begin(store, &t)) != MD_OK)
+		return r;
+	r = md_index_names(t, user, &names, &ids, &n_names);
+	for (size_t i = 0; r == MD_OK && i < n_names; i++) {
+		unsigned char prefix[8];
+		struct md_cursor *cur;
+		struct md_val k, v;
+		int rc;
+
+		if (md_cursor_open(t, MD_DB_MSG, prefix,
+				   md_key_mbox(prefix, user, ids[i]), &cur) < 0) {
+			r = MD_TEMPFAIL;
+			break;
+		}
+		for (rc = md_cursor_seek(cur, prefix, 8, &k, &v); rc == 0;
+		     rc = md_cursor_next(cur, &k, &v)) {
+			struct md_msg_rec rec;
+			size_t nl, bl, ul;
+
+			if (md_rec_msg_decode(&k, &v, &rec) != MD_OK || rec.uidl[0] == '\0')
+				continue; /* a damaged record is what a rebuild is for */
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				struct md_uidl_carry *nc = realloc(c, ncap * sizeof(*nc));
+
+				if (nc == NULL) {
+					rc = -1;
+					break;
+				}
+				c = nc;
+				cap = ncap;
+			}
+			nl = strlen(names[i]);
+			bl = strcspn(rec.fname, ":");
+			ul = strlen(rec.uidl);
+			if ((c[n].name = malloc(nl + bl + ul + 3)) == NULL) {
+				rc = -1;
+				break;
+			}
+			memcpy(c[n].name, names[i], nl + 1);
+			c[n].base = c[n].name + nl + 1;
+			memcpy(c[n].base, rec.fname, bl);
+			c[n].base[bl] = '\0';
+			c[n].uidl = c[n].base + bl + 1;
+			memcpy(c[n].uidl, rec.uidl, ul + 1);
+			n++;
+		}
+		md_cursor_close(cur);
+		if (rc < 0)
+			r = MD_TEMPFAIL;
+	}
+	md_read_end(t);
+	md_sync_names_free(names, n_names);
+	free(ids);
+	if (r != MD_OK) {
+		md_carry_free(c, n);
+		return r;
+	}
+	if (n > 1)
+		qsort(c, n, sizeof(*c), md_carry_cmp);
+	*c_r = c;
+	*n_r = n;
+	return MD_OK;
+}
+
 enum md_result md_user_reindex(struct md_store *store, const char *address,
 			       char *err, size_t errlen)
 {
 	char norm[MD_ADDRESS_MAX + 1], root[PATH_MAX], **names = NULL;
 	uint32_t id, *ids = NULL;
-	size_t n = 0;
+	size_t n = 0, n_carry = 0;
+	struct md_uidl_carry *carry = NULL;
 	struct md_user *u;
 	struct md_txn *t;
 	enum md_result r;
@@ -474,16 +588,38 @@ enum md_result md_user_reindex(struct md_store *store, const char *address,
 		snprintf(err, errlen, "%s: not a usable address", address);
 		return r;
 	}
+	/* the POP3 UIDLs imported from Dovecot outlive the old index */
+	{
+		struct md_user_rec urec;
+
+		if ((r = md_read_begin(store, &t)) != MD_OK)
+			return r;
+		r = md_rec_user_get(t, norm, &urec);
+		md_read_end(t);
+		if (r == MD_OK)
+			r = md_carry_collect(store, urec.id, &carry, &n_carry);
+		else
+			r = MD_OK; /* no index yet, or a damaged user record */
+		if (r != MD_OK) {
+			snprintf(err, errlen, "%s: reading the old index: %s", address,
+				 md_result_name(r));
+			return r;
+		}
+	}
 	r = md_sync_user_index(store, norm, root, false, true, &id, err, errlen);
 	if (r != MD_OK) {
 		if (r == MD_NOUSER)
 			snprintf(err, errlen, "%s: no Maildir at %s", address, root);
+		md_carry_free(carry, n_carry);
 		return r;
 	}
 	if ((r = md_user_open(store, norm, 0, &u)) != MD_OK) {
 		snprintf(err, errlen, "%s: %s", address, md_result_name(r));
+		md_carry_free(carry, n_carry);
 		return r;
 	}
+	u->carry = carry;
+	u->n_carry = n_carry;
 	if ((r = md_read_begin(store, &t)) == MD_OK) {
 		r = md_index_names(t, u->id, &names, &ids, &n);
 		md_read_end(t);
@@ -498,5 +634,6 @@ enum md_result md_user_reindex(struct md_store *store, const char *address,
 	md_sync_names_free(names, n);
 	free(ids);
 	md_user_close(u);
+	md_carry_free(carry, n_carry);
 	return r;
 }

@@ -911,6 +911,13 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 					md_dovecot_uidl(&dc, dce, u->store->uidl_format,
 							nf[i].uidl);
 			}
+			if (nf[i].uidl[0] == '\0' && u->n_carry > 0) {
+				const char *kept = md_carry_uidl(u, mb.name, e->fname,
+								 e->blen);
+
+				if (kept != NULL)
+					str_copy(nf[i].uidl, kept, sizeof(nf[i].uidl));
+			}
 			if (md_newfile_prepare(u->store, dir, &nf[i]) < 0) {
 				nf[i].skip = true; /* vanished or unreadable */
 				if (nf[i].in_new)

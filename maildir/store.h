@@ -55,9 +55,10 @@
  * migration.  Each message dovecot-uidlist lists also keeps the POP3 UIDL
  * Dovecot gave it (its "P" field, else md_store_options pop3_uidl_format
  * of its UID, the UIDVALIDITY and base name), kept in its index record and
- * given as md_msg.uidl; a rebuild (`postern reindex`, a lost index) takes
- * those UIDLs from dovecot-uidlist again.  Later the files are ignored
- * otherwise (they go stale).
+ * given as md_msg.uidl.  md_user_reindex() keeps them (read from the old
+ * index before the rebuild), and any rebuild, a lost index too, takes them
+ * from dovecot-uidlist again when it is still there.  Later the files are
+ * ignored otherwise (they go stale).
  *
  * Typical use (all from worker threads; never hold results across a
  * return to the event loop other than as copies):
@@ -229,7 +230,7 @@ enum md_result md_user_usage(struct md_user *user, uint64_t *bytes_r,
 
 /* Rebuild a user's index from the Maildir: every mailbox gets a new
  * UIDVALIDITY (unless this is the first indexing of a Dovecot Maildir,
- * whose UIDs are imported).  Sessions holding its mailboxes open get
+ * whose UIDs are imported); POP3 UIDLs imported from Dovecot stay.  Sessions holding its mailboxes open get
  * MD_NOMAILBOX afterwards.  Used by `postern reindex`. */
 enum md_result md_user_reindex(struct md_store *store, const char *address,
 			       char *err, size_t errlen);

@@ -866,6 +866,29 @@ START_TEST(test_store_dovecot_import)
 		md_mailbox_close(mb);
 	}
 	md_user_close(u);
+	/* without dovecot-uidlist, a reindex keeps them from the index */
+	snprintf(path, sizeof(path), "%s/dovecot-uidlist", root);
+	ck_assert_int_eq(unlink(path), 0);
+	{
+		char err[256];
+		struct md_msg *msgs;
+		size_t nm, found = 0;
+
+		ck_assert_int_eq(md_user_reindex(s, ADDR, err, sizeof(err)), MD_OK);
+		ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+		ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, NULL), MD_OK);
+		ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_PATH, &msgs, &nm),
+				 MD_OK);
+		ck_assert_uint_eq(nm, 3);
+		for (size_t i = 0; i < nm; i++)
+			found += msgs[i].uidl != NULL &&
+				 (strcmp(msgs[i].uidl, "000000116553f100") == 0 ||
+				  strcmp(msgs[i].uidl, "000000056553f100") == 0);
+		ck_assert_uint_eq(found, 2);
+		md_msg_list_free(msgs, nm);
+		md_mailbox_close(mb);
+		md_user_close(u);
+	}
 	md_store_close(s);
 }
 END_TEST
