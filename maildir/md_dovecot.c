@@ -193,17 +193,17 @@ int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 			if (colon != NULL)
 				file = colon + 2;
 			/* the fields are "<key><value>" separated by spaces */
-			for (const char *f = p; colon != NULL && f < colon;) {
+			for (const char *fld = p; colon != NULL && fld < colon;) {
 				size_t flen;
 
-				f += strspn(f, " ");
-				flen = strcspn(f, " ");
-				if (f[0] == 'P' && f + flen <= colon &&
-				    md_uidl_valid(f + 1, flen - 1)) {
-					uidl = f + 1;
+				fld += strspn(fld, " ");
+				flen = strcspn(fld, " ");
+				if (fld[0] == 'P' && fld + flen <= colon &&
+				    md_uidl_valid(fld + 1, flen - 1)) {
+					uidl = fld + 1;
 					ulen = flen - 1;
 				}
-				f += flen;
+				fld += flen;
 			}
 		}
 		if (file == NULL || *file == '\0')
