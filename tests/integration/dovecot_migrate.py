@@ -5,7 +5,7 @@ never touched) receives messages by IMAP APPEND (with INTERNALDATEs), gets
 flags and keywords, folders (one special-use), subscriptions, an expunge,
 and a POP3 client that leaves mail on the server.  Then Dovecot is stopped,
 the Maildir copied into Postern's data directory following the README's
-steps, and Postern must show the same POP3 UIDLs, IMAP UIDs and
+steps, and Postern must show the same POP3 UIDLs, IMAP UIDs, UIDNEXT and
 UIDVALIDITY per folder, flags and keywords, subscriptions, INTERNALDATEs
 and special-use folders.  Mail delivered after the move gets Postern's own
 UIDL; `postern reindex` keeps the imported UIDLs.  Skipped (77) when
@@ -131,8 +131,10 @@ def snapshot(imap):
             flags = sorted(f for f in flags if f != "\\Recent")
             msgs[int(m.group(1))] = (flags, imaplib.Internaldate2tuple(
                 b'INTERNALDATE "' + date.encode() + b'"'))
-        folders[name] = (uv, msgs)
         imap.close()
+        typ, data = imap.status('"%s"' % name, "(UIDNEXT)")
+        msgs["uidnext"] = int(re.search(rb"UIDNEXT (\d+)", data[0]).group(1))
+        folders[name] = (uv, msgs)
     typ, data = imap.lsub()
     subs = sorted(re.match(rb'\([^)]*\) "." (.*)$', l).group(1).decode().strip('"')
                   for l in data if l)
@@ -254,8 +256,12 @@ def main():
             got = folders.get(name)
             r.check(got is not None and got[0] == uv,
                     "%s: UIDVALIDITY %d (%s)" % (name, uv, got and got[0]))
-            r.check(got is not None and sorted(got[1]) == sorted(msgs),
-                    "%s: UIDs %s (%s)" % (name, sorted(msgs), got and sorted(got[1])))
+            r.check(got is not None and got[1]["uidnext"] == msgs["uidnext"],
+                    "%s: UIDNEXT %d (%s)" % (name, msgs["uidnext"], got and got[1]["uidnext"]))
+            msgs = {k: v for k, v in msgs.items() if k != "uidnext"}
+            r.check(got is not None and sorted(k for k in got[1] if k != "uidnext") ==
+                    sorted(msgs), "%s: UIDs %s (%s)" % (
+                        name, sorted(msgs), got and sorted(k for k in got[1] if k != "uidnext")))
             for u, (flags, date) in msgs.items():
                 g = got[1].get(u) if got else None
                 r.check(g is not None and g[0] == flags,
