@@ -118,7 +118,8 @@ struct config {
 	enum bare_lf_policy smtp_bare_lf;     /* smtp_bare_lf = reject|normalise */
 	bool quota_error_permanent;           /* quota_error = temporary|permanent */
 	/* pop3_uidl_format: Dovecot's, for the POP3 UIDLs of messages imported
-	 * from a Dovecot Maildir (%u, %v, %f, %%, with [0][width][x|X]) */
+	 * from a Dovecot Maildir (%u, %v, %f, %%, with [0][width][X]; X and x
+	 * both give lower-case hex, as Dovecot's X does) */
 	char pop3_uidl_format[CONFIG_UIDL_FORMAT_LEN];
 	/* smtp_inbound_tls_min = 1.0|1.1|1.2: lowest TLS version on role smtp
 	 * (port 25); every other role needs TLS 1.2.  10, 11 or 12. */

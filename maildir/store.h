@@ -230,8 +230,9 @@ enum md_result md_user_usage(struct md_user *user, uint64_t *bytes_r,
 
 /* Rebuild a user's index from the Maildir: every mailbox gets a new
  * UIDVALIDITY (unless this is the first indexing of a Dovecot Maildir,
- * whose UIDs are imported); POP3 UIDLs imported from Dovecot stay.  Sessions holding its mailboxes open get
- * MD_NOMAILBOX afterwards.  Used by `postern reindex`. */
+ * whose UIDs are imported); POP3 UIDLs imported from Dovecot stay.
+ * Sessions holding its mailboxes open get MD_NOMAILBOX afterwards.  Used
+ * by `postern reindex`. */
 enum md_result md_user_reindex(struct md_store *store, const char *address,
 			       char *err, size_t errlen);
 
