@@ -61,7 +61,7 @@
 enum config_key_type {
 	KEY_HOSTNAME, KEY_PATH, KEY_DOMAINS, KEY_USER, KEY_LOG_LEVEL,
 	KEY_SIZE, KEY_UINT, KEY_BOOL, KEY_BARE_LF, KEY_QUOTA_ERROR,
-	KEY_NETWORKS,
+	KEY_NETWORKS, KEY_UIDL_FORMAT, KEY_TLS_MIN,
 	KEY_DURATION_MS, /* unsigned field, milliseconds; min/max in ms */
 	KEY_DURATION_S,  /* unsigned field, seconds; min/max in seconds */
 	KEY_OUTBOUND,    /* config_outbound_set() */
@@ -117,6 +117,8 @@ static const struct config_key config_keys[] = {
 	{ "queue_retry", KEY_OUTBOUND, 0, 0, 0 },
 	{ "queue_lifetime", KEY_OUTBOUND, 0, 0, 0 },
 	{ "queue_delay_warning", KEY_OUTBOUND, 0, 0, 0 },
+	{ "pop3_uidl_format", KEY_UIDL_FORMAT, 0, 0, 0 },
+	{ "smtp_inbound_tls_min", KEY_TLS_MIN, 0, 0, 0 },
 };
 
 
@@ -138,6 +140,7 @@ static const char *const tls_names[] = { "none", "starttls", "implicit" };
 static const char *const bool_names[] = { "no", "yes", "false", "true", "off", "on" };
 static const char *const bare_lf_names[] = { "reject", "normalise", "normalize" };
 static const char *const quota_names[] = { "temporary", "permanent" };
+static const char *const tls_min_names[] = { "1.0", "1.1", "1.2" };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -404,6 +407,36 @@ static int set_networks(struct parser *p, char *value)
 	return 0;
 }
 
+/* Dovecot's pop3_uidl_format as far as a Maildir can answer it:
+ * "%[0][width][x|X](u|v)", "%[width]f", "%%", other printable characters. */
+static bool uidl_format_valid(const char *f)
+{
+	if (*f == '\0')
+		return false;
+	for (; *f != '\0'; f++) {
+		unsigned width = 0;
+		bool hex = false;
+
+		if ((unsigned char)*f < 0x21 || (unsigned char)*f > 0x7e)
+			return false;
+		if (*f != '%')
+			continue;
+		if (*++f == '%')
+			continue;
+		if (*f == '0')
+			f++;
+		while (*f >= '0' && *f <= '9' && width <= 70)
+			width = width * 10 + (unsigned)(*f++ - '0');
+		if (*f == 'x' || *f == 'X') {
+			hex = true;
+			f++;
+		}
+		if (width > 70 || !(*f == 'u' || *f == 'v' || (*f == 'f' && !hex)))
+			return false;
+	}
+	return true;
+}
+
 static int set_top_key(struct parser *p, const struct config_key *k, char *value)
 {
 	struct config *cfg = p->cfg;
@@ -465,6 +498,21 @@ static int set_top_key(struct parser *p, const struct config_key *k, char *value
 		return 0;
 	case KEY_NETWORKS:
 		return set_networks(p, value);
+	case KEY_UIDL_FORMAT:
+		if (strlen(value) >= sizeof(cfg->pop3_uidl_format) ||
+		    !uidl_format_valid(value))
+			return fail(p, p->line, "%s: '%.*s' is not a format this server "
+				    "knows: use %%u (UID), %%v (UIDVALIDITY), %%f (file "
+				    "name), optionally with a width and X for hex, as in "
+				    "%%08Xu%%08Xv", k->name, CONFIG_QUOTE_MAX, value);
+		str_copy(cfg->pop3_uidl_format, value, sizeof(cfg->pop3_uidl_format));
+		return 0;
+	case KEY_TLS_MIN:
+		if ((i = pick(value, tls_min_names, NELEM(tls_min_names))) < 0)
+			return fail(p, p->line, "%s must be 1.0, 1.1 or 1.2, not '%.*s'",
+				    k->name, CONFIG_QUOTE_MAX, value);
+		cfg->smtp_inbound_tls_min = 10 + (unsigned)i;
+		return 0;
 	case KEY_DURATION_MS:
 	case KEY_DURATION_S:
 		return set_duration(p, k, value);
@@ -774,6 +822,8 @@ void config_defaults(struct config *cfg)
 	cfg->trusted_networks[1].addr[15] = 1;
 	cfg->n_trusted_networks = 2;
 	config_outbound_defaults(cfg);
+	str_copy(cfg->pop3_uidl_format, "%08Xu%08Xv", sizeof(cfg->pop3_uidl_format));
+	cfg->smtp_inbound_tls_min = 10;
 	/* Zero is already: no plaintext auth on loopback, smtp_bare_lf reject,
 	 * quota_error temporary, no listeners, no certificates, no domains. */
 }
@@ -914,17 +964,18 @@ static bool demo_value_ok(const char *s)
 	return true;
 }
 
+static const struct {
+	enum listener_role role;
+	unsigned offset;
+} demo[] = {
+	{ ROLE_SMTP, 25 }, { ROLE_SUBMISSION, 587 }, { ROLE_SUBMISSIONS, 465 },
+	{ ROLE_IMAP, 143 }, { ROLE_IMAPS, 993 }, { ROLE_POP3, 110 }, { ROLE_POP3S, 995 },
+};
+
 int config_write_demo(const char *path, const char *data_dir,
 		      const char *cert_file, const char *key_file,
 		      unsigned port_base)
 {
-	static const struct {
-		enum listener_role role;
-		unsigned offset;
-	} demo[] = {
-		{ ROLE_SMTP, 25 }, { ROLE_SUBMISSION, 587 }, { ROLE_SUBMISSIONS, 465 },
-		{ ROLE_IMAP, 143 }, { ROLE_IMAPS, 993 }, { ROLE_POP3, 110 }, { ROLE_POP3S, 995 },
-	};
 	struct buf b;
 	struct config *check;
 	char err[CONFIG_ERROR_MAX];
@@ -971,6 +1022,101 @@ int config_write_demo(const char *path, const char *data_dir,
 		saved = errno;
 	}
 	free(check);
+	buf_free(&b);
+	errno = saved;
+	return rc;
+}
+
+/* The "port = N" line of the listener block that starts on line `start`
+ * (1-based): its offset and length in text, or -1. */
+static int demo_port_line(const char *text, size_t len, unsigned start,
+			  size_t *off_r, size_t *len_r)
+{
+	unsigned line = 1;
+	size_t pos = 0;
+
+	while (pos < len && line < start) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+
+		if (nl == NULL)
+			return -1;
+		pos = (size_t)(nl - text) + 1;
+		line++;
+	}
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t end = nl != NULL ? (size_t)(nl - text) : len, p = pos;
+
+		while (p < end && (text[p] == ' ' || text[p] == '\t'))
+			p++;
+		if (end - p > 4 && strncmp(text + p, "port", 4) == 0 &&
+		    (text[p + 4] == ' ' || text[p + 4] == '\t' || text[p + 4] == '=')) {
+			*off_r = pos;
+			*len_r = end - pos;
+			return 0;
+		}
+		if (line > start && memchr(text + pos, '}', end - pos) != NULL)
+			return -1; /* the block ended without a port */
+		pos = end + 1;
+		line++;
+	}
+	return -1;
+}
+
+int config_demo_set_ports(const char *path, unsigned port_base, unsigned *changed_r)
+{
+	struct config *cfg = malloc(sizeof(*cfg));
+	char err[CONFIG_ERROR_MAX], *text = NULL;
+	size_t len;
+	struct buf b;
+	int rc = -1, saved = EINVAL;
+
+	*changed_r = 0;
+	buf_init(&b, CONFIG_FILE_MAX);
+	if (cfg == NULL || port_base > 65535 - 995 ||
+	    read_small_file(path, CONFIG_FILE_MAX, &text, &len) < 0 ||
+	    config_parse(path, text, len, cfg, err, sizeof(err)) < 0)
+		goto out;
+	/* the listeners in file order: rewrite from the end so that offsets
+	 * found in the original text stay valid */
+	for (size_t i = cfg->n_listeners; i-- > 0;) {
+		const struct config_listener *l = &cfg->listeners[i];
+		size_t off, plen;
+		char line[32];
+		int n;
+
+		for (size_t k = 0; k < NELEM(demo); k++) {
+			unsigned want = port_base + demo[k].offset;
+
+			if (demo[k].role != l->role || l->port == want ||
+			    demo_port_line(text, len, l->line, &off, &plen) < 0)
+				continue;
+			n = snprintf(line, sizeof(line), "\tport = %u", want);
+			buf_reset(&b);
+			if (buf_append(&b, text, off) < 0 || buf_append(&b, line, (size_t)n) < 0 ||
+			    buf_append(&b, text + off + plen, len - off - plen) < 0 ||
+			    buf_cstr(&b) < 0) {
+				saved = ENOMEM;
+				goto out;
+			}
+			free(text);
+			if ((text = strdup(b.data)) == NULL) {
+				saved = ENOMEM;
+				goto out;
+			}
+			len = b.len;
+			(*changed_r)++;
+		}
+	}
+	if (*changed_r == 0) {
+		rc = 0;
+	} else if (config_parse(path, text, len, cfg, err, sizeof(err)) == 0) {
+		rc = write_file_atomic(path, text, len, 0600);
+		saved = errno;
+	}
+out:
+	free(cfg);
+	free(text);
 	buf_free(&b);
 	errno = saved;
 	return rc;

@@ -58,6 +58,8 @@ enum bare_lf_policy {
 	BARE_LF_NORMALISE,
 };
 
+#define CONFIG_UIDL_FORMAT_LEN 65
+
 struct config_listener {
 	char name[64];
 	enum listener_role role;
@@ -132,6 +134,13 @@ struct config {
 	size_t n_queue_retry;
 	unsigned queue_lifetime;          /* queue_lifetime, seconds */
 	unsigned queue_delay_warning;     /* queue_delay_warning, seconds; 0 off */
+	/* pop3_uidl_format: Dovecot's, for the POP3 UIDLs of messages imported
+	 * from a Dovecot Maildir (%u, %v, %f, %%, with [0][width][X]; X and x
+	 * both give lower-case hex, as Dovecot's X does) */
+	char pop3_uidl_format[CONFIG_UIDL_FORMAT_LEN];
+	/* smtp_inbound_tls_min = 1.0|1.1|1.2: lowest TLS version on role smtp
+	 * (port 25); every other role needs TLS 1.2.  10, 11 or 12. */
+	unsigned smtp_inbound_tls_min;
 };
 
 /* config_outbound.c: the outbound keys.  set() returns 0, or -1 with msg
@@ -170,6 +179,12 @@ bool config_addr_is_trusted(const struct config *cfg, const struct sockaddr *sa)
 
 /* Write a configuration with the given values and the seven demo listeners
  * on 127.0.0.1, ports base+25 ... base+995.  Used by `postern demo`. */
+/* A second `postern demo --port-base N` on an existing configuration: set
+ * the port of each listener whose role the demo knows to N + the role's
+ * offset, changing nothing else in the file (comments, edits stay).
+ * *changed_r: listeners whose port changed (0: the file is untouched).
+ * 0, or -1 with errno (EINVAL: the file does not load). */
+int config_demo_set_ports(const char *path, unsigned port_base, unsigned *changed_r);
 int config_write_demo(const char *path, const char *data_dir,
 		      const char *cert_file, const char *key_file,
 		      unsigned port_base);

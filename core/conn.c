@@ -210,7 +210,7 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa,
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 
 	if (lcfg->tls == TLS_MODE_IMPLICIT) {
-		conn->ssl = tls_server_new_ssl(srv->tls);
+		conn->ssl = tls_server_new_ssl(srv->tls, lcfg->role);
 		if (conn->ssl != NULL)
 			conn->bev = bufferevent_openssl_socket_new(
 				srv->base, fd, conn->ssl, BUFFEREVENT_SSL_ACCEPTING,
@@ -445,7 +445,7 @@ int conn_starttls(struct conn *conn)
 
 	if (conn->ssl != NULL || conn->bev == NULL || conn->dead)
 		return -1;
-	ssl = tls_server_new_ssl(conn->srv->tls);
+	ssl = tls_server_new_ssl(conn->srv->tls, conn->lcfg->role);
 	if (ssl == NULL)
 		return -1;
 	/* RFC 3207 §4.2: whatever the client sent after STARTTLS was sent

@@ -188,7 +188,8 @@ static int main_serve_config(const struct config *cfg, void (*ready_fn)(const st
 		rc = EX_CONFIG;
 		goto out;
 	}
-	if (md_store_open(cfg->data_dir, NULL, &store, err, sizeof(err)) != MD_OK) {
+	if (md_store_open(cfg->data_dir, &(struct md_store_options){
+			  .pop3_uidl_format = cfg->pop3_uidl_format }, &store, err, sizeof(err)) != MD_OK) {
 		store = NULL;
 		fprintf(stderr, "postern: %s\n", err);
 		rc = EX_TEMPFAIL;
@@ -507,7 +508,7 @@ static int main_cmd_demo(const char *config_path, int argc, char **argv)
 {
 	struct main_demo *d = &main_demo_state;
 	const char *dir = MAIN_DEMO_DIR_DEFAULT;
-	bool port_given = false;
+	bool port_given = false, fresh;
 	struct config cfg;
 	int rc;
 
@@ -543,9 +544,27 @@ static int main_cmd_demo(const char *config_path, int argc, char **argv)
 		fprintf(stderr, "postern: %s: path too long\n", dir);
 		return EX_USAGE;
 	}
-	/* A new directory gets a configuration; an old one keeps its own
-	 * unless another port base is asked for. */
-	rc = main_demo_create(d, access(d->conf, F_OK) != 0 || port_given);
+	/* A new directory gets a configuration; an old one keeps its own as
+	 * the user edited it: another port base moves the listeners' ports,
+	 * nothing else (README "postern demo"). */
+	fresh = access(d->conf, F_OK) != 0;
+	if (!fresh && port_given) {
+		unsigned changed;
+
+		if (config_demo_set_ports(d->conf, d->port_base, &changed) < 0) {
+			fprintf(stderr, "postern: %s: %s\n", d->conf, errno == EINVAL ?
+				"does not load (postern -c FILE check tells why)" :
+				strerror(errno));
+			return errno == EINVAL ? EX_CONFIG : EX_CANTCREAT;
+		}
+		if (changed > 0)
+			printf("postern demo: %s: %u listener ports moved to base %u; "
+			       "the rest of the file is kept as it was\n", d->conf,
+			       changed, d->port_base);
+	} else if (!fresh) {
+		printf("postern demo: reusing %s as it is\n", d->conf);
+	}
+	rc = main_demo_create(d, fresh);
 	if (rc != EX_OK)
 		return rc;
 	if (main_load_config(d->conf, &cfg) < 0)

@@ -1,6 +1,9 @@
 /* OpenSSL 3 server contexts.  One SSL_CTX per certificate; the first is the
  * default and the SNI callback switches to the one whose certificate names
- * the requested host.  A reload builds a new tls_server and the caller
+ * the requested host.  A second set, for role smtp (port 25) only, also
+ * speaks TLS 1.0 / 1.1 when smtp_inbound_tls_min allows it: a sending MTA
+ * that has nothing better would otherwise send in plaintext (RFC 3207
+ * STARTTLS is opportunistic), which protects no one.  A reload builds a new tls_server and the caller
  * swaps the pointer: existing connections keep their old contexts, which
  * OpenSSL reference-counts. */
 #include "tls.h"
@@ -24,12 +27,25 @@
 	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
 	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384"
+/* For TLS 1.0 and 1.1 (port 25 only): the same suites, then the CBC ones
+ * those versions have.  OpenSSL 3 refuses TLS < 1.2 above security level
+ * 0 (SHA-1 in their handshake signatures), hence @SECLEVEL=0. */
+#define TLS_CIPHERS_LEGACY TLS_CIPHERS_12 ":" \
+	"ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:" \
+	"ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:" \
+	"AES128-SHA:AES256-SHA:@SECLEVEL=0"
 #define TLS_SELF_SIGNED_DAYS 3650
 #define TLS_SELF_SIGNED_BITS 2048
 
-struct tls_server {
+struct tls_set {
 	SSL_CTX *ctxs[CONFIG_CERTS_MAX];
 	size_t n_ctxs;
+};
+
+struct tls_server {
+	struct tls_set strict; /* TLS 1.2+: every role */
+	struct tls_set legacy; /* role smtp when smtp_inbound_tls_min < 1.2;
+				* n_ctxs 0 otherwise */
 };
 
 static void tls_error_text(char *err, size_t errlen, const char *what, const char *file)
@@ -45,7 +61,7 @@ static void tls_error_text(char *err, size_t errlen, const char *what, const cha
 
 static int tls_on_servername(SSL *ssl, int *alert, void *arg)
 {
-	struct tls_server *tls = arg;
+	struct tls_set *tls = arg;
 	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 
 	(void)alert;
@@ -63,7 +79,9 @@ static int tls_on_servername(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
-static SSL_CTX *tls_ctx_new(const struct config_cert *cert, char *err, size_t errlen)
+/* min_version: TLS1_2_VERSION, or lower for the legacy set */
+static SSL_CTX *tls_ctx_new(const struct config_cert *cert, int min_version,
+			    char *err, size_t errlen)
 {
 	static const unsigned char sid_ctx[] = "postern";
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -72,13 +90,14 @@ static SSL_CTX *tls_ctx_new(const struct config_cert *cert, char *err, size_t er
 		tls_error_text(err, errlen, "cannot create TLS context", cert->cert_file);
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_min_proto_version(ctx, min_version);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 				 SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION);
 	/* An idle connection keeps no OpenSSL read/write buffers. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
-	if (SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_12) != 1) {
+	if (SSL_CTX_set_cipher_list(ctx, min_version < TLS1_2_VERSION ?
+				    TLS_CIPHERS_LEGACY : TLS_CIPHERS_12) != 1) {
 		tls_error_text(err, errlen, "cipher list", cert->cert_file);
 		goto fail;
 	}
@@ -100,25 +119,47 @@ fail:
 	return NULL;
 }
 
+static int tls_set_load(struct tls_set *set, const struct config *cfg,
+			int min_version, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->n_certs; i++) {
+		SSL_CTX *ctx = tls_ctx_new(&cfg->certs[i], min_version, err, errlen);
+		if (ctx == NULL)
+			return -1;
+		set->ctxs[set->n_ctxs++] = ctx;
+	}
+	if (set->n_ctxs > 0) {
+		SSL_CTX_set_tlsext_servername_callback(set->ctxs[0], tls_on_servername);
+		SSL_CTX_set_tlsext_servername_arg(set->ctxs[0], set);
+	}
+	return 0;
+}
+
+static void tls_set_free(struct tls_set *set)
+{
+	for (size_t i = 0; i < set->n_ctxs; i++)
+		SSL_CTX_free(set->ctxs[i]);
+	set->n_ctxs = 0;
+}
+
 struct tls_server *tls_server_new(const struct config *cfg, char *err, size_t errlen)
 {
 	struct tls_server *tls = calloc(1, sizeof(*tls));
+	bool legacy = cfg->smtp_inbound_tls_min < 12;
+	bool have_smtp = false;
 
 	if (tls == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	for (size_t i = 0; i < cfg->n_certs; i++) {
-		SSL_CTX *ctx = tls_ctx_new(&cfg->certs[i], err, errlen);
-		if (ctx == NULL) {
-			tls_server_free(tls);
-			return NULL;
-		}
-		tls->ctxs[tls->n_ctxs++] = ctx;
-	}
-	if (tls->n_ctxs > 0) {
-		SSL_CTX_set_tlsext_servername_callback(tls->ctxs[0], tls_on_servername);
-		SSL_CTX_set_tlsext_servername_arg(tls->ctxs[0], tls);
+	for (size_t i = 0; i < cfg->n_listeners; i++)
+		have_smtp = have_smtp || cfg->listeners[i].role == ROLE_SMTP;
+	if (tls_set_load(&tls->strict, cfg, TLS1_2_VERSION, err, errlen) < 0 ||
+	    (legacy && have_smtp &&
+	     tls_set_load(&tls->legacy, cfg, cfg->smtp_inbound_tls_min == 10 ?
+			  TLS1_VERSION : TLS1_1_VERSION, err, errlen) < 0)) {
+		tls_server_free(tls);
+		return NULL;
 	}
 	return tls;
 }
@@ -127,21 +168,23 @@ void tls_server_free(struct tls_server *tls)
 {
 	if (tls == NULL)
 		return;
-	for (size_t i = 0; i < tls->n_ctxs; i++)
-		SSL_CTX_free(tls->ctxs[i]);
+	tls_set_free(&tls->strict);
+	tls_set_free(&tls->legacy);
 	free(tls);
 }
 
 bool tls_server_has_certificate(const struct tls_server *tls)
 {
-	return tls != NULL && tls->n_ctxs > 0;
+	return tls != NULL && tls->strict.n_ctxs > 0;
 }
 
-SSL *tls_server_new_ssl(struct tls_server *tls)
+SSL *tls_server_new_ssl(struct tls_server *tls, enum listener_role role)
 {
-	if (tls == NULL || tls->n_ctxs == 0)
+	if (tls == NULL || tls->strict.n_ctxs == 0)
 		return NULL;
-	return SSL_new(tls->ctxs[0]);
+	if (role == ROLE_SMTP && tls->legacy.n_ctxs > 0)
+		return SSL_new(tls->legacy.ctxs[0]);
+	return SSL_new(tls->strict.ctxs[0]);
 }
 
 void tls_describe(SSL *ssl, char *out, size_t outlen)

@@ -1,4 +1,5 @@
-/* OpenSSL 3 server contexts: TLS 1.2 minimum, modern ciphers, several
+/* OpenSSL 3 server contexts: TLS 1.2 minimum (port 25: TLS 1.0 unless
+ * smtp_inbound_tls_min says otherwise), modern ciphers, several
  * certificates chosen by SNI, reloadable. */
 #ifndef CORE_TLS_H
 #define CORE_TLS_H
@@ -16,8 +17,10 @@ typedef struct ssl_st SSL;
 struct tls_server *tls_server_new(const struct config *cfg, char *err, size_t errlen);
 void tls_server_free(struct tls_server *tls);
 bool tls_server_has_certificate(const struct tls_server *tls);
-/* A new SSL object in server mode for one connection, or NULL. */
-SSL *tls_server_new_ssl(struct tls_server *tls);
+/* A new SSL object in server mode for one connection of a listener of
+ * this role, or NULL.  TLS 1.2 minimum, but role smtp (port 25) takes
+ * config smtp_inbound_tls_min (default TLS 1.0). */
+SSL *tls_server_new_ssl(struct tls_server *tls, enum listener_role role);
 
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" style text for Received: headers. */
 void tls_describe(SSL *ssl, char *out, size_t outlen);

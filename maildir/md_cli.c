@@ -42,6 +42,8 @@ static enum md_result md_cli_worst(enum md_result a, enum md_result b)
 {
 	if (a == MD_TEMPFAIL || b == MD_TEMPFAIL)
 		return MD_TEMPFAIL;
+	if (a == MD_NOSPACE || b == MD_NOSPACE)
+		return MD_NOSPACE;
 	if (a == MD_QUOTA || b == MD_QUOTA)
 		return MD_QUOTA;
 	return a != MD_OK ? a : b;
@@ -159,7 +161,8 @@ int md_cli_deliver(const struct config *cfg, int argc, char **argv,
 		fprintf(stderr, "postern deliver: %s: no such user\n", address);
 		return EX_NOUSER;
 	}
-	if (md_store_open(cfg->data_dir, NULL, &store, err, sizeof(err)) != MD_OK) {
+	if (md_store_open(cfg->data_dir, &(struct md_store_options){
+			  .pop3_uidl_format = cfg->pop3_uidl_format }, &store, err, sizeof(err)) != MD_OK) {
 		fprintf(stderr, "postern deliver: %s\n", err);
 		return EX_TEMPFAIL;
 	}
@@ -227,7 +230,8 @@ int md_cli_reindex(const struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "postern reindex: no data_dir in the configuration\n");
 		return EX_CONFIG;
 	}
-	if (md_store_open(cfg->data_dir, NULL, &store, err, sizeof(err)) != MD_OK) {
+	if (md_store_open(cfg->data_dir, &(struct md_store_options){
+			  .pop3_uidl_format = cfg->pop3_uidl_format }, &store, err, sizeof(err)) != MD_OK) {
 		fprintf(stderr, "postern reindex: %s\n", err);
 		return EX_TEMPFAIL;
 	}

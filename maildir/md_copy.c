@@ -279,6 +279,7 @@ enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
 		if (it->src.uid == 0)
 			continue;
 		it->dst = it->src;
+		it->dst.uidl[0] = '\0'; /* a copy is a new message (POP3 too) */
 		memset(it->dst.kw, 0, sizeof(it->dst.kw));
 		for (size_t k = 0; k < MD_KEYWORDS_MAX; k++)
 			if ((it->src.kw[k / 64] & (1ULL << (k % 64))) && job.kwmap[k] >= 0)

@@ -63,11 +63,20 @@ struct md_delivery {
 		     * calloc of an inline buffer at ~2% of a delivery's CPU) */
 };
 
+/* ENOSPC, or EDQUOT (the file system's quota of the daemon's user): the
+ * disk is full for us */
+static bool md_errno_nospace(int err)
+{
+	return err == ENOSPC || err == EDQUOT;
+}
+
 static void md_delivery_fail(struct md_delivery *d, enum md_result r,
 			     const char *what, int err)
 {
 	if (d->failed != MD_OK)
 		return;
+	if (r == MD_TEMPFAIL && md_errno_nospace(err))
+		r = MD_NOSPACE;
 	d->failed = r;
 	if (err != 0)
 		snprintf(d->error, sizeof(d->error), "%s: %s", what, strerror(err));
@@ -107,10 +116,12 @@ enum md_result md_delivery_open(struct md_store *store, uint64_t size_max,
 	}
 	d->fd = open(d->spool, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (d->fd < 0) {
-		log_error("store: %s: %s", d->spool, strerror(errno));
+		int err = errno;
+
+		log_error("store: %s: %s", d->spool, strerror(err));
 		free(d->obuf);
 		free(d);
-		return MD_TEMPFAIL;
+		return md_errno_nospace(err) ? MD_NOSPACE : MD_TEMPFAIL;
 	}
 	*d_r = d;
 	return MD_OK;
@@ -395,17 +406,21 @@ static enum md_result md_deliver_prepare(struct md_delivery *d,
 	if (link(d->spool, dt->path) < 0) {
 		if (errno != EXDEV || md_deliver_copy(d->fd, d->size, dt->dir,
 						      dt->path) < 0) {
-			md_user_seterr(dt->user, "%s: %s", dt->path, strerror(errno));
+			int err = errno;
+
+			md_user_seterr(dt->user, "%s: %s", dt->path, strerror(err));
 			log_error("store: user=%s cannot store message: %s",
 				  dt->user->address, dt->user->error);
-			return MD_TEMPFAIL;
+			return md_errno_nospace(err) ? MD_NOSPACE : MD_TEMPFAIL;
 		}
 	}
 	dt->linked = true;
 	md_pathf(sub, sizeof(sub), "%s/%s", dt->dir, in_cur ? "cur" : "new");
 	if (md_fsync_dir_shared(d->store, sub) < 0) {
-		log_error("store: fsync %s: %s", sub, strerror(errno));
-		return MD_TEMPFAIL;
+		int err = errno;
+
+		log_error("store: fsync %s: %s", sub, strerror(err));
+		return md_errno_nospace(err) ? MD_NOSPACE : MD_TEMPFAIL;
 	}
 	return MD_OK;
 }

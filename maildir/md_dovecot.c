@@ -2,7 +2,10 @@
  * store.h and md_rebuild.c).  Formats, as Dovecot writes them:
  *   dovecot-uidlist v3:  "3 V<uidvalidity> N<uidnext> G<guid>", then one
  *                        line per message "<uid> <fields> :<file name>"
- *                        (fields such as W<vsize> S<size> vary)
+ *                        (fields such as W<vsize> S<size> vary; P<uidl>
+ *                        is the POP3 UIDL Dovecot gave the message when
+ *                        it differs from its pop3_uidl_format, e.g. one
+ *                        kept from an earlier migration)
  *   dovecot-uidlist v1:  "1 <uidvalidity> <uidnext>", then "<uid> <file>"
  *   dovecot-keywords:    "<index> <name>" lines; index i is letter 'a'+i
  *                        in the ":2," suffix of file names.
@@ -84,8 +87,19 @@ static int md_read_line(FILE *f, char *buf, size_t size, bool *long_r)
 	return ferror(f) ? -1 : 1;
 }
 
+/* RFC 1939 §7: a unique-id is 1 to 70 characters 0x21..0x7E */
+static bool md_uidl_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > MD_UIDL_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
 static int md_dovecot_add(struct md_dovecot *dc, size_t *cap, const char *file,
-			  size_t blen, uint32_t uid)
+			  size_t blen, uint32_t uid, const char *uidl, size_t ulen)
 {
 	char *base;
 
@@ -98,13 +112,19 @@ static int md_dovecot_add(struct md_dovecot *dc, size_t *cap, const char *file,
 		dc->map = nm;
 		*cap = ncap;
 	}
-	if ((base = malloc(blen + 1)) == NULL)
+	if ((base = malloc(blen + 1 + ulen + 1)) == NULL)
 		return -1;
 	memcpy(base, file, blen);
 	base[blen] = '\0';
 	dc->map[dc->n].base = base;
 	dc->map[dc->n].blen = blen;
 	dc->map[dc->n].uid = uid;
+	dc->map[dc->n].uidl = NULL;
+	if (uidl != NULL) {
+		memcpy(base + blen + 1, uidl, ulen);
+		base[blen + 1 + ulen] = '\0';
+		dc->map[dc->n].uidl = base + blen + 1;
+	}
 	dc->n++;
 	return 0;
 }
@@ -150,8 +170,8 @@ int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 		goto bad;
 	while (!header_only &&
 	       (rc = md_read_line(f, line, sizeof(line), &too_long)) != 0) {
-		const char *p = line, *file = NULL;
-		size_t blen;
+		const char *p = line, *file = NULL, *uidl = NULL;
+		size_t blen, ulen = 0;
 		uint32_t uid;
 
 		if (rc < 0)
@@ -172,6 +192,19 @@ int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 
 			if (colon != NULL)
 				file = colon + 2;
+			/* the fields are "<key><value>" separated by spaces */
+			for (const char *fld = p; colon != NULL && fld < colon;) {
+				size_t flen;
+
+				fld += strspn(fld, " ");
+				flen = strcspn(fld, " ");
+				if (fld[0] == 'P' && fld + flen <= colon &&
+				    md_uidl_valid(fld + 1, flen - 1)) {
+					uidl = fld + 1;
+					ulen = flen - 1;
+				}
+				fld += flen;
+			}
 		}
 		if (file == NULL || *file == '\0')
 			continue;
@@ -180,7 +213,7 @@ int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 			dc->uidnext = uid + 1;
 		if (keep != NULL && !keep(keep_ctx, file, blen))
 			continue; /* no such file (expunged since) */
-		if (md_dovecot_add(dc, &cap, file, blen, uid) < 0)
+		if (md_dovecot_add(dc, &cap, file, blen, uid, uidl, ulen) < 0)
 			goto bad;
 	}
 	fclose(f);
@@ -225,14 +258,86 @@ int md_sync_dovecot_header(const char *dir, uint32_t *uidvalidity_r,
 	return 0;
 }
 
-uint32_t md_dovecot_uid(const struct md_dovecot *dc, const char *fname,
-			       size_t blen)
+const struct md_dcmap *md_dovecot_find(const struct md_dovecot *dc,
+				       const char *fname, size_t blen)
 {
-	struct md_dcmap key = { fname, blen, 0 };
-	const struct md_dcmap *hit;
+	struct md_dcmap key = { fname, blen, 0, NULL };
 
 	if (dc->n == 0)
-		return 0;
-	hit = bsearch(&key, dc->map, dc->n, sizeof(*dc->map), md_dcmap_cmp);
-	return hit != NULL ? hit->uid : 0;
+		return NULL;
+	return bsearch(&key, dc->map, dc->n, sizeof(*dc->map), md_dcmap_cmp);
+}
+
+/* Dovecot's pop3_uidl_format, the part of its %-variables a Maildir can
+ * answer: "%[0][width][X](u|v)", "%[width]f" and "%%".  An unknown variable makes
+ * the whole UIDL unusable ("": the base name serves), never a guess. */
+void md_dovecot_uidl(const struct md_dovecot *dc, const struct md_dcmap *e,
+		     const char *format, char *out)
+{
+	char tmp[MD_UIDL_MAX + 1 + 32];
+	size_t o = 0;
+
+	out[0] = '\0';
+	if (e->uidl != NULL) {
+		str_copy(out, e->uidl, MD_UIDL_MAX + 1);
+		return;
+	}
+	for (const char *f = format; *f != '\0'; f++) {
+		unsigned width = 0;
+		bool zero = false, hex = false;
+		int n;
+
+		if (*f != '%') {
+			if (o >= MD_UIDL_MAX)
+				return;
+			tmp[o++] = *f;
+			continue;
+		}
+		f++;
+		if (*f == '%') {
+			if (o >= MD_UIDL_MAX)
+				return;
+			tmp[o++] = '%';
+			continue;
+		}
+		if (*f == '0') {
+			zero = true;
+			f++;
+		}
+		while (*f >= '0' && *f <= '9' && width < 100)
+			width = width * 10 + (unsigned)(*f++ - '0');
+		if (*f == 'x' || *f == 'X') {
+			hex = true;
+			f++;
+		}
+		if (width > MD_UIDL_MAX)
+			return;
+		if (*f == 'u' || *f == 'v') {
+			uint32_t v = *f == 'u' ? e->uid : dc->uidvalidity;
+
+			char *d = tmp + o;
+			size_t room = sizeof(tmp) - o;
+			int w = (int)width;
+
+			/* Dovecot's X modifier writes lower-case hex
+			 * (000000016b15c0ff for %08Xu%08Xv) */
+			if (hex)
+				n = zero ? snprintf(d, room, "%0*x", w, v) :
+				    snprintf(d, room, "%*x", w, v);
+			else
+				n = zero ? snprintf(d, room, "%0*u", w, v) :
+				    snprintf(d, room, "%*u", w, v);
+		} else if (*f == 'f' && !hex) {
+			n = snprintf(tmp + o, sizeof(tmp) - o, "%*.*s", (int)width,
+				     (int)e->blen, e->base);
+		} else {
+			return;
+		}
+		if (n < 0 || o + (size_t)n > MD_UIDL_MAX)
+			return;
+		o += (size_t)n;
+	}
+	tmp[o] = '\0';
+	if (md_uidl_valid(tmp, o))
+		memcpy(out, tmp, o + 1);
 }

@@ -81,15 +81,20 @@ static enum md_result md_msg_fill(struct md_mailbox *mb, struct md_txn *t,
 	if (md_msg_path(dir, rec, path, sizeof(path)) < 0)
 		return MD_CORRUPT;
 	if (what & MD_READ_PATH) {
-		size_t plen = strlen(path), blen = strcspn(rec->fname, ":");
+		size_t plen = strlen(path), blen = strcspn(rec->fname, ":"),
+		       ulen = strlen(rec->uidl);
 
-		msg->path = malloc(plen + blen + 2);
+		msg->path = malloc(plen + blen + ulen + 3);
 		if (msg->path == NULL)
 			return MD_TEMPFAIL;
 		memcpy(msg->path, path, plen + 1);
 		msg->basename = msg->path + plen + 1;
 		memcpy(msg->basename, rec->fname, blen);
 		msg->basename[blen] = '\0';
+		if (ulen > 0) {
+			msg->uidl = msg->basename + blen + 1;
+			memcpy(msg->uidl, rec->uidl, ulen + 1);
+		}
 	}
 	if (what & MD_READ_META) {
 		unsigned char key[12];
@@ -335,6 +340,7 @@ enum md_result md_msg_open(struct md_mailbox *mb, struct md_msg *msg, int *fd_r)
 		free(msg->path);
 		msg->path = fresh.path;
 		msg->basename = fresh.basename;
+		msg->uidl = fresh.uidl;
 	}
 	md_user_seterr(mb->user, "message file of UID %u is gone", msg->uid);
 	return MD_NOTFOUND;

@@ -15,6 +15,8 @@
 #include "util.h"
 
 #define MD_FILENAME_MAX 255              /* NAME_MAX */
+#define MD_UIDL_MAX 70      /* RFC 1939 §7: 1 to 70 characters 0x21..0x7E */
+#define MD_UIDL_FORMAT_MAX 64
 #define MD_TMP_MAX_AGE (36 * 60 * 60)    /* Maildir (cr.yp.to/proto/maildir.html): tmp/ files older than 36 h are junk */
 #define MD_MTIME_DIRTY_NS 2000000000LL   /* file system times are coarse (a
 					  * jiffy): a directory changed less
@@ -45,6 +47,14 @@ struct md_store {
 	pthread_mutex_t dsync_lock; /* guards dsyncs, dir_syncs (md_dirsync.c) */
 	struct md_dsync *dsyncs;    /* directories being fsynced right now */
 	uint64_t dir_syncs;
+	char uidl_format[MD_UIDL_FORMAT_MAX + 1]; /* md_store_options */
+};
+
+/* A POP3 UIDL kept across md_user_reindex(): mailbox name, base name */
+struct md_uidl_carry {
+	char *name;  /* one allocation holds the three strings */
+	char *base;
+	char *uidl;
 };
 
 struct md_user {
@@ -53,7 +63,15 @@ struct md_user {
 	char address[MD_ADDRESS_MAX + 1];
 	char root[PATH_MAX];
 	char error[256];
+	/* md_user_reindex only: the imported UIDLs the old index held,
+	 * sorted by name then base; the syncs it runs give them back */
+	const struct md_uidl_carry *carry;
+	size_t n_carry;
 };
+
+/* md_rebuild.c: the UIDL carried for base[0..blen) of mailbox name, or NULL */
+const char *md_carry_uidl(const struct md_user *u, const char *name,
+			  const char *base, size_t blen);
 
 struct md_mailbox {
 	struct md_user *user;
@@ -64,6 +82,9 @@ struct md_mailbox {
 /* ---- records (host form; md_records.c encodes them big-endian) ---- */
 
 #define MD_MBOX_IMPORT 0x1 /* import dovecot-uidlist at the next sync */
+#define MD_MBOX_DCUIDL 0x2 /* at the next sync, take the POP3 UIDLs of the
+			    * files dovecot-uidlist lists (a rebuild of an
+			    * imported Maildir: the UIDLs stay, the UIDs not) */
 
 struct md_user_rec {
 	uint32_t id;
@@ -101,6 +122,8 @@ struct md_msg_rec {
 	int64_t save_date;
 	bool in_new;               /* the file is in new/, else cur/ */
 	char fname[MD_FILENAME_MAX + 1];
+	char uidl[MD_UIDL_MAX + 1]; /* POP3 UIDL imported from Dovecot, or ""
+				     * (the base name serves) */
 };
 
 /* ---- key/value layer (md_index.c) ------------------------------------ */
@@ -376,6 +399,8 @@ struct md_dcmap {
 	const char *base;
 	size_t blen;
 	uint32_t uid;
+	const char *uidl;       /* the "P" field (POP3 UIDL), or NULL; in base's
+				 * allocation */
 };
 
 struct md_dovecot {
@@ -392,9 +417,15 @@ typedef bool md_dovecot_keep_fn(void *ctx, const char *base, size_t blen);
 int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 		    void *keep_ctx, struct md_dovecot *dc);
 void md_dovecot_free(struct md_dovecot *dc);
-/* Dovecot's UID of a base name, 0 when not listed */
-uint32_t md_dovecot_uid(const struct md_dovecot *dc, const char *fname,
-			size_t blen);
+/* The entry of a base name, NULL when not listed */
+const struct md_dcmap *md_dovecot_find(const struct md_dovecot *dc,
+				       const char *fname, size_t blen);
+/* The POP3 UIDL Dovecot gave a listed message: its "P" field, else
+ * format (Dovecot's pop3_uidl_format: %u, %v, %f with an optional
+ * 0-padded width and x/X for hex) of its UID, the UIDVALIDITY and the base
+ * name.  out holds MD_UIDL_MAX + 1; "" when the result is no valid UIDL. */
+void md_dovecot_uidl(const struct md_dovecot *dc, const struct md_dcmap *e,
+		     const char *format, char *out);
 /* UIDVALIDITY and UIDNEXT of a folder's dovecot-uidlist */
 int md_sync_dovecot_header(const char *dir, uint32_t *uidvalidity_r,
 			   uint32_t *uidnext_r);

@@ -10,7 +10,9 @@
  * sync keeps the UIDs and keywords.  Once indexed, the marker is written and
  * a later rebuild gives new UIDVALIDITYs: our UIDs of messages that came
  * after the import are not in dovecot-uidlist, so reusing its UIDVALIDITY
- * could show a client a different message under a UID it cached.
+ * could show a client a different message under a UID it cached.  The
+ * POP3 UIDLs of the messages it lists do stay (MD_MBOX_DCUIDL): they
+ * depend on nothing we assign.
  */
 #include "md_private.h"
 
@@ -209,6 +211,51 @@ out:
 
 /* ---- first indexing and rebuilds ------------------------------------------ */
 
+#define MD_DCSUBS_MAX (256 * 1024) /* octets of a Dovecot subscriptions file */
+
+/* Dovecot's subscriptions file at the Maildir's root: "V\t2" and an empty
+ * line, then one name a line with '\t' as hierarchy separator (version
+ * 2); or, from older versions, names only, with the namespace separator
+ * (Maildir++'s '.').  -1 when there is no such file; names that are not
+ * valid here are left out. */
+static int md_dovecot_subs(const char *root, char ***names_r, size_t *n_r)
+{
+	char path[PATH_MAX], *text, *save = NULL;
+	size_t len, n = 0;
+	char **names;
+	bool v2;
+
+	*names_r = NULL;
+	*n_r = 0;
+	if ((size_t)snprintf(path, sizeof(path), "%s/subscriptions", root) >=
+	    sizeof(path) || read_small_file(path, MD_DCSUBS_MAX, &text, &len) < 0)
+		return -1;
+	if ((names = calloc(len / 2 + 1, sizeof(char *))) == NULL) {
+		free(text);
+		return -1;
+	}
+	v2 = strncmp(text, "V\t", 2) == 0;
+	for (char *l = strtok_r(text, "\n", &save); l != NULL;
+	     l = strtok_r(NULL, "\n", &save)) {
+		char norm[MD_MAILBOX_NAME_MAX + 1];
+
+		if (v2 && l == text)
+			continue; /* the version line */
+		for (char *c = l; *c != '\0'; c++)
+			if (*c == (v2 ? '\t' : '.'))
+				*c = '/';
+		if (md_mailbox_name_norm(l, norm, sizeof(norm)) != MD_OK)
+			continue;
+		if ((names[n] = strdup(norm)) == NULL)
+			break;
+		n++;
+	}
+	free(text);
+	*names_r = names;
+	*n_r = n;
+	return 0;
+}
+
 struct md_uidx_job {
 	const char *address;
 	bool rebuild;
@@ -216,6 +263,10 @@ struct md_uidx_job {
 	char **names;
 	size_t n;
 	uint32_t *uv, *uidnext;
+	bool *dcuidl;  /* a rebuild: the folder has a dovecot-uidlist */
+	bool *fresh;   /* the folder did not exist before this indexing */
+	char **subs;   /* Dovecot's subscriptions (import only), or NULL */
+	size_t n_subs;
 	uint32_t id_out;
 	bool existed_out;
 	uint32_t dropped_out;
@@ -269,17 +320,22 @@ static enum md_result md_uidx_job_run(struct md_txn *t, void *arg)
 		rec.special = md_default_special(rec.name);
 		rec.uidvalidity = j->uv[i];
 		rec.uidnext = j->uidnext[i];
-		rec.flags = j->import ? MD_MBOX_IMPORT : 0;
+		rec.flags = j->import ? MD_MBOX_IMPORT :
+			    j->dcuidl[i] ? MD_MBOX_DCUIDL : 0;
 		r = md_rec_mbox_create(t, j->address, urec.id, &rec);
 		if (r == MD_EXISTS)
 			continue;
 		if (r != MD_OK)
 			return r;
-		/* a rebuild keeps the user's subscriptions; else all shown */
-		if (!j->existed_out &&
+		/* a rebuild keeps the user's subscriptions; else all shown
+		 * (but Dovecot's choice for the folders it had) */
+		if (!j->existed_out && (j->subs == NULL || j->fresh[i]) &&
 		    (r = md_rec_subscribe(t, urec.id, rec.name, true)) != MD_OK)
 			return r;
 	}
+	for (size_t i = 0; !j->existed_out && i < j->n_subs; i++)
+		if ((r = md_rec_subscribe(t, urec.id, j->subs[i], true)) != MD_OK)
+			return r;
 	j->id_out = urec.id;
 	return MD_OK;
 }
@@ -292,6 +348,7 @@ enum md_result md_sync_user_index(struct md_store *store, const char *address,
 	struct stat st;
 	char marker[PATH_MAX], dir[PATH_MAX], **folders = NULL;
 	size_t n_folders = 0;
+	unsigned fresh_defaults = 0;
 	bool created = false, have_marker;
 	enum md_result r = MD_TEMPFAIL;
 
@@ -312,13 +369,19 @@ enum md_result md_sync_user_index(struct md_store *store, const char *address,
 	snprintf(marker, sizeof(marker), "%s/%s", root, MD_MARKER_FILE);
 	have_marker = access(marker, F_OK) == 0;
 	job.import = !have_marker && !created;
+	if (job.import)
+		md_dovecot_subs(root, &job.subs, &job.n_subs);
 	/* INBOX and the special-use folders every user has (RFC 6154) */
 	if (md_maildir_make(root, false) < 0)
 		goto io_fail;
-	for (size_t i = 0; i < MD_N_DEFAULTS; i++)
-		if (md_mailbox_dir(root, md_defaults[i].name, dir, sizeof(dir)) < 0 ||
-		    md_maildir_make(dir, true) < 0)
+	for (size_t i = 0; i < MD_N_DEFAULTS; i++) {
+		if (md_mailbox_dir(root, md_defaults[i].name, dir, sizeof(dir)) < 0)
 			goto io_fail;
+		if (stat(dir, &st) < 0)
+			fresh_defaults |= 1u << i;
+		if (md_maildir_make(dir, true) < 0)
+			goto io_fail;
+	}
 	if (md_sync_list_folders(root, &folders, &n_folders) < 0)
 		goto io_fail;
 
@@ -328,16 +391,34 @@ enum md_result md_sync_user_index(struct md_store *store, const char *address,
 	job.names = calloc(job.n, sizeof(char *));
 	job.uv = calloc(job.n, sizeof(uint32_t));
 	job.uidnext = calloc(job.n, sizeof(uint32_t));
-	if (job.names == NULL || job.uv == NULL || job.uidnext == NULL)
+	job.dcuidl = calloc(job.n, sizeof(bool));
+	job.fresh = calloc(job.n, sizeof(bool));
+	if (job.names == NULL || job.uv == NULL || job.uidnext == NULL ||
+	    job.dcuidl == NULL || job.fresh == NULL)
 		goto out;
 	job.names[0] = (char *)"INBOX";
-	for (size_t i = 0; i < n_folders; i++)
+	for (size_t i = 0; i < n_folders; i++) {
 		job.names[i + 1] = folders[i];
+		for (size_t k = 0; k < MD_N_DEFAULTS; k++)
+			if ((fresh_defaults & (1u << k)) &&
+			    strcmp(folders[i], md_defaults[k].name) == 0)
+				job.fresh[i + 1] = true;
+	}
 	for (size_t i = 0; job.import && i < job.n; i++) {
 		if (md_mailbox_dir(root, job.names[i], dir, sizeof(dir)) == 0 &&
 		    md_sync_dovecot_header(dir, &job.uv[i], &job.uidnext[i]) == 0)
 			log_info("store: user=%s mailbox=%s importing dovecot-uidlist "
 				 "uidvalidity=%u", address, job.names[i], job.uv[i]);
+	}
+	/* A rebuilt Maildir that came from Dovecot: new UIDs (see above), but
+	 * the messages Dovecot knew keep the POP3 UIDLs it gave them, which
+	 * POP3 clients remember for good */
+	for (size_t i = 0; !job.import && i < job.n; i++) {
+		uint32_t uv, uidnext;
+
+		if (md_mailbox_dir(root, job.names[i], dir, sizeof(dir)) == 0 &&
+		    md_sync_dovecot_header(dir, &uv, &uidnext) == 0)
+			job.dcuidl[i] = true;
 	}
 	r = md_write(store, md_uidx_job_run, &job);
 	if (r != MD_OK) {
@@ -370,8 +451,124 @@ out:
 	free(job.names);
 	free(job.uv);
 	free(job.uidnext);
+	free(job.dcuidl);
+	free(job.fresh);
+	md_sync_names_free(job.subs, job.n_subs);
 	md_sync_names_free(folders, n_folders);
 	return r;
+}
+
+/* ---- POP3 UIDLs kept across a reindex ---------------------------------- */
+
+static int md_carry_cmp(const void *a, const void *b)
+{
+	const struct md_uidl_carry *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	return c != 0 ? c : strcmp(x->base, y->base);
+}
+
+const char *md_carry_uidl(const struct md_user *u, const char *name,
+			  const char *base, size_t blen)
+{
+	char b[MD_FILENAME_MAX + 1];
+	struct md_uidl_carry key;
+	const struct md_uidl_carry *hit;
+
+	if (u->n_carry == 0 || blen > MD_FILENAME_MAX)
+		return NULL;
+	memcpy(b, base, blen);
+	b[blen] = '\0';
+	key.name = (char *)name;
+	key.base = b;
+	hit = bsearch(&key, u->carry, u->n_carry, sizeof(key), md_carry_cmp);
+	return hit != NULL ? hit->uidl : NULL;
+}
+
+static void md_carry_free(struct md_uidl_carry *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(c[i].name);
+	free(c);
+}
+
+/* The imported UIDLs (v3 records) of every mailbox of user id, so that a
+ * rebuild keeps them even when dovecot-uidlist is gone. */
+static enum md_result md_carry_collect(struct md_store *store, uint32_t user,
+				       struct md_uidl_carry **c_r, size_t *n_r)
+{
+	struct md_uidl_carry *c = NULL;
+	size_t n = 0, cap = 0, n_names = 0;
+	char **names = NULL;
+	uint32_t *ids = NULL;
+	struct md_txn *t;
+	enum md_result r;
+
+	*c_r = NULL;
+	*n_r = 0;
+	if ((r = md_read_begin(store, &t)) != MD_OK)
+		return r;
+	r = md_index_names(t, user, &names, &ids, &n_names);
+	for (size_t i = 0; r == MD_OK && i < n_names; i++) {
+		unsigned char prefix[8];
+		struct md_cursor *cur;
+		struct md_val k, v;
+		int rc;
+
+		if (md_cursor_open(t, MD_DB_MSG, prefix,
+				   md_key_mbox(prefix, user, ids[i]), &cur) < 0) {
+			r = MD_TEMPFAIL;
+			break;
+		}
+		for (rc = md_cursor_seek(cur, prefix, 8, &k, &v); rc == 0;
+		     rc = md_cursor_next(cur, &k, &v)) {
+			struct md_msg_rec rec;
+			size_t nl, bl, ul;
+
+			if (md_rec_msg_decode(&k, &v, &rec) != MD_OK || rec.uidl[0] == '\0')
+				continue; /* a damaged record is what a rebuild is for */
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				struct md_uidl_carry *nc = realloc(c, ncap * sizeof(*nc));
+
+				if (nc == NULL) {
+					rc = -1;
+					break;
+				}
+				c = nc;
+				cap = ncap;
+			}
+			nl = strlen(names[i]);
+			bl = strcspn(rec.fname, ":");
+			ul = strlen(rec.uidl);
+			if ((c[n].name = malloc(nl + bl + ul + 3)) == NULL) {
+				rc = -1;
+				break;
+			}
+			memcpy(c[n].name, names[i], nl + 1);
+			c[n].base = c[n].name + nl + 1;
+			memcpy(c[n].base, rec.fname, bl);
+			c[n].base[bl] = '\0';
+			c[n].uidl = c[n].base + bl + 1;
+			memcpy(c[n].uidl, rec.uidl, ul + 1);
+			n++;
+		}
+		md_cursor_close(cur);
+		if (rc < 0)
+			r = MD_TEMPFAIL;
+	}
+	md_read_end(t);
+	md_sync_names_free(names, n_names);
+	free(ids);
+	if (r != MD_OK) {
+		md_carry_free(c, n);
+		return r;
+	}
+	if (n > 1)
+		qsort(c, n, sizeof(*c), md_carry_cmp);
+	*c_r = c;
+	*n_r = n;
+	return MD_OK;
 }
 
 enum md_result md_user_reindex(struct md_store *store, const char *address,
@@ -379,7 +576,8 @@ enum md_result md_user_reindex(struct md_store *store, const char *address,
 {
 	char norm[MD_ADDRESS_MAX + 1], root[PATH_MAX], **names = NULL;
 	uint32_t id, *ids = NULL;
-	size_t n = 0;
+	size_t n = 0, n_carry = 0;
+	struct md_uidl_carry *carry = NULL;
 	struct md_user *u;
 	struct md_txn *t;
 	enum md_result r;
@@ -390,16 +588,38 @@ enum md_result md_user_reindex(struct md_store *store, const char *address,
 		snprintf(err, errlen, "%s: not a usable address", address);
 		return r;
 	}
+	/* the POP3 UIDLs imported from Dovecot outlive the old index */
+	{
+		struct md_user_rec urec;
+
+		if ((r = md_read_begin(store, &t)) != MD_OK)
+			return r;
+		r = md_rec_user_get(t, norm, &urec);
+		md_read_end(t);
+		if (r == MD_OK)
+			r = md_carry_collect(store, urec.id, &carry, &n_carry);
+		else
+			r = MD_OK; /* no index yet, or a damaged user record */
+		if (r != MD_OK) {
+			snprintf(err, errlen, "%s: reading the old index: %s", address,
+				 md_result_name(r));
+			return r;
+		}
+	}
 	r = md_sync_user_index(store, norm, root, false, true, &id, err, errlen);
 	if (r != MD_OK) {
 		if (r == MD_NOUSER)
 			snprintf(err, errlen, "%s: no Maildir at %s", address, root);
+		md_carry_free(carry, n_carry);
 		return r;
 	}
 	if ((r = md_user_open(store, norm, 0, &u)) != MD_OK) {
 		snprintf(err, errlen, "%s: %s", address, md_result_name(r));
+		md_carry_free(carry, n_carry);
 		return r;
 	}
+	u->carry = carry;
+	u->n_carry = n_carry;
 	if ((r = md_read_begin(store, &t)) == MD_OK) {
 		r = md_index_names(t, u->id, &names, &ids, &n);
 		md_read_end(t);
@@ -414,5 +634,6 @@ enum md_result md_user_reindex(struct md_store *store, const char *address,
 	md_sync_names_free(names, n);
 	free(ids);
 	md_user_close(u);
+	md_carry_free(carry, n_carry);
 	return r;
 }

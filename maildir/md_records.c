@@ -26,6 +26,7 @@
  *            size u64, internal_date i64, save_date i64, pop3_size u64,
  *            fname_len u16, fname (the file name in new/ or cur/, with
  *            ":2,...")                                             80 B + fname
+ *            v3 only: then uidl_len u8, uidl       80 B + fname + 1 + uidl
  *
  * Format history of the message record (every other record is v1):
  *   v1  until the POP3 size was kept: no pop3_size (72 B + fname).  Still
@@ -37,6 +38,11 @@
  *       never read a file.  0 means "not known" here too.  A version that
  *       knows only v1 finds v2 records corrupt and rebuilds its index
  *       (new UIDVALIDITY): do not downgrade over a v2 index.
+ *   v3  v2 plus the POP3 UIDL the message had in Dovecot (uidl_len 1 to 70,
+ *       RFC 1939 §7), after the file name.  Written only for messages
+ *       imported from a Dovecot Maildir (md_dovecot.c); every other
+ *       message keeps a v2 record and its base name is its UIDL.  A
+ *       version that knows only v2 finds v3 records corrupt (see above).
  */
 #include "md_private.h"
 
@@ -50,7 +56,8 @@
 #define MD_MBOX_REC_LEN 63
 #define MD_REC_V2 2
 #define MD_MSG_REC_V1_LEN 72
-#define MD_MSG_REC_LEN 80 /* v2 */
+#define MD_MSG_REC_LEN 80 /* v2, and v3 before the file name */
+#define MD_REC_V3 3
 
 size_t md_key_mbox(unsigned char *key, uint32_t user, uint32_t mbox)
 {
@@ -329,13 +336,29 @@ enum md_result md_rec_msg_decode(const struct md_val *key,
 		return MD_CORRUPT;
 	if (p[0] == MD_REC_V1)
 		fixed = MD_MSG_REC_V1_LEN;
-	else if (p[0] == MD_REC_V2 && val->len >= MD_MSG_REC_LEN)
+	else if ((p[0] == MD_REC_V2 || p[0] == MD_REC_V3) && val->len >= MD_MSG_REC_LEN)
 		fixed = MD_MSG_REC_LEN;
 	else
 		return MD_CORRUPT;
 	flen = (size_t)p[fixed - 2] << 8 | p[fixed - 1];
-	if (flen == 0 || flen > MD_FILENAME_MAX || val->len != fixed + flen)
+	if (flen == 0 || flen > MD_FILENAME_MAX)
 		return MD_CORRUPT;
+	rec->uidl[0] = '\0';
+	if (p[0] == MD_REC_V3) {
+		size_t ulen = val->len > fixed + flen ? p[fixed + flen] : 0;
+
+		if (ulen == 0 || ulen > MD_UIDL_MAX ||
+		    val->len != fixed + flen + 1 + ulen)
+			return MD_CORRUPT;
+		memcpy(rec->uidl, p + fixed + flen + 1, ulen);
+		rec->uidl[ulen] = '\0';
+		for (size_t i = 0; i < ulen; i++)
+			if ((unsigned char)rec->uidl[i] < 0x21 ||
+			    (unsigned char)rec->uidl[i] > 0x7e)
+				return MD_CORRUPT;
+	} else if (val->len != fixed + flen) {
+		return MD_CORRUPT;
+	}
 	rec->uid = md_get32((const unsigned char *)key->data + 8);
 	rec->in_new = p[1] != 0;
 	rec->letters = md_get32(p + 2);
@@ -383,12 +406,14 @@ enum md_result md_rec_msg_put(struct md_txn *t, uint32_t user, uint32_t mbox,
 			      const struct md_msg_rec *rec,
 			      const struct md_msg_rec *old)
 {
-	unsigned char key[MD_KEY_MAX], p[MD_MSG_REC_LEN + MD_FILENAME_MAX], dup[12];
-	size_t flen = strlen(rec->fname), blen, mlen;
+	unsigned char key[MD_KEY_MAX],
+		p[MD_MSG_REC_LEN + MD_FILENAME_MAX + 1 + MD_UIDL_MAX], dup[12];
+	size_t flen = strlen(rec->fname), ulen = strnlen(rec->uidl, MD_UIDL_MAX),
+	       blen, mlen, plen;
 	uint32_t letters;
 	uint64_t kw[MD_KW_WORDS];
 
-	p[0] = MD_REC_V2;
+	p[0] = ulen > 0 ? MD_REC_V3 : MD_REC_V2;
 	p[1] = rec->in_new;
 	md_put32(p + 2, rec->letters);
 	for (int i = 0; i < MD_KW_WORDS; i++)
@@ -401,8 +426,14 @@ enum md_result md_rec_msg_put(struct md_txn *t, uint32_t user, uint32_t mbox,
 	p[78] = (unsigned char)(flen >> 8);
 	p[79] = (unsigned char)flen;
 	memcpy(p + MD_MSG_REC_LEN, rec->fname, flen);
+	plen = MD_MSG_REC_LEN + flen;
+	if (ulen > 0) {
+		p[plen++] = (unsigned char)ulen;
+		memcpy(p + plen, rec->uidl, ulen);
+		plen += ulen;
+	}
 	if (md_kv_put(t, MD_DB_MSG, key, md_key_msg(key, user, mbox, rec->uid),
-		      p, MD_MSG_REC_LEN + flen, 0) < 0)
+		      p, plen, 0) < 0)
 		return MD_TEMPFAIL;
 
 	md_fname_parse(rec->fname, &blen, &letters, kw);

@@ -23,6 +23,7 @@ const char *md_result_name(enum md_result result)
 		[MD_NOTFOUND] = "NOTFOUND", [MD_BADMSG] = "BADMSG",
 		[MD_TOOBIG] = "TOOBIG",     [MD_DENIED] = "DENIED",
 		[MD_LIMIT] = "LIMIT",       [MD_MODIFIED] = "MODIFIED",
+		[MD_NOSPACE] = "NOSPACE",
 	};
 
 	if ((size_t)result < sizeof(names) / sizeof(names[0]) && names[result])
@@ -82,6 +83,8 @@ enum md_result md_store_open(const char *data_dir,
 		free(store);
 		return MD_TEMPFAIL;
 	}
+	str_copy(store->uidl_format, opts != NULL && opts->pop3_uidl_format != NULL ?
+		 opts->pop3_uidl_format : "%08Xu%08Xv", sizeof(store->uidl_format));
 	md_store_host(store);
 	pthread_mutex_init(&store->name_lock, NULL);
 	pthread_mutex_init(&store->hook_lock, NULL);

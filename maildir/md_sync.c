@@ -26,8 +26,9 @@
  * commit.  A file that could not be read now (I/O error) leaves its
  * directory's stored mtime at 0, so the next access looks again.
  *
- * The first sync of a mailbox flagged MD_MBOX_IMPORT takes UIDs and
- * keywords from Dovecot's files (md_dovecot.c).
+ * The first sync of a mailbox flagged MD_MBOX_IMPORT takes UIDs, POP3
+ * UIDLs and keywords from Dovecot's files (md_dovecot.c); one flagged
+ * MD_MBOX_DCUIDL (rebuilt) takes the POP3 UIDLs only.
  */
 #include "md_private.h"
 
@@ -296,7 +297,8 @@ struct md_newfile {
 	ino_t ino;
 	char conv[PATH_MAX];  /* CRLF copy waiting in tmp/, or "" */
 	struct buf meta;
-	uint32_t dc_uid;
+	uint32_t dc_uid;              /* Dovecot's UID, kept on import */
+	char uidl[MD_UIDL_MAX + 1];   /* Dovecot's POP3 UIDL, or "" */
 };
 
 struct md_change {
@@ -435,6 +437,7 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 		rec.modseq = modseq;
 		rec.size = nf->size;
 		rec.pop3_size = nf->pop3_size;
+		str_copy(rec.uidl, nf->uidl, sizeof(rec.uidl));
 		rec.internal_date = nf->mtime;
 		rec.save_date = now;
 		if ((r = md_rec_msg_put(t, u->id, j->mbox, &rec, NULL)) != MD_OK)
@@ -518,6 +521,7 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 	if (j->last) {
 		mb.new_mtime = j->retry_new ? 0 : j->new_mtime;
 		mb.cur_mtime = j->retry_cur ? 0 : j->cur_mtime;
+		mb.flags &= ~(uint32_t)MD_MBOX_DCUIDL;
 		if (mb.flags & MD_MBOX_IMPORT) {
 			mb.flags &= ~(uint32_t)MD_MBOX_IMPORT;
 			if (j->dc != NULL) {
@@ -849,7 +853,7 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 		md_user_seterr(u, "mailbox %s is gone", mb.name);
 		return MD_NOMAILBOX;
 	}
-	force = force || (mb.flags & MD_MBOX_IMPORT);
+	force = force || (mb.flags & (MD_MBOX_IMPORT | MD_MBOX_DCUIDL));
 	if (!force && mb.new_mtime != 0 && mb.cur_mtime != 0 &&
 	    mb.new_mtime == new_mtime && mb.cur_mtime == cur_mtime)
 		return MD_OK;
@@ -870,7 +874,7 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 		qsort(ents, n_ents, sizeof(*ents), md_entry_cmp);
 	if ((r = md_sync_load_index(u, mbox_id, new_only, &ix, &n_ix)) != MD_OK)
 		goto out;
-	if ((mb.flags & MD_MBOX_IMPORT) &&
+	if ((mb.flags & (MD_MBOX_IMPORT | MD_MBOX_DCUIDL)) &&
 	    md_dovecot_read(dir, false, md_sync_listed, &(struct md_listing){ ents, n_ents },
 			    &dc) == 0)
 		have_dc = true;
@@ -890,7 +894,7 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	job.user = u;
 	job.mbox = mbox_id;
 	job.dir = dir;
-	job.dc = have_dc ? &dc : NULL;
+	job.dc = have_dc && (mb.flags & MD_MBOX_IMPORT) ? &dc : NULL;
 	job.nf = nf;
 	md_pathf(new_sub, sizeof(new_sub), "%s/new", dir);
 	md_pathf(cur_sub, sizeof(cur_sub), "%s/cur", dir);
@@ -905,8 +909,23 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 
 			str_copy(nf[i].fname, e->fname, sizeof(nf[i].fname));
 			nf[i].in_new = e->in_new;
-			if (have_dc)
-				nf[i].dc_uid = md_dovecot_uid(&dc, e->fname, e->blen);
+			if (have_dc) {
+				const struct md_dcmap *dce =
+					md_dovecot_find(&dc, e->fname, e->blen);
+
+				if (dce != NULL && (mb.flags & MD_MBOX_IMPORT))
+					nf[i].dc_uid = dce->uid;
+				if (dce != NULL)
+					md_dovecot_uidl(&dc, dce, u->store->uidl_format,
+							nf[i].uidl);
+			}
+			if (nf[i].uidl[0] == '\0' && u->n_carry > 0) {
+				const char *kept = md_carry_uidl(u, mb.name, e->fname,
+								 e->blen);
+
+				if (kept != NULL)
+					str_copy(nf[i].uidl, kept, sizeof(nf[i].uidl));
+			}
 			if (md_newfile_prepare(u->store, dir, &nf[i]) < 0) {
 				nf[i].skip = true; /* vanished or unreadable */
 				if (nf[i].in_new)
@@ -941,7 +960,7 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 		if (r == MD_OK &&
 		    (!job.last || sync_new || sync_cur || job.n_ch > 0 || job.n_gone > 0 ||
 		     job.new_mtime != mb.new_mtime || job.cur_mtime != mb.cur_mtime ||
-		     (mb.flags & MD_MBOX_IMPORT)))
+		     (mb.flags & (MD_MBOX_IMPORT | MD_MBOX_DCUIDL))))
 			r = md_write(u->store, md_sync_job_run, &job);
 		for (size_t i = 0; i < batch; i++) {
 			buf_free(&nf[i].meta);

@@ -52,7 +52,13 @@
  * Dovecot.  The first time a user's Maildir is indexed (no postern-indexed
  * marker), each folder's dovecot-uidlist and dovecot-keywords are imported:
  * UIDVALIDITY, UIDNEXT, each message's UID and the keyword names survive the
- * migration.  Later the files are ignored (they go stale).
+ * migration.  Each message dovecot-uidlist lists also keeps the POP3 UIDL
+ * Dovecot gave it (its "P" field, else md_store_options pop3_uidl_format
+ * of its UID, the UIDVALIDITY and base name), kept in its index record and
+ * given as md_msg.uidl.  md_user_reindex() keeps them (read from the old
+ * index before the rebuild), and any rebuild, a lost index too, takes them
+ * from dovecot-uidlist again when it is still there.  Later the files are
+ * ignored otherwise (they go stale).
  *
  * Typical use (all from worker threads; never hold results across a
  * return to the event loop other than as copies):
@@ -86,8 +92,8 @@
  *                (see md_mailbox_sync()); md_store_set_change_hook() wakes
  *                IDLE for changes made by this process.
  *   POP3:        md_user_open, md_mailbox_open("INBOX"), md_msg_list() for
- *                pop3_size (LIST, STAT; never a file read) and basenames
- *                (UIDL), md_msg_open() for RETR/TOP,
+ *                pop3_size (LIST, STAT; never a file read) and uidl, else
+ *                basename (UIDL), md_msg_open() for RETR/TOP,
  *                md_msg_expunge(uids, n, 0) at QUIT.
  */
 #ifndef MAILDIR_STORE_H
@@ -108,7 +114,8 @@ struct config;
 
 enum md_result {
 	MD_OK = 0,
-	MD_TEMPFAIL,   /* I/O error, disk full, out of memory: try again later */
+	MD_TEMPFAIL,   /* I/O error, out of memory: try again later (a full
+			* disk while delivering: MD_NOSPACE) */
 	MD_NOUSER,     /* no such user (no Maildir, and not asked to create) */
 	MD_QUOTA,      /* the user's quota would be exceeded (RFC 9208 OVERQUOTA) */
 	MD_NOMAILBOX,  /* no such mailbox (IMAP: [TRYCREATE] / [NONEXISTENT]) */
@@ -121,6 +128,11 @@ enum md_result {
 	MD_DENIED,     /* not allowed: delete INBOX, rename into itself ... */
 	MD_LIMIT,      /* too many keywords in a mailbox, or a name too long */
 	MD_MODIFIED,   /* md_msg_store(): UNCHANGEDSINCE failed (RFC 7162 §3.1.3) */
+	MD_NOSPACE,    /* a delivery found the file system full (ENOSPC, or
+			* EDQUOT: the daemon user's disk quota): temporary
+			* like MD_TEMPFAIL, but says why (SMTP 452 4.3.1,
+			* RFC 3463 "mail system full"); nothing was stored.
+			* Only md_delivery_* give it; added last */
 };
 
 /* "OK", "TEMPFAIL", ... for logs. */
@@ -134,6 +146,10 @@ struct md_store_options {
 	uint64_t map_size;   /* LMDB map size to start with; 0: default (16 GiB).
 			      * It doubles when full. */
 	unsigned max_readers;/* 0: default (512) */
+	const char *pop3_uidl_format; /* Dovecot's pop3_uidl_format, applied to
+				       * the messages imported from a Dovecot
+				       * Maildir (config pop3_uidl_format);
+				       * NULL: Dovecot's default "%08Xu%08Xv" */
 };
 
 /* Open (creating what is missing) the store of data_dir.  opts may be NULL.
@@ -212,8 +228,9 @@ enum md_result md_user_usage(struct md_user *user, uint64_t *bytes_r,
 
 /* Rebuild a user's index from the Maildir: every mailbox gets a new
  * UIDVALIDITY (unless this is the first indexing of a Dovecot Maildir,
- * whose UIDs are imported).  Sessions holding its mailboxes open get
- * MD_NOMAILBOX afterwards.  Used by `postern reindex`. */
+ * whose UIDs are imported); POP3 UIDLs imported from Dovecot stay.
+ * Sessions holding its mailboxes open get MD_NOMAILBOX afterwards.  Used
+ * by `postern reindex`. */
 enum md_result md_user_reindex(struct md_store *store, const char *address,
 			       char *err, size_t errlen);
 
@@ -343,6 +360,10 @@ struct md_msg {
 	char *basename;                  /* MD_READ_PATH: the Maildir unique
 					  * name, stable across flag changes
 					  * (POP3 UIDL, RFC 1939 §7) */
+	char *uidl;                      /* MD_READ_PATH: the POP3 UIDL the
+					  * message had in Dovecot (imported,
+					  * valid per RFC 1939 §7), or NULL:
+					  * use basename */
 	struct md_meta *meta;            /* MD_READ_META */
 };
 

@@ -117,6 +117,9 @@ void imap_reply_md(struct imap_session *s, enum md_result r, const char *what)
 	case MD_CORRUPT:
 		imap_reply(s, "NO", "[SERVERBUG] Mail index damaged; tell the administrator");
 		break;
+	case MD_NOSPACE: /* as Dovecot says it; RFC 5530 has no "disk full" */
+		imap_reply(s, "NO", "[OVERQUOTA] Not enough disk space, try again later");
+		break;
 	case MD_TEMPFAIL:
 	case MD_NOUSER:
 		imap_reply(s, "NO", "[UNAVAILABLE] Temporary failure, try again later");

@@ -171,7 +171,9 @@ static void pop3_uidl_cont(struct pop3_session *s)
 		size_t i = s->cont_pos++;
 		if (s->msgs[i].deleted)
 			continue;
-		pop3_uidl_from_basename(s->md_msgs[i].basename, uidl);
+		pop3_uidl_from_basename(s->md_msgs[i].uidl != NULL ?
+						s->md_msgs[i].uidl :
+						s->md_msgs[i].basename, uidl);
 		conn_printf(s->conn, "%zu %s\r\n", i + 1, uidl);
 	}
 	if (s->cont_pos < s->n_msgs)
@@ -211,7 +213,9 @@ void pop3_cmd_uidl(struct pop3_session *s, const struct pop3_parsed *cmd)
 
 	if (cmd->nargs == 1) {
 		if (pop3_msg_arg(s, cmd->args[0], &i) == 0) {
-			pop3_uidl_from_basename(s->md_msgs[i].basename, uidl);
+			pop3_uidl_from_basename(s->md_msgs[i].uidl != NULL ?
+						s->md_msgs[i].uidl :
+						s->md_msgs[i].basename, uidl);
 			pop3_ok(s, "%zu %s", i + 1, uidl);
 		}
 		return;

@@ -426,6 +426,9 @@ void smtp_verdict_reply(struct smtp_session *s, const struct smtp_msg *m)
 	case MD_NOUSER:
 		smtp_reply(s, "550 5.1.1 Mailbox unavailable");
 		return;
+	case MD_NOSPACE: /* RFC 3463 X.3.1: mail system full */
+		smtp_reply(s, "452 4.3.1 Mail system full, try again later");
+		return;
 	default:
 		smtp_reply(s, "451 4.3.0 Temporary local error, try again later");
 		return;

@@ -227,6 +227,41 @@ with tempfile.TemporaryDirectory() as tmp:
     r.check(open(os.path.join(ddir, "cert.pem")).read() == cert_before,
             "demo again: reuses the certificate")
 
+    # The user edits postern.conf; later runs keep the edit.  Another
+    # --port-base moves only the listeners' ports, and says so.
+    conf = os.path.join(ddir, "postern.conf")
+    with open(conf) as f:
+        edited = f.read().replace("log_level = info",
+                                  "# my own note\nlog_level = debug\nsmtp_timeout = 77")
+    with open(conf, "w") as f:
+        f.write(edited)
+
+    def demo_run(*extra):
+        p = subprocess.Popen([POSTERN, "demo", "--dir", ddir] + list(extra),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL)
+        time.sleep(1.5)
+        p.send_signal(signal.SIGTERM)
+        return p.communicate(timeout=30)[0].decode(errors="replace")
+
+    out3 = demo_run()
+    r.check(open(conf).read() == edited and "reusing" in out3,
+            "demo again: an edited postern.conf is reused as it is")
+    base2 = pick_base()
+    out4 = demo_run("--port-base", str(base2))
+    after = open(conf).read()
+    r.check("# my own note\nlog_level = debug\nsmtp_timeout = 77" in after,
+            "demo --port-base: the user's edits stay")
+    r.check(all(("port = %d" % p) in after for p in demo_ports(base2).values()) and
+            not any(("port = %d" % p) in after for p in demo_ports(base).values()),
+            "demo --port-base: every listener moved to base %d" % base2)
+    r.check(re.sub(r"port = \d+", "port = N", after) ==
+            re.sub(r"port = \d+", "port = N", edited),
+            "demo --port-base: nothing but the port lines changed")
+    r.check("7 listener ports moved to base %d" % base2 in out4 and
+            str(base2 + 993) in out4,
+            "demo --port-base: says so, and serves there: " + out4[:300])
+
 # ---- a port already in use ------------------------------------------------
 if ROLES:
     blocker = socket.socket()

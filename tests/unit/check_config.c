@@ -84,7 +84,9 @@ static const char good[] =
 	"  role = imap\n"
 	"  address = 127.0.0.2\n"
 	"  port = 143\n"
-	"}\n";
+	"}\n"
+	"pop3_uidl_format = %f-%04Xu%%%v\n"
+	"smtp_inbound_tls_min = 1.1\n";
 
 START_TEST(test_config_good_file)
 {
@@ -110,6 +112,8 @@ START_TEST(test_config_good_file)
 	ck_assert(cfg->allow_plaintext_auth_on_loopback);
 	ck_assert_int_eq(cfg->smtp_bare_lf, BARE_LF_NORMALISE);
 	ck_assert(cfg->quota_error_permanent);
+	ck_assert_str_eq(cfg->pop3_uidl_format, "%f-%04Xu%%%v");
+	ck_assert_uint_eq(cfg->smtp_inbound_tls_min, 11);
 
 	ck_assert_uint_eq(cfg->n_certs, 1);
 	ck_assert_str_eq(cfg->certs[0].cert_file, "/etc/postern/tls/fullchain.pem");
@@ -153,6 +157,8 @@ START_TEST(test_config_defaults)
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_INFO);
 	ck_assert_int_eq(cfg->smtp_bare_lf, BARE_LF_REJECT);
 	ck_assert(!cfg->quota_error_permanent);
+	ck_assert_str_eq(cfg->pop3_uidl_format, "%08Xu%08Xv"); /* Dovecot's default */
+	ck_assert_uint_eq(cfg->smtp_inbound_tls_min, 10);
 	ck_assert(!cfg->allow_plaintext_auth_on_loopback);
 	ck_assert_uint_eq(cfg->n_listeners, 0);
 	ck_assert_uint_eq(cfg->n_certs, 0);
@@ -281,6 +287,12 @@ static const struct {
 	{ HEAD "allow_plaintext_auth_on_loopback = 1\n", 3, "must be yes or no" },
 	{ HEAD "smtp_bare_lf = strip\n", 3, "smtp_bare_lf must be reject or normalise" },
 	{ HEAD "quota_error = never\n", 3, "quota_error must be temporary or permanent" },
+	{ HEAD "pop3_uidl_format = %m\n", 3, "pop3_uidl_format: '%m' is not a format" },
+	{ HEAD "pop3_uidl_format = %08Xf\n", 3, "pop3_uidl_format: '%08Xf' is not" },
+	{ HEAD "pop3_uidl_format = %u%\n", 3, "pop3_uidl_format: '%u%' is not" },
+	{ HEAD "pop3_uidl_format = %99u\n", 3, "pop3_uidl_format: '%99u' is not" },
+	{ HEAD "smtp_inbound_tls_min = 1.3\n", 3, "smtp_inbound_tls_min must be 1.0, 1.1 or 1.2" },
+	{ HEAD "smtp_inbound_tls_min = TLSv1\n", 3, "smtp_inbound_tls_min must be" },
 	{ HEAD "message_size_max = 10X\n", 3, "message_size_max must be a size" },
 	{ HEAD "message_size_max = 63K\n", 3, "message_size_max must be a size" },
 	{ HEAD "message_size_max = 2G\n", 3, "message_size_max must be a size" },

@@ -851,6 +851,12 @@ START_TEST(test_store_dovecot_import)
 	ck_assert_uint_eq(msg.size, len);
 	free(data);
 	ck_assert_str_eq(msg.basename, "1700000100.M2P2.oldhost,S=83,W=88");
+	/* Dovecot's default pop3_uidl_format %08Xu%08Xv (lower-case hex) */
+	ck_assert_str_eq(msg.uidl, "000000116553f100");
+	md_msg_clear(&msg);
+	/* not in the uidlist: Postern's own UIDL, the base name */
+	ck_assert_int_eq(md_msg_get(mb, 42, MD_READ_PATH, &msg), MD_OK);
+	ck_assert_ptr_null(msg.uidl);
 	md_msg_clear(&msg);
 	ck_assert_int_eq(md_mailbox_keywords(mb, &kw, &nk), MD_OK);
 	ck_assert_uint_ge(nk, 2);
@@ -876,7 +882,54 @@ START_TEST(test_store_dovecot_import)
 	ck_assert_int_eq(md_mailbox_status(u, "INBOX", &st), MD_OK);
 	ck_assert_uint_ne(st.uidvalidity, 1700000000);
 	ck_assert_uint_eq(st.messages, 3);
+	/* new UIDs, but the POP3 UIDLs Dovecot gave stay */
+	{
+		struct md_msg *msgs;
+		size_t nm, found = 0;
+
+		ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, NULL), MD_OK);
+		ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_PATH, &msgs, &nm),
+				 MD_OK);
+		ck_assert_uint_eq(nm, 3);
+		for (size_t i = 0; i < nm; i++) {
+			if (strcmp(msgs[i].basename, "1700000100.M2P2.oldhost,S=83,W=88") == 0) {
+				ck_assert_str_eq(msgs[i].uidl, "000000116553f100");
+				found++;
+			} else if (strcmp(msgs[i].basename, "1700000000.M1P1.oldhost,S=70,W=74") == 0) {
+				ck_assert_str_eq(msgs[i].uidl, "000000056553f100");
+				found++;
+			} else {
+				ck_assert_ptr_null(msgs[i].uidl);
+			}
+		}
+		ck_assert_uint_eq(found, 2);
+		md_msg_list_free(msgs, nm);
+		md_mailbox_close(mb);
+	}
 	md_user_close(u);
+	/* without dovecot-uidlist, a reindex keeps them from the index */
+	snprintf(path, sizeof(path), "%s/dovecot-uidlist", root);
+	ck_assert_int_eq(unlink(path), 0);
+	{
+		char err[256];
+		struct md_msg *msgs;
+		size_t nm, found = 0;
+
+		ck_assert_int_eq(md_user_reindex(s, ADDR, err, sizeof(err)), MD_OK);
+		ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+		ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, NULL), MD_OK);
+		ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_PATH, &msgs, &nm),
+				 MD_OK);
+		ck_assert_uint_eq(nm, 3);
+		for (size_t i = 0; i < nm; i++)
+			found += msgs[i].uidl != NULL &&
+				 (strcmp(msgs[i].uidl, "000000116553f100") == 0 ||
+				  strcmp(msgs[i].uidl, "000000056553f100") == 0);
+		ck_assert_uint_eq(found, 2);
+		md_msg_list_free(msgs, nm);
+		md_mailbox_close(mb);
+		md_user_close(u);
+	}
 	md_store_close(s);
 }
 END_TEST

@@ -1,0 +1,1 @@
+postern_py_test(auth_throttle integration/auth_throttle.py)

@@ -1,0 +1,1 @@
+postern_py_test(dovecot_migrate integration/dovecot_migrate.py)

@@ -1,0 +1,1 @@
+postern_py_test(smtp_tls_legacy integration/smtp_tls_legacy.py)

@@ -1,0 +1,1 @@
+postern_py_test(store_full integration/store_full.py)
