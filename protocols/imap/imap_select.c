@@ -236,9 +236,10 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 			v->uidnext = st.uidnext;
 	}
 	if (v->n != before) {
-		/* the first session told about a new message gets \Recent */
+		/* the first session told about a new message gets \Recent
+		 * (an IMAP4rev2 one, which has no \Recent, leaves it) */
 		uint32_t from = imap_recent_claim(s->ctx, v->mb, v->uidvalidity,
-						  v->uids[v->n - 1], !v->readonly);
+						  v->uids[v->n - 1], !v->readonly && !s->rev2);
 		imap_view_add_recent(v, v->uids + before, v->n - before, from);
 		imap_out(s, "* %zu EXISTS\r\n", v->n);
 		if (v->n_recent != n_recent && !s->rev2) /* RFC 9051 has no RECENT */
@@ -348,9 +349,10 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 	v->modseq = v->xmodseq = st.highestmodseq;
 	md_mailbox_ids(v->mb, &v->user_id, &v->mailbox_id);
 	if (v->n > 0) {
-		/* RFC 3501 §2.3.2: EXAMINE sees \Recent without taking it */
+		/* RFC 3501 §2.3.2: EXAMINE sees \Recent without taking it;
+		 * so does IMAP4rev2, which has no \Recent (RFC 9051) */
 		uint32_t from = imap_recent_claim(s->ctx, v->mb, v->uidvalidity,
-						  v->uids[v->n - 1], !v->readonly);
+						  v->uids[v->n - 1], !v->readonly && !s->rev2);
 		imap_view_add_recent(v, v->uids, v->n, from);
 	}
 	if (st.unseen > 0 && md_msg_list(v->mb, 1, UINT32_MAX, 0, 0, &msgs, &n) == MD_OK) {
