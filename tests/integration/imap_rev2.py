@@ -154,6 +154,17 @@ def test_names(d, r):
     r.check(b"[COPYUID" in res[-1], "COPY to a UTF-8 name: %r" % res)
     res = v1.cmd(b"STATUS " + NIHONGO7 + b" (MESSAGES)")
     r.check(res[0].endswith(b"(MESSAGES 1)"), "the copy is there for rev1: %r" % res)
+    # LIST-STATUS names the mailbox in UTF-8 too
+    res = v2.cmd(b'LIST "" "' + NIHONGO + b'" RETURN (STATUS (MESSAGES DELETED))')
+    r.check(b'* STATUS "' + NIHONGO + b'" (MESSAGES 1 DELETED 0)' in res,
+            "LIST RETURN (STATUS) in UTF-8: %r" % res)
+    # DELETE of a UTF-8 name removes the Maildir++ folder
+    res = v2.cmd(b'DELETE "' + NIHONGO + b'/R&D"')
+    r.check(res[-1].split()[1] == b"OK" and
+            not os.path.isdir(os.path.join(user_dir(d), ".&ZeVnLIqe-.R&-D")),
+            "DELETE of a UTF-8 name: %r %r" % (res, os.listdir(user_dir(d))))
+    r.check(NIHONGO7 + b"/R&-D" not in list_names(v1.cmd('LIST "" "*"')),
+            "gone for rev1 as well")
     # invalid names
     for bad in (b'"\xff\xfe"', b'"Entw\xc3rfe"', b'"\xed\xa0\x80"', b'"\xc0\xaf"'):
         res = v2.cmd(b"CREATE " + bad)
@@ -207,6 +218,17 @@ def test_recent_search(d, r):
     res = v2.cmd("NOOP")
     r.check(b"* %d EXISTS" % (n + 1) in res and not any(b"RECENT" in l for l in res),
             "a new message is EXISTS without RECENT: %r" % res)
+    # IDLE: EXISTS without RECENT as well
+    v2.send(b"idle IDLE\r\n")
+    first = v2.raw_line()
+    deliver(d, MSG % b"four")
+    lines = [v2.raw_line()]
+    v2.send(b"DONE\r\n")
+    lines += v2.until("idle")
+    r.check(first.startswith(b"+") and lines[0] == b"* %d EXISTS" % (n + 2) and
+            not any(b"RECENT" in l for l in lines) and lines[-1].startswith(b"idle OK"),
+            "IDLE reports EXISTS without RECENT: %r" % lines)
+    n += 1
     # STATUS DELETED
     v2.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
     res = v2.cmd("STATUS INBOX (DELETED MESSAGES)")
@@ -224,11 +246,11 @@ def test_recent_search(d, r):
     # an IMAP4rev1 session is unchanged
     v1 = session(d, False)
     res = v1.cmd("SELECT INBOX")
-    r.check(b"* 3 RECENT" in res and
+    r.check(b"* 4 RECENT" in res and
             not any(b"[CLOSED]" in l or l.startswith(b"* LIST") for l in res),
             "rev1 SELECT as before, and the rev2 session left \\Recent to it: %r" % res)
     res = v1.cmd("SEARCH ALL")
-    r.check(res[0].startswith(b"* SEARCH 1 2"), "rev1 SEARCH answers SEARCH: %r" % res)
+    r.check(res[0] == b"* SEARCH 1 2 3 4", "rev1 SEARCH answers SEARCH: %r" % res)
     res = v1.cmd("EXAMINE INBOX")
     r.check(not any(b"[CLOSED]" in l for l in res), "rev1: no CLOSED: %r" % res)
     v1.close()
