@@ -16,8 +16,10 @@
 
 #define IMAP_LIST_PATTERNS_MAX 16 /* patterns in one LIST-EXTENDED LIST */
 #define IMAP_PATTERN_MAX 1024     /* octets of reference + pattern */
-/* A store name in UTF-8: each modified UTF-7 octet gives at most 4/3 of a
- * UTF-8 octet, 4 is generous */
+/* A mailbox name in UTF-8 (RFC 9051 §5.1).  From a stored modified UTF-7
+ * name it is at most 9/8 as long (8 base64 octets carry 3 UTF-16 units, at
+ * most 9 UTF-8 octets); a client's UTF-8 name is at most 4 times its
+ * number of characters.  4 times the store's limit is generous for both. */
 #define IMAP_NAME_UTF8_MAX (4 * (MD_MAILBOX_NAME_MAX + 1))
 
 /* LIST selection options (RFC 5258 §3.1) */
@@ -73,8 +75,8 @@ static void imap_bad(struct imap_session *s, struct imap_cursor *c, const char *
  * is: the store refuses it as an invalid name (NO [CANNOT]). */
 static bool imap_mailbox_from_utf8(struct imap_cursor *c, char *out, size_t outlen)
 {
-	char utf8[4 * (MD_MAILBOX_NAME_MAX + 1)];
-	char mutf7[4 * (MD_MAILBOX_NAME_MAX + 1)];
+	char utf8[IMAP_NAME_UTF8_MAX];
+	char mutf7[IMAP_NAME_UTF8_MAX];
 	size_t len;
 
 	if (!imap_astring_copy(c, utf8, sizeof(utf8))) {
