@@ -177,7 +177,7 @@ bool imap_login_allowed(const struct imap_session *s)
 }
 
 /* Only what works (Thunderbird turns on whatever is offered). */
-#define IMAP_CAPS_BASE "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE"
+#define IMAP_CAPS_BASE "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE"
 #define IMAP_CAPS_AUTH                                                                 \
 	" NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE LIST-EXTENDED SPECIAL-USE"          \
 	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY"
@@ -333,10 +333,14 @@ bad:
 	imap_reply(s, "BAD", "Invalid ID arguments");
 }
 
-/* RFC 5161: nothing we offer needs enabling yet; unknown ones are ignored. */
+/* RFC 5161: IMAP4rev2 (RFC 9051 §6.3.1) is the one capability that needs
+ * enabling; unknown ones are ignored.  RFC 5161 §3.1: only before the
+ * first SELECT / EXAMINE, so a mailbox's responses never change dialect
+ * midway; later it is simply not enabled. */
 static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 {
 	char cap[64];
+	bool rev2 = false;
 
 	if (!imap_sp(args)) {
 		imap_reply(s, "BAD", "ENABLE needs capability names");
@@ -347,12 +351,21 @@ static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 			imap_reply(s, "BAD", "Invalid capability name");
 			return;
 		}
+		if (str_ieq(cap, "IMAP4rev2"))
+			rev2 = true;
 	} while (imap_char(args, ' '));
 	if (!imap_at_end(args)) {
 		imap_reply(s, "BAD", "Invalid capability name");
 		return;
 	}
-	imap_out(s, "* ENABLED\r\n");
+	/* RFC 5161 §3.2: ENABLED lists only what this command newly enabled */
+	if (rev2 && !s->rev2 && s->state == IMAP_STATE_AUTH && !s->has_selected) {
+		s->rev2 = true;
+		conn_log(s->conn, LOG_LEVEL_DEBUG, "imap enabled IMAP4rev2 user=%s", s->canonical);
+		imap_out(s, "* ENABLED IMAP4rev2\r\n");
+	} else {
+		imap_out(s, "* ENABLED\r\n");
+	}
 	imap_reply(s, "OK", "Enabled");
 }
 

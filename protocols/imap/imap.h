@@ -1,15 +1,24 @@
-/* IMAP server: IMAP4rev1 (RFC 3501) on the imap (143, STARTTLS) and imaps
- * (993, TLS) listeners.  The rest of the module is private
+/* IMAP server: IMAP4rev1 (RFC 3501), and IMAP4rev2 (RFC 9051) for a
+ * session that sends ENABLE IMAP4rev2, on the imap (143, STARTTLS) and
+ * imaps (993, TLS) listeners.  The rest of the module is private
  * (imap_private.h lists its files).
  *
- * Offered (CAPABILITY, only what works): SASL-IR, LITERAL+, ID, ENABLE,
- * IDLE, NAMESPACE, UNSELECT, CHILDREN, UIDPLUS, MOVE, LIST-EXTENDED,
- * SPECIAL-USE, CREATE-SPECIAL-USE, LIST-STATUS, STATUS=SIZE, MULTIAPPEND,
- * ESEARCH, SEARCHRES; STARTTLS and AUTH=PLAIN AUTH=LOGIN (or LOGINDISABLED)
- * before login.  Not yet: IMAP4rev2, BINARY, CONDSTORE/QRESYNC, UTF-8
- * mailbox names, COMPRESS.  \Recent is kept in this process's memory
- * (imap_recent.c).  SEARCH text keys match raw bytes
- * (imap_search_text_match()).
+ * Offered (CAPABILITY, only what works): IMAP4rev2, SASL-IR, LITERAL+, ID,
+ * ENABLE, IDLE, NAMESPACE, UNSELECT, CHILDREN, UIDPLUS, MOVE,
+ * LIST-EXTENDED, SPECIAL-USE, CREATE-SPECIAL-USE, LIST-STATUS,
+ * STATUS=SIZE, MULTIAPPEND, ESEARCH, SEARCHRES, BINARY; STARTTLS and
+ * AUTH=PLAIN AUTH=LOGIN (or LOGINDISABLED) before login.  Not yet:
+ * CONDSTORE/QRESYNC, COMPRESS.  \Recent is kept in this process's memory
+ * (imap_recent.c).
+ *
+ * IMAP4rev2 (s->rev2, set by ENABLE in the authenticated state before any
+ * SELECT, RFC 5161 §3.1) changes only what RFC 9051 changes: mailbox names
+ * are UTF-8 on the wire (imap_mailbox_arg() converts them to the store's
+ * modified UTF-7, imap_buf_mailbox() back; not UTF-8 is BAD), no \Recent
+ * (no RECENT response, flag, STATUS item or SEARCH key), SEARCH answers
+ * ESEARCH, SELECT answers LIST and no UNSEEN, and a SELECT that replaces a
+ * mailbox says OK [CLOSED].  IMAP4rev1 sessions are unchanged.  Names are
+ * not Unicode-normalised (no OLDNAME).
  *
  * Threads.  Sessions live on the event loop.  Every store call runs in a
  * worker job (conn_submit) that formats its answer into the session's

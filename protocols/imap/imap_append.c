@@ -369,7 +369,7 @@ void imap_cmd_append(struct imap_session *s, struct imap_cursor *args)
 	c->n = 1;
 	/* the reader stops here: APPEND reads its own input from now on */
 	s->reader.in_literal = false;
-	if (!imap_sp(args) || !imap_mailbox_arg(args, c->mailbox, sizeof(c->mailbox)) ||
+	if (!imap_sp(args) || !imap_mailbox_arg(s, args, c->mailbox, sizeof(c->mailbox)) ||
 	    !imap_sp(args) || !imap_append_preamble(args, &c->msgs[0]) || !imap_char(args, '\r') ||
 	    !imap_char(args, '\n') || !imap_at_end(args)) {
 		c->bad = args->err != NULL ? args->err : "Invalid APPEND arguments";

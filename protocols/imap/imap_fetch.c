@@ -568,7 +568,7 @@ static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
 	case IMAP_FI_FLAGS:
 		buf_appendf(&s->out, "FLAGS ");
 		imap_buf_flags(&s->out, msg->flags, msg->keywords, f->kw, f->n_kw,
-			       imap_view_is_recent(&s->view, msg->uid));
+			       imap_is_recent(s, msg->uid));
 		break;
 	case IMAP_FI_INTERNALDATE:
 		imap_format_date_time(msg->internal_date, date, sizeof(date));
@@ -727,7 +727,7 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 			/* RFC 3501 §6.4.5: \Seen set implicitly is reported */
 			buf_appendf(&s->out, " FLAGS ");
 			imap_buf_flags(&s->out, msg->flags, msg->keywords, f->kw, f->n_kw,
-				       imap_view_is_recent(&s->view, msg->uid));
+				       imap_is_recent(s, msg->uid));
 		}
 		buf_appendf(&s->out, ")\r\n");
 		if (f->fd >= 0)

@@ -16,6 +16,11 @@
 
 #define IMAP_LIST_PATTERNS_MAX 16 /* patterns in one LIST-EXTENDED LIST */
 #define IMAP_PATTERN_MAX 1024     /* octets of reference + pattern */
+/* A mailbox name in UTF-8 (RFC 9051 §5.1).  From a stored modified UTF-7
+ * name it is at most 9/8 as long (8 base64 octets carry 3 UTF-16 units, at
+ * most 9 UTF-8 octets); a client's UTF-8 name is at most 4 times its
+ * number of characters.  4 times the store's limit is generous for both. */
+#define IMAP_NAME_UTF8_MAX (4 * (MD_MAILBOX_NAME_MAX + 1))
 
 /* LIST selection options (RFC 5258 §3.1) */
 #define IMAP_LIST_SEL_SUBSCRIBED 0x1
@@ -63,9 +68,50 @@ static void imap_bad(struct imap_session *s, struct imap_cursor *c, const char *
 	imap_reply(s, "BAD", "%s", c->err != NULL ? c->err : fallback);
 }
 
-bool imap_mailbox_arg(struct imap_cursor *c, char *out, size_t outlen)
+/* IMAP4rev2 (RFC 9051 §5.1): the name on the wire is UTF-8; the store
+ * takes modified UTF-7.  Not UTF-8 at all is a syntax error (§9: a quoted
+ * string holds UTF-8 only; a literal naming a mailbox likewise).  UTF-8
+ * that has no modified UTF-7 form (control characters) is passed on as it
+ * is: the store refuses it as an invalid name (NO [CANNOT]). */
+static bool imap_mailbox_from_utf8(struct imap_cursor *c, char *out, size_t outlen)
 {
-	if (!imap_astring_copy(c, out, outlen)) {
+	char utf8[IMAP_NAME_UTF8_MAX];
+	char mutf7[IMAP_NAME_UTF8_MAX];
+	size_t len;
+
+	if (!imap_astring_copy(c, utf8, sizeof(utf8))) {
+		if (c->err != NULL && strcmp(c->err, "Argument too long") == 0)
+			c->err = "[LIMIT] Mailbox name too long";
+		return false;
+	}
+	len = strlen(utf8);
+	if (!imap_utf8_valid(utf8, len)) {
+		c->err = "Mailbox name is not valid UTF-8";
+		return false;
+	}
+	if (md_mutf7_from_utf8(utf8, mutf7, sizeof(mutf7)) < 0) {
+		if (len >= outlen) {
+			c->err = "[LIMIT] Mailbox name too long";
+			return false;
+		}
+		memcpy(out, utf8, len + 1);
+		return true;
+	}
+	if (strlen(mutf7) >= outlen) {
+		c->err = "[LIMIT] Mailbox name too long";
+		return false;
+	}
+	memcpy(out, mutf7, strlen(mutf7) + 1);
+	return true;
+}
+
+bool imap_mailbox_arg(const struct imap_session *s, struct imap_cursor *c, char *out,
+		      size_t outlen)
+{
+	if (s->rev2) {
+		if (!imap_mailbox_from_utf8(c, out, outlen))
+			return false;
+	} else if (!imap_astring_copy(c, out, outlen)) {
 		if (c->err != NULL && strcmp(c->err, "Argument too long") == 0)
 			c->err = "[LIMIT] Mailbox name too long";
 		return false;
@@ -76,6 +122,26 @@ bool imap_mailbox_arg(struct imap_cursor *c, char *out, size_t outlen)
 	else if (strncasecmp(out, "INBOX/", 6) == 0)
 		memcpy(out, "INBOX", 5);
 	return true;
+}
+
+const char *imap_mailbox_wire(const struct imap_session *s, const char *name, char *buf,
+			      size_t buflen)
+{
+	/* a name the store holds that has no UTF-8 form goes out as stored */
+	if (!s->rev2 || md_mutf7_to_utf8(name, buf, buflen) < 0)
+		return name;
+	return buf;
+}
+
+void imap_buf_mailbox(const struct imap_session *s, struct buf *b, const char *name)
+{
+	char utf8[IMAP_NAME_UTF8_MAX];
+	const char *wire = imap_mailbox_wire(s, name, utf8, sizeof(utf8));
+
+	if (s->rev2)
+		imap_buf_utf8_string(b, wire, strlen(wire));
+	else
+		imap_buf_string(b, wire, strlen(wire));
 }
 
 void imap_reply_md(struct imap_session *s, enum md_result r, const char *what)
@@ -196,7 +262,7 @@ static void imap_status_line(struct imap_session *s, const char *name, unsigned 
 	const char *sep = "";
 
 	buf_appendf(&s->out, "* STATUS ");
-	imap_buf_string(&s->out, name, strlen(name));
+	imap_buf_mailbox(s, &s->out, name);
 	buf_appendf(&s->out, " (");
 	if (items & IMAP_STATUS_MESSAGES) {
 		buf_appendf(&s->out, "%sMESSAGES %u", sep, st->messages);
@@ -230,9 +296,10 @@ static void imap_status_line(struct imap_session *s, const char *name, unsigned 
 /* RFC 5258 §3.5 (RECURSIVEMATCH with SUBSCRIBED): list[i] gets CHILDINFO
  * when a subscribed descendant will not be listed itself, be it that it
  * does not match the pattern or that list[i] is not subscribed. */
-static bool imap_list_childinfo(const struct imap_mbox_cmd *m,
+static bool imap_list_childinfo(const struct imap_session *s, const struct imap_mbox_cmd *m,
 				const struct md_mailbox_info *list, size_t n, size_t i)
 {
+	char utf8[IMAP_NAME_UTF8_MAX];
 	size_t len = strlen(list[i].name);
 
 	/* sorted by name: descendants ("name/...") follow, maybe after
@@ -243,7 +310,9 @@ static bool imap_list_childinfo(const struct imap_mbox_cmd *m,
 		    !list[j].subscribed)
 			continue;
 		for (size_t k = 0; k < m->n_patterns && !match; k++)
-			match = imap_pattern_match(m->patterns[k], list[j].name);
+			match = imap_pattern_match(m->patterns[k],
+						   imap_mailbox_wire(s, list[j].name, utf8,
+								     sizeof(utf8)));
 		if (!match || !list[i].subscribed)
 			return true;
 	}
@@ -274,16 +343,19 @@ static enum imap_cmd_status imap_list_work(struct imap_session *s)
 		bool match = false, subscribed_only = m->lsub || (m->sel & IMAP_LIST_SEL_SUBSCRIBED);
 		bool childinfo = false;
 		const char *sep = "";
+		char utf8[IMAP_NAME_UTF8_MAX];
+		/* RFC 9051 §6.3.9: patterns are matched against UTF-8 names */
+		const char *wire = imap_mailbox_wire(s, mi->name, utf8, sizeof(utf8));
 
 		for (size_t k = 0; k < m->n_patterns && !match; k++)
-			match = imap_pattern_match(m->patterns[k], mi->name);
+			match = imap_pattern_match(m->patterns[k], wire);
 		if (!match)
 			continue;
 		if ((m->sel & IMAP_LIST_SEL_SPECIAL) && (mi->special_use == 0 || !mi->exists))
 			continue;
 		if (!m->lsub && (m->sel & IMAP_LIST_SEL_RECURSIVE) &&
 		    (m->sel & IMAP_LIST_SEL_SUBSCRIBED))
-			childinfo = imap_list_childinfo(m, list, n, i);
+			childinfo = imap_list_childinfo(s, m, list, n, i);
 		if (subscribed_only && !mi->subscribed && !childinfo)
 			continue;
 		if (!subscribed_only && !mi->exists && !mi->has_children)
@@ -307,7 +379,7 @@ static enum imap_cmd_status imap_list_work(struct imap_session *s)
 					buf_appendf(&s->out, " %s", imap_special_names[b]);
 		}
 		buf_appendf(&s->out, ") \"/\" ");
-		imap_buf_string(&s->out, mi->name, strlen(mi->name));
+		imap_buf_mailbox(s, &s->out, mi->name);
 		if (childinfo)
 			buf_appendf(&s->out, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 		buf_appendf(&s->out, "\r\n");
@@ -323,7 +395,9 @@ static enum imap_cmd_status imap_list_work(struct imap_session *s)
 	return CMD_DONE;
 }
 
-static bool imap_status_items(struct imap_cursor *c, unsigned *items_r)
+/* RFC 9051 §6.3.11 has no RECENT item: under IMAP4rev2 it is unknown. */
+static bool imap_status_items(const struct imap_session *s, struct imap_cursor *c,
+			      unsigned *items_r)
 {
 	char item[32];
 
@@ -335,7 +409,7 @@ static bool imap_status_items(struct imap_cursor *c, unsigned *items_r)
 			return false;
 		if (str_ieq(item, "MESSAGES"))
 			*items_r |= IMAP_STATUS_MESSAGES;
-		else if (str_ieq(item, "RECENT"))
+		else if (str_ieq(item, "RECENT") && !s->rev2)
 			*items_r |= IMAP_STATUS_RECENT;
 		else if (str_ieq(item, "UIDNEXT"))
 			*items_r |= IMAP_STATUS_UIDNEXT;
@@ -365,6 +439,19 @@ static bool imap_list_add_pattern(struct imap_mbox_cmd *m, const char *ref, cons
 	memcpy(m->patterns[m->n_patterns], ref, rl);
 	memcpy(m->patterns[m->n_patterns] + rl, pat, strlen(pat) + 1);
 	m->n_patterns++;
+	return true;
+}
+
+/* A reference or pattern; UTF-8 under IMAP4rev2 (RFC 9051 §6.3.9). */
+static bool imap_list_pattern_arg(const struct imap_session *s, struct imap_cursor *c,
+				  char *out, size_t outlen)
+{
+	if (!imap_list_mailbox(c, out, outlen))
+		return false;
+	if (s->rev2 && !imap_utf8_valid(out, strlen(out))) {
+		c->err = "Mailbox pattern is not valid UTF-8";
+		return false;
+	}
 	return true;
 }
 
@@ -404,18 +491,18 @@ static void imap_list_parse(struct imap_session *s, struct imap_cursor *c, bool 
 		if (!imap_sp(c))
 			goto bad;
 	}
-	if (!imap_list_mailbox(c, ref, sizeof(ref)) || !imap_sp(c))
+	if (!imap_list_pattern_arg(s, c, ref, sizeof(ref)) || !imap_sp(c))
 		goto bad;
 	if (!lsub && imap_char(c, '(')) {
 		do {
-			if (!imap_list_mailbox(c, pat, sizeof(pat)) ||
+			if (!imap_list_pattern_arg(s, c, pat, sizeof(pat)) ||
 			    !imap_list_add_pattern(m, ref, pat))
 				goto bad;
 		} while (imap_char(c, ' '));
 		if (!imap_char(c, ')'))
 			goto bad;
 	} else {
-		if (!imap_list_mailbox(c, pat, sizeof(pat)))
+		if (!imap_list_pattern_arg(s, c, pat, sizeof(pat)))
 			goto bad;
 		if (pat[0] == '\0')
 			m->delim_query = true;
@@ -432,7 +519,7 @@ static void imap_list_parse(struct imap_session *s, struct imap_cursor *c, bool 
 			if (str_ieq(opt, "SUBSCRIBED"))
 				m->ret |= IMAP_LIST_RET_SUBSCRIBED;
 			else if (str_ieq(opt, "STATUS")) {
-				if (!imap_sp(c) || !imap_status_items(c, &m->status_items))
+				if (!imap_sp(c) || !imap_status_items(s, c, &m->status_items))
 					goto bad;
 				m->ret |= IMAP_LIST_RET_STATUS;
 			} else if (!str_ieq(opt, "CHILDREN") && !str_ieq(opt, "SPECIAL-USE")) {
@@ -549,7 +636,7 @@ void imap_cmd_create(struct imap_session *s, struct imap_cursor *args)
 
 	if (m == NULL)
 		return;
-	if (!imap_sp(args) || !imap_mailbox_arg(args, m->name, sizeof(m->name)) ||
+	if (!imap_sp(args) || !imap_mailbox_arg(s, args, m->name, sizeof(m->name)) ||
 	    (imap_char(args, ' ') && !imap_create_use(args, &m->special)) || !imap_at_end(args)) {
 		if (args->err != NULL && strncmp(args->err, "[USEATTR]", 9) == 0)
 			imap_reply(s, "NO", "%s", args->err);
@@ -571,7 +658,7 @@ static bool imap_one_mailbox(struct imap_session *s, struct imap_cursor *args,
 
 	if (m == NULL)
 		return false;
-	if (!imap_sp(args) || !imap_mailbox_arg(args, m->name, sizeof(m->name))) {
+	if (!imap_sp(args) || !imap_mailbox_arg(s, args, m->name, sizeof(m->name))) {
 		imap_bad(s, args, "Invalid mailbox argument");
 		return false;
 	}
@@ -602,7 +689,7 @@ void imap_cmd_rename(struct imap_session *s, struct imap_cursor *args)
 
 	if (!imap_one_mailbox(s, args, &m))
 		return;
-	if (!imap_sp(args) || !imap_mailbox_arg(args, m->name2, sizeof(m->name2)) ||
+	if (!imap_sp(args) || !imap_mailbox_arg(s, args, m->name2, sizeof(m->name2)) ||
 	    !imap_at_end(args)) {
 		imap_bad(s, args, "Invalid RENAME arguments");
 		return;
@@ -640,7 +727,7 @@ void imap_cmd_status(struct imap_session *s, struct imap_cursor *args)
 
 	if (!imap_one_mailbox(s, args, &m))
 		return;
-	if (!imap_sp(args) || !imap_status_items(args, &m->status_items) || !imap_at_end(args)) {
+	if (!imap_sp(args) || !imap_status_items(s, args, &m->status_items) || !imap_at_end(args)) {
 		imap_bad(s, args, "Invalid STATUS arguments");
 		return;
 	}

@@ -626,15 +626,57 @@ void imap_format_date_time(int64_t t, char *out, size_t outlen)
 
 /* ---- output ---------------------------------------------------------------- */
 
-int imap_buf_string(struct buf *b, const char *s, size_t len)
+/* RFC 3629 §4: no overlong forms, no surrogates, nothing above U+10FFFF. */
+bool imap_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+	while (p < end) {
+		unsigned char c = *p++;
+		size_t more;
+		uint32_t cp;
+
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			more = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			more = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			more = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if ((size_t)(end - p) < more)
+			return false;
+		for (size_t i = 0; i < more; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		p += more;
+		if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+	}
+	return true;
+}
+
+static int imap_buf_string_any(struct buf *b, const char *s, size_t len, bool utf8)
 {
 	bool quotable = len <= 1024;
 
 	for (size_t i = 0; quotable && i < len; i++) {
 		unsigned char ch = (unsigned char)s[i];
-		if (ch == '\r' || ch == '\n' || ch == '\0' || ch >= 0x80)
+		if (ch == '\r' || ch == '\n' || ch == '\0' || (ch >= 0x80 && !utf8))
 			quotable = false;
 	}
+	/* RFC 9051 §9 QUOTED-CHAR: UTF-8 only when it is valid */
+	if (quotable && utf8 && !imap_utf8_valid(s, len))
+		quotable = false;
 	if (!quotable) {
 		if (buf_appendf(b, "{%zu}\r\n", len) < 0)
 			return -1;
@@ -649,4 +691,14 @@ int imap_buf_string(struct buf *b, const char *s, size_t len)
 			return -1;
 	}
 	return buf_putc(b, '"');
+}
+
+int imap_buf_string(struct buf *b, const char *s, size_t len)
+{
+	return imap_buf_string_any(b, s, len, false);
+}
+
+int imap_buf_utf8_string(struct buf *b, const char *s, size_t len)
+{
+	return imap_buf_string_any(b, s, len, true);
 }

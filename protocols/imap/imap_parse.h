@@ -130,6 +130,11 @@ bool imap_date(struct imap_cursor *c, int64_t *t_r);
 bool imap_date_time(struct imap_cursor *c, int64_t *t_r);
 /* Append an IMAP string to b: quoted when possible, else a literal. */
 int imap_buf_string(struct buf *b, const char *s, size_t len);
+/* The same, but valid UTF-8 may be quoted (RFC 9051 §9 QUOTED-CHAR, for
+ * IMAP4rev2 sessions). */
+int imap_buf_utf8_string(struct buf *b, const char *s, size_t len);
+/* s[0..len) is valid UTF-8 (RFC 3629: shortest form, no surrogates). */
+bool imap_utf8_valid(const char *s, size_t len);
 /* "dd-Mon-yyyy hh:mm:ss +0000" of t (INTERNALDATE, in UTC). */
 void imap_format_date_time(int64_t t, char *out, size_t outlen);
 

@@ -163,6 +163,8 @@ struct imap_session {
 	bool appending;         /* APPEND owns the input (literal, next line) */
 	unsigned bad_count;     /* BAD replies in a row */
 	unsigned preauth_count; /* commands in NOT-AUTHENTICATED */
+	bool rev2;              /* ENABLE IMAP4rev2 (RFC 9051 §6.3.1) */
+	bool has_selected;      /* a SELECT / EXAMINE was issued (RFC 5161 §3.1) */
 	struct imap_reader reader;
 
 	/* the command running */
@@ -239,7 +241,14 @@ imap_handler_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_create, imap_cmd_delete,
 	imap_cmd_status;
 /* A mailbox argument: astring, INBOX in any case made "INBOX", checked
  * with md_mailbox_name_check.  false with c->err set. */
-bool imap_mailbox_arg(struct imap_cursor *c, char *out, size_t outlen);
+bool imap_mailbox_arg(const struct imap_session *s, struct imap_cursor *c, char *out,
+		      size_t outlen);
+/* A store (modified UTF-7) mailbox name as this session writes it: UTF-8
+ * under IMAP4rev2 (RFC 9051 §5.1), else unchanged.  Returns name or buf. */
+const char *imap_mailbox_wire(const struct imap_session *s, const char *name, char *buf,
+			      size_t buflen);
+/* That name as an IMAP string into b. */
+void imap_buf_mailbox(const struct imap_session *s, struct buf *b, const char *name);
 /* "NO [TRYCREATE] ..." etc. for a failed store call (worker). */
 void imap_reply_md(struct imap_session *s, enum md_result r, const char *what);
 
@@ -274,6 +283,9 @@ bool imap_set_arg(struct imap_session *s, struct imap_cursor *args, bool uid,
 uint32_t imap_recent_claim(struct imap_ctx *ctx, struct md_mailbox *mb, uint32_t uidvalidity,
 			   uint32_t upto, bool claim);
 bool imap_view_is_recent(const struct imap_view *v, uint32_t uid);
+/* \Recent as this session shows it: never under IMAP4rev2 (RFC 9051
+ * removed the flag). */
+bool imap_is_recent(const struct imap_session *s, uint32_t uid);
 /* Add the UIDs above `above` (ascending) to the view's recent set. */
 int imap_view_add_recent(struct imap_view *v, const uint32_t *uids, size_t n, uint32_t above);
 void imap_view_drop_recent(struct imap_view *v, uint32_t uid);

@@ -146,3 +146,8 @@ void imap_view_drop_recent(struct imap_view *v, uint32_t uid)
 			return;
 		}
 }
+
+bool imap_is_recent(const struct imap_session *s, uint32_t uid)
+{
+	return !s->rev2 && imap_view_is_recent(&s->view, uid);
+}

@@ -202,6 +202,12 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 		return -1;
 	for (size_t i = 0; i < sizeof(imap_search_flags) / sizeof(imap_search_flags[0]); i++)
 		if (str_ieq(word, imap_search_flags[i].name)) {
+			/* RFC 9051 §6.4.4 dropped them with \Recent */
+			enum imap_skey key = imap_search_flags[i].key;
+			if (s->rev2 && (key == SK_RECENT || key == SK_NEW || key == SK_OLD)) {
+				cur->err = "Unknown search key";
+				return -1;
+			}
 			k = imap_snode_new(c, cur, imap_search_flags[i].key);
 			if (k >= 0)
 				c->nodes[k].flag = imap_search_flags[i].flag;
@@ -588,6 +594,11 @@ void imap_cmd_search(struct imap_session *s, struct imap_cursor *args)
 	} else {
 		args->p = save;
 		args->err = NULL;
+		/* RFC 9051 §6.4.4: the answer is ESEARCH; no RETURN means ALL */
+		if (s->rev2) {
+			c->esearch = true;
+			c->ret_all = true;
+		}
 	}
 	if (imap_atom(args, word, sizeof(word), NULL) && str_ieq(word, "CHARSET")) {
 		if (!imap_sp(args) || !imap_astring_copy(args, word, sizeof(word)))

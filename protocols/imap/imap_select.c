@@ -236,12 +236,13 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 			v->uidnext = st.uidnext;
 	}
 	if (v->n != before) {
-		/* the first session told about a new message gets \Recent */
+		/* the first session told about a new message gets \Recent
+		 * (an IMAP4rev2 one, which has no \Recent, leaves it) */
 		uint32_t from = imap_recent_claim(s->ctx, v->mb, v->uidvalidity,
-						  v->uids[v->n - 1], !v->readonly);
+						  v->uids[v->n - 1], !v->readonly && !s->rev2);
 		imap_view_add_recent(v, v->uids + before, v->n - before, from);
 		imap_out(s, "* %zu EXISTS\r\n", v->n);
-		if (v->n_recent != n_recent)
+		if (v->n_recent != n_recent && !s->rev2) /* RFC 9051 has no RECENT */
 			imap_out(s, "* %zu RECENT\r\n", v->n_recent);
 	}
 	if (st.highestmodseq > v->modseq && old_next > 1 &&
@@ -257,7 +258,7 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 				continue; /* our own STORE answered it already */
 			buf_appendf(&s->out, "* %u FETCH (UID %u FLAGS ", seq, msgs[i].uid);
 			imap_buf_flags(&s->out, msgs[i].flags, msgs[i].keywords, names, n_names,
-				       imap_view_is_recent(v, msgs[i].uid));
+				       imap_is_recent(s, msgs[i].uid));
 			buf_appendf(&s->out, ")\r\n");
 		}
 		if (names != NULL)
@@ -314,9 +315,13 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 	uint32_t unseen = 0;
 	enum md_result r;
 
-	/* RFC 3501 §6.3.1: a SELECT first leaves the selected mailbox */
-	if (v->mb != NULL)
+	/* RFC 3501 §6.3.1: a SELECT first leaves the selected mailbox; RFC
+	 * 9051 §7.1 CLOSED marks where its responses end */
+	if (v->mb != NULL) {
 		md_mailbox_close(v->mb);
+		if (s->rev2)
+			imap_out(s, "* OK [CLOSED] Previous mailbox closed\r\n");
+	}
 	free(v->uids);
 	free(v->recent);
 	memset(v, 0, sizeof(*v));
@@ -344,9 +349,10 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 	v->modseq = v->xmodseq = st.highestmodseq;
 	md_mailbox_ids(v->mb, &v->user_id, &v->mailbox_id);
 	if (v->n > 0) {
-		/* RFC 3501 §2.3.2: EXAMINE sees \Recent without taking it */
+		/* RFC 3501 §2.3.2: EXAMINE sees \Recent without taking it;
+		 * so does IMAP4rev2, which has no \Recent (RFC 9051) */
 		uint32_t from = imap_recent_claim(s->ctx, v->mb, v->uidvalidity,
-						  v->uids[v->n - 1], !v->readonly);
+						  v->uids[v->n - 1], !v->readonly && !s->rev2);
 		imap_view_add_recent(v, v->uids, v->n, from);
 	}
 	if (st.unseen > 0 && md_msg_list(v->mb, 1, UINT32_MAX, 0, 0, &msgs, &n) == MD_OK) {
@@ -357,9 +363,16 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 	}
 	imap_view_flag_lists(s, names, n_names, true);
 	md_mailbox_keywords_free(names, n_names);
-	imap_out(s, "* %zu EXISTS\r\n* %zu RECENT\r\n", v->n, v->n_recent);
-	if (unseen > 0)
-		imap_out(s, "* OK [UNSEEN %u] First unseen\r\n", unseen);
+	if (s->rev2) {
+		/* RFC 9051 §6.3.2: EXISTS and LIST; no RECENT, no UNSEEN */
+		imap_out(s, "* %zu EXISTS\r\n* LIST () \"/\" ", v->n);
+		imap_buf_mailbox(s, &s->out, v->name);
+		imap_out(s, "\r\n");
+	} else {
+		imap_out(s, "* %zu EXISTS\r\n* %zu RECENT\r\n", v->n, v->n_recent);
+		if (unseen > 0)
+			imap_out(s, "* OK [UNSEEN %u] First unseen\r\n", unseen);
+	}
 	imap_out(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n", v->uidvalidity);
 	imap_out(s, "* OK [UIDNEXT %u] Predicted next UID\r\n", v->uidnext);
 	imap_reply(s, "OK", "[%s] %s completed", v->readonly ? "READ-ONLY" : "READ-WRITE",
@@ -380,6 +393,7 @@ static void imap_select_after(struct imap_session *s)
 
 static void imap_select_cmd(struct imap_session *s, struct imap_cursor *args, bool readonly)
 {
+	s->has_selected = true;
 	struct imap_select_cmd *c = calloc(1, sizeof(*c));
 
 	if (c == NULL) {
@@ -389,7 +403,7 @@ static void imap_select_cmd(struct imap_session *s, struct imap_cursor *args, bo
 	s->cmd_state = c;
 	s->cmd_free = free;
 	c->readonly = readonly;
-	if (!imap_sp(args) || !imap_mailbox_arg(args, c->name, sizeof(c->name)) ||
+	if (!imap_sp(args) || !imap_mailbox_arg(s, args, c->name, sizeof(c->name)) ||
 	    !imap_at_end(args)) {
 		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid arguments");
 		return;

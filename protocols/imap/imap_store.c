@@ -98,7 +98,7 @@ static enum imap_cmd_status imap_store_work(struct imap_session *s)
 			continue;
 		buf_appendf(&s->out, "* %u FETCH (FLAGS ", seq);
 		imap_buf_flags(&s->out, res[i].flags, res[i].keywords, names, n_names,
-			       imap_view_is_recent(&s->view, res[i].uid));
+			       imap_is_recent(s, res[i].uid));
 		if (s->uid)
 			buf_appendf(&s->out, " UID %u", res[i].uid);
 		buf_appendf(&s->out, ")\r\n");
@@ -278,7 +278,7 @@ static void imap_copy_cmd(struct imap_session *s, struct imap_cursor *args, bool
 	c->move = move;
 	if (!imap_sp(args) || !imap_set_arg(s, args, s->uid, &c->uids, &c->n))
 		return;
-	if (!imap_sp(args) || !imap_mailbox_arg(args, c->dest, sizeof(c->dest)) ||
+	if (!imap_sp(args) || !imap_mailbox_arg(s, args, c->dest, sizeof(c->dest)) ||
 	    !imap_at_end(args)) {
 		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid arguments");
 		return;

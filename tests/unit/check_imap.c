@@ -427,6 +427,57 @@ START_TEST(test_imap_buf_string)
 }
 END_TEST
 
+/* RFC 3629 validity as IMAP4rev2 mailbox names need it (RFC 9051 §5.1) */
+START_TEST(test_imap_utf8_valid)
+{
+	static const char *const good[] = {
+		"", "INBOX", "Entw\xc3\xbcrfe", "\xe6\x97\xa5\xe6\x9c\xac", "\xf0\x9f\x93\xa7 & co",
+		"\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", "\xc2\x80",
+	};
+	static const char *const bad[] = {
+		"\xff", "\x80", "a\xc3", "\xc3(", "\xc0\xaf", "\xc1\xbf", /* overlong */
+		"\xe0\x80\xaf", "\xf0\x80\x80\xaf",                  /* overlong */
+		"\xed\xa0\x80", "\xed\xbf\xbf",                      /* surrogates */
+		"\xf4\x90\x80\x80", "\xf5\x80\x80\x80",              /* above U+10FFFF */
+		"\xe6\x97", "\xf0\x9f\x93",                          /* cut short */
+	};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(imap_utf8_valid(good[i], strlen(good[i])), "good %zu", i);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!imap_utf8_valid(bad[i], strlen(bad[i])), "bad %zu", i);
+	/* the length counts, not a NUL */
+	ck_assert(!imap_utf8_valid("\xc3\xbc", 1));
+	ck_assert(imap_utf8_valid("a\0b", 3));
+}
+END_TEST
+
+START_TEST(test_imap_buf_utf8_string)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	imap_buf_utf8_string(&b, "Entw\xc3\xbcrfe \"x\"", 13);
+	buf_cstr(&b);
+	ck_assert_str_eq(b.data, "\"Entw\xc3\xbcrfe \\\"x\\\"\"");
+	buf_reset(&b);
+	/* rev1 form: 8-bit is a literal */
+	imap_buf_string(&b, "Entw\xc3\xbcrfe", 9);
+	buf_cstr(&b);
+	ck_assert_str_eq(b.data, "{9}\r\nEntw\xc3\xbcrfe");
+	buf_reset(&b);
+	/* not UTF-8, or a line break: a literal */
+	imap_buf_utf8_string(&b, "a\xff", 2);
+	buf_cstr(&b);
+	ck_assert_str_eq(b.data, "{2}\r\na\xff");
+	buf_reset(&b);
+	imap_buf_utf8_string(&b, "\xc3\xbc\n", 3);
+	buf_cstr(&b);
+	ck_assert_str_eq(b.data, "{3}\r\n\xc3\xbc\n");
+	buf_free(&b);
+}
+END_TEST
+
 START_TEST(test_imap_table_states)
 {
 	ck_assert_ptr_nonnull(imap_command_find("capability"));
@@ -452,6 +503,8 @@ static Suite *imap_suite(void)
 	tcase_add_test(tc, test_imap_seqset);
 	tcase_add_test(tc, test_imap_dates);
 	tcase_add_test(tc, test_imap_buf_string);
+	tcase_add_test(tc, test_imap_utf8_valid);
+	tcase_add_test(tc, test_imap_buf_utf8_string);
 	tcase_add_test(tc, test_imap_table_states);
 	suite_add_tcase(s, tc);
 	return s;
