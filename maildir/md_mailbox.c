@@ -20,6 +20,8 @@
 
 #include "log.h"
 
+static void md_subs_mirror(struct md_user *u);
+
 #define MD_RENAME_MAX 1024 /* a mailbox and its children renamed at once */
 
 enum md_result md_mbox_dir(struct md_user *u, struct md_txn *t, uint32_t id,
@@ -473,6 +475,8 @@ enum md_result md_mailbox_rename(struct md_user *u, const char *from,
 	if (md_name_is_inbox(nfrom))
 		return md_rename_inbox(u, nto);
 	r = md_write(u->store, md_rename_job_run, &job);
+	if (r == MD_OK)
+		md_subs_mirror(u); /* the subscriptions followed the names */
 	if (r == MD_NOMAILBOX)
 		md_user_seterr(u, "no such mailbox");
 	else if (r == MD_EXISTS)
@@ -505,6 +509,40 @@ static enum md_result md_sub_job_run(struct md_txn *t, void *arg)
 	return md_rec_mbox_put(t, j->user->id, &rec);
 }
 
+#define MD_SUBS_FILE_MAX (256 * 1024) /* the same bound the import reads */
+
+/* Mirror the subscriptions into ROOT/subscriptions in Dovecot's format
+ * (version 2: "V\t2", an empty line, one name a line with '\t' between
+ * levels), so that other tools see them and a rebuilt index gets them
+ * back (md_rebuild.c reads the file).  The index stays the truth: a
+ * failure here is logged, not returned. */
+static void md_subs_mirror(struct md_user *u)
+{
+	struct md_mailbox_info *list = NULL;
+	char path[PATH_MAX];
+	struct buf b;
+	size_t n = 0;
+	int bad;
+
+	if (md_mailbox_list(u, &list, &n) != MD_OK)
+		return;
+	buf_init(&b, MD_SUBS_FILE_MAX);
+	bad = buf_append(&b, "V\t2\n\n", 5);
+	for (size_t i = 0; i < n && bad == 0; i++) {
+		if (!list[i].subscribed)
+			continue;
+		for (const char *c = list[i].name; *c != '\0' && bad == 0; c++)
+			bad = buf_putc(&b, *c == '/' ? '\t' : *c);
+		bad = bad == 0 ? buf_putc(&b, '\n') : bad;
+	}
+	free(list);
+	if (bad != 0 ||
+	    (size_t)snprintf(path, sizeof(path), "%s/subscriptions", u->root) >= sizeof(path) ||
+	    write_file_atomic(path, b.data, b.len, 0600) < 0)
+		log_warn("store: user=%s cannot write %s/subscriptions", u->address, u->root);
+	buf_free(&b);
+}
+
 enum md_result md_mailbox_subscribe(struct md_user *u, const char *name,
 				    bool subscribe)
 {
@@ -512,7 +550,9 @@ enum md_result md_mailbox_subscribe(struct md_user *u, const char *name,
 	struct md_sub_job job = { .user = u, .name = norm, .on = subscribe };
 	enum md_result r = md_name_arg(u, name, norm);
 
-	return r != MD_OK ? r : md_write(u->store, md_sub_job_run, &job);
+	if (r == MD_OK && (r = md_write(u->store, md_sub_job_run, &job)) == MD_OK)
+		md_subs_mirror(u);
+	return r;
 }
 
 enum md_result md_mailbox_set_special(struct md_user *u, const char *name,

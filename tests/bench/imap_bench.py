@@ -220,7 +220,16 @@ def search_body(port, user):
 # ---- idle TLS sessions -------------------------------------------------------
 
 def idle_worker(args):
-    port, users, conn_ready, release = args
+    """Open and park the sessions; reports their count, or -1 on failure
+    (so that the parent never waits for a worker that died)."""
+    try:
+        idle_sessions(*args)
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        print("idle worker failed: %r" % (e,))
+        args[2].put(-1)
+
+
+def idle_sessions(port, users, conn_ready, release):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ctx = ssl.create_default_context()
@@ -258,7 +267,13 @@ def idle_pss(port, root_pid, users):
              for k in range(parts)]
     for p in procs:
         p.start()
-    n = sum(ready.get(timeout=1800) for _ in procs)
+    counts = [ready.get(timeout=1800) for _ in procs]
+    if min(counts) < 0:
+        release.set()
+        for p in procs:
+            p.join(timeout=120)
+        raise RuntimeError("some IDLE sessions could not be opened")
+    n = sum(counts)
     time.sleep(2)
     after = pss_kib(root_pid)
     release.set()
@@ -354,7 +369,11 @@ userdb {{
   driver = static
   args = uid={uid} gid={gid} home={tmp}/home/%u
 }}
+service imap {{
+  process_limit = {procs}
+}}
 service imap-login {{
+  process_limit = {procs}
   inet_listener imap {{
     port = {port}
   }}

@@ -748,7 +748,8 @@ START_TEST(test_store_rename_children)
 		char root[PATH_MAX];
 
 		user_dir(root, sizeof(root), "");
-		ck_assert_uint_eq(count_files(root), 4); /* cur new tmp marker */
+		/* cur new tmp, the marker, the mirrored subscriptions file */
+		ck_assert_uint_eq(count_files(root), 5);
 	}
 	/* RENAME INBOX moves its messages (RFC 3501 §6.3.5) */
 	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: i\n\nx\n", 0, 0, NULL), MD_OK);
@@ -1243,6 +1244,40 @@ START_TEST(test_store_watch)
 }
 END_TEST
 
+
+/* Subscriptions are mirrored into the Maildir's Dovecot-format
+ * "subscriptions" file, which a rebuilt index reads back. */
+START_TEST(test_store_subscriptions_file)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	char path[PATH_MAX], *text;
+	uint32_t uid;
+
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: a\r\n\r\nx\r\n", 0, 0, &uid), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "Work/Sub", 0), MD_OK);
+	ck_assert_int_eq(md_mailbox_subscribe(u, "Work/Sub", true), MD_OK);
+	snprintf(path, sizeof(path), "%s/mail/example.test/alice/subscriptions", tdir);
+	text = read_file(path, NULL);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_msg(strncmp(text, "V\t2\n\n", 5) == 0, "%s", text);
+	ck_assert_msg(strstr(text, "\nWork\tSub\n") != NULL, "%s", text);
+	free(text);
+	ck_assert_int_eq(md_mailbox_rename(u, "Work", "Play"), MD_OK);
+	text = read_file(path, NULL);
+	ck_assert_msg(strstr(text, "\nPlay\tSub\n") != NULL && strstr(text, "Work") == NULL,
+		      "%s", text);
+	free(text);
+	ck_assert_int_eq(md_mailbox_subscribe(u, "Play/Sub", false), MD_OK);
+	text = read_file(path, NULL);
+	ck_assert_msg(strstr(text, "Play\tSub") == NULL, "%s", text);
+	free(text);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 static Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1269,6 +1304,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_store_quota);
 	tcase_add_test(tc, test_store_corpus_sizes);
 	tcase_add_test(tc, test_store_watch);
+	tcase_add_test(tc, test_store_subscriptions_file);
 	suite_add_tcase(s, tc);
 	return s;
 }
