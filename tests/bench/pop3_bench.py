@@ -38,6 +38,8 @@ from concurrent.futures import ThreadPoolExecutor
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+sys.path.insert(0, HERE)
+from bench_proc import process_tree, pss_kib  # noqa: E402
 from postern_test import Daemon, free_port, wait_port  # noqa: E402
 from pop3_util import Raw  # noqa: E402
 
@@ -154,38 +156,6 @@ def throughput(port, users, server_pid):
     client_cpu = sum(r[3] for r in runs)
     quit_max = max(r[4] for r in runs)
     return total / elapsed, total, elapsed, s1 - s0, client_cpu, quit_max
-
-
-def process_tree(root):
-    children = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def pss_kib(root):
-    total = 0
-    for pid in process_tree(root):
-        try:
-            with open("/proc/%d/smaps_rollup" % pid) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        except OSError:
-            pass
-    return total
 
 
 def idle_sessions(port, root_pid, users):
