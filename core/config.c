@@ -53,8 +53,8 @@
 #define CONFIG_PREGREET_DELAY_MAX_MS (60 * 1000)
 /* postscreen_greet_ttl is 1 day; a month is the useful ceiling. */
 #define CONFIG_PREGREET_TTL_MAX (30 * 86400)
-/* Entries are about 64 bytes: 10 million is ~640 MB, the most that makes
- * sense on any machine. */
+/* An entry is a 64-byte allocation plus half a bucket pointer (~70
+ * bytes): 10 million is ~700 MB, the most that makes sense anywhere. */
 #define CONFIG_PREGREET_CACHE_MAX 10000000
 
 /* Top-level keys.  The index is also the slot in parser.top_seen. */
