@@ -31,7 +31,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_test import Daemon, free_port, wait_port  # noqa: E402
+# The same Postfix services as the inbound bench (its lmtp line is unused here).
+from smtp_bench import MASTER_CF  # noqa: E402
 
 DOMAINS = ["d%d.bench.test" % i for i in range(10)]
 SIZE = 4096
@@ -126,29 +129,6 @@ def postern_bench(postern, sink_port, dns_port, messages, sessions):
         d.add_user(USER, PASSWORD)
         return timed(SINK, d.port("submission"), messages, sessions, True)
 
-
-MASTER_CF = """\
-{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
 
 MAIN_CF = """\
 compatibility_level = 3.6
