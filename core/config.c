@@ -100,6 +100,7 @@ static const struct config_key config_keys[] = {
 	{ "pop3_idle_timeout", KEY_UINT, FIELD(pop3_idle_timeout), CONFIG_IDLE_TIMEOUT_MIN,
 	  CONFIG_TIMEOUT_MAX },
 	{ "shutdown_timeout", KEY_UINT, FIELD(shutdown_timeout), 0, CONFIG_SHUTDOWN_TIMEOUT_MAX },
+	{ "sandbox", KEY_BOOL, FIELD(sandbox), 0, 0 },
 	{ "allow_plaintext_auth_on_loopback", KEY_BOOL,
 	  FIELD(allow_plaintext_auth_on_loopback), 0, 0 },
 	{ "smtp_bare_lf", KEY_BARE_LF, 0, 0, 0 },
@@ -819,6 +820,7 @@ void config_defaults(struct config *cfg)
 	cfg->smtp_pregreet_delay_ms = 1000;
 	cfg->smtp_pregreet_ttl = 86400;
 	cfg->smtp_pregreet_cache_max = 100000;
+	cfg->sandbox = true;
 	cfg->auth_cache_ttl = 3600;
 	cfg->auth_cache_max = 10000;
 	/* Loopback only: 127.0.0.0/8 and ::1. */

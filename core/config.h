@@ -119,6 +119,7 @@ struct config {
 	unsigned auth_cache_ttl;          /* auth_cache_ttl, seconds; 0: off */
 	unsigned auth_cache_max;          /* auth_cache_size, entries */
 
+	bool sandbox;                     /* sandbox = yes|no (Landlock) */
 	bool allow_plaintext_auth_on_loopback;
 	enum bare_lf_policy smtp_bare_lf;     /* smtp_bare_lf = reject|normalise */
 	bool quota_error_permanent;           /* quota_error = temporary|permanent */

@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "sandbox.h"
 #include "server.h"
 #include "store.h"
 #include "tls.h"
@@ -116,6 +117,33 @@ static void main_store_maintenance(void *arg)
 	md_store_maintenance(arg);
 }
 
+/* Last step of start-up: every file outside data_dir the daemon needs
+ * later is named in sandbox.c.  POSTERN_SANDBOX_PROBE (tests) names a file
+ * to try to open once restricted. */
+static void main_sandbox(const struct config *cfg)
+{
+	char err[512];
+
+	if (!cfg->sandbox) {
+		log_info("sandbox: off (sandbox = no)");
+		sandbox_probe(getenv("POSTERN_SANDBOX_PROBE"));
+		return;
+	}
+	switch (sandbox_restrict(cfg, err, sizeof(err))) {
+	case SANDBOX_ON:
+		log_info("sandbox: on (%s): files outside %s and the configuration are "
+			 "out of reach", err, cfg->data_dir);
+		break;
+	case SANDBOX_UNSUPPORTED:
+		log_warn("sandbox: not available, running without: %s", err);
+		break;
+	case SANDBOX_FAILED:
+		log_warn("sandbox: not set up, running without: %s", err);
+		break;
+	}
+	sandbox_probe(getenv("POSTERN_SANDBOX_PROBE"));
+}
+
 static void main_auth_refresh(void *arg)
 {
 	auth_refresh(arg);
@@ -203,6 +231,7 @@ static int main_serve_config(const struct config *cfg, void (*ready_fn)(const st
 		rc = EX_SOFTWARE;
 		goto out;
 	}
+	main_sandbox(cfg);
 	if (ready_fn != NULL)
 		ready_fn(cfg);
 	log_info("postern %s started, pid %ld", PROJECT_VERSION_TEXT, (long)getpid());

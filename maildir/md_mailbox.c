@@ -145,7 +145,8 @@ enum md_result md_mailbox_list(struct md_user *u, struct md_mailbox_info **list_
 
 		memcpy(key.name, (const char *)k.data + 4, len);
 		key.name[len] = '\0';
-		e = bsearch(&key, list, n_real, sizeof(*list), md_info_cmp);
+		e = n_real == 0 ? NULL :
+		    bsearch(&key, list, n_real, sizeof(*list), md_info_cmp);
 		if (e == NULL &&
 		    (e = md_info_add(&list, &n, &cap, key.name, len)) == NULL)
 			goto out;

@@ -98,6 +98,8 @@ static struct md_entry *md_entry_find(struct md_entry *e, size_t n,
 	uint32_t letters;
 	uint64_t kw[MD_KW_WORDS];
 
+	if (n == 0)
+		return NULL; /* e may be NULL: bsearch wants an array */
 	md_fname_parse(fname, &key.blen, &letters, kw);
 	return bsearch(&key, e, n, sizeof(*e), md_entry_cmp);
 }
@@ -206,7 +208,7 @@ static bool md_sync_listed(void *ctx, const char *base, size_t blen)
 	const struct md_listing *l = ctx;
 	struct md_entry key = { (char *)base, blen, false };
 
-	return bsearch(&key, l->e, l->n, sizeof(*l->e), md_entry_cmp) != NULL;
+	return l->n > 0 && bsearch(&key, l->e, l->n, sizeof(*l->e), md_entry_cmp) != NULL;
 }
 
 static int md_str_cmp(const void *a, const void *b);
