@@ -109,6 +109,8 @@ static const struct config_key config_keys[] = {
 	  CONFIG_PREGREET_CACHE_MAX },
 	{ "outbound_delivery", KEY_OUTBOUND, 0, 0, 0 },
 	{ "outbound_port", KEY_OUTBOUND, 0, 0, 0 },
+	{ "outbound_destination_concurrency", KEY_UINT, FIELD(outbound_dest_concurrency), 1,
+	  CONFIG_DEST_CONCURRENCY_MAX },
 	{ "dns_resolver", KEY_OUTBOUND, 0, 0, 0 },
 	{ "relay_host", KEY_OUTBOUND, 0, 0, 0 },
 	{ "relay_tls", KEY_OUTBOUND, 0, 0, 0 },

@@ -26,6 +26,7 @@ void config_outbound_defaults(struct config *cfg)
 
 	cfg->outbound_delivery = true;
 	cfg->outbound_port = 25;
+	cfg->outbound_dest_concurrency = CONFIG_DEST_CONCURRENCY_DEFAULT;
 	cfg->relay_tls = TLS_MODE_STARTTLS;
 	for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
 		cfg->queue_retry[i] = retry[i];

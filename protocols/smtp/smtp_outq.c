@@ -11,12 +11,20 @@
  *                    block is kept for bounces; an 8-bit message also gets
  *                    a 7-bit copy for servers without 8BITMIME
  *   per domain       the pending recipients of one domain (all of them
- *                    with relay_host), at most OUTQ_DEST_CONCURRENCY
- *                    sessions per destination (others wait in line for a
- *                    slot): route (worker), then the SMTP
- *                    client tries the hosts in order until one held a
- *                    session; each recipient ends sent, failed (5xx, null
- *                    MX, no such domain) or still pending (4xx, no host)
+ *                    with relay_host), at most outbound_destination_
+ *                    concurrency connections per destination, idle ones
+ *                    included (others wait in line for a slot): an idle
+ *                    connection to the destination is reused when there is
+ *                    one; else route (worker), then a connection kept to
+ *                    the chosen host (same address and port) is reused, or
+ *                    the SMTP client tries the hosts in order until one
+ *                    held a session; each recipient ends sent, failed (5xx,
+ *                    null MX, no such domain) or still pending (4xx, no
+ *                    host).  A connection that ends with a 250 goes to the
+ *                    next message waiting for that destination, or waits
+ *                    idle (CLIENT_IDLE_S); a reused one that fails before
+ *                    the message was sent is replaced by a new connection
+ *                    at once.
  *   finish (worker)  attempts+1; pending recipients past queue_lifetime
  *                    fail (4.4.7); failed ones are reported to the sender
  *                    (smtp_bounce.c) and marked bounced once the report is
@@ -43,10 +51,6 @@
 #define OUTQ_ACTIVE_MAX 32          /* messages in delivery at once */
 #define OUTQ_SCAN_MAX 10000         /* envelopes looked at per scan */
 #define OUTQ_PASSWORD_MAX 1024      /* relay_password_file */
-/* Sessions at once to one destination (a recipient domain, or the relay
- * host): big providers throttle senders that open many; Postfix's
- * default_destination_concurrency_limit is 20. */
-#define OUTQ_DEST_CONCURRENCY 10
 /* A delivery holds its message in memory, up to three times (as read,
  * dot-stuffed, and a 7-bit copy): new deliveries start only while the
  * messages in flight stay under this, but one always may. */
@@ -80,7 +84,9 @@ struct outq_msg {
 	/* the domain being delivered */
 	char domain[SMTP_DOMAIN_MAX + 1];
 	const char *dest;            /* domain, or the relay host */
-	bool holds_slot;             /* counts towards OUTQ_DEST_CONCURRENCY */
+	bool holds_slot;             /* counts towards the destination's limit */
+	struct outq_conn *reuse;     /* kept connection for this group */
+	bool no_reuse;               /* a reused one failed: a new one now */
 	uint64_t memory;             /* its share of smtp_outq.memory */
 	struct outq_msg *next_wait;  /* in smtp_outq.waiting or .route_wait */
 	struct route route;
@@ -104,6 +110,16 @@ struct outq_scan {
 	size_t n_due, max_due;
 };
 
+/* A kept connection waiting for its next message. */
+struct outq_conn {
+	struct smtp_outq *q;
+	struct outq_conn *next;
+	struct smtp_client *client;
+	char dest[SMTP_DOMAIN_MAX + 1]; /* the destination it counts for */
+	struct route_host host;
+	bool closing;                   /* QUIT sent: counts, never reused */
+};
+
 struct smtp_outq {
 	struct smtp_ctx *ctx;
 	struct event *timer;
@@ -114,6 +130,7 @@ struct smtp_outq {
 	uint64_t memory;             /* OUTQ_MEMORY_FACTOR * sizes in flight */
 	unsigned routing;            /* route jobs on workers */
 	struct outq_msg *route_wait; /* waiting for one of OUTQ_ROUTES_MAX */
+	struct outq_conn *idle;      /* kept connections, newest first */
 	bool scanning;
 	bool rescan;                 /* a kick came during a scan */
 };
@@ -147,6 +164,10 @@ static void outq_msg_free(struct outq_msg *m)
 			break;
 		}
 	q->memory -= m->memory;
+	if (m->reuse != NULL) {
+		smtp_client_cancel(m->reuse->client);
+		free(m->reuse);
+	}
 	queue_env_free(m->env);
 	buf_free(&m->data);
 	buf_free(&m->data7);
@@ -430,23 +451,98 @@ static void outq_apply(struct outq_msg *m, size_t k, int code, const char *reply
 static void outq_client_start(struct outq_msg *m);
 static void outq_route_submit(struct outq_msg *m);
 
-/* ---- destination slots ----------------------------------------------------- */
+/* ---- destination slots and kept connections -------------------------------- */
 
+static void outq_group_begin(struct outq_msg *m);
+
+/* Connections to dest: sessions of messages holding a slot, and idle ones
+ * (the far side sees both). */
 static unsigned outq_dest_count(const struct smtp_outq *q, const char *dest)
 {
 	unsigned n = 0;
 
 	for (const struct outq_msg *o = q->active; o != NULL; o = o->next)
 		n += o->holds_slot && strcasecmp(o->dest, dest) == 0;
+	for (const struct outq_conn *k = q->idle; k != NULL; k = k->next)
+		n += strcasecmp(k->dest, dest) == 0;
 	return n;
 }
 
-/* Take a slot for m->dest, or wait in line for one: false then. */
+/* An idle connection for dest (host NULL), or to host's address and port;
+ * taken out of the idle list. */
+static struct outq_conn *outq_idle_take(struct smtp_outq *q, const char *dest,
+					const struct route_host *host)
+{
+	for (struct outq_conn **pp = &q->idle; *pp != NULL; pp = &(*pp)->next) {
+		struct outq_conn *k = *pp;
+		bool match = host == NULL ? strcasecmp(k->dest, dest) == 0 :
+			     strcmp(k->host.addr, host->addr) == 0 && k->host.port == host->port;
+		if (match && !k->closing) {
+			*pp = k->next;
+			return k;
+		}
+	}
+	return NULL;
+}
+
+/* The oldest message waiting for a slot to dest, if the limit allows. */
+static void outq_dest_wake(struct smtp_outq *q, const char *dest)
+{
+	if (outq_dest_count(q, dest) >= q->ctx->cfg->outbound_dest_concurrency)
+		return;
+	for (struct outq_msg **pp = &q->waiting; *pp != NULL; pp = &(*pp)->next_wait) {
+		struct outq_msg *w = *pp;
+		if (strcasecmp(w->dest, dest) != 0)
+			continue;
+		*pp = w->next_wait;
+		w->holds_slot = true;
+		outq_group_begin(w);
+		return;
+	}
+}
+
+/* A parked connection is closing (idle time up: QUIT sent), or gone. */
+static void outq_conn_closed(void *arg, bool gone)
+{
+	struct outq_conn *k = arg;
+	struct smtp_outq *q = k->q;
+	char dest[SMTP_DOMAIN_MAX + 1];
+
+	if (!gone) {
+		k->closing = true;
+		return;
+	}
+	for (struct outq_conn **pp = &q->idle; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == k) {
+			*pp = k->next;
+			break;
+		}
+	str_copy(dest, k->dest, sizeof(dest));
+	free(k);
+	outq_dest_wake(q, dest);
+}
+
+static void outq_park(struct smtp_outq *q, struct outq_conn *k)
+{
+	if (smtp_client_park(k->client, outq_conn_closed, k) < 0) {
+		smtp_client_cancel(k->client);
+		free(k);
+		return;
+	}
+	k->next = q->idle;
+	q->idle = k;
+}
+
+/* Take a slot for m->dest (with an idle connection to it when there is
+ * one), or wait in line for one: false then. */
 static bool outq_dest_enter(struct outq_msg *m)
 {
-	struct outq_msg **pp = &m->q->waiting;
+	struct smtp_outq *q = m->q;
+	struct outq_msg **pp = &q->waiting;
 
-	if (outq_dest_count(m->q, m->dest) < OUTQ_DEST_CONCURRENCY) {
+	m->reuse = outq_idle_take(q, m->dest, NULL);
+	if (m->reuse != NULL ||
+	    outq_dest_count(q, m->dest) < q->ctx->cfg->outbound_dest_concurrency) {
 		m->holds_slot = true;
 		return true;
 	}
@@ -458,11 +554,23 @@ static bool outq_dest_enter(struct outq_msg *m)
 	return false;
 }
 
-/* The group of m is done: free its slot for the oldest waiter. */
+/* The group of m is done: its kept connection (if any) and its slot go
+ * to the oldest waiter for the destination, or the connection idles. */
 static void outq_group_done(struct outq_msg *m)
 {
 	struct smtp_outq *q = m->q;
+	struct smtp_client *kept = m->job.kept;
+	struct outq_conn *k = NULL;
 
+	m->job.kept = NULL;
+	if (kept != NULL && (k = calloc(1, sizeof(*k))) == NULL)
+		smtp_client_cancel(kept);
+	if (k != NULL) {
+		k->q = q;
+		k->client = kept;
+		k->host = m->job.host;
+		str_copy(k->dest, m->dest, sizeof(k->dest));
+	}
 	if (m->holds_slot) {
 		m->holds_slot = false;
 		for (struct outq_msg **pp = &q->waiting; *pp != NULL; pp = &(*pp)->next_wait) {
@@ -471,10 +579,14 @@ static void outq_group_done(struct outq_msg *m)
 				continue;
 			*pp = w->next_wait;
 			w->holds_slot = true;
-			outq_route_submit(w);
+			w->reuse = k;
+			k = NULL;
+			outq_group_begin(w);
 			break;
 		}
 	}
+	if (k != NULL)
+		outq_park(q, k);
 	outq_next_domain(m);
 }
 
@@ -483,6 +595,17 @@ static void outq_client_done(struct client_job *job, void *arg)
 	struct outq_msg *m = arg;
 
 	m->in_client = false;
+	if (job->reuse_failed) {
+		log_info("queue id=%s host=%s[%s] kept connection failed (%s); "
+			 "trying a new connection", m->id, job->host.name, job->host.addr,
+			 job->reply);
+		m->no_reuse = true;
+		if (m->route.n_hosts > 0)
+			outq_client_start(m);
+		else
+			outq_route_submit(m);
+		return;
+	}
 	if (job->next_host && job->tls_failed && !job->relay && !m->no_starttls) {
 		log_warn("queue id=%s host=%s[%s] TLS failed; trying once more without TLS",
 			 m->id, job->host.name, job->host.addr);
@@ -509,21 +632,41 @@ static void outq_client_done(struct client_job *job, void *arg)
 	outq_group_done(m);
 }
 
+/* A kept connection to the host about to be tried (any destination's:
+ * the same server), unless this group must not reuse one. */
+static void outq_take_host_conn(struct outq_msg *m)
+{
+	char dest[SMTP_DOMAIN_MAX + 1];
+
+	if (m->reuse != NULL || m->no_reuse || m->no_starttls || m->route.n_hosts == 0)
+		return;
+	m->reuse = outq_idle_take(m->q, NULL, &m->route.hosts[m->host]);
+	if (m->reuse != NULL && strcasecmp(m->reuse->dest, m->dest) != 0) {
+		/* it counted for another destination, which has room now */
+		str_copy(dest, m->reuse->dest, sizeof(dest));
+		str_copy(m->reuse->dest, m->dest, sizeof(m->reuse->dest));
+		outq_dest_wake(m->q, dest);
+	}
+}
+
 static void outq_client_start(struct outq_msg *m)
 {
 	struct client_job *job = &m->job;
+	struct outq_conn *k;
 
 	memset(job, 0, sizeof(*job));
 	for (size_t k = 0; k < m->n_crcpts; k++) {
 		m->crcpts[k].code = 0;
 		m->crcpts[k].reply[0] = '\0';
 	}
+	outq_take_host_conn(m);
 	job->cfg = m->q->ctx->cfg;
 	job->env = m->env;
-	job->host = m->route.hosts[m->host];
+	job->host = m->reuse != NULL ? m->reuse->host : m->route.hosts[m->host];
 	job->relay = m->q->ctx->cfg->relay_host[0] != '\0';
 	job->password = m->password;
 	job->no_starttls = m->no_starttls;
+	job->keep = !m->no_starttls;
 	job->data = m->data.data;
 	job->data_len = m->data.len;
 	job->size = m->size;
@@ -532,6 +675,14 @@ static void outq_client_start(struct outq_msg *m)
 	job->data7_len = m->data7.len;
 	job->rcpts = m->crcpts;
 	job->n_rcpts = m->n_crcpts;
+	if (m->reuse != NULL) {
+		k = m->reuse;
+		m->reuse = NULL;
+		m->in_client = true;
+		smtp_client_reuse(k->client, job, outq_client_done, m);
+		free(k);
+		return;
+	}
 	log_debug("queue id=%s connecting to %s[%s]:%u for %zu recipient(s)", m->id,
 		  job->host.name, job->host.addr, job->host.port, m->n_crcpts);
 	if (smtp_client_start(server_event_base(m->q->ctx->srv), m->q->tls, job,
@@ -542,6 +693,15 @@ static void outq_client_start(struct outq_msg *m)
 		return;
 	}
 	m->in_client = true;
+}
+
+/* A group that holds its slot: over a kept connection, or route first. */
+static void outq_group_begin(struct outq_msg *m)
+{
+	if (m->reuse != NULL)
+		outq_client_start(m);
+	else
+		outq_route_submit(m);
 }
 
 static void outq_route_work(void *arg)
@@ -602,8 +762,11 @@ static void outq_next_domain(struct outq_msg *m)
 		m->n_crcpts++;
 	}
 	m->dest = relay ? m->q->ctx->cfg->relay_host : m->domain;
+	m->route.n_hosts = 0;
+	m->host = 0;
+	m->no_reuse = false;
 	if (outq_dest_enter(m))
-		outq_route_submit(m);
+		outq_group_begin(m);
 }
 
 static void outq_route_submit(struct outq_msg *m)
@@ -837,6 +1000,12 @@ void smtp_outq_free(struct smtp_outq *q)
 		if (m->in_client)
 			smtp_client_cancel(m->job.client);
 		outq_msg_free(m);
+	}
+	while (q->idle != NULL) {
+		struct outq_conn *k = q->idle;
+		q->idle = k->next;
+		smtp_client_cancel(k->client);
+		free(k);
 	}
 	if (q->tls != NULL)
 		SSL_CTX_free(q->tls);

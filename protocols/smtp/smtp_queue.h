@@ -9,7 +9,9 @@
  *                   7505 null MX) through res_nquery, or the relay host;
  *                   runs on a worker
  *   smtp_client.c   the SMTP client on the event loop: one connection, one
- *                   transaction for the recipients of one domain
+ *                   transaction for the recipients of one domain; after
+ *                   the far side's 250 the connection may be kept idle for
+ *                   the next message to the same destination
  *   smtp_outq.c     the scheduler on the loop: scans the queue, delivers
  *                   what is due, applies replies, retries, lifetime
  *   smtp_bounce.c   delivery status notifications (RFC 3464), delivered
@@ -173,6 +175,19 @@ void route_lookup(const struct config *cfg, const char *domain, struct route *r)
 #define CLIENT_TIMEOUT_OTHER 300    /* EHLO, STARTTLS, AUTH, QUIT */
 #define CLIENT_REPLY_LINE_MAX 4096  /* longer reply lines end the session */
 #define CLIENT_REPLY_LINES_MAX 200  /* lines of one multi-line reply */
+/* Connection reuse (RFC 5321 §3.3: a new MAIL after a completed
+ * transaction starts the next one, no RSET needed).  An idle connection
+ * waits this long for the next message to its destination, then QUITs;
+ * Postfix's smtp_connection_cache_time_limit is 2 s, a little more costs
+ * the far side nothing (its own timeout is 5 minutes, §4.5.3.2.7). */
+#define CLIENT_IDLE_S 5
+/* Messages sent over one connection before it is closed, so that one
+ * session does not live for ever (Postfix limits by time instead:
+ * smtp_connection_reuse_time_limit, 300 s). */
+#define CLIENT_MESSAGES_MAX 100
+/* QUIT of an idle connection: its reply is awaited this long (RFC 5321
+ * §4.1.1.10), nobody waits on it. */
+#define CLIENT_TIMEOUT_QUIT_IDLE 30
 
 struct smtp_client;
 
@@ -200,8 +215,14 @@ struct client_job {
 	size_t data7_len;
 	struct client_rcpt *rcpts;
 	size_t n_rcpts;
+	bool keep;                      /* keep the connection after a 250 */
 	/* out */
 	bool connected;                 /* a session was held (else: next host) */
+	bool reused;                    /* ran on a kept connection */
+	bool reuse_failed;              /* ...which failed before the message
+					 * was sent: try again on a new one */
+	struct smtp_client *kept;       /* idle connection now owned by the
+					 * caller: smtp_client_reuse/park/cancel */
 	bool next_host;                 /* try the next host for everything */
 	bool tls_failed;                /* the STARTTLS handshake failed */
 	char reply[SMTP_REPLY_MAX];     /* the session's failure, if any */
@@ -215,8 +236,21 @@ typedef void client_done_fn(struct client_job *job, void *arg);
  * (then done() is not called). */
 int smtp_client_start(struct event_base *base, SSL_CTX *tls, struct client_job *job,
 		      client_done_fn *done, void *arg);
-/* Stop a running attempt without calling done() (daemon shutdown). */
+/* Stop a running attempt without calling done() (daemon shutdown), or
+ * close a kept connection at once. */
 void smtp_client_cancel(struct smtp_client *c);
+/* A kept connection (job->kept) waits CLIENT_IDLE_S for reuse.  When the
+ * time is up it sends QUIT and closed(gone false) runs: no longer usable,
+ * but still open until the reply (smtp_client_cancel still works); when
+ * the connection is freed (the far side closed it or said something, or
+ * QUIT was answered) closed(gone true) runs: forget it.  -1 when it is
+ * unusable already (the caller cancels it). */
+typedef void client_closed_fn(void *arg, bool gone);
+int smtp_client_park(struct smtp_client *c, client_closed_fn *closed, void *arg);
+/* The next transaction on a kept connection (parked or just kept): as
+ * smtp_client_start but without connect, greeting and EHLO. */
+void smtp_client_reuse(struct smtp_client *c, struct client_job *job, client_done_fn *done,
+		       void *arg);
 
 /* ---- smtp_mime8.c (worker) ------------------------------------------------ */
 

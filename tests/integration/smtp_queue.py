@@ -13,8 +13,10 @@ a DSN in the local sender's INBOX that Python's email package parses as a
 multipart/report naming the failed recipient; partial recipient rejection
 (one delivered, one bounced); several recipients of one domain in one
 transaction; a broken STARTTLS followed by a plaintext retry; a far side that drops the
-connection or answers garbage (deferred, then delivered); at most 10
-sessions at once to one destination; 8-bit text
+connection or answers garbage (deferred, then delivered); at most
+outbound_destination_concurrency sessions at once to one destination;
+connection reuse (20 messages over fewer connections; far sides that close
+or answer 421 after each message still get every message once); 8-bit text
 converted to quoted-printable for a server without 8BITMIME; kill -9 while the far side holds the final reply, then
 delivery after restart (at most once more); `postern queue list|delete`;
 a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
@@ -47,6 +49,10 @@ SCRIPTED = "127.0.0.4"    # mx.scripted.test: the scripted server
 BADTLS = "127.0.0.5"      # mx.badtls.test: offers STARTTLS, then breaks it
 DOWN = "127.0.0.6"        # mx.down.test: nothing listens
 SEVEN = "127.0.0.7"       # mx.seven.test: no 8BITMIME, no PIPELINING
+REUSE = "127.0.0.8"       # mx.reuse.test: scripted, counts connections
+CLOSING = "127.0.0.9"     # mx.closing.test: closes after each message
+TIRED = "127.0.0.10"      # mx.tired.test: 421 to the second MAIL
+DEST_LIMIT = 3            # outbound_destination_concurrency in the tests
 
 
 class Scripted:
@@ -58,8 +64,12 @@ class Scripted:
                   reply (the message is recorded as received first)
     """
 
-    def __init__(self, addr, port, bad_tls=False, eight_bit=True, pipelining=True):
+    def __init__(self, addr, port, bad_tls=False, eight_bit=True, pipelining=True,
+                 after_message=None):
         self.bad_tls = bad_tls
+        # None; "close": the connection is closed right after the 250 for
+        # a message; "421": the next MAIL on it gets 421 and a close
+        self.after_message = after_message
         self.eight_bit = eight_bit
         self.pipelining = pipelining
         self.starttls_seen = 0
@@ -110,6 +120,7 @@ class Scripted:
             self.sessions += 1
         send("220 scripted.test ESMTP")
         mail_from, rcpts = None, []
+        tired = False
         while True:
             line = rf.readline()
             if not line:
@@ -134,6 +145,9 @@ class Scripted:
                 wf.flush()
                 return
             elif verb == "MAIL":
+                if tired:
+                    send("421 4.3.2 scripted.test closing: one message per connection")
+                    return
                 mail_from, rcpts = cmd.split(":", 1)[1].split(">")[0].lstrip(" <"), []
                 send("250 2.1.0 Ok")
             elif verb == "RCPT":
@@ -179,6 +193,9 @@ class Scripted:
                 if any(r in self.stall for r in rcpts):
                     time.sleep(self.stall_s)
                 send("250 2.0.0 Ok: queued")
+                if self.after_message == "close":
+                    return
+                tired = self.after_message == "421"
             elif verb == "RSET":
                 mail_from, rcpts = None, []
                 send("250 2.0.0 Ok")
@@ -256,6 +273,12 @@ def start_dnsmasq(tmp, port):
             "--host-record=mx.seven.test,%s" % SEVEN,
             "--host-record=mx.badtls.test,%s" % BADTLS,
             "--host-record=mx.down.test,%s" % DOWN,
+            "--mx-host=reuse.test,mx.reuse.test,10",
+            "--host-record=mx.reuse.test,%s" % REUSE,
+            "--mx-host=closing.test,mx.closing.test,10",
+            "--host-record=mx.closing.test,%s" % CLOSING,
+            "--mx-host=tired.test,mx.tired.test,10",
+            "--host-record=mx.tired.test,%s" % TIRED,
             "--mx-host=null.test,.,0",
             "--txt-record=scripted.test,v=spf1 -all"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -438,7 +461,8 @@ def tests_main(d, res, sc, bt, s7, dump, tmp):
               "Malformed reply from mx.scripted.test" in log,
               "both failures are logged as deferrals")
 
-    # 11. at most 10 sessions at once to one destination
+    # 11. at most outbound_destination_concurrency sessions at once to one
+    #     destination
     sc.stall.add("busy@scripted.test")
     sc.stall_s = 1
     with sc.lock:
@@ -451,7 +475,8 @@ def tests_main(d, res, sc, bt, s7, dump, tmp):
                        ("From: %s\r\nSubject: busy %d\r\n\r\nx\r\n" % (USER, i)).encode())
     got = wait_for(lambda: len(sc.received("busy@scripted.test")) >= 25, timeout=60)
     res.check(bool(got), "25 messages to one destination all delivered")
-    res.check(sc.max_current <= 10, "at most 10 sessions at once to it (saw %d)" % sc.max_current)
+    res.check(sc.max_current <= DEST_LIMIT, "at most %d sessions at once to it (saw %d)"
+              % (DEST_LIMIT, sc.max_current))
     sc.stall.discard("busy@scripted.test")
 
     # 12. an unreadable envelope is moved aside; the rest goes on
@@ -467,6 +492,44 @@ def tests_main(d, res, sc, bt, s7, dump, tmp):
     submit(d, ["after@scripted.test"], "after corrupt")
     res.check(bool(wait_for(lambda: sc.received("after@scripted.test"))),
               "the queue goes on after a corrupt file")
+
+
+def submit_many(d, rcpt, subject, n):
+    with smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=30) as s:
+        s.starttls(context=tls_context())
+        s.login(USER, PASSWORD)
+        for i in range(n):
+            s.sendmail(USER, [rcpt], ("From: %s\r\nSubject: %s %d\r\n\r\nx\r\n"
+                                      % (USER, subject, i)).encode())
+
+
+def test_reuse(d, res, ru, cl, tired):
+    """20 messages to one destination over fewer connections than messages
+    (counted at the server); far sides that close, or answer 421, after each
+    message still get every message, once."""
+    submit_many(d, "many@reuse.test", "reuse", 20)
+    got = wait_for(lambda: len(ru.received("many@reuse.test")) >= 20, timeout=60)
+    res.check(bool(got), "reuse: 20 messages to one destination delivered")
+    res.check(ru.sessions < 20, "reuse: over fewer connections than messages (%d)"
+              % ru.sessions)
+    res.check(ru.max_current <= DEST_LIMIT, "reuse: at most %d at once (saw %d)"
+              % (DEST_LIMIT, ru.max_current))
+    res.check("reusing connection" in d.log(), "reuse: logged")
+    # an idle connection is closed with QUIT after CLIENT_IDLE_S (5 s)
+    res.check(bool(wait_for(lambda: ru.current == 0, timeout=20)),
+              "reuse: idle connections are closed after a few seconds")
+    for srv, dom, what in ((cl, "closing.test", "closes the connection"),
+                           (tired, "tired.test", "answers 421 to the next MAIL")):
+        submit_many(d, "x@" + dom, "one per connection", 8)
+        got = wait_for(lambda: len(srv.received("x@" + dom)) >= 8, timeout=60)
+        res.check(bool(got), "a far side that %s after each message gets all 8" % what)
+        time.sleep(1)
+        subjects = sorted(m[2].split(b"Subject: ")[1].split(b"\r\n")[0]
+                          for m in srv.received("x@" + dom))
+        res.check(len(subjects) == 8 and len(set(subjects)) == 8,
+                  "... each exactly once (%d copies)" % len(subjects))
+    log = d.log()
+    res.check("kept connection failed" in log, "a failed kept connection is logged")
 
 
 def test_dkim(d, res, sc):
@@ -653,12 +716,16 @@ def main():
     sc = Scripted(SCRIPTED, out_port)
     bt = Scripted(BADTLS, out_port, bad_tls=True)
     s7 = Scripted(SEVEN, out_port, eight_bit=False, pipelining=False)
+    ru = Scripted(REUSE, out_port)
+    cl = Scripted(CLOSING, out_port, after_message="close")
+    tired = Scripted(TIRED, out_port, after_message="421")
     try:
         extra = ("dns_resolver = 127.0.0.1:%d\noutbound_port = %d\nqueue_retry = 1s 1s 2s\n"
-                 % (dns_port, out_port))
+                 "outbound_destination_concurrency = %d\n" % (dns_port, out_port, DEST_LIMIT))
         with Daemon(postern, roles=("submission",), extra_config=extra) as d:
             d.add_user(USER, PASSWORD)
             res.run("queue", lambda: tests_main(d, res, sc, bt, s7, dump, tmp))
+            res.run("reuse", lambda: test_reuse(d, res, ru, cl, tired))
             res.run("dkim", lambda: test_dkim(d, res, sc))
             if res.failed:
                 sys.stderr.write("---- daemon log ----\n" + d.log()[-8000:] + "\n")
@@ -667,9 +734,8 @@ def main():
         res.run("switched off", lambda: test_switched_off(postern, res))
         res.run("smarthost", lambda: test_smarthost(postern, res))
     finally:
-        sc.close()
-        bt.close()
-        s7.close()
+        for srv in (sc, bt, s7, ru, cl, tired):
+            srv.close()
         for p in (sink, dns):
             p.terminate()
             try:
