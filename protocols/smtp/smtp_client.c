@@ -263,6 +263,7 @@ static void client_start_transaction(struct smtp_client *c)
 		return;
 	c->state = CLIENT_MAIL;
 	c->rcpt_next = 0;
+	c->job->dsn = c->dsn;
 	client_send_mail(c);
 	if (c->pipelining) {
 		/* RFC 2920 §3.1: MAIL, RCPT... and DATA in one group */
@@ -353,16 +354,36 @@ static SSL *client_new_ssl(struct smtp_client *c)
 	return ssl;
 }
 
+/* The peer certificate's subject CN (for logs; RFC 6125 checks the
+ * names, SSL_set1_host), printable ASCII only, "" when there is none. */
+static void client_peer_cn(SSL *ssl, char *out, size_t outlen)
+{
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	X509_NAME *name = cert != NULL ? X509_get_subject_name(cert) : NULL;
+	int n = name != NULL ? X509_NAME_get_text_by_NID(name, NID_commonName, out, (int)outlen) : -1;
+
+	if (n < 0) {
+		out[0] = '\0';
+		return;
+	}
+	for (char *p = out; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			*p = '?';
+}
+
 static void client_tls_done(struct smtp_client *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	char cn[SMTP_DOMAIN_MAX + 1];
 	long v = SSL_get_verify_result(ssl);
 	bool ok = v == X509_V_OK && SSL_get0_peer_certificate(ssl) != NULL;
 
 	c->tls_on = true;
-	snprintf(c->job->tls, sizeof(c->job->tls), "%s %s, certificate %s%s%s",
-		 SSL_get_version(ssl), SSL_get_cipher_name(ssl), ok ? "verified" : "not verified",
-		 ok ? "" : ": ", ok ? "" : X509_verify_cert_error_string(v));
+	client_peer_cn(ssl, cn, sizeof(cn));
+	snprintf(c->job->tls, sizeof(c->job->tls), "%s %s verified=%s%s%s%s cn=%s",
+		 SSL_get_version(ssl), SSL_get_cipher_name(ssl), ok ? "yes" : "no",
+		 ok ? "" : " (", ok ? "" : X509_verify_cert_error_string(v), ok ? "" : ")",
+		 cn[0] != '\0' ? cn : "-");
 	str_copy(c->tls, c->job->tls, sizeof(c->tls));
 	log_info("queue id=%s host=%s[%s] tls=\"%s\"", c->job->env->id, c->job->host.name,
 		 c->job->host.addr, c->job->tls);

@@ -339,7 +339,10 @@ static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
 			 "552 5.2.2 Mailbox full" : "550 5.1.1 Mailbox unavailable",
 			 sizeof(env->rcpts[0].reply));
 	}
-	rc = bounce_send(s->ctx, env, BOUNCE_FAILED, m->headers.data, m->headers.len, &queued, err, sizeof(err));
+	/* RET=FULL gets the header block too: the message is not kept here */
+	rc = bounce_send(s->ctx, env, BOUNCE_FAILED,
+			 &(struct bounce_orig){ m->headers.data, m->headers.len, NULL, 0 }, &queued,
+			 err, sizeof(err));
 	if (rc != 0)
 		log_error("smtp id=%s bounce for failed local delivery to <%s> not sent: %s",
 			  tx->id, tx->from.addr, err);

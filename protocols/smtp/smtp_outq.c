@@ -80,6 +80,7 @@ struct outq_msg {
 	bool eightbit;               /* the message has 8-bit octets */
 	struct buf data7;            /* converted to 7 bit, if it could be */
 	struct buf headers;          /* header block of the message */
+	struct buf full;             /* the message, for RET=FULL bounces */
 	char password[OUTQ_PASSWORD_MAX];
 	/* the domain being delivered */
 	char domain[SMTP_DOMAIN_MAX + 1];
@@ -172,6 +173,7 @@ static void outq_msg_free(struct outq_msg *m)
 	buf_free(&m->data);
 	buf_free(&m->data7);
 	buf_free(&m->headers);
+	buf_free(&m->full);
 	OPENSSL_cleanse(m->password, sizeof(m->password));
 	free(m->tried);
 	free(m->crcpts);
@@ -262,6 +264,8 @@ static void outq_load_work(void *arg)
 	if (buf_append(&m->headers, msg, hdr < 0 ? (len < SMTP_HEADER_MAX ? len : SMTP_HEADER_MAX)
 					 : (size_t)hdr) < 0 ||
 	    (cfg->relay_user[0] != '\0' && outq_read_password(m, cfg) < 0) ||
+	    (m->env->ret == SMTP_RET_FULL && len <= BOUNCE_FULL_MAX &&
+	     buf_append(&m->full, msg, len) < 0) ||
 	    outq_prepare(m, cfg, msg, len, &m->data, &m->size) < 0) {
 		m->load_tempfail = true;
 		free(msg);
@@ -328,7 +332,10 @@ static void outq_expire(struct queue_env *env, const struct config *cfg, int64_t
 static int outq_report(struct outq_msg *m, enum bounce_kind kind)
 {
 	struct queue_env *env = m->env;
-	const char *what = kind == BOUNCE_FAILED ? "bounce" : "delay notice";
+	const char *what = kind == BOUNCE_FAILED ? "bounce" :
+			   kind == BOUNCE_RELAYED ? "success notice" : "delay notice";
+	struct bounce_orig orig = { m->headers.data, m->headers.len,
+				    m->full.len > 0 ? m->full.data : NULL, m->full.len };
 	bool any = false, queued = false;
 	char err[256];
 	int rc;
@@ -341,8 +348,7 @@ static int outq_report(struct outq_msg *m, enum bounce_kind kind)
 		log_info("queue id=%s no %s to the null sender", env->id, what);
 		return 0;
 	}
-	rc = bounce_send(m->q->ctx, env, kind, m->headers.data, m->headers.len, &queued, err,
-			 sizeof(err));
+	rc = bounce_send(m->q->ctx, env, kind, &orig, &queued, err, sizeof(err));
 	m->bounce_queued = m->bounce_queued || queued;
 	if (rc < 0) {
 		log_error("queue id=%s %s to <%s> failed, will retry: %s", env->id, what,
@@ -366,6 +372,8 @@ static void outq_finish_work(void *arg)
 	size_t step;
 
 	env->attempts++;
+	/* best effort (smtp_bounce.c): a failure is logged, nothing retried */
+	(void)outq_report(m, BOUNCE_RELAYED);
 	outq_expire(env, cfg, now);
 	for (size_t i = 0; i < env->n_rcpts; i++)
 		failed = failed || env->rcpts[i].state == QUEUE_RCPT_FAILED;
@@ -438,14 +446,23 @@ static void outq_apply(struct outq_msg *m, size_t k, int code, const char *reply
 	const char *status = code >= 200 && code < 300 ? "sent" :
 			     code >= 500 && code < 600 ? "bounced" : "deferred";
 
-	if (code >= 200 && code < 300)
+	if (code >= 200 && code < 300) {
 		outq_set(r, QUEUE_RCPT_SENT, reply, remote);
+		/* RFC 3461 §5.2.2: NOTIFY went along to a server with DSN */
+		r->success_due = !m->job.dsn && (r->notify & SMTP_NOTIFY_SUCCESS) != 0;
+	}
 	else if (code >= 500 && code < 600)
 		outq_set(r, QUEUE_RCPT_FAILED, reply, remote);
 	else
 		outq_set(r, QUEUE_RCPT_PENDING, reply, remote);
-	log_info("queue id=%s to=<%s> relay=%s status=%s reply=\"%s\"", m->id, r->addr,
-		 remote != NULL && remote[0] != '\0' ? remote : "none", status, reply);
+	/* the session's protection, recorded for `postern queue list` and
+	 * the DSN (it cannot go into the message's own Received: trail,
+	 * which was written at submission) */
+	str_copy(r->tls, !m->job.connected ? "" : m->job.tls[0] != '\0' ? m->job.tls : "none",
+		 sizeof(r->tls));
+	log_info("queue id=%s to=<%s> relay=%s status=%s tls=\"%s\" reply=\"%s\"", m->id,
+		 r->addr, remote != NULL && remote[0] != '\0' ? remote : "none", status,
+		 r->tls[0] != '\0' ? r->tls : "-", reply);
 }
 
 static void outq_client_start(struct outq_msg *m);
@@ -765,6 +782,7 @@ static void outq_next_domain(struct outq_msg *m)
 	m->route.n_hosts = 0;
 	m->host = 0;
 	m->no_reuse = false;
+	memset(&m->job, 0, sizeof(m->job)); /* the last group's results */
 	if (outq_dest_enter(m))
 		outq_group_begin(m);
 }
@@ -819,6 +837,7 @@ static void outq_start_msg(struct smtp_outq *q, struct queue_env *env)
 	buf_init(&m->data, 0);
 	buf_init(&m->data7, 0);
 	buf_init(&m->headers, SMTP_HEADER_MAX);
+	buf_init(&m->full, BOUNCE_FULL_MAX);
 	m->next = q->active;
 	q->active = m;
 	q->n_active++;

@@ -50,6 +50,9 @@ typedef struct ssl_ctx_st SSL_CTX;
 /* Envelope lines: "rcpt" with ORCPT (500) and the address (256), or a
  * reply line (512): 2048 is ample. */
 #define QUEUE_LINE_MAX 2048
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384 verified=no (unable to get local issuer
+ * certificate) cn=" and a 64-character CN (RFC 5280 ub-common-name) */
+#define QUEUE_TLS_MAX 192
 /* The scheduler looks at the queue directory this often (new messages
  * from this process are looked at at once); `postern queue flush` is
  * therefore noticed within QUEUE_FLUSH_NOTICE_S. */
@@ -70,6 +73,11 @@ struct queue_rcpt {
 	enum queue_rcpt_state state;
 	char reply[SMTP_REPLY_MAX];     /* last reply or reason, "" none yet */
 	char remote[SMTP_DOMAIN_MAX + 1]; /* host that gave reply, "" local */
+	char tls[QUEUE_TLS_MAX];        /* how that session was protected:
+					 * client_job.tls, "none", "" no session */
+	bool success_due;               /* not stored: sent in this attempt to a
+					 * server without DSN, NOTIFY=SUCCESS:
+					 * we report "relayed" (RFC 3461 §5.2.2) */
 };
 
 struct queue_env {
@@ -218,6 +226,7 @@ struct client_job {
 	bool keep;                      /* keep the connection after a 250 */
 	/* out */
 	bool connected;                 /* a session was held (else: next host) */
+	bool dsn;                       /* the far side offered DSN */
 	bool reused;                    /* ran on a kept connection */
 	bool reuse_failed;              /* ...which failed before the message
 					 * was sent: try again on a new one */
@@ -226,7 +235,8 @@ struct client_job {
 	bool next_host;                 /* try the next host for everything */
 	bool tls_failed;                /* the STARTTLS handshake failed */
 	char reply[SMTP_REPLY_MAX];     /* the session's failure, if any */
-	char tls[160];                  /* "TLSv1.3 ... verified" or "" */
+	char tls[QUEUE_TLS_MAX];        /* "TLSv1.3 CIPHER verified=yes|no
+					 * (why) cn=NAME", or "" without TLS */
 	struct smtp_client *client;     /* while running */
 };
 
@@ -275,19 +285,34 @@ int smtp_sign_message(const struct config *cfg, const char *sender,
 enum bounce_kind {
 	BOUNCE_FAILED,  /* recipients in state FAILED whose NOTIFY allows it */
 	BOUNCE_DELAYED, /* PENDING recipients that asked for NOTIFY=DELAY */
+	BOUNCE_RELAYED, /* SENT recipients with NOTIFY=SUCCESS (success_due) */
+};
+
+/* RFC 3461 §4.3 RET=FULL returns the whole message, up to this size
+ * (Postfix's bounce_size_limit is 50,000 bytes); a larger one, or RET=HDRS
+ * or no RET, returns the header block only. */
+#define BOUNCE_FULL_MAX 50000
+
+/* The message a report is about: its header block, and the whole message
+ * when RET=FULL asked for it (msg NULL otherwise). */
+struct bounce_orig {
+	const char *headers;
+	size_t hdr_len;
+	const char *msg;
+	size_t msg_len;
 };
 
 /* Build an RFC 3464 report for the recipients of env that want one of this
- * kind (headers: the original header block) into out; 0 or -1. */
+ * kind into out; 0 or -1. */
 int bounce_build(const struct config *cfg, const struct queue_env *env, enum bounce_kind kind,
-		 const char *headers, size_t hdr_len, struct buf *out);
+		 const struct bounce_orig *orig, struct buf *out);
 bool bounce_wanted(const struct queue_rcpt *r, enum bounce_kind kind);
 /* Build and deliver the report of this kind: into the
  * local sender's INBOX (durable on return), or queued to a remote sender
  * (*queued_r: kick the scheduler).  0 done; 1 nobody can receive it
  * (logged by the caller, counts as done); -1 temporary, err set. */
 int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_kind kind,
-		const char *headers, size_t hdr_len, bool *queued_r, char *err, size_t errlen);
+		const struct bounce_orig *orig, bool *queued_r, char *err, size_t errlen);
 
 /* ---- smtp_outq.c (loop) ---------------------------------------------------- */
 

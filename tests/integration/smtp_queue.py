@@ -65,8 +65,9 @@ class Scripted:
     """
 
     def __init__(self, addr, port, bad_tls=False, eight_bit=True, pipelining=True,
-                 after_message=None):
+                 after_message=None, dsn=True):
         self.bad_tls = bad_tls
+        self.dsn = dsn
         # None; "close": the connection is closed right after the 250 for
         # a message; "421": the next MAIL on it gets 421 and a close
         self.after_message = after_message
@@ -133,7 +134,8 @@ class Scripted:
                     send("250-PIPELINING")
                 if self.eight_bit:
                     send("250-8BITMIME")
-                send("250-DSN")
+                if self.dsn:
+                    send("250-DSN")
                 if self.bad_tls:
                     send("250-STARTTLS")
                 send("250 SIZE 10000000")
@@ -532,6 +534,45 @@ def test_reuse(d, res, ru, cl, tired):
     res.check("kept connection failed" in log, "a failed kept connection is logged")
 
 
+def test_dsn_options(d, res, sc, s7):
+    """RET=FULL / RET=HDRS in bounces (RFC 3461 §4.3); NOTIFY=SUCCESS gives
+    an Action: relayed notice when the far side has no DSN (§5.2.2), none
+    when it has (it got the NOTIFY); the session's TLS is in the DSN."""
+    sc.rcpt_replies["full@scripted.test"] = "550 5.1.1 <full@scripted.test>: no such user"
+    submit(d, ["full@scripted.test"], "ret full", body="The whole body comes back.\r\n",
+           mail_options=["RET=FULL"])
+    raw = dsn_for(d, "ret full")
+    if res.check(raw is not None, "RET=FULL: a bounce"):
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        kinds = [p.get_content_type() for p in msg.walk()]
+        res.check("message/rfc822" in kinds and "text/rfc822-headers" not in kinds and
+                  b"The whole body comes back." in raw,
+                  "RET=FULL: the whole message as message/rfc822 (%s)" % kinds)
+        res.check(b"X-Postern-TLS: none" in raw and b"(TLS: none)" in raw,
+                  "the DSN records that the session had no TLS")
+    submit(d, ["full@scripted.test"], "ret hdrs", body="This body stays here.\r\n",
+           mail_options=["RET=HDRS"])
+    raw = dsn_for(d, "ret hdrs")
+    if res.check(raw is not None, "RET=HDRS: a bounce"):
+        res.check(b"text/rfc822-headers" in raw and b"message/rfc822" not in raw and
+                  b"This body stays here." not in raw, "RET=HDRS: the headers only")
+
+    submit(d, ["ok@seven.test"], "success wanted", rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+    raw = dsn_for(d, "success wanted", action=b"Action: relayed")
+    if res.check(raw is not None, "NOTIFY=SUCCESS to a server without DSN: a notice"):
+        _, finals, statuses = parse_dsn(raw)
+        res.check(finals == ["ok@seven.test"] and statuses == ["2.0.0"] and
+                  b"Subject: Successful Mail Delivery Report" in raw and
+                  b"Remote-MTA: dns; mx.seven.test" in raw,
+                  "Action: relayed, Status 2.0.0, Remote-MTA (%s %s)" % (finals, statuses))
+    submit(d, ["ok@scripted.test"], "success passed on", rcpt_options=["NOTIFY=SUCCESS"])
+    got = wait_for(lambda: sc.received("ok@scripted.test"))
+    res.check(bool(got), "NOTIFY=SUCCESS to a server with DSN: delivered")
+    time.sleep(2)
+    res.check(dsn_for(d, "success passed on", timeout=0.1, action=b"Action: relayed") is None,
+              "... and no notice from us: the far side got NOTIFY=SUCCESS")
+
+
 def test_dkim(d, res, sc):
     """Mail leaving through submission carries DKIM-Signatures for the From:
     domain that an independent verifier (python3-dkim) accepts against the
@@ -677,8 +718,15 @@ def test_smarthost(postern, res):
             submit(d, ["carol@relayed.test"], "via smarthost")
             n = wait_count(relay, "carol@relayed.test", 1, timeout=30)
             res.check(n == 1, "smarthost: delivered through the relay with STARTTLS + AUTH")
-            res.check("certificate not verified" in d.log(),
+            res.check("verified=no (self-signed certificate" in d.log(),
                       "smarthost: the unverified certificate is logged")
+            res.check(wait_for(lambda: "status=sent tls=\"TLSv1.3 " in d.log(), timeout=10),
+                      "smarthost: the delivery's log line names its TLS")
+            submit(d, ["nobody@relayed.test"], "no such user at the relay")
+            raw = dsn_for(d, "no such user at the relay")
+            res.check(raw is not None and b"X-Postern-TLS: TLSv1.3 " in raw and
+                      b"verified=no" in raw,
+                      "smarthost: the bounce records the session's TLS, verified=no")
             msgs = maildir_messages(relay, "carol@relayed.test")
             res.check(bool(msgs) and b"with ESMTPSA" in msgs[0],
                       "smarthost: the relay saw an authenticated TLS session")
@@ -698,6 +746,8 @@ def test_smarthost(postern, res):
                            d.cli("queue", "list").stdout.decode())
             res.check(bool(out) and "pending" in out,
                       "smarthost: a refused AUTH defers the message (no bounce)")
+            res.check(bool(out) and "TLS TLSv1.3 " in out and "verified=no" in out,
+                      "queue list shows the session's TLS (verified=no)")
             res.check(not [m for m in maildir_messages(d, USER) if b"multipart/report" in m],
                       "smarthost: no bounce for a relay configuration problem")
 
@@ -715,7 +765,7 @@ def main():
     sink, dump = start_sink(tmp, out_port)
     sc = Scripted(SCRIPTED, out_port)
     bt = Scripted(BADTLS, out_port, bad_tls=True)
-    s7 = Scripted(SEVEN, out_port, eight_bit=False, pipelining=False)
+    s7 = Scripted(SEVEN, out_port, eight_bit=False, pipelining=False, dsn=False)
     ru = Scripted(REUSE, out_port)
     cl = Scripted(CLOSING, out_port, after_message="close")
     tired = Scripted(TIRED, out_port, after_message="421")
@@ -726,6 +776,7 @@ def main():
             d.add_user(USER, PASSWORD)
             res.run("queue", lambda: tests_main(d, res, sc, bt, s7, dump, tmp))
             res.run("reuse", lambda: test_reuse(d, res, ru, cl, tired))
+            res.run("dsn options", lambda: test_dsn_options(d, res, sc, s7))
             res.run("dkim", lambda: test_dkim(d, res, sc))
             if res.failed:
                 sys.stderr.write("---- daemon log ----\n" + d.log()[-8000:] + "\n")
