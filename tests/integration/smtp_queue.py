@@ -19,7 +19,8 @@ connection reuse (20 messages over fewer connections; far sides that close
 or answer 421 after each message still get every message once); 8-bit text
 converted to quoted-printable for a server without 8BITMIME; kill -9 while the far side holds the final reply, then
 delivery after restart (at most once more); `postern queue list|delete`;
-a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
+an alias forwarding to
+another domain; a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
 queue/corrupt/; smarthost over STARTTLS with AUTH PLAIN (a second Postern
 as the relay).
 
@@ -648,6 +649,36 @@ def test_kill9(postern, res, tmp, dns_port, out_port, sc):
         d.__exit__(None, None, None)
 
 
+def test_forward(postern, res, dns_port, out_port, sc):
+    """An alias with a target in another domain: mail from outside on port 25
+    reaches the local target and is forwarded through the queue, with the
+    original envelope sender (no SRS)."""
+    extra = ("dns_resolver = 127.0.0.1:%d\noutbound_port = %d\nqueue_retry = 1s\n"
+             % (dns_port, out_port))
+    with Daemon(postern, roles=("smtp", "submission"), extra_config=extra) as d:
+        d.add_user(USER, PASSWORD)
+        d.cli("alias", "add", "fwd@example.test", USER, "far@scripted.test")
+        with smtplib.SMTP("127.0.0.1", d.port("smtp"), timeout=30) as s:
+            refused = s.sendmail("someone@elsewhere.test", ["fwd@example.test"],
+                                 b"From: someone@elsewhere.test\r\nSubject: forwarded\r\n"
+                                 b"\r\nhello\r\n")
+        res.check(refused == {}, "forward: the alias is accepted on port 25")
+        got = wait_for(lambda: sc.received("far@scripted.test"))
+        res.check(bool(got) and got[0][0] == "someone@elsewhere.test" and
+                  b"Subject: forwarded" in got[0][2],
+                  "forward: delivered to the outside target with the original sender")
+        res.check(wait_count(d, USER, 1) == 1, "forward: the local target has it too")
+    with Daemon(postern, roles=("smtp",), extra_config="outbound_delivery = no\n") as d:
+        d.add_user(USER, PASSWORD)
+        d.cli("alias", "add", "fwd@example.test", USER, "far@scripted.test")
+        with smtplib.SMTP("127.0.0.1", d.port("smtp"), timeout=30) as s:
+            s.ehlo()
+            s.mail("someone@elsewhere.test")
+            code, text = s.rcpt("fwd@example.test")
+        res.check(code == 451 and b"4.3.2" in text,
+                  "forward with outbound_delivery = no: 451 4.3.2 (%s)" % code)
+
+
 def test_switched_off(postern, res):
     """outbound_delivery = no: remote recipients get 451 4.3.2, nothing queued."""
     with Daemon(postern, roles=("submission",), extra_config="outbound_delivery = no\n") as d:
@@ -783,6 +814,7 @@ def main():
         res.run("kill -9", lambda: test_kill9(postern, res, tmp, dns_port, out_port, sc))
         res.run("expiry", lambda: test_expiry(postern, res, dns_port, out_port))
         res.run("switched off", lambda: test_switched_off(postern, res))
+        res.run("forward", lambda: test_forward(postern, res, dns_port, out_port, sc))
         res.run("smarthost", lambda: test_smarthost(postern, res))
     finally:
         for srv in (sc, bt, s7, ru, cl, tired):
