@@ -20,7 +20,7 @@ or answer 421 after each message still get every message once); 8-bit text
 converted to quoted-printable for a server without 8BITMIME; kill -9 while the far side holds the final reply, then
 delivery after restart (at most once more); `postern queue list|delete`;
 an alias forwarding to
-another domain; a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
+another domain; dns_resolver on ::1 (skipped when ::1 is missing); a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
 queue/corrupt/; smarthost over STARTTLS with AUTH PLAIN (a second Postern
 as the relay).
 
@@ -257,14 +257,15 @@ def parse_dsn(raw):
     return msg, finals, statuses
 
 
-def start_dnsmasq(tmp, port):
+def start_dnsmasq(tmp, port, listen="127.0.0.1"):
     exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
     if not os.path.exists(exe):
         skip("dnsmasq is not installed (apt-get install dnsmasq-base)")
+    tag = "" if listen == "127.0.0.1" else "-v6"
     args = [exe, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-            "--port=%d" % port, "--listen-address=127.0.0.1", "--bind-interfaces",
-            "--pid-file=" + os.path.join(tmp, "dnsmasq.pid"),
-            "--log-facility=" + os.path.join(tmp, "dnsmasq.log"), "--log-queries",
+            "--port=%d" % port, "--listen-address=" + listen, "--bind-interfaces",
+            "--pid-file=" + os.path.join(tmp, "dnsmasq%s.pid" % tag),
+            "--log-facility=" + os.path.join(tmp, "dnsmasq%s.log" % tag), "--log-queries",
             "--mx-host=pref.test,mx1.pref.test,10", "--mx-host=pref.test,mx2.pref.test,20",
             "--host-record=mx1.pref.test,%s" % PREF_DOWN,
             "--host-record=mx2.pref.test,%s" % PREF_UP,
@@ -679,6 +680,36 @@ def test_forward(postern, res, dns_port, out_port, sc):
                   "forward with outbound_delivery = no: 451 4.3.2 (%s)" % code)
 
 
+def test_ipv6_resolver(postern, res, tmp, out_port, sc):
+    """dns_resolver = [::1]:PORT: the MX look-up goes to a dnsmasq on ::1."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError as e:
+        print("SKIPPED ipv6 resolver: cannot bind ::1 here (%s)" % e)
+        return
+    port = free_port()
+    try:
+        dns6 = start_dnsmasq(tmp, port, listen="::1")
+    except AssertionError:
+        print("SKIPPED ipv6 resolver: dnsmasq does not start on ::1 here")
+        return
+    try:
+        extra = "dns_resolver = [::1]:%d\noutbound_port = %d\nqueue_retry = 1s\n" % (
+            port, out_port)
+        with Daemon(postern, roles=("submission",), extra_config=extra) as d:
+            d.add_user(USER, PASSWORD)
+            submit(d, ["v6@scripted.test"], "over an ipv6 resolver")
+            got = wait_for(lambda: sc.received("v6@scripted.test"))
+            res.check(bool(got), "dns_resolver = [::1]:PORT: routed and delivered")
+        with open(os.path.join(tmp, "dnsmasq-v6.log"), errors="replace") as f:
+            res.check("query[MX] scripted.test" in f.read(),
+                      "the MX query reached the resolver on ::1")
+    finally:
+        dns6.terminate()
+        dns6.wait(timeout=5)
+
+
 def test_switched_off(postern, res):
     """outbound_delivery = no: remote recipients get 451 4.3.2, nothing queued."""
     with Daemon(postern, roles=("submission",), extra_config="outbound_delivery = no\n") as d:
@@ -815,6 +846,7 @@ def main():
         res.run("expiry", lambda: test_expiry(postern, res, dns_port, out_port))
         res.run("switched off", lambda: test_switched_off(postern, res))
         res.run("forward", lambda: test_forward(postern, res, dns_port, out_port, sc))
+        res.run("ipv6 resolver", lambda: test_ipv6_resolver(postern, res, tmp, out_port, sc))
         res.run("smarthost", lambda: test_smarthost(postern, res))
     finally:
         for srv in (sc, bt, s7, ru, cl, tired):
