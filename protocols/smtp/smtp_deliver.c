@@ -350,12 +350,33 @@ static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
 	queue_env_free(env);
 }
 
+/* The owners as store targets, those still users first; a user deleted
+ * since RCPT (`postern user del`, seen at once: auth.h) must not have its
+ * mailbox made again by create_user, so it fails for good (MD_NOUSER) and
+ * is bounced after the 250 (see the top).  Returns how many are live. */
+static size_t smtp_live_targets(struct smtp_session *s, struct smtp_msg *m)
+{
+	struct smtp_tx *tx = &s->tx;
+	size_t live = 0, dead = tx->n_owners;
+
+	for (size_t i = 0; i < tx->n_owners; i++) {
+		bool exists = auth_user_exists(s->ctx->auth, tx->owners[i].address);
+		struct md_target *t = &m->targets[exists ? live++ : --dead];
+		t->address = tx->owners[i].address;
+		t->quota_bytes = 0; /* checked above: see the top */
+		t->create_user = true;
+		t->result = exists ? MD_OK : MD_NOUSER;
+	}
+	return live;
+}
+
 /* Local delivery of a message whose remote part (if any) is queued. */
 static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 {
 	struct smtp_tx *tx = &s->tx;
 	bool perm = s->ctx->cfg->quota_error_permanent, failed = false;
 	enum md_result r;
+	size_t live;
 
 	m->targets = calloc(tx->n_owners, sizeof(*m->targets));
 	if (m->targets == NULL) {
@@ -364,12 +385,8 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 		return;
 	}
 	m->n_targets = tx->n_owners;
-	for (size_t i = 0; i < tx->n_owners; i++) {
-		m->targets[i].address = tx->owners[i].address;
-		m->targets[i].quota_bytes = 0; /* checked above: see the top */
-		m->targets[i].create_user = true;
-	}
-	r = md_delivery_commit(m->d, m->targets, m->n_targets);
+	live = smtp_live_targets(s, m);
+	r = live > 0 ? md_delivery_commit(m->d, m->targets, live) : MD_OK;
 	if (r != MD_OK) {
 		m->store_result = r;
 		str_copy(m->store_error, md_delivery_error(m->d), sizeof(m->store_error));

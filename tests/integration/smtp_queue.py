@@ -20,7 +20,7 @@ or answer 421 after each message still get every message once); 8-bit text
 converted to quoted-printable for a server without 8BITMIME; kill -9 while the far side holds the final reply, then
 delivery after restart (at most once more); `postern queue list|delete`;
 an alias forwarding to
-another domain; dns_resolver on ::1 (skipped when ::1 is missing); a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
+another domain; a local user deleted between RCPT and DATA (DSN after 250); dns_resolver on ::1 (skipped when ::1 is missing); a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
 queue/corrupt/; smarthost over STARTTLS with AUTH PLAIN (a second Postern
 as the relay).
 
@@ -42,7 +42,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_test import Daemon, Results, free_port, skip, tls_context  # noqa: E402
-from smtp_util import USER, PASSWORD, maildir_messages, wait_count  # noqa: E402
+from smtp_util import USER, PASSWORD, PASSWORD2, USER2, maildir_messages, wait_count  # noqa: E402
 
 PREF_DOWN = "127.0.0.2"   # mx1.pref.test: nothing listens
 PREF_UP = "127.0.0.3"     # mx2.pref.test: smtp-sink
@@ -710,6 +710,37 @@ def test_ipv6_resolver(postern, res, tmp, out_port, sc):
         dns6.wait(timeout=5)
 
 
+def test_local_gone(postern, res):
+    """A local user deleted between RCPT and the end of DATA: the others get
+    the message, the reply is 250, and the sender gets a DSN for the deleted
+    one (its mailbox is not made again)."""
+    gone = "carl@example.test"
+    with Daemon(postern, roles=("submission",)) as d:
+        d.add_user(USER, PASSWORD)
+        d.add_user(USER2, PASSWORD2)
+        d.add_user(gone, "carl-secret-3")
+        with smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=30) as s:
+            s.starttls(context=tls_context())
+            s.login(USER, PASSWORD)
+            s.mail(USER)
+            ok = s.rcpt(USER2)[0] == 250 and s.rcpt(gone)[0] == 250
+            d.cli("user", "del", gone)
+            code, text = s.data(("From: %s\r\nSubject: one of them is gone\r\n\r\nhi\r\n"
+                                 % USER).encode())
+        res.check(ok and code == 250 and b"1 of 2 local mailboxes failed" in text,
+                  "deleted after RCPT: 250 naming one failed mailbox (%s %s)" % (code, text))
+        res.check(wait_count(d, USER2, 1) == 1, "the remaining recipient has the message")
+        res.check(not os.path.exists(os.path.join(d.data, "mail", "example.test", "carl")) or
+                  not [m for m in maildir_messages(d, gone) if b"one of them is gone" in m],
+                  "the deleted user's mailbox did not get it")
+        raw = dsn_for(d, "one of them is gone")
+        if res.check(raw is not None, "the sender gets a DSN in the INBOX"):
+            _, finals, statuses = parse_dsn(raw)
+            res.check(finals == [gone] and statuses == ["5.1.1"],
+                      "the DSN names the deleted recipient with 5.1.1 (%s %s)"
+                      % (finals, statuses))
+
+
 def test_switched_off(postern, res):
     """outbound_delivery = no: remote recipients get 451 4.3.2, nothing queued."""
     with Daemon(postern, roles=("submission",), extra_config="outbound_delivery = no\n") as d:
@@ -845,6 +876,7 @@ def main():
         res.run("kill -9", lambda: test_kill9(postern, res, tmp, dns_port, out_port, sc))
         res.run("expiry", lambda: test_expiry(postern, res, dns_port, out_port))
         res.run("switched off", lambda: test_switched_off(postern, res))
+        res.run("local gone", lambda: test_local_gone(postern, res))
         res.run("forward", lambda: test_forward(postern, res, dns_port, out_port, sc))
         res.run("ipv6 resolver", lambda: test_ipv6_resolver(postern, res, tmp, out_port, sc))
         res.run("smarthost", lambda: test_smarthost(postern, res))
