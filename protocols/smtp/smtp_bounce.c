@@ -16,8 +16,9 @@
  * A success notice (Action: relayed, RFC 3461 §5.2.2) goes to recipients
  * that asked for NOTIFY=SUCCESS when we handed their message to a server
  * without the DSN extension; a server with DSN got the NOTIFY parameter and
- * reports delivery itself.  It is best effort: a notice that cannot be
- * sent is logged, and the message is not held back for it.
+ * reports delivery itself.  Local mailboxes get Action: delivered
+ * (smtp_deliver.c).  It is best effort: a notice that cannot be sent is
+ * logged, and the message is not held back for it.
  *
  * A delay notice (Action: delayed, RFC 3464 §2.3.3) goes out once per
  * message, queue_delay_warning after it was queued, for the recipients
@@ -43,7 +44,7 @@ bool bounce_wanted(const struct queue_rcpt *r, enum bounce_kind kind)
 {
 	if (kind == BOUNCE_DELAYED) /* only when asked for (RFC 3461 §4.1) */
 		return r->state == QUEUE_RCPT_PENDING && (r->notify & SMTP_NOTIFY_DELAY) != 0;
-	if (kind == BOUNCE_RELAYED)
+	if (kind == BOUNCE_RELAYED || kind == BOUNCE_DELIVERED)
 		return r->state == QUEUE_RCPT_SENT && r->success_due &&
 		       (r->notify & SMTP_NOTIFY_SUCCESS) != 0;
 	if (r->state != QUEUE_RCPT_FAILED)
@@ -102,6 +103,8 @@ static int bounce_human(const struct config *cfg, const struct queue_env *env,
 	} else if (kind == BOUNCE_RELAYED) {
 		rc |= buf_appendf(b, "Your message was handed to the recipients' mail servers\r\n"
 				  "below, which do not send delivery notifications themselves.\r\n\r\n");
+	} else if (kind == BOUNCE_DELIVERED) {
+		rc |= buf_appendf(b, "Your message was delivered to the mailboxes below.\r\n\r\n");
 	} else {
 		smtp_rfc5322_date((time_t)(env->created + cfg->queue_lifetime), until, sizeof(until));
 		rc |= buf_appendf(b, "Your message could not be delivered yet to the recipients\r\n"
@@ -147,7 +150,7 @@ static int bounce_status_part(const struct config *cfg, const struct queue_env *
 		bounce_status(r->reply, status, sizeof(status));
 		if (kind == BOUNCE_DELAYED && status[0] != '4')
 			str_copy(status, "4.0.0", sizeof(status));
-		if (kind == BOUNCE_RELAYED && status[0] != '2')
+		if ((kind == BOUNCE_RELAYED || kind == BOUNCE_DELIVERED) && status[0] != '2')
 			str_copy(status, "2.0.0", sizeof(status));
 		rc |= buf_appendf(b, "\r\nFinal-Recipient: rfc822; %s\r\n", r->addr);
 		if (r->orcpt[0] != '\0') {
@@ -156,8 +159,8 @@ static int bounce_status_part(const struct config *cfg, const struct queue_env *
 			rc |= buf_appendf(b, "Original-Recipient: rfc822; %s\r\n", orcpt);
 		}
 		rc |= buf_appendf(b, "Action: %s\r\nStatus: %s\r\n",
-				  kind == BOUNCE_FAILED ? "failed" :
-				  kind == BOUNCE_RELAYED ? "relayed" : "delayed", status);
+				  kind == BOUNCE_FAILED ? "failed" : kind == BOUNCE_RELAYED ? "relayed" :
+				  kind == BOUNCE_DELIVERED ? "delivered" : "delayed", status);
 		if (r->remote[0] != '\0')
 			rc |= buf_appendf(b, "Remote-MTA: dns; %s\r\n", r->remote);
 		if (r->reply[0] != '\0')
@@ -180,6 +183,7 @@ static const char *bounce_subject(enum bounce_kind kind)
 	case BOUNCE_FAILED:
 		return "Undelivered Mail Returned to Sender";
 	case BOUNCE_RELAYED:
+	case BOUNCE_DELIVERED:
 		return "Successful Mail Delivery Report";
 	default:
 		return "Delayed Mail (still being retried)";

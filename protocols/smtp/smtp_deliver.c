@@ -370,6 +370,46 @@ static size_t smtp_live_targets(struct smtp_session *s, struct smtp_msg *m)
 	return live;
 }
 
+/* RFC 3461 §4.1 NOTIFY=SUCCESS of local recipients: an "Action:
+ * delivered" notice once every local mailbox has the message (with a
+ * failure the sender gets the bounce instead); best effort. */
+static void smtp_notify_local(struct smtp_session *s, struct smtp_msg *m)
+{
+	struct smtp_tx *tx = &s->tx;
+	struct queue_env *env;
+	char err[256];
+	bool queued = false;
+
+	if (tx->from.null)
+		return;
+	env = queue_env_new();
+	if (env == NULL)
+		return;
+	str_copy(env->id, tx->id, sizeof(env->id));
+	str_copy(env->sender, tx->from.addr, sizeof(env->sender));
+	str_copy(env->envid, tx->mail.envid, sizeof(env->envid));
+	env->created = (int64_t)time(NULL);
+	for (size_t i = 0; i < tx->n_rcpts; i++) {
+		const struct smtp_rcpt *r = &tx->rcpts[i];
+		struct queue_rcpt *q;
+		if (r->remote || !(r->params.notify & SMTP_NOTIFY_SUCCESS) ||
+		    queue_env_add(env, r->path.addr, r->params.notify, r->params.orcpt) < 0)
+			continue;
+		q = &env->rcpts[env->n_rcpts - 1];
+		q->state = QUEUE_RCPT_SENT;
+		q->success_due = true;
+		str_copy(q->reply, "250 2.0.0 Delivered to the mailbox", sizeof(q->reply));
+	}
+	if (env->n_rcpts > 0 &&
+	    bounce_send(s->ctx, env, BOUNCE_DELIVERED,
+			&(struct bounce_orig){ m->headers.data, m->headers.len, NULL, 0 }, &queued,
+			err, sizeof(err)) != 0)
+		log_error("smtp id=%s success notice to <%s> not sent: %s", tx->id,
+			  tx->from.addr, err);
+	m->kick = m->kick || queued;
+	queue_env_free(env);
+}
+
 /* Local delivery of a message whose remote part (if any) is queued. */
 static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 {
@@ -408,6 +448,8 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 		return; /* 451: the client sends it all again */
 	if (failed)
 		smtp_bounce_local(s, m);
+	else
+		smtp_notify_local(s, m);
 }
 
 static void smtp_commit_work(void *arg)

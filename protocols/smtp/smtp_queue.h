@@ -286,6 +286,7 @@ enum bounce_kind {
 	BOUNCE_FAILED,  /* recipients in state FAILED whose NOTIFY allows it */
 	BOUNCE_DELAYED, /* PENDING recipients that asked for NOTIFY=DELAY */
 	BOUNCE_RELAYED, /* SENT recipients with NOTIFY=SUCCESS (success_due) */
+	BOUNCE_DELIVERED, /* the same, for local mailboxes (smtp_deliver.c) */
 };
 
 /* RFC 3461 §4.3 RET=FULL returns the whole message, up to this size

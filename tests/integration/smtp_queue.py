@@ -539,7 +539,8 @@ def test_reuse(d, res, ru, cl, tired):
 def test_dsn_options(d, res, sc, s7):
     """RET=FULL / RET=HDRS in bounces (RFC 3461 §4.3); NOTIFY=SUCCESS gives
     an Action: relayed notice when the far side has no DSN (§5.2.2), none
-    when it has (it got the NOTIFY); the session's TLS is in the DSN."""
+    when it has (it got the NOTIFY), Action: delivered for a local mailbox;
+    the session's TLS is in the DSN."""
     sc.rcpt_replies["full@scripted.test"] = "550 5.1.1 <full@scripted.test>: no such user"
     submit(d, ["full@scripted.test"], "ret full", body="The whole body comes back.\r\n",
            mail_options=["RET=FULL"])
@@ -573,6 +574,17 @@ def test_dsn_options(d, res, sc, s7):
     time.sleep(2)
     res.check(dsn_for(d, "success passed on", timeout=0.1, action=b"Action: relayed") is None,
               "... and no notice from us: the far side got NOTIFY=SUCCESS")
+
+    submit(d, [USER], "local success", rcpt_options=["NOTIFY=SUCCESS"])
+    raw = dsn_for(d, "local success", action=b"Action: delivered")
+    if res.check(raw is not None, "NOTIFY=SUCCESS to a local mailbox: a notice"):
+        _, finals, statuses = parse_dsn(raw)
+        res.check(finals == [USER] and statuses == ["2.0.0"],
+                  "Action: delivered, Status 2.0.0 (%s %s)" % (finals, statuses))
+    submit(d, [USER], "local no notice")
+    time.sleep(1)
+    res.check(dsn_for(d, "local no notice", timeout=0.1, action=b"Action: delivered") is None,
+              "no notice for a local recipient without NOTIFY=SUCCESS")
 
 
 def test_dkim(d, res, sc):
