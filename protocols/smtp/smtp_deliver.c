@@ -309,6 +309,21 @@ static int smtp_queue_commit(struct smtp_session *s, struct smtp_msg *m)
 	return 0;
 }
 
+/* An envelope for a report on this transaction (bounce_send), recipients
+ * still to add; NULL: out of memory. */
+static struct queue_env *smtp_report_env(const struct smtp_tx *tx)
+{
+	struct queue_env *env = queue_env_new();
+
+	if (env == NULL)
+		return NULL;
+	str_copy(env->id, tx->id, sizeof(env->id));
+	str_copy(env->sender, tx->from.addr, sizeof(env->sender));
+	str_copy(env->envid, tx->mail.envid, sizeof(env->envid));
+	env->created = (int64_t)time(NULL);
+	return env;
+}
+
 /* Local targets that failed for good after the commit get a bounce, since
  * the reply will be 250 for the transaction (see the top). */
 static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
@@ -323,13 +338,9 @@ static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
 		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s no bounce for the null sender", tx->id);
 		return;
 	}
-	env = queue_env_new();
+	env = smtp_report_env(tx);
 	if (env == NULL)
 		return;
-	str_copy(env->id, tx->id, sizeof(env->id));
-	str_copy(env->sender, tx->from.addr, sizeof(env->sender));
-	str_copy(env->envid, tx->mail.envid, sizeof(env->envid));
-	env->created = (int64_t)time(NULL);
 	for (size_t i = 0; i < m->n_targets; i++) {
 		enum md_result r = m->targets[i].result;
 		if (r == MD_OK || queue_env_add(env, m->targets[i].address, 0, NULL) < 0)
@@ -382,13 +393,9 @@ static void smtp_notify_local(struct smtp_session *s, struct smtp_msg *m)
 
 	if (tx->from.null)
 		return;
-	env = queue_env_new();
+	env = smtp_report_env(tx);
 	if (env == NULL)
 		return;
-	str_copy(env->id, tx->id, sizeof(env->id));
-	str_copy(env->sender, tx->from.addr, sizeof(env->sender));
-	str_copy(env->envid, tx->mail.envid, sizeof(env->envid));
-	env->created = (int64_t)time(NULL);
 	for (size_t i = 0; i < tx->n_rcpts; i++) {
 		const struct smtp_rcpt *r = &tx->rcpts[i];
 		struct queue_rcpt *q;

@@ -37,6 +37,7 @@
  * had already said 250 may get the message twice (RFC 5321 §6.1).
  */
 #include "smtp_queue.h"
+#include "smtp_outq_private.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -50,7 +51,6 @@
 
 #define OUTQ_ACTIVE_MAX 32          /* messages in delivery at once */
 #define OUTQ_SCAN_MAX 10000         /* envelopes looked at per scan */
-#define OUTQ_PASSWORD_MAX 1024      /* relay_password_file */
 /* A delivery holds its message in memory, up to three times (as read,
  * dot-stuffed, and a 7-bit copy): new deliveries start only while the
  * messages in flight stay under this, but one always may. */
@@ -60,47 +60,6 @@
  * worker for up to 3 queries x ROUTE_DNS_TRIES x ROUTE_DNS_TIMEOUT_S, and
  * the workers also commit local deliveries, so the queue takes few. */
 #define OUTQ_ROUTES_MAX 4
-/* A queued message is read whole; this bound is message_size_max's
- * ceiling plus room for our headers, so that lowering message_size_max
- * never makes queued mail unreadable. */
-#define OUTQ_MESSAGE_MAX (1024ULL * 1024 * 1024 + 4 * SMTP_HEADER_MAX)
-
-struct outq_msg {
-	struct smtp_outq *q;
-	struct outq_msg *next;
-	char id[QUEUE_ID_MAX + 1];
-	struct queue_env *env;
-	bool *tried;                 /* per recipient: its domain had its turn */
-	/* load */
-	bool load_failed;            /* message file missing or unreadable */
-	bool load_tempfail;
-	char load_error[256];
-	struct buf data;             /* dot-stuffed, ends with CRLF.CRLF */
-	uint64_t size;
-	bool eightbit;               /* the message has 8-bit octets */
-	struct buf data7;            /* converted to 7 bit, if it could be */
-	struct buf headers;          /* header block of the message */
-	struct buf full;             /* the message, for RET=FULL bounces */
-	char password[OUTQ_PASSWORD_MAX];
-	/* the domain being delivered */
-	char domain[SMTP_DOMAIN_MAX + 1];
-	const char *dest;            /* domain, or the relay host */
-	bool holds_slot;             /* counts towards the destination's limit */
-	struct outq_conn *reuse;     /* kept connection for this group */
-	bool no_reuse;               /* a reused one failed: a new one now */
-	uint64_t memory;             /* its share of smtp_outq.memory */
-	struct outq_msg *next_wait;  /* in smtp_outq.waiting or .route_wait */
-	struct route route;
-	size_t host;
-	struct client_rcpt *crcpts;
-	size_t *cidx;                /* crcpts[i] is env->rcpts[cidx[i]] */
-	size_t n_crcpts;
-	struct client_job job;
-	bool in_client;
-	bool no_starttls;            /* this host's TLS failed: plaintext once */
-	/* finish */
-	bool bounce_queued;
-};
 
 struct outq_scan {
 	struct smtp_outq *q;
@@ -109,31 +68,6 @@ struct outq_scan {
 	bool flush;
 	struct queue_env **due;
 	size_t n_due, max_due;
-};
-
-/* A kept connection waiting for its next message. */
-struct outq_conn {
-	struct smtp_outq *q;
-	struct outq_conn *next;
-	struct smtp_client *client;
-	char dest[SMTP_DOMAIN_MAX + 1]; /* the destination it counts for */
-	struct route_host host;
-	bool closing;                   /* QUIT sent: counts, never reused */
-};
-
-struct smtp_outq {
-	struct smtp_ctx *ctx;
-	struct event *timer;
-	SSL_CTX *tls;
-	struct outq_msg *active;
-	size_t n_active;
-	struct outq_msg *waiting;    /* for a destination slot, oldest first */
-	uint64_t memory;             /* OUTQ_MEMORY_FACTOR * sizes in flight */
-	unsigned routing;            /* route jobs on workers */
-	struct outq_msg *route_wait; /* waiting for one of OUTQ_ROUTES_MAX */
-	struct outq_conn *idle;      /* kept connections, newest first */
-	bool scanning;
-	bool rescan;                 /* a kick came during a scan */
 };
 
 static void outq_next_domain(struct outq_msg *m);
@@ -179,114 +113,6 @@ static void outq_msg_free(struct outq_msg *m)
 	free(m->crcpts);
 	free(m->cidx);
 	free(m);
-}
-
-/* ---- load (worker) ------------------------------------------------------- */
-
-/* Append msg dot-stuffed (RFC 5321 §4.5.2), then CRLF.CRLF. */
-static int outq_stuff(struct buf *out, const char *msg, size_t len)
-{
-	size_t start = 0;
-	int rc = 0;
-
-	while (start < len) {
-		const char *nl = memchr(msg + start, '\n', len - start);
-		size_t end = nl != NULL ? (size_t)(nl - msg) + 1 : len;
-		if (msg[start] == '.')
-			rc |= buf_putc(out, '.');
-		rc |= buf_append(out, msg + start, end - start);
-		start = end;
-	}
-	if (len > 0 && msg[len - 1] != '\n')
-		rc |= buf_append(out, "\r\n", 2);
-	rc |= buf_append(out, ".\r\n", 3);
-	return rc < 0 ? -1 : 0;
-}
-
-/* relay_password_file's first line into m->password; 0 or -1. */
-static int outq_read_password(struct outq_msg *m, const struct config *cfg)
-{
-	char *pw = NULL;
-	size_t pwlen = 0;
-
-	if (read_small_file(cfg->relay_password_file, OUTQ_PASSWORD_MAX - 1, &pw, &pwlen) < 0) {
-		snprintf(m->load_error, sizeof(m->load_error), "%.200s: %s",
-			 cfg->relay_password_file, strerror(errno));
-		return -1;
-	}
-	pw[strcspn(pw, "\r\n")] = '\0';
-	str_copy(m->password, pw, sizeof(m->password));
-	OPENSSL_cleanse(pw, pwlen);
-	free(pw);
-	return 0;
-}
-
-/* One version of the message as it goes on the wire: the DKIM hook's
- * header fields, then the message dot-stuffed; its size in *size_r. */
-static int outq_prepare(struct outq_msg *m, const struct config *cfg, const char *msg,
-			size_t len, struct buf *out, uint64_t *size_r)
-{
-	struct buf sig;
-	int rc = 0;
-
-	buf_init(&sig, SMTP_HEADER_MAX);
-	/* DKIM HOOK: see smtp_sign.c */
-	if (smtp_sign_message(cfg, m->env->sender, msg, len, &sig) < 0) {
-		snprintf(m->load_error, sizeof(m->load_error), "451 4.7.0 signing failed");
-		rc = -1;
-	} else if (buf_append(out, sig.data, sig.len) < 0 || outq_stuff(out, msg, len) < 0) {
-		snprintf(m->load_error, sizeof(m->load_error), "out of memory");
-		rc = -1;
-	}
-	*size_r = len + sig.len;
-	buf_free(&sig);
-	return rc;
-}
-
-static void outq_load_work(void *arg)
-{
-	struct outq_msg *m = arg;
-	const struct config *cfg = m->q->ctx->cfg;
-	char path[PATH_MAX], *msg = NULL;
-	size_t len = 0, scan = 0;
-	struct buf seven;
-	uint64_t size7;
-	long hdr;
-
-	if (queue_path(cfg->data_dir, m->id, "msg", path, sizeof(path)) < 0 ||
-	    read_small_file(path, OUTQ_MESSAGE_MAX, &msg, &len) < 0) {
-		m->load_failed = errno == ENOENT || errno == EFBIG;
-		m->load_tempfail = !m->load_failed;
-		snprintf(m->load_error, sizeof(m->load_error), "%.200s: %s", path, strerror(errno));
-		return;
-	}
-	hdr = smtp_header_end(msg, len, &scan);
-	if (buf_append(&m->headers, msg, hdr < 0 ? (len < SMTP_HEADER_MAX ? len : SMTP_HEADER_MAX)
-					 : (size_t)hdr) < 0 ||
-	    (cfg->relay_user[0] != '\0' && outq_read_password(m, cfg) < 0) ||
-	    (m->env->ret == SMTP_RET_FULL && len <= BOUNCE_FULL_MAX &&
-	     buf_append(&m->full, msg, len) < 0) ||
-	    outq_prepare(m, cfg, msg, len, &m->data, &m->size) < 0) {
-		m->load_tempfail = true;
-		free(msg);
-		return;
-	}
-	/* RFC 6152 §3: a 7-bit copy for servers without 8BITMIME */
-	buf_init(&seven, 0);
-	switch (mime8_downgrade(msg, len, &seven)) {
-	case 1:
-		m->eightbit = true;
-		if (outq_prepare(m, cfg, seven.data, seven.len, &m->data7, &size7) < 0)
-			m->load_tempfail = true;
-		break;
-	case -1:
-		m->eightbit = true; /* no 7-bit copy: bounced by such servers */
-		break;
-	default:
-		break;
-	}
-	buf_free(&seven);
-	free(msg);
 }
 
 static void outq_load_done(void *arg)

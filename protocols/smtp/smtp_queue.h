@@ -13,7 +13,9 @@
  *                   the far side's 250 the connection may be kept idle for
  *                   the next message to the same destination
  *   smtp_outq.c     the scheduler on the loop: scans the queue, delivers
- *                   what is due, applies replies, retries, lifetime
+ *                   what is due, applies replies, retries, lifetime, keeps
+ *                   connections for reuse (smtp_outq_load.c reads a
+ *                   message on a worker; smtp_outq_private.h)
  *   smtp_bounce.c   delivery status notifications (RFC 3464), delivered
  *                   into a local sender's INBOX or queued to a remote one
  *   smtp_mime8.c    8-bit to quoted-printable for servers without 8BITMIME
