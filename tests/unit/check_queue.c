@@ -70,6 +70,8 @@ static struct queue_env *sample(void)
 	env->rcpts[1].state = QUEUE_RCPT_FAILED;
 	str_copy(env->rcpts[1].reply, "550 5.1.1 no\r\nsuch\tuser", sizeof(env->rcpts[1].reply));
 	str_copy(env->rcpts[1].remote, "mx.example.com", sizeof(env->rcpts[1].remote));
+	str_copy(env->rcpts[1].tls, "TLSv1.3 TLS_AES_256_GCM_SHA384 verified=no (self-signed "
+		 "certificate) cn=mx.example.com", sizeof(env->rcpts[1].tls));
 	return env;
 }
 
@@ -103,6 +105,9 @@ START_TEST(test_queue_roundtrip)
 	ck_assert_int_eq(back->rcpts[1].state, QUEUE_RCPT_FAILED);
 	ck_assert_str_eq(back->rcpts[1].reply, "550 5.1.1 no  such user"); /* controls cleaned */
 	ck_assert_str_eq(back->rcpts[1].remote, "mx.example.com");
+	ck_assert_str_eq(back->rcpts[1].tls, "TLSv1.3 TLS_AES_256_GCM_SHA384 verified=no "
+			 "(self-signed certificate) cn=mx.example.com");
+	ck_assert_str_eq(back->rcpts[0].tls, "");
 
 	/* update, then remove */
 	back->rcpts[0].state = QUEUE_RCPT_SENT;
