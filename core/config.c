@@ -116,6 +116,8 @@ static const struct config_key config_keys[] = {
 	{ "auth_cache_size", KEY_UINT, FIELD(auth_cache_max), 1, CONFIG_AUTH_CACHE_SIZE_MAX },
 	{ "outbound_delivery", KEY_OUTBOUND, 0, 0, 0 },
 	{ "outbound_port", KEY_OUTBOUND, 0, 0, 0 },
+	{ "outbound_destination_concurrency", KEY_UINT, FIELD(outbound_dest_concurrency), 1,
+	  CONFIG_DEST_CONCURRENCY_MAX },
 	{ "dns_resolver", KEY_OUTBOUND, 0, 0, 0 },
 	{ "relay_host", KEY_OUTBOUND, 0, 0, 0 },
 	{ "relay_tls", KEY_OUTBOUND, 0, 0, 0 },

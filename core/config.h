@@ -35,6 +35,15 @@
 #define CONFIG_ERROR_MAX (PATH_MAX + 256)
 #define CONFIG_NETWORKS_MAX 64         /* trusted_networks entries */
 #define CONFIG_RETRY_MAX 16            /* queue_retry steps */
+/* outbound_destination_concurrency: connections at once to one
+ * destination.  Postfix starts each destination at 5
+ * (initial_destination_concurrency) and grows towards 20
+ * (default_destination_concurrency_limit) only while the far side keeps
+ * accepting; we have no such feedback, so we stay at Postfix's start.
+ * Connections are reused (CLIENT_MESSAGES_MAX per connection), so five
+ * busy sessions carry far more mail than a small organisation sends. */
+#define CONFIG_DEST_CONCURRENCY_DEFAULT 5
+#define CONFIG_DEST_CONCURRENCY_MAX 100
 
 enum listener_role {
 	ROLE_SMTP,        /* 25: inbound MX */
@@ -127,6 +136,7 @@ struct config {
 	/* Outbound mail (config_outbound.c parses these). */
 	bool outbound_delivery;           /* outbound_delivery = yes|no */
 	unsigned outbound_port;           /* outbound_port: port of MX hosts */
+	unsigned outbound_dest_concurrency; /* outbound_destination_concurrency */
 	bool has_dns_resolver;            /* dns_resolver = ADDRESS:PORT */
 	char dns_resolver_addr[64];       /* numeric IPv4 or IPv6 */
 	unsigned dns_resolver_port;

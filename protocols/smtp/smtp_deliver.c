@@ -309,6 +309,21 @@ static int smtp_queue_commit(struct smtp_session *s, struct smtp_msg *m)
 	return 0;
 }
 
+/* An envelope for a report on this transaction (bounce_send), recipients
+ * still to add; NULL: out of memory. */
+static struct queue_env *smtp_report_env(const struct smtp_tx *tx)
+{
+	struct queue_env *env = queue_env_new();
+
+	if (env == NULL)
+		return NULL;
+	str_copy(env->id, tx->id, sizeof(env->id));
+	str_copy(env->sender, tx->from.addr, sizeof(env->sender));
+	str_copy(env->envid, tx->mail.envid, sizeof(env->envid));
+	env->created = (int64_t)time(NULL);
+	return env;
+}
+
 /* Local targets that failed for good after the commit get a bounce, since
  * the reply will be 250 for the transaction (see the top). */
 static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
@@ -323,13 +338,9 @@ static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
 		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s no bounce for the null sender", tx->id);
 		return;
 	}
-	env = queue_env_new();
+	env = smtp_report_env(tx);
 	if (env == NULL)
 		return;
-	str_copy(env->id, tx->id, sizeof(env->id));
-	str_copy(env->sender, tx->from.addr, sizeof(env->sender));
-	str_copy(env->envid, tx->mail.envid, sizeof(env->envid));
-	env->created = (int64_t)time(NULL);
 	for (size_t i = 0; i < m->n_targets; i++) {
 		enum md_result r = m->targets[i].result;
 		if (r == MD_OK || queue_env_add(env, m->targets[i].address, 0, NULL) < 0)
@@ -339,10 +350,69 @@ static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
 			 "552 5.2.2 Mailbox full" : "550 5.1.1 Mailbox unavailable",
 			 sizeof(env->rcpts[0].reply));
 	}
-	rc = bounce_send(s->ctx, env, BOUNCE_FAILED, m->headers.data, m->headers.len, &queued, err, sizeof(err));
+	/* RET=FULL gets the header block too: the message is not kept here */
+	rc = bounce_send(s->ctx, env, BOUNCE_FAILED,
+			 &(struct bounce_orig){ m->headers.data, m->headers.len, NULL, 0 }, &queued,
+			 err, sizeof(err));
 	if (rc != 0)
 		log_error("smtp id=%s bounce for failed local delivery to <%s> not sent: %s",
 			  tx->id, tx->from.addr, err);
+	m->kick = m->kick || queued;
+	queue_env_free(env);
+}
+
+/* The owners as store targets, those still users first; a user deleted
+ * since RCPT (`postern user del`, seen at once: auth.h) must not have its
+ * mailbox made again by create_user, so it fails for good (MD_NOUSER) and
+ * is bounced after the 250 (see the top).  Returns how many are live. */
+static size_t smtp_live_targets(struct smtp_session *s, struct smtp_msg *m)
+{
+	struct smtp_tx *tx = &s->tx;
+	size_t live = 0, dead = tx->n_owners;
+
+	for (size_t i = 0; i < tx->n_owners; i++) {
+		bool exists = auth_user_exists(s->ctx->auth, tx->owners[i].address);
+		struct md_target *t = &m->targets[exists ? live++ : --dead];
+		t->address = tx->owners[i].address;
+		t->quota_bytes = 0; /* checked above: see the top */
+		t->create_user = true;
+		t->result = exists ? MD_OK : MD_NOUSER;
+	}
+	return live;
+}
+
+/* RFC 3461 §4.1 NOTIFY=SUCCESS of local recipients: an "Action:
+ * delivered" notice once every local mailbox has the message (with a
+ * failure the sender gets the bounce instead); best effort. */
+static void smtp_notify_local(struct smtp_session *s, struct smtp_msg *m)
+{
+	struct smtp_tx *tx = &s->tx;
+	struct queue_env *env;
+	char err[256];
+	bool queued = false;
+
+	if (tx->from.null)
+		return;
+	env = smtp_report_env(tx);
+	if (env == NULL)
+		return;
+	for (size_t i = 0; i < tx->n_rcpts; i++) {
+		const struct smtp_rcpt *r = &tx->rcpts[i];
+		struct queue_rcpt *q;
+		if (r->remote || !(r->params.notify & SMTP_NOTIFY_SUCCESS) ||
+		    queue_env_add(env, r->path.addr, r->params.notify, r->params.orcpt) < 0)
+			continue;
+		q = &env->rcpts[env->n_rcpts - 1];
+		q->state = QUEUE_RCPT_SENT;
+		q->success_due = true;
+		str_copy(q->reply, "250 2.0.0 Delivered to the mailbox", sizeof(q->reply));
+	}
+	if (env->n_rcpts > 0 &&
+	    bounce_send(s->ctx, env, BOUNCE_DELIVERED,
+			&(struct bounce_orig){ m->headers.data, m->headers.len, NULL, 0 }, &queued,
+			err, sizeof(err)) != 0)
+		log_error("smtp id=%s success notice to <%s> not sent: %s", tx->id,
+			  tx->from.addr, err);
 	m->kick = m->kick || queued;
 	queue_env_free(env);
 }
@@ -353,6 +423,7 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	struct smtp_tx *tx = &s->tx;
 	bool perm = s->ctx->cfg->quota_error_permanent, failed = false;
 	enum md_result r;
+	size_t live;
 
 	m->targets = calloc(tx->n_owners, sizeof(*m->targets));
 	if (m->targets == NULL) {
@@ -361,12 +432,8 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 		return;
 	}
 	m->n_targets = tx->n_owners;
-	for (size_t i = 0; i < tx->n_owners; i++) {
-		m->targets[i].address = tx->owners[i].address;
-		m->targets[i].quota_bytes = 0; /* checked above: see the top */
-		m->targets[i].create_user = true;
-	}
-	r = md_delivery_commit(m->d, m->targets, m->n_targets);
+	live = smtp_live_targets(s, m);
+	r = live > 0 ? md_delivery_commit(m->d, m->targets, live) : MD_OK;
 	if (r != MD_OK) {
 		m->store_result = r;
 		str_copy(m->store_error, md_delivery_error(m->d), sizeof(m->store_error));
@@ -388,6 +455,8 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 		return; /* 451: the client sends it all again */
 	if (failed)
 		smtp_bounce_local(s, m);
+	else
+		smtp_notify_local(s, m);
 }
 
 static void smtp_commit_work(void *arg)

@@ -156,6 +156,8 @@ struct smtp_rcpt {
 struct smtp_owner {
 	char address[AUTH_ADDRESS_MAX + 1];
 	uint64_t quota; /* 0: unlimited */
+	bool forward;   /* pending only: an alias target in another domain,
+			 * added to the transaction as a remote recipient */
 };
 
 /* The DATA/BDAT dot-unstuffer and line-end checker (smtp_data.c). */

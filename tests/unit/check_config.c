@@ -389,7 +389,10 @@ static const struct {
 	{ HEAD "outbound_port = 0\n", 3, "outbound_port must be a port from 1 to 65535" },
 	{ HEAD "dns_resolver = 127.0.0.1\n", 3, "dns_resolver must be ADDRESS:PORT" },
 	{ HEAD "dns_resolver = ns.example.org:53\n", 3, "dns_resolver must be ADDRESS:PORT" },
-	{ HEAD "dns_resolver = [::1]:53\n", 3, "with a numeric IPv4 address" },
+	{ HEAD "dns_resolver = [::1]\n", 3, "or [IPv6]:PORT" },
+	{ HEAD "dns_resolver = [ns.example.org]:53\n", 3, "or [IPv6]:PORT" },
+	{ HEAD "outbound_destination_concurrency = 0\n", 3,
+	  "outbound_destination_concurrency must be a number" },
 	{ HEAD "relay_host = smtp.example.net\n", 3, "relay_host must be HOST:PORT" },
 	{ HEAD "relay_host = smtp example.net:587\n", 3, "relay_host must be HOST:PORT" },
 	{ HEAD "relay_tls = none\n", 3, "relay_tls must be starttls or implicit" },
@@ -433,6 +436,13 @@ START_TEST(test_config_outbound)
 	ck_assert_uint_eq(cfg->n_queue_retry, 3);
 	ck_assert_uint_eq(cfg->queue_retry[2], 3600);
 	ck_assert_uint_eq(cfg->queue_lifetime, 60);
+	ck_assert_uint_eq(cfg->outbound_dest_concurrency, 5);
+	ck_assert_int_eq(parse("hostname = h.example\ndata_dir = /d\n"
+			       "dns_resolver = [::1]:5353\noutbound_destination_concurrency = 20\n"), 0);
+	ck_assert(cfg->has_dns_resolver);
+	ck_assert_str_eq(cfg->dns_resolver_addr, "::1");
+	ck_assert_uint_eq(cfg->dns_resolver_port, 5353);
+	ck_assert_uint_eq(cfg->outbound_dest_concurrency, 20);
 }
 END_TEST
 
