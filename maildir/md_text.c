@@ -467,6 +467,29 @@ int md_text_header_decode(const char *s, size_t n, struct buf *out)
 	return ret;
 }
 
+int md_header_utf8(const char *s, size_t len, char **out_r, size_t *len_r)
+{
+	struct md_text_ctx ctx;
+	int ret;
+
+	memset(&ctx, 0, sizeof(ctx));
+	buf_init(&ctx.dec, 0);
+	buf_init(&ctx.conv, 0);
+	ret = md_text_rfc2047(&ctx, s, len, &ctx.conv);
+	if (ret == 0)
+		ret = buf_cstr(&ctx.conv);
+	if (ctx.cd_ok)
+		iconv_close(ctx.cd);
+	buf_free(&ctx.dec);
+	if (ret < 0) {
+		buf_free(&ctx.conv);
+		return -1;
+	}
+	*out_r = ctx.conv.data;
+	*len_r = ctx.conv.len;
+	return 0;
+}
+
 int md_text_casefold(const char *s, size_t n, struct buf *out)
 {
 	return md_text_fold(s, n, out);
