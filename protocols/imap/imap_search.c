@@ -63,7 +63,7 @@ struct imap_search_cmd {
 	uint32_t text_uid;
 };
 
-static void imap_search_free(void *arg)
+void imap_search_free(void *arg)
 {
 	struct imap_search_cmd *c = arg;
 
@@ -310,6 +310,40 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 	return -1;
 }
 
+/* The program alone (SORT and THREAD, RFC 5256 §3: "searching criteria"
+ * as SEARCH's), to the end of the arguments. */
+struct imap_search_cmd *imap_search_parse(struct imap_session *s, struct imap_cursor *args,
+					  bool *replied_r)
+{
+	struct imap_search_cmd *c = calloc(1, sizeof(*c));
+
+	*replied_r = false;
+	if (c == NULL) {
+		args->err = "[SERVERBUG] Out of memory";
+		return NULL;
+	}
+	c->root = imap_search_list(s, c, args, 0, false);
+	if (c->root < 0) {
+		*replied_r = c->root == -2 || s->out.len > 0;
+		imap_search_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+unsigned imap_search_needs(const struct imap_search_cmd *c)
+{
+	return (c->need_meta ? MD_READ_META : 0) | (c->need_path ? MD_READ_PATH : 0);
+}
+
+static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, int k,
+			     struct md_msg *m);
+
+bool imap_search_match(struct imap_session *s, struct imap_search_cmd *c, struct md_msg *m)
+{
+	return imap_search_eval(s, c, c->root, m);
+}
+
 /* ---- text matching ------------------------------------------------------------- */
 
 /* RFC 3501 §6.4.4: HEADER/FROM/.../BODY/TEXT match substrings of the
@@ -437,23 +471,31 @@ static void imap_buf_set(struct buf *b, const uint32_t *v, size_t n)
 	}
 }
 
+/* Keyword names to the mailbox's keyword indexes (worker, once per
+ * command: the names may have changed since the command was parsed). */
+void imap_search_prepare(struct imap_session *s, struct imap_search_cmd *c)
+{
+	char **names = NULL;
+	size_t n_names = 0;
+
+	if (md_mailbox_keywords(s->view.mb, &names, &n_names) != MD_OK)
+		return;
+	for (int i = 0; i < c->n_nodes; i++)
+		if (c->nodes[i].key == SK_KEYWORD || c->nodes[i].key == SK_UNKEYWORD)
+			for (size_t k = 0; k < n_names && k < MD_KEYWORDS_MAX; k++)
+				if (names[k] != NULL && str_ieq(names[k], c->nodes[i].str))
+					c->nodes[i].kw = (int)k;
+	md_mailbox_keywords_free(names, n_names);
+}
+
 static enum imap_cmd_status imap_search_work(struct imap_session *s)
 {
 	struct imap_search_cmd *c = s->cmd_state;
 	struct imap_view *v = &s->view;
 	unsigned what = (c->need_meta ? MD_READ_META : 0) | (c->need_path ? MD_READ_PATH : 0);
-	char **names = NULL;
-	size_t n_names = 0;
 	size_t cap = 0;
 
-	if (md_mailbox_keywords(v->mb, &names, &n_names) == MD_OK) {
-		for (int i = 0; i < c->n_nodes; i++)
-			if (c->nodes[i].key == SK_KEYWORD || c->nodes[i].key == SK_UNKEYWORD)
-				for (size_t k = 0; k < n_names && k < MD_KEYWORDS_MAX; k++)
-					if (names[k] != NULL && str_ieq(names[k], c->nodes[i].str))
-						c->nodes[i].kw = (int)k;
-		md_mailbox_keywords_free(names, n_names);
-	}
+	imap_search_prepare(s, c);
 	for (size_t pos = 0; pos < v->n; pos += IMAP_FETCH_BATCH) {
 		size_t last = pos + IMAP_FETCH_BATCH < v->n ? pos + IMAP_FETCH_BATCH : v->n;
 		struct md_msg *msgs = NULL;
