@@ -335,6 +335,20 @@ void imap_search_prepare(struct imap_session *s, struct imap_search_cmd *c);
 bool imap_search_match(struct imap_session *s, struct imap_search_cmd *c, struct md_msg *m);
 void imap_search_free(void *c);
 
+/* RETURN options of SEARCH (RFC 4731 §3.1) and SORT (RFC 5267 §3.1). */
+struct imap_return {
+	bool min, max, count, all, save;
+};
+/* "(" [option *(SP option)] ")" after "RETURN SP"; SAVE (RFC 5182) only
+ * when allow_save; RETURN () means ALL.  false with c->err. */
+bool imap_return_options(struct imap_cursor *c, struct imap_return *r, bool allow_save);
+/* "* ESEARCH (TAG ...) [UID] MIN MAX COUNT ALL" of v (n numbers in the
+ * order reported: MIN is v[0], MAX v[n - 1], ALL a sequence-set in that
+ * order, ascending consecutive runs as ranges), into s->out; nothing when
+ * only SAVE was asked. */
+void imap_esearch_reply(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
+			size_t n);
+
 /* imap_subject.c: RFC 5256 §2.1 base subject of a subject already
  * decoded to UTF-8 (step 1's RFC 2047 decoding: md_header_utf8()),
  * appended to out; *reply_r (may be NULL) tells whether a reply or

@@ -59,7 +59,8 @@ struct imap_sort_cmd {
 	struct imap_search_cmd *prog;
 	struct imap_sort_criterion crit[IMAP_SORT_CRITERIA_MAX];
 	size_t n_crit;
-	bool esort, ret_min, ret_max, ret_count, ret_all;
+	bool esort;
+	struct imap_return ret;
 	struct imap_sort_set set;
 };
 
@@ -381,23 +382,6 @@ static void imap_sort_free(void *arg)
 	free(c);
 }
 
-/* RFC 5267 §3.2: ALL is a sequence-set in sort order; a run of
- * ascending consecutive numbers is written as a range. */
-static void imap_sort_buf_all(struct buf *b, const uint32_t *v, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-
-		while (j + 1 < n && v[j + 1] == v[j] + 1)
-			j++;
-		if (j > i)
-			buf_appendf(b, "%s%u:%u", i > 0 ? "," : "", v[i], v[j]);
-		else
-			buf_appendf(b, "%s%u", i > 0 ? "," : "", v[i]);
-		i = j + 1;
-	}
-}
-
 static void imap_sort_answer(struct imap_session *s, struct imap_sort_cmd *c, const uint32_t *ids)
 {
 	size_t n = c->set.n;
@@ -409,21 +393,9 @@ static void imap_sort_answer(struct imap_session *s, struct imap_sort_cmd *c, co
 		buf_appendf(&s->out, "\r\n");
 		return;
 	}
-	buf_appendf(&s->out, "* ESEARCH (TAG ");
-	imap_buf_string(&s->out, s->tag, strlen(s->tag));
-	buf_appendf(&s->out, ")%s", s->uid ? " UID" : "");
-	/* RFC 5267 §3.2: MIN and MAX are the first and last in sort order */
-	if (c->ret_min && n > 0)
-		buf_appendf(&s->out, " MIN %u", ids[0]);
-	if (c->ret_max && n > 0)
-		buf_appendf(&s->out, " MAX %u", ids[n - 1]);
-	if (c->ret_count)
-		buf_appendf(&s->out, " COUNT %zu", n);
-	if (c->ret_all && n > 0) {
-		buf_appendf(&s->out, " ALL ");
-		imap_sort_buf_all(&s->out, ids, n);
-	}
-	buf_appendf(&s->out, "\r\n");
+	/* RFC 5267 §3.2: MIN and MAX are the first and last in sort order,
+	 * ALL a sequence-set in sort order */
+	imap_esearch_reply(s, &c->ret, ids, n);
 }
 
 static enum imap_cmd_status imap_sort_work(struct imap_session *s)
@@ -487,7 +459,8 @@ static bool imap_sort_criteria_list(struct imap_sort_cmd *c, struct imap_cursor 
 	return false;
 }
 
-/* RFC 5267 §3.1: "RETURN (" [option *(SP option)] ")" SP */
+/* RFC 5267 §3.1: "RETURN (" [option *(SP option)] ")" SP; SAVE is not
+ * offered with SORT. */
 static bool imap_sort_return(struct imap_sort_cmd *c, struct imap_cursor *args)
 {
 	char word[16];
@@ -499,29 +472,7 @@ static bool imap_sort_return(struct imap_sort_cmd *c, struct imap_cursor *args)
 		return true;
 	}
 	c->esort = true;
-	if (!imap_sp(args) || !imap_char(args, '('))
-		return false;
-	while (!imap_char(args, ')')) {
-		if (!imap_atom(args, word, sizeof(word), NULL))
-			return false;
-		if (str_ieq(word, "MIN"))
-			c->ret_min = true;
-		else if (str_ieq(word, "MAX"))
-			c->ret_max = true;
-		else if (str_ieq(word, "COUNT"))
-			c->ret_count = true;
-		else if (str_ieq(word, "ALL"))
-			c->ret_all = true;
-		else {
-			args->err = "Unknown RETURN option";
-			return false;
-		}
-		imap_char(args, ' ');
-	}
-	/* RFC 4731 §3.1 (and RFC 5267 §3.1): RETURN () means ALL */
-	if (!c->ret_min && !c->ret_max && !c->ret_count && !c->ret_all)
-		c->ret_all = true;
-	return imap_sp(args);
+	return imap_sp(args) && imap_return_options(args, &c->ret, false) && imap_sp(args);
 }
 
 struct imap_search_cmd *imap_sort_criteria(struct imap_session *s, struct imap_cursor *args)
