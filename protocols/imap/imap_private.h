@@ -378,19 +378,22 @@ struct imap_sort_msg {
 	char *references;      /* References: value, or NULL */
 };
 
+/* A SORT's or THREAD's program and the keys of the messages it matched */
 struct imap_sort_set {
+	struct imap_search_cmd *prog;
 	struct imap_sort_msg *msgs;
 	size_t n;
 };
 
-/* "charset SP search-criteria" of SORT and THREAD (RFC 5256 §3): only
- * UTF-8 and US-ASCII (NO [BADCHARSET] otherwise).  NULL after a reply
- * (BAD, NO) to the command. */
-struct imap_search_cmd *imap_sort_criteria(struct imap_session *s, struct imap_cursor *args);
-/* Worker: the messages of the view the program matches, ascending by
- * sequence number.  0, or -1 after a NO reply. */
-int imap_sort_collect(struct imap_session *s, struct imap_search_cmd *prog,
-		      struct imap_sort_set *set_r);
+/* "charset SP search-criteria" of SORT and THREAD (RFC 5256 §3) into
+ * set->prog: only UTF-8 and US-ASCII (NO [BADCHARSET] otherwise).  false
+ * after a reply (BAD, NO) to the command. */
+bool imap_sort_criteria(struct imap_session *s, struct imap_cursor *args,
+			struct imap_sort_set *set);
+/* Worker: the keys of the messages of the view set->prog matches,
+ * ascending by sequence number.  0, or -1 after a NO reply. */
+int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set);
+/* The keys and the program. */
 void imap_sort_set_free(struct imap_sort_set *set);
 /* Sent date, then sequence number (RFC 5256 §2.2): qsort comparator of
  * struct imap_sort_msg pointers. */

@@ -56,7 +56,6 @@ struct imap_sort_criterion {
 };
 
 struct imap_sort_cmd {
-	struct imap_search_cmd *prog;
 	struct imap_sort_criterion crit[IMAP_SORT_CRITERIA_MAX];
 	size_t n_crit;
 	bool esort;
@@ -245,7 +244,7 @@ static int imap_sort_msg_fill(struct imap_sort_msg *k, struct md_msg *m, struct 
 	return 0;
 }
 
-void imap_sort_set_free(struct imap_sort_set *set)
+static void imap_sort_msgs_free(struct imap_sort_set *set)
 {
 	for (size_t i = 0; i < set->n; i++)
 		imap_sort_msg_clear(&set->msgs[i]);
@@ -254,16 +253,24 @@ void imap_sort_set_free(struct imap_sort_set *set)
 	set->n = 0;
 }
 
-int imap_sort_collect(struct imap_session *s, struct imap_search_cmd *prog,
-		      struct imap_sort_set *set_r)
+void imap_sort_set_free(struct imap_sort_set *set)
+{
+	imap_sort_msgs_free(set);
+	if (set->prog != NULL)
+		imap_search_free(set->prog);
+	set->prog = NULL;
+}
+
+int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
 {
 	struct imap_view *v = &s->view;
+	struct imap_search_cmd *prog = set_r->prog;
 	unsigned what = MD_READ_META | imap_search_needs(prog);
 	struct buf scratch;
 	size_t cap = 0;
 	int ret = 0;
 
-	memset(set_r, 0, sizeof(*set_r));
+	imap_sort_msgs_free(set_r);
 	imap_search_prepare(s, prog);
 	buf_init(&scratch, 0);
 	for (size_t pos = 0; pos < v->n && ret == 0; pos += IMAP_FETCH_BATCH) {
@@ -303,7 +310,7 @@ int imap_sort_collect(struct imap_session *s, struct imap_search_cmd *prog,
 	}
 	buf_free(&scratch);
 	if (ret < 0)
-		imap_sort_set_free(set_r);
+		imap_sort_msgs_free(set_r);
 	return ret;
 }
 
@@ -374,11 +381,8 @@ static void imap_sort_free(void *arg)
 {
 	struct imap_sort_cmd *c = arg;
 
-	if (c == NULL)
-		return;
-	if (c->prog != NULL)
-		imap_search_free(c->prog);
-	imap_sort_set_free(&c->set);
+	if (c != NULL)
+		imap_sort_set_free(&c->set);
 	free(c);
 }
 
@@ -403,7 +407,7 @@ static enum imap_cmd_status imap_sort_work(struct imap_session *s)
 	struct imap_sort_cmd *c = s->cmd_state;
 	uint32_t *ids;
 
-	if (imap_sort_collect(s, c->prog, &c->set) < 0)
+	if (imap_sort_collect(s, &c->set) < 0)
 		return CMD_DONE;
 	if (c->set.n > 1)
 		qsort_r(c->set.msgs, c->set.n, sizeof(c->set.msgs[0]), imap_sort_cmp, c);
@@ -475,26 +479,26 @@ static bool imap_sort_return(struct imap_sort_cmd *c, struct imap_cursor *args)
 	return imap_sp(args) && imap_return_options(args, &c->ret, false) && imap_sp(args);
 }
 
-struct imap_search_cmd *imap_sort_criteria(struct imap_session *s, struct imap_cursor *args)
+bool imap_sort_criteria(struct imap_session *s, struct imap_cursor *args,
+			struct imap_sort_set *set)
 {
-	struct imap_search_cmd *prog;
 	char charset[32];
 	bool replied;
 
 	if (!imap_astring_copy(args, charset, sizeof(charset)) || !imap_sp(args)) {
 		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Expected a charset");
-		return NULL;
+		return false;
 	}
 	/* RFC 5256 §3: US-ASCII and UTF-8 MUST be supported; others here not */
 	if (!str_ieq(charset, "UTF-8") && !str_ieq(charset, "US-ASCII")) {
 		imap_reply(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
-		return NULL;
+		return false;
 	}
-	prog = imap_search_parse(s, args, &replied);
-	if (prog == NULL && !replied)
+	set->prog = imap_search_parse(s, args, &replied);
+	if (set->prog == NULL && !replied)
 		imap_reply(s, "BAD", "%s",
 			   args->err != NULL ? args->err : "Invalid search criteria");
-	return prog;
+	return set->prog != NULL;
 }
 
 void imap_cmd_sort(struct imap_session *s, struct imap_cursor *args)
@@ -512,8 +516,6 @@ void imap_cmd_sort(struct imap_session *s, struct imap_cursor *args)
 		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid SORT arguments");
 		return;
 	}
-	c->prog = imap_sort_criteria(s, args);
-	if (c->prog == NULL)
-		return;
-	imap_job_start(s, imap_sort_work, NULL);
+	if (imap_sort_criteria(s, args, &c->set))
+		imap_job_start(s, imap_sort_work, NULL);
 }

@@ -39,7 +39,6 @@ enum imap_thread_alg {
 
 struct imap_thread_cmd {
 	enum imap_thread_alg alg;
-	struct imap_search_cmd *prog;
 	struct imap_sort_set set;
 };
 
@@ -668,11 +667,8 @@ static void imap_thread_free(void *arg)
 {
 	struct imap_thread_cmd *c = arg;
 
-	if (c == NULL)
-		return;
-	if (c->prog != NULL)
-		imap_search_free(c->prog);
-	imap_sort_set_free(&c->set);
+	if (c != NULL)
+		imap_sort_set_free(&c->set);
 	free(c);
 }
 
@@ -683,7 +679,7 @@ static enum imap_cmd_status imap_thread_work(struct imap_session *s)
 	int32_t root = IMAP_THREAD_NONE, *stack;
 	int rc;
 
-	if (imap_sort_collect(s, c->prog, &c->set) < 0)
+	if (imap_sort_collect(s, &c->set) < 0)
 		return CMD_DONE;
 	memset(&f, 0, sizeof(f));
 	f.set = &c->set;
@@ -732,8 +728,6 @@ void imap_cmd_thread(struct imap_session *s, struct imap_cursor *args)
 		imap_reply(s, "BAD", "Unknown threading algorithm");
 		return;
 	}
-	c->prog = imap_sort_criteria(s, args);
-	if (c->prog == NULL)
-		return;
-	imap_job_start(s, imap_thread_work, NULL);
+	if (imap_sort_criteria(s, args, &c->set))
+		imap_job_start(s, imap_thread_work, NULL);
 }

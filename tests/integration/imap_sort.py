@@ -31,7 +31,7 @@ import sys
 import types
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
-from postern_test import Daemon, Results, SKIP  # noqa: E402
+from postern_test import Daemon, Results, shared_dir, skip  # noqa: E402
 
 USER = "sorter@example.test"
 PASSWORD = "sorter-secret-1"
@@ -629,11 +629,10 @@ def test_state_and_reindex(r, cmp, d, hand):
 
 
 def main():
-    postern = sys.argv[1]
-    corpus = os.path.join(os.environ.get("POSTERN_SHARED_DIR", "/work/shared"), "corpus")
+    corpus = os.path.join(shared_dir(), "corpus")
     if not os.path.exists(os.path.join(corpus, "compare.py")):
-        print("skipped: no corpus at %s (set POSTERN_SHARED_DIR)" % corpus)
-        sys.exit(SKIP)
+        skip("no corpus at %s (set POSTERN_SHARED_DIR)" % corpus)
+    postern = sys.argv[1]
     cmp = load_compare(corpus)
     r = Results()
     with Daemon(postern, roles=("imaps",)) as d:
