@@ -371,16 +371,22 @@ struct imap_sort_msg {
 	uint64_t size;
 	char *subject;         /* base subject (§2.1), NUL-terminated */
 	bool reply;            /* the subject had a reply/forward marker */
+	/* IMAP_SORT_NEED_ADDRS: */
 	char *from, *to, *cc;  /* addr-mailbox of the first address, or "" */
 	char *dfrom, *dto;     /* RFC 5957 display name, else addr-spec */
+	/* IMAP_SORT_NEED_IDS: */
 	char *message_id;      /* ENVELOPE message-id, or NULL */
 	char *in_reply_to;     /* ENVELOPE in-reply-to, or NULL */
-	char *references;      /* References: value, or NULL */
+	char *references;      /* References: value (its last 4 KiB), or NULL */
 };
 
 /* A SORT's or THREAD's program and the keys of the messages it matched */
+#define IMAP_SORT_NEED_ADDRS 0x1 /* from, to, cc, dfrom, dto */
+#define IMAP_SORT_NEED_IDS   0x2 /* message_id, in_reply_to, references */
 struct imap_sort_set {
 	struct imap_search_cmd *prog;
+	unsigned need;         /* IMAP_SORT_NEED_*: keys other than the base
+				* subject, dates and size */
 	struct imap_sort_msg *msgs;
 	size_t n;
 };

@@ -33,6 +33,12 @@
 /* Octets of a string key kept: two keys that agree this far compare
  * equal (then the next key, or the sequence number, decides). */
 #define IMAP_SORT_KEY_MAX 1024
+/* Octets of References kept per message for THREAD (the tail). */
+#define IMAP_SORT_REFS_MAX 4096
+/* The keys of one SORT or THREAD (a few hundred octets a message as mail
+ * goes; at most about 10 KiB): beyond this NO [LIMIT] rather than
+ * unbounded memory (RFC 5256 sets no limit). */
+#define IMAP_SORT_MEMORY_MAX (512 * 1024 * 1024)
 
 enum imap_sort_key {
 	IMAP_SORT_ARRIVAL,
@@ -208,12 +214,41 @@ static void imap_sort_msg_clear(struct imap_sort_msg *k)
 	memset(k, 0, sizeof(*k));
 }
 
-static int imap_sort_msg_fill(struct imap_sort_msg *k, struct md_msg *m, struct buf *scratch)
+/* The tail of References (from a '<'), at most IMAP_SORT_REFS_MAX octets:
+ * the last ids name the nearest ancestors. */
+static char *imap_sort_refs(const char *refs, size_t len)
+{
+	size_t from = 0;
+	char *d;
+
+	if (len > IMAP_SORT_REFS_MAX) {
+		from = len - IMAP_SORT_REFS_MAX;
+		while (from < len && refs[from] != '<')
+			from++;
+	}
+	d = malloc(len - from + 1);
+	if (d != NULL) {
+		memcpy(d, refs + from, len - from);
+		d[len - from] = '\0';
+	}
+	return d;
+}
+
+static size_t imap_sort_len(const char *s)
+{
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+/* The keys of m that need asks for; returns the octets they hold, 0 when
+ * memory ran out. */
+static size_t imap_sort_msg_fill(struct imap_sort_msg *k, struct md_msg *m, unsigned need,
+				 struct buf *scratch)
 {
 	struct imap_sort_env e;
 	const char *env, *refs;
 	size_t len, refs_len;
 	int64_t sent = md_msg_sent_date(m);
+	bool ok;
 
 	k->uid = m->uid;
 	k->arrival = m->internal_date;
@@ -224,24 +259,32 @@ static int imap_sort_msg_fill(struct imap_sort_msg *k, struct md_msg *m, struct 
 	if (env == NULL || buf_append(scratch, env, len) < 0 ||
 	    !imap_sort_envelope(scratch->data, scratch->len, &e))
 		memset(&e, 0, sizeof(e)); /* unreadable: every key empty */
-	refs = md_msg_references(m, &refs_len);
 	k->subject = imap_sort_base_subject(e.subject, e.subject_len, &k->reply);
-	k->from = imap_sort_dup(e.from.mailbox, e.from.mailbox_len, false);
-	k->to = imap_sort_dup(e.to.mailbox, e.to.mailbox_len, false);
-	k->cc = imap_sort_dup(e.cc.mailbox, e.cc.mailbox_len, false);
-	k->dfrom = imap_sort_display(&e.from);
-	k->dto = imap_sort_display(&e.to);
-	k->message_id = imap_sort_dup(e.message_id, e.message_id_len, true);
-	k->in_reply_to = imap_sort_dup(e.in_reply_to, e.in_reply_to_len, true);
-	/* References are kept whole (the store bounds them), not cut to
-	 * IMAP_SORT_KEY_MAX: the last ids matter most */
-	k->references = refs != NULL ? strdup(refs) : NULL;
-	if (k->subject == NULL || k->from == NULL || k->to == NULL || k->cc == NULL ||
-	    k->dfrom == NULL || k->dto == NULL || (e.message_id != NULL && k->message_id == NULL) ||
-	    (e.in_reply_to != NULL && k->in_reply_to == NULL) ||
-	    (refs != NULL && k->references == NULL))
-		return -1;
-	return 0;
+	ok = k->subject != NULL;
+	if (need & IMAP_SORT_NEED_ADDRS) {
+		k->from = imap_sort_dup(e.from.mailbox, e.from.mailbox_len, false);
+		k->to = imap_sort_dup(e.to.mailbox, e.to.mailbox_len, false);
+		k->cc = imap_sort_dup(e.cc.mailbox, e.cc.mailbox_len, false);
+		k->dfrom = imap_sort_display(&e.from);
+		k->dto = imap_sort_display(&e.to);
+		ok = ok && k->from != NULL && k->to != NULL && k->cc != NULL && k->dfrom != NULL &&
+		     k->dto != NULL;
+	}
+	if (need & IMAP_SORT_NEED_IDS) {
+		refs = md_msg_references(m, &refs_len);
+		k->message_id = imap_sort_dup(e.message_id, e.message_id_len, true);
+		k->in_reply_to = imap_sort_dup(e.in_reply_to, e.in_reply_to_len, true);
+		k->references = refs != NULL ? imap_sort_refs(refs, refs_len) : NULL;
+		ok = ok && (e.message_id == NULL || k->message_id != NULL) &&
+		     (e.in_reply_to == NULL || k->in_reply_to != NULL) &&
+		     (refs == NULL || k->references != NULL);
+	}
+	if (!ok)
+		return 0;
+	return sizeof(*k) + imap_sort_len(k->subject) + imap_sort_len(k->from) +
+	       imap_sort_len(k->to) + imap_sort_len(k->cc) + imap_sort_len(k->dfrom) +
+	       imap_sort_len(k->dto) + imap_sort_len(k->message_id) +
+	       imap_sort_len(k->in_reply_to) + imap_sort_len(k->references);
 }
 
 static void imap_sort_msgs_free(struct imap_sort_set *set)
@@ -267,7 +310,7 @@ int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
 	struct imap_search_cmd *prog = set_r->prog;
 	unsigned what = MD_READ_META | imap_search_needs(prog);
 	struct buf scratch;
-	size_t cap = 0;
+	size_t cap = 0, used = 0;
 	int ret = 0;
 
 	imap_sort_msgs_free(set_r);
@@ -285,6 +328,7 @@ int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
 		}
 		for (size_t i = 0; i < n && ret == 0; i++) {
 			uint32_t seq = imap_view_seq(v, msgs[i].uid);
+			size_t k;
 
 			if (seq == 0 || !imap_search_match(s, prog, &msgs[i]))
 				continue;
@@ -301,8 +345,15 @@ int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
 			}
 			memset(&set_r->msgs[set_r->n], 0, sizeof(set_r->msgs[0]));
 			set_r->msgs[set_r->n].seq = seq;
-			if (imap_sort_msg_fill(&set_r->msgs[set_r->n++], &msgs[i], &scratch) < 0)
+			k = imap_sort_msg_fill(&set_r->msgs[set_r->n++], &msgs[i], set_r->need,
+					       &scratch);
+			used += k;
+			if (k == 0) {
 				ret = -1;
+			} else if (used > IMAP_SORT_MEMORY_MAX) {
+				imap_reply(s, "NO", "[LIMIT] Too many messages to sort at once");
+				ret = -1;
+			}
 		}
 		md_msg_list_free(msgs, n);
 		if (ret < 0 && !s->replied)
@@ -457,6 +508,9 @@ static bool imap_sort_criteria_list(struct imap_sort_cmd *c, struct imap_cursor 
 		}
 		c->crit[c->n_crit].key = (enum imap_sort_key)k;
 		c->crit[c->n_crit++].reverse = reverse;
+		if (k == IMAP_SORT_CC || k == IMAP_SORT_FROM || k == IMAP_SORT_TO ||
+		    k == IMAP_SORT_DISPLAYFROM || k == IMAP_SORT_DISPLAYTO)
+			c->set.need |= IMAP_SORT_NEED_ADDRS;
 		if (imap_char(args, ')'))
 			return true;
 	} while (imap_sp(args));

@@ -42,10 +42,12 @@ struct imap_thread_cmd {
 	struct imap_sort_set set;
 };
 
+/* Siblings are a doubly linked list with the parent holding both ends,
+ * so that linking and unlinking cost O(1) however many children the root
+ * has. */
 struct imap_thread_node {
 	int32_t msg; /* index in the set, IMAP_THREAD_NONE for a dummy */
-	int32_t parent, child, next;
-	bool gone;   /* pruned or merged away */
+	int32_t parent, child, last, next, prev;
 };
 
 struct imap_thread_forest {
@@ -71,35 +73,54 @@ static int32_t imap_thread_node_new(struct imap_thread_forest *f, int32_t msg)
 	}
 	nd = &f->nodes[f->n];
 	nd->msg = msg;
-	nd->parent = nd->child = nd->next = IMAP_THREAD_NONE;
-	nd->gone = false;
+	nd->parent = nd->child = nd->last = nd->next = nd->prev = IMAP_THREAD_NONE;
 	return (int32_t)f->n++;
 }
 
 static void imap_thread_unlink(struct imap_thread_forest *f, int32_t c)
 {
-	int32_t p = f->nodes[c].parent, *link;
+	struct imap_thread_node *nd = &f->nodes[c];
+	int32_t p = nd->parent;
 
 	if (p == IMAP_THREAD_NONE)
 		return;
-	for (link = &f->nodes[p].child; *link != IMAP_THREAD_NONE; link = &f->nodes[*link].next)
-		if (*link == c) {
-			*link = f->nodes[c].next;
-			break;
-		}
-	f->nodes[c].parent = f->nodes[c].next = IMAP_THREAD_NONE;
+	if (nd->prev != IMAP_THREAD_NONE)
+		f->nodes[nd->prev].next = nd->next;
+	else
+		f->nodes[p].child = nd->next;
+	if (nd->next != IMAP_THREAD_NONE)
+		f->nodes[nd->next].prev = nd->prev;
+	else
+		f->nodes[p].last = nd->prev;
+	nd->parent = nd->next = nd->prev = IMAP_THREAD_NONE;
 }
 
 /* Append c (unlinked) to p's children. */
 static void imap_thread_adopt(struct imap_thread_forest *f, int32_t p, int32_t c)
 {
-	int32_t *link = &f->nodes[p].child;
+	struct imap_thread_node *pn = &f->nodes[p], *cn = &f->nodes[c];
 
-	while (*link != IMAP_THREAD_NONE)
-		link = &f->nodes[*link].next;
-	*link = c;
-	f->nodes[c].parent = p;
-	f->nodes[c].next = IMAP_THREAD_NONE;
+	cn->parent = p;
+	cn->next = IMAP_THREAD_NONE;
+	cn->prev = pn->last;
+	if (pn->last != IMAP_THREAD_NONE)
+		f->nodes[pn->last].next = c;
+	else
+		pn->child = c;
+	pn->last = c;
+}
+
+/* Move every child of from to the end of to's children, in order. */
+static void imap_thread_adopt_children(struct imap_thread_forest *f, int32_t to, int32_t from)
+{
+	int32_t c = f->nodes[from].child, next;
+
+	f->nodes[from].child = f->nodes[from].last = IMAP_THREAD_NONE;
+	for (; c != IMAP_THREAD_NONE; c = next) {
+		next = f->nodes[c].next;
+		f->nodes[c].parent = f->nodes[c].next = f->nodes[c].prev = IMAP_THREAD_NONE;
+		imap_thread_adopt(f, to, c);
+	}
 }
 
 /* Is a the same as d or one of d's ancestors?  Then making a a child of
@@ -136,19 +157,15 @@ static int imap_thread_cmp_nodes(const void *pa, const void *pb, void *ctx)
 static void imap_thread_sort_children(struct imap_thread_forest *f, int32_t p, int32_t *scratch)
 {
 	size_t n = 0;
-	int32_t *link;
 
 	for (int32_t c = f->nodes[p].child; c != IMAP_THREAD_NONE; c = f->nodes[c].next)
 		scratch[n++] = c;
 	if (n < 2)
 		return;
 	qsort_r(scratch, n, sizeof(*scratch), imap_thread_cmp_nodes, f);
-	link = &f->nodes[p].child;
-	for (size_t i = 0; i < n; i++) {
-		*link = scratch[i];
-		link = &f->nodes[scratch[i]].next;
-	}
-	*link = IMAP_THREAD_NONE;
+	f->nodes[p].child = f->nodes[p].last = IMAP_THREAD_NONE;
+	for (size_t i = 0; i < n; i++)
+		imap_thread_adopt(f, p, scratch[i]);
 }
 
 /* Nodes under root in pre-order (parents before children), iteratively.
@@ -386,26 +403,20 @@ static void imap_thread_prune(struct imap_thread_forest *f, int32_t root, int32_
 	while (n-- > 0) {
 		int32_t p = order[n], c = f->nodes[p].child, next;
 
-		f->nodes[p].child = IMAP_THREAD_NONE;
+		/* the children are taken off and put back one by one, a
+		 * pruned dummy's children in its place */
+		f->nodes[p].child = f->nodes[p].last = IMAP_THREAD_NONE;
 		for (; c != IMAP_THREAD_NONE; c = next) {
-			int32_t gc, gnext;
+			int32_t gc = f->nodes[c].child;
 
 			next = f->nodes[c].next;
-			f->nodes[c].parent = f->nodes[c].next = IMAP_THREAD_NONE;
-			gc = f->nodes[c].child;
+			f->nodes[c].parent = f->nodes[c].next = f->nodes[c].prev = IMAP_THREAD_NONE;
 			if (f->nodes[c].msg != IMAP_THREAD_NONE ||
 			    (p == root && gc != IMAP_THREAD_NONE &&
-			     f->nodes[gc].next != IMAP_THREAD_NONE)) {
+			     f->nodes[gc].next != IMAP_THREAD_NONE))
 				imap_thread_adopt(f, p, c);
-				continue;
-			}
-			f->nodes[c].gone = true;
-			f->nodes[c].child = IMAP_THREAD_NONE;
-			for (; gc != IMAP_THREAD_NONE; gc = gnext) {
-				gnext = f->nodes[gc].next;
-				f->nodes[gc].parent = f->nodes[gc].next = IMAP_THREAD_NONE;
-				imap_thread_adopt(f, p, gc);
-			}
+			else
+				imap_thread_adopt_children(f, p, c);
 		}
 	}
 }
@@ -455,10 +466,10 @@ static int imap_thread_merge_subjects(struct imap_thread_forest *f, int32_t root
 	}
 	/* 5.D */
 	for (size_t i = 0; i < n; i++) {
-		int32_t cur = top[i], t, d, gc, gnext;
+		int32_t cur = top[i], t, d;
 		const char *s = imap_thread_subject(f, cur);
 
-		/* merged away already (under a dummy, or gone) */
+		/* merged away already (under another node, or emptied) */
 		if (f->nodes[cur].parent != root || *s == '\0')
 			continue;
 		t = imap_thread_map_get(&subj, s, strlen(s));
@@ -466,13 +477,7 @@ static int imap_thread_merge_subjects(struct imap_thread_forest *f, int32_t root
 			continue;
 		if (imap_thread_is_dummy(f, t) && imap_thread_is_dummy(f, cur)) {
 			imap_thread_unlink(f, cur);
-			f->nodes[cur].gone = true;
-			for (gc = f->nodes[cur].child; gc != IMAP_THREAD_NONE; gc = gnext) {
-				gnext = f->nodes[gc].next;
-				f->nodes[gc].parent = f->nodes[gc].next = IMAP_THREAD_NONE;
-				imap_thread_adopt(f, t, gc);
-			}
-			f->nodes[cur].child = IMAP_THREAD_NONE;
+			imap_thread_adopt_children(f, t, cur);
 		} else if (imap_thread_is_dummy(f, t) ||
 			   (imap_thread_is_reply(f, cur) && !imap_thread_is_reply(f, t))) {
 			imap_thread_unlink(f, cur);
@@ -716,6 +721,7 @@ void imap_cmd_thread(struct imap_session *s, struct imap_cursor *args)
 	}
 	s->cmd_state = c;
 	s->cmd_free = imap_thread_free;
+	c->set.need = IMAP_SORT_NEED_IDS;
 	if (!imap_sp(args) || !imap_atom(args, alg, sizeof(alg), NULL) || !imap_sp(args)) {
 		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid THREAD arguments");
 		return;

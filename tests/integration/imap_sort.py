@@ -37,6 +37,7 @@ USER = "sorter@example.test"
 PASSWORD = "sorter-secret-1"
 KEY_MAX = 1024  # octets of a string key the server compares (imap_sort.c)
 REFS_MAX = 128  # References ids used, the last ones (imap_thread.c)
+REFS_BYTES = 4096  # octets of References kept, the tail (imap_sort.c)
 
 
 def load_compare(corpus):
@@ -189,6 +190,10 @@ class Msg:
         self.from_, self.to, self.cc = [(a[2] or b"")[:KEY_MAX] if a else b"" for a in (fr, to, cc)]
         self.dfrom, self.dto = [self.display(a) for a in (fr, to)]
         self.in_reply_to, self.message_id = s(f[8]), s(f[9])
+        # the server keeps the last 4 KiB of References, from a "<"
+        if references is not None and len(references) > REFS_BYTES:
+            cut = references[-REFS_BYTES:]
+            references = cut[cut.find(b"<"):] if b"<" in cut else b""
         self.references = references
 
     @staticmethod
@@ -584,6 +589,40 @@ def test_hand(r, cmp, d):
     return msgs
 
 
+CHAIN = 300
+
+
+def test_chain(r, cmp, d):
+    """A reply chain CHAIN deep (each In-Reply-To its predecessor; the walks
+    over it must not recurse), closed by a message whose References name
+    all of them: more ids than are used and more octets than are kept."""
+    cli = cmp.Client("127.0.0.1", d.port("imaps"), True)
+    cli.simple("LOGIN", USER, PASSWORD)
+    cli.simple("CREATE", "Chain")
+    msgs = []
+    for n in range(1, CHAIN + 2):
+        mid = b"<chain.%d@example.test>" % n
+        irt = b"<chain.%d@example.test>" % (n - 1) if 1 < n <= CHAIN else None
+        refs = b" ".join(b"<chain.%d@example.test>" % k for k in range(1, n)) if n > CHAIN else None
+        data = hand_message(n, b"Re: chain" if n > 1 else b"chain", mid, refs, irt)
+        _, t = cli.append("Chain", [], "01-Jul-2026 00:00:00 +0000", data)
+        if b" OK " not in t:
+            r.check(False, "APPEND chain %d: %r" % (n, t))
+            return
+        env = ("L", [("S", hand_date(n)), ("S", b"Re: chain" if n > 1 else b"chain"),
+                     ("A", b"NIL"), None, None, ("A", b"NIL"), ("A", b"NIL"), None,
+                     ("S", irt) if irt else ("A", b"NIL"), ("S", mid)])
+        msgs.append(Msg(n, n, env, 0, len(data), refs))
+    cli.simple("SELECT", "Chain")
+    got = check_thread(r, cli, msgs, "REFERENCES", label="chain ")
+    r.check(got == "(" + " ".join(str(n) for n in range(1, CHAIN + 2)) + ")",
+            "a chain %d deep is one thread, the last message at its end: %s..." % (
+                CHAIN, (got or "")[:40]))
+    check_thread(r, cli, msgs, "ORDEREDSUBJECT", label="chain ")
+    check_sort(r, cli, msgs, ["REVERSE", "DATE"], label="chain ")
+    cli.simple("LOGOUT")
+
+
 def errors(r, cli):
     for parts, status, code, what in (
             (["SORT", "(DATE)", "ISO-8859-1", "ALL"], b"NO", b"[BADCHARSET", "SORT other charset"),
@@ -640,6 +679,7 @@ def main():
         r.run("corpus", lambda: test_corpus(r, cmp, d, corpus))
         hand = []
         r.run("hand", lambda: hand.extend(test_hand(r, cmp, d)))
+        r.run("chain", lambda: test_chain(r, cmp, d))
         r.run("state and reindex", lambda: test_state_and_reindex(r, cmp, d, hand))
     r.finish()
 
