@@ -86,6 +86,10 @@
  *                md_text_header_contains() / md_text_body_contains()
  *                and md_text_free().  Evaluate the cheap keys first and
  *                read text only for messages they leave.
+ *   SORT/THREAD: md_msg_list() with MD_READ_META: md_msg_envelope()
+ *                (subject, addresses, message-id, in-reply-to),
+ *                md_msg_sent_date(), md_msg_references(), internal_date,
+ *                size; never a file read.
  *   STORE, EXPUNGE, COPY/MOVE, APPEND (md_delivery with target.mailbox,
  *                flags, keywords, internal_date; MD_NOMAILBOX -> TRYCREATE).
  *   NOOP/IDLE:   md_mailbox_sync(), then compare with the session's view
