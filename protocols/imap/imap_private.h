@@ -341,22 +341,22 @@ struct imap_return {
 };
 /* "(" [option *(SP option)] ")" after "RETURN SP"; SAVE (RFC 5182) only
  * when allow_save; RETURN () means ALL.  false with c->err. */
-bool imap_return_options(struct imap_cursor *c, struct imap_return *r, bool allow_save);
+bool imap_search_return(struct imap_cursor *c, struct imap_return *r, bool allow_save);
 /* "* ESEARCH (TAG ...) [UID] MIN MAX COUNT ALL" of v (n numbers in the
  * order reported: MIN is v[0], MAX v[n - 1], ALL a sequence-set in that
  * order, ascending consecutive runs as ranges), into s->out; nothing when
  * only SAVE was asked. */
-void imap_esearch_reply(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
-			size_t n);
+void imap_search_esearch(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
+			 size_t n);
 
 /* imap_subject.c: RFC 5256 §2.1 base subject of a subject already
  * decoded to UTF-8 (step 1's RFC 2047 decoding: md_header_utf8()),
  * appended to out; *reply_r (may be NULL) tells whether a reply or
  * forward marker was removed (RFC 5256 §2.2 REFERENCES step 5).  -1 on
  * memory. */
-int imap_base_subject(const char *s, size_t len, struct buf *out, bool *reply_r);
+int imap_subject_base(const char *s, size_t len, struct buf *out, bool *reply_r);
 /* i;ascii-casemap (RFC 4790 §9.2): octets compared with a-z as A-Z. */
-int imap_ascii_casecmp(const char *a, size_t alen, const char *b, size_t blen);
+int imap_subject_casecmp(const char *a, size_t alen, const char *b, size_t blen);
 
 /* imap_sort.c: SORT, UID SORT (RFC 5256 §3) with ESORT (RFC 5267 §3.2),
  * and what THREAD shares with it */

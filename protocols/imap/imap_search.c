@@ -472,8 +472,8 @@ static void imap_buf_set(struct buf *b, const uint32_t *v, size_t n)
 	}
 }
 
-void imap_esearch_reply(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
-			size_t n)
+void imap_search_esearch(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
+			 size_t n)
 {
 	if (!r->min && !r->max && !r->count && !r->all)
 		return; /* SAVE alone: no answer (RFC 5182 §2.1) */
@@ -493,7 +493,7 @@ void imap_esearch_reply(struct imap_session *s, const struct imap_return *r, con
 	buf_appendf(&s->out, "\r\n");
 }
 
-bool imap_return_options(struct imap_cursor *args, struct imap_return *r, bool allow_save)
+bool imap_search_return(struct imap_cursor *args, struct imap_return *r, bool allow_save)
 {
 	char word[16];
 
@@ -584,7 +584,7 @@ static enum imap_cmd_status imap_search_work(struct imap_session *s)
 			buf_appendf(&s->out, " %u", c->matches[i]);
 		buf_appendf(&s->out, "\r\n");
 	} else {
-		imap_esearch_reply(s, &c->ret, c->matches, c->n_matches);
+		imap_search_esearch(s, &c->ret, c->matches, c->n_matches);
 	}
 	/* RFC 3501 §7.4.1: no EXPUNGE after SEARCH with sequence numbers */
 	imap_view_update(s, s->uid);
@@ -647,7 +647,7 @@ void imap_cmd_search(struct imap_session *s, struct imap_cursor *args)
 	save = args->p;
 	if (imap_atom(args, word, sizeof(word), NULL) && str_ieq(word, "RETURN")) {
 		c->esearch = true;
-		if (!imap_sp(args) || !imap_return_options(args, &c->ret, true))
+		if (!imap_sp(args) || !imap_search_return(args, &c->ret, true))
 			goto bad;
 		if (!imap_sp(args))
 			goto bad;

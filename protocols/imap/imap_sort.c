@@ -155,8 +155,9 @@ static char *imap_sort_dup(const char *s, size_t len, bool nil_null)
 	return d;
 }
 
-/* RFC 5957 §3: the display name (RFC 2047 decoded) of the first address,
- * or its addr-spec when it has none. */
+/* RFC 5957 §3: the display name (RFC 2047 decoded) of the first address
+ * if it is not empty, else "mailbox@host", else "" (the first address is
+ * the first with a host: group markers are skipped, as for FROM). */
 static char *imap_sort_display(const struct imap_sort_addr *a)
 {
 	char *dec = NULL, *d;
@@ -171,8 +172,8 @@ static char *imap_sort_display(const struct imap_sort_addr *a)
 	}
 	free(dec);
 	buf_init(&b, 0);
-	if (a->set) {
-		buf_append(&b, a->mailbox != NULL ? a->mailbox : "", a->mailbox_len);
+	if (a->set && a->mailbox != NULL) {
+		buf_append(&b, a->mailbox, a->mailbox_len);
 		buf_putc(&b, '@');
 		buf_append(&b, a->host, a->host_len);
 	}
@@ -193,7 +194,7 @@ static char *imap_sort_base_subject(const char *s, size_t len, bool *reply_r)
 	if (md_header_utf8(s, len, &dec, &dec_len) < 0)
 		return NULL;
 	buf_init(&b, 0);
-	if (imap_base_subject(dec, dec_len, &b, reply_r) == 0)
+	if (imap_subject_base(dec, dec_len, &b, reply_r) == 0)
 		d = imap_sort_dup(b.data, b.len, false);
 	buf_free(&b);
 	free(dec);
@@ -374,7 +375,7 @@ static int imap_sort_cmp_num(int64_t a, int64_t b)
 
 static int imap_sort_cmp_str(const char *a, const char *b)
 {
-	return imap_ascii_casecmp(a, strlen(a), b, strlen(b));
+	return imap_subject_casecmp(a, strlen(a), b, strlen(b));
 }
 
 static int imap_sort_cmp_key(enum imap_sort_key key, const struct imap_sort_msg *a,
@@ -450,7 +451,7 @@ static void imap_sort_answer(struct imap_session *s, struct imap_sort_cmd *c, co
 	}
 	/* RFC 5267 §3.2: MIN and MAX are the first and last in sort order,
 	 * ALL a sequence-set in sort order */
-	imap_esearch_reply(s, &c->ret, ids, n);
+	imap_search_esearch(s, &c->ret, ids, n);
 }
 
 static enum imap_cmd_status imap_sort_work(struct imap_session *s)
@@ -530,7 +531,7 @@ static bool imap_sort_return(struct imap_sort_cmd *c, struct imap_cursor *args)
 		return true;
 	}
 	c->esort = true;
-	return imap_sp(args) && imap_return_options(args, &c->ret, false) && imap_sp(args);
+	return imap_sp(args) && imap_search_return(args, &c->ret, false) && imap_sp(args);
 }
 
 bool imap_sort_criteria(struct imap_session *s, struct imap_cursor *args,

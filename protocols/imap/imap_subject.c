@@ -25,7 +25,7 @@ static char imap_subject_upper(char c)
 	return c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
 }
 
-int imap_ascii_casecmp(const char *a, size_t alen, const char *b, size_t blen)
+int imap_subject_casecmp(const char *a, size_t alen, const char *b, size_t blen)
 {
 	size_t n = alen < blen ? alen : blen;
 
@@ -132,7 +132,7 @@ static void imap_subject_strip(const char *w, size_t *start, size_t *end, bool *
 	} while (changed);
 }
 
-int imap_base_subject(const char *s, size_t len, struct buf *out, bool *reply_r)
+int imap_subject_base(const char *s, size_t len, struct buf *out, bool *reply_r)
 {
 	struct buf w;
 	size_t start = 0, end;

@@ -246,7 +246,7 @@ static size_t imap_thread_map_slot(const struct imap_thread_map *m, const char *
 		if (m->keys[i] == NULL)
 			return i;
 		if (m->lens[i] == len &&
-		    (m->nocase ? imap_ascii_casecmp(m->keys[i], len, k, len) == 0
+		    (m->nocase ? imap_subject_casecmp(m->keys[i], len, k, len) == 0
 			       : memcmp(m->keys[i], k, len) == 0))
 			return i;
 	}
@@ -558,7 +558,7 @@ static int imap_thread_cmp_subject(const void *pa, const void *pb)
 {
 	const struct imap_sort_msg *a = *(const struct imap_sort_msg *const *)pa;
 	const struct imap_sort_msg *b = *(const struct imap_sort_msg *const *)pb;
-	int r = imap_ascii_casecmp(a->subject, strlen(a->subject), b->subject, strlen(b->subject));
+	int r = imap_subject_casecmp(a->subject, strlen(a->subject), b->subject, strlen(b->subject));
 
 	return r != 0 ? r : imap_sort_cmp_date_ptr(pa, pb);
 }
@@ -591,8 +591,8 @@ static int imap_thread_ordered(struct imap_thread_forest *f, int32_t *root_r)
 			free(scratch);
 			return -1;
 		}
-		if (i > 0 && imap_ascii_casecmp(v[i]->subject, strlen(v[i]->subject),
-						v[i - 1]->subject, strlen(v[i - 1]->subject)) == 0) {
+		if (i > 0 && imap_subject_casecmp(v[i]->subject, strlen(v[i]->subject),
+						  v[i - 1]->subject, strlen(v[i - 1]->subject)) == 0) {
 			imap_thread_adopt(f, parent, x);
 		} else {
 			imap_thread_adopt(f, root, x);

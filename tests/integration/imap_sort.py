@@ -204,7 +204,7 @@ class Msg:
             name = rfc2047(a[0])
             if name:
                 return name[:KEY_MAX]
-        return ((a[2] or b"") + b"@" + a[3])[:KEY_MAX]
+        return (a[2] + b"@" + a[3])[:KEY_MAX] if a[2] is not None else b""
 
 
 KEYS = {

@@ -495,7 +495,7 @@ END_TEST
 
 /* RFC 5256 §2.1 base subjects (input already RFC 2047-decoded; the
  * decoding itself is the store's md_header_utf8(), checked below too). */
-START_TEST(test_imap_base_subject)
+START_TEST(test_imap_subject_base)
 {
 	static const struct {
 		const char *in, *base;
@@ -539,7 +539,7 @@ START_TEST(test_imap_base_subject)
 	buf_init(&b, 0);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		buf_reset(&b);
-		ck_assert_int_eq(imap_base_subject(cases[i].in, strlen(cases[i].in), &b, &reply), 0);
+		ck_assert_int_eq(imap_subject_base(cases[i].in, strlen(cases[i].in), &b, &reply), 0);
 		ck_assert_msg(b.len == strlen(cases[i].base) &&
 			      memcmp(b.data, cases[i].base, b.len) == 0,
 			      "base of \"%s\": \"%.*s\", want \"%s\"", cases[i].in, (int)b.len,
@@ -547,16 +547,16 @@ START_TEST(test_imap_base_subject)
 		ck_assert_msg(reply == cases[i].reply, "reply of \"%s\"", cases[i].in);
 	}
 	buf_free(&b);
-	ck_assert_int_lt(imap_ascii_casecmp("abc", 3, "ABD", 3), 0);
-	ck_assert_int_eq(imap_ascii_casecmp("aBc", 3, "AbC", 3), 0);
-	ck_assert_int_lt(imap_ascii_casecmp("ab", 2, "abc", 3), 0);
+	ck_assert_int_lt(imap_subject_casecmp("abc", 3, "ABD", 3), 0);
+	ck_assert_int_eq(imap_subject_casecmp("aBc", 3, "AbC", 3), 0);
+	ck_assert_int_lt(imap_subject_casecmp("ab", 2, "abc", 3), 0);
 	/* 8-bit octets compare as octets, not folded */
-	ck_assert_int_ne(imap_ascii_casecmp("\xc3\xa9", 2, "\xc3\x89", 2), 0);
+	ck_assert_int_ne(imap_subject_casecmp("\xc3\xa9", 2, "\xc3\x89", 2), 0);
 }
 END_TEST
 
 /* Step 1's RFC 2047 decoding (the store's), then the base subject. */
-START_TEST(test_imap_base_subject_encoded)
+START_TEST(test_imap_subject_base_encoded)
 {
 	static const struct {
 		const char *in, *base;
@@ -577,7 +577,7 @@ START_TEST(test_imap_base_subject_encoded)
 
 		ck_assert_int_eq(md_header_utf8(cases[i].in, strlen(cases[i].in), &dec, &len), 0);
 		buf_reset(&b);
-		ck_assert_int_eq(imap_base_subject(dec, len, &b, NULL), 0);
+		ck_assert_int_eq(imap_subject_base(dec, len, &b, NULL), 0);
 		ck_assert_msg(b.len == strlen(cases[i].base) &&
 			      memcmp(b.data, cases[i].base, b.len) == 0,
 			      "base of \"%s\": \"%.*s\"", cases[i].in, (int)b.len, b.data);
@@ -602,8 +602,8 @@ static Suite *imap_suite(void)
 	tcase_add_test(tc, test_imap_utf8_valid);
 	tcase_add_test(tc, test_imap_buf_utf8_string);
 	tcase_add_test(tc, test_imap_table_states);
-	tcase_add_test(tc, test_imap_base_subject);
-	tcase_add_test(tc, test_imap_base_subject_encoded);
+	tcase_add_test(tc, test_imap_subject_base);
+	tcase_add_test(tc, test_imap_subject_base_encoded);
 	suite_add_tcase(s, tc);
 	return s;
 }
