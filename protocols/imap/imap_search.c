@@ -3,7 +3,10 @@
  *
  * The search program is parsed on the loop into a small tree of nodes
  * (bounded: IMAP_SEARCH_NODES_MAX nodes, IMAP_SEARCH_DEPTH_MAX nesting);
- * a worker walks the view's messages in batches and evaluates it.
+ * a worker walks the view's messages in batches and evaluates it.  SORT
+ * and THREAD (imap_sort.c, imap_thread.c) use the same program through
+ * imap_search_parse() / imap_search_match(), and SORT's ESORT answer goes
+ * through imap_search_esearch().
  *
  * Text keys (FROM, TO, CC, BCC, SUBJECT, HEADER, BODY, TEXT) go through
  * imap_search_text(): the store's decoded text of the message (md_msg_text:
