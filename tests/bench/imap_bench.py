@@ -3,6 +3,7 @@
 
     /usr/bin/python3 tests/bench/imap_bench.py BUILD/postern [--clients 10,50]
         [--seconds 20] [--big 100000] [--search 10000] [--idle 10000]
+        [--auth-cache default|on|off]
 
 Both servers run on 127.0.0.1 high ports from temporary directories with
 their own configuration (Dovecot: /usr/sbin/dovecot -F -c OURCONF, Debian's
@@ -18,7 +19,10 @@ straight into their Maildirs and indexed before any clock starts.  Measured:
      bodies (BODY.PEEK[]), STORE +FLAGS (\\Seen), UID SEARCH UNSEEN,
      SEARCH SUBJECT, APPEND, STORE +FLAGS (\\Deleted), EXPUNGE, LOGOUT.
      Plain IMAP with LOGIN (the TLS handshake would measure OpenSSL and
-     the Python client, not the IMAP server).
+     the Python client, not the IMAP server).  Each LOGIN checks the same
+     yescrypt hash; --auth-cache says whether a server may skip that
+     for a password it verified recently (default: each server's own
+     default, which is on for Postern and off for Debian's Dovecot).
   2. SELECT + UID FETCH 1:* (FLAGS) on a --big message mailbox.
   3. 20 x FETCH 1:* BODYSTRUCTURE over the shared corpus (APPENDed).
   4. SEARCH BODY over --search messages (Dovecot has no FTS plugin, as
@@ -321,8 +325,9 @@ def measure(port, tls_port, pid, a, corpus):
 
 def run_postern(postern, a, corpus):
     d = Daemon(postern, roles=("imap", "imaps"),
-               extra_config="connections_per_ip_max = %d\nconnections_max = %d\n" % (
-                   a.idle + 1000, a.idle + 1000))
+               extra_config="connections_per_ip_max = %d\nconnections_max = %d\n%s" % (
+                   a.idle + 1000, a.idle + 1000,
+                   "auth_cache_ttl = 0\n" if a.auth_cache == "off" else ""))
     with open(d.conf) as f:
         text = f.read()
     with open(d.conf, "w") as f:
@@ -389,12 +394,14 @@ class DovecotServer:
     """Debian's Dovecot on 127.0.0.1 high ports from a temporary directory
     (DOVECOT_CONF), for users sharing one password hash; fill(mail_of)
     writes the Maildirs before it starts (mail_of(user) is the user's
-    Maildir path).  A context manager: .port, .ports (IMAPS), .pid; None
-    from start() with .error set when Dovecot is missing or fails."""
+    Maildir path); extra_conf is appended to the configuration.  A
+    context manager: .port, .ports (IMAPS), .pid; None from start() with
+    .error set when Dovecot is missing or fails."""
 
-    def __init__(self, users, hash_, fill, clients=1000, procs=1000):
+    def __init__(self, users, hash_, fill, clients=1000, procs=1000, extra_conf=""):
         self.users, self.hash, self.fill = users, hash_, fill
         self.clients, self.procs = clients, procs
+        self.extra_conf = extra_conf
         self.error = None
         self.proc = None
         self.tmp = None
@@ -420,6 +427,7 @@ class DovecotServer:
             f.write(DOVECOT_CONF.format(tmp=tmp, cert=cert, key=key, uid=uid, gid=gid,
                                         clients=self.clients, procs=self.procs,
                                         port=self.port, ports=self.ports))
+            f.write(self.extra_conf)
         with open(os.path.join(tmp, "passwd"), "w") as f:
             for u in self.users:
                 f.write("%s:%s\n" % (u, self.hash))
@@ -458,7 +466,9 @@ class DovecotServer:
 
 def run_dovecot(a, hash_, corpus):
     dv = DovecotServer(all_users(a), hash_, lambda mail_of: fill_users(mail_of, a, corpus),
-                       clients=4 * a.idle + 1000, procs=2 * a.idle + 1000)
+                       clients=4 * a.idle + 1000, procs=2 * a.idle + 1000,
+                       extra_conf="auth_cache_size = 10M\nauth_cache_ttl = 1 hour\n"
+                       if a.auth_cache == "on" else "")
     with dv as server:
         if server is None:
             return None, dv.error
@@ -484,6 +494,9 @@ def main():
     ap.add_argument("--big", type=int, default=100000)
     ap.add_argument("--search", type=int, default=10000)
     ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--auth-cache", choices=("default", "on", "off"), default="default",
+                    help="default: each server's own default (Postern caches verified "
+                    "passwords for 1h, Debian's Dovecot does not); on/off: both alike")
     a = ap.parse_args()
     a.clients_list = [int(x) for x in a.clients.split(",")]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
