@@ -449,7 +449,7 @@ static int md_text_rfc2047(struct md_text_ctx *ctx, const char *s, size_t n,
 	return buf_append(out, s + plain, n - plain);
 }
 
-int md_text_header_decode(const char *s, size_t n, struct buf *out)
+int md_header_utf8(const char *s, size_t len, char **out_r, size_t *len_r)
 {
 	struct md_text_ctx ctx;
 	int ret;
@@ -457,13 +457,31 @@ int md_text_header_decode(const char *s, size_t n, struct buf *out)
 	memset(&ctx, 0, sizeof(ctx));
 	buf_init(&ctx.dec, 0);
 	buf_init(&ctx.conv, 0);
-	ret = md_text_rfc2047(&ctx, s, n, &ctx.conv);
+	ret = md_text_rfc2047(&ctx, s, len, &ctx.conv);
 	if (ret == 0)
-		ret = md_text_fold(ctx.conv.data, ctx.conv.len, out);
+		ret = buf_cstr(&ctx.conv);
 	if (ctx.cd_ok)
 		iconv_close(ctx.cd);
 	buf_free(&ctx.dec);
-	buf_free(&ctx.conv);
+	if (ret < 0) {
+		buf_free(&ctx.conv);
+		return -1;
+	}
+	*out_r = ctx.conv.data;
+	*len_r = ctx.conv.len;
+	return 0;
+}
+
+int md_text_header_decode(const char *s, size_t n, struct buf *out)
+{
+	char *dec;
+	size_t len;
+	int ret;
+
+	if (md_header_utf8(s, n, &dec, &len) < 0)
+		return -1;
+	ret = md_text_fold(dec, len, out);
+	free(dec);
 	return ret;
 }
 

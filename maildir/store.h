@@ -86,6 +86,10 @@
  *                md_text_header_contains() / md_text_body_contains()
  *                and md_text_free().  Evaluate the cheap keys first and
  *                read text only for messages they leave.
+ *   SORT/THREAD: md_msg_list() with MD_READ_META: md_msg_envelope()
+ *                (subject, addresses, message-id, in-reply-to),
+ *                md_msg_sent_date(), md_msg_references(), internal_date,
+ *                size; never a file read.
  *   STORE, EXPUNGE, COPY/MOVE, APPEND (md_delivery with target.mailbox,
  *                flags, keywords, internal_date; MD_NOMAILBOX -> TRYCREATE).
  *   NOOP/IDLE:   md_mailbox_sync(), then compare with the session's view
@@ -403,6 +407,17 @@ const char *md_msg_body(const struct md_msg *msg, size_t *len_r);
 const char *md_msg_bodystructure(const struct md_msg *msg, size_t *len_r);
 /* The Date: header as Unix time, 0 when absent or invalid (SENTBEFORE ...) */
 int64_t md_msg_sent_date(const struct md_msg *msg);
+/* The References: header (THREAD=REFERENCES, RFC 5256 §2.2), unfolded, on
+ * one line, at most 16 KiB (its tail); NULL when the message has none, or
+ * when its metadata predates this field (`postern reindex` fills it).
+ * NUL-terminated. */
+const char *md_msg_references(const struct md_msg *msg, size_t *len_r);
+/* A header value (unstructured text, or a display name) with its RFC 2047
+ * encoded words decoded to UTF-8, as SEARCH decodes them but without case
+ * folding (SORT SUBJECT, DISPLAYFROM: RFC 5256 §2.1, RFC 5957).  *out_r
+ * is malloc'd and NUL-terminated (free() it), *len_r octets without the
+ * NUL; 0, or -1 when memory runs out. */
+int md_header_utf8(const char *s, size_t len, char **out_r, size_t *len_r);
 
 enum md_transfer_encoding {
 	MD_TE_7BIT, MD_TE_8BIT, MD_TE_BINARY, MD_TE_BASE64, MD_TE_QP,

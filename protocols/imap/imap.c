@@ -58,6 +58,8 @@ static const struct imap_command imap_commands[] = {
 	{ "UNSELECT", IMAP_IN_SEL, 0, imap_cmd_unselect },
 	{ "EXPUNGE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_expunge },
 	{ "SEARCH", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_search },
+	{ "SORT", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_sort },
+	{ "THREAD", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_thread },
 	{ "FETCH", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_fetch },
 	{ "STORE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_store },
 	{ "COPY", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_copy },
@@ -180,7 +182,8 @@ bool imap_login_allowed(const struct imap_session *s)
 #define IMAP_CAPS_BASE "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE"
 #define IMAP_CAPS_AUTH                                                                 \
 	" NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE LIST-EXTENDED SPECIAL-USE"          \
-	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY"
+	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY"  \
+	" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES"
 
 void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 {
