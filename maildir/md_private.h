@@ -417,6 +417,9 @@ typedef bool md_dovecot_keep_fn(void *ctx, const char *base, size_t blen);
 int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 		    void *keep_ctx, struct md_dovecot *dc);
 void md_dovecot_free(struct md_dovecot *dc);
+/* dir's dovecot-keywords into kw (entries NULL on entry; strdup'd
+ * names, invalid lines skipped; nothing when there is no such file). */
+void md_dovecot_keywords_read(const char *dir, char *kw[26]);
 /* The entry of a base name, NULL when not listed */
 const struct md_dcmap *md_dovecot_find(const struct md_dovecot *dc,
 				       const char *fname, size_t blen);
