@@ -1,6 +1,7 @@
 /* Reading what Dovecot leaves in a Maildir, for the first indexing (see
  * store.h and md_rebuild.c).  Formats, as Dovecot writes them:
- *   dovecot-uidlist v3:  "3 V<uidvalidity> N<uidnext> G<guid>", then one
+ *   dovecot-uidlist v3:  "3 V<uidvalidity> N<uidnext> G<guid>" (guid: the
+ *                        mailbox GUID, 32 hex digits), then one
  *                        line per message "<uid> <fields> :<file name>"
  *                        (fields such as W<vsize> S<size> vary; P<uidl>
  *                        is the POP3 UIDL Dovecot gave the message when
@@ -164,6 +165,9 @@ int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 				continue;
 			if (tok[0] == 'N')
 				md_parse_u32(tok + 1, &end, &dc->uidnext);
+			if (tok[0] == 'G' && strlen(tok + 1) == MD_DCGUID_LEN &&
+			    strspn(tok + 1, "0123456789abcdef") == MD_DCGUID_LEN)
+				memcpy(dc->guid, tok + 1, MD_DCGUID_LEN + 1);
 		}
 	}
 	if (dc->uidvalidity == 0)

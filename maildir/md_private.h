@@ -403,11 +403,15 @@ struct md_dcmap {
 				 * allocation */
 };
 
+#define MD_DCGUID_LEN 32 /* Dovecot's 128-bit GUID in hex */
+
 struct md_dovecot {
 	uint32_t uidvalidity, uidnext;
 	struct md_dcmap *map;   /* sorted by base name; bases malloc'd */
 	size_t n;
 	char *kw[26];
+	char guid[MD_DCGUID_LEN + 1]; /* v3 header "G<guid>": the mailbox GUID
+				       * (its RFC 8474 MAILBOXID), or "" */
 };
 
 /* Whether the uidlist's entry for base name base[0..blen) is wanted. */
@@ -442,6 +446,12 @@ int md_msg_locate(const char *dir, struct md_msg_rec *rec);
 /* md_mailbox.c: the directory of mailbox id (from its record). */
 enum md_result md_mbox_dir(struct md_user *user, struct md_txn *t, uint32_t id,
 			   struct md_mbox_rec *rec_r, char *dir, size_t dirlen);
+/* md_objectid.c: the RFC 8474 EMAILID of a message file name (its base
+ * name's); id_r holds MD_OBJECTID_MAX + 1 */
+void md_emailid_of(const char *fname, char *id_r);
+/* md_objectid.c: append to a copy's new base name the ",E=" field that
+ * keeps the EMAILID of the original, src_fname.  -1 when too long. */
+int md_emailid_name(const char *src_fname, char *base, size_t baselen);
 /* md_mailbox.c: status from a record */
 void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st);
 

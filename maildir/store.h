@@ -330,6 +330,19 @@ enum md_result md_mailbox_keywords(struct md_mailbox *mb, char ***names_r,
 				   size_t *n_r);
 void md_mailbox_keywords_free(char **names, size_t n);
 
+/* ---- object identifiers (RFC 8474) -------------------------------- */
+
+#define MD_OBJECTID_MAX 255 /* RFC 8474 §4: objectid = 1*255(ALPHA / DIGIT / "_" / "-") */
+
+/* MAILBOXID (STATUS, LIST RETURN (STATUS)): the mailbox's id into id_r
+ * (MD_OBJECTID_MAX + 1 octets), made at the first ask.  It stays across
+ * RENAME and `postern reindex`; a folder migrated from Dovecot keeps
+ * Dovecot's mailbox GUID (md_objectid.c).  MD_NOMAILBOX, MD_TEMPFAIL. */
+enum md_result md_mailbox_objectid(struct md_user *user, const char *name,
+				   char *id_r);
+/* The same for an open mailbox (SELECT / EXAMINE). */
+enum md_result md_mailbox_open_objectid(struct md_mailbox *mb, char *id_r);
+
 /* ---- messages ----------------------------------------------------- */
 
 /* IMAP system flags (RFC 3501 §2.3.2) */
@@ -395,6 +408,11 @@ uint64_t md_pop3_size(const void *data, size_t len);
  * message whole).  Follows a rename by another program or session (updates
  * msg->path).  MD_NOTFOUND when the file is gone. */
 enum md_result md_msg_open(struct md_mailbox *mb, struct md_msg *msg, int *fd_r);
+
+/* RFC 8474 EMAILID (needs MD_READ_PATH): derived from the Maildir base
+ * name, the same for a message and its COPY / MOVE copies (md_objectid.c).
+ * id_r holds MD_OBJECTID_MAX + 1 octets.  (THREADID is not kept: NIL.) */
+void md_msg_emailid(const struct md_msg *msg, char *id_r);
 
 /* Metadata computed at delivery (needs MD_READ_META).  Strings are exactly
  * what follows the FETCH item name, "(" ... ")", not NUL-terminated. */

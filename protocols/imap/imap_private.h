@@ -17,6 +17,7 @@
  *   imap_search.c     SEARCH, UID SEARCH
  *   imap_idle.c       IDLE / DONE
  *   imap_recent.c     \Recent: which session is told about a message first
+ *   imap_objectid.c   OBJECTID (RFC 8474): MAILBOXID, EMAILID, THREADID
  *
  * Memory: a session owns everything it points to.  A command's scratch
  * (s->cmd_state) is freed by its cmd_free when the tagged reply is sent;
@@ -315,5 +316,17 @@ void imap_idle_wake(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id)
 
 /* imap_search.c */
 imap_handler_fn imap_cmd_search;
+
+/* imap_objectid.c (RFC 8474; worker threads) */
+/* "* OK [MAILBOXID (id)]" of the view's mailbox (SELECT / EXAMINE). */
+void imap_objectid_select(struct imap_session *s);
+/* " MAILBOXID (id)" of a STATUS answer, after sep. */
+void imap_objectid_status(struct imap_session *s, const char *name, const char *sep);
+/* FETCH "EMAILID (id)", or with thread "THREADID NIL". */
+void imap_objectid_fetch(struct buf *b, const struct md_msg *msg, bool thread);
+/* SP objectid (SEARCH EMAILID / THREADID), strdup'ed; false with c->err. */
+bool imap_objectid_arg(struct imap_cursor *c, char **id_r);
+/* Whether msg (read with MD_READ_PATH) has EMAILID id. */
+bool imap_objectid_emailid_is(const struct md_msg *msg, const char *id);
 
 #endif
