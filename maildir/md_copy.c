@@ -316,10 +316,14 @@ enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
 				it->dst.kw[job.kwmap[k] / 64] |= 1ULL << (job.kwmap[k] % 64);
 		it->dst.in_new = false;
 		it->dst.save_date = now;
-		/* the copy keeps the original's EMAILID (md_objectid.c) */
-		if (md_unique_name(u->store, it->src.size, base, sizeof(base)) < 0 ||
-		    md_emailid_name(it->src.fname, base, sizeof(base)) < 0 ||
-		    md_fname_build(base, strlen(base), it->dst.letters, it->dst.kw,
+		if (md_unique_name(u->store, it->src.size, base, sizeof(base)) < 0) {
+			r = MD_TEMPFAIL;
+			goto undo;
+		}
+		/* the copy keeps the original's EMAILID (md_objectid.c); a
+		 * name too long for that leaves the copy an EMAILID of its own */
+		(void)md_emailid_name(it->src.fname, base, sizeof(base));
+		if (md_fname_build(base, strlen(base), it->dst.letters, it->dst.kw,
 				   it->dst.fname, sizeof(it->dst.fname)) < 0) {
 			r = MD_TEMPFAIL;
 			goto undo;

@@ -450,7 +450,8 @@ enum md_result md_mbox_dir(struct md_user *user, struct md_txn *t, uint32_t id,
  * name's); id_r holds MD_OBJECTID_MAX + 1 */
 void md_emailid_of(const char *fname, char *id_r);
 /* md_objectid.c: append to a copy's new base name the ",E=" field that
- * keeps the EMAILID of the original, src_fname.  -1 when too long. */
+ * keeps the EMAILID of the original, src_fname.  -1 (base unchanged)
+ * when the name would leave no room for the flags. */
 int md_emailid_name(const char *src_fname, char *base, size_t baselen);
 /* md_mailbox.c: status from a record */
 void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st);

@@ -906,14 +906,12 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	job.mbox = mbox_id;
 	job.dir = dir;
 	job.dc = have_dc && (mb.flags & MD_MBOX_IMPORT) ? &dc : NULL;
-	if (n_new > 0) {
-		if (md_xkw_read_sync(dir, &xkw) < 0) {
-			md_user_seterr(u, "%s/%s: %s", dir, MD_XKW_FILE, strerror(errno));
-			r = MD_TEMPFAIL;
-			goto out;
-		}
-		job.xkw = &xkw;
+	if (n_new > 0 && md_xkw_read_sync(dir, &xkw) < 0) {
+		md_user_seterr(u, "%s/%s: %s", dir, MD_XKW_FILE, strerror(errno));
+		r = MD_TEMPFAIL;
+		goto out;
 	}
+	job.xkw = n_new > 0 ? &xkw : NULL;
 	job.nf = nf;
 	md_pathf(new_sub, sizeof(new_sub), "%s/new", dir);
 	md_pathf(cur_sub, sizeof(cur_sub), "%s/cur", dir);
