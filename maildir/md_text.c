@@ -23,6 +23,30 @@
  * towlower_l() on which locales are installed; tables give the same
  * answer everywhere.  Other scripts (CJK, Hangul, ...) compare exactly.
  *
+ * Why CAPABILITY does not offer I18NLEVEL=1 (RFC 5255 §4): that level
+ * makes i;unicode-casemap the comparator of SEARCH for all of Unicode,
+ * and this is a subset of it that also departs from it in places:
+ *  - no case mapping outside the ranges above: Latin Extended-B pairs
+ *    without a decomposition (U+018F/U+0259 "Ə/ə", U+0190/U+025B),
+ *    Latin Extended-C/D/E, Armenian, Georgian, Cherokee, Glagolitic,
+ *    Coptic, Deseret and the other cased scripts compare exactly;
+ *  - no NFKD outside those ranges: fullwidth forms (U+FF21 "Ａ" is not
+ *    "A"), mathematical alphanumerics (U+1D400...), circled and
+ *    parenthesized letters (U+24B6...), Roman numerals (U+2160...),
+ *    superscripts and subscripts beyond Latin-1 (U+2070...), CJK
+ *    compatibility ideographs (U+F900...) and Hangul syllables (which
+ *    NFKD takes apart into jamo) are not decomposed;
+ *  - it folds to lower case (CaseFolding.txt) where RFC 5051 maps to
+ *    titlecase (UnicodeData.txt): the classes mostly agree, but U+0131
+ *    dotless i is I under titlecase and stays itself here, and U+1E9E
+ *    capital sharp s is folded to U+00DF here while titlecase keeps the
+ *    two apart (U+00DF has no titlecase mapping: neither is "SS");
+ *  - the characters a decomposition yields are folded again (so the
+ *    ligature U+FB01 is found by "FILE", as Dovecot finds it); RFC 5051
+ *    decomposes the titlecased character and stops there.
+ * Closing the gap needs generated tables for all of Unicode (a titlecase
+ * map and full NFKD, Hangul by algorithm), in md_text_nfkd.py's way.
+ *
  * Layout of struct md_text (all text already folded):
  *   fields:  the message header's fields, "name\0value\0" one after the
  *            other, name lowercased (FROM, SUBJECT, HEADER x);
