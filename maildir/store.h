@@ -495,11 +495,10 @@ enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
  *    With MD_TEXT_HEADERS alone only the message's own header is read
  *    (the cheap case for FROM/SUBJECT/HEADER); TEXT asks for both.
  *  - Matching is RFC 5051 i;unicode-casemap (I18NLEVEL=1's comparator,
- *    Dovecot's) for Latin, Greek and Cyrillic: both sides case-folded and
- *    decomposed (NFKD), so "MÜLLER" finds "müller" and "u" finds "ü", as
- *    in Dovecot; our own tables, never the process locale.  Other
- *    scripts compare exactly.  An empty needle matches (a field that
- *    exists).
+ *    Dovecot's) for all of Unicode: both sides titlecased and decomposed
+ *    (NFKD), so "MÜLLER" finds "müller" and "u" finds "ü", as in
+ *    Dovecot; our own tables (md_text.c), never the process locale.  An
+ *    empty needle matches (a field that exists).
  *  - Limits: MD_TEXT_BODY_MAX octets of body text and MD_TEXT_HEADERS_MAX
  *    of header text per message are searched, the rest is not.  Dovecot
  *    without FTS has no limit; these keep one SEARCH's memory bounded

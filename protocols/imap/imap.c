@@ -181,7 +181,7 @@ bool imap_login_allowed(const struct imap_session *s)
 #define IMAP_CAPS_AUTH                                                                 \
 	" NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE LIST-EXTENDED SPECIAL-USE"          \
 	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY" \
-	" OBJECTID"
+	" OBJECTID I18NLEVEL=1"
 
 void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 {

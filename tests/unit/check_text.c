@@ -536,9 +536,8 @@ START_TEST(test_text_bodies)
 }
 END_TEST
 
-/* SEARCH cases where RFC 5051 i;unicode-casemap decides (titlecase, then
- * NFKD): what Postern gives agrees with it for these (md_text.c says
- * where it does not, and why I18NLEVEL=1 is not offered). */
+/* SEARCH cases where RFC 5051 i;unicode-casemap (I18NLEVEL=1) decides:
+ * titlecase, then NFKD, for every script. */
 START_TEST(test_text_casemap_rfc5051)
 {
 	struct fixture fx;
@@ -573,6 +572,35 @@ START_TEST(test_text_casemap_rfc5051)
 	ck_assert(md_text_body_contains(t, "CRE"));
 	ck_assert(!md_text_body_contains(t, "creme"));
 	ck_assert(!md_text_body_contains(t, "cr\xc3\xa9me"));
+	md_text_free(t);
+	md_msg_clear(&m);
+
+	m = fx_msg(&fx, "Subject: x\n"
+			"Content-Type: text/plain; charset=utf-8\n\n"
+			"\xc4\xb1 "                                 /* dotless i */
+			"\xe1\xba\x9e "                             /* capital sharp s */
+			"\xef\xbc\xa1\xef\xbc\xa2\xef\xbc\xa3 "  /* fullwidth ABC */
+			"\xf0\x9d\x90\x80\xf0\x9d\x90\x81 "      /* mathematical bold AB */
+			"\xed\x95\x9c\xea\xb5\xad "                /* Hangul */
+			"\xd4\xb2\xd4\xb1\xd5\x90\xd4\xb5\xd5\x8e " /* Armenian */
+			"\xe1\x8e\xa0 "                             /* Cherokee A */
+			"\xc6\x8f\n");                              /* schwa */
+	t = fx_text(&fx, &m);
+	/* U+0131's titlecase is I */
+	ck_assert(md_text_body_contains(t, "i \xe1\xba\x9e"));
+	ck_assert(md_text_body_contains(t, "I "));
+	/* U+1E9E and U+00DF have no titlecase but themselves: two letters */
+	ck_assert(!md_text_body_contains(t, "\xc3\x9f"));
+	ck_assert(!md_text_body_contains(t, "ss "));
+	/* NFKD: fullwidth and mathematical letters are letters */
+	ck_assert(md_text_body_contains(t, "abc ab "));
+	/* a Hangul syllable is its jamo: precomposed or not, one text */
+	ck_assert(md_text_body_contains(t, "\xed\x95\x9c\xea\xb5\xad"));
+	ck_assert(md_text_body_contains(t, "\xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab"));
+	/* case beyond Latin, Greek and Cyrillic */
+	ck_assert(md_text_body_contains(t, "\xd5\xa2\xd5\xa1\xd6\x80\xd5\xa5\xd5\xbe"));
+	ck_assert(md_text_body_contains(t, "\xea\xad\xb0"));
+	ck_assert(md_text_body_contains(t, "\xc9\x99"));
 	md_text_free(t);
 	md_msg_clear(&m);
 	fx_close(&fx);
