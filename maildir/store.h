@@ -10,6 +10,12 @@
  *   .../LOCAL/postern-indexed       marker: this Maildir was indexed by us
  *                                   (dovecot-uidlist is imported only while
  *                                   it is absent; see "Dovecot" below)
+ *   .../LOCAL/[.FOLDER/]postern-keywords  keywords beyond the 26 letters a
+ *                                   file name holds, per message base
+ *                                   name (md_keywords.c): read back when
+ *                                   the index is rebuilt
+ *   .../LOCAL/[.FOLDER/]postern-mailboxid  the mailbox's RFC 8474
+ *                                   MAILBOXID (md_objectid.c)
  *
  * Threads.  Every function blocks (file I/O, fsync, LMDB) and is safe to
  * call from any thread: the daemon calls them from worker threads, never
@@ -40,7 +46,7 @@
  * line endings is rewritten with CRLF (same name) when it is indexed.
  * Flags are mirrored into the file name (":2,DFRST", keywords as letters
  * a..z listed in the folder's dovecot-keywords), so mutt and Dovecot see
- * them.  Delivered files stay in new/ until their flags first change; then
+ * them; a mailbox's 27th and later keywords go to postern-keywords.  Delivered files stay in new/ until their flags first change; then
  * they move to cur/.  \Recent is not kept (IMAP4rev2 dropped it).
  *
  * Outside changes (files added, renamed or deleted by other programs) are
