@@ -142,6 +142,8 @@ static void md_xkw_parse_msg(struct md_xkw *x, const char *p)
 		kw[n / 64] |= 1ULL << (n % 64);
 		p = end + (*end == ',');
 	}
+	if (memcmp(kw, (uint64_t[MD_KW_WORDS]){ 0 }, sizeof(kw)) == 0)
+		return; /* no keywords: no entry */
 	if ((e = md_xkw_entry(x, base + 1, blen)) != NULL)
 		memcpy(e->kw, kw, sizeof(kw));
 }
