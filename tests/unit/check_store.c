@@ -733,6 +733,63 @@ START_TEST(test_store_keywords_beyond_letters)
 }
 END_TEST
 
+/* RFC 8474 ids (md_objectid.c): MAILBOXID stays across RENAME and a lost
+ * index, a new mailbox of an old name gets a new one; EMAILID is shared
+ * by a message and its copies, also after the index is lost. */
+START_TEST(test_store_objectids)
+{
+	struct md_store *s = open_store();
+	struct md_user *u;
+	struct md_mailbox *mb;
+	char a[MD_OBJECTID_MAX + 1], b[MD_OBJECTID_MAX + 1], e1[MD_OBJECTID_MAX + 1];
+	char e2[MD_OBJECTID_MAX + 1], path[PATH_MAX];
+	uint32_t uid = 1, uv, copy_uid;
+	struct md_msg msg;
+
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: m\n\nx\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "Box", 0), MD_OK);
+	ck_assert_int_eq(md_mailbox_objectid(u, "Box", a), MD_OK);
+	ck_assert_int_eq(md_mailbox_objectid(u, "Box", b), MD_OK);
+	ck_assert_str_eq(a, b);
+	ck_assert_int_eq(md_mailbox_objectid(u, "INBOX", b), MD_OK);
+	ck_assert_str_ne(a, b);
+	ck_assert_int_eq(md_mailbox_rename(u, "Box", "Renamed"), MD_OK);
+	ck_assert_int_eq(md_mailbox_objectid(u, "Renamed", b), MD_OK);
+	ck_assert_str_eq(a, b);
+	ck_assert_int_eq(md_mailbox_create(u, "Box", 0), MD_OK);
+	ck_assert_int_eq(md_mailbox_objectid(u, "Box", b), MD_OK);
+	ck_assert_str_ne(a, b);
+	ck_assert_int_eq(md_mailbox_objectid(u, "NoSuchBox", b), MD_NOMAILBOX);
+
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, NULL), MD_OK);
+	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_PATH, &msg), MD_OK);
+	md_msg_emailid(&msg, e1);
+	md_msg_clear(&msg);
+	ck_assert_int_eq(md_msg_copy(mb, &uid, 1, "Renamed", false, 0, &uv, &copy_uid), MD_OK);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+
+	snprintf(path, sizeof(path), "%s/index", tdir);
+	ck_assert_int_eq(nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+	s = open_store();
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_objectid(u, "Renamed", b), MD_OK);
+	ck_assert_str_eq(a, b);
+	ck_assert_int_eq(md_mailbox_open(u, "Renamed", &mb, NULL), MD_OK);
+	ck_assert_int_eq(md_mailbox_open_objectid(mb, b), MD_OK);
+	ck_assert_str_eq(a, b);
+	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_PATH, &msg), MD_OK);
+	md_msg_emailid(&msg, e2);
+	ck_assert_str_eq(e1, e2);
+	md_msg_clear(&msg);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 /* ---- mailboxes and names --------------------------------------------------- */
 
 START_TEST(test_store_rename_children)
@@ -1349,6 +1406,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_store_outside_changes);
 	tcase_add_test(tc, test_store_reindex_and_lost_index);
 	tcase_add_test(tc, test_store_keywords_beyond_letters);
+	tcase_add_test(tc, test_store_objectids);
 	tcase_add_test(tc, test_store_rename_children);
 	tcase_add_test(tc, test_store_names);
 	tcase_add_test(tc, test_store_dovecot_import);
