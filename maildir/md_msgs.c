@@ -13,6 +13,7 @@
  * a delivery does, so a copy is durable when the call returns.
  */
 #include "md_private.h"
+#include "md_keywords.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -438,6 +439,38 @@ struct md_store_job {
 	struct md_flags_result *res;
 };
 
+struct md_store_xkw_ctx {
+	struct md_txn *t;
+	struct md_store_job *j;
+	struct md_msg_rec rec;
+};
+
+static const struct md_msg_rec *md_store_xkw_rec(void *ctx, size_t i)
+{
+	struct md_store_xkw_ctx *c = ctx;
+	struct md_user *u = c->j->mb->user;
+
+	if (c->j->res[i].result != MD_OK ||
+	    md_rec_msg_get(c->t, u->id, c->j->mb->id, c->j->uids[i], &c->rec) != MD_OK)
+		return NULL;
+	return &c->rec;
+}
+
+/* Keywords beyond the letters changed: the folder's postern-keywords
+ * follows (md_keywords.c). */
+static enum md_result md_store_xkw(struct md_txn *t, struct md_store_job *j,
+				   const char *dir)
+{
+	struct md_store_xkw_ctx c = { .t = t, .j = j };
+	enum md_result r = md_xkw_update(t, j->mb->user->id, j->mb->id, dir,
+					 md_store_xkw_rec, &c, j->n);
+
+	if (r != MD_OK)
+		md_user_seterr(j->mb->user, "%s/%s: %s", dir, MD_XKW_FILE,
+			       md_result_name(r));
+	return r;
+}
+
 static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 {
 	struct md_store_job *j = arg;
@@ -447,7 +480,7 @@ static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 	uint64_t kwmask[MD_KW_WORDS] = { 0 }, modseq;
 	uint32_t fmask = md_flags_to_letters(j->flags & MD_FLAG_ALL, 0);
 	char dir[PATH_MAX];
-	bool changed = false, kw_created = false;
+	bool changed = false, kw_created = false, xkw = false;
 	enum md_result r = md_mbox_dir(u, t, j->mb->id, &mb, dir, sizeof(dir));
 
 	if (r != MD_OK)
@@ -531,6 +564,7 @@ static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 		str_copy(rec.fname, newname, sizeof(rec.fname));
 		rec.in_new = false;
 		rec.modseq = modseq;
+		xkw = xkw || md_xkw_any(old.kw) || md_xkw_any(rec.kw);
 		md_rec_count(&mb, &old, -1);
 		md_rec_count(&mb, &rec, 1);
 		if ((r = md_rec_msg_put(t, u->id, j->mb->id, &rec, &old)) != MD_OK)
@@ -543,6 +577,8 @@ static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 	}
 	if (!changed)
 		return MD_OK;
+	if (xkw && (r = md_store_xkw(t, j, dir)) != MD_OK)
+		return r;
 	mb.highestmodseq = modseq;
 	md_txn_touch(t, u->id, j->mb->id);
 	return md_rec_mbox_put(t, u->id, &mb);

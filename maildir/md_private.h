@@ -412,11 +412,15 @@ struct md_dcmap {
 				 * allocation */
 };
 
+#define MD_DCGUID_LEN 32 /* Dovecot's 128-bit GUID in hex */
+
 struct md_dovecot {
 	uint32_t uidvalidity, uidnext;
 	struct md_dcmap *map;   /* sorted by base name; bases malloc'd */
 	size_t n;
 	char *kw[26];
+	char guid[MD_DCGUID_LEN + 1]; /* v3 header "G<guid>": the mailbox GUID
+				       * (its RFC 8474 MAILBOXID), or "" */
 };
 
 /* Whether the uidlist's entry for base name base[0..blen) is wanted. */
@@ -426,6 +430,9 @@ typedef bool md_dovecot_keep_fn(void *ctx, const char *base, size_t blen);
 int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 		    void *keep_ctx, struct md_dovecot *dc);
 void md_dovecot_free(struct md_dovecot *dc);
+/* dir's dovecot-keywords into kw (entries NULL on entry; strdup'd
+ * names, invalid lines skipped; nothing when there is no such file). */
+void md_dovecot_keywords_read(const char *dir, char *kw[26]);
 /* The entry of a base name, NULL when not listed */
 const struct md_dcmap *md_dovecot_find(const struct md_dovecot *dc,
 				       const char *fname, size_t blen);
@@ -448,6 +455,13 @@ int md_msg_locate(const char *dir, struct md_msg_rec *rec);
 /* md_mailbox.c: the directory of mailbox id (from its record). */
 enum md_result md_mbox_dir(struct md_user *user, struct md_txn *t, uint32_t id,
 			   struct md_mbox_rec *rec_r, char *dir, size_t dirlen);
+/* md_objectid.c: the RFC 8474 EMAILID of a message file name (its base
+ * name's); id_r holds MD_OBJECTID_MAX + 1 */
+void md_emailid_of(const char *fname, char *id_r);
+/* md_objectid.c: append to a copy's new base name the ",E=" field that
+ * keeps the EMAILID of the original, src_fname.  -1 (base unchanged)
+ * when the name would leave no room for the flags. */
+int md_emailid_name(const char *src_fname, char *base, size_t baselen);
 /* md_mailbox.c: status from a record */
 void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st);
 

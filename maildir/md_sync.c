@@ -31,6 +31,7 @@
  * MD_MBOX_DCUIDL (rebuilt) takes the POP3 UIDLs only.
  */
 #include "md_private.h"
+#include "md_keywords.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -325,6 +326,7 @@ struct md_sync_job {
 	 * scans it again instead of thinking it done */
 	bool retry_new, retry_cur;
 	const struct md_dovecot *dc;
+	const struct md_xkw *xkw;  /* keyword files, for the new files */
 };
 
 static bool md_file_exists(const char *dir, bool in_new, const char *fname)
@@ -368,6 +370,8 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 	struct md_entry *relist = NULL;
 	size_t n_relist = 0;
 	bool relisted = false, changed = false, conv_new = false, conv_cur = false;
+	struct md_kwtab kwtab;
+	bool kw_loaded = false;
 	char new_sub[PATH_MAX], cur_sub[PATH_MAX];
 	enum md_result r;
 	uint64_t modseq;
@@ -435,6 +439,10 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 		rec.uid = uid;
 		rec.in_new = nf->in_new;
 		str_copy(rec.fname, nf->fname, sizeof(rec.fname));
+		if (j->xkw != NULL &&
+		    (r = md_xkw_index_new(t, u->id, j->mbox, &kwtab, &kw_loaded,
+					  j->xkw, &rec)) != MD_OK)
+			goto out;
 		rec.modseq = modseq;
 		rec.size = nf->size;
 		rec.pop3_size = nf->pop3_size;
@@ -549,6 +557,8 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 	if (r == MD_OK)
 		r = md_rec_user_put(t, u->address, &urec);
 out:
+	if (kw_loaded)
+		md_kw_free(&kwtab);
 	md_entries_free(relist, n_relist);
 	return r;
 }
@@ -824,6 +834,7 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	struct md_idxent *ix = NULL;
 	struct md_newfile *nf = NULL;
 	struct md_dovecot dc;
+	struct md_xkw xkw;
 	bool have_dc = false, new_only;
 	size_t n_ents = 0, n_ix = 0, n_new = 0, cap = 0, *newidx = NULL;
 	char dir[PATH_MAX], sub[PATH_MAX], new_sub[PATH_MAX], cur_sub[PATH_MAX];
@@ -894,6 +905,12 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	job.mbox = mbox_id;
 	job.dir = dir;
 	job.dc = have_dc && (mb.flags & MD_MBOX_IMPORT) ? &dc : NULL;
+	if (n_new > 0 && md_xkw_read_sync(dir, &xkw) < 0) {
+		md_user_seterr(u, "%s/%s: %s", dir, MD_XKW_FILE, strerror(errno));
+		r = MD_TEMPFAIL;
+		goto out;
+	}
+	job.xkw = n_new > 0 ? &xkw : NULL;
 	job.nf = nf;
 	md_pathf(new_sub, sizeof(new_sub), "%s/new", dir);
 	md_pathf(cur_sub, sizeof(cur_sub), "%s/cur", dir);
@@ -984,5 +1001,7 @@ out:
 	free(ix);
 	if (have_dc)
 		md_dovecot_free(&dc);
+	if (job.xkw != NULL)
+		md_xkw_free(&xkw);
 	return r;
 }

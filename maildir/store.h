@@ -10,6 +10,12 @@
  *   .../LOCAL/postern-indexed       marker: this Maildir was indexed by us
  *                                   (dovecot-uidlist is imported only while
  *                                   it is absent; see "Dovecot" below)
+ *   .../LOCAL/[.FOLDER/]postern-keywords  keywords beyond the 26 letters a
+ *                                   file name holds, per message base
+ *                                   name (md_keywords.c): read back when
+ *                                   the index is rebuilt
+ *   .../LOCAL/[.FOLDER/]postern-mailboxid  the mailbox's RFC 8474
+ *                                   MAILBOXID (md_objectid.c)
  *
  * Threads.  Every function blocks (file I/O, fsync, LMDB) and is safe to
  * call from any thread: the daemon calls them from worker threads, never
@@ -40,7 +46,7 @@
  * line endings is rewritten with CRLF (same name) when it is indexed.
  * Flags are mirrored into the file name (":2,DFRST", keywords as letters
  * a..z listed in the folder's dovecot-keywords), so mutt and Dovecot see
- * them.  Delivered files stay in new/ until their flags first change; then
+ * them; a mailbox's 27th and later keywords go to postern-keywords.  Delivered files stay in new/ until their flags first change; then
  * they move to cur/.  \Recent is not kept (IMAP4rev2 dropped it).
  *
  * Outside changes (files added, renamed or deleted by other programs) are
@@ -334,6 +340,19 @@ enum md_result md_mailbox_keywords(struct md_mailbox *mb, char ***names_r,
 				   size_t *n_r);
 void md_mailbox_keywords_free(char **names, size_t n);
 
+/* ---- object identifiers (RFC 8474) -------------------------------- */
+
+#define MD_OBJECTID_MAX 255 /* RFC 8474 §4: objectid = 1*255(ALPHA / DIGIT / "_" / "-") */
+
+/* MAILBOXID (STATUS, LIST RETURN (STATUS)): the mailbox's id into id_r
+ * (MD_OBJECTID_MAX + 1 octets), made at the first ask.  It stays across
+ * RENAME and `postern reindex`; a folder migrated from Dovecot keeps
+ * Dovecot's mailbox GUID (md_objectid.c).  MD_NOMAILBOX, MD_TEMPFAIL. */
+enum md_result md_mailbox_objectid(struct md_user *user, const char *name,
+				   char *id_r);
+/* The same for an open mailbox (SELECT / EXAMINE). */
+enum md_result md_mailbox_open_objectid(struct md_mailbox *mb, char *id_r);
+
 /* ---- messages ----------------------------------------------------- */
 
 /* IMAP system flags (RFC 3501 §2.3.2) */
@@ -399,6 +418,11 @@ uint64_t md_pop3_size(const void *data, size_t len);
  * message whole).  Follows a rename by another program or session (updates
  * msg->path).  MD_NOTFOUND when the file is gone. */
 enum md_result md_msg_open(struct md_mailbox *mb, struct md_msg *msg, int *fd_r);
+
+/* RFC 8474 EMAILID (needs MD_READ_PATH): derived from the Maildir base
+ * name, the same for a message and its COPY / MOVE copies (md_objectid.c).
+ * id_r holds MD_OBJECTID_MAX + 1 octets.  (THREADID is not kept: NIL.) */
+void md_msg_emailid(const struct md_msg *msg, char *id_r);
 
 /* Metadata computed at delivery (needs MD_READ_META).  Strings are exactly
  * what follows the FETCH item name, "(" ... ")", not NUL-terminated. */
@@ -492,11 +516,10 @@ enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
  *    With MD_TEXT_HEADERS alone only the message's own header is read
  *    (the cheap case for FROM/SUBJECT/HEADER); TEXT asks for both.
  *  - Matching is RFC 5051 i;unicode-casemap (I18NLEVEL=1's comparator,
- *    Dovecot's) for Latin, Greek and Cyrillic: both sides case-folded and
- *    decomposed (NFKD), so "MÜLLER" finds "müller" and "u" finds "ü", as
- *    in Dovecot; our own tables, never the process locale.  Other
- *    scripts compare exactly.  An empty needle matches (a field that
- *    exists).
+ *    Dovecot's) for all of Unicode: both sides titlecased and decomposed
+ *    (NFKD), so "MÜLLER" finds "müller" and "u" finds "ü", as in
+ *    Dovecot; our own tables (md_text.c), never the process locale.  An
+ *    empty needle matches (a field that exists).
  *  - Limits: MD_TEXT_BODY_MAX octets of body text and MD_TEXT_HEADERS_MAX
  *    of header text per message are searched, the rest is not.  Dovecot
  *    without FTS has no limit; these keep one SEARCH's memory bounded

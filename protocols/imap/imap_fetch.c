@@ -44,6 +44,8 @@ enum imap_fetch_kind {
 	IMAP_FI_SECTION,       /* BODY[...], BODY.PEEK[...], RFC822[.HEADER|.TEXT] */
 	IMAP_FI_BINARY,        /* BINARY[...], BINARY.PEEK[...] (RFC 3516) */
 	IMAP_FI_BINARY_SIZE,   /* BINARY.SIZE[...] */
+	IMAP_FI_EMAILID,       /* RFC 8474 §5.1 (imap_objectid.c) */
+	IMAP_FI_THREADID,      /* RFC 8474 §5.2: NIL */
 };
 
 struct imap_fetch_item {
@@ -127,6 +129,9 @@ static struct imap_fetch_item *imap_fetch_add(struct imap_fetch_cmd *f, enum ima
 	case IMAP_FI_BINARY:
 	case IMAP_FI_BINARY_SIZE:
 		f->need_meta = true;
+		f->need_path = true;
+		break;
+	case IMAP_FI_EMAILID:
 		f->need_path = true;
 		break;
 	default:
@@ -286,6 +291,10 @@ static bool imap_fetch_att(struct imap_cursor *c, struct imap_fetch_cmd *f)
 		return imap_fetch_add(f, IMAP_FI_INTERNALDATE, "INTERNALDATE") != NULL;
 	if (strcasecmp(name, "RFC822.SIZE") == 0)
 		return imap_fetch_add(f, IMAP_FI_SIZE, "RFC822.SIZE") != NULL;
+	if (strcasecmp(name, "EMAILID") == 0 || strcasecmp(name, "THREADID") == 0)
+		return ((name[0] | 0x20) == 'e' ?
+			imap_fetch_add(f, IMAP_FI_EMAILID, "EMAILID") :
+			imap_fetch_add(f, IMAP_FI_THREADID, "THREADID")) != NULL;
 	if (strcasecmp(name, "ENVELOPE") == 0)
 		return imap_fetch_add(f, IMAP_FI_ENVELOPE, "ENVELOPE") != NULL;
 	if (strcasecmp(name, "BODYSTRUCTURE") == 0)
@@ -591,6 +600,10 @@ static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
 		break;
 	case IMAP_FI_BINARY_SIZE:
 		imap_fetch_binary_size(s, it, msg);
+		break;
+	case IMAP_FI_EMAILID:
+	case IMAP_FI_THREADID:
+		imap_objectid_fetch(&s->out, msg, it->kind == IMAP_FI_THREADID);
 		break;
 	case IMAP_FI_SECTION:
 	case IMAP_FI_BINARY:

@@ -38,6 +38,7 @@
 #define IMAP_STATUS_UNSEEN      0x10
 #define IMAP_STATUS_SIZE        0x20
 #define IMAP_STATUS_DELETED     0x40
+#define IMAP_STATUS_MAILBOXID   0x4000 /* RFC 8474 §4.2 (imap_objectid.c) */
 
 struct imap_mbox_cmd {
 	char name[MD_MAILBOX_NAME_MAX + 1];
@@ -290,6 +291,8 @@ static void imap_status_line(struct imap_session *s, const char *name, unsigned 
 	}
 	if (items & IMAP_STATUS_DELETED)
 		buf_appendf(&s->out, "%sDELETED %u", sep, st->deleted);
+	if (items & IMAP_STATUS_MAILBOXID)
+		imap_objectid_status(s, name, items & ~(unsigned)IMAP_STATUS_MAILBOXID ? " " : "");
 	buf_appendf(&s->out, ")\r\n");
 }
 
@@ -421,6 +424,8 @@ static bool imap_status_items(const struct imap_session *s, struct imap_cursor *
 			*items_r |= IMAP_STATUS_SIZE;
 		else if (str_ieq(item, "DELETED"))
 			*items_r |= IMAP_STATUS_DELETED;
+		else if (str_ieq(item, "MAILBOXID"))
+			*items_r |= IMAP_STATUS_MAILBOXID;
 		else {
 			c->err = "Unknown STATUS item";
 			return false;

@@ -21,6 +21,7 @@
  *   imap_subject.c    RFC 5256 base subject, i;ascii-casemap
  *   imap_idle.c       IDLE / DONE
  *   imap_recent.c     \Recent: which session is told about a message first
+ *   imap_objectid.c   OBJECTID (RFC 8474): MAILBOXID, EMAILID, THREADID
  *
  * Memory: a session owns everything it points to.  A command's scratch
  * (s->cmd_state) is freed by its cmd_free when the tagged reply is sent;
@@ -407,5 +408,17 @@ int imap_sort_cmp_date_ptr(const void *a, const void *b);
 
 /* imap_thread.c: THREAD, UID THREAD (RFC 5256 §3) */
 imap_handler_fn imap_cmd_thread;
+
+/* imap_objectid.c (RFC 8474; worker threads) */
+/* "* OK [MAILBOXID (id)]" of the view's mailbox (SELECT / EXAMINE). */
+void imap_objectid_select(struct imap_session *s);
+/* " MAILBOXID (id)" of a STATUS answer, after sep. */
+void imap_objectid_status(struct imap_session *s, const char *name, const char *sep);
+/* FETCH "EMAILID (id)", or with thread "THREADID NIL". */
+void imap_objectid_fetch(struct buf *b, const struct md_msg *msg, bool thread);
+/* SP objectid (SEARCH EMAILID / THREADID), strdup'ed; false with c->err. */
+bool imap_objectid_arg(struct imap_cursor *c, char **id_r);
+/* Whether msg (read with MD_READ_PATH) has EMAILID id. */
+bool imap_objectid_emailid_is(const struct md_msg *msg, const char *id);
 
 #endif

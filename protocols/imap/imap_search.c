@@ -36,6 +36,7 @@ enum imap_skey {
 	SK_RECENT, SK_NEW, SK_OLD, /* \Recent in this session (imap_recent.c) */
 	SK_LARGER, SK_SMALLER, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE, SK_SENTON,
 	SK_SENTSINCE, SK_SET, SK_HEADER, SK_BODY, SK_TEXT,
+	SK_EMAILID, SK_THREADID, /* RFC 8474 §6 (imap_objectid.c) */
 };
 
 struct imap_snode {
@@ -272,6 +273,13 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 		c->nodes[k].str = strdup(kw);
 		return c->nodes[k].str != NULL ? k : -1;
 	}
+	if (str_ieq(word, "EMAILID") || str_ieq(word, "THREADID")) {
+		k = imap_snode_new(c, cur, str_ieq(word, "EMAILID") ? SK_EMAILID : SK_THREADID);
+		if (k < 0 || !imap_objectid_arg(cur, &c->nodes[k].str))
+			return -1;
+		c->need_path = true;
+		return k;
+	}
 	if (str_ieq(word, "HEADER")) {
 		const char *f;
 		size_t flen;
@@ -453,6 +461,10 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 					       : day >= n->t;
 	case SK_SET:
 		return imap_uids_have(n->uids, n->n_uids, m->uid);
+	case SK_EMAILID:
+		return imap_objectid_emailid_is(m, n->str);
+	case SK_THREADID:
+		return false; /* no message has one (THREADID NIL) */
 	case SK_HEADER:
 	case SK_BODY:
 	case SK_TEXT:

@@ -375,6 +375,7 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 	}
 	imap_out(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n", v->uidvalidity);
 	imap_out(s, "* OK [UIDNEXT %u] Predicted next UID\r\n", v->uidnext);
+	imap_objectid_select(s);
 	imap_reply(s, "OK", "[%s] %s completed", v->readonly ? "READ-ONLY" : "READ-WRITE",
 		   v->readonly ? "EXAMINE" : "SELECT");
 	return CMD_DONE;

@@ -251,6 +251,12 @@ def main():
         imap = imaplib.IMAP4_SSL("127.0.0.1", d.port("imaps"), ssl_context=tls_context())
         imap.login(USER, PASSWORD)
         folders, subs, special = snapshot(imap)
+        # RFC 8474 MAILBOXID: the mailbox GUID Dovecot wrote in dovecot-uidlist
+        with open(os.path.join(dest, "dovecot-uidlist")) as f:
+            guid = re.search(r" G([0-9a-f]{32})", f.readline())
+        typ, data = imap.status("INBOX", "(MAILBOXID)")
+        r.check(guid is not None and data == [b'"INBOX" (MAILBOXID (%s))' % guid.group(1).encode()],
+                "INBOX's MAILBOXID is Dovecot's mailbox GUID %s: %r" % (guid and guid.group(1), data))
         imap.logout()
         for name, (uv, msgs) in before[0].items():
             got = folders.get(name)
