@@ -62,6 +62,7 @@ static const struct imap_command imap_commands[] = {
 	{ "STORE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_store },
 	{ "COPY", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_copy },
 	{ "MOVE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_move },
+	{ "COMPRESS", IMAP_IN_LOGGED, 0, imap_cmd_compress },       /* RFC 4978 */
 };
 
 const struct imap_command *imap_command_find(const char *verb)
@@ -181,11 +182,13 @@ bool imap_login_allowed(const struct imap_session *s)
 #define IMAP_CAPS_AUTH                                                                 \
 	" NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE LIST-EXTENDED SPECIAL-USE"          \
 	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY"
+#define IMAP_CAPS_COMPRESS " COMPRESS=DEFLATE"
 
 void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 {
 	if (s->state != IMAP_STATE_NOT_AUTH) {
-		snprintf(out, outlen, "%s%s", IMAP_CAPS_BASE, IMAP_CAPS_AUTH);
+		snprintf(out, outlen, "%s%s%s", IMAP_CAPS_BASE, IMAP_CAPS_AUTH,
+			 conn_is_compressed(s->conn) ? "" : IMAP_CAPS_COMPRESS);
 		return;
 	}
 	snprintf(out, outlen, "%s%s%s", IMAP_CAPS_BASE,

@@ -17,6 +17,7 @@
  *   imap_search.c     SEARCH, UID SEARCH
  *   imap_idle.c       IDLE / DONE
  *   imap_recent.c     \Recent: which session is told about a message first
+ *   imap_compress.c   COMPRESS=DEFLATE (the layer is core/conn's)
  *
  * Memory: a session owns everything it points to.  A command's scratch
  * (s->cmd_state) is freed by its cmd_free when the tagged reply is sent;
@@ -315,5 +316,8 @@ void imap_idle_wake(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id)
 
 /* imap_search.c */
 imap_handler_fn imap_cmd_search;
+
+/* imap_compress.c */
+imap_handler_fn imap_cmd_compress;
 
 #endif
