@@ -18,6 +18,8 @@
  *   imap_idle.c       IDLE / DONE
  *   imap_recent.c     \Recent: which session is told about a message first
  *   imap_compress.c   COMPRESS=DEFLATE (the layer is core/conn's)
+ *   imap_quota.c      GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208)
+ *   imap_metadata.c   GETMETADATA, SETMETADATA (RFC 5464)
  *
  * Memory: a session owns everything it points to.  A command's scratch
  * (s->cmd_state) is freed by its cmd_free when the tagged reply is sent;
@@ -232,7 +234,7 @@ void imap_idle_link(struct imap_session *s, bool on);
 
 /* imap_auth.c */
 imap_handler_fn imap_cmd_capability, imap_cmd_starttls, imap_cmd_login,
-	imap_cmd_authenticate;
+	imap_cmd_authenticate, imap_cmd_unauthenticate;
 void imap_sasl_line(struct imap_session *s, const char *line, size_t len);
 void imap_auth_cleanup(struct imap_session *s);
 
@@ -319,5 +321,11 @@ imap_handler_fn imap_cmd_search;
 
 /* imap_compress.c */
 imap_handler_fn imap_cmd_compress;
+
+/* imap_quota.c */
+imap_handler_fn imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
+
+/* imap_metadata.c */
+imap_handler_fn imap_cmd_getmetadata, imap_cmd_setmetadata;
 
 #endif
