@@ -11,8 +11,8 @@
  * more than one line's worth of plaintext in memory: the rest waits,
  * compressed, in the layer underneath, whose own read high-water mark
  * (CONN_ZLIB_UNDER_READ_MAX) stops reading from the socket.  The deflater
- * consumes input only while the layer underneath holds less than its
- * write high-water mark, so output back-pressure works as without
+ * takes no more input than the room left under the write high-water mark
+ * of the layer underneath, so output back-pressure works as without
  * compression.  Every batch of output ends with Z_SYNC_FLUSH (RFC 4978 §4:
  * the client must be able to read each response as soon as it is sent).
  *
@@ -179,29 +179,32 @@ enum bufferevent_filter_result conn_zlib_output(struct evbuffer *src, struct evb
 						enum bufferevent_flush_mode mode, void *arg)
 {
 	struct conn_zlib *z = arg;
-	size_t start = evbuffer_get_length(dst);
-	bool took = false;
+	size_t taken = 0;
 
 	(void)mode;
 	if (z->failed)
 		return BEV_ERROR;
-	while (evbuffer_get_length(src) > 0 &&
-	       (limit < 0 || evbuffer_get_length(dst) - start < (size_t)limit)) {
+	/* zlib holds input back until its buffers fill, so output is bounded
+	 * by the input taken: DEFLATE with a flush never grows data by more
+	 * than a few octets per 16 KiB (RFC 1951 §3.2.4 stored blocks). */
+	while (evbuffer_get_length(src) > 0 && (limit < 0 || taken < (size_t)limit)) {
 		struct evbuffer_iovec in_vec;
 		size_t n;
 
 		if (evbuffer_peek(src, -1, NULL, &in_vec, 1) < 1)
 			break;
 		n = in_vec.iov_len < CONN_ZLIB_OUT_CHUNK ? in_vec.iov_len : CONN_ZLIB_OUT_CHUNK;
+		if (limit >= 0 && n > (size_t)limit - taken)
+			n = (size_t)limit - taken;
 		z->out.next_in = in_vec.iov_base;
 		z->out.avail_in = (uInt)n;
 		if (conn_zlib_deflate_into(z, dst, Z_NO_FLUSH) < 0)
 			return conn_zlib_fail(z);
 		evbuffer_drain(src, n - z->out.avail_in);
-		took = true;
+		taken += n - z->out.avail_in;
 	}
 	/* Whatever was taken leaves now, complete (RFC 4978 §4). */
-	if (took) {
+	if (taken > 0) {
 		z->out.next_in = NULL;
 		z->out.avail_in = 0;
 		if (conn_zlib_deflate_into(z, dst, Z_SYNC_FLUSH) < 0)

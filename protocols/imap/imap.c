@@ -199,7 +199,8 @@ void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 		return;
 	}
 	snprintf(out, outlen, "%s%s%s", IMAP_CAPS_BASE,
-		 s->starttls_allowed && !conn_is_tls(s->conn) ? " STARTTLS" : "",
+		 s->starttls_allowed && !conn_is_tls(s->conn) && !conn_is_compressed(s->conn)
+			 ? " STARTTLS" : "",
 		 imap_login_allowed(s) ? " AUTH=PLAIN AUTH=LOGIN" : " LOGINDISABLED");
 }
 

@@ -8,9 +8,9 @@
  * LIST-EXTENDED, SPECIAL-USE, CREATE-SPECIAL-USE, LIST-STATUS,
  * STATUS=SIZE, MULTIAPPEND, ESEARCH, SEARCHRES, BINARY, COMPRESS=DEFLATE
  * (until it is on), UNAUTHENTICATE, QUOTA QUOTA=RES-STORAGE, METADATA;
- * STARTTLS and AUTH=PLAIN AUTH=LOGIN (or LOGINDISABLED)
- * before login.  Not yet: CONDSTORE/QRESYNC.  \Recent is kept in this process's memory
- * (imap_recent.c).
+ * STARTTLS (not under COMPRESS) and AUTH=PLAIN AUTH=LOGIN (or
+ * LOGINDISABLED) before login.  Not yet: CONDSTORE/QRESYNC.  \Recent is
+ * kept in this process's memory (imap_recent.c).
  *
  * IMAP4rev2 (s->rev2, set by ENABLE in the authenticated state before any
  * SELECT, RFC 5161 §3.1) changes only what RFC 9051 changes: mailbox names

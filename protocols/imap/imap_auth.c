@@ -62,6 +62,11 @@ void imap_cmd_starttls(struct imap_session *s, struct imap_cursor *args)
 		imap_reply(s, "BAD", "TLS is already active");
 		return;
 	}
+	if (conn_is_compressed(s->conn)) {
+		/* after COMPRESS and UNAUTHENTICATE: TLS would go under DEFLATE */
+		imap_reply(s, "BAD", "STARTTLS cannot follow COMPRESS");
+		return;
+	}
 	if (!s->starttls_allowed) {
 		imap_reply(s, "NO", "[CANNOT] STARTTLS is not available on this port");
 		return;
