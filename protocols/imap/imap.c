@@ -79,6 +79,19 @@ const struct imap_command *imap_command_find(const char *verb)
 	return NULL;
 }
 
+void *imap_cmd_state_new(struct imap_session *s, size_t size, void (*free_fn)(void *))
+{
+	void *state = calloc(1, size);
+
+	if (state == NULL) {
+		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		return NULL;
+	}
+	s->cmd_state = state;
+	s->cmd_free = free_fn;
+	return state;
+}
+
 struct auth *imap_ctx_auth(struct imap_ctx *ctx)
 {
 	return ctx->auth;

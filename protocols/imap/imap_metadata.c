@@ -246,20 +246,6 @@ static enum imap_cmd_status imap_metadata_work(struct imap_session *s)
 	return CMD_DONE;
 }
 
-static struct imap_metadata_cmd *imap_metadata_state(struct imap_session *s, bool set)
-{
-	struct imap_metadata_cmd *m = calloc(1, sizeof(*m));
-
-	if (m == NULL) {
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-		return NULL;
-	}
-	m->set = set;
-	s->cmd_state = m;
-	s->cmd_free = imap_metadata_free;
-	return m;
-}
-
 static void imap_metadata_bad(struct imap_session *s, struct imap_cursor *c, const char *text)
 {
 	imap_reply(s, "BAD", "%s", c->err != NULL ? c->err : text);
@@ -268,10 +254,11 @@ static void imap_metadata_bad(struct imap_session *s, struct imap_cursor *c, con
 /* RFC 5464 §4.2: GETMETADATA [options] mailbox entries */
 void imap_cmd_getmetadata(struct imap_session *s, struct imap_cursor *args)
 {
-	struct imap_metadata_cmd *m = imap_metadata_state(s, false);
+	struct imap_metadata_cmd *m = imap_cmd_state_new(s, sizeof(*m), imap_metadata_free);
 
 	if (m == NULL)
 		return;
+	m->set = false;
 	if (!imap_sp(args) || (imap_char(args, '(') && (!imap_metadata_options(m, args) ||
 							!imap_sp(args))) ||
 	    !imap_mailbox_arg(s, args, m->mailbox, sizeof(m->mailbox)) || !imap_sp(args) ||
@@ -285,10 +272,11 @@ void imap_cmd_getmetadata(struct imap_session *s, struct imap_cursor *args)
 /* RFC 5464 §4.3: SETMETADATA mailbox (entry value ...) */
 void imap_cmd_setmetadata(struct imap_session *s, struct imap_cursor *args)
 {
-	struct imap_metadata_cmd *m = imap_metadata_state(s, true);
+	struct imap_metadata_cmd *m = imap_cmd_state_new(s, sizeof(*m), imap_metadata_free);
 
 	if (m == NULL)
 		return;
+	m->set = true;
 	if (!imap_sp(args) || !imap_mailbox_arg(s, args, m->mailbox, sizeof(m->mailbox)) ||
 	    !imap_sp(args) || !imap_metadata_items(m, args) || !imap_at_end(args)) {
 		imap_metadata_bad(s, args, "Invalid SETMETADATA arguments");

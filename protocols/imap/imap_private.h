@@ -220,6 +220,9 @@ void imap_out(struct imap_session *s, const char *fmt, ...)
 /* Run work on a worker thread (again while it returns CMD_MORE), write its
  * output, then after() on the loop and read the next command. */
 void imap_job_start(struct imap_session *s, imap_work_fn *work, imap_after_fn *after);
+/* A zeroed scratch state of size octets for the running command, freed
+ * with free_fn when its reply is sent; NULL after replying NO. */
+void *imap_cmd_state_new(struct imap_session *s, size_t size, void (*free_fn)(void *));
 /* The command is complete (output already queued): read the next one. */
 void imap_command_done(struct imap_session *s);
 /* Write s->out to the connection. */

@@ -25,19 +25,6 @@ struct imap_quota_cmd {
 	bool root;                             /* GETQUOTAROOT, not GETQUOTA */
 };
 
-static struct imap_quota_cmd *imap_quota_state(struct imap_session *s)
-{
-	struct imap_quota_cmd *q = calloc(1, sizeof(*q));
-
-	if (q == NULL) {
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-		return NULL;
-	}
-	s->cmd_state = q;
-	s->cmd_free = free;
-	return q;
-}
-
 /* "* QUOTA "" (STORAGE used limit)" when the user has a quota (worker).
  * 1: written, 0: no quota, -1: the store failed (replied). */
 static int imap_quota_line(struct imap_session *s)
@@ -103,7 +90,7 @@ void imap_cmd_getquota(struct imap_session *s, struct imap_cursor *args)
 		imap_reply(s, "NO", "[NONEXISTENT] No such quota root");
 		return;
 	}
-	if (imap_quota_state(s) == NULL)
+	if (imap_cmd_state_new(s, sizeof(struct imap_quota_cmd), free) == NULL)
 		return;
 	imap_job_start(s, imap_quota_work, NULL);
 }
@@ -111,7 +98,7 @@ void imap_cmd_getquota(struct imap_session *s, struct imap_cursor *args)
 /* RFC 9208 §4.1.2: GETQUOTAROOT mailbox */
 void imap_cmd_getquotaroot(struct imap_session *s, struct imap_cursor *args)
 {
-	struct imap_quota_cmd *q = imap_quota_state(s);
+	struct imap_quota_cmd *q = imap_cmd_state_new(s, sizeof(*q), free);
 
 	if (q == NULL)
 		return;
