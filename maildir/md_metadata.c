@@ -35,7 +35,8 @@
 #include "util.h"
 
 #define MD_METADATA_MAGIC "PMD1\n"
-/* Every entry of every mailbox at their largest, with room to spare. */
+/* All entries of a user together (a SETMETADATA beyond it is TOOMANY):
+ * ten mailboxes with every entry at its largest. */
 #define MD_METADATA_FILE_MAX (16 * 1024 * 1024)
 #define MD_METADATA_HEAD_MAX 64 /* "<n> <n> <n>\n" */
 
@@ -281,6 +282,18 @@ static int md_metadata_apply(struct md_metadata_set *set, const char *mailbox,
 	return 0;
 }
 
+/* Octets the file of set takes (md_metadata_write's encoding). */
+static size_t md_metadata_file_size(const struct md_metadata_set *set)
+{
+	size_t n = strlen(MD_METADATA_MAGIC);
+
+	for (size_t i = 0; i < set->n; i++)
+		if (set->e[i].value != NULL)
+			n += MD_METADATA_HEAD_MAX + strlen(set->e[i].mailbox) +
+			     strlen(set->e[i].name) + set->e[i].value_len + 1;
+	return n;
+}
+
 static size_t md_metadata_count(const struct md_metadata_set *set, const char *mailbox)
 {
 	size_t n = 0;
@@ -308,8 +321,11 @@ enum md_result md_metadata_set(struct md_user *u, const char *mailbox,
 	for (size_t i = 0; i < n && r == MD_OK; i++)
 		if (md_metadata_apply(&all, mailbox, &changes[i]) < 0)
 			r = MD_TEMPFAIL;
-	if (r == MD_OK && md_metadata_count(&all, mailbox) > MD_METADATA_ENTRIES_MAX)
-		r = MD_LIMIT; /* nothing written: all or nothing (RFC 5464 §4.3) */
+	/* nothing written: all or nothing (RFC 5464 §4.3); the whole file
+	 * stays readable (MD_METADATA_FILE_MAX) */
+	if (r == MD_OK && (md_metadata_count(&all, mailbox) > MD_METADATA_ENTRIES_MAX ||
+			   md_metadata_file_size(&all) > MD_METADATA_FILE_MAX))
+		r = MD_LIMIT;
 	if (r == MD_OK)
 		r = md_metadata_write(u, &all);
 	close(lock);
