@@ -13,7 +13,9 @@
  * left and against the limits in store.h before it trusts it; a damaged
  * file is MD_CORRUPT (and is left for the administrator), never guessed.
  * ROOT/postern-metadata.lock is flock()ed around each read-modify-write,
- * so sessions and processes never lose each other's changes.
+ * so sessions and processes never lose each other's changes; readers need
+ * no lock, as the file is only ever replaced whole.  Both files exist only
+ * once the user has set an entry.
  *
  * Memory: md_metadata_get() hands out a malloc'd array
  * (md_metadata_free()); the whole file (at most MD_METADATA_FILE_MAX) is
@@ -220,15 +222,11 @@ enum md_result md_metadata_get(struct md_user *u, const char *mailbox,
 			       struct md_metadata **list_r, size_t *n_r)
 {
 	struct md_metadata_set all = { 0 }, mine = { 0 };
-	enum md_result r;
-	int lock = md_metadata_lock(u);
+	/* no lock: the file is only ever replaced whole (rename) */
+	enum md_result r = md_metadata_read(u, &all);
 
 	*list_r = NULL;
 	*n_r = 0;
-	if (lock < 0)
-		return MD_TEMPFAIL;
-	r = md_metadata_read(u, &all);
-	close(lock);
 	for (size_t i = 0; i < all.n && r == MD_OK; i++) {
 		const struct md_metadata *e = &all.e[i];
 		if (strcmp(e->mailbox, mailbox) == 0 &&
@@ -357,9 +355,14 @@ static void md_metadata_update(struct md_user *u, const char *from, const char *
 {
 	struct md_metadata_set all = { 0 };
 	bool changed = false;
-	int lock = md_metadata_lock(u);
+	char path[PATH_MAX];
 	enum md_result r;
+	int lock;
 
+	/* a user who never set an entry gets no files for it */
+	if (md_metadata_path(u, "", path, sizeof(path)) < 0 || access(path, F_OK) < 0)
+		return;
+	lock = md_metadata_lock(u);
 	if (lock < 0)
 		return;
 	r = md_metadata_read(u, &all);
