@@ -10,6 +10,7 @@
  * message is lost.
  */
 #include "md_private.h"
+#include "md_metadata.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -309,8 +310,10 @@ enum md_result md_mailbox_delete(struct md_user *u, const char *name)
 	md_pathf(trash, sizeof(trash), "%s/%s%ld.%08x", u->root, MD_TRASH_PREFIX,
 		 (long)getpid(), rnd);
 	r = md_write(u->store, md_delete_job_run, &job);
-	if (r == MD_OK)
+	if (r == MD_OK) {
 		md_remove_tree(trash);
+		md_metadata_deleted(u, norm);
+	}
 	else if (r == MD_NOMAILBOX)
 		md_user_seterr(u, "no such mailbox");
 	return r;
@@ -476,8 +479,10 @@ enum md_result md_mailbox_rename(struct md_user *u, const char *from,
 	if (md_name_is_inbox(nfrom))
 		return md_rename_inbox(u, nto);
 	r = md_write(u->store, md_rename_job_run, &job);
-	if (r == MD_OK)
+	if (r == MD_OK) {
 		md_subs_mirror(u); /* the subscriptions followed the names */
+		md_metadata_renamed(u, nfrom, nto);
+	}
 	if (r == MD_NOMAILBOX)
 		md_user_seterr(u, "no such mailbox");
 	else if (r == MD_EXISTS)

@@ -306,6 +306,38 @@ struct md_status {
 enum md_result md_mailbox_status(struct md_user *user, const char *name,
 				 struct md_status *status_r);
 
+/* ---- METADATA (RFC 5464) ----------------------------------------- */
+
+/* Server entries (mailbox "") and mailbox entries of one user, kept in
+ * ROOT/postern-metadata (format: md_metadata.c).  Names are entry names
+ * ("/private/comment"), lower-case; values are octets.  A mailbox's
+ * entries follow md_mailbox_rename() and go with md_mailbox_delete(). */
+#define MD_METADATA_VALUE_MAX (16 * 1024) /* octets a value (RFC 5464 §4.3 MAXSIZE);
+					   * below IMAP_LITERAL_MAX, so that a
+					   * client hears MAXSIZE, not TOOBIG */
+#define MD_METADATA_ENTRIES_MAX 100       /* entries per mailbox, and of the server
+					   * (RFC 5464 §4.3 TOOMANY) */
+#define MD_METADATA_NAME_MAX 256          /* octets of an entry name (RFC 5464 sets none) */
+
+struct md_metadata {
+	char *mailbox;    /* IMAP form, "" for the server */
+	char *name;       /* NUL-terminated */
+	char *value;      /* value_len octets (+ NUL); NULL in a change: delete */
+	size_t value_len;
+};
+
+/* Every entry of mailbox ("" for the server), in the order they were
+ * first set.  md_metadata_free(*list_r, *n_r). */
+enum md_result md_metadata_get(struct md_user *user, const char *mailbox,
+			       struct md_metadata **list_r, size_t *n_r);
+/* Set (value) or remove (value NULL) entries of mailbox, all or nothing,
+ * durable when MD_OK.  MD_TOOBIG: a value above MD_METADATA_VALUE_MAX;
+ * MD_LIMIT: more than MD_METADATA_ENTRIES_MAX entries would result.  The
+ * caller checks the names (syntax) and that the mailbox exists. */
+enum md_result md_metadata_set(struct md_user *user, const char *mailbox,
+			       const struct md_metadata *changes, size_t n);
+void md_metadata_free(struct md_metadata *list, size_t n);
+
 /* ---- an open (selected) mailbox ----------------------------------- */
 
 struct md_mailbox;

@@ -64,6 +64,13 @@ static const struct imap_command imap_commands[] = {
 	{ "STORE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_store },
 	{ "COPY", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_copy },
 	{ "MOVE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_move },
+	{ "COMPRESS", IMAP_IN_LOGGED, 0, imap_cmd_compress },       /* RFC 4978 */
+	{ "UNAUTHENTICATE", IMAP_IN_LOGGED, 0, imap_cmd_unauthenticate }, /* RFC 8437 */
+	{ "GETQUOTA", IMAP_IN_LOGGED, 0, imap_cmd_getquota },       /* RFC 9208 */
+	{ "GETQUOTAROOT", IMAP_IN_LOGGED, 0, imap_cmd_getquotaroot },
+	{ "SETQUOTA", IMAP_IN_LOGGED, 0, imap_cmd_setquota },
+	{ "GETMETADATA", IMAP_IN_LOGGED, 0, imap_cmd_getmetadata }, /* RFC 5464 */
+	{ "SETMETADATA", IMAP_IN_LOGGED, 0, imap_cmd_setmetadata },
 };
 
 const struct imap_command *imap_command_find(const char *verb)
@@ -72,6 +79,19 @@ const struct imap_command *imap_command_find(const char *verb)
 		if (str_ieq(imap_commands[i].verb, verb))
 			return &imap_commands[i];
 	return NULL;
+}
+
+void *imap_cmd_state_new(struct imap_session *s, size_t size, void (*free_fn)(void *))
+{
+	void *state = calloc(1, size);
+
+	if (state == NULL) {
+		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		return NULL;
+	}
+	s->cmd_state = state;
+	s->cmd_free = free_fn;
+	return state;
 }
 
 struct auth *imap_ctx_auth(struct imap_ctx *ctx)
@@ -184,15 +204,19 @@ bool imap_login_allowed(const struct imap_session *s)
 	" NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE LIST-EXTENDED SPECIAL-USE"          \
 	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY" \
 	" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES OBJECTID I18NLEVEL=1"
+#define IMAP_CAPS_COMPRESS " COMPRESS=DEFLATE"
+#define IMAP_CAPS_EXTRA " UNAUTHENTICATE QUOTA QUOTA=RES-STORAGE METADATA"
 
 void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 {
 	if (s->state != IMAP_STATE_NOT_AUTH) {
-		snprintf(out, outlen, "%s%s", IMAP_CAPS_BASE, IMAP_CAPS_AUTH);
+		snprintf(out, outlen, "%s%s%s%s", IMAP_CAPS_BASE, IMAP_CAPS_AUTH,
+			 conn_is_compressed(s->conn) ? "" : IMAP_CAPS_COMPRESS, IMAP_CAPS_EXTRA);
 		return;
 	}
 	snprintf(out, outlen, "%s%s%s", IMAP_CAPS_BASE,
-		 s->starttls_allowed && !conn_is_tls(s->conn) ? " STARTTLS" : "",
+		 s->starttls_allowed && !conn_is_tls(s->conn) && !conn_is_compressed(s->conn)
+			 ? " STARTTLS" : "",
 		 imap_login_allowed(s) ? " AUTH=PLAIN AUTH=LOGIN" : " LOGINDISABLED");
 }
 

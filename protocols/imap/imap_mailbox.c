@@ -53,15 +53,7 @@ struct imap_mbox_cmd {
 
 static struct imap_mbox_cmd *imap_mbox_state(struct imap_session *s)
 {
-	struct imap_mbox_cmd *m = calloc(1, sizeof(*m));
-
-	if (m == NULL) {
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-		return NULL;
-	}
-	s->cmd_state = m;
-	s->cmd_free = free;
-	return m;
+	return imap_cmd_state_new(s, sizeof(struct imap_mbox_cmd), free);
 }
 
 static void imap_bad(struct imap_session *s, struct imap_cursor *c, const char *fallback)

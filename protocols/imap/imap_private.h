@@ -22,6 +22,9 @@
  *   imap_idle.c       IDLE / DONE
  *   imap_recent.c     \Recent: which session is told about a message first
  *   imap_objectid.c   OBJECTID (RFC 8474): MAILBOXID, EMAILID, THREADID
+ *   imap_compress.c   COMPRESS=DEFLATE (the layer is core/conn's)
+ *   imap_quota.c      GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208)
+ *   imap_metadata.c   GETMETADATA, SETMETADATA (RFC 5464)
  *
  * Memory: a session owns everything it points to.  A command's scratch
  * (s->cmd_state) is freed by its cmd_free when the tagged reply is sent;
@@ -222,6 +225,9 @@ void imap_out(struct imap_session *s, const char *fmt, ...)
 /* Run work on a worker thread (again while it returns CMD_MORE), write its
  * output, then after() on the loop and read the next command. */
 void imap_job_start(struct imap_session *s, imap_work_fn *work, imap_after_fn *after);
+/* A zeroed scratch state of size octets for the running command, freed
+ * with free_fn when its reply is sent; NULL after replying NO. */
+void *imap_cmd_state_new(struct imap_session *s, size_t size, void (*free_fn)(void *));
 /* The command is complete (output already queued): read the next one. */
 void imap_command_done(struct imap_session *s);
 /* Write s->out to the connection. */
@@ -236,7 +242,7 @@ void imap_idle_link(struct imap_session *s, bool on);
 
 /* imap_auth.c */
 imap_handler_fn imap_cmd_capability, imap_cmd_starttls, imap_cmd_login,
-	imap_cmd_authenticate;
+	imap_cmd_authenticate, imap_cmd_unauthenticate;
 void imap_sasl_line(struct imap_session *s, const char *line, size_t len);
 void imap_auth_cleanup(struct imap_session *s);
 
@@ -420,5 +426,13 @@ void imap_objectid_fetch(struct buf *b, const struct md_msg *msg, bool thread);
 bool imap_objectid_arg(struct imap_cursor *c, char **id_r);
 /* Whether msg (read with MD_READ_PATH) has EMAILID id. */
 bool imap_objectid_emailid_is(const struct md_msg *msg, const char *id);
+/* imap_compress.c */
+imap_handler_fn imap_cmd_compress;
+
+/* imap_quota.c */
+imap_handler_fn imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
+
+/* imap_metadata.c */
+imap_handler_fn imap_cmd_getmetadata, imap_cmd_setmetadata;
 
 #endif

@@ -41,15 +41,7 @@ static void imap_store_free(void *arg)
 
 static struct imap_store_cmd *imap_store_state(struct imap_session *s)
 {
-	struct imap_store_cmd *c = calloc(1, sizeof(*c));
-
-	if (c == NULL) {
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-		return NULL;
-	}
-	s->cmd_state = c;
-	s->cmd_free = imap_store_free;
-	return c;
+	return imap_cmd_state_new(s, sizeof(struct imap_store_cmd), imap_store_free);
 }
 
 /* "1:3,7" of ascending UIDs */
