@@ -621,6 +621,26 @@ int md_cursor_next_dup(struct md_cursor *cur, struct md_val *val_r)
 				&k, &v, NULL, val_r);
 }
 
+int md_kv_dup_count(struct md_txn *t, enum md_db db, const void *key, size_t klen,
+		    size_t *n_r)
+{
+	struct md_cursor *cur;
+	size_t n = 0;
+	int rc;
+
+	*n_r = 0;
+	if (md_cursor_open(t, db, key, klen, &cur) < 0)
+		return -1;
+	rc = md_cursor_seek(cur, key, klen, NULL, NULL);
+	if (rc == 0 && mdb_cursor_count(cur->c, &n) != 0)
+		rc = -1;
+	md_cursor_close(cur);
+	if (rc < 0)
+		return -1;
+	*n_r = (size_t)n;
+	return 0;
+}
+
 /* ---- open / close ------------------------------------------------------ */
 
 static int md_index_env_open(struct md_index *idx, const char *dir,

@@ -12,7 +12,9 @@
  *   msgmeta   user + mbox + uid                   -> md_meta_pack() bytes
  *   basename  user + mbox + Maildir base name               -> uid u32
  *   modseq    user + mbox -> dups modseq u64 + uid u32 (current modseqs)
- *   expunged  user + mbox -> dups modseq u64 + uid u32 (expunges)
+ *   expunged  user + mbox -> dups modseq u64 + uid u32 (expunges: the
+ *             expunge log, md_rec_explog_prune(); a dup with uid 0 marks
+ *             the horizon: expunges up to its modseq were pruned)
  *   keyword   user + mbox + index u16                       -> name
  *
  * Values:
@@ -492,7 +494,7 @@ enum md_result md_rec_msg_del(struct md_txn *t, uint32_t user, uint32_t mbox,
 	md_dup(dup, modseq, rec->uid);
 	if (md_kv_put(t, MD_DB_EXPUNGED, key, klen, dup, 12, 0) < 0)
 		return MD_TEMPFAIL;
-	return MD_OK;
+	return md_rec_explog_prune(t, user, mbox, md_txn_store(t)->explog_max);
 }
 
 enum md_result md_rec_basename_uid(struct md_txn *t, uint32_t user,
@@ -609,6 +611,30 @@ enum md_result md_kw_load(struct md_txn *t, uint32_t user, uint32_t mbox,
 	return MD_OK;
 }
 
+enum md_result md_kw_names(struct md_txn *t, uint32_t user, uint32_t mbox,
+			   char ***names_r, size_t *n_r)
+{
+	struct md_kwtab tab;
+	char **names;
+	enum md_result r = md_kw_load(t, user, mbox, &tab);
+
+	if (r != MD_OK)
+		return r;
+	names = calloc(tab.n + 1, sizeof(*names));
+	if (names == NULL) {
+		md_kw_free(&tab);
+		return MD_TEMPFAIL;
+	}
+	for (size_t i = 0; i < tab.n; i++) {
+		names[i] = tab.names[i]; /* ownership moves */
+		tab.names[i] = NULL;
+	}
+	*names_r = names;
+	*n_r = tab.n;
+	md_kw_free(&tab);
+	return MD_OK;
+}
+
 void md_kw_free(struct md_kwtab *tab)
 {
 	for (size_t i = 0; i < tab->n; i++)
@@ -670,5 +696,60 @@ enum md_result md_kw_ensure(struct md_txn *t, uint32_t user, uint32_t mbox,
 	*idx_r = i;
 	if (i < 26)
 		*created_r = true;
+	return MD_OK;
+}
+
+/* ---- the expunge log -------------------------------------------------- */
+
+/* Keep the newest max entries of a mailbox's expunge log (RFC 7162 §3.2.5.2
+ * lets a server forget expunges: a client asking from before the horizon
+ * gets every UID it knows that no longer exists).  The horizon marker
+ * (modseq H, uid 0) replaces the entries removed: all of them had a
+ * mod-sequence <= H.  Entries are collected first and deleted after the
+ * cursor is closed. */
+enum md_result md_rec_explog_prune(struct md_txn *t, uint32_t user,
+				   uint32_t mbox, size_t max)
+{
+	unsigned char key[8], dup[12];
+	struct md_cursor *cur;
+	struct md_val v;
+	unsigned char *gone = NULL;
+	size_t count, n_gone = 0, excess;
+	uint64_t horizon = 0;
+	int rc;
+
+	md_key_mbox(key, user, mbox);
+	if (md_kv_dup_count(t, MD_DB_EXPUNGED, key, 8, &count) < 0)
+		return MD_TEMPFAIL;
+	if (count <= max + 1) /* + 1: a marker may be among them */
+		return MD_OK;
+	excess = count - max;
+	if ((gone = malloc(excess * 12)) == NULL)
+		return MD_TEMPFAIL;
+	md_put64(dup, 0);
+	md_put32(dup + 8, 0);
+	if (md_cursor_open(t, MD_DB_EXPUNGED, key, 8, &cur) < 0) {
+		free(gone);
+		return MD_TEMPFAIL;
+	}
+	for (rc = md_cursor_seek_dup(cur, key, 8, dup, 12, &v);
+	     rc == 0 && n_gone < excess; rc = md_cursor_next_dup(cur, &v)) {
+		uint64_t ms;
+
+		if (v.len != 12)
+			continue;
+		ms = md_get64(v.data);
+		horizon = ms > horizon ? ms : horizon;
+		memcpy(gone + 12 * n_gone++, v.data, 12);
+	}
+	md_cursor_close(cur);
+	for (size_t i = 0; rc >= 0 && i < n_gone; i++)
+		if (md_kv_del(t, MD_DB_EXPUNGED, key, 8, gone + 12 * i, 12) < 0)
+			rc = -1;
+	free(gone);
+	md_put64(dup, horizon);
+	md_put32(dup + 8, 0);
+	if (rc < 0 || md_kv_put(t, MD_DB_EXPUNGED, key, 8, dup, 12, 0) < 0)
+		return MD_TEMPFAIL;
 	return MD_OK;
 }

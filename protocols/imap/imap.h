@@ -6,9 +6,9 @@
  * Offered (CAPABILITY, only what works): IMAP4rev2, SASL-IR, LITERAL+, ID,
  * ENABLE, IDLE, NAMESPACE, UNSELECT, CHILDREN, UIDPLUS, MOVE,
  * LIST-EXTENDED, SPECIAL-USE, CREATE-SPECIAL-USE, LIST-STATUS,
- * STATUS=SIZE, MULTIAPPEND, ESEARCH, SEARCHRES, BINARY; STARTTLS and
- * AUTH=PLAIN AUTH=LOGIN (or LOGINDISABLED) before login.  Not yet:
- * CONDSTORE/QRESYNC, COMPRESS.  \Recent is kept in this process's memory
+ * STATUS=SIZE, MULTIAPPEND, ESEARCH, SEARCHRES, BINARY, CONDSTORE, QRESYNC
+ * (imap_condstore.c); STARTTLS and AUTH=PLAIN AUTH=LOGIN (or
+ * LOGINDISABLED) before login.  Not yet: COMPRESS.  \Recent is kept in this process's memory
  * (imap_recent.c).
  *
  * IMAP4rev2 (s->rev2, set by ENABLE in the authenticated state before any

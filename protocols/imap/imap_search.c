@@ -33,6 +33,7 @@ enum imap_skey {
 	SK_RECENT, SK_NEW, SK_OLD, /* \Recent in this session (imap_recent.c) */
 	SK_LARGER, SK_SMALLER, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE, SK_SENTON,
 	SK_SENTSINCE, SK_SET, SK_HEADER, SK_BODY, SK_TEXT,
+	SK_MODSEQ, /* RFC 7162 §3.1.5 */
 };
 
 struct imap_snode {
@@ -61,6 +62,8 @@ struct imap_search_cmd {
 	unsigned text_what;    /* MD_TEXT_* the text keys need */
 	struct md_text *text;  /* decoded text of message text_uid */
 	uint32_t text_uid;
+	bool has_modseq;       /* a MODSEQ key: answer with the highest */
+	uint64_t max_modseq;   /* of the matches */
 };
 
 static void imap_search_free(void *arg)
@@ -254,6 +257,27 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 			return -2;
 		return k;
 	}
+	if (str_ieq(word, "MODSEQ")) {
+		/* MODSEQ [entry-name entry-type-req] mod-sequence-valzer: our
+		 * modseq is per message, so the entry is checked and ignored */
+		const char *entry;
+		size_t elen;
+		char type[8];
+
+		k = imap_snode_new(c, cur, SK_MODSEQ);
+		if (k < 0 || !imap_sp(cur))
+			return -1;
+		if (imap_peek(cur, '"') &&
+		    (!imap_string(cur, &entry, &elen) || !imap_sp(cur) ||
+		     !imap_atom(cur, type, sizeof(type), NULL) || !imap_sp(cur) ||
+		     !(str_ieq(type, "priv") || str_ieq(type, "shared") || str_ieq(type, "all"))))
+			return -1;
+		if (!imap_modseq_arg(cur, &c->nodes[k].n, true))
+			return -1;
+		c->has_modseq = true;
+		s->condstore = true; /* RFC 7162 §3.1: CONDSTORE enabling */
+		return k;
+	}
 	if (str_ieq(word, "LARGER") || str_ieq(word, "SMALLER")) {
 		k = imap_snode_new(c, cur, str_ieq(word, "LARGER") ? SK_LARGER : SK_SMALLER);
 		if (k < 0 || !imap_sp(cur) || !imap_number64(cur, &c->nodes[k].n))
@@ -394,6 +418,8 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 		bool has = n->kw >= 0 && (m->keywords[n->kw / 64] >> (n->kw % 64)) & 1;
 		return n->key == SK_KEYWORD ? has : !has;
 	}
+	case SK_MODSEQ:
+		return m->modseq >= n->n;
 	case SK_LARGER:
 		return m->size > n->n;
 	case SK_SMALLER:
@@ -421,20 +447,6 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 		return imap_search_text(s, c, n, m);
 	}
 	return false;
-}
-
-static void imap_buf_set(struct buf *b, const uint32_t *v, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j + 1 < n && v[j + 1] == v[j] + 1)
-			j++;
-		if (j > i)
-			buf_appendf(b, "%s%u:%u", i > 0 ? "," : "", v[i], v[j]);
-		else
-			buf_appendf(b, "%s%u", i > 0 ? "," : "", v[i]);
-		i = j + 1;
-	}
 }
 
 static enum imap_cmd_status imap_search_work(struct imap_session *s)
@@ -479,6 +491,8 @@ static enum imap_cmd_status imap_search_work(struct imap_session *s)
 				cap = ncap;
 			}
 			c->matches[c->n_matches++] = s->uid ? msgs[i].uid : seq;
+			if (msgs[i].modseq > c->max_modseq)
+				c->max_modseq = msgs[i].modseq;
 		}
 		md_msg_list_free(msgs, n);
 	}
@@ -486,6 +500,8 @@ static enum imap_cmd_status imap_search_work(struct imap_session *s)
 		buf_appendf(&s->out, "* SEARCH");
 		for (size_t i = 0; i < c->n_matches; i++)
 			buf_appendf(&s->out, " %u", c->matches[i]);
+		if (c->has_modseq && c->n_matches > 0) /* RFC 7162 §3.1.6 */
+			buf_appendf(&s->out, " (MODSEQ %llu)", (unsigned long long)c->max_modseq);
 		buf_appendf(&s->out, "\r\n");
 	} else if (c->ret_min || c->ret_max || c->ret_count || c->ret_all) {
 		buf_appendf(&s->out, "* ESEARCH (TAG ");
@@ -499,8 +515,10 @@ static enum imap_cmd_status imap_search_work(struct imap_session *s)
 			buf_appendf(&s->out, " COUNT %zu", c->n_matches);
 		if (c->ret_all && c->n_matches > 0) {
 			buf_appendf(&s->out, " ALL ");
-			imap_buf_set(&s->out, c->matches, c->n_matches);
+			imap_buf_uidset(&s->out, c->matches, c->n_matches);
 		}
+		if (c->has_modseq && c->n_matches > 0) /* RFC 7162 §3.1.6 / RFC 4731 */
+			buf_appendf(&s->out, " MODSEQ %llu", (unsigned long long)c->max_modseq);
 		buf_appendf(&s->out, "\r\n");
 	}
 	/* RFC 3501 §7.4.1: no EXPUNGE after SEARCH with sequence numbers */
