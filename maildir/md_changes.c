@@ -16,7 +16,7 @@ static int md_changes_u32_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int md_changes_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
+int md_u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
 {
 	if (*n == *cap) {
 		size_t ncap = *cap ? *cap * 2 : 64;
@@ -53,7 +53,7 @@ enum md_result md_uids_read(struct md_txn *t, uint32_t user, uint32_t mbox,
 	for (rc = md_cursor_seek(cur, prefix, 8, &k, &v); rc == 0;
 	     rc = md_cursor_next(cur, &k, &v))
 		if (k.len == 12 &&
-		    md_changes_push(&uids, &n, &cap,
+		    md_u32_push(&uids, &n, &cap,
 				    md_get32((const unsigned char *)k.data + 8)) < 0) {
 			rc = -1;
 			break;
@@ -114,7 +114,7 @@ enum md_result md_explog_read(struct md_txn *t, uint32_t user, uint32_t mbox,
 			*pruned_r = true;
 			continue;
 		}
-		if (md_changes_push(&uids, &n, &cap, uid) < 0) {
+		if (md_u32_push(&uids, &n, &cap, uid) < 0) {
 			rc = -1;
 			break;
 		}
@@ -158,7 +158,7 @@ int md_modseq_uids(struct md_txn *t, uint32_t user, uint32_t mbox,
 			break;
 		}
 		uid = md_get32((const unsigned char *)v.data + 8);
-		if (uid >= first && uid <= last && md_changes_push(&uids, &n, &cap, uid) < 0) {
+		if (uid >= first && uid <= last && md_u32_push(&uids, &n, &cap, uid) < 0) {
 			rc = -1;
 			break;
 		}

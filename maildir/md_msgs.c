@@ -562,21 +562,6 @@ struct md_expunge_job {
 	size_t n_out, cap_out;
 };
 
-static int md_u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
-{
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		uint32_t *nv = realloc(*v, ncap * sizeof(*nv));
-
-		if (nv == NULL)
-			return -1;
-		*v = nv;
-		*cap = ncap;
-	}
-	(*v)[(*n)++] = x;
-	return 0;
-}
-
 /* Remove a message's file (unless unlinked already) and record (inside a
  * job). */
 static enum md_result md_expunge_one(struct md_txn *t, struct md_user *u,

@@ -318,6 +318,8 @@ enum md_result md_kw_set(struct md_txn *t, uint32_t user, uint32_t mbox,
 
 /* ---- reads inside one transaction (md_changes.c) --------------------- */
 
+/* Append x to a growing array (*cap doubles); -1 out of memory. */
+int md_u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x);
 /* Every UID of a mailbox, ascending; hint: its message count. */
 enum md_result md_uids_read(struct md_txn *t, uint32_t user, uint32_t mbox,
 			    size_t hint, uint32_t **uids_r, size_t *n_r);
