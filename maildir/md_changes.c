@@ -175,6 +175,29 @@ int md_modseq_uids(struct md_txn *t, uint32_t user, uint32_t mbox,
 	return 0;
 }
 
+enum md_result md_msg_changed(struct md_mailbox *mb, uint32_t uid_first,
+			      uint32_t uid_last, uint64_t changedsince,
+			      size_t limit, uint32_t **uids_r, size_t *n_r)
+{
+	struct md_mbox_rec rec;
+	struct md_txn *t;
+	enum md_result r;
+	int rc;
+
+	*uids_r = NULL;
+	*n_r = 0;
+	if ((r = md_read_begin(mb->user->store, &t)) != MD_OK)
+		return r;
+	r = md_mbox_dir(mb->user, t, mb->id, &rec, NULL, 0);
+	if (r == MD_OK) {
+		rc = md_modseq_uids(t, mb->user->id, mb->id, uid_first, uid_last,
+				    changedsince, limit, uids_r, n_r);
+		r = rc < 0 ? MD_TEMPFAIL : rc > 0 ? MD_LIMIT : MD_OK;
+	}
+	md_read_end(t);
+	return r;
+}
+
 /* ---- md_mailbox_changes ------------------------------------------------ */
 
 static enum md_result md_changes_push_msg(struct md_mailbox *mb, struct md_txn *t,

@@ -714,26 +714,32 @@ enum md_result md_rec_explog_prune(struct md_txn *t, uint32_t user,
 	struct md_cursor *cur;
 	struct md_val v;
 	unsigned char *gone = NULL;
-	size_t count, n_gone = 0, excess;
+	size_t count, n_gone = 0, excess, marker;
 	uint64_t horizon = 0;
 	int rc;
 
 	md_key_mbox(key, user, mbox);
 	if (md_kv_dup_count(t, MD_DB_EXPUNGED, key, 8, &count) < 0)
 		return MD_TEMPFAIL;
-	if (count <= max + 1) /* + 1: a marker may be among them */
+	if (count <= max)
 		return MD_OK;
-	excess = count - max;
-	if ((gone = malloc(excess * 12)) == NULL)
-		return MD_TEMPFAIL;
 	md_put64(dup, 0);
 	md_put32(dup + 8, 0);
-	if (md_cursor_open(t, MD_DB_EXPUNGED, key, 8, &cur) < 0) {
-		free(gone);
+	if (md_cursor_open(t, MD_DB_EXPUNGED, key, 8, &cur) < 0)
+		return MD_TEMPFAIL;
+	rc = md_cursor_seek_dup(cur, key, 8, dup, 12, &v);
+	/* a marker sorts first (every entry left has a modseq >= its own) */
+	marker = rc == 0 && v.len == 12 && md_get32((const unsigned char *)v.data + 8) == 0;
+	if (rc != 0 || count - marker <= max) {
+		md_cursor_close(cur);
+		return rc < 0 ? MD_TEMPFAIL : MD_OK;
+	}
+	excess = count - max; /* the old marker goes too, replaced below */
+	if ((gone = malloc(excess * 12)) == NULL) {
+		md_cursor_close(cur);
 		return MD_TEMPFAIL;
 	}
-	for (rc = md_cursor_seek_dup(cur, key, 8, dup, 12, &v);
-	     rc == 0 && n_gone < excess; rc = md_cursor_next_dup(cur, &v)) {
+	for (; rc == 0 && n_gone < excess; rc = md_cursor_next_dup(cur, &v)) {
 		uint64_t ms;
 
 		if (v.len != 12)

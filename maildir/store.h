@@ -414,6 +414,15 @@ enum md_result md_msg_get(struct md_mailbox *mb, uint32_t uid, unsigned what,
 enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
 			   uint32_t uid_last, uint64_t changedsince,
 			   unsigned what, struct md_msg **msgs_r, size_t *n_r);
+/* The UIDs in [uid_first, uid_last] with a mod-sequence > changedsince,
+ * ascending, from the modseq index alone (no message record is read):
+ * cheap when few changed (a client's CHANGEDSINCE, RFC 7162 §3.1.4.1).
+ * MD_LIMIT (nothing returned) when more than limit changes of the mailbox
+ * would have to be looked at: md_msg_list() in slices is cheaper then.
+ * free(*uids_r). */
+enum md_result md_msg_changed(struct md_mailbox *mb, uint32_t uid_first,
+			      uint32_t uid_last, uint64_t changedsince,
+			      size_t limit, uint32_t **uids_r, size_t *n_r);
 void md_msg_clear(struct md_msg *msg);
 void md_msg_list_free(struct md_msg *msgs, size_t n);
 

@@ -85,6 +85,7 @@ struct imap_fetch_cmd {
 	bool vanished;              /* VANISHED (UID FETCH, QRESYNC) */
 	struct imap_seqset vset;    /* the UID set as given, for VANISHED */
 	uint64_t seen_modseq;       /* of this batch's implicit \Seen */
+	bool narrowed;              /* uids cut to the changed ones */
 };
 
 static void imap_fetch_free(void *arg)
@@ -683,11 +684,36 @@ static bool imap_fetch_has(const struct imap_fetch_cmd *f, enum imap_fetch_kind 
 	return false;
 }
 
+/* CHANGEDSINCE (RFC 7162 §3.1.4.1): keep the UIDs the modseq index names,
+ * when it names fewer than the set holds (iOS asks for 1:* on its first
+ * SELECT); else the slices filter as they are read (md_msg_list). */
+static void imap_fetch_narrow(struct imap_session *s, struct imap_fetch_cmd *f)
+{
+	uint32_t *changed;
+	size_t n_changed, w = 0, j = 0;
+
+	if (f->n == 0 || md_msg_changed(s->view.mb, f->uids[0], f->uids[f->n - 1], f->changedsince,
+					f->n, &changed, &n_changed) != MD_OK)
+		return;
+	for (size_t i = 0; i < f->n; i++) {
+		while (j < n_changed && changed[j] < f->uids[i])
+			j++;
+		if (j < n_changed && changed[j] == f->uids[i])
+			f->uids[w++] = f->uids[i];
+	}
+	f->n = w;
+	free(changed);
+}
+
 static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 {
 	struct imap_fetch_cmd *f = s->cmd_state;
 	struct imap_view *v = &s->view;
 
+	if (f->changedsince > 0 && !f->narrowed) {
+		f->narrowed = true;
+		imap_fetch_narrow(s, f);
+	}
 	if (f->vanished) {
 		/* RFC 7162 §3.2.6: before the FETCH responses */
 		f->vanished = false;
