@@ -58,6 +58,7 @@
 #define CONFIG_PREGREET_CACHE_MAX 10000000
 /* RFC 7162 §3.2.5.2 lets the expunge log be forgotten; 12 B an entry */
 #define CONFIG_EXPUNGE_LOG_MAX 10000000
+#define CONFIG_EXPUNGE_LOG_AGE_MAX (3650u * 86400) /* ten years */
 
 /* Top-level keys.  The index is also the slot in parser.top_seen. */
 enum config_key_type {
@@ -97,6 +98,8 @@ static const struct config_key config_keys[] = {
 	  CONFIG_TIMEOUT_MAX },
 	{ "imap_expunge_log_max", KEY_UINT, FIELD(imap_expunge_log_max), 1,
 	  CONFIG_EXPUNGE_LOG_MAX },
+	{ "imap_expunge_log_age", KEY_DURATION_S, FIELD(imap_expunge_log_age), 0,
+	  CONFIG_EXPUNGE_LOG_AGE_MAX },
 	{ "pop3_idle_timeout", KEY_UINT, FIELD(pop3_idle_timeout), CONFIG_IDLE_TIMEOUT_MIN,
 	  CONFIG_TIMEOUT_MAX },
 	{ "shutdown_timeout", KEY_UINT, FIELD(shutdown_timeout), 0, CONFIG_SHUTDOWN_TIMEOUT_MAX },

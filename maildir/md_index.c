@@ -20,6 +20,7 @@
  * The databases (keys are big-endian so memcmp order is numeric order; the
  * key layouts are in md_private.h, the values in md_records.c):
  *   meta, users, mboxname, mbox, subs, msg, msgmeta, basename: plain
+ *   exptime: plain (added later: an older index simply lacks it)
  *   modseq, expunged: DUPSORT|DUPFIXED, dup = modseq u64 + uid u32 (12 B),
  *   so CHANGEDSINCE is MDB_GET_BOTH_RANGE + MDB_NEXT_DUP.
  */
@@ -50,7 +51,7 @@ static const char *const md_db_names[MD_DB_COUNT] = {
 	[MD_DB_SUBS] = "subs",         [MD_DB_MSG] = "msg",
 	[MD_DB_MSGMETA] = "msgmeta",   [MD_DB_BASENAME] = "basename",
 	[MD_DB_MODSEQ] = "modseq",     [MD_DB_EXPUNGED] = "expunged",
-	[MD_DB_KEYWORD] = "keyword",
+	[MD_DB_KEYWORD] = "keyword",   [MD_DB_EXPTIME] = "exptime",
 };
 
 struct md_job {

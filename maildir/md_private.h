@@ -49,6 +49,7 @@ struct md_store {
 	uint64_t dir_syncs;
 	char uidl_format[MD_UIDL_FORMAT_MAX + 1]; /* md_store_options */
 	size_t explog_max;  /* md_store_options expunge_log_max */
+	int64_t explog_age; /* md_store_options expunge_log_age, 0: none */
 };
 
 /* A POP3 UIDL kept across md_user_reindex(): mailbox name, base name */
@@ -141,6 +142,7 @@ enum md_db {
 	MD_DB_MODSEQ,    /* user + mailbox -> dups (modseq, uid) */
 	MD_DB_EXPUNGED,  /* user + mailbox -> dups (modseq, uid) */
 	MD_DB_KEYWORD,   /* user + mailbox + u16 index -> name */
+	MD_DB_EXPTIME,   /* user + mailbox + modseq u64 -> time of that expunge */
 	MD_DB_COUNT
 };
 
@@ -283,8 +285,9 @@ void md_rec_quota(struct md_user_rec *u, const struct md_msg_rec *msg, int sign)
 enum md_result md_rec_basename_uid(struct md_txn *t, uint32_t user,
 				   uint32_t mbox, const char *base, size_t blen,
 				   uint32_t *uid_r);
-/* Trim a mailbox's expunge log to its newest max entries (and the horizon
- * marker, uid 0, standing for those removed).  md_rec_msg_del() calls it,
+/* Trim a mailbox's expunge log to its newest max entries and those younger
+ * than the store's explog_age (and the horizon marker, uid 0, standing for
+ * those removed).  md_rec_msg_del() calls it,
  * so every path that expunges (IMAP, POP3, MOVE, a sync) prunes. */
 enum md_result md_rec_explog_prune(struct md_txn *t, uint32_t user,
 				   uint32_t mbox, size_t max);

@@ -156,6 +156,10 @@ struct md_store_options {
 				 * (RFC 7162 §3.2.5.2; config
 				 * imap_expunge_log_max); 0: default
 				 * (MD_EXPUNGE_LOG_MAX_DEFAULT) */
+	unsigned expunge_log_age; /* seconds: older entries beyond the newest
+				   * expunge_log_max are kept while younger
+				   * than this (config imap_expunge_log_age);
+				   * 0: count alone decides */
 };
 
 /* Open (creating what is missing) the store of data_dir.  opts may be NULL.

@@ -1,6 +1,6 @@
 /* Tests of the store's CONDSTORE/QRESYNC side (maildir/store.h, RFC 7162):
  * the expunge log pruned to md_store_options.expunge_log_max with its
- * horizon, md_mailbox_changes() (one snapshot: expunges, new messages,
+ * horizon and expunge_log_age, md_mailbox_changes() (one snapshot: expunges, new messages,
  * flag changes) and md_msg_changed() with its limit.  Each test works in
  * its own mkdtemp() directory. */
 #include <check.h>
@@ -9,9 +9,9 @@
 
 #include "store_test.h"
 
-static struct md_store *open_store_log(size_t log_max)
+static struct md_store *open_store_log(size_t log_max, unsigned age)
 {
-	struct md_store_options o = { .expunge_log_max = log_max };
+	struct md_store_options o = { .expunge_log_max = log_max, .expunge_log_age = age };
 	struct md_store *s;
 	char err[256];
 
@@ -31,7 +31,7 @@ static void expunge_one(struct md_mailbox *mb, uint32_t uid)
 
 START_TEST(test_modseq_explog_pruned)
 {
-	struct md_store *s = open_store_log(2);
+	struct md_store *s = open_store_log(2, 0);
 	struct md_user *u;
 	struct md_mailbox *mb;
 	struct md_status st;
@@ -74,9 +74,67 @@ START_TEST(test_modseq_explog_pruned)
 }
 END_TEST
 
+struct backdate {
+	uint32_t user, mbox;
+	uint64_t modseq;
+};
+
+/* The expunge of modseq happened long ago (imap_expunge_log_age). */
+static enum md_result backdate_job(struct md_txn *t, void *arg)
+{
+	const struct backdate *b = arg;
+	unsigned char key[16], when[8];
+
+	md_key_mbox(key, b->user, b->mbox);
+	md_put64(key + 8, b->modseq);
+	md_put64(when, 1);
+	return md_kv_put(t, MD_DB_EXPTIME, key, 16, when, 8, 0) == 0 ? MD_OK : MD_TEMPFAIL;
+}
+
+START_TEST(test_modseq_explog_age)
+{
+	struct md_store *s = open_store_log(1, 3600);
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st;
+	struct backdate b;
+	uint32_t *ex;
+	size_t n;
+	bool pruned;
+	uint64_t start;
+
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: m\n\nx\n", 0, 0, NULL), MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st), MD_OK);
+	md_mailbox_ids(mb, &b.user, &b.mbox);
+	start = st.highestmodseq;
+	for (uint32_t uid = 1; uid <= 3; uid++)
+		expunge_one(mb, uid);
+	/* beyond the newest one, but young: all kept */
+	ck_assert_int_eq(md_mailbox_expunged(mb, start, &ex, &n, &pruned), MD_OK);
+	ck_assert(!pruned);
+	ck_assert_uint_eq(n, 3);
+	free(ex);
+	for (b.modseq = start + 1; b.modseq <= start + 2; b.modseq++)
+		ck_assert_int_eq(md_write(s, backdate_job, &b), MD_OK);
+	expunge_one(mb, 4);
+	/* the two old ones go; the young one stays though beyond the newest */
+	ck_assert_int_eq(md_mailbox_expunged(mb, start, &ex, &n, &pruned), MD_OK);
+	ck_assert(pruned);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(ex[0], 3);
+	ck_assert_uint_eq(ex[1], 4);
+	free(ex);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 START_TEST(test_modseq_changes_snapshot)
 {
-	struct md_store *s = open_store_log(2);
+	struct md_store *s = open_store_log(2, 0);
 	struct md_user *u;
 	struct md_mailbox *mb;
 	struct md_status st;
@@ -181,6 +239,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_modseq_explog_pruned);
+	tcase_add_test(tc, test_modseq_explog_age);
 	tcase_add_test(tc, test_modseq_changes_snapshot);
 	tcase_add_test(tc, test_modseq_list_changedsince_scan);
 	suite_add_tcase(s, tc);
