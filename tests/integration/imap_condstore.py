@@ -167,6 +167,9 @@ def test_qresync(d, r):
     c.cmd("STORE 1 +FLAGS (\\Deleted)")
     res = c.cmd("EXPUNGE")
     r.check(res[0] == b"* VANISHED %d" % uids[2], "own EXPUNGE as VANISHED: %r" % res)
+    res = c.cmd("UID MOVE %d cs" % uids[4])
+    r.check(b"* VANISHED %d" % uids[4] in res and not any(b"EXPUNGE" in l for l in res),
+            "MOVE announces VANISHED: %r" % res)
     c.close()
 
 
