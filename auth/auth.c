@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "log.h"
@@ -79,6 +80,7 @@ struct auth {
 
 	char dummy_hash[AUTH_HASH_MAX + 1];
 	struct auth_throttle_table *throttle;
+	struct auth_cache *cache; /* NULL: auth_cache_ttl = 0 */
 };
 
 /* --- addresses --- */
@@ -261,6 +263,9 @@ struct auth *auth_open(const struct config *cfg, char *err, size_t errlen)
 		free(auth);
 		return NULL;
 	}
+	auth->cache = auth_cache_new(cfg->auth_cache_ttl, cfg->auth_cache_max);
+	if (auth->cache == NULL && cfg->auth_cache_ttl > 0 && cfg->auth_cache_max > 0)
+		log_warn("auth: no memory for the password cache; every login verifies");
 	pthread_rwlock_init(&auth->db_lock, NULL);
 	pthread_mutex_init(&auth->refresh_lock, NULL);
 	return auth;
@@ -272,6 +277,7 @@ void auth_close(struct auth *auth)
 		return;
 	db_free(auth->db);
 	auth_throttle_table_free(auth->throttle);
+	auth_cache_free(auth->cache);
 	pthread_rwlock_destroy(&auth->db_lock);
 	pthread_mutex_destroy(&auth->refresh_lock);
 	free(auth);
@@ -356,6 +362,28 @@ int auth_refresh(struct auth *auth)
 
 /* --- passwords --- */
 
+/* The full verify, or a cache hit for the same user, hash and password
+ * verified less than auth_cache_ttl ago. */
+static bool auth_check_hash(struct auth *auth, const char *user, const char *hash,
+			    const char *password)
+{
+	unsigned char digest[AUTH_CACHE_DIGEST_LEN];
+	bool have_digest, ok;
+	time_t now = time(NULL);
+
+	have_digest = auth->cache != NULL &&
+		      auth_cache_digest(auth->cache, user, hash, password, digest) == 0;
+	if (have_digest && auth_cache_hit(auth->cache, digest, now)) {
+		explicit_bzero(digest, sizeof(digest));
+		return true;
+	}
+	ok = auth_hash_verify(password, hash);
+	if (ok && have_digest)
+		auth_cache_add(auth->cache, digest, now);
+	explicit_bzero(digest, sizeof(digest));
+	return ok;
+}
+
 int auth_verify_password(struct auth *auth, const char *user_address,
 			 const char *password, char *canonical_r,
 			 size_t canonical_size)
@@ -376,7 +404,11 @@ int auth_verify_password(struct auth *auth, const char *user_address,
 	}
 	pthread_rwlock_unlock(&auth->db_lock);
 
-	ok = auth_hash_verify(password, found ? hash : auth->dummy_hash) && found;
+	ok = false;
+	if (found)
+		ok = auth_check_hash(auth, low, hash, password);
+	else
+		(void)auth_hash_verify(password, auth->dummy_hash);
 	explicit_bzero(hash, sizeof(hash));
 	if (!ok)
 		return -1;

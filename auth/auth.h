@@ -48,8 +48,10 @@ int auth_refresh(struct auth *auth);
 
 /* 0 when password is right for user_address (any case), with the
  * canonical address copied to canonical_r; -1 otherwise.  Unknown users
- * cost the same time (verified against a dummy hash).  Blocking: call it
- * on a worker thread. */
+ * cost the same time (verified against a dummy hash).  A password verified
+ * less than auth_cache_ttl ago for the same stored hash is accepted
+ * without a new verify (auth_cache.c); failures are never cached.
+ * Blocking: call it on a worker thread. */
 int auth_verify_password(struct auth *auth, const char *user_address,
 			 const char *password, char *canonical_r,
 			 size_t canonical_size);

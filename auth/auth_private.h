@@ -143,6 +143,22 @@ int auth_address_canon(const char *src, char *dst, size_t size);
 bool auth_catchall_valid(const char *address);
 bool auth_domain_valid(const char *domain, size_t len);
 
+/* --- auth_cache.c: verified passwords (see the file's top) --- */
+#define AUTH_CACHE_DIGEST_LEN 32 /* HMAC-SHA256 */
+struct auth_cache;
+/* NULL when ttl or max is 0 (cache off) or on allocation failure. */
+struct auth_cache *auth_cache_new(unsigned ttl, size_t max);
+void auth_cache_free(struct auth_cache *c);
+/* The entry for a user, their stored hash and a password.  0 or -1. */
+int auth_cache_digest(const struct auth_cache *c, const char *user, const char *hash,
+		      const char *password, unsigned char digest_r[AUTH_CACHE_DIGEST_LEN]);
+/* true when digest was added less than ttl seconds before now. */
+bool auth_cache_hit(struct auth_cache *c, const unsigned char digest[AUTH_CACHE_DIGEST_LEN],
+		    time_t now);
+void auth_cache_add(struct auth_cache *c, const unsigned char digest[AUTH_CACHE_DIGEST_LEN],
+		    time_t now);
+size_t auth_cache_size(struct auth_cache *c); /* entries (tests) */
+
 /* --- auth_throttle.c --- */
 struct auth_throttle_table;
 struct auth_throttle_table *auth_throttle_table_new(void);

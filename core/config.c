@@ -59,6 +59,10 @@
 /* RFC 7162 §3.2.5.2 lets the expunge log be forgotten; 12 B an entry */
 #define CONFIG_EXPUNGE_LOG_MAX 10000000
 #define CONFIG_EXPUNGE_LOG_AGE_MAX (3650u * 86400) /* ten years */
+/* A verified password is trusted again for at most a day (Dovecot's
+ * auth_cache_ttl defaults to an hour), in at most a million entries. */
+#define CONFIG_AUTH_CACHE_TTL_MAX 86400
+#define CONFIG_AUTH_CACHE_SIZE_MAX 1000000
 
 /* Top-level keys.  The index is also the slot in parser.top_seen. */
 enum config_key_type {
@@ -114,6 +118,8 @@ static const struct config_key config_keys[] = {
 	  CONFIG_PREGREET_TTL_MAX },
 	{ "smtp_pregreet_cache_size", KEY_UINT, FIELD(smtp_pregreet_cache_max), 1,
 	  CONFIG_PREGREET_CACHE_MAX },
+	{ "auth_cache_ttl", KEY_DURATION_S, FIELD(auth_cache_ttl), 0, CONFIG_AUTH_CACHE_TTL_MAX },
+	{ "auth_cache_size", KEY_UINT, FIELD(auth_cache_max), 1, CONFIG_AUTH_CACHE_SIZE_MAX },
 	{ "outbound_delivery", KEY_OUTBOUND, 0, 0, 0 },
 	{ "outbound_port", KEY_OUTBOUND, 0, 0, 0 },
 	{ "dns_resolver", KEY_OUTBOUND, 0, 0, 0 },
@@ -821,6 +827,8 @@ void config_defaults(struct config *cfg)
 	cfg->smtp_pregreet_delay_ms = 1000;
 	cfg->smtp_pregreet_ttl = 86400;
 	cfg->smtp_pregreet_cache_max = 100000;
+	cfg->auth_cache_ttl = 3600;
+	cfg->auth_cache_max = 10000;
 	/* Loopback only: 127.0.0.0/8 and ::1. */
 	cfg->trusted_networks[0].family = AF_INET;
 	cfg->trusted_networks[0].prefix = 8;

@@ -117,6 +117,10 @@ struct config {
 	unsigned smtp_pregreet_ttl;       /* smtp_pregreet_ttl, seconds */
 	unsigned smtp_pregreet_cache_max; /* smtp_pregreet_cache_size, entries */
 
+	/* Verified passwords remembered (auth/auth_cache.c); read at start. */
+	unsigned auth_cache_ttl;          /* auth_cache_ttl, seconds; 0: off */
+	unsigned auth_cache_max;          /* auth_cache_size, entries */
+
 	bool allow_plaintext_auth_on_loopback;
 	enum bare_lf_policy smtp_bare_lf;     /* smtp_bare_lf = reject|normalise */
 	bool quota_error_permanent;           /* quota_error = temporary|permanent */

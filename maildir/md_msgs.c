@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,22 +35,18 @@ static struct md_meta *md_meta_from_file(const char *path)
 {
 	struct md_meta *meta = calloc(1, sizeof(*meta));
 	struct stat st;
-	void *map = NULL;
+	void *buf = NULL;
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (meta == NULL || fd < 0 || fstat(fd, &st) < 0)
+	/* read, not mapped: another program may truncate the file */
+	if (meta == NULL || fd < 0 || fstat(fd, &st) < 0 ||
+	    md_file_read_all(fd, (uint64_t)st.st_size, &buf) < 0)
 		goto fail;
-	if (st.st_size > 0 &&
-	    (map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) ==
-	    MAP_FAILED)
-		goto fail;
-	if (md_meta_compute(map != NULL ? map : "", (size_t)st.st_size, meta) < 0) {
-		if (map != NULL)
-			munmap(map, (size_t)st.st_size);
+	if (md_meta_compute(buf != NULL ? buf : "", (size_t)st.st_size, meta) < 0) {
+		free(buf);
 		goto fail;
 	}
-	if (map != NULL)
-		munmap(map, (size_t)st.st_size);
+	free(buf);
 	close(fd);
 	return meta;
 fail:

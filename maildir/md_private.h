@@ -366,6 +366,15 @@ unsigned md_letters_to_flags(uint32_t letters);
 uint32_t md_flags_to_letters(unsigned flags, uint32_t letters);
 /* A new unique base name "SECS.MusecPpidQseqRrand.HOST,S=size". */
 int md_unique_name(struct md_store *store, uint64_t size, char *out, size_t outlen);
+/* A message file another program may change under us (a Maildir file
+ * found by the sync, or a file whose metadata must be computed again),
+ * read whole with pread rather than mapped: truncating a mapped file
+ * would kill the daemon with SIGBUS.  At most MD_FILE_READ_MAX octets. */
+#define MD_FILE_READ_MAX (1024ULL * 1024 * 1024) /* message_size_max's ceiling */
+/* 0 with a malloc()ed copy of the file's size octets in *buf_r (NULL when
+ * size is 0); -1 with errno (EFBIG above the ceiling, ENODATA when the
+ * file turned out shorter than size: it changed while read). */
+int md_file_read_all(int fd, uint64_t size, void **buf_r);
 /* snprintf for paths: 0, or -1 (out emptied) when it does not fit */
 int md_pathf(char *out, size_t outlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -38,7 +38,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -601,13 +600,16 @@ fail:
 	return -1;
 }
 
-/* Read a new file: size, date, metadata (after a CRLF copy if needed). */
+/* Read a new file: size, date, metadata (after a CRLF copy if needed).
+ * The file belongs to another program and may change while it is read:
+ * it is read, not mapped (md_file_read_all), and a change shows up as a
+ * short read, which skips the file until the next scan. */
 static int md_newfile_prepare(struct md_store *store, const char *dir,
 			      struct md_newfile *nf)
 {
 	char path[PATH_MAX];
 	struct stat st;
-	void *map = NULL;
+	void *buf = NULL;
 	int fd, rc = -1;
 
 	md_pathf(path, sizeof(path), "%s/%s/%s", dir, nf->in_new ? "new" : "cur",
@@ -619,43 +621,38 @@ static int md_newfile_prepare(struct md_store *store, const char *dir,
 	nf->ino = st.st_ino;
 	nf->size = (uint64_t)st.st_size;
 	nf->mtime = st.st_mtim.tv_sec;
-	if (st.st_size > 0) {
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED) {
-			map = NULL;
-			goto out;
-		}
+	if (md_file_read_all(fd, nf->size, &buf) < 0) {
+		if (errno == EFBIG)
+			log_warn("store: %s is larger than %llu octets; not indexed", path,
+				 (unsigned long long)MD_FILE_READ_MAX);
+		goto out;
 	}
-	if (map != NULL && md_has_bare_lf(map, (size_t)st.st_size)) {
+	if (buf != NULL && md_has_bare_lf(buf, (size_t)nf->size)) {
 		int cfd;
-		void *cmap;
+		void *cbuf = NULL;
+		uint64_t orig = nf->size;
 
-		if (md_crlf_copy(store, dir, map, (size_t)st.st_size, nf->conv,
+		if (md_crlf_copy(store, dir, buf, (size_t)orig, nf->conv,
 				 sizeof(nf->conv), &nf->size) < 0)
 			goto out;
 		cfd = open(nf->conv, O_RDONLY | O_CLOEXEC);
-		cmap = cfd < 0 ? MAP_FAILED : mmap(NULL, (size_t)nf->size,
-						  PROT_READ, MAP_PRIVATE, cfd, 0);
-		if (cfd >= 0)
-			close(cfd);
-		if (cmap == MAP_FAILED) {
-			unlink(nf->conv);
-			nf->conv[0] = '\0';
-			goto out;
+		if (cfd < 0 || md_file_read_all(cfd, nf->size, &cbuf) < 0) {
+			if (cfd >= 0)
+				close(cfd);
+			goto out; /* the copy is removed below */
 		}
+		close(cfd);
 		/* keep the file's date: it is the message's INTERNALDATE */
 		struct timespec times[2] = { st.st_atim, st.st_mtim };
 
 		utimensat(AT_FDCWD, nf->conv, times, 0);
-		munmap(map, (size_t)st.st_size);
-		map = cmap;
-		st.st_size = (off_t)nf->size;
+		free(buf);
+		buf = cbuf;
 	}
-	if (md_sync_meta(map, (size_t)st.st_size, &nf->meta, &nf->pop3_size) == MD_OK)
+	if (md_sync_meta(buf, (size_t)nf->size, &nf->meta, &nf->pop3_size) == MD_OK)
 		rc = 0;
 out:
-	if (map != NULL)
-		munmap(map, (size_t)st.st_size);
+	free(buf);
 	if (fd >= 0)
 		close(fd);
 	if (rc < 0 && nf->conv[0] != '\0') {

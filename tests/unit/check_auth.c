@@ -188,6 +188,85 @@ START_TEST(test_auth_verify_password)
 }
 END_TEST
 
+/* ---- the verified-password cache ------------------------------------ */
+
+START_TEST(test_auth_cache_table)
+{
+	unsigned char d1[AUTH_CACHE_DIGEST_LEN], d2[AUTH_CACHE_DIGEST_LEN];
+	unsigned char d3[AUTH_CACHE_DIGEST_LEN], d4[AUTH_CACHE_DIGEST_LEN];
+	struct auth_cache *c = auth_cache_new(60, 2);
+	time_t t = 1000000;
+
+	ck_assert_ptr_null(auth_cache_new(0, 10)); /* ttl 0: off */
+	ck_assert_ptr_nonnull(c);
+	/* Each of user, stored hash and password changes the entry; the NUL
+	 * separators keep "ab"+"c" apart from "a"+"bc". */
+	ck_assert_int_eq(auth_cache_digest(c, "a@x.org", "$y$h1", "pw", d1), 0);
+	ck_assert_int_eq(auth_cache_digest(c, "a@x.org", "$y$h2", "pw", d2), 0);
+	ck_assert_int_eq(auth_cache_digest(c, "a@x.org", "$y$h1", "pW", d3), 0);
+	ck_assert_int_eq(auth_cache_digest(c, "a@x.or", "g$y$h1", "pw", d4), 0);
+	ck_assert(memcmp(d1, d2, sizeof(d1)) != 0 && memcmp(d1, d3, sizeof(d1)) != 0 &&
+		  memcmp(d1, d4, sizeof(d1)) != 0);
+
+	ck_assert(!auth_cache_hit(c, d1, t));
+	auth_cache_add(c, d1, t);
+	ck_assert(auth_cache_hit(c, d1, t + 59));
+	ck_assert(!auth_cache_hit(c, d2, t + 1));
+	ck_assert(!auth_cache_hit(c, d1, t + 60)); /* expired, and dropped */
+	ck_assert_uint_eq(auth_cache_size(c), 0);
+
+	/* Full: the least recently used entry goes. */
+	auth_cache_add(c, d1, t);
+	auth_cache_add(c, d2, t);
+	ck_assert(auth_cache_hit(c, d1, t + 1));
+	auth_cache_add(c, d3, t + 2);
+	ck_assert_uint_eq(auth_cache_size(c), 2);
+	ck_assert(!auth_cache_hit(c, d2, t + 3));
+	ck_assert(auth_cache_hit(c, d1, t + 3));
+	ck_assert(auth_cache_hit(c, d3, t + 3));
+	auth_cache_free(c);
+}
+END_TEST
+
+START_TEST(test_auth_cache_verify)
+{
+	char users[2048], other[AUTH_HASH_MAX + 1];
+	struct auth *auth;
+	double t0, full, cached, wrong;
+
+	snprintf(users, sizeof(users), "alice@example.org %s\n", secret_hash());
+	put_file("users", users);
+	test_cfg.auth_cache_ttl = 3600;
+	test_cfg.auth_cache_max = 100;
+	auth = open_auth();
+
+	t0 = now_ms();
+	ck_assert_int_eq(auth_verify_password(auth, "alice@example.org", "secret", NULL, 0), 0);
+	full = now_ms() - t0;
+	t0 = now_ms();
+	ck_assert_int_eq(auth_verify_password(auth, "ALICE@example.org", "secret", NULL, 0), 0);
+	cached = now_ms() - t0;
+	ck_assert_msg(cached < full / 5, "cached %.2f ms, full verify %.2f ms", cached, full);
+	/* A wrong password is never answered from the cache. */
+	t0 = now_ms();
+	ck_assert_int_eq(auth_verify_password(auth, "alice@example.org", "secret2", NULL, 0), -1);
+	wrong = now_ms() - t0;
+	ck_assert_msg(wrong > full / 3, "wrong %.2f ms, full verify %.2f ms", wrong, full);
+
+	/* A new password (a new hash in the users file): the old one stops
+	 * working at once, cached or not. */
+	ck_assert_int_eq(auth_hash_password("changed", other, sizeof(other)), 0);
+	snprintf(users, sizeof(users), "alice@example.org %s\n", other);
+	put_file("users", users);
+	ck_assert_int_eq(auth_verify_password(auth, "alice@example.org", "secret", NULL, 0), -1);
+	ck_assert_int_eq(auth_verify_password(auth, "alice@example.org", "changed", NULL, 0), 0);
+	/* A deleted user: gone, cached password or not. */
+	put_file("users", "");
+	ck_assert_int_eq(auth_verify_password(auth, "alice@example.org", "changed", NULL, 0), -1);
+	auth_close(auth);
+}
+END_TEST
+
 /* ---- the users file ------------------------------------------------ */
 
 START_TEST(test_auth_users_roundtrip)
@@ -1176,6 +1255,8 @@ static Suite *auth_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_auth_hash_verify);
 	tcase_add_test(tc, test_auth_verify_password);
+	tcase_add_test(tc, test_auth_cache_table);
+	tcase_add_test(tc, test_auth_cache_verify);
 	tcase_add_test(tc, test_auth_users_roundtrip);
 	tcase_add_test(tc, test_auth_users_malformed);
 	tcase_add_test(tc, test_auth_users_survive_kill);

@@ -393,6 +393,8 @@ static const struct {
 	{ HEAD "smtp_pregreet_ttl = 31d\n", 3, "smtp_pregreet_ttl must be a duration" },
 	{ HEAD "smtp_pregreet_ttl = 0\n", 3, "smtp_pregreet_ttl must be a duration" },
 	{ HEAD "smtp_pregreet_cache_size = 0\n", 3, "smtp_pregreet_cache_size must be a number" },
+	{ HEAD "auth_cache_ttl = 2d\n", 3, "auth_cache_ttl must be a duration from 0s to 86400s" },
+	{ HEAD "auth_cache_size = 0\n", 3, "auth_cache_size must be a number" },
 	{ HEAD "outbound_delivery = maybe\n", 3, "outbound_delivery must be yes or no" },
 	{ HEAD "outbound_port = 0\n", 3, "outbound_port must be a port from 1 to 65535" },
 	{ HEAD "dns_resolver = 127.0.0.1\n", 3, "dns_resolver must be ADDRESS:PORT" },
@@ -495,6 +497,12 @@ START_TEST(test_config_trusted_networks)
 	ck_assert_uint_eq(cfg->smtp_pregreet_delay_ms, 1000);
 	ck_assert_uint_eq(cfg->smtp_pregreet_ttl, 86400);
 	ck_assert_uint_eq(cfg->smtp_pregreet_cache_max, 100000);
+	ck_assert_uint_eq(cfg->auth_cache_ttl, 3600);
+	ck_assert_uint_eq(cfg->auth_cache_max, 10000);
+	ck_assert_int_eq(parse(HEAD "auth_cache_ttl = 0\nauth_cache_size = 5\n"), 0);
+	ck_assert_uint_eq(cfg->auth_cache_ttl, 0);
+	ck_assert_uint_eq(cfg->auth_cache_max, 5);
+	ck_assert_int_eq(parse(HEAD), 0);
 
 	ck_assert_int_eq(parse(HEAD "trusted_networks = 192.0.2.0/25, 2001:db8:1::/48 198.51.100.7\n"
 			       "smtp_pregreet_delay = 250ms\nsmtp_pregreet_ttl = 2h\n"
