@@ -31,6 +31,21 @@ int md_u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
 	return 0;
 }
 
+/* End of a cursor walk that collected uids: hand them over, or free them
+ * when it failed (rc < 0). */
+static enum md_result md_changes_done(struct md_cursor *cur, int rc, uint32_t *uids,
+				      size_t n, uint32_t **uids_r, size_t *n_r)
+{
+	md_cursor_close(cur);
+	if (rc < 0) {
+		free(uids);
+		return MD_TEMPFAIL;
+	}
+	*uids_r = uids;
+	*n_r = n;
+	return MD_OK;
+}
+
 enum md_result md_uids_read(struct md_txn *t, uint32_t user, uint32_t mbox,
 			    size_t hint, uint32_t **uids_r, size_t *n_r)
 {
@@ -58,14 +73,7 @@ enum md_result md_uids_read(struct md_txn *t, uint32_t user, uint32_t mbox,
 			rc = -1;
 			break;
 		}
-	md_cursor_close(cur);
-	if (rc < 0) {
-		free(uids);
-		return MD_TEMPFAIL;
-	}
-	*uids_r = uids;
-	*n_r = n;
-	return MD_OK;
+	return md_changes_done(cur, rc, uids, n, uids_r, n_r);
 }
 
 /* Sort and drop repeats (a UID is expunged once, but a damaged index
@@ -119,14 +127,9 @@ enum md_result md_explog_read(struct md_txn *t, uint32_t user, uint32_t mbox,
 			break;
 		}
 	}
-	md_cursor_close(cur);
-	if (rc < 0) {
-		free(uids);
-		return MD_TEMPFAIL;
-	}
-	*uids_r = uids;
-	*n_r = md_changes_unique(uids, n);
-	return MD_OK;
+	if (rc >= 0)
+		n = md_changes_unique(uids, n);
+	return md_changes_done(cur, rc, uids, n, uids_r, n_r);
 }
 
 int md_modseq_uids(struct md_txn *t, uint32_t user, uint32_t mbox,
