@@ -56,6 +56,9 @@
 /* An entry is a 64-byte allocation plus half a bucket pointer (~70
  * bytes): 10 million is ~700 MB, the most that makes sense anywhere. */
 #define CONFIG_PREGREET_CACHE_MAX 10000000
+/* RFC 7162 §3.2.5.2 lets the expunge log be forgotten; 12 B an entry */
+#define CONFIG_EXPUNGE_LOG_MAX 10000000
+#define CONFIG_EXPUNGE_LOG_AGE_MAX (3650u * 86400) /* ten years */
 /* A verified password is trusted again for at most a day (Dovecot's
  * auth_cache_ttl defaults to an hour), in at most a million entries. */
 #define CONFIG_AUTH_CACHE_TTL_MAX 86400
@@ -97,6 +100,10 @@ static const struct config_key config_keys[] = {
 	  CONFIG_TIMEOUT_MAX },
 	{ "imap_idle_timeout", KEY_UINT, FIELD(imap_idle_timeout), CONFIG_IDLE_TIMEOUT_MIN,
 	  CONFIG_TIMEOUT_MAX },
+	{ "imap_expunge_log_max", KEY_UINT, FIELD(imap_expunge_log_max), 1,
+	  CONFIG_EXPUNGE_LOG_MAX },
+	{ "imap_expunge_log_age", KEY_DURATION_S, FIELD(imap_expunge_log_age), 0,
+	  CONFIG_EXPUNGE_LOG_AGE_MAX },
 	{ "pop3_idle_timeout", KEY_UINT, FIELD(pop3_idle_timeout), CONFIG_IDLE_TIMEOUT_MIN,
 	  CONFIG_TIMEOUT_MAX },
 	{ "shutdown_timeout", KEY_UINT, FIELD(shutdown_timeout), 0, CONFIG_SHUTDOWN_TIMEOUT_MAX },
@@ -817,6 +824,7 @@ void config_defaults(struct config *cfg)
 	cfg->line_length_max = 8192;
 	cfg->smtp_timeout = 300;
 	cfg->imap_idle_timeout = 1800;
+	cfg->imap_expunge_log_max = 10000; /* store.h MD_EXPUNGE_LOG_MAX_DEFAULT */
 	cfg->pop3_idle_timeout = 600;
 	cfg->shutdown_timeout = 30;
 	cfg->smtp_pregreet_delay_ms = 1000;

@@ -113,6 +113,8 @@ struct config {
 	unsigned line_length_max;       /* line_length_max, command lines */
 	unsigned smtp_timeout;          /* seconds idle, SMTP (RFC 5321 §4.5.3.2: 300) */
 	unsigned imap_idle_timeout;     /* seconds, IMAP (RFC 9051 §5.4: >= 1800) */
+	unsigned imap_expunge_log_max;  /* expunges kept per mailbox for QRESYNC */
+	unsigned imap_expunge_log_age;  /* seconds; younger ones are kept too, 0: off */
 	unsigned pop3_idle_timeout;     /* seconds, POP3 (RFC 1939 §3: >= 600) */
 	unsigned shutdown_timeout;      /* seconds to let transactions finish */
 

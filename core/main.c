@@ -217,7 +217,9 @@ static int main_serve_config(const struct config *cfg, void (*ready_fn)(const st
 		goto out;
 	}
 	if (md_store_open(cfg->data_dir, &(struct md_store_options){
-			  .pop3_uidl_format = cfg->pop3_uidl_format }, &store, err, sizeof(err)) != MD_OK) {
+			  .pop3_uidl_format = cfg->pop3_uidl_format,
+			  .expunge_log_max = cfg->imap_expunge_log_max,
+			  .expunge_log_age = cfg->imap_expunge_log_age }, &store, err, sizeof(err)) != MD_OK) {
 		store = NULL;
 		fprintf(stderr, "postern: %s\n", err);
 		rc = EX_TEMPFAIL;

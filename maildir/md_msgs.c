@@ -57,9 +57,9 @@ fail:
 	return NULL;
 }
 
-static enum md_result md_msg_fill(struct md_mailbox *mb, struct md_txn *t,
-				  const char *dir, const struct md_msg_rec *rec,
-				  unsigned what, struct md_msg *msg)
+enum md_result md_msg_fill(struct md_mailbox *mb, struct md_txn *t,
+			   const char *dir, const struct md_msg_rec *rec,
+			   unsigned what, struct md_msg *msg)
 {
 	char path[PATH_MAX];
 
@@ -164,57 +164,6 @@ static int md_u32_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* UIDs in [first, last] with modseq > since, ascending */
-static enum md_result md_changed_uids(struct md_mailbox *mb, struct md_txn *t,
-				      uint32_t first, uint32_t last, uint64_t since,
-				      uint32_t **uids_r, size_t *n_r)
-{
-	unsigned char key[8], dup[12];
-	struct md_cursor *cur;
-	struct md_val v;
-	uint32_t *uids = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
-
-	md_key_mbox(key, mb->user->id, mb->id);
-	md_put64(dup, since == UINT64_MAX ? since : since + 1);
-	md_put32(dup + 8, 0);
-	if (md_cursor_open(t, MD_DB_MODSEQ, key, 8, &cur) < 0)
-		return MD_TEMPFAIL;
-	for (rc = md_cursor_seek_dup(cur, key, 8, dup, 12, &v); rc == 0;
-	     rc = md_cursor_next_dup(cur, &v)) {
-		uint32_t uid;
-
-		if (v.len != 12)
-			continue;
-		uid = md_get32((const unsigned char *)v.data + 8);
-		if (uid < first || uid > last)
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			uint32_t *nu = realloc(uids, ncap * sizeof(*nu));
-
-			if (nu == NULL) {
-				rc = -1;
-				break;
-			}
-			uids = nu;
-			cap = ncap;
-		}
-		uids[n++] = uid;
-	}
-	md_cursor_close(cur);
-	if (rc < 0) {
-		free(uids);
-		return MD_TEMPFAIL;
-	}
-	if (n > 1)
-		qsort(uids, n, sizeof(*uids), md_u32_cmp);
-	*uids_r = uids;
-	*n_r = n;
-	return MD_OK;
-}
-
 static int md_msgs_grow(struct md_msg **msgs, size_t n, size_t *cap)
 {
 	if (n < *cap)
@@ -227,6 +176,43 @@ static int md_msgs_grow(struct md_msg **msgs, size_t n, size_t *cap)
 	*msgs = nm;
 	*cap = ncap;
 	return 0;
+}
+
+/* The records of [first, last] with modseq > changedsince, in UID order. */
+static enum md_result md_msg_scan(struct md_mailbox *mb, struct md_txn *t,
+				  const char *dir, uint32_t first, uint32_t last,
+				  uint64_t changedsince, unsigned what,
+				  struct md_msg **msgs, size_t *n, size_t *cap)
+{
+	unsigned char key[12];
+	struct md_cursor *cur;
+	struct md_val k, v;
+	enum md_result r = MD_OK;
+	int rc;
+
+	if (md_cursor_open(t, MD_DB_MSG, key, md_key_mbox(key, mb->user->id, mb->id),
+			   &cur) < 0)
+		return MD_TEMPFAIL;
+	md_key_msg(key, mb->user->id, mb->id, first);
+	for (rc = md_cursor_seek(cur, key, 12, &k, &v); rc == 0 && r == MD_OK;
+	     rc = md_cursor_next(cur, &k, &v)) {
+		struct md_msg_rec rec;
+
+		if ((r = md_rec_msg_decode(&k, &v, &rec)) != MD_OK)
+			break;
+		if (rec.uid > last)
+			break;
+		if (rec.modseq <= changedsince)
+			continue;
+		if (md_msgs_grow(msgs, *n, cap) < 0)
+			r = MD_TEMPFAIL;
+		else if ((r = md_msg_fill(mb, t, dir, &rec, what, &(*msgs)[*n])) == MD_OK)
+			(*n)++;
+	}
+	if (rc < 0)
+		r = MD_TEMPFAIL;
+	md_cursor_close(cur);
+	return r;
 }
 
 enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
@@ -247,12 +233,25 @@ enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
 	if ((r = md_mbox_dir(mb->user, t, mb->id, &mrec, dir, sizeof(dir))) != MD_OK)
 		goto out;
 	if (changedsince > 0) {
-		uint32_t *uids;
-		size_t nu;
+		uint32_t *uids = NULL;
+		size_t nu = 0;
+		/* the modseq index, unless it holds more changes than the range
+		 * holds messages: then the range's records, filtered (FETCH
+		 * 1:* (FLAGS) (CHANGEDSINCE m) with an old m, in slices) */
+		int rc = md_modseq_uids(t, mb->user->id, mb->id, uid_first, uid_last,
+					changedsince, uid_last >= uid_first ?
+					(size_t)uid_last - uid_first + 1 : 0,
+					&uids, &nu);
 
-		if ((r = md_changed_uids(mb, t, uid_first, uid_last, changedsince,
-					 &uids, &nu)) != MD_OK)
+		if (rc < 0) {
+			r = MD_TEMPFAIL;
 			goto out;
+		}
+		if (rc > 0) {
+			r = md_msg_scan(mb, t, dir, uid_first, uid_last, changedsince, what,
+					&msgs, &n, &cap);
+			goto out;
+		}
 		for (size_t i = 0; i < nu && r == MD_OK; i++) {
 			struct md_msg_rec rec;
 
@@ -269,34 +268,7 @@ enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
 		}
 		free(uids);
 	} else {
-		unsigned char key[12];
-		struct md_cursor *cur;
-		struct md_val k, v;
-		int rc;
-
-		if (md_cursor_open(t, MD_DB_MSG, key,
-				   md_key_mbox(key, mb->user->id, mb->id), &cur) < 0) {
-			r = MD_TEMPFAIL;
-			goto out;
-		}
-		md_key_msg(key, mb->user->id, mb->id, uid_first);
-		for (rc = md_cursor_seek(cur, key, 12, &k, &v); rc == 0 && r == MD_OK;
-		     rc = md_cursor_next(cur, &k, &v)) {
-			struct md_msg_rec rec;
-
-			if ((r = md_rec_msg_decode(&k, &v, &rec)) != MD_OK)
-				break;
-			if (rec.uid > uid_last)
-				break;
-			if (md_msgs_grow(&msgs, n, &cap) < 0)
-				r = MD_TEMPFAIL;
-			else if ((r = md_msg_fill(mb, t, dir, &rec, what,
-						  &msgs[n])) == MD_OK)
-				n++;
-		}
-		if (rc < 0)
-			r = MD_TEMPFAIL;
-		md_cursor_close(cur);
+		r = md_msg_scan(mb, t, dir, uid_first, uid_last, 0, what, &msgs, &n, &cap);
 	}
 out:
 	md_read_end(t);
@@ -620,21 +592,6 @@ struct md_expunge_job {
 	uint32_t *out;  /* grown by the job; kept across runs */
 	size_t n_out, cap_out;
 };
-
-static int md_u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
-{
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		uint32_t *nv = realloc(*v, ncap * sizeof(*nv));
-
-		if (nv == NULL)
-			return -1;
-		*v = nv;
-		*cap = ncap;
-	}
-	(*v)[(*n)++] = x;
-	return 0;
-}
 
 /* Remove a message's file (unless unlinked already) and record (inside a
  * job). */

@@ -98,8 +98,8 @@
  *                size; never a file read.
  *   STORE, EXPUNGE, COPY/MOVE, APPEND (md_delivery with target.mailbox,
  *                flags, keywords, internal_date; MD_NOMAILBOX -> TRYCREATE).
- *   NOOP/IDLE:   md_mailbox_sync(), then compare with the session's view
- *                (see md_mailbox_sync()); md_store_set_change_hook() wakes
+ *   NOOP/IDLE:   md_mailbox_changes() since the session's view;
+ *                md_store_set_change_hook() wakes
  *                IDLE for changes made by this process.
  *   POP3:        md_user_open, md_mailbox_open("INBOX"), md_msg_list() for
  *                pop3_size (LIST, STAT; never a file read) and uidl, else
@@ -152,6 +152,8 @@ const char *md_result_name(enum md_result result);
 
 struct md_store;
 
+#define MD_EXPUNGE_LOG_MAX_DEFAULT 10000 /* entries per mailbox */
+
 struct md_store_options {
 	uint64_t map_size;   /* LMDB map size to start with; 0: default (16 GiB).
 			      * It doubles when full. */
@@ -160,6 +162,14 @@ struct md_store_options {
 				       * the messages imported from a Dovecot
 				       * Maildir (config pop3_uidl_format);
 				       * NULL: Dovecot's default "%08Xu%08Xv" */
+	size_t expunge_log_max; /* expunges remembered per mailbox for QRESYNC
+				 * (RFC 7162 §3.2.5.2; config
+				 * imap_expunge_log_max); 0: default
+				 * (MD_EXPUNGE_LOG_MAX_DEFAULT) */
+	unsigned expunge_log_age; /* seconds: older entries beyond the newest
+				   * expunge_log_max are kept while younger
+				   * than this (config imap_expunge_log_age);
+				   * 0: count alone decides */
 };
 
 /* Open (creating what is missing) the store of data_dir.  opts may be NULL.
@@ -352,10 +362,8 @@ void md_mailbox_ids(const struct md_mailbox *mb, uint32_t *user_id_r,
 		    uint32_t *mailbox_id_r);
 
 /* NOOP/CHECK/IDLE poll: pick up outside changes and return the status.
- * To learn what changed since the session's last view, compare:
- * new messages  = md_msg_list(uid >= old uidnext),
- * flag changes  = md_msg_list(changedsince = old highestmodseq),
- * expunges      = md_mailbox_expunged(old highestmodseq). */
+ * An IMAP session learns what changed since its view with
+ * md_mailbox_changes() below, which reads it all at once. */
 enum md_result md_mailbox_sync(struct md_mailbox *mb, struct md_status *status_r);
 
 /* All UIDs in ascending order: the session's sequence number map.
@@ -363,9 +371,39 @@ enum md_result md_mailbox_sync(struct md_mailbox *mb, struct md_status *status_r
 enum md_result md_mailbox_uids(struct md_mailbox *mb, uint32_t **uids_r,
 			       size_t *n_r);
 /* UIDs expunged with a mod-sequence > since (QRESYNC VANISHED, RFC 7162
- * §3.2.10), ascending.  free(*uids_r). */
+ * §3.2.10), ascending.  free(*uids_r).  The expunge log keeps the newest
+ * md_store_options.expunge_log_max entries per mailbox: *pruned_r (may
+ * be NULL) is set when expunges after since were forgotten, and the list
+ * is then incomplete: every UID the caller knows that md_mailbox_uids()
+ * no longer has is gone. */
 enum md_result md_mailbox_expunged(struct md_mailbox *mb, uint64_t since,
-				   uint32_t **uids_r, size_t *n_r);
+				   uint32_t **uids_r, size_t *n_r, bool *pruned_r);
+
+/* What changed since a session's view, read in one index transaction, so
+ * the parts agree with each other and with status (after picking up
+ * outside changes, as md_mailbox_sync()). */
+struct md_changes {
+	struct md_status status;
+	struct md_msg *msgs;     /* UID, flags, keywords, modseq (no path, no
+				  * meta), ascending: messages below uidnext
+				  * with a mod-sequence > modseq, then every
+				  * message from uidnext on */
+	size_t n_msgs;
+	uint32_t *expunged;      /* expunged with a mod-sequence > xmodseq */
+	size_t n_expunged;
+	bool expunged_pruned;    /* the expunge log no longer reaches back to
+				  * xmodseq: uids then holds every UID that
+				  * exists (the caller's others are gone) */
+	uint32_t *uids;          /* only when expunged_pruned */
+	size_t n_uids;
+	char **keywords;         /* as md_mailbox_keywords() */
+	size_t n_keywords;
+};
+/* xmodseq UINT64_MAX: expunges are not wanted now.  md_changes_free(). */
+enum md_result md_mailbox_changes(struct md_mailbox *mb, uint32_t uidnext,
+				  uint64_t modseq, uint64_t xmodseq,
+				  struct md_changes *changes_r);
+void md_changes_free(struct md_changes *changes);
 /* The keyword names: (*names_r)[i] is the keyword of bit i of
  * md_msg.keywords, NULL for an unused index.  md_mailbox_keywords_free(). */
 enum md_result md_mailbox_keywords(struct md_mailbox *mb, char ***names_r,
@@ -435,6 +473,15 @@ enum md_result md_msg_get(struct md_mailbox *mb, uint32_t uid, unsigned what,
 enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
 			   uint32_t uid_last, uint64_t changedsince,
 			   unsigned what, struct md_msg **msgs_r, size_t *n_r);
+/* The UIDs in [uid_first, uid_last] with a mod-sequence > changedsince,
+ * ascending, from the modseq index alone (no message record is read):
+ * cheap when few changed (a client's CHANGEDSINCE, RFC 7162 §3.1.4.1).
+ * MD_LIMIT (nothing returned) when more than limit changes of the mailbox
+ * would have to be looked at: md_msg_list() in slices is cheaper then.
+ * free(*uids_r). */
+enum md_result md_msg_changed(struct md_mailbox *mb, uint32_t uid_first,
+			      uint32_t uid_last, uint64_t changedsince,
+			      size_t limit, uint32_t **uids_r, size_t *n_r);
 void md_msg_clear(struct md_msg *msg);
 void md_msg_list_free(struct md_msg *msgs, size_t n);
 

@@ -203,7 +203,8 @@ bool imap_login_allowed(const struct imap_session *s)
 #define IMAP_CAPS_AUTH                                                                 \
 	" NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE LIST-EXTENDED SPECIAL-USE"          \
 	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY" \
-	" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES OBJECTID I18NLEVEL=1"
+	" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES OBJECTID I18NLEVEL=1"\
+	" CONDSTORE QRESYNC"
 #define IMAP_CAPS_COMPRESS " COMPRESS=DEFLATE"
 #define IMAP_CAPS_EXTRA " UNAUTHENTICATE QUOTA QUOTA=RES-STORAGE METADATA"
 
@@ -360,14 +361,15 @@ bad:
 	imap_reply(s, "BAD", "Invalid ID arguments");
 }
 
-/* RFC 5161: IMAP4rev2 (RFC 9051 §6.3.1) is the one capability that needs
- * enabling; unknown ones are ignored.  RFC 5161 §3.1: only before the
- * first SELECT / EXAMINE, so a mailbox's responses never change dialect
- * midway; later it is simply not enabled. */
+/* RFC 5161: IMAP4rev2 (RFC 9051 §6.3.1), CONDSTORE and QRESYNC (RFC 7162
+ * §3.1, §3.2.3: QRESYNC implies CONDSTORE) need enabling; unknown ones
+ * are ignored.  RFC 5161 §3.1: IMAP4rev2 only before the first SELECT /
+ * EXAMINE, so a mailbox's responses never change dialect midway; later
+ * it is simply not enabled. */
 static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 {
 	char cap[64];
-	bool rev2 = false;
+	bool rev2 = false, condstore = false, qresync = false;
 
 	if (!imap_sp(args)) {
 		imap_reply(s, "BAD", "ENABLE needs capability names");
@@ -378,21 +380,30 @@ static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 			imap_reply(s, "BAD", "Invalid capability name");
 			return;
 		}
-		if (str_ieq(cap, "IMAP4rev2"))
-			rev2 = true;
+		rev2 = rev2 || str_ieq(cap, "IMAP4rev2");
+		condstore = condstore || str_ieq(cap, "CONDSTORE");
+		qresync = qresync || str_ieq(cap, "QRESYNC");
 	} while (imap_char(args, ' '));
 	if (!imap_at_end(args)) {
 		imap_reply(s, "BAD", "Invalid capability name");
 		return;
 	}
 	/* RFC 5161 §3.2: ENABLED lists only what this command newly enabled */
+	imap_out(s, "* ENABLED");
 	if (rev2 && !s->rev2 && s->state == IMAP_STATE_AUTH && !s->has_selected) {
 		s->rev2 = true;
 		conn_log(s->conn, LOG_LEVEL_DEBUG, "imap enabled IMAP4rev2 user=%s", s->canonical);
-		imap_out(s, "* ENABLED IMAP4rev2\r\n");
-	} else {
-		imap_out(s, "* ENABLED\r\n");
+		imap_out(s, " IMAP4rev2");
 	}
+	if (condstore && !s->condstore) {
+		s->condstore = true;
+		imap_out(s, " CONDSTORE");
+	}
+	if (qresync && !s->qresync) {
+		s->qresync = s->condstore = true;
+		imap_out(s, " QRESYNC");
+	}
+	imap_out(s, "\r\n");
 	imap_reply(s, "OK", "Enabled");
 }
 

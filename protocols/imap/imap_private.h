@@ -173,6 +173,10 @@ struct imap_session {
 	unsigned preauth_count; /* commands in NOT-AUTHENTICATED */
 	bool rev2;              /* ENABLE IMAP4rev2 (RFC 9051 §6.3.1) */
 	bool has_selected;      /* a SELECT / EXAMINE was issued (RFC 5161 §3.1) */
+	bool condstore;         /* CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in
+				 * every FETCH response about flags */
+	bool qresync;           /* ENABLE QRESYNC (RFC 7162 §3.2.3): VANISHED
+				 * instead of EXPUNGE */
 	struct imap_reader reader;
 
 	/* the command running */
@@ -301,6 +305,30 @@ bool imap_is_recent(const struct imap_session *s, uint32_t uid);
 int imap_view_add_recent(struct imap_view *v, const uint32_t *uids, size_t n, uint32_t above);
 void imap_view_drop_recent(struct imap_view *v, uint32_t uid);
 
+/* imap_condstore.c (RFC 7162) */
+struct imap_qresync {
+	bool condstore, qresync;  /* the SELECT parameters given */
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	bool has_known;
+	struct imap_seqset known; /* known-uids (free its ranges) */
+};
+/* mod-sequence-value (zero_ok: mod-sequence-valzer); false with c->err */
+bool imap_modseq_arg(struct imap_cursor *c, uint64_t *modseq_r, bool zero_ok);
+/* "1:3,7" of ascending UIDs */
+void imap_buf_uidset(struct buf *b, const uint32_t *uids, size_t n);
+/* EXPUNGE / VANISHED for the UIDs (ascending) the view loses (worker). */
+void imap_view_expunged(struct imap_session *s, const uint32_t *uids, size_t n);
+/* "* VANISHED (EARLIER) ..." for the UIDs of set (normalised here, '*'
+ * = uidnext - 1) expunged after modseq (worker).  -1 on a store failure. */
+int imap_vanished_earlier(struct imap_session *s, struct imap_seqset *set, uint64_t modseq,
+			  uint32_t uidnext);
+/* The parenthesised select-params after the mailbox name; false with c->err. */
+bool imap_select_params(struct imap_session *s, struct imap_cursor *c, struct imap_qresync *q);
+/* VANISHED (EARLIER) and FETCH for a SELECT with QRESYNC (worker). */
+void imap_qresync_answer(struct imap_session *s, struct imap_qresync *q, char **names,
+			 size_t n_names, uint32_t uidnext);
+
 /* imap_fetch.c */
 imap_handler_fn imap_cmd_fetch;
 
@@ -354,7 +382,7 @@ bool imap_search_return(struct imap_cursor *c, struct imap_return *r, bool allow
  * order, ascending consecutive runs as ranges), into s->out; nothing when
  * only SAVE was asked. */
 void imap_search_esearch(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
-			 size_t n);
+			 size_t n, uint64_t modseq);
 
 /* imap_subject.c: RFC 5256 §2.1 base subject of a subject already
  * decoded to UTF-8 (step 1's RFC 2047 decoding: md_header_utf8()),

@@ -37,6 +37,7 @@ enum imap_skey {
 	SK_LARGER, SK_SMALLER, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE, SK_SENTON,
 	SK_SENTSINCE, SK_SET, SK_HEADER, SK_BODY, SK_TEXT,
 	SK_EMAILID, SK_THREADID, /* RFC 8474 §6 (imap_objectid.c) */
+	SK_MODSEQ, /* RFC 7162 §3.1.5 */
 };
 
 struct imap_snode {
@@ -66,6 +67,8 @@ struct imap_search_cmd {
 	unsigned text_what;    /* MD_TEXT_* the text keys need */
 	struct md_text *text;  /* decoded text of message text_uid */
 	uint32_t text_uid;
+	bool has_modseq;       /* a MODSEQ key: answer with the highest */
+	uint64_t max_modseq;   /* of the matches */
 };
 
 void imap_search_free(void *arg)
@@ -259,6 +262,27 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 			return -2;
 		return k;
 	}
+	if (str_ieq(word, "MODSEQ")) {
+		/* MODSEQ [entry-name entry-type-req] mod-sequence-valzer: our
+		 * modseq is per message, so the entry is checked and ignored */
+		const char *entry;
+		size_t elen;
+		char type[8];
+
+		k = imap_snode_new(c, cur, SK_MODSEQ);
+		if (k < 0 || !imap_sp(cur))
+			return -1;
+		if (imap_peek(cur, '"') &&
+		    (!imap_string(cur, &entry, &elen) || !imap_sp(cur) ||
+		     !imap_atom(cur, type, sizeof(type), NULL) || !imap_sp(cur) ||
+		     !(str_ieq(type, "priv") || str_ieq(type, "shared") || str_ieq(type, "all"))))
+			return -1;
+		if (!imap_modseq_arg(cur, &c->nodes[k].n, true))
+			return -1;
+		c->has_modseq = true;
+		s->condstore = true; /* RFC 7162 §3.1: CONDSTORE enabling */
+		return k;
+	}
 	if (str_ieq(word, "LARGER") || str_ieq(word, "SMALLER")) {
 		k = imap_snode_new(c, cur, str_ieq(word, "LARGER") ? SK_LARGER : SK_SMALLER);
 		if (k < 0 || !imap_sp(cur) || !imap_number64(cur, &c->nodes[k].n))
@@ -440,6 +464,8 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 		bool has = n->kw >= 0 && (m->keywords[n->kw / 64] >> (n->kw % 64)) & 1;
 		return n->key == SK_KEYWORD ? has : !has;
 	}
+	case SK_MODSEQ:
+		return m->modseq >= n->n;
 	case SK_LARGER:
 		return m->size > n->n;
 	case SK_SMALLER:
@@ -473,22 +499,8 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 	return false;
 }
 
-static void imap_buf_set(struct buf *b, const uint32_t *v, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j + 1 < n && v[j + 1] == v[j] + 1)
-			j++;
-		if (j > i)
-			buf_appendf(b, "%s%u:%u", i > 0 ? "," : "", v[i], v[j]);
-		else
-			buf_appendf(b, "%s%u", i > 0 ? "," : "", v[i]);
-		i = j + 1;
-	}
-}
-
 void imap_search_esearch(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
-			 size_t n)
+			 size_t n, uint64_t modseq)
 {
 	if (!r->min && !r->max && !r->count && !r->all)
 		return; /* SAVE alone: no answer (RFC 5182 §2.1) */
@@ -503,8 +515,10 @@ void imap_search_esearch(struct imap_session *s, const struct imap_return *r, co
 		buf_appendf(&s->out, " COUNT %zu", n);
 	if (r->all && n > 0) {
 		buf_appendf(&s->out, " ALL ");
-		imap_buf_set(&s->out, v, n);
+		imap_buf_uidset(&s->out, v, n);
 	}
+	if (modseq > 0 && n > 0)
+		buf_appendf(&s->out, " MODSEQ %llu", (unsigned long long)modseq);
 	buf_appendf(&s->out, "\r\n");
 }
 
@@ -590,6 +604,8 @@ static enum imap_cmd_status imap_search_work(struct imap_session *s)
 				cap = ncap;
 			}
 			c->matches[c->n_matches++] = s->uid ? msgs[i].uid : seq;
+			if (msgs[i].modseq > c->max_modseq)
+				c->max_modseq = msgs[i].modseq;
 		}
 		md_msg_list_free(msgs, n);
 	}
@@ -597,9 +613,13 @@ static enum imap_cmd_status imap_search_work(struct imap_session *s)
 		buf_appendf(&s->out, "* SEARCH");
 		for (size_t i = 0; i < c->n_matches; i++)
 			buf_appendf(&s->out, " %u", c->matches[i]);
+		if (c->has_modseq && c->n_matches > 0) /* RFC 7162 §3.1.6 */
+			buf_appendf(&s->out, " (MODSEQ %llu)", (unsigned long long)c->max_modseq);
 		buf_appendf(&s->out, "\r\n");
 	} else {
-		imap_search_esearch(s, &c->ret, c->matches, c->n_matches);
+		/* RFC 7162 §3.1.6 / RFC 4731: MODSEQ after the other data */
+		imap_search_esearch(s, &c->ret, c->matches, c->n_matches,
+				    c->has_modseq ? c->max_modseq : 0);
 	}
 	/* RFC 3501 §7.4.1: no EXPUNGE after SEARCH with sequence numbers */
 	imap_view_update(s, s->uid);

@@ -451,7 +451,7 @@ static void imap_sort_answer(struct imap_session *s, struct imap_sort_cmd *c, co
 	}
 	/* RFC 5267 §3.2: MIN and MAX are the first and last in sort order,
 	 * ALL a sequence-set in sort order */
-	imap_search_esearch(s, &c->ret, ids, n);
+	imap_search_esearch(s, &c->ret, ids, n, 0);
 }
 
 static enum imap_cmd_status imap_sort_work(struct imap_session *s)

@@ -10,3 +10,5 @@ postern_check_test(check_store_faults SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_st
 postern_check_test(check_store_io SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_store_io.c LIBS postern_maildir)
 target_link_options(check_store_io PRIVATE
   "LINKER:--wrap=write,--wrap=fsync,--wrap=link,--wrap=rename,--wrap=strdup")
+# CONDSTORE/QRESYNC side: the pruned expunge log, md_mailbox_changes()
+postern_check_test(check_store_modseq SOURCES ${CMAKE_CURRENT_LIST_DIR}/check_store_modseq.c LIBS postern_maildir)
