@@ -29,6 +29,7 @@
  * before the 451, so the retried transaction does not send it twice.
  */
 #include "smtp_private.h"
+#include "smtp_inbound.h"
 #include "smtp_queue.h"
 
 #include <stdio.h>
@@ -196,6 +197,16 @@ static void smtp_store_write(struct smtp_session *s, struct smtp_msg *m)
 	smtp_queue_write(s, m);
 	if (m->store_result != MD_OK || s->tx.n_owners == 0)
 		return;
+	if (m->inbound != NULL) {
+		/* checked mail waits for its verdict (smtp_inbound.c) */
+		if (m->spool.len > 0 &&
+		    smtp_inbound_write(m->inbound, m->spool.data, m->spool.len) < 0) {
+			m->store_result = MD_TEMPFAIL;
+			str_copy(m->store_error, smtp_inbound_error(m->inbound),
+				 sizeof(m->store_error));
+		}
+		return;
+	}
 	if (m->d == NULL) {
 		r = md_delivery_open(s->ctx->store, 0, 0, &m->d);
 		if (r != MD_OK) {
@@ -363,6 +374,9 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	m->n_targets = tx->n_owners;
 	for (size_t i = 0; i < tx->n_owners; i++) {
 		m->targets[i].address = tx->owners[i].address;
+		/* DMARC p=quarantine (smtp_inbound.c) */
+		if (m->action == SMTP_INBOUND_QUARANTINE)
+			m->targets[i].mailbox = "Junk";
 		m->targets[i].quota_bytes = 0; /* checked above: see the top */
 		m->targets[i].create_user = true;
 	}
@@ -390,6 +404,24 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 		smtp_bounce_local(s, m);
 }
 
+/* Checked mail: the verdict, then the store gets it with its
+ * Authentication-Results.  -1 when it goes no further (refused, failed). */
+static int smtp_inbound_run(struct smtp_session *s, struct smtp_msg *m)
+{
+	enum md_result r;
+
+	m->action = (int)smtp_inbound_check(s, m);
+	if (m->action == SMTP_INBOUND_REJECT)
+		return -1;
+	r = smtp_inbound_store(s, m);
+	if (r != MD_OK) {
+		m->store_result = r;
+		str_copy(m->store_error, smtp_inbound_error(m->inbound), sizeof(m->store_error));
+		return -1;
+	}
+	return 0;
+}
+
 static void smtp_commit_work(void *arg)
 {
 	struct smtp_session *s = arg;
@@ -399,6 +431,8 @@ static void smtp_commit_work(void *arg)
 
 	smtp_store_write(s, m);
 	if (m->store_result != MD_OK)
+		return;
+	if (m->inbound != NULL && smtp_inbound_run(s, m) < 0)
 		return;
 	for (size_t i = 0; i < tx->n_owners; i++) {
 		if (smtp_over_quota(s->ctx->store, &tx->owners[i], size)) {
@@ -429,7 +463,12 @@ static void smtp_commit_done(void *arg)
 
 	if (m->kick)
 		smtp_outq_kick(s->ctx->outq);
-	if (m->quota_exceeded) {
+	if (m->action == SMTP_INBOUND_REJECT) {
+		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: DMARC policy of %s",
+			 tx->id, m->verdict_detail);
+		m->verdict = SMTP_VERDICT_DMARC;
+		smtp_verdict_reply(s, m);
+	} else if (m->quota_exceeded) {
 		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: %s over quota", tx->id,
 			 m->verdict_detail);
 		m->verdict = SMTP_VERDICT_QUOTA;

@@ -22,6 +22,12 @@ int dkim_header_split(const char *h, size_t len, struct dkim_field *f, size_t ma
 /* true when field f of block h is called name (ASCII case ignored). */
 bool dkim_field_is(const char *h, const struct dkim_field *f, const char *name);
 
+/* The header block ends at the first CRLF CRLF, or at a CRLF at the very
+ * start (no header fields).  Search only where the new bytes can complete
+ * one (old_len: b's length before them).  Returns the offset of the body
+ * or 0 when not found yet.  The signer's and the verifier's. */
+size_t dkim_find_body(const struct buf *b, size_t old_len);
+
 /* Key i's private key, owned by keys. */
 EVP_PKEY *dkim_keys_pkey(const struct dkim_keys *keys, size_t i);
 

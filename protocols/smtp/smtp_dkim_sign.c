@@ -114,10 +114,7 @@ const char *dkim_signer_error(const struct dkim_signer *s)
 	return s->error[0] != '\0' ? s->error : "no error";
 }
 
-/* The header block ends at the first CRLF CRLF, or at a CRLF at the very
- * start (no header fields).  Search only where the new bytes can complete
- * one.  Returns the offset of the body or 0 when not found yet. */
-static size_t dkim_find_body(const struct buf *b, size_t old_len)
+size_t dkim_find_body(const struct buf *b, size_t old_len)
 {
 	size_t i = old_len >= 3 ? old_len - 3 : 0;
 

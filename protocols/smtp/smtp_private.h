@@ -11,6 +11,8 @@
  *   smtp_pregreet.c the pregreet test's memory of clients that passed
  *   smtp_deliver.c  Return-Path/Received/Message-ID/Date, worker jobs that
  *                   stream into the store (and the queue) and commit
+ *   smtp_inbound.h  checks of mail from the world: SPF, DKIM, DMARC,
+ *                   Authentication-Results (files listed there)
  *   smtp_queue.h    the outbound side: queue, routing, client, scheduler,
  *                   bounces, 8-bit conversion, DKIM hook (files listed there)
  *
@@ -35,7 +37,10 @@
 #include "store.h"
 #include "util.h"
 
+struct dmarc_psl;
 struct event;
+struct smtp_dns_cache;
+struct smtp_inbound;
 struct smtp_outq;
 struct queue_writer;
 
@@ -82,6 +87,8 @@ struct smtp_ctx {
 	const struct config *cfg;
 	struct smtp_pregreet *pregreet; /* clients that passed; NULL: test off */
 	struct smtp_outq *outq;         /* outbound queue; NULL: outbound off */
+	struct smtp_dns_cache *dns;     /* inbound checks' DNS answers */
+	struct dmarc_psl *psl;          /* NULL: "last two labels" */
 };
 
 /* smtp_pregreet.c */
@@ -191,6 +198,7 @@ enum smtp_verdict {
 	SMTP_VERDICT_STORE,       /* the store failed (reply from store_result) */
 	SMTP_VERDICT_QUOTA,
 	SMTP_VERDICT_MEMORY,
+	SMTP_VERDICT_DMARC,       /* p=reject (detail: the From: domain) */
 };
 
 struct smtp_msg {
@@ -216,6 +224,9 @@ struct smtp_msg {
 	bool queued;             /* the queue entry is durable */
 	bool local_temp;         /* a local target failed temporarily: 451 */
 	bool kick;               /* something was queued: wake the scheduler */
+	struct smtp_inbound *inbound; /* port 25 checks (smtp_inbound.h); NULL:
+				       * not checked */
+	int action;              /* enum smtp_inbound_action */
 };
 
 struct smtp_tx {
