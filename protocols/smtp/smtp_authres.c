@@ -184,15 +184,13 @@ int authres_build(const struct authres_input *in, struct buf *out)
 	if (in->dmarc != NULL) {
 		char note[160];
 		rc |= buf_appendf(out, ";\r\n\tdmarc=%s", dmarc_result_name(in->dmarc->result));
-		if (in->dmarc->result == DMARC_RESULT_NONE ||
-		    in->dmarc->result == DMARC_RESULT_PASS || in->dmarc->result == DMARC_RESULT_FAIL)
+		if (in->dmarc->result == DMARC_RESULT_PASS || in->dmarc->result == DMARC_RESULT_FAIL)
 			snprintf(note, sizeof(note), "%s%sp=%s", in->dmarc->reason,
 				 in->dmarc->reason[0] != '\0' ? "; " : "",
 				 dmarc_policy_name(in->dmarc->policy));
 		else
 			str_copy(note, in->dmarc->reason, sizeof(note));
-		if (in->dmarc->result != DMARC_RESULT_NONE || in->dmarc->reason[0] != '\0')
-			rc |= authres_comment(out, note);
+		rc |= authres_comment(out, note);
 		if (in->from_domain != NULL && in->from_domain[0] != '\0') {
 			rc |= buf_appendf(out, " header.from=");
 			rc |= authres_value(out, in->from_domain);
