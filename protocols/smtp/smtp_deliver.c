@@ -376,7 +376,7 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 		m->targets[i].address = tx->owners[i].address;
 		/* DMARC p=quarantine (smtp_inbound.c) */
 		if (m->action == SMTP_INBOUND_QUARANTINE)
-			m->targets[i].mailbox = "Junk";
+			m->targets[i].mailbox = SMTP_INBOUND_JUNK;
 		m->targets[i].quota_bytes = 0; /* checked above: see the top */
 		m->targets[i].create_user = true;
 	}

@@ -232,13 +232,34 @@ enum smtp_inbound_action smtp_inbound_check(struct smtp_session *s, struct smtp_
 
 /* ---- into the store ---------------------------------------------------------- */
 
+/* p=quarantine: a user who deleted Junk gets it back (as Thunderbird
+ * does), rather than the message bouncing between retries. */
+static void smtp_inbound_junk_ready(struct smtp_session *s)
+{
+	for (size_t i = 0; i < s->tx.n_owners; i++) {
+		struct md_user *u;
+		enum md_result r = md_user_open(s->ctx->store, s->tx.owners[i].address,
+						MD_USER_CREATE, &u);
+		if (r != MD_OK)
+			continue; /* the commit reports it */
+		r = md_mailbox_create(u, SMTP_INBOUND_JUNK, MD_SPECIAL_JUNK);
+		if (r != MD_OK && r != MD_EXISTS)
+			log_error("smtp id=%s cannot create %s for %s: %s", s->tx.id,
+				  SMTP_INBOUND_JUNK, s->tx.owners[i].address, md_result_name(r));
+		md_user_close(u);
+	}
+}
+
 enum md_result smtp_inbound_store(struct smtp_session *s, struct smtp_msg *m)
 {
 	struct smtp_inbound *in = m->inbound;
 	const char *nl = memchr(m->prefix.data, '\n', m->prefix.len);
 	size_t first = nl != NULL ? (size_t)(nl - m->prefix.data) + 1 : 0;
-	enum md_result r = md_delivery_open(s->ctx->store, 0, 0, &m->d);
+	enum md_result r;
 
+	if (m->action == SMTP_INBOUND_QUARANTINE)
+		smtp_inbound_junk_ready(s);
+	r = md_delivery_open(s->ctx->store, 0, 0, &m->d);
 	if (r != MD_OK) {
 		m->d = NULL;
 		str_copy(in->error, "cannot open a delivery", sizeof(in->error));

@@ -33,6 +33,9 @@
 struct smtp_session;
 struct smtp_msg;
 
+/* DMARC p=quarantine delivers here (RFC 6154 \Junk, created if missing). */
+#define SMTP_INBOUND_JUNK "Junk"
+
 /* All DNS work of one message's checks ends within this many seconds. */
 #define SMTP_INBOUND_DEADLINE_S 20
 
@@ -170,7 +173,8 @@ int smtp_inbound_write(struct smtp_inbound *in, const void *data, size_t len);
 /* On a worker at the end of the data: run the checks. */
 enum smtp_inbound_action smtp_inbound_check(struct smtp_session *s, struct smtp_msg *m);
 /* On a worker: open the store delivery and write Return-Path, our
- * Authentication-Results, the rest of the trace, then the message. */
+ * Authentication-Results, the rest of the trace, then the message; for a
+ * quarantined message, make sure every owner has SMTP_INBOUND_JUNK. */
 enum md_result smtp_inbound_store(struct smtp_session *s, struct smtp_msg *m);
 const char *smtp_inbound_error(const struct smtp_inbound *in);
 

@@ -11,6 +11,7 @@ its mail is checked; the stored files are read back from the Maildir.
 
 Run by ctest: smtp_inbound.py POSTERN DKIM_SIGN."""
 import base64
+import imaplib
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from postern_test import Daemon, Results, free_port, maildir_files, skip
+from postern_test import Daemon, Results, free_port, maildir_files, skip, tls_context
 from dns_server import start_dnsmasq, stop_dnsmasq, txt_record
 from smtp_util import USER, PASSWORD
 
@@ -259,6 +260,18 @@ def tests(d, r, keys, signer, own):
     ar = authres(got) or ""
     r.check("dmarc=fail (p=quarantine) header.from=quar.test" in ar,
             "p=quarantine failure goes to Junk with dmarc=fail: %s" % ar)
+    # a user who deleted Junk gets it back rather than a bounce
+    im = imaplib.IMAP4("127.0.0.1", d.port("imap"))
+    im.starttls(ssl_context=tls_context())
+    im.login(USER, PASSWORD)
+    typ, _ = im.delete("Junk")
+    r.check(typ == "OK", "IMAP DELETE Junk")
+    got = deliver(r, d, "p=quarantine without Junk", "x@indep.test",
+                  message("Bank <bank@quar.test>", "phish again"), folder="Junk")
+    typ, data = im.list('""', "Junk")
+    r.check(typ == "OK" and data[0] is not None and b"\\Junk" in data[0],
+            "Junk is created again (\\Junk special-use): %r" % (data,))
+    im.logout()
     ar = authres(deliver(r, d, "p=reject subdomain sp=none", "x@indep.test",
                          message("x@news.reject.test", "subdomain"))) or ""
     r.check("dmarc=fail" in ar and "p=none" in ar,
@@ -282,7 +295,7 @@ def tests(d, r, keys, signer, own):
     r.check(b"Authentication-Results:" not in got,
             "mail from trusted_networks is not checked (not even p=reject)")
     s = smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=30)
-    s.starttls(context=__import__("postern_test").tls_context())
+    s.starttls(context=tls_context())
     s.login(USER, PASSWORD)
     before = len(maildir_files(d, USER))
     s.sendmail(USER, [USER], message(USER, "submitted"))
@@ -349,7 +362,7 @@ def main():
     try:
         extra = ("trusted_networks = %s/32\nsmtp_pregreet_delay = 0\n"
                  "dns_resolver = 127.0.0.1:%d\n" % (TRUSTED, dns_port))
-        with Daemon(postern, roles=("smtp", "submission"), extra_config=extra) as d:
+        with Daemon(postern, roles=("smtp", "submission", "imap"), extra_config=extra) as d:
             d.add_user(USER, PASSWORD)
             r.run("inbound", lambda: tests(d, r, keys, signer, own))
             r.run("cache", lambda: test_cache(r, tmp))
