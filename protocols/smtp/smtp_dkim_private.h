@@ -28,6 +28,14 @@ bool dkim_field_is(const char *h, const struct dkim_field *f, const char *name);
  * or 0 when not found yet.  The signer's and the verifier's. */
 size_t dkim_find_body(const struct buf *b, size_t old_len);
 
+/* What the algorithm's signature covers (RFC 6376 §3.7, RFC 8463 §3): the
+ * header data itself, hashed by EVP_DigestSign/Verify with *md_r = SHA-256
+ * (rsa-sha256), or its SHA-256 in digest, signed by PureEd25519 (*md_r
+ * NULL).  *in_r, *len_r: what to pass.  0, or -1 when SHA-256 fails.  The
+ * signer's and the verifier's. */
+int dkim_alg_input(enum dkim_alg alg, const struct buf *data, unsigned char digest[DKIM_HASH_LEN],
+		   const unsigned char **in_r, size_t *len_r, const EVP_MD **md_r);
+
 /* Key i's private key, owned by keys. */
 EVP_PKEY *dkim_keys_pkey(const struct dkim_keys *keys, size_t i);
 

@@ -562,26 +562,16 @@ static bool dkim_sig_verify(EVP_PKEY *key, enum dkim_alg alg, const struct buf *
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char digest[DKIM_HASH_LEN];
-	const unsigned char *in = (const unsigned char *)data->data;
-	size_t inlen = data->len;
-	bool ok = false;
-	int rc;
+	const unsigned char *in;
+	const EVP_MD *md;
+	size_t inlen;
+	bool ok;
 
 	if (ctx == NULL)
 		return false;
-	if (alg == DKIM_ALG_ED25519_SHA256) {
-		unsigned int n = 0;
-		/* RFC 8463 §3: PureEd25519 over the SHA-256 of the data */
-		if (EVP_Digest(data->data, data->len, digest, &n, EVP_sha256(), NULL) != 1)
-			goto out;
-		in = digest;
-		inlen = n;
-		rc = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key);
-	} else {
-		rc = EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key);
-	}
-	ok = rc == 1 && EVP_DigestVerify(ctx, sig, siglen, in, inlen) == 1;
-out:
+	ok = dkim_alg_input(alg, data, digest, &in, &inlen, &md) == 0 &&
+	     EVP_DigestVerifyInit(ctx, NULL, md, NULL, key) == 1 &&
+	     EVP_DigestVerify(ctx, sig, siglen, in, inlen) == 1;
 	EVP_MD_CTX_free(ctx);
 	return ok;
 }
