@@ -289,6 +289,13 @@ def tests(d, r, keys, signer, own):
     r.check(b"Authentication-Results: relay.other.test; spf=pass" in got,
             "another server's Authentication-Results stays")
 
+    # a header block too large to be searched for forged fields is refused
+    big = message("x@indep.test", "big header",
+                  extra="".join("X-Filler-%d: %s\n" % (i, "y" * 900) for i in range(300)))
+    code, reply = send(port, "x@indep.test", big)
+    r.check(code == 552, "checked mail with a header block over 256 KB: 552 (%d %r)"
+            % (code, reply))
+
     # ---- not checked: trusted networks, authenticated submission -----------------
     got = deliver(r, d, "trusted network", "x@reject.test",
                   message("x@reject.test", "trusted"), source=TRUSTED)
