@@ -348,11 +348,16 @@ static bool spf_count(struct spf_eval *ev)
 }
 
 /* Does name have an address of the client's family matching within bits?
- * 1 yes, 0 no, -1 temperror, -2 permerror (void limit). */
-static int spf_addr_match(struct spf_eval *ev, const char *name, unsigned bits4, unsigned bits6)
+ * 1 yes, 0 no, -1 temperror, -2 permerror (void limit).  Only the term's
+ * own query counts as void (the a mechanism's); the addresses of mx and
+ * ptr names do not, or an IPv6 client would fail every domain whose mail
+ * servers have no AAAA record. */
+static int spf_addr_match(struct spf_eval *ev, const char *name, unsigned bits4, unsigned bits6,
+			  bool term)
 {
+	enum smtp_dns_type type = ev->ip.family == AF_INET ? SMTP_DNS_A : SMTP_DNS_AAAA;
 	struct smtp_dns_answer a;
-	int st = spf_query(ev, name, ev->ip.family == AF_INET ? SMTP_DNS_A : SMTP_DNS_AAAA, &a);
+	int st = term ? spf_query(ev, name, type, &a) : (int)smtp_dns_query(ev->dns, name, type, &a);
 	int found = 0;
 
 	if (st == -2)
@@ -390,7 +395,7 @@ static void spf_validated_name(struct spf_eval *ev, const char *target, char *ou
 	for (size_t i = 0; i < a.n && i < SPF_PTR_NAMES_MAX; i++) {
 		const char *nm = a.rr[i];
 		size_t nl = strlen(nm);
-		if (spf_addr_match(ev, nm, 32, 128) != 1)
+		if (spf_addr_match(ev, nm, 32, 128, false) != 1)
 			continue;
 		if (strcasecmp(nm, target) == 0 ||
 		    (nl > tl && nm[nl - tl - 1] == '.' && strcasecmp(nm + nl - tl, target) == 0)) {
@@ -645,7 +650,7 @@ static int spf_mech_mx(struct spf_eval *ev, const char *target, const struct spf
 		return SPF_ERR(SPF_RESULT_PERMERROR); /* §4.6.4 */
 	}
 	for (size_t i = 0; i < a.n && m == 0; i++) {
-		int r = spf_addr_match(ev, a.rr[i], t->bits4, t->bits6);
+		int r = spf_addr_match(ev, a.rr[i], t->bits4, t->bits6, false);
 		if (r == -1)
 			m = SPF_ERR(SPF_RESULT_TEMPERROR);
 		else if (r == -2)
@@ -698,7 +703,7 @@ static int spf_mech(struct spf_eval *ev, const char *domain, const struct spf_te
 	case SPF_INCLUDE:
 		return spf_mech_include(ev, target);
 	case SPF_A:
-		r = spf_addr_match(ev, target, t->bits4, t->bits6);
+		r = spf_addr_match(ev, target, t->bits4, t->bits6, true);
 		break;
 	case SPF_MX:
 		return spf_mech_mx(ev, target, t);

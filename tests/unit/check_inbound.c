@@ -313,6 +313,20 @@ START_TEST(test_inbound_spf_limits)
 		{ "h7.test", SMTP_DNS_A, "198.51.100.7" }, { "h8.test", SMTP_DNS_A, "198.51.100.8" },
 		{ "h9.test", SMTP_DNS_A, "198.51.100.9" },
 		{ "h10.test", SMTP_DNS_A, "192.0.2.1" }, { "h11.test", SMTP_DNS_A, "192.0.2.1" },
+		/* an IPv6 client: the mail servers' missing AAAA records are not
+		 * void look-ups of a term */
+		{ "mx3.test", SMTP_DNS_TXT, "v=spf1 mx ip6:2001:db8::1 -all" },
+		{ "mx3.test", SMTP_DNS_MX, "m1.mx3.test" }, { "mx3.test", SMTP_DNS_MX, "m2.mx3.test" },
+		{ "mx3.test", SMTP_DNS_MX, "m3.mx3.test" },
+		{ "m1.mx3.test", SMTP_DNS_A, "192.0.2.7" }, { "m2.mx3.test", SMTP_DNS_A, "192.0.2.8" },
+		{ "m3.mx3.test", SMTP_DNS_A, "192.0.2.9" },
+		{ "mx11.test", SMTP_DNS_TXT, "v=spf1 mx -all" },
+		{ "mx11.test", SMTP_DNS_MX, "a1.test" }, { "mx11.test", SMTP_DNS_MX, "a2.test" },
+		{ "mx11.test", SMTP_DNS_MX, "a3.test" }, { "mx11.test", SMTP_DNS_MX, "a4.test" },
+		{ "mx11.test", SMTP_DNS_MX, "a5.test" }, { "mx11.test", SMTP_DNS_MX, "a6.test" },
+		{ "mx11.test", SMTP_DNS_MX, "a7.test" }, { "mx11.test", SMTP_DNS_MX, "a8.test" },
+		{ "mx11.test", SMTP_DNS_MX, "a9.test" }, { "mx11.test", SMTP_DNS_MX, "a10.test" },
+		{ "mx11.test", SMTP_DNS_MX, "a11.test" },
 		{ NULL, 0, NULL },
 	};
 
@@ -324,6 +338,13 @@ START_TEST(test_inbound_spf_limits)
 	ck_assert_int_eq(spf_run(zone, "192.0.2.1", "void2.test", "a@x", NULL, 0),
 			 SPF_RESULT_PASS);
 	ck_assert_int_eq(spf_run(zone, "192.0.2.1", "void3.test", "a@x", NULL, 0),
+			 SPF_RESULT_PERMERROR);
+	ck_assert_int_eq(spf_run(zone, "2001:db8::1", "mx3.test", "a@x", NULL, 0),
+			 SPF_RESULT_PASS);
+	ck_assert_int_eq(spf_run(zone, "192.0.2.9", "mx3.test", "a@x", NULL, 0),
+			 SPF_RESULT_PASS);
+	/* more than 10 MX names (§4.6.4) */
+	ck_assert_int_eq(spf_run(zone, "192.0.2.9", "mx11.test", "a@x", NULL, 0),
 			 SPF_RESULT_PERMERROR);
 }
 END_TEST
