@@ -404,16 +404,12 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 		smtp_bounce_local(s, m);
 }
 
-/* Checked mail: the verdict, then the store gets it with its
- * Authentication-Results.  -1 when it goes no further (refused, failed). */
+/* Checked mail (its verdict is in): the store gets it with its
+ * Authentication-Results.  -1 when that failed. */
 static int smtp_inbound_run(struct smtp_session *s, struct smtp_msg *m)
 {
-	enum md_result r;
+	enum md_result r = smtp_inbound_store(s, m);
 
-	m->action = (int)smtp_inbound_check(s, m);
-	if (m->action == SMTP_INBOUND_REJECT)
-		return -1;
-	r = smtp_inbound_store(s, m);
 	if (r != MD_OK) {
 		m->store_result = r;
 		str_copy(m->store_error, smtp_inbound_error(m->inbound), sizeof(m->store_error));
@@ -508,6 +504,40 @@ static void smtp_commit_done(void *arg)
 	smtp_unbusy(s);
 }
 
+/* ---- checked mail: the verdict on the DNS pool, then the commit ---------------- */
+
+static void smtp_check_work(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_msg *m = s->tx.msg;
+
+	smtp_store_write(s, m); /* the last bytes, into the verifier */
+	if (m->store_result == MD_OK)
+		m->action = (int)smtp_inbound_check(s, m);
+}
+
+static void smtp_check_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_msg *m = s->tx.msg;
+
+	buf_reset(&m->spool);
+	if (conn_is_closing(s->conn)) {
+		/* nobody to acknowledge it to: not stored, the client retries */
+		smtp_tx_reset(s);
+		smtp_unbusy(s);
+		return;
+	}
+	if (m->store_result != MD_OK || m->action == SMTP_INBOUND_REJECT) {
+		smtp_commit_done(s); /* the refusal */
+		return;
+	}
+	if (smtp_submit(s, smtp_commit_work, smtp_commit_done) < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary server error, try again later");
+		smtp_tx_reset(s);
+	}
+}
+
 void smtp_finish(struct smtp_session *s)
 {
 	struct smtp_msg *m = s->tx.msg;
@@ -526,7 +556,9 @@ void smtp_finish(struct smtp_session *s)
 		smtp_tx_reset(s);
 		return;
 	}
-	if (smtp_submit(s, smtp_commit_work, smtp_commit_done) < 0) {
+	/* SPF, DKIM keys and DMARC wait on DNS: not on the IO pool */
+	if ((m->inbound != NULL ? smtp_submit_kind(s, WORKER_DNS, smtp_check_work, smtp_check_done)
+				: smtp_submit(s, smtp_commit_work, smtp_commit_done)) < 0) {
 		smtp_reply(s, "451 4.3.0 Temporary server error, try again later");
 		smtp_tx_reset(s);
 	}

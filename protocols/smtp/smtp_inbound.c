@@ -7,10 +7,11 @@
  * batch on a worker, to a temporary file (O_TMPFILE in data_dir) and
  * through the DKIM verifier; nothing reaches the store yet, because our
  * Authentication-Results must stand above the message and is only known
- * at the end.  At the end of the data, still on a worker and before the
- * reply: SPF for the MAIL FROM and HELO identities (RFC 7208 §2.3, once),
- * the DKIM key look-ups, DMARC; then the store delivery gets Return-Path,
- * Authentication-Results, Received, and the spooled message.  DMARC
+ * at the end.  At the end of the data, before the reply, on the DNS worker
+ * pool: SPF for the MAIL FROM and HELO identities (RFC 7208 §2.3, once),
+ * the DKIM key look-ups, DMARC; then on the IO pool the store delivery
+ * gets Return-Path, Authentication-Results, Received, and the spooled
+ * message.  DMARC
  * p=reject gives 550 5.7.1 and nothing is stored; p=quarantine goes to the
  * recipients' Junk folder.  The temporary file costs one more copy of the
  * message on disk; it is what lets the field go on top without holding

@@ -15,9 +15,11 @@
  *
  * Which mail is checked: port 25, not authenticated, from an address
  * outside trusted_networks.  Submission and trusted relays are ours.
- * Everything runs on a worker thread with a deadline
- * (SMTP_INBOUND_DEADLINE_S); DNS failures give temperror and the message
- * is delivered all the same, never lost.
+ * The checks run on the DNS worker pool (WORKER_DNS, so a slow name server
+ * never holds the IO pool's threads) with a deadline
+ * (SMTP_INBOUND_DEADLINE_S), the delivery afterwards on the IO pool; DNS
+ * failures give temperror and the message is delivered all the same,
+ * never lost.
  */
 #ifndef PROTOCOLS_SMTP_SMTP_INBOUND_H
 #define PROTOCOLS_SMTP_SMTP_INBOUND_H
@@ -170,7 +172,7 @@ void smtp_inbound_free(struct smtp_inbound *in);
 /* On a worker: the next bytes of the message (after the header block was
  * stripped); 0 or -1 (the temporary file failed: a temporary error). */
 int smtp_inbound_write(struct smtp_inbound *in, const void *data, size_t len);
-/* On a worker at the end of the data: run the checks. */
+/* On a DNS worker at the end of the data: run the checks. */
 enum smtp_inbound_action smtp_inbound_check(struct smtp_session *s, struct smtp_msg *m);
 /* On a worker: open the store delivery and write Return-Path, our
  * Authentication-Results, the rest of the trace, then the message; for a

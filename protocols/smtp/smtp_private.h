@@ -442,7 +442,8 @@ void smtp_inspect_header(struct smtp_session *s, struct smtp_msg *msg,
 			 const char *hdr, size_t len);
 /* Hand msg->spool to a worker that writes it to the store (busy). */
 void smtp_flush(struct smtp_session *s);
-/* End of message: commit to every owner on a worker, then reply. */
+/* End of message: commit to every owner on a worker, then reply; checked
+ * inbound mail gets its checks on a DNS worker first (smtp_inbound.h). */
 void smtp_finish(struct smtp_session *s);
 /* RCPT to a user with a quota: check its usage on a worker, then reply. */
 void smtp_check_quota(struct smtp_session *s);
