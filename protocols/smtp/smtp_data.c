@@ -140,8 +140,7 @@ static void smtp_refuse(struct smtp_msg *m, enum smtp_verdict v)
 	buf_free(&m->spool); /* the rest is read and dropped */
 }
 
-/* RFC 8601 §5: fields claiming our authserv-id come from a forger. */
-static void smtp_strip_authres(struct smtp_session *s, struct smtp_msg *m, size_t *hlen)
+void smtp_strip_authres(struct smtp_session *s, struct smtp_msg *m, size_t *hlen)
 {
 	size_t n = authres_strip(&m->spool, hlen, s->ctx->cfg->hostname);
 

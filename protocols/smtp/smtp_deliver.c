@@ -546,7 +546,10 @@ void smtp_finish(struct smtp_session *s)
 	smtp_enter_state(s, SMTP_STATE_READY);
 	if (m->verdict == SMTP_VERDICT_OK && !m->hdr_done) {
 		/* a message that is all header */
-		smtp_inspect_header(s, m, m->spool.data, m->spool.len);
+		size_t hl = m->spool.len;
+		if (m->inbound != NULL)
+			smtp_strip_authres(s, m, &hl);
+		smtp_inspect_header(s, m, m->spool.data, hl);
 		m->hdr_done = true;
 	}
 	if (m->verdict != SMTP_VERDICT_OK) {

@@ -400,6 +400,10 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args);
 size_t smtp_data_input(struct smtp_session *s, const char *data, size_t len);
 /* Free a message; an open store delivery is discarded on a worker. */
 void smtp_msg_free(struct smtp_session *s, struct smtp_msg *msg);
+/* Checked inbound mail (msg->inbound): remove the Authentication-Results
+ * fields that claim our authserv-id (RFC 8601 §5: forged) from the header
+ * block at the start of msg->spool, *hlen octets long. */
+void smtp_strip_authres(struct smtp_session *s, struct smtp_msg *msg, size_t *hlen);
 /* The reply for a refused message (msg->verdict != OK). */
 void smtp_verdict_reply(struct smtp_session *s, const struct smtp_msg *msg);
 

@@ -288,6 +288,11 @@ def tests(d, r, keys, signer, own):
             "an incoming Authentication-Results with our authserv-id is removed")
     r.check(b"Authentication-Results: relay.other.test; spf=pass" in got,
             "another server's Authentication-Results stays")
+    allhead = crlf("From: x@indep.test\nAuthentication-Results: %s; dmarc=pass\n"
+                   "Subject: no body\n" % AUTHSERV)
+    got = deliver(r, d, "all header", "x@indep.test", allhead)
+    r.check(got.count(b"Authentication-Results: ") == 1 and b"dmarc=pass\r\n" not in got,
+            "a message that is all header loses its forged field too")
 
     # a header block too large to be searched for forged fields is refused
     big = message("x@indep.test", "big header",
