@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import smtplib
+import socket
 import subprocess
 import sys
 import tempfile
@@ -184,6 +185,25 @@ def tests(d, r, keys, signer, own):
         ar = authres(deliver(r, d, "dkimpy %s/%s" % canon, "alice@indep.test", m)) or ""
         r.check("dkim=pass" in ar, "c=%s/%s verifies: %s" % (canon[0].decode(),
                                                               canon[1].decode(), ar))
+
+    # BDAT (RFC 3030) in two chunks takes the same path
+    m = keys.sign_rsa(message("alice@indep.test", "bdat"))
+    before = len(maildir_files(d, USER))
+    c = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(CLIENT, 0))
+    half = len(m) // 2
+    c.sendall(b"EHLO client.indep.test\r\nMAIL FROM:<alice@indep.test>\r\n"
+              b"RCPT TO:<%s>\r\nBDAT %d\r\n%sBDAT %d LAST\r\n%sQUIT\r\n"
+              % (USER.encode(), half, m[:half], len(m) - half, m[half:]))
+    replies = b""
+    while True:
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        replies += chunk
+    c.close()
+    ar = authres(stored(d, before) or b"") or ""
+    r.check(b"250 2.0.0 Ok: delivered" in replies and "dkim=pass" in ar,
+            "BDAT in two chunks: verified and delivered: %s" % ar)
 
     m = keys.sign_ed(message("alice@indep.test", "ed25519"))
     ar = authres(deliver(r, d, "dkimpy ed25519", "alice@indep.test", m)) or ""
