@@ -29,6 +29,7 @@
  * before the 451, so the retried transaction does not send it twice.
  */
 #include "smtp_private.h"
+#include "smtp_inbound.h"
 #include "smtp_queue.h"
 
 #include <stdio.h>
@@ -196,6 +197,16 @@ static void smtp_store_write(struct smtp_session *s, struct smtp_msg *m)
 	smtp_queue_write(s, m);
 	if (m->store_result != MD_OK || s->tx.n_owners == 0)
 		return;
+	if (m->inbound != NULL) {
+		/* checked mail waits for its verdict (smtp_inbound.c) */
+		if (m->spool.len > 0 &&
+		    smtp_inbound_write(m->inbound, m->spool.data, m->spool.len) < 0) {
+			m->store_result = MD_TEMPFAIL;
+			str_copy(m->store_error, smtp_inbound_error(m->inbound),
+				 sizeof(m->store_error));
+		}
+		return;
+	}
 	if (m->d == NULL) {
 		r = md_delivery_open(s->ctx->store, 0, 0, &m->d);
 		if (r != MD_OK) {
@@ -374,6 +385,9 @@ static size_t smtp_live_targets(struct smtp_session *s, struct smtp_msg *m)
 		bool exists = auth_user_exists(s->ctx->auth, tx->owners[i].address);
 		struct md_target *t = &m->targets[exists ? live++ : --dead];
 		t->address = tx->owners[i].address;
+		/* DMARC p=quarantine (smtp_inbound.c) */
+		if (m->action == SMTP_INBOUND_QUARANTINE)
+			t->mailbox = SMTP_INBOUND_JUNK;
 		t->quota_bytes = 0; /* checked above: see the top */
 		t->create_user = true;
 		t->result = exists ? MD_OK : MD_NOUSER;
@@ -459,6 +473,20 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 		smtp_notify_local(s, m);
 }
 
+/* Checked mail (its verdict is in): the store gets it with its
+ * Authentication-Results.  -1 when that failed. */
+static int smtp_inbound_run(struct smtp_session *s, struct smtp_msg *m)
+{
+	enum md_result r = smtp_inbound_store(s, m);
+
+	if (r != MD_OK) {
+		m->store_result = r;
+		str_copy(m->store_error, smtp_inbound_error(m->inbound), sizeof(m->store_error));
+		return -1;
+	}
+	return 0;
+}
+
 static void smtp_commit_work(void *arg)
 {
 	struct smtp_session *s = arg;
@@ -468,6 +496,8 @@ static void smtp_commit_work(void *arg)
 
 	smtp_store_write(s, m);
 	if (m->store_result != MD_OK)
+		return;
+	if (m->inbound != NULL && smtp_inbound_run(s, m) < 0)
 		return;
 	for (size_t i = 0; i < tx->n_owners; i++) {
 		if (smtp_over_quota(s->ctx->store, &tx->owners[i], size)) {
@@ -498,7 +528,12 @@ static void smtp_commit_done(void *arg)
 
 	if (m->kick)
 		smtp_outq_kick(s->ctx->outq);
-	if (m->quota_exceeded) {
+	if (m->action == SMTP_INBOUND_REJECT) {
+		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: DMARC policy of %s",
+			 tx->id, m->verdict_detail);
+		m->verdict = SMTP_VERDICT_DMARC;
+		smtp_verdict_reply(s, m);
+	} else if (m->quota_exceeded) {
 		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: %s over quota", tx->id,
 			 m->verdict_detail);
 		m->verdict = SMTP_VERDICT_QUOTA;
@@ -538,6 +573,40 @@ static void smtp_commit_done(void *arg)
 	smtp_unbusy(s);
 }
 
+/* ---- checked mail: the verdict on the DNS pool, then the commit ---------------- */
+
+static void smtp_check_work(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_msg *m = s->tx.msg;
+
+	smtp_store_write(s, m); /* the last bytes, into the verifier */
+	if (m->store_result == MD_OK)
+		m->action = (int)smtp_inbound_check(s, m);
+}
+
+static void smtp_check_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_msg *m = s->tx.msg;
+
+	buf_reset(&m->spool);
+	if (conn_is_closing(s->conn)) {
+		/* nobody to acknowledge it to: not stored, the client retries */
+		smtp_tx_reset(s);
+		smtp_unbusy(s);
+		return;
+	}
+	if (m->store_result != MD_OK || m->action == SMTP_INBOUND_REJECT) {
+		smtp_commit_done(s); /* the refusal */
+		return;
+	}
+	if (smtp_submit(s, smtp_commit_work, smtp_commit_done) < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary server error, try again later");
+		smtp_tx_reset(s);
+	}
+}
+
 void smtp_finish(struct smtp_session *s)
 {
 	struct smtp_msg *m = s->tx.msg;
@@ -546,7 +615,10 @@ void smtp_finish(struct smtp_session *s)
 	smtp_enter_state(s, SMTP_STATE_READY);
 	if (m->verdict == SMTP_VERDICT_OK && !m->hdr_done) {
 		/* a message that is all header */
-		smtp_inspect_header(s, m, m->spool.data, m->spool.len);
+		size_t hl = m->spool.len;
+		if (m->inbound != NULL)
+			smtp_strip_authres(s, m, &hl);
+		smtp_inspect_header(s, m, m->spool.data, hl);
 		m->hdr_done = true;
 	}
 	if (m->verdict != SMTP_VERDICT_OK) {
@@ -556,7 +628,9 @@ void smtp_finish(struct smtp_session *s)
 		smtp_tx_reset(s);
 		return;
 	}
-	if (smtp_submit(s, smtp_commit_work, smtp_commit_done) < 0) {
+	/* SPF, DKIM keys and DMARC wait on DNS: not on the IO pool */
+	if ((m->inbound != NULL ? smtp_submit_kind(s, WORKER_DNS, smtp_check_work, smtp_check_done)
+				: smtp_submit(s, smtp_commit_work, smtp_commit_done)) < 0) {
 		smtp_reply(s, "451 4.3.0 Temporary server error, try again later");
 		smtp_tx_reset(s);
 	}

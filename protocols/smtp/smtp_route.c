@@ -13,6 +13,7 @@
  * dns_resolver (ADDRESS:PORT) can replace the system's name servers.
  */
 #include "smtp_queue.h"
+#include "smtp_dns.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -32,62 +33,6 @@ struct route_mx {
 	unsigned pref;
 	char name[NS_MAXDNAME];
 };
-
-/* IPv6 name servers live outside nsaddr_list, in the _u._ext fields of
- * <resolv.h> (glibc: res_send uses _ext.nsaddrs[i] when nsaddr_list[i]
- * has family 0, res_nclose frees them).  Those res_ninit filled from
- * /etc/resolv.conf are dropped here before dns_resolver replaces them. */
-static void route_res_drop_ext(res_state st)
-{
-	for (int i = 0; i < MAXNS; i++) {
-		free(st->_u._ext.nsaddrs[i]);
-		st->_u._ext.nsaddrs[i] = NULL;
-	}
-	st->_u._ext.nscount = 0; /* res_send sets up its sockets again */
-}
-
-/* dns_resolver as the one name server; 0 or -1. */
-static int route_res_server(const struct config *cfg, res_state st)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-	uint16_t port = htons((uint16_t)cfg->dns_resolver_port);
-
-	route_res_drop_ext(st);
-	memset(&st->nsaddr_list[0], 0, sizeof(st->nsaddr_list[0]));
-	if (inet_pton(AF_INET, cfg->dns_resolver_addr, &a4) == 1) {
-		st->nsaddr_list[0].sin_family = AF_INET;
-		st->nsaddr_list[0].sin_addr = a4;
-		st->nsaddr_list[0].sin_port = port;
-	} else if (inet_pton(AF_INET6, cfg->dns_resolver_addr, &a6) == 1) {
-		struct sockaddr_in6 *s6 = calloc(1, sizeof(*s6));
-		if (s6 == NULL)
-			return -1;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_addr = a6;
-		s6->sin6_port = port;
-		st->_u._ext.nsaddrs[0] = s6; /* freed by res_nclose */
-	} else {
-		return -1; /* config_outbound.c checked it */
-	}
-	st->nscount = 1;
-	return 0;
-}
-
-/* A resolver state for this call; dns_resolver replaces the servers. */
-static int route_res_init(const struct config *cfg, res_state st)
-{
-	memset(st, 0, sizeof(*st));
-	if (res_ninit(st) < 0)
-		return -1;
-	st->retrans = ROUTE_DNS_TIMEOUT_S;
-	st->retry = ROUTE_DNS_TRIES;
-	if (cfg->has_dns_resolver && route_res_server(cfg, st) < 0) {
-		res_nclose(st);
-		return -1;
-	}
-	return 0;
-}
 
 enum route_q { ROUTE_Q_OK, ROUTE_Q_NODATA, ROUTE_Q_NXDOMAIN, ROUTE_Q_FAIL };
 
@@ -305,7 +250,7 @@ void route_lookup(const struct config *cfg, const char *domain, struct route *r)
 		return;
 	}
 	ans = malloc(ROUTE_ANSWER_MAX);
-	if (ans == NULL || route_res_init(cfg, &st) < 0) {
+	if (ans == NULL || smtp_dns_res_init(cfg, &st, ROUTE_DNS_TIMEOUT_S, ROUTE_DNS_TRIES) < 0) {
 		free(ans);
 		r->result = ROUTE_TEMPFAIL;
 		snprintf(r->reason, sizeof(r->reason), "451 4.4.3 Cannot set up the DNS resolver");

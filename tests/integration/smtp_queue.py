@@ -43,6 +43,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_test import Daemon, Results, free_port, skip, tls_context  # noqa: E402
 from smtp_util import USER, PASSWORD, PASSWORD2, USER2, maildir_messages, wait_count  # noqa: E402
+from dns_server import start_dnsmasq  # noqa: E402
 
 PREF_DOWN = "127.0.0.2"   # mx1.pref.test: nothing listens
 PREF_UP = "127.0.0.3"     # mx2.pref.test: smtp-sink
@@ -257,39 +258,28 @@ def parse_dsn(raw):
     return msg, finals, statuses
 
 
-def start_dnsmasq(tmp, port, listen="127.0.0.1"):
-    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    if not os.path.exists(exe):
-        skip("dnsmasq is not installed (apt-get install dnsmasq-base)")
-    tag = "" if listen == "127.0.0.1" else "-v6"
-    args = [exe, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-            "--port=%d" % port, "--listen-address=" + listen, "--bind-interfaces",
-            "--pid-file=" + os.path.join(tmp, "dnsmasq%s.pid" % tag),
-            "--log-facility=" + os.path.join(tmp, "dnsmasq%s.log" % tag), "--log-queries",
-            "--mx-host=pref.test,mx1.pref.test,10", "--mx-host=pref.test,mx2.pref.test,20",
-            "--host-record=mx1.pref.test,%s" % PREF_DOWN,
-            "--host-record=mx2.pref.test,%s" % PREF_UP,
-            "--mx-host=scripted.test,mx.scripted.test,10",
-            "--host-record=mx.scripted.test,%s" % SCRIPTED,
-            "--mx-host=down.test,mx.down.test,10",
-            "--mx-host=badtls.test,mx.badtls.test,10",
-            "--mx-host=seven.test,mx.seven.test,10",
-            "--host-record=mx.seven.test,%s" % SEVEN,
-            "--host-record=mx.badtls.test,%s" % BADTLS,
-            "--host-record=mx.down.test,%s" % DOWN,
-            "--mx-host=reuse.test,mx.reuse.test,10",
-            "--host-record=mx.reuse.test,%s" % REUSE,
-            "--mx-host=closing.test,mx.closing.test,10",
-            "--host-record=mx.closing.test,%s" % CLOSING,
-            "--mx-host=tired.test,mx.tired.test,10",
-            "--host-record=mx.tired.test,%s" % TIRED,
-            "--mx-host=null.test,.,0",
-            "--txt-record=scripted.test,v=spf1 -all"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    if proc.poll() is not None:
-        raise AssertionError("dnsmasq did not start")
-    return proc
+def start_dns(tmp, port, listen="127.0.0.1"):
+    """The MX and A records of the test domains (tests/helpers/dns_server.py)."""
+    return start_dnsmasq(tmp, port, [
+        "--mx-host=pref.test,mx1.pref.test,10", "--mx-host=pref.test,mx2.pref.test,20",
+        "--host-record=mx1.pref.test,%s" % PREF_DOWN,
+        "--host-record=mx2.pref.test,%s" % PREF_UP,
+        "--mx-host=scripted.test,mx.scripted.test,10",
+        "--host-record=mx.scripted.test,%s" % SCRIPTED,
+        "--mx-host=down.test,mx.down.test,10",
+        "--mx-host=badtls.test,mx.badtls.test,10",
+        "--mx-host=seven.test,mx.seven.test,10",
+        "--host-record=mx.seven.test,%s" % SEVEN,
+        "--host-record=mx.badtls.test,%s" % BADTLS,
+        "--host-record=mx.down.test,%s" % DOWN,
+        "--mx-host=reuse.test,mx.reuse.test,10",
+        "--host-record=mx.reuse.test,%s" % REUSE,
+        "--mx-host=closing.test,mx.closing.test,10",
+        "--host-record=mx.closing.test,%s" % CLOSING,
+        "--mx-host=tired.test,mx.tired.test,10",
+        "--host-record=mx.tired.test,%s" % TIRED,
+        "--mx-host=null.test,.,0",
+        "--txt-record=scripted.test,v=spf1 -all"], listen=listen)
 
 
 def start_sink(tmp, port):
@@ -702,7 +692,7 @@ def test_ipv6_resolver(postern, res, tmp, out_port, sc):
         return
     port = free_port()
     try:
-        dns6 = start_dnsmasq(tmp, port, listen="::1")
+        dns6 = start_dns(tmp, port, listen="::1")
     except AssertionError:
         print("SKIPPED ipv6 resolver: dnsmasq does not start on ::1 here")
         return
@@ -866,7 +856,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="postern-queue-")
     dns_port = free_port()
     out_port = free_port()
-    dns = start_dnsmasq(tmp, dns_port)
+    dns = start_dns(tmp, dns_port)
     sink, dump = start_sink(tmp, out_port)
     sc = Scripted(SCRIPTED, out_port)
     bt = Scripted(BADTLS, out_port, bad_tls=True)
