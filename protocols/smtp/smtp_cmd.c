@@ -252,7 +252,7 @@ static void smtp_rcpt_add_forward(struct smtp_tx *tx, const char *addr)
 {
 	const struct smtp_rcpt *alias = &tx->pending_rcpt;
 	struct smtp_rcpt *r;
-	char xt[SMTP_ORCPT_MAX + 1];
+	char xt[SMTP_ORCPT_MAX + 1 - 7]; /* room for "rfc822;" in front */
 
 	for (size_t i = 0; i < tx->n_rcpts; i++)
 		if (tx->rcpts[i].remote && strcmp(tx->rcpts[i].path.addr, addr) == 0)
@@ -264,7 +264,7 @@ static void smtp_rcpt_add_forward(struct smtp_tx *tx, const char *addr)
 	if (alias->params.orcpt[0] != '\0') {
 		str_copy(r->params.orcpt, alias->params.orcpt, sizeof(r->params.orcpt));
 	} else {
-		smtp_xtext(alias->path.addr, xt, sizeof(xt) - 7);
+		smtp_xtext(alias->path.addr, xt, sizeof(xt));
 		if (xt[0] != '\0')
 			snprintf(r->params.orcpt, sizeof(r->params.orcpt), "rfc822;%s", xt);
 	}
