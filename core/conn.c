@@ -753,11 +753,12 @@ static void conn_process_input(struct conn *conn)
 {
 	unsigned turns = 0;
 
-	conn->in_callback++;
 	if (conn->zlib != NULL && conn_zlib_failed(conn->zlib) && !conn->dead) {
 		conn_log(conn, LOG_LEVEL_INFO, "compressed input is corrupt rip=%s", conn->peer);
-		conn_kill(conn);
+		conn_kill(conn); /* may free conn: nothing below runs */
+		return;
 	}
+	conn->in_callback++;
 	while (!conn->dead && conn->bev != NULL && !conn->paused && !conn->blocked &&
 	       !conn->closing && !conn->handshaking) {
 		struct evbuffer *input = bufferevent_get_input(conn->bev);
