@@ -22,11 +22,14 @@
  * decomposition; mapping again keeps the form a fixed point and lets
  * "FILE" find the ligature U+FB01, which a literal reading would not,
  * its decomposition being lower-case "fi"), and ASCII letters are
- * written in lower case (a renaming that changes no match).  The table is generated from Python's unicodedata
- * (md_text_nfkd.py), Hangul syllables are taken apart by their
- * algorithm; towlower() would depend on the process locale (the daemon
- * never calls setlocale) and towlower_l() on the locales installed:
- * tables give the same answer everywhere.
+ * written in lower case (a renaming that changes no match, but the
+ * order: SORT and THREAD, which collate by the same mapping through
+ * md_text_casefold(), turn them back to upper case).  The table is
+ * generated from Python's unicodedata (md_text_nfkd.py), Hangul
+ * syllables are taken apart by their algorithm; towlower() would depend
+ * on the process locale (the daemon never calls setlocale) and
+ * towlower_l() on the locales installed: tables give the same answer
+ * everywhere.
  *
  * Layout of struct md_text (all text already folded):
  *   fields:  the message header's fields, "name\0value\0" one after the

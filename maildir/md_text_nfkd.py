@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Writes md_text_nfkd.c: the RFC 5051 i;unicode-casemap mapping of every
-code point, which SEARCH matching applies (md_text.c).
+code point, which SEARCH matching applies (md_text.c) and SORT and THREAD
+collate by (md_text_casefold(), RFC 5256 §5).
 
     /usr/bin/python3 maildir/md_text_nfkd.py > maildir/md_text_nfkd.c
 
@@ -15,7 +16,8 @@ characters that yields go through the same again until nothing changes
 (so the ligature U+FB01 is "FI", as in Dovecot).  One more step keeps the
 tables' answer readable and ASCII fast: an ASCII letter is written in
 lower case.  That renames every "A" of the result "a" and changes no
-match, since no result holds a lower-case ASCII letter otherwise.
+match, since no result holds a lower-case ASCII letter otherwise; it
+changes the order, so SORT turns them back (imap_subject_casemap()).
 """
 import unicodedata
 

@@ -521,6 +521,16 @@ const char *md_msg_references(const struct md_msg *msg, size_t *len_r);
  * is malloc'd and NUL-terminated (free() it), *len_r octets without the
  * NUL; 0, or -1 when memory runs out. */
 int md_header_utf8(const char *s, size_t len, char **out_r, size_t *len_r);
+/* RFC 5051 i;unicode-casemap of UTF-8 text, as SEARCH matches it and
+ * SORT/THREAD collate it (RFC 5256 §5): each character titlecased, then
+ * NFKD (md_text.c's tables, all of Unicode), repeated to a fixed point
+ * as Dovecot does; octets that are not UTF-8 are kept.  One liberty: the
+ * ASCII letters of the result are in lower case (no other lower-case
+ * ASCII letter occurs in it), which changes no match; for RFC 5051's
+ * octet order, turn them to upper case.  Appends to out (what exceeds
+ * out's cap is dropped); idempotent; -1 only when memory runs out. */
+struct buf; /* util.h */
+int md_text_casefold(const char *s, size_t n, struct buf *out);
 
 enum md_transfer_encoding {
 	MD_TE_7BIT, MD_TE_8BIT, MD_TE_BINARY, MD_TE_BASE64, MD_TE_QP,

@@ -18,7 +18,7 @@
  *                     THREAD share
  *   imap_sort.c       SORT, UID SORT (ESORT), the sort keys THREAD shares
  *   imap_thread.c     THREAD, UID THREAD (ORDEREDSUBJECT, REFERENCES)
- *   imap_subject.c    RFC 5256 base subject, i;ascii-casemap
+ *   imap_subject.c    RFC 5256 base subject, the i;unicode-casemap form
  *   imap_idle.c       IDLE / DONE
  *   imap_recent.c     \Recent: which session is told about a message first
  *   imap_objectid.c   OBJECTID (RFC 8474): MAILBOXID, EMAILID, THREADID
@@ -390,8 +390,12 @@ void imap_search_esearch(struct imap_session *s, const struct imap_return *r, co
  * forward marker was removed (RFC 5256 §2.2 REFERENCES step 5).  -1 on
  * memory. */
 int imap_subject_base(const char *s, size_t len, struct buf *out, bool *reply_r);
-/* i;ascii-casemap (RFC 4790 §9.2): octets compared with a-z as A-Z. */
-int imap_subject_casecmp(const char *a, size_t alen, const char *b, size_t blen);
+/* The RFC 5051 i;unicode-casemap form of UTF-8 text (titlecase, then
+ * NFKD: the store's md_text_casefold() with the ASCII letters in upper
+ * case), appended to out (what exceeds out's cap is dropped): SORT's
+ * string keys and THREAD's base subjects in this form compare as octets
+ * (RFC 5256 §5, I18NLEVEL=1).  -1 on memory. */
+int imap_subject_casemap(const char *s, size_t len, struct buf *out);
 
 /* imap_sort.c: SORT, UID SORT (RFC 5256 §3) with ESORT (RFC 5267 §3.2),
  * and what THREAD shares with it */
@@ -404,7 +408,9 @@ struct imap_sort_msg {
 	int64_t date;          /* sent date, INTERNALDATE without one (§2.2) */
 	int64_t arrival;       /* INTERNALDATE */
 	uint64_t size;
-	char *subject;         /* base subject (§2.1), NUL-terminated */
+	/* the string keys in their i;unicode-casemap form (RFC 5256 §5:
+	 * compared as octets, strcmp), NUL-terminated: */
+	char *subject;         /* base subject (§2.1) */
 	bool reply;            /* the subject had a reply/forward marker */
 	/* IMAP_SORT_NEED_ADDRS: */
 	char *from, *to, *cc;  /* addr-mailbox of the first address, or "" */

@@ -9,18 +9,23 @@
  * view IMAP_FETCH_BATCH messages at a time, keeps the keys of those the
  * program matches, sorts them and writes the answer.
  *
- * Collation: i;ascii-casemap for every string key (RFC 5256 §3); the sent
- * date is Unix time (zone offsets applied at delivery), INTERNALDATE when
- * the message has no usable Date (§2.2); equal keys go by sequence
- * number (§3), which REVERSE does not turn round.
+ * Collation: every string key (SUBJECT's base subject, FROM, TO, CC,
+ * DISPLAYFROM, DISPLAYTO) by RFC 5051 i;unicode-casemap, as RFC 5256 §5
+ * requires of a server with I18NLEVEL=1: each key is mapped once, when
+ * the keys are collected (imap_subject_casemap(): titlecase, then NFKD),
+ * and the mapped keys are compared as octets; the sent date is Unix time
+ * (zone offsets applied at delivery), INTERNALDATE when the message has
+ * no usable Date (§2.2); equal keys go by sequence number (§3), which
+ * REVERSE does not turn round.
  *
  * CONTEXT=SORT (RFC 5267 §4) is not offered: it needs updates of a kept
  * sort as the mailbox changes, which is not cheap here.
  *
  * Memory: the command's scratch (struct imap_sort_cmd, the key strings)
  * is freed by its cmd_free when the reply is sent.  A key string keeps at
- * most IMAP_SORT_KEY_MAX octets; the keys are a few hundred octets per
- * matching message.
+ * most IMAP_SORT_KEY_MAX octets of its mapped form; the keys are a few
+ * hundred octets per matching message, counted as allocated (strlen + 1:
+ * a key ends at its first NUL, where the comparison would stop anyway).
  */
 #include "imap_private.h"
 
@@ -30,8 +35,9 @@
 #include "store.h"
 
 #define IMAP_SORT_CRITERIA_MAX 16   /* keys in one SORT (RFC 5256 §3 sets none) */
-/* Octets of a string key kept: two keys that agree this far compare
- * equal (then the next key, or the sequence number, decides). */
+/* Octets of a string key kept, of its i;unicode-casemap form: two keys
+ * that agree this far compare equal (then the next key, or the sequence
+ * number, decides). */
 #define IMAP_SORT_KEY_MAX 1024
 /* Octets of References kept per message for THREAD (the tail). */
 #define IMAP_SORT_REFS_MAX 4096
@@ -155,10 +161,26 @@ static char *imap_sort_dup(const char *s, size_t len, bool nil_null)
 	return d;
 }
 
+/* The string key of the UTF-8 text s (NULL: ""): its i;unicode-casemap
+ * form (RFC 5256 §5), at most IMAP_SORT_KEY_MAX octets (fold's cap) and
+ * up to its first NUL, so that the accounting's strlen() + 1 is what the
+ * key holds.  fold is scratch. */
+static char *imap_sort_key_str(const char *s, size_t len, struct buf *fold)
+{
+	const char *nul;
+
+	buf_reset(fold);
+	if (s != NULL && len > 0 && imap_subject_casemap(s, len, fold) < 0)
+		return NULL;
+	if (fold->len > 0 && (nul = memchr(fold->data, '\0', fold->len)) != NULL)
+		fold->len = (size_t)(nul - fold->data);
+	return imap_sort_dup(fold->data, fold->len, false);
+}
+
 /* RFC 5957 §3: the display name (RFC 2047 decoded) of the first address
  * if it is not empty, else "mailbox@host", else "" (the first address is
  * the first with a host: group markers are skipped, as for FROM). */
-static char *imap_sort_display(const struct imap_sort_addr *a)
+static char *imap_sort_display(const struct imap_sort_addr *a, struct buf *fold)
 {
 	char *dec = NULL, *d;
 	size_t dec_len = 0;
@@ -166,7 +188,7 @@ static char *imap_sort_display(const struct imap_sort_addr *a)
 
 	if (a->set && a->name != NULL && a->name_len > 0 &&
 	    md_header_utf8(a->name, a->name_len, &dec, &dec_len) == 0 && dec_len > 0) {
-		d = imap_sort_dup(dec, dec_len, false);
+		d = imap_sort_key_str(dec, dec_len, fold);
 		free(dec);
 		return d;
 	}
@@ -177,12 +199,13 @@ static char *imap_sort_display(const struct imap_sort_addr *a)
 		buf_putc(&b, '@');
 		buf_append(&b, a->host, a->host_len);
 	}
-	d = imap_sort_dup(b.data, b.len, false);
+	d = imap_sort_key_str(b.data, b.len, fold);
 	buf_free(&b);
 	return d;
 }
 
-static char *imap_sort_base_subject(const char *s, size_t len, bool *reply_r)
+/* The base subject (RFC 5256 §2.1) as a string key. */
+static char *imap_sort_base_subject(const char *s, size_t len, bool *reply_r, struct buf *fold)
 {
 	char *dec = NULL, *d = NULL;
 	size_t dec_len = 0;
@@ -190,12 +213,12 @@ static char *imap_sort_base_subject(const char *s, size_t len, bool *reply_r)
 
 	*reply_r = false;
 	if (s == NULL)
-		return imap_sort_dup("", 0, false);
+		return imap_sort_key_str(NULL, 0, fold);
 	if (md_header_utf8(s, len, &dec, &dec_len) < 0)
 		return NULL;
 	buf_init(&b, 0);
 	if (imap_subject_base(dec, dec_len, &b, reply_r) == 0)
-		d = imap_sort_dup(b.data, b.len, false);
+		d = imap_sort_key_str(b.data, b.len, fold);
 	buf_free(&b);
 	free(dec);
 	return d;
@@ -241,9 +264,9 @@ static size_t imap_sort_len(const char *s)
 }
 
 /* The keys of m that need asks for; returns the octets they hold, 0 when
- * memory ran out. */
+ * memory ran out.  scratch holds the envelope, fold a key being mapped. */
 static size_t imap_sort_msg_fill(struct imap_sort_msg *k, struct md_msg *m, unsigned need,
-				 struct buf *scratch)
+				 struct buf *scratch, struct buf *fold)
 {
 	struct imap_sort_env e;
 	const char *env, *refs;
@@ -260,14 +283,14 @@ static size_t imap_sort_msg_fill(struct imap_sort_msg *k, struct md_msg *m, unsi
 	if (env == NULL || buf_append(scratch, env, len) < 0 ||
 	    !imap_sort_envelope(scratch->data, scratch->len, &e))
 		memset(&e, 0, sizeof(e)); /* unreadable: every key empty */
-	k->subject = imap_sort_base_subject(e.subject, e.subject_len, &k->reply);
+	k->subject = imap_sort_base_subject(e.subject, e.subject_len, &k->reply, fold);
 	ok = k->subject != NULL;
 	if (need & IMAP_SORT_NEED_ADDRS) {
-		k->from = imap_sort_dup(e.from.mailbox, e.from.mailbox_len, false);
-		k->to = imap_sort_dup(e.to.mailbox, e.to.mailbox_len, false);
-		k->cc = imap_sort_dup(e.cc.mailbox, e.cc.mailbox_len, false);
-		k->dfrom = imap_sort_display(&e.from);
-		k->dto = imap_sort_display(&e.to);
+		k->from = imap_sort_key_str(e.from.mailbox, e.from.mailbox_len, fold);
+		k->to = imap_sort_key_str(e.to.mailbox, e.to.mailbox_len, fold);
+		k->cc = imap_sort_key_str(e.cc.mailbox, e.cc.mailbox_len, fold);
+		k->dfrom = imap_sort_display(&e.from, fold);
+		k->dto = imap_sort_display(&e.to, fold);
 		ok = ok && k->from != NULL && k->to != NULL && k->cc != NULL && k->dfrom != NULL &&
 		     k->dto != NULL;
 	}
@@ -310,13 +333,14 @@ int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
 	struct imap_view *v = &s->view;
 	struct imap_search_cmd *prog = set_r->prog;
 	unsigned what = MD_READ_META | imap_search_needs(prog);
-	struct buf scratch;
+	struct buf scratch, fold;
 	size_t cap = 0, used = 0;
 	int ret = 0;
 
 	imap_sort_msgs_free(set_r);
 	imap_search_prepare(s, prog);
 	buf_init(&scratch, 0);
+	buf_init(&fold, IMAP_SORT_KEY_MAX);
 	for (size_t pos = 0; pos < v->n && ret == 0; pos += IMAP_FETCH_BATCH) {
 		size_t last = pos + IMAP_FETCH_BATCH < v->n ? pos + IMAP_FETCH_BATCH : v->n;
 		struct md_msg *msgs = NULL;
@@ -347,7 +371,7 @@ int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
 			memset(&set_r->msgs[set_r->n], 0, sizeof(set_r->msgs[0]));
 			set_r->msgs[set_r->n].seq = seq;
 			k = imap_sort_msg_fill(&set_r->msgs[set_r->n++], &msgs[i], set_r->need,
-					       &scratch);
+					       &scratch, &fold);
 			used += k;
 			if (k == 0) {
 				ret = -1;
@@ -361,6 +385,7 @@ int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
 			imap_reply(s, "NO", "[SERVERBUG] Out of memory");
 	}
 	buf_free(&scratch);
+	buf_free(&fold);
 	if (ret < 0)
 		imap_sort_msgs_free(set_r);
 	return ret;
@@ -373,9 +398,11 @@ static int imap_sort_cmp_num(int64_t a, int64_t b)
 	return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/* Keys in their i;unicode-casemap form: RFC 5051 §2 orders them as
+ * octets (strcmp compares as unsigned char). */
 static int imap_sort_cmp_str(const char *a, const char *b)
 {
-	return imap_subject_casecmp(a, strlen(a), b, strlen(b));
+	return strcmp(a, b);
 }
 
 static int imap_sort_cmp_key(enum imap_sort_key key, const struct imap_sort_msg *a,

@@ -1,6 +1,8 @@
 /* The base subject of RFC 5256 §2.1 (SORT SUBJECT, THREAD=ORDEREDSUBJECT
- * and THREAD=REFERENCES) and the i;ascii-casemap comparison every SORT
- * string key uses (RFC 5256 §3, RFC 4790 §9.2).
+ * and THREAD=REFERENCES) and the form every SORT string key and THREAD's
+ * base subjects are compared in: RFC 5256 §5 requires I18NLEVEL=1's
+ * collation, RFC 5051 i;unicode-casemap (each character titlecased, then
+ * NFKD, the UTF-8 octets compared in order).
  *
  * The input is the Subject: value already decoded to UTF-8 (step 1's
  * RFC 2047 decoding is the store's: md_header_utf8()).  Matching of the
@@ -12,6 +14,8 @@
  *   subj-leader  = (*subj-blob subj-refwd) / WSP
  * A message "is a reply or forward" (REFERENCES step 5) when a
  * subj-refwd, a "(fwd)" trailer or a "[fwd: ...]" wrapper was removed.
+ * The base subject is taken from the text as decoded and then mapped
+ * (imap_subject_casemap()): the ABNF's literals are ASCII.
  *
  * Memory: one scratch buffer per call, freed before returning.
  */
@@ -20,23 +24,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store.h"
+
 static char imap_subject_upper(char c)
 {
 	return c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
 }
 
-int imap_subject_casecmp(const char *a, size_t alen, const char *b, size_t blen)
+int imap_subject_casemap(const char *s, size_t len, struct buf *out)
 {
-	size_t n = alen < blen ? alen : blen;
+	size_t from = out->len;
 
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ca = (unsigned char)imap_subject_upper(a[i]);
-		unsigned char cb = (unsigned char)imap_subject_upper(b[i]);
-
-		if (ca != cb)
-			return ca < cb ? -1 : 1;
-	}
-	return alen < blen ? -1 : alen > blen ? 1 : 0;
+	if (md_text_casefold(s, len, out) < 0)
+		return -1;
+	/* the store writes ASCII letters in lower case: RFC 5051's titlecase
+	 * has them in upper case, which orders them before "[\\]^_`" */
+	for (size_t i = from; i < out->len; i++)
+		out->data[i] = imap_subject_upper(out->data[i]);
+	return 0;
 }
 
 /* Does s[at..end) begin with lit (lowercase ASCII), case-insensitively? */

@@ -13,7 +13,10 @@
  * msg-id; anything else in the field is skipped).  A message without a
  * valid id, or with the id of an earlier message, gets a unique one.
  * References of more than IMAP_THREAD_REFS_MAX ids use the last ones.
- * Base subjects are compared with i;ascii-casemap, as SORT does.
+ * Base subjects are compared as SORT compares them: by RFC 5051
+ * i;unicode-casemap (RFC 5256 §5), mapped once when the keys are
+ * collected, so that equal means equal octets (ids and subjects share one
+ * hash table kind).
  *
  * Memory: nodes, hash tables and the output are sized by the matching
  * messages and their (bounded) references; all freed by the command's
@@ -207,10 +210,11 @@ struct imap_thread_map {
 	size_t *lens;
 	int32_t *vals;
 	size_t cap; /* a power of two, at least twice the entries */
-	bool nocase;
 };
 
-static int imap_thread_map_init(struct imap_thread_map *m, size_t entries, bool nocase)
+/* Keys are octet strings: message ids, and base subjects already in
+ * their i;unicode-casemap form. */
+static int imap_thread_map_init(struct imap_thread_map *m, size_t entries)
 {
 	m->cap = 16;
 	while (m->cap < entries * 2)
@@ -218,7 +222,6 @@ static int imap_thread_map_init(struct imap_thread_map *m, size_t entries, bool 
 	m->keys = calloc(m->cap, sizeof(*m->keys));
 	m->lens = calloc(m->cap, sizeof(*m->lens));
 	m->vals = calloc(m->cap, sizeof(*m->vals));
-	m->nocase = nocase;
 	return m->keys != NULL && m->lens != NULL && m->vals != NULL ? 0 : -1;
 }
 
@@ -229,11 +232,6 @@ static void imap_thread_map_free(struct imap_thread_map *m)
 	free(m->vals);
 }
 
-static char imap_thread_fold(const struct imap_thread_map *m, char c)
-{
-	return m->nocase && c >= 'a' && c <= 'z' ? (char)(c - 32) : c;
-}
-
 /* The slot of key: where it is, or the empty one where it would go. */
 static size_t imap_thread_map_slot(const struct imap_thread_map *m, const char *k, size_t len)
 {
@@ -241,13 +239,11 @@ static size_t imap_thread_map_slot(const struct imap_thread_map *m, const char *
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)imap_thread_fold(m, k[i])) * 1099511628211ULL;
+		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
 	for (i = (size_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
 		if (m->keys[i] == NULL)
 			return i;
-		if (m->lens[i] == len &&
-		    (m->nocase ? imap_subject_casecmp(m->keys[i], len, k, len) == 0
-			       : memcmp(m->keys[i], k, len) == 0))
+		if (m->lens[i] == len && memcmp(m->keys[i], k, len) == 0)
 			return i;
 	}
 }
@@ -446,7 +442,7 @@ static int imap_thread_merge_subjects(struct imap_thread_forest *f, int32_t root
 
 	for (int32_t c = f->nodes[root].child; c != IMAP_THREAD_NONE; c = f->nodes[c].next)
 		top[n++] = c;
-	if (imap_thread_map_init(&subj, n, true) < 0) {
+	if (imap_thread_map_init(&subj, n) < 0) {
 		imap_thread_map_free(&subj);
 		return -1;
 	}
@@ -516,7 +512,7 @@ static int imap_thread_references(struct imap_thread_forest *f, int32_t *root_r)
 	/* every id a message can name has a slot: its own and its refs */
 	for (size_t i = 0; i < f->set->n; i++)
 		entries += 1 + imap_thread_refs(&f->set->msgs[i], refs);
-	if (imap_thread_map_init(&ids, entries, false) < 0)
+	if (imap_thread_map_init(&ids, entries) < 0)
 		goto out_map;
 	for (size_t i = 0; i < f->set->n; i++)
 		if (imap_thread_link_msg(f, &ids, (int32_t)i, refs) < 0)
@@ -558,7 +554,7 @@ static int imap_thread_cmp_subject(const void *pa, const void *pb)
 {
 	const struct imap_sort_msg *a = *(const struct imap_sort_msg *const *)pa;
 	const struct imap_sort_msg *b = *(const struct imap_sort_msg *const *)pb;
-	int r = imap_subject_casecmp(a->subject, strlen(a->subject), b->subject, strlen(b->subject));
+	int r = strcmp(a->subject, b->subject); /* i;unicode-casemap forms */
 
 	return r != 0 ? r : imap_sort_cmp_date_ptr(pa, pb);
 }
@@ -591,8 +587,7 @@ static int imap_thread_ordered(struct imap_thread_forest *f, int32_t *root_r)
 			free(scratch);
 			return -1;
 		}
-		if (i > 0 && imap_subject_casecmp(v[i]->subject, strlen(v[i]->subject),
-						  v[i - 1]->subject, strlen(v[i - 1]->subject)) == 0) {
+		if (i > 0 && strcmp(v[i]->subject, v[i - 1]->subject) == 0) {
 			imap_thread_adopt(f, parent, x);
 		} else {
 			imap_thread_adopt(f, root, x);

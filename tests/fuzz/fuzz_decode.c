@@ -20,6 +20,7 @@
 
 #include "md_decode.h"
 #include "md_meta_int.h"
+#include "store.h"
 
 struct fuzz_dec {
 	struct buf out;

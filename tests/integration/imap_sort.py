@@ -1,7 +1,9 @@
 """SORT, THREAD and ESORT (RFC 5256, RFC 5957, RFC 5267) against the real
 daemon, checked against an independent implementation written here from
 the RFCs' text: base subject (RFC 5256 §2.1, with its own RFC 2047
-decoder), each sort key, ORDEREDSUBJECT and REFERENCES (§2.2).
+decoder), each sort key, ORDEREDSUBJECT and REFERENCES (§2.2), string
+keys collated by RFC 5051 i;unicode-casemap as §5 requires with
+I18NLEVEL=1 (from Python's unicodedata, not the server's tables).
 
 1. The public corpus ($POSTERN_SHARED_DIR/corpus, loaded with its own
    compare.py, as imap_corpus.py does): every message APPENDed in id
@@ -12,7 +14,10 @@ decoder), each sort key, ORDEREDSUBJECT and REFERENCES (§2.2).
    THREAD=ORDEREDSUBJECT and THREAD=REFERENCES are compared.
 2. Hand-written messages: tricky base subjects, threads with missing
    parents, duplicate Message-IDs and a reference loop, with the answers
-   written out by hand (and also checked against the implementation).
+   written out by hand (and also checked against the implementation);
+   non-ASCII subjects and display names whose i;unicode-casemap order
+   differs from i;ascii-casemap's (and from a lower-case folding's), and
+   "Über" / "Re: über" as one ORDEREDSUBJECT thread.
 3. Errors: BADCHARSET, bad syntax, the selected state; `postern reindex`
    gives the same threads.
 
@@ -29,6 +34,7 @@ import os
 import re
 import sys
 import types
+import unicodedata
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from postern_test import Daemon, Results, shared_dir, skip  # noqa: E402
@@ -131,6 +137,34 @@ def base_subject(raw):
         return s, reply
 
 
+def casemap_pass(s):
+    """One pass of RFC 5051 §2 over each character: its titlecase (the
+    simple mapping: Python's str.title() of one character is the full
+    titlecase, and a character whose full titlecase is several characters,
+    such as U+00DF, keeps itself, as maildir/md_text_nfkd.py decides),
+    then its compatibility decomposition (NFKD)."""
+    out = []
+    for ch in s:
+        t = ch.title()
+        out.append(unicodedata.normalize("NFKD", t if len(t) == 1 else ch))
+    return "".join(out)
+
+
+def casemap(b):
+    """RFC 5051 i;unicode-casemap form of UTF-8 octets, as SORT and THREAD
+    compare it (RFC 5256 §5): the passes repeated until nothing changes
+    (so U+FB01 is "FI", not "fi"), as maildir/md_text_nfkd.py does after
+    Dovecot; octets that are not UTF-8 are kept (surrogateescape).  The
+    server keeps KEY_MAX octets of this form, up to a NUL."""
+    s = b.decode("utf-8", "surrogateescape")
+    for _ in range(8):
+        nxt = casemap_pass(s)
+        if nxt == s:
+            break
+        s = nxt
+    return s.encode("utf-8", "surrogateescape").split(b"\0", 1)[0][:KEY_MAX]
+
+
 def msg_ids(s):
     return [m.group(0) for m in re.finditer(rb"<([^<>\s]+)>", s or b"")
             if b"@" in m.group(1) and not m.group(1).startswith(b"@")
@@ -184,11 +218,12 @@ class Msg:
         f = env[1]
         self.seq, self.uid, self.arrival, self.size = seq, uid, internal, size
         self.date = sent_date(s(f[0]), internal)
+        # the string keys in their i;unicode-casemap form, compared as octets
         self.subject, self.reply = base_subject(s(f[1]) or b"")
-        self.subject = self.subject[:KEY_MAX]
+        self.subject = casemap(self.subject)
         fr, to, cc = first(f[2]), first(f[5]), first(f[6])
-        self.from_, self.to, self.cc = [(a[2] or b"")[:KEY_MAX] if a else b"" for a in (fr, to, cc)]
-        self.dfrom, self.dto = [self.display(a) for a in (fr, to)]
+        self.from_, self.to, self.cc = [casemap(a[2] or b"") if a else b"" for a in (fr, to, cc)]
+        self.dfrom, self.dto = [casemap(self.display(a)) for a in (fr, to)]
         self.in_reply_to, self.message_id = s(f[8]), s(f[9])
         # the server keeps the last 4 KiB of References, from a "<"
         if references is not None and len(references) > REFS_BYTES:
@@ -203,15 +238,15 @@ class Msg:
         if a[0]:
             name = rfc2047(a[0])
             if name:
-                return name[:KEY_MAX]
-        return (a[2] + b"@" + a[3])[:KEY_MAX] if a[2] is not None else b""
+                return name
+        return a[2] + b"@" + a[3] if a[2] is not None else b""
 
 
 KEYS = {
     "ARRIVAL": lambda m: m.arrival, "DATE": lambda m: m.date, "SIZE": lambda m: m.size,
-    "SUBJECT": lambda m: m.subject.upper(), "FROM": lambda m: m.from_.upper(),
-    "TO": lambda m: m.to.upper(), "CC": lambda m: m.cc.upper(),
-    "DISPLAYFROM": lambda m: m.dfrom.upper(), "DISPLAYTO": lambda m: m.dto.upper(),
+    "SUBJECT": lambda m: m.subject, "FROM": lambda m: m.from_,
+    "TO": lambda m: m.to, "CC": lambda m: m.cc,
+    "DISPLAYFROM": lambda m: m.dfrom, "DISPLAYTO": lambda m: m.dto,
 }
 
 
@@ -319,7 +354,7 @@ def ref_references(msgs):
     def subj(n):
         while n.msg is None:
             n = n.children[0]
-        return n.msg.subject.upper()
+        return n.msg.subject
 
     def reply(n):
         return n.msg is not None and n.msg.reply
@@ -363,11 +398,11 @@ def ref_references(msgs):
 
 def ref_ordered(msgs):
     root = Node()
-    ordered = sorted(msgs, key=lambda m: (m.subject.upper(), m.date, m.seq))
+    ordered = sorted(msgs, key=lambda m: (m.subject, m.date, m.seq))
     parent = None
     for i, m in enumerate(ordered):
         n = Node(m)
-        if i > 0 and m.subject.upper() == ordered[i - 1].subject.upper():
+        if i > 0 and m.subject == ordered[i - 1].subject:
             link(parent, n)
         else:
             link(root, n)
@@ -504,8 +539,13 @@ def hand_date(n):
     return email.utils.format_datetime(when).encode()
 
 
-def hand_message(n, subject, mid=None, refs=None, irt=None, date=True, extra=b""):
-    h = b"From: Sender %d <s%d@example.test>\r\nTo: rcpt@example.test\r\n" % (n, n)
+def hand_sender(n, name):
+    return name if name is not None else b"Sender %d" % n
+
+
+def hand_message(n, subject, mid=None, refs=None, irt=None, date=True, extra=b"", sender=None):
+    """sender: the From display name as written (default "Sender n")."""
+    h = b"From: %s <s%d@example.test>\r\nTo: rcpt@example.test\r\n" % (hand_sender(n, sender), n)
     h += b"Subject: " + subject + b"\r\n"
     if date:
         h += b"Date: " + hand_date(n) + b"\r\n"
@@ -536,28 +576,33 @@ HAND_REFERENCES = "(1 (3)(2)(7))(4)(6 5)(8 9)((10)(11))"
 HAND_ORDERED = "(1 (3)(2)(7))(4)(5 6)(8 9)(10 11)"
 
 
+def hand_append(r, cli, mailbox, n, subj, mid=None, refs=None, irt=None, has_date=True,
+                sender=None):
+    """APPEND hand_message(n, ...) as message n of mailbox; its Msg, the
+    ENVELOPE written out as Dovecot would give it."""
+    data = hand_message(n, subj, mid, refs, irt, has_date, sender=sender)
+    # INTERNALDATE runs backwards, so ARRIVAL and DATE differ
+    when = datetime.datetime(2026, 7, 1) - datetime.timedelta(hours=n)
+    idate = when.strftime("%d-%b-%Y %H:%M:%S +0000")
+    _, t = cli.append(mailbox, [], idate, data)
+    r.check(b" OK " in t, "APPEND %s %d" % (mailbox, n))
+    env = ("L", [("S", hand_date(n)) if has_date else ("A", b"NIL"), ("S", subj),
+                 ("L", [("L", [("S", hand_sender(n, sender)), ("A", b"NIL"),
+                               ("S", b"s%d" % n), ("S", b"example.test")])]),
+                 None, None, ("L", [("L", [("A", b"NIL"), ("A", b"NIL"), ("S", b"rcpt"),
+                                           ("S", b"example.test")])]),
+                 ("A", b"NIL"), None, ("S", irt) if irt else ("A", b"NIL"),
+                 ("S", mid) if mid else ("A", b"NIL")])
+    return Msg(n, n, env, int(when.replace(tzinfo=datetime.timezone.utc).timestamp()), len(data),
+               refs.replace(b"\r\n", b" ") if refs else None)
+
+
 def test_hand(r, cmp, d):
     cli = cmp.Client("127.0.0.1", d.port("imaps"), True)
     cli.simple("LOGIN", USER, PASSWORD)
     cli.simple("CREATE", "Hand")
-    msgs = []
-    for n, (subj, mid, refs, irt, has_date) in enumerate(HAND, 1):
-        data = hand_message(n, subj, mid, refs, irt, has_date)
-        # INTERNALDATE runs backwards, so ARRIVAL and DATE differ
-        when = datetime.datetime(2026, 7, 1) - datetime.timedelta(hours=n)
-        idate = when.strftime("%d-%b-%Y %H:%M:%S +0000")
-        _, t = cli.append("Hand", [], idate, data)
-        r.check(b" OK " in t, "APPEND hand %d" % n)
-        env_mid = mid
-        env = ("L", [("S", hand_date(n)) if has_date else ("A", b"NIL"), ("S", subj), ("L", [("L", [("S", b"Sender %d" % n), ("A", b"NIL"),
-                                                            ("S", b"s%d" % n), ("S", b"example.test")])]),
-                     None, None, ("L", [("L", [("A", b"NIL"), ("A", b"NIL"), ("S", b"rcpt"),
-                                                ("S", b"example.test")])]),
-                     ("A", b"NIL"), None, ("S", irt) if irt else ("A", b"NIL"),
-                     ("S", env_mid) if env_mid else ("A", b"NIL")])
-        m = Msg(n, n, env, int(when.replace(tzinfo=datetime.timezone.utc).timestamp()), len(data),
-                refs.replace(b"\r\n", b" ") if refs else None)
-        msgs.append(m)
+    msgs = [hand_append(r, cli, "Hand", n, subj, mid, refs, irt, has_date)
+            for n, (subj, mid, refs, irt, has_date) in enumerate(HAND, 1)]
     cli.simple("SELECT", "Hand")
     check_thread(r, cli, msgs, "REFERENCES", label="hand ", expect=HAND_REFERENCES)
     check_thread(r, cli, msgs, "ORDEREDSUBJECT", label="hand ", expect=HAND_ORDERED)
@@ -587,6 +632,56 @@ def test_hand(r, cmp, d):
     errors(r, cli)
     cli.simple("LOGOUT")
     return msgs
+
+
+# seq: subject, From display name (None: "Sender n"); raw UTF-8 and
+# RFC 2047 words (UTF-8, ISO-8859-1) both.  In i;unicode-casemap form:
+INTL = [
+    (b"\xc3\xa9mile", b"=?utf-8?q?=C3=A9mile?="),         # 1  émile: E U+0301 MILE
+    (b"Zebra", b"Zoe"),                                      # 2  ZEBRA
+    (b"\xc3\x89clair", b"=?iso-8859-1?q?=C9ric?="),        # 3  Éclair: E U+0301 CLAIR
+    (b"=?utf-8?q?=C3=A9clair?=", None),                      # 4  éclair: the same
+    (b"Eclipse", None),                                      # 5  ECLIPSE
+    (b"Stra\xc3\x9fe", None),                               # 6  STRAßE (ß keeps itself)
+    (b"strasse", None),                                      # 7  STRASSE
+    (b"\xcf\x89\xce\xbc\xce\xad\xce\xb3\xce\xb1", None),  # 8  ωμέγα: ΩΜΕ U+0301 ΓΑ
+    (b"\xce\x91\xce\x9b\xce\xa6\xce\x91", None),            # 9  ΑΛΦΑ
+    (b"\xce\xac\xce\xbb\xcf\x86\xce\xb1", None),            # 10 άλφα: Α U+0301 ΛΦΑ
+    (b"_under", None),                                       # 11 "_" after "Z"
+    (b"apple", None),                                        # 12 APPLE
+    (b"=?iso-8859-1?q?=DCber?=", None),                      # 13 Über: U U+0308 BER
+    (b"=?utf-8?b?w7xiZXI=?=", None),                         # 14 über: the same
+]
+# i;ascii-casemap would give 12 5 7 6 2 11 3 13 4 1 14 9 10 8 (é after Z,
+# É apart from é, ά after Α); the store's lower-case ASCII as it stands
+# would put 11 first
+INTL_SUBJECT = "12 5 3 4 1 7 6 13 14 2 11 10 9 8"
+INTL_DISPLAYFROM = "1 3 10 11 12 13 14 4 5 6 7 8 9 2"
+INTL_ORDERED = "(1)(3 4)(2)(5)(6)(7)(8)(9)(10)(11)(12)(13 14)"
+INTL_REFERENCES = "(1)((3)(4))(2)(5)(6)(7)(8)(9)(10)(11)(12)((13)(14))"
+
+
+def test_intl(r, cmp, d):
+    """RFC 5256 §5: string keys collate by i;unicode-casemap."""
+    cli = cmp.Client("127.0.0.1", d.port("imaps"), True)
+    cli.simple("LOGIN", USER, PASSWORD)
+    cli.simple("CREATE", "Intl")
+    msgs = [hand_append(r, cli, "Intl", n, subj, sender=sender)
+            for n, (subj, sender) in enumerate(INTL, 1)]
+    cli.simple("SELECT", "Intl")
+    for crit, want in ((["SUBJECT"], INTL_SUBJECT), (["DISPLAYFROM"], INTL_DISPLAYFROM)):
+        u, _ = cli.command(["SORT", "(%s)" % " ".join(crit), "UTF-8", "ALL"])
+        r.check(untagged(u, "SORT") == want, "intl SORT (%s) is the hand-written %s (got %s)" % (
+            " ".join(crit), want, untagged(u, "SORT")))
+    for key in KEYS:
+        check_sort(r, cli, msgs, [key], label="intl ")
+        check_sort(r, cli, msgs, ["REVERSE", key], label="intl ")
+    check_sort(r, cli, [m for m in msgs if not 4 <= m.seq <= 6], ["SUBJECT"], search="NOT 4:6",
+               uid=True, label="intl ")
+    # "Über" and "über" differ only by the case of a non-ASCII letter
+    check_thread(r, cli, msgs, "ORDEREDSUBJECT", label="intl ", expect=INTL_ORDERED)
+    check_thread(r, cli, msgs, "REFERENCES", label="intl ", expect=INTL_REFERENCES)
+    cli.simple("LOGOUT")
 
 
 CHAIN = 300
@@ -679,6 +774,7 @@ def main():
         r.run("corpus", lambda: test_corpus(r, cmp, d, corpus))
         hand = []
         r.run("hand", lambda: hand.extend(test_hand(r, cmp, d)))
+        r.run("intl", lambda: test_intl(r, cmp, d))
         r.run("chain", lambda: test_chain(r, cmp, d))
         r.run("state and reindex", lambda: test_state_and_reindex(r, cmp, d, hand))
     r.finish()

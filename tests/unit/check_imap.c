@@ -547,11 +547,45 @@ START_TEST(test_imap_subject_base)
 		ck_assert_msg(reply == cases[i].reply, "reply of \"%s\"", cases[i].in);
 	}
 	buf_free(&b);
-	ck_assert_int_lt(imap_subject_casecmp("abc", 3, "ABD", 3), 0);
-	ck_assert_int_eq(imap_subject_casecmp("aBc", 3, "AbC", 3), 0);
-	ck_assert_int_lt(imap_subject_casecmp("ab", 2, "abc", 3), 0);
-	/* 8-bit octets compare as octets, not folded */
-	ck_assert_int_ne(imap_subject_casecmp("\xc3\xa9", 2, "\xc3\x89", 2), 0);
+}
+END_TEST
+
+/* RFC 5051 i;unicode-casemap form (RFC 5256 §5: SORT and THREAD with
+ * I18NLEVEL=1): titlecase, then NFKD; ASCII letters in upper case. */
+START_TEST(test_imap_subject_casemap)
+{
+	static const struct {
+		const char *in, *form;
+	} cases[] = {
+		{ "abc", "ABC" },
+		{ "aBc_", "ABC_" },
+		{ "\xc3\xa9mile", "E\xcc\x81MILE" }, /* émile: E + U+0301 */
+		{ "\xc3\x89" "clair", "E\xcc\x81" "CLAIR" }, /* Éclair */
+		{ "\xc3\xbc" "ber", "U\xcc\x88" "BER" }, /* über */
+		{ "\xc3\x9c" "ber", "U\xcc\x88" "BER" }, /* Über */
+		{ "\xce\xb1\xce\xb2", "\xce\x91\xce\x92" }, /* αβ: ΑΒ */
+		{ "stra\xc3\x9f" "e", "STRA\xc3\x9f" "E" }, /* ß has no one-character titlecase */
+		{ "\xef\xac\x81", "FI" }, /* U+FB01 ligature */
+		{ "\xff", "\xff" }, /* not UTF-8: kept */
+		{ "", "" },
+	};
+	struct buf b;
+
+	buf_init(&b, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		buf_reset(&b);
+		ck_assert_int_eq(imap_subject_casemap(cases[i].in, strlen(cases[i].in), &b), 0);
+		ck_assert_msg(b.len == strlen(cases[i].form) &&
+			      memcmp(b.data, cases[i].form, b.len) == 0,
+			      "case %zu: \"%.*s\"", i, (int)b.len, b.data);
+	}
+	/* appends, and a cap drops what exceeds it */
+	buf_free(&b);
+	buf_init(&b, 4);
+	ck_assert_int_eq(buf_append(&b, "x", 1), 0);
+	ck_assert_int_eq(imap_subject_casemap("\xc3\xa9t\xc3\xa9", 6, &b), 0);
+	ck_assert(b.len == 4 && memcmp(b.data, "xE\xcc\x81", 4) == 0);
+	buf_free(&b);
 }
 END_TEST
 
@@ -603,6 +637,7 @@ static Suite *imap_suite(void)
 	tcase_add_test(tc, test_imap_buf_utf8_string);
 	tcase_add_test(tc, test_imap_table_states);
 	tcase_add_test(tc, test_imap_subject_base);
+	tcase_add_test(tc, test_imap_subject_casemap);
 	tcase_add_test(tc, test_imap_subject_base_encoded);
 	suite_add_tcase(s, tc);
 	return s;
