@@ -49,6 +49,23 @@ def saved_today(v, before, after):
     return before - 1 <= secs <= after + 1
 
 
+def timed(c, tag, data):
+    """Send data (a command tagged tag); its answer and the UTC seconds
+    around it."""
+    before = int(time.time())
+    c.send(data)
+    res = c.until(tag)
+    return res, before, int(time.time())
+
+
+def only_message(c, r, mailbox, what):
+    """SELECT mailbox; the (internaldate, savedate) of its one message."""
+    c.cmd("SELECT " + mailbox)
+    dates = fetch_dates(c)
+    r.check(len(dates) == 1, "%s: FETCH answers INTERNALDATE and SAVEDATE: %r" % (what, dates))
+    return list(dates.values())[0] if dates else (None, b"NIL")
+
+
 def search(c, keys):
     res = c.cmd("UID SEARCH " + keys)
     line = [l for l in res if l.startswith(b"* SEARCH")]
@@ -60,15 +77,10 @@ def test_savedate(d, r):
     res = c.login()
     r.check(b" SAVEDATE" in res, "login CAPABILITY offers SAVEDATE: %r" % res)
     c.cmd("CREATE Archive")
-    before = int(time.time())
-    c.send(b"a1 APPEND INBOX () " + OLD + b" {%d+}\r\n" % len(MSG) + MSG + b"\r\n")
-    res = c.until("a1")
+    res, before, after = timed(c, "a1", b"a1 APPEND INBOX () " + OLD +
+                               b" {%d+}\r\n" % len(MSG) + MSG + b"\r\n")
     r.check(res[-1].startswith(b"a1 OK [APPENDUID "), "APPEND with an old date: %r" % res)
-    after = int(time.time())
-    c.cmd("SELECT INBOX")
-    dates = fetch_dates(c)
-    r.check(len(dates) == 1, "FETCH answers INTERNALDATE and SAVEDATE: %r" % dates)
-    idate, sdate = list(dates.values())[0]
+    idate, sdate = only_message(c, r, "INBOX", "after APPEND")
     r.check(idate == OLD, "INTERNALDATE is the APPEND's: %r" % idate)
     r.check(sdate != b"NIL" and saved_today(sdate, before, after),
             "SAVEDATE is when it was appended, not the internal date: %r" % sdate)
@@ -95,14 +107,9 @@ def test_savedate(d, r):
 
     # COPY and MOVE: the copy is saved now, its internal date stays
     time.sleep(1.1)
-    before = int(time.time())
-    res = c.cmd("UID COPY 1 Archive")
+    res, before, after = timed(c, "c1", b"c1 UID COPY 1 Archive\r\n")
     r.check(b"OK [COPYUID " in res[-1], "COPY: %r" % res)
-    after = int(time.time())
-    c.cmd("SELECT Archive")
-    dates = fetch_dates(c)
-    r.check(len(dates) == 1, "the copy is there: %r" % dates)
-    cidate, csdate = list(dates.values())[0]
+    cidate, csdate = only_message(c, r, "Archive", "after COPY")
     r.check(cidate == OLD, "the copy keeps the INTERNALDATE: %r" % cidate)
     r.check(csdate != sdate and saved_today(csdate, before, after),
             "the copy has a save date of its own (%r, original %r)" % (csdate, sdate))
@@ -110,10 +117,8 @@ def test_savedate(d, r):
     r.check(got == [b"1"], "SAVEDSINCE finds the copy: %r" % got)
     time.sleep(1.1)
     c.cmd("SELECT INBOX")
-    before = int(time.time())
-    res = c.cmd("UID MOVE 1 Archive")
+    res, before, after = timed(c, "m1", b"m1 UID MOVE 1 Archive\r\n")
     r.check(res[-1].split()[1] == b"OK", "MOVE: %r" % res)
-    after = int(time.time())
     c.cmd("SELECT Archive")
     dates = fetch_dates(c)
     r.check(len(dates) == 2 and dates.get(2, (None, b"NIL"))[0] == OLD and

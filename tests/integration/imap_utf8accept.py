@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from postern_test import Daemon, Results  # noqa: E402
 from imap_protocol import Raw, USER, PASSWORD  # noqa: E402
-from imap_rev2 import ENTWURFE, ENTWURFE7, list_names  # noqa: E402
+from imap_rev2 import ENTWURFE, ENTWURFE7, list_names, session as rev2_session  # noqa: E402
 
 GRUSSE = "Gr\u00fc\u00dfe aus K\u00f6ln".encode()   # "Grüße aus Köln"
 MSG = (b"From: J\xc3\xbcrgen <j\xc3\xbcrgen@example.test>\r\n"
@@ -29,8 +29,8 @@ MSG = (b"From: J\xc3\xbcrgen <j\xc3\xbcrgen@example.test>\r\n"
 
 
 def session(d, utf8):
-    c = Raw(d.port("imaps"), tls=True)
-    c.login()
+    """A logged-in IMAP4rev1 session, with UTF8=ACCEPT enabled if utf8."""
+    c = rev2_session(d, False)
     if utf8:
         c.cmd("ENABLE UTF8=ACCEPT")
     return c
