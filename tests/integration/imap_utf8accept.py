@@ -89,6 +89,12 @@ def test_append_search(d, r):
     res = append_utf8(c, "a2", b'"' + ENTWURFE + b'"', [m2, m3])
     r.check(re.match(rb"a2 OK \[APPENDUID \d+ 2(:3|,3)\]", res[-1]) is not None,
             "MULTIAPPEND of two UTF8 items: %r" % res)
+    c.send(b"a5 APPEND INBOX UTF8 (~{%d}\r\n" % len(m1))
+    res = c.raw_line()
+    r.check(res.startswith(b"+ "), "a synchronising UTF8 literal gets a go-ahead: %r" % res)
+    c.send(m1 + b")\r\n")
+    res = c.until("a5")
+    r.check(res[-1].startswith(b"a5 OK [APPENDUID "), "APPEND UTF8 (~{n}) synchronising: %r" % res)
     res = append_utf8(c, "a3", b'"' + ENTWURFE + b'"', [m2], close=b"")
     r.check(res[-1].startswith(b"a3 BAD"), "a UTF8 item without its ) is BAD: %r" % res)
     c.send(b"a4 APPEND INBOX UTF8 ({%d+}\r\n" % len(m2) + m2 + b")\r\n")
