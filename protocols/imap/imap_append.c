@@ -364,7 +364,6 @@ void imap_append_line(struct imap_session *s, const char *line, size_t len)
 		imap_append_end(s);
 		return;
 	}
-	c->utf8_close = c->msgs[0].utf8;
 	imap_append_literal_start(s);
 }
 

@@ -95,6 +95,11 @@ def test_append_search(d, r):
     c.send(m1 + b")\r\n")
     res = c.until("a5")
     r.check(res[-1].startswith(b"a5 OK [APPENDUID "), "APPEND UTF8 (~{n}) synchronising: %r" % res)
+    c.send(b"a6 APPEND INBOX UTF8 (~{%d+}\r\n" % len(m1) + m1 + b") {%d+}\r\n" % len(m2) +
+           m2 + b" UTF8 (~{%d+}\r\n" % len(m3) + m3 + b")\r\n")
+    res = c.until("a6")
+    r.check(re.match(rb"a6 OK \[APPENDUID \d+ 2(:4|,3,4)\]", res[-1]) is not None,
+            "MULTIAPPEND mixing UTF8 and plain literals: %r" % res)
     res = append_utf8(c, "a3", b'"' + ENTWURFE + b'"', [m2], close=b"")
     r.check(res[-1].startswith(b"a3 BAD"), "a UTF8 item without its ) is BAD: %r" % res)
     c.send(b"a4 APPEND INBOX UTF8 ({%d+}\r\n" % len(m2) + m2 + b")\r\n")
