@@ -120,6 +120,8 @@ def test_append_search(d, r):
     r.check(res[-1].split()[1] == b"BAD", "SEARCH CHARSET after ENABLE is BAD: %r" % res)
     res = c.cmd("UID SORT (SUBJECT) US-ASCII ALL")
     r.check(res[-1].split()[1] == b"BAD", "SORT with US-ASCII after ENABLE is BAD: %r" % res)
+    res = c.cmd("UID THREAD REFERENCES US-ASCII ALL")
+    r.check(res[-1].split()[1] == b"BAD", "THREAD with US-ASCII after ENABLE is BAD: %r" % res)
     res = c.cmd("UID SORT (SUBJECT) UTF-8 ALL")
     r.check(res[0] == b"* SORT 1 2 3", "SORT with UTF-8 works: %r" % res)
     c.close()
