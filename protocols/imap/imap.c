@@ -204,7 +204,7 @@ bool imap_login_allowed(const struct imap_session *s)
 	" NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE LIST-EXTENDED SPECIAL-USE"          \
 	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY" \
 	" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES OBJECTID I18NLEVEL=1"\
-	" CONDSTORE QRESYNC"
+	" CONDSTORE QRESYNC SAVEDATE UTF8=ACCEPT"
 #define IMAP_CAPS_COMPRESS " COMPRESS=DEFLATE"
 #define IMAP_CAPS_EXTRA " UNAUTHENTICATE QUOTA QUOTA=RES-STORAGE METADATA"
 
@@ -361,15 +361,16 @@ bad:
 	imap_reply(s, "BAD", "Invalid ID arguments");
 }
 
-/* RFC 5161: IMAP4rev2 (RFC 9051 §6.3.1), CONDSTORE and QRESYNC (RFC 7162
- * §3.1, §3.2.3: QRESYNC implies CONDSTORE) need enabling; unknown ones
- * are ignored.  RFC 5161 §3.1: IMAP4rev2 only before the first SELECT /
- * EXAMINE, so a mailbox's responses never change dialect midway; later
- * it is simply not enabled. */
+/* RFC 5161: IMAP4rev2 (RFC 9051 §6.3.1), UTF8=ACCEPT (RFC 6855 §3),
+ * CONDSTORE and QRESYNC (RFC 7162 §3.1, §3.2.3: QRESYNC implies
+ * CONDSTORE) need enabling; unknown ones are ignored.  RFC 5161 §3.1:
+ * IMAP4rev2 and UTF8=ACCEPT only before the first SELECT / EXAMINE, so a
+ * mailbox's responses never change dialect midway; later they are simply
+ * not enabled. */
 static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 {
 	char cap[64];
-	bool rev2 = false, condstore = false, qresync = false;
+	bool rev2 = false, utf8 = false, condstore = false, qresync = false;
 
 	if (!imap_sp(args)) {
 		imap_reply(s, "BAD", "ENABLE needs capability names");
@@ -381,6 +382,7 @@ static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 			return;
 		}
 		rev2 = rev2 || str_ieq(cap, "IMAP4rev2");
+		utf8 = utf8 || str_ieq(cap, "UTF8=ACCEPT");
 		condstore = condstore || str_ieq(cap, "CONDSTORE");
 		qresync = qresync || str_ieq(cap, "QRESYNC");
 	} while (imap_char(args, ' '));
@@ -394,6 +396,11 @@ static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 		s->rev2 = true;
 		conn_log(s->conn, LOG_LEVEL_DEBUG, "imap enabled IMAP4rev2 user=%s", s->canonical);
 		imap_out(s, " IMAP4rev2");
+	}
+	if (utf8 && !s->utf8_accept && s->state == IMAP_STATE_AUTH && !s->has_selected) {
+		s->utf8_accept = true;
+		conn_log(s->conn, LOG_LEVEL_DEBUG, "imap enabled UTF8=ACCEPT user=%s", s->canonical);
+		imap_out(s, " UTF8=ACCEPT");
 	}
 	if (condstore && !s->condstore) {
 		s->condstore = true;

@@ -8,7 +8,8 @@
  * LIST-EXTENDED, SPECIAL-USE, CREATE-SPECIAL-USE, LIST-STATUS,
  * STATUS=SIZE, MULTIAPPEND, ESEARCH, SEARCHRES, BINARY, CONDSTORE, QRESYNC
  * (imap_condstore.c), COMPRESS=DEFLATE (until it is on), UNAUTHENTICATE,
- * QUOTA QUOTA=RES-STORAGE, METADATA; STARTTLS (not under COMPRESS) and
+ * QUOTA QUOTA=RES-STORAGE, METADATA, SAVEDATE (FETCH SAVEDATE and the
+ * SAVED* SEARCH keys, RFC 8514), UTF8=ACCEPT (RFC 6855); STARTTLS (not under COMPRESS) and
  * AUTH=PLAIN AUTH=LOGIN (or LOGINDISABLED) before login.  \Recent is
  * kept in this process's memory (imap_recent.c).
  *
@@ -20,6 +21,12 @@
  * ESEARCH, SELECT answers LIST and no UNSEEN, and a SELECT that replaces a
  * mailbox says OK [CLOSED].  IMAP4rev1 sessions are unchanged.  Names are
  * not Unicode-normalised (no OLDNAME).
+ *
+ * UTF8=ACCEPT (s->utf8_accept, ENABLE under the same rule as IMAP4rev2)
+ * gives UTF-8 mailbox names exactly as IMAP4rev2 does
+ * (imap_utf8_names()); SEARCH with CHARSET is then BAD and SORT / THREAD
+ * take only UTF-8 (RFC 6855 §3, errata 4029).  APPEND's UTF8 (~{n}) data
+ * item (§4) is accepted in every session.
  *
  * Threads.  Sessions live on the event loop.  Every store call runs in a
  * worker job (conn_submit) that formats its answer into the session's

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "config.h"
@@ -35,6 +36,7 @@ struct imap_append_msg {
 	char *keywords[IMAP_APPEND_KEYWORDS_MAX];
 	size_t n_keywords;
 	int64_t date;
+	bool utf8;                /* UTF8 (~{n}) form (RFC 6855 §4) */
 	struct md_delivery *d;
 };
 
@@ -50,6 +52,7 @@ struct imap_append_cmd {
 	/* the first failure; the rest of the command is dropped */
 	enum md_result result;
 	const char *bad;          /* syntax error text: BAD */
+	bool utf8_close;          /* the literal read was UTF8 (...): ")" follows */
 	bool flushing;            /* a write job runs */
 	bool mailbox_checked;
 	/* results */
@@ -74,7 +77,8 @@ static void imap_append_free(void *arg)
 	free(c);
 }
 
-/* [flag-list SP] [date-time SP] literal-header: the per-message part. */
+/* [flag-list SP] [date-time SP] literal-header, or "UTF8 (" literal8
+ * (RFC 6855 §4; its ")" follows the literal): the per-message part. */
 static bool imap_append_preamble(struct imap_cursor *c, struct imap_append_msg *m)
 {
 	if (imap_char(c, '(')) {
@@ -92,6 +96,12 @@ static bool imap_append_preamble(struct imap_cursor *c, struct imap_append_msg *
 	}
 	if (imap_peek(c, '"')) {
 		if (!imap_date_time(c, &m->date) || !imap_sp(c))
+			return false;
+	}
+	if ((size_t)(c->end - c->p) > 6 && strncasecmp(c->p, "UTF8 (", 6) == 0) {
+		c->p += 6;
+		m->utf8 = true;
+		if (!imap_peek(c, '~'))
 			return false;
 	}
 	/* the literal header the reader has already measured; "~{n}" is a
@@ -295,6 +305,16 @@ void imap_append_line(struct imap_session *s, const char *line, size_t len)
 	bool sync = true;
 	char *copy;
 
+	/* RFC 6855 §4: the ")" closing a UTF8 data item; after an error the
+	 * item was not parsed, so a ")" is taken as one */
+	if (len > 0 && line[0] == ')' &&
+	    (c->utf8_close || c->result != MD_OK || c->bad != NULL)) {
+		line++;
+		len--;
+	} else if (c->utf8_close && c->bad == NULL) {
+		c->bad = "Expected ) after the UTF8 literal";
+	}
+	c->utf8_close = false;
 	if (len == 0) {
 		imap_append_end(s);
 		return;
@@ -336,6 +356,7 @@ void imap_append_line(struct imap_session *s, const char *line, size_t len)
 	m = &c->msgs[c->n++];
 	if (!imap_sp(&cur) || !imap_append_preamble(&cur, m) || !imap_at_end(&cur))
 		c->bad = "Invalid APPEND message arguments";
+	c->utf8_close = m->utf8;
 	free(copy);
 	c->left = n;
 	c->sync = sync;
@@ -378,5 +399,6 @@ void imap_cmd_append(struct imap_session *s, struct imap_cursor *args)
 			return;
 		}
 	}
+	c->utf8_close = c->msgs[0].utf8;
 	imap_append_literal_start(s);
 }

@@ -365,6 +365,7 @@ void imap_cmd_unauthenticate(struct imap_session *s, struct imap_cursor *args)
 	s->canonical[0] = '\0';
 	s->verified = false;
 	s->rev2 = false;
+	s->utf8_accept = false;
 	s->has_selected = false;
 	s->preauth_count = 0;
 	imap_enter_state(s, IMAP_STATE_NOT_AUTH);

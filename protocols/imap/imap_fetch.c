@@ -47,6 +47,7 @@ enum imap_fetch_kind {
 	IMAP_FI_EMAILID,       /* RFC 8474 §5.1 (imap_objectid.c) */
 	IMAP_FI_THREADID,      /* RFC 8474 §5.2: NIL */
 	IMAP_FI_MODSEQ,        /* MODSEQ (RFC 7162 §3.1.4) */
+	IMAP_FI_SAVEDATE,      /* RFC 8514 §3 */
 };
 
 struct imap_fetch_item {
@@ -301,6 +302,8 @@ static bool imap_fetch_att(struct imap_cursor *c, struct imap_fetch_cmd *f)
 		return imap_fetch_add(f, IMAP_FI_INTERNALDATE, "INTERNALDATE") != NULL;
 	if (strcasecmp(name, "RFC822.SIZE") == 0)
 		return imap_fetch_add(f, IMAP_FI_SIZE, "RFC822.SIZE") != NULL;
+	if (strcasecmp(name, "SAVEDATE") == 0)
+		return imap_fetch_add(f, IMAP_FI_SAVEDATE, "SAVEDATE") != NULL;
 	if (strcasecmp(name, "EMAILID") == 0 || strcasecmp(name, "THREADID") == 0)
 		return ((name[0] | 0x20) == 'e' ?
 			imap_fetch_add(f, IMAP_FI_EMAILID, "EMAILID") :
@@ -595,6 +598,16 @@ static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
 	case IMAP_FI_INTERNALDATE:
 		imap_format_date_time(msg->internal_date, date, sizeof(date));
 		buf_appendf(&s->out, "INTERNALDATE \"%s\"", date);
+		break;
+	case IMAP_FI_SAVEDATE:
+		/* RFC 8514 §3: NIL when unknown (records written before the
+		 * store kept a save date hold 0) */
+		if (msg->save_date == 0) {
+			buf_appendf(&s->out, "SAVEDATE NIL");
+			break;
+		}
+		imap_format_date_time(msg->save_date, date, sizeof(date));
+		buf_appendf(&s->out, "SAVEDATE \"%s\"", date);
 		break;
 	case IMAP_FI_SIZE:
 		buf_appendf(&s->out, "RFC822.SIZE %llu", (unsigned long long)msg->size);

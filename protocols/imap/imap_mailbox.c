@@ -62,8 +62,8 @@ static void imap_bad(struct imap_session *s, struct imap_cursor *c, const char *
 	imap_reply(s, "BAD", "%s", c->err != NULL ? c->err : fallback);
 }
 
-/* IMAP4rev2 (RFC 9051 §5.1): the name on the wire is UTF-8; the store
- * takes modified UTF-7.  Not UTF-8 at all is a syntax error (§9: a quoted
+/* IMAP4rev2 (RFC 9051 §5.1) and UTF8=ACCEPT (RFC 6855 §3): the name on
+ * the wire is UTF-8; the store takes modified UTF-7.  Not UTF-8 at all is a syntax error (§9: a quoted
  * string holds UTF-8 only; a literal naming a mailbox likewise).  UTF-8
  * that has no modified UTF-7 form (control characters) is passed on as it
  * is: the store refuses it as an invalid name (NO [CANNOT]). */
@@ -99,10 +99,15 @@ static bool imap_mailbox_from_utf8(struct imap_cursor *c, char *out, size_t outl
 	return true;
 }
 
+bool imap_utf8_names(const struct imap_session *s)
+{
+	return s->rev2 || s->utf8_accept;
+}
+
 bool imap_mailbox_arg(const struct imap_session *s, struct imap_cursor *c, char *out,
 		      size_t outlen)
 {
-	if (s->rev2) {
+	if (imap_utf8_names(s)) {
 		if (!imap_mailbox_from_utf8(c, out, outlen))
 			return false;
 	} else if (!imap_astring_copy(c, out, outlen)) {
@@ -122,7 +127,7 @@ const char *imap_mailbox_wire(const struct imap_session *s, const char *name, ch
 			      size_t buflen)
 {
 	/* a name the store holds that has no UTF-8 form goes out as stored */
-	if (!s->rev2 || md_mutf7_to_utf8(name, buf, buflen) < 0)
+	if (!imap_utf8_names(s) || md_mutf7_to_utf8(name, buf, buflen) < 0)
 		return name;
 	return buf;
 }
@@ -132,7 +137,7 @@ void imap_buf_mailbox(const struct imap_session *s, struct buf *b, const char *n
 	char utf8[IMAP_NAME_UTF8_MAX];
 	const char *wire = imap_mailbox_wire(s, name, utf8, sizeof(utf8));
 
-	if (s->rev2)
+	if (imap_utf8_names(s))
 		imap_buf_utf8_string(b, wire, strlen(wire));
 	else
 		imap_buf_string(b, wire, strlen(wire));
@@ -449,13 +454,14 @@ static bool imap_list_add_pattern(struct imap_mbox_cmd *m, const char *ref, cons
 	return true;
 }
 
-/* A reference or pattern; UTF-8 under IMAP4rev2 (RFC 9051 §6.3.9). */
+/* A reference or pattern; UTF-8 under IMAP4rev2 (RFC 9051 §6.3.9) or
+ * UTF8=ACCEPT (RFC 6855 §3). */
 static bool imap_list_pattern_arg(const struct imap_session *s, struct imap_cursor *c,
 				  char *out, size_t outlen)
 {
 	if (!imap_list_mailbox(c, out, outlen))
 		return false;
-	if (s->rev2 && !imap_utf8_valid(out, strlen(out))) {
+	if (imap_utf8_names(s) && !imap_utf8_valid(out, strlen(out))) {
 		c->err = "Mailbox pattern is not valid UTF-8";
 		return false;
 	}

@@ -172,6 +172,7 @@ struct imap_session {
 	unsigned bad_count;     /* BAD replies in a row */
 	unsigned preauth_count; /* commands in NOT-AUTHENTICATED */
 	bool rev2;              /* ENABLE IMAP4rev2 (RFC 9051 §6.3.1) */
+	bool utf8_accept;       /* ENABLE UTF8=ACCEPT (RFC 6855 §3) */
 	bool has_selected;      /* a SELECT / EXAMINE was issued (RFC 5161 §3.1) */
 	bool condstore;         /* CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in
 				 * every FETCH response about flags */
@@ -254,12 +255,15 @@ void imap_auth_cleanup(struct imap_session *s);
 imap_handler_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_create, imap_cmd_delete,
 	imap_cmd_rename, imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_namespace,
 	imap_cmd_status;
+/* Mailbox names and quoted strings are UTF-8 on the wire: IMAP4rev2
+ * (RFC 9051 §5.1) or UTF8=ACCEPT (RFC 6855 §3) enabled. */
+bool imap_utf8_names(const struct imap_session *s);
 /* A mailbox argument: astring, INBOX in any case made "INBOX", checked
  * with md_mailbox_name_check.  false with c->err set. */
 bool imap_mailbox_arg(const struct imap_session *s, struct imap_cursor *c, char *out,
 		      size_t outlen);
 /* A store (modified UTF-7) mailbox name as this session writes it: UTF-8
- * under IMAP4rev2 (RFC 9051 §5.1), else unchanged.  Returns name or buf. */
+ * under IMAP4rev2 or UTF8=ACCEPT (imap_utf8_names()), else unchanged.  Returns name or buf. */
 const char *imap_mailbox_wire(const struct imap_session *s, const char *name, char *buf,
 			      size_t buflen);
 /* That name as an IMAP string into b. */

@@ -38,6 +38,7 @@ enum imap_skey {
 	SK_SENTSINCE, SK_SET, SK_HEADER, SK_BODY, SK_TEXT,
 	SK_EMAILID, SK_THREADID, /* RFC 8474 §6 (imap_objectid.c) */
 	SK_MODSEQ, /* RFC 7162 §3.1.5 */
+	SK_SAVEDBEFORE, SK_SAVEDON, SK_SAVEDSINCE, /* RFC 8514 §4 */
 };
 
 struct imap_snode {
@@ -175,6 +176,8 @@ static const struct {
 	/* RFC 3501 §6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT */
 	{ "OLD", SK_OLD, 0 },                        { "ALL", SK_ALL, 0 },
 	{ "NEW", SK_NEW, 0 },                        { "RECENT", SK_RECENT, 0 },
+	/* RFC 8514 §4: every mailbox here keeps save dates */
+	{ "SAVEDATESUPPORTED", SK_ALL, 0 },
 };
 
 static const struct {
@@ -183,6 +186,7 @@ static const struct {
 } imap_search_dates[] = {
 	{ "BEFORE", SK_BEFORE },         { "ON", SK_ON },         { "SINCE", SK_SINCE },
 	{ "SENTBEFORE", SK_SENTBEFORE }, { "SENTON", SK_SENTON }, { "SENTSINCE", SK_SENTSINCE },
+	{ "SAVEDBEFORE", SK_SAVEDBEFORE }, { "SAVEDON", SK_SAVEDON }, { "SAVEDSINCE", SK_SAVEDSINCE },
 };
 
 static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
@@ -226,7 +230,8 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 			k = imap_snode_new(c, cur, imap_search_dates[i].key);
 			if (k < 0 || !imap_sp(cur) || !imap_date(cur, &c->nodes[k].t))
 				return -1;
-			if (imap_search_dates[i].key >= SK_SENTBEFORE)
+			if (imap_search_dates[i].key >= SK_SENTBEFORE &&
+			    imap_search_dates[i].key <= SK_SENTSINCE)
 				c->need_meta = true;
 			return k;
 		}
@@ -372,6 +377,13 @@ unsigned imap_search_needs(const struct imap_search_cmd *c)
 	return (c->need_meta ? MD_READ_META : 0) | (c->need_path ? MD_READ_PATH : 0);
 }
 
+/* The UTC day (00:00) of t: dates only, time of day ignored (RFC 3501
+ * §6.4.4). */
+static int64_t imap_search_day(int64_t t)
+{
+	return t - ((t % IMAP_DAY) + IMAP_DAY) % IMAP_DAY;
+}
+
 static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, int k,
 			     struct md_msg *m);
 
@@ -434,7 +446,7 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 			     struct md_msg *m)
 {
 	struct imap_snode *n = &c->nodes[k];
-	int64_t day, sent;
+	int64_t day, sent, saved;
 
 	switch (n->key) {
 	case SK_ALL:
@@ -474,17 +486,28 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 	case SK_ON:
 	case SK_SINCE:
 		/* RFC 3501 §6.4.4: dates only, time of day ignored (UTC) */
-		day = m->internal_date - ((m->internal_date % IMAP_DAY) + IMAP_DAY) % IMAP_DAY;
+		day = imap_search_day(m->internal_date);
 		return n->key == SK_BEFORE ? day < n->t : n->key == SK_ON ? day == n->t : day >= n->t;
 	case SK_SENTBEFORE:
 	case SK_SENTON:
 	case SK_SENTSINCE:
 		/* no usable Date: counts as 1970 (Dovecot does the same) */
 		sent = md_msg_sent_date(m);
-		day = sent - ((sent % IMAP_DAY) + IMAP_DAY) % IMAP_DAY;
+		day = imap_search_day(sent);
 		return n->key == SK_SENTBEFORE ? day < n->t
 		       : n->key == SK_SENTON   ? day == n->t
 					       : day >= n->t;
+	case SK_SAVEDBEFORE:
+	case SK_SAVEDON:
+	case SK_SAVEDSINCE:
+		/* RFC 8514 §4: a message without a save date (a record older
+		 * than the store's save_date, FETCH says NIL) is searched by
+		 * its internal date */
+		saved = m->save_date != 0 ? m->save_date : m->internal_date;
+		day = imap_search_day(saved);
+		return n->key == SK_SAVEDBEFORE ? day < n->t
+		       : n->key == SK_SAVEDON   ? day == n->t
+					        : day >= n->t;
 	case SK_SET:
 		return imap_uids_have(n->uids, n->n_uids, m->uid);
 	case SK_EMAILID:
@@ -697,6 +720,11 @@ void imap_cmd_search(struct imap_session *s, struct imap_cursor *args)
 		}
 	}
 	if (imap_atom(args, word, sizeof(word), NULL) && str_ieq(word, "CHARSET")) {
+		/* RFC 6855 §3 (errata 4029): no CHARSET after UTF8=ACCEPT */
+		if (s->utf8_accept) {
+			imap_reply(s, "BAD", "CHARSET not allowed after ENABLE UTF8=ACCEPT");
+			return;
+		}
 		if (!imap_sp(args) || !imap_astring_copy(args, word, sizeof(word)))
 			goto bad;
 		if (!str_ieq(word, "UTF-8") && !str_ieq(word, "US-ASCII")) {

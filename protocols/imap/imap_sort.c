@@ -571,6 +571,11 @@ bool imap_sort_criteria(struct imap_session *s, struct imap_cursor *args,
 		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Expected a charset");
 		return false;
 	}
+	/* RFC 6855 §3 (errata 4029): only UTF-8 after ENABLE UTF8=ACCEPT */
+	if (s->utf8_accept && !str_ieq(charset, "UTF-8")) {
+		imap_reply(s, "BAD", "Only CHARSET UTF-8 after ENABLE UTF8=ACCEPT");
+		return false;
+	}
 	/* RFC 5256 §3: US-ASCII and UTF-8 MUST be supported; others here not */
 	if (!str_ieq(charset, "UTF-8") && !str_ieq(charset, "US-ASCII")) {
 		imap_reply(s, "NO", "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");

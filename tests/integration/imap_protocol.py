@@ -208,7 +208,7 @@ def test_misc(d, r):
     for want in (b"IMAP4rev1", b"LITERAL+", b"SASL-IR", b"ID", b"ENABLE", b"IDLE", b"NAMESPACE",
                  b"UNSELECT", b"CHILDREN", b"UIDPLUS", b"MOVE", b"LIST-EXTENDED", b"SPECIAL-USE",
                  b"LIST-STATUS", b"STATUS=SIZE", b"MULTIAPPEND", b"ESEARCH", b"SEARCHRES",
-                 b"BINARY", b"CONDSTORE", b"QRESYNC"):
+                 b"BINARY", b"CONDSTORE", b"QRESYNC", b"SAVEDATE", b"UTF8=ACCEPT"):
         r.check(want in caps, "CAPABILITY after login lists " + want.decode())
     r.check(b"CONTEXT=SORT" not in caps and b"NOTIFY" not in caps,
             "nothing unimplemented is advertised")

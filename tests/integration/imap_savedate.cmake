@@ -1,0 +1,1 @@
+postern_py_test(imap_savedate integration/imap_savedate.py)

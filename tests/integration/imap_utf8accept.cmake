@@ -1,0 +1,1 @@
+postern_py_test(imap_utf8accept integration/imap_utf8accept.py)
