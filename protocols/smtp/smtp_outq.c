@@ -29,6 +29,7 @@
  * had already said 250 may get the message twice (RFC 5321 §6.1).
  */
 #include "smtp_queue.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -423,6 +424,10 @@ static void outq_apply(struct outq_msg *m, size_t k, int code, const char *reply
 		outq_set(r, QUEUE_RCPT_FAILED, reply, remote);
 	else
 		outq_set(r, QUEUE_RCPT_PENDING, reply, remote);
+	metrics_count(r->state == QUEUE_RCPT_SENT ? METRICS_DELIVERED :
+		      r->state == QUEUE_RCPT_FAILED ? METRICS_BOUNCED : METRICS_DEFERRED);
+	if (r->state == QUEUE_RCPT_SENT)
+		metrics_delivery_latency((double)((int64_t)time(NULL) - m->env->created));
 	log_info("queue id=%s to=<%s> relay=%s status=%s reply=\"%s\"", m->id, r->addr,
 		 remote != NULL && remote[0] != '\0' ? remote : "none", status, reply);
 }
@@ -685,6 +690,7 @@ static void outq_scan_work(void *arg)
 		return;
 	sc->flush = queue_take_flush(dir);
 	n = queue_scan(dir, ids, OUTQ_SCAN_MAX);
+	metrics_queue_size(n > 0 ? (uint64_t)n : 0);
 	for (int i = 0; i < n && sc->n_due < sc->max_due; i++) {
 		struct queue_env *env;
 		if (outq_scan_is_active(sc, ids[i]) || (env = queue_env_new()) == NULL)

@@ -602,7 +602,7 @@ END_TEST
 START_TEST(test_config_roles)
 {
 	static const char *const names[ROLE_COUNT] = {
-		"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s",
+		"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http",
 	};
 
 	for (int r = 0; r < ROLE_COUNT; r++)

@@ -1,0 +1,114 @@
+/* The configuration keys of the HTTP endpoint (protocols/http/): what the
+ * autoconfig answers advertise and the MTA-STS policy.  config.c owns the
+ * syntax and the "FILE:LINE:" prefixes, as for config_outbound.c. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "util.h"
+
+/* RFC 8461 §3.2: max_age is at most 31557600 seconds (about a year). */
+#define CONFIG_MTA_STS_MAX_AGE_MAX 31557600
+/* RFC 8461 §3.2 suggests weeks or more; a week by default. */
+#define CONFIG_MTA_STS_MAX_AGE_DEFAULT 604800
+
+void config_http_defaults(struct config *cfg)
+{
+	cfg->autoconfig_hostname[0] = '\0';
+	cfg->mta_sts_mode = MTA_STS_NONE;
+	cfg->mta_sts_max_age = CONFIG_MTA_STS_MAX_AGE_DEFAULT;
+	cfg->n_mta_sts_mx = 0;
+}
+
+/* A host name as DNS has it (letters, digits, '-', '.'), or, for an MX
+ * pattern (RFC 8461 §3.2 "mx"), one leading "*." wildcard label. */
+static bool config_http_name_ok(const char *name, bool wildcard)
+{
+	size_t n = strlen(name);
+
+	if (wildcard && strncmp(name, "*.", 2) == 0)
+		name += 2, n -= 2;
+	if (n == 0 || n >= CONFIG_DOMAIN_LEN || name[0] == '.' || name[0] == '-')
+		return false;
+	for (const char *c = name; *c != '\0'; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'))
+			return false;
+	return true;
+}
+
+/* mta_sts_mx = a, b c: names separated by commas or spaces. */
+static int config_http_set_mx(struct config *cfg, const char *value, char *msg, size_t msglen)
+{
+	char copy[CONFIG_LINE_MAX];
+	char *save = NULL;
+
+	str_copy(copy, value, sizeof(copy));
+	cfg->n_mta_sts_mx = 0;
+	for (char *tok = strtok_r(copy, ", \t", &save); tok != NULL;
+	     tok = strtok_r(NULL, ", \t", &save)) {
+		if (cfg->n_mta_sts_mx >= CONFIG_MTA_STS_MX_MAX) {
+			snprintf(msg, msglen, "mta_sts_mx: at most %d names", CONFIG_MTA_STS_MX_MAX);
+			return -1;
+		}
+		if (!config_http_name_ok(tok, true)) {
+			snprintf(msg, msglen, "mta_sts_mx: '%.64s' is not a host name", tok);
+			return -1;
+		}
+		str_copy(cfg->mta_sts_mx[cfg->n_mta_sts_mx], tok, CONFIG_DOMAIN_LEN);
+		str_lower(cfg->mta_sts_mx[cfg->n_mta_sts_mx++]);
+	}
+	if (cfg->n_mta_sts_mx == 0) {
+		snprintf(msg, msglen, "mta_sts_mx: no names");
+		return -1;
+	}
+	return 0;
+}
+
+int config_http_set(struct config *cfg, const char *key, const char *value,
+		    char *msg, size_t msglen)
+{
+	if (strcmp(key, "autoconfig_hostname") == 0) {
+		if (!config_http_name_ok(value, false)) {
+			snprintf(msg, msglen, "autoconfig_hostname: '%.64s' is not a host name", value);
+			return -1;
+		}
+		str_copy(cfg->autoconfig_hostname, value, sizeof(cfg->autoconfig_hostname));
+		str_lower(cfg->autoconfig_hostname);
+		return 0;
+	}
+	if (strcmp(key, "mta_sts_mode") == 0) {
+		if (strcmp(value, "none") == 0)
+			cfg->mta_sts_mode = MTA_STS_NONE;
+		else if (strcmp(value, "testing") == 0)
+			cfg->mta_sts_mode = MTA_STS_TESTING;
+		else if (strcmp(value, "enforce") == 0)
+			cfg->mta_sts_mode = MTA_STS_ENFORCE;
+		else {
+			snprintf(msg, msglen, "mta_sts_mode must be none, testing or enforce");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(key, "mta_sts_max_age") == 0) {
+		uint64_t ms;
+		if (config_parse_duration_ms(value, &ms) < 0 || ms < 1000 ||
+		    ms / 1000 > CONFIG_MTA_STS_MAX_AGE_MAX) {
+			snprintf(msg, msglen, "mta_sts_max_age must be a duration from 1s to "
+				 "%d seconds (RFC 8461 §3.2)", CONFIG_MTA_STS_MAX_AGE_MAX);
+			return -1;
+		}
+		cfg->mta_sts_max_age = (unsigned)(ms / 1000);
+		return 0;
+	}
+	if (strcmp(key, "mta_sts_mx") == 0)
+		return config_http_set_mx(cfg, value, msg, msglen);
+	snprintf(msg, msglen, "internal error: key %s", key);
+	return -1;
+}
+
+const char *config_http_client_hostname(const struct config *cfg)
+{
+	return cfg->autoconfig_hostname[0] != '\0' ? cfg->autoconfig_hostname : cfg->hostname;
+}

@@ -1,0 +1,32 @@
+/* GET /metrics: the counters of core/metrics.c in the Prometheus text
+ * exposition format 0.0.4, for clients in trusted_networks only (the
+ * scraper on this host or the monitoring network); others get 403. */
+#include "http_private.h"
+
+#include <event2/http.h>
+
+#include "metrics.h"
+#include "util.h"
+
+/* Every counter, label and histogram bucket: well under 16 KiB. */
+#define HTTP_METRICS_MAX 65536
+
+void http_metrics_serve(struct http_listener *l, struct evhttp_request *req)
+{
+	char ip[64];
+	bool trusted, loopback;
+	struct buf b;
+
+	http_peer(req, l->ctx->cfg, ip, sizeof(ip), &trusted, &loopback);
+	buf_init(&b, HTTP_METRICS_MAX);
+	if (!trusted) {
+		(void)buf_appendf(&b, "forbidden: /metrics is for trusted_networks\n");
+		http_reply(req, HTTP_STATUS_FORBIDDEN, "text/plain; charset=utf-8", &b);
+	} else if (metrics_format(&b) < 0) {
+		buf_reset(&b);
+		http_reply(req, HTTP_INTERNAL, NULL, &b);
+	} else {
+		http_reply(req, HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b);
+	}
+	buf_free(&b);
+}
