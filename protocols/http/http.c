@@ -39,8 +39,15 @@ void http_reply(struct evhttp_request *req, int code, const char *type,
 	/* Answers are per request: a shared cache must not keep them. */
 	evhttp_add_header(headers, "Cache-Control", "no-store");
 	evhttp_add_header(headers, "X-Content-Type-Options", "nosniff");
-	if (evb != NULL && body != NULL && body->len > 0)
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* RFC 9110 §9.3.2: the GET's headers, no content (evhttp 2.1
+		 * would send it). */
+		char len[24];
+		snprintf(len, sizeof(len), "%zu", body != NULL ? body->len : 0);
+		evhttp_add_header(headers, "Content-Length", len);
+	} else if (evb != NULL && body != NULL && body->len > 0) {
 		evbuffer_add(evb, body->data, body->len);
+	}
 	evhttp_send_reply(req, code, NULL, evb);
 	if (evb != NULL)
 		evbuffer_free(evb);
