@@ -713,15 +713,15 @@ static int close_listener(struct parser *p)
 		return fail(p, p->block_line, "listener '%s' has no role", l->name);
 	if (p->block_seen[LKEY_ADDRESS] == 0)
 		str_copy(l->address, "*", sizeof(l->address));
-	if (p->block_seen[LKEY_PORT] == 0)
-		l->port = role_ports[l->role] == 80 && l->tls == TLS_MODE_IMPLICIT ? 443 :
+	if (p->block_seen[LKEY_TLS] == 0)
+		l->tls = want;
+	if (p->block_seen[LKEY_PORT] == 0) /* RFC 9110 §4.2.2: https is 443 */
+		l->port = l->role == ROLE_HTTP && l->tls == TLS_MODE_IMPLICIT ? 443 :
 			  role_ports[l->role];
 	if (l->role == ROLE_HTTP && l->tls == TLS_MODE_STARTTLS)
 		return fail(p, p->block_seen[LKEY_TLS], "listener '%s': role http takes "
 			    "tls = none or implicit", l->name);
-	if (p->block_seen[LKEY_TLS] == 0)
-		l->tls = want;
-	else if (want == TLS_MODE_IMPLICIT && l->tls != TLS_MODE_IMPLICIT)
+	if (want == TLS_MODE_IMPLICIT && l->tls != TLS_MODE_IMPLICIT)
 		return fail(p, p->block_seen[LKEY_TLS], "listener '%s': role %s needs "
 			    "tls = implicit", l->name, role_names[l->role]);
 	return 0;
@@ -927,6 +927,8 @@ enum tls_mode config_role_default_tls(enum listener_role role)
 {
 	if (role == ROLE_SUBMISSIONS || role == ROLE_IMAPS || role == ROLE_POP3S)
 		return TLS_MODE_IMPLICIT;
+	if (role == ROLE_HTTP) /* HTTP has no STARTTLS (RFC 2817 upgrade unused) */
+		return TLS_MODE_NONE;
 	return TLS_MODE_STARTTLS;
 }
 

@@ -1,6 +1,8 @@
 /* GET /metrics: the counters of core/metrics.c in the Prometheus text
  * exposition format 0.0.4, for clients in trusted_networks only (the
- * scraper on this host or the monitoring network); others get 403. */
+ * scraper on this host or the monitoring network); others get 403, and
+ * so does a request a reverse proxy forwarded (Forwarded or
+ * X-Forwarded-For present). */
 #include "http_private.h"
 
 #include <event2/http.h>
@@ -13,11 +15,17 @@
 
 void http_metrics_serve(struct http_listener *l, struct evhttp_request *req)
 {
+	const struct evkeyvalq *headers = evhttp_request_get_input_headers(req);
 	char ip[64];
 	bool trusted, loopback;
 	struct buf b;
 
 	http_peer(req, l->ctx->cfg, ip, sizeof(ip), &trusted, &loopback);
+	/* Behind a reverse proxy every request comes from the proxy's
+	 * (trusted) address: a forwarded request is someone else's. */
+	if (evhttp_find_header(headers, "Forwarded") != NULL ||
+	    evhttp_find_header(headers, "X-Forwarded-For") != NULL)
+		trusted = false;
 	buf_init(&b, HTTP_METRICS_MAX);
 	if (!trusted) {
 		(void)buf_appendf(&b, "forbidden: /metrics is for trusted_networks\n");

@@ -301,6 +301,8 @@ def test_metrics(d):
             "metrics: index commits observed; +Inf bucket equals the count")
     s, _, _, _, _ = metrics(source="127.0.0.2")
     r.check(s == 403, "metrics: 403 outside trusted_networks (%s)" % s)
+    s, _, _ = curl(http("/metrics"), "-H", "X-Forwarded-For: 192.0.2.7")
+    r.check(s == 403, "metrics: 403 for a request a reverse proxy forwarded (%s)" % s)
 
 
 def test_bad_requests(d):
