@@ -7,8 +7,6 @@
 #include "http.h"
 #include "http_private.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +20,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "conn.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -68,6 +67,7 @@ void http_peer(struct evhttp_request *req, const struct config *cfg, char *ip,
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	const struct sockaddr *sa = evcon != NULL ? evhttp_connection_get_addr(evcon) : NULL;
+	unsigned port;
 
 	ip[0] = '\0';
 	*trusted_r = false;
@@ -75,20 +75,7 @@ void http_peer(struct evhttp_request *req, const struct config *cfg, char *ip,
 	if (sa == NULL)
 		return;
 	*trusted_r = config_addr_is_trusted(cfg, sa);
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, ip, (socklen_t)iplen);
-		*loopback_r = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-			inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], ip, (socklen_t)iplen);
-			*loopback_r = in6->sin6_addr.s6_addr[12] == 127;
-		} else {
-			inet_ntop(AF_INET6, &in6->sin6_addr, ip, (socklen_t)iplen);
-			*loopback_r = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-		}
-	}
+	conn_addr_text(sa, ip, iplen, &port, loopback_r);
 }
 
 /* The domain an autoconfig request is about: the emailaddress parameter's
@@ -116,6 +103,18 @@ static const char *http_autoconfig_domain(const struct config *cfg, const char *
 	return domain;
 }
 
+/* Send b as a 200 of this type, or a 500 when building it failed (rc < 0);
+ * b is freed. */
+static void http_reply_answer(struct evhttp_request *req, int rc, struct buf *b,
+			      const char *type)
+{
+	if (rc < 0)
+		http_reply_text(req, HTTP_INTERNAL, "answer too large");
+	else
+		http_reply(req, HTTP_OK, type, b);
+	buf_free(b);
+}
+
 static void http_serve_autoconfig(struct http_listener *l, struct evhttp_request *req,
 				  const char *query)
 {
@@ -127,11 +126,8 @@ static void http_serve_autoconfig(struct http_listener *l, struct evhttp_request
 		return;
 	}
 	buf_init(&b, HTTP_REPLY_MAX);
-	if (http_autoconfig_xml(l->ctx->cfg, domain, &b) < 0)
-		http_reply_text(req, HTTP_INTERNAL, "answer too large");
-	else
-		http_reply(req, HTTP_OK, "application/xml; charset=utf-8", &b);
-	buf_free(&b);
+	http_reply_answer(req, http_autoconfig_xml(l->ctx->cfg, domain, &b), &b,
+			  "application/xml; charset=utf-8");
 }
 
 static void http_serve_autodiscover(struct http_listener *l, struct evhttp_request *req)
@@ -147,11 +143,8 @@ static void http_serve_autodiscover(struct http_listener *l, struct evhttp_reque
 			http_autodiscover_address(body, len, address, sizeof(address));
 	}
 	buf_init(&b, HTTP_REPLY_MAX);
-	if (http_autodiscover_xml(l->ctx->cfg, address, &b) < 0)
-		http_reply_text(req, HTTP_INTERNAL, "answer too large");
-	else
-		http_reply(req, HTTP_OK, "application/xml; charset=utf-8", &b);
-	buf_free(&b);
+	http_reply_answer(req, http_autodiscover_xml(l->ctx->cfg, address, &b), &b,
+			  "application/xml; charset=utf-8");
 }
 
 static void http_serve_mta_sts(struct http_listener *l, struct evhttp_request *req)
@@ -159,11 +152,8 @@ static void http_serve_mta_sts(struct http_listener *l, struct evhttp_request *r
 	struct buf b;
 
 	buf_init(&b, HTTP_REPLY_MAX);
-	if (http_mta_sts(l->ctx->cfg, &b) < 0)
-		http_reply_text(req, HTTP_INTERNAL, "answer too large");
-	else /* RFC 8461 §3.3: media type text/plain */
-		http_reply(req, HTTP_OK, "text/plain", &b);
-	buf_free(&b);
+	/* RFC 8461 §3.3: media type text/plain */
+	http_reply_answer(req, http_mta_sts(l->ctx->cfg, &b), &b, "text/plain");
 }
 
 enum http_route {

@@ -15,6 +15,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from postern_test import Daemon, Results, free_port, skip, wait_port
+from pop3_util import allow_plaintext
 from smtp_util import PASSWORD, USER, make_msg, send_raw, wait_count
 
 POSTERN = os.path.abspath(sys.argv[1])
@@ -346,11 +347,7 @@ for extra, what in (("listener w {\n role = http\n tls = starttls\n}\n", "tls = 
 # Loopback with allow_plaintext_auth_on_loopback: the profile over plain HTTP.
 d = Daemon(POSTERN, roles=("imaps", "submissions"), extra_config=EXTRA.replace(
     "trusted_networks = 127.0.0.1/32\n", ""))
-with open(d.conf) as f:
-    text = f.read()
-with open(d.conf, "w") as f:
-    f.write(text.replace("allow_plaintext_auth_on_loopback = no",
-                         "allow_plaintext_auth_on_loopback = yes"))
+allow_plaintext(d)
 with d:
     d.add_user(USER, PASSWORD)
     wait_port(HTTP_PORT)
