@@ -236,12 +236,14 @@ void http_mobileconfig_serve(struct http_listener *l, struct evhttp_request *req
 }
 
 /* At server_free the worker pools are gone (their done() ran): what is
- * left waits on a throttle timer.  evhttp_free frees the requests. */
+ * left waits on a throttle timer.  Answering 503 frees a request whose
+ * client has left (evhttp keeps those apart); evhttp_free the others. */
 void http_auth_free_pending(struct http_ctx *ctx)
 {
 	while (ctx->pending != NULL) {
 		struct http_auth_job *job = ctx->pending;
 		ctx->pending = job->next;
+		http_reply(job->req, HTTP_SERVUNAVAIL, NULL, NULL);
 		http_auth_job_free(job);
 	}
 	ctx->n_pending = 0;
