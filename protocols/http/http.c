@@ -193,6 +193,20 @@ static enum http_route http_find_route(const char *path, bool *post_r)
 	return HTTP_ROUTE_NONE;
 }
 
+/* evhttp serves a connection without TLS when http_on_connection() could
+ * not make an SSL object (it then makes a plain bufferevent itself): on an
+ * implicit TLS listener such a request is never answered. */
+static bool http_is_tls_as_configured(const struct http_listener *l,
+				      struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+
+	if (l->lcfg->tls != TLS_MODE_IMPLICIT)
+		return true;
+	return evcon != NULL &&
+	       bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon)) != NULL;
+}
+
 static void http_on_request(struct evhttp_request *req, void *arg)
 {
 	struct http_listener *l = arg;
@@ -203,6 +217,10 @@ static void http_on_request(struct evhttp_request *req, void *arg)
 	enum http_route route;
 
 	log_debug("http method=%d uri=\"%.200s\"", (int)cmd, evhttp_request_get_uri(req));
+	if (!http_is_tls_as_configured(l, req)) {
+		http_reply_text(req, HTTP_SERVUNAVAIL, "TLS unavailable");
+		return;
+	}
 	route = path != NULL ? http_find_route(path, &post) : HTTP_ROUTE_NONE;
 	if (route == HTTP_ROUTE_NONE) {
 		http_reply_text(req, HTTP_NOTFOUND, "not found");
@@ -246,7 +264,7 @@ static struct bufferevent *http_on_connection(struct event_base *base, void *arg
 		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 	ssl = tls_server_new_ssl(server_tls(l->ctx->srv), ROLE_HTTP);
 	if (ssl == NULL)
-		return NULL; /* evhttp then closes the connection */
+		return NULL; /* see http_is_tls_as_configured() */
 	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					      BEV_OPT_CLOSE_ON_FREE);
 }
