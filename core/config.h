@@ -177,6 +177,13 @@ int config_http_set(struct config *cfg, const char *key, const char *value,
 /* The name clients are told to connect to: autoconfig_hostname or
  * hostname. */
 const char *config_http_client_hostname(const struct config *cfg);
+/* The MTA-STS policy file (RFC 8461 §3.2) of the mta_sts_* keys. */
+struct buf;
+int config_mta_sts_policy(const struct config *cfg, struct buf *out);
+/* For `postern dns DOMAIN`: the autoconfig, Autodiscover and MTA-STS
+ * records, as zone lines; nothing without a listener of role http.  0, or
+ * -1 when out's cap is reached. */
+int config_http_dns_records(const struct config *cfg, const char *domain, struct buf *out);
 
 /* A duration: a number with an optional unit ms, s, m, h or d (seconds
  * without one), as milliseconds; 0 or -1. */

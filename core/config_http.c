@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "util.h"
 
 /* RFC 8461 §3.2: max_age is at most 31557600 seconds (about a year). */
@@ -111,4 +113,71 @@ int config_http_set(struct config *cfg, const char *key, const char *value,
 const char *config_http_client_hostname(const struct config *cfg)
 {
 	return cfg->autoconfig_hostname[0] != '\0' ? cfg->autoconfig_hostname : cfg->hostname;
+}
+
+int config_mta_sts_policy(const struct config *cfg, struct buf *out)
+{
+	static const char *const modes[] = { "none", "testing", "enforce" };
+	int bad = 0;
+
+	/* RFC 8461 §3.2: "version" first; lines end with CRLF (LF allowed). */
+	bad |= buf_appendf(out, "version: STSv1\r\nmode: %s\r\n", modes[cfg->mta_sts_mode]);
+	if (cfg->n_mta_sts_mx == 0)
+		bad |= buf_appendf(out, "mx: %s\r\n", cfg->hostname);
+	for (size_t i = 0; i < cfg->n_mta_sts_mx; i++)
+		bad |= buf_appendf(out, "mx: %s\r\n", cfg->mta_sts_mx[i]);
+	bad |= buf_appendf(out, "max_age: %u\r\n", cfg->mta_sts_max_age);
+	return bad ? -1 : 0;
+}
+
+/* RFC 8461 §3.1: the TXT record's id (1 to 32 letters and digits) must
+ * change with the policy: 20 hex digits of the policy's SHA-256. */
+static int config_mta_sts_id(const struct config *cfg, char id[21])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	struct buf policy;
+	int rc = -1;
+
+	buf_init(&policy, 4096);
+	if (config_mta_sts_policy(cfg, &policy) == 0 &&
+	    EVP_Digest(policy.data, policy.len, md, &mdlen, EVP_sha256(), NULL) == 1) {
+		for (int i = 0; i < 10; i++)
+			snprintf(id + 2 * i, 3, "%02x", md[i]);
+		rc = 0;
+	}
+	buf_free(&policy);
+	return rc;
+}
+
+int config_http_dns_records(const struct config *cfg, const char *domain, struct buf *out)
+{
+	const char *host = config_http_client_hostname(cfg);
+	const struct config_listener *web = NULL;
+	char id[21];
+	int bad = 0;
+
+	for (size_t i = 0; i < cfg->n_listeners && web == NULL; i++)
+		if (cfg->listeners[i].role == ROLE_HTTP)
+			web = &cfg->listeners[i];
+	if (web == NULL)
+		return 0;
+	/* Clients ask these names over HTTPS (443): Postern's own TLS listener
+	 * or the reverse proxy in front of a plain one. */
+	bad |= buf_appendf(out, "; Client set-up and MTA-STS (listener %s, role http): these "
+			   "names must reach it by HTTPS on port 443%s\n", web->name,
+			   web->tls == TLS_MODE_IMPLICIT ? "" : ", through your reverse proxy");
+	bad |= buf_appendf(out, "autoconfig.%s.\tIN CNAME\t%s.\n", domain, host);
+	bad |= buf_appendf(out, "autodiscover.%s.\tIN CNAME\t%s.\n", domain, host);
+	bad |= buf_appendf(out, "_autodiscover._tcp.%s.\tIN SRV\t0 0 443 %s.\n", domain, host);
+	if (cfg->mta_sts_mode == MTA_STS_NONE)
+		bad |= buf_appendf(out, "; mta_sts_mode is none: publish mta-sts and _mta-sts "
+				   "records once it is testing or enforce\n");
+	else if (config_mta_sts_id(cfg, id) == 0)
+		bad |= buf_appendf(out, "mta-sts.%s.\tIN CNAME\t%s.\n"
+				   "_mta-sts.%s.\tIN TXT\t\"v=STSv1; id=%s\"\n",
+				   domain, host, domain, id);
+	else
+		bad = -1;
+	return bad ? -1 : 0;
 }

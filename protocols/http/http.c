@@ -153,7 +153,7 @@ static void http_serve_mta_sts(struct http_listener *l, struct evhttp_request *r
 
 	buf_init(&b, HTTP_REPLY_MAX);
 	/* RFC 8461 §3.3: media type text/plain */
-	http_reply_answer(req, http_mta_sts(l->ctx->cfg, &b), &b, "text/plain");
+	http_reply_answer(req, config_mta_sts_policy(l->ctx->cfg, &b), &b, "text/plain");
 }
 
 enum http_route {

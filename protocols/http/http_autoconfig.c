@@ -6,8 +6,9 @@
  *     username %EMAILADDRESS%, authentication password-cleartext);
  *   - Microsoft Autodiscover "POX" (responseschema 2006a, Protocol blocks
  *     of type IMAP, POP3, SMTP);
- *   - an unsigned Apple configuration profile (com.apple.mail.managed);
- *   - the MTA-STS policy file (RFC 8461 §3.2).
+ *   - an unsigned Apple configuration profile (com.apple.mail.managed).
+ * (The MTA-STS policy text is core's, config_mta_sts_policy(), since
+ * `postern dns` derives its id from it.)
  * None of them depends on whether a user exists. */
 #include "http_private.h"
 
@@ -285,20 +286,5 @@ int http_mobileconfig(const struct config *cfg, const char *address, struct buf 
 			   "\t<string>Configuration</string>\n\t<key>PayloadUUID</key>\n"
 			   "\t<string>%s</string>\n\t<key>PayloadVersion</key>\n"
 			   "\t<integer>1</integer>\n</dict>\n</plist>\n", uuid_profile, uuid_profile);
-	return bad ? -1 : 0;
-}
-
-int http_mta_sts(const struct config *cfg, struct buf *out)
-{
-	static const char *const modes[] = { "none", "testing", "enforce" };
-	int bad = 0;
-
-	/* RFC 8461 §3.2: "version" first; lines end with CRLF (LF allowed). */
-	bad |= buf_appendf(out, "version: STSv1\r\nmode: %s\r\n", modes[cfg->mta_sts_mode]);
-	if (cfg->n_mta_sts_mx == 0)
-		bad |= buf_appendf(out, "mx: %s\r\n", cfg->hostname);
-	for (size_t i = 0; i < cfg->n_mta_sts_mx; i++)
-		bad |= buf_appendf(out, "mx: %s\r\n", cfg->mta_sts_mx[i]);
-	bad |= buf_appendf(out, "max_age: %u\r\n", cfg->mta_sts_max_age);
 	return bad ? -1 : 0;
 }

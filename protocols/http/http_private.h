@@ -70,7 +70,6 @@ int http_xml_escape(struct buf *out, const char *text);
 int http_autoconfig_xml(const struct config *cfg, const char *domain, struct buf *out);
 int http_autodiscover_xml(const struct config *cfg, const char *address, struct buf *out);
 int http_mobileconfig(const struct config *cfg, const char *address, struct buf *out);
-int http_mta_sts(const struct config *cfg, struct buf *out);
 /* The address inside <EMailAddress> of an Autodiscover request body, or
  * "" when there is none or it is not a valid address. */
 void http_autodiscover_address(const char *body, size_t len, char *out, size_t outlen);

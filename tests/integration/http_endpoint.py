@@ -332,6 +332,20 @@ def test_bad_requests(d):
     r.check(s == 200, "still answering after bad requests")
 
 
+def test_dns(d):
+    """`postern dns` prints the records that lead clients and senders here."""
+    out = d.cli("dns", "example.test").stdout.decode()
+    policy = curl(http("/.well-known/mta-sts.txt"))[2]
+    import hashlib
+    want_id = hashlib.sha256(policy).hexdigest()[:20]
+    for line in ("autoconfig.example.test.\tIN CNAME\timap.example.test.",
+                 "autodiscover.example.test.\tIN CNAME\timap.example.test.",
+                 "_autodiscover._tcp.example.test.\tIN SRV\t0 0 443 imap.example.test.",
+                 "mta-sts.example.test.\tIN CNAME\timap.example.test.",
+                 '_mta-sts.example.test.\tIN TXT\t"v=STSv1; id=%s"' % want_id):
+        r.check(line in out.splitlines(), "dns: %s" % line)
+
+
 with Daemon(POSTERN, roles=("smtp", "submission", "submissions", "imap", "imaps", "pop3s"),
             extra_config=EXTRA) as d:
     d.add_user(USER, PASSWORD)
@@ -343,6 +357,7 @@ with Daemon(POSTERN, roles=("smtp", "submission", "submissions", "imap", "imaps"
     r.run("mta-sts", lambda: test_mta_sts(d))
     r.run("metrics", lambda: test_metrics(d))
     r.run("bad requests", lambda: test_bad_requests(d))
+    r.run("dns", lambda: test_dns(d))
     # Stop while a throttled check waits on its timer: the daemon still
     # exits 0, and ASan finds nothing left behind (Daemon checks the code).
     held = tls_context().wrap_socket(socket.create_connection(
@@ -360,6 +375,18 @@ for extra, what in (("listener w {\n role = http\n tls = starttls\n}\n", "tls = 
     res = bad.cli("check", check=False)
     r.check(res.returncode == 78, "check: %s exits 78 (%d)" % (what, res.returncode))
     shutil.rmtree(bad.dir, ignore_errors=True)
+
+# `postern dns` without MTA-STS, and without an http listener.
+for extra, want, what in (
+        ("listener w {\n role = http\n port = %d\n}\n" % free_port(),
+         lambda out: "autoconfig.example.test." in out and "\n_mta-sts." not in out and
+         "mta_sts_mode is none" in out, "mta_sts_mode none: no MTA-STS records"),
+        ("", lambda out: "autoconfig" not in out and "_imaps._tcp" in out,
+         "no http listener: no autoconfig records")):
+    nd = Daemon(POSTERN, roles=("imaps",), extra_config=extra)
+    res = nd.cli("dns", "example.test", check=False)
+    r.check(res.returncode == 0 and want(res.stdout.decode()), "dns: " + what)
+    shutil.rmtree(nd.dir, ignore_errors=True)
 
 # Loopback with allow_plaintext_auth_on_loopback: the profile over plain HTTP.
 d = Daemon(POSTERN, roles=("imaps", "submissions"), extra_config=EXTRA.replace(

@@ -117,7 +117,7 @@ START_TEST(test_http_mta_sts_policy)
 	struct buf b;
 
 	buf_init(&b, 1024);
-	ck_assert_int_eq(http_mta_sts(cfg, &b), 0);
+	ck_assert_int_eq(config_mta_sts_policy(cfg, &b), 0);
 	ck_assert_int_eq(buf_cstr(&b), 0);
 	ck_assert_str_eq(b.data, "version: STSv1\r\nmode: none\r\nmx: mail.example.org\r\n"
 			 "max_age: 604800\r\n");
