@@ -56,6 +56,9 @@
 /* An entry is a 64-byte allocation plus half a bucket pointer (~70
  * bytes): 10 million is ~700 MB, the most that makes sense anywhere. */
 #define CONFIG_PREGREET_CACHE_MAX 10000000
+/* RFC 7162 §3.2.5.2 lets the expunge log be forgotten; 12 B an entry */
+#define CONFIG_EXPUNGE_LOG_MAX 10000000
+#define CONFIG_EXPUNGE_LOG_AGE_MAX (3650u * 86400) /* ten years */
 /* A verified password is trusted again for at most a day (Dovecot's
  * auth_cache_ttl defaults to an hour), in at most a million entries. */
 #define CONFIG_AUTH_CACHE_TTL_MAX 86400
@@ -98,9 +101,14 @@ static const struct config_key config_keys[] = {
 	  CONFIG_TIMEOUT_MAX },
 	{ "imap_idle_timeout", KEY_UINT, FIELD(imap_idle_timeout), CONFIG_IDLE_TIMEOUT_MIN,
 	  CONFIG_TIMEOUT_MAX },
+	{ "imap_expunge_log_max", KEY_UINT, FIELD(imap_expunge_log_max), 1,
+	  CONFIG_EXPUNGE_LOG_MAX },
+	{ "imap_expunge_log_age", KEY_DURATION_S, FIELD(imap_expunge_log_age), 0,
+	  CONFIG_EXPUNGE_LOG_AGE_MAX },
 	{ "pop3_idle_timeout", KEY_UINT, FIELD(pop3_idle_timeout), CONFIG_IDLE_TIMEOUT_MIN,
 	  CONFIG_TIMEOUT_MAX },
 	{ "shutdown_timeout", KEY_UINT, FIELD(shutdown_timeout), 0, CONFIG_SHUTDOWN_TIMEOUT_MAX },
+	{ "sandbox", KEY_BOOL, FIELD(sandbox), 0, 0 },
 	{ "allow_plaintext_auth_on_loopback", KEY_BOOL,
 	  FIELD(allow_plaintext_auth_on_loopback), 0, 0 },
 	{ "smtp_bare_lf", KEY_BARE_LF, 0, 0, 0 },
@@ -116,6 +124,8 @@ static const struct config_key config_keys[] = {
 	{ "auth_cache_size", KEY_UINT, FIELD(auth_cache_max), 1, CONFIG_AUTH_CACHE_SIZE_MAX },
 	{ "outbound_delivery", KEY_OUTBOUND, 0, 0, 0 },
 	{ "outbound_port", KEY_OUTBOUND, 0, 0, 0 },
+	{ "outbound_destination_concurrency", KEY_UINT, FIELD(outbound_dest_concurrency), 1,
+	  CONFIG_DEST_CONCURRENCY_MAX },
 	{ "dns_resolver", KEY_OUTBOUND, 0, 0, 0 },
 	{ "relay_host", KEY_OUTBOUND, 0, 0, 0 },
 	{ "relay_tls", KEY_OUTBOUND, 0, 0, 0 },
@@ -829,11 +839,13 @@ void config_defaults(struct config *cfg)
 	cfg->line_length_max = 8192;
 	cfg->smtp_timeout = 300;
 	cfg->imap_idle_timeout = 1800;
+	cfg->imap_expunge_log_max = 10000; /* store.h MD_EXPUNGE_LOG_MAX_DEFAULT */
 	cfg->pop3_idle_timeout = 600;
 	cfg->shutdown_timeout = 30;
 	cfg->smtp_pregreet_delay_ms = 1000;
 	cfg->smtp_pregreet_ttl = 86400;
 	cfg->smtp_pregreet_cache_max = 100000;
+	cfg->sandbox = true;
 	cfg->auth_cache_ttl = 3600;
 	cfg->auth_cache_max = 10000;
 	/* Loopback only: 127.0.0.0/8 and ::1. */

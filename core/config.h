@@ -36,6 +36,15 @@
 #define CONFIG_NETWORKS_MAX 64         /* trusted_networks entries */
 #define CONFIG_RETRY_MAX 16            /* queue_retry steps */
 #define CONFIG_MTA_STS_MX_MAX 8        /* mta_sts_mx entries */
+/* outbound_destination_concurrency: connections at once to one
+ * destination.  Postfix starts each destination at 5
+ * (initial_destination_concurrency) and grows towards 20
+ * (default_destination_concurrency_limit) only while the far side keeps
+ * accepting; we have no such feedback, so we stay at Postfix's start.
+ * Connections are reused (CLIENT_MESSAGES_MAX per connection), so five
+ * busy sessions carry far more mail than a small organisation sends. */
+#define CONFIG_DEST_CONCURRENCY_DEFAULT 5
+#define CONFIG_DEST_CONCURRENCY_MAX 100
 
 enum listener_role {
 	ROLE_SMTP,        /* 25: inbound MX */
@@ -113,6 +122,8 @@ struct config {
 	unsigned line_length_max;       /* line_length_max, command lines */
 	unsigned smtp_timeout;          /* seconds idle, SMTP (RFC 5321 §4.5.3.2: 300) */
 	unsigned imap_idle_timeout;     /* seconds, IMAP (RFC 9051 §5.4: >= 1800) */
+	unsigned imap_expunge_log_max;  /* expunges kept per mailbox for QRESYNC */
+	unsigned imap_expunge_log_age;  /* seconds; younger ones are kept too, 0: off */
 	unsigned pop3_idle_timeout;     /* seconds, POP3 (RFC 1939 §3: >= 600) */
 	unsigned shutdown_timeout;      /* seconds to let transactions finish */
 
@@ -128,6 +139,7 @@ struct config {
 	unsigned auth_cache_ttl;          /* auth_cache_ttl, seconds; 0: off */
 	unsigned auth_cache_max;          /* auth_cache_size, entries */
 
+	bool sandbox;                     /* sandbox = yes|no (Landlock) */
 	bool allow_plaintext_auth_on_loopback;
 	enum bare_lf_policy smtp_bare_lf;     /* smtp_bare_lf = reject|normalise */
 	bool quota_error_permanent;           /* quota_error = temporary|permanent */
@@ -135,6 +147,7 @@ struct config {
 	/* Outbound mail (config_outbound.c parses these). */
 	bool outbound_delivery;           /* outbound_delivery = yes|no */
 	unsigned outbound_port;           /* outbound_port: port of MX hosts */
+	unsigned outbound_dest_concurrency; /* outbound_destination_concurrency */
 	bool has_dns_resolver;            /* dns_resolver = ADDRESS:PORT */
 	char dns_resolver_addr[64];       /* numeric IPv4 or IPv6 */
 	unsigned dns_resolver_port;

@@ -26,6 +26,7 @@ void config_outbound_defaults(struct config *cfg)
 
 	cfg->outbound_delivery = true;
 	cfg->outbound_port = 25;
+	cfg->outbound_dest_concurrency = CONFIG_DEST_CONCURRENCY_DEFAULT;
 	cfg->relay_tls = TLS_MODE_STARTTLS;
 	for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
 		cfg->queue_retry[i] = retry[i];
@@ -128,14 +129,16 @@ int config_outbound_set(struct config *cfg, const char *key, const char *value,
 	if (strcmp(key, "dns_resolver") == 0) {
 		unsigned char a[16];
 		char *host = cfg->dns_resolver_addr;
-		/* IPv4 only: glibc keeps IPv6 name servers in private fields */
+		/* IPv6 in brackets: [::1]:53 */
 		if (split_host_port(value, host, sizeof(cfg->dns_resolver_addr),
-				    &cfg->dns_resolver_port) == 0 && inet_pton(AF_INET, host, a) == 1) {
+				    &cfg->dns_resolver_port) == 0 &&
+		    (inet_pton(AF_INET, host, a) == 1 ||
+		     (value[0] == '[' && inet_pton(AF_INET6, host, a) == 1))) {
 			cfg->has_dns_resolver = true;
 			return 0;
 		}
 		snprintf(msg, msglen, "dns_resolver must be ADDRESS:PORT with a numeric IPv4 "
-			 "address (127.0.0.1:53), not '%.64s'", value);
+			 "address (127.0.0.1:53) or [IPv6]:PORT ([::1]:53), not '%.64s'", value);
 		return -1;
 	}
 	if (strcmp(key, "relay_host") == 0) {

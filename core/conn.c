@@ -1,5 +1,6 @@
 /* One client connection over a libevent bufferevent (plain, TLS socket, or
- * a TLS filter after STARTTLS).
+ * a TLS filter after STARTTLS), with a DEFLATE filter on top of any of
+ * them after conn_compress() (conn_zlib.c).
  *
  * Memory: the connection owns its bufferevent and a line scratch buffer
  * that lives only while a line event is delivered.  Teardown is deferred
@@ -26,6 +27,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "conn_zlib.h"
 #include "log.h"
 #include "server_private.h"
 
@@ -46,6 +48,7 @@ struct conn {
 	struct bufferevent *bev;
 	struct event *kick_ev;
 	SSL *ssl;
+	struct conn_zlib *zlib;   /* conn_compress(): owned by the filter bev */
 
 	conn_event_fn *handler;
 	void *session;
@@ -350,20 +353,15 @@ void conn_printf(struct conn *conn, const char *fmt, ...)
 	conn_check_backpressure(conn);
 }
 
-/* After STARTTLS the connection's bufferevent is a TLS filter: its output
- * moves, encrypted, to the socket bufferevent underneath, which may still
- * hold it.  Both count. */
+/* After STARTTLS or COMPRESS the connection's bufferevent is a filter: its
+ * output moves, encrypted or compressed, to the bufferevents underneath,
+ * which may still hold it.  Every layer counts. */
 size_t conn_output_pending(const struct conn *conn)
 {
-	struct bufferevent *under;
-	size_t n;
+	size_t n = 0;
 
-	if (conn->bev == NULL)
-		return 0;
-	n = evbuffer_get_length(bufferevent_get_output(conn->bev));
-	under = bufferevent_get_underlying(conn->bev);
-	if (under != NULL)
-		n += evbuffer_get_length(bufferevent_get_output(under));
+	for (struct bufferevent *b = conn->bev; b != NULL; b = bufferevent_get_underlying(b))
+		n += evbuffer_get_length(bufferevent_get_output(b));
 	return n;
 }
 
@@ -443,7 +441,7 @@ int conn_starttls(struct conn *conn)
 	struct bufferevent *filter;
 	SSL *ssl;
 
-	if (conn->ssl != NULL || conn->bev == NULL || conn->dead)
+	if (conn->ssl != NULL || conn->zlib != NULL || conn->bev == NULL || conn->dead)
 		return -1;
 	ssl = tls_server_new_ssl(conn->srv->tls, conn->lcfg->role);
 	if (ssl == NULL)
@@ -467,6 +465,65 @@ int conn_starttls(struct conn *conn)
 	conn->line_scanned = 0;
 	conn_setup_bev(conn);
 	return 0;
+}
+
+/* conn_zlib_input() found the client's stream corrupt (inside libevent's
+ * filter callback): the connection goes from the loop (conn_process_input). */
+static void conn_on_zlib_fail(void *arg)
+{
+	conn_kick(arg);
+}
+
+int conn_compress(struct conn *conn)
+{
+	struct bufferevent *filter, *under = conn->bev;
+	struct conn_zlib *z;
+
+	if (conn->zlib != NULL || conn->bev == NULL || conn->dead || conn->closing ||
+	    conn->handshaking)
+		return -1;
+	z = conn_zlib_new(conn_on_zlib_fail, conn);
+	if (z == NULL)
+		return -1;
+	filter = bufferevent_filter_new(under, conn_zlib_input, conn_zlib_output,
+					BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS,
+					conn_zlib_free, z);
+	if (filter == NULL) {
+		conn_zlib_free(z);
+		return -1;
+	}
+	/* The layer underneath now only carries compressed octets: it keeps
+	 * no timeout of its own (the filter has the connection's), and holds
+	 * little, so that the limits of conn_update_read() and
+	 * CONN_OUTPUT_HIGH stay the ones that count (conn_zlib.c). */
+	bufferevent_set_timeouts(under, NULL, NULL);
+	bufferevent_setwatermark(under, EV_READ, 0, CONN_ZLIB_UNDER_READ_MAX);
+	bufferevent_setwatermark(under, EV_WRITE, CONN_ZLIB_UNDER_WRITE_MAX / 2,
+				 CONN_ZLIB_UNDER_WRITE_MAX);
+	conn->zlib = z;
+	conn->bev = filter;
+	conn->line_scanned = 0;
+	conn_setup_bev(conn);
+	conn_kick(conn); /* octets the client sent after the command, compressed */
+	return 0;
+}
+
+bool conn_is_compressed(const struct conn *conn)
+{
+	return conn->zlib != NULL;
+}
+
+/* The filter holds back what does not fit under the read high-water mark
+ * and is not called again unless the client sends more: ask it for more
+ * when the connection has used up what it had.  true when it gave some. */
+static bool conn_zlib_pull(struct conn *conn, struct evbuffer *input)
+{
+	size_t before = evbuffer_get_length(input);
+
+	if (conn->zlib == NULL || conn->dead || conn->bev == NULL)
+		return false;
+	bufferevent_flush(conn->bev, EV_READ, BEV_NORMAL);
+	return evbuffer_get_length(input) > before;
 }
 
 bool conn_is_tls(const struct conn *conn)
@@ -697,6 +754,10 @@ static void conn_process_input(struct conn *conn)
 	unsigned turns = 0;
 
 	conn->in_callback++;
+	if (conn->zlib != NULL && conn_zlib_failed(conn->zlib) && !conn->dead) {
+		conn_log(conn, LOG_LEVEL_INFO, "compressed input is corrupt rip=%s", conn->peer);
+		conn_kill(conn);
+	}
 	while (!conn->dead && conn->bev != NULL && !conn->paused && !conn->blocked &&
 	       !conn->closing && !conn->handshaking) {
 		struct evbuffer *input = bufferevent_get_input(conn->bev);
@@ -713,7 +774,7 @@ static void conn_process_input(struct conn *conn)
 			rc = 1;
 		} else
 			rc = conn_take_bytes(conn, input);
-		if (rc == 0)
+		if (rc == 0 && !conn_zlib_pull(conn, input))
 			break;
 	}
 	conn->in_callback--;

@@ -82,6 +82,16 @@ void conn_set_timeout(struct conn *conn, unsigned seconds);
  * -1 when TLS is not configured or already on. */
 int conn_starttls(struct conn *conn);
 bool conn_is_tls(const struct conn *conn);
+
+/* COMPRESS=DEFLATE (RFC 4978): what is queued already (the tagged OK)
+ * goes out as it is; every octet after it, both ways, is one raw DEFLATE
+ * stream (RFC 1951), over TLS when TLS is on.  Inflating is bounded by the
+ * line and byte limits above (a "deflate bomb" is held compressed until
+ * the protocol wants more), and input that does not inflate closes the
+ * connection (CONN_EV_CLOSED).  -1 when already compressed, during a TLS
+ * handshake, or out of memory (nothing changed then). */
+int conn_compress(struct conn *conn);
+bool conn_is_compressed(const struct conn *conn);
 /* The listener's TLS mode: NONE, STARTTLS (may be offered) or IMPLICIT. */
 enum tls_mode conn_tls_mode(const struct conn *conn);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or "" without TLS. */

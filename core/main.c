@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "notify.h"
+#include "sandbox.h"
 #include "server.h"
 #include "store.h"
 #include "tls.h"
@@ -130,6 +131,33 @@ static void main_store_maintenance(void *arg)
 	md_store_maintenance(arg);
 }
 
+/* Last step of start-up: every file outside data_dir the daemon needs
+ * later is named in sandbox.c.  POSTERN_SANDBOX_PROBE (tests) names a file
+ * to try to open once restricted. */
+static void main_sandbox(const struct config *cfg)
+{
+	char err[512];
+
+	if (!cfg->sandbox) {
+		log_info("sandbox: off (sandbox = no)");
+		sandbox_probe(getenv("POSTERN_SANDBOX_PROBE"));
+		return;
+	}
+	switch (sandbox_restrict(cfg, err, sizeof(err))) {
+	case SANDBOX_ON:
+		log_info("sandbox: on (%s): files outside %s and the configuration are "
+			 "out of reach", err, cfg->data_dir);
+		break;
+	case SANDBOX_UNSUPPORTED:
+		log_warn("sandbox: not available, running without: %s", err);
+		break;
+	case SANDBOX_FAILED:
+		log_warn("sandbox: not set up, running without: %s", err);
+		break;
+	}
+	sandbox_probe(getenv("POSTERN_SANDBOX_PROBE"));
+}
+
 static void main_auth_refresh(void *arg)
 {
 	auth_refresh(arg);
@@ -203,7 +231,9 @@ static int main_serve_config(const struct config *cfg, void (*ready_fn)(const st
 		goto out;
 	}
 	if (md_store_open(cfg->data_dir, &(struct md_store_options){
-			  .pop3_uidl_format = cfg->pop3_uidl_format }, &store, err, sizeof(err)) != MD_OK) {
+			  .pop3_uidl_format = cfg->pop3_uidl_format,
+			  .expunge_log_max = cfg->imap_expunge_log_max,
+			  .expunge_log_age = cfg->imap_expunge_log_age }, &store, err, sizeof(err)) != MD_OK) {
 		store = NULL;
 		fprintf(stderr, "postern: %s\n", err);
 		rc = EX_TEMPFAIL;
@@ -217,6 +247,7 @@ static int main_serve_config(const struct config *cfg, void (*ready_fn)(const st
 		rc = EX_SOFTWARE;
 		goto out;
 	}
+	main_sandbox(cfg);
 	if (ready_fn != NULL)
 		ready_fn(cfg);
 	/* Listeners bound, store open: systemd's Type=notify may go on. */

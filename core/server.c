@@ -254,7 +254,8 @@ struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 	}
 	srv->workers = worker_pool_new(srv->base, WORKER_IO_THREADS);
 	srv->auth_workers = worker_pool_new(srv->base, WORKER_AUTH_THREADS);
-	if (srv->workers == NULL || srv->auth_workers == NULL) {
+	srv->dns_workers = worker_pool_new(srv->base, WORKER_DNS_THREADS);
+	if (srv->workers == NULL || srv->auth_workers == NULL || srv->dns_workers == NULL) {
 		snprintf(err, errlen, "cannot start worker threads");
 		goto fail;
 	}
@@ -306,7 +307,10 @@ void server_free(struct server *srv)
 	/* Jobs still running finish; their done() frees the last connections.
 	 * A login's done() may queue IO work (POP3's snapshot), so the AUTH
 	 * pool goes first; anything submitted to it afterwards runs on the
-	 * IO pool (server_workers_kind()). */
+	 * IO pool (server_workers_kind()).  The DNS pool's done() queues the
+	 * delivery of a checked message on the IO pool, so it goes first. */
+	worker_pool_free(srv->dns_workers);
+	srv->dns_workers = NULL;
 	worker_pool_free(srv->auth_workers);
 	srv->auth_workers = NULL;
 	worker_pool_free(srv->workers);
@@ -613,5 +617,7 @@ struct worker_pool *server_workers_kind(struct server *srv, enum worker_kind kin
 {
 	if (kind == WORKER_AUTH && srv->auth_workers != NULL)
 		return srv->auth_workers;
+	if (kind == WORKER_DNS && srv->dns_workers != NULL)
+		return srv->dns_workers;
 	return srv->workers;
 }

@@ -32,6 +32,7 @@ struct server {
 	struct event_base *base;
 	struct worker_pool *workers;      /* WORKER_IO */
 	struct worker_pool *auth_workers; /* WORKER_AUTH */
+	struct worker_pool *dns_workers;  /* WORKER_DNS */
 	struct tls_server *tls;
 	struct server_protocol protocols[ROLE_COUNT];
 	bool has_protocol[ROLE_COUNT];

@@ -21,8 +21,10 @@ typedef void worker_done_fn(void *arg);
 enum worker_kind {
 	WORKER_IO,   /* file and index work: deliveries, reads, expunges */
 	WORKER_AUTH, /* password verification (auth_verify_password) */
+	WORKER_DNS,  /* DNS look-ups that wait on the network (SPF, DKIM keys,
+		      * DMARC of inbound mail) */
 };
-#define WORKER_KINDS 2
+#define WORKER_KINDS 3
 
 #define WORKER_THREADS_DEFAULT 4 /* worker_pool_new(base, 0) */
 /* Threads of the IO pool.  Most of its jobs wait on the disk (fsync of a
@@ -37,6 +39,11 @@ enum worker_kind {
  * logins moving without letting them take every CPU from the loop and the
  * IO pool on a small machine. */
 #define WORKER_AUTH_THREADS 2
+/* Threads of the DNS pool: its jobs mostly wait for answers (up to the
+ * inbound checks' deadline when a name server is down); eight keep eight
+ * messages' checks in flight without a slow name server taking the IO
+ * pool's threads from deliveries and mailbox reads. */
+#define WORKER_DNS_THREADS 8
 #define WORKER_STACK_SIZE (1024 * 1024) /* LIBRARIES.md: >= 1 MB for parsers */
 
 struct worker_pool *worker_pool_new(struct event_base *base, unsigned threads);

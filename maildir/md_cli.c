@@ -162,7 +162,9 @@ int md_cli_deliver(const struct config *cfg, int argc, char **argv,
 		return EX_NOUSER;
 	}
 	if (md_store_open(cfg->data_dir, &(struct md_store_options){
-			  .pop3_uidl_format = cfg->pop3_uidl_format }, &store, err, sizeof(err)) != MD_OK) {
+			  .pop3_uidl_format = cfg->pop3_uidl_format,
+			  .expunge_log_max = cfg->imap_expunge_log_max,
+			  .expunge_log_age = cfg->imap_expunge_log_age }, &store, err, sizeof(err)) != MD_OK) {
 		fprintf(stderr, "postern deliver: %s\n", err);
 		return EX_TEMPFAIL;
 	}
@@ -231,7 +233,9 @@ int md_cli_reindex(const struct config *cfg, int argc, char **argv)
 		return EX_CONFIG;
 	}
 	if (md_store_open(cfg->data_dir, &(struct md_store_options){
-			  .pop3_uidl_format = cfg->pop3_uidl_format }, &store, err, sizeof(err)) != MD_OK) {
+			  .pop3_uidl_format = cfg->pop3_uidl_format,
+			  .expunge_log_max = cfg->imap_expunge_log_max,
+			  .expunge_log_age = cfg->imap_expunge_log_age }, &store, err, sizeof(err)) != MD_OK) {
 		fprintf(stderr, "postern reindex: %s\n", err);
 		return EX_TEMPFAIL;
 	}

@@ -10,6 +10,7 @@
  * each mailbox numbers its own.
  */
 #include "md_private.h"
+#include "md_keywords.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -81,6 +82,33 @@ static enum md_result md_copy_kw_run(struct md_txn *t, struct md_copy_job *j)
 	return r;
 }
 
+static const struct md_msg_rec *md_copy_xkw_rec(void *ctx, size_t i)
+{
+	struct md_copy_item *it = &((struct md_copy_job *)ctx)->items[i];
+
+	return it->linked ? &it->dst : NULL;
+}
+
+/* The copies' keywords beyond the letters go to the destination's
+ * postern-keywords (md_keywords.c); a moved message's entry in the source
+ * goes stale and is dropped at its next rewrite. */
+static enum md_result md_copy_xkw(struct md_txn *t, struct md_copy_job *j)
+{
+	enum md_result r;
+	bool any = false;
+
+	for (size_t i = 0; i < j->n && !any; i++)
+		any = j->items[i].linked && md_xkw_any(j->items[i].dst.kw);
+	if (!any)
+		return MD_OK;
+	r = md_xkw_update(t, j->user->id, j->dst_mbox, j->dst_dir, md_copy_xkw_rec,
+			  j, j->n);
+	if (r != MD_OK)
+		md_user_seterr(j->user, "%s/%s: %s", j->dst_dir, MD_XKW_FILE,
+			       md_result_name(r));
+	return r;
+}
+
 /* Phase 2: index the copies; for MOVE remove the originals. */
 static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
 {
@@ -123,6 +151,8 @@ static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
 		md_rec_count(&mb, &it->dst, 1);
 		md_rec_quota(&urec, &it->dst, 1);
 	}
+	if ((r = md_copy_xkw(t, j)) != MD_OK)
+		return r;
 	mb.highestmodseq = modseq;
 	if ((r = md_rec_mbox_put(t, u->id, &mb)) != MD_OK)
 		return r;
@@ -286,8 +316,14 @@ enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
 				it->dst.kw[job.kwmap[k] / 64] |= 1ULL << (job.kwmap[k] % 64);
 		it->dst.in_new = false;
 		it->dst.save_date = now;
-		if (md_unique_name(u->store, it->src.size, base, sizeof(base)) < 0 ||
-		    md_fname_build(base, strlen(base), it->dst.letters, it->dst.kw,
+		if (md_unique_name(u->store, it->src.size, base, sizeof(base)) < 0) {
+			r = MD_TEMPFAIL;
+			goto undo;
+		}
+		/* the copy keeps the original's EMAILID (md_objectid.c); a
+		 * name too long for that leaves the copy an EMAILID of its own */
+		(void)md_emailid_name(it->src.fname, base, sizeof(base));
+		if (md_fname_build(base, strlen(base), it->dst.letters, it->dst.kw,
 				   it->dst.fname, sizeof(it->dst.fname)) < 0) {
 			r = MD_TEMPFAIL;
 			goto undo;

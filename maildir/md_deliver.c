@@ -32,6 +32,7 @@
  * literal (RFC 3501 §4.3).  An empty message is refused too.
  */
 #include "md_private.h"
+#include "md_keywords.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -295,6 +296,25 @@ static enum md_result md_kwjob_run(struct md_txn *t, void *arg)
 	return r;
 }
 
+static const struct md_msg_rec *md_deliver_xkw_rec(void *ctx, size_t i)
+{
+	(void)i;
+	return &((struct md_dtarget *)ctx)->rec;
+}
+
+/* APPEND with keywords beyond the letters: postern-keywords (md_keywords.c) */
+static enum md_result md_deliver_xkw_run(struct md_txn *t, void *arg)
+{
+	struct md_dtarget *dt = arg;
+	enum md_result r = md_xkw_update(t, dt->user->id, dt->mbox, dt->dir,
+					 md_deliver_xkw_rec, dt, 1);
+
+	if (r != MD_OK)
+		md_user_seterr(dt->user, "%s/%s: %s", dt->dir, MD_XKW_FILE,
+			       md_result_name(r));
+	return r;
+}
+
 /* Copy the spool file into dir (other file system): tmp/, fsync, rename. */
 static int md_deliver_copy(int from, uint64_t size, const char *dir,
 			   const char *final)
@@ -403,6 +423,11 @@ static enum md_result md_deliver_prepare(struct md_delivery *d,
 	}
 	if (md_msg_path(dt->dir, &dt->rec, dt->path, sizeof(dt->path)) < 0)
 		return MD_TEMPFAIL;
+	/* before the file is there, so that a sync finding it first gets
+	 * them too */
+	if (md_xkw_any(dt->rec.kw) &&
+	    (r = md_write(d->store, md_deliver_xkw_run, dt)) != MD_OK)
+		return r;
 	if (link(d->spool, dt->path) < 0) {
 		if (errno != EXDEV || md_deliver_copy(d->fd, d->size, dt->dir,
 						      dt->path) < 0) {

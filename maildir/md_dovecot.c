@@ -1,6 +1,7 @@
 /* Reading what Dovecot leaves in a Maildir, for the first indexing (see
  * store.h and md_rebuild.c).  Formats, as Dovecot writes them:
- *   dovecot-uidlist v3:  "3 V<uidvalidity> N<uidnext> G<guid>", then one
+ *   dovecot-uidlist v3:  "3 V<uidvalidity> N<uidnext> G<guid>" (guid: the
+ *                        mailbox GUID, 32 hex digits), then one
  *                        line per message "<uid> <fields> :<file name>"
  *                        (fields such as W<vsize> S<size> vary; P<uidl>
  *                        is the POP3 UIDL Dovecot gave the message when
@@ -132,8 +133,8 @@ static int md_dovecot_add(struct md_dovecot *dc, size_t *cap, const char *file,
 int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 		    void *keep_ctx, struct md_dovecot *dc)
 {
-	char path[PATH_MAX], line[MD_UIDLIST_LINE_MAX], *kwtext;
-	size_t cap = 0, len;
+	char path[PATH_MAX], line[MD_UIDLIST_LINE_MAX];
+	size_t cap = 0;
 	FILE *f;
 	bool too_long;
 	int version, rc;
@@ -164,6 +165,9 @@ int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 				continue;
 			if (tok[0] == 'N')
 				md_parse_u32(tok + 1, &end, &dc->uidnext);
+			if (tok[0] == 'G' && strlen(tok + 1) == MD_DCGUID_LEN &&
+			    strspn(tok + 1, "0123456789abcdef") == MD_DCGUID_LEN)
+				memcpy(dc->guid, tok + 1, MD_DCGUID_LEN + 1);
 		}
 	}
 	if (dc->uidvalidity == 0)
@@ -220,22 +224,8 @@ int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 	f = NULL;
 	if (dc->n > 1)
 		qsort(dc->map, dc->n, sizeof(*dc->map), md_dcmap_cmp);
-	if (!header_only &&
-	    (size_t)snprintf(path, sizeof(path), "%s/dovecot-keywords", dir) <
-	    sizeof(path) && read_small_file(path, MD_DCKEYWORDS_MAX, &kwtext, &len) == 0) {
-		char *save = NULL;
-
-		for (char *l = strtok_r(kwtext, "\n", &save); l != NULL;
-		     l = strtok_r(NULL, "\n", &save)) {
-			const char *p = l;
-			uint32_t idx;
-
-			if (md_parse_u32(p, &p, &idx) && idx < 26 && *p == ' ' &&
-			    md_keyword_check(p + 1) == MD_OK && dc->kw[idx] == NULL)
-				dc->kw[idx] = strdup(p + 1);
-		}
-		free(kwtext);
-	}
+	if (!header_only)
+		md_dovecot_keywords_read(dir, dc->kw);
 	return 0;
 bad:
 	log_warn("store: %s: unusable, not imported", path);
@@ -243,6 +233,26 @@ bad:
 		fclose(f);
 	md_dovecot_free(dc);
 	return -1;
+}
+
+void md_dovecot_keywords_read(const char *dir, char *kw[26])
+{
+	char path[PATH_MAX], *kwtext, *save = NULL;
+	size_t len;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/dovecot-keywords", dir) >=
+	    sizeof(path) || read_small_file(path, MD_DCKEYWORDS_MAX, &kwtext, &len) < 0)
+		return;
+	for (char *l = strtok_r(kwtext, "\n", &save); l != NULL;
+	     l = strtok_r(NULL, "\n", &save)) {
+		const char *p = l;
+		uint32_t idx;
+
+		if (md_parse_u32(p, &p, &idx) && idx < 26 && *p == ' ' &&
+		    md_keyword_check(p + 1) == MD_OK && kw[idx] == NULL)
+			kw[idx] = strdup(p + 1);
+	}
+	free(kwtext);
 }
 
 int md_sync_dovecot_header(const char *dir, uint32_t *uidvalidity_r,

@@ -674,3 +674,43 @@ int64_t md_env_sent_date(const char *msg, size_t hdr_off, size_t hdr_len)
 	buf_free(&v);
 	return t;
 }
+
+int md_env_references(const char *msg, size_t hdr_off, size_t hdr_len,
+		      struct buf *out)
+{
+	struct md_field last, f;
+	struct md_hdr_iter it;
+	struct buf v;
+	bool found = false;
+	size_t i, from = 0;
+	int ret = 0;
+
+	/* a repeated field: the last one counts, as for ENVELOPE */
+	md_mime_hdr_init(&it, msg, hdr_off, hdr_len);
+	while (md_mime_hdr_next(&it, &f) > 0) {
+		if (md_mime_field_is(msg, &f, "References")) {
+			last = f;
+			found = true;
+		}
+	}
+	if (!found)
+		return 0;
+	buf_init(&v, 0);
+	if (md_mime_field_value(msg, &last, &v) < 0) {
+		buf_free(&v);
+		return -1;
+	}
+	/* the tail when too long: the nearest ancestors come last */
+	if (v.len > MD_META_REFERENCES_MAX) {
+		from = v.len - MD_META_REFERENCES_MAX;
+		while (from < v.len && v.data[from] != '<')
+			from++;
+	}
+	for (i = from; i < v.len && ret == 0; i++) {
+		if (v.data[i] == '\r')
+			continue;
+		ret = buf_putc(out, v.data[i] == '\n' ? ' ' : v.data[i]);
+	}
+	buf_free(&v);
+	return ret;
+}

@@ -489,6 +489,38 @@ int md_unique_name(struct md_store *store, uint64_t size, char *out, size_t outl
 	return 0;
 }
 
+int md_file_read_all(int fd, uint64_t size, void **buf_r)
+{
+	unsigned char *buf;
+	size_t done = 0;
+
+	*buf_r = NULL;
+	if (size == 0)
+		return 0;
+	if (size > MD_FILE_READ_MAX) {
+		errno = EFBIG;
+		return -1;
+	}
+	buf = malloc((size_t)size);
+	if (buf == NULL)
+		return -1;
+	while (done < size) {
+		ssize_t n = pread(fd, buf + done, (size_t)size - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = ENODATA;
+			free(buf);
+			return -1;
+		}
+		done += (size_t)n;
+	}
+	*buf_r = buf;
+	return 0;
+}
+
 int md_pathf(char *out, size_t outlen, const char *fmt, ...)
 {
 	va_list ap;

@@ -20,6 +20,7 @@
  * The databases (keys are big-endian so memcmp order is numeric order; the
  * key layouts are in md_private.h, the values in md_records.c):
  *   meta, users, mboxname, mbox, subs, msg, msgmeta, basename: plain
+ *   exptime: plain (added later: an older index simply lacks it)
  *   modseq, expunged: DUPSORT|DUPFIXED, dup = modseq u64 + uid u32 (12 B),
  *   so CHANGEDSINCE is MDB_GET_BOTH_RANGE + MDB_NEXT_DUP.
  */
@@ -51,7 +52,7 @@ static const char *const md_db_names[MD_DB_COUNT] = {
 	[MD_DB_SUBS] = "subs",         [MD_DB_MSG] = "msg",
 	[MD_DB_MSGMETA] = "msgmeta",   [MD_DB_BASENAME] = "basename",
 	[MD_DB_MODSEQ] = "modseq",     [MD_DB_EXPUNGED] = "expunged",
-	[MD_DB_KEYWORD] = "keyword",
+	[MD_DB_KEYWORD] = "keyword",   [MD_DB_EXPTIME] = "exptime",
 };
 
 struct md_job {
@@ -621,6 +622,26 @@ int md_cursor_next_dup(struct md_cursor *cur, struct md_val *val_r)
 
 	return md_cursor_result(cur, mdb_cursor_get(cur->c, &k, &v, MDB_NEXT_DUP),
 				&k, &v, NULL, val_r);
+}
+
+int md_kv_dup_count(struct md_txn *t, enum md_db db, const void *key, size_t klen,
+		    size_t *n_r)
+{
+	struct md_cursor *cur;
+	size_t n = 0;
+	int rc;
+
+	*n_r = 0;
+	if (md_cursor_open(t, db, key, klen, &cur) < 0)
+		return -1;
+	rc = md_cursor_seek(cur, key, klen, NULL, NULL);
+	if (rc == 0 && mdb_cursor_count(cur->c, &n) != 0)
+		rc = -1;
+	md_cursor_close(cur);
+	if (rc < 0)
+		return -1;
+	*n_r = (size_t)n;
+	return 0;
 }
 
 /* ---- open / close ------------------------------------------------------ */

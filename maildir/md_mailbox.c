@@ -10,6 +10,7 @@
  * message is lost.
  */
 #include "md_private.h"
+#include "md_metadata.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -145,7 +146,8 @@ enum md_result md_mailbox_list(struct md_user *u, struct md_mailbox_info **list_
 
 		memcpy(key.name, (const char *)k.data + 4, len);
 		key.name[len] = '\0';
-		e = bsearch(&key, list, n_real, sizeof(*list), md_info_cmp);
+		e = n_real == 0 ? NULL :
+		    bsearch(&key, list, n_real, sizeof(*list), md_info_cmp);
 		if (e == NULL &&
 		    (e = md_info_add(&list, &n, &cap, key.name, len)) == NULL)
 			goto out;
@@ -308,8 +310,10 @@ enum md_result md_mailbox_delete(struct md_user *u, const char *name)
 	md_pathf(trash, sizeof(trash), "%s/%s%ld.%08x", u->root, MD_TRASH_PREFIX,
 		 (long)getpid(), rnd);
 	r = md_write(u->store, md_delete_job_run, &job);
-	if (r == MD_OK)
+	if (r == MD_OK) {
 		md_remove_tree(trash);
+		md_metadata_deleted(u, norm);
+	}
 	else if (r == MD_NOMAILBOX)
 		md_user_seterr(u, "no such mailbox");
 	return r;
@@ -475,8 +479,10 @@ enum md_result md_mailbox_rename(struct md_user *u, const char *from,
 	if (md_name_is_inbox(nfrom))
 		return md_rename_inbox(u, nto);
 	r = md_write(u->store, md_rename_job_run, &job);
-	if (r == MD_OK)
+	if (r == MD_OK) {
 		md_subs_mirror(u); /* the subscriptions followed the names */
+		md_metadata_renamed(u, nfrom, nto);
+	}
 	if (r == MD_NOMAILBOX)
 		md_user_seterr(u, "no such mailbox");
 	else if (r == MD_EXISTS)
@@ -703,163 +709,58 @@ enum md_result md_mailbox_sync(struct md_mailbox *mb, struct md_status *status_r
 	return MD_OK;
 }
 
-static int md_u32_cmp(const void *a, const void *b)
-{
-	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-
-	return (x > y) - (x < y);
-}
-
 enum md_result md_mailbox_uids(struct md_mailbox *mb, uint32_t **uids_r,
 			       size_t *n_r)
 {
-	unsigned char prefix[8];
 	struct md_mbox_rec rec;
-	struct md_cursor *cur;
 	struct md_txn *t;
-	struct md_val k, v;
-	uint32_t *uids = NULL;
-	size_t n = 0;
 	enum md_result r;
-	int rc;
 
 	*uids_r = NULL;
 	*n_r = 0;
 	if ((r = md_read_begin(mb->user->store, &t)) != MD_OK)
 		return r;
-	if ((r = md_mbox_dir(mb->user, t, mb->id, &rec, NULL, 0)) != MD_OK) {
-		md_read_end(t);
-		return r;
-	}
-	/* the counter sizes the array; the scan is the truth */
-	uids = malloc(((size_t)rec.messages + 16) * sizeof(*uids));
-	size_t cap = (size_t)rec.messages + 16;
-
-	if (uids == NULL ||
-	    md_cursor_open(t, MD_DB_MSG, prefix, md_key_mbox(prefix, mb->user->id,
-							     mb->id), &cur) < 0) {
-		free(uids);
-		md_read_end(t);
-		return MD_TEMPFAIL;
-	}
-	for (rc = md_cursor_seek(cur, prefix, 8, &k, &v); rc == 0;
-	     rc = md_cursor_next(cur, &k, &v)) {
-		if (k.len != 12)
-			continue;
-		if (n == cap) {
-			uint32_t *nu = realloc(uids, cap * 2 * sizeof(*nu));
-
-			if (nu == NULL) {
-				rc = -1;
-				break;
-			}
-			uids = nu;
-			cap *= 2;
-		}
-		uids[n++] = md_get32((const unsigned char *)k.data + 8);
-	}
-	md_cursor_close(cur);
+	r = md_mbox_dir(mb->user, t, mb->id, &rec, NULL, 0);
+	if (r == MD_OK)
+		r = md_uids_read(t, mb->user->id, mb->id, rec.messages, uids_r, n_r);
 	md_read_end(t);
-	if (rc < 0) {
-		free(uids);
-		return MD_TEMPFAIL;
-	}
-	*uids_r = uids;
-	*n_r = n;
-	return MD_OK;
+	return r;
 }
 
 enum md_result md_mailbox_expunged(struct md_mailbox *mb, uint64_t since,
-				   uint32_t **uids_r, size_t *n_r)
+				   uint32_t **uids_r, size_t *n_r, bool *pruned_r)
 {
-	unsigned char key[8], dup[12];
 	struct md_mbox_rec rec;
-	struct md_cursor *cur;
 	struct md_txn *t;
-	struct md_val v;
-	uint32_t *uids = NULL;
-	size_t n = 0, cap = 0, o = 0;
+	bool pruned = false;
 	enum md_result r;
-	int rc;
 
 	*uids_r = NULL;
 	*n_r = 0;
 	if ((r = md_read_begin(mb->user->store, &t)) != MD_OK)
 		return r;
-	if ((r = md_mbox_dir(mb->user, t, mb->id, &rec, NULL, 0)) != MD_OK) {
-		md_read_end(t);
-		return r;
-	}
-	md_key_mbox(key, mb->user->id, mb->id);
-	md_put64(dup, since == UINT64_MAX ? since : since + 1);
-	md_put32(dup + 8, 0);
-	if (md_cursor_open(t, MD_DB_EXPUNGED, key, 8, &cur) < 0) {
-		md_read_end(t);
-		return MD_TEMPFAIL;
-	}
-	for (rc = md_cursor_seek_dup(cur, key, 8, dup, 12, &v); rc == 0;
-	     rc = md_cursor_next_dup(cur, &v)) {
-		if (v.len != 12)
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			uint32_t *nu = realloc(uids, ncap * sizeof(*nu));
-
-			if (nu == NULL) {
-				rc = -1;
-				break;
-			}
-			uids = nu;
-			cap = ncap;
-		}
-		uids[n++] = md_get32((const unsigned char *)v.data + 8);
-	}
-	md_cursor_close(cur);
+	r = md_mbox_dir(mb->user, t, mb->id, &rec, NULL, 0);
+	if (r == MD_OK)
+		r = md_explog_read(t, mb->user->id, mb->id, since, uids_r, n_r, &pruned);
 	md_read_end(t);
-	if (rc < 0) {
-		free(uids);
-		return MD_TEMPFAIL;
-	}
-	if (n > 1)
-		qsort(uids, n, sizeof(*uids), md_u32_cmp);
-	for (size_t i = 0; i < n; i++) /* a UID may be expunged once only, but
-					* a damaged index could repeat it */
-		if (o == 0 || uids[o - 1] != uids[i])
-			uids[o++] = uids[i];
-	*uids_r = uids;
-	*n_r = o;
-	return MD_OK;
+	if (pruned_r != NULL)
+		*pruned_r = pruned;
+	return r;
 }
 
 enum md_result md_mailbox_keywords(struct md_mailbox *mb, char ***names_r,
 				   size_t *n_r)
 {
-	struct md_kwtab tab;
 	struct md_txn *t;
-	char **names;
 	enum md_result r;
 
 	*names_r = NULL;
 	*n_r = 0;
 	if ((r = md_read_begin(mb->user->store, &t)) != MD_OK)
 		return r;
-	r = md_kw_load(t, mb->user->id, mb->id, &tab);
+	r = md_kw_names(t, mb->user->id, mb->id, names_r, n_r);
 	md_read_end(t);
-	if (r != MD_OK)
-		return r;
-	names = calloc(tab.n + 1, sizeof(*names));
-	if (names == NULL) {
-		md_kw_free(&tab);
-		return MD_TEMPFAIL;
-	}
-	for (size_t i = 0; i < tab.n; i++) {
-		names[i] = tab.names[i]; /* ownership moves */
-		tab.names[i] = NULL;
-	}
-	*names_r = names;
-	*n_r = tab.n;
-	md_kw_free(&tab);
-	return MD_OK;
+	return r;
 }
 
 void md_mailbox_keywords_free(char **names, size_t n)

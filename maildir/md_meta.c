@@ -19,7 +19,9 @@
  * base64 is the octets it encodes.
  *
  * The POP3 size (md_pop3_size(), store.h) is computed here too, at
- * delivery, so that POP3 LIST and STAT never read a file.
+ * delivery, so that POP3 LIST and STAT never read a file; and the
+ * References field THREAD=REFERENCES needs (RFC 5256 §2.2), so that
+ * THREAD never reads one either (ENVELOPE has the rest).
  *
  * Memory: the returned strings and part array are heap blocks owned by
  * struct md_meta (md_meta_free); scratch is freed before returning.
@@ -399,7 +401,7 @@ static int md_meta_take(struct buf *b, char **s_r, size_t *len_r)
 int md_meta_compute(const char *msg, size_t len, struct md_meta *meta_r)
 {
 	struct md_scan scan;
-	struct buf env, body, bs;
+	struct buf env, body, bs, refs;
 	uint32_t i;
 	int ret = -1;
 
@@ -414,6 +416,7 @@ int md_meta_compute(const char *msg, size_t len, struct md_meta *meta_r)
 	buf_init(&env, 0);
 	buf_init(&body, 0);
 	buf_init(&bs, 0);
+	buf_init(&refs, 0);
 	for (i = 0; i < scan.n_parts; i++) {
 		uint8_t fl = scan.pflags[i];
 
@@ -436,7 +439,11 @@ int md_meta_compute(const char *msg, size_t len, struct md_meta *meta_r)
 	    md_meta_take(&env, &meta_r->envelope, &meta_r->envelope_len) < 0 ||
 	    md_meta_take(&body, &meta_r->body, &meta_r->body_len) < 0 ||
 	    md_meta_take(&bs, &meta_r->bodystructure,
-			 &meta_r->bodystructure_len) < 0)
+			 &meta_r->bodystructure_len) < 0 ||
+	    md_env_references(msg, scan.parts[0].header_off,
+			      scan.parts[0].header_len, &refs) < 0 ||
+	    (refs.len > 0 && md_meta_take(&refs, &meta_r->references,
+					  &meta_r->references_len) < 0))
 		goto out;
 	meta_r->size = len;
 	meta_r->sent_date = md_env_sent_date(msg, scan.parts[0].header_off,
@@ -449,6 +456,7 @@ out:
 	buf_free(&env);
 	buf_free(&body);
 	buf_free(&bs);
+	buf_free(&refs);
 	md_mime_scan_free(&scan);
 	if (ret < 0)
 		md_meta_free(meta_r);
@@ -460,8 +468,15 @@ void md_meta_free(struct md_meta *meta)
 	free(meta->envelope);
 	free(meta->body);
 	free(meta->bodystructure);
+	free(meta->references);
 	free(meta->parts);
 	memset(meta, 0, sizeof(*meta));
+}
+
+const char *md_msg_references(const struct md_msg *msg, size_t *len_r)
+{
+	*len_r = msg->meta != NULL ? msg->meta->references_len : 0;
+	return msg->meta != NULL ? msg->meta->references : NULL;
 }
 
 /* ------------------------------------------------------------------ */

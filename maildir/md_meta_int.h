@@ -146,6 +146,11 @@ int md_env_write(struct buf *out, const char *msg, size_t hdr_off,
 		 size_t hdr_len);
 /* Date: of the header block as Unix time, 0 when absent or unparsable. */
 int64_t md_env_sent_date(const char *msg, size_t hdr_off, size_t hdr_len);
+/* The last References: field of the header block, unfolded, CR and LF
+ * dropped, at most MD_META_REFERENCES_MAX octets (its tail, from a '<'),
+ * into out; 0 with out empty when there is none, -1 on memory. */
+int md_env_references(const char *msg, size_t hdr_off, size_t hdr_len,
+		      struct buf *out);
 
 /* ------------------------------------------------------------------ */
 /* BODY / BODYSTRUCTURE (md_bstruct.c) */

@@ -65,7 +65,17 @@ struct md_meta {
 	struct md_part *parts;
 	uint32_t n_parts;
 	int64_t sent_date;      /* Date: header as Unix time, 0 when absent/bad */
+	char *references;       /* References: value, unfolded, CR/LF gone
+				 * (THREAD=REFERENCES, RFC 5256 §2.2); NULL
+				 * when absent or in a record packed before
+				 * it was kept (version 1) */
+	size_t references_len;
 };
+
+/* References: octets kept (the tail: the last ids name the nearest
+ * ancestors, RFC 5256 §2.2 step 1.B).  RFC 5322 sets no bound; this
+ * holds some 200 message ids. */
+#define MD_META_REFERENCES_MAX (16 * 1024)
 
 /* Scan msg (len bytes, the message exactly as stored) and fill meta_r.
  * Never fails on malformed mail; -1 only when memory runs out. */

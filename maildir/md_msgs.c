@@ -13,13 +13,13 @@
  * a delivery does, so a copy is durable when the call returns.
  */
 #include "md_private.h"
+#include "md_keywords.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,22 +36,18 @@ static struct md_meta *md_meta_from_file(const char *path)
 {
 	struct md_meta *meta = calloc(1, sizeof(*meta));
 	struct stat st;
-	void *map = NULL;
+	void *buf = NULL;
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
-	if (meta == NULL || fd < 0 || fstat(fd, &st) < 0)
+	/* read, not mapped: another program may truncate the file */
+	if (meta == NULL || fd < 0 || fstat(fd, &st) < 0 ||
+	    md_file_read_all(fd, (uint64_t)st.st_size, &buf) < 0)
 		goto fail;
-	if (st.st_size > 0 &&
-	    (map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) ==
-	    MAP_FAILED)
-		goto fail;
-	if (md_meta_compute(map != NULL ? map : "", (size_t)st.st_size, meta) < 0) {
-		if (map != NULL)
-			munmap(map, (size_t)st.st_size);
+	if (md_meta_compute(buf != NULL ? buf : "", (size_t)st.st_size, meta) < 0) {
+		free(buf);
 		goto fail;
 	}
-	if (map != NULL)
-		munmap(map, (size_t)st.st_size);
+	free(buf);
 	close(fd);
 	return meta;
 fail:
@@ -61,9 +57,9 @@ fail:
 	return NULL;
 }
 
-static enum md_result md_msg_fill(struct md_mailbox *mb, struct md_txn *t,
-				  const char *dir, const struct md_msg_rec *rec,
-				  unsigned what, struct md_msg *msg)
+enum md_result md_msg_fill(struct md_mailbox *mb, struct md_txn *t,
+			   const char *dir, const struct md_msg_rec *rec,
+			   unsigned what, struct md_msg *msg)
 {
 	char path[PATH_MAX];
 
@@ -168,57 +164,6 @@ static int md_u32_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* UIDs in [first, last] with modseq > since, ascending */
-static enum md_result md_changed_uids(struct md_mailbox *mb, struct md_txn *t,
-				      uint32_t first, uint32_t last, uint64_t since,
-				      uint32_t **uids_r, size_t *n_r)
-{
-	unsigned char key[8], dup[12];
-	struct md_cursor *cur;
-	struct md_val v;
-	uint32_t *uids = NULL;
-	size_t n = 0, cap = 0;
-	int rc;
-
-	md_key_mbox(key, mb->user->id, mb->id);
-	md_put64(dup, since == UINT64_MAX ? since : since + 1);
-	md_put32(dup + 8, 0);
-	if (md_cursor_open(t, MD_DB_MODSEQ, key, 8, &cur) < 0)
-		return MD_TEMPFAIL;
-	for (rc = md_cursor_seek_dup(cur, key, 8, dup, 12, &v); rc == 0;
-	     rc = md_cursor_next_dup(cur, &v)) {
-		uint32_t uid;
-
-		if (v.len != 12)
-			continue;
-		uid = md_get32((const unsigned char *)v.data + 8);
-		if (uid < first || uid > last)
-			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			uint32_t *nu = realloc(uids, ncap * sizeof(*nu));
-
-			if (nu == NULL) {
-				rc = -1;
-				break;
-			}
-			uids = nu;
-			cap = ncap;
-		}
-		uids[n++] = uid;
-	}
-	md_cursor_close(cur);
-	if (rc < 0) {
-		free(uids);
-		return MD_TEMPFAIL;
-	}
-	if (n > 1)
-		qsort(uids, n, sizeof(*uids), md_u32_cmp);
-	*uids_r = uids;
-	*n_r = n;
-	return MD_OK;
-}
-
 static int md_msgs_grow(struct md_msg **msgs, size_t n, size_t *cap)
 {
 	if (n < *cap)
@@ -231,6 +176,43 @@ static int md_msgs_grow(struct md_msg **msgs, size_t n, size_t *cap)
 	*msgs = nm;
 	*cap = ncap;
 	return 0;
+}
+
+/* The records of [first, last] with modseq > changedsince, in UID order. */
+static enum md_result md_msg_scan(struct md_mailbox *mb, struct md_txn *t,
+				  const char *dir, uint32_t first, uint32_t last,
+				  uint64_t changedsince, unsigned what,
+				  struct md_msg **msgs, size_t *n, size_t *cap)
+{
+	unsigned char key[12];
+	struct md_cursor *cur;
+	struct md_val k, v;
+	enum md_result r = MD_OK;
+	int rc;
+
+	if (md_cursor_open(t, MD_DB_MSG, key, md_key_mbox(key, mb->user->id, mb->id),
+			   &cur) < 0)
+		return MD_TEMPFAIL;
+	md_key_msg(key, mb->user->id, mb->id, first);
+	for (rc = md_cursor_seek(cur, key, 12, &k, &v); rc == 0 && r == MD_OK;
+	     rc = md_cursor_next(cur, &k, &v)) {
+		struct md_msg_rec rec;
+
+		if ((r = md_rec_msg_decode(&k, &v, &rec)) != MD_OK)
+			break;
+		if (rec.uid > last)
+			break;
+		if (rec.modseq <= changedsince)
+			continue;
+		if (md_msgs_grow(msgs, *n, cap) < 0)
+			r = MD_TEMPFAIL;
+		else if ((r = md_msg_fill(mb, t, dir, &rec, what, &(*msgs)[*n])) == MD_OK)
+			(*n)++;
+	}
+	if (rc < 0)
+		r = MD_TEMPFAIL;
+	md_cursor_close(cur);
+	return r;
 }
 
 enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
@@ -251,12 +233,25 @@ enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
 	if ((r = md_mbox_dir(mb->user, t, mb->id, &mrec, dir, sizeof(dir))) != MD_OK)
 		goto out;
 	if (changedsince > 0) {
-		uint32_t *uids;
-		size_t nu;
+		uint32_t *uids = NULL;
+		size_t nu = 0;
+		/* the modseq index, unless it holds more changes than the range
+		 * holds messages: then the range's records, filtered (FETCH
+		 * 1:* (FLAGS) (CHANGEDSINCE m) with an old m, in slices) */
+		int rc = md_modseq_uids(t, mb->user->id, mb->id, uid_first, uid_last,
+					changedsince, uid_last >= uid_first ?
+					(size_t)uid_last - uid_first + 1 : 0,
+					&uids, &nu);
 
-		if ((r = md_changed_uids(mb, t, uid_first, uid_last, changedsince,
-					 &uids, &nu)) != MD_OK)
+		if (rc < 0) {
+			r = MD_TEMPFAIL;
 			goto out;
+		}
+		if (rc > 0) {
+			r = md_msg_scan(mb, t, dir, uid_first, uid_last, changedsince, what,
+					&msgs, &n, &cap);
+			goto out;
+		}
 		for (size_t i = 0; i < nu && r == MD_OK; i++) {
 			struct md_msg_rec rec;
 
@@ -273,34 +268,7 @@ enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
 		}
 		free(uids);
 	} else {
-		unsigned char key[12];
-		struct md_cursor *cur;
-		struct md_val k, v;
-		int rc;
-
-		if (md_cursor_open(t, MD_DB_MSG, key,
-				   md_key_mbox(key, mb->user->id, mb->id), &cur) < 0) {
-			r = MD_TEMPFAIL;
-			goto out;
-		}
-		md_key_msg(key, mb->user->id, mb->id, uid_first);
-		for (rc = md_cursor_seek(cur, key, 12, &k, &v); rc == 0 && r == MD_OK;
-		     rc = md_cursor_next(cur, &k, &v)) {
-			struct md_msg_rec rec;
-
-			if ((r = md_rec_msg_decode(&k, &v, &rec)) != MD_OK)
-				break;
-			if (rec.uid > uid_last)
-				break;
-			if (md_msgs_grow(&msgs, n, &cap) < 0)
-				r = MD_TEMPFAIL;
-			else if ((r = md_msg_fill(mb, t, dir, &rec, what,
-						  &msgs[n])) == MD_OK)
-				n++;
-		}
-		if (rc < 0)
-			r = MD_TEMPFAIL;
-		md_cursor_close(cur);
+		r = md_msg_scan(mb, t, dir, uid_first, uid_last, 0, what, &msgs, &n, &cap);
 	}
 out:
 	md_read_end(t);
@@ -443,6 +411,38 @@ struct md_store_job {
 	struct md_flags_result *res;
 };
 
+struct md_store_xkw_ctx {
+	struct md_txn *t;
+	struct md_store_job *j;
+	struct md_msg_rec rec;
+};
+
+static const struct md_msg_rec *md_store_xkw_rec(void *ctx, size_t i)
+{
+	struct md_store_xkw_ctx *c = ctx;
+	struct md_user *u = c->j->mb->user;
+
+	if (c->j->res[i].result != MD_OK ||
+	    md_rec_msg_get(c->t, u->id, c->j->mb->id, c->j->uids[i], &c->rec) != MD_OK)
+		return NULL;
+	return &c->rec;
+}
+
+/* Keywords beyond the letters changed: the folder's postern-keywords
+ * follows (md_keywords.c). */
+static enum md_result md_store_xkw(struct md_txn *t, struct md_store_job *j,
+				   const char *dir)
+{
+	struct md_store_xkw_ctx c = { .t = t, .j = j };
+	enum md_result r = md_xkw_update(t, j->mb->user->id, j->mb->id, dir,
+					 md_store_xkw_rec, &c, j->n);
+
+	if (r != MD_OK)
+		md_user_seterr(j->mb->user, "%s/%s: %s", dir, MD_XKW_FILE,
+			       md_result_name(r));
+	return r;
+}
+
 static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 {
 	struct md_store_job *j = arg;
@@ -452,7 +452,7 @@ static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 	uint64_t kwmask[MD_KW_WORDS] = { 0 }, modseq;
 	uint32_t fmask = md_flags_to_letters(j->flags & MD_FLAG_ALL, 0);
 	char dir[PATH_MAX];
-	bool changed = false, kw_created = false;
+	bool changed = false, kw_created = false, xkw = false;
 	enum md_result r = md_mbox_dir(u, t, j->mb->id, &mb, dir, sizeof(dir));
 
 	if (r != MD_OK)
@@ -536,6 +536,7 @@ static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 		str_copy(rec.fname, newname, sizeof(rec.fname));
 		rec.in_new = false;
 		rec.modseq = modseq;
+		xkw = xkw || md_xkw_any(old.kw) || md_xkw_any(rec.kw);
 		md_rec_count(&mb, &old, -1);
 		md_rec_count(&mb, &rec, 1);
 		if ((r = md_rec_msg_put(t, u->id, j->mb->id, &rec, &old)) != MD_OK)
@@ -548,6 +549,8 @@ static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 	}
 	if (!changed)
 		return MD_OK;
+	if (xkw && (r = md_store_xkw(t, j, dir)) != MD_OK)
+		return r;
 	mb.highestmodseq = modseq;
 	md_txn_touch(t, u->id, j->mb->id);
 	return md_rec_mbox_put(t, u->id, &mb);
@@ -589,21 +592,6 @@ struct md_expunge_job {
 	uint32_t *out;  /* grown by the job; kept across runs */
 	size_t n_out, cap_out;
 };
-
-static int md_u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x)
-{
-	if (*n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		uint32_t *nv = realloc(*v, ncap * sizeof(*nv));
-
-		if (nv == NULL)
-			return -1;
-		*v = nv;
-		*cap = ncap;
-	}
-	(*v)[(*n)++] = x;
-	return 0;
-}
 
 /* Remove a message's file (unless unlinked already) and record (inside a
  * job). */

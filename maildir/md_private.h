@@ -48,6 +48,8 @@ struct md_store {
 	struct md_dsync *dsyncs;    /* directories being fsynced right now */
 	uint64_t dir_syncs;
 	char uidl_format[MD_UIDL_FORMAT_MAX + 1]; /* md_store_options */
+	size_t explog_max;  /* md_store_options expunge_log_max */
+	int64_t explog_age; /* md_store_options expunge_log_age, 0: none */
 };
 
 /* A POP3 UIDL kept across md_user_reindex(): mailbox name, base name */
@@ -140,6 +142,7 @@ enum md_db {
 	MD_DB_MODSEQ,    /* user + mailbox -> dups (modseq, uid) */
 	MD_DB_EXPUNGED,  /* user + mailbox -> dups (modseq, uid) */
 	MD_DB_KEYWORD,   /* user + mailbox + u16 index -> name */
+	MD_DB_EXPTIME,   /* user + mailbox + modseq u64 -> time of that expunge */
 	MD_DB_COUNT
 };
 
@@ -206,6 +209,9 @@ int md_cursor_next(struct md_cursor *cur, struct md_val *key_r,
 int md_cursor_seek_dup(struct md_cursor *cur, const void *key, size_t klen,
 		       const void *dup, size_t duplen, struct md_val *val_r);
 int md_cursor_next_dup(struct md_cursor *cur, struct md_val *val_r);
+/* Number of duplicates of one key (0 when absent).  0, -1 error. */
+int md_kv_dup_count(struct md_txn *txn, enum md_db db, const void *key,
+		    size_t klen, size_t *n_r);
 
 /* ---- big-endian ----------------------------------------------------- */
 
@@ -279,6 +285,12 @@ void md_rec_quota(struct md_user_rec *u, const struct md_msg_rec *msg, int sign)
 enum md_result md_rec_basename_uid(struct md_txn *t, uint32_t user,
 				   uint32_t mbox, const char *base, size_t blen,
 				   uint32_t *uid_r);
+/* Trim a mailbox's expunge log to its newest max entries and those younger
+ * than the store's explog_age (and the horizon marker, uid 0, standing for
+ * those removed).  md_rec_msg_del() calls it,
+ * so every path that expunges (IMAP, POP3, MOVE, a sync) prunes. */
+enum md_result md_rec_explog_prune(struct md_txn *t, uint32_t user,
+				   uint32_t mbox, size_t max);
 /* A fresh UIDVALIDITY: max(now, last + 1), remembered. */
 enum md_result md_rec_new_uidvalidity(struct md_txn *t, uint32_t *uv_r);
 enum md_result md_rec_new_user_id(struct md_txn *t, uint32_t *id_r);
@@ -294,6 +306,9 @@ struct md_kwtab {
 enum md_result md_kw_load(struct md_txn *t, uint32_t user, uint32_t mbox,
 			  struct md_kwtab *tab);
 void md_kw_free(struct md_kwtab *tab);
+/* The names as md_mailbox_keywords() gives them. */
+enum md_result md_kw_names(struct md_txn *t, uint32_t user, uint32_t mbox,
+			   char ***names_r, size_t *n_r);
 int md_kw_find(const struct md_kwtab *tab, const char *name);
 /* Index of name, created (in the index and the table) when missing.
  * *created_r set when a new index below 26 was given out (the folder's
@@ -303,6 +318,29 @@ enum md_result md_kw_ensure(struct md_txn *t, uint32_t user, uint32_t mbox,
 			    bool *created_r);
 enum md_result md_kw_set(struct md_txn *t, uint32_t user, uint32_t mbox,
 			 struct md_kwtab *tab, int idx, const char *name);
+
+/* ---- reads inside one transaction (md_changes.c) --------------------- */
+
+/* Append x to a growing array (*cap doubles); -1 out of memory. */
+int md_u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x);
+/* Every UID of a mailbox, ascending; hint: its message count. */
+enum md_result md_uids_read(struct md_txn *t, uint32_t user, uint32_t mbox,
+			    size_t hint, uint32_t **uids_r, size_t *n_r);
+/* The expunge log: UIDs expunged with a mod-sequence > since, ascending;
+ * *pruned_r when entries after since were pruned (the list is short). */
+enum md_result md_explog_read(struct md_txn *t, uint32_t user, uint32_t mbox,
+			      uint64_t since, uint32_t **uids_r, size_t *n_r,
+			      bool *pruned_r);
+/* UIDs in [first, last] with modseq > since, ascending, from the modseq
+ * index.  1 (nothing in *uids_r) when more than limit entries would have
+ * to be looked at: scanning the records of the range is cheaper then. */
+int md_modseq_uids(struct md_txn *t, uint32_t user, uint32_t mbox,
+		   uint32_t first, uint32_t last, uint64_t since, size_t limit,
+		   uint32_t **uids_r, size_t *n_r);
+/* md_msgs.c: a message record as struct md_msg (what: MD_READ_*) */
+enum md_result md_msg_fill(struct md_mailbox *mb, struct md_txn *t,
+			   const char *dir, const struct md_msg_rec *rec,
+			   unsigned what, struct md_msg *msg);
 
 /* ---- files and names (md_files.c) ------------------------------------ */
 
@@ -328,6 +366,15 @@ unsigned md_letters_to_flags(uint32_t letters);
 uint32_t md_flags_to_letters(unsigned flags, uint32_t letters);
 /* A new unique base name "SECS.MusecPpidQseqRrand.HOST,S=size". */
 int md_unique_name(struct md_store *store, uint64_t size, char *out, size_t outlen);
+/* A message file another program may change under us (a Maildir file
+ * found by the sync, or a file whose metadata must be computed again),
+ * read whole with pread rather than mapped: truncating a mapped file
+ * would kill the daemon with SIGBUS.  At most MD_FILE_READ_MAX octets. */
+#define MD_FILE_READ_MAX (1024ULL * 1024 * 1024) /* message_size_max's ceiling */
+/* 0 with a malloc()ed copy of the file's size octets in *buf_r (NULL when
+ * size is 0); -1 with errno (EFBIG above the ceiling, ENODATA when the
+ * file turned out shorter than size: it changed while read). */
+int md_file_read_all(int fd, uint64_t size, void **buf_r);
 /* snprintf for paths: 0, or -1 (out emptied) when it does not fit */
 int md_pathf(char *out, size_t outlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -403,11 +450,15 @@ struct md_dcmap {
 				 * allocation */
 };
 
+#define MD_DCGUID_LEN 32 /* Dovecot's 128-bit GUID in hex */
+
 struct md_dovecot {
 	uint32_t uidvalidity, uidnext;
 	struct md_dcmap *map;   /* sorted by base name; bases malloc'd */
 	size_t n;
 	char *kw[26];
+	char guid[MD_DCGUID_LEN + 1]; /* v3 header "G<guid>": the mailbox GUID
+				       * (its RFC 8474 MAILBOXID), or "" */
 };
 
 /* Whether the uidlist's entry for base name base[0..blen) is wanted. */
@@ -417,6 +468,9 @@ typedef bool md_dovecot_keep_fn(void *ctx, const char *base, size_t blen);
 int md_dovecot_read(const char *dir, bool header_only, md_dovecot_keep_fn *keep,
 		    void *keep_ctx, struct md_dovecot *dc);
 void md_dovecot_free(struct md_dovecot *dc);
+/* dir's dovecot-keywords into kw (entries NULL on entry; strdup'd
+ * names, invalid lines skipped; nothing when there is no such file). */
+void md_dovecot_keywords_read(const char *dir, char *kw[26]);
 /* The entry of a base name, NULL when not listed */
 const struct md_dcmap *md_dovecot_find(const struct md_dovecot *dc,
 				       const char *fname, size_t blen);
@@ -439,6 +493,13 @@ int md_msg_locate(const char *dir, struct md_msg_rec *rec);
 /* md_mailbox.c: the directory of mailbox id (from its record). */
 enum md_result md_mbox_dir(struct md_user *user, struct md_txn *t, uint32_t id,
 			   struct md_mbox_rec *rec_r, char *dir, size_t dirlen);
+/* md_objectid.c: the RFC 8474 EMAILID of a message file name (its base
+ * name's); id_r holds MD_OBJECTID_MAX + 1 */
+void md_emailid_of(const char *fname, char *id_r);
+/* md_objectid.c: append to a copy's new base name the ",E=" field that
+ * keeps the EMAILID of the original, src_fname.  -1 (base unchanged)
+ * when the name would leave no room for the flags. */
+int md_emailid_name(const char *src_fname, char *base, size_t baselen);
 /* md_mailbox.c: status from a record */
 void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st);
 

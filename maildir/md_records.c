@@ -12,8 +12,12 @@
  *   msgmeta   user + mbox + uid                   -> md_meta_pack() bytes
  *   basename  user + mbox + Maildir base name               -> uid u32
  *   modseq    user + mbox -> dups modseq u64 + uid u32 (current modseqs)
- *   expunged  user + mbox -> dups modseq u64 + uid u32 (expunges)
+ *   expunged  user + mbox -> dups modseq u64 + uid u32 (expunges: the
+ *             expunge log, md_rec_explog_prune(); a dup with uid 0 marks
+ *             the horizon: expunges up to its modseq were pruned)
  *   keyword   user + mbox + index u16                       -> name
+ *   exptime   user + mbox + modseq u64 -> i64 Unix time of that expunge
+ *             (md_rec_explog_prune() keeps young entries by it)
  *
  * Values:
  *   user     v1 id u32, next_mailbox_id u32, used_bytes u64,
@@ -311,6 +315,7 @@ enum md_result md_rec_mbox_drop(struct md_txn *t, const char *address,
 	    md_kv_del_prefix(t, MD_DB_KEYWORD, key, klen) < 0 ||
 	    md_kv_del(t, MD_DB_MODSEQ, key, klen, NULL, 0) < 0 ||
 	    md_kv_del(t, MD_DB_EXPUNGED, key, klen, NULL, 0) < 0 ||
+	    md_kv_del_prefix(t, MD_DB_EXPTIME, key, klen) < 0 ||
 	    md_kv_del(t, MD_DB_MBOX, key, klen, NULL, 0) < 0)
 		return MD_TEMPFAIL;
 	klen = md_key_name(key, user, rec.name);
@@ -492,7 +497,16 @@ enum md_result md_rec_msg_del(struct md_txn *t, uint32_t user, uint32_t mbox,
 	md_dup(dup, modseq, rec->uid);
 	if (md_kv_put(t, MD_DB_EXPUNGED, key, klen, dup, 12, 0) < 0)
 		return MD_TEMPFAIL;
-	return MD_OK;
+	if (md_txn_store(t)->explog_age > 0) {
+		unsigned char tkey[16], when[8];
+
+		md_key_mbox(tkey, user, mbox);
+		md_put64(tkey + 8, modseq);
+		md_put64(when, (uint64_t)time(NULL));
+		if (md_kv_put(t, MD_DB_EXPTIME, tkey, 16, when, 8, 0) < 0)
+			return MD_TEMPFAIL;
+	}
+	return md_rec_explog_prune(t, user, mbox, md_txn_store(t)->explog_max);
 }
 
 enum md_result md_rec_basename_uid(struct md_txn *t, uint32_t user,
@@ -609,6 +623,30 @@ enum md_result md_kw_load(struct md_txn *t, uint32_t user, uint32_t mbox,
 	return MD_OK;
 }
 
+enum md_result md_kw_names(struct md_txn *t, uint32_t user, uint32_t mbox,
+			   char ***names_r, size_t *n_r)
+{
+	struct md_kwtab tab;
+	char **names;
+	enum md_result r = md_kw_load(t, user, mbox, &tab);
+
+	if (r != MD_OK)
+		return r;
+	names = calloc(tab.n + 1, sizeof(*names));
+	if (names == NULL) {
+		md_kw_free(&tab);
+		return MD_TEMPFAIL;
+	}
+	for (size_t i = 0; i < tab.n; i++) {
+		names[i] = tab.names[i]; /* ownership moves */
+		tab.names[i] = NULL;
+	}
+	*names_r = names;
+	*n_r = tab.n;
+	md_kw_free(&tab);
+	return MD_OK;
+}
+
 void md_kw_free(struct md_kwtab *tab)
 {
 	for (size_t i = 0; i < tab->n; i++)
@@ -671,4 +709,132 @@ enum md_result md_kw_ensure(struct md_txn *t, uint32_t user, uint32_t mbox,
 	if (i < 26)
 		*created_r = true;
 	return MD_OK;
+}
+
+/* ---- the expunge log -------------------------------------------------- */
+
+/* When the expunge of modseq happened (0: not recorded). */
+static int64_t md_explog_time(struct md_txn *t, uint32_t user, uint32_t mbox, uint64_t modseq)
+{
+	unsigned char key[16];
+	struct md_val v;
+
+	md_key_mbox(key, user, mbox);
+	md_put64(key + 8, modseq);
+	if (md_kv_get(t, MD_DB_EXPTIME, key, 16, &v) != 0 || v.len != 8)
+		return 0;
+	return (int64_t)md_get64(v.data);
+}
+
+/* Forget the times of expunges below the horizon (collected, then
+ * deleted once the cursor is closed). */
+static enum md_result md_explog_times_drop(struct md_txn *t, uint32_t user, uint32_t mbox,
+					   uint64_t horizon)
+{
+	unsigned char prefix[8], *keys = NULL;
+	struct md_cursor *cur;
+	struct md_val k, v;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	md_key_mbox(prefix, user, mbox);
+	if (md_cursor_open(t, MD_DB_EXPTIME, prefix, 8, &cur) < 0)
+		return MD_TEMPFAIL;
+	for (rc = md_cursor_seek(cur, prefix, 8, &k, &v); rc == 0;
+	     rc = md_cursor_next(cur, &k, &v)) {
+		if (k.len != 16 || md_get64((const unsigned char *)k.data + 8) >= horizon)
+			break;
+		if (n == cap) {
+			unsigned char *nk = realloc(keys, (cap = cap ? cap * 2 : 16) * 16);
+
+			if (nk == NULL) {
+				rc = -1;
+				break;
+			}
+			keys = nk;
+		}
+		memcpy(keys + 16 * n++, k.data, 16);
+	}
+	md_cursor_close(cur);
+	for (size_t i = 0; rc >= 0 && i < n; i++)
+		if (md_kv_del(t, MD_DB_EXPTIME, keys + 16 * i, 16, NULL, 0) < 0)
+			rc = -1;
+	free(keys);
+	return rc < 0 ? MD_TEMPFAIL : MD_OK;
+}
+
+/* Keep the newest max entries of a mailbox's expunge log (RFC 7162 §3.2.5.2
+ * lets a server forget expunges: a client asking from before the horizon
+ * gets every UID it knows that no longer exists), except those younger than
+ * the store's explog_age (config imap_expunge_log_age).  The horizon marker
+ * (modseq H, uid 0) replaces the entries removed: all of them had a
+ * mod-sequence <= H.  Entries are collected first and deleted after the
+ * cursor is closed. */
+enum md_result md_rec_explog_prune(struct md_txn *t, uint32_t user,
+				   uint32_t mbox, size_t max)
+{
+	unsigned char key[8], dup[12];
+	struct md_cursor *cur;
+	struct md_val v;
+	unsigned char *gone = NULL;
+	size_t count, n_gone = 0, cap = 0, excess, marker;
+	uint64_t horizon = 0;
+	int64_t age = md_txn_store(t)->explog_age, now = (int64_t)time(NULL);
+	int rc;
+
+	md_key_mbox(key, user, mbox);
+	if (md_kv_dup_count(t, MD_DB_EXPUNGED, key, 8, &count) < 0)
+		return MD_TEMPFAIL;
+	if (count <= max)
+		return MD_OK;
+	md_put64(dup, 0);
+	md_put32(dup + 8, 0);
+	if (md_cursor_open(t, MD_DB_EXPUNGED, key, 8, &cur) < 0)
+		return MD_TEMPFAIL;
+	rc = md_cursor_seek_dup(cur, key, 8, dup, 12, &v);
+	/* a marker sorts first (every entry left has a modseq >= its own) */
+	marker = rc == 0 && v.len == 12 && md_get32((const unsigned char *)v.data + 8) == 0;
+	if (rc != 0 || count - marker <= max) {
+		md_cursor_close(cur);
+		return rc < 0 ? MD_TEMPFAIL : MD_OK;
+	}
+	excess = count - max; /* the old marker goes too, replaced below */
+	for (; rc == 0 && n_gone < excess; rc = md_cursor_next_dup(cur, &v)) {
+		uint64_t ms;
+
+		if (v.len != 12)
+			continue;
+		ms = md_get64(v.data);
+		/* beyond the newest max, but younger than the age: kept, and
+		 * so is every later one */
+		if (md_get32((const unsigned char *)v.data + 8) != 0 && age > 0 &&
+		    md_explog_time(t, user, mbox, ms) >= now - age)
+			break;
+		if (n_gone == cap) {
+			/* grown as found: young entries may stop it early */
+			unsigned char *ng = realloc(gone, (cap = cap ? cap * 2 : 64) * 12);
+
+			if (ng == NULL) {
+				rc = -1;
+				break;
+			}
+			gone = ng;
+		}
+		horizon = ms > horizon ? ms : horizon;
+		memcpy(gone + 12 * n_gone++, v.data, 12);
+	}
+	md_cursor_close(cur);
+	for (size_t i = 0; rc >= 0 && i < n_gone; i++)
+		if (md_kv_del(t, MD_DB_EXPUNGED, key, 8, gone + 12 * i, 12) < 0)
+			rc = -1;
+	free(gone);
+	if (rc < 0)
+		return MD_TEMPFAIL;
+	if (n_gone == 0)
+		return MD_OK;
+	md_put64(dup, horizon);
+	md_put32(dup + 8, 0);
+	if (md_kv_put(t, MD_DB_EXPUNGED, key, 8, dup, 12, 0) < 0)
+		return MD_TEMPFAIL;
+	return md_explog_times_drop(t, user, mbox, horizon);
 }

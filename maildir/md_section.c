@@ -1,11 +1,11 @@
 /* IMAP section byte ranges (RFC 3501 §6.4.5) and the packed form of
  * struct md_meta kept in the index.
  *
- * Packed record, version 1.  Every integer is an unsigned LEB128 varint
+ * Packed record, version 2.  Every integer is an unsigned LEB128 varint
  * (7 bits per octet, low bits first, at most 10 octets); sent_date is
  * zig-zag encoded first.  Fields in order:
  *
- *   version            = 1
+ *   version            = 2 (1 is read too: it lacks references)
  *   size               RFC822.SIZE
  *   sent_date          zig-zag
  *   n_parts            1 .. MD_META_PARTS_MAX
@@ -20,13 +20,16 @@
  *   envelope_len, envelope octets
  *   body_len, body octets
  *   bodystructure_len, bodystructure octets
+ *   references_len, references octets      (version 2; 0: none)
  *
  * Nothing may follow.  Unpacking checks every value against the rest of
  * the record: ranges inside the message and inside their parent, the
  * tree links in depth-first order (which md_meta_binary_status() and
  * section lookup rely on), no NUL in the strings.  A damaged record
- * gives -1.  A new field means a new version number; old versions are
- * recomputed from the message (the Maildir is the truth, DESIGN.md).
+ * gives -1.  A new field means a new version number.  Version 1 records
+ * (written before References was kept) still read, with references
+ * NULL: THREAD=REFERENCES then threads those messages by In-Reply-To
+ * alone until `postern reindex` recomputes them from the Maildir.
  */
 #include "md_meta_int.h"
 
@@ -34,7 +37,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define MD_SECTION_VERSION 1
+#define MD_SECTION_VERSION 2
+#define MD_SECTION_VERSION_NOREFS 1 /* before References was kept */
 #define MD_SECTION_VARINT_MAX 10 /* octets of a 64-bit LEB128 varint */
 /* nesting of part numbers in a section spec: beyond what any stored
  * part can have */
@@ -233,7 +237,10 @@ int md_meta_pack(const struct md_meta *meta, struct buf *out)
 	if (md_section_put_str(out, meta->envelope, meta->envelope_len) < 0 ||
 	    md_section_put_str(out, meta->body, meta->body_len) < 0 ||
 	    md_section_put_str(out, meta->bodystructure,
-			       meta->bodystructure_len) < 0)
+			       meta->bodystructure_len) < 0 ||
+	    md_section_put_str(out, meta->references != NULL ?
+			       meta->references : "",
+			       meta->references_len) < 0)
 		return -1;
 	return 0;
 }
@@ -395,7 +402,7 @@ static int md_section_check_tree(const struct md_meta *m)
 int md_meta_unpack(const void *data, size_t len, struct md_meta *meta_r)
 {
 	struct md_section_rd rd;
-	uint64_t v, zz, n;
+	uint64_t version, zz, n;
 	uint32_t i;
 
 	memset(meta_r, 0, sizeof(*meta_r));
@@ -403,7 +410,9 @@ int md_meta_unpack(const void *data, size_t len, struct md_meta *meta_r)
 		return -1;
 	rd.p = data;
 	rd.end = rd.p + len;
-	if (md_section_get(&rd, &v) < 0 || v != MD_SECTION_VERSION ||
+	if (md_section_get(&rd, &version) < 0 ||
+	    (version != MD_SECTION_VERSION &&
+	     version != MD_SECTION_VERSION_NOREFS) ||
 	    md_section_get(&rd, &meta_r->size) < 0 ||
 	    md_section_get(&rd, &zz) < 0 ||
 	    md_section_get_max(&rd, MD_META_PARTS_MAX, &n) < 0 || n == 0)
@@ -448,9 +457,18 @@ int md_meta_unpack(const void *data, size_t len, struct md_meta *meta_r)
 			       &meta_r->envelope_len) < 0 ||
 	    md_section_get_str(&rd, &meta_r->body, &meta_r->body_len) < 0 ||
 	    md_section_get_str(&rd, &meta_r->bodystructure,
-			       &meta_r->bodystructure_len) < 0 ||
-	    rd.p != rd.end)
+			       &meta_r->bodystructure_len) < 0)
 		goto fail;
+	if (version == MD_SECTION_VERSION &&
+	    md_section_get_str(&rd, &meta_r->references,
+			       &meta_r->references_len) < 0)
+		goto fail;
+	if (rd.p != rd.end)
+		goto fail;
+	if (meta_r->references != NULL && meta_r->references_len == 0) {
+		free(meta_r->references);
+		meta_r->references = NULL;
+	}
 	return 0;
 fail:
 	md_meta_free(meta_r);

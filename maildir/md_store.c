@@ -83,6 +83,9 @@ enum md_result md_store_open(const char *data_dir,
 		free(store);
 		return MD_TEMPFAIL;
 	}
+	store->explog_max = opts != NULL && opts->expunge_log_max != 0 ?
+			    opts->expunge_log_max : MD_EXPUNGE_LOG_MAX_DEFAULT;
+	store->explog_age = opts != NULL ? opts->expunge_log_age : 0;
 	str_copy(store->uidl_format, opts != NULL && opts->pop3_uidl_format != NULL ?
 		 opts->pop3_uidl_format : "%08Xu%08Xv", sizeof(store->uidl_format));
 	md_store_host(store);

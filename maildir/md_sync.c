@@ -31,6 +31,7 @@
  * MD_MBOX_DCUIDL (rebuilt) takes the POP3 UIDLs only.
  */
 #include "md_private.h"
+#include "md_keywords.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -38,7 +39,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -99,6 +99,8 @@ static struct md_entry *md_entry_find(struct md_entry *e, size_t n,
 	uint32_t letters;
 	uint64_t kw[MD_KW_WORDS];
 
+	if (n == 0)
+		return NULL; /* e may be NULL: bsearch wants an array */
 	md_fname_parse(fname, &key.blen, &letters, kw);
 	return bsearch(&key, e, n, sizeof(*e), md_entry_cmp);
 }
@@ -207,7 +209,7 @@ static bool md_sync_listed(void *ctx, const char *base, size_t blen)
 	const struct md_listing *l = ctx;
 	struct md_entry key = { (char *)base, blen, false };
 
-	return bsearch(&key, l->e, l->n, sizeof(*l->e), md_entry_cmp) != NULL;
+	return l->n > 0 && bsearch(&key, l->e, l->n, sizeof(*l->e), md_entry_cmp) != NULL;
 }
 
 static int md_str_cmp(const void *a, const void *b);
@@ -324,6 +326,7 @@ struct md_sync_job {
 	 * scans it again instead of thinking it done */
 	bool retry_new, retry_cur;
 	const struct md_dovecot *dc;
+	const struct md_xkw *xkw;  /* keyword files, for the new files */
 };
 
 static bool md_file_exists(const char *dir, bool in_new, const char *fname)
@@ -367,6 +370,8 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 	struct md_entry *relist = NULL;
 	size_t n_relist = 0;
 	bool relisted = false, changed = false, conv_new = false, conv_cur = false;
+	struct md_kwtab kwtab;
+	bool kw_loaded = false;
 	char new_sub[PATH_MAX], cur_sub[PATH_MAX];
 	enum md_result r;
 	uint64_t modseq;
@@ -434,6 +439,10 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 		rec.uid = uid;
 		rec.in_new = nf->in_new;
 		str_copy(rec.fname, nf->fname, sizeof(rec.fname));
+		if (j->xkw != NULL &&
+		    (r = md_xkw_index_new(t, u->id, j->mbox, &kwtab, &kw_loaded,
+					  j->xkw, &rec)) != MD_OK)
+			goto out;
 		rec.modseq = modseq;
 		rec.size = nf->size;
 		rec.pop3_size = nf->pop3_size;
@@ -548,6 +557,8 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 	if (r == MD_OK)
 		r = md_rec_user_put(t, u->address, &urec);
 out:
+	if (kw_loaded)
+		md_kw_free(&kwtab);
 	md_entries_free(relist, n_relist);
 	return r;
 }
@@ -601,13 +612,16 @@ fail:
 	return -1;
 }
 
-/* Read a new file: size, date, metadata (after a CRLF copy if needed). */
+/* Read a new file: size, date, metadata (after a CRLF copy if needed).
+ * The file belongs to another program and may change while it is read:
+ * it is read, not mapped (md_file_read_all), and a change shows up as a
+ * short read, which skips the file until the next scan. */
 static int md_newfile_prepare(struct md_store *store, const char *dir,
 			      struct md_newfile *nf)
 {
 	char path[PATH_MAX];
 	struct stat st;
-	void *map = NULL;
+	void *buf = NULL;
 	int fd, rc = -1;
 
 	md_pathf(path, sizeof(path), "%s/%s/%s", dir, nf->in_new ? "new" : "cur",
@@ -619,43 +633,38 @@ static int md_newfile_prepare(struct md_store *store, const char *dir,
 	nf->ino = st.st_ino;
 	nf->size = (uint64_t)st.st_size;
 	nf->mtime = st.st_mtim.tv_sec;
-	if (st.st_size > 0) {
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (map == MAP_FAILED) {
-			map = NULL;
-			goto out;
-		}
+	if (md_file_read_all(fd, nf->size, &buf) < 0) {
+		if (errno == EFBIG)
+			log_warn("store: %s is larger than %llu octets; not indexed", path,
+				 (unsigned long long)MD_FILE_READ_MAX);
+		goto out;
 	}
-	if (map != NULL && md_has_bare_lf(map, (size_t)st.st_size)) {
+	if (buf != NULL && md_has_bare_lf(buf, (size_t)nf->size)) {
 		int cfd;
-		void *cmap;
+		void *cbuf = NULL;
+		uint64_t orig = nf->size;
 
-		if (md_crlf_copy(store, dir, map, (size_t)st.st_size, nf->conv,
+		if (md_crlf_copy(store, dir, buf, (size_t)orig, nf->conv,
 				 sizeof(nf->conv), &nf->size) < 0)
 			goto out;
 		cfd = open(nf->conv, O_RDONLY | O_CLOEXEC);
-		cmap = cfd < 0 ? MAP_FAILED : mmap(NULL, (size_t)nf->size,
-						  PROT_READ, MAP_PRIVATE, cfd, 0);
-		if (cfd >= 0)
-			close(cfd);
-		if (cmap == MAP_FAILED) {
-			unlink(nf->conv);
-			nf->conv[0] = '\0';
-			goto out;
+		if (cfd < 0 || md_file_read_all(cfd, nf->size, &cbuf) < 0) {
+			if (cfd >= 0)
+				close(cfd);
+			goto out; /* the copy is removed below */
 		}
+		close(cfd);
 		/* keep the file's date: it is the message's INTERNALDATE */
 		struct timespec times[2] = { st.st_atim, st.st_mtim };
 
 		utimensat(AT_FDCWD, nf->conv, times, 0);
-		munmap(map, (size_t)st.st_size);
-		map = cmap;
-		st.st_size = (off_t)nf->size;
+		free(buf);
+		buf = cbuf;
 	}
-	if (md_sync_meta(map, (size_t)st.st_size, &nf->meta, &nf->pop3_size) == MD_OK)
+	if (md_sync_meta(buf, (size_t)nf->size, &nf->meta, &nf->pop3_size) == MD_OK)
 		rc = 0;
 out:
-	if (map != NULL)
-		munmap(map, (size_t)st.st_size);
+	free(buf);
 	if (fd >= 0)
 		close(fd);
 	if (rc < 0 && nf->conv[0] != '\0') {
@@ -825,6 +834,7 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	struct md_idxent *ix = NULL;
 	struct md_newfile *nf = NULL;
 	struct md_dovecot dc;
+	struct md_xkw xkw;
 	bool have_dc = false, new_only;
 	size_t n_ents = 0, n_ix = 0, n_new = 0, cap = 0, *newidx = NULL;
 	char dir[PATH_MAX], sub[PATH_MAX], new_sub[PATH_MAX], cur_sub[PATH_MAX];
@@ -895,6 +905,12 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	job.mbox = mbox_id;
 	job.dir = dir;
 	job.dc = have_dc && (mb.flags & MD_MBOX_IMPORT) ? &dc : NULL;
+	if (n_new > 0 && md_xkw_read_sync(dir, &xkw) < 0) {
+		md_user_seterr(u, "%s/%s: %s", dir, MD_XKW_FILE, strerror(errno));
+		r = MD_TEMPFAIL;
+		goto out;
+	}
+	job.xkw = n_new > 0 ? &xkw : NULL;
 	job.nf = nf;
 	md_pathf(new_sub, sizeof(new_sub), "%s/new", dir);
 	md_pathf(cur_sub, sizeof(cur_sub), "%s/cur", dir);
@@ -985,5 +1001,7 @@ out:
 	free(ix);
 	if (have_dc)
 		md_dovecot_free(&dc);
+	if (job.xkw != NULL)
+		md_xkw_free(&xkw);
 	return r;
 }

@@ -9,19 +9,24 @@
  * with its lexer (md_rfc822.c), and bodies go through the decoders that
  * FETCH BINARY uses (md_decode.h), in lenient mode.
  *
- * Matching follows RFC 5051 i;unicode-casemap (the IMAP I18NLEVEL=1
- * comparator, which Dovecot uses) for the scripts we have tables for:
- * both sides are case-folded and decomposed (NFKD), then compared as
- * octets.  Case folding is a small table of our own (md_text_fold_cp()):
- * simple case folding (Unicode CaseFolding.txt status C+S) for ASCII,
- * Latin-1, Latin Extended-A, Latin Extended Additional, Greek and
- * Cyrillic; the decompositions are a generated table (md_text_nfkd.c,
- * Latin, Greek, Cyrillic, ligatures), folded again after decomposing, so
- * "Ä", "ä" and "a" + U+0308 are one text and "a" is found in "Säge", as
- * Dovecot finds it.  towlower() would depend on the process locale (the
- * daemon never calls setlocale, so it would fold ASCII only) and
- * towlower_l() on which locales are installed; tables give the same
- * answer everywhere.  Other scripts (CJK, Hangul, ...) compare exactly.
+ * Matching is RFC 5051 i;unicode-casemap, the comparator IMAP's
+ * I18NLEVEL=1 (RFC 5255 §4.1) makes SEARCH use, for all of Unicode: both
+ * sides are mapped character by character (md_text_fold()) to the
+ * titlecase of the character (UnicodeData's simple mapping: U+00DF has
+ * none, so "ß" is not "SS", and U+1E9E stays apart from it; U+0131
+ * dotless i is "I"), fully decomposed (NFKD: accents, ligatures,
+ * fullwidth and mathematical letters, Hangul syllables into jamo), then
+ * compared as octets.  So "Ä", "ä" and "a" + U+0308 are one text and
+ * "a" is found in "Säge".  Two liberties: the characters a decomposition
+ * yields are mapped again until nothing changes (RFC 5051 stops after one
+ * decomposition; mapping again keeps the form a fixed point and lets
+ * "FILE" find the ligature U+FB01, which a literal reading would not,
+ * its decomposition being lower-case "fi"), and ASCII letters are
+ * written in lower case (a renaming that changes no match).  The table is generated from Python's unicodedata
+ * (md_text_nfkd.py), Hangul syllables are taken apart by their
+ * algorithm; towlower() would depend on the process locale (the daemon
+ * never calls setlocale) and towlower_l() on the locales installed:
+ * tables give the same answer everywhere.
  *
  * Layout of struct md_text (all text already folded):
  *   fields:  the message header's fields, "name\0value\0" one after the
@@ -84,81 +89,14 @@ struct md_text_ctx {
 /* ------------------------------------------------------------------ */
 /* Case folding */
 
-static uint32_t md_text_fold_cp(uint32_t c)
-{
-	if (c < 0x80)
-		return c >= 'A' && c <= 'Z' ? c + 0x20 : c;
-	if (c < 0x100) {
-		if (c >= 0xc0 && c <= 0xde && c != 0xd7)
-			return c + 0x20;
-		return c == 0xb5 ? 0x3bc : c; /* MICRO SIGN -> mu */
-	}
-	if (c <= 0x17f) {
-		/* Latin Extended-A: pairs, upper case first ... */
-		if (c == 0x130 || c == 0x131 || c == 0x138 || c == 0x149)
-			return c; /* no simple folding (Turkic i, kra, 'n) */
-		if (c == 0x178)
-			return 0xff;
-		if (c == 0x17f)
-			return 's';
-		/* ... but odd upper case from U+0139 to U+0148 and U+0179 on */
-		if ((c >= 0x139 && c <= 0x148) || c >= 0x179)
-			return (c & 1) ? c + 1 : c;
-		return (c & 1) ? c : c + 1;
-	}
-	if (c >= 0x370 && c <= 0x3ff) {
-		if (c >= 0x391 && c <= 0x3ab && c != 0x3a2)
-			return c + 0x20;
-		switch (c) {
-		case 0x370: case 0x372: case 0x376: return c + 1;
-		case 0x37f: return 0x3f3;
-		case 0x386: return 0x3ac;
-		case 0x388: case 0x389: case 0x38a: return c + 0x25;
-		case 0x38c: return 0x3cc;
-		case 0x38e: case 0x38f: return c + 0x3f;
-		case 0x3c2: return 0x3c3; /* final sigma */
-		case 0x3cf: return 0x3d7;
-		case 0x3d0: return 0x3b2;
-		case 0x3d1: return 0x3b8;
-		case 0x3d5: return 0x3c6;
-		case 0x3d6: return 0x3c0;
-		case 0x3f0: return 0x3ba;
-		case 0x3f1: return 0x3c1;
-		case 0x3f4: return 0x3b8;
-		case 0x3f5: return 0x3b5;
-		case 0x3f7: return 0x3f8;
-		case 0x3f9: return 0x3f2;
-		case 0x3fa: return 0x3fb;
-		case 0x3fd: case 0x3fe: case 0x3ff: return c - 0x82;
-		}
-		if (c >= 0x3d8 && c <= 0x3ef)
-			return (c & 1) ? c : c + 1;
-		return c;
-	}
-	if (c >= 0x400 && c <= 0x52f) {
-		if (c <= 0x40f)
-			return c + 0x50;
-		if (c <= 0x42f)
-			return c + 0x20;
-		if ((c >= 0x460 && c <= 0x481) || (c >= 0x48a && c <= 0x4bf) ||
-		    c >= 0x4d0)
-			return (c & 1) ? c : c + 1;
-		if (c == 0x4c0)
-			return 0x4cf;
-		if (c >= 0x4c1 && c <= 0x4ce)
-			return (c & 1) ? c + 1 : c;
-		return c;
-	}
-	if ((c >= 0x1e00 && c <= 0x1e95) || (c >= 0x1ea0 && c <= 0x1eff))
-		return (c & 1) ? c : c + 1;
-	switch (c) {
-	case 0x1e9e: return 0xdf;  /* capital sharp s */
-	case 0x2126: return 0x3c9; /* OHM SIGN */
-	case 0x212a: return 'k';   /* KELVIN SIGN */
-	case 0x212b: return 0xe5;  /* ANGSTROM SIGN */
-	}
-	return c;
-}
+/* Unicode §3.12: a Hangul syllable is L V [T] jamo (jamo have no case) */
+#define MD_HANGUL_S 0xac00
+#define MD_HANGUL_S_COUNT 11172
+#define MD_HANGUL_L 0x1100
+#define MD_HANGUL_V 0x1161
+#define MD_HANGUL_T 0x11a7
+#define MD_HANGUL_N_COUNT 588 /* V count 21 * T count 28 */
+#define MD_HANGUL_T_COUNT 28
 
 /* One UTF-8 sequence at s (n > 0 octets): its length, or 0 when it is not
  * valid (overlong, surrogate, beyond U+10FFFF, cut short). */
@@ -234,10 +172,22 @@ static int md_text_put(struct buf *out, const void *p, size_t n)
 	return 0;
 }
 
-/* Append the matching form of the UTF-8 text s: each character case
- * folded, then replaced by its compatibility decomposition (NFKD,
- * md_text_nfkd.c) whose characters are folded in turn; octets that are
- * not UTF-8 are kept as they are. */
+/* The jamo of Hangul syllable c (NFKD), as UTF-8 into o. */
+static size_t md_text_hangul(uint32_t c, unsigned char *o)
+{
+	uint32_t si = c - MD_HANGUL_S;
+	size_t n = md_text_put_utf8(MD_HANGUL_L + si / MD_HANGUL_N_COUNT, o);
+
+	n += md_text_put_utf8(MD_HANGUL_V + (si % MD_HANGUL_N_COUNT) / MD_HANGUL_T_COUNT,
+			      o + n);
+	if (si % MD_HANGUL_T_COUNT != 0)
+		n += md_text_put_utf8(MD_HANGUL_T + si % MD_HANGUL_T_COUNT, o + n);
+	return n;
+}
+
+/* Append the matching form of the UTF-8 text s: each character replaced
+ * by its RFC 5051 i;unicode-casemap form (md_text_nfkd.c); octets that
+ * are not UTF-8 are kept as they are. */
 static int md_text_fold(const char *s, size_t n, struct buf *out)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -245,12 +195,11 @@ static int md_text_fold(const char *s, size_t n, struct buf *out)
 	size_t o = 0, i = 0;
 
 	while (i < n) {
-		const unsigned char *d;
-		uint32_t c, dc = 0;
-		size_t len = md_text_utf8(p + i, n - i, &c), dl;
+		const char *m;
+		uint32_t c;
+		size_t len = md_text_utf8(p + i, n - i, &c), mlen;
 
-		/* room for a decomposition of 4 characters of 4 octets */
-		if (o + 16 > sizeof(stage)) {
+		if (o + MD_TEXT_CASEMAP_LEN > sizeof(stage)) {
 			if (md_text_put(out, stage, o) < 0)
 				return -1;
 			o = 0;
@@ -260,17 +209,15 @@ static int md_text_fold(const char *s, size_t n, struct buf *out)
 			continue;
 		}
 		i += len;
-		c = md_text_fold_cp(c);
-		d = (const unsigned char *)md_text_nfkd(c);
-		if (d == NULL) {
+		if (c < 0x80) {
+			stage[o++] = (unsigned char)(c >= 'A' && c <= 'Z' ? c + 0x20 : c);
+		} else if (c >= MD_HANGUL_S && c < MD_HANGUL_S + MD_HANGUL_S_COUNT) {
+			o += md_text_hangul(c, stage + o);
+		} else if ((m = md_text_casemap(c, &mlen)) != NULL) {
+			memcpy(stage + o, m, mlen);
+			o += mlen;
+		} else {
 			o += md_text_put_utf8(c, stage + o);
-			continue;
-		}
-		for (dl = strlen((const char *)d); dl > 0; d += len, dl -= len) {
-			len = md_text_utf8(d, dl, &dc);
-			if (len == 0)
-				break; /* our own table is valid UTF-8: never */
-			o += md_text_put_utf8(md_text_fold_cp(dc), stage + o);
 		}
 	}
 	return md_text_put(out, stage, o);
@@ -449,7 +396,7 @@ static int md_text_rfc2047(struct md_text_ctx *ctx, const char *s, size_t n,
 	return buf_append(out, s + plain, n - plain);
 }
 
-int md_text_header_decode(const char *s, size_t n, struct buf *out)
+int md_header_utf8(const char *s, size_t len, char **out_r, size_t *len_r)
 {
 	struct md_text_ctx ctx;
 	int ret;
@@ -457,13 +404,31 @@ int md_text_header_decode(const char *s, size_t n, struct buf *out)
 	memset(&ctx, 0, sizeof(ctx));
 	buf_init(&ctx.dec, 0);
 	buf_init(&ctx.conv, 0);
-	ret = md_text_rfc2047(&ctx, s, n, &ctx.conv);
+	ret = md_text_rfc2047(&ctx, s, len, &ctx.conv);
 	if (ret == 0)
-		ret = md_text_fold(ctx.conv.data, ctx.conv.len, out);
+		ret = buf_cstr(&ctx.conv);
 	if (ctx.cd_ok)
 		iconv_close(ctx.cd);
 	buf_free(&ctx.dec);
-	buf_free(&ctx.conv);
+	if (ret < 0) {
+		buf_free(&ctx.conv);
+		return -1;
+	}
+	*out_r = ctx.conv.data;
+	*len_r = ctx.conv.len;
+	return 0;
+}
+
+int md_text_header_decode(const char *s, size_t n, struct buf *out)
+{
+	char *dec;
+	size_t len;
+	int ret;
+
+	if (md_header_utf8(s, n, &dec, &len) < 0)
+		return -1;
+	ret = md_text_fold(dec, len, out);
+	free(dec);
 	return ret;
 }
 

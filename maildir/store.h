@@ -10,6 +10,12 @@
  *   .../LOCAL/postern-indexed       marker: this Maildir was indexed by us
  *                                   (dovecot-uidlist is imported only while
  *                                   it is absent; see "Dovecot" below)
+ *   .../LOCAL/[.FOLDER/]postern-keywords  keywords beyond the 26 letters a
+ *                                   file name holds, per message base
+ *                                   name (md_keywords.c): read back when
+ *                                   the index is rebuilt
+ *   .../LOCAL/[.FOLDER/]postern-mailboxid  the mailbox's RFC 8474
+ *                                   MAILBOXID (md_objectid.c)
  *
  * Threads.  Every function blocks (file I/O, fsync, LMDB) and is safe to
  * call from any thread: the daemon calls them from worker threads, never
@@ -40,7 +46,7 @@
  * line endings is rewritten with CRLF (same name) when it is indexed.
  * Flags are mirrored into the file name (":2,DFRST", keywords as letters
  * a..z listed in the folder's dovecot-keywords), so mutt and Dovecot see
- * them.  Delivered files stay in new/ until their flags first change; then
+ * them; a mailbox's 27th and later keywords go to postern-keywords.  Delivered files stay in new/ until their flags first change; then
  * they move to cur/.  \Recent is not kept (IMAP4rev2 dropped it).
  *
  * Outside changes (files added, renamed or deleted by other programs) are
@@ -86,10 +92,14 @@
  *                md_text_header_contains() / md_text_body_contains()
  *                and md_text_free().  Evaluate the cheap keys first and
  *                read text only for messages they leave.
+ *   SORT/THREAD: md_msg_list() with MD_READ_META: md_msg_envelope()
+ *                (subject, addresses, message-id, in-reply-to),
+ *                md_msg_sent_date(), md_msg_references(), internal_date,
+ *                size; never a file read.
  *   STORE, EXPUNGE, COPY/MOVE, APPEND (md_delivery with target.mailbox,
  *                flags, keywords, internal_date; MD_NOMAILBOX -> TRYCREATE).
- *   NOOP/IDLE:   md_mailbox_sync(), then compare with the session's view
- *                (see md_mailbox_sync()); md_store_set_change_hook() wakes
+ *   NOOP/IDLE:   md_mailbox_changes() since the session's view;
+ *                md_store_set_change_hook() wakes
  *                IDLE for changes made by this process.
  *   POP3:        md_user_open, md_mailbox_open("INBOX"), md_msg_list() for
  *                pop3_size (LIST, STAT; never a file read) and uidl, else
@@ -142,6 +152,8 @@ const char *md_result_name(enum md_result result);
 
 struct md_store;
 
+#define MD_EXPUNGE_LOG_MAX_DEFAULT 10000 /* entries per mailbox */
+
 struct md_store_options {
 	uint64_t map_size;   /* LMDB map size to start with; 0: default (16 GiB).
 			      * It doubles when full. */
@@ -150,6 +162,14 @@ struct md_store_options {
 				       * the messages imported from a Dovecot
 				       * Maildir (config pop3_uidl_format);
 				       * NULL: Dovecot's default "%08Xu%08Xv" */
+	size_t expunge_log_max; /* expunges remembered per mailbox for QRESYNC
+				 * (RFC 7162 §3.2.5.2; config
+				 * imap_expunge_log_max); 0: default
+				 * (MD_EXPUNGE_LOG_MAX_DEFAULT) */
+	unsigned expunge_log_age; /* seconds: older entries beyond the newest
+				   * expunge_log_max are kept while younger
+				   * than this (config imap_expunge_log_age);
+				   * 0: count alone decides */
 };
 
 /* Open (creating what is missing) the store of data_dir.  opts may be NULL.
@@ -296,6 +316,38 @@ struct md_status {
 enum md_result md_mailbox_status(struct md_user *user, const char *name,
 				 struct md_status *status_r);
 
+/* ---- METADATA (RFC 5464) ----------------------------------------- */
+
+/* Server entries (mailbox "") and mailbox entries of one user, kept in
+ * ROOT/postern-metadata (format: md_metadata.c).  Names are entry names
+ * ("/private/comment"), lower-case; values are octets.  A mailbox's
+ * entries follow md_mailbox_rename() and go with md_mailbox_delete(). */
+#define MD_METADATA_VALUE_MAX (16 * 1024) /* octets a value (RFC 5464 §4.3 MAXSIZE);
+					   * below IMAP_LITERAL_MAX, so that a
+					   * client hears MAXSIZE, not TOOBIG */
+#define MD_METADATA_ENTRIES_MAX 100       /* entries per mailbox, and of the server
+					   * (RFC 5464 §4.3 TOOMANY) */
+#define MD_METADATA_NAME_MAX 256          /* octets of an entry name (RFC 5464 sets none) */
+
+struct md_metadata {
+	char *mailbox;    /* IMAP form, "" for the server */
+	char *name;       /* NUL-terminated */
+	char *value;      /* value_len octets (+ NUL); NULL in a change: delete */
+	size_t value_len;
+};
+
+/* Every entry of mailbox ("" for the server), in the order they were
+ * first set.  md_metadata_free(*list_r, *n_r). */
+enum md_result md_metadata_get(struct md_user *user, const char *mailbox,
+			       struct md_metadata **list_r, size_t *n_r);
+/* Set (value) or remove (value NULL) entries of mailbox, all or nothing,
+ * durable when MD_OK.  MD_TOOBIG: a value above MD_METADATA_VALUE_MAX;
+ * MD_LIMIT: more than MD_METADATA_ENTRIES_MAX entries would result.  The
+ * caller checks the names (syntax) and that the mailbox exists. */
+enum md_result md_metadata_set(struct md_user *user, const char *mailbox,
+			       const struct md_metadata *changes, size_t n);
+void md_metadata_free(struct md_metadata *list, size_t n);
+
 /* ---- an open (selected) mailbox ----------------------------------- */
 
 struct md_mailbox;
@@ -310,10 +362,8 @@ void md_mailbox_ids(const struct md_mailbox *mb, uint32_t *user_id_r,
 		    uint32_t *mailbox_id_r);
 
 /* NOOP/CHECK/IDLE poll: pick up outside changes and return the status.
- * To learn what changed since the session's last view, compare:
- * new messages  = md_msg_list(uid >= old uidnext),
- * flag changes  = md_msg_list(changedsince = old highestmodseq),
- * expunges      = md_mailbox_expunged(old highestmodseq). */
+ * An IMAP session learns what changed since its view with
+ * md_mailbox_changes() below, which reads it all at once. */
 enum md_result md_mailbox_sync(struct md_mailbox *mb, struct md_status *status_r);
 
 /* All UIDs in ascending order: the session's sequence number map.
@@ -321,14 +371,57 @@ enum md_result md_mailbox_sync(struct md_mailbox *mb, struct md_status *status_r
 enum md_result md_mailbox_uids(struct md_mailbox *mb, uint32_t **uids_r,
 			       size_t *n_r);
 /* UIDs expunged with a mod-sequence > since (QRESYNC VANISHED, RFC 7162
- * §3.2.10), ascending.  free(*uids_r). */
+ * §3.2.10), ascending.  free(*uids_r).  The expunge log keeps the newest
+ * md_store_options.expunge_log_max entries per mailbox: *pruned_r (may
+ * be NULL) is set when expunges after since were forgotten, and the list
+ * is then incomplete: every UID the caller knows that md_mailbox_uids()
+ * no longer has is gone. */
 enum md_result md_mailbox_expunged(struct md_mailbox *mb, uint64_t since,
-				   uint32_t **uids_r, size_t *n_r);
+				   uint32_t **uids_r, size_t *n_r, bool *pruned_r);
+
+/* What changed since a session's view, read in one index transaction, so
+ * the parts agree with each other and with status (after picking up
+ * outside changes, as md_mailbox_sync()). */
+struct md_changes {
+	struct md_status status;
+	struct md_msg *msgs;     /* UID, flags, keywords, modseq (no path, no
+				  * meta), ascending: messages below uidnext
+				  * with a mod-sequence > modseq, then every
+				  * message from uidnext on */
+	size_t n_msgs;
+	uint32_t *expunged;      /* expunged with a mod-sequence > xmodseq */
+	size_t n_expunged;
+	bool expunged_pruned;    /* the expunge log no longer reaches back to
+				  * xmodseq: uids then holds every UID that
+				  * exists (the caller's others are gone) */
+	uint32_t *uids;          /* only when expunged_pruned */
+	size_t n_uids;
+	char **keywords;         /* as md_mailbox_keywords() */
+	size_t n_keywords;
+};
+/* xmodseq UINT64_MAX: expunges are not wanted now.  md_changes_free(). */
+enum md_result md_mailbox_changes(struct md_mailbox *mb, uint32_t uidnext,
+				  uint64_t modseq, uint64_t xmodseq,
+				  struct md_changes *changes_r);
+void md_changes_free(struct md_changes *changes);
 /* The keyword names: (*names_r)[i] is the keyword of bit i of
  * md_msg.keywords, NULL for an unused index.  md_mailbox_keywords_free(). */
 enum md_result md_mailbox_keywords(struct md_mailbox *mb, char ***names_r,
 				   size_t *n_r);
 void md_mailbox_keywords_free(char **names, size_t n);
+
+/* ---- object identifiers (RFC 8474) -------------------------------- */
+
+#define MD_OBJECTID_MAX 255 /* RFC 8474 §4: objectid = 1*255(ALPHA / DIGIT / "_" / "-") */
+
+/* MAILBOXID (STATUS, LIST RETURN (STATUS)): the mailbox's id into id_r
+ * (MD_OBJECTID_MAX + 1 octets), made at the first ask.  It stays across
+ * RENAME and `postern reindex`; a folder migrated from Dovecot keeps
+ * Dovecot's mailbox GUID (md_objectid.c).  MD_NOMAILBOX, MD_TEMPFAIL. */
+enum md_result md_mailbox_objectid(struct md_user *user, const char *name,
+				   char *id_r);
+/* The same for an open mailbox (SELECT / EXAMINE). */
+enum md_result md_mailbox_open_objectid(struct md_mailbox *mb, char *id_r);
 
 /* ---- messages ----------------------------------------------------- */
 
@@ -380,6 +473,15 @@ enum md_result md_msg_get(struct md_mailbox *mb, uint32_t uid, unsigned what,
 enum md_result md_msg_list(struct md_mailbox *mb, uint32_t uid_first,
 			   uint32_t uid_last, uint64_t changedsince,
 			   unsigned what, struct md_msg **msgs_r, size_t *n_r);
+/* The UIDs in [uid_first, uid_last] with a mod-sequence > changedsince,
+ * ascending, from the modseq index alone (no message record is read):
+ * cheap when few changed (a client's CHANGEDSINCE, RFC 7162 §3.1.4.1).
+ * MD_LIMIT (nothing returned) when more than limit changes of the mailbox
+ * would have to be looked at: md_msg_list() in slices is cheaper then.
+ * free(*uids_r). */
+enum md_result md_msg_changed(struct md_mailbox *mb, uint32_t uid_first,
+			      uint32_t uid_last, uint64_t changedsince,
+			      size_t limit, uint32_t **uids_r, size_t *n_r);
 void md_msg_clear(struct md_msg *msg);
 void md_msg_list_free(struct md_msg *msgs, size_t n);
 
@@ -396,6 +498,11 @@ uint64_t md_pop3_size(const void *data, size_t len);
  * msg->path).  MD_NOTFOUND when the file is gone. */
 enum md_result md_msg_open(struct md_mailbox *mb, struct md_msg *msg, int *fd_r);
 
+/* RFC 8474 EMAILID (needs MD_READ_PATH): derived from the Maildir base
+ * name, the same for a message and its COPY / MOVE copies (md_objectid.c).
+ * id_r holds MD_OBJECTID_MAX + 1 octets.  (THREADID is not kept: NIL.) */
+void md_msg_emailid(const struct md_msg *msg, char *id_r);
+
 /* Metadata computed at delivery (needs MD_READ_META).  Strings are exactly
  * what follows the FETCH item name, "(" ... ")", not NUL-terminated. */
 const char *md_msg_envelope(const struct md_msg *msg, size_t *len_r);
@@ -403,6 +510,17 @@ const char *md_msg_body(const struct md_msg *msg, size_t *len_r);
 const char *md_msg_bodystructure(const struct md_msg *msg, size_t *len_r);
 /* The Date: header as Unix time, 0 when absent or invalid (SENTBEFORE ...) */
 int64_t md_msg_sent_date(const struct md_msg *msg);
+/* The References: header (THREAD=REFERENCES, RFC 5256 §2.2), unfolded, on
+ * one line, at most 16 KiB (its tail); NULL when the message has none, or
+ * when its metadata predates this field (`postern reindex` fills it).
+ * NUL-terminated. */
+const char *md_msg_references(const struct md_msg *msg, size_t *len_r);
+/* A header value (unstructured text, or a display name) with its RFC 2047
+ * encoded words decoded to UTF-8, as SEARCH decodes them but without case
+ * folding (SORT SUBJECT, DISPLAYFROM: RFC 5256 §2.1, RFC 5957).  *out_r
+ * is malloc'd and NUL-terminated (free() it), *len_r octets without the
+ * NUL; 0, or -1 when memory runs out. */
+int md_header_utf8(const char *s, size_t len, char **out_r, size_t *len_r);
 
 enum md_transfer_encoding {
 	MD_TE_7BIT, MD_TE_8BIT, MD_TE_BINARY, MD_TE_BASE64, MD_TE_QP,
@@ -477,11 +595,10 @@ enum md_result md_msg_binary(struct md_mailbox *mb, struct md_msg *msg,
  *    With MD_TEXT_HEADERS alone only the message's own header is read
  *    (the cheap case for FROM/SUBJECT/HEADER); TEXT asks for both.
  *  - Matching is RFC 5051 i;unicode-casemap (I18NLEVEL=1's comparator,
- *    Dovecot's) for Latin, Greek and Cyrillic: both sides case-folded and
- *    decomposed (NFKD), so "MÜLLER" finds "müller" and "u" finds "ü", as
- *    in Dovecot; our own tables, never the process locale.  Other
- *    scripts compare exactly.  An empty needle matches (a field that
- *    exists).
+ *    Dovecot's) for all of Unicode: both sides titlecased and decomposed
+ *    (NFKD), so "MÜLLER" finds "müller" and "u" finds "ü", as in
+ *    Dovecot; our own tables (md_text.c), never the process locale.  An
+ *    empty needle matches (a field that exists).
  *  - Limits: MD_TEXT_BODY_MAX octets of body text and MD_TEXT_HEADERS_MAX
  *    of header text per message are searched, the rest is not.  Dovecot
  *    without FTS has no limit; these keep one SEARCH's memory bounded

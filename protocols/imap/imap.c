@@ -58,10 +58,19 @@ static const struct imap_command imap_commands[] = {
 	{ "UNSELECT", IMAP_IN_SEL, 0, imap_cmd_unselect },
 	{ "EXPUNGE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_expunge },
 	{ "SEARCH", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_search },
+	{ "SORT", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_sort },
+	{ "THREAD", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_thread },
 	{ "FETCH", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_fetch },
 	{ "STORE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_store },
 	{ "COPY", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_copy },
 	{ "MOVE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_move },
+	{ "COMPRESS", IMAP_IN_LOGGED, 0, imap_cmd_compress },       /* RFC 4978 */
+	{ "UNAUTHENTICATE", IMAP_IN_LOGGED, 0, imap_cmd_unauthenticate }, /* RFC 8437 */
+	{ "GETQUOTA", IMAP_IN_LOGGED, 0, imap_cmd_getquota },       /* RFC 9208 */
+	{ "GETQUOTAROOT", IMAP_IN_LOGGED, 0, imap_cmd_getquotaroot },
+	{ "SETQUOTA", IMAP_IN_LOGGED, 0, imap_cmd_setquota },
+	{ "GETMETADATA", IMAP_IN_LOGGED, 0, imap_cmd_getmetadata }, /* RFC 5464 */
+	{ "SETMETADATA", IMAP_IN_LOGGED, 0, imap_cmd_setmetadata },
 };
 
 const struct imap_command *imap_command_find(const char *verb)
@@ -70,6 +79,19 @@ const struct imap_command *imap_command_find(const char *verb)
 		if (str_ieq(imap_commands[i].verb, verb))
 			return &imap_commands[i];
 	return NULL;
+}
+
+void *imap_cmd_state_new(struct imap_session *s, size_t size, void (*free_fn)(void *))
+{
+	void *state = calloc(1, size);
+
+	if (state == NULL) {
+		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		return NULL;
+	}
+	s->cmd_state = state;
+	s->cmd_free = free_fn;
+	return state;
 }
 
 struct auth *imap_ctx_auth(struct imap_ctx *ctx)
@@ -180,16 +202,22 @@ bool imap_login_allowed(const struct imap_session *s)
 #define IMAP_CAPS_BASE "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE IDLE"
 #define IMAP_CAPS_AUTH                                                                 \
 	" NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE LIST-EXTENDED SPECIAL-USE"          \
-	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY"
+	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY" \
+	" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES OBJECTID I18NLEVEL=1"\
+	" CONDSTORE QRESYNC"
+#define IMAP_CAPS_COMPRESS " COMPRESS=DEFLATE"
+#define IMAP_CAPS_EXTRA " UNAUTHENTICATE QUOTA QUOTA=RES-STORAGE METADATA"
 
 void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 {
 	if (s->state != IMAP_STATE_NOT_AUTH) {
-		snprintf(out, outlen, "%s%s", IMAP_CAPS_BASE, IMAP_CAPS_AUTH);
+		snprintf(out, outlen, "%s%s%s%s", IMAP_CAPS_BASE, IMAP_CAPS_AUTH,
+			 conn_is_compressed(s->conn) ? "" : IMAP_CAPS_COMPRESS, IMAP_CAPS_EXTRA);
 		return;
 	}
 	snprintf(out, outlen, "%s%s%s", IMAP_CAPS_BASE,
-		 s->starttls_allowed && !conn_is_tls(s->conn) ? " STARTTLS" : "",
+		 s->starttls_allowed && !conn_is_tls(s->conn) && !conn_is_compressed(s->conn)
+			 ? " STARTTLS" : "",
 		 imap_login_allowed(s) ? " AUTH=PLAIN AUTH=LOGIN" : " LOGINDISABLED");
 }
 
@@ -333,14 +361,15 @@ bad:
 	imap_reply(s, "BAD", "Invalid ID arguments");
 }
 
-/* RFC 5161: IMAP4rev2 (RFC 9051 §6.3.1) is the one capability that needs
- * enabling; unknown ones are ignored.  RFC 5161 §3.1: only before the
- * first SELECT / EXAMINE, so a mailbox's responses never change dialect
- * midway; later it is simply not enabled. */
+/* RFC 5161: IMAP4rev2 (RFC 9051 §6.3.1), CONDSTORE and QRESYNC (RFC 7162
+ * §3.1, §3.2.3: QRESYNC implies CONDSTORE) need enabling; unknown ones
+ * are ignored.  RFC 5161 §3.1: IMAP4rev2 only before the first SELECT /
+ * EXAMINE, so a mailbox's responses never change dialect midway; later
+ * it is simply not enabled. */
 static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 {
 	char cap[64];
-	bool rev2 = false;
+	bool rev2 = false, condstore = false, qresync = false;
 
 	if (!imap_sp(args)) {
 		imap_reply(s, "BAD", "ENABLE needs capability names");
@@ -351,21 +380,30 @@ static void imap_cmd_enable(struct imap_session *s, struct imap_cursor *args)
 			imap_reply(s, "BAD", "Invalid capability name");
 			return;
 		}
-		if (str_ieq(cap, "IMAP4rev2"))
-			rev2 = true;
+		rev2 = rev2 || str_ieq(cap, "IMAP4rev2");
+		condstore = condstore || str_ieq(cap, "CONDSTORE");
+		qresync = qresync || str_ieq(cap, "QRESYNC");
 	} while (imap_char(args, ' '));
 	if (!imap_at_end(args)) {
 		imap_reply(s, "BAD", "Invalid capability name");
 		return;
 	}
 	/* RFC 5161 §3.2: ENABLED lists only what this command newly enabled */
+	imap_out(s, "* ENABLED");
 	if (rev2 && !s->rev2 && s->state == IMAP_STATE_AUTH && !s->has_selected) {
 		s->rev2 = true;
 		conn_log(s->conn, LOG_LEVEL_DEBUG, "imap enabled IMAP4rev2 user=%s", s->canonical);
-		imap_out(s, "* ENABLED IMAP4rev2\r\n");
-	} else {
-		imap_out(s, "* ENABLED\r\n");
+		imap_out(s, " IMAP4rev2");
 	}
+	if (condstore && !s->condstore) {
+		s->condstore = true;
+		imap_out(s, " CONDSTORE");
+	}
+	if (qresync && !s->qresync) {
+		s->qresync = s->condstore = true;
+		imap_out(s, " QRESYNC");
+	}
+	imap_out(s, "\r\n");
 	imap_reply(s, "OK", "Enabled");
 }
 

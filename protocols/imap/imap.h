@@ -6,10 +6,11 @@
  * Offered (CAPABILITY, only what works): IMAP4rev2, SASL-IR, LITERAL+, ID,
  * ENABLE, IDLE, NAMESPACE, UNSELECT, CHILDREN, UIDPLUS, MOVE,
  * LIST-EXTENDED, SPECIAL-USE, CREATE-SPECIAL-USE, LIST-STATUS,
- * STATUS=SIZE, MULTIAPPEND, ESEARCH, SEARCHRES, BINARY; STARTTLS and
- * AUTH=PLAIN AUTH=LOGIN (or LOGINDISABLED) before login.  Not yet:
- * CONDSTORE/QRESYNC, COMPRESS.  \Recent is kept in this process's memory
- * (imap_recent.c).
+ * STATUS=SIZE, MULTIAPPEND, ESEARCH, SEARCHRES, BINARY, CONDSTORE, QRESYNC
+ * (imap_condstore.c), COMPRESS=DEFLATE (until it is on), UNAUTHENTICATE,
+ * QUOTA QUOTA=RES-STORAGE, METADATA; STARTTLS (not under COMPRESS) and
+ * AUTH=PLAIN AUTH=LOGIN (or LOGINDISABLED) before login.  \Recent is
+ * kept in this process's memory (imap_recent.c).
  *
  * IMAP4rev2 (s->rev2, set by ENABLE in the authenticated state before any
  * SELECT, RFC 5161 §3.1) changes only what RFC 9051 changes: mailbox names

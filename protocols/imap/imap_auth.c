@@ -62,6 +62,11 @@ void imap_cmd_starttls(struct imap_session *s, struct imap_cursor *args)
 		imap_reply(s, "BAD", "TLS is already active");
 		return;
 	}
+	if (conn_is_compressed(s->conn)) {
+		/* after COMPRESS and UNAUTHENTICATE: TLS would go under DEFLATE */
+		imap_reply(s, "BAD", "STARTTLS cannot follow COMPRESS");
+		return;
+	}
 	if (!s->starttls_allowed) {
 		imap_reply(s, "NO", "[CANNOT] STARTTLS is not available on this port");
 		return;
@@ -338,4 +343,30 @@ void imap_sasl_line(struct imap_session *s, const char *line, size_t len)
 	} else if (s->sasl != NULL) {
 		imap_flush(s);
 	}
+}
+
+/* ---- UNAUTHENTICATE (RFC 8437) ------------------------------------------- */
+
+/* RFC 8437 §3: back to NOT-AUTHENTICATED on the same connection, with
+ * every trace of the user gone (the selected mailbox, what ENABLE turned
+ * on); TLS and COMPRESS, layers of the connection, stay. */
+void imap_cmd_unauthenticate(struct imap_session *s, struct imap_cursor *args)
+{
+	if (!imap_at_end(args)) {
+		imap_reply(s, "BAD", "UNAUTHENTICATE takes no arguments");
+		return;
+	}
+	conn_log(s->conn, LOG_LEVEL_INFO, "imap unauthenticate user=%s", s->canonical);
+	imap_close_mailbox(s);
+	if (s->md_user != NULL)
+		md_user_close(s->md_user);
+	s->md_user = NULL;
+	s->user[0] = '\0';
+	s->canonical[0] = '\0';
+	s->verified = false;
+	s->rev2 = false;
+	s->has_selected = false;
+	s->preauth_count = 0;
+	imap_enter_state(s, IMAP_STATE_NOT_AUTH);
+	imap_reply(s, "OK", "Unauthenticated");
 }

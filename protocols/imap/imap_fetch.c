@@ -44,6 +44,9 @@ enum imap_fetch_kind {
 	IMAP_FI_SECTION,       /* BODY[...], BODY.PEEK[...], RFC822[.HEADER|.TEXT] */
 	IMAP_FI_BINARY,        /* BINARY[...], BINARY.PEEK[...] (RFC 3516) */
 	IMAP_FI_BINARY_SIZE,   /* BINARY.SIZE[...] */
+	IMAP_FI_EMAILID,       /* RFC 8474 §5.1 (imap_objectid.c) */
+	IMAP_FI_THREADID,      /* RFC 8474 §5.2: NIL */
+	IMAP_FI_MODSEQ,        /* MODSEQ (RFC 7162 §3.1.4) */
 };
 
 struct imap_fetch_item {
@@ -79,6 +82,12 @@ struct imap_fetch_cmd {
 	uint64_t src_off, src_left; /* file range being streamed */
 	char *mem;                  /* or filtered header being streamed */
 	size_t mem_off;
+	/* RFC 7162 fetch-modifiers */
+	uint64_t changedsince;      /* CHANGEDSINCE, 0: none */
+	bool vanished;              /* VANISHED (UID FETCH, QRESYNC) */
+	struct imap_seqset vset;    /* the UID set as given, for VANISHED */
+	uint64_t seen_modseq;       /* of this batch's implicit \Seen */
+	bool narrowed;              /* uids cut to the changed ones */
 };
 
 static void imap_fetch_free(void *arg)
@@ -94,6 +103,7 @@ static void imap_fetch_free(void *arg)
 		free(f->items[i].field_names);
 	}
 	free(f->uids);
+	free(f->vset.ranges);
 	if (f->batch != NULL)
 		md_msg_list_free(f->batch, f->n_alloc);
 	if (f->kw != NULL)
@@ -127,6 +137,9 @@ static struct imap_fetch_item *imap_fetch_add(struct imap_fetch_cmd *f, enum ima
 	case IMAP_FI_BINARY:
 	case IMAP_FI_BINARY_SIZE:
 		f->need_meta = true;
+		f->need_path = true;
+		break;
+	case IMAP_FI_EMAILID:
 		f->need_path = true;
 		break;
 	default:
@@ -280,12 +293,18 @@ static bool imap_fetch_att(struct imap_cursor *c, struct imap_fetch_cmd *f)
 	}
 	if (strcasecmp(name, "UID") == 0)
 		return imap_fetch_add(f, IMAP_FI_UID, "UID") != NULL;
+	if (strcasecmp(name, "MODSEQ") == 0)
+		return imap_fetch_add(f, IMAP_FI_MODSEQ, "MODSEQ") != NULL;
 	if (strcasecmp(name, "FLAGS") == 0)
 		return imap_fetch_add(f, IMAP_FI_FLAGS, "FLAGS") != NULL;
 	if (strcasecmp(name, "INTERNALDATE") == 0)
 		return imap_fetch_add(f, IMAP_FI_INTERNALDATE, "INTERNALDATE") != NULL;
 	if (strcasecmp(name, "RFC822.SIZE") == 0)
 		return imap_fetch_add(f, IMAP_FI_SIZE, "RFC822.SIZE") != NULL;
+	if (strcasecmp(name, "EMAILID") == 0 || strcasecmp(name, "THREADID") == 0)
+		return ((name[0] | 0x20) == 'e' ?
+			imap_fetch_add(f, IMAP_FI_EMAILID, "EMAILID") :
+			imap_fetch_add(f, IMAP_FI_THREADID, "THREADID")) != NULL;
 	if (strcasecmp(name, "ENVELOPE") == 0)
 		return imap_fetch_add(f, IMAP_FI_ENVELOPE, "ENVELOPE") != NULL;
 	if (strcasecmp(name, "BODYSTRUCTURE") == 0)
@@ -565,6 +584,9 @@ static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
 	case IMAP_FI_UID:
 		buf_appendf(&s->out, "UID %u", msg->uid);
 		break;
+	case IMAP_FI_MODSEQ:
+		buf_appendf(&s->out, "MODSEQ (%llu)", (unsigned long long)msg->modseq);
+		break;
 	case IMAP_FI_FLAGS:
 		buf_appendf(&s->out, "FLAGS ");
 		imap_buf_flags(&s->out, msg->flags, msg->keywords, f->kw, f->n_kw,
@@ -592,6 +614,10 @@ static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
 	case IMAP_FI_BINARY_SIZE:
 		imap_fetch_binary_size(s, it, msg);
 		break;
+	case IMAP_FI_EMAILID:
+	case IMAP_FI_THREADID:
+		imap_objectid_fetch(&s->out, msg, it->kind == IMAP_FI_THREADID);
+		break;
 	case IMAP_FI_SECTION:
 	case IMAP_FI_BINARY:
 		break;
@@ -614,7 +640,8 @@ static enum md_result imap_fetch_load(struct imap_session *s, struct imap_fetch_
 	while (k + 1 < f->n && imap_view_seq(v, f->uids[k + 1]) - seq0 < IMAP_FETCH_BATCH)
 		k++;
 	last = f->uids[k];
-	r = md_msg_list(v->mb, first, last, 0, what, &msgs, &n);
+	/* CHANGEDSINCE: the store filters without decoding any meta */
+	r = md_msg_list(v->mb, first, last, f->changedsince, what, &msgs, &n);
 	if (r != MD_OK)
 		return r;
 	/* keep the messages asked for (the range may hold others) */
@@ -647,11 +674,13 @@ static enum md_result imap_fetch_load(struct imap_session *s, struct imap_fetch_
 			    MD_OK) {
 			for (size_t i = 0; i < nu; i++)
 				if (res[i].result == MD_OK && res[i].modseq > v->modseq)
-					v->own_modseq = res[i].modseq;
+					v->own_modseq = f->seen_modseq = res[i].modseq;
 			for (size_t i = 0; i < w; i++)
 				if (!(msgs[i].flags & MD_FLAG_SEEN)) {
 					msgs[i].flags |= MD_FLAG_SEEN;
-					msgs[i].modseq = 0; /* marks "report FLAGS" */
+					/* one transaction: one new modseq, which
+					 * marks "report FLAGS" */
+					msgs[i].modseq = f->seen_modseq;
 				}
 		}
 		free(unseen);
@@ -660,10 +689,52 @@ static enum md_result imap_fetch_load(struct imap_session *s, struct imap_fetch_
 	return MD_OK;
 }
 
+static bool imap_fetch_has(const struct imap_fetch_cmd *f, enum imap_fetch_kind kind)
+{
+	for (size_t i = 0; i < f->n_items; i++)
+		if (f->items[i].kind == kind)
+			return true;
+	return false;
+}
+
+/* CHANGEDSINCE (RFC 7162 §3.1.4.1): keep the UIDs the modseq index names,
+ * when it names fewer than the set holds (iOS asks for 1:* on its first
+ * SELECT); else the slices filter as they are read (md_msg_list). */
+static void imap_fetch_narrow(struct imap_session *s, struct imap_fetch_cmd *f)
+{
+	uint32_t *changed;
+	size_t n_changed, w = 0, j = 0;
+
+	if (f->n == 0 || md_msg_changed(s->view.mb, f->uids[0], f->uids[f->n - 1], f->changedsince,
+					f->n, &changed, &n_changed) != MD_OK)
+		return;
+	for (size_t i = 0; i < f->n; i++) {
+		while (j < n_changed && changed[j] < f->uids[i])
+			j++;
+		if (j < n_changed && changed[j] == f->uids[i])
+			f->uids[w++] = f->uids[i];
+	}
+	f->n = w;
+	free(changed);
+}
+
 static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 {
 	struct imap_fetch_cmd *f = s->cmd_state;
 	struct imap_view *v = &s->view;
+
+	if (f->changedsince > 0 && !f->narrowed) {
+		f->narrowed = true;
+		imap_fetch_narrow(s, f);
+	}
+	if (f->vanished) {
+		/* RFC 7162 §3.2.6: before the FETCH responses */
+		f->vanished = false;
+		if (imap_vanished_earlier(s, &f->vset, f->changedsince, v->uidnext) < 0) {
+			imap_reply(s, "NO", "[UNAVAILABLE] Cannot read the mailbox");
+			return CMD_DONE;
+		}
+	}
 
 	if (!f->kw_loaded) {
 		md_mailbox_keywords(v->mb, &f->kw, &f->n_kw);
@@ -698,7 +769,8 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 			buf_appendf(&s->out, "* %u FETCH (", imap_view_seq(v, msg->uid));
 			f->in_msg = true;
 			f->item_pos = 0;
-			f->report_flags = f->set_seen && msg->modseq == 0;
+			f->report_flags = f->set_seen && f->seen_modseq != 0 &&
+					  msg->modseq == f->seen_modseq;
 		}
 		msg = &f->batch[f->batch_pos];
 		if (!imap_fetch_stream(s, f))
@@ -728,6 +800,9 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 			buf_appendf(&s->out, " FLAGS ");
 			imap_buf_flags(&s->out, msg->flags, msg->keywords, f->kw, f->n_kw,
 				       imap_is_recent(s, msg->uid));
+			if (s->condstore && !imap_fetch_has(f, IMAP_FI_MODSEQ))
+				buf_appendf(&s->out, " MODSEQ (%llu)",
+					    (unsigned long long)msg->modseq);
 		}
 		buf_appendf(&s->out, ")\r\n");
 		if (f->fd >= 0)
@@ -744,6 +819,39 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 	return CMD_DONE;
 }
 
+/* fetch-modifiers (RFC 4466 §2.4): "(CHANGEDSINCE m [VANISHED])" (RFC
+ * 7162 §3.1.4, §3.2.6) */
+static bool imap_fetch_modifiers(struct imap_session *s, struct imap_cursor *c,
+				 struct imap_fetch_cmd *f)
+{
+	char name[16];
+
+	if (!imap_char(c, '('))
+		return false;
+	do {
+		if (!imap_atom(c, name, sizeof(name), NULL))
+			return false;
+		if (str_ieq(name, "CHANGEDSINCE") && f->changedsince == 0) {
+			if (!imap_sp(c) || !imap_modseq_arg(c, &f->changedsince, false))
+				return false;
+		} else if (str_ieq(name, "VANISHED") && !f->vanished) {
+			f->vanished = true;
+		} else {
+			c->err = "Unknown FETCH modifier";
+			return false;
+		}
+	} while (imap_sp(c));
+	if (!imap_char(c, ')'))
+		return false;
+	/* RFC 7162 §3.2.6: VANISHED only in UID FETCH, with CHANGEDSINCE,
+	 * after ENABLE QRESYNC */
+	if (f->vanished && (!s->uid || !s->qresync || f->changedsince == 0)) {
+		c->err = "VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC";
+		return false;
+	}
+	return true;
+}
+
 void imap_cmd_fetch(struct imap_session *s, struct imap_cursor *args)
 {
 	struct imap_fetch_cmd *f = calloc(1, sizeof(*f));
@@ -756,10 +864,19 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_cursor *args)
 	f->fd = -1;
 	s->cmd_state = f;
 	s->cmd_free = imap_fetch_free;
-	if (!imap_sp(args) || !imap_set_arg(s, args, s->uid, &f->uids, &f->n)) {
-		if (args->err != NULL && f->uids == NULL && args->p >= args->end)
-			imap_reply(s, "BAD", "Missing arguments");
-		return;
+	if (!imap_sp(args))
+		goto bad_args;
+	{
+		/* VANISHED wants the UID set as given, not only the view's */
+		struct imap_cursor again = *args;
+
+		if (!imap_set_arg(s, args, s->uid, &f->uids, &f->n)) {
+			if (args->err != NULL && f->uids == NULL && args->p >= args->end)
+				imap_reply(s, "BAD", "Missing arguments");
+			return;
+		}
+		if (s->uid && !imap_seqset(&again, &f->vset))
+			memset(&f->vset, 0, sizeof(f->vset));
 	}
 	if (!imap_sp(args)) {
 		imap_reply(s, "BAD", "Missing FETCH items");
@@ -773,6 +890,8 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_cursor *args)
 	} else {
 		ok = imap_fetch_att(args, f);
 	}
+	if (ok && imap_sp(args))
+		ok = imap_fetch_modifiers(s, args, f);
 	if (!ok || !imap_at_end(args) || f->n_items == 0) {
 		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid FETCH items");
 		return;
@@ -794,5 +913,19 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_cursor *args)
 			str_copy(f->items[0].name, "UID", sizeof(f->items[0].name));
 		}
 	}
+	if (f->changedsince > 0 && !imap_fetch_has(f, IMAP_FI_MODSEQ)) {
+		/* RFC 7162 §3.1.4.1: CHANGEDSINCE answers with MODSEQ */
+		struct imap_fetch_item *it = imap_fetch_add(f, IMAP_FI_MODSEQ, "MODSEQ");
+
+		if (it == NULL) {
+			imap_reply(s, "BAD", "[LIMIT] Too many FETCH items");
+			return;
+		}
+	}
+	if (f->changedsince > 0 || imap_fetch_has(f, IMAP_FI_MODSEQ))
+		s->condstore = true; /* RFC 7162 §3.1: CONDSTORE enabling */
 	imap_job_start(s, imap_fetch_work, NULL);
+	return;
+bad_args:
+	imap_reply(s, "BAD", "Missing arguments");
 }

@@ -38,6 +38,8 @@
 #define IMAP_STATUS_UNSEEN      0x10
 #define IMAP_STATUS_SIZE        0x20
 #define IMAP_STATUS_DELETED     0x40
+#define IMAP_STATUS_MAILBOXID   0x4000 /* RFC 8474 §4.2 (imap_objectid.c) */
+#define IMAP_STATUS_HIGHESTMODSEQ 0x80 /* RFC 7162 §3.1.10 */
 
 struct imap_mbox_cmd {
 	char name[MD_MAILBOX_NAME_MAX + 1];
@@ -52,15 +54,7 @@ struct imap_mbox_cmd {
 
 static struct imap_mbox_cmd *imap_mbox_state(struct imap_session *s)
 {
-	struct imap_mbox_cmd *m = calloc(1, sizeof(*m));
-
-	if (m == NULL) {
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-		return NULL;
-	}
-	s->cmd_state = m;
-	s->cmd_free = free;
-	return m;
+	return imap_cmd_state_new(s, sizeof(struct imap_mbox_cmd), free);
 }
 
 static void imap_bad(struct imap_session *s, struct imap_cursor *c, const char *fallback)
@@ -288,8 +282,17 @@ static void imap_status_line(struct imap_session *s, const char *name, unsigned 
 		buf_appendf(&s->out, "%sSIZE %llu", sep, (unsigned long long)st->size);
 		sep = " ";
 	}
-	if (items & IMAP_STATUS_DELETED)
+	if (items & IMAP_STATUS_DELETED) {
 		buf_appendf(&s->out, "%sDELETED %u", sep, st->deleted);
+		sep = " ";
+	}
+	if (items & IMAP_STATUS_HIGHESTMODSEQ) {
+		buf_appendf(&s->out, "%sHIGHESTMODSEQ %llu", sep,
+			    (unsigned long long)st->highestmodseq);
+		sep = " ";
+	}
+	if (items & IMAP_STATUS_MAILBOXID)
+		imap_objectid_status(s, name, sep);
 	buf_appendf(&s->out, ")\r\n");
 }
 
@@ -421,6 +424,10 @@ static bool imap_status_items(const struct imap_session *s, struct imap_cursor *
 			*items_r |= IMAP_STATUS_SIZE;
 		else if (str_ieq(item, "DELETED"))
 			*items_r |= IMAP_STATUS_DELETED;
+		else if (str_ieq(item, "MAILBOXID"))
+			*items_r |= IMAP_STATUS_MAILBOXID;
+		else if (str_ieq(item, "HIGHESTMODSEQ"))
+			*items_r |= IMAP_STATUS_HIGHESTMODSEQ;
 		else {
 			c->err = "Unknown STATUS item";
 			return false;
@@ -731,5 +738,7 @@ void imap_cmd_status(struct imap_session *s, struct imap_cursor *args)
 		imap_bad(s, args, "Invalid STATUS arguments");
 		return;
 	}
+	if (m->status_items & IMAP_STATUS_HIGHESTMODSEQ)
+		s->condstore = true; /* RFC 7162 §3.1: a CONDSTORE enabling command */
 	imap_job_start(s, imap_status_work, NULL);
 }

@@ -14,9 +14,17 @@
  *   imap_fetch.c      FETCH, UID FETCH (streaming)
  *   imap_store.c      STORE, COPY, MOVE and their UID forms
  *   imap_append.c     APPEND / MULTIAPPEND (literal streamed into the store)
- *   imap_search.c     SEARCH, UID SEARCH
+ *   imap_search.c     SEARCH, UID SEARCH; the search program SORT and
+ *                     THREAD share
+ *   imap_sort.c       SORT, UID SORT (ESORT), the sort keys THREAD shares
+ *   imap_thread.c     THREAD, UID THREAD (ORDEREDSUBJECT, REFERENCES)
+ *   imap_subject.c    RFC 5256 base subject, i;ascii-casemap
  *   imap_idle.c       IDLE / DONE
  *   imap_recent.c     \Recent: which session is told about a message first
+ *   imap_objectid.c   OBJECTID (RFC 8474): MAILBOXID, EMAILID, THREADID
+ *   imap_compress.c   COMPRESS=DEFLATE (the layer is core/conn's)
+ *   imap_quota.c      GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208)
+ *   imap_metadata.c   GETMETADATA, SETMETADATA (RFC 5464)
  *
  * Memory: a session owns everything it points to.  A command's scratch
  * (s->cmd_state) is freed by its cmd_free when the tagged reply is sent;
@@ -165,6 +173,10 @@ struct imap_session {
 	unsigned preauth_count; /* commands in NOT-AUTHENTICATED */
 	bool rev2;              /* ENABLE IMAP4rev2 (RFC 9051 §6.3.1) */
 	bool has_selected;      /* a SELECT / EXAMINE was issued (RFC 5161 §3.1) */
+	bool condstore;         /* CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in
+				 * every FETCH response about flags */
+	bool qresync;           /* ENABLE QRESYNC (RFC 7162 §3.2.3): VANISHED
+				 * instead of EXPUNGE */
 	struct imap_reader reader;
 
 	/* the command running */
@@ -217,6 +229,9 @@ void imap_out(struct imap_session *s, const char *fmt, ...)
 /* Run work on a worker thread (again while it returns CMD_MORE), write its
  * output, then after() on the loop and read the next command. */
 void imap_job_start(struct imap_session *s, imap_work_fn *work, imap_after_fn *after);
+/* A zeroed scratch state of size octets for the running command, freed
+ * with free_fn when its reply is sent; NULL after replying NO. */
+void *imap_cmd_state_new(struct imap_session *s, size_t size, void (*free_fn)(void *));
 /* The command is complete (output already queued): read the next one. */
 void imap_command_done(struct imap_session *s);
 /* Write s->out to the connection. */
@@ -231,7 +246,7 @@ void imap_idle_link(struct imap_session *s, bool on);
 
 /* imap_auth.c */
 imap_handler_fn imap_cmd_capability, imap_cmd_starttls, imap_cmd_login,
-	imap_cmd_authenticate;
+	imap_cmd_authenticate, imap_cmd_unauthenticate;
 void imap_sasl_line(struct imap_session *s, const char *line, size_t len);
 void imap_auth_cleanup(struct imap_session *s);
 
@@ -290,6 +305,30 @@ bool imap_is_recent(const struct imap_session *s, uint32_t uid);
 int imap_view_add_recent(struct imap_view *v, const uint32_t *uids, size_t n, uint32_t above);
 void imap_view_drop_recent(struct imap_view *v, uint32_t uid);
 
+/* imap_condstore.c (RFC 7162) */
+struct imap_qresync {
+	bool condstore, qresync;  /* the SELECT parameters given */
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	bool has_known;
+	struct imap_seqset known; /* known-uids (free its ranges) */
+};
+/* mod-sequence-value (zero_ok: mod-sequence-valzer); false with c->err */
+bool imap_modseq_arg(struct imap_cursor *c, uint64_t *modseq_r, bool zero_ok);
+/* "1:3,7" of ascending UIDs */
+void imap_buf_uidset(struct buf *b, const uint32_t *uids, size_t n);
+/* EXPUNGE / VANISHED for the UIDs (ascending) the view loses (worker). */
+void imap_view_expunged(struct imap_session *s, const uint32_t *uids, size_t n);
+/* "* VANISHED (EARLIER) ..." for the UIDs of set (normalised here, '*'
+ * = uidnext - 1) expunged after modseq (worker).  -1 on a store failure. */
+int imap_vanished_earlier(struct imap_session *s, struct imap_seqset *set, uint64_t modseq,
+			  uint32_t uidnext);
+/* The parenthesised select-params after the mailbox name; false with c->err. */
+bool imap_select_params(struct imap_session *s, struct imap_cursor *c, struct imap_qresync *q);
+/* VANISHED (EARLIER) and FETCH for a SELECT with QRESYNC (worker). */
+void imap_qresync_answer(struct imap_session *s, struct imap_qresync *q, char **names,
+			 size_t n_names, uint32_t uidnext);
+
 /* imap_fetch.c */
 imap_handler_fn imap_cmd_fetch;
 
@@ -315,5 +354,113 @@ void imap_idle_wake(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id)
 
 /* imap_search.c */
 imap_handler_fn imap_cmd_search;
+
+/* The search program alone, shared with SORT and THREAD (RFC 5256 §3:
+ * their searching criteria are SEARCH's).  imap_search_parse() reads
+ * search-key *(SP search-key) to the end of args; NULL when it failed:
+ * *replied_r when a reply is out already (a refused sequence set), else
+ * args->err says why (BAD).  On a worker: imap_search_prepare() once,
+ * then imap_search_match() per message read with imap_search_needs()
+ * (MD_READ_* flags).  imap_search_free() is a cmd_free. */
+struct imap_search_cmd;
+struct imap_search_cmd *imap_search_parse(struct imap_session *s, struct imap_cursor *args,
+					  bool *replied_r);
+unsigned imap_search_needs(const struct imap_search_cmd *c);
+void imap_search_prepare(struct imap_session *s, struct imap_search_cmd *c);
+bool imap_search_match(struct imap_session *s, struct imap_search_cmd *c, struct md_msg *m);
+void imap_search_free(void *c);
+
+/* RETURN options of SEARCH (RFC 4731 §3.1) and SORT (RFC 5267 §3.1). */
+struct imap_return {
+	bool min, max, count, all, save;
+};
+/* "(" [option *(SP option)] ")" after "RETURN SP"; SAVE (RFC 5182) only
+ * when allow_save; RETURN () means ALL.  false with c->err. */
+bool imap_search_return(struct imap_cursor *c, struct imap_return *r, bool allow_save);
+/* "* ESEARCH (TAG ...) [UID] MIN MAX COUNT ALL" of v (n numbers in the
+ * order reported: MIN is v[0], MAX v[n - 1], ALL a sequence-set in that
+ * order, ascending consecutive runs as ranges), into s->out; nothing when
+ * only SAVE was asked. */
+void imap_search_esearch(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
+			 size_t n, uint64_t modseq);
+
+/* imap_subject.c: RFC 5256 §2.1 base subject of a subject already
+ * decoded to UTF-8 (step 1's RFC 2047 decoding: md_header_utf8()),
+ * appended to out; *reply_r (may be NULL) tells whether a reply or
+ * forward marker was removed (RFC 5256 §2.2 REFERENCES step 5).  -1 on
+ * memory. */
+int imap_subject_base(const char *s, size_t len, struct buf *out, bool *reply_r);
+/* i;ascii-casemap (RFC 4790 §9.2): octets compared with a-z as A-Z. */
+int imap_subject_casecmp(const char *a, size_t alen, const char *b, size_t blen);
+
+/* imap_sort.c: SORT, UID SORT (RFC 5256 §3) with ESORT (RFC 5267 §3.2),
+ * and what THREAD shares with it */
+imap_handler_fn imap_cmd_sort;
+
+/* Per matching message, the keys both need, read from the index alone
+ * (ENVELOPE, sent date, References: store.h), never from the file. */
+struct imap_sort_msg {
+	uint32_t seq, uid;
+	int64_t date;          /* sent date, INTERNALDATE without one (§2.2) */
+	int64_t arrival;       /* INTERNALDATE */
+	uint64_t size;
+	char *subject;         /* base subject (§2.1), NUL-terminated */
+	bool reply;            /* the subject had a reply/forward marker */
+	/* IMAP_SORT_NEED_ADDRS: */
+	char *from, *to, *cc;  /* addr-mailbox of the first address, or "" */
+	char *dfrom, *dto;     /* RFC 5957 display name, else addr-spec */
+	/* IMAP_SORT_NEED_IDS: */
+	char *message_id;      /* ENVELOPE message-id, or NULL */
+	char *in_reply_to;     /* ENVELOPE in-reply-to, or NULL */
+	char *references;      /* References: value (its last 4 KiB), or NULL */
+};
+
+/* A SORT's or THREAD's program and the keys of the messages it matched */
+#define IMAP_SORT_NEED_ADDRS 0x1 /* from, to, cc, dfrom, dto */
+#define IMAP_SORT_NEED_IDS   0x2 /* message_id, in_reply_to, references */
+struct imap_sort_set {
+	struct imap_search_cmd *prog;
+	unsigned need;         /* IMAP_SORT_NEED_*: keys other than the base
+				* subject, dates and size */
+	struct imap_sort_msg *msgs;
+	size_t n;
+};
+
+/* "charset SP search-criteria" of SORT and THREAD (RFC 5256 §3) into
+ * set->prog: only UTF-8 and US-ASCII (NO [BADCHARSET] otherwise).  false
+ * after a reply (BAD, NO) to the command. */
+bool imap_sort_criteria(struct imap_session *s, struct imap_cursor *args,
+			struct imap_sort_set *set);
+/* Worker: the keys of the messages of the view set->prog matches,
+ * ascending by sequence number.  0, or -1 after a NO reply. */
+int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set);
+/* The keys and the program. */
+void imap_sort_set_free(struct imap_sort_set *set);
+/* Sent date, then sequence number (RFC 5256 §2.2): qsort comparator of
+ * struct imap_sort_msg pointers. */
+int imap_sort_cmp_date_ptr(const void *a, const void *b);
+
+/* imap_thread.c: THREAD, UID THREAD (RFC 5256 §3) */
+imap_handler_fn imap_cmd_thread;
+
+/* imap_objectid.c (RFC 8474; worker threads) */
+/* "* OK [MAILBOXID (id)]" of the view's mailbox (SELECT / EXAMINE). */
+void imap_objectid_select(struct imap_session *s);
+/* " MAILBOXID (id)" of a STATUS answer, after sep. */
+void imap_objectid_status(struct imap_session *s, const char *name, const char *sep);
+/* FETCH "EMAILID (id)", or with thread "THREADID NIL". */
+void imap_objectid_fetch(struct buf *b, const struct md_msg *msg, bool thread);
+/* SP objectid (SEARCH EMAILID / THREADID), strdup'ed; false with c->err. */
+bool imap_objectid_arg(struct imap_cursor *c, char **id_r);
+/* Whether msg (read with MD_READ_PATH) has EMAILID id. */
+bool imap_objectid_emailid_is(const struct md_msg *msg, const char *id);
+/* imap_compress.c */
+imap_handler_fn imap_cmd_compress;
+
+/* imap_quota.c */
+imap_handler_fn imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
+
+/* imap_metadata.c */
+imap_handler_fn imap_cmd_getmetadata, imap_cmd_setmetadata;
 
 #endif

@@ -3,7 +3,10 @@
  *
  * The search program is parsed on the loop into a small tree of nodes
  * (bounded: IMAP_SEARCH_NODES_MAX nodes, IMAP_SEARCH_DEPTH_MAX nesting);
- * a worker walks the view's messages in batches and evaluates it.
+ * a worker walks the view's messages in batches and evaluates it.  SORT
+ * and THREAD (imap_sort.c, imap_thread.c) use the same program through
+ * imap_search_parse() / imap_search_match(), and SORT's ESORT answer goes
+ * through imap_search_esearch().
  *
  * Text keys (FROM, TO, CC, BCC, SUBJECT, HEADER, BODY, TEXT) go through
  * imap_search_text(): the store's decoded text of the message (md_msg_text:
@@ -33,6 +36,8 @@ enum imap_skey {
 	SK_RECENT, SK_NEW, SK_OLD, /* \Recent in this session (imap_recent.c) */
 	SK_LARGER, SK_SMALLER, SK_BEFORE, SK_ON, SK_SINCE, SK_SENTBEFORE, SK_SENTON,
 	SK_SENTSINCE, SK_SET, SK_HEADER, SK_BODY, SK_TEXT,
+	SK_EMAILID, SK_THREADID, /* RFC 8474 §6 (imap_objectid.c) */
+	SK_MODSEQ, /* RFC 7162 §3.1.5 */
 };
 
 struct imap_snode {
@@ -54,16 +59,19 @@ struct imap_search_cmd {
 	int n_nodes;
 	int n_sets;
 	int root;
-	bool esearch, ret_min, ret_max, ret_count, ret_all, ret_save;
+	bool esearch;
+	struct imap_return ret;
 	bool need_meta, need_path;
 	uint32_t *matches;
 	size_t n_matches;
 	unsigned text_what;    /* MD_TEXT_* the text keys need */
 	struct md_text *text;  /* decoded text of message text_uid */
 	uint32_t text_uid;
+	bool has_modseq;       /* a MODSEQ key: answer with the highest */
+	uint64_t max_modseq;   /* of the matches */
 };
 
-static void imap_search_free(void *arg)
+void imap_search_free(void *arg)
 {
 	struct imap_search_cmd *c = arg;
 
@@ -254,6 +262,27 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 			return -2;
 		return k;
 	}
+	if (str_ieq(word, "MODSEQ")) {
+		/* MODSEQ [entry-name entry-type-req] mod-sequence-valzer: our
+		 * modseq is per message, so the entry is checked and ignored */
+		const char *entry;
+		size_t elen;
+		char type[8];
+
+		k = imap_snode_new(c, cur, SK_MODSEQ);
+		if (k < 0 || !imap_sp(cur))
+			return -1;
+		if (imap_peek(cur, '"') &&
+		    (!imap_string(cur, &entry, &elen) || !imap_sp(cur) ||
+		     !imap_atom(cur, type, sizeof(type), NULL) || !imap_sp(cur) ||
+		     !(str_ieq(type, "priv") || str_ieq(type, "shared") || str_ieq(type, "all"))))
+			return -1;
+		if (!imap_modseq_arg(cur, &c->nodes[k].n, true))
+			return -1;
+		c->has_modseq = true;
+		s->condstore = true; /* RFC 7162 §3.1: CONDSTORE enabling */
+		return k;
+	}
 	if (str_ieq(word, "LARGER") || str_ieq(word, "SMALLER")) {
 		k = imap_snode_new(c, cur, str_ieq(word, "LARGER") ? SK_LARGER : SK_SMALLER);
 		if (k < 0 || !imap_sp(cur) || !imap_number64(cur, &c->nodes[k].n))
@@ -267,6 +296,13 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 			return -1;
 		c->nodes[k].str = strdup(kw);
 		return c->nodes[k].str != NULL ? k : -1;
+	}
+	if (str_ieq(word, "EMAILID") || str_ieq(word, "THREADID")) {
+		k = imap_snode_new(c, cur, str_ieq(word, "EMAILID") ? SK_EMAILID : SK_THREADID);
+		if (k < 0 || !imap_objectid_arg(cur, &c->nodes[k].str))
+			return -1;
+		c->need_path = true;
+		return k;
 	}
 	if (str_ieq(word, "HEADER")) {
 		const char *f;
@@ -308,6 +344,40 @@ static int imap_search_key(struct imap_session *s, struct imap_search_cmd *c,
 	}
 	cur->err = "Unknown search key";
 	return -1;
+}
+
+/* The program alone (SORT and THREAD, RFC 5256 §3: "searching criteria"
+ * as SEARCH's), to the end of the arguments. */
+struct imap_search_cmd *imap_search_parse(struct imap_session *s, struct imap_cursor *args,
+					  bool *replied_r)
+{
+	struct imap_search_cmd *c = calloc(1, sizeof(*c));
+
+	*replied_r = false;
+	if (c == NULL) {
+		args->err = "[SERVERBUG] Out of memory";
+		return NULL;
+	}
+	c->root = imap_search_list(s, c, args, 0, false);
+	if (c->root < 0) {
+		*replied_r = c->root == -2 || s->out.len > 0;
+		imap_search_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+unsigned imap_search_needs(const struct imap_search_cmd *c)
+{
+	return (c->need_meta ? MD_READ_META : 0) | (c->need_path ? MD_READ_PATH : 0);
+}
+
+static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, int k,
+			     struct md_msg *m);
+
+bool imap_search_match(struct imap_session *s, struct imap_search_cmd *c, struct md_msg *m)
+{
+	return imap_search_eval(s, c, c->root, m);
 }
 
 /* ---- text matching ------------------------------------------------------------- */
@@ -394,6 +464,8 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 		bool has = n->kw >= 0 && (m->keywords[n->kw / 64] >> (n->kw % 64)) & 1;
 		return n->key == SK_KEYWORD ? has : !has;
 	}
+	case SK_MODSEQ:
+		return m->modseq >= n->n;
 	case SK_LARGER:
 		return m->size > n->n;
 	case SK_SMALLER:
@@ -415,6 +487,10 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 					       : day >= n->t;
 	case SK_SET:
 		return imap_uids_have(n->uids, n->n_uids, m->uid);
+	case SK_EMAILID:
+		return imap_objectid_emailid_is(m, n->str);
+	case SK_THREADID:
+		return false; /* no message has one (THREADID NIL) */
 	case SK_HEADER:
 	case SK_BODY:
 	case SK_TEXT:
@@ -423,18 +499,76 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 	return false;
 }
 
-static void imap_buf_set(struct buf *b, const uint32_t *v, size_t n)
+void imap_search_esearch(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
+			 size_t n, uint64_t modseq)
 {
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j + 1 < n && v[j + 1] == v[j] + 1)
-			j++;
-		if (j > i)
-			buf_appendf(b, "%s%u:%u", i > 0 ? "," : "", v[i], v[j]);
-		else
-			buf_appendf(b, "%s%u", i > 0 ? "," : "", v[i]);
-		i = j + 1;
+	if (!r->min && !r->max && !r->count && !r->all)
+		return; /* SAVE alone: no answer (RFC 5182 §2.1) */
+	buf_appendf(&s->out, "* ESEARCH (TAG ");
+	imap_buf_string(&s->out, s->tag, strlen(s->tag));
+	buf_appendf(&s->out, ")%s", s->uid ? " UID" : "");
+	if (r->min && n > 0)
+		buf_appendf(&s->out, " MIN %u", v[0]);
+	if (r->max && n > 0)
+		buf_appendf(&s->out, " MAX %u", v[n - 1]);
+	if (r->count)
+		buf_appendf(&s->out, " COUNT %zu", n);
+	if (r->all && n > 0) {
+		buf_appendf(&s->out, " ALL ");
+		imap_buf_uidset(&s->out, v, n);
 	}
+	if (modseq > 0 && n > 0)
+		buf_appendf(&s->out, " MODSEQ %llu", (unsigned long long)modseq);
+	buf_appendf(&s->out, "\r\n");
+}
+
+bool imap_search_return(struct imap_cursor *args, struct imap_return *r, bool allow_save)
+{
+	char word[16];
+
+	memset(r, 0, sizeof(*r));
+	if (!imap_char(args, '('))
+		return false;
+	while (!imap_char(args, ')')) {
+		if (!imap_atom(args, word, sizeof(word), NULL))
+			return false;
+		if (str_ieq(word, "MIN"))
+			r->min = true;
+		else if (str_ieq(word, "MAX"))
+			r->max = true;
+		else if (str_ieq(word, "COUNT"))
+			r->count = true;
+		else if (str_ieq(word, "ALL"))
+			r->all = true;
+		else if (str_ieq(word, "SAVE") && allow_save)
+			r->save = true;
+		else {
+			args->err = "Unknown RETURN option";
+			return false;
+		}
+		imap_char(args, ' ');
+	}
+	/* RFC 4731 §3.1: RETURN () means ALL */
+	if (!r->min && !r->max && !r->count && !r->all && !r->save)
+		r->all = true;
+	return true;
+}
+
+/* Keyword names to the mailbox's keyword indexes (worker, once per
+ * command: the names may have changed since the command was parsed). */
+void imap_search_prepare(struct imap_session *s, struct imap_search_cmd *c)
+{
+	char **names = NULL;
+	size_t n_names = 0;
+
+	if (md_mailbox_keywords(s->view.mb, &names, &n_names) != MD_OK)
+		return;
+	for (int i = 0; i < c->n_nodes; i++)
+		if (c->nodes[i].key == SK_KEYWORD || c->nodes[i].key == SK_UNKEYWORD)
+			for (size_t k = 0; k < n_names && k < MD_KEYWORDS_MAX; k++)
+				if (names[k] != NULL && str_ieq(names[k], c->nodes[i].str))
+					c->nodes[i].kw = (int)k;
+	md_mailbox_keywords_free(names, n_names);
 }
 
 static enum imap_cmd_status imap_search_work(struct imap_session *s)
@@ -442,18 +576,9 @@ static enum imap_cmd_status imap_search_work(struct imap_session *s)
 	struct imap_search_cmd *c = s->cmd_state;
 	struct imap_view *v = &s->view;
 	unsigned what = (c->need_meta ? MD_READ_META : 0) | (c->need_path ? MD_READ_PATH : 0);
-	char **names = NULL;
-	size_t n_names = 0;
 	size_t cap = 0;
 
-	if (md_mailbox_keywords(v->mb, &names, &n_names) == MD_OK) {
-		for (int i = 0; i < c->n_nodes; i++)
-			if (c->nodes[i].key == SK_KEYWORD || c->nodes[i].key == SK_UNKEYWORD)
-				for (size_t k = 0; k < n_names && k < MD_KEYWORDS_MAX; k++)
-					if (names[k] != NULL && str_ieq(names[k], c->nodes[i].str))
-						c->nodes[i].kw = (int)k;
-		md_mailbox_keywords_free(names, n_names);
-	}
+	imap_search_prepare(s, c);
 	for (size_t pos = 0; pos < v->n; pos += IMAP_FETCH_BATCH) {
 		size_t last = pos + IMAP_FETCH_BATCH < v->n ? pos + IMAP_FETCH_BATCH : v->n;
 		struct md_msg *msgs = NULL;
@@ -479,6 +604,8 @@ static enum imap_cmd_status imap_search_work(struct imap_session *s)
 				cap = ncap;
 			}
 			c->matches[c->n_matches++] = s->uid ? msgs[i].uid : seq;
+			if (msgs[i].modseq > c->max_modseq)
+				c->max_modseq = msgs[i].modseq;
 		}
 		md_msg_list_free(msgs, n);
 	}
@@ -486,22 +613,13 @@ static enum imap_cmd_status imap_search_work(struct imap_session *s)
 		buf_appendf(&s->out, "* SEARCH");
 		for (size_t i = 0; i < c->n_matches; i++)
 			buf_appendf(&s->out, " %u", c->matches[i]);
+		if (c->has_modseq && c->n_matches > 0) /* RFC 7162 §3.1.6 */
+			buf_appendf(&s->out, " (MODSEQ %llu)", (unsigned long long)c->max_modseq);
 		buf_appendf(&s->out, "\r\n");
-	} else if (c->ret_min || c->ret_max || c->ret_count || c->ret_all) {
-		buf_appendf(&s->out, "* ESEARCH (TAG ");
-		imap_buf_string(&s->out, s->tag, strlen(s->tag));
-		buf_appendf(&s->out, ")%s", s->uid ? " UID" : "");
-		if (c->ret_min && c->n_matches > 0)
-			buf_appendf(&s->out, " MIN %u", c->matches[0]);
-		if (c->ret_max && c->n_matches > 0)
-			buf_appendf(&s->out, " MAX %u", c->matches[c->n_matches - 1]);
-		if (c->ret_count)
-			buf_appendf(&s->out, " COUNT %zu", c->n_matches);
-		if (c->ret_all && c->n_matches > 0) {
-			buf_appendf(&s->out, " ALL ");
-			imap_buf_set(&s->out, c->matches, c->n_matches);
-		}
-		buf_appendf(&s->out, "\r\n");
+	} else {
+		/* RFC 7162 §3.1.6 / RFC 4731: MODSEQ after the other data */
+		imap_search_esearch(s, &c->ret, c->matches, c->n_matches,
+				    c->has_modseq ? c->max_modseq : 0);
 	}
 	/* RFC 3501 §7.4.1: no EXPUNGE after SEARCH with sequence numbers */
 	imap_view_update(s, s->uid);
@@ -519,7 +637,7 @@ static void imap_search_save(struct imap_session *s)
 
 	free(s->searchres.ranges);
 	memset(&s->searchres, 0, sizeof(s->searchres));
-	if (c == NULL || !c->ret_save || c->n_matches == 0)
+	if (c == NULL || !c->ret.save || c->n_matches == 0)
 		return;
 	uids = malloc(c->n_matches * sizeof(*uids));
 	if (uids == NULL)
@@ -527,10 +645,10 @@ static void imap_search_save(struct imap_session *s)
 	for (size_t i = 0; i < c->n_matches; i++) {
 		uint32_t u = s->uid ? c->matches[i]
 				    : (c->matches[i] <= s->view.n ? s->view.uids[c->matches[i] - 1] : 0);
-		bool only_minmax = (c->ret_min || c->ret_max) && !c->ret_all && !c->ret_count;
+		bool only_minmax = (c->ret.min || c->ret.max) && !c->ret.all && !c->ret.count;
 		if (u == 0)
 			continue;
-		if (only_minmax && !((c->ret_min && i == 0) || (c->ret_max && i == c->n_matches - 1)))
+		if (only_minmax && !((c->ret.min && i == 0) || (c->ret.max && i == c->n_matches - 1)))
 			continue;
 		uids[n++] = u;
 	}
@@ -564,30 +682,8 @@ void imap_cmd_search(struct imap_session *s, struct imap_cursor *args)
 	save = args->p;
 	if (imap_atom(args, word, sizeof(word), NULL) && str_ieq(word, "RETURN")) {
 		c->esearch = true;
-		if (!imap_sp(args) || !imap_char(args, '('))
+		if (!imap_sp(args) || !imap_search_return(args, &c->ret, true))
 			goto bad;
-		while (!imap_char(args, ')')) {
-			if (!imap_atom(args, word, sizeof(word), NULL))
-				goto bad;
-			if (str_ieq(word, "MIN"))
-				c->ret_min = true;
-			else if (str_ieq(word, "MAX"))
-				c->ret_max = true;
-			else if (str_ieq(word, "COUNT"))
-				c->ret_count = true;
-			else if (str_ieq(word, "ALL"))
-				c->ret_all = true;
-			else if (str_ieq(word, "SAVE"))
-				c->ret_save = true;
-			else {
-				args->err = "Unknown RETURN option";
-				goto bad;
-			}
-			imap_char(args, ' ');
-		}
-		/* RFC 4731 §3.1: RETURN () means ALL */
-		if (!c->ret_min && !c->ret_max && !c->ret_count && !c->ret_all && !c->ret_save)
-			c->ret_all = true;
 		if (!imap_sp(args))
 			goto bad;
 		save = args->p;
@@ -597,7 +693,7 @@ void imap_cmd_search(struct imap_session *s, struct imap_cursor *args)
 		/* RFC 9051 §6.4.4: the answer is ESEARCH; no RETURN means ALL */
 		if (s->rev2) {
 			c->esearch = true;
-			c->ret_all = true;
+			c->ret.all = true;
 		}
 	}
 	if (imap_atom(args, word, sizeof(word), NULL) && str_ieq(word, "CHARSET")) {
@@ -618,9 +714,9 @@ void imap_cmd_search(struct imap_session *s, struct imap_cursor *args)
 		return; /* a sequence set was refused with its own reply */
 	if (c->root < 0)
 		goto bad;
-	if (c->ret_save)
+	if (c->ret.save)
 		s->after = NULL;
-	imap_job_start(s, imap_search_work, c->ret_save ? imap_search_save : NULL);
+	imap_job_start(s, imap_search_work, c->ret.save ? imap_search_save : NULL);
 	return;
 bad:
 	imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid SEARCH arguments");

@@ -184,89 +184,103 @@ static int imap_view_append(struct imap_view *v, uint32_t uid)
 	return 0;
 }
 
-/* "* n EXPUNGE" for each of uids (ascending) still in the view. */
-static void imap_view_expunged(struct imap_session *s, const uint32_t *uids, size_t n)
+/* New messages of an update: EXISTS (and RECENT). */
+static void imap_view_grow(struct imap_session *s, const struct md_changes *ch)
 {
 	struct imap_view *v = &s->view;
+	size_t before = v->n, n_recent = v->n_recent;
 
-	for (size_t i = 0; i < n; i++) {
-		uint32_t seq = imap_view_seq(v, uids[i]);
-		if (seq == 0)
-			continue;
-		imap_out(s, "* %u EXPUNGE\r\n", seq);
-		imap_view_drop_recent(v, uids[i]);
-		memmove(v->uids + seq - 1, v->uids + seq, (v->n - seq) * sizeof(v->uids[0]));
-		v->n--;
+	for (size_t i = 0; i < ch->n_msgs; i++)
+		if (ch->msgs[i].uid >= v->uidnext && imap_view_append(v, ch->msgs[i].uid) == 0)
+			v->uidnext = ch->msgs[i].uid + 1;
+	if (ch->status.uidnext > v->uidnext)
+		v->uidnext = ch->status.uidnext;
+	if (v->n == before)
+		return;
+	/* the first session told about a new message gets \Recent (an
+	 * IMAP4rev2 one, which has no \Recent, leaves it) */
+	uint32_t from = imap_recent_claim(s->ctx, v->mb, v->uidvalidity, v->uids[v->n - 1],
+					  !v->readonly && !s->rev2);
+	imap_view_add_recent(v, v->uids + before, v->n - before, from);
+	imap_out(s, "* %zu EXISTS\r\n", v->n);
+	if (v->n_recent != n_recent && !s->rev2) /* RFC 9051 has no RECENT */
+		imap_out(s, "* %zu RECENT\r\n", v->n_recent);
+}
+
+/* The view's UIDs missing from uids (the store's, ascending): expunged
+ * while the expunge log was pruned. */
+static void imap_view_lost(struct imap_session *s, const uint32_t *uids, size_t n)
+{
+	struct imap_view *v = &s->view;
+	uint32_t *gone = malloc((v->n + 1) * sizeof(*gone));
+	size_t ng = 0, j = 0;
+
+	if (gone == NULL)
+		return;
+	for (size_t i = 0; i < v->n; i++) {
+		while (j < n && uids[j] < v->uids[i])
+			j++;
+		if (j >= n || uids[j] != v->uids[i])
+			gone[ng++] = v->uids[i];
+	}
+	imap_view_expunged(s, gone, ng);
+	free(gone);
+}
+
+/* Flag changes of messages the client knows (not our own STORE's). */
+static void imap_view_flags(struct imap_session *s, const struct md_changes *ch,
+			    uint32_t old_next)
+{
+	struct imap_view *v = &s->view;
+	bool lists = false;
+
+	for (size_t i = 0; i < ch->n_msgs && ch->msgs[i].uid < old_next; i++) {
+		const struct md_msg *m = &ch->msgs[i];
+		uint32_t seq = imap_view_seq(v, m->uid);
+
+		if (seq == 0 || m->modseq <= v->modseq || m->modseq == v->own_modseq)
+			continue; /* our own STORE answered it already */
+		if (!lists) {
+			imap_view_flag_lists(s, ch->keywords, ch->n_keywords, false);
+			lists = true;
+		}
+		buf_appendf(&s->out, "* %u FETCH (UID %u FLAGS ", seq, m->uid);
+		imap_buf_flags(&s->out, m->flags, m->keywords, ch->keywords, ch->n_keywords,
+			       imap_is_recent(s, m->uid));
+		if (s->condstore) /* RFC 7162 §3.1.4: unsolicited FETCH carry MODSEQ */
+			buf_appendf(&s->out, " MODSEQ (%llu)", (unsigned long long)m->modseq);
+		buf_appendf(&s->out, ")\r\n");
 	}
 }
 
+/* One store snapshot per update (md_mailbox_changes): expunges, new
+ * messages, flag changes as of one moment. */
 enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 {
 	struct imap_view *v = &s->view;
-	struct md_status st;
-	struct md_msg *msgs = NULL;
-	size_t n = 0, before, n_recent;
+	struct md_changes ch;
 	enum md_result r;
 	uint32_t old_next = v->uidnext;
 
 	if (v->mb == NULL)
 		return MD_OK;
-	r = md_mailbox_sync(v->mb, &st);
+	r = md_mailbox_changes(v->mb, v->uidnext, v->modseq,
+			       allow_expunge ? v->xmodseq : UINT64_MAX, &ch);
 	if (r != MD_OK)
 		return r;
-	if (allow_expunge && st.highestmodseq != v->xmodseq) {
-		uint32_t *ex = NULL;
-		size_t nex = 0;
-		if (md_mailbox_expunged(v->mb, v->xmodseq, &ex, &nex) == MD_OK) {
-			imap_view_expunged(s, ex, nex);
-			v->xmodseq = st.highestmodseq;
-		}
-		free(ex);
+	if (allow_expunge && ch.status.highestmodseq != v->xmodseq) {
+		if (ch.expunged_pruned)
+			imap_view_lost(s, ch.uids, ch.n_uids);
+		else
+			imap_view_expunged(s, ch.expunged, ch.n_expunged);
+		v->xmodseq = ch.status.highestmodseq;
 	}
-	before = v->n;
-	n_recent = v->n_recent;
-	if (st.uidnext > v->uidnext &&
-	    md_msg_list(v->mb, v->uidnext, UINT32_MAX, 0, 0, &msgs, &n) == MD_OK) {
-		for (size_t i = 0; i < n; i++)
-			if (imap_view_append(v, msgs[i].uid) == 0 && msgs[i].uid >= v->uidnext)
-				v->uidnext = msgs[i].uid + 1;
-		md_msg_list_free(msgs, n);
-		msgs = NULL;
-		if (st.uidnext > v->uidnext)
-			v->uidnext = st.uidnext;
+	imap_view_grow(s, &ch);
+	if (ch.status.highestmodseq > v->modseq) {
+		imap_view_flags(s, &ch, old_next);
+		v->modseq = ch.status.highestmodseq;
 	}
-	if (v->n != before) {
-		/* the first session told about a new message gets \Recent
-		 * (an IMAP4rev2 one, which has no \Recent, leaves it) */
-		uint32_t from = imap_recent_claim(s->ctx, v->mb, v->uidvalidity,
-						  v->uids[v->n - 1], !v->readonly && !s->rev2);
-		imap_view_add_recent(v, v->uids + before, v->n - before, from);
-		imap_out(s, "* %zu EXISTS\r\n", v->n);
-		if (v->n_recent != n_recent && !s->rev2) /* RFC 9051 has no RECENT */
-			imap_out(s, "* %zu RECENT\r\n", v->n_recent);
-	}
-	if (st.highestmodseq > v->modseq && old_next > 1 &&
-	    md_msg_list(v->mb, 1, old_next - 1, v->modseq, 0, &msgs, &n) == MD_OK) {
-		char **names = NULL;
-		size_t n_names = 0;
-
-		if (n > 0 && md_mailbox_keywords(v->mb, &names, &n_names) == MD_OK)
-			imap_view_flag_lists(s, names, n_names, false);
-		for (size_t i = 0; i < n; i++) {
-			uint32_t seq = imap_view_seq(v, msgs[i].uid);
-			if (seq == 0 || msgs[i].modseq == v->own_modseq)
-				continue; /* our own STORE answered it already */
-			buf_appendf(&s->out, "* %u FETCH (UID %u FLAGS ", seq, msgs[i].uid);
-			imap_buf_flags(&s->out, msgs[i].flags, msgs[i].keywords, names, n_names,
-				       imap_is_recent(s, msgs[i].uid));
-			buf_appendf(&s->out, ")\r\n");
-		}
-		if (names != NULL)
-			md_mailbox_keywords_free(names, n_names);
-		md_msg_list_free(msgs, n);
-	}
-	if (st.highestmodseq > v->modseq)
-		v->modseq = st.highestmodseq;
+	md_changes_free(&ch);
 	return MD_OK;
 }
 
@@ -301,7 +315,17 @@ void imap_view_flag_lists(struct imap_session *s, char **names, size_t n_names, 
 struct imap_select_cmd {
 	char name[MD_MAILBOX_NAME_MAX + 1];
 	bool readonly;
+	struct imap_qresync q;
 };
+
+static void imap_select_free(void *arg)
+{
+	struct imap_select_cmd *c = arg;
+
+	if (c != NULL)
+		free(c->q.known.ranges);
+	free(c);
+}
 
 static enum imap_cmd_status imap_select_work(struct imap_session *s)
 {
@@ -319,7 +343,7 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 	 * 9051 §7.1 CLOSED marks where its responses end */
 	if (v->mb != NULL) {
 		md_mailbox_close(v->mb);
-		if (s->rev2)
+		if (s->rev2 || s->qresync) /* RFC 7162 §3.2.11 too */
 			imap_out(s, "* OK [CLOSED] Previous mailbox closed\r\n");
 	}
 	free(v->uids);
@@ -362,7 +386,6 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 		md_msg_list_free(msgs, n);
 	}
 	imap_view_flag_lists(s, names, n_names, true);
-	md_mailbox_keywords_free(names, n_names);
 	if (s->rev2) {
 		/* RFC 9051 §6.3.2: EXISTS and LIST; no RECENT, no UNSEEN */
 		imap_out(s, "* %zu EXISTS\r\n* LIST () \"/\" ", v->n);
@@ -375,6 +398,14 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 	}
 	imap_out(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n", v->uidvalidity);
 	imap_out(s, "* OK [UIDNEXT %u] Predicted next UID\r\n", v->uidnext);
+	imap_objectid_select(s);
+	/* RFC 7162 §3.1.2.1: every SELECT / EXAMINE (NOMODSEQ is never needed) */
+	imap_out(s, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+		 (unsigned long long)st.highestmodseq);
+	if (c->q.condstore || c->q.qresync)
+		s->condstore = true;
+	imap_qresync_answer(s, &c->q, names, n_names, v->uidnext);
+	md_mailbox_keywords_free(names, n_names);
 	imap_reply(s, "OK", "[%s] %s completed", v->readonly ? "READ-ONLY" : "READ-WRITE",
 		   v->readonly ? "EXAMINE" : "SELECT");
 	return CMD_DONE;
@@ -401,10 +432,10 @@ static void imap_select_cmd(struct imap_session *s, struct imap_cursor *args, bo
 		return;
 	}
 	s->cmd_state = c;
-	s->cmd_free = free;
+	s->cmd_free = imap_select_free;
 	c->readonly = readonly;
 	if (!imap_sp(args) || !imap_mailbox_arg(s, args, c->name, sizeof(c->name)) ||
-	    !imap_at_end(args)) {
+	    (imap_sp(args) && !imap_select_params(s, args, &c->q)) || !imap_at_end(args)) {
 		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid arguments");
 		return;
 	}

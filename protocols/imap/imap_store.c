@@ -22,6 +22,10 @@ struct imap_store_cmd {
 	unsigned flags;
 	char *keywords[IMAP_STORE_KEYWORDS_MAX];
 	size_t n_keywords;
+	uint64_t unchangedsince; /* RFC 7162 §3.1.3; 0: none */
+	bool unchanged_zero;     /* UNCHANGEDSINCE 0: fails for every message */
+	char *mod_text;          /* the MODIFIED set */
+	size_t n_mod_text;
 	/* COPY / MOVE */
 	char dest[MD_MAILBOX_NAME_MAX + 1];
 	bool move;
@@ -36,45 +40,50 @@ static void imap_store_free(void *arg)
 	for (size_t i = 0; i < c->n_keywords; i++)
 		free(c->keywords[i]);
 	free(c->uids);
+	free(c->mod_text);
 	free(c);
 }
 
 static struct imap_store_cmd *imap_store_state(struct imap_session *s)
 {
-	struct imap_store_cmd *c = calloc(1, sizeof(*c));
-
-	if (c == NULL) {
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-		return NULL;
-	}
-	s->cmd_state = c;
-	s->cmd_free = imap_store_free;
-	return c;
-}
-
-/* "1:3,7" of ascending UIDs */
-static void imap_buf_uidset(struct buf *b, const uint32_t *uids, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
-			j++;
-		if (j > i)
-			buf_appendf(b, "%s%u:%u", i > 0 ? "," : "", uids[i], uids[j]);
-		else
-			buf_appendf(b, "%s%u", i > 0 ? "," : "", uids[i]);
-		i = j + 1;
-	}
+	return imap_cmd_state_new(s, sizeof(struct imap_store_cmd), imap_store_free);
 }
 
 /* ---- STORE ---------------------------------------------------------------- */
+
+/* RFC 7162 §3.1.3: the messages UNCHANGEDSINCE refused, as UIDs (UID
+ * STORE) or sequence numbers, into c->mod_text; how many. */
+static size_t imap_store_modified(struct imap_session *s, struct imap_store_cmd *c,
+				  const struct md_flags_result *res)
+{
+	uint32_t *ids = malloc((c->n + 1) * sizeof(*ids));
+	struct buf b;
+	size_t n = 0;
+
+	buf_init(&b, 0);
+	if (ids == NULL)
+		return 0;
+	for (size_t i = 0; i < c->n; i++) {
+		uint32_t id = s->uid ? res[i].uid : imap_view_seq(&s->view, res[i].uid);
+
+		if (res[i].result == MD_MODIFIED && id != 0)
+			ids[n++] = id;
+	}
+	if (n > 0) {
+		imap_buf_uidset(&b, ids, n);
+		c->mod_text = b.data;
+		c->n_mod_text = b.len;
+	}
+	free(ids);
+	return c->mod_text != NULL ? n : 0;
+}
 
 static enum imap_cmd_status imap_store_work(struct imap_session *s)
 {
 	struct imap_store_cmd *c = s->cmd_state;
 	struct md_flags_result *res = calloc(c->n + 1, sizeof(*res));
 	char **names = NULL;
-	size_t n_names = 0;
+	size_t n_names = 0, n_mod;
 	enum md_result r;
 
 	if (res == NULL) {
@@ -83,33 +92,53 @@ static enum imap_cmd_status imap_store_work(struct imap_session *s)
 	}
 	/* others' changes first, so that ours can be told apart afterwards */
 	imap_view_update(s, s->uid);
-	r = c->n == 0 ? MD_OK
+	for (size_t i = 0; c->unchanged_zero && i < c->n; i++) {
+		res[i].uid = c->uids[i];
+		res[i].result = MD_MODIFIED; /* every message has a modseq > 0 */
+	}
+	r = c->n == 0 || c->unchanged_zero ? MD_OK
 		      : md_msg_store(s->view.mb, c->uids, c->n, c->op, c->flags,
-				     (const char *const *)c->keywords, c->n_keywords, 0, res);
+				     (const char *const *)c->keywords, c->n_keywords,
+				     c->unchangedsince, res);
 	if (r == MD_OK && c->n > 0 && (!c->silent || c->n_keywords > 0) &&
 	    md_mailbox_keywords(s->view.mb, &names, &n_names) == MD_OK)
 		imap_view_flag_lists(s, names, n_names, false);
 	for (size_t i = 0; r == MD_OK && i < c->n; i++)
 		if (res[i].result == MD_OK && res[i].modseq > s->view.modseq)
 			s->view.own_modseq = res[i].modseq;
-	for (size_t i = 0; r == MD_OK && !c->silent && i < c->n; i++) {
+	for (size_t i = 0; r == MD_OK && i < c->n; i++) {
 		uint32_t seq = imap_view_seq(&s->view, res[i].uid);
 		if (res[i].result != MD_OK || seq == 0)
 			continue;
-		buf_appendf(&s->out, "* %u FETCH (FLAGS ", seq);
-		imap_buf_flags(&s->out, res[i].flags, res[i].keywords, names, n_names,
-			       imap_is_recent(s, res[i].uid));
+		/* RFC 7162 §3.1.3: with CONDSTORE on, even .SILENT tells the
+		 * new MODSEQ */
+		if (c->silent && !s->condstore)
+			continue;
+		buf_appendf(&s->out, "* %u FETCH (", seq);
+		if (!c->silent) {
+			buf_appendf(&s->out, "FLAGS ");
+			imap_buf_flags(&s->out, res[i].flags, res[i].keywords, names, n_names,
+				       imap_is_recent(s, res[i].uid));
+			buf_putc(&s->out, ' ');
+		}
 		if (s->uid)
-			buf_appendf(&s->out, " UID %u", res[i].uid);
+			buf_appendf(&s->out, "UID %u ", res[i].uid);
+		if (s->condstore)
+			buf_appendf(&s->out, "MODSEQ (%llu) ", (unsigned long long)res[i].modseq);
+		s->out.len--; /* the last space */
 		buf_appendf(&s->out, ")\r\n");
 	}
 	if (names != NULL)
 		md_mailbox_keywords_free(names, n_names);
+	n_mod = r == MD_OK ? imap_store_modified(s, c, res) : 0;
 	free(res);
 	/* RFC 3501 §7.4.1: no EXPUNGE during STORE with sequence numbers */
 	imap_view_update(s, s->uid);
 	if (r == MD_BADNAME)
 		imap_reply(s, "BAD", "Invalid keyword");
+	else if (n_mod > 0)
+		imap_reply(s, "OK", "[MODIFIED %.*s] Conditional %sSTORE failed",
+			   (int)(c->n_mod_text), c->mod_text, s->uid ? "UID " : "");
 	else
 		imap_reply_md(s, r, s->uid ? "UID STORE" : "STORE");
 	return CMD_DONE;
@@ -163,7 +192,22 @@ void imap_cmd_store(struct imap_session *s, struct imap_cursor *args)
 		return;
 	if (!imap_sp(args) || !imap_set_arg(s, args, s->uid, &c->uids, &c->n))
 		return;
-	if (!imap_sp(args) || !imap_atom(args, item, sizeof(item), NULL))
+	if (!imap_sp(args))
+		goto bad;
+	if (imap_peek(args, '(')) {
+		/* store-modifiers (RFC 4466 §2.5): "(UNCHANGEDSINCE m)" */
+		uint64_t since;
+
+		if (!imap_char(args, '(') || !imap_atom(args, item, sizeof(item), NULL) ||
+		    !str_ieq(item, "UNCHANGEDSINCE") || !imap_sp(args) ||
+		    !imap_modseq_arg(args, &since, true) || !imap_char(args, ')') ||
+		    !imap_sp(args))
+			goto bad;
+		c->unchangedsince = since;
+		c->unchanged_zero = since == 0;
+		s->condstore = true; /* RFC 7162 §3.1: CONDSTORE enabling */
+	}
+	if (!imap_atom(args, item, sizeof(item), NULL))
 		goto bad;
 	if (item[0] == '+' || item[0] == '-')
 		c->op = item[0] == '+' ? MD_FLAGS_ADD : MD_FLAGS_REMOVE;
@@ -174,7 +218,7 @@ void imap_cmd_store(struct imap_session *s, struct imap_cursor *args)
 		if (str_ieq(name, "FLAGS.SILENT"))
 			c->silent = true;
 		else if (!str_ieq(name, "FLAGS")) {
-			args->err = "Unknown STORE item (CONDSTORE is not offered)";
+			args->err = "Unknown STORE item";
 			goto bad;
 		}
 	}

@@ -6,6 +6,8 @@
  *                      streaming body hash with an optional l= count;
  *                      shared by signing and, later, verification
  *   smtp_dkim_sign.c   the signer: message in chunks -> DKIM-Signature
+ *   smtp_dkim_verify.c the verifier: message in chunks, key records by DNS
+ *                      -> one result per signature
  *   smtp_dkim_keys.c   key files: `postern dkim generate`, the loader,
  *                      `postern dns`
  *
@@ -58,12 +60,12 @@
  * ("over-signed", RFC 6376 §8.15), so adding a second one breaks the
  * signature.  No l= (RFC 6376 §8.2), no i= (it defaults to @d=), no x=.
  *
- * Verification (issue 12) is meant to reuse dkim_canon_header(), the body
+ * Verification (smtp_dkim_verify.c) reuses dkim_canon_header(), the body
  * hash with its l= limit and canonical length, and dkim_header_split() /
  * dkim_field_is() (smtp_dkim_private.h) to pick the signed instances bottom
  * up; what it adds is the tag-list parser, deleting the b= value of the
  * signature field before canonicalising it (RFC 6376 §3.7), the key record
- * lookup and EVP_DigestVerify.
+ * lookup (smtp_dns.h) and EVP_DigestVerify.
  *
  * Threads: a struct dkim_keys is read-only after loading and may be shared
  * by any number of threads; a struct dkim_signer belongs to one thread.
@@ -231,6 +233,66 @@ void dkim_signer_free(struct dkim_signer *s);
 /* One call for a message in memory: new + update + finish + free. */
 int dkim_sign(const struct dkim_keys *keys, time_t now, const void *msg, size_t len,
 	      char **sig_r, size_t *len_r, char *err, size_t errlen);
+
+/* ---- verification (RFC 6376 §6, RFC 8463, RFC 8301) ---------------------- */
+
+/* Inbound, as smtp_inbound.c does it on a worker thread:
+ *
+ *   struct dkim_verifier *v = dkim_verifier_new();
+ *   dkim_verifier_update(v, chunk, n) ...          // the message as stored
+ *   n = dkim_verifier_finish(v, &dns, time(NULL), res, DKIM_VERIFY_SIGS_MAX);
+ *   dkim_verifier_free(v);
+ *
+ * Every DKIM-Signature field (the first DKIM_VERIFY_SIGS_MAX from the top)
+ * gets one result; none at all means the message is unsigned (dkim=none).
+ * Signatures with l= (RFC 6376 §3.5) are verified over the first l octets
+ * of the canonical body; unsigned_octets says how much came after that, and
+ * a pass with unsigned content is reported as such and never counts for
+ * DMARC (§8.2: anything can be appended).  A key record with t=y (testing)
+ * still gives its result, marked testing, and does not count for DMARC
+ * either (§3.6.1: treat it as unsigned mail). */
+#define DKIM_VERIFY_SIGS_MAX 8         /* signatures checked per message */
+#define DKIM_VERIFY_TAGS_MAX 32        /* tags in one tag-list (§3.2) */
+#define DKIM_VERIFY_H_MAX 64           /* names in one h= list */
+#define DKIM_SIG_FIELD_MAX 16384       /* one DKIM-Signature field */
+
+struct smtp_dns;
+
+enum dkim_result {
+	DKIM_RESULT_PASS,       /* RFC 8601 §2.7.1 result names */
+	DKIM_RESULT_FAIL,
+	DKIM_RESULT_NEUTRAL,
+	DKIM_RESULT_POLICY,
+	DKIM_RESULT_TEMPERROR,
+	DKIM_RESULT_PERMERROR,
+};
+
+const char *dkim_result_name(enum dkim_result r);
+
+struct dkim_sig_result {
+	enum dkim_result result;
+	char domain[DKIM_DOMAIN_MAX + 1];      /* d= ("" when unparsable) */
+	char selector[DKIM_SELECTOR_MAX + 1];  /* s= */
+	char b_prefix[9];                      /* header.b (RFC 6008 §4) */
+	char alg[16];                          /* a= */
+	bool testing;                          /* key record t=y */
+	bool partial;                          /* l= left content unsigned */
+	uint64_t unsigned_octets;              /* canonical octets after l= */
+	char reason[128];                      /* for the header comment */
+};
+
+struct dkim_verifier;
+
+struct dkim_verifier *dkim_verifier_new(void);
+/* Feed the next chunk of the message (header block, empty line, body; CRLF
+ * line ends).  A header block over DKIM_HEADER_BLOCK_MAX leaves the
+ * message unverifiable (no results). */
+void dkim_verifier_update(struct dkim_verifier *v, const void *data, size_t len);
+/* Look the keys up through dns and verify; the results in order of the
+ * fields from the top.  Returns how many (<= max). */
+size_t dkim_verifier_finish(struct dkim_verifier *v, struct smtp_dns *dns, time_t now,
+			    struct dkim_sig_result *res, size_t max);
+void dkim_verifier_free(struct dkim_verifier *v);
 
 /* ---- command line ------------------------------------------------------ */
 

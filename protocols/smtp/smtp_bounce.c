@@ -5,10 +5,20 @@
  * delivery-status: a human-readable part naming each failed recipient and
  * the far side's reply, a message/delivery-status part (Reporting-MTA,
  * Arrival-Date, per recipient Final-Recipient, Original-Recipient when
- * ORCPT was given, Action: failed, Status, Remote-MTA, Diagnostic-Code),
- * and the original header block as text/rfc822-headers (RET=FULL is
- * treated as RET=HDRS for now: the headers identify the message, and a
- * bounce never carries a big attachment back).
+ * ORCPT was given, Action: failed, Status, Remote-MTA, Diagnostic-Code,
+ * and X-Postern-TLS: how the session that gave the reply was protected,
+ * an RFC 3464 §2.4 extension field), and the original message: whole as
+ * message/rfc822 when the sender asked with RET=FULL and it is at most
+ * BOUNCE_FULL_MAX, else its header block as text/rfc822-headers (also
+ * without RET: RFC 3461 §4.3 leaves that to us, and a bounce then never
+ * carries a big attachment back).
+ *
+ * A success notice (Action: relayed, RFC 3461 §5.2.2) goes to recipients
+ * that asked for NOTIFY=SUCCESS when we handed their message to a server
+ * without the DSN extension; a server with DSN got the NOTIFY parameter and
+ * reports delivery itself.  Local mailboxes get Action: delivered
+ * (smtp_deliver.c).  It is best effort: a notice that cannot be sent is
+ * logged, and the message is not held back for it.
  *
  * A delay notice (Action: delayed, RFC 3464 §2.3.3) goes out once per
  * message, queue_delay_warning after it was queued, for the recipients
@@ -34,6 +44,9 @@ bool bounce_wanted(const struct queue_rcpt *r, enum bounce_kind kind)
 {
 	if (kind == BOUNCE_DELAYED) /* only when asked for (RFC 3461 §4.1) */
 		return r->state == QUEUE_RCPT_PENDING && (r->notify & SMTP_NOTIFY_DELAY) != 0;
+	if (kind == BOUNCE_RELAYED || kind == BOUNCE_DELIVERED)
+		return r->state == QUEUE_RCPT_SENT && r->success_due &&
+		       (r->notify & SMTP_NOTIFY_SUCCESS) != 0;
 	if (r->state != QUEUE_RCPT_FAILED)
 		return false;
 	if (r->notify == 0)
@@ -87,6 +100,11 @@ static int bounce_human(const struct config *cfg, const struct queue_env *env,
 	if (kind == BOUNCE_FAILED) {
 		rc |= buf_appendf(b, "I'm sorry to have to inform you that your message could not\r\n"
 				  "be delivered to one or more recipients.\r\n\r\n");
+	} else if (kind == BOUNCE_RELAYED) {
+		rc |= buf_appendf(b, "Your message was handed to the recipients' mail servers\r\n"
+				  "below, which do not send delivery notifications themselves.\r\n\r\n");
+	} else if (kind == BOUNCE_DELIVERED) {
+		rc |= buf_appendf(b, "Your message was delivered to the mailboxes below.\r\n\r\n");
 	} else {
 		smtp_rfc5322_date((time_t)(env->created + cfg->queue_lifetime), until, sizeof(until));
 		rc |= buf_appendf(b, "Your message could not be delivered yet to the recipients\r\n"
@@ -100,7 +118,10 @@ static int bounce_human(const struct config *cfg, const struct queue_env *env,
 		rc |= buf_appendf(b, "<%s>: %s%s%s\r\n", r->addr,
 				  r->remote[0] != '\0' ? "host " : "", r->remote,
 				  r->remote[0] != '\0' ? " said: " : "");
-		rc |= buf_appendf(b, "    %s\r\n\r\n", r->reply[0] != '\0' ? r->reply : "failed");
+		rc |= buf_appendf(b, "    %s\r\n", r->reply[0] != '\0' ? r->reply : "failed");
+		if (r->tls[0] != '\0')
+			rc |= buf_appendf(b, "    (TLS: %s)\r\n", r->tls);
+		rc |= buf_appendf(b, "\r\n");
 	}
 	return rc;
 }
@@ -129,6 +150,8 @@ static int bounce_status_part(const struct config *cfg, const struct queue_env *
 		bounce_status(r->reply, status, sizeof(status));
 		if (kind == BOUNCE_DELAYED && status[0] != '4')
 			str_copy(status, "4.0.0", sizeof(status));
+		if ((kind == BOUNCE_RELAYED || kind == BOUNCE_DELIVERED) && status[0] != '2')
+			str_copy(status, "2.0.0", sizeof(status));
 		rc |= buf_appendf(b, "\r\nFinal-Recipient: rfc822; %s\r\n", r->addr);
 		if (r->orcpt[0] != '\0') {
 			const char *semi = strchr(r->orcpt, ';');
@@ -136,11 +159,14 @@ static int bounce_status_part(const struct config *cfg, const struct queue_env *
 			rc |= buf_appendf(b, "Original-Recipient: rfc822; %s\r\n", orcpt);
 		}
 		rc |= buf_appendf(b, "Action: %s\r\nStatus: %s\r\n",
-				  kind == BOUNCE_FAILED ? "failed" : "delayed", status);
+				  kind == BOUNCE_FAILED ? "failed" : kind == BOUNCE_RELAYED ? "relayed" :
+				  kind == BOUNCE_DELIVERED ? "delivered" : "delayed", status);
 		if (r->remote[0] != '\0')
 			rc |= buf_appendf(b, "Remote-MTA: dns; %s\r\n", r->remote);
 		if (r->reply[0] != '\0')
 			rc |= buf_appendf(b, "Diagnostic-Code: smtp; %s\r\n", r->reply);
+		if (r->tls[0] != '\0')
+			rc |= buf_appendf(b, "X-Postern-TLS: %s\r\n", r->tls);
 		rc |= buf_appendf(b, "Last-Attempt-Date: %s\r\n", date);
 		if (kind == BOUNCE_DELAYED) {
 			smtp_rfc5322_date((time_t)(env->created + cfg->queue_lifetime), until,
@@ -151,8 +177,42 @@ static int bounce_status_part(const struct config *cfg, const struct queue_env *
 	return rc;
 }
 
+static const char *bounce_subject(enum bounce_kind kind)
+{
+	switch (kind) {
+	case BOUNCE_FAILED:
+		return "Undelivered Mail Returned to Sender";
+	case BOUNCE_RELAYED:
+	case BOUNCE_DELIVERED:
+		return "Successful Mail Delivery Report";
+	default:
+		return "Delayed Mail (still being retried)";
+	}
+}
+
+/* The last part: the whole message (RET=FULL, small enough) or its
+ * header block. */
+static int bounce_original(const struct queue_env *env, const struct bounce_orig *orig,
+			   const char *boundary, struct buf *out)
+{
+	bool full = env->ret == SMTP_RET_FULL && orig->msg != NULL &&
+		    orig->msg_len <= BOUNCE_FULL_MAX;
+	const char *p = full ? orig->msg : orig->headers;
+	size_t n = full ? orig->msg_len : orig->hdr_len;
+	int rc = 0;
+
+	rc |= buf_appendf(out, "\r\n--%s\r\nContent-Type: %s\r\n"
+			  "Content-Description: %s\r\n\r\n", boundary,
+			  full ? "message/rfc822" : "text/rfc822-headers",
+			  full ? "Undelivered Message" : "Undelivered Message Headers");
+	rc |= buf_append(out, p, n);
+	if (n < 2 || p[n - 2] != '\r' || p[n - 1] != '\n')
+		rc |= buf_append(out, "\r\n", 2);
+	return rc;
+}
+
 int bounce_build(const struct config *cfg, const struct queue_env *env, enum bounce_kind kind,
-		 const char *headers, size_t hdr_len, struct buf *out)
+		 const struct bounce_orig *orig, struct buf *out)
 {
 	unsigned char rnd[BOUNCE_BOUNDARY_BYTES];
 	char boundary[2 * BOUNCE_BOUNDARY_BYTES + 32], date[64], id[SMTP_ID_LEN + 1];
@@ -172,17 +232,12 @@ int bounce_build(const struct config *cfg, const struct queue_env *env, enum bou
 			  "Content-Type: multipart/report; report-type=delivery-status;\r\n"
 			  "\tboundary=\"%s\"\r\n\r\n"
 			  "This is a MIME-encapsulated message.\r\n\r\n--%s\r\n",
-			  cfg->hostname, env->sender, kind == BOUNCE_FAILED ?
-			  "Undelivered Mail Returned to Sender" : "Delayed Mail (still being retried)",
+			  cfg->hostname, env->sender, bounce_subject(kind),
 			  date, id, cfg->hostname, boundary, boundary);
 	rc |= bounce_human(cfg, env, kind, out);
 	rc |= buf_appendf(out, "--%s\r\n", boundary);
 	rc |= bounce_status_part(cfg, env, kind, date, out);
-	rc |= buf_appendf(out, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n"
-			  "Content-Description: Undelivered Message Headers\r\n\r\n", boundary);
-	rc |= buf_append(out, headers, hdr_len);
-	if (hdr_len < 2 || headers[hdr_len - 2] != '\r' || headers[hdr_len - 1] != '\n')
-		rc |= buf_append(out, "\r\n", 2);
+	rc |= bounce_original(env, orig, boundary, out);
 	rc |= buf_appendf(out, "\r\n--%s--\r\n", boundary);
 	return rc < 0 ? -1 : 0;
 }
@@ -253,7 +308,7 @@ static int bounce_queue(struct smtp_ctx *ctx, const char *to, const struct buf *
 }
 
 int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_kind kind,
-		const char *headers, size_t hdr_len, bool *queued_r, char *err, size_t errlen)
+		const struct bounce_orig *orig, bool *queued_r, char *err, size_t errlen)
 {
 	struct auth_target *t;
 	struct buf dsn;
@@ -263,7 +318,7 @@ int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_k
 
 	*queued_r = false;
 	buf_init(&dsn, 0);
-	if (bounce_build(ctx->cfg, env, kind, headers, hdr_len, &dsn) < 0) {
+	if (bounce_build(ctx->cfg, env, kind, orig, &dsn) < 0) {
 		buf_free(&dsn);
 		snprintf(err, errlen, "out of memory");
 		return -1;

@@ -20,7 +20,17 @@
  * recipients deferred: a duplicate later is what RFC 5321 §6.1 prefers to
  * a loss.
  *
- * Memory: the client owns itself and frees itself after done().
+ * Reuse: with job->keep, a 250 for the message leaves the connection
+ * open instead of QUIT: done() finds it in job->kept and the scheduler
+ * sends the next message to the same destination over it (a new MAIL,
+ * RFC 5321 §3.3), or parks it for CLIENT_IDLE_S.  A kept connection that
+ * fails before its message was sent (closed while idle, 421, a lost
+ * connection) sets reuse_failed: nothing was delivered, and the scheduler
+ * tries again on a new connection.  After CLIENT_MESSAGES_MAX messages the
+ * connection QUITs as before.
+ *
+ * Memory: the client owns itself and frees itself after done(), unless
+ * it was kept; a parked one frees itself after closed().
  */
 #include "smtp_queue.h"
 
@@ -44,6 +54,8 @@ enum client_state {
 	CLIENT_CONNECTING, CLIENT_GREETING, CLIENT_EHLO, CLIENT_HELO, CLIENT_STARTTLS,
 	CLIENT_TLS, CLIENT_AUTH, CLIENT_MAIL, CLIENT_RCPT, CLIENT_DATA, CLIENT_DOT,
 	CLIENT_FLUSH_DOT, CLIENT_QUIT, CLIENT_DONE,
+	CLIENT_IDLE,         /* kept, parked: waiting for the next message */
+	CLIENT_CLOSING,      /* QUIT sent from idle; nobody waits for it */
 };
 
 struct smtp_client {
@@ -58,6 +70,12 @@ struct smtp_client {
 	bool esmtp, pipelining, starttls, auth_plain, eightbit, dsn, smtputf8, size;
 	uint64_t size_max;   /* SIZE limit; 0: none announced (RFC 1870 §4) */
 	bool tls_on;
+	char tls[sizeof(((struct client_job *)0)->tls)]; /* for reused jobs */
+	struct route_host host;   /* for logs while no job is attached */
+	unsigned messages;        /* transactions with a 250 so far */
+	bool keep;                /* finishing keeps the connection */
+	client_closed_fn *closed; /* parked: who to tell when it goes */
+	void *closed_arg;
 	/* reply being read */
 	int code;
 	unsigned lines;
@@ -73,6 +91,7 @@ struct smtp_client {
 
 static void client_finish(struct smtp_client *c);
 static void client_release(struct smtp_client *c);
+static void client_idle_event(struct smtp_client *c, short what);
 
 static void client_set_timeout(struct smtp_client *c, unsigned read_s)
 {
@@ -121,6 +140,8 @@ static void client_abort(struct smtp_client *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->job->reply, sizeof(c->job->reply), fmt, ap);
 	va_end(ap);
+	if (c->job->reused && c->state < CLIENT_DOT)
+		c->job->reuse_failed = true; /* nothing sent: a new connection */
 	if (c->state < CLIENT_MAIL) {
 		c->job->next_host = true;
 	} else if (c->state < CLIENT_QUIT) {
@@ -242,6 +263,7 @@ static void client_start_transaction(struct smtp_client *c)
 		return;
 	c->state = CLIENT_MAIL;
 	c->rcpt_next = 0;
+	c->job->dsn = c->dsn;
 	client_send_mail(c);
 	if (c->pipelining) {
 		/* RFC 2920 §3.1: MAIL, RCPT... and DATA in one group */
@@ -332,16 +354,37 @@ static SSL *client_new_ssl(struct smtp_client *c)
 	return ssl;
 }
 
+/* The peer certificate's subject CN (for logs; RFC 6125 checks the
+ * names, SSL_set1_host), printable ASCII only, "" when there is none. */
+static void client_peer_cn(SSL *ssl, char *out, size_t outlen)
+{
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	X509_NAME *name = cert != NULL ? X509_get_subject_name(cert) : NULL;
+	int n = name != NULL ? X509_NAME_get_text_by_NID(name, NID_commonName, out, (int)outlen) : -1;
+
+	if (n < 0) {
+		out[0] = '\0';
+		return;
+	}
+	for (char *p = out; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+			*p = '?';
+}
+
 static void client_tls_done(struct smtp_client *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	char cn[SMTP_DOMAIN_MAX + 1];
 	long v = SSL_get_verify_result(ssl);
 	bool ok = v == X509_V_OK && SSL_get0_peer_certificate(ssl) != NULL;
 
 	c->tls_on = true;
-	snprintf(c->job->tls, sizeof(c->job->tls), "%s %s, certificate %s%s%s",
-		 SSL_get_version(ssl), SSL_get_cipher_name(ssl), ok ? "verified" : "not verified",
-		 ok ? "" : ": ", ok ? "" : X509_verify_cert_error_string(v));
+	client_peer_cn(ssl, cn, sizeof(cn));
+	snprintf(c->job->tls, sizeof(c->job->tls), "%s %s verified=%s%s%s%s cn=%s",
+		 SSL_get_version(ssl), SSL_get_cipher_name(ssl), ok ? "yes" : "no",
+		 ok ? "" : " (", ok ? "" : X509_verify_cert_error_string(v), ok ? "" : ")",
+		 cn[0] != '\0' ? cn : "-");
+	str_copy(c->tls, c->job->tls, sizeof(c->tls));
 	log_info("queue id=%s host=%s[%s] tls=\"%s\"", c->job->env->id, c->job->host.name,
 		 c->job->host.addr, c->job->tls);
 }
@@ -424,6 +467,12 @@ static void client_reply(struct smtp_client *c)
 {
 	bool ok = c->code >= 200 && c->code < 300;
 
+	/* RFC 5321 §3.8: 421 closes the session; on a kept connection before
+	 * the message was sent, nothing is lost by trying a new one */
+	if (c->code == 421 && c->job->reused && c->state < CLIENT_DOT) {
+		client_abort(c, "%s", c->text);
+		return;
+	}
 	switch (c->state) {
 	case CLIENT_GREETING:
 		if (c->code != 220)
@@ -502,7 +551,12 @@ static void client_reply(struct smtp_client *c)
 				str_copy(r->reply, c->text, sizeof(r->reply));
 			}
 		}
-		client_quit(c);
+		if (ok && c->job->keep && ++c->messages < CLIENT_MESSAGES_MAX) {
+			c->keep = true; /* RFC 5321 §3.3: the next MAIL needs no RSET */
+			client_finish(c);
+		} else {
+			client_quit(c);
+		}
 		break;
 	case CLIENT_FLUSH_DOT:
 		client_quit(c);
@@ -570,6 +624,10 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	struct smtp_client *c = arg;
 
 	(void)bev;
+	if (c->state == CLIENT_IDLE || c->state == CLIENT_CLOSING) {
+		client_idle_event(c, 0);
+		return;
+	}
 	c->in_read = true;
 	client_read_replies(c);
 	c->in_read = false;
@@ -582,6 +640,10 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct smtp_client *c = arg;
 
 	(void)bev;
+	if (c->state == CLIENT_IDLE || c->state == CLIENT_CLOSING) {
+		client_idle_event(c, what);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == CLIENT_TLS) {
 			client_tls_done(c);
@@ -625,9 +687,28 @@ static void client_finish(struct smtp_client *c)
 		client_release(c);
 }
 
+/* After client_finish() with c->keep: the job ends, the connection
+ * goes to the caller through job->kept. */
+static void client_release_kept(struct smtp_client *c)
+{
+	struct client_job *job = c->job;
+
+	c->keep = false;
+	c->finished = false;
+	c->state = CLIENT_IDLE;
+	c->job = NULL;
+	job->client = NULL;
+	job->kept = c;
+	c->done(job, c->arg); /* may reuse c at once: do not touch it after */
+}
+
 /* After client_finish(), outside the reply loop. */
 static void client_release(struct smtp_client *c)
 {
+	if (c->keep && c->bev != NULL) {
+		client_release_kept(c);
+		return;
+	}
 	/* everyone not answered yet shares the session's reply */
 	if (!c->job->next_host)
 		client_fail_rest(c, c->job->reply[0] != '\0' ? c->job->reply :
@@ -655,6 +736,83 @@ void smtp_client_cancel(struct smtp_client *c)
 	free(c);
 }
 
+/* ---- kept connections -------------------------------------------------------- */
+
+static void client_free_idle(struct smtp_client *c)
+{
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	free(c);
+}
+
+/* Parked: the far side said something or closed (what 0: input), or the
+ * idle time is up.  Closing: QUIT's reply, EOF or its timeout. */
+static void client_idle_event(struct smtp_client *c, short what)
+{
+	client_closed_fn *closed = c->closed;
+	void *arg = c->closed_arg;
+
+	if (c->state == CLIENT_CLOSING) {
+		client_free_idle(c);
+		if (closed != NULL)
+			closed(arg, true);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		/* RFC 5321 §4.1.1.10: QUIT, and wait for its reply */
+		log_debug("queue host=%s[%s] idle connection closed (QUIT)", c->host.name,
+			  c->host.addr);
+		c->state = CLIENT_CLOSING;
+		evbuffer_drain(bufferevent_get_input(c->bev),
+			       evbuffer_get_length(bufferevent_get_input(c->bev)));
+		evbuffer_add(bufferevent_get_output(c->bev), "QUIT\r\n", 6);
+		client_set_timeout(c, CLIENT_TIMEOUT_QUIT_IDLE);
+		/* a timeout disables reading: on again for QUIT's reply */
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		if (closed != NULL)
+			closed(arg, false);
+		return;
+	}
+	log_info("queue host=%s[%s] idle connection ended by the far side", c->host.name,
+		 c->host.addr);
+	client_free_idle(c);
+	if (closed != NULL)
+		closed(arg, true);
+}
+
+int smtp_client_park(struct smtp_client *c, client_closed_fn *closed, void *arg)
+{
+	if (c->bev == NULL || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		return -1; /* something arrived after the 250 (421?): not usable */
+	c->state = CLIENT_IDLE;
+	c->closed = closed;
+	c->closed_arg = arg;
+	client_set_timeout(c, CLIENT_IDLE_S);
+	return 0;
+}
+
+void smtp_client_reuse(struct smtp_client *c, struct client_job *job, client_done_fn *done,
+		       void *arg)
+{
+	c->job = job;
+	c->done = done;
+	c->arg = arg;
+	c->closed = NULL;
+	c->state = CLIENT_MAIL;
+	c->code = 0;
+	c->lines = 0;
+	c->rcpt_next = c->accepted = 0;
+	c->mail_ok = c->finished = c->keep = false;
+	job->client = c;
+	job->connected = true;
+	job->reused = true;
+	str_copy(job->tls, c->tls, sizeof(job->tls));
+	log_info("queue id=%s host=%s[%s] reusing connection (message %u on it)%s%s%s",
+		 job->env->id, c->host.name, c->host.addr, c->messages + 1,
+		 c->tls_on ? " tls=\"" : "", c->tls_on ? c->tls : "", c->tls_on ? "\"" : "");
+	client_start_transaction(c);
+}
+
 static void client_finish_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -678,6 +836,7 @@ int smtp_client_start(struct event_base *base, SSL_CTX *tls, struct client_job *
 	c->done = done;
 	c->arg = arg;
 	c->state = CLIENT_CONNECTING;
+	c->host = job->host;
 	job->client = c;
 	memset(&ss, 0, sizeof(ss));
 	if (job->host.family == AF_INET6) {

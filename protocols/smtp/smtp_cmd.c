@@ -11,7 +11,14 @@
  * authentication (554 5.7.1); with it, the recipient is accepted for the
  * outbound queue (smtp_outq.c), which has the message durably before the
  * reply after DATA says 250.  With outbound_delivery = no such recipients
- * get 451 4.3.2 (as before the queue existed).  DSN parameters (RFC 3461)
+ * get 451 4.3.2 (as before the queue existed).  An alias whose targets
+ * include addresses in other domains forwards to them through the queue,
+ * whoever sent the message (the alias, not the client, chose them): each
+ * becomes a remote recipient of the transaction, with the alias's NOTIFY
+ * and its ORCPT (or the alias address as ORCPT, RFC 3461 §4.2).  No SRS:
+ * the envelope sender stays the original one, so the far side's SPF check
+ * may fail (Postfix behaves the same without an SRS add-on); the README
+ * says so.  DSN parameters (RFC 3461)
  * are validated and kept in the transaction (tx.mail.ret/envid,
  * rcpts[i].params) and written into the queue's envelope.
  */
@@ -218,13 +225,60 @@ static bool smtp_owner_known(const struct smtp_owner *owners, size_t n, const ch
 	return false;
 }
 
+/* RFC 3461 §4: xtext of an address ("+" and "=", controls and space as
+ * "+HH"); "" when it does not fit. */
+static void smtp_xtext(const char *in, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (; *in != '\0'; in++) {
+		unsigned char c = (unsigned char)*in;
+		if (o + 4 > outlen) {
+			out[0] = '\0';
+			return;
+		}
+		if (c < 33 || c > 126 || c == '+' || c == '=')
+			o += (size_t)snprintf(out + o, outlen - o, "+%02X", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+}
+
+/* An alias target in another domain joins the transaction as a remote
+ * recipient with the alias's DSN parameters (see the top); once per
+ * address. */
+static void smtp_rcpt_add_forward(struct smtp_tx *tx, const char *addr)
+{
+	const struct smtp_rcpt *alias = &tx->pending_rcpt;
+	struct smtp_rcpt *r;
+	char xt[SMTP_ORCPT_MAX + 1];
+
+	for (size_t i = 0; i < tx->n_rcpts; i++)
+		if (tx->rcpts[i].remote && strcmp(tx->rcpts[i].path.addr, addr) == 0)
+			return;
+	r = &tx->rcpts[tx->n_rcpts++];
+	memset(r, 0, sizeof(*r));
+	str_copy(r->path.addr, addr, sizeof(r->path.addr));
+	r->params.notify = alias->params.notify;
+	if (alias->params.orcpt[0] != '\0') {
+		str_copy(r->params.orcpt, alias->params.orcpt, sizeof(r->params.orcpt));
+	} else {
+		smtp_xtext(alias->path.addr, xt, sizeof(xt) - 7);
+		if (xt[0] != '\0')
+			snprintf(r->params.orcpt, sizeof(r->params.orcpt), "rfc822;%s", xt);
+	}
+	r->remote = true;
+	tx->n_remote++;
+}
+
 void smtp_rcpt_accept(struct smtp_session *s)
 {
 	struct smtp_tx *tx = &s->tx;
 
 	for (size_t i = 0; i < tx->n_pending; i++) {
 		const struct smtp_owner *o = &tx->pending_owners[i];
-		if (smtp_owner_known(tx->owners, tx->n_owners, o->address))
+		if (o->forward || smtp_owner_known(tx->owners, tx->n_owners, o->address))
 			continue;
 		if (tx->n_owners == tx->owners_cap) {
 			size_t cap = tx->owners_cap == 0 ? 8 : tx->owners_cap * 2;
@@ -240,6 +294,9 @@ void smtp_rcpt_accept(struct smtp_session *s)
 		tx->owners[tx->n_owners++] = *o;
 	}
 	tx->rcpts[tx->n_rcpts++] = tx->pending_rcpt;
+	for (size_t i = 0; i < tx->n_pending; i++)
+		if (tx->pending_owners[i].forward)
+			smtp_rcpt_add_forward(tx, tx->pending_owners[i].address);
 	tx->n_pending = 0;
 	smtp_enter_state(s, SMTP_STATE_RCPT);
 	smtp_reply(s, "250 2.1.5 Recipient <%s> OK", tx->pending_rcpt.path.addr);
@@ -250,27 +307,36 @@ static int smtp_rcpt_owners(struct smtp_session *s, const char *addr,
 			    const struct auth_target *targets, size_t n)
 {
 	struct smtp_tx *tx = &s->tx;
-	size_t fresh = 0;
+	size_t fresh = 0, forwards = 0;
 
 	tx->n_pending = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct smtp_owner *o;
+		struct smtp_owner *o = &tx->pending_owners[tx->n_pending];
 		if (!targets[i].local) {
-			/* An alias that forwards outside: the queue could carry it,
-			 * but forwarding needs SRS or the sender's SPF fails at the
-			 * far side; not done yet. */
-			smtp_reply(s, "451 4.3.2 <%s> forwards to another domain; forwarding "
-				   "is not available yet", addr);
-			return -1;
+			/* forwarded through the queue (see the top) */
+			if (s->ctx->outq == NULL) {
+				smtp_reply(s, "451 4.3.2 <%s> forwards to another domain and "
+					   "outbound delivery is switched off", addr);
+				tx->n_pending = 0;
+				return -1;
+			}
+			memset(o, 0, sizeof(*o));
+			str_copy(o->address, targets[i].address, sizeof(o->address));
+			o->forward = true;
+			tx->n_pending++;
+			forwards++;
+			continue;
 		}
-		o = &tx->pending_owners[tx->n_pending++];
+		tx->n_pending++;
+		o->forward = false;
 		str_copy(o->address, targets[i].address, sizeof(o->address));
 		if (auth_user_quota(s->ctx->auth, o->address, &o->quota) < 0)
 			o->quota = 0;
 		if (!smtp_owner_known(tx->owners, tx->n_owners, o->address))
 			fresh++;
 	}
-	if (tx->n_owners + fresh > SMTP_OWNERS_MAX) {
+	/* the alias itself and its forwards share tx->rcpts (SMTP_RCPT_MAX) */
+	if (tx->n_owners + fresh > SMTP_OWNERS_MAX || tx->n_rcpts + 1 + forwards > SMTP_RCPT_MAX) {
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		tx->n_pending = 0;
 		return -1;

@@ -23,6 +23,7 @@
  * reaches the command parser.
  */
 #include "smtp_private.h"
+#include "smtp_inbound.h"
 #include "smtp_queue.h"
 
 #include <ctype.h>
@@ -139,6 +140,15 @@ static void smtp_refuse(struct smtp_msg *m, enum smtp_verdict v)
 	buf_free(&m->spool); /* the rest is read and dropped */
 }
 
+void smtp_strip_authres(struct smtp_session *s, struct smtp_msg *m, size_t *hlen)
+{
+	size_t n = authres_strip(&m->spool, hlen, s->ctx->cfg->hostname);
+
+	if (n > 0)
+		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s removed %zu forged "
+			 "Authentication-Results field(s)", s->tx.id, n);
+}
+
 static void smtp_msg_take(struct smtp_session *s, struct smtp_msg *m, const char *data, size_t len)
 {
 	uint64_t max = s->ctx->cfg->message_size_max;
@@ -159,12 +169,17 @@ static void smtp_msg_take(struct smtp_session *s, struct smtp_msg *m, const char
 	if (!m->hdr_done) {
 		long h = smtp_header_end(m->spool.data, m->spool.len, &m->hdr_scan);
 		if (h >= 0) {
-			smtp_inspect_header(s, m, m->spool.data, (size_t)h);
+			size_t hl = (size_t)h;
+			if (m->inbound != NULL)
+				smtp_strip_authres(s, m, &hl);
+			smtp_inspect_header(s, m, m->spool.data, hl);
 			m->hdr_done = true;
 		} else if (m->spool.len > SMTP_HEADER_MAX) {
-			/* Inbound mail needs no inspection beyond the hop count;
-			 * submissions must show their From: header. */
-			if (s->role == ROLE_SMTP)
+			/* Unchecked inbound mail needs no inspection beyond the
+			 * hop count; checked mail must have its forged
+			 * Authentication-Results removed, submissions must
+			 * show their From: header. */
+			if (s->role == ROLE_SMTP && m->inbound == NULL)
 				m->hdr_done = true;
 			else
 				smtp_refuse(m, SMTP_VERDICT_HEADER_TOO_BIG);
@@ -182,7 +197,16 @@ static struct smtp_msg *smtp_msg_new(struct smtp_session *s, bool dots)
 	buf_init(&m->spool, SMTP_SPOOL_MAX);
 	buf_init(&m->prefix, 0);
 	buf_init(&m->headers, SMTP_HEADER_MAX);
+	if (smtp_inbound_wanted(s)) {
+		m->inbound = smtp_inbound_new(s);
+		if (m->inbound == NULL) {
+			buf_free(&m->prefix);
+			free(m);
+			return NULL;
+		}
+	}
 	if (smtp_build_trace(s, m) < 0) {
+		smtp_inbound_free(m->inbound);
 		buf_free(&m->prefix);
 		free(m);
 		return NULL;
@@ -409,6 +433,9 @@ void smtp_verdict_reply(struct smtp_session *s, const struct smtp_msg *m)
 	case SMTP_VERDICT_MEMORY:
 		smtp_reply(s, "451 4.3.0 Out of memory, try again later");
 		return;
+	case SMTP_VERDICT_DMARC: /* RFC 7489 §6.7 / §10.3 */
+		smtp_reply(s, "550 5.7.1 Rejected by the DMARC policy of %s", m->verdict_detail);
+		return;
 	case SMTP_VERDICT_STORE:
 		break;
 	}
@@ -463,6 +490,7 @@ void smtp_msg_free(struct smtp_session *s, struct smtp_msg *m)
 			queue_writer_free(m->qw);
 		m->qw = NULL;
 	}
+	smtp_inbound_free(m->inbound);
 	buf_free(&m->spool);
 	buf_free(&m->prefix);
 	buf_free(&m->headers);

@@ -29,6 +29,7 @@
  * before the 451, so the retried transaction does not send it twice.
  */
 #include "smtp_private.h"
+#include "smtp_inbound.h"
 #include "smtp_queue.h"
 #include "metrics.h"
 
@@ -197,6 +198,16 @@ static void smtp_store_write(struct smtp_session *s, struct smtp_msg *m)
 	smtp_queue_write(s, m);
 	if (m->store_result != MD_OK || s->tx.n_owners == 0)
 		return;
+	if (m->inbound != NULL) {
+		/* checked mail waits for its verdict (smtp_inbound.c) */
+		if (m->spool.len > 0 &&
+		    smtp_inbound_write(m->inbound, m->spool.data, m->spool.len) < 0) {
+			m->store_result = MD_TEMPFAIL;
+			str_copy(m->store_error, smtp_inbound_error(m->inbound),
+				 sizeof(m->store_error));
+		}
+		return;
+	}
 	if (m->d == NULL) {
 		r = md_delivery_open(s->ctx->store, 0, 0, &m->d);
 		if (r != MD_OK) {
@@ -310,6 +321,21 @@ static int smtp_queue_commit(struct smtp_session *s, struct smtp_msg *m)
 	return 0;
 }
 
+/* An envelope for a report on this transaction (bounce_send), recipients
+ * still to add; NULL: out of memory. */
+static struct queue_env *smtp_report_env(const struct smtp_tx *tx)
+{
+	struct queue_env *env = queue_env_new();
+
+	if (env == NULL)
+		return NULL;
+	str_copy(env->id, tx->id, sizeof(env->id));
+	str_copy(env->sender, tx->from.addr, sizeof(env->sender));
+	str_copy(env->envid, tx->mail.envid, sizeof(env->envid));
+	env->created = (int64_t)time(NULL);
+	return env;
+}
+
 /* Local targets that failed for good after the commit get a bounce, since
  * the reply will be 250 for the transaction (see the top). */
 static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
@@ -324,13 +350,9 @@ static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
 		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s no bounce for the null sender", tx->id);
 		return;
 	}
-	env = queue_env_new();
+	env = smtp_report_env(tx);
 	if (env == NULL)
 		return;
-	str_copy(env->id, tx->id, sizeof(env->id));
-	str_copy(env->sender, tx->from.addr, sizeof(env->sender));
-	str_copy(env->envid, tx->mail.envid, sizeof(env->envid));
-	env->created = (int64_t)time(NULL);
 	for (size_t i = 0; i < m->n_targets; i++) {
 		enum md_result r = m->targets[i].result;
 		if (r == MD_OK || queue_env_add(env, m->targets[i].address, 0, NULL) < 0)
@@ -340,10 +362,72 @@ static void smtp_bounce_local(struct smtp_session *s, struct smtp_msg *m)
 			 "552 5.2.2 Mailbox full" : "550 5.1.1 Mailbox unavailable",
 			 sizeof(env->rcpts[0].reply));
 	}
-	rc = bounce_send(s->ctx, env, BOUNCE_FAILED, m->headers.data, m->headers.len, &queued, err, sizeof(err));
+	/* RET=FULL gets the header block too: the message is not kept here */
+	rc = bounce_send(s->ctx, env, BOUNCE_FAILED,
+			 &(struct bounce_orig){ m->headers.data, m->headers.len, NULL, 0 }, &queued,
+			 err, sizeof(err));
 	if (rc != 0)
 		log_error("smtp id=%s bounce for failed local delivery to <%s> not sent: %s",
 			  tx->id, tx->from.addr, err);
+	m->kick = m->kick || queued;
+	queue_env_free(env);
+}
+
+/* The owners as store targets, those still users first; a user deleted
+ * since RCPT (`postern user del`, seen at once: auth.h) must not have its
+ * mailbox made again by create_user, so it fails for good (MD_NOUSER) and
+ * is bounced after the 250 (see the top).  Returns how many are live. */
+static size_t smtp_live_targets(struct smtp_session *s, struct smtp_msg *m)
+{
+	struct smtp_tx *tx = &s->tx;
+	size_t live = 0, dead = tx->n_owners;
+
+	for (size_t i = 0; i < tx->n_owners; i++) {
+		bool exists = auth_user_exists(s->ctx->auth, tx->owners[i].address);
+		struct md_target *t = &m->targets[exists ? live++ : --dead];
+		t->address = tx->owners[i].address;
+		/* DMARC p=quarantine (smtp_inbound.c) */
+		if (m->action == SMTP_INBOUND_QUARANTINE)
+			t->mailbox = SMTP_INBOUND_JUNK;
+		t->quota_bytes = 0; /* checked above: see the top */
+		t->create_user = true;
+		t->result = exists ? MD_OK : MD_NOUSER;
+	}
+	return live;
+}
+
+/* RFC 3461 §4.1 NOTIFY=SUCCESS of local recipients: an "Action:
+ * delivered" notice once every local mailbox has the message (with a
+ * failure the sender gets the bounce instead); best effort. */
+static void smtp_notify_local(struct smtp_session *s, struct smtp_msg *m)
+{
+	struct smtp_tx *tx = &s->tx;
+	struct queue_env *env;
+	char err[256];
+	bool queued = false;
+
+	if (tx->from.null)
+		return;
+	env = smtp_report_env(tx);
+	if (env == NULL)
+		return;
+	for (size_t i = 0; i < tx->n_rcpts; i++) {
+		const struct smtp_rcpt *r = &tx->rcpts[i];
+		struct queue_rcpt *q;
+		if (r->remote || !(r->params.notify & SMTP_NOTIFY_SUCCESS) ||
+		    queue_env_add(env, r->path.addr, r->params.notify, r->params.orcpt) < 0)
+			continue;
+		q = &env->rcpts[env->n_rcpts - 1];
+		q->state = QUEUE_RCPT_SENT;
+		q->success_due = true;
+		str_copy(q->reply, "250 2.0.0 Delivered to the mailbox", sizeof(q->reply));
+	}
+	if (env->n_rcpts > 0 &&
+	    bounce_send(s->ctx, env, BOUNCE_DELIVERED,
+			&(struct bounce_orig){ m->headers.data, m->headers.len, NULL, 0 }, &queued,
+			err, sizeof(err)) != 0)
+		log_error("smtp id=%s success notice to <%s> not sent: %s", tx->id,
+			  tx->from.addr, err);
 	m->kick = m->kick || queued;
 	queue_env_free(env);
 }
@@ -354,6 +438,7 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	struct smtp_tx *tx = &s->tx;
 	bool perm = s->ctx->cfg->quota_error_permanent, failed = false;
 	enum md_result r;
+	size_t live;
 
 	m->targets = calloc(tx->n_owners, sizeof(*m->targets));
 	if (m->targets == NULL) {
@@ -362,12 +447,8 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 		return;
 	}
 	m->n_targets = tx->n_owners;
-	for (size_t i = 0; i < tx->n_owners; i++) {
-		m->targets[i].address = tx->owners[i].address;
-		m->targets[i].quota_bytes = 0; /* checked above: see the top */
-		m->targets[i].create_user = true;
-	}
-	r = md_delivery_commit(m->d, m->targets, m->n_targets);
+	live = smtp_live_targets(s, m);
+	r = live > 0 ? md_delivery_commit(m->d, m->targets, live) : MD_OK;
 	if (r != MD_OK) {
 		m->store_result = r;
 		str_copy(m->store_error, md_delivery_error(m->d), sizeof(m->store_error));
@@ -389,6 +470,22 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 		return; /* 451: the client sends it all again */
 	if (failed)
 		smtp_bounce_local(s, m);
+	else
+		smtp_notify_local(s, m);
+}
+
+/* Checked mail (its verdict is in): the store gets it with its
+ * Authentication-Results.  -1 when that failed. */
+static int smtp_inbound_run(struct smtp_session *s, struct smtp_msg *m)
+{
+	enum md_result r = smtp_inbound_store(s, m);
+
+	if (r != MD_OK) {
+		m->store_result = r;
+		str_copy(m->store_error, smtp_inbound_error(m->inbound), sizeof(m->store_error));
+		return -1;
+	}
+	return 0;
 }
 
 static void smtp_commit_work(void *arg)
@@ -400,6 +497,8 @@ static void smtp_commit_work(void *arg)
 
 	smtp_store_write(s, m);
 	if (m->store_result != MD_OK)
+		return;
+	if (m->inbound != NULL && smtp_inbound_run(s, m) < 0)
 		return;
 	for (size_t i = 0; i < tx->n_owners; i++) {
 		if (smtp_over_quota(s->ctx->store, &tx->owners[i], size)) {
@@ -430,7 +529,12 @@ static void smtp_commit_done(void *arg)
 
 	if (m->kick)
 		smtp_outq_kick(s->ctx->outq);
-	if (m->quota_exceeded) {
+	if (m->action == SMTP_INBOUND_REJECT) {
+		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: DMARC policy of %s",
+			 tx->id, m->verdict_detail);
+		m->verdict = SMTP_VERDICT_DMARC;
+		smtp_verdict_reply(s, m);
+	} else if (m->quota_exceeded) {
 		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: %s over quota", tx->id,
 			 m->verdict_detail);
 		m->verdict = SMTP_VERDICT_QUOTA;
@@ -471,6 +575,40 @@ static void smtp_commit_done(void *arg)
 	smtp_unbusy(s);
 }
 
+/* ---- checked mail: the verdict on the DNS pool, then the commit ---------------- */
+
+static void smtp_check_work(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_msg *m = s->tx.msg;
+
+	smtp_store_write(s, m); /* the last bytes, into the verifier */
+	if (m->store_result == MD_OK)
+		m->action = (int)smtp_inbound_check(s, m);
+}
+
+static void smtp_check_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_msg *m = s->tx.msg;
+
+	buf_reset(&m->spool);
+	if (conn_is_closing(s->conn)) {
+		/* nobody to acknowledge it to: not stored, the client retries */
+		smtp_tx_reset(s);
+		smtp_unbusy(s);
+		return;
+	}
+	if (m->store_result != MD_OK || m->action == SMTP_INBOUND_REJECT) {
+		smtp_commit_done(s); /* the refusal */
+		return;
+	}
+	if (smtp_submit(s, smtp_commit_work, smtp_commit_done) < 0) {
+		smtp_reply(s, "451 4.3.0 Temporary server error, try again later");
+		smtp_tx_reset(s);
+	}
+}
+
 void smtp_finish(struct smtp_session *s)
 {
 	struct smtp_msg *m = s->tx.msg;
@@ -479,7 +617,10 @@ void smtp_finish(struct smtp_session *s)
 	smtp_enter_state(s, SMTP_STATE_READY);
 	if (m->verdict == SMTP_VERDICT_OK && !m->hdr_done) {
 		/* a message that is all header */
-		smtp_inspect_header(s, m, m->spool.data, m->spool.len);
+		size_t hl = m->spool.len;
+		if (m->inbound != NULL)
+			smtp_strip_authres(s, m, &hl);
+		smtp_inspect_header(s, m, m->spool.data, hl);
 		m->hdr_done = true;
 	}
 	if (m->verdict != SMTP_VERDICT_OK) {
@@ -489,7 +630,9 @@ void smtp_finish(struct smtp_session *s)
 		smtp_tx_reset(s);
 		return;
 	}
-	if (smtp_submit(s, smtp_commit_work, smtp_commit_done) < 0) {
+	/* SPF, DKIM keys and DMARC wait on DNS: not on the IO pool */
+	if ((m->inbound != NULL ? smtp_submit_kind(s, WORKER_DNS, smtp_check_work, smtp_check_done)
+				: smtp_submit(s, smtp_commit_work, smtp_commit_done)) < 0) {
 		smtp_reply(s, "451 4.3.0 Temporary server error, try again later");
 		smtp_tx_reset(s);
 	}

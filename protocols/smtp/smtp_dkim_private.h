@@ -22,6 +22,20 @@ int dkim_header_split(const char *h, size_t len, struct dkim_field *f, size_t ma
 /* true when field f of block h is called name (ASCII case ignored). */
 bool dkim_field_is(const char *h, const struct dkim_field *f, const char *name);
 
+/* The header block ends at the first CRLF CRLF, or at a CRLF at the very
+ * start (no header fields).  Search only where the new bytes can complete
+ * one (old_len: b's length before them).  Returns the offset of the body
+ * or 0 when not found yet.  The signer's and the verifier's. */
+size_t dkim_find_body(const struct buf *b, size_t old_len);
+
+/* What the algorithm's signature covers (RFC 6376 §3.7, RFC 8463 §3): the
+ * header data itself, hashed by EVP_DigestSign/Verify with *md_r = SHA-256
+ * (rsa-sha256), or its SHA-256 in digest, signed by PureEd25519 (*md_r
+ * NULL).  *in_r, *len_r: what to pass.  0, or -1 when SHA-256 fails.  The
+ * signer's and the verifier's. */
+int dkim_alg_input(enum dkim_alg alg, const struct buf *data, unsigned char digest[DKIM_HASH_LEN],
+		   const unsigned char **in_r, size_t *len_r, const EVP_MD **md_r);
+
 /* Key i's private key, owned by keys. */
 EVP_PKEY *dkim_keys_pkey(const struct dkim_keys *keys, size_t i);
 

@@ -114,10 +114,7 @@ const char *dkim_signer_error(const struct dkim_signer *s)
 	return s->error[0] != '\0' ? s->error : "no error";
 }
 
-/* The header block ends at the first CRLF CRLF, or at a CRLF at the very
- * start (no header fields).  Search only where the new bytes can complete
- * one.  Returns the offset of the body or 0 when not found yet. */
-static size_t dkim_find_body(const struct buf *b, size_t old_len)
+size_t dkim_find_body(const struct buf *b, size_t old_len)
 {
 	size_t i = old_len >= 3 ? old_len - 3 : 0;
 
@@ -334,6 +331,24 @@ static char *dkim_base64(const unsigned char *data, size_t len)
 	return out;
 }
 
+int dkim_alg_input(enum dkim_alg alg, const struct buf *data, unsigned char digest[DKIM_HASH_LEN],
+		   const unsigned char **in_r, size_t *len_r, const EVP_MD **md_r)
+{
+	unsigned int n = 0;
+
+	*in_r = (const unsigned char *)data->data;
+	*len_r = data->len;
+	*md_r = EVP_sha256();
+	if (alg != DKIM_ALG_ED25519_SHA256)
+		return 0;
+	if (EVP_Digest(data->data, data->len, digest, &n, EVP_sha256(), NULL) != 1)
+		return -1;
+	*in_r = digest;
+	*len_r = n;
+	*md_r = NULL; /* PureEd25519 hashes by itself */
+	return 0;
+}
+
 /* Signature over the canonical header data: RSASSA-PKCS1-v1_5 with SHA-256
  * (RFC 6376 §3.3.1), or PureEd25519 over the SHA-256 of the data (RFC 8463
  * §3).  Returns the base64 text (malloc'ed) or NULL. */
@@ -341,24 +356,16 @@ static char *dkim_sign_data(EVP_PKEY *pkey, enum dkim_alg alg, const struct buf 
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned char digest[DKIM_HASH_LEN], *sig = NULL;
-	const unsigned char *in = (const unsigned char *)data->data;
-	size_t inlen = data->len, siglen = 0;
+	const unsigned char *in;
+	const EVP_MD *md;
+	size_t inlen, siglen = 0;
 	char *text = NULL;
-	int ok;
 
 	if (ctx == NULL)
 		return NULL;
-	if (alg == DKIM_ALG_ED25519_SHA256) {
-		unsigned int n = 0;
-		if (EVP_Digest(data->data, data->len, digest, &n, EVP_sha256(), NULL) != 1)
-			goto out;
-		in = digest;
-		inlen = n;
-		ok = EVP_DigestSignInit(ctx, NULL, NULL, NULL, pkey);
-	} else {
-		ok = EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, pkey);
-	}
-	if (ok != 1 || EVP_DigestSign(ctx, NULL, &siglen, in, inlen) != 1)
+	if (dkim_alg_input(alg, data, digest, &in, &inlen, &md) < 0 ||
+	    EVP_DigestSignInit(ctx, NULL, md, NULL, pkey) != 1 ||
+	    EVP_DigestSign(ctx, NULL, &siglen, in, inlen) != 1)
 		goto out;
 	sig = malloc(siglen);
 	if (sig == NULL || EVP_DigestSign(ctx, sig, &siglen, in, inlen) != 1)

@@ -11,12 +11,20 @@
  *                    block is kept for bounces; an 8-bit message also gets
  *                    a 7-bit copy for servers without 8BITMIME
  *   per domain       the pending recipients of one domain (all of them
- *                    with relay_host), at most OUTQ_DEST_CONCURRENCY
- *                    sessions per destination (others wait in line for a
- *                    slot): route (worker), then the SMTP
- *                    client tries the hosts in order until one held a
- *                    session; each recipient ends sent, failed (5xx, null
- *                    MX, no such domain) or still pending (4xx, no host)
+ *                    with relay_host), at most outbound_destination_
+ *                    concurrency connections per destination, idle ones
+ *                    included (others wait in line for a slot): an idle
+ *                    connection to the destination is reused when there is
+ *                    one; else route (worker), then a connection kept to
+ *                    the chosen host (same address and port) is reused, or
+ *                    the SMTP client tries the hosts in order until one
+ *                    held a session; each recipient ends sent, failed (5xx,
+ *                    null MX, no such domain) or still pending (4xx, no
+ *                    host).  A connection that ends with a 250 goes to the
+ *                    next message waiting for that destination, or waits
+ *                    idle (CLIENT_IDLE_S); a reused one that fails before
+ *                    the message was sent is replaced by a new connection
+ *                    at once.
  *   finish (worker)  attempts+1; pending recipients past queue_lifetime
  *                    fail (4.4.7); failed ones are reported to the sender
  *                    (smtp_bounce.c) and marked bounced once the report is
@@ -29,6 +37,7 @@
  * had already said 250 may get the message twice (RFC 5321 §6.1).
  */
 #include "smtp_queue.h"
+#include "smtp_outq_private.h"
 #include "metrics.h"
 
 #include <errno.h>
@@ -43,11 +52,6 @@
 
 #define OUTQ_ACTIVE_MAX 32          /* messages in delivery at once */
 #define OUTQ_SCAN_MAX 10000         /* envelopes looked at per scan */
-#define OUTQ_PASSWORD_MAX 1024      /* relay_password_file */
-/* Sessions at once to one destination (a recipient domain, or the relay
- * host): big providers throttle senders that open many; Postfix's
- * default_destination_concurrency_limit is 20. */
-#define OUTQ_DEST_CONCURRENCY 10
 /* A delivery holds its message in memory, up to three times (as read,
  * dot-stuffed, and a 7-bit copy): new deliveries start only while the
  * messages in flight stay under this, but one always may. */
@@ -57,44 +61,6 @@
  * worker for up to 3 queries x ROUTE_DNS_TRIES x ROUTE_DNS_TIMEOUT_S, and
  * the workers also commit local deliveries, so the queue takes few. */
 #define OUTQ_ROUTES_MAX 4
-/* A queued message is read whole; this bound is message_size_max's
- * ceiling plus room for our headers, so that lowering message_size_max
- * never makes queued mail unreadable. */
-#define OUTQ_MESSAGE_MAX (1024ULL * 1024 * 1024 + 4 * SMTP_HEADER_MAX)
-
-struct outq_msg {
-	struct smtp_outq *q;
-	struct outq_msg *next;
-	char id[QUEUE_ID_MAX + 1];
-	struct queue_env *env;
-	bool *tried;                 /* per recipient: its domain had its turn */
-	/* load */
-	bool load_failed;            /* message file missing or unreadable */
-	bool load_tempfail;
-	char load_error[256];
-	struct buf data;             /* dot-stuffed, ends with CRLF.CRLF */
-	uint64_t size;
-	bool eightbit;               /* the message has 8-bit octets */
-	struct buf data7;            /* converted to 7 bit, if it could be */
-	struct buf headers;          /* header block of the message */
-	char password[OUTQ_PASSWORD_MAX];
-	/* the domain being delivered */
-	char domain[SMTP_DOMAIN_MAX + 1];
-	const char *dest;            /* domain, or the relay host */
-	bool holds_slot;             /* counts towards OUTQ_DEST_CONCURRENCY */
-	uint64_t memory;             /* its share of smtp_outq.memory */
-	struct outq_msg *next_wait;  /* in smtp_outq.waiting or .route_wait */
-	struct route route;
-	size_t host;
-	struct client_rcpt *crcpts;
-	size_t *cidx;                /* crcpts[i] is env->rcpts[cidx[i]] */
-	size_t n_crcpts;
-	struct client_job job;
-	bool in_client;
-	bool no_starttls;            /* this host's TLS failed: plaintext once */
-	/* finish */
-	bool bounce_queued;
-};
 
 struct outq_scan {
 	struct smtp_outq *q;
@@ -103,20 +69,6 @@ struct outq_scan {
 	bool flush;
 	struct queue_env **due;
 	size_t n_due, max_due;
-};
-
-struct smtp_outq {
-	struct smtp_ctx *ctx;
-	struct event *timer;
-	SSL_CTX *tls;
-	struct outq_msg *active;
-	size_t n_active;
-	struct outq_msg *waiting;    /* for a destination slot, oldest first */
-	uint64_t memory;             /* OUTQ_MEMORY_FACTOR * sizes in flight */
-	unsigned routing;            /* route jobs on workers */
-	struct outq_msg *route_wait; /* waiting for one of OUTQ_ROUTES_MAX */
-	bool scanning;
-	bool rescan;                 /* a kick came during a scan */
 };
 
 static void outq_next_domain(struct outq_msg *m);
@@ -148,121 +100,20 @@ static void outq_msg_free(struct outq_msg *m)
 			break;
 		}
 	q->memory -= m->memory;
+	if (m->reuse != NULL) {
+		smtp_client_cancel(m->reuse->client);
+		free(m->reuse);
+	}
 	queue_env_free(m->env);
 	buf_free(&m->data);
 	buf_free(&m->data7);
 	buf_free(&m->headers);
+	buf_free(&m->full);
 	OPENSSL_cleanse(m->password, sizeof(m->password));
 	free(m->tried);
 	free(m->crcpts);
 	free(m->cidx);
 	free(m);
-}
-
-/* ---- load (worker) ------------------------------------------------------- */
-
-/* Append msg dot-stuffed (RFC 5321 §4.5.2), then CRLF.CRLF. */
-static int outq_stuff(struct buf *out, const char *msg, size_t len)
-{
-	size_t start = 0;
-	int rc = 0;
-
-	while (start < len) {
-		const char *nl = memchr(msg + start, '\n', len - start);
-		size_t end = nl != NULL ? (size_t)(nl - msg) + 1 : len;
-		if (msg[start] == '.')
-			rc |= buf_putc(out, '.');
-		rc |= buf_append(out, msg + start, end - start);
-		start = end;
-	}
-	if (len > 0 && msg[len - 1] != '\n')
-		rc |= buf_append(out, "\r\n", 2);
-	rc |= buf_append(out, ".\r\n", 3);
-	return rc < 0 ? -1 : 0;
-}
-
-/* relay_password_file's first line into m->password; 0 or -1. */
-static int outq_read_password(struct outq_msg *m, const struct config *cfg)
-{
-	char *pw = NULL;
-	size_t pwlen = 0;
-
-	if (read_small_file(cfg->relay_password_file, OUTQ_PASSWORD_MAX - 1, &pw, &pwlen) < 0) {
-		snprintf(m->load_error, sizeof(m->load_error), "%.200s: %s",
-			 cfg->relay_password_file, strerror(errno));
-		return -1;
-	}
-	pw[strcspn(pw, "\r\n")] = '\0';
-	str_copy(m->password, pw, sizeof(m->password));
-	OPENSSL_cleanse(pw, pwlen);
-	free(pw);
-	return 0;
-}
-
-/* One version of the message as it goes on the wire: the DKIM hook's
- * header fields, then the message dot-stuffed; its size in *size_r. */
-static int outq_prepare(struct outq_msg *m, const struct config *cfg, const char *msg,
-			size_t len, struct buf *out, uint64_t *size_r)
-{
-	struct buf sig;
-	int rc = 0;
-
-	buf_init(&sig, SMTP_HEADER_MAX);
-	/* DKIM HOOK: see smtp_sign.c */
-	if (smtp_sign_message(cfg, m->env->sender, msg, len, &sig) < 0) {
-		snprintf(m->load_error, sizeof(m->load_error), "451 4.7.0 signing failed");
-		rc = -1;
-	} else if (buf_append(out, sig.data, sig.len) < 0 || outq_stuff(out, msg, len) < 0) {
-		snprintf(m->load_error, sizeof(m->load_error), "out of memory");
-		rc = -1;
-	}
-	*size_r = len + sig.len;
-	buf_free(&sig);
-	return rc;
-}
-
-static void outq_load_work(void *arg)
-{
-	struct outq_msg *m = arg;
-	const struct config *cfg = m->q->ctx->cfg;
-	char path[PATH_MAX], *msg = NULL;
-	size_t len = 0, scan = 0;
-	struct buf seven;
-	uint64_t size7;
-	long hdr;
-
-	if (queue_path(cfg->data_dir, m->id, "msg", path, sizeof(path)) < 0 ||
-	    read_small_file(path, OUTQ_MESSAGE_MAX, &msg, &len) < 0) {
-		m->load_failed = errno == ENOENT || errno == EFBIG;
-		m->load_tempfail = !m->load_failed;
-		snprintf(m->load_error, sizeof(m->load_error), "%.200s: %s", path, strerror(errno));
-		return;
-	}
-	hdr = smtp_header_end(msg, len, &scan);
-	if (buf_append(&m->headers, msg, hdr < 0 ? (len < SMTP_HEADER_MAX ? len : SMTP_HEADER_MAX)
-					 : (size_t)hdr) < 0 ||
-	    (cfg->relay_user[0] != '\0' && outq_read_password(m, cfg) < 0) ||
-	    outq_prepare(m, cfg, msg, len, &m->data, &m->size) < 0) {
-		m->load_tempfail = true;
-		free(msg);
-		return;
-	}
-	/* RFC 6152 §3: a 7-bit copy for servers without 8BITMIME */
-	buf_init(&seven, 0);
-	switch (mime8_downgrade(msg, len, &seven)) {
-	case 1:
-		m->eightbit = true;
-		if (outq_prepare(m, cfg, seven.data, seven.len, &m->data7, &size7) < 0)
-			m->load_tempfail = true;
-		break;
-	case -1:
-		m->eightbit = true; /* no 7-bit copy: bounced by such servers */
-		break;
-	default:
-		break;
-	}
-	buf_free(&seven);
-	free(msg);
 }
 
 static void outq_load_done(void *arg)
@@ -308,7 +159,10 @@ static void outq_expire(struct queue_env *env, const struct config *cfg, int64_t
 static int outq_report(struct outq_msg *m, enum bounce_kind kind)
 {
 	struct queue_env *env = m->env;
-	const char *what = kind == BOUNCE_FAILED ? "bounce" : "delay notice";
+	const char *what = kind == BOUNCE_FAILED ? "bounce" :
+			   kind == BOUNCE_RELAYED ? "success notice" : "delay notice";
+	struct bounce_orig orig = { m->headers.data, m->headers.len,
+				    m->full.len > 0 ? m->full.data : NULL, m->full.len };
 	bool any = false, queued = false;
 	char err[256];
 	int rc;
@@ -321,8 +175,7 @@ static int outq_report(struct outq_msg *m, enum bounce_kind kind)
 		log_info("queue id=%s no %s to the null sender", env->id, what);
 		return 0;
 	}
-	rc = bounce_send(m->q->ctx, env, kind, m->headers.data, m->headers.len, &queued, err,
-			 sizeof(err));
+	rc = bounce_send(m->q->ctx, env, kind, &orig, &queued, err, sizeof(err));
 	m->bounce_queued = m->bounce_queued || queued;
 	if (rc < 0) {
 		log_error("queue id=%s %s to <%s> failed, will retry: %s", env->id, what,
@@ -346,6 +199,8 @@ static void outq_finish_work(void *arg)
 	size_t step;
 
 	env->attempts++;
+	/* best effort (smtp_bounce.c): a failure is logged, nothing retried */
+	(void)outq_report(m, BOUNCE_RELAYED);
 	outq_expire(env, cfg, now);
 	for (size_t i = 0; i < env->n_rcpts; i++)
 		failed = failed || env->rcpts[i].state == QUEUE_RCPT_FAILED;
@@ -418,8 +273,11 @@ static void outq_apply(struct outq_msg *m, size_t k, int code, const char *reply
 	const char *status = code >= 200 && code < 300 ? "sent" :
 			     code >= 500 && code < 600 ? "bounced" : "deferred";
 
-	if (code >= 200 && code < 300)
+	if (code >= 200 && code < 300) {
 		outq_set(r, QUEUE_RCPT_SENT, reply, remote);
+		/* RFC 3461 §5.2.2: NOTIFY went along to a server with DSN */
+		r->success_due = !m->job.dsn && (r->notify & SMTP_NOTIFY_SUCCESS) != 0;
+	}
 	else if (code >= 500 && code < 600)
 		outq_set(r, QUEUE_RCPT_FAILED, reply, remote);
 	else
@@ -428,30 +286,111 @@ static void outq_apply(struct outq_msg *m, size_t k, int code, const char *reply
 		      r->state == QUEUE_RCPT_FAILED ? METRICS_BOUNCED : METRICS_DEFERRED);
 	if (r->state == QUEUE_RCPT_SENT)
 		metrics_delivery_latency((double)((int64_t)time(NULL) - m->env->created));
-	log_info("queue id=%s to=<%s> relay=%s status=%s reply=\"%s\"", m->id, r->addr,
-		 remote != NULL && remote[0] != '\0' ? remote : "none", status, reply);
+	/* the session's protection, recorded for `postern queue list` and
+	 * the DSN (it cannot go into the message's own Received: trail,
+	 * which was written at submission) */
+	str_copy(r->tls, !m->job.connected ? "" : m->job.tls[0] != '\0' ? m->job.tls : "none",
+		 sizeof(r->tls));
+	log_info("queue id=%s to=<%s> relay=%s status=%s tls=\"%s\" reply=\"%s\"", m->id,
+		 r->addr, remote != NULL && remote[0] != '\0' ? remote : "none", status,
+		 r->tls[0] != '\0' ? r->tls : "-", reply);
 }
 
 static void outq_client_start(struct outq_msg *m);
 static void outq_route_submit(struct outq_msg *m);
 
-/* ---- destination slots ----------------------------------------------------- */
+/* ---- destination slots and kept connections -------------------------------- */
 
+static void outq_group_begin(struct outq_msg *m);
+
+/* Connections to dest: sessions of messages holding a slot, and idle ones
+ * (the far side sees both). */
 static unsigned outq_dest_count(const struct smtp_outq *q, const char *dest)
 {
 	unsigned n = 0;
 
 	for (const struct outq_msg *o = q->active; o != NULL; o = o->next)
 		n += o->holds_slot && strcasecmp(o->dest, dest) == 0;
+	for (const struct outq_conn *k = q->idle; k != NULL; k = k->next)
+		n += strcasecmp(k->dest, dest) == 0;
 	return n;
 }
 
-/* Take a slot for m->dest, or wait in line for one: false then. */
+/* An idle connection for dest (host NULL), or to host's address and port;
+ * taken out of the idle list. */
+static struct outq_conn *outq_idle_take(struct smtp_outq *q, const char *dest,
+					const struct route_host *host)
+{
+	for (struct outq_conn **pp = &q->idle; *pp != NULL; pp = &(*pp)->next) {
+		struct outq_conn *k = *pp;
+		bool match = host == NULL ? strcasecmp(k->dest, dest) == 0 :
+			     strcmp(k->host.addr, host->addr) == 0 && k->host.port == host->port;
+		if (match && !k->closing) {
+			*pp = k->next;
+			return k;
+		}
+	}
+	return NULL;
+}
+
+/* The oldest message waiting for a slot to dest, if the limit allows. */
+static void outq_dest_wake(struct smtp_outq *q, const char *dest)
+{
+	if (outq_dest_count(q, dest) >= q->ctx->cfg->outbound_dest_concurrency)
+		return;
+	for (struct outq_msg **pp = &q->waiting; *pp != NULL; pp = &(*pp)->next_wait) {
+		struct outq_msg *w = *pp;
+		if (strcasecmp(w->dest, dest) != 0)
+			continue;
+		*pp = w->next_wait;
+		w->holds_slot = true;
+		outq_group_begin(w);
+		return;
+	}
+}
+
+/* A parked connection is closing (idle time up: QUIT sent), or gone. */
+static void outq_conn_closed(void *arg, bool gone)
+{
+	struct outq_conn *k = arg;
+	struct smtp_outq *q = k->q;
+	char dest[SMTP_DOMAIN_MAX + 1];
+
+	if (!gone) {
+		k->closing = true;
+		return;
+	}
+	for (struct outq_conn **pp = &q->idle; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == k) {
+			*pp = k->next;
+			break;
+		}
+	str_copy(dest, k->dest, sizeof(dest));
+	free(k);
+	outq_dest_wake(q, dest);
+}
+
+static void outq_park(struct smtp_outq *q, struct outq_conn *k)
+{
+	if (smtp_client_park(k->client, outq_conn_closed, k) < 0) {
+		smtp_client_cancel(k->client);
+		free(k);
+		return;
+	}
+	k->next = q->idle;
+	q->idle = k;
+}
+
+/* Take a slot for m->dest (with an idle connection to it when there is
+ * one), or wait in line for one: false then. */
 static bool outq_dest_enter(struct outq_msg *m)
 {
-	struct outq_msg **pp = &m->q->waiting;
+	struct smtp_outq *q = m->q;
+	struct outq_msg **pp = &q->waiting;
 
-	if (outq_dest_count(m->q, m->dest) < OUTQ_DEST_CONCURRENCY) {
+	m->reuse = outq_idle_take(q, m->dest, NULL);
+	if (m->reuse != NULL ||
+	    outq_dest_count(q, m->dest) < q->ctx->cfg->outbound_dest_concurrency) {
 		m->holds_slot = true;
 		return true;
 	}
@@ -463,11 +402,23 @@ static bool outq_dest_enter(struct outq_msg *m)
 	return false;
 }
 
-/* The group of m is done: free its slot for the oldest waiter. */
+/* The group of m is done: its kept connection (if any) and its slot go
+ * to the oldest waiter for the destination, or the connection idles. */
 static void outq_group_done(struct outq_msg *m)
 {
 	struct smtp_outq *q = m->q;
+	struct smtp_client *kept = m->job.kept;
+	struct outq_conn *k = NULL;
 
+	m->job.kept = NULL;
+	if (kept != NULL && (k = calloc(1, sizeof(*k))) == NULL)
+		smtp_client_cancel(kept);
+	if (k != NULL) {
+		k->q = q;
+		k->client = kept;
+		k->host = m->job.host;
+		str_copy(k->dest, m->dest, sizeof(k->dest));
+	}
 	if (m->holds_slot) {
 		m->holds_slot = false;
 		for (struct outq_msg **pp = &q->waiting; *pp != NULL; pp = &(*pp)->next_wait) {
@@ -476,10 +427,14 @@ static void outq_group_done(struct outq_msg *m)
 				continue;
 			*pp = w->next_wait;
 			w->holds_slot = true;
-			outq_route_submit(w);
+			w->reuse = k;
+			k = NULL;
+			outq_group_begin(w);
 			break;
 		}
 	}
+	if (k != NULL)
+		outq_park(q, k);
 	outq_next_domain(m);
 }
 
@@ -488,6 +443,17 @@ static void outq_client_done(struct client_job *job, void *arg)
 	struct outq_msg *m = arg;
 
 	m->in_client = false;
+	if (job->reuse_failed) {
+		log_info("queue id=%s host=%s[%s] kept connection failed (%s); "
+			 "trying a new connection", m->id, job->host.name, job->host.addr,
+			 job->reply);
+		m->no_reuse = true;
+		if (m->route.n_hosts > 0)
+			outq_client_start(m);
+		else
+			outq_route_submit(m);
+		return;
+	}
 	if (job->next_host && job->tls_failed && !job->relay && !m->no_starttls) {
 		log_warn("queue id=%s host=%s[%s] TLS failed; trying once more without TLS",
 			 m->id, job->host.name, job->host.addr);
@@ -514,21 +480,41 @@ static void outq_client_done(struct client_job *job, void *arg)
 	outq_group_done(m);
 }
 
+/* A kept connection to the host about to be tried (any destination's:
+ * the same server), unless this group must not reuse one. */
+static void outq_take_host_conn(struct outq_msg *m)
+{
+	char dest[SMTP_DOMAIN_MAX + 1];
+
+	if (m->reuse != NULL || m->no_reuse || m->no_starttls || m->route.n_hosts == 0)
+		return;
+	m->reuse = outq_idle_take(m->q, NULL, &m->route.hosts[m->host]);
+	if (m->reuse != NULL && strcasecmp(m->reuse->dest, m->dest) != 0) {
+		/* it counted for another destination, which has room now */
+		str_copy(dest, m->reuse->dest, sizeof(dest));
+		str_copy(m->reuse->dest, m->dest, sizeof(m->reuse->dest));
+		outq_dest_wake(m->q, dest);
+	}
+}
+
 static void outq_client_start(struct outq_msg *m)
 {
 	struct client_job *job = &m->job;
+	struct outq_conn *k;
 
 	memset(job, 0, sizeof(*job));
 	for (size_t k = 0; k < m->n_crcpts; k++) {
 		m->crcpts[k].code = 0;
 		m->crcpts[k].reply[0] = '\0';
 	}
+	outq_take_host_conn(m);
 	job->cfg = m->q->ctx->cfg;
 	job->env = m->env;
-	job->host = m->route.hosts[m->host];
+	job->host = m->reuse != NULL ? m->reuse->host : m->route.hosts[m->host];
 	job->relay = m->q->ctx->cfg->relay_host[0] != '\0';
 	job->password = m->password;
 	job->no_starttls = m->no_starttls;
+	job->keep = !m->no_starttls;
 	job->data = m->data.data;
 	job->data_len = m->data.len;
 	job->size = m->size;
@@ -537,6 +523,14 @@ static void outq_client_start(struct outq_msg *m)
 	job->data7_len = m->data7.len;
 	job->rcpts = m->crcpts;
 	job->n_rcpts = m->n_crcpts;
+	if (m->reuse != NULL) {
+		k = m->reuse;
+		m->reuse = NULL;
+		m->in_client = true;
+		smtp_client_reuse(k->client, job, outq_client_done, m);
+		free(k);
+		return;
+	}
 	log_debug("queue id=%s connecting to %s[%s]:%u for %zu recipient(s)", m->id,
 		  job->host.name, job->host.addr, job->host.port, m->n_crcpts);
 	if (smtp_client_start(server_event_base(m->q->ctx->srv), m->q->tls, job,
@@ -547,6 +541,15 @@ static void outq_client_start(struct outq_msg *m)
 		return;
 	}
 	m->in_client = true;
+}
+
+/* A group that holds its slot: over a kept connection, or route first. */
+static void outq_group_begin(struct outq_msg *m)
+{
+	if (m->reuse != NULL)
+		outq_client_start(m);
+	else
+		outq_route_submit(m);
 }
 
 static void outq_route_work(void *arg)
@@ -607,8 +610,12 @@ static void outq_next_domain(struct outq_msg *m)
 		m->n_crcpts++;
 	}
 	m->dest = relay ? m->q->ctx->cfg->relay_host : m->domain;
+	m->route.n_hosts = 0;
+	m->host = 0;
+	m->no_reuse = false;
+	memset(&m->job, 0, sizeof(m->job)); /* the last group's results */
 	if (outq_dest_enter(m))
-		outq_route_submit(m);
+		outq_group_begin(m);
 }
 
 static void outq_route_submit(struct outq_msg *m)
@@ -661,6 +668,7 @@ static void outq_start_msg(struct smtp_outq *q, struct queue_env *env)
 	buf_init(&m->data, 0);
 	buf_init(&m->data7, 0);
 	buf_init(&m->headers, SMTP_HEADER_MAX);
+	buf_init(&m->full, BOUNCE_FULL_MAX);
 	m->next = q->active;
 	q->active = m;
 	q->n_active++;
@@ -843,6 +851,12 @@ void smtp_outq_free(struct smtp_outq *q)
 		if (m->in_client)
 			smtp_client_cancel(m->job.client);
 		outq_msg_free(m);
+	}
+	while (q->idle != NULL) {
+		struct outq_conn *k = q->idle;
+		q->idle = k->next;
+		smtp_client_cancel(k->client);
+		free(k);
 	}
 	if (q->tls != NULL)
 		SSL_CTX_free(q->tls);

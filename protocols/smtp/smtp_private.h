@@ -11,6 +11,8 @@
  *   smtp_pregreet.c the pregreet test's memory of clients that passed
  *   smtp_deliver.c  Return-Path/Received/Message-ID/Date, worker jobs that
  *                   stream into the store (and the queue) and commit
+ *   smtp_inbound.h  checks of mail from the world: SPF, DKIM, DMARC,
+ *                   Authentication-Results (files listed there)
  *   smtp_queue.h    the outbound side: queue, routing, client, scheduler,
  *                   bounces, 8-bit conversion, DKIM hook (files listed there)
  *
@@ -35,7 +37,10 @@
 #include "store.h"
 #include "util.h"
 
+struct dmarc_psl;
 struct event;
+struct smtp_dns_cache;
+struct smtp_inbound;
 struct smtp_outq;
 struct queue_writer;
 
@@ -82,6 +87,8 @@ struct smtp_ctx {
 	const struct config *cfg;
 	struct smtp_pregreet *pregreet; /* clients that passed; NULL: test off */
 	struct smtp_outq *outq;         /* outbound queue; NULL: outbound off */
+	struct smtp_dns_cache *dns;     /* inbound checks' DNS answers */
+	struct dmarc_psl *psl;          /* NULL: "last two labels" */
 };
 
 /* smtp_pregreet.c */
@@ -156,6 +163,8 @@ struct smtp_rcpt {
 struct smtp_owner {
 	char address[AUTH_ADDRESS_MAX + 1];
 	uint64_t quota; /* 0: unlimited */
+	bool forward;   /* pending only: an alias target in another domain,
+			 * added to the transaction as a remote recipient */
 };
 
 /* The DATA/BDAT dot-unstuffer and line-end checker (smtp_data.c). */
@@ -191,6 +200,7 @@ enum smtp_verdict {
 	SMTP_VERDICT_STORE,       /* the store failed (reply from store_result) */
 	SMTP_VERDICT_QUOTA,
 	SMTP_VERDICT_MEMORY,
+	SMTP_VERDICT_DMARC,       /* p=reject (detail: the From: domain) */
 };
 
 struct smtp_msg {
@@ -216,6 +226,9 @@ struct smtp_msg {
 	bool queued;             /* the queue entry is durable */
 	bool local_temp;         /* a local target failed temporarily: 451 */
 	bool kick;               /* something was queued: wake the scheduler */
+	struct smtp_inbound *inbound; /* port 25 checks (smtp_inbound.h); NULL:
+				       * not checked */
+	int action;              /* enum smtp_inbound_action */
 };
 
 struct smtp_tx {
@@ -389,6 +402,10 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args);
 size_t smtp_data_input(struct smtp_session *s, const char *data, size_t len);
 /* Free a message; an open store delivery is discarded on a worker. */
 void smtp_msg_free(struct smtp_session *s, struct smtp_msg *msg);
+/* Checked inbound mail (msg->inbound): remove the Authentication-Results
+ * fields that claim our authserv-id (RFC 8601 §5: forged) from the header
+ * block at the start of msg->spool, *hlen octets long. */
+void smtp_strip_authres(struct smtp_session *s, struct smtp_msg *msg, size_t *hlen);
 /* The reply for a refused message (msg->verdict != OK). */
 void smtp_verdict_reply(struct smtp_session *s, const struct smtp_msg *msg);
 
@@ -431,7 +448,8 @@ void smtp_inspect_header(struct smtp_session *s, struct smtp_msg *msg,
 			 const char *hdr, size_t len);
 /* Hand msg->spool to a worker that writes it to the store (busy). */
 void smtp_flush(struct smtp_session *s);
-/* End of message: commit to every owner on a worker, then reply. */
+/* End of message: commit to every owner on a worker, then reply; checked
+ * inbound mail gets its checks on a DNS worker first (smtp_inbound.h). */
 void smtp_finish(struct smtp_session *s);
 /* RCPT to a user with a quota: check its usage on a worker, then reply. */
 void smtp_check_quota(struct smtp_session *s);

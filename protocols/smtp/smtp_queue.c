@@ -48,6 +48,9 @@
  *   reply TEXT                   optional, right after its rcpt line: the
  *                                last reply or failure reason for it
  *   remote HOST                  optional, after rcpt: who gave that reply
+ *   tls TEXT                     optional, after rcpt: that session's TLS,
+ *                                "TLSv1.3 CIPHER verified=yes|no (why)
+ *                                cn=NAME", or "none" (plaintext)
  *
  * Values never hold CR, LF or other controls (replies are cleaned before
  * they are stored).  Unknown keys make the file corrupt: an older daemon
@@ -190,6 +193,10 @@ int queue_env_format(const struct queue_env *env, struct buf *b)
 		}
 		if (r->remote[0] != '\0')
 			rc |= buf_appendf(b, "remote %s\n", r->remote);
+		if (r->tls[0] != '\0') {
+			queue_clean(clean, sizeof(clean), r->tls);
+			rc |= buf_appendf(b, "tls %s\n", clean);
+		}
 	}
 	return rc < 0 ? -1 : 0;
 }
@@ -289,6 +296,10 @@ static int queue_parse_line(struct queue_env *env, char *line)
 	}
 	if (strcmp(line, "remote") == 0 && last != NULL) {
 		str_copy(last->remote, v, sizeof(last->remote));
+		return 0;
+	}
+	if (strcmp(line, "tls") == 0 && last != NULL) {
+		str_copy(last->tls, v, sizeof(last->tls));
 		return 0;
 	}
 	return -1;
@@ -581,10 +592,13 @@ static int queue_cli_list(const struct config *cfg)
 		printf("%s  queued %s  from <%s>  attempts %u  next %s\n", env->id,
 		       queue_time(env->created, created, sizeof(created)), env->sender,
 		       env->attempts, queue_time(env->next, next, sizeof(next)));
-		for (size_t j = 0; j < env->n_rcpts; j++)
-			printf("    %-8s <%s>%s%s\n", queue_state_names[env->rcpts[j].state],
-			       env->rcpts[j].addr, env->rcpts[j].reply[0] != '\0' ? "  " : "",
-			       env->rcpts[j].reply);
+		for (size_t j = 0; j < env->n_rcpts; j++) {
+			const struct queue_rcpt *r = &env->rcpts[j];
+			printf("    %-8s <%s>%s%s\n", queue_state_names[r->state], r->addr,
+			       r->reply[0] != '\0' ? "  " : "", r->reply);
+			if (r->tls[0] != '\0')
+				printf("             TLS %s\n", r->tls);
+		}
 	}
 	if (n == 0)
 		printf("queue is empty\n");

@@ -9,9 +9,13 @@
  *                   7505 null MX) through res_nquery, or the relay host;
  *                   runs on a worker
  *   smtp_client.c   the SMTP client on the event loop: one connection, one
- *                   transaction for the recipients of one domain
+ *                   transaction for the recipients of one domain; after
+ *                   the far side's 250 the connection may be kept idle for
+ *                   the next message to the same destination
  *   smtp_outq.c     the scheduler on the loop: scans the queue, delivers
- *                   what is due, applies replies, retries, lifetime
+ *                   what is due, applies replies, retries, lifetime, keeps
+ *                   connections for reuse (smtp_outq_load.c reads a
+ *                   message on a worker; smtp_outq_private.h)
  *   smtp_bounce.c   delivery status notifications (RFC 3464), delivered
  *                   into a local sender's INBOX or queued to a remote one
  *   smtp_mime8.c    8-bit to quoted-printable for servers without 8BITMIME
@@ -48,6 +52,9 @@ typedef struct ssl_ctx_st SSL_CTX;
 /* Envelope lines: "rcpt" with ORCPT (500) and the address (256), or a
  * reply line (512): 2048 is ample. */
 #define QUEUE_LINE_MAX 2048
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384 verified=no (unable to get local issuer
+ * certificate) cn=" and a 64-character CN (RFC 5280 ub-common-name) */
+#define QUEUE_TLS_MAX 192
 /* The scheduler looks at the queue directory this often (new messages
  * from this process are looked at at once); `postern queue flush` is
  * therefore noticed within QUEUE_FLUSH_NOTICE_S. */
@@ -68,6 +75,11 @@ struct queue_rcpt {
 	enum queue_rcpt_state state;
 	char reply[SMTP_REPLY_MAX];     /* last reply or reason, "" none yet */
 	char remote[SMTP_DOMAIN_MAX + 1]; /* host that gave reply, "" local */
+	char tls[QUEUE_TLS_MAX];        /* how that session was protected:
+					 * client_job.tls, "none", "" no session */
+	bool success_due;               /* not stored: sent in this attempt to a
+					 * server without DSN, NOTIFY=SUCCESS:
+					 * we report "relayed" (RFC 3461 §5.2.2) */
 };
 
 struct queue_env {
@@ -173,6 +185,19 @@ void route_lookup(const struct config *cfg, const char *domain, struct route *r)
 #define CLIENT_TIMEOUT_OTHER 300    /* EHLO, STARTTLS, AUTH, QUIT */
 #define CLIENT_REPLY_LINE_MAX 4096  /* longer reply lines end the session */
 #define CLIENT_REPLY_LINES_MAX 200  /* lines of one multi-line reply */
+/* Connection reuse (RFC 5321 §3.3: a new MAIL after a completed
+ * transaction starts the next one, no RSET needed).  An idle connection
+ * waits this long for the next message to its destination, then QUITs;
+ * Postfix's smtp_connection_cache_time_limit is 2 s, a little more costs
+ * the far side nothing (its own timeout is 5 minutes, §4.5.3.2.7). */
+#define CLIENT_IDLE_S 5
+/* Messages sent over one connection before it is closed, so that one
+ * session does not live for ever (Postfix limits by time instead:
+ * smtp_connection_reuse_time_limit, 300 s). */
+#define CLIENT_MESSAGES_MAX 100
+/* QUIT of an idle connection: its reply is awaited this long (RFC 5321
+ * §4.1.1.10), nobody waits on it. */
+#define CLIENT_TIMEOUT_QUIT_IDLE 30
 
 struct smtp_client;
 
@@ -200,12 +225,20 @@ struct client_job {
 	size_t data7_len;
 	struct client_rcpt *rcpts;
 	size_t n_rcpts;
+	bool keep;                      /* keep the connection after a 250 */
 	/* out */
 	bool connected;                 /* a session was held (else: next host) */
+	bool dsn;                       /* the far side offered DSN */
+	bool reused;                    /* ran on a kept connection */
+	bool reuse_failed;              /* ...which failed before the message
+					 * was sent: try again on a new one */
+	struct smtp_client *kept;       /* idle connection now owned by the
+					 * caller: smtp_client_reuse/park/cancel */
 	bool next_host;                 /* try the next host for everything */
 	bool tls_failed;                /* the STARTTLS handshake failed */
 	char reply[SMTP_REPLY_MAX];     /* the session's failure, if any */
-	char tls[160];                  /* "TLSv1.3 ... verified" or "" */
+	char tls[QUEUE_TLS_MAX];        /* "TLSv1.3 CIPHER verified=yes|no
+					 * (why) cn=NAME", or "" without TLS */
 	struct smtp_client *client;     /* while running */
 };
 
@@ -215,8 +248,21 @@ typedef void client_done_fn(struct client_job *job, void *arg);
  * (then done() is not called). */
 int smtp_client_start(struct event_base *base, SSL_CTX *tls, struct client_job *job,
 		      client_done_fn *done, void *arg);
-/* Stop a running attempt without calling done() (daemon shutdown). */
+/* Stop a running attempt without calling done() (daemon shutdown), or
+ * close a kept connection at once. */
 void smtp_client_cancel(struct smtp_client *c);
+/* A kept connection (job->kept) waits CLIENT_IDLE_S for reuse.  When the
+ * time is up it sends QUIT and closed(gone false) runs: no longer usable,
+ * but still open until the reply (smtp_client_cancel still works); when
+ * the connection is freed (the far side closed it or said something, or
+ * QUIT was answered) closed(gone true) runs: forget it.  -1 when it is
+ * unusable already (the caller cancels it). */
+typedef void client_closed_fn(void *arg, bool gone);
+int smtp_client_park(struct smtp_client *c, client_closed_fn *closed, void *arg);
+/* The next transaction on a kept connection (parked or just kept): as
+ * smtp_client_start but without connect, greeting and EHLO. */
+void smtp_client_reuse(struct smtp_client *c, struct client_job *job, client_done_fn *done,
+		       void *arg);
 
 /* ---- smtp_mime8.c (worker) ------------------------------------------------ */
 
@@ -241,19 +287,35 @@ int smtp_sign_message(const struct config *cfg, const char *sender,
 enum bounce_kind {
 	BOUNCE_FAILED,  /* recipients in state FAILED whose NOTIFY allows it */
 	BOUNCE_DELAYED, /* PENDING recipients that asked for NOTIFY=DELAY */
+	BOUNCE_RELAYED, /* SENT recipients with NOTIFY=SUCCESS (success_due) */
+	BOUNCE_DELIVERED, /* the same, for local mailboxes (smtp_deliver.c) */
+};
+
+/* RFC 3461 §4.3 RET=FULL returns the whole message, up to this size
+ * (Postfix's bounce_size_limit is 50,000 bytes); a larger one, or RET=HDRS
+ * or no RET, returns the header block only. */
+#define BOUNCE_FULL_MAX 50000
+
+/* The message a report is about: its header block, and the whole message
+ * when RET=FULL asked for it (msg NULL otherwise). */
+struct bounce_orig {
+	const char *headers;
+	size_t hdr_len;
+	const char *msg;
+	size_t msg_len;
 };
 
 /* Build an RFC 3464 report for the recipients of env that want one of this
- * kind (headers: the original header block) into out; 0 or -1. */
+ * kind into out; 0 or -1. */
 int bounce_build(const struct config *cfg, const struct queue_env *env, enum bounce_kind kind,
-		 const char *headers, size_t hdr_len, struct buf *out);
+		 const struct bounce_orig *orig, struct buf *out);
 bool bounce_wanted(const struct queue_rcpt *r, enum bounce_kind kind);
 /* Build and deliver the report of this kind: into the
  * local sender's INBOX (durable on return), or queued to a remote sender
  * (*queued_r: kick the scheduler).  0 done; 1 nobody can receive it
  * (logged by the caller, counts as done); -1 temporary, err set. */
 int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_kind kind,
-		const char *headers, size_t hdr_len, bool *queued_r, char *err, size_t errlen);
+		const struct bounce_orig *orig, bool *queued_r, char *err, size_t errlen);
 
 /* ---- smtp_outq.c (loop) ---------------------------------------------------- */
 

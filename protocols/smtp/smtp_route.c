@@ -13,6 +13,7 @@
  * dns_resolver (ADDRESS:PORT) can replace the system's name servers.
  */
 #include "smtp_queue.h"
+#include "smtp_dns.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -32,31 +33,6 @@ struct route_mx {
 	unsigned pref;
 	char name[NS_MAXDNAME];
 };
-
-/* A resolver state for this call; dns_resolver replaces the servers. */
-static int route_res_init(const struct config *cfg, res_state st)
-{
-	memset(st, 0, sizeof(*st));
-	if (res_ninit(st) < 0)
-		return -1;
-	st->retrans = ROUTE_DNS_TIMEOUT_S;
-	st->retry = ROUTE_DNS_TRIES;
-	if (cfg->has_dns_resolver) {
-		struct sockaddr_in *sin = &st->nsaddr_list[0];
-		struct in_addr a4;
-		if (inet_pton(AF_INET, cfg->dns_resolver_addr, &a4) != 1) {
-			/* config_outbound.c accepts IPv4 only */
-			res_nclose(st);
-			return -1;
-		}
-		memset(sin, 0, sizeof(*sin));
-		sin->sin_family = AF_INET;
-		sin->sin_addr = a4;
-		sin->sin_port = htons((uint16_t)cfg->dns_resolver_port);
-		st->nscount = 1;
-	}
-	return 0;
-}
 
 enum route_q { ROUTE_Q_OK, ROUTE_Q_NODATA, ROUTE_Q_NXDOMAIN, ROUTE_Q_FAIL };
 
@@ -274,7 +250,7 @@ void route_lookup(const struct config *cfg, const char *domain, struct route *r)
 		return;
 	}
 	ans = malloc(ROUTE_ANSWER_MAX);
-	if (ans == NULL || route_res_init(cfg, &st) < 0) {
+	if (ans == NULL || smtp_dns_res_init(cfg, &st, ROUTE_DNS_TIMEOUT_S, ROUTE_DNS_TRIES) < 0) {
 		free(ans);
 		r->result = ROUTE_TEMPFAIL;
 		snprintf(r->reason, sizeof(r->reason), "451 4.4.3 Cannot set up the DNS resolver");

@@ -24,6 +24,7 @@
  * 334/354 intermediate replies, which carry no status class.
  */
 #include "smtp_private.h"
+#include "smtp_inbound.h"
 #include "smtp_queue.h"
 
 #include <stdarg.h>
@@ -389,12 +390,30 @@ static void smtp_ctx_free(void *arg)
 	struct smtp_ctx *ctx = arg;
 
 	smtp_pregreet_free(ctx->pregreet);
+	smtp_dns_cache_free(ctx->dns);
+	dmarc_psl_free(ctx->psl);
 	free(ctx);
 }
 
 static void smtp_outq_free_hook(void *arg)
 {
 	smtp_outq_free(arg);
+}
+
+/* The inbound checks' DNS cache and the Public Suffix List (DMARC). */
+static int smtp_inbound_setup(struct smtp_ctx *ctx, char *err, size_t errlen)
+{
+	ctx->dns = smtp_dns_cache_new(ctx->cfg);
+	if (ctx->dns == NULL) {
+		snprintf(err, errlen, "smtp: out of memory");
+		return -1;
+	}
+	ctx->psl = dmarc_psl_load(DMARC_PSL_PATH);
+	if (ctx->psl == NULL)
+		log_error("smtp: cannot read the Public Suffix List %s (Debian package "
+			  "publicsuffix): DMARC takes the last two labels of a domain as its "
+			  "organisational domain", DMARC_PSL_PATH);
+	return 0;
 }
 
 int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
@@ -424,6 +443,11 @@ int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
 			snprintf(err, errlen, "smtp: out of memory");
 			return -1;
 		}
+	}
+	if (smtp_inbound_setup(ctx, err, errlen) < 0) {
+		smtp_pregreet_free(ctx->pregreet);
+		free(ctx);
+		return -1;
 	}
 	proto.ctx = ctx;
 	server_set_protocol(srv, ROLE_SMTP, &proto);

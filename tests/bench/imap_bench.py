@@ -390,49 +390,92 @@ service imap-login {{
 """
 
 
-def run_dovecot(a, hash_, corpus):
-    if not os.path.exists(DOVECOT) or not os.path.exists("/usr/lib/dovecot/imap"):
-        return None, "Dovecot IMAP not installed (apt-get install dovecot-imapd)"
-    tmp = tempfile.mkdtemp(prefix="imap-bench-dv-")
-    os.chmod(tmp, 0o755)
-    nobody = pwd.getpwnam("nobody")
-    uid, gid = nobody.pw_uid, nobody.pw_gid
-    port, ports = free_port(), free_port()
-    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "2", "-subj", "/CN=localhost"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    conf = os.path.join(tmp, "dovecot.conf")
-    with open(conf, "w") as f:
-        f.write(DOVECOT_CONF.format(tmp=tmp, cert=cert, key=key, uid=uid, gid=gid,
-                                    clients=4 * a.idle + 1000, procs=2 * a.idle + 1000,
-                                    port=port, ports=ports))
-        if a.auth_cache == "on":
-            f.write("auth_cache_size = 10M\nauth_cache_ttl = 1 hour\n")
-    with open(os.path.join(tmp, "passwd"), "w") as f:
-        for u in all_users(a):
-            f.write("%s:%s\n" % (u, hash_))
-    home = os.path.join(tmp, "home")
-    print(" Dovecot: writing the Maildirs ...", flush=True)
-    fill_users(lambda u: os.path.join(home, u, "Maildir"), a, corpus)
-    chown_tree(home, uid, gid)
-    proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        if not wait_port(port, proc=proc):
-            return None, "Dovecot did not start: %s" % tail(os.path.join(tmp, "dovecot.log"))
-        return measure(port, ports, proc.pid, a, corpus), None
-    except Exception as e:  # report, do not hide Postern's numbers
-        return None, "Dovecot run failed: %r %s" % (e, tail(os.path.join(tmp, "dovecot.log")))
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+class DovecotServer:
+    """Debian's Dovecot on 127.0.0.1 high ports from a temporary directory
+    (DOVECOT_CONF), for users sharing one password hash; fill(mail_of)
+    writes the Maildirs before it starts (mail_of(user) is the user's
+    Maildir path); extra_conf is appended to the configuration.  A
+    context manager: .port, .ports (IMAPS), .pid; None from start() with
+    .error set when Dovecot is missing or fails."""
+
+    def __init__(self, users, hash_, fill, clients=1000, procs=1000, extra_conf=""):
+        self.users, self.hash, self.fill = users, hash_, fill
+        self.clients, self.procs = clients, procs
+        self.extra_conf = extra_conf
+        self.error = None
+        self.proc = None
+        self.tmp = None
+
+    def log_tail(self):
+        return tail(os.path.join(self.tmp, "dovecot.log")) if self.tmp else ""
+
+    def start(self):
+        if not os.path.exists(DOVECOT) or not os.path.exists("/usr/lib/dovecot/imap"):
+            self.error = "Dovecot IMAP not installed (apt-get install dovecot-imapd)"
+            return None
+        tmp = self.tmp = tempfile.mkdtemp(prefix="imap-bench-dv-")
+        os.chmod(tmp, 0o755)
+        nobody = pwd.getpwnam("nobody")
+        uid, gid = nobody.pw_uid, nobody.pw_gid
+        self.port, self.ports = free_port(), free_port()
+        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        key, "-out", cert, "-days", "2", "-subj", "/CN=localhost"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conf = os.path.join(tmp, "dovecot.conf")
+        with open(conf, "w") as f:
+            f.write(DOVECOT_CONF.format(tmp=tmp, cert=cert, key=key, uid=uid, gid=gid,
+                                        clients=self.clients, procs=self.procs,
+                                        port=self.port, ports=self.ports))
+            f.write(self.extra_conf)
+        with open(os.path.join(tmp, "passwd"), "w") as f:
+            for u in self.users:
+                f.write("%s:%s\n" % (u, self.hash))
+        home = os.path.join(tmp, "home")
+        print(" Dovecot: writing the Maildirs ...", flush=True)
+        self.fill(lambda u: os.path.join(home, u, "Maildir"))
+        chown_tree(home, uid, gid)
+        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.pid = self.proc.pid
+        if not wait_port(self.port, proc=self.proc):
+            self.error = "Dovecot did not start: %s" % self.log_tail()
+            self.stop()
+            return None
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=60)
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+                self.proc.kill()
+                self.proc.wait()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop()
+        return False
+
+
+def run_dovecot(a, hash_, corpus):
+    dv = DovecotServer(all_users(a), hash_, lambda mail_of: fill_users(mail_of, a, corpus),
+                       clients=4 * a.idle + 1000, procs=2 * a.idle + 1000,
+                       extra_conf="auth_cache_size = 10M\nauth_cache_ttl = 1 hour\n"
+                       if a.auth_cache == "on" else "")
+    with dv as server:
+        if server is None:
+            return None, dv.error
+        try:
+            return measure(dv.port, dv.ports, dv.pid, a, corpus), None
+        except Exception as e:  # report, do not hide Postern's numbers
+            return None, "Dovecot run failed: %r %s" % (e, dv.log_tail())
 
 
 def tail(path, n=1500):

@@ -257,6 +257,10 @@ static void fuzz_meta_check_equal(const struct md_meta *a, const struct md_meta 
 	FUZZ_CHECK(a->body_len == b->body_len && memcmp(a->body, b->body, a->body_len) == 0);
 	FUZZ_CHECK(a->bodystructure_len == b->bodystructure_len &&
 		   memcmp(a->bodystructure, b->bodystructure, a->bodystructure_len) == 0);
+	FUZZ_CHECK((a->references == NULL) == (b->references == NULL) &&
+		   a->references_len == b->references_len &&
+		   (a->references == NULL ||
+		    memcmp(a->references, b->references, a->references_len) == 0));
 }
 
 #endif

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (md_meta_unpack(data, size, &m) < 0) {
 		/* a refused record leaves nothing allocated */
 		FUZZ_CHECK(m.parts == NULL && m.envelope == NULL && m.body == NULL &&
-			   m.bodystructure == NULL && m.n_parts == 0);
+			   m.bodystructure == NULL && m.references == NULL && m.n_parts == 0);
 		return 0;
 	}
 	fuzz_meta_check_struct(&m);

@@ -204,6 +204,17 @@ class Daemon:
                 self.stop()
                 raise AssertionError("daemon did not listen on %s:%d\n%s" % (
                     role, port, self.log()))
+        # The sockets listen before the start-up ends (the password hash of
+        # unknown users, the store, the sandbox): a test that times its
+        # first greeting waits for the event loop, as logged at info level.
+        with open(self.conf) as f:
+            verbose = any(l.split() in (["log_level", "=", "debug"], ["log_level", "=", "info"])
+                          for l in f)
+        deadline = time.time() + 30
+        while verbose and time.time() < deadline and self.proc.poll() is None:
+            if " started, pid " in self.log():
+                break
+            time.sleep(0.02)
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=15):

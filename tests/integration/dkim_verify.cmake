@@ -5,9 +5,4 @@
 # printed.
 add_executable(dkim_sign ${CMAKE_SOURCE_DIR}/tests/helpers/dkim_sign.c)
 target_link_libraries(dkim_sign PRIVATE postern_smtp)
-add_test(NAME dkim_verify
-  COMMAND ${SYSTEM_PYTHON3} ${CMAKE_CURRENT_LIST_DIR}/dkim_verify.py
-          $<TARGET_FILE:postern> $<TARGET_FILE:dkim_sign>)
-set_tests_properties(dkim_verify PROPERTIES
-  ENVIRONMENT "PYTHONPATH=${CMAKE_SOURCE_DIR}/tests/helpers;PYTHONDONTWRITEBYTECODE=1"
-  SKIP_RETURN_CODE 77 TIMEOUT 300)
+postern_py_test(dkim_verify integration/dkim_verify.py $<TARGET_FILE:dkim_sign>)

@@ -63,7 +63,7 @@ def test_enable(d, r):
     r.check(b"IMAP4rev1 IMAP4rev2 " in res, "the login's CAPABILITY offers IMAP4rev2: %r" % res)
     res = c.cmd("CAPABILITY")
     r.check(b"* CAPABILITY IMAP4rev1 IMAP4rev2 " in res[0], "CAPABILITY lists both: %r" % res)
-    res = c.cmd("ENABLE CONDSTORE imap4REV2")
+    res = c.cmd("ENABLE X-UNKNOWN imap4REV2")
     r.check(res == [b"* ENABLED IMAP4rev2", b"r4 OK Enabled"],
             "ENABLE answers ENABLED IMAP4rev2 (unknown ones ignored): %r" % res)
     res = c.cmd("ENABLE IMAP4rev2")

@@ -244,9 +244,11 @@ def test_utf8_alias_quota(d, res):
     b = [m for m in maildir_messages(d, USER2) if "Subject: utf8 \u00e4".encode() in m]
     res.check(len(a) == 1 and len(b) == 1 and b" with UTF8SMTP id " in a[0],
               "alias expands to both users, Received: says UTF8SMTP")
+    # forwarded through the outbound queue (smtp_queue.py delivers one);
+    # no DATA here, so nothing is queued
     res.check(enhanced(c.cmd("MAIL FROM:<%s>" % OUTSIDE), 250, "2.1.0") and
-              enhanced(c.cmd("RCPT TO:<fwd@example.test>"), 451, "4.3.2"),
-              "alias with an outside target: 451 4.3.2")
+              enhanced(c.cmd("RCPT TO:<fwd@example.test>"), 250, "2.1.5"),
+              "alias with an outside target: accepted for forwarding")
     c.close()
     r = d.cli("user", "quota", USER2, "10K", check=False)
     if r.returncode == 0:

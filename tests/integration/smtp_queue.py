@@ -13,11 +13,14 @@ a DSN in the local sender's INBOX that Python's email package parses as a
 multipart/report naming the failed recipient; partial recipient rejection
 (one delivered, one bounced); several recipients of one domain in one
 transaction; a broken STARTTLS followed by a plaintext retry; a far side that drops the
-connection or answers garbage (deferred, then delivered); at most 10
-sessions at once to one destination; 8-bit text
+connection or answers garbage (deferred, then delivered); at most
+outbound_destination_concurrency sessions at once to one destination;
+connection reuse (20 messages over fewer connections; far sides that close
+or answer 421 after each message still get every message once); 8-bit text
 converted to quoted-printable for a server without 8BITMIME; kill -9 while the far side holds the final reply, then
 delivery after restart (at most once more); `postern queue list|delete`;
-a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
+an alias forwarding to
+another domain; a local user deleted between RCPT and DATA (DSN after 250); dns_resolver on ::1 (skipped when ::1 is missing); a delay notice for NOTIFY=DELAY, queue_lifetime ending (DSN with 4.4.7); an unreadable envelope moved to
 queue/corrupt/; smarthost over STARTTLS with AUTH PLAIN (a second Postern
 as the relay).
 
@@ -39,7 +42,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_test import Daemon, Results, free_port, skip, tls_context  # noqa: E402
-from smtp_util import USER, PASSWORD, maildir_messages, wait_count  # noqa: E402
+from smtp_util import USER, PASSWORD, PASSWORD2, USER2, maildir_messages, wait_count  # noqa: E402
+from dns_server import start_dnsmasq  # noqa: E402
 
 PREF_DOWN = "127.0.0.2"   # mx1.pref.test: nothing listens
 PREF_UP = "127.0.0.3"     # mx2.pref.test: smtp-sink
@@ -47,6 +51,10 @@ SCRIPTED = "127.0.0.4"    # mx.scripted.test: the scripted server
 BADTLS = "127.0.0.5"      # mx.badtls.test: offers STARTTLS, then breaks it
 DOWN = "127.0.0.6"        # mx.down.test: nothing listens
 SEVEN = "127.0.0.7"       # mx.seven.test: no 8BITMIME, no PIPELINING
+REUSE = "127.0.0.8"       # mx.reuse.test: scripted, counts connections
+CLOSING = "127.0.0.9"     # mx.closing.test: closes after each message
+TIRED = "127.0.0.10"      # mx.tired.test: 421 to the second MAIL
+DEST_LIMIT = 3            # outbound_destination_concurrency in the tests
 
 
 class Scripted:
@@ -58,8 +66,13 @@ class Scripted:
                   reply (the message is recorded as received first)
     """
 
-    def __init__(self, addr, port, bad_tls=False, eight_bit=True, pipelining=True):
+    def __init__(self, addr, port, bad_tls=False, eight_bit=True, pipelining=True,
+                 after_message=None, dsn=True):
         self.bad_tls = bad_tls
+        self.dsn = dsn
+        # None; "close": the connection is closed right after the 250 for
+        # a message; "421": the next MAIL on it gets 421 and a close
+        self.after_message = after_message
         self.eight_bit = eight_bit
         self.pipelining = pipelining
         self.starttls_seen = 0
@@ -110,6 +123,7 @@ class Scripted:
             self.sessions += 1
         send("220 scripted.test ESMTP")
         mail_from, rcpts = None, []
+        tired = False
         while True:
             line = rf.readline()
             if not line:
@@ -122,7 +136,8 @@ class Scripted:
                     send("250-PIPELINING")
                 if self.eight_bit:
                     send("250-8BITMIME")
-                send("250-DSN")
+                if self.dsn:
+                    send("250-DSN")
                 if self.bad_tls:
                     send("250-STARTTLS")
                 send("250 SIZE 10000000")
@@ -134,6 +149,9 @@ class Scripted:
                 wf.flush()
                 return
             elif verb == "MAIL":
+                if tired:
+                    send("421 4.3.2 scripted.test closing: one message per connection")
+                    return
                 mail_from, rcpts = cmd.split(":", 1)[1].split(">")[0].lstrip(" <"), []
                 send("250 2.1.0 Ok")
             elif verb == "RCPT":
@@ -179,6 +197,9 @@ class Scripted:
                 if any(r in self.stall for r in rcpts):
                     time.sleep(self.stall_s)
                 send("250 2.0.0 Ok: queued")
+                if self.after_message == "close":
+                    return
+                tired = self.after_message == "421"
             elif verb == "RSET":
                 mail_from, rcpts = None, []
                 send("250 2.0.0 Ok")
@@ -237,32 +258,28 @@ def parse_dsn(raw):
     return msg, finals, statuses
 
 
-def start_dnsmasq(tmp, port):
-    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    if not os.path.exists(exe):
-        skip("dnsmasq is not installed (apt-get install dnsmasq-base)")
-    args = [exe, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-            "--port=%d" % port, "--listen-address=127.0.0.1", "--bind-interfaces",
-            "--pid-file=" + os.path.join(tmp, "dnsmasq.pid"),
-            "--log-facility=" + os.path.join(tmp, "dnsmasq.log"), "--log-queries",
-            "--mx-host=pref.test,mx1.pref.test,10", "--mx-host=pref.test,mx2.pref.test,20",
-            "--host-record=mx1.pref.test,%s" % PREF_DOWN,
-            "--host-record=mx2.pref.test,%s" % PREF_UP,
-            "--mx-host=scripted.test,mx.scripted.test,10",
-            "--host-record=mx.scripted.test,%s" % SCRIPTED,
-            "--mx-host=down.test,mx.down.test,10",
-            "--mx-host=badtls.test,mx.badtls.test,10",
-            "--mx-host=seven.test,mx.seven.test,10",
-            "--host-record=mx.seven.test,%s" % SEVEN,
-            "--host-record=mx.badtls.test,%s" % BADTLS,
-            "--host-record=mx.down.test,%s" % DOWN,
-            "--mx-host=null.test,.,0",
-            "--txt-record=scripted.test,v=spf1 -all"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.3)
-    if proc.poll() is not None:
-        raise AssertionError("dnsmasq did not start")
-    return proc
+def start_dns(tmp, port, listen="127.0.0.1"):
+    """The MX and A records of the test domains (tests/helpers/dns_server.py)."""
+    return start_dnsmasq(tmp, port, [
+        "--mx-host=pref.test,mx1.pref.test,10", "--mx-host=pref.test,mx2.pref.test,20",
+        "--host-record=mx1.pref.test,%s" % PREF_DOWN,
+        "--host-record=mx2.pref.test,%s" % PREF_UP,
+        "--mx-host=scripted.test,mx.scripted.test,10",
+        "--host-record=mx.scripted.test,%s" % SCRIPTED,
+        "--mx-host=down.test,mx.down.test,10",
+        "--mx-host=badtls.test,mx.badtls.test,10",
+        "--mx-host=seven.test,mx.seven.test,10",
+        "--host-record=mx.seven.test,%s" % SEVEN,
+        "--host-record=mx.badtls.test,%s" % BADTLS,
+        "--host-record=mx.down.test,%s" % DOWN,
+        "--mx-host=reuse.test,mx.reuse.test,10",
+        "--host-record=mx.reuse.test,%s" % REUSE,
+        "--mx-host=closing.test,mx.closing.test,10",
+        "--host-record=mx.closing.test,%s" % CLOSING,
+        "--mx-host=tired.test,mx.tired.test,10",
+        "--host-record=mx.tired.test,%s" % TIRED,
+        "--mx-host=null.test,.,0",
+        "--txt-record=scripted.test,v=spf1 -all"], listen=listen)
 
 
 def start_sink(tmp, port):
@@ -438,7 +455,8 @@ def tests_main(d, res, sc, bt, s7, dump, tmp):
               "Malformed reply from mx.scripted.test" in log,
               "both failures are logged as deferrals")
 
-    # 11. at most 10 sessions at once to one destination
+    # 11. at most outbound_destination_concurrency sessions at once to one
+    #     destination
     sc.stall.add("busy@scripted.test")
     sc.stall_s = 1
     with sc.lock:
@@ -451,7 +469,8 @@ def tests_main(d, res, sc, bt, s7, dump, tmp):
                        ("From: %s\r\nSubject: busy %d\r\n\r\nx\r\n" % (USER, i)).encode())
     got = wait_for(lambda: len(sc.received("busy@scripted.test")) >= 25, timeout=60)
     res.check(bool(got), "25 messages to one destination all delivered")
-    res.check(sc.max_current <= 10, "at most 10 sessions at once to it (saw %d)" % sc.max_current)
+    res.check(sc.max_current <= DEST_LIMIT, "at most %d sessions at once to it (saw %d)"
+              % (DEST_LIMIT, sc.max_current))
     sc.stall.discard("busy@scripted.test")
 
     # 12. an unreadable envelope is moved aside; the rest goes on
@@ -467,6 +486,95 @@ def tests_main(d, res, sc, bt, s7, dump, tmp):
     submit(d, ["after@scripted.test"], "after corrupt")
     res.check(bool(wait_for(lambda: sc.received("after@scripted.test"))),
               "the queue goes on after a corrupt file")
+
+
+def submit_many(d, rcpt, subject, n):
+    with smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=30) as s:
+        s.starttls(context=tls_context())
+        s.login(USER, PASSWORD)
+        for i in range(n):
+            s.sendmail(USER, [rcpt], ("From: %s\r\nSubject: %s %d\r\n\r\nx\r\n"
+                                      % (USER, subject, i)).encode())
+
+
+def test_reuse(d, res, ru, cl, tired):
+    """20 messages to one destination over fewer connections than messages
+    (counted at the server); far sides that close, or answer 421, after each
+    message still get every message, once."""
+    submit_many(d, "many@reuse.test", "reuse", 20)
+    got = wait_for(lambda: len(ru.received("many@reuse.test")) >= 20, timeout=60)
+    res.check(bool(got), "reuse: 20 messages to one destination delivered")
+    res.check(ru.sessions < 20, "reuse: over fewer connections than messages (%d)"
+              % ru.sessions)
+    res.check(ru.max_current <= DEST_LIMIT, "reuse: at most %d at once (saw %d)"
+              % (DEST_LIMIT, ru.max_current))
+    res.check("reusing connection" in d.log(), "reuse: logged")
+    # an idle connection is closed with QUIT after CLIENT_IDLE_S (5 s)
+    res.check(bool(wait_for(lambda: ru.current == 0, timeout=20)),
+              "reuse: idle connections are closed after a few seconds")
+    for srv, dom, what in ((cl, "closing.test", "closes the connection"),
+                           (tired, "tired.test", "answers 421 to the next MAIL")):
+        submit_many(d, "x@" + dom, "one per connection", 8)
+        got = wait_for(lambda: len(srv.received("x@" + dom)) >= 8, timeout=60)
+        res.check(bool(got), "a far side that %s after each message gets all 8" % what)
+        time.sleep(1)
+        subjects = sorted(m[2].split(b"Subject: ")[1].split(b"\r\n")[0]
+                          for m in srv.received("x@" + dom))
+        res.check(len(subjects) == 8 and len(set(subjects)) == 8,
+                  "... each exactly once (%d copies)" % len(subjects))
+    log = d.log()
+    res.check("kept connection failed" in log, "a failed kept connection is logged")
+
+
+def test_dsn_options(d, res, sc, s7):
+    """RET=FULL / RET=HDRS in bounces (RFC 3461 §4.3); NOTIFY=SUCCESS gives
+    an Action: relayed notice when the far side has no DSN (§5.2.2), none
+    when it has (it got the NOTIFY), Action: delivered for a local mailbox;
+    the session's TLS is in the DSN."""
+    sc.rcpt_replies["full@scripted.test"] = "550 5.1.1 <full@scripted.test>: no such user"
+    submit(d, ["full@scripted.test"], "ret full", body="The whole body comes back.\r\n",
+           mail_options=["RET=FULL"])
+    raw = dsn_for(d, "ret full")
+    if res.check(raw is not None, "RET=FULL: a bounce"):
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        kinds = [p.get_content_type() for p in msg.walk()]
+        res.check("message/rfc822" in kinds and "text/rfc822-headers" not in kinds and
+                  b"The whole body comes back." in raw,
+                  "RET=FULL: the whole message as message/rfc822 (%s)" % kinds)
+        res.check(b"X-Postern-TLS: none" in raw and b"(TLS: none)" in raw,
+                  "the DSN records that the session had no TLS")
+    submit(d, ["full@scripted.test"], "ret hdrs", body="This body stays here.\r\n",
+           mail_options=["RET=HDRS"])
+    raw = dsn_for(d, "ret hdrs")
+    if res.check(raw is not None, "RET=HDRS: a bounce"):
+        res.check(b"text/rfc822-headers" in raw and b"message/rfc822" not in raw and
+                  b"This body stays here." not in raw, "RET=HDRS: the headers only")
+
+    submit(d, ["ok@seven.test"], "success wanted", rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+    raw = dsn_for(d, "success wanted", action=b"Action: relayed")
+    if res.check(raw is not None, "NOTIFY=SUCCESS to a server without DSN: a notice"):
+        _, finals, statuses = parse_dsn(raw)
+        res.check(finals == ["ok@seven.test"] and statuses == ["2.0.0"] and
+                  b"Subject: Successful Mail Delivery Report" in raw and
+                  b"Remote-MTA: dns; mx.seven.test" in raw,
+                  "Action: relayed, Status 2.0.0, Remote-MTA (%s %s)" % (finals, statuses))
+    submit(d, ["ok@scripted.test"], "success passed on", rcpt_options=["NOTIFY=SUCCESS"])
+    got = wait_for(lambda: sc.received("ok@scripted.test"))
+    res.check(bool(got), "NOTIFY=SUCCESS to a server with DSN: delivered")
+    time.sleep(2)
+    res.check(dsn_for(d, "success passed on", timeout=0.1, action=b"Action: relayed") is None,
+              "... and no notice from us: the far side got NOTIFY=SUCCESS")
+
+    submit(d, [USER], "local success", rcpt_options=["NOTIFY=SUCCESS"])
+    raw = dsn_for(d, "local success", action=b"Action: delivered")
+    if res.check(raw is not None, "NOTIFY=SUCCESS to a local mailbox: a notice"):
+        _, finals, statuses = parse_dsn(raw)
+        res.check(finals == [USER] and statuses == ["2.0.0"],
+                  "Action: delivered, Status 2.0.0 (%s %s)" % (finals, statuses))
+    submit(d, [USER], "local no notice")
+    time.sleep(1)
+    res.check(dsn_for(d, "local no notice", timeout=0.1, action=b"Action: delivered") is None,
+              "no notice for a local recipient without NOTIFY=SUCCESS")
 
 
 def test_dkim(d, res, sc):
@@ -544,6 +652,97 @@ def test_kill9(postern, res, tmp, dns_port, out_port, sc):
         d.__exit__(None, None, None)
 
 
+def test_forward(postern, res, dns_port, out_port, sc):
+    """An alias with a target in another domain: mail from outside on port 25
+    reaches the local target and is forwarded through the queue, with the
+    original envelope sender (no SRS)."""
+    extra = ("dns_resolver = 127.0.0.1:%d\noutbound_port = %d\nqueue_retry = 1s\n"
+             % (dns_port, out_port))
+    with Daemon(postern, roles=("smtp", "submission"), extra_config=extra) as d:
+        d.add_user(USER, PASSWORD)
+        d.cli("alias", "add", "fwd@example.test", USER, "far@scripted.test")
+        with smtplib.SMTP("127.0.0.1", d.port("smtp"), timeout=30) as s:
+            refused = s.sendmail("someone@elsewhere.test", ["fwd@example.test"],
+                                 b"From: someone@elsewhere.test\r\nSubject: forwarded\r\n"
+                                 b"\r\nhello\r\n")
+        res.check(refused == {}, "forward: the alias is accepted on port 25")
+        got = wait_for(lambda: sc.received("far@scripted.test"))
+        res.check(bool(got) and got[0][0] == "someone@elsewhere.test" and
+                  b"Subject: forwarded" in got[0][2],
+                  "forward: delivered to the outside target with the original sender")
+        res.check(wait_count(d, USER, 1) == 1, "forward: the local target has it too")
+    with Daemon(postern, roles=("smtp",), extra_config="outbound_delivery = no\n") as d:
+        d.add_user(USER, PASSWORD)
+        d.cli("alias", "add", "fwd@example.test", USER, "far@scripted.test")
+        with smtplib.SMTP("127.0.0.1", d.port("smtp"), timeout=30) as s:
+            s.ehlo()
+            s.mail("someone@elsewhere.test")
+            code, text = s.rcpt("fwd@example.test")
+        res.check(code == 451 and b"4.3.2" in text,
+                  "forward with outbound_delivery = no: 451 4.3.2 (%s)" % code)
+
+
+def test_ipv6_resolver(postern, res, tmp, out_port, sc):
+    """dns_resolver = [::1]:PORT: the MX look-up goes to a dnsmasq on ::1."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError as e:
+        print("SKIPPED ipv6 resolver: cannot bind ::1 here (%s)" % e)
+        return
+    port = free_port()
+    try:
+        dns6 = start_dns(tmp, port, listen="::1")
+    except AssertionError:
+        print("SKIPPED ipv6 resolver: dnsmasq does not start on ::1 here")
+        return
+    try:
+        extra = "dns_resolver = [::1]:%d\noutbound_port = %d\nqueue_retry = 1s\n" % (
+            port, out_port)
+        with Daemon(postern, roles=("submission",), extra_config=extra) as d:
+            d.add_user(USER, PASSWORD)
+            submit(d, ["v6@scripted.test"], "over an ipv6 resolver")
+            got = wait_for(lambda: sc.received("v6@scripted.test"))
+            res.check(bool(got), "dns_resolver = [::1]:PORT: routed and delivered")
+        with open(os.path.join(tmp, "dnsmasq-v6.log"), errors="replace") as f:
+            res.check("query[MX] scripted.test" in f.read(),
+                      "the MX query reached the resolver on ::1")
+    finally:
+        dns6.terminate()
+        dns6.wait(timeout=5)
+
+
+def test_local_gone(postern, res):
+    """A local user deleted between RCPT and the end of DATA: the others get
+    the message, the reply is 250, and the sender gets a DSN for the deleted
+    one (its mailbox is not made again)."""
+    gone = "carl@example.test"
+    with Daemon(postern, roles=("submission",)) as d:
+        d.add_user(USER, PASSWORD)
+        d.add_user(USER2, PASSWORD2)
+        d.add_user(gone, "carl-secret-3")
+        with smtplib.SMTP("127.0.0.1", d.port("submission"), timeout=30) as s:
+            s.starttls(context=tls_context())
+            s.login(USER, PASSWORD)
+            s.mail(USER)
+            ok = s.rcpt(USER2)[0] == 250 and s.rcpt(gone)[0] == 250
+            d.cli("user", "del", gone)
+            code, text = s.data(("From: %s\r\nSubject: one of them is gone\r\n\r\nhi\r\n"
+                                 % USER).encode())
+        res.check(ok and code == 250 and b"1 of 2 local mailboxes failed" in text,
+                  "deleted after RCPT: 250 naming one failed mailbox (%s %s)" % (code, text))
+        res.check(wait_count(d, USER2, 1) == 1, "the remaining recipient has the message")
+        res.check(not os.path.exists(os.path.join(d.data, "mail", "example.test", "carl")) or
+                  not [m for m in maildir_messages(d, gone) if b"one of them is gone" in m],
+                  "the deleted user's mailbox did not get it")
+        raw = dsn_for(d, "one of them is gone")
+        if res.check(raw is not None, "the sender gets a DSN in the INBOX"):
+            _, finals, statuses = parse_dsn(raw)
+            res.check(finals == [gone] and statuses == ["5.1.1"],
+                      "the DSN names the deleted recipient with 5.1.1 (%s %s)"
+                      % (finals, statuses))
+
+
 def test_switched_off(postern, res):
     """outbound_delivery = no: remote recipients get 451 4.3.2, nothing queued."""
     with Daemon(postern, roles=("submission",), extra_config="outbound_delivery = no\n") as d:
@@ -614,8 +813,15 @@ def test_smarthost(postern, res):
             submit(d, ["carol@relayed.test"], "via smarthost")
             n = wait_count(relay, "carol@relayed.test", 1, timeout=30)
             res.check(n == 1, "smarthost: delivered through the relay with STARTTLS + AUTH")
-            res.check("certificate not verified" in d.log(),
+            res.check("verified=no (self-signed certificate" in d.log(),
                       "smarthost: the unverified certificate is logged")
+            res.check(wait_for(lambda: "status=sent tls=\"TLSv1.3 " in d.log(), timeout=10),
+                      "smarthost: the delivery's log line names its TLS")
+            submit(d, ["nobody@relayed.test"], "no such user at the relay")
+            raw = dsn_for(d, "no such user at the relay")
+            res.check(raw is not None and b"X-Postern-TLS: TLSv1.3 " in raw and
+                      b"verified=no" in raw,
+                      "smarthost: the bounce records the session's TLS, verified=no")
             msgs = maildir_messages(relay, "carol@relayed.test")
             res.check(bool(msgs) and b"with ESMTPSA" in msgs[0],
                       "smarthost: the relay saw an authenticated TLS session")
@@ -635,6 +841,8 @@ def test_smarthost(postern, res):
                            d.cli("queue", "list").stdout.decode())
             res.check(bool(out) and "pending" in out,
                       "smarthost: a refused AUTH defers the message (no bounce)")
+            res.check(bool(out) and "TLS TLSv1.3 " in out and "verified=no" in out,
+                      "queue list shows the session's TLS (verified=no)")
             res.check(not [m for m in maildir_messages(d, USER) if b"multipart/report" in m],
                       "smarthost: no bounce for a relay configuration problem")
 
@@ -648,28 +856,35 @@ def main():
     tmp = tempfile.mkdtemp(prefix="postern-queue-")
     dns_port = free_port()
     out_port = free_port()
-    dns = start_dnsmasq(tmp, dns_port)
+    dns = start_dns(tmp, dns_port)
     sink, dump = start_sink(tmp, out_port)
     sc = Scripted(SCRIPTED, out_port)
     bt = Scripted(BADTLS, out_port, bad_tls=True)
-    s7 = Scripted(SEVEN, out_port, eight_bit=False, pipelining=False)
+    s7 = Scripted(SEVEN, out_port, eight_bit=False, pipelining=False, dsn=False)
+    ru = Scripted(REUSE, out_port)
+    cl = Scripted(CLOSING, out_port, after_message="close")
+    tired = Scripted(TIRED, out_port, after_message="421")
     try:
         extra = ("dns_resolver = 127.0.0.1:%d\noutbound_port = %d\nqueue_retry = 1s 1s 2s\n"
-                 % (dns_port, out_port))
+                 "outbound_destination_concurrency = %d\n" % (dns_port, out_port, DEST_LIMIT))
         with Daemon(postern, roles=("submission",), extra_config=extra) as d:
             d.add_user(USER, PASSWORD)
             res.run("queue", lambda: tests_main(d, res, sc, bt, s7, dump, tmp))
+            res.run("reuse", lambda: test_reuse(d, res, ru, cl, tired))
+            res.run("dsn options", lambda: test_dsn_options(d, res, sc, s7))
             res.run("dkim", lambda: test_dkim(d, res, sc))
             if res.failed:
                 sys.stderr.write("---- daemon log ----\n" + d.log()[-8000:] + "\n")
         res.run("kill -9", lambda: test_kill9(postern, res, tmp, dns_port, out_port, sc))
         res.run("expiry", lambda: test_expiry(postern, res, dns_port, out_port))
         res.run("switched off", lambda: test_switched_off(postern, res))
+        res.run("local gone", lambda: test_local_gone(postern, res))
+        res.run("forward", lambda: test_forward(postern, res, dns_port, out_port, sc))
+        res.run("ipv6 resolver", lambda: test_ipv6_resolver(postern, res, tmp, out_port, sc))
         res.run("smarthost", lambda: test_smarthost(postern, res))
     finally:
-        sc.close()
-        bt.close()
-        s7.close()
+        for srv in (sc, bt, s7, ru, cl, tired):
+            srv.close()
         for p in (sink, dns):
             p.terminate()
             try:

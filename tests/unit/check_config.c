@@ -86,7 +86,9 @@ static const char good[] =
 	"  port = 143\n"
 	"}\n"
 	"pop3_uidl_format = %f-%04Xu%%%v\n"
-	"smtp_inbound_tls_min = 1.1\n";
+	"smtp_inbound_tls_min = 1.1\n"
+	"imap_expunge_log_max = 500\n"
+	"imap_expunge_log_age = 7d\n";
 
 START_TEST(test_config_good_file)
 {
@@ -107,6 +109,8 @@ START_TEST(test_config_good_file)
 	ck_assert_uint_eq(cfg->line_length_max, 1000);
 	ck_assert_uint_eq(cfg->smtp_timeout, 30);
 	ck_assert_uint_eq(cfg->imap_idle_timeout, 60);
+	ck_assert_uint_eq(cfg->imap_expunge_log_max, 500);
+	ck_assert_uint_eq(cfg->imap_expunge_log_age, 7 * 86400);
 	ck_assert_uint_eq(cfg->pop3_idle_timeout, 61);
 	ck_assert_uint_eq(cfg->shutdown_timeout, 0);
 	ck_assert(cfg->allow_plaintext_auth_on_loopback);
@@ -152,6 +156,8 @@ START_TEST(test_config_defaults)
 	ck_assert_uint_eq(cfg->line_length_max, 8192);
 	ck_assert_uint_eq(cfg->smtp_timeout, 300);
 	ck_assert_uint_eq(cfg->imap_idle_timeout, 1800);
+	ck_assert_uint_eq(cfg->imap_expunge_log_max, 10000);
+	ck_assert_uint_eq(cfg->imap_expunge_log_age, 0);
 	ck_assert_uint_eq(cfg->pop3_idle_timeout, 600);
 	ck_assert_uint_eq(cfg->shutdown_timeout, 30);
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_INFO);
@@ -302,6 +308,10 @@ static const struct {
 	{ HEAD "line_length_max = 1048577\n", 3, "line_length_max must be" },
 	{ HEAD "smtp_timeout = 29\n", 3, "smtp_timeout must be a number from 30" },
 	{ HEAD "imap_idle_timeout = 59\n", 3, "imap_idle_timeout must be a number from 60" },
+	{ HEAD "imap_expunge_log_max = 0\n", 3, "imap_expunge_log_max must be a number from 1" },
+	{ HEAD "imap_expunge_log_max = 10000001\n", 3, "imap_expunge_log_max must be" },
+	{ HEAD "imap_expunge_log_age = 3651d\n", 3,
+	  "imap_expunge_log_age must be a duration from 0s to 315360000s" },
 	{ HEAD "pop3_idle_timeout = 1\n", 3, "pop3_idle_timeout must be" },
 	{ HEAD "shutdown_timeout = 3601\n", 3, "shutdown_timeout must be" },
 	{ HEAD "connections_max = 0\n", 3, "connections_max must be" },
@@ -389,7 +399,10 @@ static const struct {
 	{ HEAD "outbound_port = 0\n", 3, "outbound_port must be a port from 1 to 65535" },
 	{ HEAD "dns_resolver = 127.0.0.1\n", 3, "dns_resolver must be ADDRESS:PORT" },
 	{ HEAD "dns_resolver = ns.example.org:53\n", 3, "dns_resolver must be ADDRESS:PORT" },
-	{ HEAD "dns_resolver = [::1]:53\n", 3, "with a numeric IPv4 address" },
+	{ HEAD "dns_resolver = [::1]\n", 3, "or [IPv6]:PORT" },
+	{ HEAD "dns_resolver = [ns.example.org]:53\n", 3, "or [IPv6]:PORT" },
+	{ HEAD "outbound_destination_concurrency = 0\n", 3,
+	  "outbound_destination_concurrency must be a number" },
 	{ HEAD "relay_host = smtp.example.net\n", 3, "relay_host must be HOST:PORT" },
 	{ HEAD "relay_host = smtp example.net:587\n", 3, "relay_host must be HOST:PORT" },
 	{ HEAD "relay_tls = none\n", 3, "relay_tls must be starttls or implicit" },
@@ -433,6 +446,13 @@ START_TEST(test_config_outbound)
 	ck_assert_uint_eq(cfg->n_queue_retry, 3);
 	ck_assert_uint_eq(cfg->queue_retry[2], 3600);
 	ck_assert_uint_eq(cfg->queue_lifetime, 60);
+	ck_assert_uint_eq(cfg->outbound_dest_concurrency, 5);
+	ck_assert_int_eq(parse("hostname = h.example\ndata_dir = /d\n"
+			       "dns_resolver = [::1]:5353\noutbound_destination_concurrency = 20\n"), 0);
+	ck_assert(cfg->has_dns_resolver);
+	ck_assert_str_eq(cfg->dns_resolver_addr, "::1");
+	ck_assert_uint_eq(cfg->dns_resolver_port, 5353);
+	ck_assert_uint_eq(cfg->outbound_dest_concurrency, 20);
 }
 END_TEST
 

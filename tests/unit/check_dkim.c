@@ -3,8 +3,10 @@
  * the same bytes and the same bh=), the empty-body hashes of §3.4.3/§3.4.4,
  * l= counting, relaxed header unfolding, key generation and loading, and
  * the signer fed at every split point (RSA PKCS#1 v1.5 and Ed25519 are
- * deterministic, so the fields must be identical).  Independent
- * verification is tests/integration/dkim_verify.py. */
+ * deterministic, so the fields must be identical), and the verifier on
+ * the signer's output fed at every split point.  Independent verification
+ * is tests/integration/dkim_verify.py (and smtp_inbound.py the other way
+ * round: python3-dkim signs, Postern verifies). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "base64.h"
 #include "config.h"
 #include "dkim.h"
+#include "smtp_dns.h"
 #include "util.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -432,6 +435,95 @@ START_TEST(test_dkim_sign_splits)
 }
 END_TEST
 
+/* ---- verifier ------------------------------------------------------------- */
+
+/* The key records `postern dns` would publish for the loaded keys. */
+static const struct dkim_keys *verify_keys;
+
+static enum smtp_dns_status verify_lookup(struct smtp_dns *dns, const char *name,
+					  enum smtp_dns_type type, struct smtp_dns_answer *a)
+{
+	(void)dns;
+	for (size_t i = 0; i < dkim_keys_count(verify_keys); i++) {
+		char want[256], rec[1024], *pub;
+		snprintf(want, sizeof(want), "%s._domainkey.example.test",
+			 dkim_keys_selector(verify_keys, i));
+		if (type != SMTP_DNS_TXT || strcmp(name, want) != 0)
+			continue;
+		pub = dkim_keys_public(verify_keys, i);
+		ck_assert_ptr_nonnull(pub);
+		snprintf(rec, sizeof(rec), "v=DKIM1; k=%s; p=%s",
+			 dkim_alg_key_type(dkim_keys_alg(verify_keys, i)), pub);
+		free(pub);
+		ck_assert_int_eq(smtp_dns_answer_add(a, rec), 0);
+		return SMTP_DNS_OK;
+	}
+	return SMTP_DNS_NXDOMAIN;
+}
+
+/* Verify msg fed in two pieces cut at a; the results' count. */
+static size_t verify_split(const char *msg, size_t len, size_t a, struct dkim_sig_result *res)
+{
+	struct smtp_dns dns = { .lookup = verify_lookup };
+	struct dkim_verifier *v = dkim_verifier_new();
+	size_t n;
+
+	ck_assert_ptr_nonnull(v);
+	dkim_verifier_update(v, msg, a);
+	dkim_verifier_update(v, msg + a, len - a);
+	n = dkim_verifier_finish(v, &dns, 1796500000, res, DKIM_VERIFY_SIGS_MAX);
+	dkim_verifier_free(v);
+	return n;
+}
+
+/* Our signer's fields verify (rsa-sha256 and ed25519-sha256) with the
+ * message fed split at every offset; one changed octet fails both. */
+START_TEST(test_dkim_verify_splits)
+{
+	struct dkim_sig_result res[DKIM_VERIFY_SIGS_MAX];
+	struct config cfg;
+	struct dkim_keys *keys;
+	char err[512], *sig;
+	struct buf msg;
+
+	make_config(&cfg);
+	ck_assert_int_eq(generate(&cfg, "example.test", NULL), EX_OK);
+	ck_assert_int_eq(dkim_keys_load(tmpdir, "example.test", &keys, err, sizeof(err)), 0);
+	verify_keys = keys;
+	sig = sign_split(keys, sign_msg, 0, 0);
+	buf_init(&msg, 0);
+	ck_assert_int_eq(buf_appendf(&msg, "%s%s", sig, sign_msg), 0);
+	for (size_t a = 0; a <= msg.len; a++) {
+		size_t n = verify_split(msg.data, msg.len, a, res);
+		ck_assert_uint_eq(n, 2);
+		for (size_t i = 0; i < n; i++)
+			if (res[i].result != DKIM_RESULT_PASS)
+				ck_abort_msg("split at %zu: signature %zu: %s (%s)", a, i,
+					     dkim_result_name(res[i].result), res[i].reason);
+	}
+	ck_assert_str_eq(res[0].alg, "rsa-sha256");
+	ck_assert_str_eq(res[1].alg, "ed25519-sha256");
+	ck_assert_str_eq(res[0].domain, "example.test");
+	/* a header change, then a body change */
+	char *p = strstr(msg.data, "Subject: a test");
+	p[10] = 'T';
+	ck_assert_uint_eq(verify_split(msg.data, msg.len, 0, res), 2);
+	ck_assert_int_eq(res[0].result, DKIM_RESULT_FAIL);
+	ck_assert_str_eq(res[1].reason, "signature did not verify");
+	p[10] = 't';
+	p = strstr(msg.data, "Hello  Bob");
+	p[0] = 'J';
+	ck_assert_uint_eq(verify_split(msg.data, msg.len, 0, res), 2);
+	ck_assert_str_eq(res[0].reason, "body hash did not verify");
+	/* unsigned: no results */
+	ck_assert_uint_eq(verify_split(sign_msg, strlen(sign_msg), 5, res), 0);
+	buf_free(&msg);
+	free(sig);
+	dkim_keys_free(keys);
+	remove_tree();
+}
+END_TEST
+
 START_TEST(test_dkim_sign_refusals)
 {
 	struct config cfg;
@@ -508,6 +600,7 @@ int main(void)
 	tcase_add_test(tc, test_dkim_keys);
 	tcase_add_test(tc, test_dkim_sign_splits);
 	tcase_add_test(tc, test_dkim_sign_refusals);
+	tcase_add_test(tc, test_dkim_verify_splits);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -488,6 +488,102 @@ START_TEST(test_imap_table_states)
 	ck_assert(!(imap_command_find("SELECT")->flags & IMAP_CMD_UID));
 	ck_assert(imap_command_find("SELECT")->states == IMAP_IN_LOGGED);
 	ck_assert(imap_command_find("NOOP")->states == IMAP_IN_ANY);
+	ck_assert(imap_command_find("SORT")->flags & IMAP_CMD_UID);
+	ck_assert(imap_command_find("THREAD")->states == IMAP_IN_SEL);
+}
+END_TEST
+
+/* RFC 5256 §2.1 base subjects (input already RFC 2047-decoded; the
+ * decoding itself is the store's md_header_utf8(), checked below too). */
+START_TEST(test_imap_subject_base)
+{
+	static const struct {
+		const char *in, *base;
+		bool reply;
+	} cases[] = {
+		{ "Hello", "Hello", false },
+		{ "", "", false },
+		{ "   ", "", false },
+		{ "Re: Hello", "Hello", true },
+		{ "RE:Hello", "Hello", true },
+		{ "re :  Hello  ", "Hello", true },
+		{ "Fwd: Hello", "Hello", true },
+		{ "FW: Hello", "Hello", true },
+		{ "Re: Re: Fwd: re: Hello", "Hello", true },
+		{ "Re[2]: Hello", "Hello", true },
+		{ "Re [2]: Hello", "Hello", true },
+		{ "[list] Re: Hello", "Hello", true },
+		{ "[list] [x] Re: [y] Hello", "Hello", true },
+		{ "[list] Hello", "Hello", false },
+		{ "[list]", "[list]", false },          /* nothing would be left */
+		{ "[a][b]", "[b]", false },             /* one blob stays */
+		{ "Hello (fwd)", "Hello", true },
+		{ "Hello (FWD) (fwd)  ", "Hello", true },
+		{ "[Fwd: Hello]", "Hello", true },
+		{ "[fwd: Re: [list] Hello (fwd)]", "Hello", true },
+		{ "[fwd: [fwd: Hello]]", "Hello", true },
+		{ "Re: [fwd: Hello]", "Hello", true },
+		{ "[fwd: Hello", "[fwd: Hello", false },
+		{ "Hello\t\tworld", "Hello world", false },
+		{ "Hello \r\n world", "Hello world", false },
+		{ "Read: this", "Read: this", false },
+		{ "Rex: this", "Rex: this", false },
+		{ "Re", "Re", false },
+		{ "Re:", "", true },
+		{ "[] Re: x", "x", true },
+		{ "Re: \xc3\xa9t\xc3\xa9", "\xc3\xa9t\xc3\xa9", true },
+	};
+	struct buf b;
+	bool reply;
+
+	buf_init(&b, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		buf_reset(&b);
+		ck_assert_int_eq(imap_subject_base(cases[i].in, strlen(cases[i].in), &b, &reply), 0);
+		ck_assert_msg(b.len == strlen(cases[i].base) &&
+			      memcmp(b.data, cases[i].base, b.len) == 0,
+			      "base of \"%s\": \"%.*s\", want \"%s\"", cases[i].in, (int)b.len,
+			      b.data, cases[i].base);
+		ck_assert_msg(reply == cases[i].reply, "reply of \"%s\"", cases[i].in);
+	}
+	buf_free(&b);
+	ck_assert_int_lt(imap_subject_casecmp("abc", 3, "ABD", 3), 0);
+	ck_assert_int_eq(imap_subject_casecmp("aBc", 3, "AbC", 3), 0);
+	ck_assert_int_lt(imap_subject_casecmp("ab", 2, "abc", 3), 0);
+	/* 8-bit octets compare as octets, not folded */
+	ck_assert_int_ne(imap_subject_casecmp("\xc3\xa9", 2, "\xc3\x89", 2), 0);
+}
+END_TEST
+
+/* Step 1's RFC 2047 decoding (the store's), then the base subject. */
+START_TEST(test_imap_subject_base_encoded)
+{
+	static const struct {
+		const char *in, *base;
+	} cases[] = {
+		{ "=?utf-8?q?Re=3A_Hello?=", "Hello" },
+		{ "=?ISO-8859-1?Q?Re:_=E9t=E9?=", "\xc3\xa9t\xc3\xa9" },
+		{ "Re: =?utf-8?b?W2Z3ZDogw6l0w6ld?=", "\xc3\xa9t\xc3\xa9" },
+		{ "=?utf-8?q?a?= =?utf-8?q?b?=", "ab" },
+		{ "=?utf-8?q?a?= b", "a b" },
+		{ "Fwd: =?bogus-charset?q?x?=", "x" },
+	};
+	struct buf b;
+
+	buf_init(&b, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *dec;
+		size_t len;
+
+		ck_assert_int_eq(md_header_utf8(cases[i].in, strlen(cases[i].in), &dec, &len), 0);
+		buf_reset(&b);
+		ck_assert_int_eq(imap_subject_base(dec, len, &b, NULL), 0);
+		ck_assert_msg(b.len == strlen(cases[i].base) &&
+			      memcmp(b.data, cases[i].base, b.len) == 0,
+			      "base of \"%s\": \"%.*s\"", cases[i].in, (int)b.len, b.data);
+		free(dec);
+	}
+	buf_free(&b);
 }
 END_TEST
 
@@ -506,6 +602,8 @@ static Suite *imap_suite(void)
 	tcase_add_test(tc, test_imap_utf8_valid);
 	tcase_add_test(tc, test_imap_buf_utf8_string);
 	tcase_add_test(tc, test_imap_table_states);
+	tcase_add_test(tc, test_imap_subject_base);
+	tcase_add_test(tc, test_imap_subject_base_encoded);
 	suite_add_tcase(s, tc);
 	return s;
 }

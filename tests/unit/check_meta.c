@@ -893,6 +893,10 @@ static void assert_same(const struct md_meta *a, const struct md_meta *b)
 	ck_assert_uint_eq(a->bodystructure_len, b->bodystructure_len);
 	ck_assert_int_eq(memcmp(a->bodystructure, b->bodystructure,
 				a->bodystructure_len), 0);
+	ck_assert_uint_eq(a->references_len, b->references_len);
+	ck_assert((a->references == NULL) == (b->references == NULL));
+	if (a->references != NULL)
+		ck_assert_str_eq(a->references, b->references);
 }
 
 START_TEST(test_meta_pack_roundtrip)
@@ -913,6 +917,48 @@ START_TEST(test_meta_pack_roundtrip)
 	md_meta_free(&u);
 	buf_free(&b);
 	md_meta_free(&m);
+}
+END_TEST
+
+/* References (THREAD=REFERENCES) kept unfolded; a version 1 record,
+ * written before it was kept, still reads (without it). */
+START_TEST(test_meta_references)
+{
+	static const char msg[] =
+		"From: a@example.org\r\n"
+		"References: <1@example.org>\r\n"
+		"\t<2@example.org>\r\n"
+		"  <3@example.org>\r\n"
+		"Subject: x\r\n"
+		"\r\n"
+		"body\r\n";
+	struct md_meta m = meta_str(msg), u, none = meta_str(simple_msg);
+	struct buf b;
+
+	ck_assert_ptr_nonnull(m.references);
+	ck_assert_str_eq(m.references,
+			 "<1@example.org> \t<2@example.org>   <3@example.org>");
+	ck_assert_ptr_null(none.references);
+	buf_init(&b, 0);
+	ck_assert_int_eq(md_meta_pack(&m, &b), 0);
+	ck_assert_int_eq(md_meta_unpack(b.data, b.len, &u), 0);
+	assert_same(&m, &u);
+	md_meta_free(&u);
+	/* version 1: the version octet 1, no references field at the end
+	 * (a record without references ends in its length 0) */
+	buf_reset(&b);
+	ck_assert_int_eq(md_meta_pack(&none, &b), 0);
+	ck_assert_int_eq(b.data[0], 2);
+	ck_assert_int_eq(b.data[b.len - 1], 0);
+	b.data[0] = 1;
+	ck_assert_int_eq(md_meta_unpack(b.data, b.len - 1, &u), 0);
+	assert_same(&none, &u);
+	md_meta_free(&u);
+	/* a version 1 record with a references field is damaged */
+	ck_assert_int_eq(md_meta_unpack(b.data, b.len, &u), -1);
+	buf_free(&b);
+	md_meta_free(&m);
+	md_meta_free(&none);
 }
 END_TEST
 
@@ -1030,6 +1076,7 @@ int main(void)
 	tcase_add_test(tc, test_meta_every_prefix);
 	tcase_add_test(tc, test_meta_mutations);
 	tcase_add_test(tc, test_meta_pack_roundtrip);
+	tcase_add_test(tc, test_meta_references);
 	tcase_add_test(tc, test_meta_unpack_truncated);
 	tcase_add_test(tc, test_meta_unpack_flips);
 	suite_add_tcase(s, tc);

@@ -70,6 +70,8 @@ static struct queue_env *sample(void)
 	env->rcpts[1].state = QUEUE_RCPT_FAILED;
 	str_copy(env->rcpts[1].reply, "550 5.1.1 no\r\nsuch\tuser", sizeof(env->rcpts[1].reply));
 	str_copy(env->rcpts[1].remote, "mx.example.com", sizeof(env->rcpts[1].remote));
+	str_copy(env->rcpts[1].tls, "TLSv1.3 TLS_AES_256_GCM_SHA384 verified=no (self-signed "
+		 "certificate) cn=mx.example.com", sizeof(env->rcpts[1].tls));
 	return env;
 }
 
@@ -103,6 +105,9 @@ START_TEST(test_queue_roundtrip)
 	ck_assert_int_eq(back->rcpts[1].state, QUEUE_RCPT_FAILED);
 	ck_assert_str_eq(back->rcpts[1].reply, "550 5.1.1 no  such user"); /* controls cleaned */
 	ck_assert_str_eq(back->rcpts[1].remote, "mx.example.com");
+	ck_assert_str_eq(back->rcpts[1].tls, "TLSv1.3 TLS_AES_256_GCM_SHA384 verified=no "
+			 "(self-signed certificate) cn=mx.example.com");
+	ck_assert_str_eq(back->rcpts[0].tls, "");
 
 	/* update, then remove */
 	back->rcpts[0].state = QUEUE_RCPT_SENT;
@@ -208,6 +213,8 @@ START_TEST(test_queue_bounce)
 	struct config cfg;
 	struct buf b;
 	const char hdr[] = "From: alice@example.org\r\nSubject: hello\r\n";
+	const char full[] = "From: alice@example.org\r\nSubject: hello\r\n\r\nthe body\r\n";
+	struct bounce_orig orig = { hdr, strlen(hdr), full, strlen(full) };
 
 	config_defaults(&cfg);
 	str_copy(cfg.hostname, "mail.example.org", sizeof(cfg.hostname));
@@ -215,7 +222,7 @@ START_TEST(test_queue_bounce)
 	env->rcpts[1].notify = 0;
 	ck_assert(!bounce_wanted(&env->rcpts[0], BOUNCE_FAILED)); /* pending */
 	ck_assert(bounce_wanted(&env->rcpts[1], BOUNCE_FAILED));
-	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_FAILED, hdr, strlen(hdr), &b), 0);
+	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_FAILED, &orig, &b), 0);
 	ck_assert_int_eq(buf_cstr(&b), 0);
 	ck_assert_ptr_nonnull(strstr(b.data, "Content-Type: multipart/report; "
 				     "report-type=delivery-status;"));
@@ -229,6 +236,23 @@ START_TEST(test_queue_bounce)
 	ck_assert_ptr_null(strstr(b.data, "Final-Recipient: rfc822; bob@example.net"));
 	ck_assert_ptr_nonnull(strstr(b.data, "Content-Type: text/rfc822-headers\r\n"));
 	ck_assert_ptr_nonnull(strstr(b.data, "Subject: hello\r\n"));
+	ck_assert_ptr_null(strstr(b.data, "the body")); /* no RET: headers */
+	/* RET=FULL: the whole message as message/rfc822 (RFC 3461 §4.3) */
+	env->ret = SMTP_RET_FULL;
+	buf_reset(&b);
+	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_FAILED, &orig, &b), 0);
+	ck_assert_int_eq(buf_cstr(&b), 0);
+	ck_assert_ptr_nonnull(strstr(b.data, "Content-Type: message/rfc822\r\n"));
+	ck_assert_ptr_nonnull(strstr(b.data, "\r\n\r\nthe body\r\n"));
+	ck_assert_ptr_null(strstr(b.data, "text/rfc822-headers"));
+	/* RET=HDRS: headers only even when the message is at hand */
+	env->ret = SMTP_RET_HDRS;
+	buf_reset(&b);
+	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_FAILED, &orig, &b), 0);
+	ck_assert_int_eq(buf_cstr(&b), 0);
+	ck_assert_ptr_null(strstr(b.data, "the body"));
+	ck_assert_ptr_nonnull(strstr(b.data, "Content-Type: text/rfc822-headers\r\n"));
+	env->ret = SMTP_RET_NONE;
 	/* NOTIFY=SUCCESS only: no failure report wanted */
 	env->rcpts[1].notify = SMTP_NOTIFY_SUCCESS;
 	ck_assert(!bounce_wanted(&env->rcpts[1], BOUNCE_FAILED));
@@ -238,7 +262,7 @@ START_TEST(test_queue_bounce)
 	env->rcpts[1].notify = 0;
 	str_copy(env->rcpts[1].reply, "550 4.4.7 Delivery time expired", sizeof(env->rcpts[1].reply));
 	buf_reset(&b);
-	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_FAILED, hdr, strlen(hdr), &b), 0);
+	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_FAILED, &orig, &b), 0);
 	ck_assert_int_eq(buf_cstr(&b), 0);
 	ck_assert_ptr_nonnull(strstr(b.data, "Status: 4.4.7\r\n"));
 	/* a delay notice: pending recipients with NOTIFY=DELAY only */
@@ -246,7 +270,7 @@ START_TEST(test_queue_bounce)
 	ck_assert(!bounce_wanted(&env->rcpts[1], BOUNCE_DELAYED));
 	str_copy(env->rcpts[0].reply, "451 4.4.1 Cannot connect", sizeof(env->rcpts[0].reply));
 	buf_reset(&b);
-	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_DELAYED, hdr, strlen(hdr), &b), 0);
+	ck_assert_int_eq(bounce_build(&cfg, env, BOUNCE_DELAYED, &orig, &b), 0);
 	ck_assert_int_eq(buf_cstr(&b), 0);
 	ck_assert_ptr_nonnull(strstr(b.data, "Subject: Delayed Mail (still being retried)\r\n"));
 	ck_assert_ptr_nonnull(strstr(b.data, "Final-Recipient: rfc822; bob@example.net\r\n"

@@ -413,7 +413,7 @@ START_TEST(test_store_expunge_copy_move)
 	ck_assert_uint_eq(n, 1);
 	ck_assert_uint_eq(ex[0], 1);
 	free(ex);
-	ck_assert_int_eq(md_mailbox_expunged(mb, hms, &ex, &n), MD_OK);
+	ck_assert_int_eq(md_mailbox_expunged(mb, hms, &ex, &n, NULL), MD_OK);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_uint_eq(ex[0], 1);
 	ck_assert_uint_eq(ex[1], 2);
@@ -559,7 +559,7 @@ START_TEST(test_store_outside_changes)
 	ck_assert_int_eq(md_msg_get(mb, 1, 0, &m1), MD_OK);
 	ck_assert_uint_eq(m1.flags, MD_FLAG_SEEN | MD_FLAG_ANSWERED);
 	ck_assert_uint_gt(m1.modseq, hms);
-	ck_assert_int_eq(md_mailbox_expunged(mb, hms, &ex, &n), MD_OK);
+	ck_assert_int_eq(md_mailbox_expunged(mb, hms, &ex, &n, NULL), MD_OK);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_uint_eq(ex[0], 2);
 	free(ex);

@@ -23,6 +23,39 @@
 #include "config.h"
 #include "store_test.h"
 
+/* ---- files changed by other programs -------------------------------------- */
+
+/* A Maildir file another program truncates while the store reads it: an
+ * error for that read (the sync retries the file later), never SIGBUS. */
+START_TEST(test_store_file_truncated_while_read)
+{
+	char path[PATH_MAX];
+	char data[8192];
+	void *buf = (void *)1;
+	int fd;
+
+	memset(data, 'x', sizeof(data));
+	snprintf(path, sizeof(path), "%s/truncated", tdir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, data, sizeof(data)), (int)sizeof(data));
+	ck_assert_int_eq(md_file_read_all(fd, sizeof(data), &buf), 0);
+	ck_assert_int_eq(memcmp(buf, data, sizeof(data)), 0);
+	free(buf);
+	/* stat said 8192, then the file shrank */
+	ck_assert_int_eq(ftruncate(fd, 100), 0);
+	buf = (void *)1;
+	ck_assert_int_eq(md_file_read_all(fd, sizeof(data), &buf), -1);
+	ck_assert_int_eq(errno, ENODATA);
+	ck_assert_ptr_null(buf);
+	ck_assert_int_eq(md_file_read_all(fd, MD_FILE_READ_MAX + 1, &buf), -1);
+	ck_assert_int_eq(errno, EFBIG);
+	ck_assert_int_eq(md_file_read_all(fd, 0, &buf), 0);
+	ck_assert_ptr_null(buf);
+	close(fd);
+}
+END_TEST
+
 /* ---- group commit and concurrency ---------------------------------------- */
 
 
@@ -651,6 +684,7 @@ static Suite *store_faults_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_store_group_commit);
+	tcase_add_test(tc, test_store_file_truncated_while_read);
 	tcase_add_test(tc, test_store_two_processes);
 	tcase_add_test(tc, test_store_crash_kill);
 	tcase_add_test(tc, test_store_crash_kill_threads);

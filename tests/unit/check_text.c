@@ -536,6 +536,77 @@ START_TEST(test_text_bodies)
 }
 END_TEST
 
+/* SEARCH cases where RFC 5051 i;unicode-casemap (I18NLEVEL=1) decides:
+ * titlecase, then NFKD, for every script. */
+START_TEST(test_text_casemap_rfc5051)
+{
+	struct fixture fx;
+	struct md_msg m;
+	struct md_text *t;
+
+	fx_open(&fx);
+	m = fx_msg(&fx, "Subject: Stra\xc3\x9f" "e\n"
+			"Content-Type: text/plain; charset=utf-8\n\n"
+			"\xce\xa3\xce\x9f\xce\xa6\xce\x9f\xce\xa3 " /* ΣΟΦΟΣ */
+			"\xcf\x83\xce\xbf\xcf\x86\xce\xbf\xcf\x82 " /* σοφος, final ς */
+			"Cre\xcc\x80me " /* e + U+0300 */
+			"BR\xc3\x9bL\xc3\x89" "E\n");                      /* Û É precomposed */
+	t = fx_text(&fx, &m);
+	/* ß has no titlecase mapping: it is not "SS" nor "ss" */
+	ck_assert(md_text_header_contains(t, "subject", "STRA\xc3\x9f" "E"));
+	ck_assert(!md_text_header_contains(t, "subject", "strasse"));
+	ck_assert(!md_text_header_contains(t, "subject", "STRASSE"));
+	ck_assert(md_text_header_contains(t, "subject", "stra"));
+	/* Greek: Σ, σ and final ς are one letter */
+	ck_assert(md_text_body_contains(t, "\xcf\x83\xce\xbf\xcf\x86\xce\xbf\xcf\x83 "));
+	ck_assert(md_text_body_contains(t, "\xce\xa3\xce\x9f\xce\xa6\xce\x9f\xcf\x82 "
+					"\xce\xa3\xce\x9f\xce\xa6\xce\x9f\xce\xa3"));
+	/* accents: precomposed and decomposed are one text, either side */
+	ck_assert(md_text_body_contains(t, "CR\xc3\x88ME"));
+	ck_assert(md_text_body_contains(t, "cre\xcc\x80me"));
+	ck_assert(md_text_body_contains(t, "bru\xcc\x82le\xcc\x81" "e"));
+	ck_assert(md_text_body_contains(t, "br\xc3\xbbl\xc3\xa9" "e"));
+	/* the text is decomposed: the base letter is found before its
+	 * combining mark, but a word does not match across the mark, and
+	 * another accent is another letter */
+	ck_assert(md_text_body_contains(t, "CRE"));
+	ck_assert(!md_text_body_contains(t, "creme"));
+	ck_assert(!md_text_body_contains(t, "cr\xc3\xa9me"));
+	md_text_free(t);
+	md_msg_clear(&m);
+
+	m = fx_msg(&fx, "Subject: x\n"
+			"Content-Type: text/plain; charset=utf-8\n\n"
+			"\xc4\xb1 "                                 /* dotless i */
+			"\xe1\xba\x9e "                             /* capital sharp s */
+			"\xef\xbc\xa1\xef\xbc\xa2\xef\xbc\xa3 "  /* fullwidth ABC */
+			"\xf0\x9d\x90\x80\xf0\x9d\x90\x81 "      /* mathematical bold AB */
+			"\xed\x95\x9c\xea\xb5\xad "                /* Hangul */
+			"\xd4\xb2\xd4\xb1\xd5\x90\xd4\xb5\xd5\x8e " /* Armenian */
+			"\xe1\x8e\xa0 "                             /* Cherokee A */
+			"\xc6\x8f\n");                              /* schwa */
+	t = fx_text(&fx, &m);
+	/* U+0131's titlecase is I */
+	ck_assert(md_text_body_contains(t, "i \xe1\xba\x9e"));
+	ck_assert(md_text_body_contains(t, "I "));
+	/* U+1E9E and U+00DF have no titlecase but themselves: two letters */
+	ck_assert(!md_text_body_contains(t, "\xc3\x9f"));
+	ck_assert(!md_text_body_contains(t, "ss "));
+	/* NFKD: fullwidth and mathematical letters are letters */
+	ck_assert(md_text_body_contains(t, "abc ab "));
+	/* a Hangul syllable is its jamo: precomposed or not, one text */
+	ck_assert(md_text_body_contains(t, "\xed\x95\x9c\xea\xb5\xad"));
+	ck_assert(md_text_body_contains(t, "\xe1\x84\x92\xe1\x85\xa1\xe1\x86\xab"));
+	/* case beyond Latin, Greek and Cyrillic */
+	ck_assert(md_text_body_contains(t, "\xd5\xa2\xd5\xa1\xd6\x80\xd5\xa5\xd5\xbe"));
+	ck_assert(md_text_body_contains(t, "\xea\xad\xb0"));
+	ck_assert(md_text_body_contains(t, "\xc9\x99"));
+	md_text_free(t);
+	md_msg_clear(&m);
+	fx_close(&fx);
+}
+END_TEST
+
 START_TEST(test_text_body_limit)
 {
 	/* beyond MD_TEXT_BODY_MAX the rest is not searched */
@@ -585,6 +656,7 @@ int main(void)
 	tcase_add_test(ts, test_text_binary_whole_message);
 	tcase_add_test(ts, test_text_encoded_words);
 	tcase_add_test(ts, test_text_bodies);
+	tcase_add_test(ts, test_text_casemap_rfc5051);
 	tcase_add_test(ts, test_text_body_limit);
 	suite_add_tcase(s, ts);
 	sr = srunner_create(s);

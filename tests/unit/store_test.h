@@ -1,4 +1,4 @@
-/* Shared by the store's unit tests (check_store.c, check_store_faults.c):
+/* Shared by the store's unit tests (check_store*.c):
  * a temp data directory per test and small delivery/file helpers. */
 #ifndef TESTS_UNIT_STORE_TEST_H
 #define TESTS_UNIT_STORE_TEST_H

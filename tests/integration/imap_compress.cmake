@@ -1,0 +1,1 @@
+postern_py_test(imap_compress integration/imap_compress.py)

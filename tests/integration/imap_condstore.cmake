@@ -1,0 +1,1 @@
+postern_py_test(imap_condstore integration/imap_condstore.py)

@@ -1,0 +1,1 @@
+postern_py_test(imap_keywords integration/imap_keywords.py)

@@ -1,0 +1,1 @@
+postern_py_test(imap_objectid integration/imap_objectid.py)

@@ -1,0 +1,1 @@
+postern_py_test(imap_sort integration/imap_sort.py)

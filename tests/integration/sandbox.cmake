@@ -1,0 +1,1 @@
+postern_py_test(sandbox integration/sandbox.py)
