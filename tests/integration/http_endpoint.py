@@ -14,7 +14,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 
-from postern_test import Daemon, Results, free_port, skip, tls_context, wait_port
+from postern_test import Daemon, LineClient, Results, free_port, skip, tls_context, wait_port
 from pop3_util import allow_plaintext
 from smtp_util import PASSWORD, USER, make_msg, send_raw, wait_count
 
@@ -122,15 +122,11 @@ def test_autoconfig(d):
     s4, head4, b4 = curl(https("/mail/config-v1.1.xml?emailaddress=%s" % USER))
     r.check(s4 == 200 and b4 == body, "autoconfig: the same over TLS")
     # HEAD, as bytes on the wire: the status and headers, no body.
-    with socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=20) as sock:
-        sock.sendall(b"HEAD /mail/config-v1.1.xml HTTP/1.0\r\nHost: x\r\n\r\n")
-        raw = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            raw += chunk
-    head5, _, b5 = raw.partition(b"\r\n\r\n")
+    c = LineClient(HTTP_PORT)
+    c.send(b"HEAD /mail/config-v1.1.xml HTTP/1.0\r\nHost: x\r\n\r\n")
+    r.check(c.closed(), "autoconfig: HEAD over HTTP/1.0 ends with the connection")
+    c.close()
+    head5, _, b5 = c.buf.partition(b"\r\n\r\n")
     r.check(head5.startswith(b"HTTP/1.0 200") or head5.startswith(b"HTTP/1.1 200"),
             "autoconfig: HEAD is 200: %r" % head5[:40])
     r.check(b5 == b"", "autoconfig: HEAD has no body (%d bytes)" % len(b5))
