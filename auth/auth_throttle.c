@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define THROTTLE_KEY_MAX (2 + AUTH_ADDRESS_MAX + 1)
@@ -329,6 +330,7 @@ void auth_throttle_failure(struct auth *auth, const char *proto,
 	uint64_t account = has_user ? account_tag(user) : 0;
 	int32_t i;
 
+	metrics_count(METRICS_LOGIN_FAILED);
 	pthread_mutex_lock(&t->lock);
 	/* find_or_add may move t->e: index it only afterwards. */
 	if (ip != NULL && ip[0] != '\0') {
@@ -357,6 +359,7 @@ void auth_throttle_success(struct auth *auth, const char *ip, const char *user)
 	uint64_t account;
 	int32_t i;
 
+	metrics_count(METRICS_LOGIN_OK);
 	if (user == NULL || user[0] == '\0')
 		return;
 	account = account_tag(user);

@@ -72,6 +72,7 @@ enum config_key_type {
 	KEY_DURATION_MS, /* unsigned field, milliseconds; min/max in ms */
 	KEY_DURATION_S,  /* unsigned field, seconds; min/max in seconds */
 	KEY_OUTBOUND,    /* config_outbound_set() */
+	KEY_HTTP,        /* config_http_set() */
 	KEY_RELAY_PASSWORD_FILE,
 };
 
@@ -135,6 +136,10 @@ static const struct config_key config_keys[] = {
 	{ "queue_delay_warning", KEY_OUTBOUND, 0, 0, 0 },
 	{ "pop3_uidl_format", KEY_UIDL_FORMAT, 0, 0, 0 },
 	{ "smtp_inbound_tls_min", KEY_TLS_MIN, 0, 0, 0 },
+	{ "autoconfig_hostname", KEY_HTTP, 0, 0, 0 },
+	{ "mta_sts_mode", KEY_HTTP, 0, 0, 0 },
+	{ "mta_sts_max_age", KEY_HTTP, 0, 0, 0 },
+	{ "mta_sts_mx", KEY_HTTP, 0, 0, 0 },
 };
 
 
@@ -147,10 +152,10 @@ enum { CKEY_CERT, CKEY_KEY, CKEY_COUNT };
 static const char *const cert_keys[CKEY_COUNT] = { "cert", "key" };
 
 static const char *const role_names[ROLE_COUNT] = {
-	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s",
+	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http",
 };
-/* The IANA ports: RFC 5321, RFC 6409, RFC 8314, RFC 9051, RFC 1939. */
-static const uint16_t role_ports[ROLE_COUNT] = { 25, 587, 465, 143, 993, 110, 995 };
+/* The IANA ports: RFC 5321, RFC 6409, RFC 8314, RFC 9051, RFC 1939, RFC 9110. */
+static const uint16_t role_ports[ROLE_COUNT] = { 25, 587, 465, 143, 993, 110, 995, 80 };
 static const char *const tls_names[] = { "none", "starttls", "implicit" };
 /* Even index: false, odd: true. */
 static const char *const bool_names[] = { "no", "yes", "false", "true", "off", "on" };
@@ -538,6 +543,12 @@ static int set_top_key(struct parser *p, const struct config_key *k, char *value
 			return fail(p, p->line, "%s", msg);
 		return 0;
 	}
+	case KEY_HTTP: {
+		char msg[256];
+		if (config_http_set(cfg, k->name, value, msg, sizeof(msg)) < 0)
+			return fail(p, p->line, "%s", msg);
+		return 0;
+	}
 	case KEY_RELAY_PASSWORD_FILE:
 		return set_path(p, k->name, value, cfg->relay_password_file,
 				sizeof(cfg->relay_password_file));
@@ -567,7 +578,7 @@ static int set_listener_key(struct parser *p, int key, const char *value)
 	case LKEY_ROLE:
 		if ((i = pick(value, role_names, ROLE_COUNT)) < 0)
 			return fail(p, p->line, "unknown role '%.*s' (smtp, submission, "
-				    "submissions, imap, imaps, pop3, pop3s)", CONFIG_QUOTE_MAX, value);
+				    "submissions, imap, imaps, pop3, pop3s, http)", CONFIG_QUOTE_MAX, value);
 		l->role = (enum listener_role)i;
 		return 0;
 	case LKEY_ADDRESS:
@@ -712,11 +723,15 @@ static int close_listener(struct parser *p)
 		return fail(p, p->block_line, "listener '%s' has no role", l->name);
 	if (p->block_seen[LKEY_ADDRESS] == 0)
 		str_copy(l->address, "*", sizeof(l->address));
-	if (p->block_seen[LKEY_PORT] == 0)
-		l->port = role_ports[l->role];
 	if (p->block_seen[LKEY_TLS] == 0)
 		l->tls = want;
-	else if (want == TLS_MODE_IMPLICIT && l->tls != TLS_MODE_IMPLICIT)
+	if (p->block_seen[LKEY_PORT] == 0) /* RFC 9110 §4.2.2: https is 443 */
+		l->port = l->role == ROLE_HTTP && l->tls == TLS_MODE_IMPLICIT ? 443 :
+			  role_ports[l->role];
+	if (l->role == ROLE_HTTP && l->tls == TLS_MODE_STARTTLS)
+		return fail(p, p->block_seen[LKEY_TLS], "listener '%s': role http takes "
+			    "tls = none or implicit", l->name);
+	if (want == TLS_MODE_IMPLICIT && l->tls != TLS_MODE_IMPLICIT)
 		return fail(p, p->block_seen[LKEY_TLS], "listener '%s': role %s needs "
 			    "tls = implicit", l->name, role_names[l->role]);
 	return 0;
@@ -842,6 +857,7 @@ void config_defaults(struct config *cfg)
 	cfg->trusted_networks[1].addr[15] = 1;
 	cfg->n_trusted_networks = 2;
 	config_outbound_defaults(cfg);
+	config_http_defaults(cfg);
 	str_copy(cfg->pop3_uidl_format, "%08Xu%08Xv", sizeof(cfg->pop3_uidl_format));
 	cfg->smtp_inbound_tls_min = 10;
 	/* Zero is already: no plaintext auth on loopback, smtp_bare_lf reject,
@@ -923,6 +939,8 @@ enum tls_mode config_role_default_tls(enum listener_role role)
 {
 	if (role == ROLE_SUBMISSIONS || role == ROLE_IMAPS || role == ROLE_POP3S)
 		return TLS_MODE_IMPLICIT;
+	if (role == ROLE_HTTP) /* HTTP has no STARTTLS (RFC 2817 upgrade unused) */
+		return TLS_MODE_NONE;
 	return TLS_MODE_STARTTLS;
 }
 

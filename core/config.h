@@ -4,7 +4,7 @@
  *   # comment                       blank lines ignored
  *   key = value                     top-level setting
  *   listener NAME {                 one block per listening socket
- *       role = smtp|submission|submissions|imap|imaps|pop3|pop3s
+ *       role = smtp|submission|submissions|imap|imaps|pop3|pop3s|http
  *       address = 127.0.0.1         IPv4 or IPv6 literal, or * (all, v4+v6)
  *       port = 25
  *       tls = none|starttls|implicit   (default from the role)
@@ -35,6 +35,7 @@
 #define CONFIG_ERROR_MAX (PATH_MAX + 256)
 #define CONFIG_NETWORKS_MAX 64         /* trusted_networks entries */
 #define CONFIG_RETRY_MAX 16            /* queue_retry steps */
+#define CONFIG_MTA_STS_MX_MAX 8        /* mta_sts_mx entries */
 /* outbound_destination_concurrency: connections at once to one
  * destination.  Postfix starts each destination at 5
  * (initial_destination_concurrency) and grows towards 20
@@ -53,6 +54,7 @@ enum listener_role {
 	ROLE_IMAPS,       /* 993 */
 	ROLE_POP3,        /* 110 */
 	ROLE_POP3S,       /* 995 */
+	ROLE_HTTP,        /* 80 (443 with tls = implicit): autoconfig, MTA-STS, metrics */
 	ROLE_COUNT
 };
 
@@ -60,6 +62,13 @@ enum tls_mode {
 	TLS_MODE_NONE,
 	TLS_MODE_STARTTLS,
 	TLS_MODE_IMPLICIT,
+};
+
+/* RFC 8461 §3.2: the policy's "mode" field. */
+enum mta_sts_mode {
+	MTA_STS_NONE,
+	MTA_STS_TESTING,
+	MTA_STS_ENFORCE,
 };
 
 enum bare_lf_policy {
@@ -158,6 +167,13 @@ struct config {
 	/* smtp_inbound_tls_min = 1.0|1.1|1.2: lowest TLS version on role smtp
 	 * (port 25); every other role needs TLS 1.2.  10, 11 or 12. */
 	unsigned smtp_inbound_tls_min;
+
+	/* The HTTP endpoint (config_http.c parses these). */
+	char autoconfig_hostname[CONFIG_DOMAIN_LEN]; /* "": hostname */
+	enum mta_sts_mode mta_sts_mode;   /* mta_sts_mode = none|testing|enforce */
+	unsigned mta_sts_max_age;         /* mta_sts_max_age, seconds */
+	char mta_sts_mx[CONFIG_MTA_STS_MX_MAX][CONFIG_DOMAIN_LEN]; /* "": hostname */
+	size_t n_mta_sts_mx;
 };
 
 /* config_outbound.c: the outbound keys.  set() returns 0, or -1 with msg
@@ -166,6 +182,21 @@ void config_outbound_defaults(struct config *cfg);
 int config_outbound_set(struct config *cfg, const char *key, const char *value,
 			char *msg, size_t msglen);
 int config_outbound_check(const struct config *cfg, char *msg, size_t msglen);
+
+/* config_http.c: the HTTP endpoint's keys, as config_outbound_*. */
+void config_http_defaults(struct config *cfg);
+int config_http_set(struct config *cfg, const char *key, const char *value,
+		    char *msg, size_t msglen);
+/* The name clients are told to connect to: autoconfig_hostname or
+ * hostname. */
+const char *config_http_client_hostname(const struct config *cfg);
+/* The MTA-STS policy file (RFC 8461 §3.2) of the mta_sts_* keys. */
+struct buf;
+int config_mta_sts_policy(const struct config *cfg, struct buf *out);
+/* For `postern dns DOMAIN`: the autoconfig, Autodiscover and MTA-STS
+ * records, as zone lines; nothing without a listener of role http.  0, or
+ * -1 when out's cap is reached. */
+int config_http_dns_records(const struct config *cfg, const char *domain, struct buf *out);
 
 /* A duration: a number with an optional unit ms, s, m, h or d (seconds
  * without one), as milliseconds; 0 or -1. */

@@ -152,7 +152,7 @@ static void conn_kick(struct conn *conn)
 		event_active(conn->kick_ev, EV_READ, 0);
 }
 
-static void conn_addr_text(const struct sockaddr *sa, char *out, size_t outlen,
+void conn_addr_text(const struct sockaddr *sa, char *out, size_t outlen,
 			   unsigned *port_r, bool *loopback_r)
 {
 	out[0] = '\0';

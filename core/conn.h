@@ -98,6 +98,12 @@ enum tls_mode conn_tls_mode(const struct conn *conn);
 void conn_tls_describe(const struct conn *conn, char *out, size_t outlen);
 
 const char *conn_id(const struct conn *conn);
+/* An IPv4 or IPv6 socket address as text (an IPv4-mapped IPv6 address as
+ * IPv4), its port and whether it is loopback; "" and 0 for other families.
+ * For servers that accept outside conn (the HTTP endpoint). */
+struct sockaddr;
+void conn_addr_text(const struct sockaddr *sa, char *out, size_t outlen,
+		    unsigned *port_r, bool *loopback_r);
 /* Peer address as text ("192.0.2.1", "2001:db8::1"). */
 const char *conn_peer_addr(const struct conn *conn);
 bool conn_peer_is_loopback(const struct conn *conn);

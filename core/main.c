@@ -13,6 +13,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "sandbox.h"
 #include "server.h"
 #include "store.h"
@@ -27,6 +28,9 @@
 #endif
 #ifdef POSTERN_HAVE_POP3
 #include "pop3.h"
+#endif
+#ifdef POSTERN_HAVE_HTTP
+#include "http.h"
 #endif
 
 #define MAIN_CONFIG_DEFAULT "/etc/postern/postern.conf"
@@ -76,6 +80,10 @@ static int main_register_protocols(struct server *srv, struct auth *auth,
 	if (pop3_register(srv, auth, store, err, errlen) < 0)
 		return -1;
 #endif
+#ifdef POSTERN_HAVE_HTTP
+	if (http_register(srv, auth, store, err, errlen) < 0)
+		return -1;
+#endif
 	return 0;
 }
 
@@ -100,6 +108,12 @@ static bool main_role_available(enum listener_role role)
 	case ROLE_POP3:
 	case ROLE_POP3S:
 #ifdef POSTERN_HAVE_POP3
+		return true;
+#else
+		return false;
+#endif
+	case ROLE_HTTP:
+#ifdef POSTERN_HAVE_HTTP
 		return true;
 #else
 		return false;
@@ -236,6 +250,9 @@ static int main_serve_config(const struct config *cfg, void (*ready_fn)(const st
 	main_sandbox(cfg);
 	if (ready_fn != NULL)
 		ready_fn(cfg);
+	/* Listeners bound, store open: systemd's Type=notify may go on. */
+	if (notify_systemd("READY=1") < 0)
+		log_warn("NOTIFY_SOCKET: cannot send READY=1: %s", strerror(errno));
 	log_info("postern %s started, pid %ld", PROJECT_VERSION_TEXT, (long)getpid());
 	rc = server_run(srv) == 0 ? EX_OK : EX_SOFTWARE;
 	log_info("postern stopped");

@@ -21,6 +21,8 @@
 #include <event2/thread.h>
 
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "server_private.h"
 #include "util.h"
 
@@ -141,6 +143,7 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	}
 	conn_link(conn, &srv->conns);
 	srv->n_conns++;
+	metrics_connection(l->cfg->role);
 	conn_log(conn, LOG_LEVEL_DEBUG, "%s connect rip=%s lport=%u", proto->name,
 		 conn_peer_addr(conn), conn_local_port(conn));
 	proto->accept(conn, l->cfg->role, proto->ctx);
@@ -380,6 +383,22 @@ int server_listen(struct server *srv, unsigned role_mask, char *err, size_t errl
 	return 0;
 }
 
+int server_take_listeners(struct server *srv, enum listener_role role,
+			  int (*fn)(struct evconnlistener *lev,
+				    const struct config_listener *lcfg, void *arg),
+			  void *arg)
+{
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		struct server_listener *l = &srv->listeners[i];
+		if (l->lev == NULL || l->cfg->role != role)
+			continue;
+		if (fn(l->lev, l->cfg, arg) < 0)
+			return -1;
+		l->lev = NULL; /* fn's now */
+	}
+	return 0;
+}
+
 int server_drop_privileges_to(const char *user, char *err, size_t errlen)
 {
 	struct passwd *pw = getpwnam(user);
@@ -485,6 +504,7 @@ static void server_reload(struct server *srv)
 {
 	char err[CONFIG_ERROR_MAX];
 
+	(void)notify_systemd("RELOADING=1");
 	if (srv->cfg.n_certs > 0) {
 		struct tls_server *tls = tls_server_new(&srv->cfg, err, sizeof(err));
 		if (tls == NULL) {
@@ -501,6 +521,7 @@ static void server_reload(struct server *srv)
 	for (int r = 0; r < ROLE_COUNT; r++)
 		if (srv->has_protocol[r] && srv->protocols[r].reload != NULL)
 			srv->protocols[r].reload(srv->protocols[r].ctx);
+	(void)notify_systemd("READY=1");
 }
 
 static void server_stop_poll(evutil_socket_t fd, short what, void *arg)
@@ -539,6 +560,7 @@ static void server_stop(struct server *srv)
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
+	(void)notify_systemd("STOPPING=1");
 	log_info("shutdown: no new connections, %zu open", srv->n_conns);
 	server_close_listeners(srv);
 	srv->stop_deadline = time(NULL) + srv->cfg.shutdown_timeout;
@@ -574,6 +596,11 @@ int server_run(struct server *srv)
 const struct config *server_config(const struct server *srv)
 {
 	return &srv->cfg;
+}
+
+struct tls_server *server_tls(struct server *srv)
+{
+	return srv->tls;
 }
 
 struct event_base *server_event_base(struct server *srv)

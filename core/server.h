@@ -49,6 +49,16 @@ void server_set_protocol(struct server *srv, enum listener_role role,
  * ("127.0.0.1:25: Address already in use"). */
 #define SERVER_ROLES_ALL ((1u << ROLE_COUNT) - 1)
 int server_listen(struct server *srv, unsigned role_mask, char *err, size_t errlen);
+/* Hand every bound listener of this role to fn, which takes it over (its
+ * callback, its freeing): a protocol with its own connection handling,
+ * such as evhttp's, accepts on it.  Such connections are not counted by
+ * connections_max and not closed by the graceful stop; the protocol frees
+ * them in its server_on_free() hook.  0, or fn's -1. */
+struct evconnlistener;
+int server_take_listeners(struct server *srv, enum listener_role role,
+			  int (*fn)(struct evconnlistener *lev,
+				    const struct config_listener *lcfg, void *arg),
+			  void *arg);
 /* Drop to cfg->run_as_user when running as root; -1 with err. */
 int server_drop_privileges(struct server *srv, char *err, size_t errlen);
 /* setgroups/setgid/setuid to user (for CLI commands run as root). */
@@ -65,6 +75,8 @@ void server_on_reload(struct server *srv, void (*fn)(void *arg), void *arg);
 int server_run(struct server *srv);
 
 const struct config *server_config(const struct server *srv);
+/* The TLS contexts in use (replaced on SIGHUP); NULL without certificates. */
+struct tls_server *server_tls(struct server *srv);
 struct event_base *server_event_base(struct server *srv);
 /* The WORKER_IO pool (server_workers_kind(srv, WORKER_IO)). */
 struct worker_pool *server_workers(struct server *srv);

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define MD_MAP_SIZE_DEFAULT (16ULL << 30)  /* LIBRARIES.md §2: 16-64 GiB, address space only */
 #define MD_MAP_SIZE_LIMIT (1ULL << 40)
@@ -303,6 +304,7 @@ static void *md_index_writer(void *arg)
 		} else {
 			while (md_index_run_group(idx, jobs, t) == 1)
 				;
+			metrics_index_batch((unsigned)n + 1);
 			md_index_touched_hook(idx, t);
 		}
 

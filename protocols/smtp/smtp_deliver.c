@@ -31,6 +31,7 @@
 #include "smtp_private.h"
 #include "smtp_inbound.h"
 #include "smtp_queue.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -563,6 +564,7 @@ static void smtp_commit_done(void *arg)
 				   tx->id, m->n_targets - m->n_delivered, m->n_targets);
 	} else {
 		s->messages++;
+		metrics_count(METRICS_MSG_RECEIVED);
 		conn_log(s->conn, LOG_LEVEL_INFO, "smtp %s id=%s from=<%s> nrcpt=%zu "
 			 "mailboxes=%zu remote=%zu size=%llu", m->queued ? "queued" : "delivered",
 			 tx->id, tx->from.addr, tx->n_rcpts, m->n_targets, tx->n_remote,

@@ -469,6 +469,17 @@ static void dkim_print_srv(const struct config *cfg, const char *domain, const c
 		printf("%s\tIN SRV\t%u 1 %u %s.\n", name, priority, (unsigned)l->port, cfg->hostname);
 }
 
+/* The HTTP endpoint's records (core/config_http.c). */
+static void dkim_print_http_records(const struct config *cfg, const char *domain)
+{
+	struct buf b;
+
+	buf_init(&b, 8192);
+	if (config_http_dns_records(cfg, domain, &b) == 0 && b.len > 0)
+		fwrite(b.data, 1, b.len, stdout);
+	buf_free(&b);
+}
+
 int dkim_cli_dns(const struct config *cfg, int argc, char **argv)
 {
 	char domain[DKIM_DOMAIN_MAX + 1], err[PATH_MAX + 256], name[DKIM_DOMAIN_MAX + 96];
@@ -536,6 +547,7 @@ int dkim_cli_dns(const struct config *cfg, int argc, char **argv)
 	dkim_print_srv(cfg, domain, "imap", ROLE_IMAP, 10);
 	dkim_print_srv(cfg, domain, "pop3s", ROLE_POP3S, 20);
 	dkim_print_srv(cfg, domain, "pop3", ROLE_POP3, 30);
+	dkim_print_http_records(cfg, domain);
 	dkim_keys_free(keys);
 	return rc;
 }

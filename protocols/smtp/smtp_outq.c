@@ -38,6 +38,7 @@
  */
 #include "smtp_queue.h"
 #include "smtp_outq_private.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -281,6 +282,10 @@ static void outq_apply(struct outq_msg *m, size_t k, int code, const char *reply
 		outq_set(r, QUEUE_RCPT_FAILED, reply, remote);
 	else
 		outq_set(r, QUEUE_RCPT_PENDING, reply, remote);
+	metrics_count(r->state == QUEUE_RCPT_SENT ? METRICS_DELIVERED :
+		      r->state == QUEUE_RCPT_FAILED ? METRICS_BOUNCED : METRICS_DEFERRED);
+	if (r->state == QUEUE_RCPT_SENT)
+		metrics_delivery_latency((double)((int64_t)time(NULL) - m->env->created));
 	/* the session's protection, recorded for `postern queue list` and
 	 * the DSN (it cannot go into the message's own Received: trail,
 	 * which was written at submission) */
@@ -693,6 +698,7 @@ static void outq_scan_work(void *arg)
 		return;
 	sc->flush = queue_take_flush(dir);
 	n = queue_scan(dir, ids, OUTQ_SCAN_MAX);
+	metrics_queue_size(n > 0 ? (uint64_t)n : 0);
 	for (int i = 0; i < n && sc->n_due < sc->max_due; i++) {
 		struct queue_env *env;
 		if (outq_scan_is_active(sc, ids[i]) || (env = queue_env_new()) == NULL)

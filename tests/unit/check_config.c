@@ -619,10 +619,64 @@ START_TEST(test_config_too_many)
 }
 END_TEST
 
+START_TEST(test_config_http)
+{
+	static const char base[] = "hostname = mail.example.org\ndata_dir = /d\n";
+	char text[1024];
+
+	/* Defaults: no override, mode none, a week, mx from hostname. */
+	ck_assert_msg(parse(base) == 0, "%s", err);
+	ck_assert_str_eq(config_http_client_hostname(cfg), "mail.example.org");
+	ck_assert_int_eq(cfg->mta_sts_mode, MTA_STS_NONE);
+	ck_assert_uint_eq(cfg->mta_sts_max_age, 604800);
+	ck_assert_uint_eq(cfg->n_mta_sts_mx, 0);
+
+	snprintf(text, sizeof(text), "%sautoconfig_hostname = IMAP.example.org\n"
+		 "mta_sts_mode = enforce\nmta_sts_max_age = 2d\n"
+		 "mta_sts_mx = mx1.example.org, *.Backup.example.org mx3.example.org\n"
+		 "listener w {\n role = http\n}\nlistener ws {\n role = http\n"
+		 " port = 8443\n tls = implicit\n}\nlistener wt {\n role = http\n"
+		 " address = ::1\n tls = implicit\n}\n"
+		 "tls_certificate {\n cert = c\n key = k\n}\n", base);
+	ck_assert_msg(parse(text) == 0, "%s", err);
+	ck_assert_str_eq(config_http_client_hostname(cfg), "imap.example.org");
+	ck_assert_int_eq(cfg->mta_sts_mode, MTA_STS_ENFORCE);
+	ck_assert_uint_eq(cfg->mta_sts_max_age, 172800);
+	ck_assert_uint_eq(cfg->n_mta_sts_mx, 3);
+	ck_assert_str_eq(cfg->mta_sts_mx[1], "*.backup.example.org");
+	ck_assert_int_eq(cfg->listeners[0].role, ROLE_HTTP);
+	ck_assert_uint_eq(cfg->listeners[0].port, 80);
+	ck_assert_int_eq(cfg->listeners[0].tls, TLS_MODE_NONE);
+	ck_assert_uint_eq(cfg->listeners[1].port, 8443);
+	ck_assert_uint_eq(cfg->listeners[2].port, 443);
+
+	/* Refused values, each with its line. */
+	static const struct {
+		const char *text;
+		const char *where;
+	} bad[] = {
+		{ "listener w {\n role = http\n tls = starttls\n}\n", PATH ":5:" },
+		{ "mta_sts_mode = strict\n", PATH ":3:" },
+		{ "mta_sts_max_age = 0\n", PATH ":3:" },
+		{ "mta_sts_max_age = 366d\n", PATH ":3:" },
+		{ "mta_sts_mx = \n", PATH ":3:" },
+		{ "mta_sts_mx = a.example, b_c.example\n", PATH ":3:" },
+		{ "mta_sts_mx = a b c d e f g h i\n", PATH ":3:" },
+		{ "autoconfig_hostname = *.example.org\n", PATH ":3:" },
+		{ "autoconfig_hostname = -x.example.org\n", PATH ":3:" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "%s%s", base, bad[i].text);
+		ck_assert_msg(parse(text) == -1, "accepted: %s", bad[i].text);
+		ck_assert_msg(strstr(err, bad[i].where) != NULL, "%s: %s", bad[i].text, err);
+	}
+}
+END_TEST
+
 START_TEST(test_config_roles)
 {
 	static const char *const names[ROLE_COUNT] = {
-		"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s",
+		"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http",
 	};
 
 	for (int r = 0; r < ROLE_COUNT; r++)
@@ -834,6 +888,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_line_length);
 	tcase_add_test(tc, test_config_too_many);
 	tcase_add_test(tc, test_config_roles);
+	tcase_add_test(tc, test_config_http);
 	tcase_add_test(tc, test_config_local_domain);
 	tcase_add_test(tc, test_config_example_file);
 	tcase_add_test(tc, test_config_load_errors);

@@ -1,0 +1,1 @@
+postern_py_test(http_endpoint integration/http_endpoint.py)

@@ -1,0 +1,1 @@
+postern_py_test(systemd_notify integration/systemd_notify.py)
