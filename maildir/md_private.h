@@ -59,12 +59,22 @@ struct md_uidl_carry {
 	char *uidl;
 };
 
+/* The last full scan of a mailbox whose directories had changed too
+ * recently for their times to be trusted (md_sync.c). */
+struct md_dirty_scan {
+	uint32_t mbox_id;
+	int64_t new_mtime, cur_mtime; /* as seen then */
+	int64_t at_ns;                /* when */
+};
+#define MD_DIRTY_SCANS 4 /* mailboxes remembered per open user */
+
 struct md_user {
 	struct md_store *store;
 	uint32_t id;
 	char address[MD_ADDRESS_MAX + 1];
 	char root[PATH_MAX];
 	char error[256];
+	struct md_dirty_scan dirty[MD_DIRTY_SCANS];
 	/* md_user_reindex only: the imported UIDLs the old index held,
 	 * sorted by name then base; the syncs it runs give them back */
 	const struct md_uidl_carry *carry;

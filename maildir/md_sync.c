@@ -825,6 +825,52 @@ static int md_sync_diff(struct md_entry *ents, size_t n_ents,
 	return 0;
 }
 
+/* A directory changed in the last MD_MTIME_DIRTY_NS has no trustworthy
+ * time (the index keeps 0 for it), so every sync in that window would
+ * read the whole Maildir again: after a flag change in a mailbox of
+ * 100,000 messages, each command of the next two seconds paid a listing
+ * of cur/.  While the directories keep the times seen at the last such
+ * scan, they are read again at most every MD_SYNC_DIRTY_RESCAN_NS; a
+ * change made in the same clock tick as that scan is still found by a
+ * later one, because the times stay untrusted for longer than this.
+ * Our own changes are in the index already; other programs' show up
+ * within MD_SYNC_DIRTY_RESCAN_NS (IDLE hears them through inotify). */
+#define MD_SYNC_DIRTY_RESCAN_NS 500000000LL
+_Static_assert(MD_SYNC_DIRTY_RESCAN_NS < MD_MTIME_DIRTY_NS, "a rescan must fall in the window");
+
+static struct md_dirty_scan *md_dirty_slot(struct md_user *u, uint32_t mbox_id)
+{
+	struct md_dirty_scan *oldest = &u->dirty[0];
+
+	for (size_t i = 0; i < MD_DIRTY_SCANS; i++) {
+		if (u->dirty[i].mbox_id == mbox_id)
+			return &u->dirty[i];
+		if (u->dirty[i].at_ns < oldest->at_ns)
+			oldest = &u->dirty[i];
+	}
+	return oldest;
+}
+
+static bool md_dirty_recent(struct md_user *u, uint32_t mbox_id, int64_t new_mtime,
+			    int64_t cur_mtime)
+{
+	const struct md_dirty_scan *d = md_dirty_slot(u, mbox_id);
+
+	return d->mbox_id == mbox_id && d->new_mtime == new_mtime &&
+	       d->cur_mtime == cur_mtime && md_now_ns() - d->at_ns < MD_SYNC_DIRTY_RESCAN_NS;
+}
+
+static void md_dirty_note(struct md_user *u, uint32_t mbox_id, int64_t new_mtime,
+			  int64_t cur_mtime, int64_t at_ns)
+{
+	struct md_dirty_scan *d = md_dirty_slot(u, mbox_id);
+
+	d->mbox_id = mbox_id;
+	d->new_mtime = new_mtime;
+	d->cur_mtime = cur_mtime;
+	d->at_ns = at_ns;
+}
+
 enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 {
 	struct md_mbox_rec mb;
@@ -838,7 +884,7 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	bool have_dc = false, new_only;
 	size_t n_ents = 0, n_ix = 0, n_new = 0, cap = 0, *newidx = NULL;
 	char dir[PATH_MAX], sub[PATH_MAX], new_sub[PATH_MAX], cur_sub[PATH_MAX];
-	int64_t new_mtime, cur_mtime;
+	int64_t new_mtime, cur_mtime, scan_ns = 0;
 	enum md_result r;
 
 	memset(&job, 0, sizeof(job));
@@ -867,6 +913,9 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	if (!force && mb.new_mtime != 0 && mb.cur_mtime != 0 &&
 	    mb.new_mtime == new_mtime && mb.cur_mtime == cur_mtime)
 		return MD_OK;
+	if (!force && md_dirty_recent(u, mbox_id, new_mtime, cur_mtime))
+		return MD_OK;
+	scan_ns = md_now_ns();
 	/* A delivery changes new/ only; a rename between new/ and cur/ (a
 	 * flag change) changes both.  So an unchanged cur/ need not be read,
 	 * which keeps a poll after a delivery cheap in a large mailbox. */
@@ -990,6 +1039,9 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	}
 	if (r != MD_OK)
 		md_user_seterr(u, "sync of %s: %s", mb.name, md_result_name(r));
+	else if (!new_only && !job.retry_new && !job.retry_cur)
+		/* (a file left for later must be tried again at the next sync) */
+		md_dirty_note(u, mbox_id, new_mtime, cur_mtime, scan_ns);
 out:
 	free(nf);
 	free(newidx);
