@@ -161,11 +161,14 @@ static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
 		/* read again: source and destination may be one mailbox */
 		if ((r = md_rec_mbox_get(t, u->id, j->src_mbox, &mb)) != MD_OK)
 			return r == MD_NOTFOUND ? MD_NOMAILBOX : r;
+		bool in_cur = false, in_new = false;
+
 		modseq = mb.highestmodseq + 1;
 		for (size_t i = 0; i < j->n; i++) {
 			struct md_copy_item *it = &j->items[i];
 			struct md_msg_rec rec;
 			char path[PATH_MAX];
+			bool kept = false;
 
 			if (!it->linked)
 				continue;
@@ -177,15 +180,31 @@ static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
 			for (int attempt = 0; attempt < 2; attempt++) {
 				if (md_msg_path(j->src_dir, &rec, path, sizeof(path)) < 0)
 					return MD_CORRUPT;
-				if (unlink(path) == 0 || errno != ENOENT ||
-				    md_msg_locate(j->src_dir, &rec) != 0)
+				if (unlink(path) == 0)
+					break;
+				if (errno != ENOENT) {
+					/* the original stays (a copy too) */
+					log_warn("store: user=%s uid=%u unlink %s: %s, "
+						 "not expunged", u->address, rec.uid,
+						 path, strerror(errno));
+					kept = true;
+					break;
+				}
+				if (md_msg_locate(j->src_dir, &rec) != 0)
 					break;
 			}
+			if (kept)
+				continue;
+			in_new = in_new || rec.in_new;
+			in_cur = in_cur || !rec.in_new;
 			if ((r = md_rec_msg_del(t, u->id, j->src_mbox, &rec, modseq)) != MD_OK)
 				return r;
 			md_rec_count(&mb, &rec, -1);
 			md_rec_quota(&urec, &rec, -1);
 		}
+		/* the unlinks are durable before the commit records them */
+		if ((r = md_msgs_dirsync(u, j->src_dir, in_cur, in_new)) != MD_OK)
+			return r;
 		mb.highestmodseq = modseq;
 		if ((r = md_rec_mbox_put(t, u->id, &mb)) != MD_OK)
 			return r;

@@ -375,6 +375,37 @@ int md_msg_section(const struct md_msg *msg, const char *spec,
 	return 0;
 }
 
+/* ---- durability of renames and unlinks ------------------------------------ */
+
+/* fsync cur/ and/or new/ of a mailbox after renames or unlinks in them and
+ * before the index commit that records those, so a power cut cannot bring
+ * back an expunged message (under a new UID: POP3 clients would fetch it
+ * again) or old flags.  Shared with other threads' fsyncs of the same
+ * directory (md_dirsync.c).  A failure fails the whole job: the records
+ * stay, and the next sync settles what the disk kept. */
+enum md_result md_msgs_dirsync(struct md_user *u, const char *dir,
+			       bool cur, bool new)
+{
+	const char *subs[2] = { cur ? "cur" : NULL, new ? "new" : NULL };
+
+	for (int i = 0; i < 2; i++) {
+		char sub[PATH_MAX];
+
+		if (subs[i] == NULL)
+			continue;
+		if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]) >=
+		    sizeof(sub))
+			return MD_CORRUPT;
+		if (md_fsync_dir_shared(u->store, sub) < 0) {
+			log_warn("store: user=%s fsync %s: %s", u->address, sub,
+				 strerror(errno));
+			md_user_seterr(u, "fsync %s: %s", sub, strerror(errno));
+			return MD_TEMPFAIL;
+		}
+	}
+	return MD_OK;
+}
+
 /* ---- STORE ------------------------------------------------------------- */
 
 /* rename a message file to its new name inside the job; 1 when gone */
@@ -452,7 +483,7 @@ static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 	uint64_t kwmask[MD_KW_WORDS] = { 0 }, modseq;
 	uint32_t fmask = md_flags_to_letters(j->flags & MD_FLAG_ALL, 0);
 	char dir[PATH_MAX];
-	bool changed = false, kw_created = false, xkw = false;
+	bool changed = false, kw_created = false, xkw = false, from_new = false;
 	enum md_result r = md_mbox_dir(u, t, j->mb->id, &mb, dir, sizeof(dir));
 
 	if (r != MD_OK)
@@ -534,6 +565,7 @@ static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 			return MD_TEMPFAIL;
 		}
 		str_copy(rec.fname, newname, sizeof(rec.fname));
+		from_new = from_new || old.in_new;
 		rec.in_new = false;
 		rec.modseq = modseq;
 		xkw = xkw || md_xkw_any(old.kw) || md_xkw_any(rec.kw);
@@ -549,6 +581,9 @@ static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 	}
 	if (!changed)
 		return MD_OK;
+	/* the renames are durable before the commit records the new flags */
+	if ((r = md_msgs_dirsync(u, dir, true, from_new)) != MD_OK)
+		return r;
 	if (xkw && (r = md_store_xkw(t, j, dir)) != MD_OK)
 		return r;
 	mb.highestmodseq = modseq;
@@ -594,20 +629,30 @@ struct md_expunge_job {
 };
 
 /* Remove a message's file (unless unlinked already) and record (inside a
- * job). */
+ * job).  *kept_r: the file could not be removed (EIO, EACCES ...): the
+ * record stays, logged, for a later retry. */
 static enum md_result md_expunge_one(struct md_txn *t, struct md_user *u,
 				     uint32_t mbox, const char *dir,
 				     struct md_mbox_rec *mb, struct md_user_rec *urec,
-				     struct md_msg_rec *rec, uint64_t modseq, bool unlinked)
+				     struct md_msg_rec *rec, uint64_t modseq, bool unlinked,
+				     bool *kept_r)
 {
 	char path[PATH_MAX];
 	enum md_result r;
 
+	*kept_r = false;
 	for (int attempt = 0; !unlinked && attempt < 2; attempt++) {
 		if (md_msg_path(dir, rec, path, sizeof(path)) < 0)
 			return MD_CORRUPT;
-		if (unlink(path) == 0 || errno != ENOENT)
+		if (unlink(path) == 0)
 			break;
+		if (errno != ENOENT) {
+			log_warn("store: user=%s uid=%u unlink %s: %s, not expunged",
+				 u->address, rec->uid, path, strerror(errno));
+			md_user_seterr(u, "unlink %s: %s", path, strerror(errno));
+			*kept_r = true;
+			return MD_OK;
+		}
 		if (md_msg_locate(dir, rec) != 0)
 			break; /* already gone */
 	}
@@ -628,6 +673,7 @@ static enum md_result md_expunge_job_run(struct md_txn *t, void *arg)
 	size_t n_cand = 0, cap_cand = 0;
 	char dir[PATH_MAX];
 	uint64_t modseq;
+	bool in_cur = false, in_new = false;
 	enum md_result r = md_mbox_dir(u, t, j->mb->id, &mb, dir, sizeof(dir));
 
 	j->n_out = 0;
@@ -666,6 +712,7 @@ static enum md_result md_expunge_job_run(struct md_txn *t, void *arg)
 	for (size_t i = 0; i < (j->uids != NULL ? j->n : n_cand); i++) {
 		uint32_t uid = j->uids != NULL ? j->uids[i] : cand[i];
 		struct md_msg_rec rec;
+		bool kept;
 
 		r = md_rec_msg_get(t, u->id, j->mb->id, uid, &rec);
 		if (r == MD_NOTFOUND) {
@@ -677,19 +724,27 @@ static enum md_result md_expunge_job_run(struct md_txn *t, void *arg)
 		if ((j->flags & MD_EXPUNGE_DELETED_ONLY || j->uids == NULL) &&
 		    !(rec.letters & MD_LETTER('T')))
 			continue;
+		if ((r = md_expunge_one(t, u, j->mb->id, dir, &mb, &urec, &rec, modseq,
+					j->unlinked != NULL && j->unlinked[i],
+					&kept)) != MD_OK)
+			break;
+		if (kept)
+			continue;
+		in_new = in_new || rec.in_new;
+		in_cur = in_cur || !rec.in_new;
 		if (md_u32_push(&j->out, &j->n_out, &j->cap_out, uid) < 0) {
 			r = MD_TEMPFAIL;
 			break;
 		}
-		if ((r = md_expunge_one(t, u, j->mb->id, dir, &mb, &urec, &rec, modseq,
-					j->unlinked != NULL && j->unlinked[i])) != MD_OK)
-			break;
 	}
 	free(cand);
 	if (r != MD_OK)
 		return r;
 	if (j->n_out == 0)
 		return MD_OK;
+	/* the unlinks are durable before the commit records the expunge */
+	if ((r = md_msgs_dirsync(u, dir, in_cur, in_new)) != MD_OK)
+		return r;
 	mb.highestmodseq = modseq;
 	md_txn_touch(t, u->id, j->mb->id);
 	if ((r = md_rec_mbox_put(t, u->id, &mb)) != MD_OK)

@@ -411,6 +411,11 @@ struct md_dsync {
  * the fsync with the other threads that wait for the same directory at
  * the same time.  0, or -1 with errno. */
 int md_fsync_dir_shared(struct md_store *store, const char *dir);
+/* fsync dir's cur/ and/or new/ (shared) after renames or unlinks there,
+ * before the commit that records them; logs, MD_TEMPFAIL on failure
+ * (md_msgs.c) */
+enum md_result md_msgs_dirsync(struct md_user *u, const char *dir, bool cur,
+			       bool new);
 void md_dirsync_init(struct md_store *store);
 void md_dirsync_destroy(struct md_store *store);
 /* mtime in ns, -1 with errno */
