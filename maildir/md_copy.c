@@ -29,6 +29,8 @@ struct md_copy_item {
 	void *meta;
 	size_t meta_len;
 	bool linked;
+	bool gone;               /* MOVE: the original's file was removed */
+	struct md_msg_rec now;   /* MOVE: the original's record, as removed */
 };
 
 struct md_copy_job {
@@ -110,6 +112,38 @@ static enum md_result md_copy_xkw(struct md_txn *t, struct md_copy_job *j)
 }
 
 /* Phase 2: index the copies; for MOVE remove the originals. */
+/* MOVE: remove an original's file (inside the job).  it->gone when it is
+ * gone (removed here or before), with its record in it->now; an unlink
+ * that fails otherwise (EIO, EACCES) keeps the original, logged. */
+static enum md_result md_copy_unlink_src(struct md_txn *t, struct md_copy_job *j,
+					 struct md_copy_item *it)
+{
+	struct md_user *u = j->user;
+	char path[PATH_MAX];
+	enum md_result r = md_rec_msg_get(t, u->id, j->src_mbox, it->src.uid, &it->now);
+
+	if (r == MD_NOTFOUND)
+		return MD_OK;
+	if (r != MD_OK)
+		return r;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (md_msg_path(j->src_dir, &it->now, path, sizeof(path)) < 0)
+			return MD_CORRUPT;
+		if (unlink(path) == 0)
+			break;
+		if (errno != ENOENT) {
+			/* the original stays (a copy too) */
+			log_warn("store: user=%s uid=%u unlink %s: %s, not expunged",
+				 u->address, it->now.uid, path, strerror(errno));
+			return MD_OK;
+		}
+		if (md_msg_locate(j->src_dir, &it->now) != 0)
+			break;
+	}
+	it->gone = true;
+	return MD_OK;
+}
+
 static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
 {
 	struct md_copy_job *j = arg;
@@ -158,53 +192,36 @@ static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
 		return r;
 	md_txn_touch(t, u->id, j->dst_mbox);
 	if (j->move) {
+		bool in_cur = false, in_new = false;
+
 		/* read again: source and destination may be one mailbox */
 		if ((r = md_rec_mbox_get(t, u->id, j->src_mbox, &mb)) != MD_OK)
 			return r == MD_NOTFOUND ? MD_NOMAILBOX : r;
-		bool in_cur = false, in_new = false;
-
 		modseq = mb.highestmodseq + 1;
 		for (size_t i = 0; i < j->n; i++) {
-			struct md_copy_item *it = &j->items[i];
-			struct md_msg_rec rec;
-			char path[PATH_MAX];
-			bool kept = false;
-
-			if (!it->linked)
-				continue;
-			r = md_rec_msg_get(t, u->id, j->src_mbox, it->src.uid, &rec);
-			if (r == MD_NOTFOUND)
-				continue;
-			if (r != MD_OK)
+			j->items[i].gone = false;
+			if (j->items[i].linked &&
+			    (r = md_copy_unlink_src(t, j, &j->items[i])) != MD_OK)
 				return r;
-			for (int attempt = 0; attempt < 2; attempt++) {
-				if (md_msg_path(j->src_dir, &rec, path, sizeof(path)) < 0)
-					return MD_CORRUPT;
-				if (unlink(path) == 0)
-					break;
-				if (errno != ENOENT) {
-					/* the original stays (a copy too) */
-					log_warn("store: user=%s uid=%u unlink %s: %s, "
-						 "not expunged", u->address, rec.uid,
-						 path, strerror(errno));
-					kept = true;
-					break;
-				}
-				if (md_msg_locate(j->src_dir, &rec) != 0)
-					break;
-			}
-			if (kept)
-				continue;
-			in_new = in_new || rec.in_new;
-			in_cur = in_cur || !rec.in_new;
-			if ((r = md_rec_msg_del(t, u->id, j->src_mbox, &rec, modseq)) != MD_OK)
-				return r;
-			md_rec_count(&mb, &rec, -1);
-			md_rec_quota(&urec, &rec, -1);
+			in_new = in_new || (j->items[i].gone && j->items[i].now.in_new);
+			in_cur = in_cur || (j->items[i].gone && !j->items[i].now.in_new);
 		}
-		/* the unlinks are durable before the commit records them */
-		if ((r = md_msgs_dirsync(u, j->src_dir, in_cur, in_new)) != MD_OK)
-			return r;
+		/* the unlinks are durable before the commit records them; if
+		 * the fsync fails the copies are still indexed (their links are
+		 * durable) and the originals' records stay for the next sync to
+		 * settle from the disk: failing the job here would lose both */
+		if (md_msgs_dirsync(u, j->src_dir, in_cur, in_new) != MD_OK)
+			return md_rec_user_put(t, u->address, &urec);
+		for (size_t i = 0; i < j->n; i++) {
+			struct md_copy_item *it = &j->items[i];
+
+			if (!it->gone)
+				continue;
+			if ((r = md_rec_msg_del(t, u->id, j->src_mbox, &it->now, modseq)) != MD_OK)
+				return r;
+			md_rec_count(&mb, &it->now, -1);
+			md_rec_quota(&urec, &it->now, -1);
+		}
 		mb.highestmodseq = modseq;
 		if ((r = md_rec_mbox_put(t, u->id, &mb)) != MD_OK)
 			return r;

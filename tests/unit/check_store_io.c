@@ -1,5 +1,6 @@
 /* The store with its system calls wrapped: store.cmake links this test
- * with --wrap for write, fsync, link, rename and strdup, so the calls the
+ * with --wrap for write, fsync, link, rename, unlink, strdup and
+ * mdb_txn_commit (to see the order of fsyncs and index commits), so the calls the
  * store (and core/) makes go through the wrappers here.  They pass each
  * call on unless a test arms them: to fail the n-th call with an errno
  * (ENOSPC, EIO, EXDEV ...), to hold a directory fsync (the shared
@@ -138,7 +139,7 @@ END_TEST
  * write of it fails once; after each run no partial or stray file may be
  * left, no file descriptor leaked, and index and Maildir must agree. */
 
-enum fault_fn { F_WRITE, F_FSYNC, F_LINK, F_RENAME, F_N };
+enum fault_fn { F_WRITE, F_FSYNC, F_LINK, F_RENAME, F_UNLINK, F_N };
 
 static int fault_left[F_N];  /* 0: off; n: the n-th call fails */
 static int fault_err[F_N];
@@ -161,6 +162,11 @@ ssize_t __real_write(int fd, const void *buf, size_t len);
 int __real_fsync(int fd);
 int __real_link(const char *from, const char *to);
 int __real_rename(const char *from, const char *to);
+int __real_unlink(const char *path);
+int __wrap_unlink(const char *path);
+struct MDB_txn;
+int __real_mdb_txn_commit(struct MDB_txn *txn);
+int __wrap_mdb_txn_commit(struct MDB_txn *txn);
 ssize_t __wrap_write(int fd, const void *buf, size_t len);
 int __wrap_fsync(int fd);
 int __wrap_link(const char *from, const char *to);
@@ -187,12 +193,43 @@ ssize_t __wrap_write(int fd, const void *buf, size_t len)
 	return fault_fire(F_WRITE) ? -1 : __real_write(fd, buf, len);
 }
 
+/* Directory fsyncs done so far, and how many had been done when the last
+ * index commit ran: an expunge or a flag change must have fsynced its
+ * directory before the commit that records it. */
+static int dir_fsyncs;
+static int dir_fsyncs_at_commit;
+
+static bool fd_is_dir(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int __wrap_fsync(int fd)
 {
+	bool dir = fd_is_dir(fd);
+
 	if (fault_fire(F_FSYNC))
 		return -1;
 	dir_gate_pass(fd);
-	return __real_fsync(fd);
+	if (__real_fsync(fd) < 0)
+		return -1;
+	if (dir)
+		__atomic_add_fetch(&dir_fsyncs, 1, __ATOMIC_SEQ_CST);
+	return 0;
+}
+
+int __wrap_mdb_txn_commit(struct MDB_txn *txn)
+{
+	__atomic_store_n(&dir_fsyncs_at_commit,
+			 __atomic_load_n(&dir_fsyncs, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
+	return __real_mdb_txn_commit(txn);
+}
+
+int __wrap_unlink(const char *path)
+{
+	return fault_fire(F_UNLINK) ? -1 : __real_unlink(path);
 }
 
 int __wrap_link(const char *from, const char *to)
@@ -563,6 +600,138 @@ START_TEST(test_store_fault_sync_rename)
 }
 END_TEST
 
+/* ---- expunges and flag changes: durable before the index says so ---------- */
+
+/* INBOX of ADDR with n messages delivered; *mb_r open on it */
+static struct md_user *durable_open(struct md_store *s, int n, struct md_mailbox **mb_r)
+{
+	struct md_user *u;
+	struct md_status st;
+
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: d\n\nx\n", 0, 0, NULL),
+				 MD_OK);
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", mb_r, &st), MD_OK);
+	ck_assert_uint_eq(st.messages, (uint32_t)n);
+	return u;
+}
+
+static bool durable_has(struct md_mailbox *mb, uint32_t uid, bool file)
+{
+	struct md_msg m;
+	bool there;
+
+	if (md_msg_get(mb, uid, MD_READ_PATH, &m) != MD_OK)
+		return false;
+	there = !file || access(m.path, F_OK) == 0;
+	md_msg_clear(&m);
+	return there;
+}
+
+/* (a) the directory fsync of an expunge (POP3's by UID, IMAP's of \Deleted)
+ * and of a STORE's renames comes before the index commit recording it */
+START_TEST(test_store_expunge_dirsync_first)
+{
+	struct md_store *s = open_store();
+	struct md_mailbox *mb;
+	struct md_user *u = durable_open(s, 3, &mb);
+	struct md_flags_result res[1];
+	uint32_t uid1 = 1, uid2 = 2, *ex;
+	size_t n;
+	int base;
+
+	base = __atomic_load_n(&dir_fsyncs, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(md_msg_expunge(mb, &uid1, 1, 0, &ex, &n), MD_OK);
+	ck_assert_uint_eq(n, 1);
+	free(ex);
+	ck_assert_int_gt(__atomic_load_n(&dir_fsyncs_at_commit, __ATOMIC_SEQ_CST), base);
+
+	base = __atomic_load_n(&dir_fsyncs, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(md_msg_store(mb, &uid2, 1, MD_FLAGS_ADD, MD_FLAG_DELETED,
+				      NULL, 0, 0, res), MD_OK);
+	ck_assert_int_eq(res[0].result, MD_OK);
+	ck_assert_int_gt(__atomic_load_n(&dir_fsyncs_at_commit, __ATOMIC_SEQ_CST), base);
+
+	base = __atomic_load_n(&dir_fsyncs, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(md_msg_expunge(mb, NULL, 0, MD_EXPUNGE_DELETED_ONLY, &ex, &n),
+			 MD_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(ex[0], 2);
+	free(ex);
+	ck_assert_int_gt(__atomic_load_n(&dir_fsyncs_at_commit, __ATOMIC_SEQ_CST), base);
+	ck_assert(durable_has(mb, 3, true));
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
+/* (b) an unlink that fails (not ENOENT) keeps the message: record and file */
+static void durable_unlink_fails(int err)
+{
+	struct md_store *s = open_store();
+	struct md_mailbox *mb;
+	struct md_user *u = durable_open(s, 2, &mb);
+	uint32_t uids[] = { 1, 2 }, *ex;
+	size_t n;
+
+	__atomic_store_n(&fault_always[F_UNLINK], err, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(md_msg_expunge(mb, uids, 2, 0, &ex, &n), MD_OK);
+	__atomic_store_n(&fault_always[F_UNLINK], 0, __ATOMIC_SEQ_CST);
+	ck_assert_uint_eq(n, 0);
+	free(ex);
+	ck_assert(durable_has(mb, 1, true));
+	ck_assert(durable_has(mb, 2, true));
+	ck_assert_uint_eq(inbox_messages(s, ADDR), 2);
+	/* the second unlink only fails: the first message goes */
+	fault_arm(F_UNLINK, 2, err);
+	ck_assert_int_eq(md_msg_expunge(mb, uids, 2, 0, &ex, &n), MD_OK);
+	fault_disarm(F_UNLINK);
+	ck_assert_uint_ge(n, 1);
+	free(ex);
+	ck_assert_uint_eq(inbox_messages(s, ADDR), 2 - (uint32_t)n);
+	ck_assert_uint_eq(tree_files(), 2 - n);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+
+START_TEST(test_store_expunge_unlink_eio)
+{
+	durable_unlink_fails(EIO);
+}
+END_TEST
+
+START_TEST(test_store_expunge_unlink_eacces)
+{
+	durable_unlink_fails(EACCES);
+}
+END_TEST
+
+/* (c) a failed directory fsync fails the expunge: the record stays (the
+ * next sync settles it from the files) */
+START_TEST(test_store_expunge_dirsync_error)
+{
+	struct md_store *s = open_store();
+	struct md_mailbox *mb;
+	struct md_user *u = durable_open(s, 2, &mb);
+	uint32_t uid = 1, *ex = NULL;
+	size_t n = 99;
+
+	__atomic_store_n(&fault_always[F_FSYNC], EIO, __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(md_msg_expunge(mb, &uid, 1, 0, &ex, &n), MD_TEMPFAIL);
+	__atomic_store_n(&fault_always[F_FSYNC], 0, __ATOMIC_SEQ_CST);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_null(ex);
+	ck_assert(durable_has(mb, 1, false)); /* still listed */
+	ck_assert(durable_has(mb, 2, true));
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 static Suite *store_io_suite(void)
 {
 	Suite *s = suite_create("store_io");
@@ -581,6 +750,10 @@ static Suite *store_io_suite(void)
 	tcase_add_test(tc, test_store_fault_sync_fsync);
 	tcase_add_test(tc, test_store_fault_sync_rename);
 	tcase_add_test(tc, test_store_poll_memory);
+	tcase_add_test(tc, test_store_expunge_dirsync_first);
+	tcase_add_test(tc, test_store_expunge_unlink_eio);
+	tcase_add_test(tc, test_store_expunge_unlink_eacces);
+	tcase_add_test(tc, test_store_expunge_dirsync_error);
 	suite_add_tcase(s, tc);
 	return s;
 }
