@@ -9,6 +9,12 @@
  * and the job removes only what that left.  A file is renamed or
  * removed before its index record changes: after a crash the name on disk
  * wins at the next sync, which is the rule (the Maildir is the truth).
+ * The directories of those renames and unlinks are fsynced (shared,
+ * md_dirsync.c) before the job returns, hence before the index commit
+ * (md_msgs_dirsync()): an expunge or a flag change the index records is
+ * on disk, so a power cut cannot bring an expunged message back.  An
+ * unlink that fails (not ENOENT) keeps the message and its record, logged
+ * (md_msg_expunge_kept()).
  * COPY links files into the destination (and fsyncs it) before its job, as
  * a delivery does, so a copy is durable when the call returns.
  */
@@ -626,6 +632,7 @@ struct md_expunge_job {
 	const bool *unlinked; /* per uids[i]: its file is already removed */
 	uint32_t *out;  /* grown by the job; kept across runs */
 	size_t n_out, cap_out;
+	size_t n_kept;  /* files that could not be removed */
 };
 
 /* Remove a message's file (unless unlinked already) and record (inside a
@@ -677,6 +684,7 @@ static enum md_result md_expunge_job_run(struct md_txn *t, void *arg)
 	enum md_result r = md_mbox_dir(u, t, j->mb->id, &mb, dir, sizeof(dir));
 
 	j->n_out = 0;
+	j->n_kept = 0;
 	if (r != MD_OK)
 		return r;
 	if ((r = md_rec_user_get(t, u->address, &urec)) != MD_OK)
@@ -728,8 +736,10 @@ static enum md_result md_expunge_job_run(struct md_txn *t, void *arg)
 					j->unlinked != NULL && j->unlinked[i],
 					&kept)) != MD_OK)
 			break;
-		if (kept)
+		if (kept) {
+			j->n_kept++;
 			continue;
+		}
 		in_new = in_new || rec.in_new;
 		in_cur = in_cur || !rec.in_new;
 		if (md_u32_push(&j->out, &j->n_out, &j->cap_out, uid) < 0) {
@@ -800,6 +810,7 @@ enum md_result md_msg_expunge(struct md_mailbox *mb, const uint32_t *uids,
 	bool *unlinked = NULL;
 	enum md_result r;
 
+	mb->expunge_kept = 0;
 	if (expunged_r != NULL)
 		*expunged_r = NULL;
 	if (n_expunged_r != NULL)
@@ -813,6 +824,7 @@ enum md_result md_msg_expunge(struct md_mailbox *mb, const uint32_t *uids,
 	}
 	r = md_write(mb->user->store, md_expunge_job_run, &job);
 	free(unlinked);
+	mb->expunge_kept = r == MD_OK ? job.n_kept : 0;
 	if (r != MD_OK) {
 		free(job.out);
 		return r;
@@ -826,4 +838,9 @@ enum md_result md_msg_expunge(struct md_mailbox *mb, const uint32_t *uids,
 	else
 		free(job.out);
 	return MD_OK;
+}
+
+size_t md_msg_expunge_kept(const struct md_mailbox *mb)
+{
+	return mb->expunge_kept;
 }

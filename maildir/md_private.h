@@ -89,6 +89,7 @@ struct md_mailbox {
 	struct md_user *user;
 	uint32_t id;
 	uint32_t uidvalidity;
+	size_t expunge_kept; /* md_msg_expunge_kept() */
 };
 
 /* ---- records (host form; md_records.c encodes them big-endian) ---- */

@@ -671,6 +671,12 @@ enum md_result md_msg_store(struct md_mailbox *mb, const uint32_t *uids,
 enum md_result md_msg_expunge(struct md_mailbox *mb, const uint32_t *uids,
 			      size_t n, unsigned flags, uint32_t **expunged_r,
 			      size_t *n_expunged_r);
+/* Messages the last md_msg_expunge() on mb could not remove (the unlink
+ * failed, not ENOENT: logged): they stay, in the index and the Maildir, for
+ * a later retry; POP3 QUIT answers -ERR for them (RFC 1939 §6).  The
+ * removed ones are durable: their directories were fsynced before the
+ * index commit (a failed fsync fails the whole call, MD_TEMPFAIL). */
+size_t md_msg_expunge_kept(const struct md_mailbox *mb);
 
 /* COPY / MOVE (RFC 6851) to another mailbox of the same user.  dest_uids_r
  * (n entries, caller's memory, may be NULL) gets each message's new UID, 0

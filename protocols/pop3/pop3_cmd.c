@@ -599,6 +599,7 @@ static void pop3_expunge_work(void *arg)
 		str_copy(s->job_error, md_user_error(s->md_user), sizeof(s->job_error));
 	free(expunged);
 	s->n_expunged = r == MD_OK ? n : 0;
+	s->n_kept = r == MD_OK ? md_msg_expunge_kept(s->mb) : 0;
 	s->job_result = (int)r;
 	pop3_release_store(s);
 }
@@ -609,7 +610,14 @@ static void pop3_expunge_done(void *arg)
 	size_t left = s->n_msgs - s->n_expunge;
 
 	s->job = POP3_JOB_NONE;
-	if (s->job_result == MD_OK) {
+	if (s->job_result == MD_OK && s->n_kept > 0) {
+		conn_log(s->conn, LOG_LEVEL_ERROR,
+			 "pop3 logout user=%s deleted=%zu kept=%zu", s->canonical,
+			 s->n_expunged, s->n_kept);
+		/* RFC 1939 §6: some deleted messages not removed */
+		pop3_err(s, "[SYS/TEMP] %zu deleted messages could not be removed; "
+			 "they are kept", s->n_kept);
+	} else if (s->job_result == MD_OK) {
 		conn_log(s->conn, LOG_LEVEL_INFO,
 			 "pop3 logout user=%s retr=%u dele=%u deleted=%zu", s->canonical,
 			 s->retr_count, s->dele_count, s->n_expunged);

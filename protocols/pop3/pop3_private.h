@@ -240,6 +240,7 @@ struct pop3_session {
 	uint64_t cont_arg;
 	uint32_t *expunge_uids;
 	size_t n_expunge, n_expunged;
+	size_t n_kept;                /* marked, but their unlink failed */
 };
 
 /* pop3.c */

@@ -680,6 +680,7 @@ static void durable_unlink_fails(int err)
 	ck_assert_int_eq(md_msg_expunge(mb, uids, 2, 0, &ex, &n), MD_OK);
 	__atomic_store_n(&fault_always[F_UNLINK], 0, __ATOMIC_SEQ_CST);
 	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(md_msg_expunge_kept(mb), 2);
 	free(ex);
 	ck_assert(durable_has(mb, 1, true));
 	ck_assert(durable_has(mb, 2, true));
@@ -689,6 +690,7 @@ static void durable_unlink_fails(int err)
 	ck_assert_int_eq(md_msg_expunge(mb, uids, 2, 0, &ex, &n), MD_OK);
 	fault_disarm(F_UNLINK);
 	ck_assert_uint_ge(n, 1);
+	ck_assert_uint_eq(md_msg_expunge_kept(mb), 2 - n);
 	free(ex);
 	ck_assert_uint_eq(inbox_messages(s, ADDR), 2 - (uint32_t)n);
 	ck_assert_uint_eq(tree_files(), 2 - n);
