@@ -75,6 +75,9 @@ struct md_text_ctx {
 	struct md_text *t;
 	const struct md_meta *meta;
 	int fd;
+	const char *mem;    /* the message in memory (the preview at
+			     * delivery) instead of fd */
+	size_t mem_len;
 	int read_errno;
 	bool short_file;
 	char *chunk;
@@ -448,6 +451,14 @@ static int md_text_pread(struct md_text_ctx *ctx, uint64_t off, size_t n,
 {
 	size_t done = 0;
 
+	if (ctx->mem != NULL) {
+		if (off > ctx->mem_len || n > ctx->mem_len - off) {
+			ctx->short_file = true;
+			return -1;
+		}
+		memcpy(dst, ctx->mem + off, n);
+		return 0;
+	}
 	while (done < n) {
 		ssize_t r = pread(ctx->fd, dst + done, n - done,
 				  (off_t)(off + done));
@@ -467,6 +478,7 @@ static int md_text_pread(struct md_text_ctx *ctx, uint64_t off, size_t n,
 
 struct md_text_part {
 	bool text;                /* searched as body text */
+	bool plain, html;         /* text/plain (or no Content-Type), text/html */
 	char charset[MD_TEXT_CHARSET_MAX + 1];
 };
 
@@ -492,6 +504,8 @@ static int md_text_content_type(struct md_text_ctx *ctx,
 	}
 	tp->text = strncasecmp(tok.data, "text/", 5) == 0 ||
 		strncasecmp(tok.data, "message/", 8) == 0;
+	tp->plain = strcasecmp(tok.data, "text/plain") == 0;
+	tp->html = strcasecmp(tok.data, "text/html") == 0;
 	if (ret < 0 || !tp->text)
 		goto out;
 	if (md_rfc822_params(&r, &ps) < 0) {
@@ -741,6 +755,285 @@ out:
 		md_text_free(t);
 	else
 		*text_r = t;
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Preview (RFC 8970 §3) */
+
+/* decoded octets of the chosen part looked at: 256 characters and then
+ * some after an HTML head full of styles */
+#define MD_TEXT_PREVIEW_SCAN (64 * 1024)
+/* an HTML tag or entity name we look at (longer ones are not ours) */
+#define MD_TEXT_PREVIEW_NAME 16
+
+struct md_text_pv {
+	struct buf *out;
+	size_t chars;
+	bool space;     /* a whitespace run is pending */
+	char hide[MD_TEXT_PREVIEW_NAME]; /* inside <style> ... </style> */
+};
+
+/* One character: whitespace and controls collapse into one SP between
+ * words, none at either end; nothing past MD_META_PREVIEW_CHARS. */
+static int md_text_pv_cp(struct md_text_pv *pv, uint32_t cp)
+{
+	unsigned char o[8];
+
+	if (cp <= 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0xa0)) {
+		pv->space = pv->chars > 0;
+		return 0;
+	}
+	if (pv->hide[0] != '\0' || pv->chars >= MD_META_PREVIEW_CHARS)
+		return 0;
+	if (pv->space) {
+		/* no SP at the end: it needs room for a character after it */
+		if (pv->chars + 2 > MD_META_PREVIEW_CHARS) {
+			pv->chars = MD_META_PREVIEW_CHARS;
+			return 0;
+		}
+		if (buf_putc(pv->out, ' ') < 0)
+			return -1;
+		pv->chars++;
+	}
+	pv->space = false;
+	pv->chars++;
+	return buf_append(pv->out, o, md_text_put_utf8(cp, o));
+}
+
+/* An HTML tag at s (n octets, s[0] '<'): its length; a line break for
+ * the block tags, <style>, <script>, <head> and <title> hidden whole. */
+static size_t md_text_pv_tag(struct md_text_pv *pv, const char *s, size_t n)
+{
+	static const char *const blocks[] = { "br", "p", "div", "li", "tr",
+		"td", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", NULL };
+	static const char *const hidden[] = { "style", "script", "head",
+		"title", NULL };
+	char name[MD_TEXT_PREVIEW_NAME];
+	const char *end;
+	size_t i = 1, k = 0;
+	bool closing;
+
+	if (n >= 4 && memcmp(s, "<!--", 4) == 0) {
+		end = memmem(s + 4, n - 4, "-->", 3);
+		return end == NULL ? n : (size_t)(end - s) + 3;
+	}
+	end = memchr(s, '>', n);
+	closing = i < n && s[i] == '/';
+	if (closing)
+		i++;
+	while (i < n && k + 1 < sizeof(name) &&
+	       (((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z') ||
+		(s[i] >= '0' && s[i] <= '9')))
+		name[k++] = s[i++];
+	name[k] = '\0';
+	for (size_t b = 0; blocks[b] != NULL; b++) {
+		if (strcasecmp(name, blocks[b]) == 0)
+			pv->space = pv->chars > 0;
+	}
+	if (closing && strcasecmp(name, pv->hide) == 0)
+		pv->hide[0] = '\0';
+	for (size_t h = 0; !closing && pv->hide[0] == '\0' &&
+	     hidden[h] != NULL; h++) {
+		if (strcasecmp(name, hidden[h]) == 0)
+			str_copy(pv->hide, hidden[h], sizeof(pv->hide));
+	}
+	return end == NULL ? n : (size_t)(end - s) + 1;
+}
+
+/* An HTML character reference at s (s[0] '&'): its length and *cp, or 0
+ * when it is none we know (the "&" is then text). */
+static size_t md_text_pv_entity(const char *s, size_t n, uint32_t *cp)
+{
+	static const struct { const char *name; uint32_t cp; } named[] = {
+		{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' },
+		{ "apos", '\'' }, { "nbsp", 0xa0 }, { NULL, 0 } };
+	const char *semi = memchr(s, ';', n < MD_TEXT_PREVIEW_NAME ? n :
+				  MD_TEXT_PREVIEW_NAME);
+	char name[MD_TEXT_PREVIEW_NAME];
+	size_t len;
+
+	if (semi == NULL || semi - s < 2)
+		return 0;
+	len = (size_t)(semi - s) - 1;
+	memcpy(name, s + 1, len);
+	name[len] = '\0';
+	if (name[0] == '#') {
+		char *e;
+		unsigned long v = (name[1] | 0x20) == 'x' ?
+			strtoul(name + 2, &e, 16) : strtoul(name + 1, &e, 10);
+
+		if (*e != '\0' || e == name + 1 || v == 0 || v > 0x10ffff ||
+		    (v >= 0xd800 && v <= 0xdfff))
+			return 0;
+		*cp = (uint32_t)v;
+		return len + 2;
+	}
+	for (size_t i = 0; named[i].name != NULL; i++) {
+		if (strcmp(name, named[i].name) == 0) {
+			*cp = named[i].cp;
+			return len + 2;
+		}
+	}
+	return 0;
+}
+
+/* UTF-8 text (HTML when html) into the preview; octets that are not
+ * UTF-8 (a charset iconv does not know) become U+FFFD. */
+static int md_text_pv_text(struct md_text_pv *pv, const char *s, size_t n,
+			   bool html)
+{
+	size_t i = 0;
+
+	while (i < n && pv->chars < MD_META_PREVIEW_CHARS) {
+		uint32_t cp;
+		size_t l;
+
+		if (html && s[i] == '<') {
+			i += md_text_pv_tag(pv, s + i, n - i);
+			continue;
+		}
+		if (html && s[i] == '&' &&
+		    (l = md_text_pv_entity(s + i, n - i, &cp)) > 0) {
+			i += l;
+		} else if ((l = md_text_utf8((const unsigned char *)s + i,
+					     n - i, &cp)) > 0) {
+			i += l;
+		} else {
+			cp = 0xfffd;
+			i++;
+		}
+		if (md_text_pv_cp(pv, cp) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* The part the preview comes from: the first text/plain leaf of the
+ * message itself (not of a message it carries), else the first
+ * text/html; MD_PART_NONE when there is neither. */
+static int md_text_pv_pick(struct md_text_ctx *ctx, uint32_t *part_r,
+			   struct md_text_part *tp_r)
+{
+	const struct md_meta *m = ctx->meta;
+
+	*part_r = MD_PART_NONE;
+	for (uint32_t i = 0; i < m->n_parts; i++) {
+		const struct md_part *p = &m->parts[i];
+		struct md_text_part tp = { .text = true, .plain = true };
+		uint32_t a;
+
+		if (p->first_child != MD_PART_NONE || p->is_multipart ||
+		    p->is_message || p->cte == MD_CTE_UNKNOWN)
+			continue;
+		for (a = p->parent; a != MD_PART_NONE; a = m->parts[a].parent) {
+			if (md_text_converted(m->parts[a].cte) ||
+			    m->parts[a].is_message)
+				break;
+		}
+		if (a != MD_PART_NONE)
+			continue;
+		if (md_text_header(ctx, i, &tp) < 0)
+			return -1;
+		if (!tp.text || !(tp.plain || (tp.html &&
+					       *part_r == MD_PART_NONE)))
+			continue;
+		*part_r = i;
+		*tp_r = tp;
+		if (tp.plain)
+			break;
+	}
+	return 0;
+}
+
+static int md_text_pv_run(struct md_text_ctx *ctx, struct buf *out)
+{
+	struct md_text_pv pv = { .out = out };
+	struct md_text_part tp;
+	const struct md_part *p;
+	struct md_decoder d;
+	uint64_t off, left;
+	uint32_t i;
+
+	if (md_text_pv_pick(ctx, &i, &tp) < 0)
+		return -1;
+	if (i == MD_PART_NONE)
+		return 0;
+	p = &ctx->meta->parts[i];
+	off = p->body_off;
+	left = p->body_len;
+	md_decoder_init(&d, (enum md_cte)p->cte, true);
+	while (left > 0 && ctx->dec.len < MD_TEXT_PREVIEW_SCAN) {
+		size_t n = left > MD_TEXT_CHUNK ? MD_TEXT_CHUNK : (size_t)left;
+
+		if (md_text_pread(ctx, off, n, ctx->chunk) < 0 ||
+		    md_decoder_feed(&d, ctx->chunk, n, &ctx->dec) < 0)
+			return -1;
+		off += n;
+		left -= n;
+	}
+	if (left == 0 && md_decoder_finish(&d, &ctx->dec) < 0)
+		return -1;
+	if (ctx->dec.len > MD_TEXT_PREVIEW_SCAN)
+		ctx->dec.len = MD_TEXT_PREVIEW_SCAN;
+	return md_text_convert(ctx, tp.charset, ctx->dec.data, ctx->dec.len,
+			       &ctx->conv) < 0 ||
+		md_text_pv_text(&pv, ctx->conv.data, ctx->conv.len,
+				!tp.plain) < 0 ? -1 : 0;
+}
+
+int md_text_preview(const char *msg, size_t len, int fd,
+		    const struct md_meta *meta, struct buf *out)
+{
+	struct md_text_ctx ctx;
+	struct md_text t;
+	int rc = -1;
+
+	memset(&t, 0, sizeof(t));
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.t = &t;
+	ctx.meta = meta;
+	ctx.fd = fd;
+	ctx.mem = msg;
+	ctx.mem_len = len;
+	buf_init(&ctx.hdr, MD_META_HEADER_MAX + 1);
+	buf_init(&ctx.value, 0);
+	buf_init(&ctx.dec, 0);
+	buf_init(&ctx.conv, 0);
+	buf_init(&ctx.tmp, 0);
+	ctx.chunk = malloc(MD_TEXT_CHUNK);
+	if (ctx.chunk != NULL)
+		rc = md_text_pv_run(&ctx, out);
+	if (ctx.cd_ok)
+		iconv_close(ctx.cd);
+	free(ctx.chunk);
+	buf_free(&ctx.hdr);
+	buf_free(&ctx.value);
+	buf_free(&ctx.dec);
+	buf_free(&ctx.conv);
+	buf_free(&ctx.tmp);
+	return rc;
+}
+
+enum md_result md_msg_preview_compute(struct md_mailbox *mb,
+				      struct md_msg *msg, struct buf *out)
+{
+	enum md_result r;
+	int fd;
+
+	if (msg->meta == NULL) {
+		md_user_seterr(mb->user, "PREVIEW of UID %u without "
+			       "metadata", msg->uid);
+		return MD_TEMPFAIL;
+	}
+	if ((r = md_msg_open(mb, msg, &fd)) != MD_OK)
+		return r;
+	if (md_text_preview(NULL, 0, fd, msg->meta, out) < 0) {
+		md_user_seterr(mb->user, "PREVIEW of UID %u: %s", msg->uid,
+			       "the message file cannot be read");
+		r = MD_TEMPFAIL;
+	}
+	close(fd);
 	return r;
 }
 
