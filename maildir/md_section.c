@@ -24,6 +24,9 @@
  *   references_len, references octets      (version 2; 0: none)
  *   preview_len, preview octets            (version 3; 0: "")
  *
+ * Metadata without a preview (read from a version 1 or 2 record) packs
+ * as version 2, so that it stays unknown rather than becoming "".
+ *
  * Nothing may follow.  Unpacking checks every value against the rest of
  * the record: ranges inside the message and inside their parent, the
  * tree links in depth-first order (which md_meta_binary_status() and
@@ -217,7 +220,10 @@ int md_meta_pack(const struct md_meta *meta, struct buf *out)
 
 	zz = meta->sent_date < 0 ? ((uint64_t)(-(meta->sent_date + 1)) << 1) | 1 :
 		(uint64_t)meta->sent_date << 1;
-	if (md_section_put(out, MD_SECTION_VERSION) < 0 ||
+	/* no preview (a record read in version 1 or 2, repacked): version
+	 * 2 keeps it unknown, not "" (a message without text) */
+	if (md_section_put(out, meta->preview != NULL ? MD_SECTION_VERSION :
+			   MD_SECTION_VERSION_NOPREVIEW) < 0 ||
 	    md_section_put(out, meta->size) < 0 ||
 	    md_section_put(out, zz) < 0 ||
 	    md_section_put(out, meta->n_parts) < 0)
@@ -247,8 +253,8 @@ int md_meta_pack(const struct md_meta *meta, struct buf *out)
 	    md_section_put_str(out, meta->references != NULL ?
 			       meta->references : "",
 			       meta->references_len) < 0 ||
-	    md_section_put_str(out, meta->preview != NULL ? meta->preview : "",
-			       meta->preview_len) < 0)
+	    (meta->preview != NULL &&
+	     md_section_put_str(out, meta->preview, meta->preview_len) < 0))
 		return -1;
 	return 0;
 }
