@@ -38,6 +38,11 @@
  *            (TEXT);
  *   body:    the text parts, each followed by "\n".
  *
+ * The same machinery gives the RFC 8970 preview (md_text_preview(), at
+ * delivery from the message in memory, later from the file): the first
+ * text/plain part, else the first text/html one, decoded and converted
+ * here; md_preview.c turns its text into the preview.
+ *
  * Memory: the three buffers are capped (MD_TEXT_HEADERS_MAX,
  * MD_TEXT_BODY_MAX); while a part is decoded it exists up to three times
  * (decoded, converted, folded), each bounded by the caps; header blocks
@@ -53,6 +58,7 @@
 #include <unistd.h>
 
 #include "md_meta_int.h"
+#include "md_preview.h"
 #include "md_private.h"
 
 /* octets read from the message file per pread */
@@ -106,7 +112,7 @@ struct md_text_ctx {
 
 /* One UTF-8 sequence at s (n > 0 octets): its length, or 0 when it is not
  * valid (overlong, surrogate, beyond U+10FFFF, cut short). */
-static size_t md_text_utf8(const unsigned char *s, size_t n, uint32_t *cp)
+size_t md_text_utf8(const unsigned char *s, size_t n, uint32_t *cp)
 {
 	size_t len, i;
 	uint32_t c;
@@ -141,7 +147,7 @@ static size_t md_text_utf8(const unsigned char *s, size_t n, uint32_t *cp)
 	return len;
 }
 
-static size_t md_text_put_utf8(uint32_t c, unsigned char *o)
+size_t md_text_put_utf8(uint32_t c, unsigned char *o)
 {
 	if (c < 0x80) {
 		o[0] = (unsigned char)c;
@@ -612,18 +618,16 @@ static int md_text_header(struct md_text_ctx *ctx, uint32_t i,
 	return 0;
 }
 
-/* A text part's body: decoded, converted, folded into body. */
-static int md_text_body_part(struct md_text_ctx *ctx, const struct md_part *p,
-			     const struct md_text_part *tp)
+/* A text part's body, its first room octets decoded, converted to UTF-8
+ * into ctx->conv (SEARCH's body text, the preview). */
+static int md_text_part_utf8(struct md_text_ctx *ctx, const struct md_part *p,
+			     const struct md_text_part *tp, size_t room)
 {
-	struct md_text *t = ctx->t;
-	size_t room = t->body.max - t->body.len;
 	uint64_t off = p->body_off, left = p->body_len;
 	struct md_decoder d;
 
-	if (room == 0)
-		return 0;
 	buf_reset(&ctx->dec);
+	buf_reset(&ctx->conv);
 	md_decoder_init(&d, (enum md_cte)p->cte, true);
 	while (left > 0 && ctx->dec.len < room) {
 		size_t n = left > MD_TEXT_CHUNK ? MD_TEXT_CHUNK : (size_t)left;
@@ -638,9 +642,20 @@ static int md_text_body_part(struct md_text_ctx *ctx, const struct md_part *p,
 		return -1;
 	if (ctx->dec.len > room)
 		ctx->dec.len = room;
-	buf_reset(&ctx->conv);
-	if (md_text_convert(ctx, tp->charset, ctx->dec.data, ctx->dec.len,
-			    &ctx->conv) < 0 ||
+	return md_text_convert(ctx, tp->charset, ctx->dec.data, ctx->dec.len,
+			       &ctx->conv);
+}
+
+/* A text part's body: decoded, converted, folded into body. */
+static int md_text_body_part(struct md_text_ctx *ctx, const struct md_part *p,
+			     const struct md_text_part *tp)
+{
+	struct md_text *t = ctx->t;
+	size_t room = t->body.max - t->body.len;
+
+	if (room == 0)
+		return 0;
+	if (md_text_part_utf8(ctx, p, tp, room) < 0 ||
 	    md_text_fold(ctx->conv.data, ctx->conv.len, &t->body) < 0 ||
 	    md_text_put(&t->body, "\n", 1) < 0)
 		return -1;
@@ -687,6 +702,37 @@ static int md_text_run(struct md_text_ctx *ctx)
 	return 0;
 }
 
+/* The reading context over meta's message (fd -1: set it after); -1
+ * when memory runs out (md_text_ctx_free() it all the same). */
+static int md_text_ctx_init(struct md_text_ctx *ctx, struct md_text *t,
+			    const struct md_meta *meta)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->t = t;
+	ctx->meta = meta;
+	ctx->fd = -1;
+	buf_init(&ctx->hdr, MD_META_HEADER_MAX + 1);
+	buf_init(&ctx->value, 0);
+	buf_init(&ctx->dec, 0);
+	buf_init(&ctx->conv, 0);
+	buf_init(&ctx->tmp, 0);
+	ctx->chunk = malloc(MD_TEXT_CHUNK);
+	return ctx->chunk != NULL ? 0 : -1;
+}
+
+/* Everything but the file, which the caller opened. */
+static void md_text_ctx_free(struct md_text_ctx *ctx)
+{
+	if (ctx->cd_ok)
+		iconv_close(ctx->cd);
+	free(ctx->chunk);
+	buf_free(&ctx->hdr);
+	buf_free(&ctx->value);
+	buf_free(&ctx->dec);
+	buf_free(&ctx->conv);
+	buf_free(&ctx->tmp);
+}
+
 enum md_result md_msg_text(struct md_mailbox *mb, struct md_msg *msg,
 			   unsigned what, struct md_text **text_r)
 {
@@ -707,17 +753,7 @@ enum md_result md_msg_text(struct md_mailbox *mb, struct md_msg *msg,
 	buf_init(&t->fields, MD_TEXT_HEADERS_MAX);
 	buf_init(&t->headers, MD_TEXT_HEADERS_MAX);
 	buf_init(&t->body, MD_TEXT_BODY_MAX);
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.t = t;
-	ctx.meta = msg->meta;
-	ctx.fd = -1;
-	buf_init(&ctx.hdr, MD_META_HEADER_MAX + 1);
-	buf_init(&ctx.value, 0);
-	buf_init(&ctx.dec, 0);
-	buf_init(&ctx.conv, 0);
-	buf_init(&ctx.tmp, 0);
-	ctx.chunk = malloc(MD_TEXT_CHUNK);
-	if (ctx.chunk == NULL) {
+	if (md_text_ctx_init(&ctx, t, msg->meta) < 0) {
 		r = MD_TEMPFAIL;
 		goto out;
 	}
@@ -743,14 +779,7 @@ enum md_result md_msg_text(struct md_mailbox *mb, struct md_msg *msg,
 out:
 	if (ctx.fd >= 0)
 		close(ctx.fd);
-	if (ctx.cd_ok)
-		iconv_close(ctx.cd);
-	free(ctx.chunk);
-	buf_free(&ctx.hdr);
-	buf_free(&ctx.value);
-	buf_free(&ctx.dec);
-	buf_free(&ctx.conv);
-	buf_free(&ctx.tmp);
+	md_text_ctx_free(&ctx);
 	if (r != MD_OK)
 		md_text_free(t);
 	else
@@ -764,151 +793,6 @@ out:
 /* decoded octets of the chosen part looked at: 256 characters and then
  * some after an HTML head full of styles */
 #define MD_TEXT_PREVIEW_SCAN (64 * 1024)
-/* an HTML tag or entity name we look at (longer ones are not ours) */
-#define MD_TEXT_PREVIEW_NAME 16
-
-struct md_text_pv {
-	struct buf *out;
-	size_t chars;
-	bool space;     /* a whitespace run is pending */
-	char hide[MD_TEXT_PREVIEW_NAME]; /* inside <style> ... </style> */
-};
-
-/* One character: whitespace and controls collapse into one SP between
- * words, none at either end; nothing past MD_META_PREVIEW_CHARS. */
-static int md_text_pv_cp(struct md_text_pv *pv, uint32_t cp)
-{
-	unsigned char o[8];
-
-	if (cp <= 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0xa0)) {
-		pv->space = pv->chars > 0;
-		return 0;
-	}
-	if (pv->hide[0] != '\0' || pv->chars >= MD_META_PREVIEW_CHARS)
-		return 0;
-	if (pv->space) {
-		/* no SP at the end: it needs room for a character after it */
-		if (pv->chars + 2 > MD_META_PREVIEW_CHARS) {
-			pv->chars = MD_META_PREVIEW_CHARS;
-			return 0;
-		}
-		if (buf_putc(pv->out, ' ') < 0)
-			return -1;
-		pv->chars++;
-	}
-	pv->space = false;
-	pv->chars++;
-	return buf_append(pv->out, o, md_text_put_utf8(cp, o));
-}
-
-/* An HTML tag at s (n octets, s[0] '<'): its length; a line break for
- * the block tags, <style>, <script>, <head> and <title> hidden whole. */
-static size_t md_text_pv_tag(struct md_text_pv *pv, const char *s, size_t n)
-{
-	static const char *const blocks[] = { "br", "p", "div", "li", "tr",
-		"td", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", NULL };
-	static const char *const hidden[] = { "style", "script", "head",
-		"title", NULL };
-	char name[MD_TEXT_PREVIEW_NAME];
-	const char *end;
-	size_t i = 1, k = 0;
-	bool closing;
-
-	if (n >= 4 && memcmp(s, "<!--", 4) == 0) {
-		end = memmem(s + 4, n - 4, "-->", 3);
-		return end == NULL ? n : (size_t)(end - s) + 3;
-	}
-	end = memchr(s, '>', n);
-	closing = i < n && s[i] == '/';
-	if (closing)
-		i++;
-	while (i < n && k + 1 < sizeof(name) &&
-	       (((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z') ||
-		(s[i] >= '0' && s[i] <= '9')))
-		name[k++] = s[i++];
-	name[k] = '\0';
-	for (size_t b = 0; blocks[b] != NULL; b++) {
-		if (strcasecmp(name, blocks[b]) == 0)
-			pv->space = pv->chars > 0;
-	}
-	if (closing && strcasecmp(name, pv->hide) == 0)
-		pv->hide[0] = '\0';
-	for (size_t h = 0; !closing && pv->hide[0] == '\0' &&
-	     hidden[h] != NULL; h++) {
-		if (strcasecmp(name, hidden[h]) == 0)
-			str_copy(pv->hide, hidden[h], sizeof(pv->hide));
-	}
-	return end == NULL ? n : (size_t)(end - s) + 1;
-}
-
-/* An HTML character reference at s (s[0] '&'): its length and *cp, or 0
- * when it is none we know (the "&" is then text). */
-static size_t md_text_pv_entity(const char *s, size_t n, uint32_t *cp)
-{
-	static const struct { const char *name; uint32_t cp; } named[] = {
-		{ "amp", '&' }, { "lt", '<' }, { "gt", '>' }, { "quot", '"' },
-		{ "apos", '\'' }, { "nbsp", 0xa0 }, { NULL, 0 } };
-	const char *semi = memchr(s, ';', n < MD_TEXT_PREVIEW_NAME ? n :
-				  MD_TEXT_PREVIEW_NAME);
-	char name[MD_TEXT_PREVIEW_NAME];
-	size_t len;
-
-	if (semi == NULL || semi - s < 2)
-		return 0;
-	len = (size_t)(semi - s) - 1;
-	memcpy(name, s + 1, len);
-	name[len] = '\0';
-	if (name[0] == '#') {
-		char *e;
-		unsigned long v = (name[1] | 0x20) == 'x' ?
-			strtoul(name + 2, &e, 16) : strtoul(name + 1, &e, 10);
-
-		if (*e != '\0' || e == name + 1 || v == 0 || v > 0x10ffff ||
-		    (v >= 0xd800 && v <= 0xdfff))
-			return 0;
-		*cp = (uint32_t)v;
-		return len + 2;
-	}
-	for (size_t i = 0; named[i].name != NULL; i++) {
-		if (strcmp(name, named[i].name) == 0) {
-			*cp = named[i].cp;
-			return len + 2;
-		}
-	}
-	return 0;
-}
-
-/* UTF-8 text (HTML when html) into the preview; octets that are not
- * UTF-8 (a charset iconv does not know) become U+FFFD. */
-static int md_text_pv_text(struct md_text_pv *pv, const char *s, size_t n,
-			   bool html)
-{
-	size_t i = 0;
-
-	while (i < n && pv->chars < MD_META_PREVIEW_CHARS) {
-		uint32_t cp;
-		size_t l;
-
-		if (html && s[i] == '<') {
-			i += md_text_pv_tag(pv, s + i, n - i);
-			continue;
-		}
-		if (html && s[i] == '&' &&
-		    (l = md_text_pv_entity(s + i, n - i, &cp)) > 0) {
-			i += l;
-		} else if ((l = md_text_utf8((const unsigned char *)s + i,
-					     n - i, &cp)) > 0) {
-			i += l;
-		} else {
-			cp = 0xfffd;
-			i++;
-		}
-		if (md_text_pv_cp(pv, cp) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 /* The part the preview comes from: the first text/plain leaf of the
  * message itself (not of a message it carries), else the first
  * text/html; MD_PART_NONE when there is neither. */
@@ -948,38 +832,18 @@ static int md_text_pv_pick(struct md_text_ctx *ctx, uint32_t *part_r,
 
 static int md_text_pv_run(struct md_text_ctx *ctx, struct buf *out)
 {
-	struct md_text_pv pv = { .out = out };
+	struct md_preview pv = { .out = out };
 	struct md_text_part tp;
-	const struct md_part *p;
-	struct md_decoder d;
-	uint64_t off, left;
 	uint32_t i;
 
 	if (md_text_pv_pick(ctx, &i, &tp) < 0)
 		return -1;
 	if (i == MD_PART_NONE)
 		return 0;
-	p = &ctx->meta->parts[i];
-	off = p->body_off;
-	left = p->body_len;
-	md_decoder_init(&d, (enum md_cte)p->cte, true);
-	while (left > 0 && ctx->dec.len < MD_TEXT_PREVIEW_SCAN) {
-		size_t n = left > MD_TEXT_CHUNK ? MD_TEXT_CHUNK : (size_t)left;
-
-		if (md_text_pread(ctx, off, n, ctx->chunk) < 0 ||
-		    md_decoder_feed(&d, ctx->chunk, n, &ctx->dec) < 0)
-			return -1;
-		off += n;
-		left -= n;
-	}
-	if (left == 0 && md_decoder_finish(&d, &ctx->dec) < 0)
+	if (md_text_part_utf8(ctx, &ctx->meta->parts[i], &tp,
+			      MD_TEXT_PREVIEW_SCAN) < 0)
 		return -1;
-	if (ctx->dec.len > MD_TEXT_PREVIEW_SCAN)
-		ctx->dec.len = MD_TEXT_PREVIEW_SCAN;
-	return md_text_convert(ctx, tp.charset, ctx->dec.data, ctx->dec.len,
-			       &ctx->conv) < 0 ||
-		md_text_pv_text(&pv, ctx->conv.data, ctx->conv.len,
-				!tp.plain) < 0 ? -1 : 0;
+	return md_preview_text(&pv, ctx->conv.data, ctx->conv.len, !tp.plain);
 }
 
 int md_text_preview(const char *msg, size_t len, int fd,
@@ -990,28 +854,13 @@ int md_text_preview(const char *msg, size_t len, int fd,
 	int rc = -1;
 
 	memset(&t, 0, sizeof(t));
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.t = &t;
-	ctx.meta = meta;
-	ctx.fd = fd;
-	ctx.mem = msg;
-	ctx.mem_len = len;
-	buf_init(&ctx.hdr, MD_META_HEADER_MAX + 1);
-	buf_init(&ctx.value, 0);
-	buf_init(&ctx.dec, 0);
-	buf_init(&ctx.conv, 0);
-	buf_init(&ctx.tmp, 0);
-	ctx.chunk = malloc(MD_TEXT_CHUNK);
-	if (ctx.chunk != NULL)
+	if (md_text_ctx_init(&ctx, &t, meta) == 0) {
+		ctx.fd = fd;
+		ctx.mem = msg;
+		ctx.mem_len = len;
 		rc = md_text_pv_run(&ctx, out);
-	if (ctx.cd_ok)
-		iconv_close(ctx.cd);
-	free(ctx.chunk);
-	buf_free(&ctx.hdr);
-	buf_free(&ctx.value);
-	buf_free(&ctx.dec);
-	buf_free(&ctx.conv);
-	buf_free(&ctx.tmp);
+	}
+	md_text_ctx_free(&ctx);
 	return rc;
 }
 
