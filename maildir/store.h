@@ -96,6 +96,10 @@
  *                (subject, addresses, message-id, in-reply-to),
  *                md_msg_sent_date(), md_msg_references(), internal_date,
  *                size; never a file read.
+ *   FETCH PREVIEW: md_msg_preview() (MD_READ_META); when it is NULL
+ *                (indexed before the preview was kept)
+ *                md_msg_preview_compute() reads the file (needs
+ *                MD_READ_PATH too), or NIL for PREVIEW (LAZY).
  *   STORE, EXPUNGE, COPY/MOVE, APPEND (md_delivery with target.mailbox,
  *                flags, keywords, internal_date; MD_NOMAILBOX -> TRYCREATE).
  *   NOOP/IDLE:   md_mailbox_changes() since the session's view;
