@@ -401,7 +401,7 @@ static int md_meta_take(struct buf *b, char **s_r, size_t *len_r)
 int md_meta_compute(const char *msg, size_t len, struct md_meta *meta_r)
 {
 	struct md_scan scan;
-	struct buf env, body, bs, refs;
+	struct buf env, body, bs, refs, pv;
 	uint32_t i;
 	int ret = -1;
 
@@ -417,6 +417,7 @@ int md_meta_compute(const char *msg, size_t len, struct md_meta *meta_r)
 	buf_init(&body, 0);
 	buf_init(&bs, 0);
 	buf_init(&refs, 0);
+	buf_init(&pv, 0);
 	for (i = 0; i < scan.n_parts; i++) {
 		uint8_t fl = scan.pflags[i];
 
@@ -451,12 +452,18 @@ int md_meta_compute(const char *msg, size_t len, struct md_meta *meta_r)
 	meta_r->parts = scan.parts;
 	meta_r->n_parts = scan.n_parts;
 	scan.parts = NULL;
+	/* RFC 8970: computed at delivery, as the rest */
+	buf_init(&pv, MD_META_PREVIEW_MAX + 1);
+	if (md_text_preview(msg, len, -1, meta_r, &pv) < 0 ||
+	    md_meta_take(&pv, &meta_r->preview, &meta_r->preview_len) < 0)
+		goto out;
 	ret = 0;
 out:
 	buf_free(&env);
 	buf_free(&body);
 	buf_free(&bs);
 	buf_free(&refs);
+	buf_free(&pv);
 	md_mime_scan_free(&scan);
 	if (ret < 0)
 		md_meta_free(meta_r);
@@ -469,6 +476,7 @@ void md_meta_free(struct md_meta *meta)
 	free(meta->body);
 	free(meta->bodystructure);
 	free(meta->references);
+	free(meta->preview);
 	free(meta->parts);
 	memset(meta, 0, sizeof(*meta));
 }
@@ -477,6 +485,12 @@ const char *md_msg_references(const struct md_msg *msg, size_t *len_r)
 {
 	*len_r = msg->meta != NULL ? msg->meta->references_len : 0;
 	return msg->meta != NULL ? msg->meta->references : NULL;
+}
+
+const char *md_msg_preview(const struct md_msg *msg, size_t *len_r)
+{
+	*len_r = msg->meta != NULL ? msg->meta->preview_len : 0;
+	return msg->meta != NULL ? msg->meta->preview : NULL;
 }
 
 /* ------------------------------------------------------------------ */

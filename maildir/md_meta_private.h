@@ -70,6 +70,10 @@ struct md_meta {
 				 * when absent or in a record packed before
 				 * it was kept (version 1) */
 	size_t references_len;
+	char *preview;          /* RFC 8970 §3 preview, UTF-8, "" when the
+				 * message has no text; NULL in a record
+				 * packed before it was kept (version 1, 2) */
+	size_t preview_len;
 };
 
 /* References: octets kept (the tail: the last ids name the nearest
@@ -81,6 +85,21 @@ struct md_meta {
  * Never fails on malformed mail; -1 only when memory runs out. */
 int md_meta_compute(const char *msg, size_t len, struct md_meta *meta_r);
 void md_meta_free(struct md_meta *meta);
+
+/* RFC 8970 §3: a preview holds at most 256 characters */
+#define MD_META_PREVIEW_CHARS 256
+/* octets of it: 256 characters of at most 4 octets of UTF-8 */
+#define MD_META_PREVIEW_MAX (4 * MD_META_PREVIEW_CHARS)
+
+/* md_text.c: the preview of a message (msg != NULL: the message in
+ * memory, len octets; else read from fd) whose parts meta describes:
+ * the first text/plain part (or, when there is none, the first text/html
+ * one with its markup taken out) decoded, converted to UTF-8, whitespace
+ * collapsed, at most MD_META_PREVIEW_CHARS characters.  Appends to out
+ * ("" when the message has no text part).  -1 when memory runs out or
+ * the file cannot be read. */
+int md_text_preview(const char *msg, size_t len, int fd,
+		    const struct md_meta *meta, struct buf *out);
 
 /* Serialise for the index (versioned, little cost), and back.  unpack
  * validates every offset and index it reads (the index is on disk and may

@@ -1,11 +1,12 @@
 /* IMAP section byte ranges (RFC 3501 §6.4.5) and the packed form of
  * struct md_meta kept in the index.
  *
- * Packed record, version 2.  Every integer is an unsigned LEB128 varint
+ * Packed record, version 3.  Every integer is an unsigned LEB128 varint
  * (7 bits per octet, low bits first, at most 10 octets); sent_date is
  * zig-zag encoded first.  Fields in order:
  *
- *   version            = 2 (1 is read too: it lacks references)
+ *   version            = 3 (1 and 2 are read too: 1 lacks references,
+ *                        both lack the preview)
  *   size               RFC822.SIZE
  *   sent_date          zig-zag
  *   n_parts            1 .. MD_META_PARTS_MAX
@@ -21,6 +22,10 @@
  *   body_len, body octets
  *   bodystructure_len, bodystructure octets
  *   references_len, references octets      (version 2; 0: none)
+ *   preview_len, preview octets            (version 3; 0: "")
+ *
+ * Metadata without a preview (read from a version 1 or 2 record) packs
+ * as version 2, so that it stays unknown rather than becoming "".
  *
  * Nothing may follow.  Unpacking checks every value against the rest of
  * the record: ranges inside the message and inside their parent, the
@@ -30,6 +35,9 @@
  * (written before References was kept) still read, with references
  * NULL: THREAD=REFERENCES then threads those messages by In-Reply-To
  * alone until `postern reindex` recomputes them from the Maildir.
+ * Version 1 and 2 records read with preview NULL: FETCH PREVIEW then
+ * computes it from the file (md_msg_preview_compute()) and PREVIEW
+ * (LAZY) answers NIL (RFC 8970 §4), until `postern reindex`.
  */
 #include "md_meta_int.h"
 
@@ -37,7 +45,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define MD_SECTION_VERSION 2
+#define MD_SECTION_VERSION 3
+#define MD_SECTION_VERSION_NOPREVIEW 2 /* before the preview was kept */
 #define MD_SECTION_VERSION_NOREFS 1 /* before References was kept */
 #define MD_SECTION_VARINT_MAX 10 /* octets of a 64-bit LEB128 varint */
 /* nesting of part numbers in a section spec: beyond what any stored
@@ -211,7 +220,10 @@ int md_meta_pack(const struct md_meta *meta, struct buf *out)
 
 	zz = meta->sent_date < 0 ? ((uint64_t)(-(meta->sent_date + 1)) << 1) | 1 :
 		(uint64_t)meta->sent_date << 1;
-	if (md_section_put(out, MD_SECTION_VERSION) < 0 ||
+	/* no preview (a record read in version 1 or 2, repacked): version
+	 * 2 keeps it unknown, not "" (a message without text) */
+	if (md_section_put(out, meta->preview != NULL ? MD_SECTION_VERSION :
+			   MD_SECTION_VERSION_NOPREVIEW) < 0 ||
 	    md_section_put(out, meta->size) < 0 ||
 	    md_section_put(out, zz) < 0 ||
 	    md_section_put(out, meta->n_parts) < 0)
@@ -240,7 +252,9 @@ int md_meta_pack(const struct md_meta *meta, struct buf *out)
 			       meta->bodystructure_len) < 0 ||
 	    md_section_put_str(out, meta->references != NULL ?
 			       meta->references : "",
-			       meta->references_len) < 0)
+			       meta->references_len) < 0 ||
+	    (meta->preview != NULL &&
+	     md_section_put_str(out, meta->preview, meta->preview_len) < 0))
 		return -1;
 	return 0;
 }
@@ -412,6 +426,7 @@ int md_meta_unpack(const void *data, size_t len, struct md_meta *meta_r)
 	rd.end = rd.p + len;
 	if (md_section_get(&rd, &version) < 0 ||
 	    (version != MD_SECTION_VERSION &&
+	     version != MD_SECTION_VERSION_NOPREVIEW &&
 	     version != MD_SECTION_VERSION_NOREFS) ||
 	    md_section_get(&rd, &meta_r->size) < 0 ||
 	    md_section_get(&rd, &zz) < 0 ||
@@ -459,9 +474,15 @@ int md_meta_unpack(const void *data, size_t len, struct md_meta *meta_r)
 	    md_section_get_str(&rd, &meta_r->bodystructure,
 			       &meta_r->bodystructure_len) < 0)
 		goto fail;
-	if (version == MD_SECTION_VERSION &&
+	if (version >= MD_SECTION_VERSION_NOPREVIEW &&
 	    md_section_get_str(&rd, &meta_r->references,
 			       &meta_r->references_len) < 0)
+		goto fail;
+	if (version >= MD_SECTION_VERSION &&
+	    md_section_get_str(&rd, &meta_r->preview,
+			       &meta_r->preview_len) < 0)
+		goto fail;
+	if (meta_r->preview_len > MD_META_PREVIEW_MAX)
 		goto fail;
 	if (rd.p != rd.end)
 		goto fail;

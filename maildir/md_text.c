@@ -38,6 +38,11 @@
  *            (TEXT);
  *   body:    the text parts, each followed by "\n".
  *
+ * The same machinery gives the RFC 8970 preview (md_text_preview(), at
+ * delivery from the message in memory, later from the file): the first
+ * text/plain part, else the first text/html one, decoded and converted
+ * here; md_preview.c turns its text into the preview.
+ *
  * Memory: the three buffers are capped (MD_TEXT_HEADERS_MAX,
  * MD_TEXT_BODY_MAX); while a part is decoded it exists up to three times
  * (decoded, converted, folded), each bounded by the caps; header blocks
@@ -53,6 +58,7 @@
 #include <unistd.h>
 
 #include "md_meta_int.h"
+#include "md_preview.h"
 #include "md_private.h"
 
 /* octets read from the message file per pread */
@@ -75,6 +81,9 @@ struct md_text_ctx {
 	struct md_text *t;
 	const struct md_meta *meta;
 	int fd;
+	const char *mem;    /* the message in memory (the preview at
+			     * delivery) instead of fd */
+	size_t mem_len;
 	int read_errno;
 	bool short_file;
 	char *chunk;
@@ -103,7 +112,7 @@ struct md_text_ctx {
 
 /* One UTF-8 sequence at s (n > 0 octets): its length, or 0 when it is not
  * valid (overlong, surrogate, beyond U+10FFFF, cut short). */
-static size_t md_text_utf8(const unsigned char *s, size_t n, uint32_t *cp)
+size_t md_text_utf8(const unsigned char *s, size_t n, uint32_t *cp)
 {
 	size_t len, i;
 	uint32_t c;
@@ -138,7 +147,7 @@ static size_t md_text_utf8(const unsigned char *s, size_t n, uint32_t *cp)
 	return len;
 }
 
-static size_t md_text_put_utf8(uint32_t c, unsigned char *o)
+size_t md_text_put_utf8(uint32_t c, unsigned char *o)
 {
 	if (c < 0x80) {
 		o[0] = (unsigned char)c;
@@ -448,6 +457,14 @@ static int md_text_pread(struct md_text_ctx *ctx, uint64_t off, size_t n,
 {
 	size_t done = 0;
 
+	if (ctx->mem != NULL) {
+		if (off > ctx->mem_len || n > ctx->mem_len - off) {
+			ctx->short_file = true;
+			return -1;
+		}
+		memcpy(dst, ctx->mem + off, n);
+		return 0;
+	}
 	while (done < n) {
 		ssize_t r = pread(ctx->fd, dst + done, n - done,
 				  (off_t)(off + done));
@@ -467,6 +484,7 @@ static int md_text_pread(struct md_text_ctx *ctx, uint64_t off, size_t n,
 
 struct md_text_part {
 	bool text;                /* searched as body text */
+	bool plain, html;         /* text/plain (or no Content-Type), text/html */
 	char charset[MD_TEXT_CHARSET_MAX + 1];
 };
 
@@ -492,6 +510,8 @@ static int md_text_content_type(struct md_text_ctx *ctx,
 	}
 	tp->text = strncasecmp(tok.data, "text/", 5) == 0 ||
 		strncasecmp(tok.data, "message/", 8) == 0;
+	tp->plain = strcasecmp(tok.data, "text/plain") == 0;
+	tp->html = strcasecmp(tok.data, "text/html") == 0;
 	if (ret < 0 || !tp->text)
 		goto out;
 	if (md_rfc822_params(&r, &ps) < 0) {
@@ -598,18 +618,16 @@ static int md_text_header(struct md_text_ctx *ctx, uint32_t i,
 	return 0;
 }
 
-/* A text part's body: decoded, converted, folded into body. */
-static int md_text_body_part(struct md_text_ctx *ctx, const struct md_part *p,
-			     const struct md_text_part *tp)
+/* A text part's body, its first room octets decoded, converted to UTF-8
+ * into ctx->conv (SEARCH's body text, the preview). */
+static int md_text_part_utf8(struct md_text_ctx *ctx, const struct md_part *p,
+			     const struct md_text_part *tp, size_t room)
 {
-	struct md_text *t = ctx->t;
-	size_t room = t->body.max - t->body.len;
 	uint64_t off = p->body_off, left = p->body_len;
 	struct md_decoder d;
 
-	if (room == 0)
-		return 0;
 	buf_reset(&ctx->dec);
+	buf_reset(&ctx->conv);
 	md_decoder_init(&d, (enum md_cte)p->cte, true);
 	while (left > 0 && ctx->dec.len < room) {
 		size_t n = left > MD_TEXT_CHUNK ? MD_TEXT_CHUNK : (size_t)left;
@@ -624,9 +642,20 @@ static int md_text_body_part(struct md_text_ctx *ctx, const struct md_part *p,
 		return -1;
 	if (ctx->dec.len > room)
 		ctx->dec.len = room;
-	buf_reset(&ctx->conv);
-	if (md_text_convert(ctx, tp->charset, ctx->dec.data, ctx->dec.len,
-			    &ctx->conv) < 0 ||
+	return md_text_convert(ctx, tp->charset, ctx->dec.data, ctx->dec.len,
+			       &ctx->conv);
+}
+
+/* A text part's body: decoded, converted, folded into body. */
+static int md_text_body_part(struct md_text_ctx *ctx, const struct md_part *p,
+			     const struct md_text_part *tp)
+{
+	struct md_text *t = ctx->t;
+	size_t room = t->body.max - t->body.len;
+
+	if (room == 0)
+		return 0;
+	if (md_text_part_utf8(ctx, p, tp, room) < 0 ||
 	    md_text_fold(ctx->conv.data, ctx->conv.len, &t->body) < 0 ||
 	    md_text_put(&t->body, "\n", 1) < 0)
 		return -1;
@@ -673,6 +702,37 @@ static int md_text_run(struct md_text_ctx *ctx)
 	return 0;
 }
 
+/* The reading context over meta's message (fd -1: set it after); -1
+ * when memory runs out (md_text_ctx_free() it all the same). */
+static int md_text_ctx_init(struct md_text_ctx *ctx, struct md_text *t,
+			    const struct md_meta *meta)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->t = t;
+	ctx->meta = meta;
+	ctx->fd = -1;
+	buf_init(&ctx->hdr, MD_META_HEADER_MAX + 1);
+	buf_init(&ctx->value, 0);
+	buf_init(&ctx->dec, 0);
+	buf_init(&ctx->conv, 0);
+	buf_init(&ctx->tmp, 0);
+	ctx->chunk = malloc(MD_TEXT_CHUNK);
+	return ctx->chunk != NULL ? 0 : -1;
+}
+
+/* Everything but the file, which the caller opened. */
+static void md_text_ctx_free(struct md_text_ctx *ctx)
+{
+	if (ctx->cd_ok)
+		iconv_close(ctx->cd);
+	free(ctx->chunk);
+	buf_free(&ctx->hdr);
+	buf_free(&ctx->value);
+	buf_free(&ctx->dec);
+	buf_free(&ctx->conv);
+	buf_free(&ctx->tmp);
+}
+
 enum md_result md_msg_text(struct md_mailbox *mb, struct md_msg *msg,
 			   unsigned what, struct md_text **text_r)
 {
@@ -693,17 +753,7 @@ enum md_result md_msg_text(struct md_mailbox *mb, struct md_msg *msg,
 	buf_init(&t->fields, MD_TEXT_HEADERS_MAX);
 	buf_init(&t->headers, MD_TEXT_HEADERS_MAX);
 	buf_init(&t->body, MD_TEXT_BODY_MAX);
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.t = t;
-	ctx.meta = msg->meta;
-	ctx.fd = -1;
-	buf_init(&ctx.hdr, MD_META_HEADER_MAX + 1);
-	buf_init(&ctx.value, 0);
-	buf_init(&ctx.dec, 0);
-	buf_init(&ctx.conv, 0);
-	buf_init(&ctx.tmp, 0);
-	ctx.chunk = malloc(MD_TEXT_CHUNK);
-	if (ctx.chunk == NULL) {
+	if (md_text_ctx_init(&ctx, t, msg->meta) < 0) {
 		r = MD_TEMPFAIL;
 		goto out;
 	}
@@ -729,18 +779,110 @@ enum md_result md_msg_text(struct md_mailbox *mb, struct md_msg *msg,
 out:
 	if (ctx.fd >= 0)
 		close(ctx.fd);
-	if (ctx.cd_ok)
-		iconv_close(ctx.cd);
-	free(ctx.chunk);
-	buf_free(&ctx.hdr);
-	buf_free(&ctx.value);
-	buf_free(&ctx.dec);
-	buf_free(&ctx.conv);
-	buf_free(&ctx.tmp);
+	md_text_ctx_free(&ctx);
 	if (r != MD_OK)
 		md_text_free(t);
 	else
 		*text_r = t;
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Preview (RFC 8970 §3) */
+
+/* decoded octets of the chosen part looked at: 256 characters and then
+ * some after an HTML head full of styles */
+#define MD_TEXT_PREVIEW_SCAN (64 * 1024)
+/* The part the preview comes from: the first text/plain leaf of the
+ * message itself (not of a message it carries), else the first
+ * text/html; MD_PART_NONE when there is neither. */
+static int md_text_pv_pick(struct md_text_ctx *ctx, uint32_t *part_r,
+			   struct md_text_part *tp_r)
+{
+	const struct md_meta *m = ctx->meta;
+
+	*part_r = MD_PART_NONE;
+	for (uint32_t i = 0; i < m->n_parts; i++) {
+		const struct md_part *p = &m->parts[i];
+		struct md_text_part tp = { .text = true, .plain = true };
+		uint32_t a;
+
+		if (p->first_child != MD_PART_NONE || p->is_multipart ||
+		    p->is_message || p->cte == MD_CTE_UNKNOWN)
+			continue;
+		for (a = p->parent; a != MD_PART_NONE; a = m->parts[a].parent) {
+			if (md_text_converted(m->parts[a].cte) ||
+			    m->parts[a].is_message)
+				break;
+		}
+		if (a != MD_PART_NONE)
+			continue;
+		if (md_text_header(ctx, i, &tp) < 0)
+			return -1;
+		if (!tp.text || !(tp.plain || (tp.html &&
+					       *part_r == MD_PART_NONE)))
+			continue;
+		*part_r = i;
+		*tp_r = tp;
+		if (tp.plain)
+			break;
+	}
+	return 0;
+}
+
+static int md_text_pv_run(struct md_text_ctx *ctx, struct buf *out)
+{
+	struct md_preview pv = { .out = out };
+	struct md_text_part tp;
+	uint32_t i;
+
+	if (md_text_pv_pick(ctx, &i, &tp) < 0)
+		return -1;
+	if (i == MD_PART_NONE)
+		return 0;
+	if (md_text_part_utf8(ctx, &ctx->meta->parts[i], &tp,
+			      MD_TEXT_PREVIEW_SCAN) < 0)
+		return -1;
+	return md_preview_text(&pv, ctx->conv.data, ctx->conv.len, !tp.plain);
+}
+
+int md_text_preview(const char *msg, size_t len, int fd,
+		    const struct md_meta *meta, struct buf *out)
+{
+	struct md_text_ctx ctx;
+	struct md_text t;
+	int rc = -1;
+
+	memset(&t, 0, sizeof(t));
+	if (md_text_ctx_init(&ctx, &t, meta) == 0) {
+		ctx.fd = fd;
+		ctx.mem = msg;
+		ctx.mem_len = len;
+		rc = md_text_pv_run(&ctx, out);
+	}
+	md_text_ctx_free(&ctx);
+	return rc;
+}
+
+enum md_result md_msg_preview_compute(struct md_mailbox *mb,
+				      struct md_msg *msg, struct buf *out)
+{
+	enum md_result r;
+	int fd;
+
+	if (msg->meta == NULL) {
+		md_user_seterr(mb->user, "PREVIEW of UID %u without "
+			       "metadata", msg->uid);
+		return MD_TEMPFAIL;
+	}
+	if ((r = md_msg_open(mb, msg, &fd)) != MD_OK)
+		return r;
+	if (md_text_preview(NULL, 0, fd, msg->meta, out) < 0) {
+		md_user_seterr(mb->user, "PREVIEW of UID %u: %s", msg->uid,
+			       "the message file cannot be read");
+		r = MD_TEMPFAIL;
+	}
+	close(fd);
 	return r;
 }
 

@@ -96,6 +96,10 @@
  *                (subject, addresses, message-id, in-reply-to),
  *                md_msg_sent_date(), md_msg_references(), internal_date,
  *                size; never a file read.
+ *   FETCH PREVIEW: md_msg_preview() (MD_READ_META); when it is NULL
+ *                (indexed before the preview was kept)
+ *                md_msg_preview_compute() reads the file (needs
+ *                MD_READ_PATH too), or NIL for PREVIEW (LAZY).
  *   STORE, EXPUNGE, COPY/MOVE, APPEND (md_delivery with target.mailbox,
  *                flags, keywords, internal_date; MD_NOMAILBOX -> TRYCREATE).
  *   NOOP/IDLE:   md_mailbox_changes() since the session's view;
@@ -515,6 +519,16 @@ int64_t md_msg_sent_date(const struct md_msg *msg);
  * when its metadata predates this field (`postern reindex` fills it).
  * NUL-terminated. */
 const char *md_msg_references(const struct md_msg *msg, size_t *len_r);
+struct buf; /* util.h */
+/* The RFC 8970 preview computed at delivery: UTF-8, whitespace collapsed,
+ * at most 256 characters, "" when the message has no text part; NULL when
+ * its metadata predates this field (then md_msg_preview_compute() reads
+ * it from the file; `postern reindex` stores it).  NUL-terminated. */
+const char *md_msg_preview(const struct md_msg *msg, size_t *len_r);
+/* The same preview computed now from the message file (needs
+ * MD_READ_META), appended to out. */
+enum md_result md_msg_preview_compute(struct md_mailbox *mb,
+				      struct md_msg *msg, struct buf *out);
 /* A header value (unstructured text, or a display name) with its RFC 2047
  * encoded words decoded to UTF-8, as SEARCH decodes them but without case
  * folding (SORT SUBJECT, DISPLAYFROM: RFC 5256 §2.1, RFC 5957).  *out_r
@@ -529,7 +543,6 @@ int md_header_utf8(const char *s, size_t len, char **out_r, size_t *len_r);
  * ASCII letter occurs in it), which changes no match; for RFC 5051's
  * octet order, turn them to upper case.  Appends to out (what exceeds
  * out's cap is dropped); idempotent; -1 only when memory runs out. */
-struct buf; /* util.h */
 int md_text_casefold(const char *s, size_t n, struct buf *out);
 
 enum md_transfer_encoding {

@@ -48,6 +48,7 @@ enum imap_fetch_kind {
 	IMAP_FI_THREADID,      /* RFC 8474 §5.2: NIL */
 	IMAP_FI_MODSEQ,        /* MODSEQ (RFC 7162 §3.1.4) */
 	IMAP_FI_SAVEDATE,      /* RFC 8514 §3 */
+	IMAP_FI_PREVIEW,       /* RFC 8970 §4 (imap_preview.c) */
 };
 
 struct imap_fetch_item {
@@ -61,6 +62,7 @@ struct imap_fetch_item {
 	size_t n_fields;
 	bool partial;
 	uint64_t origin, count;
+	bool lazy;                     /* PREVIEW (LAZY) */
 };
 
 struct imap_fetch_cmd {
@@ -142,6 +144,10 @@ static struct imap_fetch_item *imap_fetch_add(struct imap_fetch_cmd *f, enum ima
 		break;
 	case IMAP_FI_EMAILID:
 		f->need_path = true;
+		break;
+	case IMAP_FI_PREVIEW:
+		f->need_meta = true;
+		f->need_path = true; /* an old record: read from the file */
 		break;
 	default:
 		break;
@@ -304,6 +310,10 @@ static bool imap_fetch_att(struct imap_cursor *c, struct imap_fetch_cmd *f)
 		return imap_fetch_add(f, IMAP_FI_SIZE, "RFC822.SIZE") != NULL;
 	if (strcasecmp(name, "SAVEDATE") == 0)
 		return imap_fetch_add(f, IMAP_FI_SAVEDATE, "SAVEDATE") != NULL;
+	if (strcasecmp(name, "PREVIEW") == 0) {
+		it = imap_fetch_add(f, IMAP_FI_PREVIEW, "PREVIEW");
+		return it != NULL && imap_preview_mods(c, &it->lazy);
+	}
 	if (strcasecmp(name, "EMAILID") == 0 || strcasecmp(name, "THREADID") == 0)
 		return ((name[0] | 0x20) == 'e' ?
 			imap_fetch_add(f, IMAP_FI_EMAILID, "EMAILID") :
@@ -626,6 +636,9 @@ static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
 		break;
 	case IMAP_FI_BINARY_SIZE:
 		imap_fetch_binary_size(s, it, msg);
+		break;
+	case IMAP_FI_PREVIEW:
+		imap_preview_fetch(s, msg, it->lazy);
 		break;
 	case IMAP_FI_EMAILID:
 	case IMAP_FI_THREADID:

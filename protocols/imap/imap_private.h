@@ -22,6 +22,7 @@
  *   imap_idle.c       IDLE / DONE
  *   imap_recent.c     \Recent: which session is told about a message first
  *   imap_objectid.c   OBJECTID (RFC 8474): MAILBOXID, EMAILID, THREADID
+ *   imap_preview.c    PREVIEW (RFC 8970): the FETCH item, LAZY
  *   imap_compress.c   COMPRESS=DEFLATE (the layer is core/conn's)
  *   imap_quota.c      GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208)
  *   imap_metadata.c   GETMETADATA, SETMETADATA (RFC 5464)
@@ -452,6 +453,13 @@ int imap_sort_cmp_date_ptr(const void *a, const void *b);
 
 /* imap_thread.c: THREAD, UID THREAD (RFC 5256 §3) */
 imap_handler_fn imap_cmd_thread;
+
+/* imap_preview.c (RFC 8970; worker threads) */
+/* After "PREVIEW": an optional " (LAZY)"; false when the list is bad. */
+bool imap_preview_mods(struct imap_cursor *c, bool *lazy_r);
+/* "PREVIEW " and the preview (computed from the file for a message
+ * indexed before it was kept; NIL then under LAZY). */
+void imap_preview_fetch(struct imap_session *s, struct md_msg *msg, bool lazy);
 
 /* imap_objectid.c (RFC 8474; worker threads) */
 /* "* OK [MAILBOXID (id)]" of the view's mailbox (SELECT / EXAMINE). */

@@ -261,6 +261,10 @@ static void fuzz_meta_check_equal(const struct md_meta *a, const struct md_meta 
 		   a->references_len == b->references_len &&
 		   (a->references == NULL ||
 		    memcmp(a->references, b->references, a->references_len) == 0));
+	FUZZ_CHECK((a->preview == NULL) == (b->preview == NULL) &&
+		   a->preview_len == b->preview_len &&
+		   (a->preview == NULL ||
+		    memcmp(a->preview, b->preview, a->preview_len) == 0));
 }
 
 #endif

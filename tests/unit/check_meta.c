@@ -897,6 +897,10 @@ static void assert_same(const struct md_meta *a, const struct md_meta *b)
 	ck_assert((a->references == NULL) == (b->references == NULL));
 	if (a->references != NULL)
 		ck_assert_str_eq(a->references, b->references);
+	ck_assert_uint_eq(a->preview_len, b->preview_len);
+	ck_assert((a->preview == NULL) == (b->preview == NULL));
+	if (a->preview != NULL)
+		ck_assert_str_eq(a->preview, b->preview);
 }
 
 START_TEST(test_meta_pack_roundtrip)
@@ -944,11 +948,14 @@ START_TEST(test_meta_references)
 	ck_assert_int_eq(md_meta_unpack(b.data, b.len, &u), 0);
 	assert_same(&m, &u);
 	md_meta_free(&u);
-	/* version 1: the version octet 1, no references field at the end
-	 * (a record without references ends in its length 0) */
+	/* version 1: the version octet 1, no references field nor preview
+	 * at the end (a record without either ends in two lengths 0) */
+	free(none.preview);
+	none.preview = NULL;
+	none.preview_len = 0;
 	buf_reset(&b);
 	ck_assert_int_eq(md_meta_pack(&none, &b), 0);
-	ck_assert_int_eq(b.data[0], 2);
+	ck_assert_int_eq(b.data[0], 2); /* no preview: version 2 */
 	ck_assert_int_eq(b.data[b.len - 1], 0);
 	b.data[0] = 1;
 	ck_assert_int_eq(md_meta_unpack(b.data, b.len - 1, &u), 0);
@@ -959,6 +966,103 @@ START_TEST(test_meta_references)
 	buf_free(&b);
 	md_meta_free(&m);
 	md_meta_free(&none);
+}
+END_TEST
+
+/* RFC 8970 §3 preview: the text of the first text part, decoded */
+static void assert_preview(const char *msg, const char *want)
+{
+	struct md_meta m = meta_str(msg);
+
+	ck_assert_ptr_nonnull(m.preview);
+	ck_assert_str_eq(m.preview, want);
+	ck_assert_uint_eq(m.preview_len, strlen(want));
+	md_meta_free(&m);
+}
+
+START_TEST(test_meta_preview)
+{
+	char *long_msg;
+	struct md_meta m;
+	size_t i, n = 0;
+
+	assert_preview("Subject: x\r\n\r\n  Hello\r\n\r\n\tworld  \r\n",
+		       "Hello world");
+	assert_preview("Content-Type: text/plain; charset=iso-8859-1\r\n"
+		       "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+		       "Caf=E9 cr=E8=\r\nme\r\n", "Caf\xc3\xa9 cr\xc3\xa8me");
+	assert_preview("Content-Type: text/plain; charset=utf-8\r\n"
+		       "Content-Transfer-Encoding: base64\r\n\r\n"
+		       "R3LDvMOfZQ==\r\n", "Gr\xc3\xbc\xc3\x9f" "e");
+	assert_preview("Content-Type: multipart/alternative; boundary=b\r\n\r\n"
+		       "--b\r\nContent-Type: text/html\r\n\r\n<b>html</b>\r\n"
+		       "--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+		       "--b--\r\n", "plain");
+	assert_preview("Content-Type: text/html\r\n\r\n<html><head><style>b{}"
+		       "</style></head><body><p>a &lt;b&gt;</p><p>c&#233;"
+		       "<!-- x --></p><br>d &unknown; <b>e</b>f</body></html>",
+		       "a <b> c\xc3\xa9 d &unknown; ef");
+	assert_preview("Content-Type: image/png\r\n\r\nPNG\r\n", "");
+	/* a message/rfc822 part's text is not the message's */
+	assert_preview("Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+		       "--b\r\nContent-Type: message/rfc822\r\n\r\n"
+		       "Subject: inner\r\n\r\ninner text\r\n--b--\r\n", "");
+	/* at most 256 characters (not octets), no SP at the end */
+	long_msg = malloc(4096);
+	ck_assert_ptr_nonnull(long_msg);
+	n += (size_t)sprintf(long_msg, "Content-Type: text/plain; "
+			     "charset=utf-8\r\n\r\n");
+	for (i = 0; i < 300; i++)
+		n += (size_t)sprintf(long_msg + n, "\xc3\xa9 ");
+	m = meta_str(long_msg);
+	ck_assert_uint_eq(m.preview_len, 128 * 2 + 127);
+	ck_assert_int_eq(m.preview[m.preview_len - 1], '\xa9');
+	md_meta_free(&m);
+	free(long_msg);
+}
+END_TEST
+
+/* a version 2 record (before the preview was kept) reads with preview
+ * NULL; one with a preview longer than 256 characters could hold is
+ * damaged */
+START_TEST(test_meta_preview_version2)
+{
+	struct md_meta m = meta_str(simple_msg), u;
+	struct buf b;
+
+	ck_assert_ptr_nonnull(m.preview);
+	buf_init(&b, 0);
+	ck_assert_int_eq(md_meta_pack(&m, &b), 0);
+	ck_assert_int_eq(md_meta_unpack(b.data, b.len, &u), 0);
+	assert_same(&m, &u);
+	md_meta_free(&u);
+	ck_assert_uint_lt(m.preview_len, 128);
+	ck_assert_int_eq(b.data[b.len - m.preview_len - 1], (int)m.preview_len);
+	b.data[0] = 2;
+	ck_assert_int_eq(md_meta_unpack(b.data, b.len - m.preview_len - 1, &u),
+			 0);
+	ck_assert_ptr_null(u.preview);
+	ck_assert_str_eq(u.envelope, m.envelope);
+	/* repacked, it stays without a preview (version 2), not "" */
+	buf_reset(&b);
+	ck_assert_int_eq(md_meta_pack(&u, &b), 0);
+	ck_assert_int_eq(b.data[0], 2);
+	md_meta_free(&u);
+	ck_assert_int_eq(md_meta_unpack(b.data, b.len, &u), 0);
+	ck_assert_ptr_null(u.preview);
+	md_meta_free(&u);
+	/* a preview longer than 256 characters can be is damaged */
+	free(m.preview);
+	m.preview = malloc(MD_META_PREVIEW_MAX + 2);
+	ck_assert_ptr_nonnull(m.preview);
+	memset(m.preview, 'a', MD_META_PREVIEW_MAX + 1);
+	m.preview[MD_META_PREVIEW_MAX + 1] = '\0';
+	m.preview_len = MD_META_PREVIEW_MAX + 1;
+	buf_reset(&b);
+	ck_assert_int_eq(md_meta_pack(&m, &b), 0);
+	ck_assert_int_eq(md_meta_unpack(b.data, b.len, &u), -1);
+	buf_free(&b);
+	md_meta_free(&m);
 }
 END_TEST
 
@@ -1077,6 +1181,8 @@ int main(void)
 	tcase_add_test(tc, test_meta_mutations);
 	tcase_add_test(tc, test_meta_pack_roundtrip);
 	tcase_add_test(tc, test_meta_references);
+	tcase_add_test(tc, test_meta_preview);
+	tcase_add_test(tc, test_meta_preview_version2);
 	tcase_add_test(tc, test_meta_unpack_truncated);
 	tcase_add_test(tc, test_meta_unpack_flips);
 	suite_add_tcase(s, tc);

@@ -1,0 +1,1 @@
+postern_py_test(imap_preview integration/imap_preview.py)
