@@ -185,6 +185,26 @@ class RawImap:
         self.sock.close()
 
 
+def one_user_postern(postern, user, fill, measure):
+    """Postern on a plain IMAP port for one user whose Maildir fill(mail_of)
+    writes and `postern reindex` indexes before measure(port) runs; returns
+    (measure's result, the user's password hash for DovecotServer)."""
+    d = Daemon(postern, roles=("imap",))
+    with open(d.conf) as f:
+        text = f.read()
+    with open(d.conf, "w") as f:
+        f.write(text.replace("log_level = debug", "log_level = warn").replace(
+            "allow_plaintext_auth_on_loopback = no", "allow_plaintext_auth_on_loopback = yes"))
+    d.add_user(user, PASSWORD)
+    with open(os.path.join(d.data, "users")) as f:
+        hash_ = [ln.split()[1] for ln in f if ln.startswith(user)][0]
+    print(" Postern: writing the Maildir ...", flush=True)
+    fill(lambda u: os.path.join(d.data, "mail", DOMAIN, u.split("@")[0]))
+    d.cli("reindex", user)
+    with d:
+        return measure(d.port("imap")), hash_
+
+
 def timed(port, user, commands, rounds=3):
     """Median seconds of running commands (after one untimed warm-up round)."""
     c = RawImap(port, user)

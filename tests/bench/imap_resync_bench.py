@@ -31,8 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
 sys.path.insert(0, HERE)
-from postern_test import Daemon  # noqa: E402
-from imap_bench import DOMAIN, PASSWORD, DovecotServer, RawImap  # noqa: E402
+from imap_bench import DOMAIN, DovecotServer, RawImap, one_user_postern  # noqa: E402
 
 USER = "resync@" + DOMAIN
 CHANGED_SHARE = 100  # one message in 100 changes
@@ -101,20 +100,8 @@ def measure(port, n):
 
 
 def run_postern(postern, n):
-    d = Daemon(postern, roles=("imap",))
-    with open(d.conf) as f:
-        text = f.read()
-    with open(d.conf, "w") as f:
-        f.write(text.replace("log_level = debug", "log_level = warn").replace(
-            "allow_plaintext_auth_on_loopback = no", "allow_plaintext_auth_on_loopback = yes"))
-    d.add_user(USER, PASSWORD)
-    with open(os.path.join(d.data, "users")) as f:
-        hash_ = [ln.split()[1] for ln in f if ln.startswith(USER)][0]
-    print(" Postern: writing the Maildir ...", flush=True)
-    fill(lambda u: os.path.join(d.data, "mail", DOMAIN, u.split("@")[0]), n)
-    d.cli("reindex", USER)
-    with d:
-        return measure(d.port("imap"), n), hash_
+    return one_user_postern(postern, USER, lambda mail_of: fill(mail_of, n),
+                            lambda port: measure(port, n))
 
 
 def main():

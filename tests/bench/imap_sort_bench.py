@@ -25,8 +25,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
 sys.path.insert(0, HERE)
-from postern_test import Daemon  # noqa: E402
-from imap_bench import DOMAIN, PASSWORD, DovecotServer, timed  # noqa: E402
+from imap_bench import DOMAIN, DovecotServer, timed, one_user_postern  # noqa: E402
 
 USER = "sort@" + DOMAIN
 COMMANDS = {
@@ -71,20 +70,8 @@ def measure(port):
 
 
 def run_postern(postern, n):
-    d = Daemon(postern, roles=("imap",))
-    with open(d.conf) as f:
-        text = f.read()
-    with open(d.conf, "w") as f:
-        f.write(text.replace("log_level = debug", "log_level = warn").replace(
-            "allow_plaintext_auth_on_loopback = no", "allow_plaintext_auth_on_loopback = yes"))
-    d.add_user(USER, PASSWORD)
-    with open(os.path.join(d.data, "users")) as f:
-        hash_ = [ln.split()[1] for ln in f if ln.startswith(USER)][0]
-    print(" Postern: writing the Maildir ...", flush=True)
-    fill(lambda u: os.path.join(d.data, "mail", DOMAIN, u.split("@")[0]), n)
-    d.cli("reindex", USER)
-    with d:
-        return measure(d.port("imap")), hash_
+    return one_user_postern(postern, USER, lambda mail_of: fill(mail_of, n),
+                            lambda port: measure(port))
 
 
 def main():
