@@ -41,13 +41,10 @@ from postern_test import free_port, wait_port, skip  # noqa: E402
 # How many distinct trees one phase starts Postern on; more are sampled
 # evenly within their priority.  About 2 s each under ASan (start-up and
 # three yescrypt logins), OBSERVERS at a time.
-TREES_MAX = int(os.environ.get("POSTERN_CRASH_TREES_MAX", "40"))
+TREES_MAX = int(os.environ.get("POSTERN_CRASH_TREES_MAX", "32"))
 OBSERVERS = 2
 # "Each single unsynced change kept": at most this many per crash point.
 SINGLE_KEPT_MAX = 6
-# Every this-many-th fsync point also tries keeping a prefix of unsynced
-# file writes.
-PREFIX_EVERY = 4
 # Failures printed in full per kind (all are counted).
 EXAMPLES_MAX = 3
 ROLES = ("smtp", "imap", "pop3")
@@ -231,7 +228,9 @@ def check_state(wl, acks, point, seen, findings):
             if not data.endswith(item.body):
                 findings.append(("torn message: %s %s in %s is not the message sent (%d bytes)" % (
                     user, token, folder, len(data)), point))
-            want = [u for s in states for f, fl, u in s if f == folder and u is not None]
+            # only an acknowledged UID binds: one in a reply not yet sent
+            # (APPENDUID, COPYUID) was never seen by the client
+            want = [u for f, fl, u in states[0] if f == folder and u is not None]
             same_validity = validity.get((user, folder)) == wl.uidvalidity.get((user, folder))
             if want and same_validity and uid not in want:
                 findings.append(("UID changed: %s %s in %s has UID %d, acknowledged %s" % (
@@ -292,7 +291,6 @@ def plan_states(model, records, points):
     just after it was sent."""
     wanted, trees = [], {}
     point_set = set(points)
-    fsyncs = 0
 
     def add(moment, rec, variants, reply):
         for name, kept, prefix in variants:
@@ -309,8 +307,7 @@ def plan_states(model, records, points):
             model.apply(rec)
             add(rec.index, rec, model.variants(SINGLE_KEPT_MAX, False), True)
         else:
-            fsyncs += 1
-            variants = model.variants(SINGLE_KEPT_MAX, fsyncs % PREFIX_EVERY == 0)
+            variants = model.variants(SINGLE_KEPT_MAX, True)
             add(rec.index - 0.5, rec, [("during: " + v[0],) + v[1:] for v in variants], False)
             model.apply(rec)
             add(rec.index, rec, model.variants(0, False)[:1], False)
@@ -321,15 +318,22 @@ def choose_trees(wanted):
     """Distinct trees to start Postern on: by priority, evenly sampled
     within the priority that overflows TREES_MAX."""
     chosen = []
-    for prio in range(4):
+    labels = ("reply points", "persistence points", "single changes kept", "torn writes")
+    for prio, label in enumerate(labels):
         fps = []
         for _, _, _, fp, p in wanted:
             if p == prio and fp not in chosen and fp not in fps:
                 fps.append(fp)
+        # reply points first, whole; then half of what is left to each
+        # next kind, what one leaves unused going to the next
         room = TREES_MAX - len(chosen)
+        if prio > 0:
+            room = max(room // 2, 1) if prio < len(labels) - 1 else room
         if len(fps) > room:
             fps = [fps[round(i * (len(fps) - 1) / max(room - 1, 1))] for i in range(room)] \
                 if room > 0 else []
+        print("  %s: %d new distinct trees, %d started" % (label, len(set(
+            fp for _, _, _, fp, p in wanted if p == prio) - set(chosen)), len(fps)))
         chosen += [f for f in fps if f not in chosen]
     return chosen
 

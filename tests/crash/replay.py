@@ -5,8 +5,8 @@ trees a power cut at that moment could leave.
 What is durable when (see README.md):
 - a file's data: what it held at its last fsync/fdatasync (or sync());
   writes through an O_SYNC/O_DSYNC descriptor at once.  Writes after that
-  are dropped, or (the "prefix" variant) the first half of them is kept, in
-  the order made.
+  are dropped, or (the "torn" variant) the first half of them is kept, in
+  the order made, the last one cut in the middle.
 - a directory entry (create, rename, link, unlink, mkdir, symlink): once
   that directory was fsynced.  Never through an fsync of the file itself
   (ext4 happens to do it; we do not count on it).  Until then each change
@@ -121,6 +121,18 @@ def apply_pending(base, ops):
             if len(buf) < op[1]:
                 buf.extend(b"\0" * (op[1] - len(buf)))
     return bytes(buf)
+
+
+def torn(node):
+    """A file's durable data plus the first half of its unsynced writes,
+    the last of them cut in the middle: what a power cut during writeback
+    may leave."""
+    n = len(node.pending)
+    ops = node.pending[:n // 2]
+    nxt = node.pending[n // 2]
+    if nxt[0] == "w":
+        ops = ops + [("w", nxt[1], nxt[2][:len(nxt[2]) // 2])]
+    return apply_pending(node.durable, ops)
 
 
 class ContentStore:
@@ -329,7 +341,7 @@ class Model:
                 what = ",".join("%s%s" % ("-" if h[2] is None else "+", h[1]) for h in halves)
                 out.append(("only unsynced entry change kept: " + what, [i], False))
         if with_prefix and any(n.pending for n in self.by_ino.values() if n.kind == "f"):
-            out.append(("first half of unsynced writes kept",
+            out.append(("unsynced entries kept, unsynced writes torn",
                         list(range(len(self.pending))), True))
         return out
 
@@ -360,8 +372,7 @@ class Model:
                 elif node.kind == "l":
                     out[name] = ("l", node.target)
                 elif prefix and node.pending:
-                    half = node.pending[:(len(node.pending) + 1) // 2]
-                    out[name] = ("f", self.store.put(apply_pending(node.durable, half)), node.id)
+                    out[name] = ("f", self.store.put(torn(node)), node.id)
                 else:
                     out[name] = ("f", node.content_key(self.store), node.id)
             return out

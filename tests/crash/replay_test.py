@@ -63,8 +63,9 @@ def main():
     check(names(kept, "tmp") == ["m1"] and content(m, kept, "tmp", "m1") == b"",
           "a kept create without fsync has no data")
     torn = m.tree(*states[-1][1:])
-    check(content(m, torn, "tmp", "m1") == b"hello ",
-          "the torn-write variant keeps the first half of the unsynced writes")
+    check(content(m, torn, "tmp", "m1") == b"hello wo",
+          "the torn-write variant keeps the first half of the unsynced writes, "
+          "the last one cut")
 
     m.apply(rec("fsync", ino=ino, p=tmp))
     m.apply(rec("rename", p=tmp, pm="2.0", q=new, qm="3.0", flags=0))
