@@ -99,7 +99,6 @@ static int (*real_mkdir)(const char *, mode_t);
 static int (*real_mkdirat)(int, const char *, mode_t);
 static int (*real_symlink)(const char *, const char *);
 static int (*real_close)(int);
-static ssize_t (*real_send)(int, const void *, size_t, int);
 static ssize_t (*real_sendto)(int, const void *, size_t, int,
 			      const struct sockaddr *, socklen_t);
 static ssize_t (*real_sendmsg)(int, const struct msghdr *, int);
@@ -153,7 +152,6 @@ __attribute__((constructor)) static void rec_init(void)
 	real_mkdirat = next_symbol("mkdirat");
 	real_symlink = next_symbol("symlink");
 	real_close = next_symbol("close");
-	real_send = next_symbol("send");
 	real_sendto = next_symbol("sendto");
 	real_sendmsg = next_symbol("sendmsg");
 
@@ -467,51 +465,14 @@ int creat(const char *path, mode_t mode)
 
 /* ---- data ---- */
 
-ssize_t write(int fd, const void *buf, size_t len)
+/* write() (buf set, one iov) and writev(): at the file offset, or to a
+ * client. */
+static ssize_t logged_stream(int fd, const void *buf, const struct iovec *iov, int iovcnt)
 {
 	struct fd_info fi;
 	enum fd_kind kind = classify_fd(fd, &fi);
 	off_t off = kind == FD_DATA ? write_offset(fd, &fi) : -1;
-	ssize_t n = real_write(fd, buf, len);
-	struct iovec iov = { (void *)buf, len };
-
-	if (kind == FD_DATA)
-		log_written(&fi, off, &iov, 1, n);
-	else if (kind == FD_TCP)
-		log_sent(&fi, &iov, 1, n);
-	return n;
-}
-
-ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
-{
-	struct fd_info fi;
-	enum fd_kind kind = classify_fd(fd, &fi);
-	ssize_t n = real_pwrite(fd, buf, len, off);
-	struct iovec iov = { (void *)buf, len };
-
-	if (kind == FD_DATA)
-		log_written(&fi, off, &iov, 1, n);
-	return n;
-}
-
-ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
-{
-	struct fd_info fi;
-	enum fd_kind kind = classify_fd(fd, &fi);
-	ssize_t n = real_pwrite64(fd, buf, len, off);
-	struct iovec iov = { (void *)buf, len };
-
-	if (kind == FD_DATA)
-		log_written(&fi, off, &iov, 1, n);
-	return n;
-}
-
-ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
-{
-	struct fd_info fi;
-	enum fd_kind kind = classify_fd(fd, &fi);
-	off_t off = kind == FD_DATA ? write_offset(fd, &fi) : -1;
-	ssize_t n = real_writev(fd, iov, iovcnt);
+	ssize_t n = buf != NULL ? real_write(fd, buf, iov[0].iov_len) : real_writev(fd, iov, iovcnt);
 
 	if (kind == FD_DATA)
 		log_written(&fi, off, iov, iovcnt, n);
@@ -520,15 +481,49 @@ ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 	return n;
 }
 
-ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
+ssize_t write(int fd, const void *buf, size_t len)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	return logged_stream(fd, buf, &iov, 1);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	return logged_stream(fd, NULL, iov, iovcnt);
+}
+
+/* pwrite() and pwrite64() (fn) or pwritev() (fn NULL) at off. */
+static ssize_t logged_at(ssize_t (*fn)(int, const void *, size_t, off_t), int fd,
+			 const struct iovec *iov, int iovcnt, off_t off)
 {
 	struct fd_info fi;
 	enum fd_kind kind = classify_fd(fd, &fi);
-	ssize_t n = real_pwritev(fd, iov, iovcnt, off);
+	ssize_t n = fn != NULL ? fn(fd, iov[0].iov_base, iov[0].iov_len, off)
+			       : real_pwritev(fd, iov, iovcnt, off);
 
 	if (kind == FD_DATA)
 		log_written(&fi, off, iov, iovcnt, n);
 	return n;
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	return logged_at(real_pwrite, fd, &iov, 1, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
+{
+	struct iovec iov = { (void *)buf, len };
+
+	return logged_at(real_pwrite64, fd, &iov, 1, off);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
+{
+	return logged_at(NULL, fd, iov, iovcnt, off);
 }
 
 int ftruncate(int fd, off_t len)
@@ -754,14 +749,8 @@ int close(int fd)
 
 ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	struct fd_info fi;
-	enum fd_kind kind = classify_fd(fd, &fi);
-	ssize_t n = real_send(fd, buf, len, flags);
-	struct iovec iov = { (void *)buf, len };
-
-	if (kind == FD_TCP)
-		log_sent(&fi, &iov, 1, n);
-	return n;
+	/* send(2): sendto() without an address */
+	return sendto(fd, buf, len, flags, NULL, 0);
 }
 
 ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
