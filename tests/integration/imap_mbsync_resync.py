@@ -242,12 +242,14 @@ def mbsync(tmp, port):
     local = os.path.join(tmp, "mail")
     os.makedirs(local, exist_ok=True)
     with open(conf, "w") as f:
-        f.write("FSync no\n\nIMAPAccount t\nHost 127.0.0.1\nPort %d\nUser %s\nPass %s\nSSLType None\n"
-                "AuthMechs LOGIN\n\n"
+        f.write("FSync no\n\n"
+                "IMAPAccount t\nHost 127.0.0.1\nPort %d\nUser %s\nPass %s\n"
+                "SSLType None\nAuthMechs LOGIN\n\n"
                 "IMAPStore remote\nAccount t\n\n"
                 "MaildirStore local\nPath %s/\nInbox %s/INBOX\n\n"
                 "Channel c\nFar :remote:\nNear :local:\nPatterns INBOX\n"
-                "Create Both\nExpunge Both\nSync All\nSyncState *\n" % (port, USER, PASSWORD, local, local))
+                "Create Both\nExpunge Both\nSync All\nSyncState *\n"
+                % (port, USER, PASSWORD, local, local))
     t0 = time.time()
     p = subprocess.run(["mbsync", "-c", conf, "-a"], capture_output=True,
                        timeout=MBSYNC_TIMEOUT, env=dict(os.environ, HOME=tmp))
