@@ -44,38 +44,44 @@ struct imap_quirk_entry {
  *   iPhone Mail 16.5.1 sent "FETCH ... (CHANGEDSINCE 0)" to a server that
  *   had just gained CONDSTORE (modern-email/defects issue #29, reproduced;
  *   /work/shared/clients/README.md).  RFC 7162 §7's mod-sequence-value is
- *   at least 1, so the standard answer is BAD, and the client then fails
- *   the sync.  With the quirk, 0 means "changed since the beginning":
- *   every message of the set, with MODSEQ.  Mac Mail and the
- *   com.apple.email.* names run Apple's same IMAP engine; the quirk only
- *   accepts what would otherwise be BAD, so it cannot hurt them.
+ *   at least 1, so the standard answer is BAD and the FETCH the client
+ *   needed fails.  With the quirk, 0 means "changed since the beginning":
+ *   every message of the set, with MODSEQ.  Seen from iPhone Mail only;
+ *   iPad Mail, Mac Mail and the com.apple.email.* names are included on
+ *   the assumption (ours, not a source's) that Apple ships one IMAP
+ *   engine; the quirk only accepts what would otherwise be BAD, so it
+ *   cannot hurt them.  A real mod-sequence filters as for anyone.
  *   iPhone Mail's ID: ("name" "iPhone Mail" "version" "21B101" "os" "iOS"
  *   "os-version" "17.1.2 (21B101)").
  *
  * IMAP_QUIRK_RFC822_PEEK -- Microsoft Outlook.
  *   Outlook fetches with "UID FETCH n (UID RFC822.SIZE RFC822.PEEK)", an
  *   item RFC 2060 dropped and RFC 3501 never had; Exchange keeps it
- *   (Microsoft's [MS-STANOIMAP] notes list it) and Outlook stops at the BAD
- *   (emersion/go-imap issue #657 with the log; fixed there by accepting
- *   it, PR #658, confirmed with Outlook).  With the quirk RFC822.PEEK is
+ *   (Microsoft's [MS-STANOIMAP] notes list it); a server without it
+ *   answers BAD and Outlook gets no message (emersion/go-imap issue #657
+ *   with the log; PR #658 accepted it, and the reporter confirmed the
+ *   errors stopped with Outlook).  With the quirk RFC822.PEEK is
  *   BODY.PEEK[]: the whole message, answered as "RFC822", \Seen left
- *   alone.  New Outlook identifies as ("name" "Microsoft Outlook" ...).
+ *   alone.  New Outlook identifies as ("name" "Microsoft Outlook" ...);
+ *   we found no record of classic Outlook's ID, if it sends one, so it
+ *   may still get the BAD.
  *
  * IMAP_QUIRK_TRAILING_SEP -- Thunderbird.
  *   Thunderbird sometimes adds the hierarchy separator to a mailbox name
- *   ("Projects/"), for a folder it believes holds only folders; Dovecot
- *   carries "tb-extra-mailbox-sep" for it ("Thunderbird gets somehow
- *   confused ... and adds extra '/' suffixes to mailbox names. With this
- *   workaround Dovecot ignores the extra '/' instead of treating it as
- *   invalid mailbox name", Dovecot's 20-imap.conf).  CREATE already
- *   drops it for everyone (RFC 3501 §6.3.3); with the quirk every
- *   mailbox argument does (SELECT, STATUS, SUBSCRIBE, DELETE, ...).
+ *   ("Projects/"); Dovecot has carried a workaround for it for years
+ *   ("tb-extra-mailbox-sep" of imap_client_workarounds: its documentation
+ *   says Thunderbird appends '/' to names, seen with mbox and dbox
+ *   layouts, and the workaround drops it rather than refusing the name).
+ *   CREATE already drops it for everyone (RFC 3501 §6.3.3); with the
+ *   quirk every mailbox argument does (SELECT, STATUS, SUBSCRIBE, ...).
  *   Thunderbird's ID: ("name" "Thunderbird" "version" "153.8.0")
  *   (/work/shared/clients/thunderbird-imap-session.txt).
  *
  * Not in the table: K-9 Mail / Thunderbird for Android.  They send ID
- * (thunderbird-android PR #7320: app name and version), but no server-side
- * workaround for them is documented; they are logged like any client.
+ * (thunderbird-android PR #7320: app name and version), but we found no
+ * documented server-side workaround for them; they are logged like any
+ * client.  Should Thunderbird for Android name itself "Thunderbird", it
+ * gets the desktop's entry, which changes only names ending in '/'.
  */
 static const struct imap_quirk_entry imap_quirk_table[] = {
 	{ "iPhone Mail", IMAP_QUIRK_EXACT, IMAP_QUIRK_CHANGEDSINCE_ZERO },

@@ -96,7 +96,8 @@ def message(i, pool):
                    for k in range(BODY_LINES))
     return ("From: sender%d@example.org\r\nTo: %s\r\nSubject: resync %d\r\n"
             "Date: Mon, 7 Dec 2026 10:%02d:00 +0000\r\n"
-            "Message-ID: <resync.%d@example.org>\r\n\r\n%s" % (i, USER, i, i % 60, i, body)).encode()
+            "Message-ID: <resync.%d@example.org>\r\n\r\n%s"
+            % (i, USER, i, i % 60, i, body)).encode()
 
 
 def fill(d, n):
