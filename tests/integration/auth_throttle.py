@@ -154,7 +154,9 @@ def main():
             t.join(120)
         r.check(len(results) == 11, "11 parallel attempts answered")
         for i, name, res, el in sorted(results):
-            r.check(res.startswith("NO") and 15.9 <= el < 16 + 3,
+            # (the upper bound leaves room for a loaded 2-CPU machine
+            # running eleven TLS handshakes and password checks at once)
+            r.check(res.startswith("NO") and 15.9 <= el < 16 + 6,
                     "failure %d (%s): answered after 16 s (%.2f s)" % (i + 1, name, el))
         # after 20: refused at once, even with the right password
         for name, fn in CLIENTS:
