@@ -229,7 +229,6 @@ static enum md_result md_create_job_run(struct md_txn *t, void *arg)
 		md_user_seterr(j->user, "%s: %s", j->dir, strerror(errno));
 		return MD_TEMPFAIL;
 	}
-	md_fsync_dir(j->user->root);
 	memset(&rec, 0, sizeof(rec));
 	str_copy(rec.name, j->name, sizeof(rec.name));
 	rec.special = j->special & MD_SPECIAL_ALL;
