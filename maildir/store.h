@@ -203,12 +203,17 @@ void md_store_set_change_hook(struct md_store *store, md_change_fn *fn, void *ct
  * calling thread, without locks held) once per changed mailbox.  An event
  * only says "look": md_mailbox_sync() tells what changed. */
 struct md_watch;
+struct md_user;
 struct md_mailbox;
 struct md_watch *md_watch_new(void);
 void md_watch_free(struct md_watch *w);
 int md_watch_fd(const struct md_watch *w);
 enum md_result md_watch_add(struct md_watch *w, struct md_mailbox *mb);
 void md_watch_remove(struct md_watch *w, struct md_mailbox *mb);
+/* The same for a mailbox that is not open (IMAP NOTIFY watches mailboxes
+ * other than the selected one): mailbox_id from md_status.mailbox_id. */
+enum md_result md_watch_add_id(struct md_watch *w, struct md_user *user, uint32_t mailbox_id);
+void md_watch_remove_id(struct md_watch *w, uint32_t user_id, uint32_t mailbox_id);
 int md_watch_read(struct md_watch *w, md_change_fn *fn, void *ctx);
 
 struct md_store_stats {
@@ -314,6 +319,9 @@ struct md_status {
 	uint64_t size;          /* sum of RFC822.SIZE (RFC 8438 STATUS SIZE) */
 	unsigned special_use;
 	uint32_t n_keywords;    /* highest keyword index in use + 1 */
+	uint32_t mailbox_id;    /* as md_mailbox_ids(); stays across a RENAME
+				 * (IMAP NOTIFY tells a rename from a delete
+				 * and a create by it; added field) */
 };
 
 /* STATUS: picks up outside changes first. */

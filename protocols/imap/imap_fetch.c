@@ -955,3 +955,80 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_cursor *args)
 bad_args:
 	imap_reply(s, "BAD", "Missing arguments");
 }
+
+/* ---- NOTIFY MessageNew (RFC 5465 §5.2) ------------------------------------ */
+
+struct imap_fetch_cmd *imap_fetch_notify_parse(struct imap_cursor *c)
+{
+	struct imap_fetch_cmd *f = calloc(1, sizeof(*f));
+	bool ok;
+
+	if (f == NULL) {
+		c->err = "Out of memory";
+		return NULL;
+	}
+	f->fd = -1;
+	ok = imap_char(c, '(');
+	do
+		ok = ok && imap_fetch_att(c, f);
+	while (ok && imap_char(c, ' '));
+	ok = ok && imap_char(c, ')');
+	for (size_t i = 0; ok && i < f->n_items; i++)
+		if (f->items[i].kind == IMAP_FI_SECTION || f->items[i].kind == IMAP_FI_BINARY) {
+			c->err = "NOTIFY sends no BODY[...], RFC822[...] or BINARY[...]";
+			ok = false;
+		}
+	if (!ok) {
+		if (c->err == NULL)
+			c->err = "Invalid fetch attribute";
+		imap_fetch_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void imap_fetch_notify_free(struct imap_fetch_cmd *f)
+{
+	imap_fetch_free(f);
+}
+
+void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, uint32_t from_uid)
+{
+	struct imap_view *v = &s->view;
+	unsigned what = (f->need_meta ? MD_READ_META : 0) | (f->need_path ? MD_READ_PATH : 0);
+	size_t i = v->n;
+
+	while (i > 0 && v->uids[i - 1] >= from_uid)
+		i--;
+	if (v->mb == NULL || i == v->n)
+		return;
+	md_mailbox_keywords(v->mb, &f->kw, &f->n_kw);
+	/* IMAP_FETCH_BATCH messages read from the store at a time */
+	while (i < v->n) {
+		size_t k = v->n - i > IMAP_FETCH_BATCH ? i + IMAP_FETCH_BATCH : v->n;
+		struct md_msg *msgs = NULL;
+		size_t n = 0;
+
+		if (md_msg_list(v->mb, v->uids[i], v->uids[k - 1], 0, what, &msgs, &n) != MD_OK)
+			break; /* expunged meanwhile: MessageExpunge tells */
+		for (size_t j = 0; j < n; j++) {
+			uint32_t seq = imap_view_seq(v, msgs[j].uid);
+
+			if (seq == 0)
+				continue;
+			buf_appendf(&s->out, "* %u FETCH (", seq);
+			for (size_t it = 0; it < f->n_items; it++) {
+				if (it > 0)
+					buf_putc(&s->out, ' ');
+				imap_fetch_simple(s, f, &f->items[it], &msgs[j]);
+			}
+			buf_appendf(&s->out, ")\r\n");
+		}
+		md_msg_list_free(msgs, n);
+		i = k;
+	}
+	if (f->kw != NULL)
+		md_mailbox_keywords_free(f->kw, f->n_kw);
+	f->kw = NULL;
+	f->n_kw = 0;
+}
