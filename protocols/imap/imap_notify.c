@@ -49,7 +49,6 @@
 #include <event2/event.h>
 
 #include "conn.h"
-#include "log.h"
 #include "server.h"
 
 #define IMAP_NOTIFY_MAILBOXES_MAX 1000  /* mailboxes one session watches (RFC 5465: none) */
@@ -233,7 +232,8 @@ static int imap_notify_scan(struct imap_session *s, struct imap_notify *n, bool 
 
 	if (md_mailbox_list(s->md_user, &list, &n_list) != MD_OK)
 		return 0; /* looked at again at the next change or poll */
-	boxes = calloc(n_list + 1, sizeof(*boxes));
+	boxes = calloc((n_list < IMAP_NOTIFY_MAILBOXES_MAX ? n_list : IMAP_NOTIFY_MAILBOXES_MAX) + 1,
+		       sizeof(*boxes));
 	if (boxes == NULL) {
 		free(list);
 		return 0;
@@ -481,28 +481,17 @@ static enum imap_cmd_status imap_notify_set_work(struct imap_session *s)
 
 static void imap_notify_set_after(struct imap_session *s)
 {
-	struct imap_notify *n = s->notify;
-	struct event_base *base = server_event_base(conn_server(s->conn));
 	struct timeval tv = { IMAP_NOTIFY_POLL_MS / 1000, (IMAP_NOTIFY_POLL_MS % 1000) * 1000 };
 
-	if (n->overflowed) {
+	if (s->notify->overflowed)
 		imap_notify_stop(s);
-		return;
-	}
-	n->poll_ev = event_new(base, -1, EV_PERSIST, imap_notify_poll_cb, s);
-	n->kick_ev = event_new(base, -1, 0, imap_notify_kick_cb, s);
-	if (n->poll_ev == NULL || n->kick_ev == NULL) {
-		/* the OK is queued already; the session goes on without */
-		conn_log(s->conn, LOG_LEVEL_ERROR, "imap notify: out of memory, NOTIFY is off");
-		imap_notify_stop(s);
-		return;
-	}
-	event_add(n->poll_ev, &tv);
-	imap_notify_link(s, true);
+	else
+		event_add(s->notify->poll_ev, &tv);
 }
 
 void imap_cmd_notify(struct imap_session *s, struct imap_cursor *args)
 {
+	struct event_base *base = server_event_base(conn_server(s->conn));
 	struct imap_notify *n = calloc(1, sizeof(*n));
 	enum imap_notify_parse_result r;
 
@@ -534,5 +523,15 @@ void imap_cmd_notify(struct imap_session *s, struct imap_cursor *args)
 	imap_notify_stop(s); /* a SET replaces the one before (§3.1) */
 	n->user_id = md_user_id(s->md_user);
 	s->notify = n;
+	n->poll_ev = event_new(base, -1, EV_PERSIST, imap_notify_poll_cb, s);
+	n->kick_ev = event_new(base, -1, 0, imap_notify_kick_cb, s);
+	if (n->poll_ev == NULL || n->kick_ev == NULL) {
+		imap_notify_stop(s);
+		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		return;
+	}
+	/* linked before the first look, so that no change falls between it
+	 * and the first wake-up (the job's end kicks what came meanwhile) */
+	imap_notify_link(s, true);
 	imap_job_start(s, imap_notify_set_work, imap_notify_set_after);
 }
