@@ -21,14 +21,13 @@ Usage: imap_notify.py /path/to/postern
 """
 import os
 import re
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from postern_test import Daemon, Results  # noqa: E402
-from imap_protocol import MSG1, MSG2, Raw  # noqa: E402
+from imap_protocol import MSG1, MSG2, Raw, wait_for  # noqa: E402
 
 USER, PW = "nora@example.test", "nora-secret-1"
 USER2, PW2 = "otto@example.test", "otto-secret-2"
@@ -55,21 +54,13 @@ def append(c, box, msg, flags=""):
 
 def read_until(c, pred, timeout=WAIT):
     """Lines the server sends unasked within timeout, up to pred(line)."""
-    end = time.time() + timeout
-    got = []
-    c.sock.settimeout(0.1)
-    try:
-        while time.time() < end:
-            try:
-                line = c.raw_line()
-            except (socket.timeout, TimeoutError):
-                continue
-            got.append(line)
-            if pred(line):
-                return got, True
-        return got, False
-    finally:
-        c.sock.settimeout(20)
+    return wait_for(c, pred, timeout)
+
+
+def b_store(a, b, flags, pred):
+    """B adds flags to its message 1; what A hears unasked, up to pred."""
+    b.cmd("STORE 1 +FLAGS (%s)" % flags)
+    return read_until(a, pred)
 
 
 def quiet(c, timeout=1.5):
@@ -127,24 +118,20 @@ def test_events(d, r):
             "APPEND to another mailbox: STATUS unasked: %r" % got)
 
     b.cmd("SELECT INBOX")
-    b.cmd("STORE 1 +FLAGS (\\Flagged)")
-    got, ok = read_until(a, lambda l: l.startswith(b"* 1 FETCH"))
+    got, ok = b_store(a, b, "\\Flagged", lambda l: l.startswith(b"* 1 FETCH"))
     r.check(ok and got[-1] == b"* 1 FETCH (UID 1 FLAGS (\\Recent \\Flagged))",
             "STORE in the selected mailbox: FETCH FLAGS unasked: %r" % got)
-    b.cmd("STORE 1 +FLAGS (\\Deleted)")
-    read_until(a, lambda l: l.startswith(b"* 1 FETCH"))
+    b_store(a, b, "\\Deleted", lambda l: l.startswith(b"* 1 FETCH"))
     b.cmd("EXPUNGE")
     got, ok = read_until(a, lambda l: l == b"* 1 EXPUNGE")
     r.check(ok, "EXPUNGE in the selected mailbox: EXPUNGE unasked: %r" % got)
 
     b.cmd("SELECT Work")
-    b.cmd("STORE 1 +FLAGS (\\Seen)")
-    got, ok = read_until(a, lambda l: l.startswith(b"* STATUS"))
+    got, ok = b_store(a, b, "\\Seen", lambda l: l.startswith(b"* STATUS"))
     r.check(ok and re.match(rb'\* STATUS "Work" \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 0\)$',
                             got[-1]) is not None,
             "flag change in another mailbox: STATUS with UNSEEN 0: %r" % got)
-    b.cmd("STORE 1 +FLAGS (\\Deleted)")
-    read_until(a, lambda l: l.startswith(b"* STATUS"))
+    b_store(a, b, "\\Deleted", lambda l: l.startswith(b"* STATUS"))
     b.cmd("EXPUNGE")
     got, ok = read_until(a, lambda l: l.startswith(b"* STATUS"))
     r.check(ok and re.match(rb'\* STATUS "Work" \(MESSAGES 0 UIDNEXT 2 ', got[-1]) is not None,
@@ -232,13 +219,11 @@ def test_delayed_and_qresync(d, r):
                 "(personal (MessageNew MessageExpunge FlagChange))")
     r.check(res[-1].endswith(b"OK NOTIFY completed"), "selected-delayed accepted: %r" % res)
     b.cmd("SELECT INBOX")
-    b.cmd("STORE 1 +FLAGS (\\Flagged)")
-    got, ok = read_until(a, lambda l: l.startswith(b"* 1 FETCH"))
+    got, ok = b_store(a, b, "\\Flagged", lambda l: l.startswith(b"* 1 FETCH"))
     r.check(ok and re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Recent \\Flagged\) MODSEQ \(\d+\)\)$",
                             got[-1]) is not None,
             "CONDSTORE: the unasked FETCH carries MODSEQ: %r" % got)
-    b.cmd("STORE 1 +FLAGS (\\Deleted)")
-    read_until(a, lambda l: l.startswith(b"* 1 FETCH"))
+    b_store(a, b, "\\Deleted", lambda l: l.startswith(b"* 1 FETCH"))
     b.cmd("EXPUNGE")
     got = quiet(a)
     r.check(not any(b"VANISHED" in l or b"EXPUNGE" in l for l in got),
