@@ -14,9 +14,10 @@
  *
  * What is sent (§5):
  *   selected mailbox, with a selected filter: EXISTS, EXPUNGE (VANISHED
- *     under QRESYNC), FETCH FLAGS (with MODSEQ under CONDSTORE): the view
- *     update NOOP gives (imap_view_update), then FETCH of MessageNew's
- *     attributes for the new messages.  selected-delayed keeps the
+ *     under QRESYNC), FETCH FLAGS (with MODSEQ under CONDSTORE; only
+ *     with FlagChange, else at the next command): the view update NOOP
+ *     gives (imap_view_update), then FETCH of MessageNew's attributes
+ *     for the new messages.  selected-delayed keeps the
  *     expunges for a command that may report them (§6.2).  The selected
  *     mailbox never gets STATUS: it is left out of the other filters.
  *   other mailboxes: "* STATUS name (MESSAGES UIDNEXT UIDVALIDITY UNSEEN
@@ -232,23 +233,26 @@ static int imap_notify_scan(struct imap_session *s, struct imap_notify *n, bool 
 
 	if (md_mailbox_list(s->md_user, &list, &n_list) != MD_OK)
 		return 0; /* looked at again at the next change or poll */
-	boxes = calloc((n_list < IMAP_NOTIFY_MAILBOXES_MAX ? n_list : IMAP_NOTIFY_MAILBOXES_MAX) + 1,
-		       sizeof(*boxes));
+	/* counted before any STATUS is read (the first read of a mailbox
+	 * indexes it): too many is known at once */
+	for (size_t i = 0; i < n_list; i++) {
+		const struct md_mailbox_info *mi = &list[i];
+
+		if (mi->exists && imap_notify_events_for(&n->spec, mi->name, mi->subscribed) != 0)
+			nb++;
+	}
+	boxes = nb <= IMAP_NOTIFY_MAILBOXES_MAX ? calloc(nb + 1, sizeof(*boxes)) : NULL;
 	if (boxes == NULL) {
 		free(list);
-		return 0;
+		return nb > IMAP_NOTIFY_MAILBOXES_MAX ? -1 : 0;
 	}
+	nb = 0;
 	for (size_t i = 0; i < n_list; i++) {
 		const struct md_mailbox_info *mi = &list[i];
 		struct imap_notify_box *b = &boxes[nb];
 
 		if (!mi->exists || imap_notify_events_for(&n->spec, mi->name, mi->subscribed) == 0)
 			continue;
-		if (nb == IMAP_NOTIFY_MAILBOXES_MAX) {
-			free(list);
-			free(boxes);
-			return -1;
-		}
 		if (md_mailbox_status(s->md_user, mi->name, &b->st) != MD_OK)
 			continue; /* deleted meanwhile */
 		memcpy(b->name, mi->name, sizeof(b->name));
@@ -291,7 +295,8 @@ enum md_result imap_notify_view_update(struct imap_session *s, bool allow_expung
 {
 	struct imap_notify *n = s->notify;
 	uint32_t old_next = s->view.uidnext;
-	enum md_result r = imap_view_update(s, allow_expunge);
+	bool flags = s->idle || n == NULL || (n->spec.selected_events & IMAP_NOTIFY_EV_FLAGS);
+	enum md_result r = imap_view_update_some(s, allow_expunge, flags);
 
 	if (r == MD_OK && n != NULL && n->spec.fetch != NULL &&
 	    (n->spec.selected_events & IMAP_NOTIFY_EV_NEW) && s->view.uidnext > old_next)

@@ -304,6 +304,9 @@ imap_handler_fn imap_cmd_select, imap_cmd_examine, imap_cmd_close, imap_cmd_unse
  * (worker).  allow_expunge false during FETCH/STORE/SEARCH with sequence
  * numbers (RFC 3501 §7.4.1). */
 enum md_result imap_view_update(struct imap_session *s, bool allow_expunge);
+/* The same; without allow_flags the flag changes wait for the next
+ * update (NOTIFY without FlagChange, RFC 5465 §5.4). */
+enum md_result imap_view_update_some(struct imap_session *s, bool allow_expunge, bool allow_flags);
 /* FLAGS and PERMANENTFLAGS of the view; unless always, only when the
  * mailbox has keywords the session has not been told about. */
 void imap_view_flag_lists(struct imap_session *s, char **names, size_t n_names, bool always);
