@@ -105,6 +105,10 @@
  *   NOOP/IDLE:   md_mailbox_changes() since the session's view;
  *                md_store_set_change_hook() wakes
  *                IDLE for changes made by this process.
+ *   NOTIFY:      md_mailbox_list() + md_mailbox_status() of the watched
+ *                mailboxes, compared with the last ones reported (a
+ *                RENAME keeps md_status.mailbox_id); md_watch_add_id()
+ *                for mailboxes that are not open.
  *   POP3:        md_user_open, md_mailbox_open("INBOX"), md_msg_list() for
  *                pop3_size (LIST, STAT; never a file read) and uidl, else
  *                basename (UIDL), md_msg_open() for RETR/TOP,

@@ -304,6 +304,14 @@ enum md_result imap_notify_view_update(struct imap_session *s, bool allow_expung
 	return r;
 }
 
+bool imap_notify_expunges_any_time(const struct imap_session *s)
+{
+	const struct imap_notify *n = s->notify;
+
+	return n != NULL && !n->spec.selected_delayed &&
+	       (n->spec.selected_events & IMAP_NOTIFY_EV_EXPUNGE);
+}
+
 /* The selected mailbox (§6.1, §6.2), or IDLE's (RFC 2177) when this job
  * took its wake-up. */
 static void imap_notify_selected(struct imap_session *s, struct imap_notify *n)

@@ -587,6 +587,11 @@ void imap_notify_kick(struct imap_session *s);
  * for the selected mailbox, §5.2) FETCH of them for the new messages:
  * IDLE's and NOTIFY's updates (worker). */
 enum md_result imap_notify_view_update(struct imap_session *s, bool allow_expunge);
+/* NOTIFY SET (selected (... MessageExpunge ...)), not selected-delayed:
+ * the client takes EXPUNGE at any time, so it loses RFC 3501 §7.4.1's
+ * protection during FETCH, STORE and SEARCH with sequence numbers
+ * (RFC 5465 §6.1, §6.2). */
+bool imap_notify_expunges_any_time(const struct imap_session *s);
 /* NOTIFY NONE, and at the end of the session: drop watches and timer. */
 void imap_notify_stop(struct imap_session *s);
 

@@ -269,6 +269,9 @@ enum md_result imap_view_update_some(struct imap_session *s, bool allow_expunge,
 
 	if (v->mb == NULL)
 		return MD_OK;
+	/* RFC 5465 §6.1: NOTIFY's selected filter with MessageExpunge lets
+	 * expunges out at the end of any command */
+	allow_expunge = allow_expunge || imap_notify_expunges_any_time(s);
 	r = md_mailbox_changes(v->mb, v->uidnext, v->modseq,
 			       allow_expunge ? v->xmodseq : UINT64_MAX, &ch);
 	if (r != MD_OK)
