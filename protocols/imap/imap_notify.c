@@ -293,15 +293,18 @@ static int imap_notify_check_one(struct imap_session *s, struct imap_notify *n, 
 
 enum md_result imap_notify_view_update(struct imap_session *s, bool allow_expunge)
 {
-	struct imap_notify *n = s->notify;
-	uint32_t old_next = s->view.uidnext;
+	const struct imap_notify *n = s->notify;
 	bool flags = s->idle || n == NULL || (n->spec.selected_events & IMAP_NOTIFY_EV_FLAGS);
-	enum md_result r = imap_view_update_some(s, allow_expunge, flags);
 
-	if (r == MD_OK && n != NULL && n->spec.fetch != NULL &&
-	    (n->spec.selected_events & IMAP_NOTIFY_EV_NEW) && s->view.uidnext > old_next)
-		imap_fetch_notify_write(s, n->spec.fetch, old_next);
-	return r;
+	return imap_view_update_some(s, allow_expunge, flags);
+}
+
+void imap_notify_new_messages(struct imap_session *s, uint32_t from_uid)
+{
+	const struct imap_notify *n = s->notify;
+
+	if (n != NULL && n->spec.fetch != NULL && (n->spec.selected_events & IMAP_NOTIFY_EV_NEW))
+		imap_fetch_notify_write(s, n->spec.fetch, from_uid);
 }
 
 bool imap_notify_expunges_any_time(const struct imap_session *s)

@@ -583,10 +583,13 @@ imap_handler_fn imap_cmd_notify;
 void imap_notify_wake(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id);
 /* Send what is pending now if the session is between commands. */
 void imap_notify_kick(struct imap_session *s);
-/* imap_view_update(), then (NOTIFY with MessageNew's fetch attributes
- * for the selected mailbox, §5.2) FETCH of them for the new messages:
- * IDLE's and NOTIFY's updates (worker). */
+/* imap_view_update() between commands (IDLE's and NOTIFY's, worker):
+ * flag changes only when IDLE or NOTIFY's FlagChange asks. */
 enum md_result imap_notify_view_update(struct imap_session *s, bool allow_expunge);
+/* After an EXISTS for the messages from from_uid on (worker): with
+ * MessageNew's fetch attributes for the selected mailbox (RFC 5465
+ * §5.2), their FETCH, whichever update announced them. */
+void imap_notify_new_messages(struct imap_session *s, uint32_t from_uid);
 /* NOTIFY SET (selected (... MessageExpunge ...)), not selected-delayed:
  * the client takes EXPUNGE at any time, so it loses RFC 3501 §7.4.1's
  * protection during FETCH, STORE and SEARCH with sequence numbers

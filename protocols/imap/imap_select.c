@@ -289,6 +289,8 @@ enum md_result imap_view_update_some(struct imap_session *s, bool allow_expunge,
 		v->modseq = ch.status.highestmodseq;
 	}
 	md_changes_free(&ch);
+	if (v->uidnext > old_next)
+		imap_notify_new_messages(s, old_next);
 	return MD_OK;
 }
 
