@@ -478,11 +478,12 @@ static void imap_fetch_section_start(struct imap_session *s, struct imap_fetch_c
 	f->src_left = len;
 }
 
-/* Stream the current source into the output; false when the slice is full. */
-static bool imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f)
+/* Stream the current source into the output; false when the output
+ * holds slice octets (IMAP_OUT_SLICE; SIZE_MAX: all of it at once). */
+static bool imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f, size_t slice)
 {
 	while (f->src_left > 0) {
-		size_t room = s->out.len < IMAP_OUT_SLICE ? IMAP_OUT_SLICE - s->out.len : 0;
+		size_t room = s->out.len < slice ? slice - s->out.len : 0;
 		size_t want;
 		ssize_t got;
 
@@ -799,7 +800,7 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 					  msg->modseq == f->seen_modseq;
 		}
 		msg = &f->batch[f->batch_pos];
-		if (!imap_fetch_stream(s, f))
+		if (!imap_fetch_stream(s, f, IMAP_OUT_SLICE))
 			return CMD_MORE;
 		while (f->item_pos < f->n_items) {
 			struct imap_fetch_item *it = &f->items[f->item_pos++];
@@ -816,7 +817,7 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 				imap_fetch_binary_start(s, f, it, msg);
 			else
 				imap_fetch_section_start(s, f, it, msg);
-			if (!imap_fetch_stream(s, f))
+			if (!imap_fetch_stream(s, f, IMAP_OUT_SLICE))
 				return CMD_MORE;
 			free(f->mem);
 			f->mem = NULL;
@@ -958,6 +959,15 @@ bad_args:
 
 /* ---- NOTIFY MessageNew (RFC 5465 §5.2) ------------------------------------ */
 
+/* HEADER, HEADER.FIELDS[.NOT] of the message or a part, or a part's MIME */
+static bool imap_fetch_is_header(const struct imap_fetch_item *it)
+{
+	size_t n = strlen(it->section);
+
+	return strstr(it->section, "HEADER") != NULL ||
+	       (n >= 4 && strcmp(it->section + n - 4, "MIME") == 0);
+}
+
 struct imap_fetch_cmd *imap_fetch_notify_parse(struct imap_cursor *c)
 {
 	struct imap_fetch_cmd *f = calloc(1, sizeof(*f));
@@ -973,11 +983,18 @@ struct imap_fetch_cmd *imap_fetch_notify_parse(struct imap_cursor *c)
 		ok = ok && imap_fetch_att(c, f);
 	while (ok && imap_char(c, ' '));
 	ok = ok && imap_char(c, ')');
+	/* between commands nothing streams: a header (bounded by the store)
+	 * is written whole; no \Seen is set behind the client's back */
 	for (size_t i = 0; ok && i < f->n_items; i++)
-		if (f->items[i].kind == IMAP_FI_SECTION || f->items[i].kind == IMAP_FI_BINARY) {
-			c->err = "NOTIFY sends no BODY[...], RFC822[...] or BINARY[...]";
+		if (f->items[i].kind == IMAP_FI_BINARY ||
+		    (f->items[i].kind == IMAP_FI_SECTION && !imap_fetch_is_header(&f->items[i]))) {
+			c->err = "NOTIFY sends of a message's text only BODY.PEEK[...HEADER...]";
 			ok = false;
 		}
+	if (ok && f->set_seen) {
+		c->err = "NOTIFY takes BODY.PEEK[...], not BODY[...]";
+		ok = false;
+	}
 	if (!ok) {
 		if (c->err == NULL)
 			c->err = "Invalid fetch attribute";
@@ -1020,9 +1037,20 @@ void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, u
 			for (size_t it = 0; it < f->n_items; it++) {
 				if (it > 0)
 					buf_putc(&s->out, ' ');
-				imap_fetch_simple(s, f, &f->items[it], &msgs[j]);
+				if (f->items[it].kind != IMAP_FI_SECTION) {
+					imap_fetch_simple(s, f, &f->items[it], &msgs[j]);
+					continue;
+				}
+				imap_fetch_section_start(s, f, &f->items[it], &msgs[j]);
+				if (!imap_fetch_stream(s, f, SIZE_MAX))
+					for (; f->src_left > 0; f->src_left--)
+						buf_putc(&s->out, ' '); /* out of memory: the
+									 * size was promised */
 			}
 			buf_appendf(&s->out, ")\r\n");
+			if (f->fd >= 0)
+				close(f->fd);
+			f->fd = -1;
 		}
 		md_msg_list_free(msgs, n);
 		i = k;

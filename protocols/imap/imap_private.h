@@ -364,10 +364,12 @@ void imap_qresync_answer(struct imap_session *s, struct imap_qresync *q, char **
 
 /* imap_fetch.c */
 imap_handler_fn imap_cmd_fetch;
-/* NOTIFY's MessageNew fetch attributes (RFC 5465 §5.1): "(" fetch-att
- * *(SP fetch-att) ")"; items answered from the index alone (no BODY[...]
- * or BINARY[...]: those would stream message files between commands).
- * NULL with c->err set. */
+/* NOTIFY's MessageNew fetch attributes (RFC 5465 §5.2): "(" fetch-att
+ * *(SP fetch-att) ")"; items answered from the index, and headers
+ * (BODY.PEEK[...HEADER...], [...MIME], RFC822.HEADER: written whole, the
+ * store bounds them), but no message text or BINARY[...] (that would
+ * stream files between commands) and nothing that sets \Seen.  NULL with
+ * c->err set. */
 struct imap_fetch_cmd;
 struct imap_fetch_cmd *imap_fetch_notify_parse(struct imap_cursor *c);
 void imap_fetch_notify_free(struct imap_fetch_cmd *f);

@@ -93,7 +93,8 @@ def test_events(d, r):
     r.check(b" NOTIFY" in caps, "CAPABILITY offers NOTIFY: %r" % caps)
     a.cmd("SELECT INBOX")
     before = watches(d)
-    res = a.cmd("NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange)) "
+    res = a.cmd("NOTIFY SET (selected (MessageNew (UID FLAGS BODY.PEEK[HEADER.FIELDS (Subject)]) "
+                "MessageExpunge FlagChange)) "
                 "(personal (MessageNew MessageExpunge FlagChange MailboxName "
                 "SubscriptionChange))")
     r.check(res[-1].endswith(b"OK NOTIFY completed") and len(res) == 1,
@@ -105,8 +106,14 @@ def test_events(d, r):
 
     append(b, "INBOX", MSG1)
     got, ok = read_until(a, lambda l: l.startswith(b"* 1 FETCH"))
-    r.check(ok and b"* 1 EXISTS" in got and b"* 1 FETCH (UID 1 FLAGS (\\Recent))" in got,
-            "APPEND to the selected INBOX: EXISTS and FETCH (UID FLAGS) unasked: %r" % got)
+    hdr = b"Subject: Quarterly report\r\n\r\n"
+    if ok:
+        got += [a.raw_line() for _ in range(3)]
+    r.check(ok and b"* 1 EXISTS" in got and
+            got[-4:] == [b"* 1 FETCH (UID 1 FLAGS (\\Recent) BODY[HEADER.FIELDS (Subject)] {%d}"
+                         % len(hdr), b"Subject: Quarterly report", b"", b")"],
+            "APPEND to the selected INBOX: EXISTS and FETCH (UID FLAGS BODY[HEADER.FIELDS "
+            "(Subject)]) unasked: %r" % got)
 
     b.cmd("CREATE Work")
     got, ok = read_until(a, lambda l: l.startswith(b"* LIST"))

@@ -570,6 +570,10 @@ START_TEST(test_imap_notify_parse)
 	ck_assert_int_eq(notify_try(" none"), IMAP_NOTIFY_PARSE_NONE);
 	ck_assert_int_eq(notify_try(" SET (mailboxes inbox (MessageNew MessageExpunge))"),
 			 IMAP_NOTIFY_PARSE_SET);
+	/* header sections only, and only with PEEK (RFC 5465 §3.1's example) */
+	ck_assert_int_eq(notify_try(" SET (selected (MessageNew (uid body.peek[header.fields "
+				    "(from to subject)] BODY.PEEK[1.MIME] RFC822.HEADER "
+				    "BODY.PEEK[HEADER]) MessageExpunge))"), IMAP_NOTIFY_PARSE_SET);
 
 	static const char *const bad[] = {
 		"", " ", " NONE x", " SET", " SET ", " SET STATUS", " SET STATUS ", " SETX (personal NONE)",
@@ -581,7 +585,10 @@ START_TEST(test_imap_notify_parse)
 		" SET (selected (MailboxName))", " SET (selected-delayed (SubscriptionChange))",
 		" SET (personal (MessageNew (UID) MessageExpunge))",
 		" SET (selected (MessageNew (BODY[]) MessageExpunge))",
-		" SET (selected (MessageNew (BODY.PEEK[HEADER]) MessageExpunge))",
+		" SET (selected (MessageNew (BODY[HEADER]) MessageExpunge))",
+		" SET (selected (MessageNew (BODY.PEEK[TEXT]) MessageExpunge))",
+		" SET (selected (MessageNew (RFC822.TEXT) MessageExpunge))",
+		" SET (selected (MessageNew (BINARY.PEEK[1]) MessageExpunge))",
 		" SET (selected (MessageNew (NOSUCH) MessageExpunge))",
 		" SET (selected (MessageNew () MessageExpunge))",
 		" SET (selected NONE) (selected-delayed NONE)",
