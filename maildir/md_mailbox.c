@@ -52,6 +52,7 @@ void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st)
 	st->deleted = rec->deleted;
 	st->size = rec->size;
 	st->special_use = rec->special;
+	st->mailbox_id = rec->id;
 }
 
 static enum md_result md_name_arg(struct md_user *u, const char *name, char *out)
