@@ -742,6 +742,61 @@ def errors(r, cli):
                 "%s: %s" % (what, t.decode("latin-1").strip()))
 
 
+def test_shared_keys(r, cmp, d):
+    """The sort keys a session collected are kept for the mailbox (shared
+    by every session) and must follow it: a message another session
+    APPENDs is sorted once announced; one it EXPUNGEs is left out at once,
+    and its sequence number goes when the EXPUNGE is announced."""
+    a = cmp.Client("127.0.0.1", d.port("imaps"), True)
+    a.simple("LOGIN", USER, PASSWORD)
+    b = cmp.Client("127.0.0.1", d.port("imaps"), True)
+    b.simple("LOGIN", USER, PASSWORD)
+    a.simple("CREATE", "Shared")
+    for n in (1, 2, 3):
+        subj, mid, refs, irt, has_date = HAND[n - 1]
+        hand_append(r, a, "Shared", n, subj, mid, refs, irt, has_date)
+    a.simple("SELECT", "Shared")
+    b.simple("SELECT", "Shared")
+
+    def answer(cli, parts, name):
+        u, t = cli.command(parts)
+        r.check(b" OK " in t, "%s: %s" % (" ".join(parts), t))
+        return untagged(u, name)
+
+    r.check(answer(a, ["SORT", "(DATE)", "UTF-8", "ALL"], "SORT") == "1 3 2", "shared SORT (DATE)")
+    r.check(answer(b, ["THREAD", "REFERENCES", "UTF-8", "ALL"], "THREAD") == "(1 (3)(2))",
+            "shared THREAD in a second session")
+    # message 4 ("Dup", dated after the others) comes in through b
+    subj, mid, refs, irt, has_date = HAND[3]
+    hand_append(r, b, "Shared", 4, subj, mid, refs, irt, has_date)
+    a.simple("NOOP")
+    got = answer(a, ["SORT", "(DATE)", "UTF-8", "ALL"], "SORT")
+    r.check(got == "1 3 2 4", "a new message is sorted once announced: %s" % got)
+    got = answer(a, ["THREAD", "REFERENCES", "UTF-8", "ALL"], "THREAD")
+    r.check(got == "(1 (3)(2))(4)", "and threaded: %s" % got)
+    got = answer(a, ["SORT", "(SUBJECT)", "UTF-8", "ALL"], "SORT")
+    r.check(got == "4 1 2 3", "SORT (SUBJECT) after DATE and THREAD: %s" % got)
+    # b expunges message 1; a has not been told yet (no EXPUNGE during SORT,
+    # RFC 3501 §7.4.1) but no longer sorts it
+    b.simple("STORE", "1", "+FLAGS.SILENT", "(\\Deleted)")
+    b.simple("EXPUNGE")
+    got = answer(a, ["SORT", "(DATE)", "UTF-8", "ALL"], "SORT")
+    r.check(got == "3 2 4", "SORT ALL leaves out a message expunged elsewhere: %s" % got)
+    got = answer(a, ["SORT", "(DATE)", "UTF-8", "UNSEEN"], "SORT")
+    r.check(got == "3 2 4", "SORT UNSEEN too: %s" % got)
+    got = answer(a, ["THREAD", "REFERENCES", "UTF-8", "ALL"], "THREAD")
+    # without 1, message 4 is the first with <a@t> (as in hand's NOT 1)
+    r.check(got == "(4 (3)(2))", "THREAD too: %s" % got)
+    u, _ = a.simple("NOOP")
+    r.check(b"* 1 EXPUNGE\r\n" in u, "the EXPUNGE is announced at NOOP")
+    got = answer(a, ["SORT", "(DATE)", "UTF-8", "ALL"], "SORT")
+    r.check(got == "2 1 3", "then the sequence numbers move: %s" % got)
+    got = answer(a, ["UID", "SORT", "(DATE)", "UTF-8", "ALL"], "SORT")
+    r.check(got == "3 2 4", "UID SORT: %s" % got)
+    a.simple("LOGOUT")
+    b.simple("LOGOUT")
+
+
 def test_state_and_reindex(r, cmp, d, hand):
     cli = cmp.Client("127.0.0.1", d.port("imaps"), True)
     cli.simple("LOGIN", USER, PASSWORD)
@@ -776,6 +831,7 @@ def main():
         r.run("hand", lambda: hand.extend(test_hand(r, cmp, d)))
         r.run("intl", lambda: test_intl(r, cmp, d))
         r.run("chain", lambda: test_chain(r, cmp, d))
+        r.run("shared keys", lambda: test_shared_keys(r, cmp, d))
         r.run("state and reindex", lambda: test_state_and_reindex(r, cmp, d, hand))
     r.finish()
 
