@@ -450,10 +450,9 @@ struct imap_sort_keys {
 };
 
 /* The cache: at most IMAP_SORT_CACHE_MAILBOXES entries of at most
- * IMAP_SORT_CACHE_MAX octets in all (imap_sort_keys_bytes(): about
- * 150 octets a message for SORT by date, 500 for THREAD REFERENCES),
- * least recently used out first. */
-#define IMAP_SORT_CACHE_MAX (256 * 1024 * 1024)
+ * IMAP_SORT_CACHE_MAX octets in all (imap_sort_keys_bytes()), least
+ * recently used out first. */
+#define IMAP_SORT_CACHE_MAX (128 * 1024 * 1024)
 #define IMAP_SORT_CACHE_MAILBOXES 64
 struct imap_sort_cache;
 struct imap_sort_cache *imap_sort_cache_new(size_t max_bytes, size_t max_entries);

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "store.h"
 
 /* Octets of a string key kept, of its i;unicode-casemap form: two keys
@@ -499,6 +500,10 @@ static struct imap_sort_keys *imap_sort_keys_for_view(struct imap_session *s, un
 		old = NULL;
 	}
 	fresh = imap_sort_keys_build(s, old, need);
+	if (fresh != NULL)
+		log_debug("imap: sort keys user=%u mailbox=%u messages=%zu kept=%zu octets=%zu",
+			  v->user_id, v->mailbox_id, fresh->n, old != NULL ? old->n : 0,
+			  imap_sort_keys_bytes(fresh));
 	imap_sort_keys_unref(old);
 	if (fresh != NULL && cache != NULL)
 		imap_sort_cache_put(cache, fresh);

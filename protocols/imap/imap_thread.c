@@ -130,6 +130,11 @@ static void imap_thread_adopt_children(struct imap_thread_forest *f, int32_t to,
  * d would make a loop (§2.2 step 1). */
 static bool imap_thread_is_ancestor(const struct imap_thread_forest *f, int32_t a, int32_t d)
 {
+	/* a node without children is nobody's ancestor: no walk up from d
+	 * (a reply chain linked in order, each message naming only the one
+	 * before, would otherwise walk the whole chain for every message) */
+	if (f->nodes[a].child == IMAP_THREAD_NONE)
+		return a == d;
 	for (int32_t x = d; x != IMAP_THREAD_NONE; x = f->nodes[x].parent)
 		if (x == a)
 			return true;
