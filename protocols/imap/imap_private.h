@@ -486,9 +486,11 @@ struct imap_sort_set {
 bool imap_sort_criteria(struct imap_session *s, struct imap_cursor *args,
 			struct imap_sort_set *set);
 /* Worker: the keys of the messages of the view set->prog matches,
- * ascending by sequence number.  0, or -1 after a NO reply. */
+ * ascending by sequence number, from the mailbox's entry in the sort-key
+ * cache (made or completed here; set->keys holds a reference to it).
+ * 0, or -1 after a NO reply. */
 int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set);
-/* The keys and the program. */
+/* The keys, the reference to the entry and the program. */
 void imap_sort_set_free(struct imap_sort_set *set);
 /* Sent date, then sequence number (RFC 5256 §2.2): qsort comparator of
  * struct imap_sort_msg pointers. */
