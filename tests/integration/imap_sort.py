@@ -758,41 +758,35 @@ def test_shared_keys(r, cmp, d):
     a.simple("SELECT", "Shared")
     b.simple("SELECT", "Shared")
 
-    def answer(cli, parts, name):
-        u, t = cli.command(parts)
-        r.check(b" OK " in t, "%s: %s" % (" ".join(parts), t))
-        return untagged(u, name)
+    def expect(cli, steps):
+        """steps: (command, the SORT or THREAD answer it must give, what)"""
+        for text, want, what in steps:
+            parts = text.split()
+            u, t = cli.command(parts)
+            got = untagged(u, "THREAD" if "THREAD" in parts else "SORT") if b" OK " in t else t
+            r.check(got == want, "%s (%s): %s" % (what, text, got))
 
-    r.check(answer(a, ["SORT", "(DATE)", "UTF-8", "ALL"], "SORT") == "1 3 2", "shared SORT (DATE)")
-    r.check(answer(b, ["THREAD", "REFERENCES", "UTF-8", "ALL"], "THREAD") == "(1 (3)(2))",
-            "shared THREAD in a second session")
+    expect(a, [("SORT (DATE) UTF-8 ALL", "1 3 2", "shared SORT")])
+    expect(b, [("THREAD REFERENCES UTF-8 ALL", "(1 (3)(2))", "shared THREAD, a second session")])
     # message 4 ("Dup", dated after the others) comes in through b
     subj, mid, refs, irt, has_date = HAND[3]
     hand_append(r, b, "Shared", 4, subj, mid, refs, irt, has_date)
     a.simple("NOOP")
-    got = answer(a, ["SORT", "(DATE)", "UTF-8", "ALL"], "SORT")
-    r.check(got == "1 3 2 4", "a new message is sorted once announced: %s" % got)
-    got = answer(a, ["THREAD", "REFERENCES", "UTF-8", "ALL"], "THREAD")
-    r.check(got == "(1 (3)(2))(4)", "and threaded: %s" % got)
-    got = answer(a, ["SORT", "(SUBJECT)", "UTF-8", "ALL"], "SORT")
-    r.check(got == "4 1 2 3", "SORT (SUBJECT) after DATE and THREAD: %s" % got)
+    expect(a, [("SORT (DATE) UTF-8 ALL", "1 3 2 4", "a new message is sorted once announced"),
+               ("THREAD REFERENCES UTF-8 ALL", "(1 (3)(2))(4)", "and threaded"),
+               ("SORT (SUBJECT) UTF-8 ALL", "4 1 2 3", "SUBJECT after DATE and THREAD")])
     # b expunges message 1; a has not been told yet (no EXPUNGE during SORT,
-    # RFC 3501 §7.4.1) but no longer sorts it
+    # RFC 3501 §7.4.1) but no longer sorts it; without 1, message 4 is the
+    # first with <a@t> (as in hand's NOT 1)
     b.simple("STORE", "1", "+FLAGS.SILENT", "(\\Deleted)")
     b.simple("EXPUNGE")
-    got = answer(a, ["SORT", "(DATE)", "UTF-8", "ALL"], "SORT")
-    r.check(got == "3 2 4", "SORT ALL leaves out a message expunged elsewhere: %s" % got)
-    got = answer(a, ["SORT", "(DATE)", "UTF-8", "UNSEEN"], "SORT")
-    r.check(got == "3 2 4", "SORT UNSEEN too: %s" % got)
-    got = answer(a, ["THREAD", "REFERENCES", "UTF-8", "ALL"], "THREAD")
-    # without 1, message 4 is the first with <a@t> (as in hand's NOT 1)
-    r.check(got == "(4 (3)(2))", "THREAD too: %s" % got)
+    expect(a, [("SORT (DATE) UTF-8 ALL", "3 2 4", "a message expunged elsewhere is left out"),
+               ("SORT (DATE) UTF-8 UNSEEN", "3 2 4", "by a search program too"),
+               ("THREAD REFERENCES UTF-8 ALL", "(4 (3)(2))", "and by THREAD")])
     u, _ = a.simple("NOOP")
     r.check(b"* 1 EXPUNGE\r\n" in u, "the EXPUNGE is announced at NOOP")
-    got = answer(a, ["SORT", "(DATE)", "UTF-8", "ALL"], "SORT")
-    r.check(got == "2 1 3", "then the sequence numbers move: %s" % got)
-    got = answer(a, ["UID", "SORT", "(DATE)", "UTF-8", "ALL"], "SORT")
-    r.check(got == "3 2 4", "UID SORT: %s" % got)
+    expect(a, [("SORT (DATE) UTF-8 ALL", "2 1 3", "then the sequence numbers move"),
+               ("UID SORT (DATE) UTF-8 ALL", "3 2 4", "UID SORT")])
     a.simple("LOGOUT")
     b.simple("LOGOUT")
 
