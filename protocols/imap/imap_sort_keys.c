@@ -9,7 +9,11 @@
  * needs; nothing at all for ALL), and the keys come from the mailbox's
  * cache entry.  Messages of the view the entry does not know yet (new
  * mail, or the first command after start) are read with MD_READ_META and
- * a new entry with them and the old entry's keys replaces the old one.
+ * a new entry replaces the old one: the view's keys, and the old entry's
+ * of messages newer than the view's (another session's view is ahead of
+ * this one), so that sessions whose views differ do not replace each
+ * other's entries in turn.  Keys of UIDs below the view's last that the
+ * view lacks are dropped: those messages are expunged for good.
  * A message of the view that the index no longer has (expunged by
  * another session, not yet announced here) is kept in the entry as
  * "gone" (uid 0): it matches nothing, as before the cache, and needs no
@@ -304,20 +308,25 @@ static size_t imap_sort_msg_fill(struct imap_sort_msg *k, struct md_msg *m, unsi
 
 /* ---- a cache entry for the view ---------------------------------------------- */
 
-/* An entry being made: one key per position of the view. */
+/* An entry being made: one key per position of the view, then the old
+ * entry's keys of messages newer than the view's last (another session
+ * has seen them; this one will). */
 struct imap_sort_build {
+	uint32_t *uids;             /* ascending */
+	size_t n;
 	struct imap_sort_msg *msgs; /* uid 0: gone, or not read yet */
 	bool *fresh;                /* msgs[i]'s strings were made here */
 	bool *missing;              /* msgs[i] is not in the old entry */
 	size_t used;                /* octets of the keys made here */
 };
 
-static void imap_sort_build_free(struct imap_sort_build *b, size_t n)
+static void imap_sort_build_free(struct imap_sort_build *b)
 {
 	if (b->msgs != NULL && b->fresh != NULL)
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < b->n; i++)
 			if (b->fresh[i])
 				imap_sort_msg_clear(&b->msgs[i]);
+	free(b->uids);
 	free(b->msgs);
 	free(b->fresh);
 	free(b->missing);
@@ -338,19 +347,27 @@ static bool imap_sort_keys_cover(const struct imap_sort_keys *old, const struct 
 }
 
 /* The view's keys that old has (borrowed: they point into old's arena),
- * the others marked missing. */
+ * the others marked missing; then old's keys of UIDs above the view's. */
 static void imap_sort_build_borrow(struct imap_sort_build *b, const struct imap_view *v,
 				   const struct imap_sort_keys *old)
 {
 	size_t j = 0;
 
 	for (size_t i = 0; i < v->n; i++) {
+		b->uids[i] = v->uids[i];
 		while (old != NULL && j < old->n && old->uids[j] < v->uids[i])
 			j++;
 		if (old != NULL && j < old->n && old->uids[j] == v->uids[i])
 			b->msgs[i] = old->msgs[j];
 		else
 			b->missing[i] = true;
+	}
+	b->n = v->n;
+	for (; old != NULL && j < old->n; j++) {
+		if (v->n > 0 && old->uids[j] <= v->uids[v->n - 1])
+			continue;
+		b->uids[b->n] = old->uids[j];
+		b->msgs[b->n++] = old->msgs[j];
 	}
 }
 
@@ -397,7 +414,7 @@ static int imap_sort_build_batch(struct imap_session *s, struct imap_sort_build 
 	return ret;
 }
 
-/* The entry of the view's keys: b's keys copied into one arena. */
+/* The entry of b's keys, their strings copied into one arena. */
 static struct imap_sort_keys *imap_sort_build_pack(const struct imap_view *v,
 						   struct imap_sort_build *b, unsigned need)
 {
@@ -406,22 +423,19 @@ static struct imap_sort_keys *imap_sort_build_pack(const struct imap_view *v,
 
 	if (k == NULL)
 		return NULL;
-	for (size_t i = 0; i < v->n; i++)
+	for (size_t i = 0; i < b->n; i++)
 		k->arena_len += imap_sort_msg_strlen(&b->msgs[i]);
-	k->uids = malloc((v->n + 1) * sizeof(*k->uids));
-	k->msgs = malloc((v->n + 1) * sizeof(*k->msgs));
+	k->msgs = malloc((b->n + 1) * sizeof(*k->msgs));
 	k->arena = malloc(k->arena_len + 1);
-	if (k->uids == NULL || k->msgs == NULL || k->arena == NULL) {
-		free(k->uids);
+	if (k->msgs == NULL || k->arena == NULL) {
 		free(k->msgs);
 		free(k->arena);
 		free(k);
 		return NULL;
 	}
-	for (size_t i = 0; i < v->n; i++) {
+	for (size_t i = 0; i < b->n; i++) {
 		char **f[IMAP_SORT_STRINGS];
 
-		k->uids[i] = v->uids[i];
 		k->msgs[i] = b->msgs[i];
 		k->msgs[i].seq = 0;
 		imap_sort_msg_strings(&k->msgs[i], f);
@@ -436,7 +450,9 @@ static struct imap_sort_keys *imap_sort_build_pack(const struct imap_view *v,
 			off += len;
 		}
 	}
-	k->n = v->n;
+	k->uids = b->uids; /* taken over */
+	b->uids = NULL;
+	k->n = b->n;
 	k->user_id = v->user_id;
 	k->mailbox_id = v->mailbox_id;
 	k->uidvalidity = v->uidvalidity;
@@ -451,17 +467,20 @@ static struct imap_sort_keys *imap_sort_keys_build(struct imap_session *s,
 						   const struct imap_sort_keys *old, unsigned need)
 {
 	struct imap_view *v = &s->view;
+	size_t most = v->n + (old != NULL ? old->n : 0) + 1;
 	struct imap_sort_build b;
 	struct imap_sort_keys *k = NULL;
 	struct buf scratch, fold;
 	int ret = 0;
 
 	b.used = 0;
-	b.msgs = calloc(v->n + 1, sizeof(*b.msgs));
-	b.fresh = calloc(v->n + 1, sizeof(*b.fresh));
-	b.missing = calloc(v->n + 1, sizeof(*b.missing));
-	if (b.msgs == NULL || b.fresh == NULL || b.missing == NULL) {
-		imap_sort_build_free(&b, 0);
+	b.n = 0;
+	b.uids = malloc(most * sizeof(*b.uids));
+	b.msgs = calloc(most, sizeof(*b.msgs));
+	b.fresh = calloc(most, sizeof(*b.fresh));
+	b.missing = calloc(most, sizeof(*b.missing));
+	if (b.uids == NULL || b.msgs == NULL || b.fresh == NULL || b.missing == NULL) {
+		imap_sort_build_free(&b);
 		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
 		return NULL;
 	}
@@ -476,7 +495,7 @@ static struct imap_sort_keys *imap_sort_keys_build(struct imap_session *s,
 	buf_free(&fold);
 	if (ret == 0 && (k = imap_sort_build_pack(v, &b, need)) == NULL)
 		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-	imap_sort_build_free(&b, v->n);
+	imap_sort_build_free(&b);
 	return k;
 }
 

@@ -771,6 +771,11 @@ def test_shared_keys(r, cmp, d):
     # message 4 ("Dup", dated after the others) comes in through b
     subj, mid, refs, irt, has_date = HAND[3]
     hand_append(r, b, "Shared", 4, subj, mid, refs, irt, has_date)
+    b.simple("NOOP")
+    expect(b, [("SORT (DATE) UTF-8 ALL", "1 3 2 4", "the appending session sorts it")])
+    # a's view is behind the kept keys: its SORT answers for its own view
+    # (the EXISTS comes after the answer)
+    expect(a, [("SORT (DATE) UTF-8 ALL", "1 3 2", "a session not yet told of it does not")])
     a.simple("NOOP")
     expect(a, [("SORT (DATE) UTF-8 ALL", "1 3 2 4", "a new message is sorted once announced"),
                ("THREAD REFERENCES UTF-8 ALL", "(1 (3)(2))(4)", "and threaded"),
