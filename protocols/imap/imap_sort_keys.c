@@ -305,7 +305,6 @@ static size_t imap_sort_msg_fill(struct imap_sort_msg *k, struct md_msg *m, unsi
 	return sizeof(*k) + imap_sort_msg_strlen(k);
 }
 
-
 /* ---- a cache entry for the view ---------------------------------------------- */
 
 /* An entry being made: one key per position of the view, then the old
