@@ -99,7 +99,11 @@
  *   SORT/THREAD: md_msg_list() with MD_READ_META: md_msg_envelope()
  *                (subject, addresses, message-id, in-reply-to),
  *                md_msg_sent_date(), md_msg_references(), internal_date,
- *                size; never a file read.
+ *                size; never a file read.  IMAP keeps the keys per
+ *                mailbox (valid while its UIDVALIDITY is) and reads only
+ *                messages it has not seen; md_mailbox_expunged() since
+ *                the view's last announced expunge tells which of its
+ *                messages are gone without a read.
  *   FETCH PREVIEW: md_msg_preview() (MD_READ_META); when it is NULL
  *                (indexed before the preview was kept)
  *                md_msg_preview_compute() reads the file (needs

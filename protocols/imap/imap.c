@@ -745,6 +745,7 @@ static void imap_ctx_free(void *arg)
 	pthread_mutex_destroy(&ctx->wake_lock);
 	pthread_mutex_destroy(&ctx->recent_lock);
 	free(ctx->recent);
+	imap_sort_cache_free(ctx->sort_cache);
 	free(ctx);
 }
 
@@ -769,13 +770,15 @@ int imap_register(struct server *srv, struct auth *auth, struct md_store *store,
 	pthread_mutex_init(&ctx->wake_lock, NULL);
 	pthread_mutex_init(&ctx->recent_lock, NULL);
 	ctx->recent = calloc(IMAP_RECENT_SLOTS, sizeof(*ctx->recent));
+	ctx->sort_cache = imap_sort_cache_new(IMAP_SORT_CACHE_MAX, IMAP_SORT_CACHE_MAILBOXES);
 	ctx->wake_ev = event_new(server_event_base(srv), -1, 0, imap_on_wake, ctx);
-	if (ctx->wake_ev == NULL || ctx->recent == NULL) {
+	if (ctx->wake_ev == NULL || ctx->recent == NULL || ctx->sort_cache == NULL) {
 		if (ctx->wake_ev != NULL)
 			event_free(ctx->wake_ev);
 		pthread_mutex_destroy(&ctx->wake_lock);
 		pthread_mutex_destroy(&ctx->recent_lock);
 		free(ctx->recent);
+		imap_sort_cache_free(ctx->sort_cache);
 		free(ctx);
 		snprintf(err, errlen, "imap: out of memory");
 		return -1;

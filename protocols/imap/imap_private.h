@@ -16,7 +16,9 @@
  *   imap_append.c     APPEND / MULTIAPPEND (literal streamed into the store)
  *   imap_search.c     SEARCH, UID SEARCH; the search program SORT and
  *                     THREAD share
- *   imap_sort.c       SORT, UID SORT (ESORT), the sort keys THREAD shares
+ *   imap_sort.c       SORT, UID SORT (ESORT)
+ *   imap_sort_keys.c  the sort keys SORT and THREAD share, their collection
+ *   imap_sort_cache.c the process's sort-key cache (one entry per mailbox)
  *   imap_thread.c     THREAD, UID THREAD (ORDEREDSUBJECT, REFERENCES)
  *   imap_subject.c    RFC 5256 base subject, the i;unicode-casemap form
  *   imap_idle.c       IDLE / DONE
@@ -39,6 +41,7 @@
 #ifndef IMAP_IMAP_PRIVATE_H
 #define IMAP_IMAP_PRIVATE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -133,6 +136,7 @@ struct imap_ctx {
 					* NULL: poll them (no inotify) */
 	struct event *watch_ev;        /* its descriptor is readable */
 	struct imap_recent *recent;    /* IMAP_RECENT_SLOTS entries */
+	struct imap_sort_cache *sort_cache; /* SORT/THREAD keys (workers) */
 	pthread_mutex_t recent_lock;   /* guards recent (worker threads) */
 };
 
@@ -430,6 +434,8 @@ struct imap_search_cmd;
 struct imap_search_cmd *imap_search_parse(struct imap_session *s, struct imap_cursor *args,
 					  bool *replied_r);
 unsigned imap_search_needs(const struct imap_search_cmd *c);
+/* The program is ALL (every message matches, nothing need be read). */
+bool imap_search_matches_all(const struct imap_search_cmd *c);
 void imap_search_prepare(struct imap_session *s, struct imap_search_cmd *c);
 bool imap_search_match(struct imap_session *s, struct imap_search_cmd *c, struct md_msg *m);
 void imap_search_free(void *c);
@@ -485,6 +491,42 @@ struct imap_sort_msg {
 	char *references;      /* References: value (its last 4 KiB), or NULL */
 };
 
+/* The keys of one mailbox's messages, shared through the sort-key cache
+ * (imap_sort_cache.c): immutable once made, freed with the last
+ * reference.  msgs[i] holds the keys of uids[i] with seq 0, or uid 0 when
+ * the index no longer had the message ("gone"); their strings point into
+ * arena. */
+struct imap_sort_keys {
+	uint32_t user_id, mailbox_id, uidvalidity;
+	unsigned need;                /* IMAP_SORT_NEED_* the keys hold */
+	size_t n;
+	uint32_t *uids;               /* ascending */
+	struct imap_sort_msg *msgs;
+	char *arena;
+	size_t arena_len;
+	atomic_uint refs;
+	struct imap_sort_keys *next;  /* in the cache's list */
+};
+
+/* The cache: at most IMAP_SORT_CACHE_MAILBOXES entries of at most
+ * IMAP_SORT_CACHE_MAX octets in all (imap_sort_keys_bytes()), least
+ * recently used out first. */
+#define IMAP_SORT_CACHE_MAX (128 * 1024 * 1024)
+#define IMAP_SORT_CACHE_MAILBOXES 64
+struct imap_sort_cache;
+struct imap_sort_cache *imap_sort_cache_new(size_t max_bytes, size_t max_entries);
+void imap_sort_cache_free(struct imap_sort_cache *c);
+/* The mailbox's entry if it has one of this UIDVALIDITY, with a reference
+ * for the caller; NULL otherwise. */
+struct imap_sort_keys *imap_sort_cache_get(struct imap_sort_cache *c, uint32_t user_id,
+					   uint32_t mailbox_id, uint32_t uidvalidity);
+/* k becomes the mailbox's entry (the caller keeps its own reference),
+ * unless it alone exceeds the cache's octets. */
+void imap_sort_cache_put(struct imap_sort_cache *c, struct imap_sort_keys *k);
+size_t imap_sort_keys_bytes(const struct imap_sort_keys *k);
+/* Drops one reference (NULL: nothing). */
+void imap_sort_keys_unref(struct imap_sort_keys *k);
+
 /* A SORT's or THREAD's program and the keys of the messages it matched */
 #define IMAP_SORT_NEED_ADDRS 0x1 /* from, to, cc, dfrom, dto */
 #define IMAP_SORT_NEED_IDS   0x2 /* message_id, in_reply_to, references */
@@ -492,8 +534,9 @@ struct imap_sort_set {
 	struct imap_search_cmd *prog;
 	unsigned need;         /* IMAP_SORT_NEED_*: keys other than the base
 				* subject, dates and size */
-	struct imap_sort_msg *msgs;
+	struct imap_sort_msg *msgs; /* strings point into keys' arena */
 	size_t n;
+	struct imap_sort_keys *keys; /* a reference to the cache entry */
 };
 
 /* "charset SP search-criteria" of SORT and THREAD (RFC 5256 §3) into
@@ -502,9 +545,11 @@ struct imap_sort_set {
 bool imap_sort_criteria(struct imap_session *s, struct imap_cursor *args,
 			struct imap_sort_set *set);
 /* Worker: the keys of the messages of the view set->prog matches,
- * ascending by sequence number.  0, or -1 after a NO reply. */
+ * ascending by sequence number, from the mailbox's entry in the sort-key
+ * cache (made or completed here; set->keys holds a reference to it).
+ * 0, or -1 after a NO reply. */
 int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set);
-/* The keys and the program. */
+/* The keys, the reference to the entry and the program. */
 void imap_sort_set_free(struct imap_sort_set *set);
 /* Sent date, then sequence number (RFC 5256 §2.2): qsort comparator of
  * struct imap_sort_msg pointers. */

@@ -770,6 +770,126 @@ START_TEST(test_imap_quirks_table)
 }
 END_TEST
 
+/* ---- the sort-key cache ------------------------------------------------------ */
+
+/* An entry of n messages (UIDs 1..n) of mailbox (user, mbox, uv), with
+ * arena octets of strings, one reference for the caller. */
+static struct imap_sort_keys *sort_keys_new(uint32_t user, uint32_t mbox, uint32_t uv, size_t n,
+					    size_t arena)
+{
+	struct imap_sort_keys *k = calloc(1, sizeof(*k));
+
+	ck_assert_ptr_nonnull(k);
+	k->user_id = user;
+	k->mailbox_id = mbox;
+	k->uidvalidity = uv;
+	k->n = n;
+	k->uids = calloc(n + 1, sizeof(*k->uids));
+	k->msgs = calloc(n + 1, sizeof(*k->msgs));
+	k->arena = calloc(arena + 1, 1);
+	k->arena_len = arena;
+	ck_assert(k->uids != NULL && k->msgs != NULL && k->arena != NULL);
+	for (size_t i = 0; i < n; i++)
+		k->uids[i] = k->msgs[i].uid = (uint32_t)i + 1;
+	atomic_init(&k->refs, 1);
+	return k;
+}
+
+/* Found by user, mailbox and UIDVALIDITY; another UIDVALIDITY (a rebuilt
+ * mailbox) drops the old entry; a second put of a mailbox replaces the
+ * first; references keep an entry alive after the cache let it go. */
+START_TEST(test_imap_sort_cache_lookup)
+{
+	struct imap_sort_cache *c = imap_sort_cache_new(1 << 20, 4);
+	struct imap_sort_keys *a = sort_keys_new(1, 2, 100, 3, 10), *b, *got;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 2, 100));
+	imap_sort_cache_put(c, a);
+	got = imap_sort_cache_get(c, 1, 2, 100);
+	ck_assert_ptr_eq(got, a);
+	ck_assert_uint_eq(atomic_load(&a->refs), 3); /* ours, the cache's, got */
+	imap_sort_keys_unref(got);
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 3, 100));
+	ck_assert_ptr_null(imap_sort_cache_get(c, 2, 2, 100));
+	/* a new UIDVALIDITY: the old keys are dropped, not returned */
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 2, 101));
+	ck_assert_uint_eq(atomic_load(&a->refs), 1);
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 2, 100));
+	/* a newer entry of the mailbox replaces the older */
+	imap_sort_cache_put(c, a);
+	b = sort_keys_new(1, 2, 100, 5, 20);
+	imap_sort_cache_put(c, b);
+	ck_assert_uint_eq(atomic_load(&a->refs), 1);
+	got = imap_sort_cache_get(c, 1, 2, 100);
+	ck_assert_ptr_eq(got, b);
+	ck_assert_uint_eq(got->uids[4], 5);
+	imap_sort_keys_unref(got);
+	imap_sort_keys_unref(a); /* freed here: the cache let it go */
+	imap_sort_cache_free(c);
+	ck_assert_uint_eq(atomic_load(&b->refs), 1); /* still ours */
+	ck_assert_uint_eq(b->msgs[2].uid, 3);
+	imap_sort_keys_unref(b);
+}
+END_TEST
+
+/* The bounds: at most max_entries mailboxes and max_bytes octets, the
+ * least recently used out first; an entry larger than the whole budget
+ * is not kept. */
+START_TEST(test_imap_sort_cache_bounds)
+{
+	struct imap_sort_keys *k[4], *big, *got;
+	size_t one, budget;
+	struct imap_sort_cache *c;
+
+	for (uint32_t i = 0; i < 4; i++)
+		k[i] = sort_keys_new(1, i + 1, 7, 10, 100);
+	one = imap_sort_keys_bytes(k[0]);
+	budget = 3 * one;
+	c = imap_sort_cache_new(budget, 8);
+	for (int i = 0; i < 3; i++)
+		imap_sort_cache_put(c, k[i]);
+	/* mailbox 1 used again: mailbox 2 is now the least recently used */
+	got = imap_sort_cache_get(c, 1, 1, 7);
+	ck_assert_ptr_eq(got, k[0]);
+	imap_sort_keys_unref(got);
+	imap_sort_cache_put(c, k[3]); /* over the octets: one must go */
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 2, 7));
+	ck_assert_uint_eq(atomic_load(&k[1]->refs), 1);
+	for (uint32_t m = 1; m <= 4; m++) {
+		if (m == 2)
+			continue;
+		got = imap_sort_cache_get(c, 1, m, 7);
+		ck_assert_ptr_eq(got, k[m - 1]);
+		imap_sort_keys_unref(got);
+	}
+	/* larger than the whole cache: not kept, nothing evicted */
+	big = sort_keys_new(1, 9, 7, 10, budget);
+	imap_sort_cache_put(c, big);
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 9, 7));
+	ck_assert_uint_eq(atomic_load(&big->refs), 1);
+	got = imap_sort_cache_get(c, 1, 1, 7);
+	ck_assert_ptr_eq(got, k[0]);
+	imap_sort_keys_unref(got);
+	imap_sort_keys_unref(big);
+	imap_sort_cache_free(c);
+	/* by count: two mailboxes at most */
+	c = imap_sort_cache_new(budget * 10, 2);
+	imap_sort_cache_put(c, k[0]);
+	imap_sort_cache_put(c, k[1]);
+	imap_sort_cache_put(c, k[2]);
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 1, 7));
+	got = imap_sort_cache_get(c, 1, 3, 7);
+	ck_assert_ptr_eq(got, k[2]);
+	imap_sort_keys_unref(got);
+	imap_sort_cache_free(c);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_uint_eq(atomic_load(&k[i]->refs), 1);
+		imap_sort_keys_unref(k[i]);
+	}
+}
+END_TEST
+
 static Suite *imap_suite(void)
 {
 	Suite *s = suite_create("imap");
@@ -790,6 +910,8 @@ static Suite *imap_suite(void)
 	tcase_add_test(tc, test_imap_subject_casemap);
 	tcase_add_test(tc, test_imap_subject_base_encoded);
 	tcase_add_test(tc, test_imap_quirks_table);
+	tcase_add_test(tc, test_imap_sort_cache_lookup);
+	tcase_add_test(tc, test_imap_sort_cache_bounds);
 	suite_add_tcase(s, tc);
 	return s;
 }
