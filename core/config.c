@@ -779,6 +779,9 @@ static int close_listener(struct parser *p)
 		return fail(p, p->block_seen[LKEY_MODE], "listener '%s': mode is for unix "
 			    "sockets (address = unix:/path)", l->name);
 	}
+	if (l->role == ROLE_LMTP && l->port == 25) /* RFC 2033 §1 */
+		return fail(p, p->block_seen[LKEY_PORT], "listener '%s': LMTP must not be "
+			    "used on port 25", l->name);
 	if (l->role == ROLE_HTTP && l->tls == TLS_MODE_STARTTLS)
 		return fail(p, p->block_seen[LKEY_TLS], "listener '%s': role http takes "
 			    "tls = none or implicit", l->name);

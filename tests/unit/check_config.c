@@ -743,6 +743,8 @@ START_TEST(test_config_lmtp)
 		{ "listener s {\n role = lmtp\n address = unix:/run/x\n mode = 4755\n}\n",
 		  PATH ":6:" },
 		{ "listener s {\n role = lmtp\n mode = 0660\n}\n", PATH ":5:" },
+		{ "listener s {\n role = lmtp\n port = 25\n}\n", PATH ":5: listener 's': LMTP must "
+		  "not be used on port 25" },
 		{ "listener s {\n role = lmtp\n address = unix:/run/x\n}\n"
 		  "listener t {\n role = lmtp\n address = unix:/run/x\n}\n", PATH ":7:" },
 	};
