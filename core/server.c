@@ -180,9 +180,9 @@ static bool server_unix_stale(const struct sockaddr_un *un)
 	return stale;
 }
 
-/* The socket file's owner: run_as_user when we are root and will drop to
- * it, so that the daemon's user may stat it later; its permissions come
- * from the listener's mode.  0 or -1. */
+/* The socket file belongs to run_as_user when we are root and will drop to
+ * it, as every file the daemon makes later does; its permissions are the
+ * listener's mode (who may connect).  0 or -1. */
 static int server_unix_own(const struct server *srv, const struct config_listener *lcfg)
 {
 	if (geteuid() == 0 && srv->cfg.run_as_user[0] != '\0') {
