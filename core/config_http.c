@@ -132,7 +132,7 @@ int config_mta_sts_policy(const struct config *cfg, struct buf *out)
 
 /* RFC 8461 §3.1: the TXT record's id (1 to 32 letters and digits) must
  * change with the policy: 20 hex digits of the policy's SHA-256. */
-static int config_mta_sts_id(const struct config *cfg, char id[21])
+int config_mta_sts_id(const struct config *cfg, char id[21])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;

@@ -744,6 +744,23 @@ static void imap_fetch_narrow(struct imap_session *s, struct imap_fetch_cmd *f)
 	free(changed);
 }
 
+/* A CHANGEDSINCE above the mailbox's HIGHESTMODSEQ was never ours: a
+ * client still counting in another server's mod-sequences (a mailbox
+ * moved from Dovecot without them, README "Moving from Dovecot") gets
+ * every message and the full VANISHED, more than it needs, never less.
+ * RFC 7162 does not say what such a value means; answering as for 0 is
+ * always correct.  Cheap: the status is read only for such a value. */
+static void imap_fetch_foreign_modseq(struct imap_session *s, struct imap_fetch_cmd *f)
+{
+	struct md_status st;
+
+	if (f->changedsince <= s->view.modseq ||
+	    md_mailbox_status(s->md_user, s->view.name, &st) != MD_OK ||
+	    f->changedsince <= st.highestmodseq)
+		return;
+	f->changedsince = 0; /* MODSEQ stays among the items (parsed) */
+}
+
 static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 {
 	struct imap_fetch_cmd *f = s->cmd_state;
@@ -751,7 +768,9 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 
 	if (f->changedsince > 0 && !f->narrowed) {
 		f->narrowed = true;
-		imap_fetch_narrow(s, f);
+		imap_fetch_foreign_modseq(s, f);
+		if (f->changedsince > 0)
+			imap_fetch_narrow(s, f);
 	}
 	if (f->vanished) {
 		/* RFC 7162 §3.2.6: before the FETCH responses */
