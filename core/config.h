@@ -180,6 +180,7 @@ struct config {
 
 	/* The HTTP endpoint (config_http.c parses these). */
 	char autoconfig_hostname[CONFIG_DOMAIN_LEN]; /* "": hostname */
+	char shards_file[PATH_MAX];        /* nginx auth_http: who lives where; "": none */
 	enum mta_sts_mode mta_sts_mode;   /* mta_sts_mode = none|testing|enforce */
 	unsigned mta_sts_max_age;         /* mta_sts_max_age, seconds */
 	char mta_sts_mx[CONFIG_MTA_STS_MX_MAX][CONFIG_DOMAIN_LEN]; /* "": hostname */
