@@ -99,7 +99,8 @@ finally:
 # ---- postern demo --------------------------------------------------------
 def demo_ports(base):
     return {"smtp": base + 25, "submission": base + 587, "submissions": base + 465,
-            "imap": base + 143, "imaps": base + 993, "pop3": base + 110, "pop3s": base + 995}
+            "imap": base + 143, "imaps": base + 993, "pop3": base + 110, "pop3s": base + 995,
+            "managesieve": base + 4190}
 
 
 def pick_base():

@@ -1,0 +1,307 @@
+/* ManageSieve before login: STARTTLS (RFC 5804 §2.2), AUTHENTICATE with
+ * SASL PLAIN (§2.1, RFC 4616), and the login behind it, the same as
+ * IMAP's and POP3's: throttle check -> (delay timer) -> password verify on
+ * the WORKER_AUTH pool -> user open on a worker -> authenticated.  Also
+ * UNAUTHENTICATE (§2.14), the way back.
+ *
+ * The password lives in s->password only between the command and the end
+ * of the verify job, which wipes it. */
+#include "msieve_private.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "server.h"
+#include "store.h"
+#include "util.h"
+
+static void msieve_wipe_password(struct msieve_session *s)
+{
+	if (s->password == NULL)
+		return;
+	explicit_bzero(s->password, strlen(s->password));
+	free(s->password);
+	s->password = NULL;
+}
+
+void msieve_auth_cleanup(struct msieve_session *s)
+{
+	sasl_free(s->sasl);
+	s->sasl = NULL;
+	if (s->delay_ev != NULL) {
+		event_free(s->delay_ev);
+		s->delay_ev = NULL;
+	}
+	msieve_wipe_password(s);
+}
+
+void msieve_release_user(struct msieve_session *s)
+{
+	if (s->md_user != NULL)
+		md_user_close(s->md_user); /* frees memory; writes nothing */
+	s->md_user = NULL;
+}
+
+/* ---- the login jobs ------------------------------------------------------ */
+
+static void msieve_open_work(void *arg)
+{
+	struct msieve_session *s = arg;
+
+	if (md_user_open(s->ctx->store, s->canonical, MD_USER_CREATE, &s->md_user) != MD_OK)
+		s->md_user = NULL;
+}
+
+static void msieve_open_done(void *arg)
+{
+	struct msieve_session *s = arg;
+
+	if (!conn_is_closing(s->conn)) {
+		if (s->md_user == NULL) {
+			conn_log(s->conn, LOG_LEVEL_ERROR, "managesieve store open failed user=%s",
+				 s->canonical);
+			msieve_reply(s, "NO", "TRYLATER", "Cannot open your mail store");
+		} else {
+			msieve_enter_state(s, MSIEVE_STATE_AUTH);
+			conn_log(s->conn, LOG_LEVEL_INFO, "managesieve login user=%s rip=%s tls=%s",
+				 s->canonical, conn_peer_addr(s->conn),
+				 conn_is_tls(s->conn) ? "yes" : "no");
+			msieve_reply(s, "OK", NULL, "Logged in");
+		}
+	}
+	msieve_command_done(s);
+}
+
+static void msieve_verify_work(void *arg)
+{
+	struct msieve_session *s = arg;
+
+	s->verified = auth_verify_password(s->ctx->auth, s->user, s->password, s->canonical,
+					   sizeof(s->canonical)) == 0;
+	msieve_wipe_password(s);
+}
+
+static void msieve_verify_done(void *arg)
+{
+	struct msieve_session *s = arg;
+	const char *ip = conn_peer_addr(s->conn);
+
+	if (!s->verified) {
+		/* Counted even when the client has gone: it was a guess. */
+		auth_throttle_failure(s->ctx->auth, "managesieve", ip, s->user, time(NULL));
+		if (!conn_is_closing(s->conn))
+			msieve_reply(s, "NO", NULL, "Authentication failed");
+		msieve_command_done(s);
+		return;
+	}
+	auth_throttle_success(s->ctx->auth, ip, s->canonical);
+	if (conn_is_closing(s->conn) ||
+	    conn_submit(s->conn, msieve_open_work, msieve_open_done, s) < 0) {
+		if (!conn_is_closing(s->conn))
+			msieve_reply(s, "NO", "TRYLATER", "Out of resources, try again later");
+		msieve_command_done(s);
+	}
+}
+
+static void msieve_verify_submit(struct msieve_session *s)
+{
+	if (conn_submit_kind(s->conn, WORKER_AUTH, msieve_verify_work, msieve_verify_done, s) < 0) {
+		msieve_wipe_password(s);
+		msieve_reply(s, "NO", "TRYLATER", "Out of resources, try again later");
+		msieve_command_done(s);
+	}
+}
+
+static void msieve_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct msieve_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	event_free(s->delay_ev);
+	s->delay_ev = NULL;
+	msieve_verify_submit(s);
+}
+
+/* Check the throttle, then verify on a worker (after the throttle's delay,
+ * on a timer: a sleeping worker would be one taken from everybody). */
+static void msieve_login_start(struct msieve_session *s, const char *password)
+{
+	struct auth *auth = s->ctx->auth;
+	const char *ip = conn_peer_addr(s->conn);
+	unsigned delay_ms = 0;
+	time_t now = time(NULL);
+
+	s->verified = false;
+	switch (auth_throttle_check(auth, ip, s->user, now, &delay_ms)) {
+	case AUTH_THROTTLE_REFUSE:
+		auth_throttle_failure(auth, "managesieve", ip, s->user, now);
+		msieve_reply(s, "NO", "TRYLATER", "Too many failed logins, try again later");
+		return;
+	case AUTH_THROTTLE_DELAY:
+		break;
+	case AUTH_THROTTLE_ALLOW:
+		delay_ms = 0;
+		break;
+	}
+	if (strlen(password) > AUTH_PASSWORD_MAX) {
+		/* Cannot be anybody's password; still a failed attempt. */
+		auth_throttle_failure(auth, "managesieve", ip, s->user, now);
+		msieve_reply(s, "NO", NULL, "Authentication failed");
+		return;
+	}
+	if ((s->password = strdup(password)) == NULL) {
+		msieve_reply(s, "NO", "TRYLATER", "Out of memory");
+		return;
+	}
+	msieve_begin_async(s);
+	if (delay_ms > 0) {
+		struct timeval tv;
+
+		if (delay_ms > AUTH_THROTTLE_DELAY_MAX_MS)
+			delay_ms = AUTH_THROTTLE_DELAY_MAX_MS;
+		tv.tv_sec = delay_ms / 1000;
+		tv.tv_usec = (delay_ms % 1000) * 1000;
+		s->delay_ev = evtimer_new(server_event_base(conn_server(s->conn)),
+					  msieve_delay_done, s);
+		if (s->delay_ev != NULL && evtimer_add(s->delay_ev, &tv) == 0)
+			return;
+		if (s->delay_ev != NULL)
+			event_free(s->delay_ev);
+		s->delay_ev = NULL;
+	}
+	msieve_verify_submit(s);
+}
+
+/* ---- AUTHENTICATE ---------------------------------------------------------- */
+
+static void msieve_sasl_result(struct msieve_session *s, struct sasl_exchange *x,
+			       enum sasl_result r, const char *challenge)
+{
+	switch (r) {
+	case SASL_CONTINUE:
+		/* RFC 5804 §2.1: the challenge is a string of base64 ("" for
+		 * PLAIN); the client answers with a string, or "*" */
+		s->sasl = x;
+		conn_printf(s->conn, "\"%s\"\r\n", challenge);
+		return;
+	case SASL_DONE:
+		str_copy(s->user, sasl_authcid(x), sizeof(s->user));
+		msieve_login_start(s, sasl_password(x));
+		sasl_free(x);
+		return;
+	case SASL_FAIL:
+		break;
+	}
+	switch (sasl_error(x)) {
+	case SASL_ERR_BASE64:
+		msieve_reply(s, "NO", NULL, "Invalid base64 data");
+		break;
+	case SASL_ERR_TOO_LONG:
+		msieve_reply(s, "NO", NULL, "Authentication response too long");
+		break;
+	default:
+		/* a malformed PLAIN message is a failed guess as well */
+		auth_throttle_failure(s->ctx->auth, "managesieve", conn_peer_addr(s->conn), NULL,
+				      time(NULL));
+		msieve_reply(s, "NO", NULL, "Authentication failed");
+		break;
+	}
+	sasl_free(x);
+}
+
+static bool msieve_is_text(const struct msieve_arg *a)
+{
+	return a->type == MSIEVE_ARG_STRING && memchr(a->data, '\0', a->len) == NULL;
+}
+
+void msieve_cmd_authenticate(struct msieve_session *s, struct msieve_command *cmd)
+{
+	struct sasl_exchange *x;
+	const char *challenge = "";
+	bool ir = cmd->nargs > 1;
+
+	if (!msieve_is_text(&cmd->args[0]) || (ir && !msieve_is_text(&cmd->args[1]))) {
+		msieve_reply(s, "NO", NULL, "AUTHENTICATE takes strings");
+		return;
+	}
+	if (!msieve_login_allowed(s)) {
+		/* RFC 5804 §1.3: ENCRYPT-NEEDED, the client should STARTTLS */
+		msieve_reply(s, "NO", "ENCRYPT-NEEDED", "Use STARTTLS before authenticating");
+		return;
+	}
+	if (!sasl_mech_supported(cmd->args[0].data)) {
+		msieve_reply(s, "NO", NULL, "Unsupported authentication mechanism");
+		return;
+	}
+	if ((x = sasl_new()) == NULL) {
+		msieve_reply(s, "NO", "TRYLATER", "Out of memory");
+		return;
+	}
+	/* an empty initial response is "" here; SASL's "=" means the same */
+	msieve_sasl_result(s, x, sasl_start(x, cmd->args[0].data,
+					    ir ? (cmd->args[1].len > 0 ? cmd->args[1].data : "=") : NULL,
+					    ir ? (cmd->args[1].len > 0 ? cmd->args[1].len : 1) : 0,
+					    &challenge),
+			   challenge);
+}
+
+void msieve_sasl_response(struct msieve_session *s, struct msieve_command *cmd)
+{
+	struct sasl_exchange *x = s->sasl;
+	const char *challenge = "";
+
+	s->sasl = NULL;
+	if (cmd->error != NULL || cmd->nargs != 1 || !msieve_is_text(&cmd->args[0])) {
+		sasl_free(x);
+		msieve_reply(s, "NO", NULL, cmd->error != NULL ? cmd->error :
+			     "Expected one string as the authentication response");
+		return;
+	}
+	if (sasl_is_cancel(cmd->args[0].data, cmd->args[0].len)) {
+		sasl_free(x);
+		msieve_reply(s, "NO", NULL, "Authentication cancelled");
+		return;
+	}
+	msieve_sasl_result(s, x, sasl_step(x, cmd->args[0].data, cmd->args[0].len, &challenge),
+			   challenge);
+}
+
+/* ---- STARTTLS, UNAUTHENTICATE --------------------------------------------- */
+
+void msieve_cmd_starttls(struct msieve_session *s, struct msieve_command *cmd)
+{
+	(void)cmd;
+	if (conn_is_tls(s->conn)) {
+		msieve_reply(s, "NO", NULL, "TLS is already active");
+		return;
+	}
+	if (!s->starttls_allowed) {
+		msieve_reply(s, "NO", NULL, "STARTTLS is not available on this port");
+		return;
+	}
+	msieve_reply(s, "OK", NULL, "Begin TLS negotiation now");
+	/* Discards whatever the client pipelined after STARTTLS
+	 * (CVE-2011-0411); CONN_EV_TLS_READY sends the capabilities. */
+	if (conn_starttls(s->conn) < 0) {
+		conn_log(s->conn, LOG_LEVEL_ERROR, "managesieve starttls failed: TLS not available");
+		conn_close(s->conn);
+	}
+}
+
+void msieve_cmd_unauthenticate(struct msieve_session *s, struct msieve_command *cmd)
+{
+	(void)cmd;
+	conn_log(s->conn, LOG_LEVEL_INFO, "managesieve unauthenticate user=%s", s->canonical);
+	msieve_release_user(s);
+	s->canonical[0] = '\0';
+	s->user[0] = '\0';
+	msieve_enter_state(s, MSIEVE_STATE_NONAUTH);
+	msieve_reply(s, "OK", NULL, "Unauthenticated");
+}
