@@ -137,4 +137,14 @@ char *sieve_header_first(const struct sieve_message *msg, const char *name);
  * in out (at least 17 octets). */
 void sieve_vacation_handle(const struct sieve_action *act, char *out, size_t outlen);
 
+/* The vacation reply to msg as a whole message with CRLF lines (RFC 5230
+ * §5): From (act->from, else the recipient), To the envelope sender,
+ * Subject (act->subject, else "Auto: " and the original's), Date (date, an
+ * RFC 5322 date), Message-ID (message_id, "<...>"), In-Reply-To and
+ * References, Auto-Submitted: auto-replied, then the reason (as a MIME
+ * entity with :mime, else text/plain UTF-8).  Malloc'd in *out_r; -1
+ * when out of memory. */
+int sieve_vacation_reply(const struct sieve_message *msg, const struct sieve_action *act,
+			 const char *date, const char *message_id, char **out_r, size_t *len_r);
+
 #endif

@@ -132,4 +132,53 @@ int sv_address_each(const char *value, size_t len, enum sv_addrpart part, sv_val
 int sv_address_part(const char *addr, size_t len, enum sv_addrpart part, sv_value_fn *fn,
 		    void *ctx);
 
+/* ---- one run (sieve_run.c, sieve_test.c, sieve_vars.c) ------------------ */
+
+struct sv_variable {
+	char name[SIEVE_IDENT_MAX + 1]; /* lower case: names ignore case */
+	char *value;
+	size_t len;
+};
+
+struct sv_run {
+	const struct sieve_script *script;
+	const struct sieve_message *msg;
+	struct sieve_result *res;
+	uint64_t steps;               /* matching work, up to SIEVE_STEPS_MAX */
+	unsigned commands;            /* executed, up to SIEVE_COMMANDS_RUN_MAX */
+	struct sv_variable vars[SIEVE_VARIABLES_MAX];
+	size_t n_vars;
+	char *caps[SIEVE_MATCH_VARS]; /* ${0}..${9} of the last :matches */
+	char *flags;                  /* imap4flags' internal variable */
+	bool implicit_keep;
+	bool stopped;
+	bool failed;                  /* a runtime error is in res */
+	unsigned redirects;
+	bool vacation_taken, reject_taken;
+};
+
+/* Record a runtime error (the first one counts); returns -1. */
+int sv_runtime_error(struct sv_run *r, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* sieve_vars.c.  A string as the script gives it with ${...} expanded
+ * when "variables" is required; malloc'd, NULL after a runtime error. */
+char *sv_expand(struct sv_run *r, const struct sv_string *str, int line, size_t *len_r);
+/* A variable's value ("" when unset); NULL on a runtime error. */
+const char *sv_var_get(struct sv_run *r, const char *name);
+/* Set (copying value); -1 on a runtime error. */
+int sv_var_set(struct sv_run *r, const char *name, const char *value, size_t len, int line);
+/* set with its modifiers (RFC 5229 §4). */
+int sv_cmd_set(struct sv_run *r, const struct sv_node *n);
+/* setflag / addflag / removeflag (RFC 5232 §5). */
+int sv_cmd_flags(struct sv_run *r, const struct sv_node *n);
+/* The flags of a flag-list value, each once, in order (RFC 5232 §3);
+ * count in *n_r; NULL with *n_r 0 when empty; -1 style: sets failed. */
+char **sv_flags_split(struct sv_run *r, const char *list, size_t *n_r, int line);
+/* The string list of arg expanded, each flag list joined by spaces. */
+char *sv_flags_of_arg(struct sv_run *r, const struct sv_arg *a, int line);
+
+/* sieve_test.c: 1 true, 0 false, -1 runtime error. */
+int sv_test(struct sv_run *r, const struct sv_node *t, int depth);
+
 #endif
