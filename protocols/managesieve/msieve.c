@@ -130,6 +130,16 @@ static const char *msieve_extensions(void)
 #endif
 }
 
+/* RFC 5804 §1.7 MAXREDIRECTS: what the interpreter allows one run. */
+static int msieve_max_redirects(void)
+{
+#ifdef POSTERN_HAVE_SIEVE
+	return SIEVE_REDIRECTS_MAX;
+#else
+	return 0;
+#endif
+}
+
 void msieve_capability(struct msieve_session *s)
 {
 	/* RFC 5804 §1.7.  SASL lists no mechanism where a password may not
@@ -141,7 +151,7 @@ void msieve_capability(struct msieve_session *s)
 	conn_write(s->conn, "\r\n", 2);
 	if (s->starttls_allowed && !conn_is_tls(s->conn) && s->state == MSIEVE_STATE_NONAUTH)
 		conn_printf(s->conn, "\"STARTTLS\"\r\n");
-	conn_printf(s->conn, "\"MAXREDIRECTS\" \"%d\"\r\n", MSIEVE_MAXREDIRECTS);
+	conn_printf(s->conn, "\"MAXREDIRECTS\" \"%d\"\r\n", msieve_max_redirects());
 	if (s->state == MSIEVE_STATE_AUTH) {
 		conn_write(s->conn, "\"OWNER\" ", 8);
 		msieve_quote(s, s->canonical);

@@ -46,8 +46,6 @@ struct auth;
 /* No RFC value: Dovecot and Cyrus keep idle ManageSieve clients for
  * minutes; the Thunderbird add-on sends NOOP while its editor is open. */
 #define MSIEVE_IDLE_TIMEOUT 600  /* seconds */
-/* RFC 5804 §1.7 MAXREDIRECTS: the redirects one script may do per message. */
-#define MSIEVE_MAXREDIRECTS 4
 /* Octets of one quoted string we send: a reply text, a script name. */
 #define MSIEVE_TEXT_MAX 1024
 
