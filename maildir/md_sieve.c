@@ -191,12 +191,11 @@ static int md_sieve_name_of(const struct md_user *u, const char *file, char *out
 	for (size_t i = 0; i < flen - slen; i++) {
 		if (o + 1 >= outlen)
 			return -1;
-		if (file[i] == '%') {
-			if (strncmp(file + i, "%25", 3) != 0)
-				return -1;
-			i += 2;
-		}
+		if (file[i] == '%' && strncmp(file + i, "%25", 3) != 0)
+			return -1;
 		out[o++] = file[i];
+		if (file[i] == '%')
+			i += 2; /* "%25" is one '%' */
 	}
 	out[o] = '\0';
 	return md_sieve_name_check(out, o) == MD_OK ? 0 : -1;
