@@ -722,7 +722,7 @@ START_TEST(test_config_example_file)
 	ck_assert_str_eq(cfg->data_dir, "/var/lib/postern");
 	ck_assert_uint_eq(cfg->n_domains, 2);
 	ck_assert_uint_eq(cfg->n_certs, 1);
-	ck_assert_uint_eq(cfg->n_listeners, 8);
+	ck_assert_uint_eq(cfg->n_listeners, 9);
 	/* The example shows the defaults: it must agree with config_defaults. */
 	ck_assert_uint_eq(cfg->message_size_max, 50ULL * 1024 * 1024);
 	ck_assert_uint_eq(cfg->line_length_max, 8192);
