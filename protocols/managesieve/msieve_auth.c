@@ -1,11 +1,8 @@
 /* ManageSieve before login: STARTTLS (RFC 5804 §2.2), AUTHENTICATE with
- * SASL PLAIN (§2.1, RFC 4616), and the login behind it, the same as
- * IMAP's and POP3's: throttle check -> (delay timer) -> password verify on
- * the WORKER_AUTH pool -> user open on a worker -> authenticated.  Also
- * UNAUTHENTICATE (§2.14), the way back.
- *
- * The password lives in s->password only between the command and the end
- * of the verify job, which wipes it. */
+ * SASL PLAIN (§2.1, RFC 4616) and the login behind it (login.h: throttle,
+ * delay, password verify on the WORKER_AUTH pool), then the user's store
+ * opened on a worker -> authenticated.  Also UNAUTHENTICATE (§2.14), the
+ * way back. */
 #include "msieve_private.h"
 
 #include <stdio.h>
@@ -13,32 +10,18 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/event.h>
-
 #include "auth.h"
 #include "conn.h"
+#include "login.h"
 #include "server.h"
 #include "store.h"
 #include "util.h"
-
-static void msieve_wipe_password(struct msieve_session *s)
-{
-	if (s->password == NULL)
-		return;
-	explicit_bzero(s->password, strlen(s->password));
-	free(s->password);
-	s->password = NULL;
-}
 
 void msieve_auth_cleanup(struct msieve_session *s)
 {
 	sasl_free(s->sasl);
 	s->sasl = NULL;
-	if (s->delay_ev != NULL) {
-		event_free(s->delay_ev);
-		s->delay_ev = NULL;
-	}
-	msieve_wipe_password(s);
+	login_cleanup(&s->login);
 }
 
 void msieve_release_user(struct msieve_session *s)
@@ -78,105 +61,49 @@ static void msieve_open_done(void *arg)
 	msieve_command_done(s);
 }
 
-static void msieve_verify_work(void *arg)
+/* login.h's callback: the password was checked. */
+static void msieve_login_done(void *arg, enum login_result result)
 {
 	struct msieve_session *s = arg;
 
-	s->verified = auth_verify_password(s->ctx->auth, s->user, s->password, s->canonical,
-					   sizeof(s->canonical)) == 0;
-	msieve_wipe_password(s);
-}
-
-static void msieve_verify_done(void *arg)
-{
-	struct msieve_session *s = arg;
-	const char *ip = conn_peer_addr(s->conn);
-
-	if (!s->verified) {
-		/* Counted even when the client has gone: it was a guess. */
-		auth_throttle_failure(s->ctx->auth, "managesieve", ip, s->user, time(NULL));
-		if (!conn_is_closing(s->conn))
-			msieve_reply(s, "NO", NULL, "Authentication failed");
+	if (conn_is_closing(s->conn)) {
 		msieve_command_done(s);
 		return;
 	}
-	auth_throttle_success(s->ctx->auth, ip, s->canonical);
-	if (conn_is_closing(s->conn) ||
-	    conn_submit(s->conn, msieve_open_work, msieve_open_done, s) < 0) {
-		if (!conn_is_closing(s->conn))
-			msieve_reply(s, "NO", "TRYLATER", "Out of resources, try again later");
-		msieve_command_done(s);
-	}
-}
-
-static void msieve_verify_submit(struct msieve_session *s)
-{
-	if (conn_submit_kind(s->conn, WORKER_AUTH, msieve_verify_work, msieve_verify_done, s) < 0) {
-		msieve_wipe_password(s);
+	if (result == LOGIN_FAILED) {
+		msieve_reply(s, "NO", NULL, "Authentication failed");
+	} else if (result == LOGIN_TEMPFAIL) {
 		msieve_reply(s, "NO", "TRYLATER", "Out of resources, try again later");
-		msieve_command_done(s);
+	} else {
+		str_copy(s->canonical, s->login.canonical, sizeof(s->canonical));
+		if (conn_submit(s->conn, msieve_open_work, msieve_open_done, s) == 0)
+			return;
+		msieve_reply(s, "NO", "TRYLATER", "Out of resources, try again later");
 	}
+	msieve_command_done(s);
 }
 
-static void msieve_delay_done(evutil_socket_t fd, short what, void *arg)
+static void msieve_login_start(struct msieve_session *s, const char *user, const char *password)
 {
-	struct msieve_session *s = arg;
-
-	(void)fd;
-	(void)what;
-	event_free(s->delay_ev);
-	s->delay_ev = NULL;
-	msieve_verify_submit(s);
-}
-
-/* Check the throttle, then verify on a worker (after the throttle's delay,
- * on a timer: a sleeping worker would be one taken from everybody). */
-static void msieve_login_start(struct msieve_session *s, const char *password)
-{
-	struct auth *auth = s->ctx->auth;
-	const char *ip = conn_peer_addr(s->conn);
-	unsigned delay_ms = 0;
-	time_t now = time(NULL);
-
-	s->verified = false;
-	switch (auth_throttle_check(auth, ip, s->user, now, &delay_ms)) {
-	case AUTH_THROTTLE_REFUSE:
-		auth_throttle_failure(auth, "managesieve", ip, s->user, now);
+	s->login.conn = s->conn;
+	s->login.auth = s->ctx->auth;
+	s->login.proto = "managesieve";
+	s->login.done = msieve_login_done;
+	s->login.arg = s;
+	switch (login_begin(&s->login, user, password, strlen(password))) {
+	case LOGIN_STARTED:
+		msieve_begin_async(s);
+		return;
+	case LOGIN_REFUSED:
 		msieve_reply(s, "NO", "TRYLATER", "Too many failed logins, try again later");
 		return;
-	case AUTH_THROTTLE_DELAY:
-		break;
-	case AUTH_THROTTLE_ALLOW:
-		delay_ms = 0;
-		break;
-	}
-	if (strlen(password) > AUTH_PASSWORD_MAX) {
-		/* Cannot be anybody's password; still a failed attempt. */
-		auth_throttle_failure(auth, "managesieve", ip, s->user, now);
+	case LOGIN_REJECTED:
 		msieve_reply(s, "NO", NULL, "Authentication failed");
 		return;
-	}
-	if ((s->password = strdup(password)) == NULL) {
-		msieve_reply(s, "NO", "TRYLATER", "Out of memory");
+	case LOGIN_NOMEM:
+		msieve_reply(s, "NO", "TRYLATER", "Out of resources, try again later");
 		return;
 	}
-	msieve_begin_async(s);
-	if (delay_ms > 0) {
-		struct timeval tv;
-
-		if (delay_ms > AUTH_THROTTLE_DELAY_MAX_MS)
-			delay_ms = AUTH_THROTTLE_DELAY_MAX_MS;
-		tv.tv_sec = delay_ms / 1000;
-		tv.tv_usec = (delay_ms % 1000) * 1000;
-		s->delay_ev = evtimer_new(server_event_base(conn_server(s->conn)),
-					  msieve_delay_done, s);
-		if (s->delay_ev != NULL && evtimer_add(s->delay_ev, &tv) == 0)
-			return;
-		if (s->delay_ev != NULL)
-			event_free(s->delay_ev);
-		s->delay_ev = NULL;
-	}
-	msieve_verify_submit(s);
 }
 
 /* ---- AUTHENTICATE ---------------------------------------------------------- */
@@ -192,8 +119,7 @@ static void msieve_sasl_result(struct msieve_session *s, struct sasl_exchange *x
 		conn_printf(s->conn, "\"%s\"\r\n", challenge);
 		return;
 	case SASL_DONE:
-		str_copy(s->user, sasl_authcid(x), sizeof(s->user));
-		msieve_login_start(s, sasl_password(x));
+		msieve_login_start(s, sasl_authcid(x), sasl_password(x));
 		sasl_free(x);
 		return;
 	case SASL_FAIL:
@@ -301,7 +227,6 @@ void msieve_cmd_unauthenticate(struct msieve_session *s, struct msieve_command *
 	conn_log(s->conn, LOG_LEVEL_INFO, "managesieve unauthenticate user=%s", s->canonical);
 	msieve_release_user(s);
 	s->canonical[0] = '\0';
-	s->user[0] = '\0';
 	msieve_enter_state(s, MSIEVE_STATE_NONAUTH);
 	msieve_reply(s, "OK", NULL, "Unauthenticated");
 }

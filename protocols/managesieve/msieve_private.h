@@ -22,11 +22,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "login.h"
 #include "managesieve.h"
 #include "store.h"
 
 struct conn;
-struct event;
 struct md_user;
 struct sasl_exchange;
 struct auth;
@@ -127,11 +127,8 @@ struct msieve_session {
 
 	/* authentication */
 	struct sasl_exchange *sasl; /* an AUTHENTICATE waiting for a response */
-	struct event *delay_ev;     /* throttle delay before verifying */
-	char user[256];             /* the authcid */
-	char *password;             /* until the verify job ran; wiped */
+	struct login login;         /* the password check (login.h) */
 	char canonical[256];        /* the verified address */
-	bool verified;
 	struct md_user *md_user;    /* open while authenticated */
 
 	/* the job of the command in flight (msieve_cmd.c) */
