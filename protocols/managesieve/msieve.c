@@ -251,8 +251,9 @@ static void msieve_on_line(struct msieve_session *s, const char *line, size_t le
 		msieve_complete(s);
 		break;
 	case MSIEVE_READ_LITERAL:
-		conn_read_bytes(s->conn, (size_t)s->cmd.literal_left);
-		break;
+		if (s->cmd.literal_left > 0)
+			conn_read_bytes(s->conn, (size_t)s->cmd.literal_left);
+		break; /* {0}: the next line goes on with the command */
 	case MSIEVE_READ_FATAL:
 		msieve_reply(s, "BYE", NULL, s->cmd.error);
 		msieve_command_reset(&s->cmd);

@@ -77,9 +77,9 @@ static enum msieve_read msieve_skip_to_literal(struct msieve_command *c, const c
 		c->error_code = NULL;
 		return MSIEVE_READ_FATAL;
 	}
-	c->discarding = true;
+	c->discarding = n > 0;
 	c->literal_left = n;
-	return n > 0 ? MSIEVE_READ_LITERAL : MSIEVE_READ_DONE;
+	return MSIEVE_READ_LITERAL;
 }
 
 static bool msieve_verb_is_script(const struct msieve_command *c)
@@ -186,7 +186,7 @@ static enum msieve_read msieve_literal(struct msieve_command *c, const char *p, 
 	if ((a = msieve_new_arg(c, MSIEVE_ARG_STRING, (size_t)n)) == NULL)
 		return msieve_skip_to_literal(c, line, len);
 	c->literal_left = n;
-	return n > 0 ? MSIEVE_READ_LITERAL : MSIEVE_READ_DONE;
+	return MSIEVE_READ_LITERAL; /* even {0}: the command goes on after it */
 }
 
 /* The verb at the start of a command; moves *pp past it. */

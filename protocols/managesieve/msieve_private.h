@@ -78,7 +78,8 @@ struct msieve_command {
 
 enum msieve_read {
 	MSIEVE_READ_DONE,    /* the command is complete (error may be set) */
-	MSIEVE_READ_LITERAL, /* read literal_left octets, then another line */
+	MSIEVE_READ_LITERAL, /* read literal_left octets (maybe 0), then
+			      * another line */
 	MSIEVE_READ_FATAL,   /* answer BYE and close (error is set) */
 };
 

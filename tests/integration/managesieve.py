@@ -229,6 +229,14 @@ def test_scripts(d, r):
     r.check(res.startswith(b"NO (NONEXISTENT)"), "DELETESCRIPT twice: %r" % res)
     res = c.cmd('NOOP "tag-1"')[-1]
     r.check(res == b'OK (TAG "tag-1") "Done"', "NOOP with a tag: %r" % res)
+    res = c.cmd('PUTSCRIPT "empty" {0+}\r\n')[-1]
+    r.check(res.startswith(b"OK") and os.path.getsize(os.path.join(sdir, "empty.sieve")) == 0,
+            "an empty script (an empty literal): %r" % res)
+    # pipelined: answered in order although each one waits for a worker
+    c.send(b'GETSCRIPT "empty"\r\nDELETESCRIPT "empty"\r\nNOOP "last"\r\n')
+    res = c.response() + c.response() + c.response()
+    r.check(res == [b"{0}\r\n", b'OK "Getscript completed"', b'OK "Completed"',
+                    b'OK (TAG "last") "Done"'], "pipelined commands in order: %r" % res)
     c.cmd('DELETESCRIPT "other"')
     c.close()
 

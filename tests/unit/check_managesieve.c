@@ -80,6 +80,15 @@ START_TEST(test_managesieve_reader)
 	ck_assert_ptr_nonnull(c.error);
 	msieve_command_reset(&c);
 
+	/* an empty literal, then more of the command on the next line */
+	static const char empty[] = "RENAMESCRIPT {0+}\r\n {1+}\r\nb\r\n";
+	ck_assert_int_eq(feed(&c, empty, strlen(empty), 0, false), MSIEVE_READ_DONE);
+	ck_assert_ptr_null(c.error);
+	ck_assert_uint_eq(c.nargs, 2);
+	ck_assert_uint_eq(c.args[0].len, 0);
+	ck_assert_str_eq(c.args[1].data, "b");
+	msieve_command_reset(&c);
+
 	/* a SASL response: a string without a verb */
 	ck_assert_int_eq(feed(&c, "\"AGEAYg==\"", 10, 0, true), MSIEVE_READ_DONE);
 	ck_assert_str_eq(c.verb, "");
