@@ -251,8 +251,7 @@ static enum md_result md_sieve_fail(struct md_user *u, const char *what, const c
 	int saved = errno;
 
 	md_user_seterr(u, "sieve %s '%s': %s", what, name, strerror(saved));
-	log_write(LOG_LEVEL_ERROR, "sieve %s failed user=%s: %s", what, u->address,
-		  strerror(saved));
+	log_error("sieve %s failed user=%s: %s", what, u->address, strerror(saved));
 	return saved == ENOSPC || saved == EDQUOT ? MD_NOSPACE : MD_TEMPFAIL;
 }
 

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "auth.h"
 #include "conn.h"
@@ -133,10 +132,8 @@ static void msieve_sasl_result(struct msieve_session *s, struct sasl_exchange *x
 		msieve_reply(s, "NO", NULL, "Authentication response too long");
 		break;
 	default:
-		/* a malformed PLAIN message is a failed guess as well */
-		auth_throttle_failure(s->ctx->auth, "managesieve", conn_peer_addr(s->conn), NULL,
-				      time(NULL));
-		msieve_reply(s, "NO", NULL, "Authentication failed");
+		/* as POP3: a malformed message is no password guess */
+		msieve_reply(s, "NO", NULL, sasl_error_text(sasl_error(x)));
 		break;
 	}
 	sasl_free(x);
