@@ -120,10 +120,10 @@ static int smtp_sieve_load(struct smtp_sieve *sv, struct smtp_msg *m, const stru
 	return 0;
 }
 
-/* Run the owner's active script, if any; false when there is none or it
- * failed (then the owner keeps its INBOX target). */
-static bool smtp_sieve_run_owner(struct smtp_session *s, struct smtp_sieve *sv,
-				 struct smtp_sieve_owner *o)
+/* The owner's active script, compiled; NULL when there is none or it
+ * cannot be used (logged: the owner keeps its INBOX target). */
+static struct sieve_script *smtp_sieve_compile_owner(struct smtp_session *s,
+						     struct smtp_sieve_owner *o)
 {
 	char *text = NULL, err[SIEVE_ERROR_MAX];
 	size_t len = 0;
@@ -135,27 +135,30 @@ static bool smtp_sieve_run_owner(struct smtp_session *s, struct smtp_sieve *sv,
 	if (r != MD_OK) {
 		log_error("smtp id=%s sieve user=%s cannot read the active script: %s; "
 			  "delivered to INBOX", s->tx.id, o->address, md_result_name(r));
-		return false;
+		return NULL;
 	}
 	if (text == NULL)
-		return false;
+		return NULL;
 	script = sieve_compile(text, len, err, sizeof(err));
 	free(text);
-	if (script == NULL) {
+	if (script == NULL)
 		log_error("smtp id=%s sieve user=%s script=%s error: %s; delivered to INBOX",
 			  s->tx.id, o->address, o->script, err);
-		return false;
-	}
+	return script;
+}
+
+/* Run it; false when it failed (logged: the owner keeps its INBOX). */
+static bool smtp_sieve_run_owner(struct smtp_session *s, struct smtp_sieve *sv,
+				 struct smtp_sieve_owner *o, const struct sieve_script *script)
+{
 	sv->msg.envelope_to = o->address;
 	if (sieve_run(script, &sv->msg, &o->result) < 0) {
 		log_error("smtp id=%s sieve user=%s script=%s runtime error: line %d: %s; "
 			  "delivered to INBOX", s->tx.id, o->address, o->script,
 			  o->result.error_line, o->result.error);
 		sieve_result_free(&o->result);
-		sieve_script_free(script);
 		return false;
 	}
-	sieve_script_free(script);
 	return true;
 }
 
@@ -189,6 +192,22 @@ static const char *smtp_sieve_folder(struct smtp_session *s, const char *owner,
 	return out;
 }
 
+/* An IMAP keyword is an atom (RFC 3501 §9 flag-keyword): printable ASCII
+ * without atom-specials; other "\..." flags (\Recent) cannot be set. */
+static bool smtp_sieve_keyword_ok(const char *f)
+{
+	size_t len = strlen(f);
+
+	if (len == 0 || len > MD_KEYWORD_LEN_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)f[i];
+		if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"]\\", c) != NULL)
+			return false;
+	}
+	return true;
+}
+
 /* imap4flags (RFC 5232 §3): system flags as bits, others as keywords. */
 static void smtp_sieve_flags(struct md_target *t, const struct sieve_action *a,
 			     const char **kw, size_t *kw_used)
@@ -208,9 +227,7 @@ static void smtp_sieve_flags(struct md_target *t, const struct sieve_action *a,
 				t->flags |= sys[k].bit;
 				known = true;
 			}
-		/* other "\..." flags (\Recent) cannot be set; keywords are atoms */
-		if (!known && f[0] != '\\' && strlen(f) <= MD_KEYWORD_LEN_MAX &&
-		    strpbrk(f, "(){%*\"]\\") == NULL) {
+		if (!known && smtp_sieve_keyword_ok(f)) {
 			kw[(*kw_used)++] = f;
 			t->n_keywords++;
 		}
@@ -245,14 +262,16 @@ static size_t smtp_sieve_owner_targets(struct smtp_session *s, struct smtp_sieve
 				folder = imap_name;
 			}
 		}
-		/* a fallback to INBOX next to a keep is one INBOX copy */
+		/* keep is the owner's default folder: INBOX, or Junk when DMARC
+		 * quarantines (smtp_live_targets); a fallback next to a keep is
+		 * one copy */
 		for (size_t k = 0; k < n && folder == NULL; k++)
-			inbox_twice = inbox_twice || out[k].mailbox == NULL;
+			inbox_twice = inbox_twice || out[k].mailbox == base->mailbox;
 		if (inbox_twice)
 			continue;
 		t = &out[n++];
 		*t = *base;
-		t->mailbox = folder;
+		t->mailbox = folder != NULL ? folder : base->mailbox;
 		if (o->keywords != NULL)
 			smtp_sieve_flags(t, a, o->keywords, &kw_used);
 	}
@@ -265,23 +284,39 @@ int smtp_sieve_plan(struct smtp_session *s, struct smtp_msg *m, size_t *live)
 	struct smtp_sieve *sv = calloc(1, sizeof(*sv));
 	struct md_target *targets;
 	size_t n = 0, n_dead, cap = m->n_targets * (SIEVE_ACTIONS_MAX + 1);
-	bool rejected_all = true;
+	struct sieve_script **scripts;
+	bool rejected_all = true, any = false;
 
 	if (sv == NULL)
 		return -1;
 	sv->fd = -1;
 	m->sieve = sv;
 	sv->owners = calloc(*live + 1, sizeof(*sv->owners));
-	targets = calloc(cap + 1, sizeof(*targets));
-	if (sv->owners == NULL || targets == NULL || smtp_sieve_load(sv, m, tx) < 0) {
-		free(targets);
+	scripts = calloc(*live + 1, sizeof(*scripts));
+	if (sv->owners == NULL || scripts == NULL) {
+		free(scripts);
 		return -1;
 	}
 	for (size_t i = 0; i < *live; i++) {
-		struct smtp_sieve_owner *o = &sv->owners[sv->n_owners++];
+		sv->owners[i].address = m->targets[i].address;
+		scripts[i] = smtp_sieve_compile_owner(s, &sv->owners[i]);
+		any = any || scripts[i] != NULL;
+	}
+	sv->n_owners = *live;
+	/* most owners have no script: the message is not read for them */
+	targets = any ? calloc(cap + 1, sizeof(*targets)) : NULL;
+	if (!any || targets == NULL || smtp_sieve_load(sv, m, tx) < 0) {
+		for (size_t i = 0; i < *live; i++)
+			sieve_script_free(scripts[i]);
+		free(scripts);
+		free(targets);
+		return any ? -1 : 0;
+	}
+	for (size_t i = 0; i < *live; i++) {
+		struct smtp_sieve_owner *o = &sv->owners[i];
 		bool rejected = false;
-		o->address = m->targets[i].address;
-		o->ran = smtp_sieve_run_owner(s, sv, o);
+		o->ran = scripts[i] != NULL && smtp_sieve_run_owner(s, sv, o, scripts[i]);
+		sieve_script_free(scripts[i]);
 		if (!o->ran) {
 			targets[n++] = m->targets[i];
 			rejected_all = false;
@@ -297,6 +332,7 @@ int smtp_sieve_plan(struct smtp_session *s, struct smtp_msg *m, size_t *live)
 		n += smtp_sieve_owner_targets(s, o, &m->targets[i], targets + n);
 		m->sieve_handled = true;
 	}
+	free(scripts);
 	/* RFC 5429 §2.1: refuse in the protocol when the reply is this
 	 * owner's alone */
 	m->sieve_reject = rejected_all && *live == 1 && tx->n_owners == 1 && tx->n_remote == 0;

@@ -14,7 +14,9 @@ gets exactly one reply in its INBOX, with Auto-Submitted and In-Reply-To),
 never to the null sender nor to a Precedence: bulk or List-Id message, and
 a remote sender's reply waits in the outbound queue (`postern queue list`);
 a script that does not compile still delivers to INBOX and the log names
-the script and line; no active script (dangling link) delivers to INBOX.
+the script and line; no active script (dangling link) delivers to INBOX;
+redirect to a local user (its INBOX, the original Return-Path) and to a
+remote one (queued from the original sender), with and without :copy.
 
 Usage: sieve_delivery.py /path/to/postern
 """
@@ -221,6 +223,33 @@ def test_vacation(d, r):
             "and only one for two messages: %r" % listing)
 
 
+def test_redirect(d, r):
+    write_script(d, BOB, "forward", 'require "copy";\n'
+                 'if header :contains "Subject" "forward me" {\n'
+                 '  redirect :copy "dave@example.test";\n'
+                 '  redirect "friend@remote.test";\n'
+                 '}\n')
+    before = len(maildir_files(d, BOB))
+    reply = send(d, "sender@outside.test", [BOB], "please forward me")
+    r.check(reply[0] == 250 and len(maildir_files(d, BOB)) == before,
+            "redirect (without :copy) keeps no copy: %r" % (reply,))
+    got = [m for m in maildir_messages(d, DAVE) if b"Subject: please forward me" in m]
+    r.check(len(got) == 1 and got[0].startswith(b"Return-Path: <sender@outside.test>\r\n") and
+            got[0].count(b"Return-Path:") == 1,
+            "redirect to a local user: in its INBOX, from the original sender: %r"
+            % (got[:1],))
+    deadline = time.time() + 10
+    listing = ""
+    while time.time() < deadline and "<friend@remote.test>" not in listing:
+        listing = d.cli("queue", "list").stdout.decode()
+        time.sleep(0.1)
+    r.check("from <sender@outside.test>" in listing and "<friend@remote.test>" in listing,
+            "redirect to a remote address: queued from the original sender: %r" % listing)
+    reply = send(d, "sender@outside.test", [BOB], "not for forwarding")
+    r.check(reply[0] == 250 and "not for forwarding" in subjects(d, BOB),
+            "the implicit keep when nothing matches")
+
+
 def test_errors(d, r):
     write_script(d, BOB, "broken", 'require "fileinto";\nif header :frob "a" "b" { discard; }\n')
     before = len(maildir_files(d, BOB))
@@ -262,6 +291,7 @@ def main():
         r.run("folders", lambda: test_folders(d, r))
         r.run("reject", lambda: test_reject(d, r))
         r.run("vacation", lambda: test_vacation(d, r))
+        r.run("redirect", lambda: test_redirect(d, r))
         r.run("errors", lambda: test_errors(d, r))
     r.finish()
 
