@@ -418,6 +418,42 @@ START_TEST(test_sieve_run_limits)
 }
 END_TEST
 
+START_TEST(test_sieve_run_address_forms)
+{
+	static const char header[] =
+		"From: (comment, with comma) \"Doe, John\" <john.doe@Example.COM> (x)\r\n"
+		"To: team: ann@a.example, \"b,c\"@b.example;, dan@d.example\r\n"
+		"Cc: <@route.example:eve@e.example>\r\n"
+		"Subject: =?ISO-8859-1?Q?caf=E9_au_lait?= =?UTF-8?Q?_ok?=\r\n"
+		"\r\n";
+	struct sieve_message m = test_msg();
+
+	m.header = header;
+	m.header_len = sizeof(header) - 1;
+	ck_assert_str_eq(run_on("if address :is \"from\" \"john.doe@example.com\" { discard; }",
+				&m), "");
+	ck_assert_str_eq(run_on("if address :domain :is \"to\" \"a.example\" { discard; }", &m),
+			 "");
+	ck_assert_str_eq(run_on("if address :localpart :is \"to\" \"b,c\" { discard; }", &m), "");
+	ck_assert_str_eq(run_on("if address :all :is \"to\" \"dan@d.example\" { discard; }", &m),
+			 "");
+	ck_assert_str_eq(run_on("if address :is \"to\" \"team\" { discard; }", &m), "keep");
+	ck_assert_str_eq(run_on("if address :is \"cc\" \"eve@e.example\" { discard; }", &m), "");
+	/* ISO-8859-1 to UTF-8, adjacent encoded words joined (RFC 2047 §6.2) */
+	ck_assert_str_eq(run_on("if header :is \"subject\" \"caf\xc3\xa9 au lait ok\" "
+				"{ discard; }", &m), "");
+	/* a header without the blank line, and LF line ends */
+	m.header = "Subject: plain\nX-A: 1\n";
+	m.header_len = strlen(m.header);
+	ck_assert_str_eq(run_on("if allof (header :is \"x-a\" \"1\", header :is \"subject\" "
+				"\"plain\") { discard; }", &m), "");
+	/* envelope from the null sender is "" (RFC 5228 §5.4) */
+	m.envelope_from = "";
+	ck_assert_str_eq(run_on("require \"envelope\"; if envelope :is \"from\" \"\" "
+				"{ discard; }", &m), "");
+}
+END_TEST
+
 void sieve_run_add_tests(SRunner *sr)
 {
 	Suite *s = suite_create("sieve_run");
@@ -436,6 +472,7 @@ void sieve_run_add_tests(SRunner *sr)
 	tcase_add_test(tc, test_sieve_vacation_rules);
 	tcase_add_test(tc, test_sieve_vacation_reply_and_handle);
 	tcase_add_test(tc, test_sieve_run_limits);
+	tcase_add_test(tc, test_sieve_run_address_forms);
 	suite_add_tcase(s, tc);
 	srunner_add_suite(sr, s);
 }
