@@ -367,6 +367,20 @@ static int sv_take_string(struct sv_lexer *lx, struct sv_arg *a)
 	return 0;
 }
 
+/* After an element of a list: its end (0, past it), a comma (1, past it)
+ * or an error (-1). */
+static int sv_list_next(struct sv_lexer *lx, enum sv_tok close, const char *what)
+{
+	bool closed = lx->tok == close;
+
+	if (!closed && lx->tok != SV_TOK_COMMA) {
+		sv_error(lx, lx->tok_line, "expected \",\" or %s", what);
+		return -1;
+	}
+	sv_next(lx);
+	return closed ? 0 : 1;
+}
+
 /* string-list = "[" string *("," string) "]" / string */
 static int sv_parse_string_list(struct sv_lexer *lx, struct sv_arg *a)
 {
@@ -382,15 +396,8 @@ static int sv_parse_string_list(struct sv_lexer *lx, struct sv_arg *a)
 		}
 		if (sv_take_string(lx, a) < 0)
 			return -1;
-		if (lx->tok == SV_TOK_RBRACKET) {
-			sv_next(lx);
-			return 0;
-		}
-		if (lx->tok != SV_TOK_COMMA) {
-			sv_error(lx, lx->tok_line, "expected \",\" or \"]\" in a string list");
-			return -1;
-		}
-		sv_next(lx);
+		if (sv_list_next(lx, SV_TOK_RBRACKET, "\"]\" in a string list") <= 0)
+			return lx->failed ? -1 : 0;
 	}
 }
 
@@ -444,15 +451,8 @@ static int sv_parse_arguments(struct sv_lexer *lx, struct sv_node *n, int depth)
 			    "tests in a list");
 		if (t == NULL || sv_parse_test(lx, t, depth + 1) < 0)
 			return -1;
-		if (lx->tok == SV_TOK_RPAREN) {
-			sv_next(lx);
-			return 0;
-		}
-		if (lx->tok != SV_TOK_COMMA) {
-			sv_error(lx, lx->tok_line, "expected \",\" or \")\" in a test list");
-			return -1;
-		}
-		sv_next(lx);
+		if (sv_list_next(lx, SV_TOK_RPAREN, "\")\" in a test list") <= 0)
+			return lx->failed ? -1 : 0;
 	}
 }
 
