@@ -194,33 +194,16 @@ static int sv_cmp_flags(struct sv_cmp_ctx *c)
 }
 
 /* The body as the test sees it (RFC 5173 §5): :raw the octets after the
- * header; :text and :content the same here unless the message is not a
- * text one (then :text sees nothing), so both only approximate the
- * RFC's per-part decoding: see the README. */
+ * header, :text and :content the selected parts decoded (sieve_body.c). */
 static int sv_body_value(struct sv_cmp_ctx *c)
 {
 	struct sv_run *r = c->r;
 	const struct sv_node *t = c->t;
-	char *ctype = sieve_header_first(r->msg, "Content-Type");
-	bool text = ctype == NULL || strncasecmp(ctype, "text/", 5) == 0 ||
-		    strncasecmp(ctype, "multipart/", 10) == 0;
-	int rc = 0;
 
-	if (t->transform == SV_BODY_CONTENT) {
-		text = false;
-		for (size_t i = 0; i < t->content_types->n_strs && !text; i++) {
-			const char *want = t->content_types->strs[i].s;
-			size_t wl = strlen(want);
-			const char *have = ctype != NULL ? ctype : "text/plain";
-			text = wl == 0 || (strncasecmp(have, want, wl) == 0 &&
-					   (have[wl] == '\0' || have[wl] == '/' || have[wl] == ';' ||
-					    have[wl] == ' '));
-		}
-	}
-	free(ctype);
-	if (t->transform == SV_BODY_RAW || text)
-		rc = sv_cmp_value(c, r->msg->body != NULL ? r->msg->body : "", r->msg->body_len);
-	return rc;
+	if (t->transform == SV_BODY_RAW)
+		return sv_cmp_value(c, r->msg->body != NULL ? r->msg->body : "", r->msg->body_len);
+	return sv_body_each(r->msg, t->transform == SV_BODY_CONTENT ? t->content_types : NULL,
+			    sv_cmp_value, c);
 }
 
 /* A test with values and keys; 1 / 0 / -1. */

@@ -454,6 +454,66 @@ START_TEST(test_sieve_run_address_forms)
 }
 END_TEST
 
+START_TEST(test_sieve_run_body_mime)
+{
+	/* RFC 5173 §5: :raw, :text and :content over a MIME structure */
+	static const char header[] =
+		"Subject: parts\r\n"
+		"Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n"
+		"\r\n";
+	static const char body[] =
+		"preamble\r\n"
+		"--XYZ\r\n"
+		"Content-Type: multipart/alternative; boundary=inner\r\n"
+		"\r\n"
+		"--inner\r\n"
+		"Content-Type: text/plain; charset=utf-8\r\n"
+		"Content-Transfer-Encoding: quoted-printable\r\n"
+		"\r\n"
+		"Caf=C3=A9 au =\r\n"
+		"lait\r\n"
+		"--inner\r\n"
+		"Content-Type: text/html\r\n"
+		"\r\n"
+		"<p>Hidden html</p>\r\n"
+		"--inner--\r\n"
+		"--XYZ\r\n"
+		"Content-Type: application/octet-stream\r\n"
+		"Content-Transfer-Encoding: base64\r\n"
+		"\r\n"
+		"U2VjcmV0IHBh\r\n"
+		"eWxvYWQ=\r\n"
+		"--XYZ--\r\n"
+		"epilogue\r\n";
+	struct sieve_message m = test_msg();
+
+	m.header = header;
+	m.header_len = sizeof(header) - 1;
+	m.body = body;
+	m.body_len = sizeof(body) - 1;
+	ck_assert_str_eq(run_on("require \"body\"; if body :text :contains \"caf\xc3\xa9 au lait\""
+				" { discard; }", &m), "");
+	ck_assert_str_eq(run_on("require \"body\"; if body :contains \"Secret\" { discard; }", &m),
+			 "keep");
+	ck_assert_str_eq(run_on("require \"body\"; if body :content \"application\" "
+				":contains \"Secret payload\" { discard; }", &m), "");
+	ck_assert_str_eq(run_on("require \"body\"; if body :content \"text/html\" "
+				":contains \"Hidden\" { discard; }", &m), "");
+	ck_assert_str_eq(run_on("require \"body\"; if body :content \"text/plain\" "
+				":contains \"Hidden\" { discard; }", &m), "keep");
+	ck_assert_str_eq(run_on("require \"body\"; if body :raw :contains \"U2VjcmV0\" "
+				"{ discard; }", &m), "");
+	ck_assert_str_eq(run_on("require \"body\"; if body :text :contains \"preamble\" "
+				"{ discard; }", &m), "keep");
+	/* a single-part message without Content-Type is text/plain */
+	m = test_msg();
+	ck_assert_str_eq(run_on("require \"body\"; if body :content \"text\" :is "
+				"\"Please send MORE rockets.\r\n\" { discard; }", &m), "");
+	ck_assert_str_eq(run_on("require \"body\"; if body :content \"text\" :matches "
+				"\"*MORE rockets.*\" { discard; }", &m), "");
+}
+END_TEST
+
 void sieve_run_add_tests(SRunner *sr)
 {
 	Suite *s = suite_create("sieve_run");
@@ -473,6 +533,7 @@ void sieve_run_add_tests(SRunner *sr)
 	tcase_add_test(tc, test_sieve_vacation_reply_and_handle);
 	tcase_add_test(tc, test_sieve_run_limits);
 	tcase_add_test(tc, test_sieve_run_address_forms);
+	tcase_add_test(tc, test_sieve_run_body_mime);
 	suite_add_tcase(s, tc);
 	srunner_add_suite(sr, s);
 }
