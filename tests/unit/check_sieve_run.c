@@ -514,6 +514,48 @@ START_TEST(test_sieve_run_body_mime)
 }
 END_TEST
 
+/* Every one-byte change of a script that uses most of the language either
+ * fails to compile with a "line N:" error or compiles and runs to a result
+ * or a runtime error; nothing crashes or leaks (ASan). */
+START_TEST(test_sieve_run_mutations)
+{
+	static const char script[] =
+		"require [\"fileinto\", \"variables\", \"imap4flags\", \"vacation\", \"body\","
+		" \"envelope\", \"copy\", \"reject\"];\n"
+		"if header :matches \"Subject\" \"* [*] *\" { set :upper \"l\" \"${2}\"; }\n"
+		"if anyof (address :domain :is \"from\" \"desert.example\", body :text :contains "
+		"\"rockets\") {\n"
+		"  addflag [\"\\\\Seen\", \"$x\"]; fileinto :copy \"L/${l}\";\n"
+		"} elsif envelope :localpart :matches \"to\" \"r*\" { redirect \"a@b.example\"; }\n"
+		"else { vacation :days 2 :subject \"${l}\" \"away\"; }\n"
+		"if size :over 1K { keep :flags \"\\\\Flagged\"; } if false { reject \"x\"; }\n";
+	static const char repl[] = "\"{}[];\\\n:(*$";
+	struct sieve_message m = test_msg();
+	char text[sizeof(script)], err[SIEVE_ERROR_MAX];
+	unsigned compiled = 0;
+
+	for (size_t i = 0; i < sizeof(script) - 1; i++) {
+		for (size_t k = 0; k < sizeof(repl) - 1; k++) {
+			struct sieve_script *s;
+			struct sieve_result res;
+			memcpy(text, script, sizeof(script));
+			text[i] = repl[k];
+			s = sieve_compile(text, sizeof(script) - 1, err, sizeof(err));
+			if (s == NULL) {
+				ck_assert_msg(strncmp(err, "line ", 5) == 0, "%s", err);
+				continue;
+			}
+			compiled++;
+			if (sieve_run(s, &m, &res) < 0)
+				ck_assert_uint_eq(res.n_actions, 0);
+			sieve_result_free(&res);
+			sieve_script_free(s);
+		}
+	}
+	ck_assert_uint_gt(compiled, 100);
+}
+END_TEST
+
 void sieve_run_add_tests(SRunner *sr)
 {
 	Suite *s = suite_create("sieve_run");
@@ -534,6 +576,7 @@ void sieve_run_add_tests(SRunner *sr)
 	tcase_add_test(tc, test_sieve_run_limits);
 	tcase_add_test(tc, test_sieve_run_address_forms);
 	tcase_add_test(tc, test_sieve_run_body_mime);
+	tcase_add_test(tc, test_sieve_run_mutations);
 	suite_add_tcase(s, tc);
 	srunner_add_suite(sr, s);
 }
