@@ -94,16 +94,17 @@ static int smtp_sieve_load(struct smtp_sieve *sv, struct smtp_msg *m, const stru
 {
 	const char *sep, *nl;
 	ssize_t n;
-	size_t got = 0;
+	size_t got = 0, want = SMTP_SIEVE_READ_MAX;
 
+	if (md_delivery_size(m->d) < want)
+		want = (size_t)md_delivery_size(m->d);
 	sv->fd = md_delivery_reopen(m->d);
 	if (sv->fd < 0)
 		return -1;
-	sv->data = malloc(SMTP_SIEVE_READ_MAX + 1);
+	sv->data = malloc(want + 1);
 	if (sv->data == NULL)
 		return -1;
-	while (got < SMTP_SIEVE_READ_MAX &&
-	       (n = pread(sv->fd, sv->data + got, SMTP_SIEVE_READ_MAX - got, (off_t)got)) > 0)
+	while (got < want && (n = pread(sv->fd, sv->data + got, want - got, (off_t)got)) > 0)
 		got += (size_t)n;
 	sv->data[got] = '\0';
 	sv->len = got;
