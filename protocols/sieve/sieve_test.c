@@ -149,6 +149,19 @@ static int sv_exists_name(struct sv_run *r, const char *name, void *ctx)
 	return found ? 0 : 2; /* 2: one is missing */
 }
 
+static int sv_mailbox_name(struct sv_run *r, const char *name, void *ctx)
+{
+	bool exists;
+
+	(void)ctx;
+	if (strcasecmp(name, "INBOX") == 0)
+		exists = true;
+	else
+		exists = r->msg->mailbox_exists != NULL &&
+			 r->msg->mailbox_exists(r->msg->mailbox_ctx, name);
+	return exists ? 0 : 2; /* 2: one is missing */
+}
+
 /* Compare the values of a list of strings (string test, hasflag). */
 static int sv_cmp_strings(struct sv_cmp_ctx *c, const struct sv_arg *src)
 {
@@ -277,6 +290,10 @@ int sv_test(struct sv_run *r, const struct sv_node *t, int depth)
 		return t->over ? r->msg->size > t->limit : r->msg->size < t->limit;
 	case SV_EXISTS:
 		rc = sv_each_name(r, t, t->pos[0], sv_exists_name, NULL);
+		return rc < 0 ? -1 : rc == 0;
+	case SV_MAILBOXEXISTS:
+		/* RFC 5490 §3.1: true when every one exists */
+		rc = sv_each_name(r, t, t->pos[0], sv_mailbox_name, NULL);
 		return rc < 0 ? -1 : rc == 0;
 	default:
 		return sv_test_compare(r, t);

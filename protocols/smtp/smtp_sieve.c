@@ -121,6 +121,45 @@ static int smtp_sieve_load(struct smtp_sieve *sv, struct smtp_msg *m, const stru
 	return 0;
 }
 
+/* Find (or with create make, RFC 5490 §3.2) the owner's folder named
+ * utf8 as in the script; its IMAP name in out.  MD_BADNAME for a name
+ * that is not valid, MD_NOMAILBOX when it does not exist. */
+static enum md_result smtp_sieve_mailbox(struct md_store *store, const char *owner,
+					 const char *utf8, bool create, char *out, size_t outlen)
+{
+	struct md_user *u;
+	struct md_status st;
+	enum md_result r;
+
+	if (md_mutf7_from_utf8(utf8, out, outlen) < 0 || md_mailbox_name_check(out) != MD_OK)
+		return MD_BADNAME;
+	r = md_user_open(store, owner, MD_USER_CREATE, &u);
+	if (r != MD_OK)
+		return r;
+	r = md_mailbox_status(u, out, &st);
+	if (r == MD_NOMAILBOX && create) {
+		r = md_mailbox_create(u, out, 0);
+		if (r == MD_EXISTS) /* made by someone else meanwhile */
+			r = MD_OK;
+	}
+	md_user_close(u);
+	return r;
+}
+
+/* RFC 5490 mailboxexists, for sieve_message. */
+struct smtp_sieve_mbctx {
+	struct md_store *store;
+	const char *owner;
+};
+
+static bool smtp_sieve_mailbox_exists(void *arg, const char *utf8)
+{
+	struct smtp_sieve_mbctx *c = arg;
+	char name[MD_MAILBOX_NAME_MAX * 2 + 1];
+
+	return smtp_sieve_mailbox(c->store, c->owner, utf8, false, name, sizeof(name)) == MD_OK;
+}
+
 /* The owner's active script, compiled; NULL when there is none or it
  * cannot be used (logged: the owner keeps its INBOX target). */
 static struct sieve_script *smtp_sieve_compile_owner(struct smtp_session *s,
@@ -152,8 +191,16 @@ static struct sieve_script *smtp_sieve_compile_owner(struct smtp_session *s,
 static bool smtp_sieve_run_owner(struct smtp_session *s, struct smtp_sieve *sv,
 				 struct smtp_sieve_owner *o, const struct sieve_script *script)
 {
+	struct smtp_sieve_mbctx mbctx = { s->ctx->store, o->address };
+	int rc;
+
 	sv->msg.envelope_to = o->address;
-	if (sieve_run(script, &sv->msg, &o->result) < 0) {
+	sv->msg.mailbox_exists = smtp_sieve_mailbox_exists;
+	sv->msg.mailbox_ctx = &mbctx;
+	rc = sieve_run(script, &sv->msg, &o->result);
+	sv->msg.mailbox_ctx = NULL;
+	sv->msg.mailbox_exists = NULL;
+	if (rc < 0) {
 		log_error("smtp id=%s sieve user=%s script=%s runtime error: line %d: %s; "
 			  "delivered to INBOX", s->tx.id, o->address, o->script,
 			  o->result.error_line, o->result.error);
@@ -164,33 +211,26 @@ static bool smtp_sieve_run_owner(struct smtp_session *s, struct smtp_sieve *sv,
 }
 
 /* The IMAP name of a fileinto folder, or NULL (then INBOX) when it is
- * not valid or does not exist (RFC 5228 §4.1 leaves this to us). */
+ * not valid or does not exist (RFC 5228 §4.1 leaves this to us) and
+ * :create did not ask for it. */
 static const char *smtp_sieve_folder(struct smtp_session *s, const char *owner,
-				     const char *utf8, char *out, size_t outlen)
+				     const struct sieve_action *a, char *out, size_t outlen)
 {
-	struct md_user *u;
-	struct md_status st;
-	enum md_result r;
+	enum md_result r = smtp_sieve_mailbox(s->ctx->store, owner, a->mailbox, a->create, out,
+					      outlen);
 
-	if (md_mutf7_from_utf8(utf8, out, outlen) < 0 || md_mailbox_name_check(out) != MD_OK) {
-		log_warn("smtp id=%s sieve user=%s fileinto \"%s\": not a valid folder name; "
-			 "delivered to INBOX", s->tx.id, owner, utf8);
-		return NULL;
+	if (r == MD_OK && strcasecmp(out, "INBOX") != 0) {
+		if (a->create)
+			log_info("smtp id=%s sieve user=%s fileinto :create \"%s\"", s->tx.id,
+				 owner, a->mailbox);
+		return out;
 	}
-	if (strcasecmp(out, "INBOX") == 0)
-		return NULL;
-	r = md_user_open(s->ctx->store, owner, MD_USER_CREATE, &u);
-	if (r == MD_OK) {
-		r = md_mailbox_status(u, out, &st);
-		md_user_close(u);
-	}
-	if (r != MD_OK) {
+	if (r != MD_OK)
 		log_warn("smtp id=%s sieve user=%s fileinto \"%s\": %s; delivered to INBOX",
-			 s->tx.id, owner, utf8, r == MD_NOMAILBOX ? "no such folder" :
-			 md_result_name(r));
-		return NULL;
-	}
-	return out;
+			 s->tx.id, owner, a->mailbox,
+			 r == MD_NOMAILBOX ? "no such folder" :
+			 r == MD_BADNAME ? "not a valid folder name" : md_result_name(r));
+	return NULL;
 }
 
 /* An IMAP keyword is an atom (RFC 3501 §9 flag-keyword): printable ASCII
@@ -255,7 +295,7 @@ static size_t smtp_sieve_owner_targets(struct smtp_session *s, struct smtp_sieve
 		if (a->kind != SIEVE_ACTION_KEEP && a->kind != SIEVE_ACTION_FILEINTO)
 			continue;
 		if (a->kind == SIEVE_ACTION_FILEINTO &&
-		    smtp_sieve_folder(s, o->address, a->mailbox, name, sizeof(name)) != NULL) {
+		    smtp_sieve_folder(s, o->address, a, name, sizeof(name)) != NULL) {
 			char *imap_name = strdup(name); /* lives with the result */
 			if (imap_name != NULL) {
 				free(a->mailbox);

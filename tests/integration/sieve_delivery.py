@@ -3,7 +3,7 @@ into the users' postern-sieve/ directories (the layout of maildir/store.h),
 mail delivered by SMTP on port 25, and the files, flags and replies that
 come out.
 
-Cases: fileinto a folder with imap4flags flags and a keyword (seen by
+Cases: fileinto :create and mailboxexists (RFC 5490); fileinto a folder with imap4flags flags and a keyword (seen by
 IMAP FETCH FLAGS), a folder name from a :matches variable; two copies
 (fileinto + keep) are two files; discard stores nothing; fileinto a
 missing folder lands in INBOX; reject of a single-recipient message is
@@ -36,7 +36,7 @@ CAROL = "carol@example.test"
 DAVE = "dave@example.test"
 PASSWORD = "sieve-test-secret-1"
 
-ALICE_SCRIPT = r'''require ["fileinto", "imap4flags", "reject", "vacation", "variables"];
+ALICE_SCRIPT = r'''require ["fileinto", "imap4flags", "reject", "vacation", "variables", "mailbox"];
 # RFC 5228 §2.3 comments
 if header :contains "Subject" "discard me" { discard; stop; }
 if header :contains "Subject" "reject me" {
@@ -52,6 +52,10 @@ if header :matches "Subject" "[*] *" {
   stop;
 }
 if header :contains "Subject" "missing folder" { fileinto "Nowhere"; stop; }
+if header :contains "Subject" "create me" { fileinto :create "Projects/New"; stop; }
+if allof (header :contains "Subject" "if exists", mailboxexists "Lists") {
+  fileinto "Lists"; stop;
+}
 if header :contains "Subject" "two copies" { fileinto "Lists"; keep; stop; }
 vacation :days 1 :subject "Away" "I am away until Monday.";
 '''
@@ -146,6 +150,14 @@ def test_folders(d, r):
             "fileinto a folder that does not exist: delivered to INBOX")
     r.check("fileinto \"Nowhere\": no such folder; delivered to INBOX" in d.log(),
             "and the log says why")
+
+    reply = send(d, "sender@outside.test", [ALICE], "create me")
+    r.check(reply[0] == 250 and subjects(d, ALICE, "Projects.New") == ["create me"],
+            "fileinto :create made the folder Projects/New: %r"
+            % subjects(d, ALICE, "Projects.New"))
+    reply = send(d, "sender@outside.test", [ALICE], "if exists")
+    r.check(reply[0] == 250 and "if exists" in subjects(d, ALICE, "Lists"),
+            "mailboxexists \"Lists\" is true")
 
 
 def test_reject(d, r):

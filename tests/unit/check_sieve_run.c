@@ -154,6 +154,15 @@ static const char *run_on(const char *text, const struct sieve_message *m)
 	return out;
 }
 
+static const char *compile_error_of(const char *text)
+{
+	static char err[SIEVE_ERROR_MAX];
+	struct sieve_script *s = sieve_compile(text, strlen(text), err, sizeof(err));
+
+	ck_assert_msg(s == NULL, "compiled: %s", text);
+	return err;
+}
+
 static const char *run(const char *text)
 {
 	struct sieve_message m = test_msg();
@@ -556,6 +565,39 @@ START_TEST(test_sieve_run_mutations)
 }
 END_TEST
 
+static bool only_work_exists(void *ctx, const char *name)
+{
+	(*(int *)ctx)++;
+	return strcmp(name, "Work") == 0;
+}
+
+START_TEST(test_sieve_run_mailbox)
+{
+	/* RFC 5490: mailboxexists and fileinto :create */
+	struct sieve_message m = test_msg();
+	int calls = 0;
+
+	ck_assert_str_eq(run("require [\"fileinto\", \"mailbox\"]; fileinto :create \"New\";"),
+			 "fileinto:New");
+	ck_assert_str_eq(run("require [\"mailbox\"]; if mailboxexists \"INBOX\" { discard; }"),
+			 "");
+	/* without a callback only INBOX exists */
+	ck_assert_str_eq(run("require [\"mailbox\"]; if mailboxexists \"Work\" { discard; }"),
+			 "keep");
+	m.mailbox_exists = only_work_exists;
+	m.mailbox_ctx = &calls;
+	ck_assert_str_eq(run_on("require [\"mailbox\"]; if mailboxexists [\"Work\", \"inbox\"] "
+				"{ discard; }", &m), "");
+	ck_assert_str_eq(run_on("require [\"mailbox\"]; if mailboxexists [\"Work\", \"Play\"] "
+				"{ discard; }", &m), "keep");
+	ck_assert_int_eq(calls, 3);
+	ck_assert_str_eq(compile_error_of("require \"fileinto\"; fileinto :create \"x\";"),
+			 "line 1: :create needs require \"mailbox\"");
+	ck_assert_str_eq(compile_error_of("if mailboxexists \"x\" { keep; }"),
+			 "line 1: mailboxexists needs require \"mailbox\"");
+}
+END_TEST
+
 void sieve_run_add_tests(SRunner *sr)
 {
 	Suite *s = suite_create("sieve_run");
@@ -577,6 +619,7 @@ void sieve_run_add_tests(SRunner *sr)
 	tcase_add_test(tc, test_sieve_run_address_forms);
 	tcase_add_test(tc, test_sieve_run_body_mime);
 	tcase_add_test(tc, test_sieve_run_mutations);
+	tcase_add_test(tc, test_sieve_run_mailbox);
 	suite_add_tcase(s, tc);
 	srunner_add_suite(sr, s);
 }
