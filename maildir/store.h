@@ -750,6 +750,10 @@ struct md_target {
  * Then md_delivery_free(). */
 enum md_result md_delivery_commit(struct md_delivery *d,
 				  struct md_target *targets, size_t n);
+/* A new read-only descriptor of the message written so far (the buffer
+ * flushed), for a filter that reads the message before the commit (Sieve
+ * at SMTP delivery); -1 on failure.  The caller closes it. */
+int md_delivery_reopen(struct md_delivery *d);
 /* Discard (if not committed) and free. */
 void md_delivery_free(struct md_delivery *d);
 const char *md_delivery_error(const struct md_delivery *d);
@@ -807,6 +811,32 @@ enum md_result md_sieve_put(struct md_user *user, const char *name, const char *
 enum md_result md_sieve_set_active(struct md_user *user, const char *name);
 enum md_result md_sieve_delete(struct md_user *user, const char *name);
 enum md_result md_sieve_rename(struct md_user *user, const char *from, const char *to);
+
+/* ---- Sieve: the active script ------------------------------------- */
+
+/* Per user, beside the Maildir (ManageSieve writes it, md_sieve.c):
+ *   .../LOCAL/postern-sieve/NAME.sieve   the scripts
+ *   .../LOCAL/postern-sieve/.active      symlink to "NAME.sieve" (relative):
+ *                                        the active one; none: no filter
+ *   .../LOCAL/postern-sieve/.vacation    vacation replies sent: one line
+ *                                        "EXPIRES HANDLE SENDER" each
+ *                                        (RFC 5230 §4.2), md_sieve_active.c */
+#define MD_SIEVE_SCRIPT_MAX (1024 * 1024)  /* octets of a script read at delivery */
+#define MD_SIEVE_VACATION_MAX 1000         /* senders remembered per user */
+
+/* The active script of address: MD_OK with *text_r NULL when there is none;
+ * else the malloc'd text (NUL-terminated) and its name (without .sieve)
+ * in name_r.  MD_TOOBIG past MD_SIEVE_SCRIPT_MAX, MD_BADNAME for a link
+ * that leaves the directory, MD_TEMPFAIL on I/O errors. */
+enum md_result md_sieve_active_read(struct md_store *store, const char *address,
+				    char **text_r, size_t *len_r, char *name_r,
+				    size_t name_len);
+/* RFC 5230 §4.2: may a vacation reply under handle go to sender now?  If
+ * none went within its period, records one for days days (durably, so a
+ * restart does not send it again) and sets *send_r. */
+enum md_result md_sieve_vacation_check(struct md_store *store, const char *address,
+				       const char *sender, const char *handle,
+				       unsigned days, bool *send_r);
 
 /* ---- names -------------------------------------------------------- */
 

@@ -3,7 +3,7 @@
  *
  * Extensions: fileinto, reject and ereject (RFC 5429), envelope, copy (RFC
  * 3894), imap4flags (RFC 5232), vacation (RFC 5230), body (RFC 5173),
- * variables (RFC 5229); comparators i;octet and i;ascii-casemap; match
+ * variables (RFC 5229), mailbox (RFC 5490: mailboxexists, :create); comparators i;octet and i;ascii-casemap; match
  * types :is :contains :matches.
  *
  * This library does no I/O: sieve_compile() turns a script into a tree,
@@ -66,6 +66,10 @@ struct sieve_message {
 	uint64_t size;            /* RFC 5228 §5.9: the message's size */
 	const char *envelope_from;/* the reverse-path, "" for the null sender */
 	const char *envelope_to;  /* this recipient, "local@domain" */
+	/* RFC 5490 mailboxexists: does the folder (UTF-8, as in the script)
+	 * exist and take deliveries?  NULL: only INBOX exists */
+	bool (*mailbox_exists)(void *ctx, const char *name);
+	void *mailbox_ctx;
 };
 
 enum sieve_action_kind {
@@ -87,7 +91,8 @@ struct sieve_action {
 	char *address;            /* REDIRECT */
 	char *text;               /* REJECT reason, VACATION reason */
 	bool ereject;             /* REJECT came from "ereject" */
-	bool create;              /* FILEINTO :create (not offered yet: false) */
+	bool create;              /* FILEINTO :create (RFC 5490 §3.2): make
+				   * the folder when it is missing */
 	/* KEEP, FILEINTO: the IMAP flags to set (RFC 5232 §3), e.g. "\\Seen"
 	 * or "$label", each once */
 	char **flags;

@@ -16,7 +16,7 @@
 /* Extensions, in the order ManageSieve lists them. */
 static const char *const sv_extension_names[] = {
 	"body", "copy", "envelope", "ereject", "fileinto", "imap4flags",
-	"reject", "vacation", "variables",
+	"mailbox", "reject", "vacation", "variables",
 };
 #define SV_EXT_COUNT (sizeof(sv_extension_names) / sizeof(sv_extension_names[0]))
 /* comparators may be required too (RFC 5228 §2.7.3) */
@@ -25,7 +25,7 @@ static const char *const sv_comparator_names[] = { "comparator-i;octet",
 
 const char *sieve_extensions(void)
 {
-	return "body copy envelope ereject fileinto imap4flags reject vacation variables";
+	return "body copy envelope ereject fileinto imap4flags mailbox reject vacation variables";
 }
 
 /* Tag groups a command or test may accept. */
@@ -38,6 +38,7 @@ const char *sieve_extensions(void)
 #define SV_T_FLAGS      0x040 /* :flags [list] */
 #define SV_T_VACATION   0x080 /* :days :subject :from :addresses :mime :handle */
 #define SV_T_MODIFIERS  0x100 /* :lower :upper ... */
+#define SV_T_CREATE     0x200 /* :create (RFC 5490 §3.2) */
 
 /* Positional argument shapes: 's' one string, 'S' string list, 'n' number;
  * an upper-case shape followed by '?' in opt_first marks an optional
@@ -62,7 +63,8 @@ static const struct sv_spec sv_specs[] = {
 	{ "stop", SV_STOP, false, NULL, 0, "", false, 0, false },
 	{ "keep", SV_KEEP, false, NULL, SV_T_FLAGS, "", false, 0, false },
 	{ "discard", SV_DISCARD, false, NULL, 0, "", false, 0, false },
-	{ "fileinto", SV_FILEINTO, false, "fileinto", SV_T_COPY | SV_T_FLAGS, "s", false, 0, false },
+	{ "fileinto", SV_FILEINTO, false, "fileinto", SV_T_COPY | SV_T_FLAGS | SV_T_CREATE, "s",
+	  false, 0, false },
 	{ "redirect", SV_REDIRECT, false, NULL, SV_T_COPY, "s", false, 0, false },
 	{ "reject", SV_REJECT, false, "reject", 0, "s", false, 0, false },
 	{ "ereject", SV_EREJECT, false, "ereject", 0, "s", false, 0, false },
@@ -89,6 +91,7 @@ static const struct sv_spec sv_specs[] = {
 	  false },
 	{ "string", SV_STRING, true, "variables", SV_T_MATCH | SV_T_COMPARATOR, "SS", false, 0,
 	  false },
+	{ "mailboxexists", SV_MAILBOXEXISTS, true, "mailbox", 0, "S", false, 0, false },
 };
 
 struct sv_checker {
@@ -222,6 +225,13 @@ static int sv_check_tag(struct sv_checker *ck, struct sv_node *n, unsigned tags,
 		if (n->copy)
 			return sv_fail(ck, line, ":copy given twice");
 		n->copy = true;
+		return 0;
+	} else if ((tags & SV_T_CREATE) && sv_tag_is(t, "create")) {
+		if (!ck->required[sv_ext_index("mailbox")])
+			return sv_fail(ck, line, ":create needs require \"mailbox\"");
+		if (n->create)
+			return sv_fail(ck, line, ":create given twice");
+		n->create = true;
 		return 0;
 	} else if ((tags & SV_T_FLAGS) && sv_tag_is(t, "flags")) {
 		if (!ck->required[sv_ext_index("imap4flags")])

@@ -10,6 +10,8 @@
  */
 #include "sieve_private.h"
 
+#include "base64.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -42,20 +44,6 @@ static int sv_hex(char c)
 	return -1;
 }
 
-static int sv_b64(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
 
 /* Decode one encoded word "=?cs?E?text?=" at p (len octets) into out
  * (room for 2*len octets); returns octets written, or -1 when it is not
@@ -87,7 +75,7 @@ static long sv_decode_word(const char *p, size_t len, char *out)
 		unsigned acc = 0;
 		int bits = 0;
 		for (const char *q = text; q < end - 2 && *q != '='; q++) {
-			int v = sv_b64(*q);
+			int v = base64_value((unsigned char)*q);
 			if (v < 0)
 				return -1;
 			acc = (acc << 6) | (unsigned)v;
@@ -280,6 +268,54 @@ int sv_address_part(const char *addr, size_t len, enum sv_addrpart part, sv_valu
 	return 0;
 }
 
+/* RFC 5322 §3.2: quoted strings and (nested) comments in an address
+ * list.  sv_lex_step() classifies the octet at *i (advancing past a
+ * quoted-pair): PLAIN outside both, QUOTED inside a quoted string (*c_r
+ * is the character meant), SKIP for comments and the delimiters. */
+enum sv_lex_class { SV_LEX_PLAIN, SV_LEX_QUOTED, SV_LEX_SKIP };
+
+struct sv_lex5322 {
+	int depth;     /* comment nesting */
+	bool quoted;
+};
+
+static enum sv_lex_class sv_lex_step(struct sv_lex5322 *st, const char *p, size_t len,
+				     size_t *i, char *c_r)
+{
+	char c = p[*i];
+
+	*c_r = c;
+	if (st->quoted) {
+		if (c == '\\' && *i + 1 < len) {
+			*c_r = p[++*i];
+			return SV_LEX_QUOTED;
+		}
+		if (c == '"') {
+			st->quoted = false;
+			return SV_LEX_SKIP;
+		}
+		return SV_LEX_QUOTED;
+	}
+	if (st->depth > 0) {
+		if (c == '\\' && *i + 1 < len)
+			++*i;
+		else if (c == '(')
+			st->depth++;
+		else if (c == ')')
+			st->depth--;
+		return SV_LEX_SKIP;
+	}
+	if (c == '(') {
+		st->depth = 1;
+		return SV_LEX_SKIP;
+	}
+	if (c == '"') {
+		st->quoted = true;
+		return SV_LEX_SKIP;
+	}
+	return SV_LEX_PLAIN;
+}
+
 /* One element of an address list (between top-level commas): the address
  * in <...> if there is one (a source route "@a,@b:" dropped), else the
  * text without comments, quotes and whitespace. */
@@ -288,37 +324,20 @@ static int sv_address_one(const char *p, size_t len, enum sv_addrpart part, sv_v
 {
 	char *out = malloc(len + 1);
 	size_t o = 0;
-	int depth = 0, rc;
-	bool quoted = false, angle = false, have_angle = false;
+	int rc;
+	bool angle = false, have_angle = false;
+	struct sv_lex5322 st = { 0, false };
 
 	if (out == NULL)
 		return -1;
 	for (size_t i = 0; i < len; i++) {
-		char c = p[i];
-		if (quoted) {
-			if (c == '\\' && i + 1 < len)
-				c = p[++i];
-			else if (c == '"') {
-				quoted = false;
-				continue;
-			}
-			if (!have_angle || angle)
-				out[o++] = c;
+		char c;
+		enum sv_lex_class k = sv_lex_step(&st, p, len, &i, &c);
+		bool wanted = !have_angle || angle;
+		if (k == SV_LEX_QUOTED && wanted) {
+			out[o++] = c;
+		} else if (k != SV_LEX_PLAIN) {
 			continue;
-		}
-		if (depth > 0) {
-			if (c == '\\')
-				i++;
-			else if (c == '(')
-				depth++;
-			else if (c == ')')
-				depth--;
-			continue;
-		}
-		if (c == '(') {
-			depth = 1;
-		} else if (c == '"') {
-			quoted = true;
 		} else if (c == '<' && !angle) {
 			angle = have_angle = true;
 			o = 0; /* the display name before it is not the address */
@@ -326,7 +345,7 @@ static int sv_address_one(const char *p, size_t len, enum sv_addrpart part, sv_v
 			angle = false;
 		} else if (c == ':' && angle) {
 			o = 0; /* end of an obsolete source route */
-		} else if (!sv_wsp(c) && c != '\r' && c != '\n' && (!have_angle || angle)) {
+		} else if (!sv_wsp(c) && c != '\r' && c != '\n' && wanted) {
 			out[o++] = c;
 		}
 	}
@@ -340,41 +359,23 @@ int sv_address_each(const char *value, size_t len, enum sv_addrpart part, sv_val
 		    void *ctx)
 {
 	size_t start = 0;
-	int depth = 0;
-	bool quoted = false, angle = false;
+	bool angle = false;
+	struct sv_lex5322 st = { 0, false };
 
 	for (size_t i = 0; i <= len; i++) {
-		char c = i < len ? value[i] : ',';
-		if (quoted) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				quoted = false;
+		char c = ',';
+		/* the end of the value ends the last element, whatever is open */
+		if (i < len && sv_lex_step(&st, value, len, &i, &c) != SV_LEX_PLAIN)
 			continue;
-		}
-		if (depth > 0) {
-			if (c == '\\')
-				i++;
-			else if (c == '(')
-				depth++;
-			else if (c == ')')
-				depth--;
-			if (i < len)
-				continue;
-			c = ',';
-		}
-		if (c == '"') {
-			quoted = true;
-		} else if (c == '(') {
-			depth = 1;
-		} else if (c == '<') {
+		if (c == '<') {
 			angle = true;
 		} else if (c == '>') {
 			angle = false;
 		} else if (c == ':' && !angle) {
 			start = i + 1; /* "group name:" (RFC 5322 §3.4) */
-		} else if ((c == ',' || c == ';') && !angle) {
-			int rc = sv_address_one(value + start, i - start, part, fn, ctx);
+		} else if ((c == ',' || c == ';') && (!angle || i == len)) {
+			int rc = sv_address_one(value + start, (i < len ? i : len) - start, part,
+						fn, ctx);
 			if (rc != 0)
 				return rc;
 			start = i + 1;

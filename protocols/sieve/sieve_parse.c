@@ -5,6 +5,8 @@
  */
 #include "sieve_private.h"
 
+#include "util.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,33 +48,6 @@ static void sv_error(struct sv_lexer *lx, int line, const char *fmt, ...)
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	snprintf(lx->err, lx->errlen, "line %d: %s", line, what);
-}
-
-/* A growing string for the string scanners; bounded by SIEVE_STRING_MAX. */
-struct sv_sbuf {
-	char *data;
-	size_t len, cap;
-};
-
-static int sv_sbuf_add(struct sv_sbuf *b, const char *p, size_t n)
-{
-	if (b->len + n > SIEVE_STRING_MAX)
-		return -1;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		char *d;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		d = realloc(b->data, cap);
-		if (d == NULL)
-			return -1;
-		b->data = d;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return 0;
 }
 
 /* Whitespace and both kinds of comment (RFC 5228 §2.3). */
@@ -164,7 +139,7 @@ static int sv_scan_number(struct sv_lexer *lx)
 }
 
 /* quoted-string: \" and \\ escape; another backslash is dropped (§2.4.2). */
-static int sv_scan_quoted(struct sv_lexer *lx, struct sv_sbuf *b)
+static int sv_scan_quoted(struct sv_lexer *lx, struct buf *b)
 {
 	int start = lx->line;
 
@@ -176,7 +151,7 @@ static int sv_scan_quoted(struct sv_lexer *lx, struct sv_sbuf *b)
 				lx->line++;
 			lx->p++;
 		}
-		if (sv_sbuf_add(b, run, (size_t)(lx->p - run)) < 0)
+		if (buf_append(b, run, (size_t)(lx->p - run)) < 0)
 			goto too_long;
 		if (lx->p >= lx->end) {
 			sv_error(lx, start, "unterminated string");
@@ -193,7 +168,7 @@ static int sv_scan_quoted(struct sv_lexer *lx, struct sv_sbuf *b)
 		}
 		if (*lx->p == '\n')
 			lx->line++;
-		if (sv_sbuf_add(b, lx->p, 1) < 0)
+		if (buf_append(b, lx->p, 1) < 0)
 			goto too_long;
 		lx->p++;
 	}
@@ -205,7 +180,7 @@ too_long:
 /* multi-line = "text:" *(SP / HTAB) (hash-comment / CRLF)
  *              *(multiline-literal / multiline-dotstart) "." CRLF
  * A line starting with "." has that dot removed (dot-stuffing). */
-static int sv_scan_multiline(struct sv_lexer *lx, struct sv_sbuf *b)
+static int sv_scan_multiline(struct sv_lexer *lx, struct buf *b)
 {
 	int start = lx->line;
 
@@ -243,7 +218,7 @@ static int sv_scan_multiline(struct sv_lexer *lx, struct sv_sbuf *b)
 			len--;
 		}
 		/* the value keeps CRLF line ends (RFC 5228 §2.4.2) */
-		if (sv_sbuf_add(b, line, len) < 0 || sv_sbuf_add(b, "\r\n", 2) < 0) {
+		if (buf_append(b, line, len) < 0 || buf_append(b, "\r\n", 2) < 0) {
 			sv_error(lx, start, "string too long (at most %d octets)",
 				 SIEVE_STRING_MAX);
 			return -1;
@@ -253,10 +228,12 @@ static int sv_scan_multiline(struct sv_lexer *lx, struct sv_sbuf *b)
 
 static int sv_scan_string(struct sv_lexer *lx, bool multiline)
 {
-	struct sv_sbuf b = { 0 };
-	int rc = multiline ? sv_scan_multiline(lx, &b) : sv_scan_quoted(lx, &b);
+	struct buf b;
+	int rc;
 
-	if (rc == 0 && b.data == NULL && sv_sbuf_add(&b, "", 0) < 0) {
+	buf_init(&b, SIEVE_STRING_MAX);
+	rc = multiline ? sv_scan_multiline(lx, &b) : sv_scan_quoted(lx, &b);
+	if (rc == 0 && buf_cstr(&b) < 0) {
 		sv_error(lx, lx->line, "out of memory");
 		rc = -1;
 	}
@@ -265,10 +242,10 @@ static int sv_scan_string(struct sv_lexer *lx, bool multiline)
 		rc = -1;
 	}
 	if (rc < 0) {
-		free(b.data);
+		buf_free(&b);
 		return -1;
 	}
-	lx->str = b.data;
+	lx->str = b.data; /* malloc'd: freed with free() */
 	lx->str_len = b.len;
 	return 0;
 }
@@ -354,38 +331,54 @@ void sv_nodes_free(struct sv_node *nodes, size_t n)
 	free(nodes);
 }
 
-/* Grow *arr (of elem-sized items) to hold one more; NULL when out of
- * memory (the array is left as it was). */
-static void *sv_grow(void *arr, size_t n, size_t elem)
+/* One more zeroed element at the end of the array *arr_p points to (n
+ * elements of elem octets, at most max); NULL with the error set. */
+static void *sv_push(struct sv_lexer *lx, void *arr_p, size_t *n, size_t elem, size_t max,
+		     const char *what)
 {
-	void *p = realloc(arr, (n + 1) * elem);
+	void **arr = arr_p;
+	char *p;
 
-	if (p != NULL)
-		memset((char *)p + n * elem, 0, elem);
-	return p;
+	if (*n >= max) {
+		sv_error(lx, lx->tok_line, "too many %s (at most %zu)", what, max);
+		return NULL;
+	}
+	p = realloc(*arr, (*n + 1) * elem);
+	if (p == NULL) {
+		sv_error(lx, lx->tok_line, "out of memory");
+		return NULL;
+	}
+	memset(p + *n * elem, 0, elem);
+	*arr = p;
+	return p + (*n)++ * elem;
 }
 
 static int sv_take_string(struct sv_lexer *lx, struct sv_arg *a)
 {
-	struct sv_string *s;
+	struct sv_string *s = sv_push(lx, &a->strs, &a->n_strs, sizeof(*s), SIEVE_LIST_MAX,
+				      "strings in a list");
 
-	if (a->n_strs >= SIEVE_LIST_MAX) {
-		sv_error(lx, lx->tok_line, "too many strings in a list (at most %d)",
-			 SIEVE_LIST_MAX);
+	if (s == NULL)
 		return -1;
-	}
-	s = sv_grow(a->strs, a->n_strs, sizeof(*s));
-	if (s == NULL) {
-		sv_error(lx, lx->tok_line, "out of memory");
-		return -1;
-	}
-	a->strs = s;
-	s[a->n_strs].s = lx->str;
-	s[a->n_strs].len = lx->str_len;
-	a->n_strs++;
+	s->s = lx->str;
+	s->len = lx->str_len;
 	lx->str = NULL;
 	sv_next(lx);
 	return 0;
+}
+
+/* After an element of a list: its end (0, past it), a comma (1, past it)
+ * or an error (-1). */
+static int sv_list_next(struct sv_lexer *lx, enum sv_tok close, const char *what)
+{
+	bool closed = lx->tok == close;
+
+	if (!closed && lx->tok != SV_TOK_COMMA) {
+		sv_error(lx, lx->tok_line, "expected \",\" or %s", what);
+		return -1;
+	}
+	sv_next(lx);
+	return closed ? 0 : 1;
 }
 
 /* string-list = "[" string *("," string) "]" / string */
@@ -403,15 +396,8 @@ static int sv_parse_string_list(struct sv_lexer *lx, struct sv_arg *a)
 		}
 		if (sv_take_string(lx, a) < 0)
 			return -1;
-		if (lx->tok == SV_TOK_RBRACKET) {
-			sv_next(lx);
-			return 0;
-		}
-		if (lx->tok != SV_TOK_COMMA) {
-			sv_error(lx, lx->tok_line, "expected \",\" or \"]\" in a string list");
-			return -1;
-		}
-		sv_next(lx);
+		if (sv_list_next(lx, SV_TOK_RBRACKET, "\"]\" in a string list") <= 0)
+			return lx->failed ? -1 : 0;
 	}
 }
 
@@ -425,18 +411,9 @@ static int sv_parse_arguments(struct sv_lexer *lx, struct sv_node *n, int depth)
 		if (lx->tok != SV_TOK_TAG && lx->tok != SV_TOK_NUMBER &&
 		    lx->tok != SV_TOK_STRING && lx->tok != SV_TOK_LBRACKET)
 			break;
-		if (n->n_args >= SIEVE_ARGS_MAX) {
-			sv_error(lx, lx->tok_line, "too many arguments (at most %d)",
-				 SIEVE_ARGS_MAX);
+		a = sv_push(lx, &n->args, &n->n_args, sizeof(*a), SIEVE_ARGS_MAX, "arguments");
+		if (a == NULL)
 			return -1;
-		}
-		a = sv_grow(n->args, n->n_args, sizeof(*a));
-		if (a == NULL) {
-			sv_error(lx, lx->tok_line, "out of memory");
-			return -1;
-		}
-		n->args = a;
-		a = &a[n->n_args++];
 		a->line = lx->tok_line;
 		if (lx->tok == SV_TOK_TAG) {
 			a->kind = SV_ARG_TAG;
@@ -470,28 +447,12 @@ static int sv_parse_arguments(struct sv_lexer *lx, struct sv_node *n, int depth)
 	sv_next(lx);
 	for (;;) {
 		struct sv_node *t;
-		if (n->n_tests >= SIEVE_TESTS_MAX) {
-			sv_error(lx, lx->tok_line, "too many tests in a list (at most %d)",
-				 SIEVE_TESTS_MAX);
+		t = sv_push(lx, &n->tests, &n->n_tests, sizeof(*t), SIEVE_TESTS_MAX,
+			    "tests in a list");
+		if (t == NULL || sv_parse_test(lx, t, depth + 1) < 0)
 			return -1;
-		}
-		t = sv_grow(n->tests, n->n_tests, sizeof(*t));
-		if (t == NULL) {
-			sv_error(lx, lx->tok_line, "out of memory");
-			return -1;
-		}
-		n->tests = t;
-		if (sv_parse_test(lx, &t[n->n_tests++], depth + 1) < 0)
-			return -1;
-		if (lx->tok == SV_TOK_RPAREN) {
-			sv_next(lx);
-			return 0;
-		}
-		if (lx->tok != SV_TOK_COMMA) {
-			sv_error(lx, lx->tok_line, "expected \",\" or \")\" in a test list");
-			return -1;
-		}
-		sv_next(lx);
+		if (sv_list_next(lx, SV_TOK_RPAREN, "\")\" in a test list") <= 0)
+			return lx->failed ? -1 : 0;
 	}
 }
 
@@ -570,13 +531,8 @@ static int sv_parse_commands(struct sv_lexer *lx, struct sv_node **cmds, size_t 
 			sv_error(lx, lx->tok_line, "expected a command");
 			return -1;
 		}
-		c = sv_grow(*cmds, *n_cmds, sizeof(*c));
-		if (c == NULL) {
-			sv_error(lx, lx->tok_line, "out of memory");
-			return -1;
-		}
-		*cmds = c;
-		if (sv_parse_command(lx, &c[(*n_cmds)++], depth) < 0)
+		c = sv_push(lx, cmds, n_cmds, sizeof(*c), SIEVE_SCRIPT_MAX, "commands");
+		if (c == NULL || sv_parse_command(lx, c, depth) < 0)
 			return -1;
 	}
 }

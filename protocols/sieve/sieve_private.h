@@ -53,6 +53,7 @@ enum sv_id {
 	/* tests */
 	SV_ADDRESS, SV_ENVELOPE, SV_HEADER, SV_EXISTS, SV_SIZE, SV_ALLOF,
 	SV_ANYOF, SV_NOT, SV_TRUE, SV_FALSE, SV_BODY, SV_HASFLAG, SV_STRING,
+	SV_MAILBOXEXISTS,
 };
 
 enum sv_match { SV_MATCH_IS, SV_MATCH_CONTAINS, SV_MATCH_MATCHES };
@@ -128,6 +129,10 @@ int sv_header_each(const struct sieve_message *msg, const char *name, sv_value_f
  * address-list value, the part asked for. */
 int sv_address_each(const char *value, size_t len, enum sv_addrpart part, sv_value_fn *fn,
 		    void *ctx);
+/* sieve_body.c: call fn with each part body that body :text (types NULL)
+ * or :content types selects, transfer encoding undone. */
+int sv_body_each(const struct sieve_message *msg, const struct sv_arg *types, sv_value_fn *fn,
+		 void *ctx);
 /* The part of one address (envelope). */
 int sv_address_part(const char *addr, size_t len, enum sv_addrpart part, sv_value_fn *fn,
 		    void *ctx);

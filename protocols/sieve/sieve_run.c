@@ -159,6 +159,8 @@ static int sv_store_action(struct sv_run *r, const struct sv_node *n, const char
 		if (!inbox && (a->mailbox = strdup(mailbox)) == NULL)
 			return sv_runtime_error(r, a->line, "out of memory");
 	}
+	if (n != NULL && n->create)
+		a->create = true;
 	return sv_set_action_flags(r, a, n);
 }
 

@@ -149,6 +149,19 @@ static int sv_exists_name(struct sv_run *r, const char *name, void *ctx)
 	return found ? 0 : 2; /* 2: one is missing */
 }
 
+static int sv_mailbox_name(struct sv_run *r, const char *name, void *ctx)
+{
+	bool exists;
+
+	(void)ctx;
+	if (strcasecmp(name, "INBOX") == 0)
+		exists = true;
+	else
+		exists = r->msg->mailbox_exists != NULL &&
+			 r->msg->mailbox_exists(r->msg->mailbox_ctx, name);
+	return exists ? 0 : 2; /* 2: one is missing */
+}
+
 /* Compare the values of a list of strings (string test, hasflag). */
 static int sv_cmp_strings(struct sv_cmp_ctx *c, const struct sv_arg *src)
 {
@@ -194,33 +207,16 @@ static int sv_cmp_flags(struct sv_cmp_ctx *c)
 }
 
 /* The body as the test sees it (RFC 5173 §5): :raw the octets after the
- * header; :text and :content the same here unless the message is not a
- * text one (then :text sees nothing), so both only approximate the
- * RFC's per-part decoding: see the README. */
+ * header, :text and :content the selected parts decoded (sieve_body.c). */
 static int sv_body_value(struct sv_cmp_ctx *c)
 {
 	struct sv_run *r = c->r;
 	const struct sv_node *t = c->t;
-	char *ctype = sieve_header_first(r->msg, "Content-Type");
-	bool text = ctype == NULL || strncasecmp(ctype, "text/", 5) == 0 ||
-		    strncasecmp(ctype, "multipart/", 10) == 0;
-	int rc = 0;
 
-	if (t->transform == SV_BODY_CONTENT) {
-		text = false;
-		for (size_t i = 0; i < t->content_types->n_strs && !text; i++) {
-			const char *want = t->content_types->strs[i].s;
-			size_t wl = strlen(want);
-			const char *have = ctype != NULL ? ctype : "text/plain";
-			text = wl == 0 || (strncasecmp(have, want, wl) == 0 &&
-					   (have[wl] == '\0' || have[wl] == '/' || have[wl] == ';' ||
-					    have[wl] == ' '));
-		}
-	}
-	free(ctype);
-	if (t->transform == SV_BODY_RAW || text)
-		rc = sv_cmp_value(c, r->msg->body != NULL ? r->msg->body : "", r->msg->body_len);
-	return rc;
+	if (t->transform == SV_BODY_RAW)
+		return sv_cmp_value(c, r->msg->body != NULL ? r->msg->body : "", r->msg->body_len);
+	return sv_body_each(r->msg, t->transform == SV_BODY_CONTENT ? t->content_types : NULL,
+			    sv_cmp_value, c);
 }
 
 /* A test with values and keys; 1 / 0 / -1. */
@@ -294,6 +290,10 @@ int sv_test(struct sv_run *r, const struct sv_node *t, int depth)
 		return t->over ? r->msg->size > t->limit : r->msg->size < t->limit;
 	case SV_EXISTS:
 		rc = sv_each_name(r, t, t->pos[0], sv_exists_name, NULL);
+		return rc < 0 ? -1 : rc == 0;
+	case SV_MAILBOXEXISTS:
+		/* RFC 5490 §3.1: true when every one exists */
+		rc = sv_each_name(r, t, t->pos[0], sv_mailbox_name, NULL);
 		return rc < 0 ? -1 : rc == 0;
 	default:
 		return sv_test_compare(r, t);

@@ -6,6 +6,9 @@
  */
 #include "sieve_private.h"
 
+#include "base64.h"
+#include "util.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,32 +164,16 @@ void sieve_vacation_handle(const struct sieve_action *act, char *out, size_t out
 
 /* ---- the reply -------------------------------------------------------- */
 
+/* The reply being built; a failed append is remembered. */
 struct sv_out {
-	char *data;
-	size_t len, cap;
+	struct buf b;
 	bool failed;
 };
 
 static void sv_out_add(struct sv_out *o, const char *p, size_t n)
 {
-	if (o->failed)
-		return;
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = o->cap ? o->cap : 1024;
-		char *d;
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		d = realloc(o->data, cap);
-		if (d == NULL) {
-			o->failed = true;
-			return;
-		}
-		o->data = d;
-		o->cap = cap;
-	}
-	memcpy(o->data + o->len, p, n);
-	o->len += n;
-	o->data[o->len] = '\0';
+	if (buf_append(&o->b, p, n) < 0)
+		o->failed = true;
 }
 
 static void sv_out_str(struct sv_out *o, const char *s)
@@ -198,8 +185,6 @@ static void sv_out_str(struct sv_out *o, const char *s)
  * would inject fields), and RFC 2047 B encoding when not ASCII. */
 static void sv_out_header_text(struct sv_out *o, const char *s)
 {
-	static const char b64[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	bool ascii = true;
 	size_t n = strlen(s);
 
@@ -212,25 +197,14 @@ static void sv_out_header_text(struct sv_out *o, const char *s)
 	}
 	/* encoded words of at most 45 octets each (60 characters of base64) */
 	for (size_t start = 0, len = 0; start < n; start += len) {
+		char enc[64];
 		len = n - start < 45 ? n - start : 45;
-		const unsigned char *p = (const unsigned char *)s + start;
-		char buf[4];
 		/* do not split a UTF-8 character between two words */
-		while (start + len < n && len > 1 && (p[len] & 0xc0) == 0x80)
+		while (start + len < n && len > 1 && ((unsigned char)s[start + len] & 0xc0) == 0x80)
 			len--;
+		base64_encode(s + start, len, enc);
 		sv_out_str(o, start > 0 ? "\r\n =?UTF-8?B?" : "=?UTF-8?B?");
-		for (size_t i = 0; i < len; i += 3) {
-			unsigned v = (unsigned)p[i] << 16;
-			if (i + 1 < len)
-				v |= (unsigned)p[i + 1] << 8;
-			if (i + 2 < len)
-				v |= p[i + 2];
-			buf[0] = b64[(v >> 18) & 63];
-			buf[1] = b64[(v >> 12) & 63];
-			buf[2] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-			buf[3] = i + 2 < len ? b64[v & 63] : '=';
-			sv_out_add(o, buf, 4);
-		}
+		sv_out_str(o, enc);
 		sv_out_str(o, "?=");
 	}
 }
@@ -248,11 +222,13 @@ static void sv_out_crlf(struct sv_out *o, const char *s)
 int sieve_vacation_reply(const struct sieve_message *msg, const struct sieve_action *act,
 			 const char *date, const char *message_id, char **out_r, size_t *len_r)
 {
-	struct sv_out o = { 0 };
+	struct sv_out o = { .failed = false };
 	char *subject = sieve_header_first(msg, "Subject");
 	char *orig_id = sieve_header_first(msg, "Message-ID");
 	char *refs = sieve_header_first(msg, "References");
 	size_t tl = strlen(act->text);
+
+	buf_init(&o.b, 0);
 
 	sv_out_str(&o, "From: ");
 	sv_out_header_text(&o, act->from != NULL ? act->from : msg->envelope_to);
@@ -297,11 +273,11 @@ int sieve_vacation_reply(const struct sieve_message *msg, const struct sieve_act
 	free(subject);
 	free(orig_id);
 	free(refs);
-	if (o.failed) {
-		free(o.data);
+	if (o.failed || buf_cstr(&o.b) < 0) {
+		buf_free(&o.b);
 		return -1;
 	}
-	*out_r = o.data;
-	*len_r = o.len;
+	*out_r = o.b.data;
+	*len_r = o.b.len;
 	return 0;
 }

@@ -11,7 +11,8 @@ on disk, GETSCRIPT bytes equal, RENAMESCRIPT of the active script,
 DELETESCRIPT of the active one refused, HAVESPACE and the script count and
 size limits, a literal over the limit refused (and the connection still
 works), names that need encoding on disk, bad input answered NO or BYE,
-NOOP tags, UNAUTHENTICATE, LOGOUT.
+NOOP tags, UNAUTHENTICATE, LOGOUT; and a filter uploaded here filing
+mail that arrives by SMTP.
 
 Usage: managesieve.py /path/to/postern
 """
@@ -26,7 +27,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
-from postern_test import Daemon, LineClient, Results, free_port, tls_context  # noqa: E402
+from postern_test import (Daemon, LineClient, Results, free_port, maildir_files,  # noqa: E402
+                          tls_context)
 
 USER, PASSWORD = "sieve@example.test", "sieve-pass-1"
 SCRIPT = (b'require ["fileinto"];\r\n'
@@ -341,6 +343,28 @@ def test_bad_input(d, r):
     r.check(d.proc.poll() is None, "the daemon is still running")
 
 
+def test_delivery(d, r):
+    """End to end: a script uploaded and activated here files mail that
+    arrives by SMTP."""
+    import smtplib
+    script = (b'require ["fileinto", "mailbox"];\r\n'
+              b'if header :contains "Subject" "[list]" { fileinto :create "Lists"; }\r\n')
+    c = session(d)
+    r.check(c.put("e2e", script).startswith(b"OK") and
+            c.cmd('SETACTIVE "e2e"')[-1].startswith(b"OK"), "upload and activate a filter")
+    c.close()
+    with smtplib.SMTP("127.0.0.1", d.port("smtp"), timeout=30) as smtp:
+        smtp.sendmail("someone@outside.test", [USER],
+                      b"From: someone@outside.test\r\nTo: %s\r\nSubject: [list] news\r\n"
+                      b"\r\nhello\r\n" % USER.encode())
+    files = maildir_files(d, USER, "Lists")
+    r.check(len(files) == 1, "the message was filed into Lists by the script: %r" % files)
+    c = session(d)
+    c.cmd('SETACTIVE ""')
+    c.cmd('DELETESCRIPT "e2e"')
+    c.close()
+
+
 def test_sieve_connect(d, r):
     tool = shutil.which("sieve-connect")
     if tool is None:
@@ -388,7 +412,7 @@ def main():
     extra = ("listener sieve-tls {\n  role = managesieve\n  address = 127.0.0.1\n"
              "  port = %d\n  tls = implicit\n}\n" % implicit)
     r = Results()
-    with Daemon(postern, roles=("managesieve",), extra_config=extra) as d:
+    with Daemon(postern, roles=("managesieve", "smtp"), extra_config=extra) as d:
         d.implicit_port = implicit
         d.add_user(USER, PASSWORD)
         r.run("greeting", lambda: test_greeting(d, r))
@@ -398,6 +422,7 @@ def main():
         r.run("names", lambda: test_names(d, r))
         r.run("limits", lambda: test_limits(d, r))
         r.run("bad input", lambda: test_bad_input(d, r))
+        r.run("delivery", lambda: test_delivery(d, r))
         r.run("sieve-connect", lambda: test_sieve_connect(d, r))
     r.finish()
 

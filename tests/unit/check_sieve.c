@@ -158,6 +158,8 @@ START_TEST(test_sieve_parse_errors_have_lines)
 	ck_assert_str_eq(compile_error("keep; @"), "line 1: unexpected character '@'");
 	ck_assert_str_eq(compile_error("redirect [\"a\" \"b\"];"),
 			 "line 1: expected \",\" or \"]\" in a string list");
+	ck_assert_str_eq(compile_error("if anyof (true ] { keep; }"),
+			 "line 1: expected \",\" or \")\" in a test list");
 	ck_assert_str_eq(compile_error("if anyof (true, \"x\" ) { keep; }"),
 			 "line 1: expected a test");
 }

@@ -154,6 +154,15 @@ static const char *run_on(const char *text, const struct sieve_message *m)
 	return out;
 }
 
+static const char *compile_error_of(const char *text)
+{
+	static char err[SIEVE_ERROR_MAX];
+	struct sieve_script *s = sieve_compile(text, strlen(text), err, sizeof(err));
+
+	ck_assert_msg(s == NULL, "compiled: %s", text);
+	return err;
+}
+
 static const char *run(const char *text)
 {
 	struct sieve_message m = test_msg();
@@ -418,6 +427,177 @@ START_TEST(test_sieve_run_limits)
 }
 END_TEST
 
+START_TEST(test_sieve_run_address_forms)
+{
+	static const char header[] =
+		"From: (comment, with comma) \"Doe, John\" <john.doe@Example.COM> (x)\r\n"
+		"To: team: ann@a.example, \"b,c\"@b.example;, dan@d.example\r\n"
+		"Cc: <@route.example:eve@e.example>\r\n"
+		"Subject: =?ISO-8859-1?Q?caf=E9_au_lait?= =?UTF-8?Q?_ok?=\r\n"
+		"\r\n";
+	struct sieve_message m = test_msg();
+
+	m.header = header;
+	m.header_len = sizeof(header) - 1;
+	ck_assert_str_eq(run_on("if address :is \"from\" \"john.doe@example.com\" { discard; }",
+				&m), "");
+	ck_assert_str_eq(run_on("if address :domain :is \"to\" \"a.example\" { discard; }", &m),
+			 "");
+	ck_assert_str_eq(run_on("if address :localpart :is \"to\" \"b,c\" { discard; }", &m), "");
+	ck_assert_str_eq(run_on("if address :all :is \"to\" \"dan@d.example\" { discard; }", &m),
+			 "");
+	ck_assert_str_eq(run_on("if address :is \"to\" \"team\" { discard; }", &m), "keep");
+	ck_assert_str_eq(run_on("if address :is \"cc\" \"eve@e.example\" { discard; }", &m), "");
+	/* ISO-8859-1 to UTF-8, adjacent encoded words joined (RFC 2047 §6.2) */
+	ck_assert_str_eq(run_on("if header :is \"subject\" \"caf\xc3\xa9 au lait ok\" "
+				"{ discard; }", &m), "");
+	/* a header without the blank line, and LF line ends */
+	m.header = "Subject: plain\nX-A: 1\n";
+	m.header_len = strlen(m.header);
+	ck_assert_str_eq(run_on("if allof (header :is \"x-a\" \"1\", header :is \"subject\" "
+				"\"plain\") { discard; }", &m), "");
+	/* envelope from the null sender is "" (RFC 5228 §5.4) */
+	m.envelope_from = "";
+	ck_assert_str_eq(run_on("require \"envelope\"; if envelope :is \"from\" \"\" "
+				"{ discard; }", &m), "");
+}
+END_TEST
+
+START_TEST(test_sieve_run_body_mime)
+{
+	/* RFC 5173 §5: :raw, :text and :content over a MIME structure */
+	static const char header[] =
+		"Subject: parts\r\n"
+		"Content-Type: multipart/mixed; boundary=\"XYZ\"\r\n"
+		"\r\n";
+	static const char body[] =
+		"preamble\r\n"
+		"--XYZ\r\n"
+		"Content-Type: multipart/alternative; boundary=inner\r\n"
+		"\r\n"
+		"--inner\r\n"
+		"Content-Type: text/plain; charset=utf-8\r\n"
+		"Content-Transfer-Encoding: quoted-printable\r\n"
+		"\r\n"
+		"Caf=C3=A9 au =\r\n"
+		"lait\r\n"
+		"--inner\r\n"
+		"Content-Type: text/html\r\n"
+		"\r\n"
+		"<p>Hidden html</p>\r\n"
+		"--inner--\r\n"
+		"--XYZ\r\n"
+		"Content-Type: application/octet-stream\r\n"
+		"Content-Transfer-Encoding: base64\r\n"
+		"\r\n"
+		"U2VjcmV0IHBh\r\n"
+		"eWxvYWQ=\r\n"
+		"--XYZ--\r\n"
+		"epilogue\r\n";
+	struct sieve_message m = test_msg();
+
+	m.header = header;
+	m.header_len = sizeof(header) - 1;
+	m.body = body;
+	m.body_len = sizeof(body) - 1;
+	ck_assert_str_eq(run_on("require \"body\"; if body :text :contains \"caf\xc3\xa9 au lait\""
+				" { discard; }", &m), "");
+	ck_assert_str_eq(run_on("require \"body\"; if body :contains \"Secret\" { discard; }", &m),
+			 "keep");
+	ck_assert_str_eq(run_on("require \"body\"; if body :content \"application\" "
+				":contains \"Secret payload\" { discard; }", &m), "");
+	ck_assert_str_eq(run_on("require \"body\"; if body :content \"text/html\" "
+				":contains \"Hidden\" { discard; }", &m), "");
+	ck_assert_str_eq(run_on("require \"body\"; if body :content \"text/plain\" "
+				":contains \"Hidden\" { discard; }", &m), "keep");
+	ck_assert_str_eq(run_on("require \"body\"; if body :raw :contains \"U2VjcmV0\" "
+				"{ discard; }", &m), "");
+	ck_assert_str_eq(run_on("require \"body\"; if body :text :contains \"preamble\" "
+				"{ discard; }", &m), "keep");
+	/* a single-part message without Content-Type is text/plain */
+	m = test_msg();
+	ck_assert_str_eq(run_on("require \"body\"; if body :content \"text\" :is "
+				"\"Please send MORE rockets.\r\n\" { discard; }", &m), "");
+	ck_assert_str_eq(run_on("require \"body\"; if body :content \"text\" :matches "
+				"\"*MORE rockets.*\" { discard; }", &m), "");
+}
+END_TEST
+
+/* Every one-byte change of a script that uses most of the language either
+ * fails to compile with a "line N:" error or compiles and runs to a result
+ * or a runtime error; nothing crashes or leaks (ASan). */
+START_TEST(test_sieve_run_mutations)
+{
+	static const char script[] =
+		"require [\"fileinto\", \"variables\", \"imap4flags\", \"vacation\", \"body\","
+		" \"envelope\", \"copy\", \"reject\"];\n"
+		"if header :matches \"Subject\" \"* [*] *\" { set :upper \"l\" \"${2}\"; }\n"
+		"if anyof (address :domain :is \"from\" \"desert.example\", body :text :contains "
+		"\"rockets\") {\n"
+		"  addflag [\"\\\\Seen\", \"$x\"]; fileinto :copy \"L/${l}\";\n"
+		"} elsif envelope :localpart :matches \"to\" \"r*\" { redirect \"a@b.example\"; }\n"
+		"else { vacation :days 2 :subject \"${l}\" \"away\"; }\n"
+		"if size :over 1K { keep :flags \"\\\\Flagged\"; } if false { reject \"x\"; }\n";
+	static const char repl[] = "\"{}[];\\\n:(*$";
+	struct sieve_message m = test_msg();
+	char text[sizeof(script)], err[SIEVE_ERROR_MAX];
+	unsigned compiled = 0;
+
+	for (size_t i = 0; i < sizeof(script) - 1; i++) {
+		for (size_t k = 0; k < sizeof(repl) - 1; k++) {
+			struct sieve_script *s;
+			struct sieve_result res;
+			memcpy(text, script, sizeof(script));
+			text[i] = repl[k];
+			s = sieve_compile(text, sizeof(script) - 1, err, sizeof(err));
+			if (s == NULL) {
+				ck_assert_msg(strncmp(err, "line ", 5) == 0, "%s", err);
+				continue;
+			}
+			compiled++;
+			if (sieve_run(s, &m, &res) < 0)
+				ck_assert_uint_eq(res.n_actions, 0);
+			sieve_result_free(&res);
+			sieve_script_free(s);
+		}
+	}
+	ck_assert_uint_gt(compiled, 100);
+}
+END_TEST
+
+static bool only_work_exists(void *ctx, const char *name)
+{
+	(*(int *)ctx)++;
+	return strcmp(name, "Work") == 0;
+}
+
+START_TEST(test_sieve_run_mailbox)
+{
+	/* RFC 5490: mailboxexists and fileinto :create */
+	struct sieve_message m = test_msg();
+	int calls = 0;
+
+	ck_assert_str_eq(run("require [\"fileinto\", \"mailbox\"]; fileinto :create \"New\";"),
+			 "fileinto:New");
+	ck_assert_str_eq(run("require [\"mailbox\"]; if mailboxexists \"INBOX\" { discard; }"),
+			 "");
+	/* without a callback only INBOX exists */
+	ck_assert_str_eq(run("require [\"mailbox\"]; if mailboxexists \"Work\" { discard; }"),
+			 "keep");
+	m.mailbox_exists = only_work_exists;
+	m.mailbox_ctx = &calls;
+	ck_assert_str_eq(run_on("require [\"mailbox\"]; if mailboxexists [\"Work\", \"inbox\"] "
+				"{ discard; }", &m), "");
+	ck_assert_str_eq(run_on("require [\"mailbox\"]; if mailboxexists [\"Work\", \"Play\"] "
+				"{ discard; }", &m), "keep");
+	ck_assert_int_eq(calls, 3);
+	ck_assert_str_eq(compile_error_of("require \"fileinto\"; fileinto :create \"x\";"),
+			 "line 1: :create needs require \"mailbox\"");
+	ck_assert_str_eq(compile_error_of("if mailboxexists \"x\" { keep; }"),
+			 "line 1: mailboxexists needs require \"mailbox\"");
+}
+END_TEST
+
 void sieve_run_add_tests(SRunner *sr)
 {
 	Suite *s = suite_create("sieve_run");
@@ -436,6 +616,10 @@ void sieve_run_add_tests(SRunner *sr)
 	tcase_add_test(tc, test_sieve_vacation_rules);
 	tcase_add_test(tc, test_sieve_vacation_reply_and_handle);
 	tcase_add_test(tc, test_sieve_run_limits);
+	tcase_add_test(tc, test_sieve_run_address_forms);
+	tcase_add_test(tc, test_sieve_run_body_mime);
+	tcase_add_test(tc, test_sieve_run_mutations);
+	tcase_add_test(tc, test_sieve_run_mailbox);
 	suite_add_tcase(s, tc);
 	srunner_add_suite(sr, s);
 }
