@@ -155,10 +155,11 @@ static const char *const cert_keys[CKEY_COUNT] = { "cert", "key" };
 
 static const char *const role_names[ROLE_COUNT] = {
 	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "lmtp",
+	"managesieve",
 };
 /* The IANA ports: RFC 5321, RFC 6409, RFC 8314, RFC 9051, RFC 1939, RFC 9110,
- * RFC 2033 (lmtp 24). */
-static const uint16_t role_ports[ROLE_COUNT] = { 25, 587, 465, 143, 993, 110, 995, 80, 24 };
+ * RFC 2033 (lmtp 24), RFC 5804 (managesieve 4190). */
+static const uint16_t role_ports[ROLE_COUNT] = { 25, 587, 465, 143, 993, 110, 995, 80, 24, 4190 };
 #define CONFIG_UNIX_PREFIX "unix:"
 
 static const char *const tls_names[] = { "none", "starttls", "implicit" };
@@ -605,7 +606,7 @@ static int set_listener_key(struct parser *p, int key, const char *value)
 	case LKEY_ROLE:
 		if ((i = pick(value, role_names, ROLE_COUNT)) < 0)
 			return fail(p, p->line, "unknown role '%.*s' (smtp, submission, "
-				    "submissions, imap, imaps, pop3, pop3s, http, lmtp)",
+				    "submissions, imap, imaps, pop3, pop3s, http, lmtp, managesieve)",
 				    CONFIG_QUOTE_MAX, value);
 		l->role = (enum listener_role)i;
 		return 0;
@@ -1067,6 +1068,7 @@ static const struct {
 } demo[] = {
 	{ ROLE_SMTP, 25 }, { ROLE_SUBMISSION, 587 }, { ROLE_SUBMISSIONS, 465 },
 	{ ROLE_IMAP, 143 }, { ROLE_IMAPS, 993 }, { ROLE_POP3, 110 }, { ROLE_POP3S, 995 },
+	{ ROLE_MANAGESIEVE, CONFIG_DEMO_OFFSET_MAX },
 };
 
 int config_write_demo(const char *path, const char *data_dir,
@@ -1079,7 +1081,7 @@ int config_write_demo(const char *path, const char *data_dir,
 	int rc = -1, saved, bad;
 
 	if (!demo_value_ok(data_dir) || !demo_value_ok(cert_file) ||
-	    !demo_value_ok(key_file) || port_base > 65535 - 995) {
+	    !demo_value_ok(key_file) || port_base > 65535 - CONFIG_DEMO_OFFSET_MAX) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -1170,7 +1172,7 @@ int config_demo_set_ports(const char *path, unsigned port_base, unsigned *change
 
 	*changed_r = 0;
 	buf_init(&b, CONFIG_FILE_MAX);
-	if (cfg == NULL || port_base > 65535 - 995 ||
+	if (cfg == NULL || port_base > 65535 - CONFIG_DEMO_OFFSET_MAX ||
 	    read_small_file(path, CONFIG_FILE_MAX, &text, &len) < 0 ||
 	    config_parse(path, text, len, cfg, err, sizeof(err)) < 0)
 		goto out;

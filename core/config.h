@@ -4,7 +4,8 @@
  *   # comment                       blank lines ignored
  *   key = value                     top-level setting
  *   listener NAME {                 one block per listening socket
- *       role = smtp|submission|submissions|imap|imaps|pop3|pop3s|http|lmtp
+ *       role = smtp|submission|submissions|imap|imaps|pop3|pop3s|http|lmtp|
+ *              managesieve
  *       address = 127.0.0.1         IPv4 or IPv6 literal, or * (all, v4+v6),
  *                                   or unix:/abs/path (role lmtp only)
  *       port = 25
@@ -58,6 +59,7 @@ enum listener_role {
 	ROLE_POP3S,       /* 995 */
 	ROLE_HTTP,        /* 80 (443 with tls = implicit): autoconfig, MTA-STS, metrics */
 	ROLE_LMTP,        /* 24 (RFC 2033) or a unix socket: mail from the MTA in front */
+	ROLE_MANAGESIEVE, /* 4190: Sieve scripts (RFC 5804) */
 	ROLE_COUNT
 };
 
@@ -239,8 +241,9 @@ bool config_is_local_domain(const struct config *cfg, const char *domain);
 struct sockaddr;
 bool config_addr_is_trusted(const struct config *cfg, const struct sockaddr *sa);
 
-/* Write a configuration with the given values and the seven demo listeners
- * on 127.0.0.1, ports base+25 ... base+995.  Used by `postern demo`. */
+/* Write a configuration with the given values and the eight demo listeners
+ * on 127.0.0.1, ports base+25 ... base+4190.  Used by `postern demo`. */
+#define CONFIG_DEMO_OFFSET_MAX 4190 /* the highest demo port: base + 4190 */
 /* A second `postern demo --port-base N` on an existing configuration: set
  * the port of each listener whose role the demo knows to N + the role's
  * offset, changing nothing else in the file (comments, edits stay).

@@ -32,6 +32,9 @@
 #ifdef POSTERN_HAVE_HTTP
 #include "http.h"
 #endif
+#ifdef POSTERN_HAVE_MANAGESIEVE
+#include "managesieve.h"
+#endif
 
 #define MAIN_CONFIG_DEFAULT "/etc/postern/postern.conf"
 #define MAIN_DEMO_DIR_DEFAULT "postern-demo"
@@ -84,6 +87,10 @@ static int main_register_protocols(struct server *srv, struct auth *auth,
 	if (http_register(srv, auth, store, err, errlen) < 0)
 		return -1;
 #endif
+#ifdef POSTERN_HAVE_MANAGESIEVE
+	if (managesieve_register(srv, auth, store, err, errlen) < 0)
+		return -1;
+#endif
 	return 0;
 }
 
@@ -115,6 +122,12 @@ static bool main_role_available(enum listener_role role)
 #endif
 	case ROLE_HTTP:
 #ifdef POSTERN_HAVE_HTTP
+		return true;
+#else
+		return false;
+#endif
+	case ROLE_MANAGESIEVE:
+#ifdef POSTERN_HAVE_MANAGESIEVE
 		return true;
 #else
 		return false;
@@ -568,8 +581,9 @@ static int main_cmd_demo(const char *config_path, int argc, char **argv)
 		if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc) {
 			dir = argv[++i];
 		} else if (strcmp(argv[i], "--port-base") == 0 && i + 1 < argc) {
-			if (str_to_u64(argv[++i], 0, 65535 - 995, &v) < 0) {
-				fprintf(stderr, "postern: --port-base must be 0..%d\n", 65535 - 995);
+			if (str_to_u64(argv[++i], 0, 65535 - CONFIG_DEMO_OFFSET_MAX, &v) < 0) {
+				fprintf(stderr, "postern: --port-base must be 0..%d\n",
+					65535 - CONFIG_DEMO_OFFSET_MAX);
 				return EX_USAGE;
 			}
 			d->port_base = (unsigned)v;

@@ -95,6 +95,8 @@ static const char *metrics_protocol_of(enum listener_role role)
 	case ROLE_POP3:
 	case ROLE_POP3S:
 		return "pop3";
+	case ROLE_MANAGESIEVE:
+		return "managesieve";
 	case ROLE_HTTP:
 	case ROLE_COUNT:
 		break;

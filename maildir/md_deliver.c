@@ -188,6 +188,14 @@ uint64_t md_delivery_size(const struct md_delivery *d)
 	return d->size;
 }
 
+int md_delivery_reopen(struct md_delivery *d)
+{
+	md_delivery_flush(d);
+	if (d->failed != MD_OK || d->fd < 0)
+		return -1;
+	return open(d->spool, O_RDONLY | O_CLOEXEC);
+}
+
 const char *md_delivery_error(const struct md_delivery *d)
 {
 	return d->error;

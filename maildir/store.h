@@ -16,6 +16,8 @@
  *                                   the index is rebuilt
  *   .../LOCAL/[.FOLDER/]postern-mailboxid  the mailbox's RFC 8474
  *                                   MAILBOXID (md_objectid.c)
+ *   .../LOCAL/postern-sieve/        Sieve scripts NAME.sieve and the
+ *                                   .active symlink ("Sieve scripts" below)
  *
  * Threads.  Every function blocks (file I/O, fsync, LMDB) and is safe to
  * call from any thread: the daemon calls them from worker threads, never
@@ -768,9 +770,93 @@ struct md_target {
  * Then md_delivery_free(). */
 enum md_result md_delivery_commit(struct md_delivery *d,
 				  struct md_target *targets, size_t n);
+/* A new read-only descriptor of the message written so far (the buffer
+ * flushed), for a filter that reads the message before the commit (Sieve
+ * at SMTP delivery); -1 on failure.  The caller closes it. */
+int md_delivery_reopen(struct md_delivery *d);
 /* Discard (if not committed) and free. */
 void md_delivery_free(struct md_delivery *d);
 const char *md_delivery_error(const struct md_delivery *d);
+
+/* ---- Sieve scripts (ManageSieve) ---------------------------------- */
+
+/* A user's Sieve scripts (RFC 5228), managed by ManageSieve (RFC 5804).
+ * On disk (md_sieve.c documents the file names in full):
+ *   ROOT/postern-sieve/NAME.sieve   a script, the client's bytes exactly
+ *   ROOT/postern-sieve/.active      symlink to "NAME.sieve" (relative): the
+ *                                   active script; no symlink, none active
+ * Every change is durable (file, symlink and directory fsynced) before the
+ * function returns MD_OK.  Results: MD_BADNAME (name rules below),
+ * MD_NOTFOUND (no such script: NONEXISTENT), MD_EXISTS (RENAMESCRIPT to a
+ * taken name: ALREADYEXISTS), MD_DENIED (delete the active script:
+ * ACTIVE), MD_LIMIT (MD_SIEVE_SCRIPTS_MAX reached: QUOTA/MAXSCRIPTS),
+ * MD_TOOBIG (over MD_SIEVE_SIZE_MAX: QUOTA/MAXSIZE), MD_TEMPFAIL and
+ * MD_NOSPACE (TRYLATER).
+ *   ManageSieve: LISTSCRIPTS md_sieve_list(); GETSCRIPT md_sieve_get();
+ *   HAVESPACE md_sieve_have_space(); PUTSCRIPT md_sieve_put() after the
+ *   script compiled; SETACTIVE md_sieve_set_active() ("" deactivates);
+ *   DELETESCRIPT md_sieve_delete(); RENAMESCRIPT md_sieve_rename() (an
+ *   active script stays active under its new name). */
+#define MD_SIEVE_DIR "postern-sieve"
+#define MD_SIEVE_ACTIVE ".active"
+/* RFC 5804 §1.6: names of up to 128 characters must be accepted. */
+#define MD_SIEVE_NAME_CHARS_MAX 128
+#define MD_SIEVE_NAME_MAX (MD_SIEVE_NAME_CHARS_MAX * 4) /* octets of UTF-8 */
+#define MD_SIEVE_SCRIPTS_MAX 32            /* scripts per user (QUOTA/MAXSCRIPTS) */
+#define MD_SIEVE_SIZE_MAX (256 * 1024)     /* octets per script (QUOTA/MAXSIZE) */
+/* Scripts one listing shows (more only when put there by hand). */
+#define MD_SIEVE_LIST_MAX (MD_SIEVE_SCRIPTS_MAX * 4)
+
+struct md_sieve_script {
+	char name[MD_SIEVE_NAME_MAX + 1];
+	bool active;
+};
+
+/* A valid script name: 1..MD_SIEVE_NAME_CHARS_MAX characters of valid
+ * UTF-8, none of them a control character (U+0000..001F, U+007F..009F),
+ * U+2028, U+2029 or '/', not starting with '.'.  MD_OK or MD_BADNAME. */
+enum md_result md_sieve_name_check(const char *name, size_t len);
+/* Every script, in directory order; free(*list_r). */
+enum md_result md_sieve_list(struct md_user *user, struct md_sieve_script **list_r,
+			     size_t *n_r);
+/* The script's bytes (malloc'd, NUL-terminated beyond len; free()). */
+enum md_result md_sieve_get(struct md_user *user, const char *name, char **data_r,
+			    size_t *len_r);
+/* Would a script of len octets named name fit (replacing one of that name
+ * does not count as one more)?  MD_OK, MD_LIMIT or MD_TOOBIG. */
+enum md_result md_sieve_have_space(struct md_user *user, const char *name, uint64_t len);
+/* Store (or replace) a script; the caller has validated it. */
+enum md_result md_sieve_put(struct md_user *user, const char *name, const char *data,
+			    size_t len);
+enum md_result md_sieve_set_active(struct md_user *user, const char *name);
+enum md_result md_sieve_delete(struct md_user *user, const char *name);
+enum md_result md_sieve_rename(struct md_user *user, const char *from, const char *to);
+
+/* ---- Sieve: the active script ------------------------------------- */
+
+/* Per user, beside the Maildir (ManageSieve writes it, md_sieve.c):
+ *   .../LOCAL/postern-sieve/NAME.sieve   the scripts
+ *   .../LOCAL/postern-sieve/.active      symlink to "NAME.sieve" (relative):
+ *                                        the active one; none: no filter
+ *   .../LOCAL/postern-sieve/.vacation    vacation replies sent: one line
+ *                                        "EXPIRES HANDLE SENDER" each
+ *                                        (RFC 5230 §4.2), md_sieve_active.c */
+#define MD_SIEVE_SCRIPT_MAX (1024 * 1024)  /* octets of a script read at delivery */
+#define MD_SIEVE_VACATION_MAX 1000         /* senders remembered per user */
+
+/* The active script of address: MD_OK with *text_r NULL when there is none;
+ * else the malloc'd text (NUL-terminated) and its name (without .sieve)
+ * in name_r.  MD_TOOBIG past MD_SIEVE_SCRIPT_MAX, MD_BADNAME for a link
+ * that leaves the directory, MD_TEMPFAIL on I/O errors. */
+enum md_result md_sieve_active_read(struct md_store *store, const char *address,
+				    char **text_r, size_t *len_r, char *name_r,
+				    size_t name_len);
+/* RFC 5230 §4.2: may a vacation reply under handle go to sender now?  If
+ * none went within its period, records one for days days (durably, so a
+ * restart does not send it again) and sets *send_r. */
+enum md_result md_sieve_vacation_check(struct md_store *store, const char *address,
+				       const char *sender, const char *handle,
+				       unsigned days, bool *send_r);
 
 /* ---- names -------------------------------------------------------- */
 

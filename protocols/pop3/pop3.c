@@ -270,12 +270,9 @@ void pop3_command_done(struct pop3_session *s)
 int pop3_submit(struct pop3_session *s, enum pop3_job job, void (*work)(void *),
 		void (*done)(void *))
 {
-	/* Password checks have their own pool (DESIGN.md, Process model), so
-	 * logins never queue in front of RETR reads and QUIT's deletions. */
-	enum worker_kind kind = job == POP3_JOB_VERIFY ? WORKER_AUTH : WORKER_IO;
-
+	/* Password checks go to their own pool through login.h, never here. */
 	s->job = job;
-	if (conn_submit_kind(s->conn, kind, work, done, s) < 0) {
+	if (conn_submit(s->conn, work, done, s) < 0) {
 		s->job = POP3_JOB_NONE;
 		return -1;
 	}

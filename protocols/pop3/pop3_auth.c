@@ -1,44 +1,26 @@
 /* POP3 AUTHORIZATION state: USER/PASS (RFC 1939 §7), AUTH with SASL PLAIN
  * and LOGIN (RFC 5034), STLS (RFC 2595 §4), and the login that follows:
- * throttle check -> (delay timer) -> password verify on a worker -> lock
- * -> INBOX snapshot on a worker -> TRANSACTION.
- *
- * The password lives in s->password only between the command and the end
- * of the verify job, which wipes it. */
+ * login.h (throttle check -> (delay timer) -> password verify on a worker)
+ * -> lock -> INBOX snapshot on a worker -> TRANSACTION. */
 #include "pop3_private.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include <event2/event.h>
 
 #include "auth.h"
 #include "config.h"
 #include "conn.h"
+#include "login.h"
 #include "server.h"
 #include "store.h"
 #include "util.h"
-
-static void pop3_wipe_password(struct pop3_session *s)
-{
-	if (s->password == NULL)
-		return;
-	explicit_bzero(s->password, strlen(s->password));
-	free(s->password);
-	s->password = NULL;
-}
 
 void pop3_auth_cleanup(struct pop3_session *s)
 {
 	sasl_free(s->sasl);
 	s->sasl = NULL;
-	if (s->delay_ev != NULL) {
-		event_free(s->delay_ev);
-		s->delay_ev = NULL;
-	}
-	pop3_wipe_password(s);
+	login_cleanup(&s->login);
 }
 
 /* Refuses (and says why) when this connection may not log in. */
@@ -114,36 +96,26 @@ static void pop3_snapshot_done(void *arg)
 	pop3_command_done(s);
 }
 
-/* ---- password verification ---------------------------------------------- */
+/* ---- password verification (login.h) ---------------------------------- */
 
-static void pop3_verify_work(void *arg)
+static void pop3_login_done(void *arg, enum login_result result)
 {
 	struct pop3_session *s = arg;
-
-	s->verified = auth_verify_password(pop3_ctx_auth(s->ctx), s->user, s->password,
-					   s->canonical, sizeof(s->canonical)) == 0;
-	pop3_wipe_password(s);
-}
-
-static void pop3_verify_done(void *arg)
-{
-	struct pop3_session *s = arg;
-	struct auth *auth = pop3_ctx_auth(s->ctx);
 	const char *ip = conn_peer_addr(s->conn);
 
-	if (!s->verified) {
-		/* Counted even when the client has gone: it was a guess. */
-		auth_throttle_failure(auth, "pop3", ip, s->user, time(NULL));
-		if (!conn_is_closing(s->conn))
-			pop3_err(s, "[AUTH] Authentication failed");
-		pop3_command_done(s);
-		return;
-	}
-	auth_throttle_success(auth, ip, s->canonical);
 	if (conn_is_closing(s->conn)) {
 		pop3_command_done(s);
 		return;
 	}
+	if (result != LOGIN_OK) {
+		if (result == LOGIN_TEMPFAIL)
+			pop3_err(s, "[SYS/TEMP] Out of resources, try again later");
+		else
+			pop3_err(s, "[AUTH] Authentication failed");
+		pop3_command_done(s);
+		return;
+	}
+	str_copy(s->canonical, s->login.canonical, sizeof(s->canonical));
 	/* RFC 1939 §8 / RFC 2449 §8.1.1: one POP3 session per maildrop. */
 	if (!pop3_lock_take(s->ctx, s->canonical)) {
 		conn_log(s->conn, LOG_LEVEL_INFO, "pop3 login refused in-use user=%s rip=%s",
@@ -161,79 +133,29 @@ static void pop3_verify_done(void *arg)
 	}
 }
 
-static void pop3_verify_submit(struct pop3_session *s)
-{
-	if (pop3_submit(s, POP3_JOB_VERIFY, pop3_verify_work, pop3_verify_done) < 0) {
-		pop3_wipe_password(s);
-		pop3_err(s, "[SYS/TEMP] Out of resources, try again later");
-		pop3_command_done(s);
-	}
-}
-
-static void pop3_delay_done(evutil_socket_t fd, short what, void *arg)
-{
-	struct pop3_session *s = arg;
-
-	(void)fd;
-	(void)what;
-	event_free(s->delay_ev);
-	s->delay_ev = NULL;
-	pop3_verify_submit(s);
-}
-
-/* Check the throttle, then verify user/password on a worker (after the
- * throttle's delay, on a timer: a sleeping worker would be a worker
- * an attacker takes from everybody else). */
+/* The throttle, the password check on a worker, then pop3_login_done(). */
 static void pop3_login_start(struct pop3_session *s, const char *user, const char *password,
 			     size_t password_len)
 {
-	struct auth *auth = pop3_ctx_auth(s->ctx);
-	const char *ip = conn_peer_addr(s->conn);
-	unsigned delay_ms = 0;
-	time_t now = time(NULL);
-
-	if (user != s->user)
-		str_copy(s->user, user, sizeof(s->user));
-	s->verified = false;
-	switch (auth_throttle_check(auth, ip, s->user, now, &delay_ms)) {
-	case AUTH_THROTTLE_REFUSE:
-		auth_throttle_failure(auth, "pop3", ip, s->user, now);
+	s->login.conn = s->conn;
+	s->login.auth = pop3_ctx_auth(s->ctx);
+	s->login.proto = "pop3";
+	s->login.done = pop3_login_done;
+	s->login.arg = s;
+	switch (login_begin(&s->login, user, password, password_len)) {
+	case LOGIN_STARTED:
+		pop3_begin_async(s);
+		return;
+	case LOGIN_REFUSED:
 		pop3_err(s, "[LOGIN-DELAY] Too many failed logins, try again later");
 		return;
-	case AUTH_THROTTLE_DELAY:
-		break;
-	case AUTH_THROTTLE_ALLOW:
-		delay_ms = 0;
-		break;
-	}
-	if (password_len > AUTH_PASSWORD_MAX || memchr(password, '\0', password_len) != NULL) {
-		/* Cannot be anybody's password; still a failed attempt. */
-		auth_throttle_failure(auth, "pop3", ip, s->user, now);
+	case LOGIN_REJECTED:
 		pop3_err(s, "[AUTH] Authentication failed");
 		return;
-	}
-	s->password = strndup(password, password_len);
-	if (s->password == NULL) {
+	case LOGIN_NOMEM:
 		pop3_err(s, "[SYS/TEMP] Out of memory");
 		return;
 	}
-	pop3_begin_async(s);
-	if (delay_ms > 0) {
-		struct timeval tv;
-
-		if (delay_ms > AUTH_THROTTLE_DELAY_MAX_MS)
-			delay_ms = AUTH_THROTTLE_DELAY_MAX_MS;
-		tv.tv_sec = delay_ms / 1000;
-		tv.tv_usec = (delay_ms % 1000) * 1000;
-		s->delay_ev = evtimer_new(server_event_base(conn_server(s->conn)),
-					  pop3_delay_done, s);
-		if (s->delay_ev != NULL && evtimer_add(s->delay_ev, &tv) == 0)
-			return;
-		if (s->delay_ev != NULL)
-			event_free(s->delay_ev);
-		s->delay_ev = NULL;
-	}
-	pop3_verify_submit(s);
 }
 
 /* ---- USER / PASS -------------------------------------------------------- */
@@ -295,8 +217,7 @@ static void pop3_sasl_result(struct pop3_session *s, struct sasl_exchange *x,
 		return;
 	case SASL_DONE:
 		pop3_sasl_limit(s, false);
-		str_copy(s->user, sasl_authcid(x), sizeof(s->user));
-		pop3_login_start(s, s->user, sasl_password(x), strlen(sasl_password(x)));
+		pop3_login_start(s, sasl_authcid(x), sasl_password(x), strlen(sasl_password(x)));
 		sasl_free(x);
 		return;
 	case SASL_FAIL:

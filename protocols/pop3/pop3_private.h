@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "login.h"
 #include "pop3.h"
 
 struct conn;
@@ -162,7 +163,6 @@ struct pop3_msg {
 
 enum pop3_job {
 	POP3_JOB_NONE,
-	POP3_JOB_VERIFY,   /* auth_verify_password */
 	POP3_JOB_SNAPSHOT, /* open INBOX, list, sizes */
 	POP3_JOB_READ,     /* one chunk of RETR/TOP */
 	POP3_JOB_EXPUNGE,  /* QUIT in TRANSACTION */
@@ -215,10 +215,8 @@ struct pop3_session {
 	bool have_user;
 	struct sasl_exchange *sasl;   /* AUTH continuation in progress */
 	bool sasl_limit;              /* lines read with POP3_SASL_LINE_MAX */
-	struct event *delay_ev;       /* throttle delay before verifying */
-	char *password;               /* until the verify job ran; wiped */
+	struct login login;           /* the password check (login.h) */
 	char canonical[256];          /* the verified address */
-	bool verified;
 
 	/* TRANSACTION */
 	struct md_user *md_user;
@@ -252,8 +250,8 @@ void pop3_err(struct pop3_session *s, const char *fmt, ...)
 /* A command that went asynchronous is complete: read the next one. */
 void pop3_command_done(struct pop3_session *s);
 void pop3_begin_async(struct pop3_session *s);
-/* Submit a job for the session: POP3_JOB_VERIFY on the WORKER_AUTH pool,
- * the others on WORKER_IO.  -1 when it cannot be queued. */
+/* Submit a job for the session on the WORKER_IO pool.  -1 when it cannot
+ * be queued. */
 int pop3_submit(struct pop3_session *s, enum pop3_job job,
 		void (*work)(void *), void (*done)(void *));
 /* The lock table: one POP3 session per user (RFC 1939 §8, [IN-USE]). */

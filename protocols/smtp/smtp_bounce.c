@@ -32,10 +32,12 @@
  */
 #include "smtp_queue.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BOUNCE_BOUNDARY_BYTES 12
 
@@ -242,9 +244,9 @@ int bounce_build(const struct config *cfg, const struct queue_env *env, enum bou
 	return rc < 0 ? -1 : 0;
 }
 
-/* Into the INBOX of every local mailbox the sender resolves to. */
-static int bounce_local(struct smtp_ctx *ctx, const struct auth_target *t, size_t n,
-			const struct buf *dsn, char *err, size_t errlen)
+/* Into the INBOX of every local mailbox the address resolves to. */
+static int generated_local(struct smtp_ctx *ctx, const struct auth_target *t, size_t n,
+			   const struct smtp_generated *g, char *err, size_t errlen)
 {
 	struct md_target targets[AUTH_RESOLVE_MAX];
 	struct md_delivery *d = NULL;
@@ -260,14 +262,21 @@ static int bounce_local(struct smtp_ctx *ctx, const struct auth_target *t, size_
 		nt++;
 	}
 	if (nt == 0) {
-		snprintf(err, errlen, "sender has no local mailbox");
+		snprintf(err, errlen, "no local mailbox");
 		return -1;
 	}
 	r = md_delivery_open(ctx->store, 0, 0, &d);
+	if (r == MD_OK) {
+		/* RFC 5321 §4.4: we make the final delivery */
+		char rp[SMTP_PATH_MAX + 20];
+		int n_rp = snprintf(rp, sizeof(rp), "Return-Path: <%s>\r\n", g->sender);
+		r = md_delivery_write(d, rp, (size_t)n_rp);
+	}
 	if (r == MD_OK)
-		r = md_delivery_write(d, "Return-Path: <>\r\n", 17);
-	if (r == MD_OK)
-		r = md_delivery_write(d, dsn->data, dsn->len);
+		r = md_delivery_write(d, g->text, g->text_len);
+	if (r == MD_OK && g->fd >= 0)
+		r = lseek(g->fd, g->fd_offset, SEEK_SET) < 0 ? MD_TEMPFAIL :
+		    md_delivery_write_fd(d, g->fd);
 	if (r == MD_OK)
 		r = md_delivery_commit(d, targets, nt);
 	for (size_t i = 0; r == MD_OK && i < nt; i++)
@@ -279,9 +288,25 @@ static int bounce_local(struct smtp_ctx *ctx, const struct auth_target *t, size_
 	return r == MD_OK && ok > 0 ? 0 : -1;
 }
 
-/* Through the queue, from the null sender. */
-static int bounce_queue(struct smtp_ctx *ctx, const char *to, const struct buf *dsn,
-			char *err, size_t errlen)
+/* The rest of fd from its current offset into the queue file. */
+static int generated_copy_fd(struct queue_writer *w, int fd)
+{
+	char buf[65536];
+
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -1 : 0;
+		if (queue_writer_write(w, buf, (size_t)n) < 0)
+			return -1;
+	}
+}
+
+/* Through the queue. */
+static int generated_queue(struct smtp_ctx *ctx, const char *to, const struct smtp_generated *g,
+			   char *err, size_t errlen)
 {
 	struct queue_env *env = queue_env_new();
 	struct queue_writer *w = NULL;
@@ -292,29 +317,59 @@ static int bounce_queue(struct smtp_ctx *ctx, const char *to, const struct buf *
 		return -1;
 	}
 	queue_make_id(env->id);
+	str_copy(env->sender, g->sender, sizeof(env->sender));
+	env->body_8bit = g->body_8bit;
 	env->created = env->next = (int64_t)time(NULL);
 	if (queue_env_add(env, to, 0, NULL) == 0 &&
 	    queue_writer_open(ctx->cfg->data_dir, env->id, &w) == 0 &&
-	    queue_writer_write(w, dsn->data, dsn->len) == 0 &&
+	    queue_writer_write(w, g->text, g->text_len) == 0 &&
+	    (g->fd < 0 || (lseek(g->fd, g->fd_offset, SEEK_SET) >= 0 &&
+			   generated_copy_fd(w, g->fd) == 0)) &&
 	    queue_writer_commit(w, env) == 0)
 		rc = 0;
 	if (rc < 0)
-		snprintf(err, errlen, "queue: %s", queue_writer_error(w));
+		snprintf(err, errlen, "queue: %s", w != NULL ? queue_writer_error(w) : "open failed");
 	else
-		log_info("queue id=%s bounce to <%s> queued", env->id, to);
+		log_info("queue id=%s %s to <%s> queued", env->id, g->what, to);
 	queue_writer_free(w);
 	queue_env_free(env);
+	return rc;
+}
+
+int smtp_send_generated(struct smtp_ctx *ctx, const struct smtp_generated *g, const char *to,
+			bool *queued_r, char *err, size_t errlen)
+{
+	struct auth_target *t;
+	size_t n = 0;
+	const char *at = strrchr(to, '@');
+	int rc = -1;
+
+	*queued_r = false;
+	if (at != NULL && config_is_local_domain(ctx->cfg, at + 1)) {
+		t = calloc(AUTH_RESOLVE_MAX, sizeof(*t));
+		if (t == NULL) {
+			snprintf(err, errlen, "out of memory");
+		} else if (auth_resolve_recipient(ctx->auth, to, t, AUTH_RESOLVE_MAX, &n) ==
+			   AUTH_RCPT_LOCAL) {
+			rc = generated_local(ctx, t, n, g, err, errlen);
+		} else {
+			/* a local domain but no such mailbox: nobody to tell */
+			snprintf(err, errlen, "<%s> has no mailbox here", to);
+			rc = 1;
+		}
+		free(t);
+	} else {
+		rc = generated_queue(ctx, to, g, err, errlen);
+		*queued_r = rc == 0;
+	}
 	return rc;
 }
 
 int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_kind kind,
 		const struct bounce_orig *orig, bool *queued_r, char *err, size_t errlen)
 {
-	struct auth_target *t;
 	struct buf dsn;
-	size_t n = 0;
-	const char *at = strrchr(env->sender, '@');
-	int rc = -1;
+	int rc;
 
 	*queued_r = false;
 	buf_init(&dsn, 0);
@@ -323,23 +378,10 @@ int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_k
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (at != NULL && config_is_local_domain(ctx->cfg, at + 1)) {
-		t = calloc(AUTH_RESOLVE_MAX, sizeof(*t));
-		if (t == NULL) {
-			snprintf(err, errlen, "out of memory");
-		} else if (auth_resolve_recipient(ctx->auth, env->sender, t, AUTH_RESOLVE_MAX, &n) ==
-			   AUTH_RCPT_LOCAL) {
-			rc = bounce_local(ctx, t, n, &dsn, err, errlen);
-		} else {
-			/* a local domain but no such mailbox: nobody to tell */
-			snprintf(err, errlen, "sender <%s> has no mailbox here", env->sender);
-			rc = 1;
-		}
-		free(t);
-	} else {
-		rc = bounce_queue(ctx, env->sender, &dsn, err, errlen);
-		*queued_r = rc == 0;
-	}
+	/* from the null sender (RFC 5321 §4.5.5) */
+	rc = smtp_send_generated(ctx, &(struct smtp_generated){ .sender = "", .text = dsn.data,
+				 .text_len = dsn.len, .fd = -1, .what = "bounce" },
+				 env->sender, queued_r, err, errlen);
 	buf_free(&dsn);
 	return rc;
 }

@@ -518,5 +518,6 @@ void smtp_msg_free(struct smtp_session *s, struct smtp_msg *m)
 	buf_free(&m->prefix);
 	buf_free(&m->headers);
 	free(m->targets);
+	smtp_sieve_free(m->sieve);
 	free(m);
 }

@@ -338,9 +338,7 @@ static int smtp_queue_commit(struct smtp_session *s, struct smtp_msg *m)
 	return 0;
 }
 
-/* An envelope for a report on this transaction (bounce_send), recipients
- * still to add; NULL: out of memory. */
-static struct queue_env *smtp_report_env(const struct smtp_tx *tx)
+struct queue_env *smtp_report_env(const struct smtp_tx *tx)
 {
 	struct queue_env *env = queue_env_new();
 
@@ -468,6 +466,14 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	}
 	m->n_targets = tx->n_owners;
 	live = smtp_live_targets(s, m);
+	/* Sieve decides the folders, flags and copies (smtp_sieve.c) */
+	if (live > 0 && smtp_sieve_plan(s, m, &live) < 0) {
+		m->store_result = MD_TEMPFAIL;
+		str_copy(m->store_error, "sieve: out of memory", sizeof(m->store_error));
+		return;
+	}
+	if (m->sieve_reject)
+		return; /* 550 with the script's reason: nothing is stored */
 	r = live > 0 ? md_delivery_commit(m->d, m->targets, live) : MD_OK;
 	if (r != MD_OK) {
 		m->store_result = r;
@@ -484,12 +490,19 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	}
 	md_delivery_free(m->d);
 	m->d = NULL;
-	if (s->role == ROLE_LMTP)
-		return; /* each recipient hears of its own mailboxes */
-	if (m->n_delivered == 0 && tx->n_remote == 0)
+	if (s->role == ROLE_LMTP) {
+		/* each recipient hears of its own mailboxes; the scripts'
+		 * redirects and replies go only when every copy is stored (the
+		 * MTA sends a recipient answered 451 again) */
+		if (!failed)
+			smtp_sieve_after(s, m);
+		return;
+	}
+	if (m->n_delivered == 0 && tx->n_remote == 0 && !m->sieve_handled)
 		return; /* the reply refuses the whole message */
 	if (m->local_temp)
 		return; /* 451: the client sends it all again */
+	smtp_sieve_after(s, m); /* redirect, vacation: only once it is stored */
 	if (failed)
 		smtp_bounce_local(s, m);
 	else
@@ -562,9 +575,29 @@ static void smtp_commit_done(void *arg)
 			 m->verdict_detail);
 		m->verdict = SMTP_VERDICT_QUOTA;
 		smtp_verdict_reply(s, m);
+	} else if (m->sieve_reject) {
+		char reason[SMTP_REPLY_MAX];
+		size_t o = 0;
+		/* one reply line: line ends and control characters become one
+		 * space, none at the end */
+		for (const char *p = smtp_sieve_reject_reason(m->sieve);
+		     *p != '\0' && o + 1 < sizeof(reason); p++) {
+			bool ctl = (unsigned char)*p < 0x20 || *p == 0x7f;
+			if (!ctl)
+				reason[o++] = *p;
+			else if (o > 0 && reason[o - 1] != ' ')
+				reason[o++] = ' ';
+		}
+		while (o > 0 && reason[o - 1] == ' ')
+			o--;
+		reason[o] = '\0';
+		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: the recipient's Sieve "
+			 "script rejects it", tx->id);
+		smtp_reply(s, "550 5.7.1 %s", reason[0] != '\0' ? reason : "Rejected");
 	} else if (s->role == ROLE_LMTP && m->store_result == MD_OK) {
 		smtp_lmtp_replies(s, m);
-	} else if (m->store_result != MD_OK || (m->n_delivered == 0 && !m->queued)) {
+	} else if (m->store_result != MD_OK ||
+		   (m->n_delivered == 0 && !m->queued && !m->sieve_handled)) {
 		enum md_result r = m->store_result;
 		for (size_t i = 0; r == MD_OK && i < m->n_targets; i++)
 			r = m->targets[i].result;

@@ -240,6 +240,10 @@ struct smtp_msg {
 	struct smtp_inbound *inbound; /* port 25 checks (smtp_inbound.h); NULL:
 				       * not checked */
 	int action;              /* enum smtp_inbound_action */
+	struct smtp_sieve *sieve;/* the Sieve plan (smtp_sieve.c), or NULL */
+	bool sieve_handled;      /* a script took care of the message for an
+				  * owner: no store target is no failure */
+	bool sieve_reject;       /* the only owner's script rejects it: 550 */
 };
 
 struct smtp_tx {

@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
+#include <sys/types.h>
 
 #include "smtp_private.h"
 
@@ -316,6 +317,41 @@ bool bounce_wanted(const struct queue_rcpt *r, enum bounce_kind kind);
  * (logged by the caller, counts as done); -1 temporary, err set. */
 int bounce_send(struct smtp_ctx *ctx, const struct queue_env *env, enum bounce_kind kind,
 		const struct bounce_orig *orig, bool *queued_r, char *err, size_t errlen);
+
+/* A message we make ourselves (a report, a Sieve redirect or vacation
+ * reply, smtp_sieve.c): text, then (fd >= 0) the file fd from fd_offset. */
+struct smtp_generated {
+	const char *sender;   /* the envelope sender, "" the null one */
+	const char *text;
+	size_t text_len;
+	int fd;
+	off_t fd_offset;
+	bool body_8bit;       /* queued with BODY=8BITMIME */
+	const char *what;     /* for the log: "bounce", "redirect" ... */
+};
+/* Deliver it to one address: into the INBOX of the local mailboxes the
+ * address resolves to when its domain is local (durable on return;
+ * Return-Path: <sender> added), else queued (*queued_r: kick the
+ * scheduler).  0 done; 1 a local domain without that mailbox; -1
+ * temporary, err set. */
+int smtp_send_generated(struct smtp_ctx *ctx, const struct smtp_generated *g, const char *to,
+			bool *queued_r, char *err, size_t errlen);
+
+/* An envelope for a report on this transaction (bounce_send) from its
+ * sender, recipients still to add; NULL: out of memory (smtp_deliver.c). */
+struct queue_env *smtp_report_env(const struct smtp_tx *tx);
+
+/* ---- smtp_sieve.c: Sieve at local delivery (the rules at its top) -------- */
+
+/* Run each live owner's script and make m->targets[0..*live) the store
+ * targets it chose (dead owners after them); sets m->sieve_handled and
+ * m->sieve_reject.  -1: out of memory (the message gets a 451). */
+int smtp_sieve_plan(struct smtp_session *s, struct smtp_msg *m, size_t *live);
+/* After the commit: redirects, vacation replies, reject bounces. */
+void smtp_sieve_after(struct smtp_session *s, struct smtp_msg *m);
+/* The reason for the 550 when m->sieve_reject. */
+const char *smtp_sieve_reject_reason(const struct smtp_sieve *sv);
+void smtp_sieve_free(struct smtp_sieve *sv);
 
 /* ---- smtp_outq.c (loop) ---------------------------------------------------- */
 

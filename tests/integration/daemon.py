@@ -99,7 +99,8 @@ finally:
 # ---- postern demo --------------------------------------------------------
 def demo_ports(base):
     return {"smtp": base + 25, "submission": base + 587, "submissions": base + 465,
-            "imap": base + 143, "imaps": base + 993, "pop3": base + 110, "pop3s": base + 995}
+            "imap": base + 143, "imaps": base + 993, "pop3": base + 110, "pop3s": base + 995,
+            "managesieve": base + 4190}
 
 
 def pick_base():
@@ -258,7 +259,7 @@ with tempfile.TemporaryDirectory() as tmp:
     r.check(re.sub(r"port = \d+", "port = N", after) ==
             re.sub(r"port = \d+", "port = N", edited),
             "demo --port-base: nothing but the port lines changed")
-    r.check("7 listener ports moved to base %d" % base2 in out4 and
+    r.check("%d listener ports moved to base %d" % (len(demo_ports(base2)), base2) in out4 and
             str(base2 + 993) in out4,
             "demo --port-base: says so, and serves there: " + out4[:300])
 

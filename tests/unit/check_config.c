@@ -688,6 +688,7 @@ START_TEST(test_config_roles)
 	static const char *const names[ROLE_COUNT] = {
 		"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http",
 		"lmtp",
+		"managesieve",
 	};
 
 	for (int r = 0; r < ROLE_COUNT; r++)
@@ -705,6 +706,8 @@ START_TEST(test_config_roles)
 	ck_assert_int_eq(config_role_default_tls(ROLE_SUBMISSIONS), TLS_MODE_IMPLICIT);
 	ck_assert_int_eq(config_role_default_tls(ROLE_IMAPS), TLS_MODE_IMPLICIT);
 	ck_assert_int_eq(config_role_default_tls(ROLE_POP3S), TLS_MODE_IMPLICIT);
+	/* RFC 5804 §2.2: ManageSieve starts in plaintext and offers STARTTLS */
+	ck_assert_int_eq(config_role_default_tls(ROLE_MANAGESIEVE), TLS_MODE_STARTTLS);
 	ck_assert_int_eq(config_role_default_tls(ROLE_LMTP), TLS_MODE_NONE);
 	ck_assert(!config_role_is_smtp(ROLE_LMTP));
 }
@@ -779,7 +782,7 @@ START_TEST(test_config_example_file)
 	ck_assert_str_eq(cfg->data_dir, "/var/lib/postern");
 	ck_assert_uint_eq(cfg->n_domains, 2);
 	ck_assert_uint_eq(cfg->n_certs, 1);
-	ck_assert_uint_eq(cfg->n_listeners, 8);
+	ck_assert_uint_eq(cfg->n_listeners, 9);
 	/* The example shows the defaults: it must agree with config_defaults. */
 	ck_assert_uint_eq(cfg->message_size_max, 50ULL * 1024 * 1024);
 	ck_assert_uint_eq(cfg->line_length_max, 8192);
@@ -855,6 +858,7 @@ START_TEST(test_config_demo)
 		{ ROLE_IMAPS, 20993, TLS_MODE_IMPLICIT },
 		{ ROLE_POP3, 20110, TLS_MODE_STARTTLS },
 		{ ROLE_POP3S, 20995, TLS_MODE_IMPLICIT },
+		{ ROLE_MANAGESIEVE, 24190, TLS_MODE_STARTTLS },
 	};
 	struct stat st;
 
@@ -874,8 +878,8 @@ START_TEST(test_config_demo)
 	snprintf(want, sizeof(want), "%s/cert.pem", dir);
 	ck_assert_str_eq(cfg->certs[0].cert_file, want);
 	ck_assert_str_eq(cfg->certs[0].key_file, "/x/key.pem");
-	ck_assert_uint_eq(cfg->n_listeners, 7);
-	for (size_t i = 0; i < 7; i++) {
+	ck_assert_uint_eq(cfg->n_listeners, 8);
+	for (size_t i = 0; i < 8; i++) {
 		ck_assert_int_eq(cfg->listeners[i].role, want_l[i].role);
 		ck_assert_uint_eq(cfg->listeners[i].port, want_l[i].port);
 		ck_assert_int_eq(cfg->listeners[i].tls, want_l[i].tls);
@@ -886,6 +890,7 @@ START_TEST(test_config_demo)
 	ck_assert_msg(config_load(path, cfg, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_uint_eq(cfg->listeners[0].port, 25);
 	ck_assert_uint_eq(cfg->listeners[6].port, 995);
+	ck_assert_uint_eq(cfg->listeners[7].port, 4190);
 
 	/* Values that would not survive the round trip, ports past 65535. */
 	errno = 0;
@@ -893,9 +898,9 @@ START_TEST(test_config_demo)
 	ck_assert_int_eq(errno, EINVAL);
 	ck_assert_int_eq(config_write_demo(path, " /a", "c", "k", 0), -1);
 	ck_assert_int_eq(config_write_demo(path, "/a", "", "k", 0), -1);
-	ck_assert_int_eq(config_write_demo(path, "/a", "c", "k", 65535 - 994), -1);
+	ck_assert_int_eq(config_write_demo(path, "/a", "c", "k", 65535 - 4189), -1);
 	ck_assert_int_eq(errno, EINVAL);
-	ck_assert_int_eq(config_write_demo(path, "/a", "c", "k", 65535 - 995), 0);
+	ck_assert_int_eq(config_write_demo(path, "/a", "c", "k", 65535 - 4190), 0);
 	ck_assert_int_eq(unlink(path), 0);
 	ck_assert_int_eq(rmdir(dir), 0);
 }

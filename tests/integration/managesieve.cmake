@@ -1,0 +1,1 @@
+postern_py_test(managesieve integration/managesieve.py)

@@ -1,0 +1,1 @@
+postern_py_test(sieve_delivery integration/sieve_delivery.py)
