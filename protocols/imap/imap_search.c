@@ -525,7 +525,7 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 void imap_search_esearch(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
 			 size_t n, uint64_t modseq)
 {
-	if (!r->min && !r->max && !r->count && !r->all)
+	if (!r->min && !r->max && !r->count && !r->all && r->partial_lo == 0)
 		return; /* SAVE alone: no answer (RFC 5182 §2.1) */
 	buf_appendf(&s->out, "* ESEARCH (TAG ");
 	imap_buf_string(&s->out, s->tag, strlen(s->tag));
@@ -539,6 +539,17 @@ void imap_search_esearch(struct imap_session *s, const struct imap_return *r, co
 	if (r->all && n > 0) {
 		buf_appendf(&s->out, " ALL ");
 		imap_buf_uidset(&s->out, v, n);
+	}
+	if (r->partial_lo > 0) {
+		/* RFC 5267 §4.4: the messages at positions lo to hi of the
+		 * result (in its order), NIL when there are none */
+		buf_appendf(&s->out, " PARTIAL (%u:%u ", r->partial_lo, r->partial_hi);
+		if (r->partial_lo <= n)
+			imap_buf_uidset(&s->out, v + r->partial_lo - 1,
+					(r->partial_hi < n ? r->partial_hi : n) - r->partial_lo + 1);
+		else
+			buf_appendf(&s->out, "NIL");
+		buf_appendf(&s->out, ")");
 	}
 	if (modseq > 0 && n > 0)
 		buf_appendf(&s->out, " MODSEQ %llu", (unsigned long long)modseq);
@@ -565,14 +576,35 @@ bool imap_search_return(struct imap_cursor *args, struct imap_return *r, bool al
 			r->all = true;
 		else if (str_ieq(word, "SAVE") && allow_save)
 			r->save = true;
-		else {
+		else if (str_ieq(word, "CONTEXT"))
+			r->context = true; /* RFC 5267 §4.2: a hint; kept alike */
+		else if (str_ieq(word, "UPDATE"))
+			r->update = true;
+		else if (str_ieq(word, "PARTIAL")) {
+			/* RFC 5267 §4.4: PARTIAL SP nz-number ":" nz-number */
+			if (r->partial_lo > 0 || !imap_sp(args) ||
+			    !imap_number(args, &r->partial_lo, true) || !imap_char(args, ':') ||
+			    !imap_number(args, &r->partial_hi, true))
+				return false;
+			if (r->partial_lo > r->partial_hi) { /* the range either way round */
+				uint32_t t = r->partial_lo;
+				r->partial_lo = r->partial_hi;
+				r->partial_hi = t;
+			}
+		} else {
 			args->err = "Unknown RETURN option";
 			return false;
 		}
 		imap_char(args, ' ');
 	}
-	/* RFC 4731 §3.1: RETURN () means ALL */
-	if (!r->min && !r->max && !r->count && !r->all && !r->save)
+	/* RFC 9394 §3.1 (ours too): PARTIAL and ALL exclude each other */
+	if (r->all && r->partial_lo > 0) {
+		args->err = "RETURN PARTIAL and ALL exclude each other";
+		return false;
+	}
+	/* RFC 4731 §3.1: RETURN () means ALL; so does CONTEXT or UPDATE
+	 * alone (the client's first state of the result) */
+	if (!r->min && !r->max && !r->count && !r->all && !r->save && r->partial_lo == 0)
 		r->all = true;
 	return true;
 }
@@ -594,60 +626,124 @@ void imap_search_prepare(struct imap_session *s, struct imap_search_cmd *c)
 	md_mailbox_keywords_free(names, n_names);
 }
 
-static enum imap_cmd_status imap_search_work(struct imap_session *s)
+/* The UIDs of the view's messages c matches, ascending, into c->matches
+ * (and the highest mod-sequence among them); the view unchanged.  NULL,
+ * or why it failed (a NO text).  SEARCH, and an updating context
+ * (imap_context.c) evaluating its program again. */
+static const char *imap_search_collect(struct imap_session *s, struct imap_search_cmd *c)
 {
-	struct imap_search_cmd *c = s->cmd_state;
 	struct imap_view *v = &s->view;
 	unsigned what = (c->need_meta ? MD_READ_META : 0) | (c->need_path ? MD_READ_PATH : 0);
 	size_t cap = 0;
 
+	free(c->matches);
+	c->matches = NULL;
+	c->n_matches = 0;
+	c->max_modseq = 0;
 	imap_search_prepare(s, c);
 	for (size_t pos = 0; pos < v->n; pos += IMAP_FETCH_BATCH) {
 		size_t last = pos + IMAP_FETCH_BATCH < v->n ? pos + IMAP_FETCH_BATCH : v->n;
 		struct md_msg *msgs = NULL;
 		size_t n = 0;
 
-		if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], 0, what, &msgs, &n) != MD_OK) {
-			imap_reply(s, "NO", "[UNAVAILABLE] Cannot read the mailbox");
-			return CMD_DONE;
-		}
+		if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], 0, what, &msgs, &n) != MD_OK)
+			return "[UNAVAILABLE] Cannot read the mailbox";
 		for (size_t i = 0; i < n; i++) {
-			uint32_t seq = imap_view_seq(v, msgs[i].uid);
-			if (seq == 0 || !imap_search_eval(s, c, c->root, &msgs[i]))
+			if (imap_view_seq(v, msgs[i].uid) == 0 ||
+			    !imap_search_eval(s, c, c->root, &msgs[i]))
 				continue;
 			if (c->n_matches == cap) {
 				size_t ncap = cap == 0 ? 256 : cap * 2;
 				uint32_t *nm = realloc(c->matches, ncap * sizeof(*nm));
 				if (nm == NULL) {
 					md_msg_list_free(msgs, n);
-					imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-					return CMD_DONE;
+					return "[SERVERBUG] Out of memory";
 				}
 				c->matches = nm;
 				cap = ncap;
 			}
-			c->matches[c->n_matches++] = s->uid ? msgs[i].uid : seq;
+			c->matches[c->n_matches++] = msgs[i].uid;
 			if (msgs[i].modseq > c->max_modseq)
 				c->max_modseq = msgs[i].modseq;
 		}
 		md_msg_list_free(msgs, n);
 	}
+	return NULL;
+}
+
+const char *imap_search_context_run(struct imap_session *s, void *query, uint32_t **uids_r,
+				    size_t *n_r)
+{
+	struct imap_search_cmd *c = query;
+	const char *err = imap_search_collect(s, c);
+
+	*uids_r = NULL;
+	*n_r = 0;
+	if (err != NULL)
+		return err;
+	*uids_r = c->matches; /* taken: the next run starts afresh */
+	*n_r = c->n_matches;
+	c->matches = NULL;
+	c->n_matches = 0;
+	return NULL;
+}
+
+static void imap_search_answer(struct imap_session *s, struct imap_search_cmd *c,
+			       const uint32_t *ids);
+
+static enum imap_cmd_status imap_search_work(struct imap_session *s)
+{
+	struct imap_search_cmd *c = s->cmd_state;
+	struct imap_context_mark mark;
+	const char *err;
+	uint32_t *ids;
+
+	imap_context_mark(s, &mark);
+	if ((err = imap_search_collect(s, c)) != NULL) {
+		imap_reply(s, "NO", "%s", err);
+		return CMD_DONE;
+	}
+	/* the answer numbers: UIDs, or sequence numbers (the view is the one
+	 * searched: every match has one) */
+	ids = c->matches;
+	if (!s->uid) {
+		ids = malloc((c->n_matches + 1) * sizeof(*ids));
+		if (ids == NULL) {
+			imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+			return CMD_DONE;
+		}
+		for (size_t i = 0; i < c->n_matches; i++)
+			ids[i] = imap_view_seq(&s->view, c->matches[i]);
+	}
+	imap_search_answer(s, c, ids);
+	if (ids != c->matches)
+		free(ids);
+	/* RFC 3501 §7.4.1: no EXPUNGE after SEARCH with sequence numbers */
+	imap_view_update(s, s->uid);
+	if (c->ret.update && imap_context_start(s, c->ret.partial_lo > 0, &mark, c, false,
+						c->matches, c->n_matches))
+		s->cmd_free = NULL; /* the context keeps the program */
+	imap_reply(s, "OK", "%sSEARCH completed", s->uid ? "UID " : "");
+	return CMD_DONE;
+}
+
+/* "* SEARCH ..." or "* ESEARCH ..." of the matches (ids: as numbered in
+ * the answer) */
+static void imap_search_answer(struct imap_session *s, struct imap_search_cmd *c,
+			       const uint32_t *ids)
+{
 	if (!c->esearch) {
 		buf_appendf(&s->out, "* SEARCH");
 		for (size_t i = 0; i < c->n_matches; i++)
-			buf_appendf(&s->out, " %u", c->matches[i]);
+			buf_appendf(&s->out, " %u", ids[i]);
 		if (c->has_modseq && c->n_matches > 0) /* RFC 7162 §3.1.6 */
 			buf_appendf(&s->out, " (MODSEQ %llu)", (unsigned long long)c->max_modseq);
 		buf_appendf(&s->out, "\r\n");
 	} else {
 		/* RFC 7162 §3.1.6 / RFC 4731: MODSEQ after the other data */
-		imap_search_esearch(s, &c->ret, c->matches, c->n_matches,
+		imap_search_esearch(s, &c->ret, ids, c->n_matches,
 				    c->has_modseq ? c->max_modseq : 0);
 	}
-	/* RFC 3501 §7.4.1: no EXPUNGE after SEARCH with sequence numbers */
-	imap_view_update(s, s->uid);
-	imap_reply(s, "OK", "%sSEARCH completed", s->uid ? "UID " : "");
-	return CMD_DONE;
 }
 
 /* RFC 5182 §2.1: remember the result as UIDs (MIN / MAX only when those
@@ -666,8 +762,7 @@ static void imap_search_save(struct imap_session *s)
 	if (uids == NULL)
 		return;
 	for (size_t i = 0; i < c->n_matches; i++) {
-		uint32_t u = s->uid ? c->matches[i]
-				    : (c->matches[i] <= s->view.n ? s->view.uids[c->matches[i] - 1] : 0);
+		uint32_t u = c->matches[i]; /* UIDs whatever the answer's numbers */
 		bool only_minmax = (c->ret.min || c->ret.max) && !c->ret.all && !c->ret.count;
 		if (u == 0)
 			continue;

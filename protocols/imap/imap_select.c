@@ -281,6 +281,8 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 		v->modseq = ch.status.highestmodseq;
 	}
 	md_changes_free(&ch);
+	/* RFC 5267 §4.3: updating searches hear of it where EXISTS does */
+	imap_context_update(s);
 	return MD_OK;
 }
 
@@ -341,6 +343,7 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 
 	/* RFC 3501 §6.3.1: a SELECT first leaves the selected mailbox; RFC
 	 * 9051 §7.1 CLOSED marks where its responses end */
+	imap_context_drop_all(s); /* RFC 5267 §4.3: contexts end with it */
 	if (v->mb != NULL) {
 		md_mailbox_close(v->mb);
 		if (s->rev2 || s->qresync) /* RFC 7162 §3.2.11 too */

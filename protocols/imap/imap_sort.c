@@ -18,8 +18,10 @@
  * no usable Date (§2.2); equal keys go by sequence number (§3), which
  * REVERSE does not turn round.
  *
- * CONTEXT=SORT (RFC 5267 §4) is not offered: it needs updates of a kept
- * sort as the mailbox changes, which is not cheap here.
+ * CONTEXT=SORT (RFC 5267 §4): RETURN (PARTIAL lo:hi) answers positions
+ * of the sorted result; RETURN (UPDATE) on UID SORT keeps the criteria
+ * as a context (imap_context.c), which imap_sort_context_run() sorts
+ * again when the mailbox changed.
  *
  * Memory: the command's scratch (struct imap_sort_cmd, the key strings)
  * is freed by its cmd_free when the reply is sent.  A key string keeps at
@@ -328,13 +330,15 @@ void imap_sort_set_free(struct imap_sort_set *set)
 	set->prog = NULL;
 }
 
-int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
+/* imap_sort_collect() without the reply: NULL, or the NO text. */
+static const char *imap_sort_gather(struct imap_session *s, struct imap_sort_set *set_r)
 {
 	struct imap_view *v = &s->view;
 	struct imap_search_cmd *prog = set_r->prog;
 	unsigned what = MD_READ_META | imap_search_needs(prog);
 	struct buf scratch, fold;
 	size_t cap = 0, used = 0;
+	const char *err = NULL;
 	int ret = 0;
 
 	imap_sort_msgs_free(set_r);
@@ -347,7 +351,7 @@ int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
 		size_t n = 0;
 
 		if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], 0, what, &msgs, &n) != MD_OK) {
-			imap_reply(s, "NO", "[UNAVAILABLE] Cannot read the mailbox");
+			err = "[UNAVAILABLE] Cannot read the mailbox";
 			ret = -1;
 			break;
 		}
@@ -376,19 +380,29 @@ int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
 			if (k == 0) {
 				ret = -1;
 			} else if (used > IMAP_SORT_MEMORY_MAX) {
-				imap_reply(s, "NO", "[LIMIT] Too many messages to sort at once");
+				err = "[LIMIT] Too many messages to sort at once";
 				ret = -1;
 			}
 		}
 		md_msg_list_free(msgs, n);
-		if (ret < 0 && !s->replied)
-			imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		if (ret < 0 && err == NULL)
+			err = "[SERVERBUG] Out of memory";
 	}
 	buf_free(&scratch);
 	buf_free(&fold);
 	if (ret < 0)
 		imap_sort_msgs_free(set_r);
-	return ret;
+	return err;
+}
+
+int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
+{
+	const char *err = imap_sort_gather(s, set_r);
+
+	if (err == NULL)
+		return 0;
+	imap_reply(s, "NO", "%s", err);
+	return -1;
 }
 
 /* ---- comparison ------------------------------------------------------------ */
@@ -456,7 +470,7 @@ int imap_sort_cmp_date_ptr(const void *pa, const void *pb)
 
 /* ---- the command ------------------------------------------------------------ */
 
-static void imap_sort_free(void *arg)
+void imap_sort_query_free(void *arg)
 {
 	struct imap_sort_cmd *c = arg;
 
@@ -465,10 +479,9 @@ static void imap_sort_free(void *arg)
 	free(c);
 }
 
-static void imap_sort_answer(struct imap_session *s, struct imap_sort_cmd *c, const uint32_t *ids)
+static void imap_sort_answer(struct imap_session *s, struct imap_sort_cmd *c, const uint32_t *ids,
+			     size_t n)
 {
-	size_t n = c->set.n;
-
 	if (!c->esort) {
 		buf_appendf(&s->out, "* SORT");
 		for (size_t i = 0; i < n; i++)
@@ -481,26 +494,59 @@ static void imap_sort_answer(struct imap_session *s, struct imap_sort_cmd *c, co
 	imap_search_esearch(s, &c->ret, ids, n, 0);
 }
 
-static enum imap_cmd_status imap_sort_work(struct imap_session *s)
+/* The matching messages' UIDs (uid) or sequence numbers in sort order,
+ * malloc'ed into *ids_r; the keys are freed.  NULL, or the NO text. */
+static const char *imap_sort_run(struct imap_session *s, struct imap_sort_cmd *c, bool uid,
+				 uint32_t **ids_r, size_t *n_r)
 {
-	struct imap_sort_cmd *c = s->cmd_state;
+	const char *err = imap_sort_gather(s, &c->set);
 	uint32_t *ids;
 
-	if (imap_sort_collect(s, &c->set) < 0)
-		return CMD_DONE;
+	*ids_r = NULL;
+	*n_r = 0;
+	if (err != NULL)
+		return err;
 	if (c->set.n > 1)
 		qsort_r(c->set.msgs, c->set.n, sizeof(c->set.msgs[0]), imap_sort_cmp, c);
 	ids = malloc((c->set.n + 1) * sizeof(*ids));
 	if (ids == NULL) {
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-		return CMD_DONE;
+		imap_sort_msgs_free(&c->set);
+		return "[SERVERBUG] Out of memory";
 	}
 	for (size_t i = 0; i < c->set.n; i++)
-		ids[i] = s->uid ? c->set.msgs[i].uid : c->set.msgs[i].seq;
-	imap_sort_answer(s, c, ids);
-	free(ids);
+		ids[i] = uid ? c->set.msgs[i].uid : c->set.msgs[i].seq;
+	*ids_r = ids;
+	*n_r = c->set.n;
+	imap_sort_msgs_free(&c->set);
+	return NULL;
+}
+
+const char *imap_sort_context_run(struct imap_session *s, void *query, uint32_t **uids_r,
+				  size_t *n_r)
+{
+	return imap_sort_run(s, query, true, uids_r, n_r);
+}
+
+static enum imap_cmd_status imap_sort_work(struct imap_session *s)
+{
+	struct imap_sort_cmd *c = s->cmd_state;
+	struct imap_context_mark mark;
+	const char *err;
+	uint32_t *ids;
+	size_t n;
+
+	imap_context_mark(s, &mark);
+	if ((err = imap_sort_run(s, c, s->uid, &ids, &n)) != NULL) {
+		imap_reply(s, "NO", "%s", err);
+		return CMD_DONE;
+	}
+	imap_sort_answer(s, c, ids, n);
 	/* RFC 3501 §7.4.1: no EXPUNGE after a command with sequence numbers */
 	imap_view_update(s, s->uid);
+	if (c->ret.update &&
+	    imap_context_start(s, c->ret.partial_lo > 0, &mark, c, true, ids, n))
+		s->cmd_free = NULL; /* the context keeps the criteria */
+	free(ids);
 	imap_reply(s, "OK", "%sSORT completed", s->uid ? "UID " : "");
 	return CMD_DONE;
 }
@@ -597,7 +643,7 @@ void imap_cmd_sort(struct imap_session *s, struct imap_cursor *args)
 		return;
 	}
 	s->cmd_state = c;
-	s->cmd_free = imap_sort_free;
+	s->cmd_free = imap_sort_query_free;
 	if (!imap_sp(args) || !imap_sort_return(c, args) || !imap_sort_criteria_list(c, args) ||
 	    !imap_sp(args)) {
 		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid SORT arguments");
