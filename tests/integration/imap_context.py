@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from postern_test import Daemon, Results  # noqa: E402
-from imap_protocol import PASSWORD, USER, Raw  # noqa: E402
+from imap_protocol import PASSWORD, USER, raw_imaps  # noqa: E402
 
 CONTEXTS_MAX = 5
 
@@ -29,10 +29,7 @@ def msg(subject):
 
 
 def raw(d):
-    c = Raw(d.port("imaps"), tls=True)
-    res = c.login(USER, PASSWORD)
-    assert b" OK" in res, res
-    return c
+    return raw_imaps(d, USER, PASSWORD)
 
 
 def append(c, mailbox, subject, flags=""):

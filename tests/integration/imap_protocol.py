@@ -97,6 +97,14 @@ def imaps(d, user=USER, password=PASSWORD):
     return m
 
 
+def raw_imaps(d, user=USER, password=PASSWORD):
+    """A Raw client logged in over implicit TLS."""
+    c = Raw(d.port("imaps"), tls=True)
+    res = c.login(user, password)
+    assert b" OK" in res, res
+    return c
+
+
 def deliver(d, msg, user=USER):
     d.cli("deliver", user, input=msg)
 

@@ -20,17 +20,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from postern_test import Daemon, Results, maildir_files  # noqa: E402
-from imap_protocol import MSG1, MSG2, PASSWORD, PASSWORD2, USER, USER2, Raw  # noqa: E402
+from imap_protocol import MSG1, MSG2, PASSWORD, PASSWORD2, USER, USER2  # noqa: E402
+from imap_protocol import raw_imaps as raw  # noqa: E402
 import smtp_util  # noqa: E402
 
 LIMIT = 3
-
-
-def raw(d, user=USER, password=PASSWORD):
-    c = Raw(d.port("imaps"), tls=True)
-    res = c.login(user, password)
-    assert b" OK" in res, res
-    return c
 
 
 def append(c, msg):
