@@ -30,8 +30,8 @@ struct config;
 #define AUTH_PASSWORD_MAX 511   /* libxcrypt CRYPT_MAX_PASSPHRASE_SIZE - 1 */
 #define AUTH_ALIAS_DEPTH_MAX 8  /* alias expansions on one path */
 #define AUTH_RESOLVE_MAX 100    /* RFC 5321 §4.5.3.1.8: 100 recipients */
-/* A user's message-count quota (RFC 9208 MESSAGE): the index counts
- * messages per mailbox in 32 bits (ours; RFC 9208 sets no bound). */
+/* The largest message-count quota accepted (RFC 9208 MESSAGE sets no
+ * bound; ours: the index counts a mailbox's messages in 32 bits). */
 #define AUTH_QUOTA_MESSAGES_MAX 4294967295u
 
 struct auth;
