@@ -3,7 +3,8 @@
  * A UID SEARCH or UID SORT with RETURN (UPDATE) leaves its program (and
  * for SORT its criteria) here as a context named by the command's tag,
  * with the result the client was given.  Whenever the session may send
- * untagged updates, imap_view_update() calls imap_context_update(): a
+ * untagged updates that may include EXPUNGE (a REMOVEFROM can stand for
+ * one: RFC 3501 §7.4.1), imap_view_update() calls imap_context_update(): a
  * context whose view changed since its result (new messages, flag
  * changes, expunges: the view's mod-sequences, UIDNEXT and size) is
  * evaluated again over the whole view and the difference is sent:

@@ -422,7 +422,8 @@ void imap_search_esearch(struct imap_session *s, const struct imap_return *r, co
 /* imap_context.c: CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4.3): a
  * UID SEARCH or UID SORT with RETURN (UPDATE) keeps its program as a
  * context of the selected mailbox; whenever the session sends untagged
- * updates (imap_view_update) and the view changed, each context is
+ * updates where EXPUNGE is allowed (imap_view_update) and the view
+ * changed, each context is
  * evaluated again and the difference goes out as ESEARCH ADDTO /
  * REMOVEFROM.  Worker threads (the session's one job), and CANCELUPDATE
  * on the loop. */

@@ -281,8 +281,10 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 		v->modseq = ch.status.highestmodseq;
 	}
 	md_changes_free(&ch);
-	/* RFC 5267 §4.3: updating searches hear of it where EXISTS does */
-	imap_context_update(s);
+	/* RFC 5267 §4.3: updating searches hear of changes where EXPUNGE may
+	 * be sent (a REMOVEFROM can stand for one); else at the next such point */
+	if (allow_expunge)
+		imap_context_update(s);
 	return MD_OK;
 }
 

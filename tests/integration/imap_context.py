@@ -134,6 +134,15 @@ def test_update_search(d, r):
     r.check(cont.startswith(b"+") and esearch(got, "c1") ==
             [b'* ESEARCH (TAG "c1") UID ADDTO (0 %d)' % (new + 1)],
             "IDLE: ADDTO for the new message: %r" % got)
+    # not during a command with sequence numbers (no EXPUNGE there either,
+    # RFC 3501 §7.4.1), but at the next point that allows it
+    other.cmd("UID STORE 4 +FLAGS.SILENT (\\Seen)")
+    during = c.cmd("FETCH 1 (UID)")
+    after = c.cmd("NOOP")
+    r.check(esearch(during, "c1") == [] and
+            esearch(after, "c1") == [b'* ESEARCH (TAG "c1") UID REMOVEFROM (0 4)'],
+            "FETCH with sequence numbers holds the update back, NOOP sends it: %r %r"
+            % (during, after))
     # sequence numbers, PARTIAL: no updates, the search still answers
     lines = c.cmd("SEARCH RETURN (UPDATE COUNT) ALL", tag="n1")
     r.check(lines[0] == b'* ESEARCH (TAG "n1") COUNT 5' and
