@@ -7,7 +7,10 @@
  * one: RFC 3501 §7.4.1), imap_view_update() calls imap_context_update(): a
  * context whose view changed since its result (new messages, flag
  * changes, expunges: the view's mod-sequences, UIDNEXT and size) is
- * evaluated again over the whole view and the difference is sent:
+ * evaluated again and the difference is sent.  A SEARCH program is run
+ * on the messages changed since (imap_search_context_run(): its other
+ * keys cannot change their answer), a SORT on the whole view (the order
+ * needs every member's keys; they come from the index):
  *
  *   * ESEARCH (TAG "t") UID REMOVEFROM (pos uid ...)
  *   * ESEARCH (TAG "t") UID ADDTO (pos uid ...)
@@ -231,7 +234,7 @@ static bool imap_context_refresh(struct imap_session *s, struct imap_context *x,
 	uint32_t *now = NULL, *scratch;
 	size_t n_now = 0;
 
-	if (run(s, x->query, &now, &n_now) != NULL)
+	if (run(s, x, &now, &n_now) != NULL)
 		return false;
 	scratch = malloc((x->n + n_now + 1) * sizeof(*scratch));
 	if (scratch == NULL) {

@@ -171,10 +171,6 @@ struct imap_context_mark {
 	size_t n;
 };
 
-/* A context's program evaluated again over the view: UIDs in result
- * order, malloc'ed.  NULL, or why it failed. */
-typedef const char *imap_context_run_fn(struct imap_session *s, void *query, uint32_t **uids_r,
-					size_t *n_r);
 
 struct imap_context {
 	char tag[IMAP_TAG_MAX + 1];
@@ -427,6 +423,12 @@ void imap_search_esearch(struct imap_session *s, const struct imap_return *r, co
  * evaluated again and the difference goes out as ESEARCH ADDTO /
  * REMOVEFROM.  Worker threads (the session's one job), and CANCELUPDATE
  * on the loop. */
+/* A context's result as it is now (UIDs in result order, malloc'ed),
+ * from its query, its result and the view it was computed on.  NULL, or
+ * why it failed. */
+typedef const char *imap_context_run_fn(struct imap_session *s, const struct imap_context *x,
+					uint32_t **uids_r, size_t *n_r);
+
 void imap_context_mark(const struct imap_session *s, struct imap_context_mark *m);
 /* After the answer of a command with RETURN (UPDATE): keep query (its
  * result uids, computed on the view at mark) as the context of s->tag.

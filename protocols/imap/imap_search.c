@@ -626,6 +626,22 @@ void imap_search_prepare(struct imap_session *s, struct imap_search_cmd *c)
 	md_mailbox_keywords_free(names, n_names);
 }
 
+/* Append uid to a growing array; -1 when out of memory. */
+static int imap_search_push(uint32_t **v, size_t *n, size_t *cap, uint32_t uid)
+{
+	if (*n == *cap) {
+		size_t ncap = *cap == 0 ? 256 : *cap * 2;
+		uint32_t *nv = realloc(*v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = uid;
+	return 0;
+}
+
 /* The UIDs of the view's messages c matches, ascending, into c->matches
  * (and the highest mod-sequence among them); the view unchanged.  NULL,
  * or why it failed (a NO text).  SEARCH, and an updating context
@@ -652,17 +668,10 @@ static const char *imap_search_collect(struct imap_session *s, struct imap_searc
 			if (imap_view_seq(v, msgs[i].uid) == 0 ||
 			    !imap_search_eval(s, c, c->root, &msgs[i]))
 				continue;
-			if (c->n_matches == cap) {
-				size_t ncap = cap == 0 ? 256 : cap * 2;
-				uint32_t *nm = realloc(c->matches, ncap * sizeof(*nm));
-				if (nm == NULL) {
-					md_msg_list_free(msgs, n);
-					return "[SERVERBUG] Out of memory";
-				}
-				c->matches = nm;
-				cap = ncap;
+			if (imap_search_push(&c->matches, &c->n_matches, &cap, msgs[i].uid) < 0) {
+				md_msg_list_free(msgs, n);
+				return "[SERVERBUG] Out of memory";
 			}
-			c->matches[c->n_matches++] = msgs[i].uid;
 			if (msgs[i].modseq > c->max_modseq)
 				c->max_modseq = msgs[i].modseq;
 		}
@@ -671,20 +680,78 @@ static const char *imap_search_collect(struct imap_session *s, struct imap_searc
 	return NULL;
 }
 
-const char *imap_search_context_run(struct imap_session *s, void *query, uint32_t **uids_r,
-				    size_t *n_r)
+/* The messages of the view changed after modseq (flags, keywords, new
+ * ones: every new message gets a new mod-sequence), ascending: all of
+ * them into *changed, those the program matches into *match. */
+static const char *imap_search_changed(struct imap_session *s, struct imap_search_cmd *c,
+				       uint64_t modseq, uint32_t **changed, size_t *n_changed,
+				       uint32_t **match, size_t *n_match)
 {
-	struct imap_search_cmd *c = query;
-	const char *err = imap_search_collect(s, c);
+	struct imap_view *v = &s->view;
+	size_t cap_changed = 0, cap_match = 0;
+
+	imap_search_prepare(s, c);
+	for (size_t pos = 0; pos < v->n; pos += IMAP_FETCH_BATCH) {
+		size_t last = pos + IMAP_FETCH_BATCH < v->n ? pos + IMAP_FETCH_BATCH : v->n;
+		struct md_msg *msgs = NULL;
+		size_t n = 0;
+		int rc = 0;
+
+		if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], modseq, imap_search_needs(c),
+				&msgs, &n) != MD_OK)
+			return "[UNAVAILABLE] Cannot read the mailbox";
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			if (imap_view_seq(v, msgs[i].uid) == 0)
+				continue;
+			rc = imap_search_push(changed, n_changed, &cap_changed, msgs[i].uid);
+			if (rc == 0 && imap_search_eval(s, c, c->root, &msgs[i]))
+				rc = imap_search_push(match, n_match, &cap_match, msgs[i].uid);
+		}
+		md_msg_list_free(msgs, n);
+		if (rc < 0)
+			return "[SERVERBUG] Out of memory";
+	}
+	return NULL;
+}
+
+/* Only what changed is evaluated again: the program's other keys (dates,
+ * sizes, text, UID sets fixed when it was parsed) cannot change their
+ * answer, so a member stays one unless it changed or left the view.  The
+ * result is the members that did not change and are still in the view,
+ * with the changed messages that match now (both ascending, disjoint). */
+const char *imap_search_context_run(struct imap_session *s, const struct imap_context *x,
+				    uint32_t **uids_r, size_t *n_r)
+{
+	uint32_t *changed = NULL, *match = NULL, *now;
+	size_t n_changed = 0, n_match = 0, n = 0, i = 0, j = 0;
+	const char *err = imap_search_changed(s, x->query, x->mark.modseq, &changed, &n_changed,
+					      &match, &n_match);
 
 	*uids_r = NULL;
 	*n_r = 0;
-	if (err != NULL)
+	now = err == NULL ? malloc((x->n + n_match + 1) * sizeof(*now)) : NULL;
+	if (err == NULL && now == NULL)
+		err = "[SERVERBUG] Out of memory";
+	if (err != NULL) {
+		free(changed);
+		free(match);
 		return err;
-	*uids_r = c->matches; /* taken: the next run starts afresh */
-	*n_r = c->n_matches;
-	c->matches = NULL;
-	c->n_matches = 0;
+	}
+	for (; i < x->n; i++) {
+		uint32_t u = x->uids[i];
+
+		if (imap_view_seq(&s->view, u) == 0 || imap_uids_have(changed, n_changed, u))
+			continue;
+		while (j < n_match && match[j] < u)
+			now[n++] = match[j++];
+		now[n++] = u;
+	}
+	while (j < n_match)
+		now[n++] = match[j++];
+	free(changed);
+	free(match);
+	*uids_r = now;
+	*n_r = n;
 	return NULL;
 }
 

@@ -521,10 +521,12 @@ static const char *imap_sort_run(struct imap_session *s, struct imap_sort_cmd *c
 	return NULL;
 }
 
-const char *imap_sort_context_run(struct imap_session *s, void *query, uint32_t **uids_r,
-				  size_t *n_r)
+/* Sort keys never change, but the order needs every member's keys: the
+ * whole view is sorted again (from the index, no message file read). */
+const char *imap_sort_context_run(struct imap_session *s, const struct imap_context *x,
+				  uint32_t **uids_r, size_t *n_r)
 {
-	return imap_sort_run(s, query, true, uids_r, n_r);
+	return imap_sort_run(s, x->query, true, uids_r, n_r);
 }
 
 static enum imap_cmd_status imap_sort_work(struct imap_session *s)
