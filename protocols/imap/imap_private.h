@@ -29,6 +29,9 @@
  *   imap_metadata.c   GETMETADATA, SETMETADATA (RFC 5464)
  *   imap_quirks.c     ID (RFC 2971): the client's name kept, logged, and
  *                     looked up in the client quirks table
+ *   imap_notify_parse.c  NOTIFY's arguments (RFC 5465 §3, §8)
+ *   imap_notify.c     NOTIFY: the watched mailboxes and the unsolicited
+ *                     responses sent between commands
  *
  * Memory: a session owns everything it points to.  A command's scratch
  * (s->cmd_state) is freed by its cmd_free when the tagged reply is sent;
@@ -121,6 +124,7 @@ struct imap_ctx {
 	struct md_store *store;
 	struct server *srv;
 	struct imap_session *idlers;   /* sessions in IDLE (loop thread) */
+	struct imap_session *notifiers;/* sessions with NOTIFY SET (loop thread) */
 	struct event *wake_ev;         /* made active by the store's hook */
 	pthread_mutex_t wake_lock;     /* guards the queue below */
 	struct imap_wake wake[IMAP_WAKE_QUEUE];
@@ -258,6 +262,10 @@ struct imap_session {
 	bool idle_watched;        /* md_watch_add() held for view.mb */
 	bool idle_slow;           /* the poll timer runs at the watched pace */
 	struct imap_session *idle_next, *idle_prev;
+
+	/* NOTIFY (imap_notify.c); NULL: NOTIFY NONE */
+	struct imap_notify *notify;
+	struct imap_session *notify_next, *notify_prev;
 };
 
 /* imap.c */
@@ -286,6 +294,10 @@ bool imap_login_allowed(const struct imap_session *s);
 void imap_capability(const struct imap_session *s, char *out, size_t outlen);
 void imap_close_mailbox(struct imap_session *s);
 void imap_idle_link(struct imap_session *s, bool on);
+/* A change the store's hook does not report (a subscription): wakes IDLE
+ * and NOTIFY sessions as the hook would.  Any thread; mailbox_id 0: the
+ * user's mailbox list. */
+void imap_ctx_changed(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id);
 
 /* imap_auth.c */
 imap_handler_fn imap_cmd_capability, imap_cmd_starttls, imap_cmd_login,
@@ -294,6 +306,22 @@ void imap_sasl_line(struct imap_session *s, const char *line, size_t len);
 void imap_auth_cleanup(struct imap_session *s);
 
 /* imap_mailbox.c */
+/* STATUS items */
+#define IMAP_STATUS_MESSAGES    0x01
+#define IMAP_STATUS_RECENT      0x02
+#define IMAP_STATUS_UIDNEXT     0x04
+#define IMAP_STATUS_UIDVALIDITY 0x08
+#define IMAP_STATUS_UNSEEN      0x10
+#define IMAP_STATUS_SIZE        0x20
+#define IMAP_STATUS_DELETED     0x40
+#define IMAP_STATUS_DELETED_STORAGE 0x100 /* RFC 9208 §4.2 */
+#define IMAP_STATUS_MAILBOXID   0x4000 /* RFC 8474 §4.2 (imap_objectid.c) */
+#define IMAP_STATUS_HIGHESTMODSEQ 0x80 /* RFC 7162 §3.1.10 */
+/* "* STATUS name (items)" into s->out (worker); deleted_bytes: the
+ * octets of the \Deleted messages, used when items has
+ * IMAP_STATUS_DELETED_STORAGE (md_mailbox_deleted_size()). */
+void imap_status_line(struct imap_session *s, const char *name, unsigned items,
+		      const struct md_status *st, uint64_t deleted_bytes);
 imap_handler_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_create, imap_cmd_delete,
 	imap_cmd_rename, imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_namespace,
 	imap_cmd_status;
@@ -320,6 +348,9 @@ imap_handler_fn imap_cmd_select, imap_cmd_examine, imap_cmd_close, imap_cmd_unse
  * (worker).  allow_expunge false during FETCH/STORE/SEARCH with sequence
  * numbers (RFC 3501 §7.4.1). */
 enum md_result imap_view_update(struct imap_session *s, bool allow_expunge);
+/* The same; without allow_flags the flag changes wait for the next
+ * update (NOTIFY without FlagChange, RFC 5465 §5.4). */
+enum md_result imap_view_update_some(struct imap_session *s, bool allow_expunge, bool allow_flags);
 /* FLAGS and PERMANENTFLAGS of the view; unless always, only when the
  * mailbox has keywords the session has not been told about. */
 void imap_view_flag_lists(struct imap_session *s, char **names, size_t n_names, bool always);
@@ -377,6 +408,18 @@ void imap_qresync_answer(struct imap_session *s, struct imap_qresync *q, char **
 
 /* imap_fetch.c */
 imap_handler_fn imap_cmd_fetch;
+/* NOTIFY's MessageNew fetch attributes (RFC 5465 §5.2): "(" fetch-att
+ * *(SP fetch-att) ")"; items answered from the index, and headers
+ * (BODY.PEEK[...HEADER...], [...MIME], RFC822.HEADER: written whole, the
+ * store bounds them), but no message text or BINARY[...] (that would
+ * stream files between commands) and nothing that sets \Seen.  NULL with
+ * c->err set. */
+struct imap_fetch_cmd;
+struct imap_fetch_cmd *imap_fetch_notify_parse(struct imap_cursor *c);
+void imap_fetch_notify_free(struct imap_fetch_cmd *f);
+/* "* n FETCH (...)" of those items for the view's messages with a UID of
+ * at least from_uid (worker). */
+void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, uint32_t from_uid);
 
 /* imap_store.c */
 imap_handler_fn imap_cmd_store, imap_cmd_copy, imap_cmd_move;
@@ -563,5 +606,83 @@ imap_handler_fn imap_cmd_id;
 unsigned imap_quirks_for(const char *name);
 /* Whether the session's client gets that workaround */
 bool imap_quirk(const struct imap_session *s, unsigned quirk);
+/* imap_notify_parse.c: NOTIFY SET / NONE (RFC 5465 §3.1, §8) */
+#define IMAP_NOTIFY_EV_NEW     0x01 /* MessageNew (RFC 5465 §5.2) */
+#define IMAP_NOTIFY_EV_EXPUNGE 0x02 /* MessageExpunge (§5.3) */
+#define IMAP_NOTIFY_EV_FLAGS   0x04 /* FlagChange (§5.4) */
+#define IMAP_NOTIFY_EV_NAME    0x08 /* MailboxName (§5.5) */
+#define IMAP_NOTIFY_EV_SUBS    0x10 /* SubscriptionChange (§5.6) */
+#define IMAP_NOTIFY_EV_MESSAGE (IMAP_NOTIFY_EV_NEW | IMAP_NOTIFY_EV_EXPUNGE | IMAP_NOTIFY_EV_FLAGS)
+/* What [BADEVENT (...)] lists: the events we support (§3.1) */
+#define IMAP_NOTIFY_SUPPORTED "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange"
+#define IMAP_NOTIFY_GROUPS_MAX 16 /* event groups in one NOTIFY SET (RFC 5465: none) */
+#define IMAP_NOTIFY_NAMES_MAX 64  /* mailbox names of subtree / mailboxes filters */
+
+enum imap_notify_filter {
+	IMAP_NOTIFY_SELECTED,         /* §6.1 */
+	IMAP_NOTIFY_SELECTED_DELAYED, /* §6.2: expunges wait for a command */
+	IMAP_NOTIFY_INBOXES,          /* §6.3: here INBOX (the MDA's target) */
+	IMAP_NOTIFY_PERSONAL,         /* §6.4: every mailbox of the user */
+	IMAP_NOTIFY_SUBSCRIBED,       /* §6.5 */
+	IMAP_NOTIFY_SUBTREE,          /* §6.6: the names and their children */
+	IMAP_NOTIFY_MAILBOXES,        /* §6.7: the names only */
+};
+
+struct imap_notify_group {
+	enum imap_notify_filter filter;
+	unsigned events;              /* IMAP_NOTIFY_EV_* */
+	size_t first_name, n_names;   /* subtree / mailboxes: into names */
+};
+
+struct imap_notify_spec {
+	bool status;                  /* SET STATUS (§3.1) */
+	struct imap_notify_group groups[IMAP_NOTIFY_GROUPS_MAX];
+	size_t n_groups;
+	char names[IMAP_NOTIFY_NAMES_MAX][MD_MAILBOX_NAME_MAX + 1];
+	size_t n_names;
+	unsigned selected_events;     /* of the selected filter, 0 without one */
+	bool selected_delayed;
+	struct imap_fetch_cmd *fetch; /* MessageNew's fetch-att there, or NULL */
+};
+
+enum imap_notify_parse_result {
+	IMAP_NOTIFY_PARSE_SET,        /* spec filled */
+	IMAP_NOTIFY_PARSE_NONE,       /* NOTIFY NONE */
+	IMAP_NOTIFY_PARSE_BAD,        /* syntax or a rule of §3.1 / §5: BAD */
+	IMAP_NOTIFY_PARSE_BADEVENT,   /* an event we do not support: NO [BADEVENT] */
+	IMAP_NOTIFY_PARSE_LIMIT,      /* IMAP_NOTIFY_*_MAX: NO [LIMIT] */
+};
+
+/* The arguments after "NOTIFY" into spec (zeroed first); c->err says
+ * why for BAD.  imap_notify_spec_clear() frees what it holds. */
+enum imap_notify_parse_result imap_notify_parse(const struct imap_session *s,
+						struct imap_cursor *c,
+						struct imap_notify_spec *spec);
+void imap_notify_spec_clear(struct imap_notify_spec *spec);
+/* The events the filters other than selected give a mailbox. */
+unsigned imap_notify_events_for(const struct imap_notify_spec *spec, const char *name,
+				bool subscribed);
+
+/* imap_notify.c */
+imap_handler_fn imap_cmd_notify;
+/* A mailbox changed (loop thread; 0, 0: maybe any of them): sessions of
+ * that user with NOTIFY SET report it once they are between commands. */
+void imap_notify_wake(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id);
+/* Send what is pending now if the session is between commands. */
+void imap_notify_kick(struct imap_session *s);
+/* imap_view_update() between commands (IDLE's and NOTIFY's, worker):
+ * flag changes only when IDLE or NOTIFY's FlagChange asks. */
+enum md_result imap_notify_view_update(struct imap_session *s, bool allow_expunge);
+/* After an EXISTS for the messages from from_uid on (worker): with
+ * MessageNew's fetch attributes for the selected mailbox (RFC 5465
+ * §5.2), their FETCH, whichever update announced them. */
+void imap_notify_new_messages(struct imap_session *s, uint32_t from_uid);
+/* NOTIFY SET (selected (... MessageExpunge ...)), not selected-delayed:
+ * the client takes EXPUNGE at any time, so it loses RFC 3501 §7.4.1's
+ * protection during FETCH, STORE and SEARCH with sequence numbers
+ * (RFC 5465 §6.1, §6.2). */
+bool imap_notify_expunges_any_time(const struct imap_session *s);
+/* NOTIFY NONE, and at the end of the session: drop watches and timer. */
+void imap_notify_stop(struct imap_session *s);
 
 #endif

@@ -253,9 +253,14 @@ static void imap_view_flags(struct imap_session *s, const struct md_changes *ch,
 	}
 }
 
+enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
+{
+	return imap_view_update_some(s, allow_expunge, true);
+}
+
 /* One store snapshot per update (md_mailbox_changes): expunges, new
  * messages, flag changes as of one moment. */
-enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
+enum md_result imap_view_update_some(struct imap_session *s, bool allow_expunge, bool allow_flags)
 {
 	struct imap_view *v = &s->view;
 	struct md_changes ch;
@@ -264,6 +269,9 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 
 	if (v->mb == NULL)
 		return MD_OK;
+	/* RFC 5465 §6.1: NOTIFY's selected filter with MessageExpunge lets
+	 * expunges out at the end of any command */
+	allow_expunge = allow_expunge || imap_notify_expunges_any_time(s);
 	r = md_mailbox_changes(v->mb, v->uidnext, v->modseq,
 			       allow_expunge ? v->xmodseq : UINT64_MAX, &ch);
 	if (r != MD_OK)
@@ -276,11 +284,13 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 		v->xmodseq = ch.status.highestmodseq;
 	}
 	imap_view_grow(s, &ch);
-	if (ch.status.highestmodseq > v->modseq) {
+	if (allow_flags && ch.status.highestmodseq > v->modseq) {
 		imap_view_flags(s, &ch, old_next);
 		v->modseq = ch.status.highestmodseq;
 	}
 	md_changes_free(&ch);
+	if (v->uidnext > old_next)
+		imap_notify_new_messages(s, old_next);
 	/* RFC 5267 §4.3: updating searches hear of changes where EXPUNGE may
 	 * be sent (a REMOVEFROM can stand for one); else at the next such point */
 	if (allow_expunge)

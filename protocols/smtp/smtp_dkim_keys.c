@@ -444,8 +444,7 @@ static void dkim_print_txt(const char *name, const char *value)
 }
 
 /* The first listener of a role, or NULL. */
-static const struct config_listener *dkim_listener(const struct config *cfg,
-						   enum listener_role role)
+const struct config_listener *dkim_listener(const struct config *cfg, enum listener_role role)
 {
 	for (size_t i = 0; i < cfg->n_listeners; i++)
 		if (cfg->listeners[i].role == role)

@@ -14,6 +14,7 @@
  * The look-ups go through smtp_dns (cfg's dns_resolver when set).
  */
 #include "dkim.h"
+#include "smtp_dkim_private.h"
 #include "smtp_dns.h"
 
 #include <arpa/inet.h>
@@ -299,18 +300,9 @@ static void dns_check_dmarc(struct dns_check *c)
 	smtp_dns_answer_free(&a);
 }
 
-static const struct config_listener *dns_check_listener(const struct config *cfg,
-							enum listener_role role)
-{
-	for (size_t i = 0; i < cfg->n_listeners; i++)
-		if (cfg->listeners[i].role == role)
-			return &cfg->listeners[i];
-	return NULL;
-}
-
 static void dns_check_srv(struct dns_check *c, const char *service, enum listener_role role)
 {
-	const struct config_listener *l = dns_check_listener(c->cfg, role);
+	const struct config_listener *l = dkim_listener(c->cfg, role);
 	struct smtp_dns_answer a;
 	char name[DNS_CHECK_NAME_MAX], target[1025]; /* NS_MAXDNAME, the %1024s below */
 	unsigned prio, weight, port;
@@ -409,7 +401,7 @@ int smtp_dns_check(const struct config *cfg, const char *domain, const struct dk
 	dns_check_srv(&c, "imap", ROLE_IMAP);
 	dns_check_srv(&c, "pop3s", ROLE_POP3S);
 	dns_check_srv(&c, "pop3", ROLE_POP3);
-	if (dns_check_listener(cfg, ROLE_HTTP) != NULL) {
+	if (dkim_listener(cfg, ROLE_HTTP) != NULL) {
 		dns_check_http_name(&c, "autoconfig", "autoconfig");
 		dns_check_mta_sts(&c);
 	}

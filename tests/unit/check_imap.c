@@ -1,7 +1,7 @@
 /* IMAP pure parts: the command reader (fed through a model of core/conn's
  * line and bytes modes, with the input split at every offset), literal
  * limits, the argument cursor, sequence sets, dates, string quoting and
- * the command table. */
+ * the command table, NOTIFY's arguments. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,6 +490,137 @@ START_TEST(test_imap_table_states)
 	ck_assert(imap_command_find("NOOP")->states == IMAP_IN_ANY);
 	ck_assert(imap_command_find("SORT")->flags & IMAP_CMD_UID);
 	ck_assert(imap_command_find("THREAD")->states == IMAP_IN_SEL);
+	ck_assert(imap_command_find("notify")->states == IMAP_IN_LOGGED);
+}
+END_TEST
+
+/* ---- NOTIFY arguments (RFC 5465 §3.1, §8) --------------------------------- */
+
+/* text is what follows "NOTIFY" (leading SP included) */
+static enum imap_notify_parse_result notify_parse(const char *text, size_t len,
+						  struct imap_notify_spec *spec)
+{
+	static struct imap_session s; /* rev1 names; the parser reads no more */
+	char *copy = malloc(len + 1);
+	struct imap_cursor c;
+	enum imap_notify_parse_result r;
+
+	ck_assert_ptr_nonnull(copy);
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	imap_cursor_init(&c, copy, len);
+	r = imap_notify_parse(&s, &c, spec);
+	free(copy);
+	return r;
+}
+
+static enum imap_notify_parse_result notify_try(const char *text)
+{
+	struct imap_notify_spec *spec = malloc(sizeof(*spec));
+	enum imap_notify_parse_result r;
+
+	ck_assert_ptr_nonnull(spec);
+	r = notify_parse(text, strlen(text), spec);
+	imap_notify_spec_clear(spec);
+	free(spec);
+	return r;
+}
+
+START_TEST(test_imap_notify_parse)
+{
+	struct imap_notify_spec *spec = malloc(sizeof(*spec));
+	const unsigned msg = IMAP_NOTIFY_EV_NEW | IMAP_NOTIFY_EV_EXPUNGE;
+	const char *full = " SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) MessageExpunge "
+			   "FlagChange)) (personal (MessageNew MessageExpunge MailboxName))";
+
+	ck_assert_ptr_nonnull(spec);
+	ck_assert_int_eq(notify_parse(full, strlen(full), spec), IMAP_NOTIFY_PARSE_SET);
+	ck_assert(spec->status);
+	ck_assert_uint_eq(spec->n_groups, 2);
+	ck_assert_uint_eq(spec->selected_events, msg | IMAP_NOTIFY_EV_FLAGS);
+	ck_assert(!spec->selected_delayed);
+	ck_assert_ptr_nonnull(spec->fetch);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "INBOX", false), msg | IMAP_NOTIFY_EV_NAME);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "a/b", true), msg | IMAP_NOTIFY_EV_NAME);
+	imap_notify_spec_clear(spec);
+
+	/* every cut of it is refused (but the one after the first group,
+	 * a command of its own), never read past its end (ASan) */
+	for (size_t cut = 0, one = (size_t)(strstr(full, "Change))") + 8 - full);
+	     cut < strlen(full); cut++) {
+		ck_assert_msg((notify_parse(full, cut, spec) == IMAP_NOTIFY_PARSE_SET) == (cut == one),
+			      "cut at %zu", cut);
+		imap_notify_spec_clear(spec);
+	}
+
+	full = " set (SUBTREE (Lists \"a b\") (messagenew MESSAGEEXPUNGE)) (inboxes NONE) "
+	       "(selected-delayed (MessageNew MessageExpunge)) (subscribed (SubscriptionChange))";
+	ck_assert_int_eq(notify_parse(full, strlen(full), spec), IMAP_NOTIFY_PARSE_SET);
+	ck_assert(!spec->status && spec->selected_delayed && spec->fetch == NULL);
+	ck_assert_uint_eq(spec->selected_events, msg);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "Lists", false), msg);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "Lists/x/y", false), msg);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "a b", false), msg);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "Listsx", false), 0);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "INBOX", false), 0);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "Other", true), IMAP_NOTIFY_EV_SUBS);
+	imap_notify_spec_clear(spec);
+
+	ck_assert_int_eq(notify_try(" NONE"), IMAP_NOTIFY_PARSE_NONE);
+	ck_assert_int_eq(notify_try(" none"), IMAP_NOTIFY_PARSE_NONE);
+	ck_assert_int_eq(notify_try(" SET (mailboxes inbox (MessageNew MessageExpunge))"),
+			 IMAP_NOTIFY_PARSE_SET);
+	/* header sections only, and only with PEEK (RFC 5465 §3.1's example) */
+	ck_assert_int_eq(notify_try(" SET (selected (MessageNew (uid body.peek[header.fields "
+				    "(from to subject)] BODY.PEEK[1.MIME] RFC822.HEADER "
+				    "BODY.PEEK[HEADER]) MessageExpunge))"), IMAP_NOTIFY_PARSE_SET);
+
+	static const char *const bad[] = {
+		"", " ", " NONE x", " SET", " SET ", " SET STATUS", " SET STATUS ", " SETX (personal NONE)",
+		" SET (personal)", " SET (personal ())", " SET (personal NONE", " SET (personal NONE))",
+		" SET (nosuch NONE)", " SET (subtree (MessageNew MessageExpunge))",
+		" SET (mailboxes () (MessageNew MessageExpunge))",
+		" SET (personal (MessageNew))", " SET (personal (MessageExpunge))",
+		" SET (personal (FlagChange))", " SET (personal (MessageNew FlagChange))",
+		" SET (selected (MailboxName))", " SET (selected-delayed (SubscriptionChange))",
+		" SET (personal (MessageNew (UID) MessageExpunge))",
+		" SET (selected (MessageNew (BODY[]) MessageExpunge))",
+		" SET (selected (MessageNew (BODY[HEADER]) MessageExpunge))",
+		" SET (selected (MessageNew (BODY.PEEK[TEXT]) MessageExpunge))",
+		" SET (selected (MessageNew (RFC822.TEXT) MessageExpunge))",
+		" SET (selected (MessageNew (BINARY.PEEK[1]) MessageExpunge))",
+		" SET (selected (MessageNew (NOSUCH) MessageExpunge))",
+		" SET (selected (MessageNew () MessageExpunge))",
+		" SET (selected NONE) (selected-delayed NONE)",
+		" SET (personal NONE)(inboxes NONE)", " SET  (personal NONE)",
+		" SET (personal NONE) extra",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(notify_try(bad[i]) == IMAP_NOTIFY_PARSE_BAD, "BAD: \"%s\"", bad[i]);
+
+	/* known but unsupported, or unknown (event-ext): NO [BADEVENT] */
+	ck_assert_int_eq(notify_try(" SET (personal (AnnotationChange))"), IMAP_NOTIFY_PARSE_BADEVENT);
+	ck_assert_int_eq(notify_try(" SET (personal (MessageNew MessageExpunge "
+				    "MailboxMetadataChange))"), IMAP_NOTIFY_PARSE_BADEVENT);
+	ck_assert_int_eq(notify_try(" SET (inboxes (ServerMetadataChange XFoo))"),
+			 IMAP_NOTIFY_PARSE_BADEVENT);
+	/* a syntax error wins over an unsupported event */
+	ck_assert_int_eq(notify_try(" SET (personal (XFoo)"), IMAP_NOTIFY_PARSE_BAD);
+
+	/* limits: names, groups */
+	{
+		char text[2048] = " SET (mailboxes (";
+		for (int i = 0; i <= IMAP_NOTIFY_NAMES_MAX; i++)
+			snprintf(text + strlen(text), sizeof(text) - strlen(text), "%sm%d",
+				 i > 0 ? " " : "", i);
+		strcat(text, ") (MessageNew MessageExpunge))");
+		ck_assert_int_eq(notify_try(text), IMAP_NOTIFY_PARSE_LIMIT);
+		strcpy(text, " SET");
+		for (int i = 0; i <= IMAP_NOTIFY_GROUPS_MAX; i++)
+			strcat(text, " (inboxes NONE)");
+		ck_assert_int_eq(notify_try(text), IMAP_NOTIFY_PARSE_LIMIT);
+	}
+	free(spec);
 }
 END_TEST
 
@@ -700,6 +831,7 @@ static Suite *imap_suite(void)
 	tcase_add_test(tc, test_imap_utf8_valid);
 	tcase_add_test(tc, test_imap_buf_utf8_string);
 	tcase_add_test(tc, test_imap_table_states);
+	tcase_add_test(tc, test_imap_notify_parse);
 	tcase_add_test(tc, test_imap_subject_base);
 	tcase_add_test(tc, test_imap_subject_casemap);
 	tcase_add_test(tc, test_imap_subject_base_encoded);
