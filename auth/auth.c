@@ -610,10 +610,11 @@ bool auth_user_exists(struct auth *auth, const char *user)
 {
 	uint64_t quota;
 
-	return auth_user_quota(auth, user, &quota) == 0;
+	return auth_user_quota(auth, user, &quota, NULL) == 0;
 }
 
-int auth_user_quota(struct auth *auth, const char *user, uint64_t *bytes_r)
+int auth_user_quota(struct auth *auth, const char *user, uint64_t *bytes_r,
+		    uint64_t *messages_r)
 {
 	char low[AUTH_ADDRESS_MAX + 1];
 	const struct auth_user *u;
@@ -626,6 +627,8 @@ int auth_user_quota(struct auth *auth, const char *user, uint64_t *bytes_r)
 	u = auth_users_find(&auth->db->users, low);
 	if (u != NULL) {
 		*bytes_r = u->quota;
+		if (messages_r != NULL)
+			*messages_r = u->quota_messages;
 		rc = 0;
 	}
 	pthread_rwlock_unlock(&auth->db_lock);

@@ -30,6 +30,9 @@ struct config;
 #define AUTH_PASSWORD_MAX 511   /* libxcrypt CRYPT_MAX_PASSPHRASE_SIZE - 1 */
 #define AUTH_ALIAS_DEPTH_MAX 8  /* alias expansions on one path */
 #define AUTH_RESOLVE_MAX 100    /* RFC 5321 §4.5.3.1.8: 100 recipients */
+/* The largest message-count quota accepted (RFC 9208 MESSAGE sets no
+ * bound; ours: the index counts a mailbox's messages in 32 bits). */
+#define AUTH_QUOTA_MESSAGES_MAX 4294967295u
 
 struct auth;
 
@@ -85,8 +88,11 @@ bool auth_user_owns_address(struct auth *auth, const char *user,
 			    const char *address);
 
 bool auth_user_exists(struct auth *auth, const char *user);
-/* 0 with *bytes_r (0 = unlimited); -1 when there is no such user. */
-int auth_user_quota(struct auth *auth, const char *user, uint64_t *bytes_r);
+/* 0 with the user's limits, each 0 = unlimited: *bytes_r octets (RFC
+ * 9208 STORAGE), *messages_r messages (MESSAGE; may be NULL); -1 when
+ * there is no such user. */
+int auth_user_quota(struct auth *auth, const char *user, uint64_t *bytes_r,
+		    uint64_t *messages_r);
 
 /* local@domain, ASCII, no spaces, control characters, quotes, colons or
  * brackets, at most AUTH_ADDRESS_MAX octets. */
@@ -204,8 +210,10 @@ const char *sasl_error_text(enum sasl_error error);
  * aliases file or configuration.
  *   postern user add ADDRESS [--password-stdin] [--quota SIZE]
  *   postern user passwd ADDRESS [--password-stdin]
- *   postern user quota ADDRESS SIZE         (SIZE: bytes, or 10K/5M/1G/2T;
- *                                            0 = unlimited)
+ *   postern user quota ADDRESS SIZE [MESSAGES]
+ *                                           (SIZE: bytes, or 10K/5M/1G/2T;
+ *                                            MESSAGES: a count, kept when
+ *                                            not given; 0 = unlimited)
  *   postern user del ADDRESS
  *   postern user list
  *   postern alias add ALIAS TARGET...       (ALIAS: a@domain or @domain;

@@ -26,7 +26,7 @@
 static const char cli_user_usage[] =
 	"usage: postern user add ADDRESS [--password-stdin] [--quota SIZE]\n"
 	"       postern user passwd ADDRESS [--password-stdin]\n"
-	"       postern user quota ADDRESS SIZE\n"
+	"       postern user quota ADDRESS SIZE [MESSAGES]\n"
 	"       postern user del ADDRESS\n"
 	"       postern user list\n";
 
@@ -226,11 +226,13 @@ static int user_list(const struct config *cfg)
 		return errno == EACCES ? EX_NOPERM : EX_CONFIG;
 	}
 	for (size_t i = 0; i < users.n; i++) {
+		printf("%s", users.v[i].address);
 		if (users.v[i].quota != 0)
-			printf("%s quota=%llu\n", users.v[i].address,
-			       (unsigned long long)users.v[i].quota);
-		else
-			printf("%s\n", users.v[i].address);
+			printf(" quota=%llu", (unsigned long long)users.v[i].quota);
+		if (users.v[i].quota_messages != 0)
+			printf(" quota_messages=%llu",
+			       (unsigned long long)users.v[i].quota_messages);
+		printf("\n");
 	}
 	auth_users_free(&users);
 	return fflush(stdout) == 0 ? EX_OK : EX_IOERR;
@@ -240,7 +242,7 @@ int auth_cli_user(const struct config *cfg, int argc, char **argv)
 {
 	char address[AUTH_ADDRESS_MAX + 1], err[CLI_ERR_MAX];
 	char password[AUTH_PASSWORD_MAX + 2], hash[AUTH_HASH_MAX + 1];
-	const char *pos[2], *verb, *quota_arg = NULL;
+	const char *pos[3], *verb, *quota_arg = NULL;
 	struct auth_edit_op op = { .kind = AUTH_EDIT_USER_ADD };
 	bool from_stdin = false;
 	size_t npos = 0;
@@ -254,7 +256,7 @@ int auth_cli_user(const struct config *cfg, int argc, char **argv)
 			from_stdin = true;
 		else if (strcmp(argv[i], "--quota") == 0 && i + 1 < argc)
 			quota_arg = argv[++i];
-		else if (argv[i][0] == '-' || npos == 2)
+		else if (argv[i][0] == '-' || npos == 3)
 			return usage(cli_user_usage);
 		else
 			pos[npos++] = argv[i];
@@ -265,11 +267,13 @@ int auth_cli_user(const struct config *cfg, int argc, char **argv)
 		rc = cli_prepare(cfg, false);
 		return rc != EX_OK ? rc : user_list(cfg);
 	}
+	if (npos == 3 && strcmp(verb, "quota") != 0)
+		return usage(cli_user_usage);
 	if (strcmp(verb, "add") == 0 && npos == 1)
 		op.kind = AUTH_EDIT_USER_ADD;
 	else if (strcmp(verb, "passwd") == 0 && npos == 1 && quota_arg == NULL)
 		op.kind = AUTH_EDIT_USER_HASH;
-	else if (strcmp(verb, "quota") == 0 && npos == 2 && !from_stdin && quota_arg == NULL)
+	else if (strcmp(verb, "quota") == 0 && npos >= 2 && !from_stdin && quota_arg == NULL)
 		op.kind = AUTH_EDIT_USER_QUOTA, quota_arg = pos[1];
 	else if (strcmp(verb, "del") == 0 && npos == 1 && !from_stdin && quota_arg == NULL)
 		op.kind = AUTH_EDIT_USER_DEL;
@@ -285,6 +289,13 @@ int auth_cli_user(const struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "postern: invalid size: %s (bytes, or 10K, 5M, 1G, 2T)\n",
 			quota_arg);
 		return EX_DATAERR;
+	}
+	if (op.kind == AUTH_EDIT_USER_QUOTA && npos == 3) {
+		op.set_messages = true;
+		if (str_to_u64(pos[2], 0, AUTH_QUOTA_MESSAGES_MAX, &op.quota_messages) < 0) {
+			fprintf(stderr, "postern: invalid message count: %s\n", pos[2]);
+			return EX_DATAERR;
+		}
 	}
 	if (op.kind == AUTH_EDIT_USER_ADD &&
 	    !domain_configured(cfg, strrchr(address, '@') + 1)) {

@@ -3,7 +3,7 @@
  * DATA_DIR/users (mode 0600: it holds password hashes)
  *
  *   # comment                  '#' as the first non-blank character
- *   alice@example.org $y$j9T$...$... quota=1073741824
+ *   alice@example.org $y$j9T$...$... quota=1073741824 quota_messages=50000
  *   bob@example.org !$y$j9T$...       a hash starting with '!' is locked:
  *                                     no login, mail is still delivered
  *
@@ -12,6 +12,8 @@
  *   yescrypt "$y$"), then optional attributes NAME=VALUE:
  *     quota=SIZE   bytes, or with a 1024-based suffix K, M, G or T;
  *                  0 or absent = unlimited.  Written back as bytes.
+ *     quota_messages=N  messages (RFC 9208 MESSAGE resource), at most
+ *                  AUTH_QUOTA_MESSAGES_MAX; 0 or absent = unlimited.
  *   An unknown attribute, a duplicate address, an invalid address, a
  *   missing hash or a NUL byte is an error "FILE:LINE: message": the CLI
  *   exits 78 and the daemon keeps the data it had.
@@ -285,11 +287,13 @@ int auth_users_parse(const char *path, char *text, size_t len,
 			file_error(err, errlen, path, it.lineno, "line too long");
 			goto fail;
 		}
+		if (line[strspn(line, " \t")] == '#')
+			continue; /* a comment may have any number of words */
 		if (split_fields(line, f, sizeof(f) / sizeof(f[0]), &nf) < 0) {
 			file_error(err, errlen, path, it.lineno, "too many fields");
 			goto fail;
 		}
-		if (nf == 0 || f[0][0] == '#')
+		if (nf == 0)
 			continue;
 		if (!auth_address_valid(f[0])) {
 			file_error(err, errlen, path, it.lineno,
@@ -305,12 +309,20 @@ int auth_users_parse(const char *path, char *text, size_t len,
 		u->address = f[0];
 		u->hash = f[1];
 		u->quota = 0;
+		u->quota_messages = 0;
 		u->line = it.lineno;
 		for (size_t i = 2; i < nf; i++) {
 			if (strncmp(f[i], "quota=", 6) == 0) {
 				if (auth_parse_size(f[i] + 6, &u->quota) < 0) {
 					file_error(err, errlen, path, it.lineno,
 						   "invalid quota '%.100s'", f[i] + 6);
+					goto fail;
+				}
+			} else if (strncmp(f[i], "quota_messages=", 15) == 0) {
+				if (str_to_u64(f[i] + 15, 0, AUTH_QUOTA_MESSAGES_MAX,
+					       &u->quota_messages) < 0) {
+					file_error(err, errlen, path, it.lineno,
+						   "invalid quota_messages '%.100s'", f[i] + 15);
 					goto fail;
 				}
 			} else {
@@ -579,7 +591,7 @@ int auth_aliases_load(const char *path, struct auth_aliases *out,
 /* --- editing --- */
 
 #define AUTH_USERS_HEADER \
-	"# Postern users: ADDRESS HASH [quota=BYTES]; edit with `postern user`.\n"
+	"# Postern users: ADDRESS HASH [quota=BYTES] [quota_messages=N]; see `postern user`.\n"
 #define AUTH_ALIASES_HEADER \
 	"# Postern aliases: ALIAS TARGET... (@domain = catch-all); edit with `postern alias`.\n"
 
@@ -636,11 +648,13 @@ static int edit_rebuild(struct buf *out, const struct edit_file *f, unsigned lin
 }
 
 static void user_line(struct buf *b, const char *address, const char *hash,
-		      uint64_t quota)
+		      uint64_t quota, uint64_t quota_messages)
 {
 	buf_appendf(b, "%s %s", address, hash);
 	if (quota != 0)
 		buf_appendf(b, " quota=%llu", (unsigned long long)quota);
+	if (quota_messages != 0)
+		buf_appendf(b, " quota_messages=%llu", (unsigned long long)quota_messages);
 	buf_putc(b, '\n');
 }
 
@@ -692,13 +706,14 @@ static enum auth_edit_result edit_users(const struct auth_edit_op *op,
 	buf_init(&line, AUTH_FILE_LINE_MAX);
 	switch (op->kind) {
 	case AUTH_EDIT_USER_ADD:
-		user_line(&line, op->address, op->hash, op->quota);
+		user_line(&line, op->address, op->hash, op->quota, 0);
 		break;
 	case AUTH_EDIT_USER_HASH:
-		user_line(&line, u->address, op->hash, u->quota);
+		user_line(&line, u->address, op->hash, u->quota, u->quota_messages);
 		break;
 	case AUTH_EDIT_USER_QUOTA:
-		user_line(&line, u->address, u->hash, op->quota);
+		user_line(&line, u->address, u->hash, op->quota,
+			  op->set_messages ? op->quota_messages : u->quota_messages);
 		break;
 	default:
 		break;

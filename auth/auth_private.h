@@ -32,6 +32,7 @@ struct auth_user {
 	char *address; /* lower case */
 	char *hash;
 	uint64_t quota; /* bytes; 0 = unlimited */
+	uint64_t quota_messages; /* messages; 0 = unlimited */
 	unsigned line;
 };
 
@@ -110,6 +111,8 @@ struct auth_edit_op {
 	const char *address; /* user, or alias ("@domain" for catch-all) */
 	const char *hash;    /* USER_ADD, USER_HASH */
 	uint64_t quota;      /* USER_ADD, USER_QUOTA */
+	uint64_t quota_messages; /* USER_QUOTA (when set_messages) */
+	bool set_messages;   /* USER_QUOTA: MESSAGES was given */
 	const char *const *targets; /* ALIAS_ADD, ALIAS_DEL (0 = whole alias) */
 	size_t n_targets;
 };

@@ -376,12 +376,13 @@ static int main_deliver_resolve(void *ctx, const char *address,
 		return 0;
 	}
 	for (size_t i = 0; i < n && out < max; i++) {
-		uint64_t quota = 0;
+		uint64_t quota = 0, quota_messages = 0;
 		if (!targets[i].local)
 			continue; /* outside addresses need the outbound queue */
 		str_copy(owners[out].address, targets[i].address, sizeof(owners[out].address));
-		if (auth_user_quota(auth, targets[i].address, &quota) < 0)
-			quota = 0;
+		if (auth_user_quota(auth, targets[i].address, &quota, &quota_messages) < 0)
+			quota = quota_messages = 0;
+		owners[out].quota_messages = quota_messages;
 		owners[out++].quota_bytes = quota;
 	}
 	return (int)out;

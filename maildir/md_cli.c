@@ -191,6 +191,7 @@ int md_cli_deliver(const struct config *cfg, int argc, char **argv,
 	for (i = 0; i < n; i++) {
 		targets[i].address = owners[i].address;
 		targets[i].quota_bytes = owners[i].quota_bytes;
+		targets[i].quota_messages = owners[i].quota_messages;
 		targets[i].create_user = true;
 	}
 	r = md_delivery_commit(d, targets, (size_t)n);

@@ -41,6 +41,7 @@ struct md_copy_job {
 	size_t n;
 	bool move;
 	uint64_t quota;
+	uint64_t quota_messages;
 	/* keyword phase */
 	bool kw_phase;
 	int kwmap[MD_KEYWORDS_MAX];
@@ -150,7 +151,7 @@ static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
 	struct md_user *u = j->user;
 	struct md_mbox_rec mb;
 	struct md_user_rec urec;
-	uint64_t modseq, total = 0;
+	uint64_t modseq, total = 0, count = 0;
 	unsigned char key[12];
 	enum md_result r;
 
@@ -161,9 +162,13 @@ static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
 	if ((r = md_rec_user_get(t, u->address, &urec)) != MD_OK)
 		return r == MD_NOTFOUND ? MD_CORRUPT : r;
 	for (size_t i = 0; i < j->n; i++)
-		if (j->items[i].linked)
+		if (j->items[i].linked) {
 			total += j->items[i].dst.size;
+			count++;
+		}
 	if (!j->move && j->quota > 0 && urec.used_bytes + total > j->quota)
+		return MD_QUOTA;
+	if (!j->move && j->quota_messages > 0 && urec.used_messages + count > j->quota_messages)
 		return MD_QUOTA;
 	j->uidvalidity = mb.uidvalidity;
 	modseq = mb.highestmodseq + 1;
@@ -286,14 +291,14 @@ out:
 
 enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
 			   size_t n, const char *dest_mailbox, bool move,
-			   uint64_t quota_bytes, uint32_t *dest_uidvalidity_r,
-			   uint32_t *dest_uids_r)
+			   uint64_t quota_bytes, uint64_t quota_messages,
+			   uint32_t *dest_uidvalidity_r, uint32_t *dest_uids_r)
 {
 	struct md_user *u = src->user;
 	struct md_copy_job job;
 	char dest[MD_MAILBOX_NAME_MAX + 1], src_dir[PATH_MAX], dst_dir[PATH_MAX];
 	char cur[PATH_MAX];
-	uint64_t total = 0;
+	uint64_t total = 0, count = 0;
 	int64_t now = time(NULL);
 	enum md_result r;
 
@@ -315,18 +320,23 @@ enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
 	job.n = n;
 	job.move = move;
 	job.quota = quota_bytes;
+	job.quota_messages = quota_messages;
 	if ((job.items = calloc(n + 1, sizeof(*job.items))) == NULL)
 		return MD_TEMPFAIL;
 	if ((r = md_copy_read(src, dest, uids, n, &job, src_dir, dst_dir)) != MD_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++)
-		total += job.items[i].src.uid != 0 ? job.items[i].src.size : 0;
-	if (!move && quota_bytes > 0) {
-		uint64_t used, count;
+		if (job.items[i].src.uid != 0) {
+			total += job.items[i].src.size;
+			count++;
+		}
+	if (!move && (quota_bytes > 0 || quota_messages > 0)) {
+		uint64_t used, used_messages;
 
-		if ((r = md_user_usage(u, &used, &count)) != MD_OK)
+		if ((r = md_user_usage(u, &used, &used_messages)) != MD_OK)
 			goto out;
-		if (used + total > quota_bytes) {
+		if ((quota_bytes > 0 && used + total > quota_bytes) ||
+		    (quota_messages > 0 && used_messages + count > quota_messages)) {
 			md_user_seterr(u, "quota exceeded");
 			r = MD_QUOTA;
 			goto out;

@@ -224,6 +224,7 @@ struct md_dtarget {
 	bool linked;
 	const struct buf *meta;
 	uint64_t quota;
+	uint64_t quota_messages;
 	uint32_t uid_out, uidvalidity_out;
 };
 
@@ -253,6 +254,8 @@ static enum md_result md_deliver_job_run(struct md_txn *t, void *arg)
 	if ((r = md_rec_user_get(t, u->address, &urec)) != MD_OK)
 		return r == MD_NOTFOUND ? MD_CORRUPT : r;
 	if (dt->quota > 0 && urec.used_bytes + dt->rec.size > dt->quota)
+		return MD_QUOTA;
+	if (dt->quota_messages > 0 && urec.used_messages + 1 > dt->quota_messages)
 		return MD_QUOTA;
 	if (mb.uidnext == UINT32_MAX)
 		return MD_LIMIT;
@@ -398,8 +401,11 @@ static enum md_result md_deliver_prepare(struct md_delivery *d,
 		return r;
 	if (tg->quota_bytes > 0 && urec.used_bytes + d->size > tg->quota_bytes)
 		return MD_QUOTA; /* checked again when indexing */
+	if (tg->quota_messages > 0 && urec.used_messages + 1 > tg->quota_messages)
+		return MD_QUOTA;
 	dt->mbox = mb.id;
 	dt->quota = tg->quota_bytes;
+	dt->quota_messages = tg->quota_messages;
 	if (md_mailbox_dir(dt->user->root, norm, dt->dir, sizeof(dt->dir)) < 0)
 		return MD_LIMIT;
 	memset(&dt->rec, 0, sizeof(dt->rec));

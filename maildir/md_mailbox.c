@@ -453,7 +453,7 @@ static enum md_result md_rename_inbox(struct md_user *u, const char *to)
 		return r;
 	r = md_mailbox_uids(mb, &uids, &n);
 	if (r == MD_OK && n > 0)
-		r = md_msg_copy(mb, uids, n, to, true, 0, NULL, NULL);
+		r = md_msg_copy(mb, uids, n, to, true, 0, 0, NULL, NULL);
 	free(uids);
 	md_mailbox_close(mb);
 	return r;
@@ -648,6 +648,46 @@ enum md_result md_mailbox_status(struct md_user *u, const char *name,
 		md_status_from_rec(&rec, status_r);
 		status_r->n_keywords = md_kw_count(u, rec.id);
 	}
+	return r;
+}
+
+/* RFC 9208 §4.2 STATUS DELETED-STORAGE: the mailbox's counters do not
+ * keep the size of \Deleted messages, so the records are read (one
+ * cursor over the mailbox, no file opened); only asked for by STATUS. */
+enum md_result md_mailbox_deleted_size(struct md_user *u, const char *name,
+				       uint64_t *bytes_r)
+{
+	struct md_mbox_rec rec;
+	unsigned char key[12];
+	struct md_cursor *cur;
+	struct md_val k, v;
+	struct md_txn *t;
+	enum md_result r = md_mailbox_lookup(u, name, &rec);
+	int rc;
+
+	*bytes_r = 0;
+	if (r != MD_OK)
+		return r;
+	if ((r = md_read_begin(u->store, &t)) != MD_OK)
+		return r;
+	if (md_cursor_open(t, MD_DB_MSG, key, md_key_mbox(key, u->id, rec.id), &cur) < 0) {
+		md_read_end(t);
+		return MD_TEMPFAIL;
+	}
+	md_key_msg(key, u->id, rec.id, 1);
+	for (rc = md_cursor_seek(cur, key, sizeof(key), &k, &v); rc == 0 && r == MD_OK;
+	     rc = md_cursor_next(cur, &k, &v)) {
+		struct md_msg_rec m;
+
+		if ((r = md_rec_msg_decode(&k, &v, &m)) != MD_OK)
+			break;
+		if (md_letters_to_flags(m.letters) & MD_FLAG_DELETED)
+			*bytes_r += m.size;
+	}
+	if (rc < 0)
+		r = MD_TEMPFAIL;
+	md_cursor_close(cur);
+	md_read_end(t);
 	return r;
 }
 

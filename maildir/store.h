@@ -342,6 +342,11 @@ struct md_status {
 enum md_result md_mailbox_status(struct md_user *user, const char *name,
 				 struct md_status *status_r);
 
+/* Octets of the messages with \Deleted (RFC 9208 §4.2 STATUS
+ * DELETED-STORAGE); reads every record of the mailbox. */
+enum md_result md_mailbox_deleted_size(struct md_user *user, const char *name,
+				       uint64_t *bytes_r);
+
 /* ---- METADATA (RFC 5464) ----------------------------------------- */
 
 /* Server entries (mailbox "") and mailbox entries of one user, kept in
@@ -715,11 +720,14 @@ size_t md_msg_expunge_kept(const struct md_mailbox *mb);
 
 /* COPY / MOVE (RFC 6851) to another mailbox of the same user.  dest_uids_r
  * (n entries, caller's memory, may be NULL) gets each message's new UID, 0
- * for a UID that does not exist (COPYUID, RFC 4315 §3).  quota_bytes 0 is
- * unlimited; a COPY that would exceed it copies nothing (MD_QUOTA). */
+ * for a UID that does not exist (COPYUID, RFC 4315 §3).  quota_bytes and
+ * quota_messages (the user's octets and messages, RFC 9208 STORAGE and
+ * MESSAGE) 0 are unlimited; a COPY that would exceed either copies
+ * nothing (MD_QUOTA). */
 enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
 			   size_t n, const char *dest_mailbox, bool move,
-			   uint64_t quota_bytes, uint32_t *dest_uidvalidity_r,
+			   uint64_t quota_bytes, uint64_t quota_messages,
+			   uint32_t *dest_uidvalidity_r,
 			   uint32_t *dest_uids_r);
 
 /* ---- delivery (SMTP, IMAP APPEND, postern deliver) ---------------- */
@@ -748,6 +756,7 @@ struct md_target {
 	const char *address;          /* the owner: canonical "local@domain" */
 	const char *mailbox;          /* NULL: INBOX */
 	uint64_t quota_bytes;         /* 0: unlimited */
+	uint64_t quota_messages;      /* the user's messages; 0: unlimited */
 	unsigned flags;               /* MD_FLAG_* to set (APPEND) */
 	const char *const *keywords;  /* APPEND keywords, or NULL */
 	size_t n_keywords;
@@ -874,6 +883,7 @@ int md_mutf7_from_utf8(const char *in, char *out, size_t outlen);
 struct md_recipient {
 	char address[MD_ADDRESS_MAX + 1]; /* canonical owner address */
 	uint64_t quota_bytes;             /* 0: unlimited */
+	uint64_t quota_messages;          /* 0: unlimited */
 };
 
 #define MD_RESOLVE_MAX 16 /* owners one address may expand to */

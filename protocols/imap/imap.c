@@ -64,6 +64,7 @@ static const struct imap_command imap_commands[] = {
 	{ "STORE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_store },
 	{ "COPY", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_copy },
 	{ "MOVE", IMAP_IN_SEL, IMAP_CMD_UID, imap_cmd_move },
+	{ "CANCELUPDATE", IMAP_IN_SEL, 0, imap_cmd_cancelupdate }, /* RFC 5267 */
 	{ "COMPRESS", IMAP_IN_LOGGED, 0, imap_cmd_compress },       /* RFC 4978 */
 	{ "UNAUTHENTICATE", IMAP_IN_LOGGED, 0, imap_cmd_unauthenticate }, /* RFC 8437 */
 	{ "GETQUOTA", IMAP_IN_LOGGED, 0, imap_cmd_getquota },       /* RFC 9208 */
@@ -204,10 +205,10 @@ bool imap_login_allowed(const struct imap_session *s)
 #define IMAP_CAPS_AUTH                                                                 \
 	" NAMESPACE UNSELECT CHILDREN UIDPLUS MOVE LIST-EXTENDED SPECIAL-USE"          \
 	" CREATE-SPECIAL-USE LIST-STATUS STATUS=SIZE MULTIAPPEND ESEARCH SEARCHRES BINARY" \
-	" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES OBJECTID I18NLEVEL=1"\
+	" SORT SORT=DISPLAY ESORT CONTEXT=SEARCH CONTEXT=SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES OBJECTID I18NLEVEL=1"\
 	" CONDSTORE QRESYNC SAVEDATE UTF8=ACCEPT PREVIEW"
 #define IMAP_CAPS_COMPRESS " COMPRESS=DEFLATE"
-#define IMAP_CAPS_EXTRA " UNAUTHENTICATE QUOTA QUOTA=RES-STORAGE METADATA NOTIFY"
+#define IMAP_CAPS_EXTRA " UNAUTHENTICATE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE METADATA NOTIFY"
 
 void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 {
@@ -560,6 +561,7 @@ static void imap_on_too_long(struct imap_session *s)
 void imap_close_mailbox(struct imap_session *s)
 {
 	imap_idle_link(s, false);
+	imap_context_drop_all(s);
 	if (s->view.mb != NULL)
 		md_mailbox_close(s->view.mb);
 	free(s->view.uids);

@@ -162,14 +162,14 @@ static void imap_append_reply_failure(struct imap_session *s, struct imap_append
 static enum imap_cmd_status imap_append_commit_work(struct imap_session *s)
 {
 	struct imap_append_cmd *c = s->cmd_state;
-	uint64_t quota = 0;
+	uint64_t quota = 0, quota_messages = 0;
 
 	if (c->result != MD_OK || c->bad != NULL) {
 		imap_append_reply_failure(s, c);
 		return CMD_DONE;
 	}
-	if (auth_user_quota(imap_ctx_auth(s->ctx), s->canonical, &quota) < 0)
-		quota = 0;
+	if (auth_user_quota(imap_ctx_auth(s->ctx), s->canonical, &quota, &quota_messages) < 0)
+		quota = quota_messages = 0;
 	for (size_t i = 0; i < c->n; i++) {
 		struct imap_append_msg *m = &c->msgs[i];
 		struct md_target t;
@@ -179,6 +179,7 @@ static enum imap_cmd_status imap_append_commit_work(struct imap_session *s)
 		t.address = s->canonical;
 		t.mailbox = c->mailbox;
 		t.quota_bytes = quota;
+		t.quota_messages = quota_messages;
 		t.flags = m->flags;
 		t.keywords = (const char *const *)m->keywords;
 		t.n_keywords = m->n_keywords;

@@ -1,7 +1,8 @@
 /* Mailbox commands: LIST (RFC 3501 §6.3.8 with LIST-EXTENDED RFC 5258,
  * SPECIAL-USE RFC 6154, LIST-STATUS RFC 5819, CHILDREN RFC 3348), LSUB,
  * CREATE (CREATE-SPECIAL-USE), DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE,
- * NAMESPACE (RFC 2342), STATUS (STATUS=SIZE RFC 8438).
+ * NAMESPACE (RFC 2342), STATUS (STATUS=SIZE RFC 8438, DELETED RFC 9051,
+ * DELETED-STORAGE RFC 9208 §4.2).
  *
  * Arguments are parsed on the loop into a struct imap_mbox_cmd; the store
  * work runs on a worker and writes the whole answer. */
@@ -29,6 +30,10 @@
 /* LIST return options (RFC 5258 §3.2, RFC 6154, RFC 5819) */
 #define IMAP_LIST_RET_SUBSCRIBED 0x1
 #define IMAP_LIST_RET_STATUS     0x2
+
+/* RFC 9208 §4.2: DELETED-STORAGE counts units of 1024 octets, as the
+ * STORAGE resource does (§5.1) */
+#define IMAP_STATUS_STORAGE_UNIT 1024
 
 struct imap_mbox_cmd {
 	char name[MD_MAILBOX_NAME_MAX + 1];
@@ -251,8 +256,22 @@ static uint32_t imap_status_recent(struct imap_session *s, const char *name)
 	return (uint32_t)n;
 }
 
+/* The counters of a STATUS answer: the mailbox's, and the size of its
+ * \Deleted messages only when DELETED-STORAGE is asked for (that reads
+ * every record). */
+static enum md_result imap_status_read(struct imap_session *s, const char *name, unsigned items,
+				       struct md_status *st, uint64_t *deleted_bytes_r)
+{
+	enum md_result r = md_mailbox_status(s->md_user, name, st);
+
+	*deleted_bytes_r = 0;
+	if (r == MD_OK && (items & IMAP_STATUS_DELETED_STORAGE))
+		r = md_mailbox_deleted_size(s->md_user, name, deleted_bytes_r);
+	return r;
+}
+
 void imap_status_line(struct imap_session *s, const char *name, unsigned items,
-		      const struct md_status *st)
+		      const struct md_status *st, uint64_t deleted_bytes)
 {
 	const char *sep = "";
 
@@ -285,6 +304,13 @@ void imap_status_line(struct imap_session *s, const char *name, unsigned items,
 	}
 	if (items & IMAP_STATUS_DELETED) {
 		buf_appendf(&s->out, "%sDELETED %u", sep, st->deleted);
+		sep = " ";
+	}
+	if (items & IMAP_STATUS_DELETED_STORAGE) {
+		/* rounded up, as GETQUOTA's STORAGE usage (imap_quota.c) */
+		buf_appendf(&s->out, "%sDELETED-STORAGE %llu", sep,
+			    (unsigned long long)((deleted_bytes + IMAP_STATUS_STORAGE_UNIT - 1) /
+						 IMAP_STATUS_STORAGE_UNIT));
 		sep = " ";
 	}
 	if (items & IMAP_STATUS_HIGHESTMODSEQ) {
@@ -389,9 +415,11 @@ static enum imap_cmd_status imap_list_work(struct imap_session *s)
 		buf_appendf(&s->out, "\r\n");
 		if ((m->ret & IMAP_LIST_RET_STATUS) && mi->exists) {
 			struct md_status st;
+			uint64_t deleted_bytes;
 			/* RFC 5819 §2: a mailbox that fails is just left out */
-			if (md_mailbox_status(s->md_user, mi->name, &st) == MD_OK)
-				imap_status_line(s, mi->name, m->status_items, &st);
+			if (imap_status_read(s, mi->name, m->status_items, &st, &deleted_bytes) ==
+			    MD_OK)
+				imap_status_line(s, mi->name, m->status_items, &st, deleted_bytes);
 		}
 	}
 	free(list);
@@ -425,6 +453,8 @@ static bool imap_status_items(const struct imap_session *s, struct imap_cursor *
 			*items_r |= IMAP_STATUS_SIZE;
 		else if (str_ieq(item, "DELETED"))
 			*items_r |= IMAP_STATUS_DELETED;
+		else if (str_ieq(item, "DELETED-STORAGE"))
+			*items_r |= IMAP_STATUS_DELETED_STORAGE;
 		else if (str_ieq(item, "MAILBOXID"))
 			*items_r |= IMAP_STATUS_MAILBOXID;
 		else if (str_ieq(item, "HIGHESTMODSEQ"))
@@ -611,10 +641,11 @@ static enum imap_cmd_status imap_status_work(struct imap_session *s)
 {
 	struct imap_mbox_cmd *m = s->cmd_state;
 	struct md_status st;
-	enum md_result r = md_mailbox_status(s->md_user, m->name, &st);
+	uint64_t deleted_bytes;
+	enum md_result r = imap_status_read(s, m->name, m->status_items, &st, &deleted_bytes);
 
 	if (r == MD_OK)
-		imap_status_line(s, m->name, m->status_items, &st);
+		imap_status_line(s, m->name, m->status_items, &st, deleted_bytes);
 	imap_reply_md(s, r, "STATUS");
 	return CMD_DONE;
 }

@@ -129,7 +129,7 @@ static void imap_notify_status_line(struct imap_session *s, const char *name,
 	/* RFC 5465 §5.2-5.4 with RFC 7162: HIGHESTMODSEQ too under CONDSTORE */
 	if (s->condstore)
 		items |= IMAP_STATUS_HIGHESTMODSEQ;
-	imap_status_line(s, name, items, st);
+	imap_status_line(s, name, items, st, 0); /* no DELETED-STORAGE among them */
 }
 
 /* STATUS for a mailbox other than the selected one whose messages (new,

@@ -19,6 +19,7 @@
  *   imap_sort.c       SORT, UID SORT (ESORT)
  *   imap_sort_keys.c  the sort keys SORT and THREAD share, their collection
  *   imap_sort_cache.c the process's sort-key cache (one entry per mailbox)
+ *   imap_context.c    CONTEXT=SEARCH / CONTEXT=SORT updates, CANCELUPDATE
  *   imap_thread.c     THREAD, UID THREAD (ORDEREDSUBJECT, REFERENCES)
  *   imap_subject.c    RFC 5256 base subject, the i;unicode-casemap form
  *   imap_idle.c       IDLE / DONE
@@ -170,6 +171,25 @@ struct imap_view {
 	size_t n_recent, cap_recent;
 };
 
+/* imap_context.c (below) */
+#define IMAP_CONTEXTS_MAX 5 /* updating searches per session (RFC 5267 §4.3.1: NOUPDATE beyond) */
+
+/* The state of the view a result was computed on. */
+struct imap_context_mark {
+	uint64_t modseq, xmodseq;
+	uint32_t uidnext;
+	size_t n;
+};
+
+struct imap_context {
+	char tag[IMAP_TAG_MAX + 1];
+	void *query;                  /* SEARCH's program or SORT's command */
+	bool sorted;                  /* SORT: positions count */
+	uint32_t *uids;               /* the result the client has, in its order */
+	size_t n;
+	struct imap_context_mark mark; /* the view it was computed on */
+};
+
 /* imap_quirks.c: workarounds a client named in ID gets (the table there
  * says which client, why, and the source) */
 #define IMAP_QUIRK_CHANGEDSINCE_ZERO 0x1 /* FETCH CHANGEDSINCE 0 is accepted */
@@ -199,6 +219,7 @@ struct imap_session {
 	unsigned bad_count;     /* BAD replies in a row */
 	unsigned preauth_count; /* commands in NOT-AUTHENTICATED */
 	bool rev2;              /* ENABLE IMAP4rev2 (RFC 9051 §6.3.1) */
+	const char **sort_err_r; /* imap_sort_gather: NO texts kept, not replied */
 	bool utf8_accept;       /* ENABLE UTF8=ACCEPT (RFC 6855 §3) */
 	bool has_selected;      /* a SELECT / EXAMINE was issued (RFC 5161 §3.1) */
 	bool condstore;         /* CONDSTORE enabled (RFC 7162 §3.1): MODSEQ in
@@ -237,6 +258,8 @@ struct imap_session {
 	/* selected */
 	struct imap_view view;
 	struct imap_seqset searchres; /* RFC 5182 saved result (UIDs) */
+	struct imap_context contexts[IMAP_CONTEXTS_MAX]; /* RFC 5267 updating searches */
+	size_t n_contexts;
 
 	/* IDLE */
 	bool idle;
@@ -296,11 +319,14 @@ void imap_auth_cleanup(struct imap_session *s);
 #define IMAP_STATUS_UNSEEN      0x10
 #define IMAP_STATUS_SIZE        0x20
 #define IMAP_STATUS_DELETED     0x40
+#define IMAP_STATUS_DELETED_STORAGE 0x100 /* RFC 9208 §4.2 */
 #define IMAP_STATUS_MAILBOXID   0x4000 /* RFC 8474 §4.2 (imap_objectid.c) */
 #define IMAP_STATUS_HIGHESTMODSEQ 0x80 /* RFC 7162 §3.1.10 */
-/* "* STATUS name (items)" into s->out (worker). */
+/* "* STATUS name (items)" into s->out (worker); deleted_bytes: the
+ * octets of the \Deleted messages, used when items has
+ * IMAP_STATUS_DELETED_STORAGE (md_mailbox_deleted_size()). */
 void imap_status_line(struct imap_session *s, const char *name, unsigned items,
-		      const struct md_status *st);
+		      const struct md_status *st, uint64_t deleted_bytes);
 imap_handler_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_create, imap_cmd_delete,
 	imap_cmd_rename, imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_namespace,
 	imap_cmd_status;
@@ -440,9 +466,12 @@ void imap_search_prepare(struct imap_session *s, struct imap_search_cmd *c);
 bool imap_search_match(struct imap_session *s, struct imap_search_cmd *c, struct md_msg *m);
 void imap_search_free(void *c);
 
-/* RETURN options of SEARCH (RFC 4731 §3.1) and SORT (RFC 5267 §3.1). */
+/* RETURN options of SEARCH (RFC 4731 §3.1) and SORT (RFC 5267 §3.1),
+ * with CONTEXT, UPDATE and PARTIAL (RFC 5267 §4). */
 struct imap_return {
 	bool min, max, count, all, save;
+	bool context, update;
+	uint32_t partial_lo, partial_hi; /* 1-based positions; 0: no PARTIAL */
 };
 /* "(" [option *(SP option)] ")" after "RETURN SP"; SAVE (RFC 5182) only
  * when allow_save; RETURN () means ALL.  false with c->err. */
@@ -453,6 +482,38 @@ bool imap_search_return(struct imap_cursor *c, struct imap_return *r, bool allow
  * only SAVE was asked. */
 void imap_search_esearch(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
 			 size_t n, uint64_t modseq);
+
+/* imap_context.c: CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4.3): a
+ * UID SEARCH or UID SORT with RETURN (UPDATE) keeps its program as a
+ * context of the selected mailbox; whenever the session sends untagged
+ * updates where EXPUNGE is allowed (imap_view_update) and the view
+ * changed, each context is
+ * evaluated again and the difference goes out as ESEARCH ADDTO /
+ * REMOVEFROM.  Worker threads (the session's one job), and CANCELUPDATE
+ * on the loop. */
+/* A context's result as it is now (UIDs in result order, malloc'ed),
+ * from its query, its result and the view it was computed on.  NULL, or
+ * why it failed. */
+typedef const char *imap_context_run_fn(struct imap_session *s, const struct imap_context *x,
+					uint32_t **uids_r, size_t *n_r);
+
+void imap_context_mark(const struct imap_session *s, struct imap_context_mark *m);
+/* After the answer of a command with RETURN (UPDATE): keep query (its
+ * result uids, computed on the view at mark) as the context of s->tag.
+ * true when kept (query is the context's now); false after "* NO
+ * [NOUPDATE ...]" (not a UID command, with PARTIAL (partial), or
+ * IMAP_CONTEXTS_MAX live already). */
+bool imap_context_start(struct imap_session *s, bool partial, const struct imap_context_mark *mark,
+			void *query, bool sorted, const uint32_t *uids, size_t n);
+/* ADDTO / REMOVEFROM for every context whose view changed (worker). */
+void imap_context_update(struct imap_session *s);
+/* The mailbox is left: every context ends. */
+void imap_context_drop_all(struct imap_session *s);
+imap_handler_fn imap_cmd_cancelupdate;
+
+/* imap_search.c, imap_sort.c: a context's program run again, and freed */
+imap_context_run_fn imap_search_context_run, imap_sort_context_run;
+void imap_sort_query_free(void *query);
 
 /* imap_subject.c: RFC 5256 §2.1 base subject of a subject already
  * decoded to UTF-8 (step 1's RFC 2047 decoding: md_header_utf8()),

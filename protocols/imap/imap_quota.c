@@ -1,10 +1,10 @@
 /* QUOTA (RFC 9208) over the per-user quota the administrator sets
  * (`postern user quota`, auth_user_quota()) and the store's usage
  * (md_user_usage()).  A user has one quota root, "" (the whole account),
- * when a quota is set, none otherwise.  The store limits bytes only, so
- * the one resource is STORAGE, in units of 1024 octets (RFC 9208 §5.1);
- * messages are counted (md_user_usage) but have no limit, so MESSAGE is
- * not offered.  SETQUOTA is refused: quotas are the administrator's.
+ * when a limit is set, none otherwise.  Two resources: STORAGE, in units
+ * of 1024 octets (RFC 9208 §5.1), and MESSAGE, the number of messages
+ * (§5.2); each is listed when the user has a limit on it.  SETQUOTA is
+ * refused: quotas are the administrator's.
  *
  * Memory: a command's state (struct imap_quota_cmd) is s->cmd_state,
  * freed with the reply. */
@@ -25,23 +25,41 @@ struct imap_quota_cmd {
 	bool root;                             /* GETQUOTAROOT, not GETQUOTA */
 };
 
-/* "* QUOTA "" (STORAGE used limit)" when the user has a quota (worker).
- * 1: written, 0: no quota, -1: the store failed (replied). */
+/* Whether the user has a quota root: a limit on either resource. */
+static bool imap_quota_limits(struct imap_session *s, uint64_t *bytes_r, uint64_t *messages_r)
+{
+	*bytes_r = *messages_r = 0;
+	return auth_user_quota(imap_ctx_auth(s->ctx), s->canonical, bytes_r, messages_r) == 0 &&
+	       (*bytes_r > 0 || *messages_r > 0);
+}
+
+/* "* QUOTA "" (STORAGE used limit MESSAGE used limit)" when the user has
+ * a quota (worker).  1: written, 0: no quota, -1: the store failed
+ * (replied). */
 static int imap_quota_line(struct imap_session *s)
 {
-	uint64_t limit = 0, bytes, messages;
+	uint64_t limit, limit_messages, bytes, messages;
+	const char *sep = "";
 	enum md_result r;
 
-	if (auth_user_quota(imap_ctx_auth(s->ctx), s->canonical, &limit) < 0 || limit == 0)
+	if (!imap_quota_limits(s, &limit, &limit_messages))
 		return 0;
 	r = md_user_usage(s->md_user, &bytes, &messages);
 	if (r != MD_OK) {
 		imap_reply_md(s, r, "GETQUOTA");
 		return -1;
 	}
-	imap_out(s, "* QUOTA \"%s\" (STORAGE %llu %llu)\r\n", IMAP_QUOTA_ROOT,
-		 (unsigned long long)((bytes + IMAP_QUOTA_UNIT - 1) / IMAP_QUOTA_UNIT),
-		 (unsigned long long)(limit / IMAP_QUOTA_UNIT));
+	imap_out(s, "* QUOTA \"%s\" (", IMAP_QUOTA_ROOT);
+	if (limit > 0) {
+		imap_out(s, "STORAGE %llu %llu",
+			 (unsigned long long)((bytes + IMAP_QUOTA_UNIT - 1) / IMAP_QUOTA_UNIT),
+			 (unsigned long long)(limit / IMAP_QUOTA_UNIT));
+		sep = " ";
+	}
+	if (limit_messages > 0)
+		imap_out(s, "%sMESSAGE %llu %llu", sep, (unsigned long long)messages,
+			 (unsigned long long)limit_messages);
+	imap_out(s, ")\r\n");
 	return 1;
 }
 
@@ -50,7 +68,7 @@ static enum imap_cmd_status imap_quota_work(struct imap_session *s)
 	struct imap_quota_cmd *q = s->cmd_state;
 	struct md_status st;
 	enum md_result r;
-	uint64_t limit = 0;
+	uint64_t limit, limit_messages;
 	bool has_root;
 
 	if (!q->root) {
@@ -67,7 +85,7 @@ static enum imap_cmd_status imap_quota_work(struct imap_session *s)
 		imap_reply_md(s, r, "GETQUOTAROOT");
 		return CMD_DONE;
 	}
-	has_root = auth_user_quota(imap_ctx_auth(s->ctx), s->canonical, &limit) == 0 && limit > 0;
+	has_root = imap_quota_limits(s, &limit, &limit_messages);
 	imap_out(s, "* QUOTAROOT ");
 	imap_buf_mailbox(s, &s->out, q->mailbox);
 	imap_out(s, "%s\r\n", has_root ? " \"" IMAP_QUOTA_ROOT "\"" : "");

@@ -537,7 +537,7 @@ static bool imap_search_eval(struct imap_session *s, struct imap_search_cmd *c, 
 void imap_search_esearch(struct imap_session *s, const struct imap_return *r, const uint32_t *v,
 			 size_t n, uint64_t modseq)
 {
-	if (!r->min && !r->max && !r->count && !r->all)
+	if (!r->min && !r->max && !r->count && !r->all && r->partial_lo == 0)
 		return; /* SAVE alone: no answer (RFC 5182 §2.1) */
 	buf_appendf(&s->out, "* ESEARCH (TAG ");
 	imap_buf_string(&s->out, s->tag, strlen(s->tag));
@@ -551,6 +551,17 @@ void imap_search_esearch(struct imap_session *s, const struct imap_return *r, co
 	if (r->all && n > 0) {
 		buf_appendf(&s->out, " ALL ");
 		imap_buf_uidset(&s->out, v, n);
+	}
+	if (r->partial_lo > 0) {
+		/* RFC 5267 §4.4: the messages at positions lo to hi of the
+		 * result (in its order), NIL when there are none */
+		buf_appendf(&s->out, " PARTIAL (%u:%u ", r->partial_lo, r->partial_hi);
+		if (r->partial_lo <= n)
+			imap_buf_uidset(&s->out, v + r->partial_lo - 1,
+					(r->partial_hi < n ? r->partial_hi : n) - r->partial_lo + 1);
+		else
+			buf_appendf(&s->out, "NIL");
+		buf_appendf(&s->out, ")");
 	}
 	if (modseq > 0 && n > 0)
 		buf_appendf(&s->out, " MODSEQ %llu", (unsigned long long)modseq);
@@ -577,14 +588,35 @@ bool imap_search_return(struct imap_cursor *args, struct imap_return *r, bool al
 			r->all = true;
 		else if (str_ieq(word, "SAVE") && allow_save)
 			r->save = true;
-		else {
+		else if (str_ieq(word, "CONTEXT"))
+			r->context = true; /* RFC 5267 §4.2: a hint; kept alike */
+		else if (str_ieq(word, "UPDATE"))
+			r->update = true;
+		else if (str_ieq(word, "PARTIAL")) {
+			/* RFC 5267 §4.4: PARTIAL SP nz-number ":" nz-number */
+			if (r->partial_lo > 0 || !imap_sp(args) ||
+			    !imap_number(args, &r->partial_lo, true) || !imap_char(args, ':') ||
+			    !imap_number(args, &r->partial_hi, true))
+				return false;
+			if (r->partial_lo > r->partial_hi) { /* the range either way round */
+				uint32_t t = r->partial_lo;
+				r->partial_lo = r->partial_hi;
+				r->partial_hi = t;
+			}
+		} else {
 			args->err = "Unknown RETURN option";
 			return false;
 		}
 		imap_char(args, ' ');
 	}
-	/* RFC 4731 §3.1: RETURN () means ALL */
-	if (!r->min && !r->max && !r->count && !r->all && !r->save)
+	/* RFC 9394 §3.1 (ours too): PARTIAL and ALL exclude each other */
+	if (r->all && r->partial_lo > 0) {
+		args->err = "RETURN PARTIAL and ALL exclude each other";
+		return false;
+	}
+	/* RFC 4731 §3.1: RETURN () means ALL; so does CONTEXT or UPDATE
+	 * alone (the client's first state of the result) */
+	if (!r->min && !r->max && !r->count && !r->all && !r->save && r->partial_lo == 0)
 		r->all = true;
 	return true;
 }
@@ -606,60 +638,191 @@ void imap_search_prepare(struct imap_session *s, struct imap_search_cmd *c)
 	md_mailbox_keywords_free(names, n_names);
 }
 
-static enum imap_cmd_status imap_search_work(struct imap_session *s)
+/* Append uid to a growing array; -1 when out of memory. */
+static int imap_search_push(uint32_t **v, size_t *n, size_t *cap, uint32_t uid)
 {
-	struct imap_search_cmd *c = s->cmd_state;
+	if (*n == *cap) {
+		size_t ncap = *cap == 0 ? 256 : *cap * 2;
+		uint32_t *nv = realloc(*v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return -1;
+		*v = nv;
+		*cap = ncap;
+	}
+	(*v)[(*n)++] = uid;
+	return 0;
+}
+
+/* The UIDs of the view's messages c matches, ascending, into c->matches
+ * (and the highest mod-sequence among them); the view unchanged.  NULL,
+ * or why it failed (a NO text).  SEARCH, and an updating context
+ * (imap_context.c) evaluating its program again. */
+static const char *imap_search_collect(struct imap_session *s, struct imap_search_cmd *c)
+{
 	struct imap_view *v = &s->view;
 	unsigned what = (c->need_meta ? MD_READ_META : 0) | (c->need_path ? MD_READ_PATH : 0);
 	size_t cap = 0;
 
+	free(c->matches);
+	c->matches = NULL;
+	c->n_matches = 0;
+	c->max_modseq = 0;
 	imap_search_prepare(s, c);
 	for (size_t pos = 0; pos < v->n; pos += IMAP_FETCH_BATCH) {
 		size_t last = pos + IMAP_FETCH_BATCH < v->n ? pos + IMAP_FETCH_BATCH : v->n;
 		struct md_msg *msgs = NULL;
 		size_t n = 0;
 
-		if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], 0, what, &msgs, &n) != MD_OK) {
-			imap_reply(s, "NO", "[UNAVAILABLE] Cannot read the mailbox");
-			return CMD_DONE;
-		}
+		if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], 0, what, &msgs, &n) != MD_OK)
+			return "[UNAVAILABLE] Cannot read the mailbox";
 		for (size_t i = 0; i < n; i++) {
-			uint32_t seq = imap_view_seq(v, msgs[i].uid);
-			if (seq == 0 || !imap_search_eval(s, c, c->root, &msgs[i]))
+			if (imap_view_seq(v, msgs[i].uid) == 0 ||
+			    !imap_search_eval(s, c, c->root, &msgs[i]))
 				continue;
-			if (c->n_matches == cap) {
-				size_t ncap = cap == 0 ? 256 : cap * 2;
-				uint32_t *nm = realloc(c->matches, ncap * sizeof(*nm));
-				if (nm == NULL) {
-					md_msg_list_free(msgs, n);
-					imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-					return CMD_DONE;
-				}
-				c->matches = nm;
-				cap = ncap;
+			if (imap_search_push(&c->matches, &c->n_matches, &cap, msgs[i].uid) < 0) {
+				md_msg_list_free(msgs, n);
+				return "[SERVERBUG] Out of memory";
 			}
-			c->matches[c->n_matches++] = s->uid ? msgs[i].uid : seq;
 			if (msgs[i].modseq > c->max_modseq)
 				c->max_modseq = msgs[i].modseq;
 		}
 		md_msg_list_free(msgs, n);
 	}
+	return NULL;
+}
+
+/* The messages of the view changed after modseq (flags, keywords, new
+ * ones: every new message gets a new mod-sequence), ascending: all of
+ * them into *changed, those the program matches into *match. */
+static const char *imap_search_changed(struct imap_session *s, struct imap_search_cmd *c,
+				       uint64_t modseq, uint32_t **changed, size_t *n_changed,
+				       uint32_t **match, size_t *n_match)
+{
+	struct imap_view *v = &s->view;
+	size_t cap_changed = 0, cap_match = 0;
+
+	imap_search_prepare(s, c);
+	for (size_t pos = 0; pos < v->n; pos += IMAP_FETCH_BATCH) {
+		size_t last = pos + IMAP_FETCH_BATCH < v->n ? pos + IMAP_FETCH_BATCH : v->n;
+		struct md_msg *msgs = NULL;
+		size_t n = 0;
+		int rc = 0;
+
+		if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], modseq, imap_search_needs(c),
+				&msgs, &n) != MD_OK)
+			return "[UNAVAILABLE] Cannot read the mailbox";
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			if (imap_view_seq(v, msgs[i].uid) == 0)
+				continue;
+			rc = imap_search_push(changed, n_changed, &cap_changed, msgs[i].uid);
+			if (rc == 0 && imap_search_eval(s, c, c->root, &msgs[i]))
+				rc = imap_search_push(match, n_match, &cap_match, msgs[i].uid);
+		}
+		md_msg_list_free(msgs, n);
+		if (rc < 0)
+			return "[SERVERBUG] Out of memory";
+	}
+	return NULL;
+}
+
+/* Only what changed is evaluated again: the program's other keys (dates,
+ * sizes, text, UID sets fixed when it was parsed) cannot change their
+ * answer, so a member stays one unless it changed or left the view.  The
+ * result is the members that did not change and are still in the view,
+ * with the changed messages that match now (both ascending, disjoint). */
+const char *imap_search_context_run(struct imap_session *s, const struct imap_context *x,
+				    uint32_t **uids_r, size_t *n_r)
+{
+	uint32_t *changed = NULL, *match = NULL, *now;
+	size_t n_changed = 0, n_match = 0, n = 0, i = 0, j = 0;
+	const char *err = imap_search_changed(s, x->query, x->mark.modseq, &changed, &n_changed,
+					      &match, &n_match);
+
+	*uids_r = NULL;
+	*n_r = 0;
+	now = err == NULL ? malloc((x->n + n_match + 1) * sizeof(*now)) : NULL;
+	if (err == NULL && now == NULL)
+		err = "[SERVERBUG] Out of memory";
+	if (err != NULL) {
+		free(changed);
+		free(match);
+		return err;
+	}
+	for (; i < x->n; i++) {
+		uint32_t u = x->uids[i];
+
+		if (imap_view_seq(&s->view, u) == 0 || imap_uids_have(changed, n_changed, u))
+			continue;
+		while (j < n_match && match[j] < u)
+			now[n++] = match[j++];
+		now[n++] = u;
+	}
+	while (j < n_match)
+		now[n++] = match[j++];
+	free(changed);
+	free(match);
+	*uids_r = now;
+	*n_r = n;
+	return NULL;
+}
+
+static void imap_search_answer(struct imap_session *s, struct imap_search_cmd *c,
+			       const uint32_t *ids);
+
+static enum imap_cmd_status imap_search_work(struct imap_session *s)
+{
+	struct imap_search_cmd *c = s->cmd_state;
+	struct imap_context_mark mark;
+	const char *err;
+	uint32_t *ids;
+
+	imap_context_mark(s, &mark);
+	if ((err = imap_search_collect(s, c)) != NULL) {
+		imap_reply(s, "NO", "%s", err);
+		return CMD_DONE;
+	}
+	/* the answer numbers: UIDs, or sequence numbers (the view is the one
+	 * searched: every match has one) */
+	ids = c->matches;
+	if (!s->uid) {
+		ids = malloc((c->n_matches + 1) * sizeof(*ids));
+		if (ids == NULL) {
+			imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+			return CMD_DONE;
+		}
+		for (size_t i = 0; i < c->n_matches; i++)
+			ids[i] = imap_view_seq(&s->view, c->matches[i]);
+	}
+	imap_search_answer(s, c, ids);
+	if (ids != c->matches)
+		free(ids);
+	/* RFC 3501 §7.4.1: no EXPUNGE after SEARCH with sequence numbers */
+	imap_view_update(s, s->uid);
+	if (c->ret.update && imap_context_start(s, c->ret.partial_lo > 0, &mark, c, false,
+						c->matches, c->n_matches))
+		s->cmd_free = NULL; /* the context keeps the program */
+	imap_reply(s, "OK", "%sSEARCH completed", s->uid ? "UID " : "");
+	return CMD_DONE;
+}
+
+/* "* SEARCH ..." or "* ESEARCH ..." of the matches (ids: as numbered in
+ * the answer) */
+static void imap_search_answer(struct imap_session *s, struct imap_search_cmd *c,
+			       const uint32_t *ids)
+{
 	if (!c->esearch) {
 		buf_appendf(&s->out, "* SEARCH");
 		for (size_t i = 0; i < c->n_matches; i++)
-			buf_appendf(&s->out, " %u", c->matches[i]);
+			buf_appendf(&s->out, " %u", ids[i]);
 		if (c->has_modseq && c->n_matches > 0) /* RFC 7162 §3.1.6 */
 			buf_appendf(&s->out, " (MODSEQ %llu)", (unsigned long long)c->max_modseq);
 		buf_appendf(&s->out, "\r\n");
 	} else {
 		/* RFC 7162 §3.1.6 / RFC 4731: MODSEQ after the other data */
-		imap_search_esearch(s, &c->ret, c->matches, c->n_matches,
+		imap_search_esearch(s, &c->ret, ids, c->n_matches,
 				    c->has_modseq ? c->max_modseq : 0);
 	}
-	/* RFC 3501 §7.4.1: no EXPUNGE after SEARCH with sequence numbers */
-	imap_view_update(s, s->uid);
-	imap_reply(s, "OK", "%sSEARCH completed", s->uid ? "UID " : "");
-	return CMD_DONE;
 }
 
 /* RFC 5182 §2.1: remember the result as UIDs (MIN / MAX only when those
@@ -678,8 +841,7 @@ static void imap_search_save(struct imap_session *s)
 	if (uids == NULL)
 		return;
 	for (size_t i = 0; i < c->n_matches; i++) {
-		uint32_t u = s->uid ? c->matches[i]
-				    : (c->matches[i] <= s->view.n ? s->view.uids[c->matches[i] - 1] : 0);
+		uint32_t u = c->matches[i]; /* UIDs whatever the answer's numbers */
 		bool only_minmax = (c->ret.min || c->ret.max) && !c->ret.all && !c->ret.count;
 		if (u == 0)
 			continue;

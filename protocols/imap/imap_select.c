@@ -291,6 +291,10 @@ enum md_result imap_view_update_some(struct imap_session *s, bool allow_expunge,
 	md_changes_free(&ch);
 	if (v->uidnext > old_next)
 		imap_notify_new_messages(s, old_next);
+	/* RFC 5267 §4.3: updating searches hear of changes where EXPUNGE may
+	 * be sent (a REMOVEFROM can stand for one); else at the next such point */
+	if (allow_expunge)
+		imap_context_update(s);
 	return MD_OK;
 }
 
@@ -371,6 +375,7 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 
 	/* RFC 3501 §6.3.1: a SELECT first leaves the selected mailbox; RFC
 	 * 9051 §7.1 CLOSED marks where its responses end */
+	imap_context_drop_all(s); /* RFC 5267 §4.3: contexts end with it */
 	if (v->mb != NULL) {
 		md_mailbox_close(v->mb);
 		if (s->rev2 || s->qresync) /* RFC 7162 §3.2.11 too */

@@ -12,8 +12,10 @@
  * INTERNALDATE when the message has no usable Date (§2.2); equal keys go
  * by sequence number (§3), which REVERSE does not turn round.
  *
- * CONTEXT=SORT (RFC 5267 §4) is not offered: it needs updates of a kept
- * sort as the mailbox changes, which is not cheap here.
+ * CONTEXT=SORT (RFC 5267 §4): RETURN (PARTIAL lo:hi) answers positions
+ * of the sorted result; RETURN (UPDATE) on UID SORT keeps the criteria
+ * as a context (imap_context.c), which imap_sort_context_run() sorts
+ * again when the mailbox changed.
  *
  * Memory: the command's scratch (struct imap_sort_cmd, the collected set
  * and its reference to the cache entry) is freed by its cmd_free when the
@@ -56,6 +58,19 @@ struct imap_sort_cmd {
 	struct imap_return ret;
 	struct imap_sort_set set;
 };
+
+/* imap_sort_collect() without the reply (a CONTEXT=SORT update runs
+ * outside any command): NULL, or the NO text. */
+static const char *imap_sort_gather(struct imap_session *s, struct imap_sort_set *set_r)
+{
+	const char *err = NULL;
+
+	s->sort_err_r = &err;
+	if (imap_sort_collect(s, set_r) < 0 && err == NULL)
+		err = "[SERVERBUG] Cannot sort";
+	s->sort_err_r = NULL;
+	return err;
+}
 
 /* ---- comparison ------------------------------------------------------------ */
 
@@ -124,7 +139,7 @@ int imap_sort_cmp_date_ptr(const void *pa, const void *pb)
 
 /* ---- the command ------------------------------------------------------------ */
 
-static void imap_sort_free(void *arg)
+void imap_sort_query_free(void *arg)
 {
 	struct imap_sort_cmd *c = arg;
 
@@ -133,10 +148,9 @@ static void imap_sort_free(void *arg)
 	free(c);
 }
 
-static void imap_sort_answer(struct imap_session *s, struct imap_sort_cmd *c, const uint32_t *ids)
+static void imap_sort_answer(struct imap_session *s, struct imap_sort_cmd *c, const uint32_t *ids,
+			     size_t n)
 {
-	size_t n = c->set.n;
-
 	if (!c->esort) {
 		buf_append(&s->out, "* SORT", 6);
 		for (size_t i = 0; i < n; i++) {
@@ -151,34 +165,68 @@ static void imap_sort_answer(struct imap_session *s, struct imap_sort_cmd *c, co
 	imap_search_esearch(s, &c->ret, ids, n, 0);
 }
 
-static enum imap_cmd_status imap_sort_work(struct imap_session *s)
+/* The matching messages' UIDs (uid) or sequence numbers in sort order,
+ * malloc'ed into *ids_r; the keys are freed.  NULL, or the NO text. */
+static const char *imap_sort_run(struct imap_session *s, struct imap_sort_cmd *c, bool uid,
+				 uint32_t **ids_r, size_t *n_r)
 {
-	struct imap_sort_cmd *c = s->cmd_state;
+	const char *err = imap_sort_gather(s, &c->set);
 	const struct imap_sort_msg **order;
 	uint32_t *ids;
 
-	if (imap_sort_collect(s, &c->set) < 0)
-		return CMD_DONE;
+	*ids_r = NULL;
+	*n_r = 0;
+	if (err != NULL)
+		return err;
 	/* pointers, not the keys themselves, move while sorting */
 	order = malloc((c->set.n + 1) * sizeof(*order));
 	ids = malloc((c->set.n + 1) * sizeof(*ids));
 	if (order == NULL || ids == NULL) {
 		free(order);
 		free(ids);
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
-		return CMD_DONE;
+		return "[SERVERBUG] Out of memory";
 	}
 	for (size_t i = 0; i < c->set.n; i++)
 		order[i] = &c->set.msgs[i];
 	if (c->set.n > 1)
 		qsort_r(order, c->set.n, sizeof(*order), imap_sort_cmp, c);
 	for (size_t i = 0; i < c->set.n; i++)
-		ids[i] = s->uid ? order[i]->uid : order[i]->seq;
+		ids[i] = uid ? order[i]->uid : order[i]->seq;
 	free(order);
-	imap_sort_answer(s, c, ids);
-	free(ids);
+	*ids_r = ids;
+	*n_r = c->set.n;
+	return NULL;
+}
+
+/* Sort keys never change, but the order needs every member's keys: the
+ * whole view is sorted again (from the index and the key cache, no message
+ * file read). */
+const char *imap_sort_context_run(struct imap_session *s, const struct imap_context *x,
+				  uint32_t **uids_r, size_t *n_r)
+{
+	return imap_sort_run(s, x->query, true, uids_r, n_r);
+}
+
+static enum imap_cmd_status imap_sort_work(struct imap_session *s)
+{
+	struct imap_sort_cmd *c = s->cmd_state;
+	struct imap_context_mark mark;
+	const char *err;
+	uint32_t *ids;
+	size_t n;
+
+	imap_context_mark(s, &mark);
+	if ((err = imap_sort_run(s, c, s->uid, &ids, &n)) != NULL) {
+		imap_reply(s, "NO", "%s", err);
+		return CMD_DONE;
+	}
+	imap_sort_answer(s, c, ids, n);
 	/* RFC 3501 §7.4.1: no EXPUNGE after a command with sequence numbers */
 	imap_view_update(s, s->uid);
+	if (c->ret.update &&
+	    imap_context_start(s, c->ret.partial_lo > 0, &mark, c, true, ids, n))
+		s->cmd_free = NULL; /* the context keeps the criteria */
+	free(ids);
 	imap_reply(s, "OK", "%sSORT completed", s->uid ? "UID " : "");
 	return CMD_DONE;
 }
@@ -275,7 +323,7 @@ void imap_cmd_sort(struct imap_session *s, struct imap_cursor *args)
 		return;
 	}
 	s->cmd_state = c;
-	s->cmd_free = imap_sort_free;
+	s->cmd_free = imap_sort_query_free;
 	if (!imap_sp(args) || !imap_sort_return(c, args) || !imap_sort_criteria_list(c, args) ||
 	    !imap_sp(args)) {
 		imap_reply(s, "BAD", "%s", args->err != NULL ? args->err : "Invalid SORT arguments");

@@ -370,6 +370,17 @@ static void imap_sort_build_borrow(struct imap_sort_build *b, const struct imap_
 	}
 }
 
+
+/* A NO for the command, or, inside imap_sort_gather() (a CONTEXT=SORT
+ * update outside any command), the text kept for the caller instead. */
+static void imap_sort_no(struct imap_session *s, const char *text)
+{
+	if (s->sort_err_r == NULL)
+		imap_reply(s, "NO", "%s", text);
+	else if (*s->sort_err_r == NULL)
+		*s->sort_err_r = text;
+}
+
 /* The keys of the missing messages among positions [pos, last) of the
  * view, read with MD_READ_META; those the index no longer has stay gone.
  * 0, or -1 after a NO. */
@@ -389,7 +400,7 @@ static int imap_sort_build_batch(struct imap_session *s, struct imap_sort_build 
 		return 0;
 	if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], 0, MD_READ_META, &msgs, &n) !=
 	    MD_OK) {
-		imap_reply(s, "NO", "[UNAVAILABLE] Cannot read the mailbox");
+		imap_sort_no(s, "[UNAVAILABLE] Cannot read the mailbox");
 		return -1;
 	}
 	for (size_t i = 0; i < n && ret == 0; i++) {
@@ -402,10 +413,10 @@ static int imap_sort_build_batch(struct imap_session *s, struct imap_sort_build 
 		k = imap_sort_msg_fill(&b->msgs[seq - 1], &msgs[i], need, scratch, fold);
 		b->used += k;
 		if (k == 0) {
-			imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+			imap_sort_no(s, "[SERVERBUG] Out of memory");
 			ret = -1;
 		} else if (b->used > IMAP_SORT_MEMORY_MAX) {
-			imap_reply(s, "NO", "[LIMIT] Too many messages to sort at once");
+			imap_sort_no(s, "[LIMIT] Too many messages to sort at once");
 			ret = -1;
 		}
 	}
@@ -480,7 +491,7 @@ static struct imap_sort_keys *imap_sort_keys_build(struct imap_session *s,
 	b.missing = calloc(most, sizeof(*b.missing));
 	if (b.uids == NULL || b.msgs == NULL || b.fresh == NULL || b.missing == NULL) {
 		imap_sort_build_free(&b);
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		imap_sort_no(s, "[SERVERBUG] Out of memory");
 		return NULL;
 	}
 	imap_sort_build_borrow(&b, v, old);
@@ -493,7 +504,7 @@ static struct imap_sort_keys *imap_sort_keys_build(struct imap_session *s,
 	buf_free(&scratch);
 	buf_free(&fold);
 	if (ret == 0 && (k = imap_sort_build_pack(v, &b, need)) == NULL)
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		imap_sort_no(s, "[SERVERBUG] Out of memory");
 	imap_sort_build_free(&b);
 	return k;
 }
@@ -544,7 +555,7 @@ static int imap_sort_match_all(struct imap_session *s, bool **match_r)
 	bool *match;
 
 	if (md_mailbox_expunged(v->mb, v->xmodseq, &gone, &n_gone, &pruned) != MD_OK) {
-		imap_reply(s, "NO", "[UNAVAILABLE] Cannot read the mailbox");
+		imap_sort_no(s, "[UNAVAILABLE] Cannot read the mailbox");
 		return -1;
 	}
 	if (pruned || n_gone == 0) {
@@ -554,7 +565,7 @@ static int imap_sort_match_all(struct imap_session *s, bool **match_r)
 	match = malloc((v->n + 1) * sizeof(*match));
 	if (match == NULL) {
 		free(gone);
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		imap_sort_no(s, "[SERVERBUG] Out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < v->n; i++)
@@ -586,7 +597,7 @@ static int imap_sort_match(struct imap_session *s, struct imap_search_cmd *prog,
 	}
 	match = calloc(v->n + 1, sizeof(*match));
 	if (match == NULL) {
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		imap_sort_no(s, "[SERVERBUG] Out of memory");
 		return -1;
 	}
 	imap_search_prepare(s, prog);
@@ -597,7 +608,7 @@ static int imap_sort_match(struct imap_session *s, struct imap_search_cmd *prog,
 
 		if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], 0, imap_search_needs(prog),
 				&msgs, &n) != MD_OK) {
-			imap_reply(s, "NO", "[UNAVAILABLE] Cannot read the mailbox");
+			imap_sort_no(s, "[UNAVAILABLE] Cannot read the mailbox");
 			free(match);
 			return -1;
 		}
@@ -649,7 +660,7 @@ int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set_r)
 	if (set_r->msgs == NULL) {
 		free(match);
 		imap_sort_set_clear(set_r);
-		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
+		imap_sort_no(s, "[SERVERBUG] Out of memory");
 		return -1;
 	}
 	for (size_t i = 0; i < v->n; i++) {

@@ -252,7 +252,7 @@ static enum imap_cmd_status imap_copy_work(struct imap_session *s)
 	uint32_t *dest = calloc(c->n + 1, sizeof(*dest));
 	uint32_t *src = calloc(c->n + 1, sizeof(*src));
 	uint32_t uidvalidity = 0;
-	uint64_t quota = 0;
+	uint64_t quota = 0, quota_messages = 0;
 	size_t n_ok = 0;
 	enum md_result r;
 	const char *verb = c->move ? "MOVE" : "COPY";
@@ -263,15 +263,15 @@ static enum imap_cmd_status imap_copy_work(struct imap_session *s)
 		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
 		return CMD_DONE;
 	}
-	if (auth_user_quota(imap_ctx_auth(s->ctx), s->canonical, &quota) < 0)
-		quota = 0;
+	if (auth_user_quota(imap_ctx_auth(s->ctx), s->canonical, &quota, &quota_messages) < 0)
+		quota = quota_messages = 0;
 	if (c->n == 0) {
 		/* RFC 3501: nothing to copy is still OK; the mailbox must exist */
 		struct md_status st;
 		r = md_mailbox_status(s->md_user, c->dest, &st);
 	} else {
-		r = md_msg_copy(s->view.mb, c->uids, c->n, c->dest, c->move, quota, &uidvalidity,
-				dest);
+		r = md_msg_copy(s->view.mb, c->uids, c->n, c->dest, c->move, quota, quota_messages,
+				&uidvalidity, dest);
 	}
 	if (r == MD_NOMAILBOX) {
 		imap_reply(s, "NO", "[TRYCREATE] Mailbox does not exist");

@@ -383,8 +383,8 @@ static int smtp_rcpt_owners(struct smtp_session *s, const char *addr,
 		tx->n_pending++;
 		o->forward = false;
 		str_copy(o->address, targets[i].address, sizeof(o->address));
-		if (auth_user_quota(s->ctx->auth, o->address, &o->quota) < 0)
-			o->quota = 0;
+		if (auth_user_quota(s->ctx->auth, o->address, &o->quota, &o->quota_messages) < 0)
+			o->quota = o->quota_messages = 0;
 		if (!smtp_owner_known(tx->owners, tx->n_owners, o->address))
 			fresh++;
 	}
@@ -504,7 +504,8 @@ static void smtp_cmd_rcpt(struct smtp_session *s, const char *args)
 		if (smtp_rcpt_owners(s, addr, targets, n) < 0)
 			break;
 		for (size_t i = 0; i < tx->n_pending; i++)
-			quota = quota || tx->pending_owners[i].quota > 0;
+			quota = quota || tx->pending_owners[i].quota > 0 ||
+				tx->pending_owners[i].quota_messages > 0;
 		if (quota)
 			smtp_check_quota(s);
 		else

@@ -278,20 +278,23 @@ void smtp_flush(struct smtp_session *s)
 	}
 }
 
-/* Usage of one owner with a quota; true when size more would exceed it. */
+/* Usage of one owner with a quota; true when one more message of size
+ * octets would exceed its storage or its message count (RFC 9208 STORAGE,
+ * MESSAGE). */
 static bool smtp_over_quota(struct md_store *store, const struct smtp_owner *o, uint64_t size)
 {
 	struct md_user *u;
 	uint64_t bytes = 0, msgs = 0;
 
-	if (o->quota == 0)
+	if (o->quota == 0 && o->quota_messages == 0)
 		return false;
-	if (md_user_open(store, o->address, 0, &u) != MD_OK)
-		return size > o->quota; /* no Maildir yet: nothing used */
-	if (md_user_usage(u, &bytes, &msgs) != MD_OK)
-		bytes = 0; /* unknown usage must not block mail */
-	md_user_close(u);
-	return bytes + size > o->quota;
+	if (md_user_open(store, o->address, 0, &u) == MD_OK) {
+		if (md_user_usage(u, &bytes, &msgs) != MD_OK)
+			bytes = msgs = 0; /* unknown usage must not block mail */
+		md_user_close(u);
+	} /* else no Maildir yet: nothing used */
+	return (o->quota > 0 && bytes + size > o->quota) ||
+	       (o->quota_messages > 0 && msgs + 1 > o->quota_messages);
 }
 
 static bool smtp_result_temporary(enum md_result r, bool quota_permanent)
@@ -408,6 +411,7 @@ static size_t smtp_live_targets(struct smtp_session *s, struct smtp_msg *m)
 			t->mailbox = SMTP_INBOUND_JUNK;
 		/* SMTP checked it above, LMTP lets the store (see the top) */
 		t->quota_bytes = s->role == ROLE_LMTP ? tx->owners[i].quota : 0;
+		t->quota_messages = s->role == ROLE_LMTP ? tx->owners[i].quota_messages : 0;
 		t->create_user = true;
 		t->result = exists ? MD_OK : MD_NOUSER;
 	}

@@ -166,6 +166,7 @@ struct smtp_rcpt {
 struct smtp_owner {
 	char address[AUTH_ADDRESS_MAX + 1];
 	uint64_t quota; /* 0: unlimited */
+	uint64_t quota_messages; /* RFC 9208 MESSAGE; 0: unlimited */
 	bool forward;   /* pending only: an alias target in another domain,
 			 * added to the transaction as a remote recipient */
 	size_t target;  /* its slot in msg->targets once they are built */

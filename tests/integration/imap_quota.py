@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from postern_test import Daemon, Results, maildir_files, tls_context  # noqa: E402
-from imap_protocol import MSG1, PASSWORD, PASSWORD2, USER, USER2, Raw  # noqa: E402
+from imap_protocol import MSG1, PASSWORD, PASSWORD2, USER, USER2, raw_imaps as raw  # noqa: E402
 from imap_compress import Deflated  # noqa: E402
 
 QUOTA_KIB = 100
@@ -32,13 +32,6 @@ def imaps(d, user, password):
     m = imaplib.IMAP4_SSL("127.0.0.1", d.port("imaps"), ssl_context=tls_context())
     m.login(user, password)
     return m
-
-
-def raw(d, user=USER, password=PASSWORD):
-    c = Raw(d.port("imaps"), tls=True)
-    res = c.login(user, password)
-    assert b" OK" in res, res
-    return c
 
 
 def test_quota(d, r):

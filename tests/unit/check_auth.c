@@ -488,7 +488,7 @@ static void setup_aliases(void)
 	snprintf(users, sizeof(users),
 		 "alice@example.org %1$s\n"
 		 "bob@example.org %1$s\n"
-		 "carol@example.net %1$s quota=1G\n"
+		 "carol@example.net %1$s quota=1G quota_messages=500\n"
 		 "alice+x@example.org %1$s\n"
 		 "dave@example.org %1$s\n", secret_hash());
 	put_file("users", users);
@@ -599,12 +599,14 @@ START_TEST(test_auth_alias_resolution)
 	ck_assert(!auth_user_owns_address(auth, "ghost@example.org", "ghost@example.org"));
 
 	{
-		uint64_t q = 1;
-		ck_assert_int_eq(auth_user_quota(auth, "Carol@example.net", &q), 0);
+		uint64_t q = 1, qm = 1;
+		ck_assert_int_eq(auth_user_quota(auth, "Carol@example.net", &q, &qm), 0);
 		ck_assert_uint_eq(q, 1ULL << 30);
-		ck_assert_int_eq(auth_user_quota(auth, "alice@example.org", &q), 0);
+		ck_assert_uint_eq(qm, 500);
+		ck_assert_int_eq(auth_user_quota(auth, "alice@example.org", &q, &qm), 0);
 		ck_assert_uint_eq(q, 0);
-		ck_assert_int_eq(auth_user_quota(auth, "info@example.org", &q), -1);
+		ck_assert_uint_eq(qm, 0);
+		ck_assert_int_eq(auth_user_quota(auth, "info@example.org", &q, NULL), -1);
 		ck_assert(!auth_user_exists(auth, "info@example.org"));
 	}
 	auth_close(auth);

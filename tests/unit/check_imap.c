@@ -752,6 +752,52 @@ START_TEST(test_imap_subject_base_encoded)
 }
 END_TEST
 
+/* RFC 4731 / RFC 5267 RETURN options: what each list turns on, and the
+ * lists that are BAD. */
+START_TEST(test_imap_search_return)
+{
+	static const struct {
+		const char *in;
+		bool ok, all, count, context, update;
+		uint32_t lo, hi;
+	} cases[] = {
+		{ "()", true, true, false, false, false, 0, 0 },
+		{ "(COUNT)", true, false, true, false, false, 0, 0 },
+		{ "(PARTIAL 3:7)", true, false, false, false, false, 3, 7 },
+		{ "(partial 7:3 COUNT)", true, false, true, false, false, 3, 7 },
+		{ "(UPDATE)", true, true, false, false, true, 0, 0 },
+		{ "(CONTEXT UPDATE COUNT)", true, false, true, true, true, 0, 0 },
+		{ "(PARTIAL 1:4294967295)", true, false, false, false, false, 1, 4294967295u },
+		{ "(PARTIAL 1:2 ALL)", false, false, false, false, false, 0, 0 },
+		{ "(PARTIAL 0:2)", false, false, false, false, false, 0, 0 },
+		{ "(PARTIAL 1:2 PARTIAL 3:4)", false, false, false, false, false, 0, 0 },
+		{ "(PARTIAL 1)", false, false, false, false, false, 0, 0 },
+		{ "(PARTIAL -1:5)", false, false, false, false, false, 0, 0 },
+		{ "(PARTIAL 1:4294967296)", false, false, false, false, false, 0, 0 },
+		{ "(SAVE)", false, false, false, false, false, 0, 0 }, /* not allowed here */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[64];
+		struct imap_cursor c;
+		struct imap_return r;
+		bool ok;
+
+		str_copy(text, cases[i].in, sizeof(text));
+		imap_cursor_init(&c, text, strlen(text));
+		ok = imap_search_return(&c, &r, false);
+		ck_assert_msg(ok == cases[i].ok, "%s: %d", cases[i].in, ok);
+		if (!ok)
+			continue;
+		ck_assert_msg(r.all == cases[i].all && r.count == cases[i].count &&
+			      r.context == cases[i].context && r.update == cases[i].update &&
+			      r.partial_lo == cases[i].lo && r.partial_hi == cases[i].hi,
+			      "%s: all %d count %d context %d update %d partial %u:%u", cases[i].in,
+			      r.all, r.count, r.context, r.update, r.partial_lo, r.partial_hi);
+	}
+}
+END_TEST
+
 /* The quirks table: exact names and prefixes, ASCII case-insensitive;
  * near misses get nothing. */
 START_TEST(test_imap_quirks_table)
@@ -909,6 +955,7 @@ static Suite *imap_suite(void)
 	tcase_add_test(tc, test_imap_subject_base);
 	tcase_add_test(tc, test_imap_subject_casemap);
 	tcase_add_test(tc, test_imap_subject_base_encoded);
+	tcase_add_test(tc, test_imap_search_return);
 	tcase_add_test(tc, test_imap_quirks_table);
 	tcase_add_test(tc, test_imap_sort_cache_lookup);
 	tcase_add_test(tc, test_imap_sort_cache_bounds);

@@ -423,10 +423,10 @@ START_TEST(test_store_expunge_copy_move)
 	ck_assert_int_eq(md_user_usage(u, &bytes, &count), MD_OK);
 	ck_assert_uint_eq(count, 2);
 	/* COPY 3,4 to Sent: consecutive UIDs, flags kept */
-	ck_assert_int_eq(md_msg_copy(mb, uids + 2, 2, "Sent", false, 0, &uv, dest), MD_OK);
+	ck_assert_int_eq(md_msg_copy(mb, uids + 2, 2, "Sent", false, 0, 0, &uv, dest), MD_OK);
 	ck_assert_uint_eq(dest[0], 1);
 	ck_assert_uint_eq(dest[1], 2);
-	ck_assert_int_eq(md_msg_copy(mb, uids, 1, "Nowhere", false, 0, &uv, dest),
+	ck_assert_int_eq(md_msg_copy(mb, uids, 1, "Nowhere", false, 0, 0, &uv, dest),
 			 MD_NOMAILBOX);
 	ck_assert_int_eq(md_mailbox_open(u, "Sent", &sent, &st), MD_OK);
 	ck_assert_uint_eq(st.uidvalidity, uv);
@@ -438,10 +438,20 @@ START_TEST(test_store_expunge_copy_move)
 	ck_assert_int_eq(md_user_usage(u, &bytes, &count), MD_OK);
 	ck_assert_uint_eq(count, 4);
 	/* quota refuses a copy */
-	ck_assert_int_eq(md_msg_copy(mb, uids + 2, 2, "Sent", false, bytes + 1, &uv, dest),
+	ck_assert_int_eq(md_msg_copy(mb, uids + 2, 2, "Sent", false, bytes + 1, 0, &uv, dest),
 			 MD_QUOTA);
-	/* MOVE 3 to Trash (RFC 6851) */
-	ck_assert_int_eq(md_msg_copy(mb, uids + 2, 1, "Trash", true, 0, &uv, dest), MD_OK);
+	/* so does the message count (RFC 9208 MESSAGE): room for one, not two */
+	ck_assert_int_eq(md_msg_copy(mb, uids + 2, 2, "Sent", false, 0, count + 1, &uv, dest),
+			 MD_QUOTA);
+	{
+		uint64_t deleted = 1;
+
+		ck_assert_int_eq(md_mailbox_deleted_size(u, "INBOX", &deleted), MD_OK);
+		ck_assert_uint_eq(deleted, 0); /* the \Deleted ones were expunged */
+	}
+	/* MOVE 3 to Trash (RFC 6851), with the account full: a move adds no
+	 * message */
+	ck_assert_int_eq(md_msg_copy(mb, uids + 2, 1, "Trash", true, 0, count, &uv, dest), MD_OK);
 	ck_assert_uint_eq(dest[0], 1);
 	ck_assert_int_eq(md_mailbox_sync(mb, &st), MD_OK);
 	ck_assert_uint_eq(st.messages, 1);

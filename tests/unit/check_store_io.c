@@ -484,7 +484,7 @@ static void fault_walk_copy(enum fault_fn f, int err, bool move)
 		bool fired;
 
 		fault_arm(f, n, err);
-		r = md_msg_copy(mb, uids, 3, "Archive", move, 0, NULL, dest);
+		r = md_msg_copy(mb, uids, 3, "Archive", move, 0, 0, NULL, dest);
 		fired = fault_disarm(f);
 		ck_assert(r == MD_OK || (fired && r == MD_TEMPFAIL));
 		copies += r == MD_OK ? 3 : 0;

@@ -96,7 +96,7 @@ START_TEST(test_store_objectids)
 	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_PATH, &msg), MD_OK);
 	md_msg_emailid(&msg, e1);
 	md_msg_clear(&msg);
-	ck_assert_int_eq(md_msg_copy(mb, &uid, 1, "Renamed", false, 0, &uv, &copy_uid), MD_OK);
+	ck_assert_int_eq(md_msg_copy(mb, &uid, 1, "Renamed", false, 0, 0, &uv, &copy_uid), MD_OK);
 	md_mailbox_close(mb);
 	md_user_close(u);
 	md_store_close(s);

@@ -1,0 +1,1 @@
+postern_py_test(imap_quota_message integration/imap_quota_message.py)
