@@ -540,10 +540,20 @@ int sv_parse(const char *text, size_t len, struct sieve_script *s, char *err, si
 {
 	struct sv_lexer lx = { .p = text, .end = text + len, .line = 1, .err = err,
 			       .errlen = errlen };
+	const char *nul;
 
 	if (len > SIEVE_SCRIPT_MAX) {
 		snprintf(err, errlen, "line 1: script too large (at most %d octets)",
 			 SIEVE_SCRIPT_MAX);
+		return -1;
+	}
+	/* RFC 5228 §8.1: no octet of a script is NUL, comments included */
+	nul = memchr(text, '\0', len);
+	if (nul != NULL) {
+		int line = 1;
+		for (const char *p = text; p < nul; p++)
+			line += *p == '\n';
+		snprintf(err, errlen, "line %d: NUL character in the script", line);
 		return -1;
 	}
 	sv_next(&lx);
