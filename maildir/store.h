@@ -16,6 +16,9 @@
  *                                   the index is rebuilt
  *   .../LOCAL/[.FOLDER/]postern-mailboxid  the mailbox's RFC 8474
  *                                   MAILBOXID (md_objectid.c)
+ *   .../LOCAL/postern-sieve/        Sieve scripts, the active one and the
+ *                                   vacation record ("Sieve: the active
+ *                                   script" below)
  *
  * Threads.  Every function blocks (file I/O, fsync, LMDB) and is safe to
  * call from any thread: the daemon calls them from worker threads, never
