@@ -105,7 +105,14 @@ bool auth_address_valid(const char *address);
  *     when every failure from that address was for that same account (a
  *     user who mistyped).  An address that failed on several accounts
  *     keeps its count: otherwise an attacker holding one valid account
- *     could log in to it between guesses to wipe the counter.
+ *     could log in to it between guesses to wipe the counter;
+ *   - the account's count does not apply, and does not grow, where the
+ *     account logged in with its right password in the last
+ *     AUTH_THROTTLE_KNOWN_SECONDS: the same IPv4 address, or the same
+ *     IPv6 /64.  So an attack on an account slows down and then refuses
+ *     new places, never the owner's own devices (the address's own count
+ *     still applies there).  Up to AUTH_THROTTLE_ENTRIES_MAX such places
+ *     are remembered, in memory: a restart forgets them.
  * Protocols: check before verifying; on DELAY wait delay_ms before
  * verifying (on a timer, not a sleep); on REFUSE fail at once; report every
  * failed attempt (refused ones included) with auth_throttle_failure. */
@@ -115,6 +122,7 @@ bool auth_address_valid(const char *address);
 #define AUTH_THROTTLE_REFUSE_AFTER 20     /* failures */
 #define AUTH_THROTTLE_REFUSE_SECONDS 900
 #define AUTH_THROTTLE_ENTRIES_MAX 16384   /* oldest entry evicted beyond */
+#define AUTH_THROTTLE_KNOWN_SECONDS (30 * 86400)
 
 enum auth_throttle {
 	AUTH_THROTTLE_ALLOW,
@@ -132,6 +140,9 @@ enum auth_throttle auth_throttle_check(struct auth *auth, const char *ip,
 void auth_throttle_failure(struct auth *auth, const char *proto,
 			   const char *ip, const char *user, time_t now);
 void auth_throttle_success(struct auth *auth, const char *ip, const char *user);
+/* The same at a given time (tests). */
+void auth_throttle_success_at(struct auth *auth, const char *ip, const char *user,
+			      time_t now);
 
 /* --- SASL server mechanisms PLAIN (RFC 4616) and LOGIN
  * (draft-murchison-sasl-login-00), shared by SMTP (RFC 4954), IMAP

@@ -15,7 +15,9 @@
 #include "auth.h"
 #include "auth_private.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,11 +25,12 @@
 #include "metrics.h"
 #include "util.h"
 
-#define THROTTLE_KEY_MAX (2 + AUTH_ADDRESS_MAX + 1)
+#define THROTTLE_IP_LOG_MAX 64 /* an IPv6 text form is at most 45 */
+/* "k:" account " " network */
+#define THROTTLE_KEY_MAX (2 + AUTH_ADDRESS_MAX + 1 + THROTTLE_IP_LOG_MAX + 1)
 #define THROTTLE_BUCKETS (2 * AUTH_THROTTLE_ENTRIES_MAX) /* power of two */
 #define THROTTLE_INITIAL 64
 #define THROTTLE_NONE (-1)
-#define THROTTLE_IP_LOG_MAX 64 /* an IPv6 text form is at most 45 */
 
 _Static_assert((THROTTLE_BUCKETS & (THROTTLE_BUCKETS - 1)) == 0, "power of two");
 
@@ -43,8 +46,8 @@ struct throttle_entry {
 	bool several_accounts; /* ... or more than one */
 };
 
-struct auth_throttle_table {
-	pthread_mutex_t lock;
+/* A bounded map of entries: hash chains, LRU list, free list. */
+struct throttle_map {
 	struct throttle_entry *e;
 	size_t used, cap;
 	int32_t free_head;
@@ -53,24 +56,41 @@ struct auth_throttle_table {
 	int32_t buckets[THROTTLE_BUCKETS];
 };
 
+/* Two maps under one lock: failures by address and by account, and the
+ * (account, network) pairs that logged in successfully.  Only a right
+ * password adds to the second, so failed attempts cannot evict it. */
+struct auth_throttle_table {
+	pthread_mutex_t lock;
+	struct throttle_map failures;
+	struct throttle_map known;
+};
+
+static int map_init(struct throttle_map *m)
+{
+	m->e = calloc(THROTTLE_INITIAL, sizeof(*m->e));
+	if (m->e == NULL || random_bytes(&m->seed, sizeof(m->seed)) < 0)
+		return -1;
+	m->cap = THROTTLE_INITIAL;
+	m->free_head = THROTTLE_NONE;
+	m->newest = m->oldest = THROTTLE_NONE;
+	for (size_t i = 0; i < THROTTLE_BUCKETS; i++)
+		m->buckets[i] = THROTTLE_NONE;
+	/* Entries [used, cap) of the array are not yet on any list. */
+	return 0;
+}
+
 struct auth_throttle_table *auth_throttle_table_new(void)
 {
 	struct auth_throttle_table *t = calloc(1, sizeof(*t));
 
 	if (t == NULL)
 		return NULL;
-	t->e = calloc(THROTTLE_INITIAL, sizeof(*t->e));
-	if (t->e == NULL || random_bytes(&t->seed, sizeof(t->seed)) < 0) {
-		free(t->e);
+	if (map_init(&t->failures) < 0 || map_init(&t->known) < 0) {
+		free(t->failures.e);
+		free(t->known.e);
 		free(t);
 		return NULL;
 	}
-	t->cap = THROTTLE_INITIAL;
-	t->free_head = THROTTLE_NONE;
-	t->newest = t->oldest = THROTTLE_NONE;
-	for (size_t i = 0; i < THROTTLE_BUCKETS; i++)
-		t->buckets[i] = THROTTLE_NONE;
-	/* Entries [used, cap) of the array are not yet on any list. */
 	pthread_mutex_init(&t->lock, NULL);
 	return t;
 }
@@ -80,7 +100,8 @@ void auth_throttle_table_free(struct auth_throttle_table *t)
 	if (t == NULL)
 		return;
 	pthread_mutex_destroy(&t->lock);
-	free(t->e);
+	free(t->failures.e);
+	free(t->known.e);
 	free(t);
 }
 
@@ -89,13 +110,13 @@ size_t auth_throttle_table_size(struct auth_throttle_table *t)
 	size_t n = 0;
 
 	pthread_mutex_lock(&t->lock);
-	for (int32_t i = t->newest; i != THROTTLE_NONE; i = t->e[i].older)
+	for (int32_t i = t->failures.newest; i != THROTTLE_NONE; i = t->failures.e[i].older)
 		n++;
 	pthread_mutex_unlock(&t->lock);
 	return n;
 }
 
-static uint32_t key_hash(const struct auth_throttle_table *t, const char *key)
+static uint32_t key_hash(const struct throttle_map *t, const char *key)
 {
 	uint64_t h = auth_fnv1a(&t->seed, sizeof(t->seed));
 
@@ -106,7 +127,7 @@ static uint32_t key_hash(const struct auth_throttle_table *t, const char *key)
 	return (uint32_t)(h ^ (h >> 32));
 }
 
-static int32_t find(const struct auth_throttle_table *t, const char *key, uint32_t hash)
+static int32_t find(const struct throttle_map *t, const char *key, uint32_t hash)
 {
 	for (int32_t i = t->buckets[hash & (THROTTLE_BUCKETS - 1)]; i != THROTTLE_NONE;
 	     i = t->e[i].next)
@@ -115,7 +136,7 @@ static int32_t find(const struct auth_throttle_table *t, const char *key, uint32
 	return THROTTLE_NONE;
 }
 
-static void lru_unlink(struct auth_throttle_table *t, int32_t i)
+static void lru_unlink(struct throttle_map *t, int32_t i)
 {
 	struct throttle_entry *e = &t->e[i];
 
@@ -129,7 +150,7 @@ static void lru_unlink(struct auth_throttle_table *t, int32_t i)
 		t->oldest = e->newer;
 }
 
-static void lru_push(struct auth_throttle_table *t, int32_t i)
+static void lru_push(struct throttle_map *t, int32_t i)
 {
 	t->e[i].newer = THROTTLE_NONE;
 	t->e[i].older = t->newest;
@@ -140,7 +161,7 @@ static void lru_push(struct auth_throttle_table *t, int32_t i)
 		t->oldest = i;
 }
 
-static void bucket_unlink(struct auth_throttle_table *t, int32_t i)
+static void bucket_unlink(struct throttle_map *t, int32_t i)
 {
 	int32_t *p = &t->buckets[t->e[i].hash & (THROTTLE_BUCKETS - 1)];
 
@@ -149,7 +170,7 @@ static void bucket_unlink(struct auth_throttle_table *t, int32_t i)
 	*p = t->e[i].next;
 }
 
-static void entry_remove(struct auth_throttle_table *t, int32_t i)
+static void entry_remove(struct throttle_map *t, int32_t i)
 {
 	bucket_unlink(t, i);
 	lru_unlink(t, i);
@@ -158,7 +179,7 @@ static void entry_remove(struct auth_throttle_table *t, int32_t i)
 }
 
 /* A slot for a new entry: the free list, a grown array, or the oldest. */
-static int32_t entry_alloc(struct auth_throttle_table *t)
+static int32_t entry_alloc(struct throttle_map *t)
 {
 	int32_t i;
 
@@ -184,7 +205,7 @@ static int32_t entry_alloc(struct auth_throttle_table *t)
 	return i;
 }
 
-static int32_t find_or_add(struct auth_throttle_table *t, const char *key)
+static int32_t find_or_add(struct throttle_map *t, const char *key)
 {
 	uint32_t hash = key_hash(t, key);
 	int32_t i = find(t, key, hash);
@@ -245,17 +266,61 @@ static enum auth_throttle verdict(const struct throttle_entry *e, time_t now,
 	return AUTH_THROTTLE_DELAY;
 }
 
+/* "account network": the network is the IPv4 address, or the /64 of an
+ * IPv6 one (a phone's privacy addresses change within its /64).  False
+ * when ip does not parse. */
+static bool known_key(char *key, const char *user, const char *ip)
+{
+	unsigned char a[16];
+	char net[THROTTLE_IP_LOG_MAX];
+
+	if (inet_pton(AF_INET, ip, a) == 1) {
+		str_copy(net, ip, sizeof(net));
+	} else if (inet_pton(AF_INET6, ip, a) == 1) {
+		memset(a + 8, 0, 8);
+		if (inet_ntop(AF_INET6, a, net, sizeof(net)) == NULL)
+			return false;
+	} else {
+		return false;
+	}
+	/* A longer, client-given user only truncates into a key no real
+	 * entry has: those are at most 2 + 254 + 1 + 45 bytes. */
+	snprintf(key, THROTTLE_KEY_MAX, "k:%s %s", user, net);
+	str_lower(key + 2);
+	return true;
+}
+
+/* Did user log in with the right password from ip's network within
+ * AUTH_THROTTLE_KNOWN_SECONDS?  Then the account's own count does not
+ * apply there: an attack on the account cannot lock out its owner's
+ * devices.  Called with the lock held. */
+static bool known_login(struct auth_throttle_table *t, const char *ip,
+			const char *user, time_t now)
+{
+	char key[THROTTLE_KEY_MAX];
+	int32_t i;
+
+	if (ip == NULL || ip[0] == '\0' || !known_key(key, user, ip))
+		return false;
+	i = find(&t->known, key, key_hash(&t->known, key));
+	return i != THROTTLE_NONE && t->known.e[i].window_start <= now &&
+	       now - t->known.e[i].window_start < AUTH_THROTTLE_KNOWN_SECONDS;
+}
+
 enum auth_throttle auth_throttle_check(struct auth *auth, const char *ip,
 				       const char *user, time_t now,
 				       unsigned *delay_ms_r)
 {
 	struct auth_throttle_table *t = auth_throttle_table_of(auth);
+	struct throttle_map *m = &t->failures;
 	const char *values[2] = { ip, user };
 	const char kinds[2] = { 'a', 'u' };
 	enum auth_throttle res = AUTH_THROTTLE_ALLOW;
 	unsigned delay = 0;
 
 	pthread_mutex_lock(&t->lock);
+	if (user != NULL && user[0] != '\0' && known_login(t, ip, user, now))
+		values[1] = NULL;
 	for (int k = 0; k < 2; k++) {
 		char key[THROTTLE_KEY_MAX];
 		unsigned d = 0;
@@ -264,10 +329,10 @@ enum auth_throttle auth_throttle_check(struct auth *auth, const char *ip,
 		if (values[k] == NULL || values[k][0] == '\0')
 			continue;
 		make_key(key, kinds[k], values[k]);
-		i = find(t, key, key_hash(t, key));
+		i = find(m, key, key_hash(m, key));
 		if (i == THROTTLE_NONE)
 			continue;
-		switch (verdict(&t->e[i], now, &d)) {
+		switch (verdict(&m->e[i], now, &d)) {
 		case AUTH_THROTTLE_REFUSE:
 			res = AUTH_THROTTLE_REFUSE;
 			break;
@@ -324,6 +389,7 @@ void auth_throttle_failure(struct auth *auth, const char *proto,
 			   const char *ip, const char *user, time_t now)
 {
 	struct auth_throttle_table *t = auth_throttle_table_of(auth);
+	struct throttle_map *m = &t->failures;
 	char key[THROTTLE_KEY_MAX];
 	char lproto[16], lip[THROTTLE_IP_LOG_MAX], luser[AUTH_ADDRESS_MAX + 1];
 	bool has_user = user != NULL && user[0] != '\0';
@@ -332,16 +398,19 @@ void auth_throttle_failure(struct auth *auth, const char *proto,
 
 	metrics_count(METRICS_LOGIN_FAILED);
 	pthread_mutex_lock(&t->lock);
-	/* find_or_add may move t->e: index it only afterwards. */
+	/* find_or_add may move m->e: index it only afterwards. */
 	if (ip != NULL && ip[0] != '\0') {
 		make_key(key, 'a', ip);
-		i = find_or_add(t, key);
-		count_failure(&t->e[i], now, account, true);
+		i = find_or_add(m, key);
+		count_failure(&m->e[i], now, account, true);
 	}
-	if (has_user) {
+	/* A known device's typo does not count against its own account:
+	 * otherwise the owner's phone with an old password would lock the
+	 * owner out everywhere else. */
+	if (has_user && !known_login(t, ip, user, now)) {
 		make_key(key, 'u', user);
-		i = find_or_add(t, key);
-		count_failure(&t->e[i], now, account, false);
+		i = find_or_add(m, key);
+		count_failure(&m->e[i], now, account, false);
 	}
 	pthread_mutex_unlock(&t->lock);
 
@@ -352,9 +421,11 @@ void auth_throttle_failure(struct auth *auth, const char *proto,
 		  lproto, lip, luser);
 }
 
-void auth_throttle_success(struct auth *auth, const char *ip, const char *user)
+void auth_throttle_success_at(struct auth *auth, const char *ip, const char *user,
+			      time_t now)
 {
 	struct auth_throttle_table *t = auth_throttle_table_of(auth);
+	struct throttle_map *m = &t->failures;
 	char key[THROTTLE_KEY_MAX];
 	uint64_t account;
 	int32_t i;
@@ -364,16 +435,30 @@ void auth_throttle_success(struct auth *auth, const char *ip, const char *user)
 		return;
 	account = account_tag(user);
 	pthread_mutex_lock(&t->lock);
-	make_key(key, 'u', user);
-	i = find(t, key, key_hash(t, key));
-	if (i != THROTTLE_NONE)
-		entry_remove(t, i);
+	/* From a known place the account's count was not applied, and the
+	 * failures in it are somebody else's: a phone polling every minute
+	 * must not wipe an attacker's count for him. */
+	if (!known_login(t, ip, user, now)) {
+		make_key(key, 'u', user);
+		i = find(m, key, key_hash(m, key));
+		if (i != THROTTLE_NONE)
+			entry_remove(m, i);
+	}
 	if (ip != NULL && ip[0] != '\0') {
 		make_key(key, 'a', ip);
-		i = find(t, key, key_hash(t, key));
-		if (i != THROTTLE_NONE && !t->e[i].several_accounts &&
-		    t->e[i].account == account && t->e[i].refused_until == 0)
-			entry_remove(t, i);
+		i = find(m, key, key_hash(m, key));
+		if (i != THROTTLE_NONE && !m->e[i].several_accounts &&
+		    m->e[i].account == account && m->e[i].refused_until == 0)
+			entry_remove(m, i);
+		if (known_key(key, user, ip)) {
+			i = find_or_add(&t->known, key);
+			t->known.e[i].window_start = now;
+		}
 	}
 	pthread_mutex_unlock(&t->lock);
+}
+
+void auth_throttle_success(struct auth *auth, const char *ip, const char *user)
+{
+	auth_throttle_success_at(auth, ip, user, time(NULL));
 }

@@ -138,6 +138,7 @@ static const struct config_key config_keys[] = {
 	{ "smtp_inbound_tls_min", KEY_TLS_MIN, 0, 0, 0 },
 	{ "autoconfig_hostname", KEY_HTTP, 0, 0, 0 },
 	{ "mta_sts_mode", KEY_HTTP, 0, 0, 0 },
+	{ "shards_file", KEY_HTTP, 0, 0, 0 },
 	{ "mta_sts_max_age", KEY_HTTP, 0, 0, 0 },
 	{ "mta_sts_mx", KEY_HTTP, 0, 0, 0 },
 };

@@ -170,6 +170,7 @@ struct config {
 
 	/* The HTTP endpoint (config_http.c parses these). */
 	char autoconfig_hostname[CONFIG_DOMAIN_LEN]; /* "": hostname */
+	char shards_file[PATH_MAX];        /* nginx auth_http: who lives where; "": none */
 	enum mta_sts_mode mta_sts_mode;   /* mta_sts_mode = none|testing|enforce */
 	unsigned mta_sts_max_age;         /* mta_sts_max_age, seconds */
 	char mta_sts_mx[CONFIG_MTA_STS_MX_MAX][CONFIG_DOMAIN_LEN]; /* "": hostname */
@@ -193,6 +194,9 @@ const char *config_http_client_hostname(const struct config *cfg);
 /* The MTA-STS policy file (RFC 8461 §3.2) of the mta_sts_* keys. */
 struct buf;
 int config_mta_sts_policy(const struct config *cfg, struct buf *out);
+/* The MTA-STS TXT record's id for that policy (RFC 8461 §3.1): 20 hex
+ * digits of its SHA-256, so it changes with the policy.  0 or -1. */
+int config_mta_sts_id(const struct config *cfg, char id[21]);
 /* For `postern dns DOMAIN`: the autoconfig, Autodiscover and MTA-STS
  * records, as zone lines; nothing without a listener of role http.  0, or
  * -1 when out's cap is reached. */

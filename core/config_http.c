@@ -21,6 +21,7 @@ void config_http_defaults(struct config *cfg)
 	cfg->mta_sts_mode = MTA_STS_NONE;
 	cfg->mta_sts_max_age = CONFIG_MTA_STS_MAX_AGE_DEFAULT;
 	cfg->n_mta_sts_mx = 0;
+	cfg->shards_file[0] = '\0';
 }
 
 /* A host name as DNS has it (letters, digits, '-', '.'), or, for an MX
@@ -71,6 +72,15 @@ static int config_http_set_mx(struct config *cfg, const char *value, char *msg, 
 int config_http_set(struct config *cfg, const char *key, const char *value,
 		    char *msg, size_t msglen)
 {
+	if (strcmp(key, "shards_file") == 0) {
+		/* read by protocols/http (http_shards.c), format there */
+		if (value[0] != '/' || strlen(value) >= sizeof(cfg->shards_file)) {
+			snprintf(msg, msglen, "shards_file: '%.64s' is not an absolute path", value);
+			return -1;
+		}
+		str_copy(cfg->shards_file, value, sizeof(cfg->shards_file));
+		return 0;
+	}
 	if (strcmp(key, "autoconfig_hostname") == 0) {
 		if (!config_http_name_ok(value, false)) {
 			snprintf(msg, msglen, "autoconfig_hostname: '%.64s' is not a host name", value);
@@ -132,7 +142,7 @@ int config_mta_sts_policy(const struct config *cfg, struct buf *out)
 
 /* RFC 8461 §3.1: the TXT record's id (1 to 32 letters and digits) must
  * change with the policy: 20 hex digits of the policy's SHA-256. */
-static int config_mta_sts_id(const struct config *cfg, char id[21])
+int config_mta_sts_id(const struct config *cfg, char id[21])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;

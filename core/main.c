@@ -632,7 +632,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "reindex", main_cmd_reindex, "[-c FILE] reindex ADDRESS" },
 	{ "queue", main_cmd_queue, "[-c FILE] queue list|flush|delete ID" },
 	{ "dkim", main_cmd_dkim, "[-c FILE] dkim generate DOMAIN [--selector BASE]" },
-	{ "dns", main_cmd_dns, "[-c FILE] dns DOMAIN" },
+	{ "dns", main_cmd_dns, "[-c FILE] dns [--check] DOMAIN" },
 };
 
 static void main_usage(FILE *out)

@@ -178,6 +178,12 @@ enum sandbox_result sandbox_restrict(const struct config *cfg, char *err, size_t
 			snprintf(err, errlen, "certificate %zu: %s", i + 1, strerror(errno));
 			goto fail;
 		}
+	/* its directory: an edited file is often a new inode (rename) */
+	if (cfg->shards_file[0] != '\0' &&
+	    sandbox_allow_file_dirs(ruleset, cfg->shards_file, attr.handled_access_fs) < 0) {
+		snprintf(err, errlen, "%s: %s", cfg->shards_file, strerror(errno));
+		goto fail;
+	}
 	if (cfg->relay_password_file[0] != '\0' &&
 	    sandbox_allow(ruleset, cfg->relay_password_file, LANDLOCK_ACCESS_FS_READ_FILE,
 			  attr.handled_access_fs) < 0) {

@@ -105,6 +105,9 @@ static enum md_result md_index_result(int rc)
 	case MDB_INVALID:
 	case MDB_BAD_VALSIZE:
 		return MD_CORRUPT;
+	case ENOSPC: /* the index's file system is full (LMDB returns errno) */
+	case EDQUOT:
+		return MD_NOSPACE;
 	default:
 		return MD_TEMPFAIL;
 	}
@@ -243,7 +246,7 @@ static int md_index_run_group(struct md_index *idx, struct md_job *jobs,
 			log_error("store: index commit: %s", mdb_strerror(rc));
 			for (struct md_job *j = jobs; j != NULL; j = j->next)
 				if (j->result == MD_OK)
-					j->result = MD_TEMPFAIL;
+					j->result = md_index_result(rc);
 		}
 	}
 	if (parent != NULL)

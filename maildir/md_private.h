@@ -300,6 +300,10 @@ enum md_result md_rec_basename_uid(struct md_txn *t, uint32_t user,
  * than the store's explog_age (and the horizon marker, uid 0, standing for
  * those removed).  md_rec_msg_del() calls it,
  * so every path that expunges (IMAP, POP3, MOVE, a sync) prunes. */
+/* Mark the log as not reaching back before modseq (a mailbox imported
+ * with another server's mod-sequences, whose expunges it never saw). */
+enum md_result md_rec_explog_horizon(struct md_txn *t, uint32_t user, uint32_t mbox,
+				     uint64_t modseq);
 enum md_result md_rec_explog_prune(struct md_txn *t, uint32_t user,
 				   uint32_t mbox, size_t max);
 /* A fresh UIDVALIDITY: max(now, last + 1), remembered. */
@@ -496,6 +500,29 @@ const struct md_dcmap *md_dovecot_find(const struct md_dovecot *dc,
  * name.  out holds MD_UIDL_MAX + 1; "" when the result is no valid UIDL. */
 void md_dovecot_uidl(const struct md_dovecot *dc, const struct md_dcmap *e,
 		     const char *format, char *out);
+/* md_dovecot_modseq.c: Dovecot's mod-sequences of one mailbox, from
+ * doveadm's output the user saved in the Maildir root's
+ * MD_DOVECOT_MODSEQ_FILE (the file's comment has the commands). */
+#define MD_DOVECOT_MODSEQ_FILE "dovecot-modseq"
+/* Where a mailbox imported without that file starts: above any
+ * mod-sequence Dovecot plausibly gave (one per change of a mailbox), far
+ * below RFC 7162's 2^63 - 1. */
+#define MD_DOVECOT_MODSEQ_UNKNOWN (UINT64_C(1) << 40)
+struct md_dcms {
+	uint32_t uid;
+	uint64_t modseq;
+};
+struct md_dcmodseq {
+	uint64_t highest;   /* the mailbox's HIGHESTMODSEQ in Dovecot */
+	struct md_dcms *m;  /* sorted by uid */
+	size_t n;
+};
+/* 0 with the mailbox whose Dovecot GUID is guid; -1 when the file or the
+ * mailbox is not there. */
+int md_dovecot_modseq_read(const char *root, const char *guid, struct md_dcmodseq *ms);
+/* A message's mod-sequence, 0 when the file did not list it. */
+uint64_t md_dovecot_modseq_of(const struct md_dcmodseq *ms, uint32_t uid);
+void md_dovecot_modseq_free(struct md_dcmodseq *ms);
 /* UIDVALIDITY and UIDNEXT of a folder's dovecot-uidlist */
 int md_sync_dovecot_header(const char *dir, uint32_t *uidvalidity_r,
 			   uint32_t *uidnext_r);

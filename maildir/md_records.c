@@ -763,6 +763,18 @@ static enum md_result md_explog_times_drop(struct md_txn *t, uint32_t user, uint
 	return rc < 0 ? MD_TEMPFAIL : MD_OK;
 }
 
+enum md_result md_rec_explog_horizon(struct md_txn *t, uint32_t user, uint32_t mbox,
+				     uint64_t modseq)
+{
+	unsigned char key[8], dup[12];
+
+	md_key_mbox(key, user, mbox);
+	md_put64(dup, modseq);
+	md_put32(dup + 8, 0);
+	/* the same pair again is no change (LMDB dup data is a set) */
+	return md_kv_put(t, MD_DB_EXPUNGED, key, 8, dup, 12, 0) < 0 ? MD_TEMPFAIL : MD_OK;
+}
+
 /* Keep the newest max entries of a mailbox's expunge log (RFC 7162 §3.2.5.2
  * lets a server forget expunges: a client asking from before the horizon
  * gets every UID it knows that no longer exists), except those younger than

@@ -326,6 +326,7 @@ struct md_sync_job {
 	 * scans it again instead of thinking it done */
 	bool retry_new, retry_cur;
 	const struct md_dovecot *dc;
+	const struct md_dcmodseq *dcms; /* Dovecot's mod-sequences, or NULL */
 	const struct md_xkw *xkw;  /* keyword files, for the new files */
 };
 
@@ -374,7 +375,7 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 	bool kw_loaded = false;
 	char new_sub[PATH_MAX], cur_sub[PATH_MAX];
 	enum md_result r;
-	uint64_t modseq;
+	uint64_t modseq, import_floor;
 	int64_t now = time(NULL);
 
 	md_pathf(new_sub, sizeof(new_sub), "%s/new", j->dir);
@@ -385,6 +386,19 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 	if ((r = md_rec_user_get(t, u->address, &urec)) != MD_OK)
 		return r == MD_NOTFOUND ? MD_CORRUPT : r;
 	modseq = mb.highestmodseq + 1;
+	/* A Dovecot import continues above Dovecot's HIGHESTMODSEQ, or, when
+	 * it was not exported, above any a client could hold, so that a
+	 * client's CHANGEDSINCE from Dovecot's numbering gets more than it
+	 * needs, never less.  The expunges Dovecot made are not in our log:
+	 * a client from before the floor gets the full VANISHED answer (the
+	 * horizon marker). */
+	import_floor = j->dc == NULL ? 0 : j->dcms != NULL ? j->dcms->highest :
+		MD_DOVECOT_MODSEQ_UNKNOWN;
+	if (import_floor >= modseq)
+		modseq = import_floor + 1;
+	if (import_floor > 0 &&
+	    (r = md_rec_explog_horizon(t, u->id, j->mbox, import_floor)) != MD_OK)
+		goto out;
 
 	for (size_t i = 0; i < j->n_nf; i++) {
 		struct md_newfile *nf = &j->nf[i];
@@ -444,6 +458,12 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 					  j->xkw, &rec)) != MD_OK)
 			goto out;
 		rec.modseq = modseq;
+		if (j->dcms != NULL && uid == nf->dc_uid) {
+			uint64_t ms = md_dovecot_modseq_of(j->dcms, uid);
+
+			if (ms != 0 && ms < modseq)
+				rec.modseq = ms;
+		}
 		rec.size = nf->size;
 		rec.pop3_size = nf->pop3_size;
 		str_copy(rec.uidl, nf->uidl, sizeof(rec.uidl));
@@ -553,6 +573,8 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 		mb.highestmodseq = modseq;
 		md_txn_touch(t, u->id, j->mbox);
 	}
+	if (mb.highestmodseq < import_floor)
+		mb.highestmodseq = import_floor; /* an empty mailbox too */
 	r = md_rec_mbox_put(t, u->id, &mb);
 	if (r == MD_OK)
 		r = md_rec_user_put(t, u->address, &urec);
@@ -880,6 +902,7 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	struct md_idxent *ix = NULL;
 	struct md_newfile *nf = NULL;
 	struct md_dovecot dc;
+	struct md_dcmodseq dcms;
 	struct md_xkw xkw;
 	bool have_dc = false, new_only;
 	size_t n_ents = 0, n_ix = 0, n_new = 0, cap = 0, *newidx = NULL;
@@ -954,6 +977,8 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	job.mbox = mbox_id;
 	job.dir = dir;
 	job.dc = have_dc && (mb.flags & MD_MBOX_IMPORT) ? &dc : NULL;
+	if (job.dc != NULL && md_dovecot_modseq_read(u->root, dc.guid, &dcms) == 0)
+		job.dcms = &dcms;
 	if (n_new > 0 && md_xkw_read_sync(dir, &xkw) < 0) {
 		md_user_seterr(u, "%s/%s: %s", dir, MD_XKW_FILE, strerror(errno));
 		r = MD_TEMPFAIL;
@@ -1053,6 +1078,8 @@ out:
 	free(ix);
 	if (have_dc)
 		md_dovecot_free(&dc);
+	if (job.dcms != NULL)
+		md_dovecot_modseq_free(&dcms);
 	if (job.xkw != NULL)
 		md_xkw_free(&xkw);
 	return r;

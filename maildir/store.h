@@ -67,7 +67,11 @@
  * given as md_msg.uidl.  md_user_reindex() keeps them (read from the old
  * index before the rebuild), and any rebuild, a lost index too, takes them
  * from dovecot-uidlist again when it is still there.  Later the files are
- * ignored otherwise (they go stale).
+ * ignored otherwise (they go stale).  CONDSTORE: the messages keep the
+ * mod-sequences doveadm exported into the root's dovecot-modseq and each
+ * folder continues above Dovecot's HIGHESTMODSEQ (md_dovecot_modseq.c);
+ * without that file, above 2^40.  Either way the expunge log starts with
+ * a horizon there, so an older client gets the full VANISHED answer.
  *
  * Typical use (all from worker threads; never hold results across a
  * return to the event loop other than as copies):

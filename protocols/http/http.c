@@ -162,6 +162,7 @@ enum http_route {
 	HTTP_ROUTE_MOBILECONFIG,
 	HTTP_ROUTE_MTA_STS,
 	HTTP_ROUTE_METRICS,
+	HTTP_ROUTE_NGINX_AUTH,
 	HTTP_ROUTE_NONE,
 };
 
@@ -177,6 +178,7 @@ static const struct {
 	{ "/mail.mobileconfig", HTTP_ROUTE_MOBILECONFIG, false },
 	{ "/.well-known/mta-sts.txt", HTTP_ROUTE_MTA_STS, false },
 	{ "/metrics", HTTP_ROUTE_METRICS, false },
+	{ "/auth", HTTP_ROUTE_NGINX_AUTH, false },
 };
 
 static enum http_route http_find_route(const char *path, bool *post_r)
@@ -247,6 +249,9 @@ static void http_on_request(struct evhttp_request *req, void *arg)
 	case HTTP_ROUTE_METRICS:
 		http_metrics_serve(l, req);
 		break;
+	case HTTP_ROUTE_NGINX_AUTH:
+		http_nginx_serve(l, req);
+		break;
 	case HTTP_ROUTE_NONE:
 		break;
 	}
@@ -300,6 +305,7 @@ static void http_free(void *arg)
 	struct http_ctx *ctx = arg;
 
 	http_auth_free_pending(ctx);
+	http_shards_free(ctx->shards);
 	for (size_t i = 0; i < ctx->n_listeners; i++)
 		evhttp_free(ctx->listeners[i].http); /* and its listener, connections */
 	free(ctx);

@@ -39,6 +39,9 @@ struct http_auth_job {
 	char password[AUTH_PASSWORD_MAX + 1];
 	char canonical[AUTH_ADDRESS_MAX + 1];
 	int rc; /* auth_verify_password's */
+	enum http_auth_kind kind;
+	char proto[8];     /* for the log line: http, or nginx's imap|pop3|smtp */
+	unsigned attempt;  /* nginx's Auth-Login-Attempt */
 };
 
 static void http_auth_unlink(struct http_auth_job *job)
@@ -121,12 +124,20 @@ static void http_auth_done(void *arg)
 
 	http_auth_unlink(job);
 	if (job->rc < 0) {
-		auth_throttle_failure(ctx->auth, "http", job->ip, job->user, time(NULL));
-		http_auth_unauthorized(job->req);
+		auth_throttle_failure(ctx->auth, job->proto, job->ip, job->user, time(NULL));
+		if (job->kind == HTTP_AUTH_NGINX)
+			http_nginx_answer(ctx, job->req, NULL, job->proto, job->attempt);
+		else
+			http_auth_unauthorized(job->req);
 		http_auth_job_free(job);
 		return;
 	}
 	auth_throttle_success(ctx->auth, job->ip, job->canonical);
+	if (job->kind == HTTP_AUTH_NGINX) {
+		http_nginx_answer(ctx, job->req, job->canonical, job->proto, job->attempt);
+		http_auth_job_free(job);
+		return;
+	}
 	log_info("http mobileconfig user=%s rip=%s", job->canonical, job->ip);
 	buf_init(&b, HTTP_REPLY_MAX);
 	if (http_mobileconfig(ctx->cfg, job->canonical, &b) < 0) {
@@ -225,6 +236,8 @@ void http_mobileconfig_serve(struct http_listener *l, struct evhttp_request *req
 	}
 	job->l = l;
 	job->req = req;
+	job->kind = HTTP_AUTH_MOBILECONFIG;
+	str_copy(job->proto, "http", sizeof(job->proto));
 	str_copy(job->ip, ip, sizeof(job->ip));
 	if (http_auth_parse(header, job) < 0) {
 		auth_throttle_failure(l->ctx->auth, "http", ip, NULL, time(NULL));
@@ -232,6 +245,27 @@ void http_mobileconfig_serve(struct http_listener *l, struct evhttp_request *req
 		http_auth_job_free(job);
 		return;
 	}
+	http_auth_start(job);
+}
+
+void http_auth_begin(struct http_listener *l, struct evhttp_request *req, const char *ip,
+		     const char *user, const char *password, enum http_auth_kind kind,
+		     const char *proto, unsigned attempt)
+{
+	struct http_auth_job *job;
+
+	if (l->ctx->n_pending >= HTTP_AUTH_PENDING_MAX || (job = calloc(1, sizeof(*job))) == NULL) {
+		http_reply(req, HTTP_SERVUNAVAIL, NULL, NULL);
+		return;
+	}
+	job->l = l;
+	job->req = req;
+	job->kind = kind;
+	job->attempt = attempt;
+	str_copy(job->proto, proto, sizeof(job->proto));
+	str_copy(job->ip, ip, sizeof(job->ip));
+	str_copy(job->user, user, sizeof(job->user));
+	str_copy(job->password, password, sizeof(job->password));
 	http_auth_start(job);
 }
 

@@ -26,7 +26,7 @@
 #include "store.h"
 #include "util.h"
 
-static imap_handler_fn imap_cmd_logout, imap_cmd_enable, imap_cmd_id;
+static imap_handler_fn imap_cmd_logout, imap_cmd_enable;
 
 /* RFC 3501 §6, RFC 2177 (IDLE), RFC 2971 (ID), RFC 5161 (ENABLE), RFC 3691
  * (UNSELECT), RFC 6851 (MOVE), RFC 4315 (UID EXPUNGE).  State and syntax
@@ -327,38 +327,6 @@ static void imap_cmd_logout(struct imap_session *s, struct imap_cursor *args)
 	imap_reply(s, "OK", "Logout completed");
 	imap_enter_state(s, IMAP_STATE_LOGOUT);
 	s->close_after = true;
-}
-
-/* RFC 2971: ID NIL / ID () / ID ("name" "value" ...). */
-static void imap_cmd_id(struct imap_session *s, struct imap_cursor *args)
-{
-	const char *str;
-	size_t len;
-
-	if (!imap_sp(args))
-		goto bad;
-	if (!imap_char(args, '(')) {
-		if (!imap_nstring(args, &str, &len) || str != NULL)
-			goto bad;
-	} else if (!imap_char(args, ')')) {
-		for (unsigned i = 0;; i++) {
-			if (i >= 60) /* RFC 2971 §3.3: at most 30 pairs */
-				goto bad;
-			if (i > 0 && !imap_sp(args))
-				goto bad;
-			if (!imap_nstring(args, &str, &len))
-				goto bad;
-			if (imap_char(args, ')'))
-				break;
-		}
-	}
-	if (!imap_at_end(args))
-		goto bad;
-	imap_out(s, "* ID (\"name\" \"Postern\")\r\n");
-	imap_reply(s, "OK", "ID completed");
-	return;
-bad:
-	imap_reply(s, "BAD", "Invalid ID arguments");
 }
 
 /* RFC 5161: IMAP4rev2 (RFC 9051 §6.3.1), UTF8=ACCEPT (RFC 6855 §3),

@@ -52,7 +52,11 @@
  * over 4096 octets only in APPEND), sequence ranges, SEARCH nesting and
  * size, commands before login, 10 BADs in a row.
  *
- * Logs: "imap login user=... rip=... tls=...", one debug line per command
+ * Clients named in ID get the workarounds of imap_quirks.c's table (and
+ * only those); everyone else gets the standard behaviour.
+ *
+ * Logs: "imap login user=... rip=... tls=...", "imap client name=...
+ * version=... os=... quirks=..." at the first ID, one debug line per command
  * "imap user=... cmd=... result=... ms=...", and the fail2ban line of
  * auth_throttle_failure() ("auth failed: proto=imap rip=...").
  */

@@ -215,6 +215,10 @@ void imap_qresync_answer(struct imap_session *s, struct imap_qresync *q, char **
 
 	if (!q->qresync || q->uidvalidity != v->uidvalidity)
 		return; /* another UIDVALIDITY: the client starts afresh */
+	if (q->modseq > v->modseq)
+		/* not one of ours (imap_fetch.c, imap_fetch_foreign_modseq):
+		 * everything, which is more than needed but never wrong */
+		q->modseq = 0;
 	all.ranges = &every;
 	all.n = 1;
 	if (imap_vanished_earlier(s, set, q->modseq, uidnext) < 0)

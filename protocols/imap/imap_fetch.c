@@ -69,6 +69,8 @@ struct imap_fetch_cmd {
 	struct imap_fetch_item items[IMAP_FETCH_ITEMS_MAX];
 	size_t n_items;
 	bool set_seen;        /* a body item without .PEEK */
+	bool rfc822_peek;     /* RFC822.PEEK accepted (IMAP_QUIRK_RFC822_PEEK) */
+	bool changedsince_zero; /* CHANGEDSINCE 0 (IMAP_QUIRK_CHANGEDSINCE_ZERO) */
 	bool need_meta, need_path;
 	uint32_t *uids;
 	size_t n, pos;        /* next UID of uids to load */
@@ -335,6 +337,15 @@ static bool imap_fetch_att(struct imap_cursor *c, struct imap_fetch_cmd *f)
 		/* RFC 3501 §6.4.5: RFC822.HEADER is like BODY.PEEK[HEADER] */
 		if (strcmp(name, "RFC822.HEADER") != 0)
 			f->set_seen = true;
+		return true;
+	}
+	if (f->rfc822_peek && strcasecmp(name, "RFC822.PEEK") == 0) {
+		/* imap_quirks.c: Outlook's RFC822.PEEK is BODY.PEEK[], answered
+		 * under the name RFC822 (what it asked for, less .PEEK) */
+		it = imap_fetch_add(f, IMAP_FI_SECTION, "RFC822");
+		if (it == NULL)
+			return false;
+		str_copy(it->section, "", sizeof(it->section));
 		return true;
 	}
 	if (strcasecmp(name, "BODY") == 0 || strcasecmp(name, "BODY.PEEK") == 0) {
@@ -744,6 +755,23 @@ static void imap_fetch_narrow(struct imap_session *s, struct imap_fetch_cmd *f)
 	free(changed);
 }
 
+/* A CHANGEDSINCE above the mailbox's HIGHESTMODSEQ was never ours: a
+ * client still counting in another server's mod-sequences (a mailbox
+ * moved from Dovecot without them, README "Moving from Dovecot") gets
+ * every message and the full VANISHED, more than it needs, never less.
+ * RFC 7162 does not say what such a value means; answering as for 0 is
+ * always correct.  Cheap: the status is read only for such a value. */
+static void imap_fetch_foreign_modseq(struct imap_session *s, struct imap_fetch_cmd *f)
+{
+	struct md_status st;
+
+	if (f->changedsince <= s->view.modseq ||
+	    md_mailbox_status(s->md_user, s->view.name, &st) != MD_OK ||
+	    f->changedsince <= st.highestmodseq)
+		return;
+	f->changedsince = 0; /* MODSEQ stays among the items (parsed) */
+}
+
 static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 {
 	struct imap_fetch_cmd *f = s->cmd_state;
@@ -751,7 +779,9 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 
 	if (f->changedsince > 0 && !f->narrowed) {
 		f->narrowed = true;
-		imap_fetch_narrow(s, f);
+		imap_fetch_foreign_modseq(s, f);
+		if (f->changedsince > 0)
+			imap_fetch_narrow(s, f);
 	}
 	if (f->vanished) {
 		/* RFC 7162 §3.2.6: before the FETCH responses */
@@ -857,9 +887,15 @@ static bool imap_fetch_modifiers(struct imap_session *s, struct imap_cursor *c,
 	do {
 		if (!imap_atom(c, name, sizeof(name), NULL))
 			return false;
-		if (str_ieq(name, "CHANGEDSINCE") && f->changedsince == 0) {
-			if (!imap_sp(c) || !imap_modseq_arg(c, &f->changedsince, false))
+		if (str_ieq(name, "CHANGEDSINCE") && f->changedsince == 0 &&
+		    !f->changedsince_zero) {
+			/* RFC 7162 §7: at least 1; 0 only for the client that
+			 * sends it (imap_quirks.c), meaning every message */
+			if (!imap_sp(c) ||
+			    !imap_modseq_arg(c, &f->changedsince,
+					     imap_quirk(s, IMAP_QUIRK_CHANGEDSINCE_ZERO)))
 				return false;
+			f->changedsince_zero = f->changedsince == 0;
 		} else if (str_ieq(name, "VANISHED") && !f->vanished) {
 			f->vanished = true;
 		} else {
@@ -908,6 +944,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_cursor *args)
 		imap_reply(s, "BAD", "Missing FETCH items");
 		return;
 	}
+	f->rfc822_peek = imap_quirk(s, IMAP_QUIRK_RFC822_PEEK);
 	if (imap_char(args, '(')) {
 		do {
 			ok = imap_fetch_att(args, f);
@@ -939,7 +976,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_cursor *args)
 			str_copy(f->items[0].name, "UID", sizeof(f->items[0].name));
 		}
 	}
-	if (f->changedsince > 0 && !imap_fetch_has(f, IMAP_FI_MODSEQ)) {
+	if ((f->changedsince > 0 || f->changedsince_zero) && !imap_fetch_has(f, IMAP_FI_MODSEQ)) {
 		/* RFC 7162 §3.1.4.1: CHANGEDSINCE answers with MODSEQ */
 		struct imap_fetch_item *it = imap_fetch_add(f, IMAP_FI_MODSEQ, "MODSEQ");
 
@@ -948,7 +985,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_cursor *args)
 			return;
 		}
 	}
-	if (f->changedsince > 0 || imap_fetch_has(f, IMAP_FI_MODSEQ))
+	if (f->changedsince > 0 || f->changedsince_zero || imap_fetch_has(f, IMAP_FI_MODSEQ))
 		s->condstore = true; /* RFC 7162 §3.1: CONDSTORE enabling */
 	imap_job_start(s, imap_fetch_work, NULL);
 	return;

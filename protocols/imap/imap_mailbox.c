@@ -115,6 +115,13 @@ bool imap_mailbox_arg(const struct imap_session *s, struct imap_cursor *c, char 
 			c->err = "[LIMIT] Mailbox name too long";
 		return false;
 	}
+	/* imap_quirks.c: Thunderbird's extra trailing separator */
+	if (imap_quirk(s, IMAP_QUIRK_TRAILING_SEP)) {
+		size_t len = strlen(out);
+
+		if (len > 1 && out[len - 1] == '/')
+			out[len - 1] = '\0';
+	}
 	/* RFC 3501 §5.1: INBOX is case-insensitive. */
 	if (strcasecmp(out, "INBOX") == 0)
 		memcpy(out, "INBOX", 6);

@@ -26,6 +26,8 @@
  *   imap_compress.c   COMPRESS=DEFLATE (the layer is core/conn's)
  *   imap_quota.c      GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208)
  *   imap_metadata.c   GETMETADATA, SETMETADATA (RFC 5464)
+ *   imap_quirks.c     ID (RFC 2971): the client's name kept, logged, and
+ *                     looked up in the client quirks table
  *
  * Memory: a session owns everything it points to.  A command's scratch
  * (s->cmd_state) is freed by its cmd_free when the tagged reply is sent;
@@ -160,6 +162,22 @@ struct imap_view {
 	size_t n_recent, cap_recent;
 };
 
+/* imap_quirks.c: workarounds a client named in ID gets (the table there
+ * says which client, why, and the source) */
+#define IMAP_QUIRK_CHANGEDSINCE_ZERO 0x1 /* FETCH CHANGEDSINCE 0 is accepted */
+#define IMAP_QUIRK_RFC822_PEEK       0x2 /* FETCH RFC822.PEEK is BODY.PEEK[] */
+#define IMAP_QUIRK_TRAILING_SEP      0x4 /* "Box/" names the mailbox "Box" */
+#define IMAP_ID_VALUE_MAX 64             /* octets kept of name, version, os */
+
+/* What the client said in its first ID (RFC 2971), truncated copies */
+struct imap_client_id {
+	char name[IMAP_ID_VALUE_MAX + 1];
+	char version[IMAP_ID_VALUE_MAX + 1];
+	char os[IMAP_ID_VALUE_MAX + 1];
+	unsigned quirks;     /* IMAP_QUIRK_* from the table */
+	bool seen;           /* an ID was received */
+};
+
 struct imap_session {
 	struct imap_ctx *ctx;
 	struct conn *conn;
@@ -180,6 +198,7 @@ struct imap_session {
 	bool qresync;           /* ENABLE QRESYNC (RFC 7162 §3.2.3): VANISHED
 				 * instead of EXPUNGE */
 	struct imap_reader reader;
+	struct imap_client_id client; /* from ID; kept across UNAUTHENTICATE */
 
 	/* the command running */
 	char tag[IMAP_TAG_MAX + 1];
@@ -480,5 +499,12 @@ imap_handler_fn imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
 
 /* imap_metadata.c */
 imap_handler_fn imap_cmd_getmetadata, imap_cmd_setmetadata;
+
+/* imap_quirks.c */
+imap_handler_fn imap_cmd_id;
+/* IMAP_QUIRK_* of a client name (0: none) */
+unsigned imap_quirks_for(const char *name);
+/* Whether the session's client gets that workaround */
+bool imap_quirk(const struct imap_session *s, unsigned quirk);
 
 #endif

@@ -570,7 +570,10 @@ static void smtp_commit_done(void *arg)
 		enum md_result r = m->store_result;
 		for (size_t i = 0; r == MD_OK && i < m->n_targets; i++)
 			r = m->targets[i].result;
-		m->store_result = r == MD_OK || m->local_temp ? MD_TEMPFAIL : r;
+		/* a full disk keeps its own answer (452 4.3.1), whether the
+		 * spool, a Maildir or the index's commit ran out of space */
+		m->store_result = r == MD_OK || (m->local_temp && r != MD_NOSPACE) ?
+			MD_TEMPFAIL : r;
 		conn_log(s->conn, LOG_LEVEL_ERROR, "smtp id=%s delivery failed: %s", tx->id,
 			 m->store_error[0] != '\0' ? m->store_error : "store error");
 		m->verdict = SMTP_VERDICT_STORE;

@@ -10,6 +10,7 @@
  * with the published one). */
 #include "dkim.h"
 #include "smtp_dkim_private.h"
+#include "smtp_dns.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -443,8 +444,7 @@ static void dkim_print_txt(const char *name, const char *value)
 }
 
 /* The first listener of a role, or NULL. */
-static const struct config_listener *dkim_listener(const struct config *cfg,
-						   enum listener_role role)
+const struct config_listener *dkim_listener(const struct config *cfg, enum listener_role role)
 {
 	for (size_t i = 0; i < cfg->n_listeners; i++)
 		if (cfg->listeners[i].role == role)
@@ -486,12 +486,14 @@ int dkim_cli_dns(const struct config *cfg, int argc, char **argv)
 	struct dkim_keys *keys = NULL;
 	int rc = EX_OK;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: postern [-c FILE] dns DOMAIN\n");
+	bool check = argc == 3 && strcmp(argv[1], "--check") == 0;
+
+	if (argc != 2 && !check) {
+		fprintf(stderr, "usage: postern [-c FILE] dns [--check] DOMAIN\n");
 		return EX_USAGE;
 	}
-	if (!dkim_domain_arg(argv[1], domain, sizeof(domain))) {
-		fprintf(stderr, "postern: '%s' is not a domain name\n", argv[1]);
+	if (!dkim_domain_arg(argv[argc - 1], domain, sizeof(domain))) {
+		fprintf(stderr, "postern: '%s' is not a domain name\n", argv[argc - 1]);
 		return EX_DATAERR;
 	}
 	if (!config_is_local_domain(cfg, domain)) {
@@ -502,6 +504,11 @@ int dkim_cli_dns(const struct config *cfg, int argc, char **argv)
 	if (dkim_keys_load(cfg->data_dir, domain, &keys, err, sizeof(err)) < 0) {
 		fprintf(stderr, "postern: %s\n", err);
 		return EX_NOINPUT;
+	}
+	if (check) {
+		rc = smtp_dns_check(cfg, domain, keys);
+		dkim_keys_free(keys);
+		return rc;
 	}
 	printf("; DNS records for %s, from postern's configuration %s\n", domain, cfg->path);
 	printf("; Also: the PTR record of this server's public address should name %s.,\n"

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "dkim.h"
 
 /* One header field inside a header block. */
@@ -38,5 +39,8 @@ int dkim_alg_input(enum dkim_alg alg, const struct buf *data, unsigned char dige
 
 /* Key i's private key, owned by keys. */
 EVP_PKEY *dkim_keys_pkey(const struct dkim_keys *keys, size_t i);
+
+/* The first listener of role, or NULL (`postern dns` and its --check). */
+const struct config_listener *dkim_listener(const struct config *cfg, enum listener_role role);
 
 #endif

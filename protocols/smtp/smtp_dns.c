@@ -129,7 +129,7 @@ int smtp_dns_res_init(const struct config *cfg, struct __res_state *st, int time
 
 static const int smtp_dns_ns_type[] = {
 	[SMTP_DNS_A] = ns_t_a, [SMTP_DNS_AAAA] = ns_t_aaaa, [SMTP_DNS_MX] = ns_t_mx,
-	[SMTP_DNS_TXT] = ns_t_txt, [SMTP_DNS_PTR] = ns_t_ptr,
+	[SMTP_DNS_TXT] = ns_t_txt, [SMTP_DNS_PTR] = ns_t_ptr, [SMTP_DNS_SRV] = ns_t_srv,
 };
 
 /* One record's data as text into out (SMTP_DNS_TEXT_MAX + 1); 0, 1 when
@@ -156,6 +156,19 @@ static int smtp_dns_rdata(const ns_msg *msg, const ns_rr *rr, enum smtp_dns_type
 		if (dn_expand(ns_msg_base(*msg), ns_msg_end(*msg), d, out, NS_MAXDNAME) < 0)
 			return -1;
 		return 0;
+	case SMTP_DNS_SRV: {
+		/* RFC 2782: priority, weight, port, target ("." when the
+		 * service is not offered, RFC 6186 §4) */
+		char target[NS_MAXDNAME];
+
+		if (len < 7 || dn_expand(ns_msg_base(*msg), ns_msg_end(*msg), d + 6, target,
+					 sizeof(target)) < 0)
+			return -1;
+		snprintf(out, SMTP_DNS_TEXT_MAX + 1, "%u %u %u %s", (unsigned)(d[0] << 8 | d[1]),
+			 (unsigned)(d[2] << 8 | d[3]), (unsigned)(d[4] << 8 | d[5]),
+			 target[0] != '\0' ? target : ".");
+		return 0;
+	}
 	case SMTP_DNS_TXT:
 		/* RFC 1035 §3.3.14: character-strings, joined (RFC 7208 §3.3) */
 		for (size_t i = 0; i < len;) {

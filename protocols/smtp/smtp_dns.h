@@ -35,6 +35,7 @@ enum smtp_dns_type {
 	SMTP_DNS_MX,
 	SMTP_DNS_TXT,
 	SMTP_DNS_PTR,
+	SMTP_DNS_SRV,  /* "priority weight port target" (`postern dns --check`) */
 };
 
 enum smtp_dns_status {
@@ -83,5 +84,11 @@ struct smtp_dns_cache *smtp_dns_cache_new(const struct config *cfg);
 void smtp_dns_cache_free(struct smtp_dns_cache *c);
 /* A struct smtp_dns over the cache, with the deadline now + seconds. */
 void smtp_dns_real(struct smtp_dns *dns, struct smtp_dns_cache *c, unsigned seconds);
+
+/* `postern dns --check DOMAIN` (smtp_dns_check.c): the live records
+ * against what `postern dns` prints, in words on stdout; 0 when none is
+ * wrong, 1 when one is (or could not be looked up). */
+struct dkim_keys;
+int smtp_dns_check(const struct config *cfg, const char *domain, const struct dkim_keys *keys);
 
 #endif

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tests/bench/imap_bench.py BUILD/postern [--clients 10,50]
         [--seconds 20] [--big 100000] [--search 10000] [--idle 10000]
-        [--auth-cache default|on|off]
+        [--auth-cache default|on|off] [--compress]
 
 Both servers run on 127.0.0.1 high ports from temporary directories with
 their own configuration (Dovecot: /usr/sbin/dovecot -F -c OURCONF, Debian's
@@ -33,6 +33,12 @@ straight into their Maildirs and indexed before any clock starts.  Measured:
   5. PSS (sum of Pss of every server process) per TLS session in IDLE
      (logged in, INBOX selected), --idle sessions.
 
+With --compress every connection of every measurement turns on
+COMPRESS=DEFLATE (RFC 4978) right after LOGIN, on both servers (Dovecot
+with its imap_zlib plugin): the mixed load through imaplib, the timed
+commands through RawImap, the IDLE sessions; a server that refuses it
+stops the run.
+
 The Python clients share the 2 CPUs with the servers: they bound the mixed
 load as much as the servers do.  Build Postern without sanitizers
 (cmake -DCMAKE_BUILD_TYPE=Release).
@@ -52,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "helpers"))
@@ -95,15 +102,85 @@ def chown_tree(path, uid, gid):
             os.chown(os.path.join(root, f), uid, gid)
 
 
+# ---- COMPRESS=DEFLATE (RFC 4978) --------------------------------------------
+
+# RFC 4978 §3: raw DEFLATE (no zlib header), each direction one stream,
+# the sender flushing at the end of what it sends.
+DEFLATE_WBITS = -15
+DEFLATE_LEVEL = 6
+
+
+class Deflate:
+    """Both directions of one connection once COMPRESS succeeded."""
+
+    def __init__(self):
+        self.zout = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, DEFLATE_WBITS)
+        self.zin = zlib.decompressobj(DEFLATE_WBITS)
+
+    def pack(self, data):
+        return self.zout.compress(data) + self.zout.flush(zlib.Z_SYNC_FLUSH)
+
+    def unpack(self, data):
+        return self.zin.decompress(data)
+
+
+imaplib.Commands.setdefault("COMPRESS", ("AUTH", "SELECTED"))
+
+
+class DeflateIMAP4(imaplib.IMAP4):
+    """imaplib's client, with compress() turning on COMPRESS=DEFLATE; the
+    rest of imaplib reads and writes through read/readline/send."""
+
+    deflate = None
+
+    def compress(self):
+        typ, data = self._simple_command("COMPRESS", "DEFLATE")
+        if typ != "OK":
+            raise RuntimeError("COMPRESS DEFLATE refused: %r" % data)
+        self.deflate = Deflate()
+        self.zbuf = b""
+
+    def _zfill(self):
+        data = self.file.read1(65536)  # what the file buffered comes first
+        if not data:
+            raise imaplib.IMAP4.abort("connection closed")
+        self.zbuf += self.deflate.unpack(data)
+
+    def read(self, size):
+        if self.deflate is None:
+            return super().read(size)
+        while len(self.zbuf) < size:
+            self._zfill()
+        out, self.zbuf = self.zbuf[:size], self.zbuf[size:]
+        return out
+
+    def readline(self):
+        if self.deflate is None:
+            return super().readline()
+        while b"\n" not in self.zbuf:
+            self._zfill()
+        i = self.zbuf.index(b"\n") + 1
+        out, self.zbuf = self.zbuf[:i], self.zbuf[i:]
+        return out
+
+    def send(self, data):
+        if self.deflate is not None:
+            data = self.deflate.pack(data)
+        super().send(data)
+
+
 # ---- the load ---------------------------------------------------------------
 
-def mixed_session(port, user, deadline):
-    """Sessions until the deadline; returns the number of commands."""
+def mixed_session(port, user, deadline, compress=False):
+    """Sessions until the deadline; returns the number of commands (the
+    COMPRESS command is not counted: it is the same work for both)."""
     n = 0
     msg = make_message(999999, 3000)
     while time.time() < deadline:
-        c = imaplib.IMAP4("127.0.0.1", port)
+        c = DeflateIMAP4("127.0.0.1", port)
         c.login(user, PASSWORD)
+        if compress:
+            c.compress()
         typ, data = c.select("INBOX")
         exists = int(data[0])
         c.uid("FETCH", "1:*", "(FLAGS)")
@@ -125,18 +202,18 @@ def mixed_session(port, user, deadline):
 
 
 def mixed_worker(args):
-    port, user, start, seconds = args
+    port, user, start, seconds, compress = args
     while time.time() < start:
         time.sleep(0.005)
-    return mixed_session(port, user, start + seconds)
+    return mixed_session(port, user, start + seconds, compress)
 
 
-def mixed_load(port, clients, seconds):
+def mixed_load(port, clients, seconds, compress=False):
     ctx = multiprocessing.get_context("fork")
     start = time.time() + 2 + clients * 0.02
     with ctx.Pool(clients) as pool:
-        counts = pool.map(mixed_worker, [(port, "m%d@%s" % (k, DOMAIN), start, seconds)
-                                         for k in range(clients)])
+        counts = pool.map(mixed_worker, [(port, "m%d@%s" % (k, DOMAIN), start, seconds,
+                                          compress) for k in range(clients)])
     return sum(counts) / seconds
 
 
@@ -145,12 +222,17 @@ class RawImap:
     and reads until its tagged answer without parsing the rest, so the
     clock measures the server, not imaplib's response parser."""
 
-    def __init__(self, port, user):
+    def __init__(self, port, user, compress=False):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=600)
         self.n = 0
         self.buf = b""
+        self.deflate = None
         self.read_until(None)
         self.cmd("LOGIN %s %s" % (user, PASSWORD))
+        if compress:
+            self.cmd("COMPRESS DEFLATE")
+            self.deflate = Deflate()
+            self.buf = self.deflate.unpack(self.buf)
 
     def read_until(self, tag):
         while True:
@@ -168,13 +250,14 @@ class RawImap:
             data = self.sock.recv(1 << 20)
             if not data:
                 raise RuntimeError("connection closed")
-            self.buf += data
+            self.buf += self.deflate.unpack(data) if self.deflate else data
 
     def cmd(self, text):
         """The whole answer; raises unless the tagged status is OK."""
         self.n += 1
         tag = b"t%d" % self.n
-        self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
+        data = tag + b" " + text.encode() + b"\r\n"
+        self.sock.sendall(self.deflate.pack(data) if self.deflate else data)
         out = self.read_until(tag)
         last = out[out.rfind(b"\r\n") + 2:] if b"\r\n" in out else out
         if not last.startswith(tag + b" OK"):
@@ -205,9 +288,9 @@ def one_user_postern(postern, user, fill, measure):
         return measure(d.port("imap")), hash_
 
 
-def timed(port, user, commands, rounds=3):
+def timed(port, user, commands, rounds=3, compress=False):
     """Median seconds of running commands (after one untimed warm-up round)."""
-    c = RawImap(port, user)
+    c = RawImap(port, user, compress)
     times = []
     for r in range(rounds + 1):
         t0 = time.time()
@@ -219,26 +302,30 @@ def timed(port, user, commands, rounds=3):
     return statistics.median(times)
 
 
-def big_select(port, user):
-    return timed(port, user, ["SELECT INBOX", "UID FETCH 1:* (FLAGS)", "UNSELECT"])
+def big_select(port, user, compress=False):
+    return timed(port, user, ["SELECT INBOX", "UID FETCH 1:* (FLAGS)", "UNSELECT"],
+                 compress=compress)
 
 
-def corpus_load(port, user, corpus):
-    c = imaplib.IMAP4("127.0.0.1", port)
+def corpus_load(port, user, corpus, compress=False):
+    c = DeflateIMAP4("127.0.0.1", port)
     c.login(user, PASSWORD)
+    if compress:
+        c.compress()
     for name in sorted(os.listdir(corpus)):
         with open(os.path.join(corpus, name), "rb") as f:
             c.append("INBOX", None, None, f.read())
     c.logout()
 
 
-def corpus_bodystructure(port, user):
+def corpus_bodystructure(port, user, compress=False):
     return timed(port, user, ["EXAMINE INBOX"] + ["FETCH 1:* (BODYSTRUCTURE)"] * 20 +
-                 ["UNSELECT"])
+                 ["UNSELECT"], compress=compress)
 
 
-def search_body(port, user):
-    return timed(port, user, ["EXAMINE INBOX", 'SEARCH BODY "uniform"', "UNSELECT"])
+def search_body(port, user, compress=False):
+    return timed(port, user, ["EXAMINE INBOX", 'SEARCH BODY "uniform"', "UNSELECT"],
+                 compress=compress)
 
 
 # ---- idle TLS sessions -------------------------------------------------------
@@ -253,41 +340,69 @@ def idle_worker(args):
         args[2].put(-1)
 
 
-def idle_sessions(port, users, conn_ready, release):
+def idle_open(ctx, port, user, compress):
+    """One TLS session logged in, INBOX selected, in IDLE (with COMPRESS
+    turned on after LOGIN when asked); returns (socket, reader)."""
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=60))
+    f = s.makefile("rb")
+    f.readline()
+    login = b"a LOGIN %s %s\r\n" % (user.encode(), PASSWORD.encode())
+    rest = b"b SELECT INBOX\r\nc IDLE\r\n"
+    deflate = None
+    if compress:
+        s.sendall(login + b"z COMPRESS DEFLATE\r\n")
+        while True:
+            line = f.readline()
+            if not line:
+                raise RuntimeError("closed before COMPRESS")
+            if line[:2] in (b"a ", b"z ") and b" OK" not in line[:6]:
+                raise RuntimeError("%s: %r" % (user, line))
+            if line.startswith(b"z OK"):
+                break
+        deflate = Deflate()
+        s.sendall(deflate.pack(rest))
+    else:
+        s.sendall(login + rest)
+    buf = b""
+    while True:
+        if deflate is None:
+            line = f.readline()
+        else:
+            while b"\n" not in buf:
+                data = f.read1(65536)
+                if not data:
+                    raise RuntimeError("closed before IDLE")
+                buf += deflate.unpack(data)
+            line, _, buf = buf.partition(b"\n")
+        if not line:
+            raise RuntimeError("closed before IDLE")
+        if line.startswith(b"+"):
+            return s, f
+        if line[:2] in (b"a ", b"b ") and b" OK" not in line[:6]:
+            raise RuntimeError("%s: %r" % (user, line))
+
+
+def idle_sessions(port, users, conn_ready, release, compress=False):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    socks = []
-    for u in users:
-        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=60))
-        f = s.makefile("rb")
-        f.readline()
-        s.sendall(b"a LOGIN %s %s\r\nb SELECT INBOX\r\nc IDLE\r\n" % (u.encode(),
-                                                                   PASSWORD.encode()))
-        while True:
-            line = f.readline()
-            if not line:
-                raise RuntimeError("closed before IDLE")
-            if line.startswith(b"+"):
-                break
-            if line[:2] in (b"a ", b"b ") and b" OK" not in line[:6]:
-                raise RuntimeError("%s: %r" % (u, line))
-        socks.append((s, f))
+    socks = [idle_open(ctx, port, u, compress) for u in users]
     conn_ready.put(len(socks))
     release.wait()
     for s, f in socks:
         s.close()
 
 
-def idle_pss(port, root_pid, users):
+def idle_pss(port, root_pid, users, compress=False):
     ctx = multiprocessing.get_context("fork")
     ready, release = ctx.Queue(), ctx.Event()
     parts = 8
     time.sleep(1)
     before = pss_kib(root_pid)
-    procs = [ctx.Process(target=idle_worker, args=((port, users[k::parts], ready, release),))
+    procs = [ctx.Process(target=idle_worker,
+                         args=((port, users[k::parts], ready, release, compress),))
              for k in range(parts)]
     for p in procs:
         p.start()
@@ -329,17 +444,18 @@ def measure(port, tls_port, pid, a, corpus):
     res = {}
     for n in a.clients_list:
         print("   mixed load, %d clients ..." % n, flush=True)
-        res["mix%d" % n] = mixed_load(port, n, a.seconds)
+        res["mix%d" % n] = mixed_load(port, n, a.seconds, a.compress)
     print("   SELECT + UID FETCH 1:* (FLAGS), %d messages ..." % a.big, flush=True)
-    res["big"] = big_select(port, "big@" + DOMAIN)
+    res["big"] = big_select(port, "big@" + DOMAIN, a.compress)
     if corpus:
-        corpus_load(port, "corpus@" + DOMAIN, corpus)
-        res["bs"] = corpus_bodystructure(port, "corpus@" + DOMAIN)
+        corpus_load(port, "corpus@" + DOMAIN, corpus, a.compress)
+        res["bs"] = corpus_bodystructure(port, "corpus@" + DOMAIN, a.compress)
     print("   SEARCH BODY over %d messages ..." % a.search, flush=True)
-    res["search"] = search_body(port, "search@" + DOMAIN)
+    res["search"] = search_body(port, "search@" + DOMAIN, a.compress)
     if a.idle:
         print("   %d TLS sessions in IDLE ..." % a.idle, flush=True)
-        res["idle"] = idle_pss(tls_port, pid, ["i%d@%s" % (k, DOMAIN) for k in range(a.idle)])
+        res["idle"] = idle_pss(tls_port, pid, ["i%d@%s" % (k, DOMAIN) for k in range(a.idle)],
+                               a.compress)
     return res
 
 
@@ -407,6 +523,16 @@ service imap-login {{
     ssl = yes
   }}
 }}
+"""
+
+
+# COMPRESS=DEFLATE in Debian's Dovecot 2.3: the imap_zlib plugin (it needs
+# the zlib plugin loaded too); without it Dovecot does not offer COMPRESS.
+DOVECOT_COMPRESS = """\
+mail_plugins = $mail_plugins zlib
+protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+}
 """
 
 
@@ -487,8 +613,9 @@ class DovecotServer:
 def run_dovecot(a, hash_, corpus):
     dv = DovecotServer(all_users(a), hash_, lambda mail_of: fill_users(mail_of, a, corpus),
                        clients=4 * a.idle + 1000, procs=2 * a.idle + 1000,
-                       extra_conf="auth_cache_size = 10M\nauth_cache_ttl = 1 hour\n"
-                       if a.auth_cache == "on" else "")
+                       extra_conf=("auth_cache_size = 10M\nauth_cache_ttl = 1 hour\n"
+                                   if a.auth_cache == "on" else "") +
+                       (DOVECOT_COMPRESS if a.compress else ""))
     with dv as server:
         if server is None:
             return None, dv.error
@@ -517,6 +644,8 @@ def main():
     ap.add_argument("--auth-cache", choices=("default", "on", "off"), default="default",
                     help="default: each server's own default (Postern caches verified "
                     "passwords for 1h, Debian's Dovecot does not); on/off: both alike")
+    ap.add_argument("--compress", action="store_true",
+                    help="COMPRESS=DEFLATE (RFC 4978) on every connection, both servers")
     a = ap.parse_args()
     a.clients_list = [int(x) for x in a.clients.split(",")]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -529,7 +658,8 @@ def main():
     pres, hash_, _ = run_postern(os.path.abspath(a.postern), a, corpus)
     dres, why = run_dovecot(a, hash_, corpus)
 
-    print("\nIMAP benchmark on 127.0.0.1, %d CPUs" % os.cpu_count())
+    print("\nIMAP benchmark on 127.0.0.1, %d CPUs%s" % (
+        os.cpu_count(), ", COMPRESS=DEFLATE on every connection" if a.compress else ""))
     if why:
         print("Dovecot: not measured: " + why)
     rows = [("mixed load, %d clients: commands/s" % n, "mix%d" % n, 0, True)

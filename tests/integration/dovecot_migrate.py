@@ -7,8 +7,12 @@ and a POP3 client that leaves mail on the server.  Then Dovecot is stopped,
 the Maildir copied into Postern's data directory following the README's
 steps, and Postern must show the same POP3 UIDLs, IMAP UIDs, UIDNEXT and
 UIDVALIDITY per folder, flags and keywords, subscriptions, INTERNALDATEs
-and special-use folders.  Mail delivered after the move gets Postern's own
-UIDL; `postern reindex` keeps the imported UIDLs.  Skipped (77) when
+and special-use folders; a CONDSTORE/QRESYNC client that synchronised with
+Dovecot (at the end, or earlier) is told by Postern exactly what Dovecot
+told it (nothing, for the synchronised one), from the mod-sequences
+exported with doveadm, and gets everything when they were not exported.
+Mail delivered after the move gets Postern's own UIDL; `postern reindex`
+keeps the imported UIDLs.  Skipped (77) when
 Dovecot is not installed.  Run by ctest with the postern binary as argv[1].
 """
 import imaplib
@@ -26,6 +30,9 @@ import time
 from postern_test import Daemon, Results, free_port, skip, tls_context, wait_port
 
 DOVECOT = "/usr/sbin/dovecot"
+DOVEADM = "/usr/bin/doveadm"
+# the UIDs a resynchronising client knows, per folder (QRESYNC known-uids)
+KNOWN = {"INBOX": "1:6", "Work": "1:2", "Archive": "1"}
 USER = "alice@example.test"
 PASSWORD = "migrate-pass-1"
 
@@ -146,6 +153,52 @@ def pop3_uidls(pop):
     return [l.decode().split(" ", 1)[1] for l in lines]
 
 
+def resync(imap, folder, uv, modseq, known=None):
+    """What a client resynchronising with QRESYNC from (uv, modseq) is told:
+    (VANISHED (EARLIER) UIDs, {UID: flags} of the SELECT, {UID: flags} of
+    UID FETCH 1:* (FLAGS) (CHANGEDSINCE modseq), HIGHESTMODSEQ)."""
+    def fetched():
+        got = {}
+        for item in imap.untagged_responses.pop("FETCH", []):
+            if isinstance(item, tuple):
+                item = item[0]
+            m = re.search(rb"UID (\d+)", item)
+            f = re.search(rb"FLAGS \(([^)]*)\)", item)
+            if m and f:
+                got[int(m.group(1))] = sorted(x for x in f.group(1).decode().split()
+                                              if x != "\\Recent")
+        return got
+
+    def uidset(text):
+        out = set()
+        for part in text.split(","):
+            a, _, b = part.partition(":")
+            out.update(range(int(a), int(b or a) + 1))
+        return out
+
+    imap.untagged_responses.clear()
+    typ, data = imap._simple_command(
+        "SELECT", '"%s" (QRESYNC (%d %d%s))' % (folder, uv, modseq,
+                                              " " + known if known else ""))
+    assert typ == "OK", (folder, data)
+    imap.state = "SELECTED"
+    vanished = set()
+    for v in imap.untagged_responses.pop("VANISHED", []):
+        v = v.decode()
+        if v.startswith("(EARLIER) "):
+            vanished |= uidset(v.split(" ", 1)[1])
+    highest = int(re.search(rb"HIGHESTMODSEQ (\d+)",
+                            b" ".join(imap.untagged_responses.get("OK", []))).group(1))
+    on_select = fetched()
+    typ, data = imap._simple_command("UID", "FETCH", "1:*", "(FLAGS)",
+                                     "(CHANGEDSINCE %d)" % modseq)
+    assert typ == "OK", data
+    changed = fetched()
+    imap._simple_command("UNSELECT")
+    imap.state = "AUTH"
+    return sorted(vanished), on_select, changed, highest
+
+
 def run_dovecot(tmp, r):
     """Fill Dovecot's Maildir; returns (maildir path, snapshot, uidls)."""
     os.chmod(tmp, 0o755)
@@ -186,7 +239,11 @@ def run_dovecot(tmp, r):
             typ, data = imap.append(folder, "(%s)" % flags if flags else None,
                                     '"%s"' % date, message(subject, i))
             assert typ == "OK", data
-        imap.select("INBOX")
+        imap.enable("QRESYNC")
+        # a client that synchronised INBOX here and was not seen again
+        typ, _ = imap.select("INBOX")
+        early = int(re.search(rb"HIGHESTMODSEQ (\d+)",
+                              b" ".join(imap.untagged_responses.get("OK", []))).group(1))
         imap.uid("STORE", "3", "+FLAGS", "(\\Deleted)")
         imap.expunge()
         imap.uid("STORE", "1", "+FLAGS", "($Forwarded Project-X)")
@@ -203,7 +260,23 @@ def run_dovecot(tmp, r):
         pop.retr(1)
         pop.quit()
         snap = snapshot(imap)
+        # what Dovecot tells a client that synchronised at the end (every
+        # folder) and one that synchronised INBOX at `early`
+        clients = {}
+        for name, (uv, msgs) in snap[0].items():
+            st = resync(imap, name, uv, 1)
+            clients[name] = (uv, st[3], resync(imap, name, uv, st[3], KNOWN.get(name)))
+        clients["early"] = (snap[0]["INBOX"][0], early,
+                            resync(imap, "INBOX", snap[0]["INBOX"][0], early, KNOWN["INBOX"]))
         imap.logout()
+        # README "Moving from Dovecot", step 2: Dovecot's mod-sequences,
+        # exported while it still runs (doveadm asks its auth service)
+        maildir = os.path.join(home, "Maildir")
+        with open(os.path.join(maildir, "dovecot-modseq"), "w") as f:
+            for cmd in (["mailbox", "status", "-u", USER, "guid highestmodseq", "*"],
+                        ["fetch", "-u", USER, "mailbox-guid uid modseq", "all"]):
+                subprocess.run([DOVEADM, "-c", conf, "-f", "tab"] + cmd, stdout=f,
+                               check=True)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -212,7 +285,7 @@ def run_dovecot(tmp, r):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    return os.path.join(home, "Maildir"), snap, uidls
+    return os.path.join(home, "Maildir"), snap, uidls, clients
 
 
 def main():
@@ -226,13 +299,14 @@ def main():
     tmp = tempfile.mkdtemp(prefix="postern-dovecot-")
     d = Daemon(postern, roles=("smtp", "imaps", "pop3s"))
     try:
-        src, before, uidls = run_dovecot(tmp, r)
+        src, before, uidls, clients = run_dovecot(tmp, r)
         r.check(len(uidls) == 5 and all(re.fullmatch(r"[0-9a-f]{16}", u) for u in uidls),
                 "Dovecot's POP3 UIDLs are %%08Xu%%08Xv: %s" % uidls)
         print("Dovecot saw:", before)
-        # README "Moving from Dovecot": 1. Dovecot is stopped (run_dovecot);
-        # 2. its pop3_uidl_format is the default; 3. the user; 4. the copy,
-        # cp -a and chown; 5. start
+        # README "Moving from Dovecot": 1. nothing delivers here; 2. the
+        # doveadm export and 3. Dovecot stopped (run_dovecot); 4. its
+        # pop3_uidl_format is the default; 5. the user; 6. the copy, cp -a
+        # and chown; 7. start
         d.add_user(USER, PASSWORD)
         dest = os.path.join(d.data, "mail", "example.test", "alice")
         os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -257,6 +331,27 @@ def main():
         typ, data = imap.status("INBOX", "(MAILBOXID)")
         r.check(guid is not None and data == [b'"INBOX" (MAILBOXID (%s))' % guid.group(1).encode()],
                 "INBOX's MAILBOXID is Dovecot's mailbox GUID %s: %r" % (guid and guid.group(1), data))
+        # CONDSTORE/QRESYNC clients: Postern tells each exactly what
+        # Dovecot told it, so a synchronised one sees no change at all
+        imap.enable("QRESYNC")
+        for name, (uv, modseq, want) in clients.items():
+            box = "INBOX" if name == "early" else name
+            got = resync(imap, box, uv, modseq, KNOWN.get(box))
+            r.check(got[:3] == want[:3] and got[3] >= modseq,
+                    "%s: a client at HIGHESTMODSEQ %d is told %s, as by Dovecot %s"
+                    % (name, modseq, got, want))
+        r.check(clients["INBOX"][2][:3] == ([], {}, {}),
+                "Dovecot itself told the synchronised client nothing: %s" % (clients["INBOX"],))
+        r.check(clients["early"][2][0] == [3], "the early client learns of the expunge: %s"
+                % (clients["early"],))
+        # a change made after the move reaches the synchronised client
+        uv, modseq, _ = clients["INBOX"]
+        imap.select("INBOX")
+        imap.uid("STORE", "6", "+FLAGS", "(\\Answered)")
+        imap.unselect()
+        got = resync(imap, "INBOX", uv, modseq, KNOWN["INBOX"])
+        r.check(got[:3] == ([], {6: ["\\Answered"]}, {6: ["\\Answered"]}),
+                "the first flag change after the move, and only it: %s" % (got,))
         imap.logout()
         for name, (uv, msgs) in before[0].items():
             got = folders.get(name)
@@ -304,7 +399,7 @@ def main():
         # Another pop3_uidl_format, and a UIDL dovecot-uidlist recorded
         # itself (its "P" field, written here by hand: Dovecot writes one
         # when a message's UIDL differs from its format) wins over it
-        d2 = Daemon(postern, roles=("pop3s",),
+        d2 = Daemon(postern, roles=("pop3s", "imaps"),
                     extra_config="pop3_uidl_format = %u-%08v.%f\n")
         try:
             d2.add_user(USER, PASSWORD)
@@ -324,7 +419,19 @@ def main():
                         lines[i] = "2 Pkept-from-before " + rest
             with open(uidlist, "w") as f:
                 f.write("\n".join(lines))
+            # ... and a move that skipped the doveadm export
+            os.unlink(os.path.join(dest2, "dovecot-modseq"))
             d2.start()
+            imap = imaplib.IMAP4_SSL("127.0.0.1", d2.port("imaps"), ssl_context=tls_context())
+            imap.login(USER, PASSWORD)
+            imap.enable("QRESYNC")
+            uv, modseq, _ = clients["INBOX"]
+            got = resync(imap, "INBOX", uv, modseq, KNOWN["INBOX"])
+            imap.logout()
+            r.check(got[0] == [3] and sorted(got[1]) == [1, 2, 4, 5, 6] and
+                    sorted(got[2]) == [1, 2, 4, 5, 6],
+                    "without Dovecot's mod-sequences a client at %d gets everything, "
+                    "never less: %s" % (modseq, got))
             pop = poplib.POP3_SSL("127.0.0.1", d2.port("pop3s"), context=tls_context())
             pop.user(USER)
             pop.pass_(PASSWORD)

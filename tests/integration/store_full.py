@@ -5,10 +5,12 @@ file until a message no longer fits.  Then SMTP answers `452 4.3.1`
 (RFC 3463: mail system full), IMAP APPEND a NO without [SERVERBUG]
 ([OVERQUOTA], as Dovecot says it), `postern deliver` exits 75, and no
 message file, whole or partial, is left in new/, cur/, tmp/ or the spool.
-Once space is freed, mail flows again.  The index stays on the ordinary
-file system.  Run by ctest with the postern binary as argv[1]."""
+Once space is freed, mail flows again.  Then the same with the index
+(DATA_DIR/index) alone on the small tmpfs: LMDB's commit fails with ENOSPC
+and the answers are the same.  Run by ctest with the postern binary as argv[1]."""
 import imaplib
 import os
+import shutil
 import smtplib
 import subprocess
 import sys
@@ -124,9 +126,81 @@ def main():
         d.stop()
         subprocess.run(["umount", mail])
         d.keep_dir = False
-        import shutil
         shutil.rmtree(d.dir, ignore_errors=True)
+    index_full(postern, r)
     r.finish()
+
+
+def fill(path):
+    """Fill the file system of path; the filler's name."""
+    filler = os.path.join(path, "filler")
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    return filler
+
+
+def index_full(postern, r):
+    """The same answers when it is the index's file system that is full
+    (DATA_DIR/index on its own small tmpfs, the Maildirs on the ordinary
+    one): LMDB's commit fails with ENOSPC."""
+    d = Daemon(postern, roles=("smtp", "imaps"))
+    index = os.path.join(d.data, "index")
+    os.makedirs(index, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d" % FS_SIZE, "tmpfs", index],
+                         capture_output=True)
+    if res.returncode != 0:
+        r.check(False, "cannot mount a tmpfs on the index: " + res.stderr.decode(errors="replace"))
+        return
+    mail = os.path.join(d.data, "mail")
+    try:
+        d.add_user(USER, PASSWORD)
+        d.start()
+        d.cli("deliver", USER, input=message("before", 1000))
+        before = set(message_files(mail))
+        filler = fill(index)
+        refused = 0
+        # fill what LMDB's free pages still take, until a commit fails
+        for i in range(200):
+            s = smtplib.SMTP("127.0.0.1", d.port("smtp"), timeout=30)
+            s.ehlo("sender.example.org")
+            try:
+                s.sendmail("bob@example.org", [USER], message("index %d" % i, 2000))
+            except smtplib.SMTPDataError as e:
+                r.check(e.smtp_code == 452 and e.smtp_error.startswith(b"4.3.1"),
+                        "index full: SMTP %d %s" % (e.smtp_code, e.smtp_error.decode()))
+                refused = i
+                break
+            finally:
+                s.quit()
+        r.check(refused > 0 or i < 199, "a delivery was refused once the index's disk was full")
+        imap = imaplib.IMAP4_SSL("127.0.0.1", d.port("imaps"), ssl_context=tls_context())
+        imap.login(USER, PASSWORD)
+        try:
+            typ, data = imap.append("INBOX", None, None, message("by imap", 1000))
+        except imaplib.IMAP4.error as e:
+            typ, data = "NO", [str(e).encode()]
+        imap.logout()
+        text = b" ".join(x for x in data if isinstance(x, bytes)).decode(errors="replace")
+        r.check(typ == "NO" and "SERVERBUG" not in text and "OVERQUOTA" in text,
+                "index full: IMAP APPEND %s %s" % (typ, text))
+        res = d.cli("deliver", USER, input=message("by deliver", 1000), check=False)
+        r.check(res.returncode == 75, "index full: postern deliver exits 75 (%d: %s)" % (
+            res.returncode, res.stderr.decode(errors="replace").strip()))
+        stored = set(message_files(mail)) - before
+        r.check(len(stored) == refused,
+                "index full: the %d accepted messages are stored and no other file is left: %d"
+                % (refused, len(stored)))
+        os.unlink(filler)
+        res = d.cli("deliver", USER, input=message("after", 1000), check=False)
+        r.check(res.returncode == 0, "index space again: postern deliver exits 0")
+    finally:
+        d.stop()
+        subprocess.run(["umount", index])
+        shutil.rmtree(d.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1034,6 +1034,61 @@ START_TEST(test_auth_throttle_success)
 }
 END_TEST
 
+/* An attack on an account refuses new places but never the owner's own
+ * devices: where the account logged in recently (same IPv4 address, same
+ * IPv6 /64) its count neither applies nor grows. */
+START_TEST(test_auth_throttle_known_device)
+{
+	struct auth *auth;
+	unsigned delay;
+	const time_t t = 3000000;
+
+	put_file("users", "");
+	auth = open_auth();
+	auth_throttle_success_at(auth, "198.51.100.7", "alice@example.org", t);
+	auth_throttle_success_at(auth, "2001:db8:1:2::10", "alice@example.org", t);
+	for (int i = 0; i < AUTH_THROTTLE_REFUSE_AFTER; i++)
+		auth_throttle_failure(auth, "imap", i % 2 ? "192.0.2.1" : "192.0.2.2",
+				      "alice@example.org", t + 1);
+	/* a new place is refused; the phone and the laptop are not */
+	ck_assert_int_eq(auth_throttle_check(auth, "203.0.113.9", "alice@example.org", t + 2, &delay),
+			 AUTH_THROTTLE_REFUSE);
+	ck_assert_int_eq(auth_throttle_check(auth, "198.51.100.7", "ALICE@example.org", t + 2, &delay),
+			 AUTH_THROTTLE_ALLOW);
+	ck_assert_int_eq(auth_throttle_check(auth, "2001:db8:1:2:aaaa::1", "alice@example.org",
+					     t + 2, &delay),
+			 AUTH_THROTTLE_ALLOW);
+	ck_assert_int_eq(auth_throttle_check(auth, "2001:db8:1:3::10", "alice@example.org", t + 2, &delay),
+			 AUTH_THROTTLE_REFUSE);
+	/* the phone's next login does not wipe the attacker's count */
+	auth_throttle_success_at(auth, "198.51.100.7", "alice@example.org", t + 2);
+	ck_assert_int_eq(auth_throttle_check(auth, "203.0.113.9", "alice@example.org", t + 2, &delay),
+			 AUTH_THROTTLE_REFUSE);
+	/* another account's success at the same place does not help alice */
+	auth_throttle_success_at(auth, "203.0.113.9", "bob@example.org", t + 2);
+	ck_assert_int_eq(auth_throttle_check(auth, "203.0.113.9", "alice@example.org", t + 2, &delay),
+			 AUTH_THROTTLE_REFUSE);
+	/* the known device's own typos count for its address only */
+	for (int i = 0; i < AUTH_THROTTLE_FREE + 1; i++)
+		auth_throttle_failure(auth, "imap", "198.51.100.7", "carol@example.org", t + 3);
+	auth_throttle_success_at(auth, "198.51.100.7", "carol@example.org", t + 3);
+	for (int i = 0; i < AUTH_THROTTLE_REFUSE_AFTER; i++)
+		auth_throttle_failure(auth, "imap", "198.51.100.7", "carol@example.org", t + 4);
+	ck_assert_int_eq(auth_throttle_check(auth, "203.0.113.10", "carol@example.org", t + 5, &delay),
+			 AUTH_THROTTLE_ALLOW);
+	ck_assert_int_eq(auth_throttle_check(auth, "198.51.100.7", "carol@example.org", t + 5, &delay),
+			 AUTH_THROTTLE_REFUSE);
+	/* a place is forgotten after AUTH_THROTTLE_KNOWN_SECONDS */
+	for (int i = 0; i < AUTH_THROTTLE_REFUSE_AFTER; i++)
+		auth_throttle_failure(auth, "imap", "192.0.2.3", "alice@example.org",
+				      t + 2 + AUTH_THROTTLE_KNOWN_SECONDS);
+	ck_assert_int_eq(auth_throttle_check(auth, "198.51.100.7", "alice@example.org",
+					     t + 2 + AUTH_THROTTLE_KNOWN_SECONDS, &delay),
+			 AUTH_THROTTLE_REFUSE);
+	auth_close(auth);
+}
+END_TEST
+
 START_TEST(test_auth_throttle_bounded)
 {
 	struct auth *auth;
@@ -1269,6 +1324,7 @@ static Suite *auth_suite(void)
 	tcase_add_test(tc, test_auth_sasl_login);
 	tcase_add_test(tc, test_auth_throttle_counts);
 	tcase_add_test(tc, test_auth_throttle_success);
+	tcase_add_test(tc, test_auth_throttle_known_device);
 	tcase_add_test(tc, test_auth_throttle_bounded);
 	tcase_add_test(tc, test_auth_throttle_log_line);
 	tcase_add_test(tc, test_auth_cli_user);

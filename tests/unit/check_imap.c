@@ -621,6 +621,24 @@ START_TEST(test_imap_subject_base_encoded)
 }
 END_TEST
 
+/* The quirks table: exact names and prefixes, ASCII case-insensitive;
+ * near misses get nothing. */
+START_TEST(test_imap_quirks_table)
+{
+	ck_assert_uint_eq(imap_quirks_for("iPhone Mail"), IMAP_QUIRK_CHANGEDSINCE_ZERO);
+	ck_assert_uint_eq(imap_quirks_for("iphone mail"), IMAP_QUIRK_CHANGEDSINCE_ZERO);
+	ck_assert_uint_eq(imap_quirks_for("Mac OS X Mail"), IMAP_QUIRK_CHANGEDSINCE_ZERO);
+	ck_assert_uint_eq(imap_quirks_for("com.apple.email.maild"), IMAP_QUIRK_CHANGEDSINCE_ZERO);
+	ck_assert_uint_eq(imap_quirks_for("Microsoft Outlook"), IMAP_QUIRK_RFC822_PEEK);
+	ck_assert_uint_eq(imap_quirks_for("Thunderbird"), IMAP_QUIRK_TRAILING_SEP);
+	ck_assert_uint_eq(imap_quirks_for("Thunderbirds"), 0);
+	ck_assert_uint_eq(imap_quirks_for("iPhone Mail 2"), 0);
+	ck_assert_uint_eq(imap_quirks_for("Outlook"), 0);
+	ck_assert_uint_eq(imap_quirks_for(""), 0);
+	ck_assert_uint_eq(imap_quirks_for("Mutt"), 0);
+}
+END_TEST
+
 static Suite *imap_suite(void)
 {
 	Suite *s = suite_create("imap");
@@ -639,6 +657,7 @@ static Suite *imap_suite(void)
 	tcase_add_test(tc, test_imap_subject_base);
 	tcase_add_test(tc, test_imap_subject_casemap);
 	tcase_add_test(tc, test_imap_subject_base_encoded);
+	tcase_add_test(tc, test_imap_quirks_table);
 	suite_add_tcase(s, tc);
 	return s;
 }

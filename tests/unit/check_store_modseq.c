@@ -4,6 +4,7 @@
  * flag changes) and md_msg_changed() with its limit.  Each test works in
  * its own mkdtemp() directory. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,51 @@ static void expunge_one(struct md_mailbox *mb, uint32_t uid)
 	ck_assert_uint_eq(n, 1);
 	free(ex);
 }
+
+/* Dovecot's mod-sequences as doveadm prints them (md_dovecot_modseq.c):
+ * sections found by their header lines, columns by name in any order,
+ * other mailboxes, bad numbers and overlong lines skipped. */
+START_TEST(test_modseq_dovecot_file)
+{
+	static const char guid[] = "b97fe60e2c10166b277d000083ecc375";
+	struct md_dcmodseq ms;
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tdir, MD_DOVECOT_MODSEQ_FILE);
+	ck_assert_int_eq(md_dovecot_modseq_read(tdir, guid, &ms), -1); /* no file */
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "mailbox\tuidvalidity\thighestmodseq\tguid\n"
+		   "Work\t17\t4\t35b4b00e2c10166b277d000083ecc375\n"
+		   "INBOX\t16\t21\t%s\r\n"
+		   "mailbox-guid\tuid\tmodseq\n"
+		   "%s\t4\t14\n"
+		   "35b4b00e2c10166b277d000083ecc375\t1\t4\n"
+		   "%s\t1\t9\n"
+		   "%s\tx\t9\n"
+		   "%s\t2\t99999999999999999999999\n", guid, guid, guid, guid, guid);
+	fputs(guid, f);
+	fputs("\t", f);
+	for (int i = 0; i < 600; i++)
+		fputc('7', f);
+	fputs("\n", f);
+	/* columns in another order, later in the file */
+	fprintf(f, "uid\tmodseq\tmailbox-guid\n6\t20\t%s\n", guid);
+	fclose(f);
+
+	ck_assert_int_eq(md_dovecot_modseq_read(tdir, guid, &ms), 0);
+	ck_assert_uint_eq(ms.highest, 21);
+	ck_assert_uint_eq(ms.n, 3);
+	ck_assert_uint_eq(md_dovecot_modseq_of(&ms, 1), 9);
+	ck_assert_uint_eq(md_dovecot_modseq_of(&ms, 4), 14);
+	ck_assert_uint_eq(md_dovecot_modseq_of(&ms, 6), 20);
+	ck_assert_uint_eq(md_dovecot_modseq_of(&ms, 2), 0);
+	md_dovecot_modseq_free(&ms);
+	ck_assert_int_eq(md_dovecot_modseq_read(tdir, "00000000000000000000000000000000", &ms), -1);
+	ck_assert_int_eq(md_dovecot_modseq_read(tdir, "", &ms), -1);
+}
+END_TEST
 
 START_TEST(test_modseq_explog_pruned)
 {
@@ -239,6 +285,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_modseq_explog_pruned);
+	tcase_add_test(tc, test_modseq_dovecot_file);
 	tcase_add_test(tc, test_modseq_explog_age);
 	tcase_add_test(tc, test_modseq_changes_snapshot);
 	tcase_add_test(tc, test_modseq_list_changedsince_scan);

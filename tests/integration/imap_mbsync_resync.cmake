@@ -1,0 +1,1 @@
+postern_py_test(imap_mbsync_resync integration/imap_mbsync_resync.py)

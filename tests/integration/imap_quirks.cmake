@@ -1,0 +1,1 @@
+postern_py_test(imap_quirks integration/imap_quirks.py)
