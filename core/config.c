@@ -147,16 +147,20 @@ static const struct config_key config_keys[] = {
 enum config_block { BLOCK_NONE, BLOCK_LISTENER, BLOCK_CERT };
 
 /* Keys inside blocks; the index is the slot in parser.block_seen. */
-enum { LKEY_ROLE, LKEY_ADDRESS, LKEY_PORT, LKEY_TLS, LKEY_COUNT };
-static const char *const listener_keys[LKEY_COUNT] = { "role", "address", "port", "tls" };
+enum { LKEY_ROLE, LKEY_ADDRESS, LKEY_PORT, LKEY_TLS, LKEY_MODE, LKEY_COUNT };
+static const char *const listener_keys[LKEY_COUNT] = { "role", "address", "port", "tls",
+						       "mode" };
 enum { CKEY_CERT, CKEY_KEY, CKEY_COUNT };
 static const char *const cert_keys[CKEY_COUNT] = { "cert", "key" };
 
 static const char *const role_names[ROLE_COUNT] = {
-	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http",
+	"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http", "lmtp",
 };
-/* The IANA ports: RFC 5321, RFC 6409, RFC 8314, RFC 9051, RFC 1939, RFC 9110. */
-static const uint16_t role_ports[ROLE_COUNT] = { 25, 587, 465, 143, 993, 110, 995, 80 };
+/* The IANA ports: RFC 5321, RFC 6409, RFC 8314, RFC 9051, RFC 1939, RFC 9110,
+ * RFC 2033 (lmtp 24). */
+static const uint16_t role_ports[ROLE_COUNT] = { 25, 587, 465, 143, 993, 110, 995, 80, 24 };
+#define CONFIG_UNIX_PREFIX "unix:"
+
 static const char *const tls_names[] = { "none", "starttls", "implicit" };
 /* Even index: false, odd: true. */
 static const char *const bool_names[] = { "no", "yes", "false", "true", "off", "on" };
@@ -568,6 +572,28 @@ static int address_parse(const char *s, unsigned char addr[16])
 	return -1;
 }
 
+/* An octal number of at most four digits (0660); 0 or -1. */
+static int str_octal(const char *s, uint64_t *n_r)
+{
+	size_t len = strspn(s, "01234567");
+
+	if (len == 0 || len > 4 || s[len] != '\0')
+		return -1;
+	*n_r = strtoull(s, NULL, 8);
+	return 0;
+}
+
+/* "unix:/abs/path": an absolute path that fits sun_path, without "..". */
+static int set_unix_path(struct parser *p, struct config_listener *l, const char *path)
+{
+	if (path[0] != '/' || strlen(path) >= sizeof(l->unix_path) || strstr(path, "/..") != NULL)
+		return fail(p, p->line, "a unix socket needs an absolute path of at most %d "
+			    "octets without '..': unix:/path/to/socket", CONFIG_UNIX_PATH_MAX - 1);
+	str_copy(l->unix_path, path, sizeof(l->unix_path));
+	str_copy(l->address, "unix", sizeof(l->address));
+	return 0;
+}
+
 static int set_listener_key(struct parser *p, int key, const char *value)
 {
 	struct config_listener *l = &p->cfg->listeners[p->cfg->n_listeners - 1];
@@ -579,14 +605,24 @@ static int set_listener_key(struct parser *p, int key, const char *value)
 	case LKEY_ROLE:
 		if ((i = pick(value, role_names, ROLE_COUNT)) < 0)
 			return fail(p, p->line, "unknown role '%.*s' (smtp, submission, "
-				    "submissions, imap, imaps, pop3, pop3s, http)", CONFIG_QUOTE_MAX, value);
+				    "submissions, imap, imaps, pop3, pop3s, http, lmtp)",
+				    CONFIG_QUOTE_MAX, value);
 		l->role = (enum listener_role)i;
 		return 0;
 	case LKEY_ADDRESS:
+		if (strncmp(value, CONFIG_UNIX_PREFIX, strlen(CONFIG_UNIX_PREFIX)) == 0)
+			return set_unix_path(p, l, value + strlen(CONFIG_UNIX_PREFIX));
 		if (strcmp(value, "*") != 0 && address_parse(value, addr) < 0)
-			return fail(p, p->line, "address must be an IPv4 or IPv6 address or *, "
-				    "not '%.*s'", CONFIG_QUOTE_MAX, value);
+			return fail(p, p->line, "address must be an IPv4 or IPv6 address, * or "
+				    "unix:/path, not '%.*s'", CONFIG_QUOTE_MAX, value);
 		str_copy(l->address, value, sizeof(l->address));
+		return 0;
+	case LKEY_MODE:
+		/* permission bits only: no setuid, setgid or sticky bit */
+		if (str_octal(value, &n) < 0 || n > 0777)
+			return fail(p, p->line, "mode must be octal permissions such as 0660, "
+				    "not '%.*s'", CONFIG_QUOTE_MAX, value);
+		l->mode = (unsigned)n;
 		return 0;
 	case LKEY_PORT:
 		if (str_to_u64(value, 1, 65535, &n) < 0)
@@ -729,6 +765,24 @@ static int close_listener(struct parser *p)
 	if (p->block_seen[LKEY_PORT] == 0) /* RFC 9110 §4.2.2: https is 443 */
 		l->port = l->role == ROLE_HTTP && l->tls == TLS_MODE_IMPLICIT ? 443 :
 			  role_ports[l->role];
+	if (p->block_seen[LKEY_MODE] == 0)
+		l->mode = CONFIG_UNIX_MODE_DEFAULT;
+	if (l->unix_path[0] != '\0') {
+		/* the MTA in front is the only client a socket file is for */
+		if (l->role != ROLE_LMTP)
+			return fail(p, p->block_seen[LKEY_ADDRESS], "listener '%s': only role "
+				    "lmtp listens on a unix socket", l->name);
+		if (p->block_seen[LKEY_PORT] != 0)
+			return fail(p, p->block_seen[LKEY_PORT], "listener '%s': a unix socket "
+				    "has no port", l->name);
+		l->port = 0;
+	} else if (p->block_seen[LKEY_MODE] != 0) {
+		return fail(p, p->block_seen[LKEY_MODE], "listener '%s': mode is for unix "
+			    "sockets (address = unix:/path)", l->name);
+	}
+	if (l->role == ROLE_LMTP && l->port == 25) /* RFC 2033 §1 */
+		return fail(p, p->block_seen[LKEY_PORT], "listener '%s': LMTP must not be "
+			    "used on port 25", l->name);
 	if (l->role == ROLE_HTTP && l->tls == TLS_MODE_STARTTLS)
 		return fail(p, p->block_seen[LKEY_TLS], "listener '%s': role http takes "
 			    "tls = none or implicit", l->name);
@@ -789,6 +843,8 @@ static bool listeners_clash(const struct config_listener *a, const struct config
 	static const unsigned char any[16] = { 0 };
 	unsigned char aa[16], ba[16];
 
+	if (a->unix_path[0] != '\0' || b->unix_path[0] != '\0')
+		return strcmp(a->unix_path, b->unix_path) == 0;
 	if (a->port != b->port)
 		return false;
 	if (strcmp(a->address, "*") == 0 || strcmp(b->address, "*") == 0)
@@ -941,6 +997,8 @@ enum tls_mode config_role_default_tls(enum listener_role role)
 	if (role == ROLE_SUBMISSIONS || role == ROLE_IMAPS || role == ROLE_POP3S)
 		return TLS_MODE_IMPLICIT;
 	if (role == ROLE_HTTP) /* HTTP has no STARTTLS (RFC 2817 upgrade unused) */
+		return TLS_MODE_NONE;
+	if (role == ROLE_LMTP) /* loopback or a unix socket, from the MTA in front */
 		return TLS_MODE_NONE;
 	return TLS_MODE_STARTTLS;
 }

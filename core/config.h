@@ -4,9 +4,11 @@
  *   # comment                       blank lines ignored
  *   key = value                     top-level setting
  *   listener NAME {                 one block per listening socket
- *       role = smtp|submission|submissions|imap|imaps|pop3|pop3s|http
- *       address = 127.0.0.1         IPv4 or IPv6 literal, or * (all, v4+v6)
+ *       role = smtp|submission|submissions|imap|imaps|pop3|pop3s|http|lmtp
+ *       address = 127.0.0.1         IPv4 or IPv6 literal, or * (all, v4+v6),
+ *                                   or unix:/abs/path (role lmtp only)
  *       port = 25
+ *       mode = 0660                 permissions of a unix socket (octal)
  *       tls = none|starttls|implicit   (default from the role)
  *   }
  *   tls_certificate {               one block per certificate (SNI choice)
@@ -55,6 +57,7 @@ enum listener_role {
 	ROLE_POP3,        /* 110 */
 	ROLE_POP3S,       /* 995 */
 	ROLE_HTTP,        /* 80 (443 with tls = implicit): autoconfig, MTA-STS, metrics */
+	ROLE_LMTP,        /* 24 (RFC 2033) or a unix socket: mail from the MTA in front */
 	ROLE_COUNT
 };
 
@@ -78,11 +81,18 @@ enum bare_lf_policy {
 
 #define CONFIG_UIDL_FORMAT_LEN 65
 
+/* sockaddr_un's sun_path holds 108 octets with the NUL (unix(7)). */
+#define CONFIG_UNIX_PATH_MAX 108
+#define CONFIG_UNIX_MODE_DEFAULT 0660
+
 struct config_listener {
 	char name[64];
 	enum listener_role role;
-	char address[64]; /* "*" means every address, IPv4 and IPv6 */
-	uint16_t port;
+	char address[64]; /* "*" means every address, IPv4 and IPv6; "unix"
+			   * for a unix socket (unix_path) */
+	char unix_path[CONFIG_UNIX_PATH_MAX]; /* "" for TCP listeners */
+	unsigned mode;    /* unix socket permissions */
+	uint16_t port;    /* 0 for a unix socket */
 	enum tls_mode tls;
 	unsigned line; /* where it was defined, for messages */
 };

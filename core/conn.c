@@ -30,6 +30,7 @@
 #include "conn_zlib.h"
 #include "log.h"
 #include "server_private.h"
+#include "util.h"
 
 #define CONN_READ_CHUNK (64 * 1024)  /* bytes handed over per BYTES event */
 #define CONN_EVENTS_PER_TURN 64      /* lines handled before yielding */
@@ -74,7 +75,8 @@ struct conn {
 	char peer[INET6_ADDRSTRLEN];
 	unsigned local_port;
 	bool loopback;
-	bool trusted;           /* in cfg trusted_networks */
+	bool trusted;           /* in cfg trusted_networks, or a unix socket peer */
+	bool local_socket;      /* a unix socket peer */
 };
 
 struct conn_job {
@@ -158,7 +160,10 @@ void conn_addr_text(const struct sockaddr *sa, char *out, size_t outlen,
 	out[0] = '\0';
 	*port_r = 0;
 	*loopback_r = false;
-	if (sa->sa_family == AF_INET) {
+	if (sa->sa_family == AF_UNIX) {
+		str_copy(out, CONN_PEER_LOCAL, outlen);
+		*loopback_r = true;
+	} else if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
 		inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)outlen);
 		*port_r = ntohs(in->sin_port);
@@ -201,7 +206,8 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa,
 	conn->line_max = srv->cfg.line_length_max;
 	snprintf(conn->id, sizeof(conn->id), "%08x", srv->next_conn_id++);
 	conn_addr_text(sa, conn->peer, sizeof(conn->peer), &peer_port, &conn->loopback);
-	conn->trusted = config_addr_is_trusted(&srv->cfg, sa);
+	conn->local_socket = sa->sa_family == AF_UNIX;
+	conn->trusted = conn->local_socket || config_addr_is_trusted(&srv->cfg, sa);
 	if (getsockname(fd, (struct sockaddr *)&local, &local_len) == 0)
 		conn_addr_text((struct sockaddr *)&local, local_text, sizeof(local_text),
 			       &conn->local_port, &unused);
@@ -210,7 +216,8 @@ struct conn *conn_new(struct server *srv, int fd, const struct sockaddr *sa,
 	/* Replies often leave in two writes (a status line, then data, or TLS
 	 * records); with Nagle each second write waits ~40 ms for the peer's
 	 * delayed ACK.  Our writes are already whole replies. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
+	if (!conn->local_socket)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 
 	if (lcfg->tls == TLS_MODE_IMPLICIT) {
 		conn->ssl = tls_server_new_ssl(srv->tls, lcfg->role);
@@ -559,6 +566,11 @@ const char *conn_peer_addr(const struct conn *conn)
 bool conn_peer_is_loopback(const struct conn *conn)
 {
 	return conn->loopback;
+}
+
+bool conn_peer_is_local_socket(const struct conn *conn)
+{
+	return conn->local_socket;
 }
 
 bool conn_peer_is_trusted(const struct conn *conn)

@@ -98,16 +98,23 @@ enum tls_mode conn_tls_mode(const struct conn *conn);
 void conn_tls_describe(const struct conn *conn, char *out, size_t outlen);
 
 const char *conn_id(const struct conn *conn);
+/* The peer address of a unix socket client (LMTP from the MTA in front). */
+#define CONN_PEER_LOCAL "local"
 /* An IPv4 or IPv6 socket address as text (an IPv4-mapped IPv6 address as
- * IPv4), its port and whether it is loopback; "" and 0 for other families.
+ * IPv4), its port and whether it is loopback; a unix socket peer is
+ * CONN_PEER_LOCAL, port 0, and counts as loopback (the same machine); ""
+ * and 0 for other families.
  * For servers that accept outside conn (the HTTP endpoint). */
 struct sockaddr;
 void conn_addr_text(const struct sockaddr *sa, char *out, size_t outlen,
 		    unsigned *port_r, bool *loopback_r);
-/* Peer address as text ("192.0.2.1", "2001:db8::1"). */
+/* Peer address as text ("192.0.2.1", "2001:db8::1", CONN_PEER_LOCAL). */
 const char *conn_peer_addr(const struct conn *conn);
 bool conn_peer_is_loopback(const struct conn *conn);
-/* In the configuration's trusted_networks (loopback by default). */
+/* true for a unix socket peer. */
+bool conn_peer_is_local_socket(const struct conn *conn);
+/* In the configuration's trusted_networks (loopback by default); a unix
+ * socket peer is trusted (the socket file's permissions chose it). */
 bool conn_peer_is_trusted(const struct conn *conn);
 unsigned conn_local_port(const struct conn *conn);
 struct server *conn_server(const struct conn *conn);

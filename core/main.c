@@ -93,6 +93,7 @@ static bool main_role_available(enum listener_role role)
 	case ROLE_SMTP:
 	case ROLE_SUBMISSION:
 	case ROLE_SUBMISSIONS:
+	case ROLE_LMTP:
 #ifdef POSTERN_HAVE_SMTP
 		return true;
 #else

@@ -87,6 +87,7 @@ static const char *metrics_protocol_of(enum listener_role role)
 	case ROLE_SMTP:
 	case ROLE_SUBMISSION:
 	case ROLE_SUBMISSIONS:
+	case ROLE_LMTP:
 		return "smtp";
 	case ROLE_IMAP:
 	case ROLE_IMAPS:

@@ -14,6 +14,11 @@
  *     (iconv's gconv modules, NSS modules, OpenSSL providers), the
  *     Public Suffix List, /proc (sanitizer reports) and /dev/urandom,
  *     /dev/null;
+ *   - remove files in the directory of each unix socket listener (LMTP),
+ *     so that the socket, made before the sandbox, is removed at stop;
+ *     nothing else there (no reading, no creating: a stale socket is
+ *     replaced at start-up, before the sandbox).  Clients connecting to
+ *     the socket are not subject to our Landlock domain;
  *   - nothing may be executed.
  * Only the daemon (`postern serve`/`demo`) is sandboxed, not the CLI.
  * A kernel without Landlock is logged and the daemon runs as before;
@@ -130,6 +135,25 @@ static int sandbox_allow_file_dirs(int ruleset, const char *path, __u64 handled)
 	return 0;
 }
 
+/* Removal of the unix sockets' files at stop (see the top). */
+static int sandbox_allow_socket_dirs(int ruleset, const struct config *cfg, __u64 handled,
+				     char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->n_listeners; i++) {
+		char copy[PATH_MAX];
+
+		if (cfg->listeners[i].unix_path[0] == '\0')
+			continue;
+		str_copy(copy, cfg->listeners[i].unix_path, sizeof(copy));
+		if (sandbox_allow(ruleset, dirname(copy), LANDLOCK_ACCESS_FS_REMOVE_FILE,
+				  handled) < 0) {
+			snprintf(err, errlen, "%s: %s", cfg->listeners[i].unix_path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 enum sandbox_result sandbox_restrict(const struct config *cfg, char *err, size_t errlen)
 {
 	struct landlock_ruleset_attr attr = { 0 };
@@ -178,6 +202,8 @@ enum sandbox_result sandbox_restrict(const struct config *cfg, char *err, size_t
 			snprintf(err, errlen, "certificate %zu: %s", i + 1, strerror(errno));
 			goto fail;
 		}
+	if (sandbox_allow_socket_dirs(ruleset, cfg, attr.handled_access_fs, err, errlen) < 0)
+		goto fail;
 	/* its directory: an edited file is often a new inode (rename) */
 	if (cfg->shards_file[0] != '\0' &&
 	    sandbox_allow_file_dirs(ruleset, cfg->shards_file, attr.handled_access_fs) < 0) {

@@ -1,5 +1,13 @@
-/* The daemon's frame: listeners on IPv4 and IPv6, connection limits in
- * total and per client address, signals, graceful stop, privilege drop. */
+/* The daemon's frame: listeners on IPv4 and IPv6 (and unix sockets for
+ * LMTP), connection limits in total and per client address, signals,
+ * graceful stop, privilege drop.
+ *
+ * A unix socket listener (address = unix:/path) is created at start-up
+ * while still root: a stale socket file left by a crash is replaced, but
+ * one that a live server answers on is not ("in use"); the socket gets the
+ * listener's mode and, when we drop privileges, run_as_user as owner.  It
+ * is removed when the listeners close (stop); sandbox.c lets the daemon
+ * remove files in the socket's directory for that. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -13,6 +21,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,7 +121,9 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	char peer[64] = "";
 
 	(void)lev;
-	if (sa->sa_family == AF_INET)
+	if (sa->sa_family == AF_UNIX)
+		str_copy(peer, CONN_PEER_LOCAL, sizeof(peer));
+	else if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, peer, sizeof(peer));
 	else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
@@ -130,7 +142,8 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		server_refuse(fd, l->cfg, proto);
 		return;
 	}
-	if (server_peer_acquire(srv, peer, config_addr_is_trusted(&srv->cfg, sa)) < 0) {
+	if (server_peer_acquire(srv, peer, sa->sa_family == AF_UNIX ||
+				config_addr_is_trusted(&srv->cfg, sa)) < 0) {
 		log_warn("%s connection refused rip=%s: connections_per_ip_max (%u) reached",
 			 proto->name, peer, srv->cfg.connections_per_ip_max);
 		server_refuse(fd, l->cfg, proto);
@@ -147,6 +160,70 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 	conn_log(conn, LOG_LEVEL_DEBUG, "%s connect rip=%s lport=%u", proto->name,
 		 conn_peer_addr(conn), conn_local_port(conn));
 	proto->accept(conn, l->cfg->role, proto->ctx);
+}
+
+/* A socket file at path that no server answers on (ECONNREFUSED) is a
+ * leftover of a crash and may be replaced; anything else is not ours. */
+static bool server_unix_stale(const struct sockaddr_un *un)
+{
+	struct stat st;
+	int fd;
+	bool stale;
+
+	if (lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return false;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	stale = connect(fd, (const struct sockaddr *)un, sizeof(*un)) < 0 && errno == ECONNREFUSED;
+	close(fd);
+	return stale;
+}
+
+/* The socket file belongs to run_as_user when we are root and will drop to
+ * it, as every file the daemon makes later does; its permissions are the
+ * listener's mode (who may connect).  0 or -1. */
+static int server_unix_own(const struct server *srv, const struct config_listener *lcfg)
+{
+	if (geteuid() == 0 && srv->cfg.run_as_user[0] != '\0') {
+		struct passwd *pw = getpwnam(srv->cfg.run_as_user);
+		if (pw == NULL || chown(lcfg->unix_path, pw->pw_uid, pw->pw_gid) < 0)
+			return -1;
+	}
+	return chmod(lcfg->unix_path, lcfg->mode);
+}
+
+static int server_bind_unix(const struct server *srv, const struct config_listener *lcfg,
+			    char *err, size_t errlen)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	int fd;
+
+	str_copy(un.sun_path, lcfg->unix_path, sizeof(un.sun_path));
+	if (server_unix_stale(&un))
+		(void)unlink(un.sun_path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
+		int saved = errno;
+		close(fd);
+		errno = saved;
+		goto fail;
+	}
+	if (server_unix_own(srv, lcfg) < 0 || listen(fd, SERVER_LISTEN_BACKLOG) < 0) {
+		int saved = errno;
+		close(fd);
+		(void)unlink(un.sun_path);
+		errno = saved;
+		goto fail;
+	}
+	return fd;
+fail:
+	snprintf(err, errlen, "unix:%s: %s", lcfg->unix_path,
+		 errno == EADDRINUSE ? "in use (another server answers on it, or it is not "
+		 "a socket)" : strerror(errno));
+	return -1;
 }
 
 static int server_bind(const struct config_listener *lcfg, char *err, size_t errlen)
@@ -291,11 +368,16 @@ static void server_abort_all(struct server *srv)
 
 static void server_close_listeners(struct server *srv)
 {
-	for (size_t i = 0; i < srv->n_listeners; i++)
-		if (srv->listeners[i].lev != NULL) {
-			evconnlistener_free(srv->listeners[i].lev);
-			srv->listeners[i].lev = NULL;
-		}
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		struct server_listener *l = &srv->listeners[i];
+		if (l->lev == NULL)
+			continue;
+		evconnlistener_free(l->lev);
+		l->lev = NULL;
+		if (l->cfg->unix_path[0] != '\0' && unlink(l->cfg->unix_path) < 0)
+			log_warn("listener %s: cannot remove %s: %s", l->cfg->name,
+				 l->cfg->unix_path, strerror(errno));
+	}
 }
 
 void server_free(struct server *srv)
@@ -361,7 +443,8 @@ int server_listen(struct server *srv, unsigned role_mask, char *err, size_t errl
 			snprintf(err, errlen, "listener %s: TLS needs a tls_certificate", lcfg->name);
 			return -1;
 		}
-		fd = server_bind(lcfg, err, errlen);
+		fd = lcfg->unix_path[0] != '\0' ? server_bind_unix(srv, lcfg, err, errlen) :
+						    server_bind(lcfg, err, errlen);
 		if (fd < 0)
 			return -1;
 		l = &srv->listeners[srv->n_listeners];
@@ -375,8 +458,9 @@ int server_listen(struct server *srv, unsigned role_mask, char *err, size_t errl
 			return -1;
 		}
 		srv->n_listeners++;
-		log_info("listening role=%s addr=%s port=%u tls=%s", config_role_name(lcfg->role),
-			 lcfg->address, lcfg->port,
+		log_info("listening role=%s addr=%s%s%s port=%u tls=%s", config_role_name(lcfg->role),
+			 lcfg->address, lcfg->unix_path[0] != '\0' ? ":" : "", lcfg->unix_path,
+			 lcfg->port,
 			 lcfg->tls == TLS_MODE_IMPLICIT ? "implicit" :
 			 lcfg->tls == TLS_MODE_STARTTLS ? "starttls" : "none");
 	}

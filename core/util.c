@@ -203,6 +203,18 @@ int buf_putc(struct buf *b, char c)
 	return buf_append(b, &c, 1);
 }
 
+int buf_put_uint(struct buf *b, uint64_t v)
+{
+	char digits[20]; /* UINT64_MAX has 20 */
+	size_t n = sizeof(digits);
+
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	return buf_append(b, digits + n, sizeof(digits) - n);
+}
+
 int buf_cstr(struct buf *b)
 {
 	if (buf_reserve(b, 0) < 0)

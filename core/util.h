@@ -22,6 +22,9 @@ void buf_reset(struct buf *b);
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_appendf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_putc(struct buf *b, char c);
+/* The decimal digits of v, without printf (replies listing 100,000
+ * numbers: SORT, THREAD). */
+int buf_put_uint(struct buf *b, uint64_t v);
 /* NUL-terminates without counting the NUL in len; -1 on cap. */
 int buf_cstr(struct buf *b);
 

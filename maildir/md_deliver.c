@@ -485,13 +485,18 @@ enum md_result md_delivery_commit(struct md_delivery *d,
 	md_delivery_flush(d);
 	if (d->failed == MD_OK && d->size == 0)
 		md_delivery_fail(d, MD_BADMSG, "empty message", 0);
-	if (d->failed == MD_OK && fsync(d->fd) < 0)
-		md_delivery_fail(d, MD_TEMPFAIL, "fsync", errno);
 	if (d->failed == MD_OK) {
-		/* INTERNALDATE is the file's mtime, as Dovecot keeps it */
+		/* INTERNALDATE is the file's mtime, as Dovecot keeps it: set
+		 * before the fsync, which then makes it durable too */
 		struct timespec ts[2] = { { idate, 0 }, { idate, 0 } };
 
-		futimens(d->fd, ts);
+		if (futimens(d->fd, ts) < 0)
+			md_delivery_fail(d, MD_TEMPFAIL, "futimens", errno);
+	}
+	if (d->failed == MD_OK && fsync(d->fd) < 0)
+		md_delivery_fail(d, md_errno_nospace(errno) ? MD_NOSPACE : MD_TEMPFAIL, "fsync",
+				 errno);
+	if (d->failed == MD_OK) {
 		map = mmap(NULL, (size_t)d->size, PROT_READ, MAP_PRIVATE, d->fd, 0);
 		if (map == MAP_FAILED) {
 			md_delivery_fail(d, MD_TEMPFAIL, "mmap", errno);

@@ -52,6 +52,7 @@ void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st)
 	st->deleted = rec->deleted;
 	st->size = rec->size;
 	st->special_use = rec->special;
+	st->mailbox_id = rec->id;
 }
 
 static enum md_result md_name_arg(struct md_user *u, const char *name, char *out)
@@ -229,7 +230,6 @@ static enum md_result md_create_job_run(struct md_txn *t, void *arg)
 		md_user_seterr(j->user, "%s: %s", j->dir, strerror(errno));
 		return MD_TEMPFAIL;
 	}
-	md_fsync_dir(j->user->root);
 	memset(&rec, 0, sizeof(rec));
 	str_copy(rec.name, j->name, sizeof(rec.name));
 	rec.special = j->special & MD_SPECIAL_ALL;

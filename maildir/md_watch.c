@@ -113,6 +113,11 @@ static struct md_watch_entry *md_watch_slot(struct md_watch *w)
 
 enum md_result md_watch_add(struct md_watch *w, struct md_mailbox *mb)
 {
+	return md_watch_add_id(w, mb->user, mb->id);
+}
+
+enum md_result md_watch_add_id(struct md_watch *w, struct md_user *user, uint32_t mailbox_id)
+{
 	static const char *const subs[2] = { "new", "cur" };
 	struct md_watch_entry *e;
 	struct md_mbox_rec rec;
@@ -122,7 +127,7 @@ enum md_result md_watch_add(struct md_watch *w, struct md_mailbox *mb)
 	int wd[2] = { -1, -1 };
 
 	pthread_mutex_lock(&w->lock);
-	e = md_watch_find(w, mb->user->id, mb->id);
+	e = md_watch_find(w, user->id, mailbox_id);
 	if (e != NULL) {
 		e->refs++;
 		pthread_mutex_unlock(&w->lock);
@@ -130,9 +135,9 @@ enum md_result md_watch_add(struct md_watch *w, struct md_mailbox *mb)
 	}
 	pthread_mutex_unlock(&w->lock);
 
-	if ((r = md_read_begin(mb->user->store, &t)) != MD_OK)
+	if ((r = md_read_begin(user->store, &t)) != MD_OK)
 		return r;
-	r = md_mbox_dir(mb->user, t, mb->id, &rec, dir, sizeof(dir));
+	r = md_mbox_dir(user, t, mailbox_id, &rec, dir, sizeof(dir));
 	md_read_end(t);
 	if (r != MD_OK)
 		return r;
@@ -145,10 +150,10 @@ enum md_result md_watch_add(struct md_watch *w, struct md_mailbox *mb)
 	}
 
 	pthread_mutex_lock(&w->lock);
-	e = md_watch_find(w, mb->user->id, mb->id); /* added meanwhile? */
+	e = md_watch_find(w, user->id, mailbox_id); /* added meanwhile? */
 	if (e == NULL && (e = md_watch_slot(w)) != NULL) {
-		e->user_id = mb->user->id;
-		e->mailbox_id = mb->id;
+		e->user_id = user->id;
+		e->mailbox_id = mailbox_id;
 		e->wd[0] = wd[0];
 		e->wd[1] = wd[1];
 		e->refs = 0; /* a new slot is not zeroed */
@@ -170,10 +175,15 @@ fail:
 
 void md_watch_remove(struct md_watch *w, struct md_mailbox *mb)
 {
+	md_watch_remove_id(w, mb->user->id, mb->id);
+}
+
+void md_watch_remove_id(struct md_watch *w, uint32_t user_id, uint32_t mailbox_id)
+{
 	struct md_watch_entry *e;
 
 	pthread_mutex_lock(&w->lock);
-	e = md_watch_find(w, mb->user->id, mb->id);
+	e = md_watch_find(w, user_id, mailbox_id);
 	if (e != NULL && --e->refs == 0) {
 		inotify_rm_watch(w->fd, e->wd[0]);
 		inotify_rm_watch(w->fd, e->wd[1]);

@@ -102,7 +102,11 @@
  *   SORT/THREAD: md_msg_list() with MD_READ_META: md_msg_envelope()
  *                (subject, addresses, message-id, in-reply-to),
  *                md_msg_sent_date(), md_msg_references(), internal_date,
- *                size; never a file read.
+ *                size; never a file read.  IMAP keeps the keys per
+ *                mailbox (valid while its UIDVALIDITY is) and reads only
+ *                messages it has not seen; md_mailbox_expunged() since
+ *                the view's last announced expunge tells which of its
+ *                messages are gone without a read.
  *   FETCH PREVIEW: md_msg_preview() (MD_READ_META); when it is NULL
  *                (indexed before the preview was kept)
  *                md_msg_preview_compute() reads the file (needs
@@ -112,6 +116,10 @@
  *   NOOP/IDLE:   md_mailbox_changes() since the session's view;
  *                md_store_set_change_hook() wakes
  *                IDLE for changes made by this process.
+ *   NOTIFY:      md_mailbox_list() + md_mailbox_status() of the watched
+ *                mailboxes, compared with the last ones reported (a
+ *                RENAME keeps md_status.mailbox_id); md_watch_add_id()
+ *                for mailboxes that are not open.
  *   POP3:        md_user_open, md_mailbox_open("INBOX"), md_msg_list() for
  *                pop3_size (LIST, STAT; never a file read) and uidl, else
  *                basename (UIDL), md_msg_open() for RETR/TOP,
@@ -210,12 +218,17 @@ void md_store_set_change_hook(struct md_store *store, md_change_fn *fn, void *ct
  * calling thread, without locks held) once per changed mailbox.  An event
  * only says "look": md_mailbox_sync() tells what changed. */
 struct md_watch;
+struct md_user;
 struct md_mailbox;
 struct md_watch *md_watch_new(void);
 void md_watch_free(struct md_watch *w);
 int md_watch_fd(const struct md_watch *w);
 enum md_result md_watch_add(struct md_watch *w, struct md_mailbox *mb);
 void md_watch_remove(struct md_watch *w, struct md_mailbox *mb);
+/* The same for a mailbox that is not open (IMAP NOTIFY watches mailboxes
+ * other than the selected one): mailbox_id from md_status.mailbox_id. */
+enum md_result md_watch_add_id(struct md_watch *w, struct md_user *user, uint32_t mailbox_id);
+void md_watch_remove_id(struct md_watch *w, uint32_t user_id, uint32_t mailbox_id);
 int md_watch_read(struct md_watch *w, md_change_fn *fn, void *ctx);
 
 struct md_store_stats {
@@ -321,6 +334,9 @@ struct md_status {
 	uint64_t size;          /* sum of RFC822.SIZE (RFC 8438 STATUS SIZE) */
 	unsigned special_use;
 	uint32_t n_keywords;    /* highest keyword index in use + 1 */
+	uint32_t mailbox_id;    /* as md_mailbox_ids(); stays across a RENAME
+				 * (IMAP NOTIFY tells a rename from a delete
+				 * and a create by it; added field) */
 };
 
 /* STATUS: picks up outside changes first. */

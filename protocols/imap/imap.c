@@ -71,6 +71,7 @@ static const struct imap_command imap_commands[] = {
 	{ "SETQUOTA", IMAP_IN_LOGGED, 0, imap_cmd_setquota },
 	{ "GETMETADATA", IMAP_IN_LOGGED, 0, imap_cmd_getmetadata }, /* RFC 5464 */
 	{ "SETMETADATA", IMAP_IN_LOGGED, 0, imap_cmd_setmetadata },
+	{ "NOTIFY", IMAP_IN_LOGGED, 0, imap_cmd_notify },           /* RFC 5465 */
 };
 
 const struct imap_command *imap_command_find(const char *verb)
@@ -206,7 +207,7 @@ bool imap_login_allowed(const struct imap_session *s)
 	" SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES OBJECTID I18NLEVEL=1"\
 	" CONDSTORE QRESYNC SAVEDATE UTF8=ACCEPT PREVIEW"
 #define IMAP_CAPS_COMPRESS " COMPRESS=DEFLATE"
-#define IMAP_CAPS_EXTRA " UNAUTHENTICATE QUOTA QUOTA=RES-STORAGE METADATA"
+#define IMAP_CAPS_EXTRA " UNAUTHENTICATE QUOTA QUOTA=RES-STORAGE METADATA NOTIFY"
 
 void imap_capability(const struct imap_session *s, char *out, size_t outlen)
 {
@@ -260,6 +261,7 @@ void imap_command_done(struct imap_session *s)
 	imap_reader_reset(&s->reader);
 	if (!conn_is_closing(s->conn))
 		conn_resume(s->conn);
+	imap_notify_kick(s); /* RFC 5465: between commands */
 }
 
 static void imap_job_work(void *arg)
@@ -455,6 +457,7 @@ done:
 	s->cmd_free = NULL;
 	s->cmd = NULL;
 	imap_reader_reset(&s->reader);
+	imap_notify_kick(s);
 }
 
 /* The literal just announced in an APPEND is its mailbox name (the one
@@ -569,6 +572,7 @@ void imap_close_mailbox(struct imap_session *s)
 static void imap_session_free(struct imap_session *s)
 {
 	imap_idle_stop(s);
+	imap_notify_stop(s);
 	imap_auth_cleanup(s);
 	if (s->cmd_free != NULL)
 		s->cmd_free(s->cmd_state);
@@ -602,6 +606,8 @@ static void imap_on_event(struct conn *conn, enum conn_event ev, const char *dat
 		if (s->wait_drain) {
 			s->wait_drain = false;
 			imap_job_submit(s);
+		} else {
+			imap_notify_kick(s); /* held back while the client did not read */
 		}
 		break;
 	case CONN_EV_TIMEOUT:
@@ -677,6 +683,11 @@ static void imap_store_changed(void *arg, uint32_t user_id, uint32_t mailbox_id)
 	event_active(ctx->wake_ev, EV_READ, 0);
 }
 
+void imap_ctx_changed(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id)
+{
+	imap_store_changed(ctx, user_id, mailbox_id);
+}
+
 static void imap_on_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct imap_ctx *ctx = arg;
@@ -695,16 +706,20 @@ static void imap_on_wake(evutil_socket_t fd, short what, void *arg)
 	pthread_mutex_unlock(&ctx->wake_lock);
 	if (all) {
 		imap_idle_wake(ctx, 0, 0);
+		imap_notify_wake(ctx, 0, 0);
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		imap_idle_wake(ctx, wake[i].user_id, wake[i].mailbox_id);
+		imap_notify_wake(ctx, wake[i].user_id, wake[i].mailbox_id);
+	}
 }
 
 /* inotify saw a change in a watched mailbox (loop thread) */
 static void imap_watch_changed(void *arg, uint32_t user_id, uint32_t mailbox_id)
 {
 	imap_idle_wake(arg, user_id, mailbox_id);
+	imap_notify_wake(arg, user_id, mailbox_id);
 }
 
 static void imap_on_watch(evutil_socket_t fd, short what, void *arg)
@@ -730,6 +745,7 @@ static void imap_ctx_free(void *arg)
 	pthread_mutex_destroy(&ctx->wake_lock);
 	pthread_mutex_destroy(&ctx->recent_lock);
 	free(ctx->recent);
+	imap_sort_cache_free(ctx->sort_cache);
 	free(ctx);
 }
 
@@ -754,13 +770,15 @@ int imap_register(struct server *srv, struct auth *auth, struct md_store *store,
 	pthread_mutex_init(&ctx->wake_lock, NULL);
 	pthread_mutex_init(&ctx->recent_lock, NULL);
 	ctx->recent = calloc(IMAP_RECENT_SLOTS, sizeof(*ctx->recent));
+	ctx->sort_cache = imap_sort_cache_new(IMAP_SORT_CACHE_MAX, IMAP_SORT_CACHE_MAILBOXES);
 	ctx->wake_ev = event_new(server_event_base(srv), -1, 0, imap_on_wake, ctx);
-	if (ctx->wake_ev == NULL || ctx->recent == NULL) {
+	if (ctx->wake_ev == NULL || ctx->recent == NULL || ctx->sort_cache == NULL) {
 		if (ctx->wake_ev != NULL)
 			event_free(ctx->wake_ev);
 		pthread_mutex_destroy(&ctx->wake_lock);
 		pthread_mutex_destroy(&ctx->recent_lock);
 		free(ctx->recent);
+		imap_sort_cache_free(ctx->sort_cache);
 		free(ctx);
 		snprintf(err, errlen, "imap: out of memory");
 		return -1;

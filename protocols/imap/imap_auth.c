@@ -357,6 +357,7 @@ void imap_cmd_unauthenticate(struct imap_session *s, struct imap_cursor *args)
 		return;
 	}
 	conn_log(s->conn, LOG_LEVEL_INFO, "imap unauthenticate user=%s", s->canonical);
+	imap_notify_stop(s);
 	imap_close_mailbox(s);
 	if (s->md_user != NULL)
 		md_user_close(s->md_user);

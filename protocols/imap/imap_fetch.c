@@ -489,11 +489,12 @@ static void imap_fetch_section_start(struct imap_session *s, struct imap_fetch_c
 	f->src_left = len;
 }
 
-/* Stream the current source into the output; false when the slice is full. */
-static bool imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f)
+/* Stream the current source into the output; false when the output
+ * holds slice octets (IMAP_OUT_SLICE; SIZE_MAX: all of it at once). */
+static bool imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f, size_t slice)
 {
 	while (f->src_left > 0) {
-		size_t room = s->out.len < IMAP_OUT_SLICE ? IMAP_OUT_SLICE - s->out.len : 0;
+		size_t room = s->out.len < slice ? slice - s->out.len : 0;
 		size_t want;
 		ssize_t got;
 
@@ -829,7 +830,7 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 					  msg->modseq == f->seen_modseq;
 		}
 		msg = &f->batch[f->batch_pos];
-		if (!imap_fetch_stream(s, f))
+		if (!imap_fetch_stream(s, f, IMAP_OUT_SLICE))
 			return CMD_MORE;
 		while (f->item_pos < f->n_items) {
 			struct imap_fetch_item *it = &f->items[f->item_pos++];
@@ -846,7 +847,7 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 				imap_fetch_binary_start(s, f, it, msg);
 			else
 				imap_fetch_section_start(s, f, it, msg);
-			if (!imap_fetch_stream(s, f))
+			if (!imap_fetch_stream(s, f, IMAP_OUT_SLICE))
 				return CMD_MORE;
 			free(f->mem);
 			f->mem = NULL;
@@ -991,4 +992,108 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_cursor *args)
 	return;
 bad_args:
 	imap_reply(s, "BAD", "Missing arguments");
+}
+
+/* ---- NOTIFY MessageNew (RFC 5465 §5.2) ------------------------------------ */
+
+/* HEADER, HEADER.FIELDS[.NOT] of the message or a part, or a part's MIME */
+static bool imap_fetch_is_header(const struct imap_fetch_item *it)
+{
+	size_t n = strlen(it->section);
+
+	return strstr(it->section, "HEADER") != NULL ||
+	       (n >= 4 && strcmp(it->section + n - 4, "MIME") == 0);
+}
+
+struct imap_fetch_cmd *imap_fetch_notify_parse(struct imap_cursor *c)
+{
+	struct imap_fetch_cmd *f = calloc(1, sizeof(*f));
+	bool ok;
+
+	if (f == NULL) {
+		c->err = "Out of memory";
+		return NULL;
+	}
+	f->fd = -1;
+	ok = imap_char(c, '(');
+	do
+		ok = ok && imap_fetch_att(c, f);
+	while (ok && imap_char(c, ' '));
+	ok = ok && imap_char(c, ')');
+	/* between commands nothing streams: a header (bounded by the store)
+	 * is written whole; no \Seen is set behind the client's back */
+	for (size_t i = 0; ok && i < f->n_items; i++)
+		if (f->items[i].kind == IMAP_FI_BINARY ||
+		    (f->items[i].kind == IMAP_FI_SECTION && !imap_fetch_is_header(&f->items[i]))) {
+			c->err = "NOTIFY sends of a message's text only BODY.PEEK[...HEADER...]";
+			ok = false;
+		}
+	if (ok && f->set_seen) {
+		c->err = "NOTIFY takes BODY.PEEK[...], not BODY[...]";
+		ok = false;
+	}
+	if (!ok) {
+		if (c->err == NULL)
+			c->err = "Invalid fetch attribute";
+		imap_fetch_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+void imap_fetch_notify_free(struct imap_fetch_cmd *f)
+{
+	imap_fetch_free(f);
+}
+
+void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, uint32_t from_uid)
+{
+	struct imap_view *v = &s->view;
+	unsigned what = (f->need_meta ? MD_READ_META : 0) | (f->need_path ? MD_READ_PATH : 0);
+	size_t i = v->n;
+
+	while (i > 0 && v->uids[i - 1] >= from_uid)
+		i--;
+	if (v->mb == NULL || i == v->n)
+		return;
+	md_mailbox_keywords(v->mb, &f->kw, &f->n_kw);
+	/* IMAP_FETCH_BATCH messages read from the store at a time */
+	while (i < v->n) {
+		size_t k = v->n - i > IMAP_FETCH_BATCH ? i + IMAP_FETCH_BATCH : v->n;
+		struct md_msg *msgs = NULL;
+		size_t n = 0;
+
+		if (md_msg_list(v->mb, v->uids[i], v->uids[k - 1], 0, what, &msgs, &n) != MD_OK)
+			break; /* expunged meanwhile: MessageExpunge tells */
+		for (size_t j = 0; j < n; j++) {
+			uint32_t seq = imap_view_seq(v, msgs[j].uid);
+
+			if (seq == 0)
+				continue;
+			buf_appendf(&s->out, "* %u FETCH (", seq);
+			for (size_t it = 0; it < f->n_items; it++) {
+				if (it > 0)
+					buf_putc(&s->out, ' ');
+				if (f->items[it].kind != IMAP_FI_SECTION) {
+					imap_fetch_simple(s, f, &f->items[it], &msgs[j]);
+					continue;
+				}
+				imap_fetch_section_start(s, f, &f->items[it], &msgs[j]);
+				if (!imap_fetch_stream(s, f, SIZE_MAX))
+					for (; f->src_left > 0; f->src_left--)
+						buf_putc(&s->out, ' '); /* out of memory: the
+									 * size was promised */
+			}
+			buf_appendf(&s->out, ")\r\n");
+			if (f->fd >= 0)
+				close(f->fd);
+			f->fd = -1;
+		}
+		md_msg_list_free(msgs, n);
+		i = k;
+	}
+	if (f->kw != NULL)
+		md_mailbox_keywords_free(f->kw, f->n_kw);
+	f->kw = NULL;
+	f->n_kw = 0;
 }

@@ -62,7 +62,7 @@ static enum imap_cmd_status imap_idle_work(struct imap_session *s)
 	/* on the worker: adding a watch reads the index for the directory */
 	if (s->idle && !s->idle_watched && s->ctx->watch != NULL && s->view.mb != NULL)
 		s->idle_watched = md_watch_add(s->ctx->watch, s->view.mb) == MD_OK;
-	if (imap_view_update(s, true) == MD_NOMAILBOX && !s->close_after) {
+	if (imap_notify_view_update(s, true) == MD_NOMAILBOX && !s->close_after) {
 		imap_out(s, "* BYE [CLOSED] The selected mailbox was deleted\r\n");
 		s->close_after = true;
 	}
@@ -85,6 +85,7 @@ static void imap_idle_synced(struct imap_session *s)
 	}
 	if (!conn_is_closing(s->conn))
 		conn_resume(s->conn);
+	imap_notify_kick(s); /* what NOTIFY held back while this ran */
 }
 
 static void imap_idle_sync(struct imap_session *s)
@@ -152,4 +153,5 @@ void imap_idle_line(struct imap_session *s, const char *line, size_t len)
 		imap_reply(s, "BAD", "Expected DONE");
 	imap_flush(s);
 	imap_reader_reset(&s->reader);
+	imap_notify_kick(s);
 }

@@ -30,17 +30,6 @@
 #define IMAP_LIST_RET_SUBSCRIBED 0x1
 #define IMAP_LIST_RET_STATUS     0x2
 
-/* STATUS items */
-#define IMAP_STATUS_MESSAGES    0x01
-#define IMAP_STATUS_RECENT      0x02
-#define IMAP_STATUS_UIDNEXT     0x04
-#define IMAP_STATUS_UIDVALIDITY 0x08
-#define IMAP_STATUS_UNSEEN      0x10
-#define IMAP_STATUS_SIZE        0x20
-#define IMAP_STATUS_DELETED     0x40
-#define IMAP_STATUS_MAILBOXID   0x4000 /* RFC 8474 §4.2 (imap_objectid.c) */
-#define IMAP_STATUS_HIGHESTMODSEQ 0x80 /* RFC 7162 §3.1.10 */
-
 struct imap_mbox_cmd {
 	char name[MD_MAILBOX_NAME_MAX + 1];
 	char name2[MD_MAILBOX_NAME_MAX + 1];
@@ -262,8 +251,8 @@ static uint32_t imap_status_recent(struct imap_session *s, const char *name)
 	return (uint32_t)n;
 }
 
-static void imap_status_line(struct imap_session *s, const char *name, unsigned items,
-			     const struct md_status *st)
+void imap_status_line(struct imap_session *s, const char *name, unsigned items,
+		      const struct md_status *st)
 {
 	const char *sep = "";
 
@@ -608,8 +597,13 @@ static enum imap_cmd_status imap_subscribe_work(struct imap_session *s)
 {
 	struct imap_mbox_cmd *m = s->cmd_state;
 
-	imap_reply_md(s, md_mailbox_subscribe(s->md_user, m->name, m->special != 0),
-		      m->special != 0 ? "SUBSCRIBE" : "UNSUBSCRIBE");
+	enum md_result r = md_mailbox_subscribe(s->md_user, m->name, m->special != 0);
+
+	/* the store's hook reports mailboxes, not subscriptions: NOTIFY
+	 * SubscriptionChange (RFC 5465 §5.6) hears of it here */
+	if (r == MD_OK)
+		imap_ctx_changed(s->ctx, md_user_id(s->md_user), 0);
+	imap_reply_md(s, r, m->special != 0 ? "SUBSCRIBE" : "UNSUBSCRIBE");
 	return CMD_DONE;
 }
 

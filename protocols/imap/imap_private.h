@@ -16,7 +16,9 @@
  *   imap_append.c     APPEND / MULTIAPPEND (literal streamed into the store)
  *   imap_search.c     SEARCH, UID SEARCH; the search program SORT and
  *                     THREAD share
- *   imap_sort.c       SORT, UID SORT (ESORT), the sort keys THREAD shares
+ *   imap_sort.c       SORT, UID SORT (ESORT)
+ *   imap_sort_keys.c  the sort keys SORT and THREAD share, their collection
+ *   imap_sort_cache.c the process's sort-key cache (one entry per mailbox)
  *   imap_thread.c     THREAD, UID THREAD (ORDEREDSUBJECT, REFERENCES)
  *   imap_subject.c    RFC 5256 base subject, the i;unicode-casemap form
  *   imap_idle.c       IDLE / DONE
@@ -28,6 +30,9 @@
  *   imap_metadata.c   GETMETADATA, SETMETADATA (RFC 5464)
  *   imap_quirks.c     ID (RFC 2971): the client's name kept, logged, and
  *                     looked up in the client quirks table
+ *   imap_notify_parse.c  NOTIFY's arguments (RFC 5465 §3, §8)
+ *   imap_notify.c     NOTIFY: the watched mailboxes and the unsolicited
+ *                     responses sent between commands
  *
  * Memory: a session owns everything it points to.  A command's scratch
  * (s->cmd_state) is freed by its cmd_free when the tagged reply is sent;
@@ -36,6 +41,7 @@
 #ifndef IMAP_IMAP_PRIVATE_H
 #define IMAP_IMAP_PRIVATE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -120,6 +126,7 @@ struct imap_ctx {
 	struct md_store *store;
 	struct server *srv;
 	struct imap_session *idlers;   /* sessions in IDLE (loop thread) */
+	struct imap_session *notifiers;/* sessions with NOTIFY SET (loop thread) */
 	struct event *wake_ev;         /* made active by the store's hook */
 	pthread_mutex_t wake_lock;     /* guards the queue below */
 	struct imap_wake wake[IMAP_WAKE_QUEUE];
@@ -129,6 +136,7 @@ struct imap_ctx {
 					* NULL: poll them (no inotify) */
 	struct event *watch_ev;        /* its descriptor is readable */
 	struct imap_recent *recent;    /* IMAP_RECENT_SLOTS entries */
+	struct imap_sort_cache *sort_cache; /* SORT/THREAD keys (workers) */
 	pthread_mutex_t recent_lock;   /* guards recent (worker threads) */
 };
 
@@ -236,6 +244,10 @@ struct imap_session {
 	bool idle_watched;        /* md_watch_add() held for view.mb */
 	bool idle_slow;           /* the poll timer runs at the watched pace */
 	struct imap_session *idle_next, *idle_prev;
+
+	/* NOTIFY (imap_notify.c); NULL: NOTIFY NONE */
+	struct imap_notify *notify;
+	struct imap_session *notify_next, *notify_prev;
 };
 
 /* imap.c */
@@ -264,6 +276,10 @@ bool imap_login_allowed(const struct imap_session *s);
 void imap_capability(const struct imap_session *s, char *out, size_t outlen);
 void imap_close_mailbox(struct imap_session *s);
 void imap_idle_link(struct imap_session *s, bool on);
+/* A change the store's hook does not report (a subscription): wakes IDLE
+ * and NOTIFY sessions as the hook would.  Any thread; mailbox_id 0: the
+ * user's mailbox list. */
+void imap_ctx_changed(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id);
 
 /* imap_auth.c */
 imap_handler_fn imap_cmd_capability, imap_cmd_starttls, imap_cmd_login,
@@ -272,6 +288,19 @@ void imap_sasl_line(struct imap_session *s, const char *line, size_t len);
 void imap_auth_cleanup(struct imap_session *s);
 
 /* imap_mailbox.c */
+/* STATUS items */
+#define IMAP_STATUS_MESSAGES    0x01
+#define IMAP_STATUS_RECENT      0x02
+#define IMAP_STATUS_UIDNEXT     0x04
+#define IMAP_STATUS_UIDVALIDITY 0x08
+#define IMAP_STATUS_UNSEEN      0x10
+#define IMAP_STATUS_SIZE        0x20
+#define IMAP_STATUS_DELETED     0x40
+#define IMAP_STATUS_MAILBOXID   0x4000 /* RFC 8474 §4.2 (imap_objectid.c) */
+#define IMAP_STATUS_HIGHESTMODSEQ 0x80 /* RFC 7162 §3.1.10 */
+/* "* STATUS name (items)" into s->out (worker). */
+void imap_status_line(struct imap_session *s, const char *name, unsigned items,
+		      const struct md_status *st);
 imap_handler_fn imap_cmd_list, imap_cmd_lsub, imap_cmd_create, imap_cmd_delete,
 	imap_cmd_rename, imap_cmd_subscribe, imap_cmd_unsubscribe, imap_cmd_namespace,
 	imap_cmd_status;
@@ -298,6 +327,9 @@ imap_handler_fn imap_cmd_select, imap_cmd_examine, imap_cmd_close, imap_cmd_unse
  * (worker).  allow_expunge false during FETCH/STORE/SEARCH with sequence
  * numbers (RFC 3501 §7.4.1). */
 enum md_result imap_view_update(struct imap_session *s, bool allow_expunge);
+/* The same; without allow_flags the flag changes wait for the next
+ * update (NOTIFY without FlagChange, RFC 5465 §5.4). */
+enum md_result imap_view_update_some(struct imap_session *s, bool allow_expunge, bool allow_flags);
 /* FLAGS and PERMANENTFLAGS of the view; unless always, only when the
  * mailbox has keywords the session has not been told about. */
 void imap_view_flag_lists(struct imap_session *s, char **names, size_t n_names, bool always);
@@ -355,6 +387,18 @@ void imap_qresync_answer(struct imap_session *s, struct imap_qresync *q, char **
 
 /* imap_fetch.c */
 imap_handler_fn imap_cmd_fetch;
+/* NOTIFY's MessageNew fetch attributes (RFC 5465 §5.2): "(" fetch-att
+ * *(SP fetch-att) ")"; items answered from the index, and headers
+ * (BODY.PEEK[...HEADER...], [...MIME], RFC822.HEADER: written whole, the
+ * store bounds them), but no message text or BINARY[...] (that would
+ * stream files between commands) and nothing that sets \Seen.  NULL with
+ * c->err set. */
+struct imap_fetch_cmd;
+struct imap_fetch_cmd *imap_fetch_notify_parse(struct imap_cursor *c);
+void imap_fetch_notify_free(struct imap_fetch_cmd *f);
+/* "* n FETCH (...)" of those items for the view's messages with a UID of
+ * at least from_uid (worker). */
+void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, uint32_t from_uid);
 
 /* imap_store.c */
 imap_handler_fn imap_cmd_store, imap_cmd_copy, imap_cmd_move;
@@ -390,6 +434,8 @@ struct imap_search_cmd;
 struct imap_search_cmd *imap_search_parse(struct imap_session *s, struct imap_cursor *args,
 					  bool *replied_r);
 unsigned imap_search_needs(const struct imap_search_cmd *c);
+/* The program is ALL (every message matches, nothing need be read). */
+bool imap_search_matches_all(const struct imap_search_cmd *c);
 void imap_search_prepare(struct imap_session *s, struct imap_search_cmd *c);
 bool imap_search_match(struct imap_session *s, struct imap_search_cmd *c, struct md_msg *m);
 void imap_search_free(void *c);
@@ -445,6 +491,42 @@ struct imap_sort_msg {
 	char *references;      /* References: value (its last 4 KiB), or NULL */
 };
 
+/* The keys of one mailbox's messages, shared through the sort-key cache
+ * (imap_sort_cache.c): immutable once made, freed with the last
+ * reference.  msgs[i] holds the keys of uids[i] with seq 0, or uid 0 when
+ * the index no longer had the message ("gone"); their strings point into
+ * arena. */
+struct imap_sort_keys {
+	uint32_t user_id, mailbox_id, uidvalidity;
+	unsigned need;                /* IMAP_SORT_NEED_* the keys hold */
+	size_t n;
+	uint32_t *uids;               /* ascending */
+	struct imap_sort_msg *msgs;
+	char *arena;
+	size_t arena_len;
+	atomic_uint refs;
+	struct imap_sort_keys *next;  /* in the cache's list */
+};
+
+/* The cache: at most IMAP_SORT_CACHE_MAILBOXES entries of at most
+ * IMAP_SORT_CACHE_MAX octets in all (imap_sort_keys_bytes()), least
+ * recently used out first. */
+#define IMAP_SORT_CACHE_MAX (128 * 1024 * 1024)
+#define IMAP_SORT_CACHE_MAILBOXES 64
+struct imap_sort_cache;
+struct imap_sort_cache *imap_sort_cache_new(size_t max_bytes, size_t max_entries);
+void imap_sort_cache_free(struct imap_sort_cache *c);
+/* The mailbox's entry if it has one of this UIDVALIDITY, with a reference
+ * for the caller; NULL otherwise. */
+struct imap_sort_keys *imap_sort_cache_get(struct imap_sort_cache *c, uint32_t user_id,
+					   uint32_t mailbox_id, uint32_t uidvalidity);
+/* k becomes the mailbox's entry (the caller keeps its own reference),
+ * unless it alone exceeds the cache's octets. */
+void imap_sort_cache_put(struct imap_sort_cache *c, struct imap_sort_keys *k);
+size_t imap_sort_keys_bytes(const struct imap_sort_keys *k);
+/* Drops one reference (NULL: nothing). */
+void imap_sort_keys_unref(struct imap_sort_keys *k);
+
 /* A SORT's or THREAD's program and the keys of the messages it matched */
 #define IMAP_SORT_NEED_ADDRS 0x1 /* from, to, cc, dfrom, dto */
 #define IMAP_SORT_NEED_IDS   0x2 /* message_id, in_reply_to, references */
@@ -452,8 +534,9 @@ struct imap_sort_set {
 	struct imap_search_cmd *prog;
 	unsigned need;         /* IMAP_SORT_NEED_*: keys other than the base
 				* subject, dates and size */
-	struct imap_sort_msg *msgs;
+	struct imap_sort_msg *msgs; /* strings point into keys' arena */
 	size_t n;
+	struct imap_sort_keys *keys; /* a reference to the cache entry */
 };
 
 /* "charset SP search-criteria" of SORT and THREAD (RFC 5256 §3) into
@@ -462,9 +545,11 @@ struct imap_sort_set {
 bool imap_sort_criteria(struct imap_session *s, struct imap_cursor *args,
 			struct imap_sort_set *set);
 /* Worker: the keys of the messages of the view set->prog matches,
- * ascending by sequence number.  0, or -1 after a NO reply. */
+ * ascending by sequence number, from the mailbox's entry in the sort-key
+ * cache (made or completed here; set->keys holds a reference to it).
+ * 0, or -1 after a NO reply. */
 int imap_sort_collect(struct imap_session *s, struct imap_sort_set *set);
-/* The keys and the program. */
+/* The keys, the reference to the entry and the program. */
 void imap_sort_set_free(struct imap_sort_set *set);
 /* Sent date, then sequence number (RFC 5256 §2.2): qsort comparator of
  * struct imap_sort_msg pointers. */
@@ -506,5 +591,83 @@ imap_handler_fn imap_cmd_id;
 unsigned imap_quirks_for(const char *name);
 /* Whether the session's client gets that workaround */
 bool imap_quirk(const struct imap_session *s, unsigned quirk);
+/* imap_notify_parse.c: NOTIFY SET / NONE (RFC 5465 §3.1, §8) */
+#define IMAP_NOTIFY_EV_NEW     0x01 /* MessageNew (RFC 5465 §5.2) */
+#define IMAP_NOTIFY_EV_EXPUNGE 0x02 /* MessageExpunge (§5.3) */
+#define IMAP_NOTIFY_EV_FLAGS   0x04 /* FlagChange (§5.4) */
+#define IMAP_NOTIFY_EV_NAME    0x08 /* MailboxName (§5.5) */
+#define IMAP_NOTIFY_EV_SUBS    0x10 /* SubscriptionChange (§5.6) */
+#define IMAP_NOTIFY_EV_MESSAGE (IMAP_NOTIFY_EV_NEW | IMAP_NOTIFY_EV_EXPUNGE | IMAP_NOTIFY_EV_FLAGS)
+/* What [BADEVENT (...)] lists: the events we support (§3.1) */
+#define IMAP_NOTIFY_SUPPORTED "MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange"
+#define IMAP_NOTIFY_GROUPS_MAX 16 /* event groups in one NOTIFY SET (RFC 5465: none) */
+#define IMAP_NOTIFY_NAMES_MAX 64  /* mailbox names of subtree / mailboxes filters */
+
+enum imap_notify_filter {
+	IMAP_NOTIFY_SELECTED,         /* §6.1 */
+	IMAP_NOTIFY_SELECTED_DELAYED, /* §6.2: expunges wait for a command */
+	IMAP_NOTIFY_INBOXES,          /* §6.3: here INBOX (the MDA's target) */
+	IMAP_NOTIFY_PERSONAL,         /* §6.4: every mailbox of the user */
+	IMAP_NOTIFY_SUBSCRIBED,       /* §6.5 */
+	IMAP_NOTIFY_SUBTREE,          /* §6.6: the names and their children */
+	IMAP_NOTIFY_MAILBOXES,        /* §6.7: the names only */
+};
+
+struct imap_notify_group {
+	enum imap_notify_filter filter;
+	unsigned events;              /* IMAP_NOTIFY_EV_* */
+	size_t first_name, n_names;   /* subtree / mailboxes: into names */
+};
+
+struct imap_notify_spec {
+	bool status;                  /* SET STATUS (§3.1) */
+	struct imap_notify_group groups[IMAP_NOTIFY_GROUPS_MAX];
+	size_t n_groups;
+	char names[IMAP_NOTIFY_NAMES_MAX][MD_MAILBOX_NAME_MAX + 1];
+	size_t n_names;
+	unsigned selected_events;     /* of the selected filter, 0 without one */
+	bool selected_delayed;
+	struct imap_fetch_cmd *fetch; /* MessageNew's fetch-att there, or NULL */
+};
+
+enum imap_notify_parse_result {
+	IMAP_NOTIFY_PARSE_SET,        /* spec filled */
+	IMAP_NOTIFY_PARSE_NONE,       /* NOTIFY NONE */
+	IMAP_NOTIFY_PARSE_BAD,        /* syntax or a rule of §3.1 / §5: BAD */
+	IMAP_NOTIFY_PARSE_BADEVENT,   /* an event we do not support: NO [BADEVENT] */
+	IMAP_NOTIFY_PARSE_LIMIT,      /* IMAP_NOTIFY_*_MAX: NO [LIMIT] */
+};
+
+/* The arguments after "NOTIFY" into spec (zeroed first); c->err says
+ * why for BAD.  imap_notify_spec_clear() frees what it holds. */
+enum imap_notify_parse_result imap_notify_parse(const struct imap_session *s,
+						struct imap_cursor *c,
+						struct imap_notify_spec *spec);
+void imap_notify_spec_clear(struct imap_notify_spec *spec);
+/* The events the filters other than selected give a mailbox. */
+unsigned imap_notify_events_for(const struct imap_notify_spec *spec, const char *name,
+				bool subscribed);
+
+/* imap_notify.c */
+imap_handler_fn imap_cmd_notify;
+/* A mailbox changed (loop thread; 0, 0: maybe any of them): sessions of
+ * that user with NOTIFY SET report it once they are between commands. */
+void imap_notify_wake(struct imap_ctx *ctx, uint32_t user_id, uint32_t mailbox_id);
+/* Send what is pending now if the session is between commands. */
+void imap_notify_kick(struct imap_session *s);
+/* imap_view_update() between commands (IDLE's and NOTIFY's, worker):
+ * flag changes only when IDLE or NOTIFY's FlagChange asks. */
+enum md_result imap_notify_view_update(struct imap_session *s, bool allow_expunge);
+/* After an EXISTS for the messages from from_uid on (worker): with
+ * MessageNew's fetch attributes for the selected mailbox (RFC 5465
+ * §5.2), their FETCH, whichever update announced them. */
+void imap_notify_new_messages(struct imap_session *s, uint32_t from_uid);
+/* NOTIFY SET (selected (... MessageExpunge ...)), not selected-delayed:
+ * the client takes EXPUNGE at any time, so it loses RFC 3501 §7.4.1's
+ * protection during FETCH, STORE and SEARCH with sequence numbers
+ * (RFC 5465 §6.1, §6.2). */
+bool imap_notify_expunges_any_time(const struct imap_session *s);
+/* NOTIFY NONE, and at the end of the session: drop watches and timer. */
+void imap_notify_stop(struct imap_session *s);
 
 #endif

@@ -377,6 +377,18 @@ unsigned imap_search_needs(const struct imap_search_cmd *c)
 	return (c->need_meta ? MD_READ_META : 0) | (c->need_path ? MD_READ_PATH : 0);
 }
 
+bool imap_search_matches_all(const struct imap_search_cmd *c)
+{
+	const struct imap_snode *root = &c->nodes[c->root];
+
+	if (root->key != SK_AND)
+		return root->key == SK_ALL;
+	for (int k = root->child; k >= 0; k = c->nodes[k].next)
+		if (c->nodes[k].key != SK_ALL)
+			return false;
+	return true;
+}
+
 /* The UTC day (00:00) of t: dates only, time of day ignored (RFC 3501
  * §6.4.4). */
 static int64_t imap_search_day(int64_t t)

@@ -253,9 +253,14 @@ static void imap_view_flags(struct imap_session *s, const struct md_changes *ch,
 	}
 }
 
+enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
+{
+	return imap_view_update_some(s, allow_expunge, true);
+}
+
 /* One store snapshot per update (md_mailbox_changes): expunges, new
  * messages, flag changes as of one moment. */
-enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
+enum md_result imap_view_update_some(struct imap_session *s, bool allow_expunge, bool allow_flags)
 {
 	struct imap_view *v = &s->view;
 	struct md_changes ch;
@@ -264,6 +269,9 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 
 	if (v->mb == NULL)
 		return MD_OK;
+	/* RFC 5465 §6.1: NOTIFY's selected filter with MessageExpunge lets
+	 * expunges out at the end of any command */
+	allow_expunge = allow_expunge || imap_notify_expunges_any_time(s);
 	r = md_mailbox_changes(v->mb, v->uidnext, v->modseq,
 			       allow_expunge ? v->xmodseq : UINT64_MAX, &ch);
 	if (r != MD_OK)
@@ -276,11 +284,13 @@ enum md_result imap_view_update(struct imap_session *s, bool allow_expunge)
 		v->xmodseq = ch.status.highestmodseq;
 	}
 	imap_view_grow(s, &ch);
-	if (ch.status.highestmodseq > v->modseq) {
+	if (allow_flags && ch.status.highestmodseq > v->modseq) {
 		imap_view_flags(s, &ch, old_next);
 		v->modseq = ch.status.highestmodseq;
 	}
 	md_changes_free(&ch);
+	if (v->uidnext > old_next)
+		imap_notify_new_messages(s, old_next);
 	return MD_OK;
 }
 
@@ -327,13 +337,33 @@ static void imap_select_free(void *arg)
 	free(c);
 }
 
+/* The sequence number of the first message without \Seen (RFC 3501
+ * §7.1 [UNSEEN n]), 0 for none: read IMAP_FETCH_BATCH at a time from the
+ * start, up to it, not the whole mailbox at once. */
+static uint32_t imap_select_first_unseen(const struct imap_view *v)
+{
+	uint32_t unseen = 0;
+
+	for (size_t pos = 0; pos < v->n && unseen == 0; pos += IMAP_FETCH_BATCH) {
+		size_t last = pos + IMAP_FETCH_BATCH < v->n ? pos + IMAP_FETCH_BATCH : v->n;
+		struct md_msg *msgs = NULL;
+		size_t n = 0;
+
+		if (md_msg_list(v->mb, v->uids[pos], v->uids[last - 1], 0, 0, &msgs, &n) != MD_OK)
+			break;
+		for (size_t i = 0; i < n && unseen == 0; i++)
+			if (!(msgs[i].flags & MD_FLAG_SEEN))
+				unseen = imap_view_seq(v, msgs[i].uid);
+		md_msg_list_free(msgs, n);
+	}
+	return unseen;
+}
+
 static enum imap_cmd_status imap_select_work(struct imap_session *s)
 {
 	struct imap_select_cmd *c = s->cmd_state;
 	struct imap_view *v = &s->view;
 	struct md_status st;
-	struct md_msg *msgs = NULL;
-	size_t n = 0;
 	char **names = NULL;
 	size_t n_names = 0;
 	uint32_t unseen = 0;
@@ -379,12 +409,8 @@ static enum imap_cmd_status imap_select_work(struct imap_session *s)
 						  v->uids[v->n - 1], !v->readonly && !s->rev2);
 		imap_view_add_recent(v, v->uids, v->n, from);
 	}
-	if (st.unseen > 0 && md_msg_list(v->mb, 1, UINT32_MAX, 0, 0, &msgs, &n) == MD_OK) {
-		for (size_t i = 0; i < n && unseen == 0; i++)
-			if (!(msgs[i].flags & MD_FLAG_SEEN))
-				unseen = imap_view_seq(v, msgs[i].uid);
-		md_msg_list_free(msgs, n);
-	}
+	if (st.unseen > 0)
+		unseen = imap_select_first_unseen(v);
 	imap_view_flag_lists(s, names, n_names, true);
 	if (s->rev2) {
 		/* RFC 9051 §6.3.2: EXISTS and LIST; no RECENT, no UNSEEN */

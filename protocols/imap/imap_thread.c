@@ -130,6 +130,11 @@ static void imap_thread_adopt_children(struct imap_thread_forest *f, int32_t to,
  * d would make a loop (§2.2 step 1). */
 static bool imap_thread_is_ancestor(const struct imap_thread_forest *f, int32_t a, int32_t d)
 {
+	/* a node without children is nobody's ancestor: no walk up from d
+	 * (a reply chain linked in order, each message naming only the one
+	 * before, would otherwise walk the whole chain for every message) */
+	if (f->nodes[a].child == IMAP_THREAD_NONE)
+		return a == d;
 	for (int32_t x = d; x != IMAP_THREAD_NONE; x = f->nodes[x].parent)
 		if (x == a)
 			return true;
@@ -205,63 +210,105 @@ static void imap_thread_sort_all(struct imap_thread_forest *f, int32_t root, int
 
 /* ---- hash of ids and subjects -------------------------------------------------- */
 
+/* Open addressing with linear probing; a slot keeps the key's hash, so
+ * that a probe past another key rarely reads that key's octets. */
+struct imap_thread_slot {
+	const char *key; /* NULL: empty */
+	uint32_t len, hash;
+	int32_t val;
+};
+
 struct imap_thread_map {
-	const char **keys;
-	size_t *lens;
-	int32_t *vals;
+	struct imap_thread_slot *slots;
 	size_t cap; /* a power of two, at least twice the entries */
+	size_t n;
 };
 
 /* Keys are octet strings: message ids, and base subjects already in
- * their i;unicode-casemap form. */
+ * their i;unicode-casemap form (both far shorter than 4 GiB: ids at most
+ * IMAP_SORT_REFS_MAX, subjects IMAP_SORT_KEY_MAX octets). */
 static int imap_thread_map_init(struct imap_thread_map *m, size_t entries)
 {
 	m->cap = 16;
 	while (m->cap < entries * 2)
 		m->cap *= 2;
-	m->keys = calloc(m->cap, sizeof(*m->keys));
-	m->lens = calloc(m->cap, sizeof(*m->lens));
-	m->vals = calloc(m->cap, sizeof(*m->vals));
-	return m->keys != NULL && m->lens != NULL && m->vals != NULL ? 0 : -1;
+	m->n = 0;
+	m->slots = calloc(m->cap, sizeof(*m->slots));
+	return m->slots != NULL ? 0 : -1;
 }
 
 static void imap_thread_map_free(struct imap_thread_map *m)
 {
-	free(m->keys);
-	free(m->lens);
-	free(m->vals);
+	free(m->slots);
+	m->slots = NULL;
+}
+
+static uint32_t imap_thread_hash(const char *k, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)k[i]) * 16777619u;
+	return h;
 }
 
 /* The slot of key: where it is, or the empty one where it would go. */
-static size_t imap_thread_map_slot(const struct imap_thread_map *m, const char *k, size_t len)
+static size_t imap_thread_map_slot(const struct imap_thread_map *m, const char *k, size_t len,
+				   uint32_t h)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	size_t i;
+	for (size_t i = (size_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		const struct imap_thread_slot *sl = &m->slots[i];
 
-	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-	for (i = (size_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-		if (m->keys[i] == NULL)
+		if (sl->key == NULL)
 			return i;
-		if (m->lens[i] == len && memcmp(m->keys[i], k, len) == 0)
+		if (sl->hash == h && sl->len == len && memcmp(sl->key, k, len) == 0)
 			return i;
 	}
 }
 
 static int32_t imap_thread_map_get(const struct imap_thread_map *m, const char *k, size_t len)
 {
-	size_t i = imap_thread_map_slot(m, k, len);
+	size_t i = imap_thread_map_slot(m, k, len, imap_thread_hash(k, len));
 
-	return m->keys[i] != NULL ? m->vals[i] : IMAP_THREAD_NONE;
+	return m->slots[i].key != NULL ? m->slots[i].val : IMAP_THREAD_NONE;
 }
 
-static void imap_thread_map_put(struct imap_thread_map *m, const char *k, size_t len, int32_t v)
+/* Twice the slots, every key moved to its new place. */
+static int imap_thread_map_grow(struct imap_thread_map *m)
 {
-	size_t i = imap_thread_map_slot(m, k, len);
+	struct imap_thread_map bigger;
 
-	m->keys[i] = k;
-	m->lens[i] = len;
-	m->vals[i] = v;
+	bigger.cap = m->cap * 2;
+	bigger.n = m->n;
+	bigger.slots = calloc(bigger.cap, sizeof(*bigger.slots));
+	if (bigger.slots == NULL)
+		return -1;
+	for (size_t i = 0; i < m->cap; i++) {
+		const struct imap_thread_slot *sl = &m->slots[i];
+
+		if (sl->key != NULL)
+			bigger.slots[imap_thread_map_slot(&bigger, sl->key, sl->len, sl->hash)] = *sl;
+	}
+	free(m->slots);
+	*m = bigger;
+	return 0;
+}
+
+/* -1 when memory ran out (the map unchanged). */
+static int imap_thread_map_put(struct imap_thread_map *m, const char *k, size_t len, int32_t v)
+{
+	uint32_t h = imap_thread_hash(k, len);
+	size_t i = imap_thread_map_slot(m, k, len, h);
+
+	if (m->slots[i].key == NULL && (m->n + 1) * 2 > m->cap) {
+		if (imap_thread_map_grow(m) < 0)
+			return -1;
+		i = imap_thread_map_slot(m, k, len, h);
+	}
+	if (m->slots[i].key == NULL)
+		m->n++;
+	m->slots[i] = (struct imap_thread_slot){ .key = k, .len = (uint32_t)len, .hash = h, .val = v };
+	return 0;
 }
 
 /* ---- message ids ------------------------------------------------------------ */
@@ -342,8 +389,8 @@ static int32_t imap_thread_id_node(struct imap_thread_forest *f, struct imap_thr
 
 	if (x == IMAP_THREAD_NONE) {
 		x = imap_thread_node_new(f, IMAP_THREAD_NONE);
-		if (x != IMAP_THREAD_NONE)
-			imap_thread_map_put(ids, id->p, id->len, x);
+		if (x != IMAP_THREAD_NONE && imap_thread_map_put(ids, id->p, id->len, x) < 0)
+			x = IMAP_THREAD_NONE; /* the node stays, unreachable: freed with f */
 	}
 	return x;
 }
@@ -454,11 +501,14 @@ static int imap_thread_merge_subjects(struct imap_thread_forest *f, int32_t root
 		if (*s == '\0')
 			continue;
 		t = imap_thread_map_get(&subj, s, strlen(s));
-		if (t == IMAP_THREAD_NONE ||
-		    (!imap_thread_is_dummy(f, t) &&
-		     (imap_thread_is_dummy(f, top[i]) ||
-		      (imap_thread_is_reply(f, t) && !imap_thread_is_reply(f, top[i])))))
-			imap_thread_map_put(&subj, s, strlen(s), top[i]);
+		if ((t == IMAP_THREAD_NONE ||
+		     (!imap_thread_is_dummy(f, t) &&
+		      (imap_thread_is_dummy(f, top[i]) ||
+		       (imap_thread_is_reply(f, t) && !imap_thread_is_reply(f, top[i]))))) &&
+		    imap_thread_map_put(&subj, s, strlen(s), top[i]) < 0) {
+			imap_thread_map_free(&subj);
+			return -1;
+		}
 	}
 	/* 5.D */
 	for (size_t i = 0; i < n; i++) {
@@ -490,7 +540,11 @@ static int imap_thread_merge_subjects(struct imap_thread_forest *f, int32_t root
 			imap_thread_adopt(f, root, d);
 			imap_thread_adopt(f, d, t);
 			imap_thread_adopt(f, d, cur);
-			imap_thread_map_put(&subj, s, strlen(s), d);
+			/* s is in the map already: its slot is reused */
+			if (imap_thread_map_put(&subj, s, strlen(s), d) < 0) {
+				imap_thread_map_free(&subj);
+				return -1;
+			}
 		}
 	}
 	imap_thread_map_free(&subj);
@@ -509,9 +563,9 @@ static int imap_thread_references(struct imap_thread_forest *f, int32_t *root_r)
 	refs = malloc(IMAP_THREAD_REFS_MAX * sizeof(*refs));
 	if (refs == NULL)
 		goto out_map;
-	/* every id a message can name has a slot: its own and its refs */
-	for (size_t i = 0; i < f->set->n; i++)
-		entries += 1 + imap_thread_refs(&f->set->msgs[i], refs);
+	/* about one id a message (its own), more as references name
+	 * messages not in the set: the map grows */
+	entries = f->set->n;
 	if (imap_thread_map_init(&ids, entries) < 0)
 		goto out_map;
 	for (size_t i = 0; i < f->set->n; i++)
@@ -630,7 +684,7 @@ static void imap_thread_write(struct imap_session *s, const struct imap_thread_f
 			if (nd->msg != IMAP_THREAD_NONE) {
 				const struct imap_sort_msg *m = &f->set->msgs[nd->msg];
 
-				buf_appendf(&s->out, "%u", s->uid ? m->uid : m->seq);
+				buf_put_uint(&s->out, s->uid ? m->uid : m->seq);
 			}
 			if (nc == 0)
 				break;

@@ -14,7 +14,7 @@ struct md_store;
 struct server;
 
 /* Create the protocol context and plug it into srv for ROLE_SMTP,
- * ROLE_SUBMISSION and ROLE_SUBMISSIONS.  auth and store must outlive the
+ * ROLE_SUBMISSION, ROLE_SUBMISSIONS and ROLE_LMTP (RFC 2033).  auth and store must outlive the
  * server.  0, or -1 with err set. */
 int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
 		  char *err, size_t errlen);

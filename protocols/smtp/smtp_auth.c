@@ -166,7 +166,7 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args)
 	const char *sp, *ir = NULL, *challenge = NULL;
 	size_t mlen;
 
-	if (s->role == ROLE_SMTP) {
+	if (!smtp_is_submission(s)) {
 		smtp_reply(s, "502 5.5.1 AUTH not available on this port, use submission");
 		return;
 	}

@@ -68,7 +68,17 @@ static const struct smtp_cmd_def smtp_cmds[] = {
 	  false, smtp_cmd_starttls },
 	{ SMTP_VERB_AUTH, "AUTH", SMTP_BIT(SMTP_STATE_INIT) | SMTP_BIT(SMTP_STATE_READY), true,
 	  smtp_cmd_auth },
+	{ SMTP_VERB_LHLO, "LHLO", SMTP_ST_ANY, false, smtp_cmd_lhlo },
 };
+
+/* LMTP and SMTP differ only in the greeting command (RFC 2033 §4.1):
+ * LHLO is unknown to SMTP, HELO and EHLO are refused in LMTP. */
+static bool smtp_verb_in_mode(const struct smtp_session *s, enum smtp_verb verb)
+{
+	if (s->role == ROLE_LMTP)
+		return verb != SMTP_VERB_EHLO && verb != SMTP_VERB_HELO;
+	return verb != SMTP_VERB_LHLO;
+}
 
 void smtp_command(struct smtp_session *s, const char *line, size_t len)
 {
@@ -80,8 +90,16 @@ void smtp_command(struct smtp_session *s, const char *line, size_t len)
 	for (size_t i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++)
 		if (smtp_cmds[i].verb == cmd.verb)
 			def = &smtp_cmds[i];
-	if (def == NULL) {
-		smtp_reply(s, "500 5.5.2 Syntax error, command unrecognized");
+	if (def == NULL || !smtp_verb_in_mode(s, def->verb)) {
+		if (def != NULL && s->role == ROLE_LMTP)
+			smtp_reply(s, "500 5.5.1 This is LMTP: use LHLO (RFC 2033)");
+		else
+			smtp_reply(s, "500 5.5.2 Syntax error, command unrecognized");
+		return;
+	}
+	if (s->refused && def->verb != SMTP_VERB_QUIT) {
+		/* RFC 5321 §3.1: after a 554 greeting, 503 until QUIT */
+		smtp_reply(s, "503 5.7.1 No LMTP service for %s", conn_peer_addr(s->conn));
 		return;
 	}
 	if (len > SMTP_LINE_MAX && !def->long_line) {
@@ -91,7 +109,7 @@ void smtp_command(struct smtp_session *s, const char *line, size_t len)
 	conn_log(s->conn, LOG_LEVEL_DEBUG, "smtp cmd=%s state=%d", def->name, (int)s->state);
 	if (!(def->states & SMTP_BIT(s->state))) {
 		if (s->state == SMTP_STATE_INIT)
-			smtp_reply(s, "503 5.5.1 Send EHLO or HELO first");
+			smtp_reply(s, "503 5.5.1 Send %s first", smtp_hello_verb(s));
 		else if (s->state == SMTP_STATE_CHUNKING)
 			smtp_reply(s, "503 5.5.1 %s not allowed during BDAT transfer", def->name);
 		else if (def->verb == SMTP_VERB_MAIL)
@@ -109,14 +127,36 @@ void smtp_command(struct smtp_session *s, const char *line, size_t len)
 
 /* ---- EHLO / HELO ----------------------------------------------------------- */
 
-static void smtp_hello(struct smtp_session *s, const char *args, bool esmtp)
+/* The extensions offered after EHLO or LHLO.  LMTP offers no AUTH (the
+ * peer is trusted) and no DSN: the MTA in front reports on delivery. */
+static void smtp_capabilities(struct smtp_session *s)
+{
+	const struct config *cfg = s->ctx->cfg;
+	bool lmtp = s->role == ROLE_LMTP;
+
+	conn_printf(s->conn, "250-PIPELINING\r\n");
+	conn_printf(s->conn, "250-SIZE %llu\r\n", (unsigned long long)cfg->message_size_max);
+	conn_printf(s->conn, "250-8BITMIME\r\n");
+	conn_printf(s->conn, "250-ENHANCEDSTATUSCODES\r\n");
+	if (smtp_starttls_allowed(s))
+		conn_printf(s->conn, "250-STARTTLS\r\n");
+	if (smtp_auth_allowed(s))
+		conn_printf(s->conn, "250-AUTH %s\r\n", SASL_MECHANISMS);
+	conn_printf(s->conn, "250-SMTPUTF8\r\n");
+	conn_printf(s->conn, lmtp ? "250 CHUNKING\r\n" : "250-CHUNKING\r\n");
+	if (!lmtp)
+		conn_printf(s->conn, "250 DSN\r\n");
+}
+
+void smtp_hello(struct smtp_session *s, const char *args, bool esmtp)
 {
 	const struct config *cfg = s->ctx->cfg;
 	const char *ip = conn_peer_addr(s->conn);
 	bool v6 = strchr(ip, ':') != NULL;
+	const char *verb = s->role == ROLE_LMTP ? "LHLO" : esmtp ? "EHLO" : "HELO";
 
 	if (!smtp_helo_valid(args, strlen(args))) {
-		smtp_reply(s, "501 5.5.4 Syntax: %s domain-or-address-literal", esmtp ? "EHLO" : "HELO");
+		smtp_reply(s, "501 5.5.4 Syntax: %s domain-or-address-literal", verb);
 		return;
 	}
 	/* RFC 5321 §4.1.4: EHLO in a transaction is an implicit RSET */
@@ -136,18 +176,12 @@ static void smtp_hello(struct smtp_session *s, const char *args, bool esmtp)
 		conn_printf(s->conn, "250 %s Hello [%s%s]\r\n", cfg->hostname, v6 ? "IPv6:" : "", ip);
 		return;
 	}
-	conn_printf(s->conn, "250-%s Hello [%s%s]\r\n", cfg->hostname, v6 ? "IPv6:" : "", ip);
-	conn_printf(s->conn, "250-PIPELINING\r\n");
-	conn_printf(s->conn, "250-SIZE %llu\r\n", (unsigned long long)cfg->message_size_max);
-	conn_printf(s->conn, "250-8BITMIME\r\n");
-	conn_printf(s->conn, "250-ENHANCEDSTATUSCODES\r\n");
-	if (smtp_starttls_allowed(s))
-		conn_printf(s->conn, "250-STARTTLS\r\n");
-	if (smtp_auth_allowed(s))
-		conn_printf(s->conn, "250-AUTH %s\r\n", SASL_MECHANISMS);
-	conn_printf(s->conn, "250-SMTPUTF8\r\n");
-	conn_printf(s->conn, "250-CHUNKING\r\n");
-	conn_printf(s->conn, "250 DSN\r\n");
+	if (conn_peer_is_local_socket(s->conn))
+		conn_printf(s->conn, "250-%s Hello %s\r\n", cfg->hostname, args);
+	else
+		conn_printf(s->conn, "250-%s Hello [%s%s]\r\n", cfg->hostname, v6 ? "IPv6:" : "",
+			    ip);
+	smtp_capabilities(s);
 }
 
 static void smtp_cmd_ehlo(struct smtp_session *s, const char *args)
@@ -171,7 +205,7 @@ static void smtp_cmd_mail(struct smtp_session *s, const char *args)
 	char reply[SMTP_REPLY_MAX];
 	const char *rest;
 
-	if (s->role != ROLE_SMTP && !s->authenticated) {
+	if (smtp_is_submission(s) && !s->authenticated) {
 		/* RFC 6409 §4.3 / RFC 4954 §6 */
 		smtp_reply(s, "530 5.7.0 Authentication required");
 		return;
@@ -184,7 +218,7 @@ static void smtp_cmd_mail(struct smtp_session *s, const char *args)
 		smtp_reply(s, "555 5.5.4 MAIL parameters need EHLO");
 		return;
 	}
-	if (smtp_parse_mail_params(rest, s->role != ROLE_SMTP ? SMTP_EXT_AUTH : 0,
+	if (smtp_parse_mail_params(rest, smtp_is_submission(s) ? SMTP_EXT_AUTH : 0,
 				   cfg->message_size_max, &params, reply, sizeof(reply)) < 0) {
 		smtp_reply(s, "%s", reply);
 		return;
@@ -193,7 +227,7 @@ static void smtp_cmd_mail(struct smtp_session *s, const char *args)
 		smtp_reply(s, "553 5.6.7 Non-ASCII address needs the SMTPUTF8 parameter");
 		return;
 	}
-	if (s->role != ROLE_SMTP) {
+	if (smtp_is_submission(s)) {
 		/* Senders on submission must own the address (DESIGN.md). */
 		if (path.null) {
 			smtp_reply(s, "553 5.7.1 Null sender not allowed for submission");
@@ -217,12 +251,18 @@ static void smtp_cmd_mail(struct smtp_session *s, const char *args)
 
 /* ---- RCPT ---------------------------------------------------------------- */
 
-static bool smtp_owner_known(const struct smtp_owner *owners, size_t n, const char *address)
+/* The index of address in owners, or n when absent. */
+static size_t smtp_owner_find(const struct smtp_owner *owners, size_t n, const char *address)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(owners[i].address, address) == 0)
-			return true;
-	return false;
+			return i;
+	return n;
+}
+
+static bool smtp_owner_known(const struct smtp_owner *owners, size_t n, const char *address)
+{
+	return smtp_owner_find(owners, n, address) < n;
 }
 
 /* RFC 3461 §4: xtext of an address ("+" and "=", controls and space as
@@ -276,14 +316,27 @@ void smtp_rcpt_accept(struct smtp_session *s)
 {
 	struct smtp_tx *tx = &s->tx;
 
+	if (s->role == ROLE_LMTP && smtp_lmtp_reserve(tx, tx->n_pending) < 0) {
+		smtp_reply(s, "452 4.3.0 Out of memory");
+		tx->n_pending = 0;
+		return;
+	}
 	for (size_t i = 0; i < tx->n_pending; i++) {
 		const struct smtp_owner *o = &tx->pending_owners[i];
-		if (o->forward || smtp_owner_known(tx->owners, tx->n_owners, o->address))
+		size_t at = smtp_owner_find(tx->owners, tx->n_owners, o->address);
+		if (o->forward)
+			continue;
+		if (s->role == ROLE_LMTP)
+			smtp_lmtp_link(tx, tx->n_rcpts, at); /* reserved above */
+		if (at < tx->n_owners)
 			continue;
 		if (tx->n_owners == tx->owners_cap) {
 			size_t cap = tx->owners_cap == 0 ? 8 : tx->owners_cap * 2;
 			struct smtp_owner *p = realloc(tx->owners, cap * sizeof(*p));
 			if (p == NULL) {
+				/* this RCPT is not added: forget its links */
+				while (tx->n_links > 0 && tx->links[tx->n_links - 1].rcpt == tx->n_rcpts)
+					tx->n_links--;
 				smtp_reply(s, "452 4.3.0 Out of memory");
 				tx->n_pending = 0;
 				return;

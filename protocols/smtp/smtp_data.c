@@ -179,7 +179,7 @@ static void smtp_msg_take(struct smtp_session *s, struct smtp_msg *m, const char
 			 * hop count; checked mail must have its forged
 			 * Authentication-Results removed, submissions must
 			 * show their From: header. */
-			if (s->role == ROLE_SMTP && m->inbound == NULL)
+			if (!smtp_is_submission(s) && m->inbound == NULL)
 				m->hdr_done = true;
 			else
 				smtp_refuse(m, SMTP_VERDICT_HEADER_TOO_BIG);
@@ -227,13 +227,13 @@ void smtp_cmd_data(struct smtp_session *s, const char *args)
 		break;
 	case SMTP_STATE_MAIL:
 		/* RFC 5321 §3.3: DATA with no accepted recipient */
-		smtp_reply(s, "554 5.5.1 No valid recipients");
+		smtp_reply(s, "%s 5.5.1 No valid recipients", smtp_no_rcpt_code(s));
 		return;
 	case SMTP_STATE_CHUNKING:
 		smtp_reply(s, "503 5.5.1 DATA not allowed during BDAT transfer");
 		return;
 	case SMTP_STATE_INIT:
-		smtp_reply(s, "503 5.5.1 Send EHLO or HELO first");
+		smtp_reply(s, "503 5.5.1 Send %s first", smtp_hello_verb(s));
 		return;
 	default:
 		smtp_reply(s, "503 5.5.1 Need MAIL and RCPT before DATA");
@@ -293,8 +293,11 @@ static void smtp_bdat_chunk_end(struct smtp_session *s)
 	}
 	if (m->verdict != SMTP_VERDICT_OK) {
 		/* RFC 3030 §2: the transaction failed; chunks still in the
-		 * pipeline are read and refused with 503. */
-		smtp_verdict_reply(s, m);
+		 * pipeline are read and refused with 503.  One reply, in LMTP
+		 * too: only BDAT LAST answers per recipient. */
+		char reply[SMTP_REPLY_MAX];
+		smtp_verdict_text(s, m, reply, sizeof(reply));
+		smtp_reply(s, "%s", reply);
 		smtp_tx_reset(s);
 		smtp_enter_state(s, SMTP_STATE_READY);
 		return;
@@ -369,10 +372,12 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args)
 	case SMTP_STATE_CHUNKING:
 		break;
 	case SMTP_STATE_MAIL:
-		snprintf(s->bdat_reply, sizeof(s->bdat_reply), "554 5.5.1 No valid recipients");
+		snprintf(s->bdat_reply, sizeof(s->bdat_reply), "%s 5.5.1 No valid recipients",
+			 smtp_no_rcpt_code(s));
 		break;
 	case SMTP_STATE_INIT:
-		snprintf(s->bdat_reply, sizeof(s->bdat_reply), "503 5.5.1 Send EHLO or HELO first");
+		snprintf(s->bdat_reply, sizeof(s->bdat_reply), "503 5.5.1 Send %s first",
+			 smtp_hello_verb(s));
 		break;
 	default:
 		snprintf(s->bdat_reply, sizeof(s->bdat_reply),
@@ -393,73 +398,91 @@ size_t smtp_data_input(struct smtp_session *s, const char *data, size_t len)
 
 /* ---- replies and cleanup ------------------------------------------------------ */
 
-void smtp_verdict_reply(struct smtp_session *s, const struct smtp_msg *m)
+void smtp_store_result_reply(enum md_result r, bool perm_quota, const char **code_r,
+			     const char **text_r)
+{
+	switch (r) {
+	case MD_QUOTA: /* RFC 3463 X.2.2: mailbox full */
+		*code_r = perm_quota ? "552 5.2.2" : "452 4.2.2";
+		*text_r = "Mailbox full";
+		return;
+	case MD_TOOBIG:
+		*code_r = "552 5.3.4";
+		*text_r = "Message size exceeds fixed maximum message size";
+		return;
+	case MD_BADMSG:
+		*code_r = "554 5.6.0";
+		*text_r = "Message refused by the store";
+		return;
+	case MD_BADNAME:
+	case MD_NOUSER:
+		*code_r = "550 5.1.1";
+		*text_r = "Mailbox unavailable";
+		return;
+	case MD_NOSPACE: /* RFC 3463 X.3.1: mail system full */
+		*code_r = "452 4.3.1";
+		*text_r = "Mail system full, try again later";
+		return;
+	default:
+		*code_r = "451 4.3.0";
+		*text_r = "Temporary local error, try again later";
+		return;
+	}
+}
+
+void smtp_verdict_text(const struct smtp_session *s, const struct smtp_msg *m,
+		       char *out, size_t outlen)
 {
 	bool perm = s->ctx->cfg->quota_error_permanent;
+	const char *code, *text;
 
 	switch (m->verdict) {
 	case SMTP_VERDICT_OK:
 	case SMTP_VERDICT_NO_RECIPIENTS:
-		smtp_reply(s, "554 5.5.1 No valid recipients");
+		snprintf(out, outlen, "554 5.5.1 No valid recipients");
 		return;
 	case SMTP_VERDICT_TOO_BIG:
-		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
+		snprintf(out, outlen, "552 5.3.4 Message size exceeds fixed maximum message size");
 		return;
 	case SMTP_VERDICT_BARE_LF:
-		smtp_reply(s, "554 5.6.0 Bare CR or LF in message text not allowed (RFC 5321 2.3.8)");
+		snprintf(out, outlen, "554 5.6.0 Bare CR or LF in message text not allowed "
+			 "(RFC 5321 2.3.8)");
 		return;
 	case SMTP_VERDICT_NUL:
-		smtp_reply(s, "554 5.6.0 NUL octet in message text not allowed");
+		snprintf(out, outlen, "554 5.6.0 NUL octet in message text not allowed");
 		return;
 	case SMTP_VERDICT_HEADER_TOO_BIG:
-		smtp_reply(s, "552 5.3.4 Message header exceeds %d octets", SMTP_HEADER_MAX);
+		snprintf(out, outlen, "552 5.3.4 Message header exceeds %d octets", SMTP_HEADER_MAX);
 		return;
 	case SMTP_VERDICT_HOPS:
-		smtp_reply(s, "554 5.4.6 Too many hops (mail loop?)");
+		snprintf(out, outlen, "554 5.4.6 Too many hops (mail loop?)");
 		return;
 	case SMTP_VERDICT_NO_FROM:
-		smtp_reply(s, "550 5.6.0 Message needs exactly one From: header");
+		snprintf(out, outlen, "550 5.6.0 Message needs exactly one From: header");
 		return;
 	case SMTP_VERDICT_BAD_FROM:
-		smtp_reply(s, "550 5.6.0 Cannot parse the From: header");
+		snprintf(out, outlen, "550 5.6.0 Cannot parse the From: header");
 		return;
 	case SMTP_VERDICT_FROM_NOT_OWNED:
-		smtp_reply(s, "553 5.7.1 From: address <%s> not owned by user %s", m->verdict_detail,
-			   s->user);
+		snprintf(out, outlen, "553 5.7.1 From: address <%s> not owned by user %s",
+			 m->verdict_detail, s->user);
 		return;
 	case SMTP_VERDICT_QUOTA:
-		smtp_reply(s, perm ? "552 5.2.2 Mailbox full" : "452 4.2.2 Mailbox full");
+		smtp_store_result_reply(MD_QUOTA, perm, &code, &text);
+		snprintf(out, outlen, "%s %s", code, text);
 		return;
 	case SMTP_VERDICT_MEMORY:
-		smtp_reply(s, "451 4.3.0 Out of memory, try again later");
+		snprintf(out, outlen, "451 4.3.0 Out of memory, try again later");
 		return;
 	case SMTP_VERDICT_DMARC: /* RFC 7489 §6.7 / §10.3 */
-		smtp_reply(s, "550 5.7.1 Rejected by the DMARC policy of %s", m->verdict_detail);
+		snprintf(out, outlen, "550 5.7.1 Rejected by the DMARC policy of %s",
+			 m->verdict_detail);
 		return;
 	case SMTP_VERDICT_STORE:
 		break;
 	}
-	switch (m->store_result) {
-	case MD_QUOTA:
-		smtp_reply(s, perm ? "552 5.2.2 Mailbox full" : "452 4.2.2 Mailbox full");
-		return;
-	case MD_TOOBIG:
-		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size");
-		return;
-	case MD_BADMSG:
-		smtp_reply(s, "554 5.6.0 Message refused by the store");
-		return;
-	case MD_BADNAME:
-	case MD_NOUSER:
-		smtp_reply(s, "550 5.1.1 Mailbox unavailable");
-		return;
-	case MD_NOSPACE: /* RFC 3463 X.3.1: mail system full */
-		smtp_reply(s, "452 4.3.1 Mail system full, try again later");
-		return;
-	default:
-		smtp_reply(s, "451 4.3.0 Temporary local error, try again later");
-		return;
-	}
+	smtp_store_result_reply(m->store_result, perm, &code, &text);
+	snprintf(out, outlen, "%s %s", code, text);
 }
 
 static void smtp_delivery_free_work(void *arg)

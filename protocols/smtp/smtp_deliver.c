@@ -22,6 +22,12 @@
  * sender gets a bounce (smtp_bounce.c) naming those mailboxes.  Quotas can
  * be overrun by messages delivered at the same moment.
  *
+ * LMTP (smtp_lmtp.c) answers per recipient instead, so there it is not all
+ * or nothing: each mailbox's quota is enforced by the commit itself (the
+ * store's per-target MD_QUOTA), nothing is bounced (the MTA in front
+ * reports the per-recipient failures), and a recipient whose mailbox
+ * failed temporarily gets its own 451 while the others get 250.
+ *
  * Remote recipients (authenticated senders only, smtp_cmd.c): the same
  * bytes, without Return-Path, are streamed into a queue file as well; at
  * the end the queue entry is made durable first, then the local owners
@@ -73,6 +79,8 @@ int smtp_build_trace(struct smtp_session *s, struct smtp_msg *m)
 	char date[64], tls[128] = "";
 	int rc = 0;
 
+	if (s->role == ROLE_LMTP)
+		return smtp_lmtp_trace(s, m);
 	smtp_rfc5322_date(time(NULL), date, sizeof(date));
 	if (conn_is_tls(s->conn))
 		conn_tls_describe(s->conn, tls, sizeof(tls));
@@ -114,7 +122,7 @@ void smtp_inspect_header(struct smtp_session *s, struct smtp_msg *m, const char 
 		m->verdict = SMTP_VERDICT_HOPS;
 		return;
 	}
-	if (s->role == ROLE_SMTP)
+	if (!smtp_is_submission(s))
 		return;
 	if (info.from_fields != 1) {
 		m->verdict = SMTP_VERDICT_NO_FROM;
@@ -150,6 +158,15 @@ void smtp_inspect_header(struct smtp_session *s, struct smtp_msg *m, const char 
 				s->ctx->cfg->hostname) < 0)
 			m->verdict = SMTP_VERDICT_MEMORY;
 	}
+}
+
+/* The reply for a refused message: the end of the transaction. */
+static void smtp_verdict_reply(struct smtp_session *s, const struct smtp_msg *m)
+{
+	char reply[SMTP_REPLY_MAX];
+
+	smtp_verdict_text(s, m, reply, sizeof(reply));
+	smtp_end_reply(s, "%s", reply);
 }
 
 /* ---- worker side ---------------------------------------------------------- */
@@ -382,12 +399,15 @@ static size_t smtp_live_targets(struct smtp_session *s, struct smtp_msg *m)
 
 	for (size_t i = 0; i < tx->n_owners; i++) {
 		bool exists = auth_user_exists(s->ctx->auth, tx->owners[i].address);
-		struct md_target *t = &m->targets[exists ? live++ : --dead];
+		size_t slot = exists ? live++ : --dead;
+		struct md_target *t = &m->targets[slot];
+		tx->owners[i].target = slot;
 		t->address = tx->owners[i].address;
 		/* DMARC p=quarantine (smtp_inbound.c) */
 		if (m->action == SMTP_INBOUND_QUARANTINE)
 			t->mailbox = SMTP_INBOUND_JUNK;
-		t->quota_bytes = 0; /* checked above: see the top */
+		/* SMTP checked it above, LMTP lets the store (see the top) */
+		t->quota_bytes = s->role == ROLE_LMTP ? tx->owners[i].quota : 0;
 		t->create_user = true;
 		t->result = exists ? MD_OK : MD_NOUSER;
 	}
@@ -446,8 +466,11 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	}
 	m->n_targets = tx->n_owners;
 	live = smtp_live_targets(s, m);
-	/* Sieve decides the folders, flags and copies (smtp_sieve.c) */
-	if (live > 0 && smtp_sieve_plan(s, m, &live) < 0) {
+	/* Sieve decides the folders, flags and copies (smtp_sieve.c).  Not
+	 * for LMTP yet: its per-recipient replies find each owner's result
+	 * through owners[].target, which a plan rewrites (one owner may get
+	 * several targets or none). */
+	if (live > 0 && s->role != ROLE_LMTP && smtp_sieve_plan(s, m, &live) < 0) {
 		m->store_result = MD_TEMPFAIL;
 		str_copy(m->store_error, "sieve: out of memory", sizeof(m->store_error));
 		return;
@@ -470,6 +493,8 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	}
 	md_delivery_free(m->d);
 	m->d = NULL;
+	if (s->role == ROLE_LMTP)
+		return; /* each recipient hears of its own mailboxes */
 	if (m->n_delivered == 0 && tx->n_remote == 0 && !m->sieve_handled)
 		return; /* the reply refuses the whole message */
 	if (m->local_temp)
@@ -507,7 +532,7 @@ static void smtp_commit_work(void *arg)
 		return;
 	if (m->inbound != NULL && smtp_inbound_run(s, m) < 0)
 		return;
-	for (size_t i = 0; i < tx->n_owners; i++) {
+	for (size_t i = 0; i < tx->n_owners && s->role != ROLE_LMTP; i++) {
 		if (smtp_over_quota(s->ctx->store, &tx->owners[i], size)) {
 			m->quota_exceeded = true;
 			str_copy(m->verdict_detail, tx->owners[i].address, sizeof(m->verdict_detail));
@@ -518,9 +543,10 @@ static void smtp_commit_work(void *arg)
 		return;
 	if (tx->n_owners > 0)
 		smtp_commit_local(s, m);
-	if (m->queued && (m->store_result != MD_OK || m->local_temp)) {
+	if (m->queued && (m->store_result != MD_OK || (m->local_temp && s->role != ROLE_LMTP))) {
 		/* the reply will be 451 and the client sends it again: the
-		 * queued copy must not go out as well */
+		 * queued copy must not go out as well (in LMTP only the
+		 * recipients that failed are sent again: the copy stays) */
 		if (queue_remove(s->ctx->cfg->data_dir, tx->id) < 0)
 			log_error("smtp id=%s cannot withdraw the queued copy", tx->id);
 		m->queued = false;
@@ -565,6 +591,8 @@ static void smtp_commit_done(void *arg)
 		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: the recipient's Sieve "
 			 "script rejects it", tx->id);
 		smtp_reply(s, "550 5.7.1 %s", reason[0] != '\0' ? reason : "Rejected");
+	} else if (s->role == ROLE_LMTP && m->store_result == MD_OK) {
+		smtp_lmtp_replies(s, m);
 	} else if (m->store_result != MD_OK ||
 		   (m->n_delivered == 0 && !m->queued && !m->sieve_handled)) {
 		enum md_result r = m->store_result;
@@ -634,7 +662,7 @@ static void smtp_check_done(void *arg)
 		return;
 	}
 	if (smtp_submit(s, smtp_commit_work, smtp_commit_done) < 0) {
-		smtp_reply(s, "451 4.3.0 Temporary server error, try again later");
+		smtp_end_reply(s, "451 4.3.0 Temporary server error, try again later");
 		smtp_tx_reset(s);
 	}
 }
@@ -663,7 +691,7 @@ void smtp_finish(struct smtp_session *s)
 	/* SPF, DKIM keys and DMARC wait on DNS: not on the IO pool */
 	if ((m->inbound != NULL ? smtp_submit_kind(s, WORKER_DNS, smtp_check_work, smtp_check_done)
 				: smtp_submit(s, smtp_commit_work, smtp_commit_done)) < 0) {
-		smtp_reply(s, "451 4.3.0 Temporary server error, try again later");
+		smtp_end_reply(s, "451 4.3.0 Temporary server error, try again later");
 		smtp_tx_reset(s);
 	}
 }

@@ -29,6 +29,7 @@ static const struct {
 	{ "QUIT", SMTP_VERB_QUIT }, { "VRFY", SMTP_VERB_VRFY },
 	{ "EXPN", SMTP_VERB_EXPN }, { "HELP", SMTP_VERB_HELP },
 	{ "STARTTLS", SMTP_VERB_STARTTLS }, { "AUTH", SMTP_VERB_AUTH },
+	{ "LHLO", SMTP_VERB_LHLO },
 };
 
 int smtp_parse_command(const char *line, size_t len, struct smtp_command *cmd_r)

@@ -4,6 +4,9 @@
  *                   table, replies, pregreet, timeouts, graceful stop
  *   smtp_cmd.c      EHLO HELO MAIL RCPT RSET NOOP QUIT VRFY EXPN HELP
  *                   STARTTLS AUTH
+ *   smtp_lmtp.c     LMTP (RFC 2033) as a mode of the same session: LHLO,
+ *                   the trusted-peer greeting, the Received field and the
+ *                   one reply per recipient after the message
  *   smtp_parse.c    command lines, paths, ESMTP parameters, line splitter
  *   smtp_data.c     DATA and BDAT: the incremental dot-unstuffer, the
  *                   message sink (size limit, header block), end replies
@@ -165,6 +168,14 @@ struct smtp_owner {
 	uint64_t quota; /* 0: unlimited */
 	bool forward;   /* pending only: an alias target in another domain,
 			 * added to the transaction as a remote recipient */
+	size_t target;  /* its slot in msg->targets once they are built */
+};
+
+/* LMTP: RCPT number rcpt (index in tx->rcpts) delivers to owner (index in
+ * tx->owners); an alias gives several, a repeated RCPT shares its owner. */
+struct smtp_link {
+	uint16_t rcpt;
+	uint16_t owner;
 };
 
 /* The DATA/BDAT dot-unstuffer and line-end checker (smtp_data.c). */
@@ -244,6 +255,8 @@ struct smtp_tx {
 	size_t n_remote;          /* rcpts with remote set */
 	struct smtp_owner *owners;
 	size_t n_owners, owners_cap;
+	struct smtp_link *links;  /* LMTP only (smtp_lmtp.c) */
+	size_t n_links, links_cap;
 	struct smtp_msg *msg;     /* during DATA/BDAT until the reply */
 	/* RCPT waiting for its quota check on a worker */
 	struct smtp_rcpt pending_rcpt;
@@ -281,6 +294,8 @@ struct smtp_session {
 	bool bdat_last;
 	char bdat_reply[SMTP_REPLY_MAX];
 	enum smtp_state bdat_return; /* state after a refused chunk */
+	bool refused;             /* LMTP from an untrusted peer: 554 greeting,
+				   * then 503 to all but QUIT (RFC 5321 §3.1) */
 
 	unsigned bad_commands;
 	unsigned long messages;
@@ -289,10 +304,37 @@ struct smtp_session {
 
 /* ---- smtp_session.c ------------------------------------------------------ */
 
+/* What a client must send first, for "503 Send ... first". */
+static inline const char *smtp_hello_verb(const struct smtp_session *s)
+{
+	return s->role == ROLE_LMTP ? "LHLO" : "EHLO or HELO";
+}
+
+/* RFC 2033 §4.2: DATA without an accepted recipient is 503 in LMTP, 554
+ * in SMTP (RFC 5321 §3.3). */
+static inline const char *smtp_no_rcpt_code(const struct smtp_session *s)
+{
+	return s->role == ROLE_LMTP ? "503" : "554";
+}
+
+/* The roles where a client must log in: RFC 6409 submission (587, 465). */
+static inline bool smtp_is_submission(const struct smtp_session *s)
+{
+	return s->role == ROLE_SUBMISSION || s->role == ROLE_SUBMISSIONS;
+}
+
 void smtp_enter_state(struct smtp_session *s, enum smtp_state state);
 /* One reply line: "CODE TEXT"; a 5xx counts towards SMTP_BAD_COMMANDS_MAX,
  * a 2xx or 3xx resets the count. */
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A reply line that does not count towards SMTP_BAD_COMMANDS_MAX: one of
+ * the several that answer a single command (LMTP after DATA). */
+void smtp_reply_line(struct smtp_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The reply that ends a message (after DATA or BDAT LAST): once in SMTP,
+ * once per accepted recipient in LMTP (RFC 2033 §4.2). */
+void smtp_end_reply(struct smtp_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* The client must reply with 421 and be closed. */
 void smtp_close(struct smtp_session *s, const char *fmt, ...)
@@ -323,7 +365,7 @@ enum smtp_verb {
 	SMTP_VERB_EHLO, SMTP_VERB_HELO, SMTP_VERB_MAIL, SMTP_VERB_RCPT,
 	SMTP_VERB_DATA, SMTP_VERB_BDAT, SMTP_VERB_RSET, SMTP_VERB_NOOP,
 	SMTP_VERB_QUIT, SMTP_VERB_VRFY, SMTP_VERB_EXPN, SMTP_VERB_HELP,
-	SMTP_VERB_STARTTLS, SMTP_VERB_AUTH,
+	SMTP_VERB_STARTTLS, SMTP_VERB_AUTH, SMTP_VERB_LHLO,
 	SMTP_VERB_COUNT
 };
 
@@ -331,6 +373,25 @@ enum smtp_verb {
 void smtp_command(struct smtp_session *s, const char *line, size_t len);
 /* RCPT whose owners were found (and quota-checked): add it, reply 250. */
 void smtp_rcpt_accept(struct smtp_session *s);
+/* EHLO, HELO and LHLO: the greeting exchange and the capabilities. */
+void smtp_hello(struct smtp_session *s, const char *args, bool esmtp);
+
+/* ---- smtp_lmtp.c --------------------------------------------------------- */
+
+void smtp_cmd_lhlo(struct smtp_session *s, const char *args);
+/* The 220 greeting, or 554 for a TCP peer outside trusted_networks. */
+void smtp_lmtp_greet(struct smtp_session *s);
+/* Room for n more links; 0, or -1 out of memory. */
+int smtp_lmtp_reserve(struct smtp_tx *tx, size_t n);
+/* Remember that RCPT rcpt goes to owner (room reserved before). */
+void smtp_lmtp_link(struct smtp_tx *tx, size_t rcpt, size_t owner);
+/* RCPTs that got 250 (the remote entries of alias forwards are not). */
+size_t smtp_lmtp_accepted(const struct smtp_session *s);
+/* Return-Path and a Received field in Dovecot's LMTP layout. */
+int smtp_lmtp_trace(struct smtp_session *s, struct smtp_msg *msg);
+/* After the commit: one reply per accepted RCPT, in RCPT order, from the
+ * results of its mailboxes. */
+void smtp_lmtp_replies(struct smtp_session *s, const struct smtp_msg *msg);
 
 /* ---- smtp_auth.c --------------------------------------------------------- */
 
@@ -410,8 +471,13 @@ void smtp_msg_free(struct smtp_session *s, struct smtp_msg *msg);
  * fields that claim our authserv-id (RFC 8601 §5: forged) from the header
  * block at the start of msg->spool, *hlen octets long. */
 void smtp_strip_authres(struct smtp_session *s, struct smtp_msg *msg, size_t *hlen);
-/* The reply for a refused message (msg->verdict != OK). */
-void smtp_verdict_reply(struct smtp_session *s, const struct smtp_msg *msg);
+/* The reply line for a refused message (msg->verdict != OK). */
+void smtp_verdict_text(const struct smtp_session *s, const struct smtp_msg *msg,
+		       char *out, size_t outlen);
+/* The code ("552 5.2.2") and text ("Mailbox full") for a store result that
+ * is not MD_OK; perm_quota: quota_error = permanent. */
+void smtp_store_result_reply(enum md_result r, bool perm_quota, const char **code_r,
+			     const char **text_r);
 
 /* ---- smtp_header.c ------------------------------------------------------- */
 

@@ -1,5 +1,6 @@
 /* SMTP sessions: connection events, the input loop, the state machine,
- * replies, the pregreet test, timeouts and graceful stop.
+ * replies, the pregreet test, timeouts and graceful stop.  LMTP (role
+ * lmtp) is the same session in another mode (smtp_lmtp.c).
  *
  * Input comes from core/conn, the daemon's one reader: command lines in
  * line mode (CRLF only: a bare LF or CR never ends a line, RFC 5321 §2.3.8
@@ -87,6 +88,30 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 			   s->ctx->cfg->hostname);
 }
 
+void smtp_reply_line(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtp_vreply(s, fmt, ap);
+	va_end(ap);
+}
+
+void smtp_end_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char text[SMTP_REPLY_MAX];
+	size_t n = s->role == ROLE_LMTP ? smtp_lmtp_accepted(s) : 1;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	/* the transaction's one failure counts once */
+	for (size_t i = 1; i < n; i++)
+		smtp_reply_line(s, "%s", text);
+	smtp_reply(s, "%s", text);
+}
+
 void smtp_close(struct smtp_session *s, const char *fmt, ...)
 {
 	va_list ap;
@@ -158,6 +183,7 @@ void smtp_tx_reset(struct smtp_session *s)
 	free(tx->rcpts);
 	free(tx->owners);
 	free(tx->pending_owners);
+	free(tx->links);
 	memset(tx, 0, sizeof(*tx));
 }
 
@@ -171,7 +197,7 @@ bool smtp_starttls_allowed(const struct smtp_session *s)
  * on loopback when the configuration allows it. */
 bool smtp_auth_allowed(const struct smtp_session *s)
 {
-	if (s->role == ROLE_SMTP)
+	if (!smtp_is_submission(s))
 		return false;
 	return conn_is_tls(s->conn) ||
 	       (conn_peer_is_loopback(s->conn) && s->ctx->cfg->allow_plaintext_auth_on_loopback);
@@ -259,7 +285,10 @@ static void smtp_on_bytes(struct smtp_session *s, const char *data, size_t len)
 
 static void smtp_greet(struct smtp_session *s)
 {
-	conn_printf(s->conn, "220 %s ESMTP Postern\r\n", s->ctx->cfg->hostname);
+	if (s->role == ROLE_LMTP)
+		smtp_lmtp_greet(s);
+	else
+		conn_printf(s->conn, "220 %s ESMTP Postern\r\n", s->ctx->cfg->hostname);
 	smtp_enter_state(s, SMTP_STATE_INIT);
 	smtp_input_mode(s);
 }
@@ -453,6 +482,7 @@ int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
 	server_set_protocol(srv, ROLE_SMTP, &proto);
 	server_set_protocol(srv, ROLE_SUBMISSION, &proto);
 	server_set_protocol(srv, ROLE_SUBMISSIONS, &proto);
+	server_set_protocol(srv, ROLE_LMTP, &proto);
 	server_on_free(srv, smtp_ctx_free, ctx);
 	if (ctx->cfg->outbound_delivery) {
 		/* freed before ctx: free hooks run in reverse order */

@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_test import Daemon, free_port, wait_port  # noqa: E402
 # The same Postfix services as the inbound bench (its lmtp line is unused here).
-from smtp_bench import MASTER_CF  # noqa: E402
+from postfix_private import MAIN_CF_HEAD, MASTER_CF  # noqa: E402
 
 DOMAINS = ["d%d.bench.test" % i for i in range(10)]
 SIZE = 4096
@@ -130,17 +130,7 @@ def postern_bench(postern, sink_port, dns_port, messages, sessions):
         return timed(SINK, d.port("submission"), messages, sessions, True)
 
 
-MAIN_CF = """\
-compatibility_level = 3.6
-config_directory = {etc}
-queue_directory = {spool}
-data_directory = {data}
-meta_directory = /etc/postfix
-daemon_directory = /usr/lib/postfix/sbin
-command_directory = /usr/sbin
-shlib_directory = /usr/lib/postfix
-mail_owner = postfix
-setgid_group = postdrop
+MAIN_CF = MAIN_CF_HEAD + """\
 myhostname = postfix-bench.example.test
 mydomain = example.test
 myorigin = $mydomain

@@ -42,6 +42,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from postern_test import free_port, wait_port  # noqa: E402
+from postfix_private import MAIN_CF_HEAD, MASTER_CF  # noqa: E402
 
 DOMAIN = "example.test"
 SIZE = 4096
@@ -221,41 +222,8 @@ def postfix_run(port, r, messages, sent):
 
 # ---- Postfix + Dovecot --------------------------------------------------------
 
-MASTER_CF = """\
-{port} inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
 
-MAIN_CF = """\
-compatibility_level = 3.6
-config_directory = {etc}
-queue_directory = {spool}
-data_directory = {data}
-meta_directory = /etc/postfix
-daemon_directory = /usr/lib/postfix/sbin
-command_directory = /usr/sbin
-shlib_directory = /usr/lib/postfix
-mail_owner = postfix
-setgid_group = postdrop
+MAIN_CF = MAIN_CF_HEAD + """\
 myhostname = postfix-bench.{domain}
 mydomain = {domain}
 myorigin = $mydomain

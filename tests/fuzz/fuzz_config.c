@@ -29,7 +29,12 @@ static void fuzz_config_check(const struct config *cfg)
 
 		FUZZ_CHECK(memchr(l->name, '\0', sizeof(l->name)) != NULL);
 		FUZZ_CHECK(memchr(l->address, '\0', sizeof(l->address)) != NULL);
-		FUZZ_CHECK((unsigned)l->role < ROLE_COUNT && l->port > 0);
+		FUZZ_CHECK(memchr(l->unix_path, '\0', sizeof(l->unix_path)) != NULL);
+		/* a unix socket (role lmtp only, absolute path) has no port */
+		FUZZ_CHECK((unsigned)l->role < ROLE_COUNT &&
+			   (l->unix_path[0] != '\0' ? l->port == 0 && l->role == ROLE_LMTP &&
+							  l->unix_path[0] == '/' : l->port > 0));
+		FUZZ_CHECK(l->mode <= 0777);
 		FUZZ_CHECK(strcmp(config_role_name(l->role), "?") != 0);
 	}
 	for (size_t i = 0; i < cfg->n_certs; i++) {

@@ -396,7 +396,7 @@ def main():
         r.check(res.returncode == 1 and b"other.ed25519.key" in res.stderr,
                 "damaged key: the loader fails, naming the file")
         res = subprocess.run([postern, "help"], capture_output=True, timeout=30)
-        r.check(b"dkim generate DOMAIN" in res.stdout and b"dns DOMAIN" in res.stdout,
+        r.check(b"dkim generate DOMAIN" in res.stdout and b"dns [--check] DOMAIN" in res.stdout,
                 "postern help lists dkim generate and dns")
     finally:
         shutil.rmtree(d.dir, ignore_errors=True)

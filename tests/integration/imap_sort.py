@@ -742,6 +742,60 @@ def errors(r, cli):
                 "%s: %s" % (what, t.decode("latin-1").strip()))
 
 
+def test_shared_keys(r, cmp, d):
+    """The sort keys a session collected are kept for the mailbox (shared
+    by every session) and must follow it: a message another session
+    APPENDs is sorted once announced; one it EXPUNGEs is left out at once,
+    and its sequence number goes when the EXPUNGE is announced."""
+    a = cmp.Client("127.0.0.1", d.port("imaps"), True)
+    a.simple("LOGIN", USER, PASSWORD)
+    b = cmp.Client("127.0.0.1", d.port("imaps"), True)
+    b.simple("LOGIN", USER, PASSWORD)
+    a.simple("CREATE", "Shared")
+    for n in (1, 2, 3):
+        subj, mid, refs, irt, has_date = HAND[n - 1]
+        hand_append(r, a, "Shared", n, subj, mid, refs, irt, has_date)
+    a.simple("SELECT", "Shared")
+    b.simple("SELECT", "Shared")
+
+    def expect(cli, steps):
+        """steps: (command, the SORT or THREAD answer it must give, what)"""
+        for text, want, what in steps:
+            parts = text.split()
+            u, t = cli.command(parts)
+            got = untagged(u, "THREAD" if "THREAD" in parts else "SORT") if b" OK " in t else t
+            r.check(got == want, "%s (%s): %s" % (what, text, got))
+
+    expect(a, [("SORT (DATE) UTF-8 ALL", "1 3 2", "shared SORT")])
+    expect(b, [("THREAD REFERENCES UTF-8 ALL", "(1 (3)(2))", "shared THREAD, a second session")])
+    # message 4 ("Dup", dated after the others) comes in through b
+    subj, mid, refs, irt, has_date = HAND[3]
+    hand_append(r, b, "Shared", 4, subj, mid, refs, irt, has_date)
+    b.simple("NOOP")
+    expect(b, [("SORT (DATE) UTF-8 ALL", "1 3 2 4", "the appending session sorts it")])
+    # a's view is behind the kept keys: its SORT answers for its own view
+    # (the EXISTS comes after the answer)
+    expect(a, [("SORT (DATE) UTF-8 ALL", "1 3 2", "a session not yet told of it does not")])
+    a.simple("NOOP")
+    expect(a, [("SORT (DATE) UTF-8 ALL", "1 3 2 4", "a new message is sorted once announced"),
+               ("THREAD REFERENCES UTF-8 ALL", "(1 (3)(2))(4)", "and threaded"),
+               ("SORT (SUBJECT) UTF-8 ALL", "4 1 2 3", "SUBJECT after DATE and THREAD")])
+    # b expunges message 1; a has not been told yet (no EXPUNGE during SORT,
+    # RFC 3501 §7.4.1) but no longer sorts it; without 1, message 4 is the
+    # first with <a@t> (as in hand's NOT 1)
+    b.simple("STORE", "1", "+FLAGS.SILENT", "(\\Deleted)")
+    b.simple("EXPUNGE")
+    expect(a, [("SORT (DATE) UTF-8 ALL", "3 2 4", "a message expunged elsewhere is left out"),
+               ("SORT (DATE) UTF-8 UNSEEN", "3 2 4", "by a search program too"),
+               ("THREAD REFERENCES UTF-8 ALL", "(4 (3)(2))", "and by THREAD")])
+    u, _ = a.simple("NOOP")
+    r.check(b"* 1 EXPUNGE\r\n" in u, "the EXPUNGE is announced at NOOP")
+    expect(a, [("SORT (DATE) UTF-8 ALL", "2 1 3", "then the sequence numbers move"),
+               ("UID SORT (DATE) UTF-8 ALL", "3 2 4", "UID SORT")])
+    a.simple("LOGOUT")
+    b.simple("LOGOUT")
+
+
 def test_state_and_reindex(r, cmp, d, hand):
     cli = cmp.Client("127.0.0.1", d.port("imaps"), True)
     cli.simple("LOGIN", USER, PASSWORD)
@@ -776,6 +830,7 @@ def main():
         r.run("hand", lambda: hand.extend(test_hand(r, cmp, d)))
         r.run("intl", lambda: test_intl(r, cmp, d))
         r.run("chain", lambda: test_chain(r, cmp, d))
+        r.run("shared keys", lambda: test_shared_keys(r, cmp, d))
         r.run("state and reindex", lambda: test_state_and_reindex(r, cmp, d, hand))
     r.finish()
 

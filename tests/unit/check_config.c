@@ -281,10 +281,10 @@ static const struct {
 	{ HEAD "listener a {\nrole = smtp\ntls = none\nport = 0\n}\n", 6, "port must be" },
 	{ HEAD "listener a {\nrole = smtp\ntls = none\nport = 65536\n}\n", 6, "port must be" },
 	{ HEAD "listener a {\nrole = smtp\ntls = none\nport = -1\n}\n", 6, "port must be" },
-	{ HEAD "listener a {\nrole = lmtp\n}\n", 4, "unknown role 'lmtp'" },
+	{ HEAD "listener a {\nrole = lmtp2\n}\n", 4, "unknown role 'lmtp2'" },
 	{ HEAD "listener a {\nrole = smtp\ntls = ssl\n}\n", 5, "unknown tls mode 'ssl'" },
 	{ HEAD "listener a {\nrole = smtp\naddress = localhost\n}\n", 5,
-	  "address must be an IPv4 or IPv6 address or *" },
+	  "address must be an IPv4 or IPv6 address, * or unix:/path" },
 	{ HEAD "listener a {\nrole = smtp\naddress = [::1]\n}\n", 5, "address must be" },
 	{ HEAD "listener a {\nrole = smtp\naddress = 1.2.3.256\n}\n", 5, "address must be" },
 	{ HEAD "log_level = loud\n", 3, "unknown log level 'loud'" },
@@ -619,6 +619,23 @@ START_TEST(test_config_too_many)
 }
 END_TEST
 
+/* A configuration base + text that must be refused, the error naming where. */
+struct config_bad {
+	const char *text;
+	const char *where;
+};
+
+static void check_refused(const char *base, const struct config_bad *bad, size_t n)
+{
+	char text[1024];
+
+	for (size_t i = 0; i < n; i++) {
+		snprintf(text, sizeof(text), "%s%s", base, bad[i].text);
+		ck_assert_msg(parse(text) == -1, "accepted: %s", bad[i].text);
+		ck_assert_msg(strstr(err, bad[i].where) != NULL, "%s: %s", bad[i].text, err);
+	}
+}
+
 START_TEST(test_config_http)
 {
 	static const char base[] = "hostname = mail.example.org\ndata_dir = /d\n";
@@ -651,10 +668,7 @@ START_TEST(test_config_http)
 	ck_assert_uint_eq(cfg->listeners[2].port, 443);
 
 	/* Refused values, each with its line. */
-	static const struct {
-		const char *text;
-		const char *where;
-	} bad[] = {
+	static const struct config_bad bad[] = {
 		{ "listener w {\n role = http\n tls = starttls\n}\n", PATH ":5:" },
 		{ "mta_sts_mode = strict\n", PATH ":3:" },
 		{ "mta_sts_max_age = 0\n", PATH ":3:" },
@@ -665,11 +679,7 @@ START_TEST(test_config_http)
 		{ "autoconfig_hostname = *.example.org\n", PATH ":3:" },
 		{ "autoconfig_hostname = -x.example.org\n", PATH ":3:" },
 	};
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		snprintf(text, sizeof(text), "%s%s", base, bad[i].text);
-		ck_assert_msg(parse(text) == -1, "accepted: %s", bad[i].text);
-		ck_assert_msg(strstr(err, bad[i].where) != NULL, "%s: %s", bad[i].text, err);
-	}
+	check_refused(base, bad, sizeof(bad) / sizeof(bad[0]));
 }
 END_TEST
 
@@ -677,6 +687,7 @@ START_TEST(test_config_roles)
 {
 	static const char *const names[ROLE_COUNT] = {
 		"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "http",
+		"lmtp",
 	};
 
 	for (int r = 0; r < ROLE_COUNT; r++)
@@ -694,6 +705,55 @@ START_TEST(test_config_roles)
 	ck_assert_int_eq(config_role_default_tls(ROLE_SUBMISSIONS), TLS_MODE_IMPLICIT);
 	ck_assert_int_eq(config_role_default_tls(ROLE_IMAPS), TLS_MODE_IMPLICIT);
 	ck_assert_int_eq(config_role_default_tls(ROLE_POP3S), TLS_MODE_IMPLICIT);
+	ck_assert_int_eq(config_role_default_tls(ROLE_LMTP), TLS_MODE_NONE);
+	ck_assert(!config_role_is_smtp(ROLE_LMTP));
+}
+END_TEST
+
+START_TEST(test_config_lmtp)
+{
+	static const char base[] = "hostname = mail.example.org\ndata_dir = /d\n";
+	char text[1024];
+
+	/* TCP on port 24 without TLS; a unix socket with its mode, no port. */
+	snprintf(text, sizeof(text), "%slistener l {\n role = lmtp\n address = 127.0.0.1\n}\n"
+		 "listener s {\n role = lmtp\n address = unix:/run/postern/lmtp\n}\n"
+		 "listener t {\n role = lmtp\n address = unix:/var/spool/postfix/private/p\n"
+		 " mode = 0666\n}\n", base);
+	ck_assert_msg(parse(text) == 0, "%s", err);
+	ck_assert_int_eq(cfg->listeners[0].role, ROLE_LMTP);
+	ck_assert_uint_eq(cfg->listeners[0].port, 24);
+	ck_assert_int_eq(cfg->listeners[0].tls, TLS_MODE_NONE);
+	ck_assert_str_eq(cfg->listeners[0].unix_path, "");
+	ck_assert_str_eq(cfg->listeners[1].unix_path, "/run/postern/lmtp");
+	ck_assert_str_eq(cfg->listeners[1].address, "unix");
+	ck_assert_uint_eq(cfg->listeners[1].port, 0);
+	ck_assert_uint_eq(cfg->listeners[1].mode, 0660);
+	ck_assert_uint_eq(cfg->listeners[2].mode, 0666);
+
+	/* Refused, each with its line. */
+	static const struct config_bad bad[] = {
+		{ "listener s {\n role = smtp\n address = unix:/run/x\n}\n", PATH ":5:" },
+		{ "listener s {\n role = lmtp\n address = unix:run/x\n}\n", PATH ":5:" },
+		{ "listener s {\n role = lmtp\n address = unix:/run/../etc/x\n}\n", PATH ":5:" },
+		{ "listener s {\n role = lmtp\n address = unix:/run/x\n port = 24\n}\n",
+		  PATH ":6:" },
+		{ "listener s {\n role = lmtp\n address = unix:/run/x\n mode = 660a\n}\n",
+		  PATH ":6:" },
+		{ "listener s {\n role = lmtp\n address = unix:/run/x\n mode = 4755\n}\n",
+		  PATH ":6:" },
+		{ "listener s {\n role = lmtp\n mode = 0660\n}\n", PATH ":5:" },
+		{ "listener s {\n role = lmtp\n port = 25\n}\n", PATH ":5: listener 's': LMTP must "
+		  "not be used on port 25" },
+		{ "listener s {\n role = lmtp\n address = unix:/run/x\n}\n"
+		  "listener t {\n role = lmtp\n address = unix:/run/x\n}\n", PATH ":7:" },
+	};
+	check_refused(base, bad, sizeof(bad) / sizeof(bad[0]));
+	/* a path that does not fit sun_path */
+	snprintf(text, sizeof(text), "%slistener s {\n role = lmtp\n address = unix:/%0*d\n}\n",
+		 base, CONFIG_UNIX_PATH_MAX, 0);
+	ck_assert_int_eq(parse(text), -1);
+	ck_assert_msg(strstr(err, "absolute path of at most 107") != NULL, "%s", err);
 }
 END_TEST
 
@@ -889,6 +949,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_config_too_many);
 	tcase_add_test(tc, test_config_roles);
 	tcase_add_test(tc, test_config_http);
+	tcase_add_test(tc, test_config_lmtp);
 	tcase_add_test(tc, test_config_local_domain);
 	tcase_add_test(tc, test_config_example_file);
 	tcase_add_test(tc, test_config_load_errors);

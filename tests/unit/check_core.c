@@ -849,6 +849,30 @@ START_TEST(test_core_base64)
 END_TEST
 
 
+/* buf_put_uint writes what "%llu" does, and keeps the buffer at its cap. */
+START_TEST(test_core_buf_put_uint)
+{
+	static const uint64_t values[] = { 0, 9, 10, 4294967295u, UINT64_MAX };
+	struct buf b;
+	char want[32];
+
+	buf_init(&b, 0);
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		buf_reset(&b);
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)values[i]);
+		ck_assert_int_eq(buf_put_uint(&b, values[i]), 0);
+		ck_assert_int_eq(buf_cstr(&b), 0);
+		ck_assert_str_eq(b.data, want);
+	}
+	buf_free(&b);
+	buf_init(&b, 4);
+	ck_assert_int_eq(buf_put_uint(&b, 123), 0);
+	ck_assert_int_eq(buf_put_uint(&b, 45), -1);
+	ck_assert_uint_eq(b.len, 3);
+	buf_free(&b);
+}
+END_TEST
+
 /* buf_appendf formats %s %c %d %u (l, ll, z) itself: the same text as
  * snprintf, all or nothing at the cap, and anything else through stdio. */
 START_TEST(test_core_buf_appendf)
@@ -953,6 +977,7 @@ static Suite *core_suite(void)
 	tcase_add_test(tc, test_core_base64);
 	tcase_add_test(tc, test_core_write_file_atomic);
 	tcase_add_test(tc, test_core_buf_appendf);
+	tcase_add_test(tc, test_core_buf_put_uint);
 	suite_add_tcase(s, tc);
 	return s;
 }

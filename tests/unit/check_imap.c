@@ -1,7 +1,7 @@
 /* IMAP pure parts: the command reader (fed through a model of core/conn's
  * line and bytes modes, with the input split at every offset), literal
  * limits, the argument cursor, sequence sets, dates, string quoting and
- * the command table. */
+ * the command table, NOTIFY's arguments. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -490,6 +490,137 @@ START_TEST(test_imap_table_states)
 	ck_assert(imap_command_find("NOOP")->states == IMAP_IN_ANY);
 	ck_assert(imap_command_find("SORT")->flags & IMAP_CMD_UID);
 	ck_assert(imap_command_find("THREAD")->states == IMAP_IN_SEL);
+	ck_assert(imap_command_find("notify")->states == IMAP_IN_LOGGED);
+}
+END_TEST
+
+/* ---- NOTIFY arguments (RFC 5465 §3.1, §8) --------------------------------- */
+
+/* text is what follows "NOTIFY" (leading SP included) */
+static enum imap_notify_parse_result notify_parse(const char *text, size_t len,
+						  struct imap_notify_spec *spec)
+{
+	static struct imap_session s; /* rev1 names; the parser reads no more */
+	char *copy = malloc(len + 1);
+	struct imap_cursor c;
+	enum imap_notify_parse_result r;
+
+	ck_assert_ptr_nonnull(copy);
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	imap_cursor_init(&c, copy, len);
+	r = imap_notify_parse(&s, &c, spec);
+	free(copy);
+	return r;
+}
+
+static enum imap_notify_parse_result notify_try(const char *text)
+{
+	struct imap_notify_spec *spec = malloc(sizeof(*spec));
+	enum imap_notify_parse_result r;
+
+	ck_assert_ptr_nonnull(spec);
+	r = notify_parse(text, strlen(text), spec);
+	imap_notify_spec_clear(spec);
+	free(spec);
+	return r;
+}
+
+START_TEST(test_imap_notify_parse)
+{
+	struct imap_notify_spec *spec = malloc(sizeof(*spec));
+	const unsigned msg = IMAP_NOTIFY_EV_NEW | IMAP_NOTIFY_EV_EXPUNGE;
+	const char *full = " SET STATUS (selected (MessageNew (UID FLAGS ENVELOPE) MessageExpunge "
+			   "FlagChange)) (personal (MessageNew MessageExpunge MailboxName))";
+
+	ck_assert_ptr_nonnull(spec);
+	ck_assert_int_eq(notify_parse(full, strlen(full), spec), IMAP_NOTIFY_PARSE_SET);
+	ck_assert(spec->status);
+	ck_assert_uint_eq(spec->n_groups, 2);
+	ck_assert_uint_eq(spec->selected_events, msg | IMAP_NOTIFY_EV_FLAGS);
+	ck_assert(!spec->selected_delayed);
+	ck_assert_ptr_nonnull(spec->fetch);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "INBOX", false), msg | IMAP_NOTIFY_EV_NAME);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "a/b", true), msg | IMAP_NOTIFY_EV_NAME);
+	imap_notify_spec_clear(spec);
+
+	/* every cut of it is refused (but the one after the first group,
+	 * a command of its own), never read past its end (ASan) */
+	for (size_t cut = 0, one = (size_t)(strstr(full, "Change))") + 8 - full);
+	     cut < strlen(full); cut++) {
+		ck_assert_msg((notify_parse(full, cut, spec) == IMAP_NOTIFY_PARSE_SET) == (cut == one),
+			      "cut at %zu", cut);
+		imap_notify_spec_clear(spec);
+	}
+
+	full = " set (SUBTREE (Lists \"a b\") (messagenew MESSAGEEXPUNGE)) (inboxes NONE) "
+	       "(selected-delayed (MessageNew MessageExpunge)) (subscribed (SubscriptionChange))";
+	ck_assert_int_eq(notify_parse(full, strlen(full), spec), IMAP_NOTIFY_PARSE_SET);
+	ck_assert(!spec->status && spec->selected_delayed && spec->fetch == NULL);
+	ck_assert_uint_eq(spec->selected_events, msg);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "Lists", false), msg);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "Lists/x/y", false), msg);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "a b", false), msg);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "Listsx", false), 0);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "INBOX", false), 0);
+	ck_assert_uint_eq(imap_notify_events_for(spec, "Other", true), IMAP_NOTIFY_EV_SUBS);
+	imap_notify_spec_clear(spec);
+
+	ck_assert_int_eq(notify_try(" NONE"), IMAP_NOTIFY_PARSE_NONE);
+	ck_assert_int_eq(notify_try(" none"), IMAP_NOTIFY_PARSE_NONE);
+	ck_assert_int_eq(notify_try(" SET (mailboxes inbox (MessageNew MessageExpunge))"),
+			 IMAP_NOTIFY_PARSE_SET);
+	/* header sections only, and only with PEEK (RFC 5465 §3.1's example) */
+	ck_assert_int_eq(notify_try(" SET (selected (MessageNew (uid body.peek[header.fields "
+				    "(from to subject)] BODY.PEEK[1.MIME] RFC822.HEADER "
+				    "BODY.PEEK[HEADER]) MessageExpunge))"), IMAP_NOTIFY_PARSE_SET);
+
+	static const char *const bad[] = {
+		"", " ", " NONE x", " SET", " SET ", " SET STATUS", " SET STATUS ", " SETX (personal NONE)",
+		" SET (personal)", " SET (personal ())", " SET (personal NONE", " SET (personal NONE))",
+		" SET (nosuch NONE)", " SET (subtree (MessageNew MessageExpunge))",
+		" SET (mailboxes () (MessageNew MessageExpunge))",
+		" SET (personal (MessageNew))", " SET (personal (MessageExpunge))",
+		" SET (personal (FlagChange))", " SET (personal (MessageNew FlagChange))",
+		" SET (selected (MailboxName))", " SET (selected-delayed (SubscriptionChange))",
+		" SET (personal (MessageNew (UID) MessageExpunge))",
+		" SET (selected (MessageNew (BODY[]) MessageExpunge))",
+		" SET (selected (MessageNew (BODY[HEADER]) MessageExpunge))",
+		" SET (selected (MessageNew (BODY.PEEK[TEXT]) MessageExpunge))",
+		" SET (selected (MessageNew (RFC822.TEXT) MessageExpunge))",
+		" SET (selected (MessageNew (BINARY.PEEK[1]) MessageExpunge))",
+		" SET (selected (MessageNew (NOSUCH) MessageExpunge))",
+		" SET (selected (MessageNew () MessageExpunge))",
+		" SET (selected NONE) (selected-delayed NONE)",
+		" SET (personal NONE)(inboxes NONE)", " SET  (personal NONE)",
+		" SET (personal NONE) extra",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(notify_try(bad[i]) == IMAP_NOTIFY_PARSE_BAD, "BAD: \"%s\"", bad[i]);
+
+	/* known but unsupported, or unknown (event-ext): NO [BADEVENT] */
+	ck_assert_int_eq(notify_try(" SET (personal (AnnotationChange))"), IMAP_NOTIFY_PARSE_BADEVENT);
+	ck_assert_int_eq(notify_try(" SET (personal (MessageNew MessageExpunge "
+				    "MailboxMetadataChange))"), IMAP_NOTIFY_PARSE_BADEVENT);
+	ck_assert_int_eq(notify_try(" SET (inboxes (ServerMetadataChange XFoo))"),
+			 IMAP_NOTIFY_PARSE_BADEVENT);
+	/* a syntax error wins over an unsupported event */
+	ck_assert_int_eq(notify_try(" SET (personal (XFoo)"), IMAP_NOTIFY_PARSE_BAD);
+
+	/* limits: names, groups */
+	{
+		char text[2048] = " SET (mailboxes (";
+		for (int i = 0; i <= IMAP_NOTIFY_NAMES_MAX; i++)
+			snprintf(text + strlen(text), sizeof(text) - strlen(text), "%sm%d",
+				 i > 0 ? " " : "", i);
+		strcat(text, ") (MessageNew MessageExpunge))");
+		ck_assert_int_eq(notify_try(text), IMAP_NOTIFY_PARSE_LIMIT);
+		strcpy(text, " SET");
+		for (int i = 0; i <= IMAP_NOTIFY_GROUPS_MAX; i++)
+			strcat(text, " (inboxes NONE)");
+		ck_assert_int_eq(notify_try(text), IMAP_NOTIFY_PARSE_LIMIT);
+	}
+	free(spec);
 }
 END_TEST
 
@@ -639,6 +770,126 @@ START_TEST(test_imap_quirks_table)
 }
 END_TEST
 
+/* ---- the sort-key cache ------------------------------------------------------ */
+
+/* An entry of n messages (UIDs 1..n) of mailbox (user, mbox, uv), with
+ * arena octets of strings, one reference for the caller. */
+static struct imap_sort_keys *sort_keys_new(uint32_t user, uint32_t mbox, uint32_t uv, size_t n,
+					    size_t arena)
+{
+	struct imap_sort_keys *k = calloc(1, sizeof(*k));
+
+	ck_assert_ptr_nonnull(k);
+	k->user_id = user;
+	k->mailbox_id = mbox;
+	k->uidvalidity = uv;
+	k->n = n;
+	k->uids = calloc(n + 1, sizeof(*k->uids));
+	k->msgs = calloc(n + 1, sizeof(*k->msgs));
+	k->arena = calloc(arena + 1, 1);
+	k->arena_len = arena;
+	ck_assert(k->uids != NULL && k->msgs != NULL && k->arena != NULL);
+	for (size_t i = 0; i < n; i++)
+		k->uids[i] = k->msgs[i].uid = (uint32_t)i + 1;
+	atomic_init(&k->refs, 1);
+	return k;
+}
+
+/* Found by user, mailbox and UIDVALIDITY; another UIDVALIDITY (a rebuilt
+ * mailbox) drops the old entry; a second put of a mailbox replaces the
+ * first; references keep an entry alive after the cache let it go. */
+START_TEST(test_imap_sort_cache_lookup)
+{
+	struct imap_sort_cache *c = imap_sort_cache_new(1 << 20, 4);
+	struct imap_sort_keys *a = sort_keys_new(1, 2, 100, 3, 10), *b, *got;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 2, 100));
+	imap_sort_cache_put(c, a);
+	got = imap_sort_cache_get(c, 1, 2, 100);
+	ck_assert_ptr_eq(got, a);
+	ck_assert_uint_eq(atomic_load(&a->refs), 3); /* ours, the cache's, got */
+	imap_sort_keys_unref(got);
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 3, 100));
+	ck_assert_ptr_null(imap_sort_cache_get(c, 2, 2, 100));
+	/* a new UIDVALIDITY: the old keys are dropped, not returned */
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 2, 101));
+	ck_assert_uint_eq(atomic_load(&a->refs), 1);
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 2, 100));
+	/* a newer entry of the mailbox replaces the older */
+	imap_sort_cache_put(c, a);
+	b = sort_keys_new(1, 2, 100, 5, 20);
+	imap_sort_cache_put(c, b);
+	ck_assert_uint_eq(atomic_load(&a->refs), 1);
+	got = imap_sort_cache_get(c, 1, 2, 100);
+	ck_assert_ptr_eq(got, b);
+	ck_assert_uint_eq(got->uids[4], 5);
+	imap_sort_keys_unref(got);
+	imap_sort_keys_unref(a); /* freed here: the cache let it go */
+	imap_sort_cache_free(c);
+	ck_assert_uint_eq(atomic_load(&b->refs), 1); /* still ours */
+	ck_assert_uint_eq(b->msgs[2].uid, 3);
+	imap_sort_keys_unref(b);
+}
+END_TEST
+
+/* The bounds: at most max_entries mailboxes and max_bytes octets, the
+ * least recently used out first; an entry larger than the whole budget
+ * is not kept. */
+START_TEST(test_imap_sort_cache_bounds)
+{
+	struct imap_sort_keys *k[4], *big, *got;
+	size_t one, budget;
+	struct imap_sort_cache *c;
+
+	for (uint32_t i = 0; i < 4; i++)
+		k[i] = sort_keys_new(1, i + 1, 7, 10, 100);
+	one = imap_sort_keys_bytes(k[0]);
+	budget = 3 * one;
+	c = imap_sort_cache_new(budget, 8);
+	for (int i = 0; i < 3; i++)
+		imap_sort_cache_put(c, k[i]);
+	/* mailbox 1 used again: mailbox 2 is now the least recently used */
+	got = imap_sort_cache_get(c, 1, 1, 7);
+	ck_assert_ptr_eq(got, k[0]);
+	imap_sort_keys_unref(got);
+	imap_sort_cache_put(c, k[3]); /* over the octets: one must go */
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 2, 7));
+	ck_assert_uint_eq(atomic_load(&k[1]->refs), 1);
+	for (uint32_t m = 1; m <= 4; m++) {
+		if (m == 2)
+			continue;
+		got = imap_sort_cache_get(c, 1, m, 7);
+		ck_assert_ptr_eq(got, k[m - 1]);
+		imap_sort_keys_unref(got);
+	}
+	/* larger than the whole cache: not kept, nothing evicted */
+	big = sort_keys_new(1, 9, 7, 10, budget);
+	imap_sort_cache_put(c, big);
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 9, 7));
+	ck_assert_uint_eq(atomic_load(&big->refs), 1);
+	got = imap_sort_cache_get(c, 1, 1, 7);
+	ck_assert_ptr_eq(got, k[0]);
+	imap_sort_keys_unref(got);
+	imap_sort_keys_unref(big);
+	imap_sort_cache_free(c);
+	/* by count: two mailboxes at most */
+	c = imap_sort_cache_new(budget * 10, 2);
+	imap_sort_cache_put(c, k[0]);
+	imap_sort_cache_put(c, k[1]);
+	imap_sort_cache_put(c, k[2]);
+	ck_assert_ptr_null(imap_sort_cache_get(c, 1, 1, 7));
+	got = imap_sort_cache_get(c, 1, 3, 7);
+	ck_assert_ptr_eq(got, k[2]);
+	imap_sort_keys_unref(got);
+	imap_sort_cache_free(c);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_uint_eq(atomic_load(&k[i]->refs), 1);
+		imap_sort_keys_unref(k[i]);
+	}
+}
+END_TEST
+
 static Suite *imap_suite(void)
 {
 	Suite *s = suite_create("imap");
@@ -654,10 +905,13 @@ static Suite *imap_suite(void)
 	tcase_add_test(tc, test_imap_utf8_valid);
 	tcase_add_test(tc, test_imap_buf_utf8_string);
 	tcase_add_test(tc, test_imap_table_states);
+	tcase_add_test(tc, test_imap_notify_parse);
 	tcase_add_test(tc, test_imap_subject_base);
 	tcase_add_test(tc, test_imap_subject_casemap);
 	tcase_add_test(tc, test_imap_subject_base_encoded);
 	tcase_add_test(tc, test_imap_quirks_table);
+	tcase_add_test(tc, test_imap_sort_cache_lookup);
+	tcase_add_test(tc, test_imap_sort_cache_bounds);
 	suite_add_tcase(s, tc);
 	return s;
 }

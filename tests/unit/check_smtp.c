@@ -28,6 +28,11 @@ START_TEST(test_smtp_command_split)
 	smtp_parse_command("StartTLS", 8, &c);
 	ck_assert_int_eq(c.verb, SMTP_VERB_STARTTLS);
 
+	/* RFC 2033 §4.1: LMTP's greeting verb */
+	smtp_parse_command("lhlo mta.example", 16, &c);
+	ck_assert_int_eq(c.verb, SMTP_VERB_LHLO);
+	ck_assert_int_eq(strncmp(c.args, "mta.example", c.args_len), 0);
+
 	smtp_parse_command("MAILX FROM:<a@b>", 16, &c);
 	ck_assert_int_eq(c.verb, SMTP_VERB_UNKNOWN);
 	smtp_parse_command("", 0, &c);

@@ -199,6 +199,37 @@ ssize_t __wrap_write(int fd, const void *buf, size_t len)
 static int dir_fsyncs;
 static int dir_fsyncs_at_commit;
 
+/* The directories fsynced, by path (the newest DIRS_SEEN_MAX). */
+#define DIRS_SEEN_MAX 64
+static char dirs_seen[DIRS_SEEN_MAX][PATH_MAX];
+static int n_dirs_seen;
+static pthread_mutex_t dirs_seen_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void dir_seen(int fd)
+{
+	char proc[64], path[PATH_MAX];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if ((n = readlink(proc, path, sizeof(path) - 1)) < 0)
+		return;
+	path[n] = '\0';
+	pthread_mutex_lock(&dirs_seen_lock);
+	memcpy(dirs_seen[n_dirs_seen++ % DIRS_SEEN_MAX], path, (size_t)n + 1);
+	pthread_mutex_unlock(&dirs_seen_lock);
+}
+
+static bool dir_was_synced(const char *path)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&dirs_seen_lock);
+	for (int i = 0; i < n_dirs_seen && i < DIRS_SEEN_MAX; i++)
+		found = found || strcmp(dirs_seen[i], path) == 0;
+	pthread_mutex_unlock(&dirs_seen_lock);
+	return found;
+}
+
 static bool fd_is_dir(int fd)
 {
 	struct stat st;
@@ -215,8 +246,10 @@ int __wrap_fsync(int fd)
 	dir_gate_pass(fd);
 	if (__real_fsync(fd) < 0)
 		return -1;
-	if (dir)
+	if (dir) {
 		__atomic_add_fetch(&dir_fsyncs, 1, __ATOMIC_SEQ_CST);
+		dir_seen(fd);
+	}
 	return 0;
 }
 
@@ -367,6 +400,30 @@ static void fault_walk_delivery(enum fault_fn f, int err, int link_err)
 		ck_assert_uint_gt(saw_nospace, 0);
 	md_store_close(s);
 }
+
+/* Issue 13: a new user's Maildir is durable up the tree before its first
+ * message is acknowledged: the new domain and user directories' entries
+ * in their parents, and cur/ new/ tmp/ in the user's. */
+START_TEST(test_store_new_maildir_durable)
+{
+	struct md_store *s = open_store();
+	char path[PATH_MAX], real[PATH_MAX];
+	uint32_t uid;
+
+	ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: first\r\n\r\nhi\r\n", 0, 0, &uid),
+			 MD_OK);
+	md_store_close(s);
+	ck_assert_ptr_nonnull(realpath(tdir, real));
+	snprintf(path, sizeof(path), "%s/mail", real);
+	ck_assert_msg(dir_was_synced(path), "%s not fsynced", path);
+	snprintf(path, sizeof(path), "%s/mail/example.test", real);
+	ck_assert_msg(dir_was_synced(path), "%s not fsynced", path);
+	snprintf(path, sizeof(path), "%s/mail/example.test/alice", real);
+	ck_assert_msg(dir_was_synced(path), "%s not fsynced", path);
+	snprintf(path, sizeof(path), "%s/mail/example.test/alice/.Sent", real);
+	ck_assert_msg(dir_was_synced(path), "%s not fsynced", path);
+}
+END_TEST
 
 START_TEST(test_store_fault_write)
 {
@@ -756,6 +813,7 @@ static Suite *store_io_suite(void)
 	tcase_add_test(tc, test_store_expunge_unlink_eio);
 	tcase_add_test(tc, test_store_expunge_unlink_eacces);
 	tcase_add_test(tc, test_store_expunge_dirsync_error);
+	tcase_add_test(tc, test_store_new_maildir_durable);
 	suite_add_tcase(s, tc);
 	return s;
 }

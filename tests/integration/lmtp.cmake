@@ -1,0 +1,1 @@
+postern_py_test(lmtp integration/lmtp.py)
