@@ -16,8 +16,10 @@
  *                                   the index is rebuilt
  *   .../LOCAL/[.FOLDER/]postern-mailboxid  the mailbox's RFC 8474
  *                                   MAILBOXID (md_objectid.c)
- *   .../LOCAL/postern-sieve/        Sieve scripts NAME.sieve and the
- *                                   .active symlink ("Sieve scripts" below)
+ *   .../LOCAL/postern-sieve/        Sieve scripts NAME.sieve, the .active
+ *                                   symlink and the vacation record ("Sieve
+ *                                   scripts" and "Sieve: the active script"
+ *                                   below)
  *
  * Threads.  Every function blocks (file I/O, fsync, LMDB) and is safe to
  * call from any thread: the daemon calls them from worker threads, never

@@ -17,7 +17,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "base64.h"
 
 #define SIEVE_MIME_DEPTH 8        /* nested multiparts */
 #define SIEVE_MIME_PARTS 256      /* parts looked at in one message */
@@ -81,14 +80,6 @@ static bool sv_type_selected(const struct sv_part_walk *w, const char *type)
 	return false;
 }
 
-static int sv_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (char)(c | 0x20);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Quoted-printable (RFC 2045 §6.7) into out; returns its length. */
 static size_t sv_decode_qp(const char *p, size_t len, char *out)
 {
@@ -97,34 +88,13 @@ static size_t sv_decode_qp(const char *p, size_t len, char *out)
 	for (size_t i = 0; i < len; i++) {
 		if (p[i] != '=') {
 			out[o++] = p[i];
-		} else if (i + 2 < len && sv_hexval(p[i + 1]) >= 0 && sv_hexval(p[i + 2]) >= 0) {
-			out[o++] = (char)(sv_hexval(p[i + 1]) * 16 + sv_hexval(p[i + 2]));
+		} else if (i + 2 < len && sv_hex(p[i + 1]) >= 0 && sv_hex(p[i + 2]) >= 0) {
+			out[o++] = (char)(sv_hex(p[i + 1]) * 16 + sv_hex(p[i + 2]));
 			i += 2;
 		} else if (i + 1 < len && (p[i + 1] == '\r' || p[i + 1] == '\n')) {
 			i += p[i + 1] == '\r' && i + 2 < len && p[i + 2] == '\n' ? 2 : 1; /* soft break */
 		} else {
 			out[o++] = p[i];
-		}
-	}
-	return o;
-}
-
-/* Base64 with line ends and other stray characters skipped. */
-static size_t sv_decode_b64(const char *p, size_t len, char *out)
-{
-	unsigned acc = 0;
-	int bits = 0;
-	size_t o = 0;
-
-	for (size_t i = 0; i < len && p[i] != '='; i++) {
-		int v = base64_value((unsigned char)p[i]);
-		if (v < 0)
-			continue;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (char)((acc >> bits) & 0xff);
 		}
 	}
 	return o;

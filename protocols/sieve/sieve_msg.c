@@ -33,7 +33,7 @@ static size_t sv_put_latin1(char *out, size_t o, unsigned char c)
 	return o;
 }
 
-static int sv_hex(char c)
+int sv_hex(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -42,6 +42,26 @@ static int sv_hex(char c)
 	if (c >= 'a' && c <= 'f')
 		return c - 'a' + 10;
 	return -1;
+}
+
+size_t sv_decode_b64(const char *p, size_t len, char *out)
+{
+	unsigned acc = 0;
+	int bits = 0;
+	size_t o = 0;
+
+	for (size_t i = 0; i < len && p[i] != '='; i++) {
+		int v = base64_value((unsigned char)p[i]);
+		if (v < 0)
+			continue;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	return o;
 }
 
 
@@ -72,20 +92,15 @@ static long sv_decode_word(const char *p, size_t len, char *out)
 	if (!b && enc[1] != 'Q' && enc[1] != 'q')
 		return -1;
 	if (b) {
-		unsigned acc = 0;
-		int bits = 0;
-		for (const char *q = text; q < end - 2 && *q != '='; q++) {
-			int v = base64_value((unsigned char)*q);
-			if (v < 0)
-				return -1;
-			acc = (acc << 6) | (unsigned)v;
-			bits += 6;
-			if (bits >= 8) {
-				unsigned char c = (unsigned char)(acc >> (bits - 8));
-				bits -= 8;
-				o = latin1 ? sv_put_latin1(out, o, c) : (out[o] = (char)c, o + 1);
-			}
-		}
+		char *raw = malloc(len);
+		size_t n;
+		if (raw == NULL)
+			return -1; /* left as written */
+		n = sv_decode_b64(text, (size_t)(end - 2 - text), raw);
+		for (size_t i = 0; i < n; i++)
+			o = latin1 ? sv_put_latin1(out, o, (unsigned char)raw[i]) :
+				     (out[o] = raw[i], o + 1);
+		free(raw);
 		return (long)o;
 	}
 	for (const char *q = text; q < end - 2; q++) {

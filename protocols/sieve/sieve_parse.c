@@ -456,6 +456,19 @@ static int sv_parse_arguments(struct sv_lexer *lx, struct sv_node *n, int depth)
 	}
 }
 
+/* identifier arguments: the start of a test and of a command */
+static int sv_parse_named(struct sv_lexer *lx, struct sv_node *n, int depth)
+{
+	n->line = lx->tok_line;
+	n->name = strdup(lx->ident);
+	if (n->name == NULL) {
+		sv_error(lx, lx->tok_line, "out of memory");
+		return -1;
+	}
+	sv_next(lx);
+	return sv_parse_arguments(lx, n, depth);
+}
+
 /* test = identifier arguments */
 static int sv_parse_test(struct sv_lexer *lx, struct sv_node *n, int depth)
 {
@@ -467,14 +480,7 @@ static int sv_parse_test(struct sv_lexer *lx, struct sv_node *n, int depth)
 		sv_error(lx, lx->tok_line, "expected a test");
 		return -1;
 	}
-	n->line = lx->tok_line;
-	n->name = strdup(lx->ident);
-	if (n->name == NULL) {
-		sv_error(lx, lx->tok_line, "out of memory");
-		return -1;
-	}
-	sv_next(lx);
-	return sv_parse_arguments(lx, n, depth);
+	return sv_parse_named(lx, n, depth);
 }
 
 static int sv_parse_commands(struct sv_lexer *lx, struct sv_node **cmds, size_t *n_cmds,
@@ -483,14 +489,7 @@ static int sv_parse_commands(struct sv_lexer *lx, struct sv_node **cmds, size_t 
 /* command = identifier arguments (";" / block) */
 static int sv_parse_command(struct sv_lexer *lx, struct sv_node *n, int depth)
 {
-	n->line = lx->tok_line;
-	n->name = strdup(lx->ident);
-	if (n->name == NULL) {
-		sv_error(lx, lx->tok_line, "out of memory");
-		return -1;
-	}
-	sv_next(lx);
-	if (sv_parse_arguments(lx, n, depth) < 0)
+	if (sv_parse_named(lx, n, depth) < 0)
 		return -1;
 	if (lx->tok == SV_TOK_SEMI) {
 		sv_next(lx);
@@ -541,10 +540,20 @@ int sv_parse(const char *text, size_t len, struct sieve_script *s, char *err, si
 {
 	struct sv_lexer lx = { .p = text, .end = text + len, .line = 1, .err = err,
 			       .errlen = errlen };
+	const char *nul;
 
 	if (len > SIEVE_SCRIPT_MAX) {
 		snprintf(err, errlen, "line 1: script too large (at most %d octets)",
 			 SIEVE_SCRIPT_MAX);
+		return -1;
+	}
+	/* RFC 5228 §8.1: no octet of a script is NUL, comments included */
+	nul = memchr(text, '\0', len);
+	if (nul != NULL) {
+		int line = 1;
+		for (const char *p = text; p < nul; p++)
+			line += *p == '\n';
+		snprintf(err, errlen, "line %d: NUL character in the script", line);
 		return -1;
 	}
 	sv_next(&lx);

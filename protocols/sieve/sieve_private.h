@@ -129,6 +129,11 @@ int sv_header_each(const struct sieve_message *msg, const char *name, sv_value_f
  * address-list value, the part asked for. */
 int sv_address_each(const char *value, size_t len, enum sv_addrpart part, sv_value_fn *fn,
 		    void *ctx);
+/* Hex digit value, or -1. */
+int sv_hex(char c);
+/* Base64 into out (room for len octets), other characters skipped;
+ * returns the octets written. */
+size_t sv_decode_b64(const char *p, size_t len, char *out);
 /* sieve_body.c: call fn with each part body that body :text (types NULL)
  * or :content types selects, transfer encoding undone. */
 int sv_body_each(const struct sieve_message *msg, const struct sv_arg *types, sv_value_fn *fn,

@@ -470,8 +470,11 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	}
 	m->n_targets = tx->n_owners;
 	live = smtp_live_targets(s, m);
-	/* Sieve decides the folders, flags and copies (smtp_sieve.c) */
-	if (live > 0 && smtp_sieve_plan(s, m, &live) < 0) {
+	/* Sieve decides the folders, flags and copies (smtp_sieve.c).  Not
+	 * for LMTP yet: its per-recipient replies find each owner's result
+	 * through owners[].target, which a plan rewrites (one owner may get
+	 * several targets or none). */
+	if (live > 0 && s->role != ROLE_LMTP && smtp_sieve_plan(s, m, &live) < 0) {
 		m->store_result = MD_TEMPFAIL;
 		str_copy(m->store_error, "sieve: out of memory", sizeof(m->store_error));
 		return;
@@ -494,14 +497,9 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	}
 	md_delivery_free(m->d);
 	m->d = NULL;
-	if (s->role == ROLE_LMTP) {
-		/* each recipient hears of its own mailboxes; the scripts'
-		 * redirects and replies go only when every copy is stored (the
-		 * MTA sends a recipient answered 451 again) */
-		if (!failed)
-			smtp_sieve_after(s, m);
-		return;
-	}
+	if (s->role == ROLE_LMTP)
+		return; /* each recipient hears of its own mailboxes (no Sieve on
+			 * LMTP yet: smtp_sieve.c) */
 	if (m->n_delivered == 0 && tx->n_remote == 0 && !m->sieve_handled)
 		return; /* the reply refuses the whole message */
 	if (m->local_temp)

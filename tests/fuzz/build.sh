@@ -26,7 +26,7 @@ SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 CFLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE -DFUZZING_ENGINE \
  -Wall -Wextra -Wno-unused-parameter \
  -I$SRC/core -I$SRC/auth -I$SRC/maildir -I$SRC/protocols/smtp -I$SRC/protocols/pop3 \
- -I$SRC/protocols/imap \
+ -I$SRC/protocols/imap -I$SRC/protocols/sieve \
  $(pkg-config --cflags libevent_core openssl lmdb libxcrypt 2>/dev/null || true)"
 LIBS="$(pkg-config --libs libevent_core libevent_extra libevent_openssl libevent_pthreads \
  openssl lmdb libxcrypt) -letpan -lresolv -lpthread"
@@ -35,7 +35,8 @@ mkdir -p "$OUT/obj"
 
 # Every module source but main.c (the subcommand table), as CMake builds them.
 SOURCES=$(ls "$SRC"/core/*.c "$SRC"/auth/*.c "$SRC"/maildir/*.c \
-	"$SRC"/protocols/smtp/*.c "$SRC"/protocols/pop3/*.c "$SRC"/protocols/imap/*.c |
+	"$SRC"/protocols/smtp/*.c "$SRC"/protocols/pop3/*.c "$SRC"/protocols/imap/*.c \
+	"$SRC"/protocols/sieve/*.c |
 	grep -v '/core/main\.c$')
 
 echo "$SOURCES" | xargs -P "$JOBS" -I{} sh -c '

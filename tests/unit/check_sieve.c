@@ -175,6 +175,10 @@ START_TEST(test_sieve_parse_nul_and_limits)
 
 	ck_assert_ptr_null(s);
 	ck_assert_str_eq(err, "line 1: NUL character in the script");
+	/* in a comment too (RFC 5228 §8.1 octet-not-crlf) */
+	s = sieve_compile("keep;\n# a\0b\n", 11, err, sizeof(err));
+	ck_assert_ptr_null(s);
+	ck_assert_str_eq(err, "line 2: NUL character in the script");
 	/* "if true {" nested past the limit */
 	for (size_t i = 0; i < deep; i++)
 		len += (size_t)sprintf(text + len, "if true {\n");

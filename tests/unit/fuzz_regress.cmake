@@ -14,7 +14,8 @@ set(POSTERN_FUZZ_TARGETS
   "smtp_data:postern_smtp"
   "dkim:postern_smtp"
   "queue:postern_smtp"
-  "pop3:postern_pop3")
+  "pop3:postern_pop3"
+  "sieve:postern_sieve")
 foreach(entry ${POSTERN_FUZZ_TARGETS})
   string(REPLACE ":" ";" parts ${entry})
   list(GET parts 0 name)
