@@ -42,6 +42,8 @@ struct http_auth_job {
 	enum http_auth_kind kind;
 	char proto[8];     /* for the log line: http, or nginx's imap|pop3|smtp */
 	unsigned attempt;  /* nginx's Auth-Login-Attempt */
+	struct http_shard shard; /* nginx: the user's instance ... */
+	bool has_shard;          /* ... when the shards file names one */
 };
 
 static void http_auth_unlink(struct http_auth_job *job)
@@ -114,6 +116,8 @@ static void http_auth_work(void *arg)
 
 	job->rc = auth_verify_password(job->l->ctx->auth, job->user, job->password,
 				       job->canonical, sizeof(job->canonical));
+	if (job->rc == 0 && job->kind == HTTP_AUTH_NGINX)
+		job->has_shard = http_shard_of(job->l->ctx, job->canonical, &job->shard);
 }
 
 static void http_auth_done(void *arg)
@@ -126,7 +130,7 @@ static void http_auth_done(void *arg)
 	if (job->rc < 0) {
 		auth_throttle_failure(ctx->auth, job->proto, job->ip, job->user, time(NULL));
 		if (job->kind == HTTP_AUTH_NGINX)
-			http_nginx_answer(ctx, job->req, NULL, job->proto, job->attempt);
+			http_nginx_answer(ctx, job->req, NULL, NULL, job->proto, job->attempt);
 		else
 			http_auth_unauthorized(job->req);
 		http_auth_job_free(job);
@@ -134,7 +138,8 @@ static void http_auth_done(void *arg)
 	}
 	auth_throttle_success(ctx->auth, job->ip, job->canonical);
 	if (job->kind == HTTP_AUTH_NGINX) {
-		http_nginx_answer(ctx, job->req, job->canonical, job->proto, job->attempt);
+		http_nginx_answer(ctx, job->req, job->canonical,
+				  job->has_shard ? &job->shard : NULL, job->proto, job->attempt);
 		http_auth_job_free(job);
 		return;
 	}

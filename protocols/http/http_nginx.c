@@ -91,16 +91,14 @@ static void http_nginx_reply(struct evhttp_request *req, const char *status,
 }
 
 void http_nginx_answer(struct http_ctx *ctx, struct evhttp_request *req, const char *canonical,
-		       const char *proto, unsigned attempt)
+		       const struct http_shard *sh, const char *proto, unsigned attempt)
 {
-	const struct http_shard *sh;
 	uint16_t port;
 
 	if (canonical == NULL) {
 		http_nginx_reply(req, "Invalid login or password", NULL, 0, proto, attempt);
 		return;
 	}
-	sh = http_shard_of(ctx, canonical);
 	port = sh == NULL ? 0 : strcmp(proto, "imap") == 0 ? sh->imap_port :
 		strcmp(proto, "pop3") == 0 ? sh->pop3_port : sh->smtp_port;
 	if (sh == NULL || port == 0) {

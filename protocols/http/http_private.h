@@ -106,15 +106,16 @@ struct http_shard {
 };
 struct http_shards;
 /* The instance holding address's mailbox (the address, else its domain,
- * else "*"); NULL when the file names none or cannot be read. */
-const struct http_shard *http_shard_of(struct http_ctx *ctx, const char *address);
+ * else "*") copied into out; false when the file names none or cannot be
+ * read.  Blocks (stat, a changed file is read): call from a worker. */
+bool http_shard_of(struct http_ctx *ctx, const char *address, struct http_shard *out);
 void http_shards_free(struct http_shards *s);
 
 /* http_nginx.c: GET /auth, nginx's auth_http protocol. */
 void http_nginx_serve(struct http_listener *l, struct evhttp_request *req);
 /* The answer once the password was checked: canonical is the user's
- * address, or NULL when the login failed. */
+ * address, or NULL when the login failed; sh its instance (NULL: none). */
 void http_nginx_answer(struct http_ctx *ctx, struct evhttp_request *req, const char *canonical,
-		       const char *proto, unsigned attempt);
+		       const struct http_shard *sh, const char *proto, unsigned attempt);
 
 #endif

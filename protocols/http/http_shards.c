@@ -10,11 +10,14 @@
  *   *                  NAME       everyone else
  *
  * ADDRESS is an IPv4 or IPv6 literal (nginx connects to it as it is); a
- * port may be left out when that instance does not serve the protocol. */
+ * port may be left out when that instance does not serve the protocol.
+ * Looked up on the AUTH worker that checked the password (file I/O stays
+ * off the event loop), under one lock. */
 #include "http_private.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,22 +234,30 @@ static const struct http_shard *http_shard_find(const struct http_shards *s, con
 	return NULL;
 }
 
-const struct http_shard *http_shard_of(struct http_ctx *ctx, const char *address)
+/* The AUTH workers look shards up; the lock covers the load and the copy. */
+static pthread_mutex_t http_shards_lock = PTHREAD_MUTEX_INITIALIZER;
+
+bool http_shard_of(struct http_ctx *ctx, const char *address, struct http_shard *out)
 {
 	char key[AUTH_ADDRESS_MAX + 1];
-	const struct http_shard *sh;
+	const struct http_shard *sh = NULL;
 	const char *at;
 
-	if (ctx->shards == NULL && (ctx->shards = calloc(1, sizeof(*ctx->shards))) == NULL)
-		return NULL;
-	http_shards_refresh(ctx->shards, ctx->cfg->shards_file);
-	if (!ctx->shards->loaded)
-		return NULL;
 	str_copy(key, address, sizeof(key));
 	str_lower(key);
-	if ((sh = http_shard_find(ctx->shards, key)) != NULL)
-		return sh;
-	if ((at = strrchr(key, '@')) != NULL && (sh = http_shard_find(ctx->shards, at + 1)) != NULL)
-		return sh;
-	return http_shard_find(ctx->shards, "*");
+	pthread_mutex_lock(&http_shards_lock);
+	if (ctx->shards == NULL)
+		ctx->shards = calloc(1, sizeof(*ctx->shards));
+	if (ctx->shards != NULL) {
+		http_shards_refresh(ctx->shards, ctx->cfg->shards_file);
+		if (ctx->shards->loaded &&
+		    (sh = http_shard_find(ctx->shards, key)) == NULL &&
+		    ((at = strrchr(key, '@')) == NULL ||
+		     (sh = http_shard_find(ctx->shards, at + 1)) == NULL))
+			sh = http_shard_find(ctx->shards, "*");
+	}
+	if (sh != NULL)
+		*out = *sh;
+	pthread_mutex_unlock(&http_shards_lock);
+	return sh != NULL;
 }
