@@ -433,7 +433,9 @@ int write_file_new(const char *path, const void *data, size_t len, mode_t mode)
 	return write_file_via_tmp(path, data, len, mode, false);
 }
 
-int mkdir_p(const char *path, mode_t mode)
+/* mkdir -p; with durable, each directory it makes has its entry fsynced
+ * in its parent before the next one is made. */
+static int mkdir_p_walk(const char *path, mode_t mode, bool durable)
 {
 	char tmp[PATH_MAX];
 	size_t len;
@@ -445,17 +447,32 @@ int mkdir_p(const char *path, mode_t mode)
 	len = strlen(tmp);
 	while (len > 1 && tmp[len - 1] == '/')
 		tmp[--len] = '\0';
-	for (char *p = tmp + 1; *p != '\0'; p++) {
-		if (*p != '/')
+	for (char *p = tmp + 1;; p++) {
+		bool last = *p == '\0';
+
+		if (!last && *p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		if (mkdir(tmp, mode) == 0) {
+			if (durable && fsync_parent_dir(tmp) < 0)
+				return -1;
+		} else if (errno != EEXIST) {
 			return -1;
+		}
+		if (last)
+			return 0;
 		*p = '/';
 	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+	return mkdir_p_walk(path, mode, false);
+}
+
+int mkdir_p_durable(const char *path, mode_t mode)
+{
+	return mkdir_p_walk(path, mode, true);
 }
 
 int random_bytes(void *out, size_t len)

@@ -52,6 +52,9 @@ int write_file_new(const char *path, const void *data, size_t len, mode_t mode);
 int fsync_parent_dir(const char *path);
 /* mkdir -p with the given mode. */
 int mkdir_p(const char *path, mode_t mode);
+/* The same, each new directory's entry fsynced in its parent (a new
+ * Maildir must survive a power cut once a message in it is acknowledged). */
+int mkdir_p_durable(const char *path, mode_t mode);
 
 /* Fill with cryptographically random bytes (OpenSSL RAND); -1 on failure. */
 int random_bytes(void *out, size_t len);

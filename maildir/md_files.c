@@ -553,25 +553,6 @@ int md_msg_path(const char *dir, const struct md_msg_rec *rec, char *out,
 
 /* ---- directories ----------------------------------------------------- */
 
-/* fsync the directory that holds path's last component. */
-static int md_fsync_parent(const char *path)
-{
-	char parent[PATH_MAX];
-	char *slash;
-
-	if (str_copy(parent, path, sizeof(parent)) >= sizeof(parent)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	slash = strrchr(parent, '/');
-	if (slash == NULL)
-		return md_fsync_dir(".");
-	if (slash == parent)
-		slash++; /* "/x": the root */
-	*slash = '\0';
-	return md_fsync_dir(parent);
-}
-
 /* mkdir; *made_r when it made it (EEXIST is fine). */
 static int md_mkdir_once(const char *path, bool *made_r)
 {
@@ -580,33 +561,6 @@ static int md_mkdir_once(const char *path, bool *made_r)
 		return 0;
 	}
 	return errno == EEXIST ? 0 : -1;
-}
-
-int md_mkdir_durable(const char *path)
-{
-	char tmp[PATH_MAX];
-	size_t len;
-
-	if (str_copy(tmp, path, sizeof(tmp)) >= sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	len = strlen(tmp);
-	while (len > 1 && tmp[len - 1] == '/')
-		tmp[--len] = '\0';
-	for (char *p = tmp + 1;; p++) {
-		bool made = false, last = *p == '\0';
-
-		if (!last && *p != '/')
-			continue;
-		*p = '\0';
-		/* a new directory is durable once its parent's entry is */
-		if (md_mkdir_once(tmp, &made) < 0 || (made && md_fsync_parent(tmp) < 0))
-			return -1;
-		if (last)
-			return 0;
-		*p = '/';
-	}
 }
 
 int md_maildir_make(const char *dir, bool folder)
@@ -639,7 +593,7 @@ int md_maildir_make(const char *dir, bool folder)
 	 * entries in dir, then dir's own entry in its parent. */
 	if ((made || made_dir) && md_fsync_dir(dir) < 0)
 		return -1;
-	if (made_dir && md_fsync_parent(dir) < 0)
+	if (made_dir && fsync_parent_dir(dir) < 0)
 		return -1;
 	return 0;
 }

@@ -399,8 +399,6 @@ int md_msg_path(const char *dir, const struct md_msg_rec *rec, char *out,
 /* Make a Maildir (cur, new, tmp; maildirfolder for a folder); whatever it
  * made is fsynced, up to dir's entry in its parent.  0 or -1 (errno). */
 int md_maildir_make(const char *dir, bool folder);
-/* mkdir -p whose every new directory's entry is fsynced in its parent. */
-int md_mkdir_durable(const char *path);
 int md_fsync_dir(const char *dir);
 /* md_dirsync.c: one directory being fsynced for the threads waiting on it
  * (in store->dsyncs, under store->dsync_lock). */

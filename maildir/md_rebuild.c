@@ -360,7 +360,7 @@ enum md_result md_sync_user_index(struct md_store *store, const char *address,
 		}
 		if (!create)
 			return MD_NOUSER;
-		if (md_mkdir_durable(root) < 0) {
+		if (mkdir_p_durable(root, 0700) < 0) {
 			snprintf(err, errlen, "%s: %s", root, strerror(errno));
 			return MD_TEMPFAIL;
 		}
