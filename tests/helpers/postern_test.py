@@ -39,10 +39,23 @@ def skip(reason):
     sys.exit(SKIP)
 
 
+_PORTS_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now and not handed out before in this process.
+
+    The kernel may give the same ephemeral port to two bind(0) calls once
+    the first socket is closed; a test that asks for several ports before
+    starting the daemon would then configure two listeners on one port."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_HANDED_OUT:
+            _PORTS_HANDED_OUT.add(port)
+            return port
+    raise AssertionError("no free loopback port not already handed out")
 
 
 def wait_port(port, timeout=20.0, proc=None):
