@@ -66,6 +66,7 @@ struct auth_db {
 struct auth {
 	char users_path[PATH_MAX];
 	char aliases_path[PATH_MAX];
+	struct privsep *privsep; /* the daemon's file reader, or NULL */
 	char domains[CONFIG_DOMAINS_MAX][CONFIG_DOMAIN_LEN];
 	size_t n_domains;
 
@@ -198,12 +199,12 @@ static struct auth_db *db_load(struct auth *auth, struct auth_file_sig *us,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if (auth_users_load(auth->users_path, &db->users, us, err, errlen) < 0) {
+	if (auth_users_load(auth->users_path, auth->privsep, &db->users, us, err, errlen) < 0) {
 		free(db);
 		auth_file_stat(auth->aliases_path, as);
 		return NULL;
 	}
-	if (auth_aliases_load(auth->aliases_path, &db->aliases, as, err, errlen) < 0) {
+	if (auth_aliases_load(auth->aliases_path, auth->privsep, &db->aliases, as, err, errlen) < 0) {
 		auth_users_free(&db->users);
 		free(db);
 		return NULL;
@@ -213,7 +214,23 @@ static struct auth_db *db_load(struct auth *auth, struct auth_file_sig *us,
 	return db;
 }
 
+int auth_file_paths(const struct config *cfg, char users_r[PATH_MAX], char aliases_r[PATH_MAX])
+{
+	if ((size_t)snprintf(users_r, PATH_MAX, "%s/%s", cfg->data_dir,
+			     AUTH_USERS_FILE) >= PATH_MAX ||
+	    (size_t)snprintf(aliases_r, PATH_MAX, "%s/%s", cfg->data_dir,
+			     AUTH_ALIASES_FILE) >= PATH_MAX)
+		return -1;
+	return 0;
+}
+
 struct auth *auth_open(const struct config *cfg, char *err, size_t errlen)
+{
+	return auth_open_privsep(cfg, NULL, err, errlen);
+}
+
+struct auth *auth_open_privsep(const struct config *cfg, struct privsep *ps,
+			       char *err, size_t errlen)
 {
 	struct auth *auth = calloc(1, sizeof(*auth));
 	unsigned char rnd[16];
@@ -223,10 +240,8 @@ struct auth *auth_open(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	if ((size_t)snprintf(auth->users_path, sizeof(auth->users_path), "%s/%s",
-			     cfg->data_dir, AUTH_USERS_FILE) >= sizeof(auth->users_path) ||
-	    (size_t)snprintf(auth->aliases_path, sizeof(auth->aliases_path), "%s/%s",
-			     cfg->data_dir, AUTH_ALIASES_FILE) >= sizeof(auth->aliases_path)) {
+	auth->privsep = ps;
+	if (auth_file_paths(cfg, auth->users_path, auth->aliases_path) < 0) {
 		snprintf(err, errlen, "%s: path too long", cfg->data_dir);
 		free(auth);
 		return NULL;
@@ -310,9 +325,9 @@ static bool files_changed(struct auth *auth)
 		return false;
 	/* Same signatures, but young enough that a rewrite within the same
 	 * timestamp tick could hide behind them: compare the bytes. */
-	if (auth_file_hash(auth->users_path, &h) < 0 || h != auth->users_sig.content_hash)
+	if (auth_file_hash(auth->privsep, auth->users_path, &h) < 0 || h != auth->users_sig.content_hash)
 		return true;
-	if (auth_file_hash(auth->aliases_path, &h) < 0 || h != auth->aliases_sig.content_hash)
+	if (auth_file_hash(auth->privsep, auth->aliases_path, &h) < 0 || h != auth->aliases_sig.content_hash)
 		return true;
 	clock_gettime(CLOCK_REALTIME, &now);
 	auth->racy = sig_racy(&us, &now) || sig_racy(&as, &now);

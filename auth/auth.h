@@ -17,6 +17,7 @@
 #ifndef AUTH_AUTH_H
 #define AUTH_AUTH_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -40,6 +41,15 @@ struct auth;
  * with err "FILE:LINE: message" when a file is malformed or unreadable.
  * Keeps a copy of cfg->data_dir and cfg->domains. */
 struct auth *auth_open(const struct config *cfg, char *err, size_t errlen);
+/* The same for the daemon: a file that run_as_user may not open (a users
+ * file kept root-only) is read by ps, the privileged helper (privsep.h),
+ * which must outlive auth.  ps NULL: auth_open(). */
+struct privsep;
+struct auth *auth_open_privsep(const struct config *cfg, struct privsep *ps,
+			       char *err, size_t errlen);
+/* DATA_DIR/users and DATA_DIR/aliases, the files auth reads (the helper's
+ * list).  0, or -1 when a path is too long. */
+int auth_file_paths(const struct config *cfg, char users_r[PATH_MAX], char aliases_r[PATH_MAX]);
 /* Only when no other thread uses auth any more. */
 void auth_close(struct auth *auth);
 

@@ -221,7 +221,7 @@ static int user_list(const struct config *cfg)
 		fprintf(stderr, "postern: %s: path too long\n", cfg->data_dir);
 		return EX_CONFIG;
 	}
-	if (auth_users_load(path, &users, NULL, err, sizeof(err)) < 0) {
+	if (auth_users_load(path, NULL, &users, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "postern: %s\n", err);
 		return errno == EACCES ? EX_NOPERM : EX_CONFIG;
 	}
@@ -372,7 +372,7 @@ static int alias_list(const struct config *cfg)
 		fprintf(stderr, "postern: %s: path too long\n", cfg->data_dir);
 		return EX_CONFIG;
 	}
-	if (auth_aliases_load(path, &aliases, NULL, err, sizeof(err)) < 0) {
+	if (auth_aliases_load(path, NULL, &aliases, NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "postern: %s\n", err);
 		return errno == EACCES ? EX_NOPERM : EX_CONFIG;
 	}

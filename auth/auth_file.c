@@ -52,6 +52,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "privsep.h"
 #include "util.h"
 
 #define AUTH_USER_ATTRS_MAX 8 /* attributes on one users line */
@@ -463,9 +464,28 @@ int auth_file_stat(const char *path, struct auth_file_sig *sig)
 	return 0;
 }
 
+/* A file the daemon may not open itself after the privilege drop (an
+ * administrator keeps it root-only): the privileged helper's copy.  The
+ * signature is stat()ed before the read, so that a version replaced in
+ * between is seen as changed at the next refresh and read again. */
+static int file_read_privsep(struct privsep *ps, const char *path, char **text_r,
+			     size_t *len_r, struct auth_file_sig *sig, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0 || privsep_read_file(ps, path, AUTH_FILE_MAX, text_r, len_r) < 0) {
+		file_error(err, errlen, path, 0, "%s", errno == EFBIG ? "too large" : strerror(errno));
+		return -1;
+	}
+	sig_from_stat(sig, &st);
+	sig->content_hash = auth_fnv1a(*text_r, *len_r);
+	return 0;
+}
+
 /* Read a whole file with the fstat() of the very version read.  A missing
- * file reads as "" with sig->exists false. */
-static int file_read(const char *path, char **text_r, size_t *len_r,
+ * file reads as "" with sig->exists false.  ps (may be NULL) reads what
+ * open() may not. */
+static int file_read(struct privsep *ps, const char *path, char **text_r, size_t *len_r,
 		     struct auth_file_sig *sig, char *err, size_t errlen)
 {
 	struct stat st;
@@ -485,6 +505,8 @@ static int file_read(const char *path, char **text_r, size_t *len_r,
 		}
 		return 0;
 	}
+	if (fd < 0 && (errno == EACCES || errno == EPERM) && ps != NULL)
+		return file_read_privsep(ps, path, text_r, len_r, sig, err, errlen);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		file_error(err, errlen, path, 0, "%s", strerror(errno));
 		if (fd >= 0)
@@ -529,27 +551,27 @@ static int file_read(const char *path, char **text_r, size_t *len_r,
 	return 0;
 }
 
-int auth_file_hash(const char *path, uint64_t *hash_r)
+int auth_file_hash(struct privsep *ps, const char *path, uint64_t *hash_r)
 {
 	struct auth_file_sig sig;
 	char err[64], *text;
 	size_t len;
 
-	if (file_read(path, &text, &len, &sig, err, sizeof(err)) < 0)
+	if (file_read(ps, path, &text, &len, &sig, err, sizeof(err)) < 0)
 		return -1;
 	free(text);
 	*hash_r = sig.content_hash;
 	return 0;
 }
 
-int auth_users_load(const char *path, struct auth_users *out,
+int auth_users_load(const char *path, struct privsep *ps, struct auth_users *out,
 		    struct auth_file_sig *sig_r, char *err, size_t errlen)
 {
 	struct auth_file_sig sig;
 	char *text;
 	size_t len;
 
-	if (file_read(path, &text, &len, &sig, err, errlen) < 0) {
+	if (file_read(ps, path, &text, &len, &sig, err, errlen) < 0) {
 		if (sig_r != NULL)
 			auth_file_stat(path, sig_r);
 		return -1;
@@ -565,14 +587,14 @@ int auth_users_load(const char *path, struct auth_users *out,
 	return 0;
 }
 
-int auth_aliases_load(const char *path, struct auth_aliases *out,
+int auth_aliases_load(const char *path, struct privsep *ps, struct auth_aliases *out,
 		      struct auth_file_sig *sig_r, char *err, size_t errlen)
 {
 	struct auth_file_sig sig;
 	char *text;
 	size_t len;
 
-	if (file_read(path, &text, &len, &sig, err, errlen) < 0) {
+	if (file_read(ps, path, &text, &len, &sig, err, errlen) < 0) {
 		if (sig_r != NULL)
 			auth_file_stat(path, sig_r);
 		return -1;
@@ -606,7 +628,7 @@ static int edit_read(struct edit_file *f, char **copy_r, char *err, size_t errle
 {
 	struct auth_file_sig sig;
 
-	if (file_read(f->path, &f->orig, &f->len, &sig, err, errlen) < 0)
+	if (file_read(NULL, f->path, &f->orig, &f->len, &sig, err, errlen) < 0)
 		return -1;
 	*copy_r = malloc(f->len + 1);
 	if (*copy_r == NULL) {

@@ -77,10 +77,12 @@ int auth_users_parse(const char *path, char *text, size_t len,
 int auth_aliases_parse(const char *path, char *text, size_t len,
 		       struct auth_aliases *out, char *err, size_t errlen);
 /* Read and parse; a missing file gives an empty set.  sig_r (may be NULL)
- * is set to the version read, also when it does not parse. */
-int auth_users_load(const char *path, struct auth_users *out,
+ * is set to the version read, also when it does not parse.  ps (may be
+ * NULL) reads a file that open() may not (privsep.h). */
+struct privsep;
+int auth_users_load(const char *path, struct privsep *ps, struct auth_users *out,
 		    struct auth_file_sig *sig_r, char *err, size_t errlen);
-int auth_aliases_load(const char *path, struct auth_aliases *out,
+int auth_aliases_load(const char *path, struct privsep *ps, struct auth_aliases *out,
 		      struct auth_file_sig *sig_r, char *err, size_t errlen);
 void auth_users_free(struct auth_users *users);
 void auth_aliases_free(struct auth_aliases *aliases);
@@ -92,7 +94,7 @@ const struct auth_alias *auth_aliases_find(const struct auth_aliases *aliases,
  * other than ENOENT. */
 int auth_file_stat(const char *path, struct auth_file_sig *sig);
 /* Read path and hash its bytes; 0 (missing file: hash of nothing) or -1. */
-int auth_file_hash(const char *path, uint64_t *hash_r);
+int auth_file_hash(struct privsep *ps, const char *path, uint64_t *hash_r);
 uint64_t auth_fnv1a(const void *data, size_t len);
 /* "1073741824", "10K", "5M", "1G", "2T" (1024-based) -> bytes. */
 int auth_parse_size(const char *s, uint64_t *bytes_r);

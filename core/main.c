@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "notify.h"
+#include "privsep.h"
 #include "sandbox.h"
 #include "server.h"
 #include "store.h"
@@ -208,22 +209,48 @@ static unsigned main_role_mask(void)
 	return mask;
 }
 
+/* As root with run_as_user: the privileged file reader for the
+ * certificate, key, users and aliases files (privsep.c).  Forked before
+ * anything else exists: no thread, no listener, no TLS state. */
+static int main_start_privsep(const struct config *cfg, struct privsep **ps_r)
+{
+	char err[CONFIG_ERROR_MAX], users[PATH_MAX], aliases[PATH_MAX];
+	const char *const extra[] = { users, aliases };
+
+	if (auth_file_paths(cfg, users, aliases) < 0) {
+		fprintf(stderr, "postern: %s: path too long\n", cfg->data_dir);
+		return -1;
+	}
+	if (privsep_start(cfg, extra, sizeof(extra) / sizeof(extra[0]), ps_r,
+			  err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* The daemon; ready_fn (may be NULL) runs once everything is up.  Order:
- * bind (needs root for ports < 1024), drop privileges, then open the users
- * and the store, so that every file they create belongs to run_as_user. */
+ * the privileged file reader, bind (needs root for ports < 1024), drop
+ * privileges, then open the users and the store, so that every file they
+ * create belongs to run_as_user. */
 static int main_serve_config(const struct config *cfg, void (*ready_fn)(const struct config *))
 {
 	char err[CONFIG_ERROR_MAX];
+	struct privsep *ps = NULL;
 	struct server *srv;
 	struct auth *auth = NULL;
 	struct md_store *store = NULL;
 	int rc = EX_SOFTWARE;
 
+	if (main_start_privsep(cfg, &ps) < 0)
+		return EX_OSERR;
 	srv = server_new(cfg, err, sizeof(err));
 	if (srv == NULL) {
 		fprintf(stderr, "postern: %s\n", err);
+		privsep_free(ps);
 		return EX_CONFIG;
 	}
+	server_set_privsep(srv, ps);
 	if (server_listen(srv, main_role_mask(), err, sizeof(err)) < 0) {
 		fprintf(stderr, "postern: %s\n", err);
 		rc = EX_OSERR;
@@ -238,7 +265,7 @@ static int main_serve_config(const struct config *cfg, void (*ready_fn)(const st
 		rc = EX_NOPERM;
 		goto out;
 	}
-	auth = auth_open(cfg, err, sizeof(err));
+	auth = auth_open_privsep(cfg, ps, err, sizeof(err));
 	if (auth == NULL) {
 		fprintf(stderr, "postern: %s\n", err);
 		rc = EX_CONFIG;
@@ -277,6 +304,7 @@ out:
 		md_store_close(store);
 	if (auth != NULL)
 		auth_close(auth);
+	privsep_free(ps);
 	return rc;
 }
 
@@ -308,7 +336,7 @@ static int main_cmd_check(const char *config_path, int argc, char **argv)
 	if (main_load_config(config_path, &cfg) < 0)
 		return EX_CONFIG;
 	/* Certificates are part of a valid configuration. */
-	tls = tls_server_new(&cfg, err, sizeof(err));
+	tls = tls_server_new(&cfg, NULL, NULL, err, sizeof(err));
 	if (tls == NULL) {
 		fprintf(stderr, "postern: %s\n", err);
 		return EX_CONFIG;

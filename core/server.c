@@ -336,8 +336,13 @@ struct server *server_new(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot start worker threads");
 		goto fail;
 	}
+	srv->tickets = tls_tickets_new();
+	if (srv->tickets == NULL) {
+		snprintf(err, errlen, "no random bytes for TLS session ticket keys");
+		goto fail;
+	}
 	if (cfg->n_certs > 0) {
-		srv->tls = tls_server_new(cfg, err, errlen);
+		srv->tls = tls_server_new(cfg, srv->tickets, NULL, err, errlen);
 		if (srv->tls == NULL)
 			goto fail;
 	}
@@ -409,6 +414,7 @@ void server_free(struct server *srv)
 	if (srv->stop_timer != NULL)
 		event_free(srv->stop_timer);
 	tls_server_free(srv->tls);
+	tls_tickets_free(srv->tickets);
 	for (size_t i = 0; i < SERVER_PEER_BUCKETS; i++)
 		while (srv->peers[i] != NULL) {
 			struct server_peer *next = srv->peers[i]->next;
@@ -516,6 +522,11 @@ int server_drop_privileges(struct server *srv, char *err, size_t errlen)
 	return 0;
 }
 
+void server_set_privsep(struct server *srv, struct privsep *ps)
+{
+	srv->privsep = ps;
+}
+
 static void server_periodic_work(void *arg)
 {
 	struct server_periodic *p = arg;
@@ -590,7 +601,8 @@ static void server_reload(struct server *srv)
 
 	(void)notify_systemd("RELOADING=1");
 	if (srv->cfg.n_certs > 0) {
-		struct tls_server *tls = tls_server_new(&srv->cfg, err, sizeof(err));
+		struct tls_server *tls = tls_server_new(&srv->cfg, srv->tickets, srv->privsep,
+							err, sizeof(err));
 		if (tls == NULL) {
 			log_error("reload: keeping the old certificates: %s", err);
 		} else {

@@ -63,6 +63,10 @@ int server_take_listeners(struct server *srv, enum listener_role role,
 int server_drop_privileges(struct server *srv, char *err, size_t errlen);
 /* setgroups/setgid/setuid to user (for CLI commands run as root). */
 int server_drop_privileges_to(const char *user, char *err, size_t errlen);
+/* Certificates and keys are read with ps's help on SIGHUP (privsep.h);
+ * the caller keeps ps until server_free().  NULL (the default): directly. */
+struct privsep;
+void server_set_privsep(struct server *srv, struct privsep *ps);
 /* fn(arg) runs on a worker thread every `seconds` (store upkeep).  At most
  * SERVER_PERIODIC_MAX; a run is skipped while the previous one is busy. */
 int server_every(struct server *srv, unsigned seconds, void (*fn)(void *arg), void *arg);

@@ -34,6 +34,8 @@ struct server {
 	struct worker_pool *auth_workers; /* WORKER_AUTH */
 	struct worker_pool *dns_workers;  /* WORKER_DNS */
 	struct tls_server *tls;
+	struct tls_tickets *tickets; /* shared by every tls_server, kept across reloads */
+	struct privsep *privsep;     /* the caller's; NULL: read files directly */
 	struct server_protocol protocols[ROLE_COUNT];
 	bool has_protocol[ROLE_COUNT];
 	struct server_listener listeners[CONFIG_LISTENERS_MAX];

@@ -5,9 +5,15 @@
  * that has nothing better would otherwise send in plaintext (RFC 3207
  * STARTTLS is opportunistic), which protects no one.  A reload builds a new tls_server and the caller
  * swaps the pointer: existing connections keep their old contexts, which
- * OpenSSL reference-counts. */
+ * OpenSSL reference-counts.  Every context encrypts session tickets with
+ * the server's tls_tickets (tls_ticket.c), so tickets survive a reload.
+ * Certificate and key files are read into memory (privsep_read_file:
+ * after the privilege drop, root-only keys come from the privileged
+ * helper) and parsed from there. */
 #include "tls.h"
+#include "tls_private.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +24,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "privsep.h"
 #include "util.h"
 
 /* Mozilla's "intermediate" TLS 1.2 suites: forward secrecy and AEAD only.
@@ -34,6 +41,8 @@
 	"ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:" \
 	"ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:" \
 	"AES128-SHA:AES256-SHA:@SECLEVEL=0"
+#define TLS_PEM_FILE_MAX (1024 * 1024) /* a certificate chain or a key file */
+#define TLS_PEM_FILE_MAX_TEXT "1 MiB"
 #define TLS_SELF_SIGNED_DAYS 3650
 #define TLS_SELF_SIGNED_BITS 2048
 
@@ -79,8 +88,113 @@ static int tls_on_servername(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* A PEM file's bytes, read directly or by the privileged helper (a key
+ * owned by root after the privilege drop).  The caller frees *data_r with
+ * tls_pem_free() once done with the BIO. */
+static BIO *tls_pem_bio(struct privsep *ps, const char *path, char **data_r, size_t *len_r,
+			char *err, size_t errlen)
+{
+	BIO *bio;
+
+	if (privsep_read_file(ps, path, TLS_PEM_FILE_MAX, data_r, len_r) < 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, errno == EFBIG ?
+			 "larger than " TLS_PEM_FILE_MAX_TEXT : strerror(errno));
+		return NULL;
+	}
+	bio = BIO_new_mem_buf(*data_r, (int)*len_r);
+	if (bio == NULL) {
+		tls_error_text(err, errlen, "out of memory", path);
+		free(*data_r);
+	}
+	return bio;
+}
+
+static void tls_pem_free(BIO *bio, char *data, size_t len)
+{
+	BIO_free(bio);
+	explicit_bzero(data, len); /* may be a private key */
+	free(data);
+}
+
+/* Encrypted keys are refused, never a passphrase prompt on the terminal. */
+static int tls_no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)arg;
+	return 0;
+}
+
+/* The first certificate of the file is ours, the rest its chain, as
+ * SSL_CTX_use_certificate_chain_file() takes them. */
+static int tls_use_chain_bio(SSL_CTX *ctx, BIO *bio)
+{
+	X509 *cert = PEM_read_bio_X509_AUX(bio, NULL, tls_no_passphrase, NULL);
+	unsigned long e;
+	int rc;
+
+	if (cert == NULL)
+		return -1;
+	rc = SSL_CTX_use_certificate(ctx, cert);
+	X509_free(cert);
+	if (rc != 1 || SSL_CTX_clear_chain_certs(ctx) != 1)
+		return -1;
+	while ((cert = PEM_read_bio_X509(bio, NULL, tls_no_passphrase, NULL)) != NULL) {
+		if (SSL_CTX_add0_chain_cert(ctx, cert) != 1) {
+			X509_free(cert);
+			return -1;
+		}
+	}
+	/* The end of the file is the normal way out of the loop. */
+	e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE)
+		return -1;
+	ERR_clear_error();
+	return 0;
+}
+
+static int tls_load_chain(SSL_CTX *ctx, struct privsep *ps, const char *path,
+			  char *err, size_t errlen)
+{
+	char *data;
+	size_t len;
+	BIO *bio = tls_pem_bio(ps, path, &data, &len, err, errlen);
+	int rc;
+
+	if (bio == NULL)
+		return -1;
+	rc = tls_use_chain_bio(ctx, bio);
+	if (rc < 0)
+		tls_error_text(err, errlen, "cannot load certificate chain", path);
+	tls_pem_free(bio, data, len);
+	return rc;
+}
+
+static int tls_load_key(SSL_CTX *ctx, struct privsep *ps, const char *path,
+			char *err, size_t errlen)
+{
+	char *data;
+	size_t len;
+	BIO *bio = tls_pem_bio(ps, path, &data, &len, err, errlen);
+	EVP_PKEY *key;
+	int rc = -1;
+
+	if (bio == NULL)
+		return -1;
+	key = PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, NULL);
+	if (key != NULL && SSL_CTX_use_PrivateKey(ctx, key) == 1)
+		rc = 0;
+	else
+		tls_error_text(err, errlen, "cannot load private key", path);
+	EVP_PKEY_free(key);
+	tls_pem_free(bio, data, len);
+	return rc;
+}
+
 /* min_version: TLS1_2_VERSION, or lower for the legacy set */
 static SSL_CTX *tls_ctx_new(const struct config_cert *cert, int min_version,
+			    struct tls_tickets *tickets, struct privsep *ps,
 			    char *err, size_t errlen)
 {
 	static const unsigned char sid_ctx[] = "postern";
@@ -101,14 +215,13 @@ static SSL_CTX *tls_ctx_new(const struct config_cert *cert, int min_version,
 		tls_error_text(err, errlen, "cipher list", cert->cert_file);
 		goto fail;
 	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert->cert_file) != 1) {
-		tls_error_text(err, errlen, "cannot load certificate chain", cert->cert_file);
+	if (tls_tickets_attach(tickets, ctx) < 0) {
+		tls_error_text(err, errlen, "session ticket keys", cert->cert_file);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, cert->key_file, SSL_FILETYPE_PEM) != 1) {
-		tls_error_text(err, errlen, "cannot load private key", cert->key_file);
+	if (tls_load_chain(ctx, ps, cert->cert_file, err, errlen) < 0 ||
+	    tls_load_key(ctx, ps, cert->key_file, err, errlen) < 0)
 		goto fail;
-	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		tls_error_text(err, errlen, "key does not match the certificate", cert->key_file);
 		goto fail;
@@ -119,11 +232,11 @@ fail:
 	return NULL;
 }
 
-static int tls_set_load(struct tls_set *set, const struct config *cfg,
-			int min_version, char *err, size_t errlen)
+static int tls_set_load(struct tls_set *set, const struct config *cfg, int min_version,
+			struct tls_tickets *tickets, struct privsep *ps, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < cfg->n_certs; i++) {
-		SSL_CTX *ctx = tls_ctx_new(&cfg->certs[i], min_version, err, errlen);
+		SSL_CTX *ctx = tls_ctx_new(&cfg->certs[i], min_version, tickets, ps, err, errlen);
 		if (ctx == NULL)
 			return -1;
 		set->ctxs[set->n_ctxs++] = ctx;
@@ -142,7 +255,8 @@ static void tls_set_free(struct tls_set *set)
 	set->n_ctxs = 0;
 }
 
-struct tls_server *tls_server_new(const struct config *cfg, char *err, size_t errlen)
+struct tls_server *tls_server_new(const struct config *cfg, struct tls_tickets *tickets,
+				  struct privsep *ps, char *err, size_t errlen)
 {
 	struct tls_server *tls = calloc(1, sizeof(*tls));
 	bool legacy = cfg->smtp_inbound_tls_min < 12;
@@ -154,10 +268,10 @@ struct tls_server *tls_server_new(const struct config *cfg, char *err, size_t er
 	}
 	for (size_t i = 0; i < cfg->n_listeners; i++)
 		have_smtp = have_smtp || cfg->listeners[i].role == ROLE_SMTP;
-	if (tls_set_load(&tls->strict, cfg, TLS1_2_VERSION, err, errlen) < 0 ||
+	if (tls_set_load(&tls->strict, cfg, TLS1_2_VERSION, tickets, ps, err, errlen) < 0 ||
 	    (legacy && have_smtp &&
 	     tls_set_load(&tls->legacy, cfg, cfg->smtp_inbound_tls_min == 10 ?
-			  TLS1_VERSION : TLS1_1_VERSION, err, errlen) < 0)) {
+			  TLS1_VERSION : TLS1_1_VERSION, tickets, ps, err, errlen) < 0)) {
 		tls_server_free(tls);
 		return NULL;
 	}

@@ -9,12 +9,23 @@
 
 #include "config.h"
 
+struct privsep;
 struct tls_server;
+struct tls_tickets;
 typedef struct ssl_st SSL;
 
-/* Loads every certificate of cfg; the first is the default.  NULL with err
- * set ("CERTFILE: reason") on failure. */
-struct tls_server *tls_server_new(const struct config *cfg, char *err, size_t errlen);
+/* Session ticket keys that outlive the contexts (tls_ticket.c): random at
+ * start, kept across SIGHUP, rotated every 12 hours.  NULL on failure. */
+struct tls_tickets *tls_tickets_new(void);
+void tls_tickets_free(struct tls_tickets *tickets);
+
+/* Loads every certificate of cfg; the first is the default.  Files are
+ * read with privsep_read_file(ps, ...) (ps NULL: directly), so that a
+ * reload after the privilege drop can read root-only keys.  tickets (may
+ * be NULL: OpenSSL's per-context keys) encrypts every session ticket.
+ * NULL with err set ("CERTFILE: reason") on failure. */
+struct tls_server *tls_server_new(const struct config *cfg, struct tls_tickets *tickets,
+				  struct privsep *ps, char *err, size_t errlen);
 void tls_server_free(struct tls_server *tls);
 bool tls_server_has_certificate(const struct tls_server *tls);
 /* A new SSL object in server mode for one connection of a listener of

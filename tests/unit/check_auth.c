@@ -308,7 +308,7 @@ START_TEST(test_auth_users_roundtrip)
 	op.hash = "$y$j9T$other$hash";
 	ck_assert_int_eq(auth_files_edit(test_cfg.data_dir, &op, err, sizeof(err)), AUTH_EDIT_OK);
 
-	ck_assert_int_eq(auth_users_load(path, &users, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(auth_users_load(path, NULL, &users, NULL, err, sizeof(err)), 0);
 	ck_assert_uint_eq(users.n, 2);
 	ck_assert_str_eq(users.v[0].address, "alice@example.org");
 	ck_assert_str_eq(users.v[0].hash, "$y$j9T$other$hash");
@@ -331,7 +331,7 @@ START_TEST(test_auth_users_roundtrip)
 
 	/* Uppercase in the file is canonicalised; K/M/G quotas parse. */
 	put_file("users", "Carol@Example.ORG $y$x quota=2M\r\n");
-	ck_assert_int_eq(auth_users_load(path, &users, NULL, err, sizeof(err)), 0);
+	ck_assert_int_eq(auth_users_load(path, NULL, &users, NULL, err, sizeof(err)), 0);
 	ck_assert_str_eq(users.v[0].address, "carol@example.org");
 	ck_assert_uint_eq(users.v[0].quota, 2 << 20);
 	auth_users_free(&users);
@@ -345,7 +345,7 @@ static void expect_users_error_len(const char *text, size_t len, const char *wan
 
 	data_path(path, "users");
 	ck_assert_int_eq(write_file_atomic(path, text, len, 0600), 0);
-	ck_assert_int_eq(auth_users_load(path, &users, NULL, err, sizeof(err)), -1);
+	ck_assert_int_eq(auth_users_load(path, NULL, &users, NULL, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s:%s", path, want_suffix);
 	ck_assert_str_eq(err, want);
 }
@@ -450,7 +450,7 @@ START_TEST(test_auth_users_survive_kill)
 			ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 			ck_assert_msg(WIFSIGNALED(status), "writer failed: status %d", status);
 		}
-		ck_assert_msg(auth_users_load(path, &users, NULL, err, sizeof(err)) == 0,
+		ck_assert_msg(auth_users_load(path, NULL, &users, NULL, err, sizeof(err)) == 0,
 			      "round %d: %s", round, err);
 		for (int i = 0; i < KILL_BASE_USERS; i++) {
 			snprintf(name, sizeof(name), "base%02d@example.org", i);
