@@ -18,7 +18,13 @@
  * key file of the configuration, DATA_DIR/users and DATA_DIR/aliases).
  * The unprivileged side sends an index into that list, never a path, and
  * the helper answers with at most PRIVSEP_FILE_MAX bytes of that file:
- * a compromised daemon can read those files and nothing else.
+ * a compromised daemon can read those files and nothing else.  DATA_DIR
+ * belongs to run_as_user, so a file there could be swapped for a link to
+ * /etc/shadow: the helper reads it only when it is a regular file, not a
+ * symlink, with one hard link.  Certificates and keys are followed through
+ * symlinks (certbot's live/ points into archive/): they must stay in
+ * directories that run_as_user cannot write.  Only regular files are read,
+ * opened non-blocking: a FIFO cannot hang the helper.
  *
  * Wire (a SOCK_STREAM socketpair; host byte order, both ends are one
  * program):
@@ -27,7 +33,8 @@
  *
  * What it gives up: every descriptor but the socket and stdio (stderr
  * carries its log lines), every capability but CAP_DAC_READ_SEARCH (read
- * any file), core dumps and ptrace (not dumpable), new privileges.  It
+ * any file, kept when it has it), core dumps and ptrace (not dumpable),
+ * new privileges.  It
  * dies with the daemon (PR_SET_PDEATHSIG), exits when the socket closes,
  * and ignores SIGHUP, SIGINT and SIGPIPE: a terminal's hang-up or Ctrl-C
  * is for the daemon, which stops gracefully and then closes the socket.
@@ -47,12 +54,14 @@
 #include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -79,9 +88,17 @@ struct privsep_reply {
 	uint32_t len;
 };
 
+struct privsep_file {
+	char path[PATH_MAX];
+	/* In DATA_DIR, which run_as_user owns: a compromised daemon could put
+	 * a symlink or a hard link to /etc/shadow there.  Such a file is read
+	 * only when it is no symlink and has one link. */
+	bool in_daemon_dir;
+};
+
 struct privsep {
-	char paths[PRIVSEP_FILES_MAX][PATH_MAX];
-	size_t n_paths;
+	struct privsep_file files[PRIVSEP_FILES_MAX];
+	size_t n_files;
 	pthread_mutex_t lock; /* one request at a time; guards fd */
 	int fd;               /* -1 once the helper is gone */
 	pid_t pid;
@@ -120,6 +137,59 @@ static int privsep_child_reply(int fd, int error, const char *data, size_t len)
 	return len > 0 ? write_full(fd, data, len) : 0;
 }
 
+/* read_small_file() with the helper's care: no blocking on a FIFO or a
+ * device (O_NONBLOCK, regular files only), and for a file in the daemon's
+ * own directory no symlink (O_NOFOLLOW) and no second hard link.  The
+ * whole file, at most max bytes, or -1 with errno. */
+static int privsep_child_read(const struct privsep_file *f, size_t max,
+			      char **data_r, size_t *len_r)
+{
+	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+		    (f->in_daemon_dir ? O_NOFOLLOW : 0);
+	int fd = open(f->path, flags), saved;
+	size_t len = 0;
+	struct stat st;
+	char *data;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode) || (f->in_daemon_dir && st.st_nlink != 1)) {
+		errno = EPERM;
+		goto fail;
+	}
+	if ((uint64_t)st.st_size > max) {
+		errno = EFBIG;
+		goto fail;
+	}
+	data = malloc((size_t)st.st_size + 1);
+	if (data == NULL)
+		goto fail;
+	while (len < (size_t)st.st_size) { /* a file shrunk meanwhile: what is there */
+		ssize_t n = read(fd, data + len, (size_t)st.st_size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(data);
+			goto fail;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	data[len] = '\0';
+	*data_r = data;
+	*len_r = len;
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
 static int privsep_child_answer(const struct privsep *ps, int fd,
 				const struct privsep_request *req)
 {
@@ -128,9 +198,9 @@ static int privsep_child_answer(const struct privsep *ps, int fd,
 	size_t len;
 	int rc;
 
-	if (req->index >= ps->n_paths)
+	if (req->index >= ps->n_files)
 		return privsep_child_reply(fd, EINVAL, NULL, 0);
-	if (read_small_file(ps->paths[req->index], max, &data, &len) < 0)
+	if (privsep_child_read(&ps->files[req->index], max, &data, &len) < 0)
 		return privsep_child_reply(fd, errno != 0 ? errno : EIO, NULL, 0);
 	rc = privsep_child_reply(fd, 0, data, len);
 	explicit_bzero(data, len); /* keys */
@@ -138,15 +208,24 @@ static int privsep_child_answer(const struct privsep *ps, int fd,
 	return rc;
 }
 
-/* Keep only CAP_DAC_READ_SEARCH: the helper reads, nothing else. */
+/* Keep only CAP_DAC_READ_SEARCH (read any file), when we have it: under
+ * conf/postern.service's bounding set we do not, and need not, since the
+ * helper stays uid 0 and reads root's own files as their owner. */
 static int privsep_child_drop_caps(void)
 {
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+	const unsigned i = CAP_TO_INDEX(CAP_DAC_READ_SEARCH);
+	const uint32_t keep = CAP_TO_MASK(CAP_DAC_READ_SEARCH);
+	uint32_t have;
 
 	memset(caps, 0, sizeof(caps));
-	caps[CAP_TO_INDEX(CAP_DAC_READ_SEARCH)].effective = CAP_TO_MASK(CAP_DAC_READ_SEARCH);
-	caps[CAP_TO_INDEX(CAP_DAC_READ_SEARCH)].permitted = CAP_TO_MASK(CAP_DAC_READ_SEARCH);
+	if (syscall(SYS_capget, &hdr, caps) < 0)
+		return -1;
+	have = caps[i].permitted & keep;
+	memset(caps, 0, sizeof(caps));
+	caps[i].effective = have;
+	caps[i].permitted = have;
 	return (int)syscall(SYS_capset, &hdr, caps);
 }
 
@@ -170,6 +249,9 @@ static void privsep_child_confine(int fd, pid_t daemon_pid)
 }
 
 static void privsep_child_run(const struct privsep *ps, int fd, pid_t daemon_pid)
+	__attribute__((noreturn));
+
+static void privsep_child_run(const struct privsep *ps, int fd, pid_t daemon_pid)
 {
 	privsep_child_confine(fd, daemon_pid);
 	for (;;) {
@@ -185,17 +267,25 @@ static void privsep_child_run(const struct privsep *ps, int fd, pid_t daemon_pid
 
 /* ---- the daemon's side ------------------------------------------------ */
 
-static int privsep_add_path(struct privsep *ps, const char *path)
+static int privsep_add_path(struct privsep *ps, const char *path, bool in_daemon_dir)
 {
+	struct privsep_file *f;
+
 	if (path[0] == '\0')
 		return 0;
-	for (size_t i = 0; i < ps->n_paths; i++)
-		if (strcmp(ps->paths[i], path) == 0)
+	for (size_t i = 0; i < ps->n_files; i++) {
+		if (strcmp(ps->files[i].path, path) == 0) {
+			ps->files[i].in_daemon_dir |= in_daemon_dir;
 			return 0;
-	if (ps->n_paths >= PRIVSEP_FILES_MAX ||
-	    str_copy(ps->paths[ps->n_paths], path, PATH_MAX) >= PATH_MAX)
+		}
+	}
+	if (ps->n_files >= PRIVSEP_FILES_MAX)
 		return -1;
-	ps->n_paths++;
+	f = &ps->files[ps->n_files];
+	if (str_copy(f->path, path, sizeof(f->path)) >= sizeof(f->path))
+		return -1;
+	f->in_daemon_dir = in_daemon_dir;
+	ps->n_files++;
 	return 0;
 }
 
@@ -205,11 +295,11 @@ static int privsep_collect_paths(struct privsep *ps, const struct config *cfg,
 	if (n_extra > PRIVSEP_EXTRA_MAX)
 		return -1;
 	for (size_t i = 0; i < cfg->n_certs; i++)
-		if (privsep_add_path(ps, cfg->certs[i].cert_file) < 0 ||
-		    privsep_add_path(ps, cfg->certs[i].key_file) < 0)
+		if (privsep_add_path(ps, cfg->certs[i].cert_file, false) < 0 ||
+		    privsep_add_path(ps, cfg->certs[i].key_file, false) < 0)
 			return -1;
 	for (size_t i = 0; i < n_extra; i++)
-		if (privsep_add_path(ps, extra[i]) < 0)
+		if (privsep_add_path(ps, extra[i], true) < 0)
 			return -1;
 	return 0;
 }
@@ -259,7 +349,7 @@ int privsep_start(const struct config *cfg, const char *const *extra, size_t n_e
 	(void)setsockopt(ps->fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
 	pthread_mutex_init(&ps->lock, NULL);
 	log_info("privsep: file reader pid %ld keeps root for %zu certificate, key and "
-		 "users files", (long)ps->pid, ps->n_paths);
+		 "users files", (long)ps->pid, ps->n_files);
 	*ps_r = ps;
 	return 0;
 }
@@ -272,8 +362,12 @@ void privsep_free(struct privsep *ps)
 		close(ps->fd); /* the helper reads EOF and exits */
 	for (int waited = 0; waitpid(ps->pid, NULL, WNOHANG) == 0; waited += PRIVSEP_REAP_POLL_MS) {
 		if (waited >= PRIVSEP_REAP_WAIT_MS) {
-			kill(ps->pid, SIGKILL);
-			(void)waitpid(ps->pid, NULL, 0);
+			/* Root's process: we may no longer kill it.  Then
+			 * PR_SET_PDEATHSIG ends it when we exit. */
+			if (kill(ps->pid, SIGKILL) == 0)
+				(void)waitpid(ps->pid, NULL, 0);
+			else
+				log_warn("privsep: helper pid %ld did not exit", (long)ps->pid);
 			break;
 		}
 		nanosleep(&(struct timespec){ .tv_nsec = PRIVSEP_REAP_POLL_MS * 1000000L }, NULL);
@@ -291,7 +385,7 @@ static void privsep_broken(struct privsep *ps, const char *what)
 	ps->fd = -1;
 }
 
-/* The helper's copy of ps->paths[index]; called with ps->lock held. */
+/* The helper's copy of ps->files[index]; called with ps->lock held. */
 static int privsep_fetch(struct privsep *ps, size_t index, size_t max,
 			 char **data_r, size_t *len_r)
 {
@@ -304,7 +398,7 @@ static int privsep_fetch(struct privsep *ps, size_t index, size_t max,
 		errno = EIO;
 		return -1;
 	}
-	if (write_full(ps->fd, &req, sizeof(req)) < 0) {
+	if (send(ps->fd, &req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req)) {
 		privsep_broken(ps, "cannot ask the helper");
 		errno = EIO;
 		return -1;
@@ -348,8 +442,8 @@ int privsep_read_file(struct privsep *ps, const char *path, size_t max,
 		return 0;
 	if (ps == NULL || (errno != EACCES && errno != EPERM))
 		return -1;
-	for (size_t i = 0; i < ps->n_paths; i++) {
-		if (strcmp(ps->paths[i], path) != 0)
+	for (size_t i = 0; i < ps->n_files; i++) {
+		if (strcmp(ps->files[i].path, path) != 0)
 			continue;
 		pthread_mutex_lock(&ps->lock);
 		rc = privsep_fetch(ps, i, max, data_r, len_r);

@@ -7,7 +7,9 @@
  *   - data_dir: everything (the store, the queue, DKIM keys, users file);
  *   - read: the configuration file, the directories of the certificate
  *     and key files and of their symlink targets (certbot renews by
- *     pointing live/ at new files in archive/, read again on SIGHUP),
+ *     pointing live/ at new files in archive/, read again on SIGHUP;
+ *     a key the daemon may not read is read by the privileged helper of
+ *     privsep.c, which is not sandboxed),
  *     relay_password_file, and what the C library, OpenSSL and libresolv
  *     read at run time: the resolver and NSS files in /etc, /etc/ssl
  *     (CA certificates for outbound STARTTLS), time zones, /usr/lib

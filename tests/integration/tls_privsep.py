@@ -42,6 +42,11 @@ def uids(pid):
     return [int(x) for x in line.split()[1:]]
 
 
+def cap_eff(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int([l for l in f if l.startswith("CapEff:")][0].split()[1], 16)
+
+
 def children(pid):
     found = []
     for entry in os.listdir("/proc"):
@@ -168,6 +173,10 @@ def main():
         r.check(len(helpers) == 1 and uids(helpers[0])[0] == 0,
                 "one child, the file reader, keeps root: %s" %
                 [(h, uids(h)) for h in helpers])
+        cap_dac_read_search = 1 << 2
+        r.check(len(helpers) == 1 and cap_eff(helpers[0]) & ~cap_dac_read_search == 0,
+                "the helper keeps no capability but CAP_DAC_READ_SEARCH: %#x" %
+                (cap_eff(helpers[0]) if helpers else -1))
         r.check(login_ok(port, USER, PASSWORD),
                 "login with the users file root-only (read by the helper)")
 
