@@ -139,55 +139,28 @@ static int privsep_child_reply(int fd, int error, const char *data, size_t len)
 
 /* read_small_file() with the helper's care: no blocking on a FIFO or a
  * device (O_NONBLOCK, regular files only), and for a file in the daemon's
- * own directory no symlink (O_NOFOLLOW) and no second hard link.  The
- * whole file, at most max bytes, or -1 with errno. */
+ * own directory no symlink (O_NOFOLLOW) and no second hard link.  -1 with
+ * errno. */
 static int privsep_child_read(const struct privsep_file *f, size_t max,
 			      char **data_r, size_t *len_r)
 {
 	int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
 		    (f->in_daemon_dir ? O_NOFOLLOW : 0);
-	int fd = open(f->path, flags), saved;
-	size_t len = 0;
+	int fd = open(f->path, flags), rc = -1, saved;
 	struct stat st;
-	char *data;
 
 	if (fd < 0)
 		return -1;
-	if (fstat(fd, &st) < 0)
-		goto fail;
-	if (!S_ISREG(st.st_mode) || (f->in_daemon_dir && st.st_nlink != 1)) {
-		errno = EPERM;
-		goto fail;
+	if (fstat(fd, &st) == 0) {
+		if (!S_ISREG(st.st_mode) || (f->in_daemon_dir && st.st_nlink != 1))
+			errno = EPERM;
+		else
+			rc = read_small_fd(fd, max, data_r, len_r);
 	}
-	if ((uint64_t)st.st_size > max) {
-		errno = EFBIG;
-		goto fail;
-	}
-	data = malloc((size_t)st.st_size + 1);
-	if (data == NULL)
-		goto fail;
-	while (len < (size_t)st.st_size) { /* a file shrunk meanwhile: what is there */
-		ssize_t n = read(fd, data + len, (size_t)st.st_size - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			free(data);
-			goto fail;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	data[len] = '\0';
-	*data_r = data;
-	*len_r = len;
-	return 0;
-fail:
 	saved = errno;
 	close(fd);
 	errno = saved;
-	return -1;
+	return rc;
 }
 
 static int privsep_child_answer(const struct privsep *ps, int fd,

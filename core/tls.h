@@ -18,6 +18,9 @@ typedef struct ssl_st SSL;
  * start, kept across SIGHUP, rotated every 12 hours.  NULL on failure. */
 struct tls_tickets *tls_tickets_new(void);
 void tls_tickets_free(struct tls_tickets *tickets);
+/* Rotate now: the current key becomes the previous one (still decrypts),
+ * the one before is forgotten.  The daemon rotates by itself; for tests. */
+void tls_tickets_rotate(struct tls_tickets *tickets);
 
 /* Loads every certificate of cfg; the first is the default.  Files are
  * read with privsep_read_file(ps, ...) (ps NULL: directly), so that a

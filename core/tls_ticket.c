@@ -101,18 +101,23 @@ void tls_tickets_free(struct tls_tickets *t)
 }
 
 /* Called with t->lock held.  A failed rotation keeps the current key. */
-static void tls_tickets_rotate_if_due(struct tls_tickets *t)
+static void tls_tickets_rotate_locked(struct tls_tickets *t)
 {
 	struct tls_ticket_key next;
 
-	if (tls_ticket_now() - t->current.born < TLS_TICKET_ROTATE_S)
-		return;
 	if (tls_ticket_key_make(&next) < 0)
 		return;
 	t->previous = t->current;
 	t->have_previous = true;
 	t->current = next;
 	explicit_bzero(&next, sizeof(next));
+}
+
+void tls_tickets_rotate(struct tls_tickets *t)
+{
+	pthread_mutex_lock(&t->lock);
+	tls_tickets_rotate_locked(t);
+	pthread_mutex_unlock(&t->lock);
 }
 
 /* A copy of the key to encrypt with (rotating first when due), or of the
@@ -125,7 +130,8 @@ static int tls_tickets_pick(struct tls_tickets *t, const unsigned char *name,
 
 	pthread_mutex_lock(&t->lock);
 	if (name == NULL) {
-		tls_tickets_rotate_if_due(t);
+		if (tls_ticket_now() - t->current.born >= TLS_TICKET_ROTATE_S)
+			tls_tickets_rotate_locked(t);
 		*key_r = t->current;
 		rc = TLS_TICKET_CB_OK;
 	} else if (memcmp(name, t->current.name, TLS_TICKET_NAME_LEN) == 0) {

@@ -301,25 +301,21 @@ int write_full(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
+int read_small_fd(int fd, size_t max, char **data_r, size_t *len_r)
 {
 	struct stat st;
 	char *data;
 	size_t len = 0;
-	int fd, saved;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
 	if (fstat(fd, &st) < 0)
-		goto fail;
+		return -1;
 	if ((uint64_t)st.st_size > max) {
 		errno = EFBIG;
-		goto fail;
+		return -1;
 	}
 	data = malloc((size_t)st.st_size + 1);
 	if (data == NULL)
-		goto fail;
+		return -1;
 	for (;;) {
 		ssize_t n;
 		if (len == (size_t)st.st_size) {
@@ -332,7 +328,7 @@ int read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 				errno = EAGAIN;
 			if (n > 0 || errno != EINTR) {
 				free(data);
-				goto fail;
+				return -1;
 			}
 			continue;
 		}
@@ -341,22 +337,29 @@ int read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
 			continue;
 		if (n < 0) {
 			free(data);
-			goto fail;
+			return -1;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 	}
 	data[len] = '\0';
-	close(fd);
 	*data_r = data;
 	*len_r = len;
 	return 0;
-fail:
+}
+
+int read_small_file(const char *path, size_t max, char **data_r, size_t *len_r)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc, saved;
+
+	if (fd < 0)
+		return -1;
+	rc = read_small_fd(fd, max, data_r, len_r);
 	saved = errno;
 	close(fd);
 	errno = saved;
-	return -1;
+	return rc;
 }
 
 int fsync_parent_dir(const char *path)

@@ -42,6 +42,9 @@ int write_full(int fd, const void *data, size_t len);
 /* Read a whole small file (at most max bytes) into a NUL-terminated heap
  * buffer; -1 with errno (EFBIG when larger than max). */
 int read_small_file(const char *path, size_t max, char **data_r, size_t *len_r);
+/* The same from an open descriptor (not closed), for a caller that must
+ * check what it opened first. */
+int read_small_fd(int fd, size_t max, char **data_r, size_t *len_r);
 /* Replace path atomically: write to path.tmp.PID, fsync, rename, fsync the
  * directory.  The old file stays whole on any failure or crash. */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);

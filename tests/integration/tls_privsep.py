@@ -24,10 +24,10 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from postern_test import Daemon, Results, skip  # noqa: E402
+from pop3_util import wait_for  # noqa: E402
 
 POSTERN = os.path.abspath(sys.argv[1])
 RUN_AS = "nobody"
@@ -61,15 +61,6 @@ def children(pid):
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             found.append(int(entry))
     return found
-
-
-def wait_for(cond, timeout=WAIT_S):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def make_pair(cert, key, cn):
