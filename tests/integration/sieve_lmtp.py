@@ -31,6 +31,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from postern_test import Daemon, Results, maildir_files  # noqa: E402
 from smtp_util import Raw, maildir_messages, wait_count  # noqa: E402
+from sieve_delivery import subjects, write_script  # noqa: E402
 
 ALICE = "alice@example.test"   # fileinto :create "Lists" with \Seen, keep, vacation
 BOB = "bob@example.test"       # reject
@@ -59,18 +60,6 @@ SCRIPTS = {
 }
 
 
-def write_script(d, address, name, text):
-    local, domain = address.split("@")
-    sdir = os.path.join(d.data, "mail", domain, local, "postern-sieve")
-    os.makedirs(sdir, exist_ok=True)
-    with open(os.path.join(sdir, name + ".sieve"), "w") as f:
-        f.write(text)
-    link = os.path.join(sdir, ".active")
-    if os.path.lexists(link):
-        os.unlink(link)
-    os.symlink(name + ".sieve", link)
-
-
 def message(subject, to=ALICE, sender=FRANK):
     return ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@client.test>\r\n\r\n"
             "Hello.\r\n" % (sender, to, subject, subject.replace(" ", "-")))
@@ -88,16 +77,6 @@ def lmtp(d, rcpts, subject, to=ALICE, sender=FRANK):
     c.cmd("QUIT")
     c.close()
     return codes, replies
-
-
-def subjects(d, address, folder=""):
-    out = []
-    for path in maildir_files(d, address, folder):
-        with open(path, "rb") as f:
-            for line in f.read().split(b"\r\n\r\n")[0].split(b"\r\n"):
-                if line.startswith(b"Subject: "):
-                    out.append(line[9:].decode())
-    return out
 
 
 def vacation_replies(d, to, who):
