@@ -26,7 +26,8 @@
  * or nothing: each mailbox's quota is enforced by the commit itself (the
  * store's per-target MD_QUOTA), nothing is bounced (the MTA in front
  * reports the per-recipient failures), and a recipient whose mailbox
- * failed temporarily gets its own 451 while the others get 250.
+ * failed temporarily gets its own 451 while the others get 250 (with
+ * Sieve, every copy its owners' scripts chose counts: smtp_sieve.c).
  *
  * Remote recipients (authenticated senders only, smtp_cmd.c): the same
  * bytes, without Return-Path, are streamed into a queue file as well; at
