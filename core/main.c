@@ -432,7 +432,20 @@ static int main_cmd_deliver(const char *config_path, int argc, char **argv)
 		fprintf(stderr, "postern: %s\n", err);
 		return EX_CONFIG;
 	}
+#ifdef POSTERN_HAVE_SMTP
+	{
+		/* the users' Sieve scripts, as at SMTP and LMTP delivery */
+		struct md_deliver_filter sieve;
+		if (smtp_cli_sieve_filter(&cfg, auth, &sieve) < 0) {
+			auth_close(auth);
+			return EX_TEMPFAIL;
+		}
+		rc = md_cli_deliver_filtered(&cfg, argc - 1, argv + 1, main_deliver_resolve, auth,
+					     &sieve);
+	}
+#else
 	rc = md_cli_deliver(&cfg, argc - 1, argv + 1, main_deliver_resolve, auth);
+#endif
 	auth_close(auth);
 	return rc;
 }

@@ -96,6 +96,20 @@ void server_peer_release(struct server *srv, const char *addr)
 	}
 }
 
+bool server_conn_reserve(struct server *srv)
+{
+	if (srv->n_conns + srv->n_external >= srv->cfg.connections_max)
+		return false;
+	srv->n_external++;
+	return true;
+}
+
+void server_conn_release(struct server *srv)
+{
+	if (srv->n_external > 0)
+		srv->n_external--;
+}
+
 void server_conn_unlink(struct server *srv, struct conn *conn)
 {
 	conn_unlink(conn, &srv->conns);
@@ -136,7 +150,7 @@ static void server_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
-	if (srv->n_conns >= srv->cfg.connections_max) {
+	if (srv->n_conns + srv->n_external >= srv->cfg.connections_max) {
 		log_warn("%s connection refused rip=%s: connections_max (%u) reached",
 			 proto->name, peer, srv->cfg.connections_max);
 		server_refuse(fd, l->cfg, proto);

@@ -51,14 +51,21 @@ void server_set_protocol(struct server *srv, enum listener_role role,
 int server_listen(struct server *srv, unsigned role_mask, char *err, size_t errlen);
 /* Hand every bound listener of this role to fn, which takes it over (its
  * callback, its freeing): a protocol with its own connection handling,
- * such as evhttp's, accepts on it.  Such connections are not counted by
- * connections_max and not closed by the graceful stop; the protocol frees
- * them in its server_on_free() hook.  0, or fn's -1. */
+ * such as evhttp's, accepts on it.  Such connections are not closed by
+ * the graceful stop (the protocol frees them in its server_on_free()
+ * hook); the protocol counts them in connections_max with
+ * server_conn_reserve().  0, or fn's -1. */
 struct evconnlistener;
 int server_take_listeners(struct server *srv, enum listener_role role,
 			  int (*fn)(struct evconnlistener *lev,
 				    const struct config_listener *lcfg, void *arg),
 			  void *arg);
+/* A connection a protocol accepted itself (server_take_listeners) counts
+ * in connections_max with every other one: true when it may stay, false
+ * when the limit is reached (refuse it; nothing was counted).  Each true
+ * gets one server_conn_release() when the connection is gone. */
+bool server_conn_reserve(struct server *srv);
+void server_conn_release(struct server *srv);
 /* Drop to cfg->run_as_user when running as root; -1 with err. */
 int server_drop_privileges(struct server *srv, char *err, size_t errlen);
 /* setgroups/setgid/setuid to user (for CLI commands run as root). */

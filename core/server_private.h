@@ -43,6 +43,8 @@ struct server {
 
 	struct conn *conns; /* every live connection, doubly linked */
 	size_t n_conns;
+	size_t n_external; /* connections a protocol accepts itself (evhttp's):
+			    * in connections_max, not in the graceful stop */
 	struct server_peer *peers[SERVER_PEER_BUCKETS];
 	unsigned next_conn_id;
 

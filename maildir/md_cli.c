@@ -16,6 +16,7 @@
 
 #define MD_CLI_SENDER_MAX MD_ADDRESS_MAX
 #define MD_CLI_FIRST_LINE_MAX 1000 /* RFC 5322 §2.1.1 line limit */
+#define MD_CLI_REASON_MAX 512      /* a Sieve reject reason on stderr */
 
 static int md_cli_exit(enum md_result r, const struct config *cfg)
 {
@@ -105,6 +106,60 @@ fail:
 int md_cli_deliver(const struct config *cfg, int argc, char **argv,
 		   md_resolve_fn *resolve, void *resolve_ctx)
 {
+	return md_cli_deliver_filtered(cfg, argc, argv, resolve, resolve_ctx, NULL);
+}
+
+/* Commit the message to the targets the filter chose (or the owners'
+ * INBOX); a sysexits code. */
+static int md_cli_commit(const struct config *cfg, struct md_store *store, struct md_delivery *d,
+			 const char *address, const char *sender, struct md_target *targets,
+			 size_t n, const struct md_deliver_filter *filter)
+{
+	struct md_target *use = targets, *chosen = NULL;
+	char reason[MD_CLI_REASON_MAX];
+	size_t n_use = n, n_chosen = 0;
+	enum md_result r, worst = MD_OK;
+	int f;
+
+	if (filter != NULL) {
+		reason[0] = '\0';
+		f = filter->plan(filter->arg, store, d, sender, targets, n, &chosen, &n_chosen,
+				 reason, sizeof(reason));
+		if (f < 0) {
+			fprintf(stderr, "postern deliver: %s: the Sieve filter failed\n", address);
+			return EX_TEMPFAIL;
+		}
+		if (f > 0) {
+			/* dovecot-lda -e: the reason for the MTA's bounce */
+			fprintf(stderr, "postern deliver: %s: rejected: %s\n", address, reason);
+			return EX_NOPERM;
+		}
+		if (chosen != NULL) {
+			use = chosen;
+			n_use = n_chosen;
+		}
+	}
+	r = n_use > 0 ? md_delivery_commit(d, use, n_use) : MD_OK;
+	if (r != MD_OK) {
+		fprintf(stderr, "postern deliver: %s\n", md_delivery_error(d));
+		return md_cli_exit(r, cfg);
+	}
+	for (size_t i = 0; i < n_use; i++) {
+		if (use[i].result != MD_OK)
+			fprintf(stderr, "postern deliver: %s: %s\n", use[i].address,
+				use[i].result == MD_QUOTA ? "mailbox full" :
+				md_result_name(use[i].result));
+		worst = md_cli_worst(worst, use[i].result);
+	}
+	if (filter != NULL && chosen != NULL)
+		filter->after(filter->arg, use, n_use);
+	return md_cli_exit(worst, cfg);
+}
+
+static int md_cli_deliver_run(const struct config *cfg, int argc, char **argv,
+			      md_resolve_fn *resolve, void *resolve_ctx,
+			      const struct md_deliver_filter *filter)
+{
 	struct md_recipient owners[MD_RESOLVE_MAX];
 	struct md_target targets[MD_RESOLVE_MAX];
 	const char *sender = NULL, *address = NULL;
@@ -113,7 +168,7 @@ int md_cli_deliver(const struct config *cfg, int argc, char **argv,
 	struct md_store *store = NULL;
 	struct buf hdr;
 	char err[512];
-	enum md_result r, worst = MD_OK;
+	enum md_result r;
 	bool empty = true;
 	int i, n, rc;
 
@@ -194,20 +249,8 @@ int md_cli_deliver(const struct config *cfg, int argc, char **argv,
 		targets[i].quota_messages = owners[i].quota_messages;
 		targets[i].create_user = true;
 	}
-	r = md_delivery_commit(d, targets, (size_t)n);
-	if (r != MD_OK) {
-		fprintf(stderr, "postern deliver: %s\n", md_delivery_error(d));
-		rc = md_cli_exit(r, cfg);
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		if (targets[i].result != MD_OK)
-			fprintf(stderr, "postern deliver: %s: %s\n", targets[i].address,
-				targets[i].result == MD_QUOTA ? "mailbox full" :
-				md_result_name(targets[i].result));
-		worst = md_cli_worst(worst, targets[i].result);
-	}
-	rc = md_cli_exit(worst, cfg);
+	rc = md_cli_commit(cfg, store, d, address, sender != NULL ? sender : "", targets,
+			   (size_t)n, filter);
 out:
 	md_delivery_free(d);
 	md_store_close(store);
@@ -215,6 +258,17 @@ out:
 usage:
 	fprintf(stderr, "usage: postern deliver [-f SENDER] ADDRESS < message\n");
 	return EX_USAGE;
+}
+
+int md_cli_deliver_filtered(const struct config *cfg, int argc, char **argv,
+			    md_resolve_fn *resolve, void *resolve_ctx,
+			    const struct md_deliver_filter *filter)
+{
+	int rc = md_cli_deliver_run(cfg, argc, argv, resolve, resolve_ctx, filter);
+
+	if (filter != NULL)
+		filter->done(filter->arg);
+	return rc;
 }
 
 int md_cli_reindex(const struct config *cfg, int argc, char **argv)

@@ -910,6 +910,34 @@ typedef int md_resolve_fn(void *ctx, const char *address,
  * owners that got it). */
 int md_cli_deliver(const struct config *cfg, int argc, char **argv,
 		   md_resolve_fn *resolve, void *resolve_ctx);
+
+/* A filter between the message and its commit: the owners' Sieve scripts,
+ * which maildir may not include (main.c hands SMTP's in). */
+struct md_deliver_filter {
+	/* in: the n INBOX targets, one per owner.  0 with *out_r the targets
+	 * to commit instead (the filter's memory until done; NULL: keep in),
+	 * *n_r of them (0: nothing to store, as after discard); 1 when every
+	 * owner refuses the message, with the reason (one line) in reason;
+	 * -1 on a temporary failure. */
+	int (*plan)(void *arg, struct md_store *store, struct md_delivery *d, const char *sender,
+		    const struct md_target *in, size_t n, struct md_target **out_r, size_t *n_r,
+		    char *reason, size_t reason_len);
+	/* After a commit, each target's result set: the filter's own mail
+	 * (redirect, vacation) for the owners whose copies were stored. */
+	void (*after)(void *arg, const struct md_target *targets, size_t n);
+	/* Free what plan made; called once whatever happened. */
+	void (*done)(void *arg);
+	void *arg;
+};
+
+/* md_cli_deliver with filter (NULL: none) choosing the folders, flags and
+ * copies.  A refusal by every owner (Sieve reject) exits 77 (EX_NOPERM)
+ * with the reason on stderr, as dovecot-lda -e does: the MTA bounces the
+ * message with that text.  An owner's refusal among several owners only
+ * leaves that owner without a copy (logged). */
+int md_cli_deliver_filtered(const struct config *cfg, int argc, char **argv,
+			    md_resolve_fn *resolve, void *resolve_ctx,
+			    const struct md_deliver_filter *filter);
 /* postern reindex ADDRESS (argv as above): md_user_reindex(), then prints
  * "ADDRESS: reindexed, N messages, B bytes".  0, 64 usage, 67 no such
  * Maildir, 75 failure. */

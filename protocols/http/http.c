@@ -257,21 +257,25 @@ static void http_on_request(struct evhttp_request *req, void *arg)
 	}
 }
 
-/* evhttp's hook for every new connection: count it, and wrap it in TLS on
- * an implicit TLS listener (server certificates, reloaded on SIGHUP). */
+/* evhttp's hook for every new connection: count it (in the metrics, and
+ * in connections_max: http_conns.c), and wrap it in TLS on an implicit TLS
+ * listener (server certificates, reloaded on SIGHUP). */
 static struct bufferevent *http_on_connection(struct event_base *base, void *arg)
 {
 	struct http_listener *l = arg;
-	SSL *ssl;
+	bool tls = l->lcfg->tls == TLS_MODE_IMPLICIT;
+	struct bufferevent *bev;
+	SSL *ssl = NULL;
 
 	metrics_connection(ROLE_HTTP);
-	if (l->lcfg->tls != TLS_MODE_IMPLICIT)
-		return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	ssl = tls_server_new_ssl(server_tls(l->ctx->srv), ROLE_HTTP);
-	if (ssl == NULL)
+	if (tls && (ssl = tls_server_new_ssl(server_tls(l->ctx->srv), ROLE_HTTP)) == NULL)
 		return NULL; /* see http_is_tls_as_configured() */
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
+	bev = tls ? bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						   BEV_OPT_CLOSE_ON_FREE)
+		  : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev != NULL)
+		http_conns_add(l->ctx->conns, bev, tls);
+	return bev;
 }
 
 static int http_take_listener(struct evconnlistener *lev, const struct config_listener *lcfg,
@@ -308,6 +312,7 @@ static void http_free(void *arg)
 	http_shards_free(ctx->shards);
 	for (size_t i = 0; i < ctx->n_listeners; i++)
 		evhttp_free(ctx->listeners[i].http); /* and its listener, connections */
+	http_conns_free(ctx->conns);
 	free(ctx);
 }
 
@@ -324,6 +329,12 @@ int http_register(struct server *srv, struct auth *auth, struct md_store *store,
 	ctx->srv = srv;
 	ctx->auth = auth;
 	ctx->cfg = server_config(srv);
+	ctx->conns = http_conns_new(srv);
+	if (ctx->conns == NULL) {
+		free(ctx);
+		snprintf(err, errlen, "http: out of memory");
+		return -1;
+	}
 	server_on_free(srv, http_free, ctx);
 	if (server_take_listeners(srv, ROLE_HTTP, http_take_listener, ctx) < 0) {
 		snprintf(err, errlen, "http: cannot serve the http listeners");

@@ -51,7 +51,16 @@ struct http_ctx {
 	struct http_auth_job *pending; /* waiting on a throttle timer or a worker */
 	size_t n_pending;
 	struct http_shards *shards;    /* http_shards.c, loaded at the first /auth */
+	struct http_conns *conns;      /* http_conns.c */
 };
+
+/* http_conns.c: evhttp's connections in connections_max.  add() is
+ * called with every bufferevent handed to evhttp (tls: an implicit TLS
+ * listener); free() after evhttp_free(). */
+struct bufferevent;
+struct http_conns *http_conns_new(struct server *srv);
+void http_conns_add(struct http_conns *cs, struct bufferevent *bev, bool tls);
+void http_conns_free(struct http_conns *cs);
 
 /* One service to advertise, derived from the listeners (http_autoconfig.c). */
 enum http_service_type { HTTP_SVC_IMAP, HTTP_SVC_POP3, HTTP_SVC_SMTP };

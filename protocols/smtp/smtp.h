@@ -22,4 +22,13 @@ int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
 /* postern queue list|flush|delete ID (argv after "queue"); sysexits code. */
 int smtp_cli_queue(const struct config *cfg, int argc, char **argv);
 
+/* `postern deliver`'s Sieve (smtp_sieve_cli.c): fills *f for
+ * md_cli_deliver_filtered() with the owners' active scripts, as at SMTP
+ * and LMTP delivery; redirects and vacation replies to other domains go
+ * into the queue the daemon sends from.  cfg and auth outlive the
+ * delivery; f->done frees the rest.  0, or -1 out of memory. */
+struct md_deliver_filter;
+int smtp_cli_sieve_filter(const struct config *cfg, struct auth *auth,
+			  struct md_deliver_filter *f);
+
 #endif

@@ -26,7 +26,8 @@
  * or nothing: each mailbox's quota is enforced by the commit itself (the
  * store's per-target MD_QUOTA), nothing is bounced (the MTA in front
  * reports the per-recipient failures), and a recipient whose mailbox
- * failed temporarily gets its own 451 while the others get 250.
+ * failed temporarily gets its own 451 while the others get 250 (with
+ * Sieve, every copy its owners' scripts chose counts: smtp_sieve.c).
  *
  * Remote recipients (authenticated senders only, smtp_cmd.c): the same
  * bytes, without Return-Path, are streamed into a queue file as well; at
@@ -405,6 +406,8 @@ static size_t smtp_live_targets(struct smtp_session *s, struct smtp_msg *m)
 		size_t slot = exists ? live++ : --dead;
 		struct md_target *t = &m->targets[slot];
 		tx->owners[i].target = slot;
+		tx->owners[i].n_targets = 1; /* until Sieve chooses */
+		tx->owners[i].sieve_reject = NULL;
 		t->address = tx->owners[i].address;
 		/* DMARC p=quarantine (smtp_inbound.c) */
 		if (m->action == SMTP_INBOUND_QUARANTINE)
@@ -470,11 +473,10 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	}
 	m->n_targets = tx->n_owners;
 	live = smtp_live_targets(s, m);
-	/* Sieve decides the folders, flags and copies (smtp_sieve.c).  Not
-	 * for LMTP yet: its per-recipient replies find each owner's result
-	 * through owners[].target, which a plan rewrites (one owner may get
-	 * several targets or none). */
-	if (live > 0 && s->role != ROLE_LMTP && smtp_sieve_plan(s, m, &live) < 0) {
+	/* Sieve decides the folders, flags and copies (smtp_sieve.c); LMTP's
+	 * per-recipient replies follow owners[].target and .n_targets, which
+	 * the plan sets (one owner may get several targets or none). */
+	if (live > 0 && smtp_sieve_plan(s, m, &live) < 0) {
 		m->store_result = MD_TEMPFAIL;
 		str_copy(m->store_error, "sieve: out of memory", sizeof(m->store_error));
 		return;
@@ -497,9 +499,13 @@ static void smtp_commit_local(struct smtp_session *s, struct smtp_msg *m)
 	}
 	md_delivery_free(m->d);
 	m->d = NULL;
-	if (s->role == ROLE_LMTP)
-		return; /* each recipient hears of its own mailboxes (no Sieve on
-			 * LMTP yet: smtp_sieve.c) */
+	if (s->role == ROLE_LMTP) {
+		/* each recipient hears of its own mailboxes; redirect and
+		 * vacation for each owner whose copies are stored */
+		if (r == MD_OK)
+			smtp_sieve_after(s, m);
+		return;
+	}
 	if (m->n_delivered == 0 && tx->n_remote == 0 && !m->sieve_handled)
 		return; /* the reply refuses the whole message */
 	if (m->local_temp)
@@ -578,24 +584,11 @@ static void smtp_commit_done(void *arg)
 		m->verdict = SMTP_VERDICT_QUOTA;
 		smtp_verdict_reply(s, m);
 	} else if (m->sieve_reject) {
-		char reason[SMTP_REPLY_MAX];
-		size_t o = 0;
-		/* one reply line: line ends and control characters become one
-		 * space, none at the end */
-		for (const char *p = smtp_sieve_reject_reason(m->sieve);
-		     *p != '\0' && o + 1 < sizeof(reason); p++) {
-			bool ctl = (unsigned char)*p < 0x20 || *p == 0x7f;
-			if (!ctl)
-				reason[o++] = *p;
-			else if (o > 0 && reason[o - 1] != ' ')
-				reason[o++] = ' ';
-		}
-		while (o > 0 && reason[o - 1] == ' ')
-			o--;
-		reason[o] = '\0';
+		char reason[SMTP_REPLY_MAX - 16];
+		smtp_sieve_reply_text(smtp_sieve_reject_reason(m->sieve), reason, sizeof(reason));
 		conn_log(s->conn, LOG_LEVEL_INFO, "smtp id=%s refused: the recipient's Sieve "
 			 "script rejects it", tx->id);
-		smtp_reply(s, "550 5.7.1 %s", reason[0] != '\0' ? reason : "Rejected");
+		smtp_reply(s, "550 5.7.1 %s", reason);
 	} else if (s->role == ROLE_LMTP && m->store_result == MD_OK) {
 		smtp_lmtp_replies(s, m);
 	} else if (m->store_result != MD_OK ||

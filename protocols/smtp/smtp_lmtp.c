@@ -17,15 +17,19 @@
  *   - after DATA, or BDAT LAST (RFC 3030 keeps LMTP's rule for the last
  *     chunk), one reply per RCPT that got 250, in RCPT order (RFC
  *     2033 §4.2), each from the store results of that recipient's
- *     mailboxes (smtp_lmtp_replies).  Every reply is written after the
- *     one group commit of the message (smtp_deliver.c), so each copy is
- *     durable before its 250 (DESIGN.md).  A refusal of the whole message
- *     (size, bare LF, a failed spool write) is repeated once per recipient
- *     (smtp_end_reply).
+ *     mailboxes (smtp_lmtp_replies): every copy its owners' Sieve scripts
+ *     chose (smtp_sieve.c; fileinto makes several, discard none).  Every
+ *     reply is written after the one group commit of the message
+ *     (smtp_deliver.c), so each copy is durable before its 250
+ *     (DESIGN.md).  A recipient whose owners' scripts all reject gets
+ *     "550 5.7.1 reason" (RFC 5429 §2.1: refuse in the protocol), whatever
+ *     the others get.  A refusal of the whole message (size, bare LF, a
+ *     failed spool write) is repeated once per recipient (smtp_end_reply).
  * Local delivery goes through the same smtp_commit_local() as port 25,
- * so whatever is added there later (Sieve) applies to LMTP as well.
+ * Sieve included.
  */
 #include "smtp_private.h"
+#include "smtp_queue.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +41,10 @@
 /* RFC 5321 §4.5.3.1.8: SMTP_RCPT_MAX recipients of AUTH_RESOLVE_MAX
  * mailboxes each at most. */
 #define SMTP_LINKS_MAX (SMTP_RCPT_MAX * AUTH_RESOLVE_MAX)
+/* Octets of a Sieve reject reason in a per-recipient reply: with "550
+ * 5.7.1 <address> " it stays within a 512-octet line (RFC 5321
+ * §4.5.3.1.5), the address being at most SMTP_PATH_MAX. */
+#define SMTP_LMTP_REASON_MAX 200
 
 void smtp_cmd_lhlo(struct smtp_session *s, const char *args)
 {
@@ -132,33 +140,63 @@ int smtp_lmtp_trace(struct smtp_session *s, struct smtp_msg *m)
 	return rc < 0 ? -1 : 0;
 }
 
-/* The result for RCPT number rcpt: MD_OK when every mailbox it goes to has
- * the message, else a temporary failure before a permanent one (the MTA
- * retries, RFC 5321 §6.1 prefers a duplicate to a loss). */
+/* The result for RCPT number rcpt: MD_OK when every copy its owners'
+ * scripts chose is stored, else a temporary failure before a permanent
+ * one (the MTA retries, RFC 5321 §6.1 prefers a duplicate to a loss).
+ * *reject_r: the reason when every owner's script rejects the message. */
 static enum md_result smtp_lmtp_rcpt_result(const struct smtp_session *s,
-					    const struct smtp_msg *m, size_t rcpt)
+					    const struct smtp_msg *m, size_t rcpt,
+					    const char **reject_r)
 {
 	const struct smtp_tx *tx = &s->tx;
 	bool perm_quota = s->ctx->cfg->quota_error_permanent;
 	enum md_result worst = MD_OK;
+	size_t owners = 0, rejected = 0;
 
+	*reject_r = NULL;
 	for (size_t i = 0; i < tx->n_links; i++) {
 		const struct smtp_owner *o;
-		enum md_result r;
-		const char *code, *text;
 
 		if (tx->links[i].rcpt != rcpt)
 			continue;
 		o = &tx->owners[tx->links[i].owner];
-		r = o->target < m->n_targets ? m->targets[o->target].result : MD_TEMPFAIL;
-		if (r == MD_OK)
-			continue;
-		smtp_store_result_reply(r, perm_quota, &code, &text);
-		if (code[0] == '4')
-			return r;
-		worst = r;
+		owners++;
+		if (o->sieve_reject != NULL) {
+			rejected++;
+			if (*reject_r == NULL)
+				*reject_r = o->sieve_reject;
+		}
+		for (size_t t = o->target; t < o->target + o->n_targets; t++) {
+			enum md_result r = t < m->n_targets ? m->targets[t].result : MD_TEMPFAIL;
+			const char *code, *text;
+			if (r == MD_OK)
+				continue;
+			smtp_store_result_reply(r, perm_quota, &code, &text);
+			if (code[0] == '4') {
+				*reject_r = NULL;
+				return r;
+			}
+			worst = r;
+		}
 	}
+	if (rejected < owners || worst != MD_OK)
+		*reject_r = NULL;
 	return worst;
+}
+
+bool smtp_lmtp_refused(const struct smtp_tx *tx, const char *owner)
+{
+	for (size_t i = 0; i < tx->n_links; i++) {
+		bool all = true;
+		if (strcmp(tx->owners[tx->links[i].owner].address, owner) != 0)
+			continue;
+		for (size_t k = 0; k < tx->n_links && all; k++)
+			if (tx->links[k].rcpt == tx->links[i].rcpt)
+				all = tx->owners[tx->links[k].owner].sieve_reject != NULL;
+		if (all)
+			return true;
+	}
+	return false;
 }
 
 void smtp_lmtp_replies(struct smtp_session *s, const struct smtp_msg *m)
@@ -168,12 +206,21 @@ void smtp_lmtp_replies(struct smtp_session *s, const struct smtp_msg *m)
 	size_t ok = 0, failed = 0;
 
 	for (size_t i = 0; i < tx->n_rcpts; i++) {
-		const char *addr = tx->rcpts[i].path.addr, *code, *text;
+		const char *addr = tx->rcpts[i].path.addr, *code, *text, *reject;
+		char reason[SMTP_REPLY_MAX];
 		enum md_result r;
 
 		if (tx->rcpts[i].remote)
 			continue; /* an alias's forward, not a RCPT of the client */
-		r = smtp_lmtp_rcpt_result(s, m, i);
+		r = smtp_lmtp_rcpt_result(s, m, i, &reject);
+		if (reject != NULL) {
+			failed++;
+			smtp_sieve_reply_text(reject, reason, SMTP_LMTP_REASON_MAX);
+			conn_log(s->conn, LOG_LEVEL_INFO, "lmtp id=%s rcpt=<%s> refused: the "
+				 "recipient's Sieve script rejects it", tx->id, addr);
+			smtp_reply_line(s, "550 5.7.1 <%s> %s", addr, reason);
+			continue;
+		}
 		if (r == MD_OK) {
 			ok++;
 			smtp_reply_line(s, "250 2.0.0 <%s> Ok: %s as %s", addr,

@@ -169,7 +169,11 @@ struct smtp_owner {
 	uint64_t quota_messages; /* RFC 9208 MESSAGE; 0: unlimited */
 	bool forward;   /* pending only: an alias target in another domain,
 			 * added to the transaction as a remote recipient */
-	size_t target;  /* its slot in msg->targets once they are built */
+	size_t target;  /* its first slot in msg->targets once they are built */
+	size_t n_targets; /* its slots from target on: 1, or what its Sieve
+			   * script chose (0 for discard or reject) */
+	const char *sieve_reject; /* its script rejects the message: the
+				   * reason (lives with msg->sieve), or NULL */
 };
 
 /* LMTP: RCPT number rcpt (index in tx->rcpts) delivers to owner (index in
@@ -393,6 +397,9 @@ int smtp_lmtp_trace(struct smtp_session *s, struct smtp_msg *msg);
 /* After the commit: one reply per accepted RCPT, in RCPT order, from the
  * results of its mailboxes. */
 void smtp_lmtp_replies(struct smtp_session *s, const struct smtp_msg *msg);
+/* Does a reply refuse the message for owner (an address of tx->owners):
+ * some RCPT it belongs to has only owners whose Sieve script rejects? */
+bool smtp_lmtp_refused(const struct smtp_tx *tx, const char *owner);
 
 /* ---- smtp_auth.c --------------------------------------------------------- */
 

@@ -344,14 +344,41 @@ struct queue_env *smtp_report_env(const struct smtp_tx *tx);
 /* ---- smtp_sieve.c: Sieve at local delivery (the rules at its top) -------- */
 
 /* Run each live owner's script and make m->targets[0..*live) the store
- * targets it chose (dead owners after them); sets m->sieve_handled and
- * m->sieve_reject.  -1: out of memory (the message gets a 451). */
+ * targets it chose (dead owners after them), and tx->owners[].target /
+ * .n_targets / .sieve_reject say which are whose; sets m->sieve_handled
+ * and (not on LMTP) m->sieve_reject.  -1: out of memory (the message gets
+ * a 451). */
 int smtp_sieve_plan(struct smtp_session *s, struct smtp_msg *m, size_t *live);
-/* After the commit: redirects, vacation replies, reject bounces. */
+/* After the commit: redirects, vacation replies, reject bounces (on LMTP
+ * per owner, once its copies are stored). */
 void smtp_sieve_after(struct smtp_session *s, struct smtp_msg *m);
 /* The reason for the 550 when m->sieve_reject. */
 const char *smtp_sieve_reject_reason(const struct smtp_sieve *sv);
+/* A reject reason as the text of one reply line (controls and line ends
+ * folded into spaces, "Rejected" when nothing is left). */
+void smtp_sieve_reply_text(const char *reason, char *out, size_t outlen);
 void smtp_sieve_free(struct smtp_sieve *sv);
+
+/* The pieces of the plan, shared with `postern deliver` (smtp_sieve_cli.c):
+ * a plan for transaction id (for the log) on ctx (store, cfg, auth). */
+struct smtp_sieve *smtp_sieve_new(struct smtp_ctx *ctx, const char *id);
+/* Run the active script of the owner of each of the live targets in
+ * (INBOX targets, one per owner) on the message d holds, from sender ("":
+ * the null one).  *out_r: the targets the scripts chose, with room for
+ * extra more after them, *n_r of them; NULL when no owner has a script
+ * (nothing to change).  0, or -1 out of memory. */
+int smtp_sieve_choose(struct smtp_sieve *sv, struct md_delivery *d, const char *sender,
+		      const struct md_target *in, size_t live, size_t extra,
+		      struct md_target **out_r, size_t *n_r);
+/* Owners in the plan; whether owner i's chosen targets all have MD_OK;
+ * its redirects and vacation replies (*kick: something was queued). */
+size_t smtp_sieve_owners(const struct smtp_sieve *sv);
+/* Every owner's script rejects the message (the reason:
+ * smtp_sieve_reject_reason). */
+bool smtp_sieve_rejected_all(const struct smtp_sieve *sv);
+bool smtp_sieve_owner_stored(const struct smtp_sieve *sv, size_t i,
+			     const struct md_target *targets);
+void smtp_sieve_send(struct smtp_sieve *sv, size_t i, bool *kick);
 
 /* ---- smtp_outq.c (loop) ---------------------------------------------------- */
 

@@ -16,7 +16,15 @@
  * nothing is stored and the reply to the DATA is "550 5.7.1 reason"
  * (m->sieve_reject; RFC 5429 §2.1 prefers refusing in the protocol);
  * otherwise the message is not stored for that owner and the sender gets
- * a bounce naming the reason (smtp_sieve_after).
+ * a bounce naming the reason (smtp_sieve_after).  On LMTP each recipient
+ * has its own reply, so a recipient whose owners all reject gets its own
+ * "550 5.7.1 reason" (smtp_lmtp.c) and only an owner whose refusal no
+ * reply carries is bounced.
+ *
+ * The plan rewrites m->targets: tx->owners[i].target and .n_targets then
+ * name the slots the owner's script chose (none for discard or reject),
+ * so LMTP answers each recipient from its own copies only, and only after
+ * all of them are durable (the one group commit).
  *
  * After a successful commit, smtp_sieve_after() takes the actions that
  * send mail: redirect (the message as stored, without its Return-Path,
@@ -26,7 +34,12 @@
  * from the null sender).  Both go through smtp_send_generated(): local
  * addresses straight into their INBOX (without running their Sieve, so
  * no loop), others through the outbound queue.  They are best effort
- * after the 250: a failure is logged.
+ * after the 250: a failure is logged.  On LMTP they are taken for an
+ * owner only when every copy it chose was stored (a recipient answered
+ * 451 is sent again by the MTA, and its script then runs again).
+ *
+ * `postern deliver` runs the same plan and the same redirect and vacation
+ * (smtp_sieve_cli.c); a reject there is its exit code.
  *
  * Memory: the plan (struct smtp_sieve) lives on the smtp_msg until the
  * transaction ends (smtp_sieve_free); at most SMTP_SIEVE_READ_MAX octets
@@ -56,9 +69,14 @@ struct smtp_sieve_owner {
 	bool ran;                     /* the script ran without error */
 	struct sieve_result result;
 	const char **keywords;        /* per store target, into result */
+	size_t first, n_targets;      /* its slots in the new targets */
+	const char *reject;           /* its reject reason (into result), or
+				       * NULL */
 };
 
 struct smtp_sieve {
+	struct smtp_ctx *ctx;
+	char id[SMTP_ID_LEN + 1];     /* the transaction's, for the log */
 	int fd;                       /* the message, read-only */
 	char *data;                   /* its first SMTP_SIEVE_READ_MAX octets */
 	size_t len;
@@ -66,8 +84,22 @@ struct smtp_sieve {
 	struct sieve_message msg;
 	struct smtp_sieve_owner *owners;
 	size_t n_owners;
+	size_t n_rejected;            /* owners whose script rejects */
+	bool any_ran;                 /* some owner's script ran */
 	char reject_reason[SMTP_SIEVE_REASON_MAX + 1];
 };
+
+struct smtp_sieve *smtp_sieve_new(struct smtp_ctx *ctx, const char *id)
+{
+	struct smtp_sieve *sv = calloc(1, sizeof(*sv));
+
+	if (sv == NULL)
+		return NULL;
+	sv->ctx = ctx;
+	sv->fd = -1;
+	str_copy(sv->id, id, sizeof(sv->id));
+	return sv;
+}
 
 void smtp_sieve_free(struct smtp_sieve *sv)
 {
@@ -89,16 +121,37 @@ const char *smtp_sieve_reject_reason(const struct smtp_sieve *sv)
 	return sv != NULL ? sv->reject_reason : "";
 }
 
+void smtp_sieve_reply_text(const char *reason, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	/* one reply line: line ends and control characters become one
+	 * space, none at the end */
+	for (const char *p = reason; *p != '\0' && o + 1 < outlen; p++) {
+		bool ctl = (unsigned char)*p < 0x20 || *p == 0x7f;
+		if (!ctl)
+			out[o++] = *p;
+		else if (o > 0 && out[o - 1] != ' ')
+			out[o++] = ' ';
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	if (outlen > 0)
+		out[o] = '\0';
+	if (o == 0)
+		str_copy(out, "Rejected", outlen);
+}
+
 /* Read the start of the message and split header from body. */
-static int smtp_sieve_load(struct smtp_sieve *sv, struct smtp_msg *m, const struct smtp_tx *tx)
+static int smtp_sieve_load(struct smtp_sieve *sv, struct md_delivery *d, const char *sender)
 {
 	const char *sep, *nl;
 	ssize_t n;
 	size_t got = 0, want = SMTP_SIEVE_READ_MAX;
 
-	if (md_delivery_size(m->d) < want)
-		want = (size_t)md_delivery_size(m->d);
-	sv->fd = md_delivery_reopen(m->d);
+	if (md_delivery_size(d) < want)
+		want = (size_t)md_delivery_size(d);
+	sv->fd = md_delivery_reopen(d);
 	if (sv->fd < 0)
 		return -1;
 	sv->data = malloc(want + 1);
@@ -116,8 +169,8 @@ static int smtp_sieve_load(struct smtp_sieve *sv, struct smtp_msg *m, const stru
 	sv->msg.header_len = sep != NULL ? (size_t)(sep - sv->data) + 2 : got;
 	sv->msg.body = sep != NULL ? sep + 4 : NULL;
 	sv->msg.body_len = sep != NULL ? got - (size_t)(sep + 4 - sv->data) : 0;
-	sv->msg.size = md_delivery_size(m->d);
-	sv->msg.envelope_from = tx->from.null ? "" : tx->from.addr;
+	sv->msg.size = md_delivery_size(d);
+	sv->msg.envelope_from = sender;
 	return 0;
 }
 
@@ -162,7 +215,7 @@ static bool smtp_sieve_mailbox_exists(void *arg, const char *utf8)
 
 /* The owner's active script, compiled; NULL when there is none or it
  * cannot be used (logged: the owner keeps its INBOX target). */
-static struct sieve_script *smtp_sieve_compile_owner(struct smtp_session *s,
+static struct sieve_script *smtp_sieve_compile_owner(struct smtp_sieve *sv,
 						     struct smtp_sieve_owner *o)
 {
 	char *text = NULL, err[SIEVE_ERROR_MAX];
@@ -170,11 +223,11 @@ static struct sieve_script *smtp_sieve_compile_owner(struct smtp_session *s,
 	struct sieve_script *script;
 	enum md_result r;
 
-	r = md_sieve_active_read(s->ctx->store, o->address, &text, &len, o->script,
+	r = md_sieve_active_read(sv->ctx->store, o->address, &text, &len, o->script,
 				 sizeof(o->script));
 	if (r != MD_OK) {
 		log_error("smtp id=%s sieve user=%s cannot read the active script: %s; "
-			  "delivered to INBOX", s->tx.id, o->address, md_result_name(r));
+			  "delivered to INBOX", sv->id, o->address, md_result_name(r));
 		return NULL;
 	}
 	if (text == NULL)
@@ -183,15 +236,15 @@ static struct sieve_script *smtp_sieve_compile_owner(struct smtp_session *s,
 	free(text);
 	if (script == NULL)
 		log_error("smtp id=%s sieve user=%s script=%s error: %s; delivered to INBOX",
-			  s->tx.id, o->address, o->script, err);
+			  sv->id, o->address, o->script, err);
 	return script;
 }
 
 /* Run it; false when it failed (logged: the owner keeps its INBOX). */
-static bool smtp_sieve_run_owner(struct smtp_session *s, struct smtp_sieve *sv,
-				 struct smtp_sieve_owner *o, const struct sieve_script *script)
+static bool smtp_sieve_run_owner(struct smtp_sieve *sv, struct smtp_sieve_owner *o,
+				 const struct sieve_script *script)
 {
-	struct smtp_sieve_mbctx mbctx = { s->ctx->store, o->address };
+	struct smtp_sieve_mbctx mbctx = { sv->ctx->store, o->address };
 	int rc;
 
 	sv->msg.envelope_to = o->address;
@@ -202,7 +255,7 @@ static bool smtp_sieve_run_owner(struct smtp_session *s, struct smtp_sieve *sv,
 	sv->msg.mailbox_exists = NULL;
 	if (rc < 0) {
 		log_error("smtp id=%s sieve user=%s script=%s runtime error: line %d: %s; "
-			  "delivered to INBOX", s->tx.id, o->address, o->script,
+			  "delivered to INBOX", sv->id, o->address, o->script,
 			  o->result.error_line, o->result.error);
 		sieve_result_free(&o->result);
 		return false;
@@ -212,24 +265,31 @@ static bool smtp_sieve_run_owner(struct smtp_session *s, struct smtp_sieve *sv,
 
 /* The IMAP name of a fileinto folder, or NULL (then INBOX) when it is
  * not valid or does not exist (RFC 5228 §4.1 leaves this to us) and
- * :create did not ask for it. */
-static const char *smtp_sieve_folder(struct smtp_session *s, const char *owner,
+ * :create did not ask for it.  INBOX itself is NULL too. */
+static const char *smtp_sieve_folder(const struct smtp_sieve *sv, const char *owner,
 				     const struct sieve_action *a, char *out, size_t outlen)
 {
-	enum md_result r = smtp_sieve_mailbox(s->ctx->store, owner, a->mailbox, a->create, out,
+	enum md_result r = smtp_sieve_mailbox(sv->ctx->store, owner, a->mailbox, a->create, out,
 					      outlen);
 
 	if (r == MD_OK && strcasecmp(out, "INBOX") != 0) {
 		if (a->create)
-			log_info("smtp id=%s sieve user=%s fileinto :create \"%s\"", s->tx.id,
+			log_info("smtp id=%s sieve user=%s fileinto :create \"%s\"", sv->id,
 				 owner, a->mailbox);
 		return out;
 	}
-	if (r != MD_OK)
+	if (r != MD_OK && r != MD_NOMAILBOX && r != MD_BADNAME && strcasecmp(out, "INBOX") != 0) {
+		/* a temporary failure: the commit tries the folder and its
+		 * result answers (451, the client retries) rather than the
+		 * message landing elsewhere for good */
+		log_warn("smtp id=%s sieve user=%s fileinto \"%s\": %s; left to the commit",
+			 sv->id, owner, a->mailbox, md_result_name(r));
+		return out;
+	}
+	if (r == MD_NOMAILBOX || r == MD_BADNAME)
 		log_warn("smtp id=%s sieve user=%s fileinto \"%s\": %s; delivered to INBOX",
-			 s->tx.id, owner, a->mailbox,
-			 r == MD_NOMAILBOX ? "no such folder" :
-			 r == MD_BADNAME ? "not a valid folder name" : md_result_name(r));
+			 sv->id, owner, a->mailbox,
+			 r == MD_NOMAILBOX ? "no such folder" : "not a valid folder name");
 	return NULL;
 }
 
@@ -278,7 +338,7 @@ static void smtp_sieve_flags(struct md_target *t, const struct sieve_action *a,
 }
 
 /* The store targets of one owner whose script ran; appended at out. */
-static size_t smtp_sieve_owner_targets(struct smtp_session *s, struct smtp_sieve_owner *o,
+static size_t smtp_sieve_owner_targets(const struct smtp_sieve *sv, struct smtp_sieve_owner *o,
 				       const struct md_target *base, struct md_target *out)
 {
 	size_t n = 0, kw_used = 0, total_flags = 0;
@@ -295,7 +355,7 @@ static size_t smtp_sieve_owner_targets(struct smtp_session *s, struct smtp_sieve
 		if (a->kind != SIEVE_ACTION_KEEP && a->kind != SIEVE_ACTION_FILEINTO)
 			continue;
 		if (a->kind == SIEVE_ACTION_FILEINTO &&
-		    smtp_sieve_folder(s, o->address, a, name, sizeof(name)) != NULL) {
+		    smtp_sieve_folder(sv, o->address, a, name, sizeof(name)) != NULL) {
 			char *imap_name = strdup(name); /* lives with the result */
 			if (imap_name != NULL) {
 				free(a->mailbox);
@@ -319,68 +379,108 @@ static size_t smtp_sieve_owner_targets(struct smtp_session *s, struct smtp_sieve
 	return n;
 }
 
-int smtp_sieve_plan(struct smtp_session *s, struct smtp_msg *m, size_t *live)
+int smtp_sieve_choose(struct smtp_sieve *sv, struct md_delivery *d, const char *sender,
+		      const struct md_target *in, size_t live, size_t extra,
+		      struct md_target **out_r, size_t *n_r)
 {
-	struct smtp_tx *tx = &s->tx;
-	struct smtp_sieve *sv = calloc(1, sizeof(*sv));
 	struct md_target *targets;
-	size_t n = 0, n_dead, cap = m->n_targets * (SIEVE_ACTIONS_MAX + 1);
+	size_t n = 0;
 	struct sieve_script **scripts;
-	bool rejected_all = true, any = false;
+	bool any = false;
 
-	if (sv == NULL)
-		return -1;
-	sv->fd = -1;
-	m->sieve = sv;
-	sv->owners = calloc(*live + 1, sizeof(*sv->owners));
-	scripts = calloc(*live + 1, sizeof(*scripts));
+	*out_r = NULL;
+	*n_r = 0;
+	sv->owners = calloc(live + 1, sizeof(*sv->owners));
+	scripts = calloc(live + 1, sizeof(*scripts));
 	if (sv->owners == NULL || scripts == NULL) {
 		free(scripts);
 		return -1;
 	}
-	for (size_t i = 0; i < *live; i++) {
-		sv->owners[i].address = m->targets[i].address;
-		scripts[i] = smtp_sieve_compile_owner(s, &sv->owners[i]);
+	for (size_t i = 0; i < live; i++) {
+		sv->owners[i].address = in[i].address;
+		scripts[i] = smtp_sieve_compile_owner(sv, &sv->owners[i]);
 		any = any || scripts[i] != NULL;
 	}
-	sv->n_owners = *live;
+	sv->n_owners = live;
 	/* most owners have no script: the message is not read for them */
-	targets = any ? calloc(cap + 1, sizeof(*targets)) : NULL;
-	if (!any || targets == NULL || smtp_sieve_load(sv, m, tx) < 0) {
-		for (size_t i = 0; i < *live; i++)
+	targets = any ? calloc(live * (SIEVE_ACTIONS_MAX + 1) + extra + 1, sizeof(*targets)) : NULL;
+	if (!any || targets == NULL || smtp_sieve_load(sv, d, sender) < 0) {
+		for (size_t i = 0; i < live; i++)
 			sieve_script_free(scripts[i]);
 		free(scripts);
 		free(targets);
 		return any ? -1 : 0;
 	}
-	for (size_t i = 0; i < *live; i++) {
+	for (size_t i = 0; i < live; i++) {
 		struct smtp_sieve_owner *o = &sv->owners[i];
-		bool rejected = false;
-		o->ran = scripts[i] != NULL && smtp_sieve_run_owner(s, sv, o, scripts[i]);
+		o->ran = scripts[i] != NULL && smtp_sieve_run_owner(sv, o, scripts[i]);
 		sieve_script_free(scripts[i]);
+		o->first = n;
 		if (!o->ran) {
-			targets[n++] = m->targets[i];
-			rejected_all = false;
+			targets[n++] = in[i];
+			o->n_targets = 1;
 			continue;
 		}
+		sv->any_ran = true;
 		for (size_t k = 0; k < o->result.n_actions; k++)
-			if (o->result.actions[k].kind == SIEVE_ACTION_REJECT) {
-				rejected = true;
-				snprintf(sv->reject_reason, sizeof(sv->reject_reason), "%s",
-					 o->result.actions[k].text);
+			if (o->result.actions[k].kind == SIEVE_ACTION_REJECT && o->reject == NULL) {
+				o->reject = o->result.actions[k].text;
+				sv->n_rejected++;
+				log_info("smtp id=%s sieve user=%s script=%s rejects the message",
+					 sv->id, o->address, o->script);
+				snprintf(sv->reject_reason, sizeof(sv->reject_reason), "%s", o->reject);
 			}
-		rejected_all = rejected_all && rejected;
-		n += smtp_sieve_owner_targets(s, o, &m->targets[i], targets + n);
-		m->sieve_handled = true;
+		o->n_targets = smtp_sieve_owner_targets(sv, o, &in[i], targets + n);
+		n += o->n_targets;
 	}
 	free(scripts);
+	*out_r = targets;
+	*n_r = n;
+	return 0;
+}
+
+/* Each owner's slots in the new targets (smtp_live_targets gave the old
+ * ones: live owners first, one each, then the dead ones). */
+static void smtp_sieve_map_owners(struct smtp_tx *tx, const struct smtp_sieve *sv,
+				  size_t live, size_t n)
+{
+	for (size_t i = 0; i < tx->n_owners; i++) {
+		struct smtp_owner *ow = &tx->owners[i];
+		if (ow->target >= live) {
+			ow->target = n + ow->target - live;
+			continue;
+		}
+		const struct smtp_sieve_owner *o = &sv->owners[ow->target];
+		ow->target = o->first;
+		ow->n_targets = o->n_targets;
+		ow->sieve_reject = o->reject;
+	}
+}
+
+int smtp_sieve_plan(struct smtp_session *s, struct smtp_msg *m, size_t *live)
+{
+	struct smtp_tx *tx = &s->tx;
+	struct smtp_sieve *sv = smtp_sieve_new(s->ctx, tx->id);
+	struct md_target *targets;
+	size_t n, n_dead = m->n_targets - *live;
+
+	if (sv == NULL)
+		return -1;
+	m->sieve = sv;
+	if (smtp_sieve_choose(sv, m->d, tx->from.null ? "" : tx->from.addr, m->targets, *live,
+			      n_dead, &targets, &n) < 0)
+		return -1;
+	if (targets == NULL)
+		return 0; /* no script */
+	m->sieve_handled = sv->any_ran;
 	/* RFC 5429 §2.1: refuse in the protocol when the reply is this
-	 * owner's alone */
-	m->sieve_reject = rejected_all && *live == 1 && tx->n_owners == 1 && tx->n_remote == 0;
+	 * owner's alone (on LMTP every recipient has its own: smtp_lmtp.c) */
+	m->sieve_reject = s->role != ROLE_LMTP && sv->n_rejected == 1 && *live == 1 &&
+			  tx->n_owners == 1 && tx->n_remote == 0;
 	/* the dead owners (smtp_live_targets) stay after the live ones */
 	for (size_t i = *live; i < m->n_targets; i++)
 		targets[n + i - *live] = m->targets[i];
-	n_dead = m->n_targets - *live;
+	smtp_sieve_map_owners(tx, sv, *live, n);
 	free(m->targets);
 	m->targets = targets;
 	*live = n;
@@ -418,28 +518,26 @@ static void smtp_sieve_bounce_reject(struct smtp_session *s, struct smtp_msg *m,
 	queue_env_free(env);
 }
 
-static void smtp_sieve_redirect(struct smtp_session *s, struct smtp_msg *m,
-				const struct smtp_sieve_owner *o, const char *to)
+static void smtp_sieve_redirect(struct smtp_sieve *sv, const struct smtp_sieve_owner *o,
+				const char *to, bool *kick)
 {
-	struct smtp_sieve *sv = m->sieve;
 	char err[256];
 	bool queued = false;
 	struct smtp_generated g = { .sender = sv->msg.envelope_from, .text = "", .fd = sv->fd,
 				    .fd_offset = (off_t)sv->rp_len, .body_8bit = true,
 				    .what = "sieve redirect" };
 
-	if (smtp_send_generated(s->ctx, &g, to, &queued, err, sizeof(err)) != 0)
-		log_error("smtp id=%s sieve user=%s redirect to <%s> failed: %s", s->tx.id,
+	if (smtp_send_generated(sv->ctx, &g, to, &queued, err, sizeof(err)) != 0)
+		log_error("smtp id=%s sieve user=%s redirect to <%s> failed: %s", sv->id,
 			  o->address, to, err);
 	else
-		log_info("smtp id=%s sieve user=%s redirected to <%s>", s->tx.id, o->address, to);
-	m->kick = m->kick || queued;
+		log_info("smtp id=%s sieve user=%s redirected to <%s>", sv->id, o->address, to);
+	*kick = *kick || queued;
 }
 
-static void smtp_sieve_vacation(struct smtp_session *s, struct smtp_msg *m,
-				const struct smtp_sieve_owner *o, const struct sieve_action *a)
+static void smtp_sieve_vacation(struct smtp_sieve *sv, const struct smtp_sieve_owner *o,
+				const struct sieve_action *a, bool *kick)
 {
-	struct smtp_sieve *sv = m->sieve;
 	char handle[32], date[64], id[SMTP_ID_LEN + 1], msgid[SMTP_ID_LEN + 300], err[256];
 	const char *why = NULL;
 	bool send = false, queued = false;
@@ -449,53 +547,88 @@ static void smtp_sieve_vacation(struct smtp_session *s, struct smtp_msg *m,
 
 	sv->msg.envelope_to = o->address;
 	if (!sieve_vacation_allowed(&sv->msg, a, &why)) {
-		log_info("smtp id=%s sieve user=%s no vacation reply: %s", s->tx.id, o->address,
+		log_info("smtp id=%s sieve user=%s no vacation reply: %s", sv->id, o->address,
 			 why);
 		return;
 	}
 	sieve_vacation_handle(a, handle, sizeof(handle));
-	r = md_sieve_vacation_check(s->ctx->store, o->address, sv->msg.envelope_from, handle,
+	r = md_sieve_vacation_check(sv->ctx->store, o->address, sv->msg.envelope_from, handle,
 				    a->days, &send);
 	if (r != MD_OK || !send) {
-		log_info("smtp id=%s sieve user=%s no vacation reply: %s", s->tx.id, o->address,
+		log_info("smtp id=%s sieve user=%s no vacation reply: %s", sv->id, o->address,
 			 r != MD_OK ? md_result_name(r) : "already replied within :days");
 		return;
 	}
 	smtp_rfc5322_date(time(NULL), date, sizeof(date));
 	smtp_make_id(id);
-	snprintf(msgid, sizeof(msgid), "<%s.%s@%s>", s->tx.id, id, s->ctx->cfg->hostname);
+	snprintf(msgid, sizeof(msgid), "<%s.%s@%s>", sv->id, id, sv->ctx->cfg->hostname);
 	if (sieve_vacation_reply(&sv->msg, a, date, msgid, &reply, &len) < 0)
 		return;
 	/* RFC 3834 §3.3 / RFC 5230 §5.1: from the null sender */
-	if (smtp_send_generated(s->ctx, &(struct smtp_generated){ .sender = "", .text = reply,
+	if (smtp_send_generated(sv->ctx, &(struct smtp_generated){ .sender = "", .text = reply,
 				.text_len = len, .fd = -1, .body_8bit = true,
 				.what = "sieve vacation" },
 				sv->msg.envelope_from, &queued, err, sizeof(err)) != 0)
-		log_error("smtp id=%s sieve user=%s vacation reply to <%s> failed: %s", s->tx.id,
+		log_error("smtp id=%s sieve user=%s vacation reply to <%s> failed: %s", sv->id,
 			  o->address, sv->msg.envelope_from, err);
 	else
-		log_info("smtp id=%s sieve user=%s vacation reply to <%s>", s->tx.id, o->address,
+		log_info("smtp id=%s sieve user=%s vacation reply to <%s>", sv->id, o->address,
 			 sv->msg.envelope_from);
 	free(reply);
-	m->kick = m->kick || queued;
+	*kick = *kick || queued;
+}
+
+size_t smtp_sieve_owners(const struct smtp_sieve *sv)
+{
+	return sv != NULL ? sv->n_owners : 0;
+}
+
+bool smtp_sieve_rejected_all(const struct smtp_sieve *sv)
+{
+	return sv != NULL && sv->n_owners > 0 && sv->n_rejected == sv->n_owners;
+}
+
+bool smtp_sieve_owner_stored(const struct smtp_sieve *sv, size_t i,
+			     const struct md_target *targets)
+{
+	const struct smtp_sieve_owner *o = &sv->owners[i];
+
+	for (size_t k = o->first; k < o->first + o->n_targets; k++)
+		if (targets[k].result != MD_OK)
+			return false;
+	return true;
+}
+
+void smtp_sieve_send(struct smtp_sieve *sv, size_t i, bool *kick)
+{
+	const struct smtp_sieve_owner *o = &sv->owners[i];
+
+	for (size_t k = 0; o->ran && k < o->result.n_actions; k++) {
+		const struct sieve_action *a = &o->result.actions[k];
+		if (a->kind == SIEVE_ACTION_REDIRECT)
+			smtp_sieve_redirect(sv, o, a->address, kick);
+		else if (a->kind == SIEVE_ACTION_VACATION)
+			smtp_sieve_vacation(sv, o, a, kick);
+	}
 }
 
 void smtp_sieve_after(struct smtp_session *s, struct smtp_msg *m)
 {
 	struct smtp_sieve *sv = m->sieve;
+	bool lmtp = s->role == ROLE_LMTP;
 
 	if (sv == NULL || m->sieve_reject)
 		return;
 	for (size_t i = 0; i < sv->n_owners; i++) {
 		const struct smtp_sieve_owner *o = &sv->owners[i];
-		for (size_t k = 0; o->ran && k < o->result.n_actions; k++) {
-			const struct sieve_action *a = &o->result.actions[k];
-			if (a->kind == SIEVE_ACTION_REDIRECT)
-				smtp_sieve_redirect(s, m, o, a->address);
-			else if (a->kind == SIEVE_ACTION_VACATION)
-				smtp_sieve_vacation(s, m, o, a);
-			else if (a->kind == SIEVE_ACTION_REJECT)
-				smtp_sieve_bounce_reject(s, m, o->address, a->text);
-		}
+		if (!o->ran)
+			continue;
+		/* LMTP: only once this owner's copies are all durable (smtp_deliver.c
+		 * withholds the whole call on port 25 until then) */
+		if (lmtp && !smtp_sieve_owner_stored(sv, i, m->targets))
+			continue;
+		smtp_sieve_send(sv, i, &m->kick);
+		if (o->reject != NULL && (!lmtp || !smtp_lmtp_refused(&s->tx, o->address)))
+			smtp_sieve_bounce_reject(s, m, o->address, o->reject);
 	}
 }

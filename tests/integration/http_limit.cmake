@@ -1,0 +1,1 @@
+postern_py_test(http_limit integration/http_limit.py)
