@@ -13,6 +13,15 @@
  * first; the store bounds it by the message size).  A part whose encoding
  * is unknown or broken makes the command NO [UNKNOWN-CTE] / NO [PARSE]
  * (§4.3), checked from the metadata before the message's response starts.
+ *
+ * A literal's size cannot be taken back once announced (RFC 3501 §4.3,
+ * RFC 9051 §4.3), and the sizes come from the index.  So before a
+ * message's response starts, its file is opened and its size compared with
+ * the indexed one: a file another program truncated, rewrote or removed
+ * gets no response and the command ends NO (Dovecot's imap_fetch_failure
+ * = no-after).  A file that shrinks while its literal is being sent cannot
+ * be answered any more: that client is disconnected, logged (Dovecot's
+ * default, disconnect-immediately); never padded, never the daemon.
  */
 #include "imap_private.h"
 
@@ -21,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -72,6 +82,7 @@ struct imap_fetch_cmd {
 	bool rfc822_peek;     /* RFC822.PEEK accepted (IMAP_QUIRK_RFC822_PEEK) */
 	bool changedsince_zero; /* CHANGEDSINCE 0 (IMAP_QUIRK_CHANGEDSINCE_ZERO) */
 	bool need_meta, need_path;
+	bool need_file;       /* an item reads the message file */
 	uint32_t *uids;
 	size_t n, pos;        /* next UID of uids to load */
 	struct md_msg *batch;
@@ -93,6 +104,18 @@ struct imap_fetch_cmd {
 	struct imap_seqset vset;    /* the UID set as given, for VANISHED */
 	uint64_t seen_modseq;       /* of this batch's implicit \Seen */
 	bool narrowed;              /* uids cut to the changed ones */
+	/* messages not answered: their file is gone or no longer the
+	 * indexed one (imap_fetch_open_checked) */
+	size_t n_gone, n_changed, n_unreadable;
+	size_t msg_mark;            /* s->out.len where its response began */
+	bool msg_flushed;           /* part of that response has left */
+};
+
+/* How imap_fetch_stream() left the current source */
+enum imap_fetch_flow {
+	IMAP_FETCH_SENT,   /* all of it is in the output */
+	IMAP_FETCH_FULL,   /* the output holds a slice: continue after a drain */
+	IMAP_FETCH_BROKEN, /* the file ended before the announced size */
 };
 
 static void imap_fetch_free(void *arg)
@@ -140,6 +163,10 @@ static struct imap_fetch_item *imap_fetch_add(struct imap_fetch_cmd *f, enum ima
 		break;
 	case IMAP_FI_SECTION:
 	case IMAP_FI_BINARY:
+		f->need_file = true;
+		f->need_meta = true;
+		f->need_path = true;
+		break;
 	case IMAP_FI_BINARY_SIZE:
 		f->need_meta = true;
 		f->need_path = true;
@@ -489,17 +516,19 @@ static void imap_fetch_section_start(struct imap_session *s, struct imap_fetch_c
 	f->src_left = len;
 }
 
-/* Stream the current source into the output; false when the output
- * holds slice octets (IMAP_OUT_SLICE; SIZE_MAX: all of it at once). */
-static bool imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f, size_t slice)
+/* Stream the current source into the output until the output holds slice
+ * octets (IMAP_OUT_SLICE; SIZE_MAX: all of it at once). */
+static enum imap_fetch_flow imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f,
+					      size_t slice)
 {
 	while (f->src_left > 0) {
 		size_t room = s->out.len < slice ? slice - s->out.len : 0;
 		size_t want;
 		ssize_t got;
+		char *tmp;
 
 		if (room == 0)
-			return false;
+			return IMAP_FETCH_FULL;
 		want = f->src_left < room ? (size_t)f->src_left : room;
 		if (f->mem != NULL) {
 			buf_append(&s->out, f->mem + f->mem_off, want);
@@ -507,27 +536,103 @@ static bool imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f, 
 			f->src_left -= want;
 			continue;
 		}
-		{
-			char *tmp = malloc(want);
-			if (tmp == NULL)
-				return false;
+		if ((tmp = malloc(want)) == NULL)
+			return IMAP_FETCH_FULL; /* again after the drain */
+		do
 			got = f->fd >= 0 ? pread(f->fd, tmp, want, (off_t)f->src_off) : -1;
-			if (got <= 0) {
-				/* the file shrank or vanished: pad, the size was
-				 * promised (RFC 3501 has no way back) */
-				memset(tmp, ' ', want);
-				got = (ssize_t)want;
-			}
-			buf_append(&s->out, tmp, (size_t)got);
+		while (got < 0 && errno == EINTR);
+		if (got <= 0) {
+			/* the file shrank (or failed) under the announced
+			 * literal: no byte may stand in for the missing ones */
 			free(tmp);
+			return IMAP_FETCH_BROKEN;
 		}
+		buf_append(&s->out, tmp, (size_t)got);
+		free(tmp);
 		f->src_off += (uint64_t)got;
 		f->src_left -= (uint64_t)got;
 	}
 	/* the source is done: a filtered header must not serve the next item */
 	free(f->mem);
 	f->mem = NULL;
-	return true;
+	return IMAP_FETCH_SENT;
+}
+
+/* Before a message's response starts: open its file into f->fd and check
+ * that it is still the indexed one (its size: every literal's size and
+ * every part offset comes from the index).  MD_NOTFOUND: removed by
+ * another program; MD_CORRUPT: truncated or rewritten since indexed. */
+static enum md_result imap_fetch_open_checked(struct imap_session *s, struct imap_fetch_cmd *f,
+					      struct md_msg *msg)
+{
+	struct stat st;
+	int fd = -1;
+	enum md_result r = md_msg_open(s->view.mb, msg, &fd);
+
+	if (r != MD_OK) {
+		conn_log(s->conn, LOG_LEVEL_WARN, "imap user=%s FETCH uid=%u not sent: %s",
+			 s->canonical, msg->uid, md_user_error(s->md_user));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		conn_log(s->conn, LOG_LEVEL_WARN, "imap user=%s FETCH uid=%u not sent: fstat: %s",
+			 s->canonical, msg->uid, strerror(errno));
+		close(fd);
+		return MD_TEMPFAIL;
+	}
+	if ((uint64_t)st.st_size != msg->size) {
+		conn_log(s->conn, LOG_LEVEL_ERROR,
+			 "imap user=%s FETCH uid=%u not sent: %s is %lld octets, indexed %llu "
+			 "(changed by another program? `postern reindex` rebuilds the index)",
+			 s->canonical, msg->uid, msg->path != NULL ? msg->path : "-",
+			 (long long)st.st_size, (unsigned long long)msg->size);
+		close(fd);
+		return MD_CORRUPT;
+	}
+	f->fd = fd;
+	return MD_OK;
+}
+
+/* A message left out by imap_fetch_open_checked(), counted for the
+ * tagged reply. */
+static void imap_fetch_count_unsent(struct imap_fetch_cmd *f, enum md_result r)
+{
+	if (r == MD_NOTFOUND)
+		f->n_gone++;
+	else if (r == MD_CORRUPT)
+		f->n_changed++;
+	else
+		f->n_unreadable++;
+}
+
+/* The tagged reply (RFC 5530 response codes for what was left out). */
+static void imap_fetch_reply(struct imap_session *s, const struct imap_fetch_cmd *f)
+{
+	const char *verb = s->uid ? "UID FETCH" : "FETCH";
+
+	if (f->n_changed > 0)
+		imap_reply(s, "NO", "[CORRUPTION] %zu message(s) changed on disk since they were "
+			   "indexed and were not sent", f->n_changed);
+	else if (f->n_unreadable > 0)
+		imap_reply(s, "NO", "[UNAVAILABLE] %zu message(s) could not be read",
+			   f->n_unreadable);
+	else if (f->n_gone > 0)
+		imap_reply(s, "NO", "[EXPUNGEISSUED] %zu message(s) were removed meanwhile",
+			   f->n_gone);
+	else
+		imap_reply(s, "OK", "%s completed", verb);
+}
+
+/* The file ended inside an announced literal: nothing can complete the
+ * response, so this client goes (the daemon and everyone else stay). */
+static enum imap_cmd_status imap_fetch_broken(struct imap_session *s, const struct md_msg *msg)
+{
+	conn_log(s->conn, LOG_LEVEL_ERROR,
+		 "imap user=%s FETCH uid=%u: %s ended before the announced literal "
+		 "(truncated while sent); closing this connection",
+		 s->canonical, msg->uid, msg->path != NULL ? msg->path : "-");
+	s->close_after = true;
+	return CMD_DONE;
 }
 
 /* RFC 3516 §4.3: an encoding the store cannot undo fails the command,
@@ -773,6 +878,44 @@ static void imap_fetch_foreign_modseq(struct imap_session *s, struct imap_fetch_
 	f->changedsince = 0; /* MODSEQ stays among the items (parsed) */
 }
 
+/* One message's items after "* n FETCH (", up to its ")\r\n"; resumes
+ * where the last slice stopped. */
+static enum imap_fetch_flow imap_fetch_items(struct imap_session *s, struct imap_fetch_cmd *f,
+					     struct md_msg *msg)
+{
+	enum imap_fetch_flow flow = imap_fetch_stream(s, f, IMAP_OUT_SLICE);
+
+	while (flow == IMAP_FETCH_SENT && f->item_pos < f->n_items) {
+		struct imap_fetch_item *it = &f->items[f->item_pos++];
+
+		if (f->item_pos > 1)
+			buf_putc(&s->out, ' ');
+		if (it->kind == IMAP_FI_FLAGS)
+			f->report_flags = false;
+		if (it->kind != IMAP_FI_SECTION && it->kind != IMAP_FI_BINARY) {
+			imap_fetch_simple(s, f, it, msg);
+			continue;
+		}
+		if (it->kind == IMAP_FI_BINARY)
+			imap_fetch_binary_start(s, f, it, msg);
+		else
+			imap_fetch_section_start(s, f, it, msg);
+		flow = imap_fetch_stream(s, f, IMAP_OUT_SLICE);
+	}
+	if (flow != IMAP_FETCH_SENT)
+		return flow;
+	if (f->report_flags) {
+		/* RFC 3501 §6.4.5: \Seen set implicitly is reported */
+		buf_appendf(&s->out, " FLAGS ");
+		imap_buf_flags(&s->out, msg->flags, msg->keywords, f->kw, f->n_kw,
+			       imap_is_recent(s, msg->uid));
+		if (s->condstore && !imap_fetch_has(f, IMAP_FI_MODSEQ))
+			buf_appendf(&s->out, " MODSEQ (%llu)", (unsigned long long)msg->modseq);
+	}
+	buf_appendf(&s->out, ")\r\n");
+	return IMAP_FETCH_SENT;
+}
+
 static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 {
 	struct imap_fetch_cmd *f = s->cmd_state;
@@ -823,6 +966,17 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 					return CMD_DONE;
 				}
 			}
+			if (f->need_file) {
+				enum md_result r = imap_fetch_open_checked(s, f, msg);
+
+				if (r != MD_OK) {
+					imap_fetch_count_unsent(f, r);
+					f->batch_pos++;
+					continue;
+				}
+			}
+			f->msg_mark = s->out.len;
+			f->msg_flushed = false;
 			buf_appendf(&s->out, "* %u FETCH (", imap_view_seq(v, msg->uid));
 			f->in_msg = true;
 			f->item_pos = 0;
@@ -830,49 +984,35 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 					  msg->modseq == f->seen_modseq;
 		}
 		msg = &f->batch[f->batch_pos];
-		if (!imap_fetch_stream(s, f, IMAP_OUT_SLICE))
+		switch (imap_fetch_items(s, f, msg)) {
+		case IMAP_FETCH_FULL:
+			f->msg_flushed = true; /* the job's output goes out now */
 			return CMD_MORE;
-		while (f->item_pos < f->n_items) {
-			struct imap_fetch_item *it = &f->items[f->item_pos++];
-
-			if (f->item_pos > 1)
-				buf_putc(&s->out, ' ');
-			if (it->kind == IMAP_FI_FLAGS)
-				f->report_flags = false;
-			if (it->kind != IMAP_FI_SECTION && it->kind != IMAP_FI_BINARY) {
-				imap_fetch_simple(s, f, it, msg);
-				continue;
-			}
-			if (it->kind == IMAP_FI_BINARY)
-				imap_fetch_binary_start(s, f, it, msg);
-			else
-				imap_fetch_section_start(s, f, it, msg);
-			if (!imap_fetch_stream(s, f, IMAP_OUT_SLICE))
-				return CMD_MORE;
-			free(f->mem);
-			f->mem = NULL;
+		case IMAP_FETCH_BROKEN:
+			if (f->msg_flushed)
+				return imap_fetch_broken(s, msg);
+			/* none of its response has left: it is taken back */
+			conn_log(s->conn, LOG_LEVEL_ERROR,
+				 "imap user=%s FETCH uid=%u not sent: %s shrank as it was read",
+				 s->canonical, msg->uid, msg->path != NULL ? msg->path : "-");
+			s->out.len = f->msg_mark;
+			f->n_changed++;
+			break;
+		case IMAP_FETCH_SENT:
+			break;
 		}
-		if (f->report_flags) {
-			/* RFC 3501 §6.4.5: \Seen set implicitly is reported */
-			buf_appendf(&s->out, " FLAGS ");
-			imap_buf_flags(&s->out, msg->flags, msg->keywords, f->kw, f->n_kw,
-				       imap_is_recent(s, msg->uid));
-			if (s->condstore && !imap_fetch_has(f, IMAP_FI_MODSEQ))
-				buf_appendf(&s->out, " MODSEQ (%llu)",
-					    (unsigned long long)msg->modseq);
-		}
-		buf_appendf(&s->out, ")\r\n");
 		if (f->fd >= 0)
 			close(f->fd);
 		f->fd = -1;
 		free(f->mem);
 		f->mem = NULL;
+		f->src_left = 0;
 		f->in_msg = false;
 		f->batch_pos++;
 	}
 	/* RFC 3501 §7.4.1: no EXPUNGE after FETCH with sequence numbers */
 	imap_view_update(s, s->uid);
-	imap_reply(s, "OK", "%sFETCH completed", s->uid ? "UID " : "");
+	imap_fetch_reply(s, f);
 	return CMD_DONE;
 }
 
@@ -1068,10 +1208,13 @@ void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, u
 		for (size_t j = 0; j < n; j++) {
 			uint32_t seq = imap_view_seq(v, msgs[j].uid);
 
-			if (seq == 0)
+			size_t mark = s->out.len;
+			bool whole = true;
+
+			if (seq == 0 || (f->need_file && imap_fetch_open_checked(s, f, &msgs[j]) != MD_OK))
 				continue;
 			buf_appendf(&s->out, "* %u FETCH (", seq);
-			for (size_t it = 0; it < f->n_items; it++) {
+			for (size_t it = 0; it < f->n_items && whole; it++) {
 				if (it > 0)
 					buf_putc(&s->out, ' ');
 				if (f->items[it].kind != IMAP_FI_SECTION) {
@@ -1079,12 +1222,18 @@ void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, u
 					continue;
 				}
 				imap_fetch_section_start(s, f, &f->items[it], &msgs[j]);
-				if (!imap_fetch_stream(s, f, SIZE_MAX))
-					for (; f->src_left > 0; f->src_left--)
-						buf_putc(&s->out, ' '); /* out of memory: the
-									 * size was promised */
+				whole = imap_fetch_stream(s, f, SIZE_MAX) == IMAP_FETCH_SENT;
 			}
-			buf_appendf(&s->out, ")\r\n");
+			if (whole) {
+				buf_appendf(&s->out, ")\r\n");
+			} else {
+				/* nothing of it was sent yet: it goes whole
+				 * (out of memory, or the file shrank meanwhile) */
+				s->out.len = mark;
+				free(f->mem);
+				f->mem = NULL;
+				f->src_left = 0;
+			}
 			if (f->fd >= 0)
 				close(f->fd);
 			f->fd = -1;
