@@ -142,17 +142,23 @@ def pop3_login(d):
     return c
 
 
+def read_across_truncate(c, path):
+    """Read a little of a response, truncate its file, read what else
+    comes: (octets, whether the connection closed)."""
+    got = c.take(READ_BEFORE)
+    os.truncate(path, TRUNCATE_TO)
+    more, closed = c.rest()
+    c.close()
+    return got + more, closed
+
+
 def test_imap_mid_transfer(d, r, msg, path):
     c = imap_login(d)
     c.send("f1 FETCH 1 BODY.PEEK[]")
     head = c.line()
     r.check(head == b"* 1 FETCH (BODY[] {%d}" % len(msg),
             "IMAP FETCH announces the whole message: %r" % head[:60])
-    got = c.take(READ_BEFORE)
-    os.truncate(path, TRUNCATE_TO)
-    more, closed = c.rest()
-    got += more
-    c.close()
+    got, closed = read_across_truncate(c, path)
     r.check(closed, "IMAP: the connection is closed after the file shrank mid-literal")
     r.check(READ_BEFORE <= len(got) < len(msg),
             "IMAP: fewer octets than announced arrived (%d of %d)" % (len(got), len(msg)))
@@ -167,11 +173,7 @@ def test_pop3_mid_transfer(d, r, msg, path):
     c.send("RETR 2")
     status = c.line()
     r.check(status == b"+OK %d octets" % len(msg), "POP3 RETR starts: %r" % status)
-    got = c.take(READ_BEFORE)
-    os.truncate(path, TRUNCATE_TO)
-    more, closed = c.rest()
-    got += more
-    c.close()
+    got, closed = read_across_truncate(c, path)
     r.check(closed, "POP3: the connection is closed after the file shrank mid-message")
     r.check(not got.endswith(b"\r\n.\r\n"),
             "POP3: no terminating '.' line: the client cannot take it as whole")
