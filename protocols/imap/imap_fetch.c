@@ -870,7 +870,6 @@ void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, u
 			break; /* expunged meanwhile: MessageExpunge tells */
 		for (size_t j = 0; j < n; j++) {
 			uint32_t seq = imap_view_seq(v, msgs[j].uid);
-
 			size_t mark = s->out.len;
 			bool whole = true;
 
@@ -890,8 +889,9 @@ void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, u
 			if (whole) {
 				buf_appendf(&s->out, ")\r\n");
 			} else {
-				/* nothing of it was sent yet: it goes whole
-				 * (out of memory, or the file shrank meanwhile) */
+				/* nothing of it has left yet: the message is
+				 * left out whole (out of memory, or its file
+				 * shrank since the check), never padded */
 				s->out.len = mark;
 				free(f->mem);
 				f->mem = NULL;

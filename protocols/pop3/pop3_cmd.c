@@ -454,13 +454,13 @@ static void pop3_read_work(void *arg)
 			&body, scratch);
 	if (got < 0 || ((size_t)got < want && !st->st.done &&
 			pop3_file_changed(s, st, st->offset + (uint64_t)got))) {
-		free(st->out);
-		st->out = NULL;
 		if (got < 0) {
 			snprintf(s->job_error, sizeof(s->job_error), "%s: %s",
 				 s->md_msgs[st->index].path, strerror(errno));
 			st->result = MD_TEMPFAIL;
 		}
+		free(st->out);
+		st->out = NULL;
 		return;
 	}
 	st->offset += (uint64_t)got;
