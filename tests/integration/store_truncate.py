@@ -9,10 +9,10 @@ short message passed off as whole, and the daemon keeps serving everyone.
   padding); POP3 closes before the terminating "." line, so a client never
   takes the message as whole (and never DELEs it).  What did arrive is the
   file's own prefix.
-- Before the request: a message whose file is shorter than indexed gets
-  a tagged NO [CORRUPTION] for FETCH of its text (no literal at all), the
-  other messages of the same FETCH still go; POP3 RETR/TOP answer
-  -ERR [SYS/PERM] and the session goes on.
+- Before the request: a message whose file is shorter (or longer) than
+  indexed gets a tagged NO [CORRUPTION] for FETCH of its text or header
+  fields (no literal at all), the other messages of the same FETCH still
+  go; POP3 RETR/TOP answer -ERR [SYS/PERM] and the session goes on.
 - Afterwards a new IMAP login FETCHes another message whole, POP3 STAT and
   RETR work, and the daemon exits cleanly (ASan-clean in the CI build).
 
@@ -182,7 +182,7 @@ def test_pop3_mid_transfer(d, r, msg, path):
     r.check("closing mid-message" in d.log(), "POP3: the daemon logs why it closed")
 
 
-def test_truncated_before(d, r, small, path, control):
+def test_truncated_before(d, r, small, path, control, grown_path):
     os.truncate(path, 10)
     c = imap_login(d)
     c.send("g1 FETCH 3 BODY.PEEK[]")
@@ -199,6 +199,16 @@ def test_truncated_before(d, r, small, path, control):
     lines = c.until("g2")
     r.check(lines[0] == b")" and lines[-1].startswith(b"g2 NO [CORRUPTION]"),
             "and the FETCH ends NO [CORRUPTION]: %r" % lines)
+    c.send("g5 FETCH 3 BODY.PEEK[HEADER.FIELDS (SUBJECT)]")
+    lines = c.until("g5")
+    r.check(len(lines) == 1 and lines[0].startswith(b"g5 NO [CORRUPTION]"),
+            "so is its HEADER.FIELDS (offsets from the index): %r" % lines)
+    with open(grown_path, "ab") as f:
+        f.write(b"appended by another program\r\n")
+    c.send("g6 FETCH 5 BODY.PEEK[]")
+    lines = c.until("g6")
+    r.check(len(lines) == 1 and lines[0].startswith(b"g6 NO [CORRUPTION]"),
+            "a file that grew since indexed: tagged NO too: %r" % lines)
     c.send("g3 FETCH 3 (FLAGS RFC822.SIZE)")
     lines = c.until("g3")
     r.check(lines[-1].startswith(b"g3 OK") and b"RFC822.SIZE %d" % len(small) in lines[0],
@@ -214,6 +224,9 @@ def test_truncated_before(d, r, small, path, control):
     p.send("TOP 3 0")
     res = p.line()
     r.check(res.startswith(b"-ERR [SYS/PERM]"), "POP3 TOP of it: %r" % res)
+    p.send("RETR 5")
+    res = p.line()
+    r.check(res.startswith(b"-ERR [SYS/PERM]"), "POP3 RETR of the grown file: %r" % res)
     p.send("RETR 4")
     res = p.line()
     data = p.take(len(control) + 3)
@@ -239,7 +252,7 @@ def test_still_serving(d, r, control):
     p = pop3_login(d)
     p.send("STAT")
     res = p.line()
-    r.check(res.startswith(b"+OK 4 "), "POP3 STAT still answers: %r" % res)
+    r.check(res.startswith(b"+OK 5 "), "POP3 STAT still answers: %r" % res)
     p.close()
 
 
@@ -249,14 +262,14 @@ def main():
     with Daemon(postern, roles=("imaps", "pop3s")) as d:
         d.add_user(USER, PASSWORD)
         for subject, size in (("big-imap", BIG), ("big-pop3", BIG), ("small-victim", 0),
-                              ("control", 0)):
+                              ("control", 0), ("small-grown", 0)):
             d.cli("deliver", USER, input=make_msg(subject, size))
-        big_imap, big_pop3, small, control = (file_of(d, s) for s in (
-            "big-imap", "big-pop3", "small-victim", "control"))
+        big_imap, big_pop3, small, control, grown = (file_of(d, s) for s in (
+            "big-imap", "big-pop3", "small-victim", "control", "small-grown"))
         r.run("imap mid-transfer", lambda: test_imap_mid_transfer(d, r, big_imap[1], big_imap[0]))
         r.run("pop3 mid-transfer", lambda: test_pop3_mid_transfer(d, r, big_pop3[1], big_pop3[0]))
         r.run("truncated before the request",
-              lambda: test_truncated_before(d, r, small[1], small[0], control[1]))
+              lambda: test_truncated_before(d, r, small[1], small[0], control[1], grown[0]))
         r.run("still serving", lambda: test_still_serving(d, r, control[1]))
     r.finish()
 
