@@ -2,7 +2,8 @@
  *
  * Items come from the store's cached metadata (ENVELOPE, BODY,
  * BODYSTRUCTURE are stored strings) and part offsets (md_msg_section); the
- * bytes of BODY[...] are pread from the file.  One job writes about
+ * bytes of BODY[...] are pread from the file (imap_fetch_body.c, which
+ * also builds HEADER.FIELDS and BINARY answers).  One job writes about
  * IMAP_OUT_SLICE octets and returns CMD_MORE, keeping its place, even in
  * the middle of a literal; the next job runs once the output drained.
  * Messages are read from the store IMAP_FETCH_BATCH at a time.
@@ -13,10 +14,19 @@
  * first; the store bounds it by the message size).  A part whose encoding
  * is unknown or broken makes the command NO [UNKNOWN-CTE] / NO [PARSE]
  * (§4.3), checked from the metadata before the message's response starts.
+ *
+ * A literal's size cannot be taken back once announced (RFC 3501 §4.3,
+ * RFC 9051 §4.3), and the sizes come from the index.  So before a
+ * message's response starts, its file is opened and its size compared with
+ * the indexed one: a file another program truncated, rewrote or removed
+ * gets no response and the command ends NO (Dovecot's imap_fetch_failure
+ * = no-after).  A file that shrinks while its literal is being sent cannot
+ * be answered any more: the response is taken back if none of it has left
+ * yet, otherwise that client is disconnected, logged (Dovecot's default,
+ * disconnect-immediately); never padded, never the daemon.
  */
-#include "imap_private.h"
+#include "imap_fetch_private.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,75 +35,6 @@
 
 #include "conn.h"
 #include "store.h"
-
-#define IMAP_FETCH_ITEMS_MAX 32       /* attributes in one FETCH */
-#define IMAP_HEADER_FIELDS_MAX 64     /* names in HEADER.FIELDS (...) */
-#define IMAP_SECTION_MAX 64           /* "1.2.3.HEADER.FIELDS.NOT" */
-/* HEADER.FIELDS filters at most this much of a header (the answer's size
- * must be known before its literal starts, so it is built in memory). */
-#define IMAP_HEADER_FILTER_MAX (1024 * 1024)
-
-enum imap_fetch_kind {
-	IMAP_FI_UID,
-	IMAP_FI_FLAGS,
-	IMAP_FI_INTERNALDATE,
-	IMAP_FI_SIZE,
-	IMAP_FI_ENVELOPE,
-	IMAP_FI_BODY,          /* BODY without section */
-	IMAP_FI_BODYSTRUCTURE,
-	IMAP_FI_SECTION,       /* BODY[...], BODY.PEEK[...], RFC822[.HEADER|.TEXT] */
-	IMAP_FI_BINARY,        /* BINARY[...], BINARY.PEEK[...] (RFC 3516) */
-	IMAP_FI_BINARY_SIZE,   /* BINARY.SIZE[...] */
-	IMAP_FI_EMAILID,       /* RFC 8474 §5.1 (imap_objectid.c) */
-	IMAP_FI_THREADID,      /* RFC 8474 §5.2: NIL */
-	IMAP_FI_MODSEQ,        /* MODSEQ (RFC 7162 §3.1.4) */
-	IMAP_FI_SAVEDATE,      /* RFC 8514 §3 */
-	IMAP_FI_PREVIEW,       /* RFC 8970 §4 (imap_preview.c) */
-};
-
-struct imap_fetch_item {
-	enum imap_fetch_kind kind;
-	char name[24];                 /* response name: "BODY", "RFC822.TEXT" */
-	char section[IMAP_SECTION_MAX];/* for md_msg_section ("1.HEADER") */
-	bool has_section;              /* BODY[...] (echo the brackets) */
-	bool fields, fields_not;       /* HEADER.FIELDS (.NOT) */
-	char *field_text;              /* " (From To)" as echoed */
-	char **field_names;
-	size_t n_fields;
-	bool partial;
-	uint64_t origin, count;
-	bool lazy;                     /* PREVIEW (LAZY) */
-};
-
-struct imap_fetch_cmd {
-	struct imap_fetch_item items[IMAP_FETCH_ITEMS_MAX];
-	size_t n_items;
-	bool set_seen;        /* a body item without .PEEK */
-	bool rfc822_peek;     /* RFC822.PEEK accepted (IMAP_QUIRK_RFC822_PEEK) */
-	bool changedsince_zero; /* CHANGEDSINCE 0 (IMAP_QUIRK_CHANGEDSINCE_ZERO) */
-	bool need_meta, need_path;
-	uint32_t *uids;
-	size_t n, pos;        /* next UID of uids to load */
-	struct md_msg *batch;
-	size_t n_batch, batch_pos, n_alloc;
-	char **kw;
-	size_t n_kw;
-	bool kw_loaded;
-	/* the message being written */
-	bool in_msg;
-	size_t item_pos;
-	bool report_flags;    /* \Seen was set: FLAGS goes out */
-	int fd;
-	uint64_t src_off, src_left; /* file range being streamed */
-	char *mem;                  /* or filtered header being streamed */
-	size_t mem_off;
-	/* RFC 7162 fetch-modifiers */
-	uint64_t changedsince;      /* CHANGEDSINCE, 0: none */
-	bool vanished;              /* VANISHED (UID FETCH, QRESYNC) */
-	struct imap_seqset vset;    /* the UID set as given, for VANISHED */
-	uint64_t seen_modseq;       /* of this batch's implicit \Seen */
-	bool narrowed;              /* uids cut to the changed ones */
-};
 
 static void imap_fetch_free(void *arg)
 {
@@ -140,6 +81,10 @@ static struct imap_fetch_item *imap_fetch_add(struct imap_fetch_cmd *f, enum ima
 		break;
 	case IMAP_FI_SECTION:
 	case IMAP_FI_BINARY:
+		f->need_file = true;
+		f->need_meta = true;
+		f->need_path = true;
+		break;
 	case IMAP_FI_BINARY_SIZE:
 		f->need_meta = true;
 		f->need_path = true;
@@ -378,225 +323,48 @@ static bool imap_fetch_att(struct imap_cursor *c, struct imap_fetch_cmd *f)
 
 /* ---- output -------------------------------------------------------------- */
 
-/* Keep the fields of a header (RFC 3501 §6.4.5 HEADER.FIELDS[.NOT]);
- * always ends with the blank line. */
-static char *imap_header_filter(const struct imap_fetch_item *it, const char *hdr, size_t len,
-				size_t *out_len_r)
+/* A message left out by imap_fetch_open_checked(), counted for the
+ * tagged reply. */
+static void imap_fetch_count_unsent(struct imap_fetch_cmd *f, enum md_result r)
 {
-	char *out = malloc(len + 3);
-	size_t w = 0, i = 0;
-	bool keep = false;
-
-	if (out == NULL)
-		return NULL;
-	while (i < len) {
-		size_t eol = i;
-		while (eol < len && hdr[eol] != '\n')
-			eol++;
-		if (eol < len)
-			eol++; /* include LF */
-		if (eol - i <= 2 && (hdr[i] == '\r' || hdr[i] == '\n'))
-			break; /* the blank line */
-		if (hdr[i] != ' ' && hdr[i] != '\t') {
-			const char *colon = memchr(hdr + i, ':', eol - i);
-			size_t nl = colon != NULL ? (size_t)(colon - (hdr + i)) : 0;
-			bool listed = false;
-			while (nl > 0 && (hdr[i + nl - 1] == ' ' || hdr[i + nl - 1] == '\t'))
-				nl--;
-			for (size_t k = 0; colon != NULL && k < it->n_fields && !listed; k++)
-				listed = strlen(it->field_names[k]) == nl &&
-					 strncasecmp(it->field_names[k], hdr + i, nl) == 0;
-			/* a line without a colon is malformed: no listed field,
-			 * so only HEADER.FIELDS.NOT keeps it (as Dovecot does) */
-			keep = colon != NULL ? listed != it->fields_not : it->fields_not;
-		}
-		if (keep) {
-			memcpy(out + w, hdr + i, eol - i);
-			w += eol - i;
-		}
-		i = eol;
-	}
-	memcpy(out + w, "\r\n", 2);
-	w += 2;
-	*out_len_r = w;
-	return out;
+	if (r == MD_NOTFOUND)
+		f->n_gone++;
+	else if (r == MD_CORRUPT)
+		f->n_changed++;
+	else
+		f->n_unreadable++;
 }
 
-static void imap_fetch_item_name(struct buf *b, const struct imap_fetch_item *it)
+/* The tagged reply (RFC 5530 response codes for what was left out). */
+static void imap_fetch_reply(struct imap_session *s, const struct imap_fetch_cmd *f)
 {
-	buf_appendf(b, "%s", it->name);
-	if (it->has_section) {
-		if (it->fields)
-			buf_appendf(b, "[%s%s%s]", it->section, it->fields_not ? ".FIELDS.NOT" : ".FIELDS",
-				    it->field_text);
-		else
-			buf_appendf(b, "[%s]", it->section);
-	}
-	if (it->partial)
-		buf_appendf(b, "<%llu>", (unsigned long long)it->origin);
+	const char *verb = s->uid ? "UID FETCH" : "FETCH";
+
+	if (f->n_changed > 0)
+		imap_reply(s, "NO", "[CORRUPTION] %zu message(s) changed on disk since they were "
+			   "indexed and were not sent", f->n_changed);
+	else if (f->n_unreadable > 0)
+		imap_reply(s, "NO", "[UNAVAILABLE] %zu message(s) could not be read",
+			   f->n_unreadable);
+	else if (f->n_gone > 0)
+		imap_reply(s, "NO", "[EXPUNGEISSUED] %zu message(s) were removed meanwhile",
+			   f->n_gone);
+	else
+		imap_reply(s, "OK", "%s completed", verb);
 }
 
-/* Start a section item: its name, the literal header, and the source. */
-static void imap_fetch_section_start(struct imap_session *s, struct imap_fetch_cmd *f,
-				     struct imap_fetch_item *it, struct md_msg *msg)
+/* The file ended inside an announced literal: nothing can complete the
+ * response, so this client goes (the daemon and everyone else stay). */
+static enum imap_cmd_status imap_fetch_broken(struct imap_session *s, const struct md_msg *msg)
 {
-	struct md_section sec;
-	uint64_t off = 0, len = 0;
-	int rc = md_msg_section(msg, it->section, &sec);
-
-	imap_fetch_item_name(&s->out, it);
-	if (rc == 0) {
-		off = sec.offset;
-		len = sec.length;
-	}
-	if (rc == 0 && len > 0 && f->fd < 0 && md_msg_open(s->view.mb, msg, &f->fd) != MD_OK)
-		f->fd = -1, len = 0;
-	if (it->fields && rc == 0) {
-		size_t want = len > IMAP_HEADER_FILTER_MAX ? IMAP_HEADER_FILTER_MAX : (size_t)len;
-		char *hdr = malloc(want + 1);
-		ssize_t got = hdr != NULL && f->fd >= 0 ? pread(f->fd, hdr, want, (off_t)off) : -1;
-		size_t flen = 0;
-
-		free(f->mem);
-		f->mem = got >= 0 ? imap_header_filter(it, hdr, (size_t)got, &flen) : NULL;
-		free(hdr);
-		if (f->mem == NULL)
-			flen = 0;
-		f->mem_off = 0;
-		off = 0;
-		len = flen;
-	}
-	if (it->partial) {
-		if (it->origin >= len) {
-			off += len;
-			len = 0;
-		} else {
-			off += it->origin;
-			len -= it->origin;
-			if (len > it->count)
-				len = it->count;
-		}
-	}
-	if (it->fields)
-		f->mem_off = (size_t)off;
-	if (rc != 0 && !it->partial) {
-		buf_appendf(&s->out, " \"\""); /* RFC 3501 §6.4.5: no such part */
-		f->src_left = 0;
-		return;
-	}
-	buf_appendf(&s->out, " {%llu}\r\n", (unsigned long long)len);
-	f->src_off = off;
-	f->src_left = len;
+	conn_log(s->conn, LOG_LEVEL_ERROR,
+		 "imap user=%s FETCH uid=%u: %s ended before the announced literal "
+		 "(truncated while sent); closing this connection",
+		 s->canonical, msg->uid, msg->path != NULL ? msg->path : "-");
+	s->close_after = true;
+	return CMD_DONE;
 }
 
-/* Stream the current source into the output; false when the output
- * holds slice octets (IMAP_OUT_SLICE; SIZE_MAX: all of it at once). */
-static bool imap_fetch_stream(struct imap_session *s, struct imap_fetch_cmd *f, size_t slice)
-{
-	while (f->src_left > 0) {
-		size_t room = s->out.len < slice ? slice - s->out.len : 0;
-		size_t want;
-		ssize_t got;
-
-		if (room == 0)
-			return false;
-		want = f->src_left < room ? (size_t)f->src_left : room;
-		if (f->mem != NULL) {
-			buf_append(&s->out, f->mem + f->mem_off, want);
-			f->mem_off += want;
-			f->src_left -= want;
-			continue;
-		}
-		{
-			char *tmp = malloc(want);
-			if (tmp == NULL)
-				return false;
-			got = f->fd >= 0 ? pread(f->fd, tmp, want, (off_t)f->src_off) : -1;
-			if (got <= 0) {
-				/* the file shrank or vanished: pad, the size was
-				 * promised (RFC 3501 has no way back) */
-				memset(tmp, ' ', want);
-				got = (ssize_t)want;
-			}
-			buf_append(&s->out, tmp, (size_t)got);
-			free(tmp);
-		}
-		f->src_off += (uint64_t)got;
-		f->src_left -= (uint64_t)got;
-	}
-	/* the source is done: a filtered header must not serve the next item */
-	free(f->mem);
-	f->mem = NULL;
-	return true;
-}
-
-/* RFC 3516 §4.3: an encoding the store cannot undo fails the command,
- * judged from the metadata before anything of the message is sent.
- * Returns the response code, or NULL when every BINARY item can go. */
-static const char *imap_fetch_binary_check(const struct imap_fetch_cmd *f, struct md_msg *msg)
-{
-	for (size_t i = 0; i < f->n_items; i++) {
-		const struct imap_fetch_item *it = &f->items[i];
-		struct md_section sec;
-
-		if (it->kind != IMAP_FI_BINARY && it->kind != IMAP_FI_BINARY_SIZE)
-			continue;
-		if (md_msg_section(msg, it->section, &sec) != 0)
-			continue; /* no such part: an empty answer */
-		if (sec.encoding == MD_TE_UNKNOWN)
-			return "[UNKNOWN-CTE] Unknown Content-Transfer-Encoding";
-		if (!sec.decodable)
-			return "[PARSE] Cannot decode the part's content";
-	}
-	return NULL;
-}
-
-/* BINARY[...]: decoded content as a literal (literal8 when it holds NUL,
- * RFC 3516 §4.2), or NIL when the file can no longer be read. */
-static void imap_fetch_binary_start(struct imap_session *s, struct imap_fetch_cmd *f,
-				    struct imap_fetch_item *it, struct md_msg *msg)
-{
-	char *data = NULL;
-	size_t len = 0, off = 0;
-
-	imap_fetch_item_name(&s->out, it);
-	if (md_msg_binary(s->view.mb, msg, it->section, &data, &len) != MD_OK) {
-		buf_appendf(&s->out, " NIL");
-		f->src_left = 0;
-		return;
-	}
-	if (it->partial) {
-		off = it->origin < len ? (size_t)it->origin : len;
-		len -= off;
-		if (len > it->count)
-			len = (size_t)it->count;
-	}
-	buf_appendf(&s->out, " %s{%zu}\r\n", memchr(data + off, '\0', len) != NULL ? "~" : "", len);
-	free(f->mem);
-	f->mem = data;
-	f->mem_off = off;
-	f->src_left = len;
-}
-
-/* BINARY.SIZE[...]: the decoded size the store keeps for a part; for the
- * whole message (no part) it is what BINARY[] gives, decoded now. */
-static void imap_fetch_binary_size(struct imap_session *s, const struct imap_fetch_item *it,
-				   struct md_msg *msg)
-{
-	struct md_section sec;
-	uint64_t size = 0;
-
-	if (it->section[0] == '\0') {
-		char *data = NULL;
-		size_t len = 0;
-		if (md_msg_binary(s->view.mb, msg, "", &data, &len) == MD_OK)
-			size = len;
-		free(data);
-	} else if (md_msg_section(msg, it->section, &sec) == 0) {
-		size = sec.decoded_size;
-	}
-	buf_appendf(&s->out, "BINARY.SIZE[%s] %llu", it->section, (unsigned long long)size);
-}
 
 static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
 			      const struct imap_fetch_item *it, struct md_msg *msg)
@@ -773,6 +541,44 @@ static void imap_fetch_foreign_modseq(struct imap_session *s, struct imap_fetch_
 	f->changedsince = 0; /* MODSEQ stays among the items (parsed) */
 }
 
+/* One message's items after "* n FETCH (", up to its ")\r\n"; resumes
+ * where the last slice stopped. */
+static enum imap_fetch_flow imap_fetch_items(struct imap_session *s, struct imap_fetch_cmd *f,
+					     struct md_msg *msg)
+{
+	enum imap_fetch_flow flow = imap_fetch_stream(s, f, IMAP_OUT_SLICE);
+
+	while (flow == IMAP_FETCH_SENT && f->item_pos < f->n_items) {
+		struct imap_fetch_item *it = &f->items[f->item_pos++];
+
+		if (f->item_pos > 1)
+			buf_putc(&s->out, ' ');
+		if (it->kind == IMAP_FI_FLAGS)
+			f->report_flags = false;
+		if (it->kind != IMAP_FI_SECTION && it->kind != IMAP_FI_BINARY) {
+			imap_fetch_simple(s, f, it, msg);
+			continue;
+		}
+		if (it->kind == IMAP_FI_BINARY)
+			imap_fetch_binary_start(s, f, it, msg);
+		else
+			imap_fetch_section_start(s, f, it, msg);
+		flow = imap_fetch_stream(s, f, IMAP_OUT_SLICE);
+	}
+	if (flow != IMAP_FETCH_SENT)
+		return flow;
+	if (f->report_flags) {
+		/* RFC 3501 §6.4.5: \Seen set implicitly is reported */
+		buf_appendf(&s->out, " FLAGS ");
+		imap_buf_flags(&s->out, msg->flags, msg->keywords, f->kw, f->n_kw,
+			       imap_is_recent(s, msg->uid));
+		if (s->condstore && !imap_fetch_has(f, IMAP_FI_MODSEQ))
+			buf_appendf(&s->out, " MODSEQ (%llu)", (unsigned long long)msg->modseq);
+	}
+	buf_appendf(&s->out, ")\r\n");
+	return IMAP_FETCH_SENT;
+}
+
 static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 {
 	struct imap_fetch_cmd *f = s->cmd_state;
@@ -823,6 +629,17 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 					return CMD_DONE;
 				}
 			}
+			if (f->need_file) {
+				enum md_result r = imap_fetch_open_checked(s, f, msg);
+
+				if (r != MD_OK) {
+					imap_fetch_count_unsent(f, r);
+					f->batch_pos++;
+					continue;
+				}
+			}
+			f->msg_mark = s->out.len;
+			f->msg_flushed = false;
 			buf_appendf(&s->out, "* %u FETCH (", imap_view_seq(v, msg->uid));
 			f->in_msg = true;
 			f->item_pos = 0;
@@ -830,49 +647,35 @@ static enum imap_cmd_status imap_fetch_work(struct imap_session *s)
 					  msg->modseq == f->seen_modseq;
 		}
 		msg = &f->batch[f->batch_pos];
-		if (!imap_fetch_stream(s, f, IMAP_OUT_SLICE))
+		switch (imap_fetch_items(s, f, msg)) {
+		case IMAP_FETCH_FULL:
+			f->msg_flushed = true; /* the job's output goes out now */
 			return CMD_MORE;
-		while (f->item_pos < f->n_items) {
-			struct imap_fetch_item *it = &f->items[f->item_pos++];
-
-			if (f->item_pos > 1)
-				buf_putc(&s->out, ' ');
-			if (it->kind == IMAP_FI_FLAGS)
-				f->report_flags = false;
-			if (it->kind != IMAP_FI_SECTION && it->kind != IMAP_FI_BINARY) {
-				imap_fetch_simple(s, f, it, msg);
-				continue;
-			}
-			if (it->kind == IMAP_FI_BINARY)
-				imap_fetch_binary_start(s, f, it, msg);
-			else
-				imap_fetch_section_start(s, f, it, msg);
-			if (!imap_fetch_stream(s, f, IMAP_OUT_SLICE))
-				return CMD_MORE;
-			free(f->mem);
-			f->mem = NULL;
+		case IMAP_FETCH_BROKEN:
+			if (f->msg_flushed)
+				return imap_fetch_broken(s, msg);
+			/* none of its response has left: it is taken back */
+			conn_log(s->conn, LOG_LEVEL_ERROR,
+				 "imap user=%s FETCH uid=%u not sent: %s shrank as it was read",
+				 s->canonical, msg->uid, msg->path != NULL ? msg->path : "-");
+			s->out.len = f->msg_mark;
+			f->n_changed++;
+			break;
+		case IMAP_FETCH_SENT:
+			break;
 		}
-		if (f->report_flags) {
-			/* RFC 3501 §6.4.5: \Seen set implicitly is reported */
-			buf_appendf(&s->out, " FLAGS ");
-			imap_buf_flags(&s->out, msg->flags, msg->keywords, f->kw, f->n_kw,
-				       imap_is_recent(s, msg->uid));
-			if (s->condstore && !imap_fetch_has(f, IMAP_FI_MODSEQ))
-				buf_appendf(&s->out, " MODSEQ (%llu)",
-					    (unsigned long long)msg->modseq);
-		}
-		buf_appendf(&s->out, ")\r\n");
 		if (f->fd >= 0)
 			close(f->fd);
 		f->fd = -1;
 		free(f->mem);
 		f->mem = NULL;
+		f->src_left = 0;
 		f->in_msg = false;
 		f->batch_pos++;
 	}
 	/* RFC 3501 §7.4.1: no EXPUNGE after FETCH with sequence numbers */
 	imap_view_update(s, s->uid);
-	imap_reply(s, "OK", "%sFETCH completed", s->uid ? "UID " : "");
+	imap_fetch_reply(s, f);
 	return CMD_DONE;
 }
 
@@ -1067,11 +870,13 @@ void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, u
 			break; /* expunged meanwhile: MessageExpunge tells */
 		for (size_t j = 0; j < n; j++) {
 			uint32_t seq = imap_view_seq(v, msgs[j].uid);
+			size_t mark = s->out.len;
+			bool whole = true;
 
-			if (seq == 0)
+			if (seq == 0 || (f->need_file && imap_fetch_open_checked(s, f, &msgs[j]) != MD_OK))
 				continue;
 			buf_appendf(&s->out, "* %u FETCH (", seq);
-			for (size_t it = 0; it < f->n_items; it++) {
+			for (size_t it = 0; it < f->n_items && whole; it++) {
 				if (it > 0)
 					buf_putc(&s->out, ' ');
 				if (f->items[it].kind != IMAP_FI_SECTION) {
@@ -1079,12 +884,19 @@ void imap_fetch_notify_write(struct imap_session *s, struct imap_fetch_cmd *f, u
 					continue;
 				}
 				imap_fetch_section_start(s, f, &f->items[it], &msgs[j]);
-				if (!imap_fetch_stream(s, f, SIZE_MAX))
-					for (; f->src_left > 0; f->src_left--)
-						buf_putc(&s->out, ' '); /* out of memory: the
-									 * size was promised */
+				whole = imap_fetch_stream(s, f, SIZE_MAX) == IMAP_FETCH_SENT;
 			}
-			buf_appendf(&s->out, ")\r\n");
+			if (whole) {
+				buf_appendf(&s->out, ")\r\n");
+			} else {
+				/* nothing of it has left yet: the message is
+				 * left out whole (out of memory, or its file
+				 * shrank since the check), never padded */
+				s->out.len = mark;
+				free(f->mem);
+				f->mem = NULL;
+				f->src_left = 0;
+			}
 			if (f->fd >= 0)
 				close(f->fd);
 			f->fd = -1;

@@ -12,6 +12,9 @@
  *   imap_select.c     SELECT, EXAMINE, CLOSE, UNSELECT, CHECK, EXPUNGE, NOOP
  *                     and the untagged updates of the selected mailbox
  *   imap_fetch.c      FETCH, UID FETCH (streaming)
+ *   imap_fetch_body.c a FETCH item's bytes: sections, HEADER.FIELDS,
+ *                     BINARY, the file checked against its index entry
+ *                     (shared with imap_fetch.c through imap_fetch_private.h)
  *   imap_store.c      STORE, COPY, MOVE and their UID forms
  *   imap_append.c     APPEND / MULTIAPPEND (literal streamed into the store)
  *   imap_search.c     SEARCH, UID SEARCH; the search program SORT and

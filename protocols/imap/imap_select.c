@@ -578,7 +578,7 @@ static enum imap_cmd_status imap_expunge_work(struct imap_session *s)
 {
 	struct imap_expunge_cmd *c = s->cmd_state;
 	uint32_t *ex = NULL;
-	size_t nex = 0;
+	size_t nex = 0, kept = 0;
 	enum md_result r;
 
 	if (s->uid && c->n == 0) {
@@ -586,12 +586,19 @@ static enum imap_cmd_status imap_expunge_work(struct imap_session *s)
 	} else {
 		r = md_msg_expunge(s->view.mb, s->uid ? c->uids : NULL, s->uid ? c->n : 0,
 				   MD_EXPUNGE_DELETED_ONLY, &ex, &nex);
+		kept = r == MD_OK ? md_msg_expunge_kept(s->view.mb) : 0;
 	}
 	if (r == MD_OK)
 		imap_view_expunged(s, ex, nex);
 	free(ex);
 	imap_view_update(s, true);
-	imap_reply_md(s, r, s->uid ? "UID EXPUNGE" : "EXPUNGE");
+	if (kept > 0)
+		/* an unlink failed (logged by the store): those messages stay,
+		 * \Deleted, and a later EXPUNGE tries again */
+		imap_reply(s, "NO", "[UNAVAILABLE] %zu message(s) could not be removed; "
+			   "they are kept", kept);
+	else
+		imap_reply_md(s, r, s->uid ? "UID EXPUNGE" : "EXPUNGE");
 	return CMD_DONE;
 }
 

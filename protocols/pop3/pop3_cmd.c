@@ -333,6 +333,7 @@ static enum md_result pop3_read_one_ahead(struct pop3_session *s, size_t index,
 	if (r != MD_OK)
 		return r;
 	if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size > POP3_AHEAD_BYTES ||
+	    (uint64_t)sb.st_size != s->md_msgs[index].size ||
 	    (out = malloc(POP3_STATUS_MAX + 2 * (size_t)sb.st_size + 2 + 3)) == NULL) {
 		close(fd);
 		return MD_TEMPFAIL;
@@ -342,7 +343,8 @@ static enum md_result pop3_read_one_ahead(struct pop3_session *s, size_t index,
 	got = pop3_fill(fd, 0, (size_t)sb.st_size, &stf, size == (uint64_t)sb.st_size,
 			out + head, &body, scratch);
 	close(fd);
-	if (got < 0) {
+	if (got != (ssize_t)sb.st_size) {
+		/* failed, or shrank: its own RETR reads it again and says so */
 		free(out);
 		return MD_TEMPFAIL;
 	}
@@ -374,6 +376,24 @@ static void pop3_read_ahead(struct pop3_session *s, size_t from, char *scratch)
 	}
 }
 
+/* Worker: is the file still the one indexed (its size; LIST and the
+ * status line come from the index)?  When it is not -- truncated or
+ * rewritten by another program, before or while it is read -- the
+ * response cannot be right: MD_CORRUPT with the reason in job_error
+ * (pop3_read_done() answers -ERR, or closes the connection mid-message,
+ * never a short message that a client would take as whole and delete). */
+static bool pop3_file_changed(struct pop3_session *s, struct pop3_stream *st, uint64_t size)
+{
+	const struct md_msg *m = &s->md_msgs[st->index];
+
+	if (size == m->size)
+		return false;
+	snprintf(s->job_error, sizeof(s->job_error), "%s is %llu octets, indexed %llu", m->path,
+		 (unsigned long long)size, (unsigned long long)m->size);
+	st->result = MD_CORRUPT;
+	return true;
+}
+
 static void pop3_read_work(void *arg)
 {
 	struct pop3_session *s = arg;
@@ -386,18 +406,26 @@ static void pop3_read_work(void *arg)
 
 	st->out = NULL;
 	st->out_len = 0;
+	s->job_error[0] = '\0';
 	if (st->fd < 0) {
 		struct stat sb;
 		int fd;
 		enum md_result r = md_msg_open(s->mb, &s->md_msgs[st->index], &fd);
 
 		if (r != MD_OK) {
+			if (s->md_user != NULL)
+				str_copy(s->job_error, md_user_error(s->md_user),
+					 sizeof(s->job_error));
 			st->result = (int)r;
 			return;
 		}
 		if (fstat(fd, &sb) < 0) {
 			close(fd);
 			st->result = MD_TEMPFAIL;
+			return;
+		}
+		if (pop3_file_changed(s, st, (uint64_t)sb.st_size)) {
+			close(fd);
 			return;
 		}
 		st->fd = fd;
@@ -424,10 +452,15 @@ static void pop3_read_work(void *arg)
 	}
 	got = pop3_fill(st->fd, st->offset, want, &st->st, st->verbatim, st->out + head,
 			&body, scratch);
-	if (got < 0) {
+	if (got < 0 || ((size_t)got < want && !st->st.done &&
+			pop3_file_changed(s, st, st->offset + (uint64_t)got))) {
+		if (got < 0) {
+			snprintf(s->job_error, sizeof(s->job_error), "%s: %s",
+				 s->md_msgs[st->index].path, strerror(errno));
+			st->result = MD_TEMPFAIL;
+		}
 		free(st->out);
 		st->out = NULL;
-		st->result = MD_TEMPFAIL;
 		return;
 	}
 	st->offset += (uint64_t)got;
@@ -480,17 +513,20 @@ static void pop3_read_done(void *arg)
 		return;
 	}
 	if (st->result != MD_OK) {
-		if (!st->started) {
-			if (st->result == MD_NOTFOUND)
-				pop3_err(s, "Message %zu was removed by another session",
-					 st->index + 1);
-			else
-				pop3_err(s, "[SYS/TEMP] Cannot read message %zu", st->index + 1);
-		} else {
-			conn_log(s->conn, LOG_LEVEL_ERROR, "pop3 read failed user=%s msg=%zu",
-				 s->canonical, st->index + 1);
-			pop3_close(s);
-		}
+		if (st->result != MD_NOTFOUND)
+			conn_log(s->conn, LOG_LEVEL_ERROR, "pop3 read failed user=%s msg=%zu%s: %s",
+				 s->canonical, st->index + 1,
+				 st->started ? ", closing mid-message" : "", s->job_error);
+		if (st->started)
+			pop3_close(s); /* no ".": the client must not take it as whole */
+		else if (st->result == MD_NOTFOUND)
+			pop3_err(s, "Message %zu was removed by another session", st->index + 1);
+		else if (st->result == MD_CORRUPT)
+			/* RFC 3206 §4: retrying will not help, reindexing will */
+			pop3_err(s, "[SYS/PERM] Message %zu changed on disk since it was listed",
+				 st->index + 1);
+		else
+			pop3_err(s, "[SYS/TEMP] Cannot read message %zu", st->index + 1);
 		pop3_stream_end(s);
 		return;
 	}

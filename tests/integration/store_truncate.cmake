@@ -1,0 +1,1 @@
+postern_py_test(store_truncate integration/store_truncate.py)
