@@ -336,6 +336,29 @@ static int generated_queue(struct smtp_ctx *ctx, const char *to, const struct sm
 	return rc;
 }
 
+/* The mailboxes of a local address: those another shard holds get their
+ * copy through the queue (smtp_shard.c), the others here. */
+static int generated_sharded(struct smtp_ctx *ctx, struct auth_target *t, size_t n,
+			     const struct smtp_generated *g, bool *queued_r, char *err,
+			     size_t errlen)
+{
+	size_t here = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!t[i].local)
+			continue;
+		if (!smtp_shard_elsewhere(ctx, t[i].address)) {
+			here++;
+			continue;
+		}
+		if (generated_queue(ctx, t[i].address, g, err, errlen) < 0)
+			return -1;
+		*queued_r = true;
+		t[i].local = false; /* not stored here */
+	}
+	return here > 0 ? generated_local(ctx, t, n, g, err, errlen) : 0;
+}
+
 int smtp_send_generated(struct smtp_ctx *ctx, const struct smtp_generated *g, const char *to,
 			bool *queued_r, char *err, size_t errlen)
 {
@@ -351,7 +374,7 @@ int smtp_send_generated(struct smtp_ctx *ctx, const struct smtp_generated *g, co
 			snprintf(err, errlen, "out of memory");
 		} else if (auth_resolve_recipient(ctx->auth, to, t, AUTH_RESOLVE_MAX, &n) ==
 			   AUTH_RCPT_LOCAL) {
-			rc = generated_local(ctx, t, n, g, err, errlen);
+			rc = generated_sharded(ctx, t, n, g, queued_r, err, errlen);
 		} else {
 			/* a local domain but no such mailbox: nobody to tell */
 			snprintf(err, errlen, "<%s> has no mailbox here", to);

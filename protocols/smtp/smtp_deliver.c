@@ -213,10 +213,12 @@ static void smtp_store_write(struct smtp_session *s, struct smtp_msg *m)
 	enum md_result r = MD_OK;
 
 	smtp_queue_write(s, m);
-	if (m->store_result != MD_OK || s->tx.n_owners == 0)
+	if (m->store_result != MD_OK)
 		return;
 	if (m->inbound != NULL) {
-		/* checked mail waits for its verdict (smtp_inbound.c) */
+		/* checked mail waits for its verdict (smtp_inbound.c), which
+		 * needs the whole message even when no mailbox here gets it
+		 * (all for other shards or domains) */
 		if (m->spool.len > 0 &&
 		    smtp_inbound_write(m->inbound, m->spool.data, m->spool.len) < 0) {
 			m->store_result = MD_TEMPFAIL;
@@ -225,6 +227,8 @@ static void smtp_store_write(struct smtp_session *s, struct smtp_msg *m)
 		}
 		return;
 	}
+	if (s->tx.n_owners == 0)
+		return;
 	if (m->d == NULL) {
 		r = md_delivery_open(s->ctx->store, 0, 0, &m->d);
 		if (r != MD_OK) {
@@ -535,7 +539,7 @@ static void smtp_commit_work(void *arg)
 	smtp_store_write(s, m);
 	if (m->store_result != MD_OK)
 		return;
-	if (m->inbound != NULL && smtp_inbound_run(s, m) < 0)
+	if (m->inbound != NULL && tx->n_owners > 0 && smtp_inbound_run(s, m) < 0)
 		return;
 	for (size_t i = 0; i < tx->n_owners && s->role != ROLE_LMTP; i++) {
 		if (smtp_over_quota(s->ctx->store, &tx->owners[i], size)) {
