@@ -288,22 +288,6 @@ static int generated_local(struct smtp_ctx *ctx, const struct auth_target *t, si
 	return r == MD_OK && ok > 0 ? 0 : -1;
 }
 
-/* The rest of fd from its current offset into the queue file. */
-static int generated_copy_fd(struct queue_writer *w, int fd)
-{
-	char buf[65536];
-
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -1 : 0;
-		if (queue_writer_write(w, buf, (size_t)n) < 0)
-			return -1;
-	}
-}
-
 /* Through the queue. */
 static int generated_queue(struct smtp_ctx *ctx, const char *to, const struct smtp_generated *g,
 			   char *err, size_t errlen)
@@ -324,7 +308,7 @@ static int generated_queue(struct smtp_ctx *ctx, const char *to, const struct sm
 	    queue_writer_open(ctx->cfg->data_dir, env->id, &w) == 0 &&
 	    queue_writer_write(w, g->text, g->text_len) == 0 &&
 	    (g->fd < 0 || (lseek(g->fd, g->fd_offset, SEEK_SET) >= 0 &&
-			   generated_copy_fd(w, g->fd) == 0)) &&
+			   queue_writer_copy_fd(w, g->fd) == 0)) &&
 	    queue_writer_commit(w, env) == 0)
 		rc = 0;
 	if (rc < 0)

@@ -189,7 +189,8 @@ static void smtp_queue_write(struct smtp_session *s, struct smtp_msg *m)
 	size_t len;
 	bool first = m->qw == NULL;
 
-	if (s->tx.n_remote == 0 || m->store_result != MD_OK)
+	/* checked mail is queued after its verdict (smtp_inbound_queue) */
+	if (s->tx.n_remote == 0 || m->store_result != MD_OK || m->inbound != NULL)
 		return;
 	if (first && queue_writer_open(s->ctx->cfg->data_dir, s->tx.id, &m->qw) < 0)
 		goto fail;
@@ -548,6 +549,8 @@ static void smtp_commit_work(void *arg)
 			return;
 		}
 	}
+	if (tx->n_remote > 0 && m->inbound != NULL && smtp_inbound_queue(s, m) < 0)
+		return;
 	if (tx->n_remote > 0 && smtp_queue_commit(s, m) < 0)
 		return;
 	if (tx->n_owners > 0)

@@ -116,6 +116,8 @@ int queue_prepare(const char *data_dir);
 struct queue_writer;
 int queue_writer_open(const char *data_dir, const char *id, struct queue_writer **w_r);
 int queue_writer_write(struct queue_writer *w, const void *data, size_t len);
+/* The rest of fd from its current offset; 0 or -1. */
+int queue_writer_copy_fd(struct queue_writer *w, int fd);
 int queue_writer_commit(struct queue_writer *w, const struct queue_env *env);
 void queue_writer_free(struct queue_writer *w); /* aborts if not committed */
 const char *queue_writer_error(const struct queue_writer *w);

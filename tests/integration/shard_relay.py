@@ -7,6 +7,9 @@ Users: alice lives on A, bob and carol on B; A's users file has all three,
 B's lacks carol (the files are meant to be equal, this one is stale).
 
 Checked, on disk:
+  - mail from an untrusted client (127.0.0.2) to bob gets A's SPF/DKIM/
+    DMARC verdict: B's copy has A's Authentication-Results above A's
+    Received field;
   - mail to bob sent to A's port 25 lands in B's Maildir, not in A's; it
     carries A's Received field and B's, and no DKIM-Signature although A
     signs mail from alice's domain (it has a key): the internal hop is
@@ -27,9 +30,10 @@ import sys
 import tempfile
 import time
 
-from postern_test import Daemon, Results, maildir_files
+from postern_test import Daemon, Results, free_port, maildir_files
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
+UNTRUSTED = "127.0.0.2"  # outside A's trusted_networks: its mail is checked
 PW = "shard-relay-pass"
 WAIT_S = 15
 
@@ -40,11 +44,11 @@ def instance(postern, name, shards, roles, extra=""):
     return d
 
 
-def send(port, sender, rcpt, subject, headers=""):
+def send(port, sender, rcpt, subject, headers="", source="127.0.0.1"):
     msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@example.test>\r\n%s"
            "\r\nbody of %s\r\n" % (sender, rcpt, subject, subject.replace(" ", "."), headers,
                                    subject))
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30, source_address=(source, 0)) as c:
         c.ehlo("client.example.net")
         code, _ = c.docmd("MAIL FROM:<%s>" % sender)
         rcode, rtext = c.docmd("RCPT TO:<%s>" % rcpt)
@@ -116,6 +120,23 @@ def test_owned_elsewhere(a, b, r):
                 "B writes Return-Path from the envelope: %r" % head[:80])
 
 
+def test_checked(a, b, r):
+    """Mail from the world (127.0.0.2 is outside A's trusted_networks) is
+    checked on A; B's copy carries A's verdict above A's Received field."""
+    code, text = send(a.port("smtp"), "someone@elsewhere.test", BOB, "checked for bob",
+                      source=UNTRUSTED)
+    r.check(code == 250, "A answers 250 for bob from an untrusted client: %d %r" % (code, text))
+    got = wait_for(b, BOB, "checked for bob")
+    r.check(len(got) == 1, "the checked message is in bob's Maildir on B (%d)" % len(got))
+    if got:
+        head = got[0].split(b"\r\n\r\n", 1)[0]
+        ar = head.find(b"Authentication-Results: mail.example.test")
+        esmtp = head.find(b"with ESMTP")
+        r.check(head.count(b"Authentication-Results:") == 1 and 0 < ar < esmtp and
+                b"spf=" in head,
+                "A's Authentication-Results (with SPF) sits above A's Received: %r" % head[:700])
+
+
 def test_owned_here(a, b, r):
     code, _ = send(a.port("smtp"), BOB, ALICE, "for alice via a")
     r.check(code == 250, "A answers 250 for alice (its own user): %d" % code)
@@ -177,7 +198,11 @@ def main():
     top = tempfile.mkdtemp(prefix="postern-shards-")
     shards = os.path.join(top, "shards")
     sock = os.path.join(top, "b-lmtp.sock")
-    a = instance(postern, "a", shards, ("smtp", "lmtp"))
+    # A checks mail from 127.0.0.2; its name server is a closed port, so
+    # SPF and DKIM end in temperror at once
+    a = instance(postern, "a", shards, ("smtp", "lmtp"),
+                 "trusted_networks = 127.0.0.1/32\nsmtp_pregreet_delay = 0\n"
+                 "dns_resolver = 127.0.0.1:%d\n" % free_port())
     b = instance(postern, "b", shards, ("smtp",),
                  "listener lmtp-socket {\n  role = lmtp\n  address = unix:%s\n}\n" % sock)
     b.lmtp_socket = sock
@@ -196,6 +221,7 @@ def main():
         with a, b:
             r.check(wait_socket(sock), "B's LMTP socket exists")
             r.run("owned elsewhere", lambda: test_owned_elsewhere(a, b, r))
+            r.run("checked", lambda: test_checked(a, b, r))
             r.run("owned here", lambda: test_owned_here(a, b, r))
             r.run("refused by the owner", lambda: test_refused_by_owner(a, b, r))
             r.run("owner down", lambda: test_owner_down(a, b, r))
