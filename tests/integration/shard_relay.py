@@ -18,6 +18,11 @@ Checked, on disk:
   - carol is accepted by A (its users file knows her) and refused by B's
     LMTP with 550: the DSN goes to the sender bob, who lives on B, so A
     queues the report to B: it lands in bob's Maildir on B, not on A;
+  - shard c is a fake LMTP server (dave, erin): both recipients go in one
+    transaction after LHLO; its replies after DATA are applied one per
+    recipient (250 for dave, 452 for erin: only erin is retried), a
+    malformed reply defers erin again, a 550 bounces her to the sender
+    alice on A, and the queue empties;
   - B stopped: mail to bob is answered 250 by A and waits in A's queue;
     once B is back it arrives (queue_retry = 1s) and A's queue empties;
   - shard_name without shards_file is refused by `postern check`.
@@ -27,13 +32,88 @@ import os
 import shutil
 import smtplib
 import sys
+import socket
 import tempfile
+import threading
 import time
 
 from postern_test import Daemon, Results, free_port, maildir_files
 
 ALICE, BOB, CAROL = "alice@example.test", "bob@example.test", "carol@example.test"
 UNTRUSTED = "127.0.0.2"  # outside A's trusted_networks: its mail is checked
+DAVE, ERIN = "dave@example.test", "erin@example.test"  # on shard c: a fake LMTP
+# What the fake LMTP server says after each message, one line per accepted
+# RCPT (RFC 2033 4.2): a 250 and a 452, then a malformed reply, then a 550.
+FAKE_SCRIPT = [["250 2.0.0 <dave> ok", "452 4.2.2 <erin> mailbox busy"],
+               ["this is not a reply"],
+               ["550 5.7.1 <erin> does not want it"]]
+
+
+class FakeLmtp:
+    """Shard c: a line-by-line LMTP server that records every transaction
+    (the commands of its session and its recipients) and answers after
+    DATA from FAKE_SCRIPT."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.transactions = []  # (first command of the session, [rcpt, ...], data)
+        self.stop = False
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        self.sock.settimeout(0.2)
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            threading.Thread(target=self.session, args=(conn,), daemon=True).start()
+
+    def session(self, conn):
+        f = conn.makefile("rb")
+        conn.sendall(b"220 fake LMTP\r\n")
+        first, rcpts = None, []
+        try:
+            for line in f:
+                cmd = line.rstrip(b"\r\n").decode()
+                first = first or cmd.split(" ")[0].upper()
+                verb = cmd[:4].upper()
+                if verb == "LHLO":
+                    conn.sendall(b"250-fake\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+                                 b"250 ENHANCEDSTATUSCODES\r\n")
+                elif verb == "MAIL":
+                    rcpts = []
+                    conn.sendall(b"250 2.1.0 ok\r\n")
+                elif verb == "RCPT":
+                    rcpts.append(cmd.split("<", 1)[1].split(">", 1)[0])
+                    conn.sendall(b"250 2.1.5 ok\r\n")
+                elif verb == "DATA":
+                    conn.sendall(b"354 go on\r\n")
+                    data = b""
+                    for l in f:
+                        if l == b".\r\n":
+                            break
+                        data += l
+                    n = len(self.transactions)
+                    self.transactions.append((first, list(rcpts), data))
+                    replies = FAKE_SCRIPT[n] if n < len(FAKE_SCRIPT) else ["250 2.0.0 ok"] * len(rcpts)
+                    conn.sendall("".join(r + "\r\n" for r in replies).encode())
+                elif verb == "QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    break
+                else:
+                    conn.sendall(b"250 2.0.0 ok\r\n")
+        except OSError:
+            pass
+        conn.close()
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+
 PW = "shard-relay-pass"
 WAIT_S = 15
 
@@ -163,6 +243,36 @@ def test_refused_by_owner(a, b, r):
             "carol's message is stored nowhere on A")
 
 
+def test_lmtp_replies(a, fake, r):
+    """Per-recipient replies after DATA, a malformed one, a 550."""
+    with smtplib.SMTP("127.0.0.1", a.port("smtp"), timeout=30) as c:
+        c.ehlo("client.example.net")
+        c.mail(ALICE)
+        r.check(c.rcpt(DAVE)[0] == 250 and c.rcpt(ERIN)[0] == 250,
+                "A accepts dave and erin, both on shard c")
+        code, _ = c.data(b"From: <alice@example.test>\r\nSubject: to shard c\r\n\r\nhi\r\n")
+        r.check(code == 250, "250 once queued: %d" % code)
+    deadline = time.time() + 25
+    while time.time() < deadline and (len(fake.transactions) < 3 or queued(a)):
+        time.sleep(0.1)
+    t = fake.transactions
+    r.check(len(t) == 3, "shard c saw three transactions (%d)" % len(t))
+    if len(t) >= 1:
+        r.check(t[0][0] == "LHLO" and t[0][1] == [DAVE, ERIN] and b"Subject: to shard c" in t[0][2],
+                "the first: LHLO, then both recipients in one transaction: %r" % (t[0][:2],))
+    if len(t) == 3:
+        r.check(t[1][1] == [ERIN] and t[2][1] == [ERIN],
+                "dave's 250 after DATA counted for dave only: the retries are for erin "
+                "alone, after her 452 and after the malformed reply: %r" % ([x[1] for x in t],))
+    r.check("Malformed reply" in a.log(), "the malformed reply is logged as such")
+    dsn = dsn_for(a, ALICE, ERIN)
+    r.check(dsn is not None and b"5.7.1" in dsn and b"Action: failed" in dsn and
+            b"Final-Recipient: rfc822; " + ERIN.encode() in dsn and
+            b"Final-Recipient: rfc822; " + DAVE.encode() not in dsn,
+            "erin's 550 from shard c bounces to alice on A; dave is not in the report")
+    r.check(not queued(a), "A's queue is empty at the end")
+
+
 def test_owner_down(a, b, r):
     b.stop()
     code, text = send(a.port("smtp"), ALICE, BOB, "while b is down")
@@ -206,15 +316,19 @@ def main():
     b = instance(postern, "b", shards, ("smtp",),
                  "listener lmtp-socket {\n  role = lmtp\n  address = unix:%s\n}\n" % sock)
     b.lmtp_socket = sock
+    fake = FakeLmtp()
     with open(shards, "w") as f:
         f.write("# who lives where; lmtp= is where the others deliver\n"
                 "shard a 127.0.0.1 lmtp=%d\n"
                 "shard b 127.0.0.1 lmtp=%s\n"
-                "%s b\n%s b\n* a\n" % (a.port("lmtp"), sock, BOB, CAROL))
+                "shard c 127.0.0.1 lmtp=%d\n"
+                "%s b\n%s b\n%s c\n%s c\n* a\n" % (a.port("lmtp"), sock, fake.port, BOB, CAROL,
+                                                   DAVE, ERIN))
     for d in (a, b):
         d.add_user(ALICE, PW)
         d.add_user(BOB, PW)
-    a.add_user(CAROL, PW)
+    for u in (CAROL, DAVE, ERIN):
+        a.add_user(u, PW)
     res = a.cli("dkim", "generate", "example.test", check=False)
     r.check(res.returncode == 0, "A has a DKIM key for example.test")
     try:
@@ -224,9 +338,11 @@ def main():
             r.run("checked", lambda: test_checked(a, b, r))
             r.run("owned here", lambda: test_owned_here(a, b, r))
             r.run("refused by the owner", lambda: test_refused_by_owner(a, b, r))
+            r.run("lmtp replies", lambda: test_lmtp_replies(a, fake, r))
             r.run("owner down", lambda: test_owner_down(a, b, r))
         r.run("check", lambda: test_check(postern, r, shards))
     finally:
+        fake.close()
         shutil.rmtree(top, ignore_errors=True)
     r.finish()
 
