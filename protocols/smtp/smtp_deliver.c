@@ -28,10 +28,12 @@
  * reports the per-recipient failures), and a recipient whose mailbox
  * failed temporarily gets its own 451 while the others get 250.
  *
- * Remote recipients (authenticated senders only, smtp_cmd.c): the same
- * bytes, without Return-Path, are streamed into a queue file as well; at
- * the end the queue entry is made durable first, then the local owners
- * are committed.  A temporary local failure withdraws the queue entry
+ * Remote recipients (another domain for authenticated senders, alias
+ * forwards, users of other shards: smtp_cmd.c): the same bytes, without
+ * Return-Path, are streamed into a queue file as well (checked mail from
+ * the world: written at the end from the inbound spool, below our
+ * Authentication-Results, smtp_inbound_queue); at the end the queue entry
+ * is made durable first, then the local owners are committed.  A temporary local failure withdraws the queue entry
  * before the 451, so the retried transaction does not send it twice.
  */
 #include "smtp_private.h"

@@ -13,8 +13,9 @@
  *   per domain       the pending recipients of one domain (all of them
  *                    with relay_host; with shard_name, those of local
  *                    domains by the shard that holds them, smtp_shard.c,
- *                    whose route is its LMTP, no DNS), at most outbound_destination_
- *                    concurrency connections per destination, idle ones
+ *                    routed to its LMTP without DNS), at most
+ *                    outbound_destination_concurrency connections per
+ *                    destination, idle ones
  *                    included (others wait in line for a slot): an idle
  *                    connection to the destination is reused when there is
  *                    one; else route (worker), then a connection kept to
@@ -321,15 +322,16 @@ static unsigned outq_dest_count(const struct smtp_outq *q, const char *dest)
 	return n;
 }
 
-/* An idle connection for dest (host NULL), or to host's address and port;
- * taken out of the idle list. */
+/* An idle connection for dest (host NULL), or to host's address and port
+ * speaking the same protocol (LMTP or SMTP); taken out of the idle list. */
 static struct outq_conn *outq_idle_take(struct smtp_outq *q, const char *dest,
-					const struct route_host *host)
+					const struct route_host *host, bool lmtp)
 {
 	for (struct outq_conn **pp = &q->idle; *pp != NULL; pp = &(*pp)->next) {
 		struct outq_conn *k = *pp;
 		bool match = host == NULL ? strcasecmp(k->dest, dest) == 0 :
-			     strcmp(k->host.addr, host->addr) == 0 && k->host.port == host->port;
+			     strcmp(k->host.addr, host->addr) == 0 && k->host.port == host->port &&
+			     k->lmtp == lmtp;
 		if (match && !k->closing) {
 			*pp = k->next;
 			return k;
@@ -393,7 +395,7 @@ static bool outq_dest_enter(struct outq_msg *m)
 	struct smtp_outq *q = m->q;
 	struct outq_msg **pp = &q->waiting;
 
-	m->reuse = outq_idle_take(q, m->dest, NULL);
+	m->reuse = outq_idle_take(q, m->dest, NULL, m->lmtp);
 	if (m->reuse != NULL ||
 	    outq_dest_count(q, m->dest) < q->ctx->cfg->outbound_dest_concurrency) {
 		m->holds_slot = true;
@@ -422,6 +424,7 @@ static void outq_group_done(struct outq_msg *m)
 		k->q = q;
 		k->client = kept;
 		k->host = m->job.host;
+		k->lmtp = m->lmtp;
 		str_copy(k->dest, m->dest, sizeof(k->dest));
 	}
 	if (m->holds_slot) {
@@ -493,7 +496,7 @@ static void outq_take_host_conn(struct outq_msg *m)
 
 	if (m->reuse != NULL || m->no_reuse || m->no_starttls || m->route.n_hosts == 0)
 		return;
-	m->reuse = outq_idle_take(m->q, NULL, &m->route.hosts[m->host]);
+	m->reuse = outq_idle_take(m->q, NULL, &m->route.hosts[m->host], m->lmtp);
 	if (m->reuse != NULL && strcasecmp(m->reuse->dest, m->dest) != 0) {
 		/* it counted for another destination, which has room now */
 		str_copy(dest, m->reuse->dest, sizeof(dest));
@@ -532,6 +535,19 @@ static void outq_client_start(struct outq_msg *m)
 	job->data7_len = m->data7.len;
 	job->rcpts = m->crcpts;
 	job->n_rcpts = m->n_crcpts;
+	if (job->data_len == 0) {
+		/* the load made no copy for this route (the configuration
+		 * changed since): the next attempt loads again */
+		if (m->reuse != NULL) {
+			smtp_client_cancel(m->reuse->client);
+			free(m->reuse);
+			m->reuse = NULL;
+		}
+		for (size_t k = 0; k < m->n_crcpts; k++)
+			outq_apply(m, k, 451, "451 4.3.0 Message not loaded for this route", NULL);
+		outq_group_done(m);
+		return;
+	}
 	if (m->reuse != NULL) {
 		k = m->reuse;
 		m->reuse = NULL;

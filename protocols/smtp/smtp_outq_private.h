@@ -61,6 +61,7 @@ struct outq_conn {
 	struct smtp_client *client;
 	char dest[SMTP_DOMAIN_MAX + 1]; /* the destination it counts for */
 	struct route_host host;
+	bool lmtp;                      /* to another shard (RFC 2033) */
 	bool closing;                   /* QUIT sent: counts, never reused */
 };
 
