@@ -297,6 +297,11 @@ bool auth_shard_of(struct auth *auth, const char *address, struct auth_shard *ou
 	return auth->shards != NULL && auth_shards_find(auth->shards, address, out);
 }
 
+bool auth_shard_named(struct auth *auth, const char *name, struct auth_shard *out)
+{
+	return auth->shards != NULL && auth_shards_named(auth->shards, name, out);
+}
+
 struct auth_throttle_table *auth_throttle_table_of(struct auth *auth)
 {
 	return auth->throttle;

@@ -115,6 +115,8 @@ struct auth_shard {
  * none or cannot be read.  One stat() per call; a changed file is read
  * again (a few ms for a large one), like the users file. */
 bool auth_shard_of(struct auth *auth, const char *address, struct auth_shard *out);
+/* The shard line of that name; false when there is none (or no file). */
+bool auth_shard_named(struct auth *auth, const char *name, struct auth_shard *out);
 
 /* local@domain, ASCII, no spaces, control characters, quotes, colons or
  * brackets, at most AUTH_ADDRESS_MAX octets. */

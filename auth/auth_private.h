@@ -27,6 +27,7 @@ struct auth_shards;
 struct auth_shards *auth_shards_new(const char *path);
 void auth_shards_free(struct auth_shards *s);
 bool auth_shards_find(struct auth_shards *s, const char *address, struct auth_shard *out);
+bool auth_shards_named(struct auth_shards *s, const char *name, struct auth_shard *out);
 
 /* --- auth_file.c: the users and aliases files --- */
 

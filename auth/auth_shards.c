@@ -314,6 +314,21 @@ void auth_shards_free(struct auth_shards *s)
 	free(s);
 }
 
+bool auth_shards_named(struct auth_shards *s, const char *name, struct auth_shard *out)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&s->lock);
+	auth_shards_refresh(s);
+	for (size_t i = 0; s->loaded && i < s->n_shards && !found; i++)
+		if (strcmp(s->shards[i].name, name) == 0) {
+			*out = s->shards[i];
+			found = true;
+		}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
 bool auth_shards_find(struct auth_shards *s, const char *address, struct auth_shard *out)
 {
 	char key[AUTH_ADDRESS_MAX + 1];

@@ -364,6 +364,9 @@ bool smtp_starttls_allowed(const struct smtp_session *s);
 /* True when shard_name is set and the shards file puts address's mailbox
  * on another shard: mail for it is relayed there (smtp_queue.h). */
 bool smtp_shard_elsewhere(struct smtp_ctx *ctx, const char *address);
+/* At start: log what a self-hoster got wrong (shard_name not in the file,
+ * no lmtp= for this shard, so the others cannot reach it). */
+void smtp_shard_check(struct smtp_ctx *ctx);
 
 /* ---- smtp_cmd.c ---------------------------------------------------------- */
 

@@ -48,6 +48,25 @@ bool smtp_shard_elsewhere(struct smtp_ctx *ctx, const char *address)
 	       strcmp(sh.name, ctx->cfg->shard_name) != 0;
 }
 
+void smtp_shard_check(struct smtp_ctx *ctx)
+{
+	const struct config *cfg = ctx->cfg;
+	struct auth_shard self;
+
+	if (cfg->shard_name[0] == '\0')
+		return;
+	if (!auth_shard_named(ctx->auth, cfg->shard_name, &self))
+		log_error("shard_name = %s: %s has no such shard line (or cannot be read); "
+			  "mail for users it puts on other shards is relayed to them",
+			  cfg->shard_name, cfg->shards_file);
+	else if (self.lmtp_port == 0 && self.lmtp_path[0] == '\0')
+		log_warn("shard %s has no lmtp= in %s: the other shards cannot relay mail "
+			 "for its users to it", cfg->shard_name, cfg->shards_file);
+	else
+		log_info("shard %s: mail for users of other shards is relayed to them by LMTP",
+			 cfg->shard_name);
+}
+
 void smtp_shard_route(const struct auth_shard *sh, struct route *r)
 {
 	struct route_host *h = &r->hosts[0];

@@ -25,7 +25,8 @@ Checked, on disk:
     alice on A, and the queue empties;
   - B stopped: mail to bob is answered 250 by A and waits in A's queue;
     once B is back it arrives (queue_retry = 1s) and A's queue empties;
-  - shard_name without shards_file is refused by `postern check`.
+  - shard_name without shards_file is refused by `postern check`, and one
+    the shards file does not define is logged at start.
 Run by ctest with the postern binary as argv[1]."""
 import glob
 import os
@@ -299,7 +300,10 @@ def test_check(postern, r, shards):
                 "shard_name without shards_file is refused: %r" % res.stderr)
     finally:
         shutil.rmtree(d.dir, ignore_errors=True)
-    del shards
+    with Daemon(postern, roles=("smtp",), tls=False,
+                extra_config="shards_file = %s\nshard_name = zzz\n" % shards) as d:
+        r.check("shard_name = zzz: %s has no such shard line" % shards in d.log(),
+                "a shard_name the shards file does not define is logged at start")
 
 
 def main():
@@ -334,6 +338,8 @@ def main():
     try:
         with a, b:
             r.check(wait_socket(sock), "B's LMTP socket exists")
+            r.check("shard a: mail for users of other shards is relayed to them by LMTP"
+                    in a.log(), "A logs at start that it relays for shard a")
             r.run("owned elsewhere", lambda: test_owned_elsewhere(a, b, r))
             r.run("checked", lambda: test_checked(a, b, r))
             r.run("owned here", lambda: test_owned_here(a, b, r))

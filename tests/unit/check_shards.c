@@ -1,7 +1,8 @@
 /* The shards file (auth/auth_shards.c): shard lines with every port kind
  * (lmtp= as a port and as a unix socket), look-up by user, domain and "*",
  * the first of two equal keys winning after the sort, a broken file
- * keeping the last good one, and the refusals of malformed lines. */
+ * keeping the last good one, the refusals of malformed lines, and a shard
+ * found by its name. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,9 @@ START_TEST(test_shards_lookup)
 	ck_assert_int_eq(sh.smtp_port, 587);
 	ck_assert_int_eq(sh.lmtp_port, 24);
 	ck_assert_str_eq(sh.lmtp_path, "");
+	ck_assert(auth_shards_named(s, "b", &sh));
+	ck_assert_str_eq(sh.lmtp_path, "/run/postern-b/lmtp.sock");
+	ck_assert(!auth_shards_named(s, "c", &sh));
 	auth_shards_free(s);
 }
 END_TEST
