@@ -82,6 +82,7 @@ struct auth {
 	char dummy_hash[AUTH_HASH_MAX + 1];
 	struct auth_throttle_table *throttle;
 	struct auth_cache *cache; /* NULL: auth_cache_ttl = 0 */
+	struct auth_shards *shards; /* NULL: no shards_file */
 };
 
 /* --- addresses --- */
@@ -278,6 +279,13 @@ struct auth *auth_open_privsep(const struct config *cfg, struct privsep *ps,
 		free(auth);
 		return NULL;
 	}
+	if (cfg->shards_file[0] != '\0' && (auth->shards = auth_shards_new(cfg->shards_file)) == NULL) {
+		db_free(auth->db);
+		auth_throttle_table_free(auth->throttle);
+		free(auth);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
 	auth->cache = auth_cache_new(cfg->auth_cache_ttl, cfg->auth_cache_max);
 	if (auth->cache == NULL && cfg->auth_cache_ttl > 0 && cfg->auth_cache_max > 0)
 		log_warn("auth: no memory for the password cache; every login verifies");
@@ -293,9 +301,20 @@ void auth_close(struct auth *auth)
 	db_free(auth->db);
 	auth_throttle_table_free(auth->throttle);
 	auth_cache_free(auth->cache);
+	auth_shards_free(auth->shards);
 	pthread_rwlock_destroy(&auth->db_lock);
 	pthread_mutex_destroy(&auth->refresh_lock);
 	free(auth);
+}
+
+bool auth_shard_of(struct auth *auth, const char *address, struct auth_shard *out)
+{
+	return auth->shards != NULL && auth_shards_find(auth->shards, address, out);
+}
+
+bool auth_shard_named(struct auth *auth, const char *name, struct auth_shard *out)
+{
+	return auth->shards != NULL && auth_shards_named(auth->shards, name, out);
 }
 
 struct auth_throttle_table *auth_throttle_table_of(struct auth *auth)

@@ -104,6 +104,30 @@ bool auth_user_exists(struct auth *auth, const char *user);
 int auth_user_quota(struct auth *auth, const char *user, uint64_t *bytes_r,
 		    uint64_t *messages_r);
 
+/* --- Shards (auth_shards.c: the file's format) ---------------------------
+ * With config shards_file, several instances share the mailboxes: the
+ * file names each instance (a shard) and who lives on which. */
+#define AUTH_SHARDS_MAX 64
+#define AUTH_SHARD_ENTRIES_MAX 100000 /* user and domain lines */
+#define AUTH_SHARD_NAME_MAX 31
+#define AUTH_SHARD_PATH_MAX 107       /* sizeof(sun_path) - 1 on Linux */
+
+struct auth_shard {
+	char name[AUTH_SHARD_NAME_MAX + 1];
+	char address[64];                 /* an IP literal */
+	uint16_t imap_port, pop3_port, smtp_port; /* 0: not served there */
+	uint16_t lmtp_port;               /* LMTP at address; 0: none */
+	char lmtp_path[AUTH_SHARD_PATH_MAX + 1]; /* or a unix socket; "": none */
+};
+
+/* The shard holding address's mailbox (the address, else its domain, else
+ * "*") copied into out; false without shards_file, or when the file names
+ * none or cannot be read.  One stat() per call; a changed file is read
+ * again (a few ms for a large one), like the users file. */
+bool auth_shard_of(struct auth *auth, const char *address, struct auth_shard *out);
+/* The shard line of that name; false when there is none (or no file). */
+bool auth_shard_named(struct auth *auth, const char *name, struct auth_shard *out);
+
 /* local@domain, ASCII, no spaces, control characters, quotes, colons or
  * brackets, at most AUTH_ADDRESS_MAX octets. */
 bool auth_address_valid(const char *address);

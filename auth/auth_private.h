@@ -20,6 +20,15 @@
 /* crypt(3) output, CRYPT_OUTPUT_SIZE - 1 in libxcrypt. */
 #define AUTH_HASH_MAX 383
 
+/* --- auth_shards.c: config shards_file --- */
+
+struct auth_shards;
+/* Nothing is read before the first look-up; NULL: out of memory. */
+struct auth_shards *auth_shards_new(const char *path);
+void auth_shards_free(struct auth_shards *s);
+bool auth_shards_find(struct auth_shards *s, const char *address, struct auth_shard *out);
+bool auth_shards_named(struct auth_shards *s, const char *name, struct auth_shard *out);
+
 /* --- auth_file.c: the users and aliases files --- */
 
 /* Open-addressing map from a lower-case string to an array index. */

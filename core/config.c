@@ -134,6 +134,7 @@ static const struct config_key config_keys[] = {
 	{ "queue_retry", KEY_OUTBOUND, 0, 0, 0 },
 	{ "queue_lifetime", KEY_OUTBOUND, 0, 0, 0 },
 	{ "queue_delay_warning", KEY_OUTBOUND, 0, 0, 0 },
+	{ "shard_name", KEY_OUTBOUND, 0, 0, 0 },
 	{ "pop3_uidl_format", KEY_UIDL_FORMAT, 0, 0, 0 },
 	{ "smtp_inbound_tls_min", KEY_TLS_MIN, 0, 0, 0 },
 	{ "autoconfig_hostname", KEY_HTTP, 0, 0, 0 },

@@ -82,6 +82,7 @@ enum bare_lf_policy {
 };
 
 #define CONFIG_UIDL_FORMAT_LEN 65
+#define CONFIG_SHARD_NAME_LEN 32       /* auth.h AUTH_SHARD_NAME_MAX + 1 */
 
 /* sockaddr_un's sun_path holds 108 octets with the NUL (unix(7)). */
 #define CONFIG_UNIX_PATH_MAX 108
@@ -172,6 +173,9 @@ struct config {
 	size_t n_queue_retry;
 	unsigned queue_lifetime;          /* queue_lifetime, seconds */
 	unsigned queue_delay_warning;     /* queue_delay_warning, seconds; 0 off */
+	/* shard_name: this instance's name in shards_file; port-25 mail for a
+	 * mailbox of another shard is relayed there by LMTP; "": off */
+	char shard_name[CONFIG_SHARD_NAME_LEN];
 	/* pop3_uidl_format: Dovecot's, for the POP3 UIDLs of messages imported
 	 * from a Dovecot Maildir (%u, %v, %f, %%, with [0][width][X]; X and x
 	 * both give lower-case hex, as Dovecot's X does) */
@@ -182,7 +186,7 @@ struct config {
 
 	/* The HTTP endpoint (config_http.c parses these). */
 	char autoconfig_hostname[CONFIG_DOMAIN_LEN]; /* "": hostname */
-	char shards_file[PATH_MAX];        /* nginx auth_http: who lives where; "": none */
+	char shards_file[PATH_MAX];        /* who lives where (auth_shards.c); "": none */
 	enum mta_sts_mode mta_sts_mode;   /* mta_sts_mode = none|testing|enforce */
 	unsigned mta_sts_max_age;         /* mta_sts_max_age, seconds */
 	char mta_sts_mx[CONFIG_MTA_STS_MX_MAX][CONFIG_DOMAIN_LEN]; /* "": hostname */

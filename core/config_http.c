@@ -73,7 +73,8 @@ int config_http_set(struct config *cfg, const char *key, const char *value,
 		    char *msg, size_t msglen)
 {
 	if (strcmp(key, "shards_file") == 0) {
-		/* read by protocols/http (http_shards.c), format there */
+		/* read by auth/auth_shards.c (nginx's /auth, SMTP's relay to
+		 * other shards), format there */
 		if (value[0] != '/' || strlen(value) >= sizeof(cfg->shards_file)) {
 			snprintf(msg, msglen, "shards_file: '%.64s' is not an absolute path", value);
 			return -1;

@@ -109,6 +109,17 @@ int config_outbound_set(struct config *cfg, const char *key, const char *value,
 {
 	uint64_t n;
 
+	if (strcmp(key, "shard_name") == 0) {
+		/* the same words as a shard line's NAME (auth/auth_shards.c) */
+		if (value[0] == '\0' || strlen(value) >= sizeof(cfg->shard_name) ||
+		    strpbrk(value, " \t#") != NULL) {
+			snprintf(msg, msglen, "shard_name: '%.64s' is not a shard name (one word of "
+				 "at most %zu characters)", value, sizeof(cfg->shard_name) - 1);
+			return -1;
+		}
+		str_copy(cfg->shard_name, value, sizeof(cfg->shard_name));
+		return 0;
+	}
 	if (strcmp(key, "outbound_delivery") == 0) {
 		if (str_ieq(value, "yes") || str_ieq(value, "no")) {
 			cfg->outbound_delivery = str_ieq(value, "yes");
@@ -204,6 +215,16 @@ int config_outbound_check(const struct config *cfg, char *msg, size_t msglen)
 	}
 	if (cfg->relay_user[0] != '\0' && cfg->relay_host[0] == '\0') {
 		snprintf(msg, msglen, "relay_user is set but relay_host is not");
+		return -1;
+	}
+	/* the relay to other shards goes through the outbound queue */
+	if (cfg->shard_name[0] != '\0' && cfg->shards_file[0] == '\0') {
+		snprintf(msg, msglen, "shard_name is set but shards_file is not");
+		return -1;
+	}
+	if (cfg->shard_name[0] != '\0' && !cfg->outbound_delivery) {
+		snprintf(msg, msglen, "shard_name needs outbound_delivery = yes (mail for "
+			 "other shards waits in the queue)");
 		return -1;
 	}
 	return 0;

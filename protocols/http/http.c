@@ -309,7 +309,6 @@ static void http_free(void *arg)
 	struct http_ctx *ctx = arg;
 
 	http_auth_free_pending(ctx);
-	http_shards_free(ctx->shards);
 	for (size_t i = 0; i < ctx->n_listeners; i++)
 		evhttp_free(ctx->listeners[i].http); /* and its listener, connections */
 	http_conns_free(ctx->conns);

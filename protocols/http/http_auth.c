@@ -42,7 +42,7 @@ struct http_auth_job {
 	enum http_auth_kind kind;
 	char proto[8];     /* for the log line: http, or nginx's imap|pop3|smtp */
 	unsigned attempt;  /* nginx's Auth-Login-Attempt */
-	struct http_shard shard; /* nginx: the user's instance ... */
+	struct auth_shard shard; /* nginx: the user's instance ... */
 	bool has_shard;          /* ... when the shards file names one */
 };
 
@@ -117,7 +117,7 @@ static void http_auth_work(void *arg)
 	job->rc = auth_verify_password(job->l->ctx->auth, job->user, job->password,
 				       job->canonical, sizeof(job->canonical));
 	if (job->rc == 0 && job->kind == HTTP_AUTH_NGINX)
-		job->has_shard = http_shard_of(job->l->ctx, job->canonical, &job->shard);
+		job->has_shard = auth_shard_of(job->l->ctx->auth, job->canonical, &job->shard);
 }
 
 static void http_auth_done(void *arg)

@@ -3,7 +3,8 @@
  * and which server to pass the session to.  Postern checks the password
  * like any login (throttle per the client's address, which nginx sends as
  * Client-IP; verify on the AUTH pool) and answers from the shards file
- * (http_shards.c) with the instance that holds the mailbox.
+ * (auth_shard_of(), auth/auth_shards.c) with the instance that holds the
+ * mailbox.
  *
  * Request headers used: Auth-Method (only "plain": the password in clear,
  * which nginx uses for IMAP LOGIN and AUTHENTICATE PLAIN/LOGIN, POP3
@@ -70,7 +71,7 @@ static bool http_nginx_unescape(const char *in, char *out, size_t outlen)
 }
 
 static void http_nginx_reply(struct evhttp_request *req, const char *status,
-			     const struct http_shard *sh, uint16_t port, const char *proto,
+			     const struct auth_shard *sh, uint16_t port, const char *proto,
 			     unsigned attempt)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -91,7 +92,7 @@ static void http_nginx_reply(struct evhttp_request *req, const char *status,
 }
 
 void http_nginx_answer(struct http_ctx *ctx, struct evhttp_request *req, const char *canonical,
-		       const struct http_shard *sh, const char *proto, unsigned attempt)
+		       const struct auth_shard *sh, const char *proto, unsigned attempt)
 {
 	uint16_t port;
 

@@ -9,6 +9,7 @@
 #include "config.h"
 
 struct auth;
+struct auth_shard;
 struct buf;
 struct evhttp;
 struct evhttp_request;
@@ -50,7 +51,6 @@ struct http_ctx {
 	size_t n_listeners;
 	struct http_auth_job *pending; /* waiting on a throttle timer or a worker */
 	size_t n_pending;
-	struct http_shards *shards;    /* http_shards.c, loaded at the first /auth */
 	struct http_conns *conns;      /* http_conns.c */
 };
 
@@ -105,26 +105,11 @@ void http_auth_begin(struct http_listener *l, struct evhttp_request *req, const 
 		     const char *user, const char *password, enum http_auth_kind kind,
 		     const char *proto, unsigned attempt);
 
-/* http_shards.c: config shards_file, for nginx's mail proxy. */
-#define HTTP_SHARDS_MAX 64
-#define HTTP_SHARD_ENTRIES_MAX 100000 /* user and domain lines */
-struct http_shard {
-	char name[32];
-	char address[64];                 /* an IP literal */
-	uint16_t imap_port, pop3_port, smtp_port; /* 0: not served there */
-};
-struct http_shards;
-/* The instance holding address's mailbox (the address, else its domain,
- * else "*") copied into out; false when the file names none or cannot be
- * read.  Blocks (stat, a changed file is read): call from a worker. */
-bool http_shard_of(struct http_ctx *ctx, const char *address, struct http_shard *out);
-void http_shards_free(struct http_shards *s);
-
 /* http_nginx.c: GET /auth, nginx's auth_http protocol. */
 void http_nginx_serve(struct http_listener *l, struct evhttp_request *req);
 /* The answer once the password was checked: canonical is the user's
  * address, or NULL when the login failed; sh its instance (NULL: none). */
 void http_nginx_answer(struct http_ctx *ctx, struct evhttp_request *req, const char *canonical,
-		       const struct http_shard *sh, const char *proto, unsigned attempt);
+		       const struct auth_shard *sh, const char *proto, unsigned attempt);
 
 #endif

@@ -288,22 +288,6 @@ static int generated_local(struct smtp_ctx *ctx, const struct auth_target *t, si
 	return r == MD_OK && ok > 0 ? 0 : -1;
 }
 
-/* The rest of fd from its current offset into the queue file. */
-static int generated_copy_fd(struct queue_writer *w, int fd)
-{
-	char buf[65536];
-
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -1 : 0;
-		if (queue_writer_write(w, buf, (size_t)n) < 0)
-			return -1;
-	}
-}
-
 /* Through the queue. */
 static int generated_queue(struct smtp_ctx *ctx, const char *to, const struct smtp_generated *g,
 			   char *err, size_t errlen)
@@ -324,7 +308,7 @@ static int generated_queue(struct smtp_ctx *ctx, const char *to, const struct sm
 	    queue_writer_open(ctx->cfg->data_dir, env->id, &w) == 0 &&
 	    queue_writer_write(w, g->text, g->text_len) == 0 &&
 	    (g->fd < 0 || (lseek(g->fd, g->fd_offset, SEEK_SET) >= 0 &&
-			   generated_copy_fd(w, g->fd) == 0)) &&
+			   queue_writer_copy_fd(w, g->fd) == 0)) &&
 	    queue_writer_commit(w, env) == 0)
 		rc = 0;
 	if (rc < 0)
@@ -334,6 +318,29 @@ static int generated_queue(struct smtp_ctx *ctx, const char *to, const struct sm
 	queue_writer_free(w);
 	queue_env_free(env);
 	return rc;
+}
+
+/* The mailboxes of a local address: those another shard holds get their
+ * copy through the queue (smtp_shard.c), the others here. */
+static int generated_sharded(struct smtp_ctx *ctx, struct auth_target *t, size_t n,
+			     const struct smtp_generated *g, bool *queued_r, char *err,
+			     size_t errlen)
+{
+	size_t here = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!t[i].local)
+			continue;
+		if (!smtp_shard_elsewhere(ctx, t[i].address)) {
+			here++;
+			continue;
+		}
+		if (generated_queue(ctx, t[i].address, g, err, errlen) < 0)
+			return -1;
+		*queued_r = true;
+		t[i].local = false; /* not stored here */
+	}
+	return here > 0 ? generated_local(ctx, t, n, g, err, errlen) : 0;
 }
 
 int smtp_send_generated(struct smtp_ctx *ctx, const struct smtp_generated *g, const char *to,
@@ -351,7 +358,7 @@ int smtp_send_generated(struct smtp_ctx *ctx, const struct smtp_generated *g, co
 			snprintf(err, errlen, "out of memory");
 		} else if (auth_resolve_recipient(ctx->auth, to, t, AUTH_RESOLVE_MAX, &n) ==
 			   AUTH_RCPT_LOCAL) {
-			rc = generated_local(ctx, t, n, g, err, errlen);
+			rc = generated_sharded(ctx, t, n, g, queued_r, err, errlen);
 		} else {
 			/* a local domain but no such mailbox: nobody to tell */
 			snprintf(err, errlen, "<%s> has no mailbox here", to);

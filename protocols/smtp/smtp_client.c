@@ -29,6 +29,13 @@
  * tries again on a new connection.  After CLIENT_MESSAGES_MAX messages the
  * connection QUITs as before.
  *
+ * LMTP (job->lmtp, RFC 2033): the hop to another shard (smtp_shard.c).
+ * LHLO instead of EHLO (no HELO fallback), no STARTTLS or AUTH (the
+ * shards talk on a private network or a unix socket, as nginx does to
+ * them), and after the message one reply per recipient whose RCPT got a
+ * 2xx, in RCPT order (§4.2), each applied to its own recipient.  A
+ * connection lost among those replies leaves the unanswered ones deferred.
+ *
  * Memory: the client owns itself and frees itself after done(), unless
  * it was kept; a parked one frees itself after closed().
  */
@@ -40,6 +47,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <sys/un.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -83,6 +91,9 @@ struct smtp_client {
 	/* transaction */
 	size_t rcpt_next;    /* next RCPT reply expected */
 	size_t accepted;
+	size_t lmtp_next;    /* LMTP: next recipient a reply after DATA is for */
+	size_t lmtp_replies;
+	bool lmtp_ok;        /* ... one of them was 2xx */
 	bool mail_ok;
 	bool finished;
 	bool in_read;        /* inside client_read_replies: free afterwards */
@@ -148,7 +159,7 @@ static void client_abort(struct smtp_client *c, const char *fmt, ...)
 		/* accepted recipients and those not yet answered are deferred */
 		for (size_t i = 0; i < c->job->n_rcpts; i++) {
 			struct client_rcpt *r = &c->job->rcpts[i];
-			if (r->code == 0 || (r->code >= 200 && r->code < 300)) {
+			if (!r->final && (r->code == 0 || (r->code >= 200 && r->code < 300))) {
 				r->code = atoi(c->job->reply);
 				str_copy(r->reply, c->job->reply, sizeof(r->reply));
 			}
@@ -263,6 +274,8 @@ static void client_start_transaction(struct smtp_client *c)
 		return;
 	c->state = CLIENT_MAIL;
 	c->rcpt_next = 0;
+	c->lmtp_next = c->lmtp_replies = 0;
+	c->lmtp_ok = false;
 	c->job->dsn = c->dsn;
 	client_send_mail(c);
 	if (c->pipelining) {
@@ -303,6 +316,10 @@ static void client_send_auth(struct smtp_client *c)
 /* After EHLO (first or after TLS): STARTTLS, AUTH or the transaction. */
 static void client_after_ehlo(struct smtp_client *c)
 {
+	if (c->job->lmtp) {
+		client_start_transaction(c);
+		return;
+	}
 	if (!c->tls_on && c->starttls && c->tls_ctx != NULL && !c->job->no_starttls &&
 	    !(c->job->relay && c->job->cfg->relay_tls == TLS_MODE_IMPLICIT)) {
 		c->state = CLIENT_STARTTLS;
@@ -332,7 +349,8 @@ static void client_ehlo(struct smtp_client *c)
 	c->smtputf8 = c->size = false;
 	c->size_max = 0;
 	c->state = CLIENT_EHLO;
-	client_send(c, CLIENT_TIMEOUT_OTHER, "EHLO %s", c->job->cfg->hostname);
+	client_send(c, CLIENT_TIMEOUT_OTHER, "%s %s", c->job->lmtp ? "LHLO" : "EHLO",
+		    c->job->cfg->hostname);
 }
 
 /* ---- TLS ------------------------------------------------------------------- */
@@ -462,6 +480,45 @@ static void client_data_reply(struct smtp_client *c)
 	client_set_timeout(c, CLIENT_TIMEOUT_DOT);
 }
 
+/* After the message, the mail is finished: keep the connection for the
+ * next one, or QUIT. */
+static void client_after_dot(struct smtp_client *c, bool ok)
+{
+	c->state = CLIENT_QUIT;
+	if (ok && c->job->keep && ++c->messages < CLIENT_MESSAGES_MAX) {
+		c->keep = true; /* RFC 5321 §3.3: the next MAIL needs no RSET */
+		client_finish(c);
+	} else {
+		client_quit(c);
+	}
+}
+
+/* LMTP after the message: this reply is for the next recipient whose RCPT
+ * was accepted (RFC 2033 §4.2). */
+static void client_lmtp_reply(struct smtp_client *c)
+{
+	struct client_job *job = c->job;
+	size_t i = c->lmtp_next;
+
+	while (i < job->n_rcpts && (job->rcpts[i].final || job->rcpts[i].code < 200 ||
+				    job->rcpts[i].code >= 300))
+		i++;
+	if (i == job->n_rcpts) { /* cannot happen: replies are counted */
+		client_abort(c, "451 4.5.0 Unexpected reply from %s", job->host.name);
+		return;
+	}
+	job->rcpts[i].code = c->code;
+	str_copy(job->rcpts[i].reply, c->text, sizeof(job->rcpts[i].reply));
+	job->rcpts[i].final = true;
+	c->lmtp_next = i + 1;
+	c->lmtp_ok = c->lmtp_ok || (c->code >= 200 && c->code < 300);
+	if (++c->lmtp_replies < c->accepted) {
+		client_set_timeout(c, CLIENT_TIMEOUT_DOT);
+		return;
+	}
+	client_after_dot(c, c->lmtp_ok);
+}
+
 /* One complete reply (c->code, c->text) in c->state. */
 static void client_reply(struct smtp_client *c)
 {
@@ -484,7 +541,7 @@ static void client_reply(struct smtp_client *c)
 		if (ok) {
 			c->esmtp = true;
 			client_after_ehlo(c);
-		} else if (c->code >= 500 && !c->tls_on) {
+		} else if (c->code >= 500 && !c->tls_on && !c->job->lmtp) {
 			c->state = CLIENT_HELO;
 			client_send(c, CLIENT_TIMEOUT_OTHER, "HELO %s", c->job->cfg->hostname);
 		} else {
@@ -543,7 +600,11 @@ static void client_reply(struct smtp_client *c)
 		client_data_reply(c);
 		break;
 	case CLIENT_DOT:
-		c->state = CLIENT_QUIT; /* the reply applies to every accepted one */
+		if (c->job->lmtp) {
+			client_lmtp_reply(c);
+			break;
+		}
+		/* SMTP: the reply applies to every accepted one */
 		for (size_t i = 0; i < c->job->n_rcpts; i++) {
 			struct client_rcpt *r = &c->job->rcpts[i];
 			if (r->code >= 200 && r->code < 300) {
@@ -551,12 +612,7 @@ static void client_reply(struct smtp_client *c)
 				str_copy(r->reply, c->text, sizeof(r->reply));
 			}
 		}
-		if (ok && c->job->keep && ++c->messages < CLIENT_MESSAGES_MAX) {
-			c->keep = true; /* RFC 5321 §3.3: the next MAIL needs no RSET */
-			client_finish(c);
-		} else {
-			client_quit(c);
-		}
+		client_after_dot(c, ok);
 		break;
 	case CLIENT_FLUSH_DOT:
 		client_quit(c);
@@ -847,7 +903,12 @@ int smtp_client_start(struct event_base *base, SSL_CTX *tls, struct client_job *
 	c->host = job->host;
 	job->client = c;
 	memset(&ss, 0, sizeof(ss));
-	if (job->host.family == AF_INET6) {
+	if (job->host.family == AF_UNIX) { /* a shard's LMTP socket */
+		struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+		su->sun_family = AF_UNIX;
+		str_copy(su->sun_path, job->host.addr, sizeof(su->sun_path));
+		sslen = sizeof(*su);
+	} else if (job->host.family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons((uint16_t)job->host.port);

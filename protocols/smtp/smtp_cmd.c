@@ -18,7 +18,12 @@
  * and its ORCPT (or the alias address as ORCPT, RFC 3461 §4.2).  No SRS:
  * the envelope sender stays the original one, so the far side's SPF check
  * may fail (Postfix behaves the same without an SRS add-on); the README
- * says so.  DSN parameters (RFC 3461)
+ * says so.  With shard_name (smtp_shard.c), a user whose mailbox another
+ * shard holds is forwarded the same way, through the queue to that
+ * shard's LMTP; the users and aliases files here decide whether the
+ * recipient exists (every instance has the same copy), the owner's LMTP
+ * answer decides the rest (a 5xx there bounces to the sender).  Not on
+ * LMTP: what arrives there is stored here.  DSN parameters (RFC 3461)
  * are validated and kept in the transaction (tx.mail.ret/envid,
  * rcpts[i].params) and written into the queue's envelope.
  */
@@ -303,7 +308,7 @@ static void smtp_rcpt_add_forward(struct smtp_tx *tx, const char *addr)
 	r->params.notify = alias->params.notify;
 	if (alias->params.orcpt[0] != '\0') {
 		str_copy(r->params.orcpt, alias->params.orcpt, sizeof(r->params.orcpt));
-	} else {
+	} else if (!str_ieq(alias->path.addr, addr)) { /* not a user of another shard */
 		smtp_xtext(alias->path.addr, xt, sizeof(xt));
 		if (xt[0] != '\0')
 			snprintf(r->params.orcpt, sizeof(r->params.orcpt), "rfc822;%s", xt);
@@ -365,10 +370,11 @@ static int smtp_rcpt_owners(struct smtp_session *s, const char *addr,
 	tx->n_pending = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct smtp_owner *o = &tx->pending_owners[tx->n_pending];
-		if (!targets[i].local) {
+		if (!targets[i].local ||
+		    (s->role != ROLE_LMTP && smtp_shard_elsewhere(s->ctx, targets[i].address))) {
 			/* forwarded through the queue (see the top) */
 			if (s->ctx->outq == NULL) {
-				smtp_reply(s, "451 4.3.2 <%s> forwards to another domain and "
+				smtp_reply(s, "451 4.3.2 <%s> goes to another domain or shard and "
 					   "outbound delivery is switched off", addr);
 				tx->n_pending = 0;
 				return -1;

@@ -29,10 +29,12 @@
  * failed temporarily gets its own 451 while the others get 250 (with
  * Sieve, every copy its owners' scripts chose counts: smtp_sieve.c).
  *
- * Remote recipients (authenticated senders only, smtp_cmd.c): the same
- * bytes, without Return-Path, are streamed into a queue file as well; at
- * the end the queue entry is made durable first, then the local owners
- * are committed.  A temporary local failure withdraws the queue entry
+ * Remote recipients (another domain for authenticated senders, alias
+ * forwards, users of other shards: smtp_cmd.c): the same bytes, without
+ * Return-Path, are streamed into a queue file as well (checked mail from
+ * the world: written at the end from the inbound spool, below our
+ * Authentication-Results, smtp_inbound_queue); at the end the queue entry
+ * is made durable first, then the local owners are committed.  A temporary local failure withdraws the queue entry
  * before the 451, so the retried transaction does not send it twice.
  */
 #include "smtp_private.h"
@@ -190,7 +192,8 @@ static void smtp_queue_write(struct smtp_session *s, struct smtp_msg *m)
 	size_t len;
 	bool first = m->qw == NULL;
 
-	if (s->tx.n_remote == 0 || m->store_result != MD_OK)
+	/* checked mail is queued after its verdict (smtp_inbound_queue) */
+	if (s->tx.n_remote == 0 || m->store_result != MD_OK || m->inbound != NULL)
 		return;
 	if (first && queue_writer_open(s->ctx->cfg->data_dir, s->tx.id, &m->qw) < 0)
 		goto fail;
@@ -214,10 +217,12 @@ static void smtp_store_write(struct smtp_session *s, struct smtp_msg *m)
 	enum md_result r = MD_OK;
 
 	smtp_queue_write(s, m);
-	if (m->store_result != MD_OK || s->tx.n_owners == 0)
+	if (m->store_result != MD_OK)
 		return;
 	if (m->inbound != NULL) {
-		/* checked mail waits for its verdict (smtp_inbound.c) */
+		/* checked mail waits for its verdict (smtp_inbound.c), which
+		 * needs the whole message even when no mailbox here gets it
+		 * (all for other shards or domains) */
 		if (m->spool.len > 0 &&
 		    smtp_inbound_write(m->inbound, m->spool.data, m->spool.len) < 0) {
 			m->store_result = MD_TEMPFAIL;
@@ -226,6 +231,8 @@ static void smtp_store_write(struct smtp_session *s, struct smtp_msg *m)
 		}
 		return;
 	}
+	if (s->tx.n_owners == 0)
+		return;
 	if (m->d == NULL) {
 		r = md_delivery_open(s->ctx->store, 0, 0, &m->d);
 		if (r != MD_OK) {
@@ -541,7 +548,7 @@ static void smtp_commit_work(void *arg)
 	smtp_store_write(s, m);
 	if (m->store_result != MD_OK)
 		return;
-	if (m->inbound != NULL && smtp_inbound_run(s, m) < 0)
+	if (m->inbound != NULL && tx->n_owners > 0 && smtp_inbound_run(s, m) < 0)
 		return;
 	for (size_t i = 0; i < tx->n_owners && s->role != ROLE_LMTP; i++) {
 		if (smtp_over_quota(s->ctx->store, &tx->owners[i], size)) {
@@ -550,6 +557,8 @@ static void smtp_commit_work(void *arg)
 			return;
 		}
 	}
+	if (tx->n_remote > 0 && m->inbound != NULL && smtp_inbound_queue(s, m) < 0)
+		return;
 	if (tx->n_remote > 0 && smtp_queue_commit(s, m) < 0)
 		return;
 	if (tx->n_owners > 0)

@@ -22,6 +22,7 @@
  */
 #include "smtp_inbound.h"
 #include "smtp_private.h"
+#include "smtp_queue.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -249,6 +250,27 @@ static void smtp_inbound_junk_ready(struct smtp_session *s)
 				  SMTP_INBOUND_JUNK, s->tx.owners[i].address, md_result_name(r));
 		md_user_close(u);
 	}
+}
+
+int smtp_inbound_queue(struct smtp_session *s, struct smtp_msg *m)
+{
+	struct smtp_inbound *in = m->inbound;
+	const char *nl = memchr(m->prefix.data, '\n', m->prefix.len);
+	size_t first = nl != NULL ? (size_t)(nl - m->prefix.data) + 1 : 0;
+
+	/* RFC 8601 §5: above the fields of earlier hops, as in the store;
+	 * Return-Path is for the final delivery only (RFC 5321 §4.4) */
+	if (queue_writer_open(in->data_dir, s->tx.id, &m->qw) < 0 ||
+	    (in->ar.len > 0 && queue_writer_write(m->qw, in->ar.data, in->ar.len) < 0) ||
+	    queue_writer_write(m->qw, m->prefix.data + first, m->prefix.len - first) < 0 ||
+	    (in->fd >= 0 && (lseek(in->fd, 0, SEEK_SET) < 0 ||
+			     queue_writer_copy_fd(m->qw, in->fd) < 0))) {
+		m->store_result = MD_TEMPFAIL;
+		snprintf(m->store_error, sizeof(m->store_error), "queue: %s",
+			 queue_writer_error(m->qw));
+		return -1;
+	}
+	return 0;
 }
 
 enum md_result smtp_inbound_store(struct smtp_session *s, struct smtp_msg *m)

@@ -178,6 +178,11 @@ enum smtp_inbound_action smtp_inbound_check(struct smtp_session *s, struct smtp_
  * Authentication-Results, the rest of the trace, then the message; for a
  * quarantined message, make sure every owner has SMTP_INBOUND_JUNK. */
 enum md_result smtp_inbound_store(struct smtp_session *s, struct smtp_msg *m);
+/* On a worker, for the remote recipients (alias forwards, users of other
+ * shards): the queue file m->qw gets our Authentication-Results, the trace
+ * without Return-Path, then the message, so the owner's instance sees
+ * this one's verdict.  0, or -1 with m->store_result set. */
+int smtp_inbound_queue(struct smtp_session *s, struct smtp_msg *m);
 const char *smtp_inbound_error(const struct smtp_inbound *in);
 
 #endif

@@ -11,8 +11,11 @@
  *                    block is kept for bounces; an 8-bit message also gets
  *                    a 7-bit copy for servers without 8BITMIME
  *   per domain       the pending recipients of one domain (all of them
- *                    with relay_host), at most outbound_destination_
- *                    concurrency connections per destination, idle ones
+ *                    with relay_host; with shard_name, those of local
+ *                    domains by the shard that holds them, smtp_shard.c,
+ *                    routed to its LMTP without DNS), at most
+ *                    outbound_destination_concurrency connections per
+ *                    destination, idle ones
  *                    included (others wait in line for a slot): an idle
  *                    connection to the destination is reused when there is
  *                    one; else route (worker), then a connection kept to
@@ -52,11 +55,12 @@
 
 #define OUTQ_ACTIVE_MAX 32          /* messages in delivery at once */
 #define OUTQ_SCAN_MAX 10000         /* envelopes looked at per scan */
-/* A delivery holds its message in memory, up to three times (as read,
- * dot-stuffed, and a 7-bit copy): new deliveries start only while the
- * messages in flight stay under this, but one always may. */
+/* A delivery holds its message in memory, up to four times (as read,
+ * dot-stuffed, a 7-bit copy, and an unsigned one for other shards): new
+ * deliveries start only while the messages in flight stay under this, but
+ * one always may. */
 #define OUTQ_MEMORY_MAX (512ULL * 1024 * 1024)
-#define OUTQ_MEMORY_FACTOR 3
+#define OUTQ_MEMORY_FACTOR 4
 /* Look-ups on workers at once: a DNS server that does not answer holds a
  * worker for up to 3 queries x ROUTE_DNS_TRIES x ROUTE_DNS_TIMEOUT_S, and
  * the workers also commit local deliveries, so the queue takes few. */
@@ -107,6 +111,7 @@ static void outq_msg_free(struct outq_msg *m)
 	queue_env_free(m->env);
 	buf_free(&m->data);
 	buf_free(&m->data7);
+	buf_free(&m->plain);
 	buf_free(&m->headers);
 	buf_free(&m->full);
 	OPENSSL_cleanse(m->password, sizeof(m->password));
@@ -298,6 +303,7 @@ static void outq_apply(struct outq_msg *m, size_t k, int code, const char *reply
 
 static void outq_client_start(struct outq_msg *m);
 static void outq_route_submit(struct outq_msg *m);
+static void outq_route_apply(struct outq_msg *m);
 
 /* ---- destination slots and kept connections -------------------------------- */
 
@@ -316,15 +322,16 @@ static unsigned outq_dest_count(const struct smtp_outq *q, const char *dest)
 	return n;
 }
 
-/* An idle connection for dest (host NULL), or to host's address and port;
- * taken out of the idle list. */
+/* An idle connection for dest (host NULL), or to host's address and port
+ * speaking the same protocol (LMTP or SMTP); taken out of the idle list. */
 static struct outq_conn *outq_idle_take(struct smtp_outq *q, const char *dest,
-					const struct route_host *host)
+					const struct route_host *host, bool lmtp)
 {
 	for (struct outq_conn **pp = &q->idle; *pp != NULL; pp = &(*pp)->next) {
 		struct outq_conn *k = *pp;
 		bool match = host == NULL ? strcasecmp(k->dest, dest) == 0 :
-			     strcmp(k->host.addr, host->addr) == 0 && k->host.port == host->port;
+			     strcmp(k->host.addr, host->addr) == 0 && k->host.port == host->port &&
+			     k->lmtp == lmtp;
 		if (match && !k->closing) {
 			*pp = k->next;
 			return k;
@@ -388,7 +395,7 @@ static bool outq_dest_enter(struct outq_msg *m)
 	struct smtp_outq *q = m->q;
 	struct outq_msg **pp = &q->waiting;
 
-	m->reuse = outq_idle_take(q, m->dest, NULL);
+	m->reuse = outq_idle_take(q, m->dest, NULL, m->lmtp);
 	if (m->reuse != NULL ||
 	    outq_dest_count(q, m->dest) < q->ctx->cfg->outbound_dest_concurrency) {
 		m->holds_slot = true;
@@ -417,6 +424,7 @@ static void outq_group_done(struct outq_msg *m)
 		k->q = q;
 		k->client = kept;
 		k->host = m->job.host;
+		k->lmtp = m->lmtp;
 		str_copy(k->dest, m->dest, sizeof(k->dest));
 	}
 	if (m->holds_slot) {
@@ -488,7 +496,7 @@ static void outq_take_host_conn(struct outq_msg *m)
 
 	if (m->reuse != NULL || m->no_reuse || m->no_starttls || m->route.n_hosts == 0)
 		return;
-	m->reuse = outq_idle_take(m->q, NULL, &m->route.hosts[m->host]);
+	m->reuse = outq_idle_take(m->q, NULL, &m->route.hosts[m->host], m->lmtp);
 	if (m->reuse != NULL && strcasecmp(m->reuse->dest, m->dest) != 0) {
 		/* it counted for another destination, which has room now */
 		str_copy(dest, m->reuse->dest, sizeof(dest));
@@ -506,23 +514,40 @@ static void outq_client_start(struct outq_msg *m)
 	for (size_t k = 0; k < m->n_crcpts; k++) {
 		m->crcpts[k].code = 0;
 		m->crcpts[k].reply[0] = '\0';
+		m->crcpts[k].final = false;
 	}
 	outq_take_host_conn(m);
 	job->cfg = m->q->ctx->cfg;
 	job->env = m->env;
 	job->host = m->reuse != NULL ? m->reuse->host : m->route.hosts[m->host];
-	job->relay = m->q->ctx->cfg->relay_host[0] != '\0';
+	job->relay = m->q->ctx->cfg->relay_host[0] != '\0' && !m->lmtp;
+	job->lmtp = m->lmtp;
 	job->password = m->password;
 	job->no_starttls = m->no_starttls;
 	job->keep = !m->no_starttls;
-	job->data = m->data.data;
-	job->data_len = m->data.len;
-	job->size = m->size;
+	job->data = m->lmtp ? m->plain.data : m->data.data;
+	job->data_len = m->lmtp ? m->plain.len : m->data.len;
+	job->size = m->lmtp ? m->plain_size : m->size;
 	job->eightbit = m->eightbit;
-	job->data7 = m->data7.len > 0 ? m->data7.data : NULL;
+	/* our LMTP offers 8BITMIME; another one without it bounces 8-bit
+	 * mail rather than get the signed 7-bit copy */
+	job->data7 = m->data7.len > 0 && !m->lmtp ? m->data7.data : NULL;
 	job->data7_len = m->data7.len;
 	job->rcpts = m->crcpts;
 	job->n_rcpts = m->n_crcpts;
+	if (job->data_len == 0) {
+		/* the load made no copy for this route (the configuration
+		 * changed since): the next attempt loads again */
+		if (m->reuse != NULL) {
+			smtp_client_cancel(m->reuse->client);
+			free(m->reuse);
+			m->reuse = NULL;
+		}
+		for (size_t k = 0; k < m->n_crcpts; k++)
+			outq_apply(m, k, 451, "451 4.3.0 Message not loaded for this route", NULL);
+		outq_group_done(m);
+		return;
+	}
 	if (m->reuse != NULL) {
 		k = m->reuse;
 		m->reuse = NULL;
@@ -559,6 +584,20 @@ static void outq_route_work(void *arg)
 	route_lookup(m->q->ctx->cfg, m->domain, &m->route);
 }
 
+/* The route is known: the client, or the recipients' result. */
+static void outq_route_apply(struct outq_msg *m)
+{
+	if (m->route.result != ROUTE_OK) {
+		int code = m->route.result == ROUTE_PERMFAIL ? 550 : 451;
+		for (size_t k = 0; k < m->n_crcpts; k++)
+			outq_apply(m, k, code, m->route.reason, NULL);
+		outq_group_done(m);
+		return;
+	}
+	m->host = 0;
+	outq_client_start(m);
+}
+
 static void outq_route_done(void *arg)
 {
 	struct outq_msg *m = arg;
@@ -570,16 +609,22 @@ static void outq_route_done(void *arg)
 		q->route_wait = w->next_wait;
 		outq_route_submit(w);
 	}
+	outq_route_apply(m);
+}
 
-	if (m->route.result != ROUTE_OK) {
-		int code = m->route.result == ROUTE_PERMFAIL ? 550 : 451;
-		for (size_t k = 0; k < m->n_crcpts; k++)
-			outq_apply(m, k, code, m->route.reason, NULL);
-		outq_group_done(m);
-		return;
+/* Whether recipient r goes with the group m is forming: the same shard
+ * (by LMTP), or else the same domain (all of them with relay_host). */
+static bool outq_same_group(struct outq_msg *m, const struct queue_rcpt *r, bool relay)
+{
+	struct auth_shard sh;
+
+	if (smtp_shard_routed(m->q->ctx->cfg, r->addr) != m->lmtp)
+		return false;
+	if (m->lmtp) {
+		smtp_shard_find(m->q->ctx, r->addr, &sh);
+		return strcmp(sh.name, m->shard.name) == 0;
 	}
-	m->host = 0;
-	outq_client_start(m);
+	return relay || strcasecmp(outq_domain_of(r->addr), m->domain) == 0;
 }
 
 /* The next group of pending recipients of one domain, or finish. */
@@ -597,19 +642,21 @@ static void outq_next_domain(struct outq_msg *m)
 		return;
 	}
 	str_copy(m->domain, outq_domain_of(env->rcpts[first].addr), sizeof(m->domain));
+	m->lmtp = smtp_shard_routed(m->q->ctx->cfg, env->rcpts[first].addr);
+	if (m->lmtp)
+		smtp_shard_find(m->q->ctx, env->rcpts[first].addr, &m->shard);
 	m->n_crcpts = 0;
 	for (size_t i = first; i < env->n_rcpts; i++) {
 		struct queue_rcpt *r = &env->rcpts[i];
-		if (r->state != QUEUE_RCPT_PENDING || m->tried[i])
-			continue;
-		if (!relay && strcasecmp(outq_domain_of(r->addr), m->domain) != 0)
+		if (r->state != QUEUE_RCPT_PENDING || m->tried[i] || !outq_same_group(m, r, relay))
 			continue;
 		m->tried[i] = true;
 		m->cidx[m->n_crcpts] = i;
 		m->crcpts[m->n_crcpts].rcpt = r;
 		m->n_crcpts++;
 	}
-	m->dest = relay ? m->q->ctx->cfg->relay_host : m->domain;
+	snprintf(m->dest_shard, sizeof(m->dest_shard), "shard %s", m->shard.name);
+	m->dest = m->lmtp ? m->dest_shard : relay ? m->q->ctx->cfg->relay_host : m->domain;
 	m->route.n_hosts = 0;
 	m->host = 0;
 	m->no_reuse = false;
@@ -622,6 +669,12 @@ static void outq_route_submit(struct outq_msg *m)
 {
 	struct smtp_outq *q = m->q;
 
+	if (m->lmtp) {
+		/* another shard: its LMTP from the shards file, no DNS */
+		smtp_shard_route(&m->shard, &m->route);
+		outq_route_apply(m);
+		return;
+	}
 	if (q->routing >= OUTQ_ROUTES_MAX) {
 		struct outq_msg **pp = &q->route_wait;
 		while (*pp != NULL)
@@ -667,6 +720,7 @@ static void outq_start_msg(struct smtp_outq *q, struct queue_env *env)
 	str_copy(m->id, env->id, sizeof(m->id));
 	buf_init(&m->data, 0);
 	buf_init(&m->data7, 0);
+	buf_init(&m->plain, 0);
 	buf_init(&m->headers, SMTP_HEADER_MAX);
 	buf_init(&m->full, BOUNCE_FULL_MAX);
 	m->next = q->active;

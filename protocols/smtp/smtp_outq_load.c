@@ -47,16 +47,17 @@ static int outq_load_password(struct outq_msg *m, const struct config *cfg)
 }
 
 /* One version of the message as it goes on the wire: the DKIM hook's
- * header fields, then the message dot-stuffed; its size in *size_r. */
+ * header fields (when sign), then the message dot-stuffed; its size in
+ * *size_r. */
 static int outq_load_prepare(struct outq_msg *m, const struct config *cfg, const char *msg,
-			size_t len, struct buf *out, uint64_t *size_r)
+			     size_t len, bool sign, struct buf *out, uint64_t *size_r)
 {
 	struct buf sig;
 	int rc = 0;
 
 	buf_init(&sig, SMTP_HEADER_MAX);
 	/* DKIM HOOK: see smtp_sign.c */
-	if (smtp_sign_message(cfg, m->env->sender, msg, len, &sig) < 0) {
+	if (sign && smtp_sign_message(cfg, m->env->sender, msg, len, &sig) < 0) {
 		snprintf(m->load_error, sizeof(m->load_error), "451 4.7.0 signing failed");
 		rc = -1;
 	} else if (buf_append(out, sig.data, sig.len) < 0 || outq_load_stuff(out, msg, len) < 0) {
@@ -77,6 +78,17 @@ void outq_load_work(void *arg)
 	struct buf seven;
 	uint64_t size7;
 	long hdr;
+	bool to_shards = false, to_world = false;
+
+	/* the copies the pending recipients need: signed for the world,
+	 * plain for other shards (smtp_shard.c) */
+	for (size_t i = 0; i < m->env->n_rcpts; i++) {
+		bool shard = smtp_shard_routed(cfg, m->env->rcpts[i].addr);
+		if (m->env->rcpts[i].state != QUEUE_RCPT_PENDING)
+			continue;
+		to_shards = to_shards || shard;
+		to_world = to_world || !shard;
+	}
 
 	if (queue_path(cfg->data_dir, m->id, "msg", path, sizeof(path)) < 0 ||
 	    read_small_file(path, OUTQ_MESSAGE_MAX, &msg, &len) < 0) {
@@ -91,7 +103,9 @@ void outq_load_work(void *arg)
 	    (cfg->relay_user[0] != '\0' && outq_load_password(m, cfg) < 0) ||
 	    (m->env->ret == SMTP_RET_FULL && len <= BOUNCE_FULL_MAX &&
 	     buf_append(&m->full, msg, len) < 0) ||
-	    outq_load_prepare(m, cfg, msg, len, &m->data, &m->size) < 0) {
+	    (to_world && outq_load_prepare(m, cfg, msg, len, true, &m->data, &m->size) < 0) ||
+	    (to_shards &&
+	     outq_load_prepare(m, cfg, msg, len, false, &m->plain, &m->plain_size) < 0)) {
 		m->load_tempfail = true;
 		free(msg);
 		return;
@@ -101,7 +115,8 @@ void outq_load_work(void *arg)
 	switch (mime8_downgrade(msg, len, &seven)) {
 	case 1:
 		m->eightbit = true;
-		if (outq_load_prepare(m, cfg, seven.data, seven.len, &m->data7, &size7) < 0)
+		if (to_world &&
+		    outq_load_prepare(m, cfg, seven.data, seven.len, true, &m->data7, &size7) < 0)
 			m->load_tempfail = true;
 		break;
 	case -1:

@@ -25,12 +25,18 @@ struct outq_msg {
 	uint64_t size;
 	bool eightbit;               /* the message has 8-bit octets */
 	struct buf data7;            /* converted to 7 bit, if it could be */
+	struct buf plain;            /* for other shards: dot-stuffed, never
+				      * signed (smtp_shard.c) */
+	uint64_t plain_size;
 	struct buf headers;          /* header block of the message */
 	struct buf full;             /* the message, for RET=FULL bounces */
 	char password[OUTQ_PASSWORD_MAX];
 	/* the domain being delivered */
 	char domain[SMTP_DOMAIN_MAX + 1];
-	const char *dest;            /* domain, or the relay host */
+	const char *dest;            /* domain, the relay host or dest_shard */
+	bool lmtp;                   /* the group goes to another shard ... */
+	struct auth_shard shard;     /* ... this one (name "": none found) */
+	char dest_shard[AUTH_SHARD_NAME_MAX + 8]; /* "shard NAME" */
 	bool holds_slot;             /* counts towards the destination's limit */
 	struct outq_conn *reuse;     /* kept connection for this group */
 	bool no_reuse;               /* a reused one failed: a new one now */
@@ -55,6 +61,7 @@ struct outq_conn {
 	struct smtp_client *client;
 	char dest[SMTP_DOMAIN_MAX + 1]; /* the destination it counts for */
 	struct route_host host;
+	bool lmtp;                      /* to another shard (RFC 2033) */
 	bool closing;                   /* QUIT sent: counts, never reused */
 };
 

@@ -363,6 +363,15 @@ void smtp_make_id(char out[SMTP_ID_LEN + 1]);
 bool smtp_auth_allowed(const struct smtp_session *s);
 bool smtp_starttls_allowed(const struct smtp_session *s);
 
+/* ---- smtp_shard.c ---------------------------------------------------------- */
+
+/* True when shard_name is set and the shards file puts address's mailbox
+ * on another shard: mail for it is relayed there (smtp_queue.h). */
+bool smtp_shard_elsewhere(struct smtp_ctx *ctx, const char *address);
+/* At start: log what a self-hoster got wrong (shard_name not in the file,
+ * no lmtp= for this shard, so the others cannot reach it). */
+void smtp_shard_check(struct smtp_ctx *ctx);
+
 /* ---- smtp_cmd.c ---------------------------------------------------------- */
 
 enum smtp_verb {

@@ -73,6 +73,7 @@
 #define QUEUE_FILE_MODE 0600
 #define QUEUE_DIR_MODE 0700
 #define QUEUE_LIST_MAX 100000 /* `postern queue list` shows at most this */
+#define QUEUE_COPY_CHUNK 65536 /* queue_writer_copy_fd's reads (a worker's stack) */
 
 static const char *const queue_state_names[] = { "pending", "sent", "failed", "bounced" };
 
@@ -513,6 +514,23 @@ void queue_writer_free(struct queue_writer *w)
 			unlink(path);
 	}
 	free(w);
+}
+
+int queue_writer_copy_fd(struct queue_writer *w, int fd)
+{
+	char buf[QUEUE_COPY_CHUNK];
+
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return queue_writer_fail(w, "read");
+		if (n == 0)
+			return 0;
+		if (queue_writer_write(w, buf, (size_t)n) < 0)
+			return -1;
+	}
 }
 
 const char *queue_writer_error(const struct queue_writer *w)

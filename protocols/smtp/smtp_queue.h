@@ -8,6 +8,8 @@
  *   smtp_route.c    where a domain's mail goes: MX (RFC 5321 §5.1, RFC
  *                   7505 null MX) through res_nquery, or the relay host;
  *                   runs on a worker
+ *   smtp_shard.c    mail for a local mailbox another shard holds: by
+ *                   LMTP to that instance (shard_name, shards_file)
  *   smtp_client.c   the SMTP client on the event loop: one connection, one
  *                   transaction for the recipients of one domain; after
  *                   the far side's 250 the connection may be kept idle for
@@ -114,6 +116,8 @@ int queue_prepare(const char *data_dir);
 struct queue_writer;
 int queue_writer_open(const char *data_dir, const char *id, struct queue_writer **w_r);
 int queue_writer_write(struct queue_writer *w, const void *data, size_t len);
+/* The rest of fd from its current offset; 0 or -1. */
+int queue_writer_copy_fd(struct queue_writer *w, int fd);
 int queue_writer_commit(struct queue_writer *w, const struct queue_env *env);
 void queue_writer_free(struct queue_writer *w); /* aborts if not committed */
 const char *queue_writer_error(const struct queue_writer *w);
@@ -156,11 +160,14 @@ enum route_result {
 	ROUTE_PERMFAIL,  /* no such domain, null MX: bounce */
 };
 
+/* A numeric address, or a shard's LMTP unix socket (smtp_shard.c). */
+#define ROUTE_ADDR_MAX AUTH_SHARD_PATH_MAX
+
 struct route_host {
 	char name[SMTP_DOMAIN_MAX + 1]; /* MX name, for logs and TLS names */
-	char addr[64];                  /* numeric address */
-	int family;
-	unsigned port;
+	char addr[ROUTE_ADDR_MAX + 1];  /* numeric address; AF_UNIX: a path */
+	int family;                     /* AF_INET, AF_INET6 or AF_UNIX */
+	unsigned port;                  /* 0 for AF_UNIX */
 };
 
 struct route {
@@ -172,6 +179,19 @@ struct route {
 
 /* Route mail for domain through the relay host or its MX; blocking. */
 void route_lookup(const struct config *cfg, const char *domain, struct route *r);
+
+/* ---- smtp_shard.c: the relay to the shard that holds a mailbox ----------- */
+
+/* With shard_name, every queued recipient in a local domain goes by LMTP
+ * to the shard that holds its mailbox (another instance; DKIM is not
+ * applied on this internal hop), never by MX or the relay host. */
+bool smtp_shard_routed(const struct config *cfg, const char *addr);
+/* The shard holding addr's mailbox; false (out cleared) when the shards
+ * file names none. */
+bool smtp_shard_find(struct smtp_ctx *ctx, const char *addr, struct auth_shard *out);
+/* The route to that shard's LMTP (lmtp= in the shards file): one host, or
+ * ROUTE_TEMPFAIL when the file names no shard or it has no lmtp=. */
+void smtp_shard_route(const struct auth_shard *sh, struct route *r);
 
 /* ---- smtp_client.c (loop) -------------------------------------------------- */
 
@@ -207,6 +227,7 @@ struct client_rcpt {
 	const struct queue_rcpt *rcpt;  /* address, NOTIFY, ORCPT */
 	int code;                       /* reply code; 0: no answer */
 	char reply[SMTP_REPLY_MAX];
+	bool final;                     /* LMTP: its reply after the message */
 };
 
 struct client_job {
@@ -215,6 +236,8 @@ struct client_job {
 	const struct queue_env *env;
 	struct route_host host;
 	bool relay;                     /* relay_host: TLS required, AUTH */
+	bool lmtp;                      /* RFC 2033 to another shard: LHLO, no
+					 * STARTTLS, one reply per recipient */
 	const char *password;           /* relay_password_file's content */
 	bool no_starttls;               /* retry of a host whose TLS failed */
 	const char *data;               /* message, dot-stuffed, ends CRLF.CRLF */
@@ -331,7 +354,8 @@ struct smtp_generated {
 };
 /* Deliver it to one address: into the INBOX of the local mailboxes the
  * address resolves to when its domain is local (durable on return;
- * Return-Path: <sender> added), else queued (*queued_r: kick the
+ * Return-Path: <sender> added; those another shard holds are queued to
+ * it, smtp_shard.c), else queued (*queued_r: kick the
  * scheduler).  0 done; 1 a local domain without that mailbox; -1
  * temporary, err set. */
 int smtp_send_generated(struct smtp_ctx *ctx, const struct smtp_generated *g, const char *to,

@@ -494,5 +494,6 @@ int smtp_register(struct server *srv, struct auth *auth, struct md_store *store,
 		}
 		server_on_free(srv, smtp_outq_free_hook, ctx->outq);
 	}
+	smtp_shard_check(ctx);
 	return 0;
 }
