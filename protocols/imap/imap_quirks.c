@@ -77,11 +77,17 @@ struct imap_quirk_entry {
  *   Thunderbird's ID: ("name" "Thunderbird" "version" "153.8.0")
  *   (/work/shared/clients/thunderbird-imap-session.txt).
  *
- * Not in the table: K-9 Mail / Thunderbird for Android.  They send ID
- * (thunderbird-android PR #7320: app name and version), but we found no
- * documented server-side workaround for them; they are logged like any
- * client.  Should Thunderbird for Android name itself "Thunderbird", it
- * gets the desktop's entry, which changes only names ending in '/'.
+ * Not in the table: K-9 Mail / Thunderbird for Android.  Their source
+ * (thunderbird-android's RealImapConnection) sends ID ("name" "K-9 Mail"
+ * "version" ...) after login and COMPRESS; Thunderbird for Android sends
+ * "Thunderbird" as its name (so it gets the desktop's entry, which only
+ * changes names ending in '/').  What that source does that a server
+ * could trip on -- AUTHENTICATE PLAIN with a continuation, LIST "" "" for
+ * the delimiter, UID sets split at 8,172 octets once CONDSTORE is offered
+ * (which needs line_length_max's default of 8192) -- works as standard,
+ * and no source we found shows a server-side workaround for it; the
+ * "k-9" case of imap_quirks.py replays that session and checks the log
+ * says quirks=-.
  */
 static const struct imap_quirk_entry imap_quirk_table[] = {
 	{ "iPhone Mail", IMAP_QUIRK_EXACT, IMAP_QUIRK_CHANGEDSINCE_ZERO },

@@ -17,12 +17,22 @@ answer, so every check below fails if the table or the hook is removed.
                SELECT / STATUS / SUBSCRIBE of "Projects/" name "Projects";
                without the ID they fail.
 
+  K-9 Mail     no entry: K-9 Mail sends ID ("name" "K-9 Mail" "version" ...)
+               and Thunderbird for Android names itself "Thunderbird"
+               (thunderbird-android's RealImapConnection and build files).
+               Its session as its source writes it -- AUTHENTICATE PLAIN
+               with a continuation, ID after login, NAMESPACE, LIST "" ""
+               for the delimiter, then commands whose UID sets it splits
+               at 8,172 octets when CONDSTORE is offered -- works without
+               a workaround, and the log says quirks=-.
+
 And the ID bookkeeping: the fields are logged once per session (a second
 ID changes nothing), values are truncated and made printable in the log,
 ID NIL / ID () stay valid, and a client not in the table gets quirks=-.
 
 Usage: imap_quirks.py /path/to/postern
 """
+import base64
 import os
 import re
 import sys
@@ -140,6 +150,56 @@ def test_thunderbird(d, r):
     c.close()
 
 
+K9_LINE_LIMIT = 8172  # K-9's command split size when CONDSTORE is offered
+
+
+def k9_uid_set(prefix, suffix):
+    """A UID set that makes "prefix SET suffix" exactly K9_LINE_LIMIT long:
+    UIDs 1 and 2 (the messages), then absent ones, the last one padded."""
+    target = K9_LINE_LIMIT - len(prefix) - len(suffix)
+    set_, uid = "1,2", 1000
+    while target - len(set_) > 11:
+        set_ += ",%d" % uid
+        uid += 2
+    digits = target - len(set_) - 1  # 5..10: "1" and zeros stays a UID
+    return set_ + ",1" + "0" * (digits - 1)
+
+
+def test_k9(d, r):
+    before = len(client_lines(d))
+    c = Raw(d.port("imaps"), tls=True)
+    caps = c.cmd("CAPABILITY")[0]
+    r.check(all(k in caps for k in (b"AUTH=PLAIN", b" ID")),
+            "what K-9 looks for before login is offered: %r" % caps)
+    c.send(b"2 AUTHENTICATE PLAIN\r\n")
+    cont = c.raw_line()
+    c.send(base64.b64encode(("\0%s\0%s" % (USER, PASSWORD)).encode()) + b"\r\n")
+    res = c.until("2")
+    r.check(cont.startswith(b"+") and status(res) == "OK",
+            "AUTHENTICATE PLAIN with a continuation: %r %r" % (cont, res))
+    r.check(all(k in res[-1] for k in (b"[CAPABILITY ", b" CONDSTORE", b" NAMESPACE")),
+            "the capabilities K-9 reads from the login reply: %r" % res[-1])
+    lines = c.cmd('ID ("name" "K-9 Mail" "version" "6.802")')
+    r.check(status(lines) == "OK", "K-9's ID: %r" % lines)
+    lines = c.cmd("NAMESPACE")
+    r.check(status(lines) == "OK" and lines[0].startswith(b"* NAMESPACE ((\"\" \"/\"))"),
+            "NAMESPACE gives K-9 its prefix and delimiter: %r" % lines)
+    lines = c.cmd('LIST "" ""')
+    r.check(status(lines) == "OK" and lines[0] == b'* LIST (\\Noselect) "/" ""',
+            "LIST \"\" \"\" gives the delimiter: %r" % lines)
+    r.check(b" OK" in c.cmd('SELECT "INBOX"')[-1], "SELECT INBOX")
+    prefix, suffix = "UID FETCH ", " (UID FLAGS)"
+    text = prefix + k9_uid_set(prefix, suffix) + suffix
+    lines = c.cmd(text)
+    r.check(len(text) == K9_LINE_LIMIT and status(lines) == "OK" and len(fetched(lines)) == 2,
+            "a %d-octet UID FETCH (K-9's split size) answers both messages: %r"
+            % (len(text), lines[-1:]))
+    c.close()
+    new = client_lines(d)[before:]
+    r.check(len(new) == 1 and 'name="K-9 Mail" version="6.802"' in new[0] and
+            "quirks=-" in new[0], "K-9 Mail is logged with no quirk: %r" % new)
+
+
 def client_lines(d):
     return [l for l in d.log().splitlines() if " imap client " in l]
 
@@ -194,6 +254,7 @@ def main():
         r.run("apple", lambda: test_apple(d, r))
         r.run("outlook", lambda: test_outlook(d, r))
         r.run("thunderbird", lambda: test_thunderbird(d, r))
+        r.run("k-9", lambda: test_k9(d, r))
         r.run("id log", lambda: test_id_log(d, r))
     r.finish()
 
