@@ -1,13 +1,20 @@
 /* Mailboxes: list, create, delete, rename, subscriptions, status, and the
  * open (selected) mailbox handle.
  *
- * Directory changes (mkdir, rename, the move of a deleted mailbox aside)
- * happen inside the write job, under LMDB's write lock, so that processes
- * sharing the data directory see the folder tree and the index change in
- * the same order.  A rename of several folders (a parent and its children)
- * is one rename(2) each: a crash in the middle leaves some renamed, and the
- * next folder sync indexes those as new mailboxes (new UIDVALIDITY); no
- * message is lost.
+ * CREATE and DELETE change the folder tree first, on the calling thread,
+ * then one job records it (DESIGN.md: no file work under LMDB's write
+ * lock): CREATE makes the Maildir (fsynced up to its entry in the root)
+ * and then the record; DELETE moves the folder out of the tree (the root
+ * fsynced), then drops the record, and moves it back when that fails.  A
+ * folder sync of another process that runs in between sees the tree
+ * first: it indexes the new folder itself (CREATE then finds its own
+ * mailbox there: done) or drops the moved one (DELETE: done).
+ * RENAME still renames its directories inside the job, under the lock,
+ * so that such a sync never takes a renamed folder for a new mailbox.  A
+ * rename of several folders (a parent and its children) is one rename(2)
+ * each: a crash in the middle leaves some renamed, and the next folder
+ * sync indexes those as new mailboxes (new UIDVALIDITY); no message is
+ * lost.
  */
 #include "md_private.h"
 #include "md_metadata.h"
@@ -210,8 +217,8 @@ out:
 struct md_create_job {
 	struct md_user *user;
 	const char *name;
-	const char *dir;
 	unsigned special;
+	bool made;      /* the directory was not there: this call made it */
 	uint32_t id_out;
 };
 
@@ -222,14 +229,13 @@ static enum md_result md_create_job_run(struct md_txn *t, void *arg)
 	uint32_t id;
 	enum md_result r = md_rec_mbox_id(t, j->user->id, j->name, &id);
 
-	if (r == MD_OK)
-		return MD_EXISTS;
+	if (r == MD_OK) {
+		/* a folder sync indexed the directory this call made */
+		j->id_out = id;
+		return j->made ? MD_OK : MD_EXISTS;
+	}
 	if (r != MD_NOTFOUND)
 		return r;
-	if (md_maildir_make(j->dir, true) < 0) {
-		md_user_seterr(j->user, "%s: %s", j->dir, strerror(errno));
-		return MD_TEMPFAIL;
-	}
 	memset(&rec, 0, sizeof(rec));
 	str_copy(rec.name, j->name, sizeof(rec.name));
 	rec.special = j->special & MD_SPECIAL_ALL;
@@ -240,12 +246,27 @@ static enum md_result md_create_job_run(struct md_txn *t, void *arg)
 	return MD_OK;
 }
 
+/* Whether the user's index has a mailbox of that (normalised) name */
+static enum md_result md_mailbox_known(struct md_user *u, const char *name)
+{
+	struct md_txn *t;
+	uint32_t id;
+	enum md_result r = md_read_begin(u->store, &t);
+
+	if (r != MD_OK)
+		return r;
+	r = md_rec_mbox_id(t, u->id, name, &id);
+	md_read_end(t);
+	return r;
+}
+
 enum md_result md_mailbox_create(struct md_user *u, const char *name,
 				 unsigned special_use)
 {
 	char norm[MD_MAILBOX_NAME_MAX + 1], dir[PATH_MAX];
-	struct md_create_job job = { .user = u, .name = norm, .dir = dir,
+	struct md_create_job job = { .user = u, .name = norm,
 				     .special = special_use };
+	struct stat st;
 	enum md_result r;
 
 	if ((r = md_name_arg(u, name, norm)) != MD_OK)
@@ -254,6 +275,20 @@ enum md_result md_mailbox_create(struct md_user *u, const char *name,
 		return MD_EXISTS;
 	if (md_mailbox_dir(u->root, norm, dir, sizeof(dir)) < 0)
 		return MD_LIMIT;
+	r = md_mailbox_known(u, norm);
+	if (r == MD_OK)
+		r = MD_EXISTS;
+	if (r != MD_NOTFOUND) {
+		if (r == MD_EXISTS)
+			md_user_seterr(u, "mailbox already exists");
+		return r;
+	}
+	/* the Maildir, durable, before the index names it */
+	job.made = lstat(dir, &st) < 0 && errno == ENOENT;
+	if (md_maildir_make(dir, true) < 0) {
+		md_user_seterr(u, "%s: %s", dir, strerror(errno));
+		return MD_TEMPFAIL;
+	}
 	r = md_write(u->store, md_create_job_run, &job);
 	if (r == MD_EXISTS)
 		md_user_seterr(u, "mailbox already exists");
@@ -263,31 +298,22 @@ enum md_result md_mailbox_create(struct md_user *u, const char *name,
 struct md_delete_job {
 	struct md_user *user;
 	const char *name;
-	const char *trash;
+	uint32_t id;    /* the mailbox moved aside */
+	bool replaced;  /* out: the name is another mailbox's by now */
 };
 
 static enum md_result md_delete_job_run(struct md_txn *t, void *arg)
 {
 	struct md_delete_job *j = arg;
-	char dir[PATH_MAX];
 	uint32_t id;
 	enum md_result r = md_rec_mbox_id(t, j->user->id, j->name, &id);
-	bool moved = false;
 
-	if (r == MD_NOTFOUND)
-		return MD_NOMAILBOX;
+	j->replaced = r == MD_OK && id != j->id;
+	if (r == MD_NOTFOUND || j->replaced)
+		return MD_NOMAILBOX; /* dropped meanwhile (a folder sync ...) */
 	if (r != MD_OK)
 		return r;
-	if (md_mailbox_dir(j->user->root, j->name, dir, sizeof(dir)) < 0)
-		return MD_CORRUPT;
-	/* out of the Maildir++ tree in one step; removed after the commit */
-	if (rename(dir, j->trash) == 0)
-		moved = true;
-	else if (errno != ENOENT)
-		return MD_TEMPFAIL;
 	r = md_rec_mbox_drop(t, j->user->address, j->user->id, id);
-	if (r != MD_OK && moved)
-		rename(j->trash, dir);
 	if (r == MD_OK)
 		md_txn_touch(t, j->user->id, id);
 	return r;
@@ -295,9 +321,11 @@ static enum md_result md_delete_job_run(struct md_txn *t, void *arg)
 
 enum md_result md_mailbox_delete(struct md_user *u, const char *name)
 {
-	char norm[MD_MAILBOX_NAME_MAX + 1], trash[PATH_MAX];
-	struct md_delete_job job = { .user = u, .name = norm, .trash = trash };
+	char norm[MD_MAILBOX_NAME_MAX + 1], trash[PATH_MAX], dir[PATH_MAX];
+	struct md_delete_job job = { .user = u, .name = norm };
+	struct md_txn *t;
 	uint32_t rnd = 0;
+	bool moved = false;
 	enum md_result r;
 
 	if ((r = md_name_arg(u, name, norm)) != MD_OK)
@@ -306,12 +334,42 @@ enum md_result md_mailbox_delete(struct md_user *u, const char *name)
 		md_user_seterr(u, "INBOX cannot be deleted");
 		return MD_DENIED;
 	}
+	if (md_mailbox_dir(u->root, norm, dir, sizeof(dir)) < 0)
+		return MD_CORRUPT;
+	if ((r = md_read_begin(u->store, &t)) != MD_OK)
+		return r;
+	r = md_rec_mbox_id(t, u->id, norm, &job.id);
+	md_read_end(t);
+	if (r == MD_NOTFOUND) {
+		md_user_seterr(u, "no such mailbox");
+		return MD_NOMAILBOX;
+	}
+	if (r != MD_OK)
+		return r;
 	random_bytes(&rnd, sizeof(rnd));
 	md_pathf(trash, sizeof(trash), "%s/%s%ld.%08x", u->root, MD_TRASH_PREFIX,
 		 (long)getpid(), rnd);
+	/* out of the Maildir++ tree in one step, durably (a power cut must
+	 * not bring the folder back); removed after the commit */
+	if (rename(dir, trash) == 0)
+		moved = true;
+	else if (errno != ENOENT)
+		return MD_TEMPFAIL;
+	if (moved && md_fsync_dir_shared(u->store, u->root) < 0) {
+		md_user_seterr(u, "fsync %s: %s", u->root, strerror(errno));
+		rename(trash, dir);
+		return MD_TEMPFAIL;
+	}
 	r = md_write(u->store, md_delete_job_run, &job);
+	if (r == MD_NOMAILBOX && moved && !job.replaced)
+		r = MD_OK; /* a folder sync saw it go first */
+	if (r != MD_OK && moved) {
+		rename(trash, dir);
+		(void)md_fsync_dir_shared(u->store, u->root);
+	}
 	if (r == MD_OK) {
-		md_remove_tree(trash);
+		if (moved)
+			md_remove_tree(trash);
 		md_metadata_deleted(u, norm);
 	}
 	else if (r == MD_NOMAILBOX)

@@ -412,9 +412,19 @@ enum md_result md_msgs_dirsync(struct md_user *u, const char *dir,
 	return MD_OK;
 }
 
-/* ---- STORE ------------------------------------------------------------- */
+/* ---- STORE ---------------------------------------------------------------
+ *
+ * Files first, then the index: a read transaction gives each message's
+ * record, the renames carrying the new flags run on the calling thread,
+ * cur/ (and new/, for files leaving it) is fsynced, and one job records
+ * the new names, re-reading each record under the lock.  A record that
+ * changed in between (another STORE, a sync) is not overwritten: that
+ * message goes round again from its record as it is now, its file found by
+ * base name (md_msg_rename), up to MD_STORE_ROUNDS times. */
 
-/* rename a message file to its new name inside the job; 1 when gone */
+#define MD_STORE_ROUNDS 4 /* tries of a message whose record kept changing */
+
+/* rename a message file to its new name; 1 when gone */
 static int md_msg_rename(const char *dir, struct md_msg_rec *rec,
 			 const char *newname)
 {
@@ -436,165 +446,319 @@ static int md_msg_rename(const char *dir, struct md_msg_rec *rec,
 	return 1;
 }
 
+/* One message whose flags a STORE changes. */
+struct md_store_item {
+	size_t i;               /* index in uids / results */
+	struct md_msg_rec old;  /* the record the change was computed from */
+	struct md_msg_rec rec;  /* the record wanted (its file renamed) */
+	bool renamed;
+	bool again;             /* the job found the record changed */
+};
+
 struct md_store_job {
 	struct md_mailbox *mb;
 	const uint32_t *uids;
 	size_t n;
 	enum md_flags_op op;
 	unsigned flags;
-	const char *const *keywords;
-	size_t n_keywords;
+	uint64_t kwmask[MD_KW_WORDS];
 	uint64_t unchangedsince;
 	struct md_flags_result *res;
+	bool *pending;          /* per uid: still to do */
+	struct md_store_item *items;
+	size_t n_items;
+	bool rename_failed;     /* a rename failed (not ENOENT): those done
+				 * are recorded, the call fails */
+	uint64_t modseq;        /* out: the mod-sequence the job gave */
+	char dir[PATH_MAX];
 };
 
-struct md_store_xkw_ctx {
-	struct md_txn *t;
-	struct md_store_job *j;
-	struct md_msg_rec rec;
-};
-
-static const struct md_msg_rec *md_store_xkw_rec(void *ctx, size_t i)
+static bool md_rec_same(const struct md_msg_rec *a, const struct md_msg_rec *b)
 {
-	struct md_store_xkw_ctx *c = ctx;
-	struct md_user *u = c->j->mb->user;
-
-	if (c->j->res[i].result != MD_OK ||
-	    md_rec_msg_get(c->t, u->id, c->j->mb->id, c->j->uids[i], &c->rec) != MD_OK)
-		return NULL;
-	return &c->rec;
+	return a->modseq == b->modseq && a->letters == b->letters &&
+	       a->in_new == b->in_new && strcmp(a->fname, b->fname) == 0 &&
+	       memcmp(a->kw, b->kw, sizeof(a->kw)) == 0;
 }
 
-/* Keywords beyond the letters changed: the folder's postern-keywords
- * follows (md_keywords.c). */
-static enum md_result md_store_xkw(struct md_txn *t, struct md_store_job *j,
-				   const char *dir)
+static void md_store_result(struct md_flags_result *res, const struct md_msg_rec *rec,
+			    enum md_result result)
 {
-	struct md_store_xkw_ctx c = { .t = t, .j = j };
-	enum md_result r = md_xkw_update(t, j->mb->user->id, j->mb->id, dir,
-					 md_store_xkw_rec, &c, j->n);
-
-	if (r != MD_OK)
-		md_user_seterr(j->mb->user, "%s/%s: %s", dir, MD_XKW_FILE,
-			       md_result_name(r));
-	return r;
+	res->result = result;
+	res->flags = md_letters_to_flags(rec->letters);
+	memcpy(res->keywords, rec->kw, sizeof(res->keywords));
+	res->modseq = rec->modseq;
 }
 
+/* The index side: the new names, for records still as they were read. */
 static enum md_result md_store_job_run(struct md_txn *t, void *arg)
 {
 	struct md_store_job *j = arg;
 	struct md_user *u = j->mb->user;
 	struct md_mbox_rec mb;
-	struct md_kwtab tab;
-	uint64_t kwmask[MD_KW_WORDS] = { 0 }, modseq;
-	uint32_t fmask = md_flags_to_letters(j->flags & MD_FLAG_ALL, 0);
-	char dir[PATH_MAX];
-	bool changed = false, kw_created = false, xkw = false, from_new = false;
-	enum md_result r = md_mbox_dir(u, t, j->mb->id, &mb, dir, sizeof(dir));
+	uint64_t modseq;
+	bool changed = false;
+	enum md_result r = md_rec_mbox_get(t, u->id, j->mb->id, &mb);
 
+	j->modseq = 0;
 	if (r != MD_OK)
-		return r;
-	if ((r = md_kw_load(t, u->id, j->mb->id, &tab)) != MD_OK)
-		return r;
-	for (size_t i = 0; i < j->n_keywords && r == MD_OK; i++) {
-		int idx = md_kw_find(&tab, j->keywords[i]);
-
-		if (idx < 0 && j->op != MD_FLAGS_REMOVE)
-			r = md_kw_ensure(t, u->id, j->mb->id, &tab, j->keywords[i],
-					 &idx, &kw_created);
-		if (idx >= 0)
-			kwmask[idx / 64] |= 1ULL << (idx % 64);
-	}
-	if (r == MD_OK && kw_created && md_dovecot_keywords_write(dir, &tab) < 0)
-		log_warn("store: %s/dovecot-keywords: %s", dir, strerror(errno));
-	md_kw_free(&tab);
-	if (r != MD_OK)
-		return r;
+		return r == MD_NOTFOUND ? MD_NOMAILBOX : r;
 	modseq = mb.highestmodseq + 1;
-	for (size_t i = 0; i < j->n; i++) {
-		struct md_flags_result *res = &j->res[i];
-		struct md_msg_rec rec, old;
-		char newname[MD_FILENAME_MAX + 1];
-		size_t blen;
-		uint32_t dummy;
-		uint64_t dkw[MD_KW_WORDS];
-		int rc;
+	for (size_t k = 0; k < j->n_items; k++) {
+		struct md_store_item *it = &j->items[k];
+		struct md_msg_rec now, rec;
 
-		memset(res, 0, sizeof(*res));
-		res->uid = j->uids[i];
-		r = md_rec_msg_get(t, u->id, j->mb->id, j->uids[i], &rec);
-		if (r == MD_NOTFOUND) {
-			res->result = MD_NOTFOUND;
+		it->again = false;
+		if (!it->renamed)
 			continue;
-		}
+		r = md_rec_msg_get(t, u->id, j->mb->id, it->old.uid, &now);
+		if (r == MD_NOTFOUND)
+			continue; /* expunged meanwhile; the caller says so */
 		if (r != MD_OK)
 			return r;
-		old = rec;
-		res->flags = md_letters_to_flags(rec.letters);
-		memcpy(res->keywords, rec.kw, sizeof(res->keywords));
-		res->modseq = rec.modseq;
-		if (j->unchangedsince > 0 && rec.modseq > j->unchangedsince) {
-			res->result = MD_MODIFIED; /* RFC 7162 §3.1.3 */
+		if (!md_rec_same(&now, &it->old)) {
+			it->again = true;
 			continue;
 		}
-		switch (j->op) {
-		case MD_FLAGS_SET:
-			rec.letters = md_flags_to_letters(j->flags, rec.letters);
-			memcpy(rec.kw, kwmask, sizeof(rec.kw));
-			break;
-		case MD_FLAGS_ADD:
-			rec.letters |= fmask;
-			for (int w = 0; w < MD_KW_WORDS; w++)
-				rec.kw[w] |= kwmask[w];
-			break;
-		case MD_FLAGS_REMOVE:
-			rec.letters &= ~fmask;
-			for (int w = 0; w < MD_KW_WORDS; w++)
-				rec.kw[w] &= ~kwmask[w];
-			break;
-		}
-		if (rec.letters == old.letters && !memcmp(rec.kw, old.kw, sizeof(rec.kw))) {
-			res->result = MD_OK; /* nothing changed: modseq stays */
-			continue;
-		}
-		md_fname_parse(rec.fname, &blen, &dummy, dkw);
-		if (md_fname_build(rec.fname, blen, rec.letters, rec.kw, newname,
-				   sizeof(newname)) < 0)
-			return MD_CORRUPT;
-		rc = md_msg_rename(dir, &old, newname);
-		if (rc == 1) {
-			res->result = MD_NOTFOUND; /* gone: the next sync expunges */
-			continue;
-		}
-		if (rc < 0) {
-			md_user_seterr(u, "rename in %s: %s", dir, strerror(errno));
-			return MD_TEMPFAIL;
-		}
-		str_copy(rec.fname, newname, sizeof(rec.fname));
-		from_new = from_new || old.in_new;
-		rec.in_new = false;
+		rec = it->rec;
 		rec.modseq = modseq;
-		xkw = xkw || md_xkw_any(old.kw) || md_xkw_any(rec.kw);
-		md_rec_count(&mb, &old, -1);
+		md_rec_count(&mb, &now, -1);
 		md_rec_count(&mb, &rec, 1);
-		if ((r = md_rec_msg_put(t, u->id, j->mb->id, &rec, &old)) != MD_OK)
+		if ((r = md_rec_msg_put(t, u->id, j->mb->id, &rec, &now)) != MD_OK)
 			return r;
-		res->result = MD_OK;
-		res->flags = md_letters_to_flags(rec.letters);
-		memcpy(res->keywords, rec.kw, sizeof(res->keywords));
-		res->modseq = modseq;
 		changed = true;
 	}
 	if (!changed)
 		return MD_OK;
-	/* the renames are durable before the commit records the new flags */
-	if ((r = md_msgs_dirsync(u, dir, true, from_new)) != MD_OK)
-		return r;
-	if (xkw && (r = md_store_xkw(t, j, dir)) != MD_OK)
-		return r;
 	mb.highestmodseq = modseq;
+	j->modseq = modseq;
 	md_txn_touch(t, u->id, j->mb->id);
 	return md_rec_mbox_put(t, u->id, &mb);
+}
+
+/* The change op makes to rec (false: none) */
+static bool md_store_apply(const struct md_store_job *j, struct md_msg_rec *rec)
+{
+	struct md_msg_rec old = *rec;
+	uint32_t fmask = md_flags_to_letters(j->flags & MD_FLAG_ALL, 0);
+
+	switch (j->op) {
+	case MD_FLAGS_SET:
+		rec->letters = md_flags_to_letters(j->flags, rec->letters);
+		memcpy(rec->kw, j->kwmask, sizeof(rec->kw));
+		break;
+	case MD_FLAGS_ADD:
+		rec->letters |= fmask;
+		for (int w = 0; w < MD_KW_WORDS; w++)
+			rec->kw[w] |= j->kwmask[w];
+		break;
+	case MD_FLAGS_REMOVE:
+		rec->letters &= ~fmask;
+		for (int w = 0; w < MD_KW_WORDS; w++)
+			rec->kw[w] &= ~j->kwmask[w];
+		break;
+	}
+	return rec->letters != old.letters || memcmp(rec->kw, old.kw, sizeof(rec->kw)) != 0;
+}
+
+/* Read the pending messages and plan their changes (j->items); the
+ * results of those needing none (unchanged, MD_MODIFIED, gone) are set. */
+static enum md_result md_store_plan(struct md_store_job *j)
+{
+	struct md_user *u = j->mb->user;
+	struct md_mbox_rec mrec;
+	struct md_txn *t;
+	enum md_result r = md_read_begin(u->store, &t);
+
+	j->n_items = 0;
+	if (r != MD_OK)
+		return r;
+	if ((r = md_mbox_dir(u, t, j->mb->id, &mrec, j->dir, sizeof(j->dir))) != MD_OK)
+		goto out;
+	for (size_t i = 0; i < j->n; i++) {
+		struct md_flags_result *res = &j->res[i];
+		struct md_store_item *it = &j->items[j->n_items];
+		char newname[MD_FILENAME_MAX + 1];
+		size_t blen;
+		uint32_t dummy;
+		uint64_t dkw[MD_KW_WORDS];
+
+		if (!j->pending[i])
+			continue;
+		j->pending[i] = false;
+		memset(res, 0, sizeof(*res));
+		res->uid = j->uids[i];
+		r = md_rec_msg_get(t, u->id, j->mb->id, j->uids[i], &it->old);
+		if (r == MD_NOTFOUND) {
+			res->result = MD_NOTFOUND;
+			r = MD_OK;
+			continue;
+		}
+		if (r != MD_OK)
+			goto out;
+		it->rec = it->old;
+		if (j->unchangedsince > 0 && it->old.modseq > j->unchangedsince) {
+			md_store_result(res, &it->old, MD_MODIFIED); /* RFC 7162 §3.1.3 */
+			continue;
+		}
+		if (!md_store_apply(j, &it->rec)) {
+			md_store_result(res, &it->old, MD_OK); /* modseq stays */
+			continue;
+		}
+		md_fname_parse(it->rec.fname, &blen, &dummy, dkw);
+		if (md_fname_build(it->rec.fname, blen, it->rec.letters, it->rec.kw,
+				   newname, sizeof(newname)) < 0) {
+			r = MD_CORRUPT;
+			goto out;
+		}
+		str_copy(it->rec.fname, newname, sizeof(it->rec.fname));
+		it->rec.in_new = false;
+		it->i = i;
+		it->renamed = false;
+		j->n_items++;
+	}
+	r = MD_OK;
+out:
+	md_read_end(t);
+	return r;
+}
+
+/* The renames, and their directories fsynced (before the commit): MD_OK,
+ * or MD_TEMPFAIL when the fsync failed (nothing may be recorded then). */
+static enum md_result md_store_rename_all(struct md_store_job *j)
+{
+	struct md_user *u = j->mb->user;
+	bool from_new = false, any = false;
+
+	j->rename_failed = false;
+	for (size_t k = 0; k < j->n_items && !j->rename_failed; k++) {
+		struct md_store_item *it = &j->items[k];
+		struct md_msg_rec cur = it->old;
+		int rc = md_msg_rename(j->dir, &cur, it->rec.fname);
+
+		if (rc == 1) {
+			j->res[it->i].result = MD_NOTFOUND; /* gone: the next sync expunges */
+			continue;
+		}
+		if (rc < 0) {
+			md_user_seterr(u, "rename in %s: %s", j->dir, strerror(errno));
+			j->rename_failed = true;
+			continue;
+		}
+		it->renamed = true;
+		from_new = from_new || cur.in_new;
+		any = true;
+	}
+	return any ? md_msgs_dirsync(u, j->dir, true, from_new) : MD_OK;
+}
+
+static const struct md_msg_rec *md_store_xkw_rec(void *ctx, size_t k)
+{
+	const struct md_store_job *j = ctx;
+	const struct md_store_item *it = &j->items[k];
+
+	return it->renamed && !it->again && j->res[it->i].result == MD_OK ? &it->rec : NULL;
+}
+
+/* After a commit: results of the messages it recorded, the others (their
+ * record changed meanwhile) pending for another round; the folder's
+ * postern-keywords follows keywords beyond the letters (md_keywords.c). */
+static size_t md_store_settle(struct md_store_job *j)
+{
+	struct md_user *u = j->mb->user;
+	bool xkw = false;
+	size_t again = 0;
+
+	for (size_t k = 0; k < j->n_items; k++) {
+		struct md_store_item *it = &j->items[k];
+
+		if (!it->renamed)
+			continue;
+		if (it->again) {
+			j->pending[it->i] = true;
+			again++;
+			continue;
+		}
+		it->rec.modseq = j->modseq;
+		md_store_result(&j->res[it->i], &it->rec, MD_OK);
+		xkw = xkw || md_xkw_any(it->old.kw) || md_xkw_any(it->rec.kw);
+	}
+	if (xkw) {
+		enum md_result r = md_xkw_update_file(u->store, u->id, j->mb->id, j->dir,
+						      md_store_xkw_rec, j, j->n_items);
+
+		if (r != MD_OK)
+			log_warn("store: user=%s %s/%s: %s", u->address, j->dir,
+				 MD_XKW_FILE, md_result_name(r));
+	}
+	return again;
+}
+
+struct md_store_kw_job {
+	struct md_store_job *j;
+	const char *const *keywords;
+	size_t n_keywords;
+	bool create;  /* a job: missing keywords are created */
+	bool created; /* ... one with a letter: dovecot-keywords follows */
+};
+
+/* kwmask from the mailbox's keyword table (in a read transaction, or a
+ * job creating the missing ones) */
+static enum md_result md_store_kw_run(struct md_txn *t, void *arg)
+{
+	struct md_store_kw_job *k = arg;
+	struct md_store_job *j = k->j;
+	struct md_user *u = j->mb->user;
+	struct md_kwtab tab;
+	enum md_result r = md_kw_load(t, u->id, j->mb->id, &tab);
+
+	memset(j->kwmask, 0, sizeof(j->kwmask));
+	k->created = false;
+	if (r != MD_OK)
+		return r;
+	for (size_t i = 0; i < k->n_keywords && r == MD_OK; i++) {
+		int idx = md_kw_find(&tab, k->keywords[i]);
+
+		if (idx < 0 && k->create)
+			r = md_kw_ensure(t, u->id, j->mb->id, &tab, k->keywords[i],
+					 &idx, &k->created);
+		else if (idx < 0 && j->op != MD_FLAGS_REMOVE)
+			r = MD_NOTFOUND; /* to be created: a job */
+		if (r == MD_OK && idx >= 0)
+			j->kwmask[idx / 64] |= 1ULL << (idx % 64);
+	}
+	md_kw_free(&tab);
+	return r;
+}
+
+/* The mailbox's keyword numbers of the STORE's keywords, created (one job,
+ * index only; dovecot-keywords after it) when adding or setting. */
+static enum md_result md_store_keywords(struct md_store_job *j,
+					const char *const *keywords, size_t n_keywords)
+{
+	struct md_store_kw_job k = { .j = j, .keywords = keywords,
+				     .n_keywords = n_keywords };
+	struct md_user *u = j->mb->user;
+	struct md_mbox_rec mrec;
+	struct md_txn *t;
+	enum md_result r;
+
+	if (n_keywords == 0)
+		return MD_OK;
+	if ((r = md_read_begin(u->store, &t)) != MD_OK)
+		return r;
+	r = md_store_kw_run(t, &k);
+	if (r == MD_NOTFOUND)
+		r = md_mbox_dir(u, t, j->mb->id, &mrec, j->dir, sizeof(j->dir)) == MD_OK ?
+		    MD_NOTFOUND : MD_TEMPFAIL;
+	md_read_end(t);
+	if (r != MD_NOTFOUND)
+		return r;
+	k.create = true;
+	if ((r = md_write(u->store, md_store_kw_run, &k)) != MD_OK)
+		return r;
+	if (k.created)
+		(void)md_kw_file_sync(u->store, u->id, j->mb->id, j->dir);
+	return MD_OK;
 }
 
 enum md_result md_msg_store(struct md_mailbox *mb, const uint32_t *uids,
@@ -605,10 +769,10 @@ enum md_result md_msg_store(struct md_mailbox *mb, const uint32_t *uids,
 {
 	struct md_store_job job = {
 		.mb = mb, .uids = uids, .n = n, .op = op, .flags = flags,
-		.keywords = keywords, .n_keywords = n_keywords,
 		.unchangedsince = unchangedsince, .res = results_r,
 	};
 	enum md_result r;
+	size_t again = n;
 
 	for (size_t i = 0; i < n_keywords; i++) {
 		if ((r = md_keyword_check(keywords[i])) != MD_OK) {
@@ -616,59 +780,94 @@ enum md_result md_msg_store(struct md_mailbox *mb, const uint32_t *uids,
 			return r;
 		}
 	}
-	r = md_write(mb->user->store, md_store_job_run, &job);
-	if (r == MD_LIMIT)
-		md_user_seterr(mb->user, "too many keywords in this mailbox");
+	if ((r = md_store_keywords(&job, keywords, n_keywords)) != MD_OK) {
+		if (r == MD_LIMIT)
+			md_user_seterr(mb->user, "too many keywords in this mailbox");
+		return r;
+	}
+	job.pending = malloc((n + 1) * sizeof(*job.pending));
+	job.items = malloc((n + 1) * sizeof(*job.items));
+	if (job.pending == NULL || job.items == NULL) {
+		r = MD_TEMPFAIL;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		job.pending[i] = true;
+	for (int round = 0; again > 0; round++) {
+		if (round == MD_STORE_ROUNDS) {
+			md_user_seterr(mb->user, "messages changed while stored, try again");
+			r = MD_TEMPFAIL; /* the next sync takes the names on disk */
+			break;
+		}
+		if ((r = md_store_plan(&job)) != MD_OK ||
+		    (r = md_store_rename_all(&job)) != MD_OK ||
+		    (r = md_write(mb->user->store, md_store_job_run, &job)) != MD_OK)
+			break;
+		again = md_store_settle(&job);
+		if (job.rename_failed) {
+			r = MD_TEMPFAIL;
+			break;
+		}
+	}
+out:
+	free(job.pending);
+	free(job.items);
 	return r;
 }
 
-/* ---- EXPUNGE ------------------------------------------------------------ */
+/* ---- EXPUNGE ------------------------------------------------------------
+ *
+ * Files first, on the calling thread: the candidates are read in a read
+ * transaction, their files removed (found by base name when renamed
+ * meanwhile) and the directories fsynced; then the job drops the records
+ * of the messages whose files are gone, re-reading each under the lock
+ * (one expunged meanwhile by someone else is skipped). */
+
+enum md_unlink_result md_msg_unlink(const char *dir, struct md_msg_rec *rec,
+				    uint32_t need_letters)
+{
+	char path[PATH_MAX];
+	uint32_t letters = rec->letters;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		size_t blen;
+		uint64_t kw[MD_KW_WORDS];
+		int rc;
+
+		if ((letters & need_letters) != need_letters)
+			return MD_UNLINK_KEPT;
+		if (md_msg_path(dir, rec, path, sizeof(path)) < 0) {
+			errno = ENAMETOOLONG;
+			return MD_UNLINK_FAILED;
+		}
+		if (unlink(path) == 0)
+			return MD_UNLINK_DONE;
+		if (errno != ENOENT)
+			return MD_UNLINK_FAILED;
+		if ((rc = md_msg_locate(dir, rec)) > 0)
+			return MD_UNLINK_GONE;
+		if (rc < 0)
+			return MD_UNLINK_FAILED;
+		/* renamed: judge it by its name now */
+		md_fname_parse(rec->fname, &blen, &letters, kw);
+	}
+	errno = EBUSY; /* renamed again and again while looked for: kept */
+	return MD_UNLINK_FAILED;
+}
+
+/* One message an expunge looks at. */
+struct md_expunge_item {
+	uint32_t uid;
+	bool gone;     /* its file is gone (removed here, or before) */
+};
 
 struct md_expunge_job {
 	struct md_mailbox *mb;
-	const uint32_t *uids;
+	struct md_expunge_item *items;
 	size_t n;
-	unsigned flags;
-	const bool *unlinked; /* per uids[i]: its file is already removed */
 	uint32_t *out;  /* grown by the job; kept across runs */
 	size_t n_out, cap_out;
-	size_t n_kept;  /* files that could not be removed */
 };
-
-/* Remove a message's file (unless unlinked already) and record (inside a
- * job).  *kept_r: the file could not be removed (EIO, EACCES ...): the
- * record stays, logged, for a later retry. */
-static enum md_result md_expunge_one(struct md_txn *t, struct md_user *u,
-				     uint32_t mbox, const char *dir,
-				     struct md_mbox_rec *mb, struct md_user_rec *urec,
-				     struct md_msg_rec *rec, uint64_t modseq, bool unlinked,
-				     bool *kept_r)
-{
-	char path[PATH_MAX];
-	enum md_result r;
-
-	*kept_r = false;
-	for (int attempt = 0; !unlinked && attempt < 2; attempt++) {
-		if (md_msg_path(dir, rec, path, sizeof(path)) < 0)
-			return MD_CORRUPT;
-		if (unlink(path) == 0)
-			break;
-		if (errno != ENOENT) {
-			log_warn("store: user=%s uid=%u unlink %s: %s, not expunged",
-				 u->address, rec->uid, path, strerror(errno));
-			md_user_seterr(u, "unlink %s: %s", path, strerror(errno));
-			*kept_r = true;
-			return MD_OK;
-		}
-		if (md_msg_locate(dir, rec) != 0)
-			break; /* already gone */
-	}
-	if ((r = md_rec_msg_del(t, u->id, mbox, rec, modseq)) != MD_OK)
-		return r;
-	md_rec_count(mb, rec, -1);
-	md_rec_quota(urec, rec, -1);
-	return MD_OK;
-}
 
 static enum md_result md_expunge_job_run(struct md_txn *t, void *arg)
 {
@@ -676,85 +875,34 @@ static enum md_result md_expunge_job_run(struct md_txn *t, void *arg)
 	struct md_user *u = j->mb->user;
 	struct md_mbox_rec mb;
 	struct md_user_rec urec;
-	uint32_t *cand = NULL;
-	size_t n_cand = 0, cap_cand = 0;
-	char dir[PATH_MAX];
 	uint64_t modseq;
-	bool in_cur = false, in_new = false;
-	enum md_result r = md_mbox_dir(u, t, j->mb->id, &mb, dir, sizeof(dir));
+	enum md_result r = md_rec_mbox_get(t, u->id, j->mb->id, &mb);
 
 	j->n_out = 0;
-	j->n_kept = 0;
 	if (r != MD_OK)
-		return r;
+		return r == MD_NOTFOUND ? MD_NOMAILBOX : r;
 	if ((r = md_rec_user_get(t, u->address, &urec)) != MD_OK)
 		return r == MD_NOTFOUND ? MD_CORRUPT : r;
 	modseq = mb.highestmodseq + 1;
-	if (j->uids == NULL) {
-		/* every \Deleted message: collect first, then delete */
-		unsigned char key[8];
-		struct md_cursor *cur;
-		struct md_val k, v;
-		int rc;
-
-		if (md_cursor_open(t, MD_DB_MSG, key, md_key_mbox(key, u->id, j->mb->id),
-				   &cur) < 0)
-			return MD_TEMPFAIL;
-		for (rc = md_cursor_seek(cur, key, 8, &k, &v); rc == 0;
-		     rc = md_cursor_next(cur, &k, &v)) {
-			struct md_msg_rec rec;
-
-			if (md_rec_msg_decode(&k, &v, &rec) == MD_OK &&
-			    (rec.letters & MD_LETTER('T')) &&
-			    md_u32_push(&cand, &n_cand, &cap_cand, rec.uid) < 0) {
-				rc = -1;
-				break;
-			}
-		}
-		md_cursor_close(cur);
-		if (rc < 0) {
-			free(cand);
-			return MD_TEMPFAIL;
-		}
-	}
-	for (size_t i = 0; i < (j->uids != NULL ? j->n : n_cand); i++) {
-		uint32_t uid = j->uids != NULL ? j->uids[i] : cand[i];
+	for (size_t i = 0; i < j->n; i++) {
 		struct md_msg_rec rec;
-		bool kept;
 
-		r = md_rec_msg_get(t, u->id, j->mb->id, uid, &rec);
-		if (r == MD_NOTFOUND) {
-			r = MD_OK;
+		if (!j->items[i].gone)
 			continue;
-		}
+		r = md_rec_msg_get(t, u->id, j->mb->id, j->items[i].uid, &rec);
+		if (r == MD_NOTFOUND)
+			continue; /* expunged meanwhile: reported by that one */
 		if (r != MD_OK)
-			break;
-		if ((j->flags & MD_EXPUNGE_DELETED_ONLY || j->uids == NULL) &&
-		    !(rec.letters & MD_LETTER('T')))
-			continue;
-		if ((r = md_expunge_one(t, u, j->mb->id, dir, &mb, &urec, &rec, modseq,
-					j->unlinked != NULL && j->unlinked[i],
-					&kept)) != MD_OK)
-			break;
-		if (kept) {
-			j->n_kept++;
-			continue;
-		}
-		in_new = in_new || rec.in_new;
-		in_cur = in_cur || !rec.in_new;
-		if (md_u32_push(&j->out, &j->n_out, &j->cap_out, uid) < 0) {
-			r = MD_TEMPFAIL;
-			break;
-		}
+			return r;
+		if ((r = md_rec_msg_del(t, u->id, j->mb->id, &rec, modseq)) != MD_OK)
+			return r;
+		md_rec_count(&mb, &rec, -1);
+		md_rec_quota(&urec, &rec, -1);
+		if (md_u32_push(&j->out, &j->n_out, &j->cap_out, rec.uid) < 0)
+			return MD_TEMPFAIL;
 	}
-	free(cand);
-	if (r != MD_OK)
-		return r;
 	if (j->n_out == 0)
 		return MD_OK;
-	/* the unlinks are durable before the commit records the expunge */
-	if ((r = md_msgs_dirsync(u, dir, in_cur, in_new)) != MD_OK)
-		return r;
 	mb.highestmodseq = modseq;
 	md_txn_touch(t, u->id, j->mb->id);
 	if ((r = md_rec_mbox_put(t, u->id, &mb)) != MD_OK)
@@ -762,52 +910,129 @@ static enum md_result md_expunge_job_run(struct md_txn *t, void *arg)
 	return md_rec_user_put(t, u->address, &urec);
 }
 
-/* An expunge of given messages, unconditionally (POP3 QUIT): remove their
- * files here, on the calling thread, before the write job, which then only
- * drops the records.  The unlinks of many mailboxes then run side by side
- * on the callers' threads instead of one after another on the writer
- * thread, and LMDB's write lock is not held across them (DESIGN.md: file
- * work comes before the index's transaction).  A file that is not under
- * its recorded name (renamed meanwhile) is left to the job, which finds it
- * under the lock.  unlinked_r[i]: uids[i]'s file was removed here.  The
- * Maildir is the truth: a crash between the unlinks and the commit leaves
- * records without files, which the next sync removes as expunged. */
-static void md_expunge_unlink_first(struct md_mailbox *mb, const uint32_t *uids,
-				    size_t n, bool *unlinked_r)
+/* The messages an expunge may remove, as the index has them now: uids (or
+ * every \Deleted one when NULL), only \Deleted ones when deleted_only. */
+static enum md_result md_expunge_collect(struct md_mailbox *mb, const uint32_t *uids,
+					 size_t n, bool deleted_only, char *dir,
+					 struct md_msg_rec **recs_r, size_t *n_r)
 {
+	struct md_user *u = mb->user;
 	struct md_mbox_rec mrec;
+	struct md_msg_rec *recs = NULL;
+	size_t nr = 0, cap = 0;
+	struct md_cursor *cur = NULL;
 	struct md_txn *t;
-	char dir[PATH_MAX], **paths = calloc(n, sizeof(*paths));
+	unsigned char key[8];
+	struct md_val k, v;
+	enum md_result r = md_read_begin(u->store, &t);
+	int rc = 0;
 
-	if (paths == NULL || md_read_begin(mb->user->store, &t) != MD_OK) {
-		free(paths);
-		return;
+	*recs_r = NULL;
+	*n_r = 0;
+	if (r != MD_OK)
+		return r;
+	if ((r = md_mbox_dir(u, t, mb->id, &mrec, dir, PATH_MAX)) != MD_OK)
+		goto out;
+	if (uids == NULL && md_cursor_open(t, MD_DB_MSG, key,
+					   md_key_mbox(key, u->id, mb->id), &cur) < 0) {
+		r = MD_TEMPFAIL;
+		goto out;
 	}
-	if (md_mbox_dir(mb->user, t, mb->id, &mrec, dir, sizeof(dir)) == MD_OK) {
-		for (size_t i = 0; i < n; i++) {
-			struct md_msg_rec rec;
-			char path[PATH_MAX];
+	for (size_t i = 0;; i++) {
+		struct md_msg_rec rec;
 
-			if (md_rec_msg_get(t, mb->user->id, mb->id, uids[i], &rec) == MD_OK &&
-			    md_msg_path(dir, &rec, path, sizeof(path)) == 0)
-				paths[i] = strdup(path); /* NULL: the job does it */
+		if (uids != NULL) {
+			if (i == n)
+				break;
+			r = md_rec_msg_get(t, u->id, mb->id, uids[i], &rec);
+			if (r == MD_NOTFOUND)
+				continue;
+			if (r != MD_OK)
+				goto out;
+		} else {
+			rc = i == 0 ? md_cursor_seek(cur, key, 8, &k, &v) :
+				      md_cursor_next(cur, &k, &v);
+			if (rc != 0)
+				break;
+			if (md_rec_msg_decode(&k, &v, &rec) != MD_OK)
+				continue;
+		}
+		if (deleted_only && !(rec.letters & MD_LETTER('T')))
+			continue;
+		if (nr == cap) {
+			size_t ncap = cap == 0 ? 16 : cap * 2;
+			struct md_msg_rec *nrecs = realloc(recs, ncap * sizeof(*recs));
+
+			if (nrecs == NULL) {
+				r = MD_TEMPFAIL;
+				goto out;
+			}
+			recs = nrecs;
+			cap = ncap;
+		}
+		recs[nr++] = rec;
+	}
+	r = rc < 0 ? MD_TEMPFAIL : MD_OK;
+out:
+	md_cursor_close(cur);
+	md_read_end(t);
+	if (r != MD_OK) {
+		free(recs);
+		return r;
+	}
+	*recs_r = recs;
+	*n_r = nr;
+	return MD_OK;
+}
+
+/* Remove the candidates' files and make that durable; j->items says which
+ * are gone, *kept_r counts those whose unlink failed (they stay, logged). */
+static enum md_result md_expunge_files(struct md_mailbox *mb, const char *dir,
+				       struct md_msg_rec *recs, size_t n,
+				       bool deleted_only, struct md_expunge_job *j,
+				       size_t *kept_r)
+{
+	struct md_user *u = mb->user;
+	bool in_cur = false, in_new = false;
+
+	*kept_r = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct md_expunge_item *it = &j->items[j->n];
+
+		it->uid = recs[i].uid;
+		switch (md_msg_unlink(dir, &recs[i], deleted_only ? MD_LETTER('T') : 0)) {
+		case MD_UNLINK_DONE:
+			in_new = in_new || recs[i].in_new;
+			in_cur = in_cur || !recs[i].in_new;
+			/* fall through */
+		case MD_UNLINK_GONE:
+			it->gone = true;
+			j->n++;
+			break;
+		case MD_UNLINK_KEPT:
+			break; /* \Deleted removed meanwhile */
+		case MD_UNLINK_FAILED:
+			log_warn("store: user=%s uid=%u unlink %s/%s/%s: %s, not expunged",
+				 u->address, recs[i].uid, dir, recs[i].in_new ? "new" : "cur",
+				 recs[i].fname, strerror(errno));
+			md_user_seterr(u, "unlink %s: %s", recs[i].fname, strerror(errno));
+			(*kept_r)++;
+			break;
 		}
 	}
-	md_read_end(t);
-	for (size_t i = 0; i < n; i++) {
-		unlinked_r[i] = paths[i] != NULL && unlink(paths[i]) == 0;
-		free(paths[i]);
-	}
-	free(paths);
+	/* the unlinks are durable before the commit records the expunge */
+	return in_cur || in_new ? md_msgs_dirsync(u, dir, in_cur, in_new) : MD_OK;
 }
 
 enum md_result md_msg_expunge(struct md_mailbox *mb, const uint32_t *uids,
 			      size_t n, unsigned flags, uint32_t **expunged_r,
 			      size_t *n_expunged_r)
 {
-	struct md_expunge_job job = { .mb = mb, .uids = uids, .n = n,
-				      .flags = flags };
-	bool *unlinked = NULL;
+	struct md_expunge_job job = { .mb = mb };
+	bool deleted_only = uids == NULL || (flags & MD_EXPUNGE_DELETED_ONLY);
+	struct md_msg_rec *recs = NULL;
+	char dir[PATH_MAX];
+	size_t nr = 0, kept = 0;
 	enum md_result r;
 
 	mb->expunge_kept = 0;
@@ -817,14 +1042,22 @@ enum md_result md_msg_expunge(struct md_mailbox *mb, const uint32_t *uids,
 		*n_expunged_r = 0;
 	if (uids == NULL && (r = md_mailbox_sync(mb, NULL)) != MD_OK)
 		return r;
-	if (uids != NULL && !(flags & MD_EXPUNGE_DELETED_ONLY) && n > 0 &&
-	    (unlinked = calloc(n, sizeof(*unlinked))) != NULL) {
-		md_expunge_unlink_first(mb, uids, n, unlinked);
-		job.unlinked = unlinked;
+	if ((r = md_expunge_collect(mb, uids, n, deleted_only, dir, &recs, &nr)) != MD_OK)
+		return r;
+	if (nr == 0) {
+		free(recs);
+		return MD_OK;
 	}
-	r = md_write(mb->user->store, md_expunge_job_run, &job);
-	free(unlinked);
-	mb->expunge_kept = r == MD_OK ? job.n_kept : 0;
+	if ((job.items = calloc(nr, sizeof(*job.items))) == NULL) {
+		free(recs);
+		return MD_TEMPFAIL;
+	}
+	r = md_expunge_files(mb, dir, recs, nr, deleted_only, &job, &kept);
+	free(recs);
+	if (r == MD_OK && job.n > 0)
+		r = md_write(mb->user->store, md_expunge_job_run, &job);
+	free(job.items);
+	mb->expunge_kept = r == MD_OK ? kept : 0;
 	if (r != MD_OK) {
 		free(job.out);
 		return r;

@@ -187,8 +187,14 @@ enum md_result md_write(struct md_store *store, md_job_fn *fn, void *arg);
  * returns when all are done. */
 void md_write_n(struct md_store *store, md_job_fn *fn, void **args,
 		enum md_result *results, size_t n);
-/* Ask the change hook to be called for this mailbox after the commit. */
+/* Ask the change hook to be called for this mailbox after the commit
+ * (for more mailboxes than one commit lists, once with 0, 0: all). */
 void md_txn_touch(struct md_txn *txn, uint32_t user_id, uint32_t mailbox_id);
+/* Whether the calling thread holds the index's write transaction (runs a
+ * job).  No rename, unlink, link, mkdir, directory listing or fsync may
+ * run then: LMDB's one write lock is shared with every process on the
+ * data directory (DESIGN.md).  Tests check it from wrapped calls. */
+bool md_index_in_write_txn(void);
 struct md_store *md_txn_store(struct md_txn *txn);
 
 /* get: 0 found, 1 not found, -1 error.  The value points into the map and
@@ -534,6 +540,20 @@ enum md_result md_sync_meta(const void *data, size_t len, struct buf *packed,
 /* md_msgs.c: find the file of a message whose recorded name is gone, by
  * listing dir's new/ and cur/; fills rec->fname/in_new.  1 when gone. */
 int md_msg_locate(const char *dir, struct md_msg_rec *rec);
+/* md_msgs.c: remove the file of message rec of mailbox directory dir, on
+ * the calling thread (never inside a job).  A file renamed meanwhile (a
+ * flag change) is found by its base name, rec then naming it; when
+ * need_letters is not 0 the file is removed only if its name still
+ * carries them (an expunge of \Deleted messages: a concurrent -\Deleted
+ * wins).  errno set for MD_UNLINK_FAILED. */
+enum md_unlink_result {
+	MD_UNLINK_DONE,   /* removed */
+	MD_UNLINK_GONE,   /* not there: removed by someone else */
+	MD_UNLINK_KEPT,   /* there, but without need_letters: left */
+	MD_UNLINK_FAILED, /* unlink failed (EIO, EACCES ...): left */
+};
+enum md_unlink_result md_msg_unlink(const char *dir, struct md_msg_rec *rec,
+				    uint32_t need_letters);
 /* md_mailbox.c: the directory of mailbox id (from its record). */
 enum md_result md_mbox_dir(struct md_user *user, struct md_txn *t, uint32_t id,
 			   struct md_mbox_rec *rec_r, char *dir, size_t dirlen);

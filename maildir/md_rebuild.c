@@ -114,7 +114,14 @@ static enum md_result md_folders_job_run(struct md_txn *t, void *arg)
 
 	for (size_t i = 0; i < j->n_add; i++) {
 		struct md_mbox_rec rec;
+		char dir[PATH_MAX];
+		struct stat st;
 
+		/* deleted since it was listed (DELETE moves it aside before
+		 * its job): not brought back as an empty mailbox */
+		if (md_mailbox_dir(u->root, j->add[i], dir, sizeof(dir)) < 0 ||
+		    stat(dir, &st) < 0)
+			continue;
 		memset(&rec, 0, sizeof(rec));
 		str_copy(rec.name, j->add[i], sizeof(rec.name));
 		r = md_rec_mbox_create(t, u->address, u->id, &rec);

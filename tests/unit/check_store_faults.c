@@ -141,6 +141,97 @@ START_TEST(test_store_group_commit)
 }
 END_TEST
 
+/* Issue 13: one group commit that changes more mailboxes than the writer
+ * lists one by one (64) still wakes every one: here one delivery to
+ * WAKE_USERS users is one commit touching WAKE_USERS INBOXes.  The change
+ * hook must name each of them, or say "every mailbox" (0, 0); before, the
+ * mailboxes past the 64th were dropped and their IDLE sessions slept. */
+#define WAKE_USERS 80
+
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t wake_seen[4 * WAKE_USERS][2];
+static size_t n_wake_seen;
+static bool wake_all_seen;
+
+static void wake_hook(void *ctx, uint32_t user_id, uint32_t mailbox_id)
+{
+	(void)ctx;
+	pthread_mutex_lock(&wake_lock);
+	if (user_id == 0 && mailbox_id == 0)
+		wake_all_seen = true;
+	else if (n_wake_seen < sizeof(wake_seen) / sizeof(wake_seen[0])) {
+		wake_seen[n_wake_seen][0] = user_id;
+		wake_seen[n_wake_seen][1] = mailbox_id;
+		n_wake_seen++;
+	}
+	pthread_mutex_unlock(&wake_lock);
+}
+
+static bool wake_covers(uint32_t user_id, uint32_t mailbox_id)
+{
+	bool hit;
+
+	pthread_mutex_lock(&wake_lock);
+	hit = wake_all_seen;
+	for (size_t i = 0; i < n_wake_seen && !hit; i++)
+		hit = wake_seen[i][0] == user_id && wake_seen[i][1] == mailbox_id;
+	pthread_mutex_unlock(&wake_lock);
+	return hit;
+}
+
+START_TEST(test_store_wake_many_mailboxes)
+{
+	struct md_store *s = open_store();
+	static char addrs[WAKE_USERS][64];
+	static struct md_target t[WAKE_USERS];
+	uint32_t ids[WAKE_USERS][2];
+	struct md_store_stats before, after;
+	struct md_delivery *d;
+	const char *text = "Subject: to everyone\r\n\r\nwake up\r\n";
+
+	for (int i = 0; i < WAKE_USERS; i++) {
+		struct md_user *u;
+		struct md_mailbox *mb;
+
+		snprintf(addrs[i], sizeof(addrs[i]), "user%02d@example.test", i);
+		ck_assert_int_eq(md_user_open(s, addrs[i], MD_USER_CREATE, &u), MD_OK);
+		ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, NULL), MD_OK);
+		md_mailbox_ids(mb, &ids[i][0], &ids[i][1]);
+		md_mailbox_close(mb);
+		md_user_close(u);
+		t[i] = (struct md_target){ .address = addrs[i] };
+	}
+	/* directories older than the store's dirty window, and scanned once
+	 * more: the delivery then makes no sync job, only its own */
+	usleep((MD_MTIME_DIRTY_NS / 1000) + 100 * 1000);
+	for (int i = 0; i < WAKE_USERS; i++) {
+		struct md_user *u;
+		struct md_status st;
+
+		ck_assert_int_eq(md_user_open(s, addrs[i], 0, &u), MD_OK);
+		ck_assert_int_eq(md_mailbox_status(u, "INBOX", &st), MD_OK);
+		md_user_close(u);
+	}
+	md_store_get_stats(s, &before);
+	md_store_set_change_hook(s, wake_hook, NULL);
+	ck_assert_int_eq(md_delivery_open(s, 0, 0, &d), MD_OK);
+	md_delivery_write(d, text, strlen(text));
+	ck_assert_int_eq(md_delivery_commit(d, t, WAKE_USERS), MD_OK);
+	md_delivery_free(d);
+	md_store_set_change_hook(s, NULL, NULL);
+	md_store_get_stats(s, &after);
+	/* the jobs were queued together: one commit carried them all */
+	ck_assert_uint_eq(after.commits - before.commits, 1);
+	for (int i = 0; i < WAKE_USERS; i++) {
+		ck_assert_int_eq(t[i].result, MD_OK);
+		ck_assert_msg(wake_covers(ids[i][0], ids[i][1]),
+			      "INBOX of %s (%u/%u) changed but was never reported",
+			      addrs[i], ids[i][0], ids[i][1]);
+	}
+	md_store_close(s);
+}
+END_TEST
+
 #define PROC_MSGS 25
 
 static void child_deliver_loop(int who)
@@ -684,6 +775,7 @@ static Suite *store_faults_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_store_group_commit);
+	tcase_add_test(tc, test_store_wake_many_mailboxes);
 	tcase_add_test(tc, test_store_file_truncated_while_read);
 	tcase_add_test(tc, test_store_two_processes);
 	tcase_add_test(tc, test_store_crash_kill);
