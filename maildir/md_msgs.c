@@ -1,22 +1,22 @@
 /* Messages of an open mailbox: reads (records, metadata, the file), STORE,
- * EXPUNGE, COPY and MOVE.
+ * EXPUNGE (COPY and MOVE: md_copy.c).
  *
- * Writes that touch files (renames for flags, unlinks for expunges) run
- * inside the write job, under LMDB's write lock, so two processes never
- * rename the same file from the same old name.  One exception: an
- * unconditional expunge of given UIDs (POP3 QUIT) unlinks the files under
- * their recorded names first, outside the lock (md_expunge_unlink_first()),
- * and the job removes only what that left.  A file is renamed or
- * removed before its index record changes: after a crash the name on disk
- * wins at the next sync, which is the rule (the Maildir is the truth).
- * The directories of those renames and unlinks are fsynced (shared,
- * md_dirsync.c) before the job returns, hence before the index commit
- * (md_msgs_dirsync()): an expunge or a flag change the index records is
- * on disk, so a power cut cannot bring an expunged message back.  An
- * unlink that fails (not ENOENT) keeps the message and its record, logged
- * (md_msg_expunge_kept()).
- * COPY links files into the destination (and fsyncs it) before its job, as
- * a delivery does, so a copy is durable when the call returns.
+ * Writes that touch files (renames for flags, unlinks for expunges) run on
+ * the calling thread, never inside a write job: LMDB's one write lock is
+ * shared with every process on the data directory (DESIGN.md), and one
+ * slow disk operation must not stall every writer.  Each reads the
+ * records in a read transaction, changes the files, fsyncs their
+ * directories (shared, md_dirsync.c: md_msgs_dirsync()), and then one job
+ * records what was done, re-reading each record under the lock because
+ * another session or process may have changed it in between:
+ *   - a file is renamed or removed before its index record changes, and
+ *     the rename or unlink is durable before the commit: after a crash the
+ *     name on disk wins at the next sync (the Maildir is the truth), and a
+ *     power cut cannot bring an expunged message back;
+ *   - a file not under its recorded name (renamed meanwhile by a flag
+ *     change) is found by its base name (md_msg_locate());
+ *   - an unlink that fails (not ENOENT) keeps the message and its record,
+ *     logged (md_msg_expunge_kept()).
  */
 #include "md_private.h"
 #include "md_keywords.h"

@@ -424,8 +424,8 @@ struct md_dsync {
  * the same time.  0, or -1 with errno. */
 int md_fsync_dir_shared(struct md_store *store, const char *dir);
 /* fsync dir's cur/ and/or new/ (shared) after renames or unlinks there,
- * before the commit that records them; logs, MD_TEMPFAIL on failure
- * (md_msgs.c) */
+ * before the job that records them (never inside it); logs, MD_TEMPFAIL
+ * on failure (md_msgs.c) */
 enum md_result md_msgs_dirsync(struct md_user *u, const char *dir, bool cur,
 			       bool new);
 void md_dirsync_init(struct md_store *store);
@@ -564,6 +564,17 @@ void md_emailid_of(const char *fname, char *id_r);
  * keeps the EMAILID of the original, src_fname.  -1 (base unchanged)
  * when the name would leave no room for the flags. */
 int md_emailid_name(const char *src_fname, char *base, size_t baselen);
+/* md_mailbox.c: name normalised into out (MD_MAILBOX_NAME_MAX + 1);
+ * the user's error set when invalid */
+enum md_result md_mailbox_name_arg(struct md_user *u, const char *name, char *out);
+/* md_mailbox.c: ROOT/subscriptions rewritten from the index (logged) */
+void md_mailbox_subs_mirror(struct md_user *u);
+/* md_rename.c: whether a RENAME in flight (its marker in the index)
+ * covers mailbox name (NULL: any); a marker left by a crash (older than
+ * MD_RENAME_STALE_SECS) covers nothing and, inside a job with
+ * remove_stale, is removed.  The folder sync leaves covered names alone. */
+bool md_rename_in_flight(struct md_txn *t, uint32_t user, const char *name,
+			 bool remove_stale);
 /* md_mailbox.c: status from a record */
 void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st);
 

@@ -696,8 +696,10 @@ struct md_flags_result {
 	uint64_t modseq;       /* new mod-sequence (old one if nothing changed) */
 };
 
-/* STORE: change flags and keywords of n messages in one transaction; the
- * changed messages get one new mod-sequence.  unchangedsince > 0 applies
+/* STORE: change flags and keywords of n messages: the files are renamed,
+ * then one transaction records them, and the changed messages get one new
+ * mod-sequence (a message whose record another session changed meanwhile
+ * is done again in a later one, with a later mod-sequence).  unchangedsince > 0 applies
  * RFC 7162 UNCHANGEDSINCE per message (MD_MODIFIED).  Keywords are created
  * as needed (MD_LIMIT beyond MD_KEYWORDS_MAX, MD_BADNAME for a non-atom).
  * results_r holds n entries (caller's memory).  The call returns MD_OK

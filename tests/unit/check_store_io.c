@@ -340,10 +340,27 @@ int __wrap_link(const char *from, const char *to)
 	return fault_fire(F_LINK) ? -1 : __real_link(from, to);
 }
 
+/* called (on the renaming thread) after a rename to a path containing
+ * rename_hook_at succeeded */
+static void (*rename_hook)(void);
+static const char *rename_hook_at;
+
 int __wrap_rename(const char *from, const char *to)
 {
+	int rc;
+
 	txn_file_check("rename", to);
-	return fault_fire(F_RENAME) ? -1 : __real_rename(from, to);
+	if (fault_fire(F_RENAME))
+		return -1;
+	rc = __real_rename(from, to);
+	if (rc == 0 && rename_hook != NULL && rename_hook_at != NULL &&
+	    strstr(to, rename_hook_at) != NULL) {
+		void (*hook)(void) = rename_hook;
+
+		rename_hook = NULL; /* once */
+		hook();
+	}
+	return rc;
 }
 
 static void fault_arm(enum fault_fn f, int n, int err)
@@ -901,7 +918,8 @@ START_TEST(test_store_no_file_work_in_txn)
 	ck_assert_int_eq(md_msg_expunge(mb, &five, 1, 0, &ex, &n), MD_OK);
 	ck_assert_uint_eq(n, 1);
 	free(ex);
-	ck_assert_int_eq(md_mailbox_delete(u, "Work"), MD_OK);
+	ck_assert_int_eq(md_mailbox_rename(u, "Work", "Done"), MD_OK);
+	ck_assert_int_eq(md_mailbox_delete(u, "Done"), MD_OK);
 	/* outside changes a sync takes in: a bare-LF file dropped in (CRLF
 	 * copy renamed over it), a flag change by another program, a file
 	 * removed by another program */
@@ -1036,6 +1054,69 @@ START_TEST(test_store_move_undo_after_unlinks)
 }
 END_TEST
 
+/* ---- RENAME with a folder sync in between ---------------------------------- */
+
+static struct md_store *rs_store;
+
+/* Another session lists the folders right after RENAME moved the first
+ * directory: the root changed, so its folder sync runs (and must leave
+ * the names of the RENAME in flight alone). */
+static void rs_list_now(void)
+{
+	struct md_user *u;
+	struct md_mailbox_info *list = NULL;
+	size_t n = 0;
+
+	ck_assert_int_eq(md_user_open(rs_store, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_list(u, &list, &n), MD_OK);
+	free(list);
+	md_user_close(u);
+}
+
+START_TEST(test_store_rename_sync_between)
+{
+	struct md_store *s = rs_store = open_store();
+	struct md_mailbox *mb;
+	struct md_user *u = durable_open(s, 2, &mb);
+	const uint32_t uids[2] = { 1, 2 };
+	struct md_status before, after;
+	struct timespec old[2];
+	char root[PATH_MAX];
+	uint32_t dest[2];
+
+	ck_assert_int_eq(md_mailbox_create(u, "Work", 0), MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "Work/Sub", 0), MD_OK);
+	ck_assert_int_eq(md_msg_copy(mb, uids, 2, "Work", false, 0, 0, NULL, dest), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "Work", &before), MD_OK);
+	/* the root looks settled, so only a change makes a sync list it */
+	clock_gettime(CLOCK_REALTIME, &old[0]);
+	old[0].tv_sec -= 60;
+	old[1] = old[0];
+	user_dir(root, sizeof(root), "");
+	ck_assert_int_eq(utimensat(AT_FDCWD, root, old, 0), 0);
+	rs_list_now();
+	rename_hook_at = "/.Done";
+	rename_hook = rs_list_now;
+	ck_assert_int_eq(md_mailbox_rename(u, "Work", "Done"), MD_OK);
+	ck_assert_ptr_null(rename_hook); /* it ran */
+	ck_assert_int_eq(md_mailbox_status(u, "Done", &after), MD_OK);
+	ck_assert_uint_eq(after.mailbox_id, before.mailbox_id);
+	ck_assert_uint_eq(after.uidvalidity, before.uidvalidity);
+	ck_assert_uint_eq(after.messages, 2);
+	ck_assert_int_eq(md_mailbox_status(u, "Done/Sub", &after), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "Work", &after), MD_NOMAILBOX);
+	ck_assert_int_eq(md_mailbox_status(u, "Work/Sub", &after), MD_NOMAILBOX);
+	/* and a folder sync afterwards agrees with it */
+	ck_assert_int_eq(utimensat(AT_FDCWD, root, old, 0), 0);
+	rs_list_now();
+	ck_assert_int_eq(md_mailbox_status(u, "Done", &after), MD_OK);
+	ck_assert_uint_eq(after.uidvalidity, before.uidvalidity);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 /* A checked teardown: no test made a file call inside the transaction */
 static void io_teardown(void)
 {
@@ -1072,6 +1153,7 @@ static Suite *store_io_suite(void)
 	tcase_add_test(tc, test_store_no_file_work_in_txn);
 	tcase_add_test(tc, test_store_move_unlink_fails);
 	tcase_add_test(tc, test_store_move_undo_after_unlinks);
+	tcase_add_test(tc, test_store_rename_sync_between);
 	suite_add_tcase(s, tc);
 	return s;
 }
