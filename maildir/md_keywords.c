@@ -452,10 +452,10 @@ static void md_folder_unlock(int fd)
 	close(fd); /* drops the flock */
 }
 
-enum md_result md_kw_file_sync(struct md_store *store, uint32_t user, uint32_t mbox,
-			       const char *dir)
+/* fn(t, arg) in a read transaction begun with dir locked */
+static enum md_result md_folder_read_locked(struct md_store *store, const char *dir,
+					    md_job_fn *fn, void *arg)
 {
-	struct md_kwtab tab;
 	struct md_txn *t;
 	enum md_result r;
 	int lock = md_folder_lock(dir);
@@ -463,34 +463,63 @@ enum md_result md_kw_file_sync(struct md_store *store, uint32_t user, uint32_t m
 	if (lock < 0)
 		return MD_TEMPFAIL;
 	if ((r = md_read_begin(store, &t)) == MD_OK) {
-		r = md_kw_load(t, user, mbox, &tab);
+		r = fn(t, arg);
 		md_read_end(t);
 	}
-	if (r == MD_OK) {
-		if (md_dovecot_keywords_write(dir, &tab) < 0)
-			r = MD_TEMPFAIL;
-		md_kw_free(&tab);
-	}
 	md_folder_unlock(lock);
+	return r;
+}
+
+struct md_kw_file {
+	uint32_t user, mbox;
+	const char *dir;
+};
+
+static enum md_result md_kw_file_write(struct md_txn *t, void *arg)
+{
+	const struct md_kw_file *f = arg;
+	struct md_kwtab tab;
+	enum md_result r = md_kw_load(t, f->user, f->mbox, &tab);
+
+	if (r != MD_OK)
+		return r;
+	if (md_dovecot_keywords_write(f->dir, &tab) < 0)
+		r = MD_TEMPFAIL;
+	md_kw_free(&tab);
+	return r;
+}
+
+enum md_result md_kw_file_sync(struct md_store *store, uint32_t user, uint32_t mbox,
+			       const char *dir)
+{
+	struct md_kw_file f = { user, mbox, dir };
+	enum md_result r = md_folder_read_locked(store, dir, md_kw_file_write, &f);
+
 	if (r != MD_OK)
 		log_warn("store: %s/dovecot-keywords: %s", dir, md_result_name(r));
 	return r;
+}
+
+struct md_xkw_file {
+	uint32_t user, mbox;
+	const char *dir;
+	md_xkw_rec_fn *rec;
+	void *ctx;
+	size_t n;
+};
+
+static enum md_result md_xkw_file_write(struct md_txn *t, void *arg)
+{
+	const struct md_xkw_file *f = arg;
+
+	return md_xkw_update(t, f->user, f->mbox, f->dir, f->rec, f->ctx, f->n);
 }
 
 enum md_result md_xkw_update_file(struct md_store *store, uint32_t user, uint32_t mbox,
 				  const char *dir, md_xkw_rec_fn *rec, void *ctx,
 				  size_t n)
 {
-	struct md_txn *t;
-	enum md_result r;
-	int lock = md_folder_lock(dir);
+	struct md_xkw_file f = { user, mbox, dir, rec, ctx, n };
 
-	if (lock < 0)
-		return MD_TEMPFAIL;
-	if ((r = md_read_begin(store, &t)) == MD_OK) {
-		r = md_xkw_update(t, user, mbox, dir, rec, ctx, n);
-		md_read_end(t);
-	}
-	md_folder_unlock(lock);
-	return r;
+	return md_folder_read_locked(store, dir, md_xkw_file_write, &f);
 }
