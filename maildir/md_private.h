@@ -178,7 +178,10 @@ void md_read_end(struct md_txn *txn);
 /* A write job runs on the writer thread inside a nested transaction of the
  * group's transaction; a result other than MD_OK undoes its index writes.
  * A job may run more than once (the map grew, or the group failed), so it
- * must start from its inputs each time. */
+ * must start from its inputs each time.  A job only reads and writes the
+ * index: the file work it records is done (and fsynced) by the caller
+ * before md_write(), the job re-checking under the lock what a concurrent
+ * change may have made stale (md_index_in_write_txn()). */
 typedef enum md_result md_job_fn(struct md_txn *txn, void *arg);
 enum md_result md_write(struct md_store *store, md_job_fn *fn, void *arg);
 /* Never call md_write() while holding a read transaction, nor
