@@ -347,6 +347,8 @@ enum md_result md_kw_set(struct md_txn *t, uint32_t user, uint32_t mbox,
 
 /* Append x to a growing array (*cap doubles); -1 out of memory. */
 int md_u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x);
+/* qsort() order of uint32_t */
+int md_u32_cmp(const void *a, const void *b);
 /* Every UID of a mailbox, ascending; hint: its message count. */
 enum md_result md_uids_read(struct md_txn *t, uint32_t user, uint32_t mbox,
 			    size_t hint, uint32_t **uids_r, size_t *n_r);

@@ -699,7 +699,8 @@ struct md_flags_result {
 /* STORE: change flags and keywords of n messages: the files are renamed,
  * then one transaction records them, and the changed messages get one new
  * mod-sequence (a message whose record another session changed meanwhile
- * is done again in a later one, with a later mod-sequence).  unchangedsince > 0 applies
+ * is done again in a later one, with a later mod-sequence; so is each
+ * further batch of 1,024 messages).  unchangedsince > 0 applies
  * RFC 7162 UNCHANGEDSINCE per message (MD_MODIFIED).  Keywords are created
  * as needed (MD_LIMIT beyond MD_KEYWORDS_MAX, MD_BADNAME for a non-atom).
  * results_r holds n entries (caller's memory).  The call returns MD_OK
