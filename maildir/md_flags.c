@@ -1,6 +1,9 @@
 /* STORE (RFC 3501 §6.4.6, RFC 7162 UNCHANGEDSINCE): flags and keywords of
  * messages, mirrored into their Maildir file names (md_msgs.c says how
- * file work and the index's write lock go together). */
+ * file work and the index's write lock go together).  STOREs of one
+ * mailbox take turns within the process (md_store.flag_locks, striped by
+ * mailbox, never held across the index's lock by anyone else), so only
+ * a change by another process or a sync sends a message round again. */
 #include "md_private.h"
 #include "md_keywords.h"
 
@@ -363,7 +366,7 @@ static enum md_result md_store_keywords(struct md_store_job *j,
 }
 
 /* One batch (j->uids, j->n): files, then the index, in rounds */
-static enum md_result md_store_batch(struct md_store_job *j)
+static enum md_result md_store_batch_run(struct md_store_job *j)
 {
 	enum md_result r = MD_OK;
 	size_t again = j->n;
@@ -383,6 +386,20 @@ static enum md_result md_store_batch(struct md_store_job *j)
 		if (j->rename_failed)
 			return MD_TEMPFAIL;
 	}
+	return r;
+}
+
+/* ... with the other STOREs of the mailbox in this process waiting */
+static enum md_result md_store_batch(struct md_store_job *j)
+{
+	struct md_store *store = j->mb->user->store;
+	pthread_mutex_t *lock = &store->flag_locks[(j->mb->user->id * 31u + j->mb->id) %
+						   MD_FLAG_LOCKS];
+	enum md_result r;
+
+	pthread_mutex_lock(lock);
+	r = md_store_batch_run(j);
+	pthread_mutex_unlock(lock);
 	return r;
 }
 

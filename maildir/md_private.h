@@ -23,6 +23,7 @@
 					  * than this before a scan is scanned
 					  * again next time */
 #define MD_SYNC_BATCH 256                /* new files indexed per write job */
+#define MD_FLAG_LOCKS 64                 /* md_store.flag_locks stripes */
 #define MD_MARKER_FILE "postern-indexed"
 #define MD_TRASH_PREFIX "postern-deleted."
 #define MD_SPOOL_DIR ".tmp"              /* under DATA_DIR/mail; no domain starts with '.' */
@@ -44,6 +45,11 @@ struct md_store {
 	pthread_mutex_t hook_lock;
 	md_change_fn *hook;
 	void *hook_ctx;
+	/* STOREs of one mailbox take turns in this process (md_flags.c):
+	 * their renames run outside the index's lock, and two sessions
+	 * renaming the same files at once would undo each other's work
+	 * round after round.  Striped by mailbox. */
+	pthread_mutex_t flag_locks[MD_FLAG_LOCKS];
 	pthread_mutex_t dsync_lock; /* guards dsyncs, dir_syncs (md_dirsync.c) */
 	struct md_dsync *dsyncs;    /* directories being fsynced right now */
 	uint64_t dir_syncs;

@@ -232,6 +232,89 @@ START_TEST(test_store_wake_many_mailboxes)
 }
 END_TEST
 
+/* Two sessions change the flags of the same messages at once: STORE
+ * renames outside the index's write lock, so a record may change between
+ * its read and the job; the message then goes round again.  In the end
+ * every record names its file, with the letters of its flags, and a sync
+ * finds nothing to correct (no new mod-sequence). */
+#define RACE_MSGS 4
+#define RACE_ROUNDS 40
+
+struct race_arg {
+	struct md_store *s;
+	unsigned flag;
+	enum md_result r;
+	char error[256];
+};
+
+static void *race_storer(void *p)
+{
+	struct race_arg *a = p;
+	struct md_user *u;
+	struct md_mailbox *mb;
+	const uint32_t uids[RACE_MSGS] = { 1, 2, 3, 4 };
+	struct md_flags_result res[RACE_MSGS];
+
+	a->r = md_user_open(a->s, ADDR, 0, &u);
+	if (a->r != MD_OK)
+		return NULL;
+	if ((a->r = md_mailbox_open(u, "INBOX", &mb, NULL)) == MD_OK) {
+		for (int i = 0; i < RACE_ROUNDS && a->r == MD_OK; i++)
+			a->r = md_msg_store(mb, uids, RACE_MSGS,
+					    i % 2 ? MD_FLAGS_REMOVE : MD_FLAGS_ADD, a->flag,
+					    NULL, 0, 0, res);
+		md_mailbox_close(mb);
+	}
+	snprintf(a->error, sizeof(a->error), "%s", md_user_error(u));
+	md_user_close(u);
+	return NULL;
+}
+
+START_TEST(test_store_flags_race)
+{
+	struct md_store *s = open_store();
+	struct race_arg args[2] = { { .s = s, .flag = MD_FLAG_SEEN },
+				    { .s = s, .flag = MD_FLAG_FLAGGED } };
+	pthread_t th[2];
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st1, st2;
+	struct md_msg *msgs;
+	size_t n;
+
+	for (int i = 0; i < RACE_MSGS; i++)
+		ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: r\n\nr\n", 0, 0, NULL), MD_OK);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, race_storer, &args[i]);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_msg(args[i].r == MD_OK, "STORE: %s (%s)", md_result_name(args[i].r),
+			      args[i].error);
+	}
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st1), MD_OK);
+	ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_PATH, &msgs, &n), MD_OK);
+	ck_assert_uint_eq(n, RACE_MSGS);
+	for (size_t i = 0; i < n; i++) {
+		const char *info = strstr(msgs[i].path, ":2,");
+
+		ck_assert_int_eq(access(msgs[i].path, F_OK), 0);
+		/* both ended on a REMOVE: no flag left */
+		ck_assert_uint_eq(msgs[i].flags & (MD_FLAG_SEEN | MD_FLAG_FLAGGED), 0);
+		ck_assert(info == NULL || (strchr(info, 'S') == NULL && strchr(info, 'F') == NULL));
+	}
+	md_msg_list_free(msgs, n);
+	/* a full scan agrees with the index: nothing to apply */
+	usleep((MD_MTIME_DIRTY_NS / 1000) + 100 * 1000);
+	ck_assert_int_eq(md_mailbox_sync(mb, &st2), MD_OK);
+	ck_assert_uint_eq(st2.highestmodseq, st1.highestmodseq);
+	ck_assert_uint_eq(st2.messages, RACE_MSGS);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 #define PROC_MSGS 25
 
 static void child_deliver_loop(int who)
@@ -776,6 +859,7 @@ static Suite *store_faults_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_store_group_commit);
 	tcase_add_test(tc, test_store_wake_many_mailboxes);
+	tcase_add_test(tc, test_store_flags_race);
 	tcase_add_test(tc, test_store_file_truncated_while_read);
 	tcase_add_test(tc, test_store_two_processes);
 	tcase_add_test(tc, test_store_crash_kill);
