@@ -148,7 +148,8 @@ struct md_msg_rec {
 /* ---- key/value layer (md_index.c) ------------------------------------ */
 
 enum md_db {
-	MD_DB_META,      /* "next_user", "last_uidvalidity" -> u32 */
+	MD_DB_META,      /* "next_user", "last_uidvalidity" -> u32;
+			  * "renaming" + user (md_rename.c) */
 	MD_DB_USERS,     /* address -> user record */
 	MD_DB_MBOXNAME,  /* user + IMAP name -> mailbox id */
 	MD_DB_MBOX,      /* user + mailbox id -> mailbox record */
