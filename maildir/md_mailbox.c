@@ -221,9 +221,18 @@ static enum md_result md_create_job_run(struct md_txn *t, void *arg)
 	enum md_result r = md_rec_mbox_id(t, j->user->id, j->name, &id);
 
 	if (r == MD_OK) {
-		/* a folder sync indexed the directory this call made */
+		/* a folder sync indexed the directory this call made: it is
+		 * ours, with the special use asked for */
 		j->id_out = id;
-		return j->made ? MD_OK : MD_EXISTS;
+		if (!j->made)
+			return MD_EXISTS;
+		if ((j->special & MD_SPECIAL_ALL) == 0)
+			return MD_OK;
+		if ((r = md_rec_mbox_get(t, j->user->id, id, &rec)) != MD_OK)
+			return r;
+		rec.special = j->special & MD_SPECIAL_ALL;
+		md_txn_touch(t, j->user->id, id);
+		return md_rec_mbox_put(t, j->user->id, &rec);
 	}
 	if (r != MD_NOTFOUND)
 		return r;

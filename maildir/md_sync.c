@@ -26,8 +26,9 @@
  *
  * Durability as for deliveries (md_deliver.c): the directory of a file
  * found is fsynced after the listing (and after the rename of a CRLF copy
- * over it) and before the job that indexes it.  A file that could not be read now (I/O error) leaves its
- * directory's stored mtime at 0, so the next access looks again.
+ * over it) and before the job that indexes it.  A file that could not be
+ * read now (I/O error) leaves its directory's stored mtime at 0, so the
+ * next access looks again.
  *
  * The first sync of a mailbox flagged MD_MBOX_IMPORT takes UIDs, POP3
  * UIDLs and keywords from Dovecot's files (md_dovecot.c); one flagged

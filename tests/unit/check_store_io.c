@@ -231,10 +231,27 @@ int __wrap_mkdir(const char *path, mode_t mode);
 DIR *__real_opendir(const char *path);
 DIR *__wrap_opendir(const char *path);
 
+/* called (on the calling thread, once) after a mkdir of a path ending in
+ * mkdir_hook_at succeeded */
+static void (*mkdir_hook)(void);
+static const char *mkdir_hook_at;
+
 int __wrap_mkdir(const char *path, mode_t mode)
 {
+	size_t plen = strlen(path), alen;
+	int rc;
+
 	txn_file_check("mkdir", path);
-	return __real_mkdir(path, mode);
+	rc = __real_mkdir(path, mode);
+	if (rc == 0 && mkdir_hook != NULL && mkdir_hook_at != NULL &&
+	    plen >= (alen = strlen(mkdir_hook_at)) &&
+	    strcmp(path + plen - alen, mkdir_hook_at) == 0) {
+		void (*hook)(void) = mkdir_hook;
+
+		mkdir_hook = NULL;
+		hook();
+	}
+	return rc;
 }
 
 DIR *__wrap_opendir(const char *path)
@@ -1117,6 +1134,47 @@ START_TEST(test_store_rename_sync_between)
 }
 END_TEST
 
+/* CREATE makes the Maildir before its job: another session's folder sync
+ * that runs in between indexes the new folder first.  The CREATE is still
+ * done (not "already exists"), with the special use it asked for. */
+START_TEST(test_store_create_sync_between)
+{
+	struct md_store *s = rs_store = open_store();
+	struct md_mailbox *mb;
+	struct md_user *u = durable_open(s, 1, &mb);
+	struct md_mailbox_info *list = NULL;
+	struct timespec old[2];
+	char root[PATH_MAX];
+	size_t n = 0;
+	bool found = false;
+
+	clock_gettime(CLOCK_REALTIME, &old[0]);
+	old[0].tv_sec -= 60;
+	old[1] = old[0];
+	user_dir(root, sizeof(root), "");
+	ck_assert_int_eq(utimensat(AT_FDCWD, root, old, 0), 0);
+	rs_list_now();
+	mkdir_hook_at = "/.Work/tmp";
+	mkdir_hook = rs_list_now;
+	ck_assert_int_eq(md_mailbox_create(u, "Work", MD_SPECIAL_ARCHIVE), MD_OK);
+	ck_assert_ptr_null(mkdir_hook); /* it ran */
+	ck_assert_int_eq(md_mailbox_list(u, &list, &n), MD_OK);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(list[i].name, "Work") != 0)
+			continue;
+		found = true;
+		ck_assert(list[i].exists);
+		ck_assert_uint_eq(list[i].special_use, MD_SPECIAL_ARCHIVE);
+	}
+	free(list);
+	ck_assert(found);
+	ck_assert_int_eq(md_mailbox_create(u, "Work", 0), MD_EXISTS);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 /* A checked teardown: no test made a file call inside the transaction */
 static void io_teardown(void)
 {
@@ -1154,6 +1212,7 @@ static Suite *store_io_suite(void)
 	tcase_add_test(tc, test_store_move_unlink_fails);
 	tcase_add_test(tc, test_store_move_undo_after_unlinks);
 	tcase_add_test(tc, test_store_rename_sync_between);
+	tcase_add_test(tc, test_store_create_sync_between);
 	suite_add_tcase(s, tc);
 	return s;
 }
