@@ -791,6 +791,14 @@ static bool durable_has(struct md_mailbox *mb, uint32_t uid, bool file)
 	return there;
 }
 
+/* closes what durable_open() opened, and the store */
+static void durable_close(struct md_store *s, struct md_user *u, struct md_mailbox *mb)
+{
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+
 /* (a) the directory fsync of an expunge (POP3's by UID, IMAP's of \Deleted)
  * and of a STORE's renames comes before the index commit recording it */
 START_TEST(test_store_expunge_dirsync_first)
@@ -823,9 +831,7 @@ START_TEST(test_store_expunge_dirsync_first)
 	free(ex);
 	ck_assert_int_gt(__atomic_load_n(&dir_fsyncs_at_commit, __ATOMIC_SEQ_CST), base);
 	ck_assert(durable_has(mb, 3, true));
-	md_mailbox_close(mb);
-	md_user_close(u);
-	md_store_close(s);
+	durable_close(s, u, mb);
 }
 END_TEST
 
@@ -890,9 +896,7 @@ START_TEST(test_store_expunge_dirsync_error)
 	ck_assert_ptr_null(ex);
 	ck_assert(durable_has(mb, 1, false)); /* still listed */
 	ck_assert(durable_has(mb, 2, true));
-	md_mailbox_close(mb);
-	md_user_close(u);
-	md_store_close(s);
+	durable_close(s, u, mb);
 }
 END_TEST
 
@@ -955,9 +959,7 @@ START_TEST(test_store_no_file_work_in_txn)
 	ck_assert_msg(__atomic_load_n(&txn_file_calls, __ATOMIC_SEQ_CST) == 0,
 		      "%d file calls inside the write transaction, the last: %s",
 		      txn_file_calls, txn_file_last);
-	md_mailbox_close(mb);
-	md_user_close(u);
-	md_store_close(s);
+	durable_close(s, u, mb);
 }
 END_TEST
 
@@ -1017,9 +1019,7 @@ START_TEST(test_store_move_unlink_fails)
 	ck_assert_uint_eq(ar_idx, 2);
 	ck_assert_uint_eq(ar_files, 2);
 	ck_assert(durable_has(mb, 2, true));
-	md_mailbox_close(mb);
-	md_user_close(u);
-	md_store_close(s);
+	durable_close(s, u, mb);
 }
 END_TEST
 
@@ -1065,9 +1065,7 @@ START_TEST(test_store_move_undo_after_unlinks)
 	}
 	ck_assert_int_lt(n, 20);
 	ck_assert_int_ge(undone, 2); /* the keyword job's commit, the move's */
-	md_mailbox_close(mb);
-	md_user_close(u);
-	md_store_close(s);
+	durable_close(s, u, mb);
 }
 END_TEST
 
@@ -1128,9 +1126,7 @@ START_TEST(test_store_rename_sync_between)
 	rs_list_now();
 	ck_assert_int_eq(md_mailbox_status(u, "Done", &after), MD_OK);
 	ck_assert_uint_eq(after.uidvalidity, before.uidvalidity);
-	md_mailbox_close(mb);
-	md_user_close(u);
-	md_store_close(s);
+	durable_close(s, u, mb);
 }
 END_TEST
 
@@ -1169,9 +1165,7 @@ START_TEST(test_store_create_sync_between)
 	free(list);
 	ck_assert(found);
 	ck_assert_int_eq(md_mailbox_create(u, "Work", 0), MD_EXISTS);
-	md_mailbox_close(mb);
-	md_user_close(u);
-	md_store_close(s);
+	durable_close(s, u, mb);
 }
 END_TEST
 
