@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int md_changes_u32_cmp(const void *a, const void *b)
+int md_u32_cmp(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 
@@ -83,7 +83,7 @@ static size_t md_changes_unique(uint32_t *uids, size_t n)
 	size_t o = 0;
 
 	if (n > 1)
-		qsort(uids, n, sizeof(*uids), md_changes_u32_cmp);
+		qsort(uids, n, sizeof(*uids), md_u32_cmp);
 	for (size_t i = 0; i < n; i++)
 		if (o == 0 || uids[o - 1] != uids[i])
 			uids[o++] = uids[i];
@@ -172,7 +172,7 @@ int md_modseq_uids(struct md_txn *t, uint32_t user, uint32_t mbox,
 		return rc < 0 ? -1 : 1;
 	}
 	if (n > 1)
-		qsort(uids, n, sizeof(*uids), md_changes_u32_cmp);
+		qsort(uids, n, sizeof(*uids), md_u32_cmp);
 	*uids_r = uids;
 	*n_r = n;
 	return 0;

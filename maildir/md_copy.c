@@ -1,13 +1,29 @@
 /* COPY and MOVE (RFC 3501 §6.4.7, RFC 6851) between mailboxes of one user.
  *
- * Each message file is hard-linked into the destination's cur/ under a new
- * unique name carrying its flags, and then one write job gives the copies
- * their UIDs (consecutive, for COPYUID) and, for MOVE, expunges the
- * originals in the same transaction.  cur/ is fsynced before that job
- * (md_fsync_dir_shared: shared with deliveries into the same directory),
- * so the index never names a link a crash could lose.  The packed
- * metadata is copied, not computed again.  Keywords are matched by name:
- * each mailbox numbers its own.
+ * File work first, on the calling thread, then one write job that only
+ * records it (DESIGN.md: LMDB's write lock is shared with every process):
+ *
+ *   1. a job gives the destination the keywords the copies carry (index
+ *      only; dovecot-keywords follows after its commit);
+ *   2. each message file is hard-linked into the destination's cur/ under
+ *      a new unique name carrying its flags, and cur/ is fsynced
+ *      (md_fsync_dir_shared: shared with deliveries into it), so the index
+ *      never names a link a crash could lose;
+ *   3. MOVE: the originals are unlinked (found by base name when renamed
+ *      meanwhile) and their directories fsynced.  An original that cannot
+ *      be removed (EIO, EACCES) stays where it is and its copy is removed
+ *      again: the message is neither lost nor doubled;
+ *   4. one job gives the copies their UIDs (consecutive, for COPYUID) and,
+ *      for MOVE, drops the originals' records in the same transaction;
+ *   5. when that job fails, the MOVE is undone from the disk: each removed
+ *      original is linked back from its copy under the name it had, then
+ *      the copy is removed.
+ *
+ * A crash between 3 and 4 leaves the copies unindexed in cur/ (the next
+ * sync indexes them) and the originals' records without files (the next
+ * sync drops them): moved, not lost.  The packed metadata is copied, not
+ * computed again.  Keywords are matched by name: each mailbox numbers its
+ * own.
  */
 #include "md_private.h"
 #include "md_keywords.h"
@@ -29,8 +45,9 @@ struct md_copy_item {
 	void *meta;
 	size_t meta_len;
 	bool linked;
-	bool gone;               /* MOVE: the original's file was removed */
-	struct md_msg_rec now;   /* MOVE: the original's record, as removed */
+	bool gone;               /* MOVE: the original's file is gone */
+	bool unlinked;           /* ... removed by this MOVE (not before) */
+	struct md_msg_rec now;   /* MOVE: the original, under the name removed */
 };
 
 struct md_copy_job {
@@ -45,6 +62,8 @@ struct md_copy_job {
 	/* keyword phase */
 	bool kw_phase;
 	int kwmap[MD_KEYWORDS_MAX];
+	bool kw_created;      /* dovecot-keywords needs rewriting */
+	bool src_synced;      /* MOVE: the originals' unlinks are durable */
 	/* out */
 	uint32_t uidvalidity;
 };
@@ -78,8 +97,7 @@ static enum md_result md_copy_kw_run(struct md_txn *t, struct md_copy_job *j)
 		else if (i < 26)
 			j->kwmap[i] = (int)i; /* a letter without a name: keep it */
 	}
-	if (r == MD_OK && created && md_dovecot_keywords_write(j->dst_dir, &dst) < 0)
-		log_warn("store: %s/dovecot-keywords: %s", j->dst_dir, strerror(errno));
+	j->kw_created = r == MD_OK && created;
 	md_kw_free(&src);
 	md_kw_free(&dst);
 	return r;
@@ -93,9 +111,10 @@ static const struct md_msg_rec *md_copy_xkw_rec(void *ctx, size_t i)
 }
 
 /* The copies' keywords beyond the letters go to the destination's
- * postern-keywords (md_keywords.c); a moved message's entry in the source
- * goes stale and is dropped at its next rewrite. */
-static enum md_result md_copy_xkw(struct md_txn *t, struct md_copy_job *j)
+ * postern-keywords (md_keywords.c), after the commit, outside the lock; a
+ * moved message's entry in the source goes stale and is dropped at its
+ * next rewrite. */
+static void md_copy_xkw(struct md_copy_job *j)
 {
 	enum md_result r;
 	bool any = false;
@@ -103,46 +122,34 @@ static enum md_result md_copy_xkw(struct md_txn *t, struct md_copy_job *j)
 	for (size_t i = 0; i < j->n && !any; i++)
 		any = j->items[i].linked && md_xkw_any(j->items[i].dst.kw);
 	if (!any)
-		return MD_OK;
-	r = md_xkw_update(t, j->user->id, j->dst_mbox, j->dst_dir, md_copy_xkw_rec,
-			  j, j->n);
+		return;
+	r = md_xkw_update_file(j->user->store, j->user->id, j->dst_mbox, j->dst_dir,
+			       md_copy_xkw_rec, j, j->n);
 	if (r != MD_OK)
-		md_user_seterr(j->user, "%s/%s: %s", j->dst_dir, MD_XKW_FILE,
-			       md_result_name(r));
-	return r;
+		log_warn("store: user=%s %s/%s: %s", j->user->address, j->dst_dir,
+			 MD_XKW_FILE, md_result_name(r));
 }
 
-/* Phase 2: index the copies; for MOVE remove the originals. */
-/* MOVE: remove an original's file (inside the job).  it->gone when it is
- * gone (removed here or before), with its record in it->now; an unlink
- * that fails otherwise (EIO, EACCES) keeps the original, logged. */
-static enum md_result md_copy_unlink_src(struct md_txn *t, struct md_copy_job *j,
-					 struct md_copy_item *it)
+/* MOVE, on the calling thread: remove an original's file.  it->gone when
+ * it is gone (removed here, or by someone else before), it->now naming
+ * it as it was removed; an unlink that fails otherwise (EIO, EACCES)
+ * keeps the original, logged, and the caller drops its copy. */
+static void md_copy_unlink_src(struct md_copy_job *j, struct md_copy_item *it)
 {
-	struct md_user *u = j->user;
-	char path[PATH_MAX];
-	enum md_result r = md_rec_msg_get(t, u->id, j->src_mbox, it->src.uid, &it->now);
-
-	if (r == MD_NOTFOUND)
-		return MD_OK;
-	if (r != MD_OK)
-		return r;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (md_msg_path(j->src_dir, &it->now, path, sizeof(path)) < 0)
-			return MD_CORRUPT;
-		if (unlink(path) == 0)
-			break;
-		if (errno != ENOENT) {
-			/* the original stays (a copy too) */
-			log_warn("store: user=%s uid=%u unlink %s: %s, not expunged",
-				 u->address, it->now.uid, path, strerror(errno));
-			return MD_OK;
-		}
-		if (md_msg_locate(j->src_dir, &it->now) != 0)
-			break;
+	it->now = it->src;
+	switch (md_msg_unlink(j->src_dir, &it->now, 0)) {
+	case MD_UNLINK_DONE:
+		it->unlinked = true;
+		/* fall through */
+	case MD_UNLINK_GONE:
+		it->gone = true;
+		break;
+	case MD_UNLINK_KEPT:
+	case MD_UNLINK_FAILED:
+		log_warn("store: user=%s uid=%u unlink in %s: %s, not moved",
+			 j->user->address, it->src.uid, j->src_dir, strerror(errno));
+		break;
 	}
-	it->gone = true;
-	return MD_OK;
 }
 
 static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
@@ -190,42 +197,35 @@ static enum md_result md_copy_job_run(struct md_txn *t, void *arg)
 		md_rec_count(&mb, &it->dst, 1);
 		md_rec_quota(&urec, &it->dst, 1);
 	}
-	if ((r = md_copy_xkw(t, j)) != MD_OK)
-		return r;
 	mb.highestmodseq = modseq;
 	if ((r = md_rec_mbox_put(t, u->id, &mb)) != MD_OK)
 		return r;
 	md_txn_touch(t, u->id, j->dst_mbox);
-	if (j->move) {
-		bool in_cur = false, in_new = false;
-
+	/* MOVE: the originals whose files are gone, durably (when the
+	 * fsync failed, their records stay for the next sync to settle from
+	 * the disk: failing here would undo copies whose originals are gone) */
+	if (j->move && j->src_synced) {
 		/* read again: source and destination may be one mailbox */
 		if ((r = md_rec_mbox_get(t, u->id, j->src_mbox, &mb)) != MD_OK)
 			return r == MD_NOTFOUND ? MD_NOMAILBOX : r;
 		modseq = mb.highestmodseq + 1;
 		for (size_t i = 0; i < j->n; i++) {
-			j->items[i].gone = false;
-			if (j->items[i].linked &&
-			    (r = md_copy_unlink_src(t, j, &j->items[i])) != MD_OK)
-				return r;
-			in_new = in_new || (j->items[i].gone && j->items[i].now.in_new);
-			in_cur = in_cur || (j->items[i].gone && !j->items[i].now.in_new);
-		}
-		/* the unlinks are durable before the commit records them; if
-		 * the fsync fails the copies are still indexed (their links are
-		 * durable) and the originals' records stay for the next sync to
-		 * settle from the disk: failing the job here would lose both */
-		if (md_msgs_dirsync(u, j->src_dir, in_cur, in_new) != MD_OK)
-			return md_rec_user_put(t, u->address, &urec);
-		for (size_t i = 0; i < j->n; i++) {
 			struct md_copy_item *it = &j->items[i];
+			struct md_msg_rec rec;
 
 			if (!it->gone)
 				continue;
-			if ((r = md_rec_msg_del(t, u->id, j->src_mbox, &it->now, modseq)) != MD_OK)
+			/* the record as it is now (a flag change may have
+			 * renamed the file before it was removed) */
+			r = md_rec_msg_get(t, u->id, j->src_mbox, it->src.uid, &rec);
+			if (r == MD_NOTFOUND)
+				continue; /* expunged meanwhile */
+			if (r != MD_OK)
 				return r;
-			md_rec_count(&mb, &it->now, -1);
-			md_rec_quota(&urec, &it->now, -1);
+			if ((r = md_rec_msg_del(t, u->id, j->src_mbox, &rec, modseq)) != MD_OK)
+				return r;
+			md_rec_count(&mb, &rec, -1);
+			md_rec_quota(&urec, &rec, -1);
 		}
 		mb.highestmodseq = modseq;
 		if ((r = md_rec_mbox_put(t, u->id, &mb)) != MD_OK)
@@ -289,6 +289,131 @@ out:
 	return r;
 }
 
+/* Link each message into the destination's cur/ (cur) under a new name
+ * carrying its flags and the destination's keyword numbers. */
+static enum md_result md_copy_link_all(struct md_copy_job *j, const char *cur,
+				       int64_t now)
+{
+	struct md_user *u = j->user;
+
+	for (size_t i = 0; i < j->n; i++) {
+		struct md_copy_item *it = &j->items[i];
+		char base[MD_FILENAME_MAX + 1], from[PATH_MAX], to[PATH_MAX];
+
+		if (it->src.uid == 0)
+			continue;
+		it->dst = it->src;
+		it->dst.uidl[0] = '\0'; /* a copy is a new message (POP3 too) */
+		memset(it->dst.kw, 0, sizeof(it->dst.kw));
+		for (size_t k = 0; k < MD_KEYWORDS_MAX; k++)
+			if ((it->src.kw[k / 64] & (1ULL << (k % 64))) && j->kwmap[k] >= 0)
+				it->dst.kw[j->kwmap[k] / 64] |= 1ULL << (j->kwmap[k] % 64);
+		it->dst.in_new = false;
+		it->dst.save_date = now;
+		if (md_unique_name(u->store, it->src.size, base, sizeof(base)) < 0)
+			return MD_TEMPFAIL;
+		/* the copy keeps the original's EMAILID (md_objectid.c); a
+		 * name too long for that leaves the copy an EMAILID of its own */
+		(void)md_emailid_name(it->src.fname, base, sizeof(base));
+		if (md_fname_build(base, strlen(base), it->dst.letters, it->dst.kw,
+				   it->dst.fname, sizeof(it->dst.fname)) < 0)
+			return MD_TEMPFAIL;
+		md_pathf(to, sizeof(to), "%s/%s", cur, it->dst.fname);
+		for (int attempt = 0; attempt < 2 && !it->linked; attempt++) {
+			if (md_msg_path(j->src_dir, &it->src, from, sizeof(from)) < 0)
+				break;
+			if (link(from, to) == 0) {
+				it->linked = true;
+			} else if (errno != ENOENT || md_msg_locate(j->src_dir, &it->src) != 0) {
+				if (errno != ENOENT) {
+					md_user_seterr(u, "link %s: %s", to, strerror(errno));
+					return MD_TEMPFAIL;
+				}
+				break; /* expunged meanwhile */
+			}
+		}
+	}
+	return MD_OK;
+}
+
+/* fsync a mailbox's cur/ and/or new/ after removals there; logs */
+static int md_copy_dirsync(struct md_user *u, const char *dir, bool cur, bool new)
+{
+	return cur || new ? (md_msgs_dirsync(u, dir, cur, new) == MD_OK ? 0 : -1) : 0;
+}
+
+/* MOVE, after the copies are durable: remove the originals and make that
+ * durable.  An original that stays has its copy removed again (and cur/,
+ * the destination's, fsynced once more so the copy does not come back). */
+static enum md_result md_copy_unlink_all(struct md_copy_job *j, const char *cur)
+{
+	bool in_cur = false, in_new = false, dropped = false;
+
+	for (size_t i = 0; i < j->n; i++) {
+		struct md_copy_item *it = &j->items[i];
+		char to[PATH_MAX];
+
+		if (!it->linked)
+			continue;
+		md_copy_unlink_src(j, it);
+		if (it->unlinked) {
+			in_new = in_new || it->now.in_new;
+			in_cur = in_cur || !it->now.in_new;
+		}
+		if (it->gone)
+			continue;
+		md_pathf(to, sizeof(to), "%s/%s", cur, it->dst.fname);
+		if (unlink(to) < 0 && errno != ENOENT)
+			return MD_TEMPFAIL; /* the undo tries again */
+		it->linked = false;
+		dropped = true;
+	}
+	if (dropped && md_fsync_dir_shared(j->user->store, cur) < 0)
+		return MD_TEMPFAIL;
+	j->src_synced = md_copy_dirsync(j->user, j->src_dir, in_cur, in_new) == 0;
+	return MD_OK;
+}
+
+/* The copy or move failed: remove the copies, after linking each original
+ * this MOVE removed back under the name it had (its record is still there:
+ * the job that would have dropped it failed; one expunged by someone else
+ * stays expunged).  An original that cannot be
+ * put back keeps its copy, unindexed: the next sync of the destination
+ * indexes it, so the message is never lost. */
+static void md_copy_undo(struct md_copy_job *j, const char *cur)
+{
+	bool in_cur = false, in_new = false, removed = false;
+
+	for (size_t i = 0; i < j->n; i++) {
+		struct md_copy_item *it = &j->items[i];
+		char to[PATH_MAX], back[PATH_MAX];
+
+		if (!it->linked)
+			continue;
+		md_pathf(to, sizeof(to), "%s/%s", cur, it->dst.fname);
+		if (it->unlinked) {
+			if (md_msg_path(j->src_dir, &it->now, back, sizeof(back)) < 0 ||
+			    (link(to, back) < 0 && errno != EEXIST)) {
+				log_error("store: user=%s uid=%u cannot put back %s (%s): "
+					  "left in %s for the next sync", j->user->address,
+					  it->src.uid, back, strerror(errno), to);
+				continue;
+			}
+			in_new = in_new || it->now.in_new;
+			in_cur = in_cur || !it->now.in_new;
+			it->unlinked = false;
+		}
+		it->gone = false;
+		if (unlink(to) == 0)
+			removed = true;
+		it->linked = false;
+	}
+	/* the originals are back before their copies are known to be gone */
+	(void)md_copy_dirsync(j->user, j->src_dir, in_cur, in_new);
+	if (removed)
+		(void)md_fsync_dir_shared(j->user->store, cur);
+}
+
 enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
 			   size_t n, const char *dest_mailbox, bool move,
 			   uint64_t quota_bytes, uint64_t quota_messages,
@@ -346,72 +471,30 @@ enum md_result md_msg_copy(struct md_mailbox *src, const uint32_t *uids,
 	if ((r = md_write(u->store, md_copy_job_run, &job)) != MD_OK)
 		goto out;
 	job.kw_phase = false;
+	if (job.kw_created)
+		(void)md_kw_file_sync(u->store, u->id, job.dst_mbox, dst_dir);
 
 	md_pathf(cur, sizeof(cur), "%s/cur", dst_dir);
-	for (size_t i = 0; i < n; i++) {
-		struct md_copy_item *it = &job.items[i];
-		char base[MD_FILENAME_MAX + 1], from[PATH_MAX], to[PATH_MAX];
-
-		if (it->src.uid == 0)
-			continue;
-		it->dst = it->src;
-		it->dst.uidl[0] = '\0'; /* a copy is a new message (POP3 too) */
-		memset(it->dst.kw, 0, sizeof(it->dst.kw));
-		for (size_t k = 0; k < MD_KEYWORDS_MAX; k++)
-			if ((it->src.kw[k / 64] & (1ULL << (k % 64))) && job.kwmap[k] >= 0)
-				it->dst.kw[job.kwmap[k] / 64] |= 1ULL << (job.kwmap[k] % 64);
-		it->dst.in_new = false;
-		it->dst.save_date = now;
-		if (md_unique_name(u->store, it->src.size, base, sizeof(base)) < 0) {
-			r = MD_TEMPFAIL;
-			goto undo;
-		}
-		/* the copy keeps the original's EMAILID (md_objectid.c); a
-		 * name too long for that leaves the copy an EMAILID of its own */
-		(void)md_emailid_name(it->src.fname, base, sizeof(base));
-		if (md_fname_build(base, strlen(base), it->dst.letters, it->dst.kw,
-				   it->dst.fname, sizeof(it->dst.fname)) < 0) {
-			r = MD_TEMPFAIL;
-			goto undo;
-		}
-		md_pathf(to, sizeof(to), "%s/%s", cur, it->dst.fname);
-		for (int attempt = 0; attempt < 2 && !it->linked; attempt++) {
-			if (md_msg_path(src_dir, &it->src, from, sizeof(from)) < 0)
-				break;
-			if (link(from, to) == 0) {
-				it->linked = true;
-			} else if (errno != ENOENT || md_msg_locate(src_dir, &it->src) != 0) {
-				if (errno != ENOENT) {
-					md_user_seterr(u, "link %s: %s", to, strerror(errno));
-					r = MD_TEMPFAIL;
-					goto undo;
-				}
-				break; /* expunged meanwhile */
-			}
-		}
-	}
+	if ((r = md_copy_link_all(&job, cur, now)) != MD_OK)
+		goto undo;
 	if (md_fsync_dir_shared(u->store, cur) < 0) {
 		md_user_seterr(u, "%s: %s", cur, strerror(errno));
 		r = MD_TEMPFAIL;
 		goto undo;
 	}
+	if (move && (r = md_copy_unlink_all(&job, cur)) != MD_OK)
+		goto undo;
 	r = md_write(u->store, md_copy_job_run, &job);
 	if (r != MD_OK)
 		goto undo;
+	md_copy_xkw(&job);
 	if (dest_uidvalidity_r != NULL)
 		*dest_uidvalidity_r = job.uidvalidity;
 	for (size_t i = 0; dest_uids_r != NULL && i < n; i++)
 		dest_uids_r[i] = job.items[i].linked ? job.items[i].dst.uid : 0;
 	goto out;
 undo:
-	for (size_t i = 0; i < n; i++) {
-		if (job.items[i].linked) {
-			char to[PATH_MAX];
-
-			md_pathf(to, sizeof(to), "%s/%s", cur, job.items[i].dst.fname);
-			unlink(to);
-		}
-	}
+	md_copy_undo(&job, cur);
 	if (r == MD_QUOTA)
 		md_user_seterr(u, "quota exceeded");
 out:

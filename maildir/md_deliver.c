@@ -284,6 +284,7 @@ struct md_kwjob {
 	const char *const *names;
 	size_t n;
 	uint64_t kw[MD_KW_WORDS];
+	bool created; /* dovecot-keywords needs rewriting (after the commit) */
 };
 
 static enum md_result md_kwjob_run(struct md_txn *t, void *arg)
@@ -301,8 +302,7 @@ static enum md_result md_kwjob_run(struct md_txn *t, void *arg)
 				      &idx, &created)) == MD_OK)
 			j->kw[idx / 64] |= 1ULL << (idx % 64);
 	}
-	if (r == MD_OK && created && md_dovecot_keywords_write(j->dir, &tab) < 0)
-		log_warn("store: %s/dovecot-keywords: %s", j->dir, strerror(errno));
+	j->created = r == MD_OK && created;
 	md_kw_free(&tab);
 	return r;
 }
@@ -313,12 +313,12 @@ static const struct md_msg_rec *md_deliver_xkw_rec(void *ctx, size_t i)
 	return &((struct md_dtarget *)ctx)->rec;
 }
 
-/* APPEND with keywords beyond the letters: postern-keywords (md_keywords.c) */
-static enum md_result md_deliver_xkw_run(struct md_txn *t, void *arg)
+/* APPEND with keywords beyond the letters: postern-keywords
+ * (md_keywords.c), written on the calling thread, outside the lock */
+static enum md_result md_deliver_xkw(struct md_dtarget *dt)
 {
-	struct md_dtarget *dt = arg;
-	enum md_result r = md_xkw_update(t, dt->user->id, dt->mbox, dt->dir,
-					 md_deliver_xkw_rec, dt, 1);
+	enum md_result r = md_xkw_update_file(dt->user->store, dt->user->id, dt->mbox,
+					      dt->dir, md_deliver_xkw_rec, dt, 1);
 
 	if (r != MD_OK)
 		md_user_seterr(dt->user, "%s/%s: %s", dt->dir, MD_XKW_FILE,
@@ -418,6 +418,8 @@ static enum md_result md_deliver_prepare(struct md_delivery *d,
 				return r;
 		if ((r = md_write(d->store, md_kwjob_run, &kj)) != MD_OK)
 			return r;
+		if (kj.created)
+			(void)md_kw_file_sync(d->store, dt->user->id, mb.id, dt->dir);
 		memcpy(dt->rec.kw, kj.kw, sizeof(kj.kw));
 	}
 	dt->rec.letters = md_flags_to_letters(tg->flags & MD_FLAG_ALL, 0);
@@ -439,8 +441,7 @@ static enum md_result md_deliver_prepare(struct md_delivery *d,
 		return MD_TEMPFAIL;
 	/* before the file is there, so that a sync finding it first gets
 	 * them too */
-	if (md_xkw_any(dt->rec.kw) &&
-	    (r = md_write(d->store, md_deliver_xkw_run, dt)) != MD_OK)
+	if (md_xkw_any(dt->rec.kw) && (r = md_deliver_xkw(dt)) != MD_OK)
 		return r;
 	if (link(d->spool, dt->path) < 0) {
 		if (errno != EXDEV || md_deliver_copy(d->fd, d->size, dt->dir,

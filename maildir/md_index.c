@@ -42,7 +42,8 @@
 #define MD_MAP_SIZE_LIMIT (1ULL << 40)
 #define MD_READERS_DEFAULT 512            /* threads + concurrent readers, all processes */
 #define MD_BATCH_MAX 1024                 /* jobs in one transaction */
-#define MD_TOUCHED_MAX 64                 /* mailboxes reported per commit */
+#define MD_TOUCHED_MAX 64                 /* mailboxes reported one by one per
+					   * commit; beyond: "all" (never dropped) */
 #define MD_READER_CHECK_SECS 60
 #define MD_INDEX_VERSION 1
 
@@ -88,7 +89,17 @@ struct md_txn {
 	int error; /* first LMDB error of the current job */
 	uint64_t touched[MD_TOUCHED_MAX];
 	size_t n_touched;
+	bool touched_all; /* more than MD_TOUCHED_MAX: report every mailbox */
 };
+
+/* Whether this thread is the writer inside a write transaction: file work
+ * must not happen then (DESIGN.md), and tests check that it does not. */
+static __thread bool md_writing;
+
+bool md_index_in_write_txn(void)
+{
+	return md_writing;
+}
 
 struct md_cursor {
 	struct md_txn *t;
@@ -172,6 +183,12 @@ static void md_index_touched_hook(struct md_index *idx, const struct md_txn *t)
 	pthread_mutex_unlock(&store->hook_lock);
 	if (fn == NULL)
 		return;
+	if (t->touched_all) {
+		/* the list overflowed: one wake-up for every mailbox rather
+		 * than a dropped one (store.h md_change_fn) */
+		fn(ctx, 0, 0);
+		return;
+	}
 	for (size_t i = 0; i < t->n_touched; i++)
 		fn(ctx, (uint32_t)(t->touched[i] >> 32), (uint32_t)t->touched[i]);
 }
@@ -190,6 +207,7 @@ static int md_index_run_group(struct md_index *idx, struct md_job *jobs,
 	t->write = true;
 	pthread_rwlock_rdlock(&idx->resize_lock);
 	rc = mdb_txn_begin(idx->env, NULL, 0, &parent);
+	md_writing = rc == 0;
 	if (rc == MDB_MAP_RESIZED) {
 		pthread_rwlock_unlock(&idx->resize_lock);
 		md_index_adopt_size(idx);
@@ -251,6 +269,7 @@ static int md_index_run_group(struct md_index *idx, struct md_job *jobs,
 	}
 	if (parent != NULL)
 		mdb_txn_abort(parent);
+	md_writing = false;
 	pthread_rwlock_unlock(&idx->resize_lock);
 	if (grow) {
 		if (md_index_grow(idx))
@@ -396,11 +415,15 @@ void md_txn_touch(struct md_txn *t, uint32_t user_id, uint32_t mailbox_id)
 {
 	uint64_t v = (uint64_t)user_id << 32 | mailbox_id;
 
+	if (t->touched_all)
+		return;
 	for (size_t i = 0; i < t->n_touched; i++)
 		if (t->touched[i] == v)
 			return;
 	if (t->n_touched < MD_TOUCHED_MAX)
 		t->touched[t->n_touched++] = v;
+	else
+		t->touched_all = true;
 }
 
 struct md_store *md_txn_store(struct md_txn *t)

@@ -18,9 +18,14 @@
 #include "md_keywords.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "log.h"
 
 #define MD_XKW_VERSION "postern-keywords 1"
 
@@ -414,4 +419,107 @@ enum md_result md_xkw_index_new(struct md_txn *t, uint32_t user, uint32_t mbox,
 			return r;
 	}
 	return e != NULL ? md_xkw_to_mailbox(t, user, mbox, tab, x, e, rec->kw) : MD_OK;
+}
+
+/* ---- the keyword files, written outside the index's write lock ---------
+ *
+ * A job only changes the index; the files follow after its commit, on the
+ * calling thread.  Writers of one folder's files (threads of this process,
+ * `postern deliver`) take turns by flock() on the folder's directory: each
+ * reads the index after taking the lock, so the last one to write wrote
+ * from the newest index. */
+
+static int md_folder_lock(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int saved = errno;
+
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+	}
+	return fd;
+}
+
+static void md_folder_unlock(int fd)
+{
+	close(fd); /* drops the flock */
+}
+
+/* fn(t, arg) in a read transaction begun with dir locked */
+static enum md_result md_folder_read_locked(struct md_store *store, const char *dir,
+					    md_job_fn *fn, void *arg)
+{
+	struct md_txn *t;
+	enum md_result r;
+	int lock = md_folder_lock(dir);
+
+	if (lock < 0)
+		return MD_TEMPFAIL;
+	if ((r = md_read_begin(store, &t)) == MD_OK) {
+		r = fn(t, arg);
+		md_read_end(t);
+	}
+	md_folder_unlock(lock);
+	return r;
+}
+
+struct md_kw_file {
+	uint32_t user, mbox;
+	const char *dir;
+};
+
+static enum md_result md_kw_file_write(struct md_txn *t, void *arg)
+{
+	const struct md_kw_file *f = arg;
+	struct md_kwtab tab;
+	enum md_result r = md_kw_load(t, f->user, f->mbox, &tab);
+
+	if (r != MD_OK)
+		return r;
+	if (md_dovecot_keywords_write(f->dir, &tab) < 0)
+		r = MD_TEMPFAIL;
+	md_kw_free(&tab);
+	return r;
+}
+
+enum md_result md_kw_file_sync(struct md_store *store, uint32_t user, uint32_t mbox,
+			       const char *dir)
+{
+	struct md_kw_file f = { user, mbox, dir };
+	enum md_result r = md_folder_read_locked(store, dir, md_kw_file_write, &f);
+
+	if (r != MD_OK)
+		log_warn("store: %s/dovecot-keywords: %s", dir, md_result_name(r));
+	return r;
+}
+
+struct md_xkw_file {
+	uint32_t user, mbox;
+	const char *dir;
+	md_xkw_rec_fn *rec;
+	void *ctx;
+	size_t n;
+};
+
+static enum md_result md_xkw_file_write(struct md_txn *t, void *arg)
+{
+	const struct md_xkw_file *f = arg;
+
+	return md_xkw_update(t, f->user, f->mbox, f->dir, f->rec, f->ctx, f->n);
+}
+
+enum md_result md_xkw_update_file(struct md_store *store, uint32_t user, uint32_t mbox,
+				  const char *dir, md_xkw_rec_fn *rec, void *ctx,
+				  size_t n)
+{
+	struct md_xkw_file f = { user, mbox, dir, rec, ctx, n };
+
+	return md_folder_read_locked(store, dir, md_xkw_file_write, &f);
 }

@@ -63,16 +63,28 @@ enum md_result md_xkw_to_mailbox(struct md_txn *t, uint32_t user,
 				 uint32_t mbox, struct md_kwtab *tab,
 				 const struct md_xkw *x,
 				 const struct md_xkw_entry *e, uint64_t *kw_r);
-/* Inside a write job (the writer thread keeps writers of the file in
- * turn): record in dir's postern-keywords the keywords beyond the letters
- * of n messages of mailbox mbox, rec(ctx, i) giving the i-th (its fname
- * and kw), and drop the entries of messages the index no longer has.
- * MD_OK, MD_LIMIT (file full), MD_TEMPFAIL (message in the user's error
- * via the caller). */
+/* With t a read transaction begun under the folder's lock (see
+ * md_xkw_update_file()): record in dir's postern-keywords the keywords
+ * beyond the letters of n messages of mailbox mbox, rec(ctx, i) giving the
+ * i-th (its fname and kw), and drop the entries of messages the index no
+ * longer has.  MD_OK, MD_LIMIT (file full), MD_TEMPFAIL (message in the
+ * user's error via the caller). */
 typedef const struct md_msg_rec *md_xkw_rec_fn(void *ctx, size_t i);
 enum md_result md_xkw_update(struct md_txn *t, uint32_t user, uint32_t mbox,
 			     const char *dir, md_xkw_rec_fn *rec, void *ctx,
 			     size_t n);
+/* md_xkw_update() on the calling thread, never inside a job (the file is
+ * written, fsynced and renamed): dir locked (flock, so writers of this
+ * process and `postern deliver` take turns), then a read transaction. */
+enum md_result md_xkw_update_file(struct md_store *store, uint32_t user,
+				  uint32_t mbox, const char *dir,
+				  md_xkw_rec_fn *rec, void *ctx, size_t n);
+/* After a job created keywords with letters (md_kw_ensure's created):
+ * write dir's dovecot-keywords from the index, on the calling thread,
+ * under the same lock.  Logs a failure (the file only helps a rebuild and
+ * other Maildir programs). */
+enum md_result md_kw_file_sync(struct md_store *store, uint32_t user,
+			       uint32_t mbox, const char *dir);
 /* For a sync that indexes new files: dir's postern-keywords and
  * dovecot-keywords.  0, or -1 (errno). */
 int md_xkw_read_sync(const char *dir, struct md_xkw *x);

@@ -1,13 +1,15 @@
 /* Mailboxes: list, create, delete, rename, subscriptions, status, and the
  * open (selected) mailbox handle.
  *
- * Directory changes (mkdir, rename, the move of a deleted mailbox aside)
- * happen inside the write job, under LMDB's write lock, so that processes
- * sharing the data directory see the folder tree and the index change in
- * the same order.  A rename of several folders (a parent and its children)
- * is one rename(2) each: a crash in the middle leaves some renamed, and the
- * next folder sync indexes those as new mailboxes (new UIDVALIDITY); no
- * message is lost.
+ * CREATE and DELETE change the folder tree first, on the calling thread,
+ * then one job records it (DESIGN.md: no file work under LMDB's write
+ * lock): CREATE makes the Maildir (fsynced up to its entry in the root)
+ * and then the record; DELETE moves the folder out of the tree (the root
+ * fsynced), then drops the record, and moves it back when that fails.  A
+ * folder sync of another process that runs in between sees the tree
+ * first: it indexes the new folder itself (CREATE then finds its own
+ * mailbox there: done) or drops the moved one (DELETE: done).
+ * RENAME is in md_rename.c.
  */
 #include "md_private.h"
 #include "md_metadata.h"
@@ -20,10 +22,6 @@
 #include <unistd.h>
 
 #include "log.h"
-
-static void md_subs_mirror(struct md_user *u);
-
-#define MD_RENAME_MAX 1024 /* a mailbox and its children renamed at once */
 
 enum md_result md_mbox_dir(struct md_user *u, struct md_txn *t, uint32_t id,
 			   struct md_mbox_rec *rec_r, char *dir, size_t dirlen)
@@ -55,7 +53,7 @@ void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st)
 	st->mailbox_id = rec->id;
 }
 
-static enum md_result md_name_arg(struct md_user *u, const char *name, char *out)
+enum md_result md_mailbox_name_arg(struct md_user *u, const char *name, char *out)
 {
 	enum md_result r = md_mailbox_name_norm(name, out, MD_MAILBOX_NAME_MAX + 1);
 
@@ -210,8 +208,8 @@ out:
 struct md_create_job {
 	struct md_user *user;
 	const char *name;
-	const char *dir;
 	unsigned special;
+	bool made;      /* the directory was not there: this call made it */
 	uint32_t id_out;
 };
 
@@ -222,14 +220,22 @@ static enum md_result md_create_job_run(struct md_txn *t, void *arg)
 	uint32_t id;
 	enum md_result r = md_rec_mbox_id(t, j->user->id, j->name, &id);
 
-	if (r == MD_OK)
-		return MD_EXISTS;
+	if (r == MD_OK) {
+		/* a folder sync indexed the directory this call made: it is
+		 * ours, with the special use asked for */
+		j->id_out = id;
+		if (!j->made)
+			return MD_EXISTS;
+		if ((j->special & MD_SPECIAL_ALL) == 0)
+			return MD_OK;
+		if ((r = md_rec_mbox_get(t, j->user->id, id, &rec)) != MD_OK)
+			return r;
+		rec.special = j->special & MD_SPECIAL_ALL;
+		md_txn_touch(t, j->user->id, id);
+		return md_rec_mbox_put(t, j->user->id, &rec);
+	}
 	if (r != MD_NOTFOUND)
 		return r;
-	if (md_maildir_make(j->dir, true) < 0) {
-		md_user_seterr(j->user, "%s: %s", j->dir, strerror(errno));
-		return MD_TEMPFAIL;
-	}
 	memset(&rec, 0, sizeof(rec));
 	str_copy(rec.name, j->name, sizeof(rec.name));
 	rec.special = j->special & MD_SPECIAL_ALL;
@@ -240,20 +246,49 @@ static enum md_result md_create_job_run(struct md_txn *t, void *arg)
 	return MD_OK;
 }
 
+/* Whether the user's index has a mailbox of that (normalised) name */
+static enum md_result md_mailbox_known(struct md_user *u, const char *name)
+{
+	struct md_txn *t;
+	uint32_t id;
+	enum md_result r = md_read_begin(u->store, &t);
+
+	if (r != MD_OK)
+		return r;
+	r = md_rec_mbox_id(t, u->id, name, &id);
+	md_read_end(t);
+	return r;
+}
+
 enum md_result md_mailbox_create(struct md_user *u, const char *name,
 				 unsigned special_use)
 {
 	char norm[MD_MAILBOX_NAME_MAX + 1], dir[PATH_MAX];
-	struct md_create_job job = { .user = u, .name = norm, .dir = dir,
+	struct md_create_job job = { .user = u, .name = norm,
 				     .special = special_use };
+	struct stat st;
 	enum md_result r;
 
-	if ((r = md_name_arg(u, name, norm)) != MD_OK)
+	if ((r = md_mailbox_name_arg(u, name, norm)) != MD_OK)
 		return r;
 	if (md_name_is_inbox(norm))
 		return MD_EXISTS;
 	if (md_mailbox_dir(u->root, norm, dir, sizeof(dir)) < 0)
 		return MD_LIMIT;
+	r = md_mailbox_known(u, norm);
+	if (r == MD_OK)
+		r = MD_EXISTS;
+	if (r != MD_NOTFOUND) {
+		if (r == MD_EXISTS)
+			md_user_seterr(u, "mailbox already exists");
+		return r;
+	}
+	/* the Maildir, durable, before the index names it */
+	job.made = lstat(dir, &st) < 0 && errno == ENOENT;
+	if (md_maildir_make(dir, true) < 0) {
+		md_user_seterr(u, "%s: %s", dir, strerror(errno));
+		return MD_TEMPFAIL;
+	}
 	r = md_write(u->store, md_create_job_run, &job);
 	if (r == MD_EXISTS)
 		md_user_seterr(u, "mailbox already exists");
@@ -263,31 +298,27 @@ enum md_result md_mailbox_create(struct md_user *u, const char *name,
 struct md_delete_job {
 	struct md_user *user;
 	const char *name;
-	const char *trash;
+	uint32_t id;    /* the mailbox moved aside */
+	bool replaced;  /* out: the name is another mailbox's by now */
 };
 
 static enum md_result md_delete_job_run(struct md_txn *t, void *arg)
 {
 	struct md_delete_job *j = arg;
-	char dir[PATH_MAX];
 	uint32_t id;
 	enum md_result r = md_rec_mbox_id(t, j->user->id, j->name, &id);
-	bool moved = false;
 
-	if (r == MD_NOTFOUND)
-		return MD_NOMAILBOX;
+	/* a RENAME in flight covers the name: not raced */
+	if (md_rename_in_flight(t, j->user->id, j->name, false)) {
+		md_user_seterr(j->user, "a RENAME of this mailbox is in progress");
+		return MD_TEMPFAIL;
+	}
+	j->replaced = r == MD_OK && id != j->id;
+	if (r == MD_NOTFOUND || j->replaced)
+		return MD_NOMAILBOX; /* dropped meanwhile (a folder sync ...) */
 	if (r != MD_OK)
 		return r;
-	if (md_mailbox_dir(j->user->root, j->name, dir, sizeof(dir)) < 0)
-		return MD_CORRUPT;
-	/* out of the Maildir++ tree in one step; removed after the commit */
-	if (rename(dir, j->trash) == 0)
-		moved = true;
-	else if (errno != ENOENT)
-		return MD_TEMPFAIL;
 	r = md_rec_mbox_drop(t, j->user->address, j->user->id, id);
-	if (r != MD_OK && moved)
-		rename(j->trash, dir);
 	if (r == MD_OK)
 		md_txn_touch(t, j->user->id, id);
 	return r;
@@ -295,198 +326,59 @@ static enum md_result md_delete_job_run(struct md_txn *t, void *arg)
 
 enum md_result md_mailbox_delete(struct md_user *u, const char *name)
 {
-	char norm[MD_MAILBOX_NAME_MAX + 1], trash[PATH_MAX];
-	struct md_delete_job job = { .user = u, .name = norm, .trash = trash };
+	char norm[MD_MAILBOX_NAME_MAX + 1], trash[PATH_MAX], dir[PATH_MAX];
+	struct md_delete_job job = { .user = u, .name = norm };
+	struct md_txn *t;
 	uint32_t rnd = 0;
+	bool moved = false;
 	enum md_result r;
 
-	if ((r = md_name_arg(u, name, norm)) != MD_OK)
+	if ((r = md_mailbox_name_arg(u, name, norm)) != MD_OK)
 		return r;
 	if (md_name_is_inbox(norm)) {
 		md_user_seterr(u, "INBOX cannot be deleted");
 		return MD_DENIED;
 	}
+	if (md_mailbox_dir(u->root, norm, dir, sizeof(dir)) < 0)
+		return MD_CORRUPT;
+	if ((r = md_read_begin(u->store, &t)) != MD_OK)
+		return r;
+	r = md_rec_mbox_id(t, u->id, norm, &job.id);
+	md_read_end(t);
+	if (r == MD_NOTFOUND) {
+		md_user_seterr(u, "no such mailbox");
+		return MD_NOMAILBOX;
+	}
+	if (r != MD_OK)
+		return r;
 	random_bytes(&rnd, sizeof(rnd));
 	md_pathf(trash, sizeof(trash), "%s/%s%ld.%08x", u->root, MD_TRASH_PREFIX,
 		 (long)getpid(), rnd);
+	/* out of the Maildir++ tree in one step, durably (a power cut must
+	 * not bring the folder back); removed after the commit */
+	if (rename(dir, trash) == 0)
+		moved = true;
+	else if (errno != ENOENT)
+		return MD_TEMPFAIL;
+	if (moved && md_fsync_dir_shared(u->store, u->root) < 0) {
+		md_user_seterr(u, "fsync %s: %s", u->root, strerror(errno));
+		rename(trash, dir);
+		return MD_TEMPFAIL;
+	}
 	r = md_write(u->store, md_delete_job_run, &job);
+	if (r == MD_NOMAILBOX && moved && !job.replaced)
+		r = MD_OK; /* a folder sync saw it go first */
+	if (r != MD_OK && moved) {
+		rename(trash, dir);
+		(void)md_fsync_dir_shared(u->store, u->root);
+	}
 	if (r == MD_OK) {
-		md_remove_tree(trash);
+		if (moved)
+			md_remove_tree(trash);
 		md_metadata_deleted(u, norm);
 	}
 	else if (r == MD_NOMAILBOX)
 		md_user_seterr(u, "no such mailbox");
-	return r;
-}
-
-/* ---- rename ----------------------------------------------------------------- */
-
-struct md_rename_job {
-	struct md_user *user;
-	const char *from, *to;
-};
-
-static enum md_result md_rename_job_run(struct md_txn *t, void *arg)
-{
-	struct md_rename_job *j = arg;
-	struct md_user *u = j->user;
-	unsigned char key[MD_KEY_MAX];
-	struct md_cursor *cur;
-	struct md_val k, v;
-	size_t flen = strlen(j->from), tlen = strlen(j->to), n = 0, done = 0;
-	uint32_t ids[MD_RENAME_MAX];
-	char olddir[PATH_MAX], newdir[PATH_MAX];
-	enum md_result r = MD_OK;
-	int rc;
-
-	/* the mailbox and its children: "from" and "from/..." */
-	md_put32(key, u->id);
-	memcpy(key + 4, j->from, flen);
-	if (md_cursor_open(t, MD_DB_MBOXNAME, key, 4 + flen, &cur) < 0)
-		return MD_TEMPFAIL;
-	for (rc = md_cursor_seek(cur, key, 4 + flen, &k, &v); rc == 0 && n < MD_RENAME_MAX;
-	     rc = md_cursor_next(cur, &k, &v)) {
-		const char *rest = (const char *)k.data + 4 + flen;
-		size_t rlen = k.len - 4 - flen;
-
-		if (v.len == 4 && (rlen == 0 || rest[0] == '/'))
-			ids[n++] = md_get32(v.data);
-	}
-	md_cursor_close(cur);
-	if (rc < 0)
-		return MD_TEMPFAIL;
-	if (n == 0)
-		return MD_NOMAILBOX;
-	if (n == MD_RENAME_MAX)
-		return MD_LIMIT;
-	for (size_t i = 0; i < n && r == MD_OK; i++) {
-		struct md_mbox_rec rec;
-		char newname[MD_MAILBOX_NAME_MAX + 1];
-		uint32_t other;
-
-		if ((r = md_rec_mbox_get(t, u->id, ids[i], &rec)) != MD_OK)
-			break;
-		if (tlen + strlen(rec.name) - flen > MD_MAILBOX_NAME_MAX) {
-			r = MD_LIMIT;
-			break;
-		}
-		snprintf(newname, sizeof(newname), "%s%s", j->to, rec.name + flen);
-		r = md_rec_mbox_id(t, u->id, newname, &other);
-		r = r == MD_OK ? MD_EXISTS : r == MD_NOTFOUND ? MD_OK : r;
-	}
-	for (; r == MD_OK && done < n; done++) {
-		struct md_mbox_rec rec;
-		char oldname[MD_MAILBOX_NAME_MAX + 1];
-		bool sub;
-
-		if ((r = md_rec_mbox_get(t, u->id, ids[done], &rec)) != MD_OK)
-			break;
-		str_copy(oldname, rec.name, sizeof(oldname));
-		snprintf(rec.name, sizeof(rec.name), "%s%s", j->to, oldname + flen);
-		if (md_mailbox_dir(u->root, oldname, olddir, sizeof(olddir)) < 0 ||
-		    md_mailbox_dir(u->root, rec.name, newdir, sizeof(newdir)) < 0) {
-			r = MD_LIMIT;
-			break;
-		}
-		if (rename(olddir, newdir) < 0 && errno != ENOENT) {
-			md_user_seterr(u, "%s: %s", olddir, strerror(errno));
-			r = errno == EEXIST || errno == ENOTEMPTY ? MD_EXISTS : MD_TEMPFAIL;
-			break;
-		}
-		md_put32(key, u->id);
-		memcpy(key + 4, oldname, strlen(oldname));
-		if (md_kv_del(t, MD_DB_MBOXNAME, key, 4 + strlen(oldname), NULL, 0) < 0) {
-			r = MD_TEMPFAIL;
-			done++;
-			break;
-		}
-		memcpy(key + 4, rec.name, strlen(rec.name));
-		md_put32(key + 4 + strlen(rec.name), rec.id);
-		if (md_kv_put(t, MD_DB_MBOXNAME, key, 4 + strlen(rec.name),
-			      key + 4 + strlen(rec.name), 4, 0) < 0 ||
-		    (r = md_rec_mbox_put(t, u->id, &rec)) != MD_OK) {
-			r = MD_TEMPFAIL;
-			done++;
-			break;
-		}
-		/* subscriptions follow the mailbox, as users expect */
-		sub = md_rec_subscribed(t, u->id, oldname);
-		if (sub && ((r = md_rec_subscribe(t, u->id, oldname, false)) != MD_OK ||
-			    (r = md_rec_subscribe(t, u->id, rec.name, true)) != MD_OK)) {
-			done++;
-			break;
-		}
-		md_txn_touch(t, u->id, rec.id);
-	}
-	if (r != MD_OK) {
-		/* put back the directories already renamed */
-		for (size_t i = 0; i < done; i++) {
-			struct md_mbox_rec rec;
-			char oldname[MD_MAILBOX_NAME_MAX + 1];
-
-			if (md_rec_mbox_get(t, u->id, ids[i], &rec) != MD_OK)
-				continue;
-			if (strncmp(rec.name, j->to, tlen) == 0)
-				snprintf(oldname, sizeof(oldname), "%s%s", j->from,
-					 rec.name + tlen);
-			else
-				str_copy(oldname, rec.name, sizeof(oldname));
-			if (md_mailbox_dir(u->root, rec.name, newdir, sizeof(newdir)) == 0 &&
-			    md_mailbox_dir(u->root, oldname, olddir, sizeof(olddir)) == 0)
-				rename(newdir, olddir);
-		}
-	}
-	return r;
-}
-
-/* RFC 3501 §6.3.5: renaming INBOX moves its messages to a new mailbox. */
-static enum md_result md_rename_inbox(struct md_user *u, const char *to)
-{
-	struct md_mailbox *mb;
-	uint32_t *uids = NULL;
-	size_t n = 0;
-	enum md_result r = md_mailbox_create(u, to, 0);
-
-	if (r != MD_OK)
-		return r;
-	if ((r = md_mailbox_open(u, "INBOX", &mb, NULL)) != MD_OK)
-		return r;
-	r = md_mailbox_uids(mb, &uids, &n);
-	if (r == MD_OK && n > 0)
-		r = md_msg_copy(mb, uids, n, to, true, 0, 0, NULL, NULL);
-	free(uids);
-	md_mailbox_close(mb);
-	return r;
-}
-
-enum md_result md_mailbox_rename(struct md_user *u, const char *from,
-				 const char *to)
-{
-	char nfrom[MD_MAILBOX_NAME_MAX + 1], nto[MD_MAILBOX_NAME_MAX + 1];
-	struct md_rename_job job = { .user = u, .from = nfrom, .to = nto };
-	size_t flen;
-	enum md_result r;
-
-	if ((r = md_name_arg(u, from, nfrom)) != MD_OK ||
-	    (r = md_name_arg(u, to, nto)) != MD_OK)
-		return r;
-	flen = strlen(nfrom);
-	if (md_name_is_inbox(nto) || (strncmp(nto, nfrom, flen) == 0 &&
-				       (nto[flen] == '/' || nto[flen] == '\0'))) {
-		md_user_seterr(u, "cannot rename %s to %s", nfrom, nto);
-		return strcmp(nto, nfrom) == 0 ? MD_EXISTS : MD_DENIED;
-	}
-	if (md_name_is_inbox(nfrom))
-		return md_rename_inbox(u, nto);
-	r = md_write(u->store, md_rename_job_run, &job);
-	if (r == MD_OK) {
-		md_subs_mirror(u); /* the subscriptions followed the names */
-		md_metadata_renamed(u, nfrom, nto);
-	}
-	if (r == MD_NOMAILBOX)
-		md_user_seterr(u, "no such mailbox");
-	else if (r == MD_EXISTS)
-		md_user_seterr(u, "mailbox %s already exists", nto);
 	return r;
 }
 
@@ -522,7 +414,7 @@ static enum md_result md_sub_job_run(struct md_txn *t, void *arg)
  * levels), so that other tools see them and a rebuilt index gets them
  * back (md_rebuild.c reads the file).  The index stays the truth: a
  * failure here is logged, not returned. */
-static void md_subs_mirror(struct md_user *u)
+void md_mailbox_subs_mirror(struct md_user *u)
 {
 	struct md_mailbox_info *list = NULL;
 	char path[PATH_MAX];
@@ -554,10 +446,10 @@ enum md_result md_mailbox_subscribe(struct md_user *u, const char *name,
 {
 	char norm[MD_MAILBOX_NAME_MAX + 1];
 	struct md_sub_job job = { .user = u, .name = norm, .on = subscribe };
-	enum md_result r = md_name_arg(u, name, norm);
+	enum md_result r = md_mailbox_name_arg(u, name, norm);
 
 	if (r == MD_OK && (r = md_write(u->store, md_sub_job_run, &job)) == MD_OK)
-		md_subs_mirror(u);
+		md_mailbox_subs_mirror(u);
 	return r;
 }
 
@@ -567,7 +459,7 @@ enum md_result md_mailbox_set_special(struct md_user *u, const char *name,
 	char norm[MD_MAILBOX_NAME_MAX + 1];
 	struct md_sub_job job = { .user = u, .name = norm, .special = true,
 				  .special_use = special_use };
-	enum md_result r = md_name_arg(u, name, norm);
+	enum md_result r = md_mailbox_name_arg(u, name, norm);
 
 	return r != MD_OK ? r : md_write(u->store, md_sub_job_run, &job);
 }
@@ -581,7 +473,7 @@ static enum md_result md_mailbox_lookup(struct md_user *u, const char *name,
 {
 	char norm[MD_MAILBOX_NAME_MAX + 1];
 	struct md_txn *t;
-	enum md_result r = md_name_arg(u, name, norm);
+	enum md_result r = md_mailbox_name_arg(u, name, norm);
 
 	if (r != MD_OK)
 		return r;

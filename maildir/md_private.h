@@ -23,6 +23,7 @@
 					  * than this before a scan is scanned
 					  * again next time */
 #define MD_SYNC_BATCH 256                /* new files indexed per write job */
+#define MD_FLAG_LOCKS 64                 /* md_store.flag_locks stripes */
 #define MD_MARKER_FILE "postern-indexed"
 #define MD_TRASH_PREFIX "postern-deleted."
 #define MD_SPOOL_DIR ".tmp"              /* under DATA_DIR/mail; no domain starts with '.' */
@@ -44,6 +45,11 @@ struct md_store {
 	pthread_mutex_t hook_lock;
 	md_change_fn *hook;
 	void *hook_ctx;
+	/* STOREs of one mailbox take turns in this process (md_flags.c):
+	 * their renames run outside the index's lock, and two sessions
+	 * renaming the same files at once would undo each other's work
+	 * round after round.  Striped by mailbox. */
+	pthread_mutex_t flag_locks[MD_FLAG_LOCKS];
 	pthread_mutex_t dsync_lock; /* guards dsyncs, dir_syncs (md_dirsync.c) */
 	struct md_dsync *dsyncs;    /* directories being fsynced right now */
 	uint64_t dir_syncs;
@@ -142,7 +148,8 @@ struct md_msg_rec {
 /* ---- key/value layer (md_index.c) ------------------------------------ */
 
 enum md_db {
-	MD_DB_META,      /* "next_user", "last_uidvalidity" -> u32 */
+	MD_DB_META,      /* "next_user", "last_uidvalidity" -> u32;
+			  * "renaming" + user (md_rename.c) */
 	MD_DB_USERS,     /* address -> user record */
 	MD_DB_MBOXNAME,  /* user + IMAP name -> mailbox id */
 	MD_DB_MBOX,      /* user + mailbox id -> mailbox record */
@@ -178,7 +185,10 @@ void md_read_end(struct md_txn *txn);
 /* A write job runs on the writer thread inside a nested transaction of the
  * group's transaction; a result other than MD_OK undoes its index writes.
  * A job may run more than once (the map grew, or the group failed), so it
- * must start from its inputs each time. */
+ * must start from its inputs each time.  A job only reads and writes the
+ * index: the file work it records is done (and fsynced) by the caller
+ * before md_write(), the job re-checking under the lock what a concurrent
+ * change may have made stale (md_index_in_write_txn()). */
 typedef enum md_result md_job_fn(struct md_txn *txn, void *arg);
 enum md_result md_write(struct md_store *store, md_job_fn *fn, void *arg);
 /* Never call md_write() while holding a read transaction, nor
@@ -187,8 +197,14 @@ enum md_result md_write(struct md_store *store, md_job_fn *fn, void *arg);
  * returns when all are done. */
 void md_write_n(struct md_store *store, md_job_fn *fn, void **args,
 		enum md_result *results, size_t n);
-/* Ask the change hook to be called for this mailbox after the commit. */
+/* Ask the change hook to be called for this mailbox after the commit
+ * (for more mailboxes than one commit lists, once with 0, 0: all). */
 void md_txn_touch(struct md_txn *txn, uint32_t user_id, uint32_t mailbox_id);
+/* Whether the calling thread holds the index's write transaction (runs a
+ * job).  No rename, unlink, link, mkdir, directory listing or fsync may
+ * run then: LMDB's one write lock is shared with every process on the
+ * data directory (DESIGN.md).  Tests check it from wrapped calls. */
+bool md_index_in_write_txn(void);
 struct md_store *md_txn_store(struct md_txn *txn);
 
 /* get: 0 found, 1 not found, -1 error.  The value points into the map and
@@ -338,6 +354,8 @@ enum md_result md_kw_set(struct md_txn *t, uint32_t user, uint32_t mbox,
 
 /* Append x to a growing array (*cap doubles); -1 out of memory. */
 int md_u32_push(uint32_t **v, size_t *n, size_t *cap, uint32_t x);
+/* qsort() order of uint32_t */
+int md_u32_cmp(const void *a, const void *b);
 /* Every UID of a mailbox, ascending; hint: its message count. */
 enum md_result md_uids_read(struct md_txn *t, uint32_t user, uint32_t mbox,
 			    size_t hint, uint32_t **uids_r, size_t *n_r);
@@ -418,8 +436,8 @@ struct md_dsync {
  * the same time.  0, or -1 with errno. */
 int md_fsync_dir_shared(struct md_store *store, const char *dir);
 /* fsync dir's cur/ and/or new/ (shared) after renames or unlinks there,
- * before the commit that records them; logs, MD_TEMPFAIL on failure
- * (md_msgs.c) */
+ * before the job that records them (never inside it); logs, MD_TEMPFAIL
+ * on failure (md_msgs.c) */
 enum md_result md_msgs_dirsync(struct md_user *u, const char *dir, bool cur,
 			       bool new);
 void md_dirsync_init(struct md_store *store);
@@ -534,6 +552,20 @@ enum md_result md_sync_meta(const void *data, size_t len, struct buf *packed,
 /* md_msgs.c: find the file of a message whose recorded name is gone, by
  * listing dir's new/ and cur/; fills rec->fname/in_new.  1 when gone. */
 int md_msg_locate(const char *dir, struct md_msg_rec *rec);
+/* md_msgs.c: remove the file of message rec of mailbox directory dir, on
+ * the calling thread (never inside a job).  A file renamed meanwhile (a
+ * flag change) is found by its base name, rec then naming it; when
+ * need_letters is not 0 the file is removed only if its name still
+ * carries them (an expunge of \Deleted messages: a concurrent -\Deleted
+ * wins).  errno set for MD_UNLINK_FAILED. */
+enum md_unlink_result {
+	MD_UNLINK_DONE,   /* removed */
+	MD_UNLINK_GONE,   /* not there: removed by someone else */
+	MD_UNLINK_KEPT,   /* there, but without need_letters: left */
+	MD_UNLINK_FAILED, /* unlink failed (EIO, EACCES ...): left */
+};
+enum md_unlink_result md_msg_unlink(const char *dir, struct md_msg_rec *rec,
+				    uint32_t need_letters);
 /* md_mailbox.c: the directory of mailbox id (from its record). */
 enum md_result md_mbox_dir(struct md_user *user, struct md_txn *t, uint32_t id,
 			   struct md_mbox_rec *rec_r, char *dir, size_t dirlen);
@@ -544,6 +576,17 @@ void md_emailid_of(const char *fname, char *id_r);
  * keeps the EMAILID of the original, src_fname.  -1 (base unchanged)
  * when the name would leave no room for the flags. */
 int md_emailid_name(const char *src_fname, char *base, size_t baselen);
+/* md_mailbox.c: name normalised into out (MD_MAILBOX_NAME_MAX + 1);
+ * the user's error set when invalid */
+enum md_result md_mailbox_name_arg(struct md_user *u, const char *name, char *out);
+/* md_mailbox.c: ROOT/subscriptions rewritten from the index (logged) */
+void md_mailbox_subs_mirror(struct md_user *u);
+/* md_rename.c: whether a RENAME in flight (its marker in the index)
+ * covers mailbox name (NULL: any); a marker left by a crash (older than
+ * MD_RENAME_STALE_SECS) covers nothing and, inside a job with
+ * remove_stale, is removed.  The folder sync leaves covered names alone. */
+bool md_rename_in_flight(struct md_txn *t, uint32_t user, const char *name,
+			 bool remove_stale);
 /* md_mailbox.c: status from a record */
 void md_status_from_rec(const struct md_mbox_rec *rec, struct md_status *st);
 

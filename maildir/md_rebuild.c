@@ -110,11 +110,24 @@ static enum md_result md_folders_job_run(struct md_txn *t, void *arg)
 	struct md_folders_job *j = arg;
 	struct md_user *u = j->user;
 	struct md_user_rec urec;
+	bool unsettled = false; /* names left to a RENAME in flight */
 	enum md_result r;
 
 	for (size_t i = 0; i < j->n_add; i++) {
 		struct md_mbox_rec rec;
+		char dir[PATH_MAX];
+		struct stat st;
 
+		/* deleted since it was listed (DELETE moves it aside before
+		 * its job): not brought back as an empty mailbox; renamed
+		 * (md_rename.c) but not yet recorded: not a new mailbox */
+		if (md_mailbox_dir(u->root, j->add[i], dir, sizeof(dir)) < 0 ||
+		    stat(dir, &st) < 0)
+			continue;
+		if (md_rename_in_flight(t, u->id, j->add[i], true)) {
+			unsettled = true;
+			continue;
+		}
 		memset(&rec, 0, sizeof(rec));
 		str_copy(rec.name, j->add[i], sizeof(rec.name));
 		r = md_rec_mbox_create(t, u->address, u->id, &rec);
@@ -133,6 +146,10 @@ static enum md_result md_folders_job_run(struct md_txn *t, void *arg)
 		if (md_mailbox_dir(u->root, j->del[i], dir, sizeof(dir)) < 0 ||
 		    stat(dir, &st) == 0)
 			continue;
+		if (md_rename_in_flight(t, u->id, j->del[i], true)) {
+			unsettled = true;
+			continue;
+		}
 		r = md_rec_mbox_id(t, u->id, j->del[i], &id);
 		if (r == MD_NOTFOUND)
 			continue;
@@ -142,7 +159,7 @@ static enum md_result md_folders_job_run(struct md_txn *t, void *arg)
 	}
 	if ((r = md_rec_user_get(t, u->address, &urec)) != MD_OK)
 		return r == MD_NOTFOUND ? MD_CORRUPT : r;
-	urec.root_mtime = j->root_mtime;
+	urec.root_mtime = unsettled ? 0 : j->root_mtime; /* 0: look again */
 	return md_rec_user_put(t, u->address, &urec);
 }
 

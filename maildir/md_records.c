@@ -4,6 +4,8 @@
  *
  * Keys (user = user id u32, mbox = mailbox id u32, uid u32):
  *   meta      "version" | "next_user" | "last_uidvalidity"  -> u32
+ *             "renaming" + user -> i64 time, from, NUL, to: a RENAME in
+ *                                    flight (md_rename.c; no version byte)
  *   users     address ("local@domain", lower case)          -> user
  *   mboxname  user + IMAP name                              -> mbox u32
  *   mbox      user + mbox                                   -> mailbox

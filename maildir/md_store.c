@@ -52,6 +52,21 @@ static void md_store_host(struct md_store *store)
 	store->host[o] = '\0';
 }
 
+/* The store's mutexes made (init) or destroyed */
+static void md_store_locks(struct md_store *store, bool init)
+{
+	pthread_mutex_t *locks[2 + MD_FLAG_LOCKS] = { &store->name_lock, &store->hook_lock };
+
+	for (size_t i = 0; i < MD_FLAG_LOCKS; i++)
+		locks[2 + i] = &store->flag_locks[i];
+	for (size_t i = 0; i < sizeof(locks) / sizeof(locks[0]); i++) {
+		if (init)
+			pthread_mutex_init(locks[i], NULL);
+		else
+			pthread_mutex_destroy(locks[i]);
+	}
+}
+
 enum md_result md_store_open(const char *data_dir,
 			     const struct md_store_options *opts,
 			     struct md_store **store_r, char *err, size_t errlen)
@@ -89,12 +104,10 @@ enum md_result md_store_open(const char *data_dir,
 	str_copy(store->uidl_format, opts != NULL && opts->pop3_uidl_format != NULL ?
 		 opts->pop3_uidl_format : "%08Xu%08Xv", sizeof(store->uidl_format));
 	md_store_host(store);
-	pthread_mutex_init(&store->name_lock, NULL);
-	pthread_mutex_init(&store->hook_lock, NULL);
+	md_store_locks(store, true);
 	md_dirsync_init(store);
 	if (md_index_open(store, opts, err, errlen) < 0) {
-		pthread_mutex_destroy(&store->name_lock);
-		pthread_mutex_destroy(&store->hook_lock);
+		md_store_locks(store, false);
 		md_dirsync_destroy(store);
 		free(store);
 		return MD_TEMPFAIL;
@@ -109,8 +122,7 @@ void md_store_close(struct md_store *store)
 	if (store == NULL)
 		return;
 	md_index_close(store);
-	pthread_mutex_destroy(&store->name_lock);
-	pthread_mutex_destroy(&store->hook_lock);
+	md_store_locks(store, false);
 	md_dirsync_destroy(store);
 	free(store);
 }

@@ -8,23 +8,27 @@
  * coarse clock, so a scan of a directory changed within MD_MTIME_DIRTY_NS
  * stores 0 and the next access scans again.
  *
- * The scan lists the directories without any lock, then one write job per
- * batch reconciles under LMDB's write lock, re-checking each finding
- * against the files (stat), because other sessions and processes change
- * the same Maildir meanwhile:
+ * The scan lists the directories without any lock, reads and prepares
+ * what it found, then one write job per batch reconciles under LMDB's
+ * write lock, re-checking each finding against the index and the files
+ * (stat), because other sessions and processes change the same Maildir
+ * meanwhile.  No file is renamed, listed or fsynced inside the job
+ * (DESIGN.md):
  *   - a file whose base name is not indexed gets the next UID, unless a
  *     delivery or another scan indexed it first (base name index);
  *   - a file whose name changed gets the flags of its new name;
- *   - an indexed file that is gone from both directories (listed again
- *     under the lock) is expunged with a new mod-sequence.
+ *   - an indexed file that is gone from both directories (listed a second
+ *     time just before the job, so that a rename during the first listing
+ *     is not taken for an expunge) is expunged with a new mod-sequence.
  * A file with bare LF line endings (mutt, Dovecot) is rewritten with CRLF
- * under its own name first, so IMAP byte counts hold (store.h).
+ * under its own name first (a copy renamed over it before the job), so
+ * IMAP byte counts hold (store.h).
  *
  * Durability as for deliveries (md_deliver.c): the directory of a file
- * found is fsynced after the listing and before the job that indexes it,
- * and the rename of a CRLF copy over its original is fsynced before the
- * commit.  A file that could not be read now (I/O error) leaves its
- * directory's stored mtime at 0, so the next access looks again.
+ * found is fsynced after the listing (and after the rename of a CRLF copy
+ * over it) and before the job that indexes it.  A file that could not be
+ * read now (I/O error) leaves its directory's stored mtime at 0, so the
+ * next access looks again.
  *
  * The first sync of a mailbox flagged MD_MBOX_IMPORT takes UIDs, POP3
  * UIDLs and keywords from Dovecot's files (md_dovecot.c); one flagged
@@ -328,6 +332,10 @@ struct md_sync_job {
 	const struct md_dovecot *dc;
 	const struct md_dcmodseq *dcms; /* Dovecot's mod-sequences, or NULL */
 	const struct md_xkw *xkw;  /* keyword files, for the new files */
+	/* new/ and cur/ listed again just before the job (when files seemed
+	 * gone): renamed, not gone? */
+	struct md_entry *relist;
+	size_t n_relist;
 };
 
 static bool md_file_exists(const char *dir, bool in_new, const char *fname)
@@ -368,18 +376,12 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 	struct md_user *u = j->user;
 	struct md_mbox_rec mb;
 	struct md_user_rec urec;
-	struct md_entry *relist = NULL;
-	size_t n_relist = 0;
-	bool relisted = false, changed = false, conv_new = false, conv_cur = false;
+	bool changed = false;
 	struct md_kwtab kwtab;
 	bool kw_loaded = false;
-	char new_sub[PATH_MAX], cur_sub[PATH_MAX];
 	enum md_result r;
 	uint64_t modseq, import_floor;
 	int64_t now = time(NULL);
-
-	md_pathf(new_sub, sizeof(new_sub), "%s/new", j->dir);
-	md_pathf(cur_sub, sizeof(cur_sub), "%s/cur", j->dir);
 
 	if ((r = md_rec_mbox_get(t, u->id, j->mbox, &mb)) != MD_OK)
 		return r == MD_NOTFOUND ? MD_NOMAILBOX : r;
@@ -417,26 +419,8 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 			continue; /* indexed meanwhile (a delivery, another scan) */
 		if (r != MD_NOTFOUND)
 			goto out;
-		if (nf->conv[0] != '\0' && !nf->conv_done) {
-			char path[PATH_MAX];
-			struct stat st;
-
-			snprintf(path, sizeof(path), "%s/%s/%s", j->dir,
-				 nf->in_new ? "new" : "cur", nf->fname);
-			if (lstat(path, &st) < 0 || st.st_ino != nf->ino ||
-			    st.st_dev != nf->dev || rename(nf->conv, path) < 0) {
-				unlink(nf->conv);
-				nf->skip = true; /* changed meanwhile: next scan */
-				if (nf->in_new)
-					j->retry_new = true;
-				else
-					j->retry_cur = true;
-				continue;
-			}
-			nf->conv_done = true;
-		} else if (!md_file_exists(j->dir, nf->in_new, nf->fname)) {
+		if (!md_file_exists(j->dir, nf->in_new, nf->fname))
 			continue;
-		}
 		uid = nf->dc_uid;
 		if (uid != 0 && md_kv_get(t, MD_DB_MSG, key,
 					  md_key_msg(key, u->id, j->mbox, uid), &v) != 1)
@@ -511,15 +495,7 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 			goto out;
 		if (md_file_exists(j->dir, rec.in_new, rec.fname))
 			continue;
-		if (!relisted) {
-			/* list again under the lock: renamed, not gone? */
-			if (md_list_maildir(j->dir, &relist, &n_relist) < 0) {
-				r = MD_TEMPFAIL;
-				goto out;
-			}
-			relisted = true;
-		}
-		hit = md_entry_find(relist, n_relist, rec.fname);
+		hit = md_entry_find(j->relist, j->n_relist, rec.fname);
 		if (hit != NULL)
 			r = md_sync_rename(t, j, &mb, modseq, &rec, hit->fname,
 					   hit->in_new);
@@ -532,21 +508,6 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 		changed = true;
 	}
 
-	/* a converted file replaced its original by rename: that must be
-	 * durable before the commit records the new size and metadata (also
-	 * when an earlier run of this job did the rename) */
-	for (size_t i = 0; i < j->n_nf; i++) {
-		if (j->nf[i].conv_done && j->nf[i].in_new)
-			conv_new = true;
-		else if (j->nf[i].conv_done)
-			conv_cur = true;
-	}
-	if ((conv_new && md_fsync_dir_shared(md_txn_store(t), new_sub) < 0) ||
-	    (conv_cur && md_fsync_dir_shared(md_txn_store(t), cur_sub) < 0)) {
-		log_error("store: fsync in %s: %s", j->dir, strerror(errno));
-		r = MD_TEMPFAIL;
-		goto out;
-	}
 	if (j->last) {
 		mb.new_mtime = j->retry_new ? 0 : j->new_mtime;
 		mb.cur_mtime = j->retry_cur ? 0 : j->cur_mtime;
@@ -581,7 +542,6 @@ static enum md_result md_sync_job_run(struct md_txn *t, void *arg)
 out:
 	if (kw_loaded)
 		md_kw_free(&kwtab);
-	md_entries_free(relist, n_relist);
 	return r;
 }
 
@@ -694,6 +654,31 @@ out:
 		nf->conv[0] = '\0';
 	}
 	return rc;
+}
+
+/* A CRLF copy replaces its original (the same file: device and inode as
+ * read, so a change by its owner meanwhile is not overwritten), on the
+ * calling thread before the job; the directory fsync that follows makes
+ * the rename durable before the commit records the new size.  0, or -1
+ * (the copy removed: the file is left for the next scan). */
+static int md_newfile_convert(const char *dir, struct md_newfile *nf)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (nf->conv[0] == '\0')
+		return 0;
+	md_pathf(path, sizeof(path), "%s/%s/%s", dir, nf->in_new ? "new" : "cur",
+		 nf->fname);
+	if (lstat(path, &st) < 0 || st.st_ino != nf->ino || st.st_dev != nf->dev ||
+	    rename(nf->conv, path) < 0) {
+		unlink(nf->conv);
+		nf->conv[0] = '\0';
+		buf_free(&nf->meta);
+		return -1;
+	}
+	nf->conv_done = true;
+	return 0;
 }
 
 struct md_idxent {
@@ -907,6 +892,8 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 	bool have_dc = false, new_only;
 	size_t n_ents = 0, n_ix = 0, n_new = 0, cap = 0, *newidx = NULL;
 	char dir[PATH_MAX], sub[PATH_MAX], new_sub[PATH_MAX], cur_sub[PATH_MAX];
+	struct md_entry *relist = NULL;
+	size_t n_relist = 0;
 	int64_t new_mtime, cur_mtime, scan_ns = 0;
 	enum md_result r;
 
@@ -1016,7 +1003,8 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 				if (kept != NULL)
 					str_copy(nf[i].uidl, kept, sizeof(nf[i].uidl));
 			}
-			if (md_newfile_prepare(u->store, dir, &nf[i]) < 0) {
+			if (md_newfile_prepare(u->store, dir, &nf[i]) < 0 ||
+			    md_newfile_convert(dir, &nf[i]) < 0) {
 				nf[i].skip = true; /* vanished or unreadable */
 				if (nf[i].in_new)
 					job.retry_new = true;
@@ -1045,6 +1033,16 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 			job.new_mtime = job.retry_new ? 0 : md_mtime_to_store(new_mtime);
 			job.cur_mtime = job.retry_cur ? 0 : md_mtime_to_store(cur_mtime);
 		}
+		/* files that seemed gone: renamed, not gone?  (listed after
+		 * the first listing, so a rename in between is seen) */
+		if (r == MD_OK && job.n_gone > 0 && job.relist == NULL) {
+			if (md_list_maildir(dir, &relist, &n_relist) < 0) {
+				md_user_seterr(u, "%s: %s", dir, strerror(errno));
+				r = MD_TEMPFAIL;
+			}
+			job.relist = relist;
+			job.n_relist = n_relist;
+		}
 		/* (a batch of files none of which could be read needs no job:
 		 * a file that stays unreadable costs a scan, not a commit) */
 		if (r == MD_OK &&
@@ -1068,6 +1066,7 @@ enum md_result md_sync_mailbox(struct md_user *u, uint32_t mbox_id, bool force)
 		/* (a file left for later must be tried again at the next sync) */
 		md_dirty_note(u, mbox_id, new_mtime, cur_mtime, scan_ns);
 out:
+	md_entries_free(relist, n_relist);
 	free(nf);
 	free(newidx);
 	free(job.ch);

@@ -252,8 +252,10 @@ static int md_watch_report_all(struct md_watch *w, md_change_fn *fn, void *ctx)
 			n++;
 		}
 	pthread_mutex_unlock(&w->lock);
-	if (ids == NULL)
-		return -1;
+	if (ids == NULL) {
+		fn(ctx, 0, 0); /* "every mailbox" (store.h): never dropped */
+		return 0;
+	}
 	for (size_t i = 0; i < n; i++)
 		fn(ctx, ids[2 * i], ids[2 * i + 1]);
 	free(ids);

@@ -203,6 +203,9 @@ void md_store_close(struct md_store *store);
 
 /* Called on the store's writer thread after each commit, once per mailbox
  * changed by this process (user_id/mailbox_id as in md_mailbox_ids()).
+ * A commit that changed more mailboxes than it lists one by one calls it
+ * once with user_id 0 and mailbox_id 0 (no user or mailbox has id 0):
+ * "any mailbox may have changed", so no wake-up is ever dropped.
  * Keep it short and thread-safe: e.g. event_active() to wake IDLE sessions.
  * Changes by other processes are not reported: md_watch_* below. */
 typedef void md_change_fn(void *ctx, uint32_t user_id, uint32_t mailbox_id);
@@ -216,8 +219,9 @@ void md_store_set_change_hook(struct md_store *store, md_change_fn *fn, void *ct
  * each add needs one md_watch_remove().  MD_LIMIT when the system's
  * inotify watch limit is reached: poll that mailbox.  Put md_watch_fd() in
  * the event loop; when it is readable, md_watch_read() calls fn (on the
- * calling thread, without locks held) once per changed mailbox.  An event
- * only says "look": md_mailbox_sync() tells what changed. */
+ * calling thread, without locks held) once per changed mailbox (0, 0
+ * when events were lost: every mailbox).  An event only says "look":
+ * md_mailbox_sync() tells what changed. */
 struct md_watch;
 struct md_user;
 struct md_mailbox;
@@ -692,8 +696,11 @@ struct md_flags_result {
 	uint64_t modseq;       /* new mod-sequence (old one if nothing changed) */
 };
 
-/* STORE: change flags and keywords of n messages in one transaction; the
- * changed messages get one new mod-sequence.  unchangedsince > 0 applies
+/* STORE: change flags and keywords of n messages: the files are renamed,
+ * then one transaction records them, and the changed messages get one new
+ * mod-sequence (a message whose record another session changed meanwhile
+ * is done again in a later one, with a later mod-sequence; so is each
+ * further batch of 1,024 messages).  unchangedsince > 0 applies
  * RFC 7162 UNCHANGEDSINCE per message (MD_MODIFIED).  Keywords are created
  * as needed (MD_LIMIT beyond MD_KEYWORDS_MAX, MD_BADNAME for a non-atom).
  * results_r holds n entries (caller's memory).  The call returns MD_OK

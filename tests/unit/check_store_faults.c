@@ -141,6 +141,180 @@ START_TEST(test_store_group_commit)
 }
 END_TEST
 
+/* Issue 13: one group commit that changes more mailboxes than the writer
+ * lists one by one (64) still wakes every one: here one delivery to
+ * WAKE_USERS users is one commit touching WAKE_USERS INBOXes.  The change
+ * hook must name each of them, or say "every mailbox" (0, 0); before, the
+ * mailboxes past the 64th were dropped and their IDLE sessions slept. */
+#define WAKE_USERS 80
+
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t wake_seen[4 * WAKE_USERS][2];
+static size_t n_wake_seen;
+static bool wake_all_seen;
+
+static void wake_hook(void *ctx, uint32_t user_id, uint32_t mailbox_id)
+{
+	(void)ctx;
+	pthread_mutex_lock(&wake_lock);
+	if (user_id == 0 && mailbox_id == 0)
+		wake_all_seen = true;
+	else if (n_wake_seen < sizeof(wake_seen) / sizeof(wake_seen[0])) {
+		wake_seen[n_wake_seen][0] = user_id;
+		wake_seen[n_wake_seen][1] = mailbox_id;
+		n_wake_seen++;
+	}
+	pthread_mutex_unlock(&wake_lock);
+}
+
+static bool wake_covers(uint32_t user_id, uint32_t mailbox_id)
+{
+	bool hit;
+
+	pthread_mutex_lock(&wake_lock);
+	hit = wake_all_seen;
+	for (size_t i = 0; i < n_wake_seen && !hit; i++)
+		hit = wake_seen[i][0] == user_id && wake_seen[i][1] == mailbox_id;
+	pthread_mutex_unlock(&wake_lock);
+	return hit;
+}
+
+START_TEST(test_store_wake_many_mailboxes)
+{
+	struct md_store *s = open_store();
+	static char addrs[WAKE_USERS][64];
+	static struct md_target t[WAKE_USERS];
+	uint32_t ids[WAKE_USERS][2];
+	struct md_store_stats before, after;
+	struct md_delivery *d;
+	const char *text = "Subject: to everyone\r\n\r\nwake up\r\n";
+
+	for (int i = 0; i < WAKE_USERS; i++) {
+		struct md_user *u;
+		struct md_mailbox *mb;
+
+		snprintf(addrs[i], sizeof(addrs[i]), "user%02d@example.test", i);
+		ck_assert_int_eq(md_user_open(s, addrs[i], MD_USER_CREATE, &u), MD_OK);
+		ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, NULL), MD_OK);
+		md_mailbox_ids(mb, &ids[i][0], &ids[i][1]);
+		md_mailbox_close(mb);
+		md_user_close(u);
+		t[i] = (struct md_target){ .address = addrs[i] };
+	}
+	/* directories older than the store's dirty window, and scanned once
+	 * more: the delivery then makes no sync job, only its own */
+	usleep((MD_MTIME_DIRTY_NS / 1000) + 100 * 1000);
+	for (int i = 0; i < WAKE_USERS; i++) {
+		struct md_user *u;
+		struct md_status st;
+
+		ck_assert_int_eq(md_user_open(s, addrs[i], 0, &u), MD_OK);
+		ck_assert_int_eq(md_mailbox_status(u, "INBOX", &st), MD_OK);
+		md_user_close(u);
+	}
+	md_store_get_stats(s, &before);
+	md_store_set_change_hook(s, wake_hook, NULL);
+	ck_assert_int_eq(md_delivery_open(s, 0, 0, &d), MD_OK);
+	md_delivery_write(d, text, strlen(text));
+	ck_assert_int_eq(md_delivery_commit(d, t, WAKE_USERS), MD_OK);
+	md_delivery_free(d);
+	md_store_set_change_hook(s, NULL, NULL);
+	md_store_get_stats(s, &after);
+	/* the jobs were queued together: one commit carried them all */
+	ck_assert_uint_eq(after.commits - before.commits, 1);
+	for (int i = 0; i < WAKE_USERS; i++) {
+		ck_assert_int_eq(t[i].result, MD_OK);
+		ck_assert_msg(wake_covers(ids[i][0], ids[i][1]),
+			      "INBOX of %s (%u/%u) changed but was never reported",
+			      addrs[i], ids[i][0], ids[i][1]);
+	}
+	md_store_close(s);
+}
+END_TEST
+
+/* Two sessions change the flags of the same messages at once: STORE
+ * renames outside the index's write lock, so a record may change between
+ * its read and the job; the message then goes round again.  In the end
+ * every record names its file, with the letters of its flags, and a sync
+ * finds nothing to correct (no new mod-sequence). */
+#define RACE_MSGS 4
+#define RACE_ROUNDS 40
+
+struct race_arg {
+	struct md_store *s;
+	unsigned flag;
+	enum md_result r;
+	char error[256];
+};
+
+static void *race_storer(void *p)
+{
+	struct race_arg *a = p;
+	struct md_user *u;
+	struct md_mailbox *mb;
+	const uint32_t uids[RACE_MSGS] = { 1, 2, 3, 4 };
+	struct md_flags_result res[RACE_MSGS];
+
+	a->r = md_user_open(a->s, ADDR, 0, &u);
+	if (a->r != MD_OK)
+		return NULL;
+	if ((a->r = md_mailbox_open(u, "INBOX", &mb, NULL)) == MD_OK) {
+		for (int i = 0; i < RACE_ROUNDS && a->r == MD_OK; i++)
+			a->r = md_msg_store(mb, uids, RACE_MSGS,
+					    i % 2 ? MD_FLAGS_REMOVE : MD_FLAGS_ADD, a->flag,
+					    NULL, 0, 0, res);
+		md_mailbox_close(mb);
+	}
+	snprintf(a->error, sizeof(a->error), "%s", md_user_error(u));
+	md_user_close(u);
+	return NULL;
+}
+
+START_TEST(test_store_flags_race)
+{
+	struct md_store *s = open_store();
+	struct race_arg args[2] = { { .s = s, .flag = MD_FLAG_SEEN },
+				    { .s = s, .flag = MD_FLAG_FLAGGED } };
+	pthread_t th[2];
+	struct md_user *u;
+	struct md_mailbox *mb;
+	struct md_status st1, st2;
+	struct md_msg *msgs;
+	size_t n;
+
+	for (int i = 0; i < RACE_MSGS; i++)
+		ck_assert_int_eq(deliver(s, ADDR, NULL, "Subject: r\n\nr\n", 0, 0, NULL), MD_OK);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&th[i], NULL, race_storer, &args[i]);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_msg(args[i].r == MD_OK, "STORE: %s (%s)", md_result_name(args[i].r),
+			      args[i].error);
+	}
+	ck_assert_int_eq(md_user_open(s, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_open(u, "INBOX", &mb, &st1), MD_OK);
+	ck_assert_int_eq(md_msg_list(mb, 1, UINT32_MAX, 0, MD_READ_PATH, &msgs, &n), MD_OK);
+	ck_assert_uint_eq(n, RACE_MSGS);
+	for (size_t i = 0; i < n; i++) {
+		const char *info = strstr(msgs[i].path, ":2,");
+
+		ck_assert_int_eq(access(msgs[i].path, F_OK), 0);
+		/* both ended on a REMOVE: no flag left */
+		ck_assert_uint_eq(msgs[i].flags & (MD_FLAG_SEEN | MD_FLAG_FLAGGED), 0);
+		ck_assert(info == NULL || (strchr(info, 'S') == NULL && strchr(info, 'F') == NULL));
+	}
+	md_msg_list_free(msgs, n);
+	/* a full scan agrees with the index: nothing to apply */
+	usleep((MD_MTIME_DIRTY_NS / 1000) + 100 * 1000);
+	ck_assert_int_eq(md_mailbox_sync(mb, &st2), MD_OK);
+	ck_assert_uint_eq(st2.highestmodseq, st1.highestmodseq);
+	ck_assert_uint_eq(st2.messages, RACE_MSGS);
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+END_TEST
+
 #define PROC_MSGS 25
 
 static void child_deliver_loop(int who)
@@ -684,6 +858,8 @@ static Suite *store_faults_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_store_group_commit);
+	tcase_add_test(tc, test_store_wake_many_mailboxes);
+	tcase_add_test(tc, test_store_flags_race);
 	tcase_add_test(tc, test_store_file_truncated_while_read);
 	tcase_add_test(tc, test_store_two_processes);
 	tcase_add_test(tc, test_store_crash_kill);

@@ -1,7 +1,10 @@
 /* The store with its system calls wrapped: store.cmake links this test
- * with --wrap for write, fsync, link, rename, unlink, strdup and
- * mdb_txn_commit (to see the order of fsyncs and index commits), so the calls the
- * store (and core/) makes go through the wrappers here.  They pass each
+ * with --wrap for write, fsync, link, rename, unlink, mkdir, opendir,
+ * strdup and mdb_txn_commit (to see the order of fsyncs and index
+ * commits), so the calls the store (and core/) makes go through the
+ * wrappers here.  Each file call made while the calling thread holds the
+ * index's write transaction is counted (md_index_in_write_txn()): there
+ * must be none (DESIGN.md).  They pass each
  * call on unless a test arms them: to fail the n-th call with an errno
  * (ENOSPC, EIO, EXDEV ...), to hold a directory fsync (the shared
  * directory fsync of concurrent deliveries), or to count (memory of a
@@ -139,7 +142,7 @@ END_TEST
  * write of it fails once; after each run no partial or stray file may be
  * left, no file descriptor leaked, and index and Maildir must agree. */
 
-enum fault_fn { F_WRITE, F_FSYNC, F_LINK, F_RENAME, F_UNLINK, F_N };
+enum fault_fn { F_WRITE, F_FSYNC, F_LINK, F_RENAME, F_UNLINK, F_COMMIT, F_N };
 
 static int fault_left[F_N];  /* 0: off; n: the n-th call fails */
 static int fault_err[F_N];
@@ -172,6 +175,34 @@ int __wrap_fsync(int fd);
 int __wrap_link(const char *from, const char *to);
 int __wrap_rename(const char *from, const char *to);
 
+/* File calls made inside the index's write transaction, and the last */
+static int txn_file_calls;
+static char txn_file_last[PATH_MAX + 16];
+static pthread_mutex_t txn_file_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void txn_file_check(const char *call, const char *path)
+{
+	if (!md_index_in_write_txn())
+		return;
+	pthread_mutex_lock(&txn_file_lock);
+	txn_file_calls++;
+	snprintf(txn_file_last, sizeof(txn_file_last), "%s %s", call, path);
+	pthread_mutex_unlock(&txn_file_lock);
+}
+
+static void txn_file_check_fd(const char *call, int fd)
+{
+	char proc[64], path[PATH_MAX];
+	ssize_t n;
+
+	if (!md_index_in_write_txn())
+		return;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, path, sizeof(path) - 1);
+	path[n > 0 ? n : 0] = '\0';
+	txn_file_check(call, path);
+}
+
 static bool fault_fire(enum fault_fn f)
 {
 	int always = __atomic_load_n(&fault_always[f], __ATOMIC_SEQ_CST);
@@ -190,7 +221,43 @@ static bool fault_fire(enum fault_fn f)
 
 ssize_t __wrap_write(int fd, const void *buf, size_t len)
 {
+	if (fd > 2) /* not the log */
+		txn_file_check_fd("write", fd);
 	return fault_fire(F_WRITE) ? -1 : __real_write(fd, buf, len);
+}
+
+int __real_mkdir(const char *path, mode_t mode);
+int __wrap_mkdir(const char *path, mode_t mode);
+DIR *__real_opendir(const char *path);
+DIR *__wrap_opendir(const char *path);
+
+/* called (on the calling thread, once) after a mkdir of a path ending in
+ * mkdir_hook_at succeeded */
+static void (*mkdir_hook)(void);
+static const char *mkdir_hook_at;
+
+int __wrap_mkdir(const char *path, mode_t mode)
+{
+	size_t plen = strlen(path), alen;
+	int rc;
+
+	txn_file_check("mkdir", path);
+	rc = __real_mkdir(path, mode);
+	if (rc == 0 && mkdir_hook != NULL && mkdir_hook_at != NULL &&
+	    plen >= (alen = strlen(mkdir_hook_at)) &&
+	    strcmp(path + plen - alen, mkdir_hook_at) == 0) {
+		void (*hook)(void) = mkdir_hook;
+
+		mkdir_hook = NULL;
+		hook();
+	}
+	return rc;
+}
+
+DIR *__wrap_opendir(const char *path)
+{
+	txn_file_check("opendir", path);
+	return __real_opendir(path);
 }
 
 /* Directory fsyncs done so far, and how many had been done when the last
@@ -241,6 +308,7 @@ int __wrap_fsync(int fd)
 {
 	bool dir = fd_is_dir(fd);
 
+	txn_file_check_fd("fsync", fd);
 	if (fault_fire(F_FSYNC))
 		return -1;
 	dir_gate_pass(fd);
@@ -253,26 +321,63 @@ int __wrap_fsync(int fd)
 	return 0;
 }
 
+void mdb_txn_abort(struct MDB_txn *txn);
+
+/* An armed F_COMMIT fails the commit as LMDB does: the transaction is
+ * aborted and freed, an error returned (the job fails). */
 int __wrap_mdb_txn_commit(struct MDB_txn *txn)
 {
+	if (fault_fire(F_COMMIT)) {
+		mdb_txn_abort(txn);
+		return EIO;
+	}
 	__atomic_store_n(&dir_fsyncs_at_commit,
 			 __atomic_load_n(&dir_fsyncs, __ATOMIC_SEQ_CST), __ATOMIC_SEQ_CST);
 	return __real_mdb_txn_commit(txn);
 }
 
+/* every unlink of a path containing this fails with EIO (NULL: off) */
+static const char *unlink_fail_in;
+
 int __wrap_unlink(const char *path)
 {
+	const char *in = __atomic_load_n(&unlink_fail_in, __ATOMIC_SEQ_CST);
+
+	txn_file_check("unlink", path);
+	if (in != NULL && strstr(path, in) != NULL) {
+		errno = EIO;
+		return -1;
+	}
 	return fault_fire(F_UNLINK) ? -1 : __real_unlink(path);
 }
 
 int __wrap_link(const char *from, const char *to)
 {
+	txn_file_check("link", to);
 	return fault_fire(F_LINK) ? -1 : __real_link(from, to);
 }
 
+/* called (on the renaming thread) after a rename to a path containing
+ * rename_hook_at succeeded */
+static void (*rename_hook)(void);
+static const char *rename_hook_at;
+
 int __wrap_rename(const char *from, const char *to)
 {
-	return fault_fire(F_RENAME) ? -1 : __real_rename(from, to);
+	int rc;
+
+	txn_file_check("rename", to);
+	if (fault_fire(F_RENAME))
+		return -1;
+	rc = __real_rename(from, to);
+	if (rc == 0 && rename_hook != NULL && rename_hook_at != NULL &&
+	    strstr(to, rename_hook_at) != NULL) {
+		void (*hook)(void) = rename_hook;
+
+		rename_hook = NULL; /* once */
+		hook();
+	}
+	return rc;
 }
 
 static void fault_arm(enum fault_fn f, int n, int err)
@@ -686,6 +791,14 @@ static bool durable_has(struct md_mailbox *mb, uint32_t uid, bool file)
 	return there;
 }
 
+/* closes what durable_open() opened, and the store */
+static void durable_close(struct md_store *s, struct md_user *u, struct md_mailbox *mb)
+{
+	md_mailbox_close(mb);
+	md_user_close(u);
+	md_store_close(s);
+}
+
 /* (a) the directory fsync of an expunge (POP3's by UID, IMAP's of \Deleted)
  * and of a STORE's renames comes before the index commit recording it */
 START_TEST(test_store_expunge_dirsync_first)
@@ -718,9 +831,7 @@ START_TEST(test_store_expunge_dirsync_first)
 	free(ex);
 	ck_assert_int_gt(__atomic_load_n(&dir_fsyncs_at_commit, __ATOMIC_SEQ_CST), base);
 	ck_assert(durable_has(mb, 3, true));
-	md_mailbox_close(mb);
-	md_user_close(u);
-	md_store_close(s);
+	durable_close(s, u, mb);
 }
 END_TEST
 
@@ -785,18 +896,295 @@ START_TEST(test_store_expunge_dirsync_error)
 	ck_assert_ptr_null(ex);
 	ck_assert(durable_has(mb, 1, false)); /* still listed */
 	ck_assert(durable_has(mb, 2, true));
-	md_mailbox_close(mb);
-	md_user_close(u);
-	md_store_close(s);
+	durable_close(s, u, mb);
 }
 END_TEST
+
+/* ---- no file work under the index's write lock (issue 13) ---------------- */
+
+/* Every operation of the store that changes files, once each: none may
+ * make a file call while it holds the write transaction. */
+START_TEST(test_store_no_file_work_in_txn)
+{
+	struct md_store *s = open_store();
+	struct md_mailbox *mb;
+	struct md_user *u = durable_open(s, 6, &mb);
+	const uint32_t two[2] = { 1, 2 }, three = 3, four = 4, five = 5;
+	const char *kw[30];
+	char names[30][16], cur[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
+	struct md_flags_result res[2];
+	struct md_msg m;
+	uint32_t dest[2], *ex;
+	size_t n;
+
+	__atomic_store_n(&txn_file_calls, 0, __ATOMIC_SEQ_CST);
+	/* more keywords than letters: dovecot-keywords and postern-keywords */
+	for (int i = 0; i < 30; i++) {
+		snprintf(names[i], sizeof(names[i]), "kw%02d", i);
+		kw[i] = names[i];
+	}
+	ck_assert_int_eq(md_msg_store(mb, two, 2, MD_FLAGS_ADD, MD_FLAG_SEEN, kw, 30, 0,
+				      res), MD_OK);
+	ck_assert_int_eq(res[0].result, MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "Work", 0), MD_OK);
+	ck_assert_int_eq(md_msg_copy(mb, two, 2, "Work", false, 0, 0, NULL, dest), MD_OK);
+	ck_assert_int_eq(md_msg_copy(mb, &three, 1, "Work", true, 0, 0, NULL, dest), MD_OK);
+	ck_assert_uint_gt(dest[0], 0);
+	ck_assert_int_eq(md_msg_store(mb, &four, 1, MD_FLAGS_ADD, MD_FLAG_DELETED, NULL, 0,
+				      0, res), MD_OK);
+	ck_assert_int_eq(md_msg_expunge(mb, NULL, 0, MD_EXPUNGE_DELETED_ONLY, &ex, &n),
+			 MD_OK);
+	ck_assert_uint_eq(n, 1);
+	free(ex);
+	ck_assert_int_eq(md_msg_expunge(mb, &five, 1, 0, &ex, &n), MD_OK);
+	ck_assert_uint_eq(n, 1);
+	free(ex);
+	ck_assert_int_eq(md_mailbox_rename(u, "Work", "Done"), MD_OK);
+	ck_assert_int_eq(md_mailbox_delete(u, "Done"), MD_OK);
+	/* outside changes a sync takes in: a bare-LF file dropped in (CRLF
+	 * copy renamed over it), a flag change by another program, a file
+	 * removed by another program */
+	ck_assert_int_eq(md_msg_get(mb, 6, MD_READ_PATH, &m), MD_OK);
+	user_dir(cur, sizeof(cur), "cur");
+	snprintf(to, sizeof(to), "%s/%s", cur, "1700000000.M1P1.other:2,F");
+	ck_assert_int_eq(rename(m.path, to), 0);
+	md_msg_clear(&m);
+	ck_assert_int_eq(md_msg_get(mb, 1, MD_READ_PATH, &m), MD_OK);
+	snprintf(from, sizeof(from), "%s", m.path);
+	md_msg_clear(&m);
+	ck_assert_int_eq(unlink(from), 0);
+	drop_lf_file(1);
+	ck_assert_int_eq(md_mailbox_sync(mb, NULL), MD_OK);
+	ck_assert_uint_eq(inbox_messages(s, ADDR), 3); /* 2, 6 (renamed), the LF one */
+	ck_assert_msg(__atomic_load_n(&txn_file_calls, __ATOMIC_SEQ_CST) == 0,
+		      "%d file calls inside the write transaction, the last: %s",
+		      txn_file_calls, txn_file_last);
+	durable_close(s, u, mb);
+}
+END_TEST
+
+/* ---- MOVE that fails half-way: nothing lost, nothing doubled ------------- */
+
+/* Messages of a mailbox, by the index and by files on disk */
+static void move_counts(struct md_user *u, const char *name, uint32_t *idx_r,
+			size_t *files_r)
+{
+	struct md_status st;
+	char dir[PATH_MAX], sub[PATH_MAX];
+
+	ck_assert_int_eq(md_mailbox_status(u, name, &st), MD_OK);
+	*idx_r = st.messages;
+	user_dir(dir, sizeof(dir), strcmp(name, "INBOX") == 0 ? "" : ".Archive");
+	snprintf(sub, sizeof(sub), "%s/cur", dir);
+	*files_r = count_files(sub);
+	snprintf(sub, sizeof(sub), "%s/new", dir);
+	*files_r += count_files(sub);
+}
+
+/* The originals' unlinks fail (EIO, not ENOENT): each original stays and
+ * its copy is removed again; with the second unlink failing, the others
+ * move and that one stays. */
+START_TEST(test_store_move_unlink_fails)
+{
+	struct md_store *s = open_store();
+	struct md_mailbox *mb;
+	struct md_user *u = durable_open(s, 3, &mb);
+	const uint32_t uids[3] = { 1, 2, 3 };
+	uint32_t dest[3], in_idx, ar_idx;
+	size_t in_files, ar_files;
+
+	/* INBOX's files only (delivered into alice/new/) */
+	__atomic_store_n(&unlink_fail_in, "alice/new/", __ATOMIC_SEQ_CST);
+	ck_assert_int_eq(md_msg_copy(mb, uids, 3, "Archive", true, 0, 0, NULL, dest), MD_OK);
+	__atomic_store_n(&unlink_fail_in, NULL, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < 3; i++)
+		ck_assert_uint_eq(dest[i], 0); /* not moved */
+	move_counts(u, "INBOX", &in_idx, &in_files);
+	move_counts(u, "Archive", &ar_idx, &ar_files);
+	ck_assert_uint_eq(in_idx, 3);
+	ck_assert_uint_eq(in_files, 3);
+	ck_assert_uint_eq(ar_idx, 0);
+	ck_assert_uint_eq(ar_files, 0);
+
+	fault_arm(F_UNLINK, 2, EIO);
+	ck_assert_int_eq(md_msg_copy(mb, uids, 3, "Archive", true, 0, 0, NULL, dest), MD_OK);
+	ck_assert(fault_disarm(F_UNLINK));
+	ck_assert_uint_gt(dest[0], 0);
+	ck_assert_uint_eq(dest[1], 0);
+	ck_assert_uint_gt(dest[2], 0);
+	move_counts(u, "INBOX", &in_idx, &in_files);
+	move_counts(u, "Archive", &ar_idx, &ar_files);
+	ck_assert_uint_eq(in_idx, 1);
+	ck_assert_uint_eq(in_files, 1);
+	ck_assert_uint_eq(ar_idx, 2);
+	ck_assert_uint_eq(ar_files, 2);
+	ck_assert(durable_has(mb, 2, true));
+	durable_close(s, u, mb);
+}
+END_TEST
+
+/* The index commit of a MOVE fails after the originals were unlinked:
+ * the MOVE is undone from the disk (each original linked back under its
+ * name, the copies removed).  Walked over every commit of the MOVE. */
+START_TEST(test_store_move_undo_after_unlinks)
+{
+	struct md_store *s = open_store();
+	struct md_mailbox *mb;
+	struct md_user *u = durable_open(s, 3, &mb);
+	const uint32_t uids[3] = { 1, 2, 3 };
+	int n, undone = 0;
+
+	for (n = 1; n < 20; n++) {
+		uint32_t dest[3], in_idx, ar_idx;
+		size_t in_files, ar_files;
+		enum md_result r;
+		bool fired;
+
+		fault_arm(F_COMMIT, n, EIO);
+		r = md_msg_copy(mb, uids, 3, "Archive", true, 0, 0, NULL, dest);
+		fired = fault_disarm(F_COMMIT);
+		move_counts(u, "INBOX", &in_idx, &in_files);
+		move_counts(u, "Archive", &ar_idx, &ar_files);
+		if (r == MD_OK) {
+			ck_assert_uint_eq(in_idx, 0);
+			ck_assert_uint_eq(in_files, 0);
+			ck_assert_uint_eq(ar_idx, 3);
+			ck_assert_uint_eq(ar_files, 3);
+			break;
+		}
+		ck_assert(fired);
+		ck_assert_int_eq(r, MD_TEMPFAIL);
+		/* all three back where they were, under their recorded names */
+		ck_assert_uint_eq(in_idx, 3);
+		ck_assert_uint_eq(in_files, 3);
+		ck_assert_uint_eq(ar_idx, 0);
+		ck_assert_uint_eq(ar_files, 0);
+		for (uint32_t uid = 1; uid <= 3; uid++)
+			ck_assert(durable_has(mb, uid, true));
+		undone++;
+	}
+	ck_assert_int_lt(n, 20);
+	ck_assert_int_ge(undone, 2); /* the keyword job's commit, the move's */
+	durable_close(s, u, mb);
+}
+END_TEST
+
+/* ---- RENAME with a folder sync in between ---------------------------------- */
+
+static struct md_store *rs_store;
+
+/* Another session lists the folders right after RENAME moved the first
+ * directory: the root changed, so its folder sync runs (and must leave
+ * the names of the RENAME in flight alone). */
+static void rs_list_now(void)
+{
+	struct md_user *u;
+	struct md_mailbox_info *list = NULL;
+	size_t n = 0;
+
+	ck_assert_int_eq(md_user_open(rs_store, ADDR, 0, &u), MD_OK);
+	ck_assert_int_eq(md_mailbox_list(u, &list, &n), MD_OK);
+	free(list);
+	md_user_close(u);
+}
+
+START_TEST(test_store_rename_sync_between)
+{
+	struct md_store *s = rs_store = open_store();
+	struct md_mailbox *mb;
+	struct md_user *u = durable_open(s, 2, &mb);
+	const uint32_t uids[2] = { 1, 2 };
+	struct md_status before, after;
+	struct timespec old[2];
+	char root[PATH_MAX];
+	uint32_t dest[2];
+
+	ck_assert_int_eq(md_mailbox_create(u, "Work", 0), MD_OK);
+	ck_assert_int_eq(md_mailbox_create(u, "Work/Sub", 0), MD_OK);
+	ck_assert_int_eq(md_msg_copy(mb, uids, 2, "Work", false, 0, 0, NULL, dest), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "Work", &before), MD_OK);
+	/* the root looks settled, so only a change makes a sync list it */
+	clock_gettime(CLOCK_REALTIME, &old[0]);
+	old[0].tv_sec -= 60;
+	old[1] = old[0];
+	user_dir(root, sizeof(root), "");
+	ck_assert_int_eq(utimensat(AT_FDCWD, root, old, 0), 0);
+	rs_list_now();
+	rename_hook_at = "/.Done";
+	rename_hook = rs_list_now;
+	ck_assert_int_eq(md_mailbox_rename(u, "Work", "Done"), MD_OK);
+	ck_assert_ptr_null(rename_hook); /* it ran */
+	ck_assert_int_eq(md_mailbox_status(u, "Done", &after), MD_OK);
+	ck_assert_uint_eq(after.mailbox_id, before.mailbox_id);
+	ck_assert_uint_eq(after.uidvalidity, before.uidvalidity);
+	ck_assert_uint_eq(after.messages, 2);
+	ck_assert_int_eq(md_mailbox_status(u, "Done/Sub", &after), MD_OK);
+	ck_assert_int_eq(md_mailbox_status(u, "Work", &after), MD_NOMAILBOX);
+	ck_assert_int_eq(md_mailbox_status(u, "Work/Sub", &after), MD_NOMAILBOX);
+	/* and a folder sync afterwards agrees with it */
+	ck_assert_int_eq(utimensat(AT_FDCWD, root, old, 0), 0);
+	rs_list_now();
+	ck_assert_int_eq(md_mailbox_status(u, "Done", &after), MD_OK);
+	ck_assert_uint_eq(after.uidvalidity, before.uidvalidity);
+	durable_close(s, u, mb);
+}
+END_TEST
+
+/* CREATE makes the Maildir before its job: another session's folder sync
+ * that runs in between indexes the new folder first.  The CREATE is still
+ * done (not "already exists"), with the special use it asked for. */
+START_TEST(test_store_create_sync_between)
+{
+	struct md_store *s = rs_store = open_store();
+	struct md_mailbox *mb;
+	struct md_user *u = durable_open(s, 1, &mb);
+	struct md_mailbox_info *list = NULL;
+	struct timespec old[2];
+	char root[PATH_MAX];
+	size_t n = 0;
+	bool found = false;
+
+	clock_gettime(CLOCK_REALTIME, &old[0]);
+	old[0].tv_sec -= 60;
+	old[1] = old[0];
+	user_dir(root, sizeof(root), "");
+	ck_assert_int_eq(utimensat(AT_FDCWD, root, old, 0), 0);
+	rs_list_now();
+	mkdir_hook_at = "/.Work/tmp";
+	mkdir_hook = rs_list_now;
+	ck_assert_int_eq(md_mailbox_create(u, "Work", MD_SPECIAL_ARCHIVE), MD_OK);
+	ck_assert_ptr_null(mkdir_hook); /* it ran */
+	ck_assert_int_eq(md_mailbox_list(u, &list, &n), MD_OK);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(list[i].name, "Work") != 0)
+			continue;
+		found = true;
+		ck_assert(list[i].exists);
+		ck_assert_uint_eq(list[i].special_use, MD_SPECIAL_ARCHIVE);
+	}
+	free(list);
+	ck_assert(found);
+	ck_assert_int_eq(md_mailbox_create(u, "Work", 0), MD_EXISTS);
+	durable_close(s, u, mb);
+}
+END_TEST
+
+/* A checked teardown: no test made a file call inside the transaction */
+static void io_teardown(void)
+{
+	int calls = __atomic_load_n(&txn_file_calls, __ATOMIC_SEQ_CST);
+
+	teardown();
+	ck_assert_msg(calls == 0, "%d file calls inside the write transaction, the last: %s",
+		      calls, txn_file_last);
+}
 
 static Suite *store_io_suite(void)
 {
 	Suite *s = suite_create("store_io");
 	TCase *tc = tcase_create("core");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, setup, io_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_store_dir_sync_shared);
 	tcase_add_test(tc, test_store_dir_sync_error);
@@ -814,6 +1202,11 @@ static Suite *store_io_suite(void)
 	tcase_add_test(tc, test_store_expunge_unlink_eacces);
 	tcase_add_test(tc, test_store_expunge_dirsync_error);
 	tcase_add_test(tc, test_store_new_maildir_durable);
+	tcase_add_test(tc, test_store_no_file_work_in_txn);
+	tcase_add_test(tc, test_store_move_unlink_fails);
+	tcase_add_test(tc, test_store_move_undo_after_unlinks);
+	tcase_add_test(tc, test_store_rename_sync_between);
+	tcase_add_test(tc, test_store_create_sync_between);
 	suite_add_tcase(s, tc);
 	return s;
 }
