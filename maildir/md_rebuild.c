@@ -383,7 +383,11 @@ enum md_result md_sync_user_index(struct md_store *store, const char *address,
 		}
 		created = true;
 	}
-	snprintf(marker, sizeof(marker), "%s/%s", root, MD_MARKER_FILE);
+	if ((size_t)snprintf(marker, sizeof(marker), "%s/%s", root, MD_MARKER_FILE) >=
+	    sizeof(marker)) {
+		snprintf(err, errlen, "%s: path too long", root);
+		return MD_TEMPFAIL;
+	}
 	have_marker = access(marker, F_OK) == 0;
 	job.import = !have_marker && !created;
 	if (job.import)
