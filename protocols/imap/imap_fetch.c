@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -430,6 +431,22 @@ static void imap_fetch_simple(struct imap_session *s, struct imap_fetch_cmd *f,
 	}
 }
 
+/* Whether the message's file is still the indexed one, checked before
+ * \Seen is set for it: a message that imap_fetch_open_checked() will leave
+ * out (NO [CORRUPTION] / [UNAVAILABLE]) must not be marked read. */
+static bool imap_fetch_file_intact(struct imap_session *s, struct md_msg *msg)
+{
+	struct stat st;
+	int fd = -1;
+	bool intact;
+
+	if (md_msg_open(s->view.mb, msg, &fd) != MD_OK)
+		return false;
+	intact = fstat(fd, &st) == 0 && (uint64_t)st.st_size == msg->size;
+	close(fd);
+	return intact;
+}
+
 /* Read the next batch of messages (and set \Seen where asked). */
 static enum md_result imap_fetch_load(struct imap_session *s, struct imap_fetch_cmd *f)
 {
@@ -473,7 +490,8 @@ static enum md_result imap_fetch_load(struct imap_session *s, struct imap_fetch_
 		struct md_flags_result *res = malloc((w + 1) * sizeof(*res));
 		size_t nu = 0;
 		for (size_t i = 0; unseen != NULL && i < w; i++)
-			if (!(msgs[i].flags & MD_FLAG_SEEN))
+			if (!(msgs[i].flags & MD_FLAG_SEEN) &&
+			    (!f->need_file || imap_fetch_file_intact(s, &msgs[i])))
 				unseen[nu++] = msgs[i].uid;
 		if (nu > 0 && res != NULL &&
 		    md_msg_store(v->mb, unseen, nu, MD_FLAGS_ADD, MD_FLAG_SEEN, NULL, 0, 0, res) ==
@@ -481,8 +499,9 @@ static enum md_result imap_fetch_load(struct imap_session *s, struct imap_fetch_
 			for (size_t i = 0; i < nu; i++)
 				if (res[i].result == MD_OK && res[i].modseq > v->modseq)
 					v->own_modseq = f->seen_modseq = res[i].modseq;
-			for (size_t i = 0; i < w; i++)
-				if (!(msgs[i].flags & MD_FLAG_SEEN)) {
+			for (size_t i = 0, u = 0; i < w && u < nu; i++)
+				if (msgs[i].uid == unseen[u]) {
+					u++;
 					msgs[i].flags |= MD_FLAG_SEEN;
 					/* one transaction: one new modseq, which
 					 * marks "report FLAGS" */

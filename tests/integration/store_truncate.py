@@ -209,10 +209,16 @@ def test_truncated_before(d, r, small, path, control, grown_path):
     lines = c.until("g6")
     r.check(len(lines) == 1 and lines[0].startswith(b"g6 NO [CORRUPTION]"),
             "a file that grew since indexed: tagged NO too: %r" % lines)
+    c.send("g7 FETCH 3 BODY[]")
+    lines = c.until("g7")
+    r.check(len(lines) == 1 and lines[0].startswith(b"g7 NO [CORRUPTION]"),
+            "FETCH BODY[] (not PEEK) of it: tagged NO too: %r" % lines)
     c.send("g3 FETCH 3 (FLAGS RFC822.SIZE)")
     lines = c.until("g3")
     r.check(lines[-1].startswith(b"g3 OK") and b"RFC822.SIZE %d" % len(small) in lines[0],
             "items from the index alone still work: %r" % lines)
+    r.check(b"\\Seen" not in lines[0],
+            "the message refused to BODY[] was not marked \\Seen: %r" % lines[0])
     c.send("g4 LOGOUT")
     c.until("g4")
     c.close()
