@@ -34,6 +34,8 @@
 #define CONFIG_CERTS_MAX 16
 #define CONFIG_DOMAINS_MAX 64
 #define CONFIG_DOMAIN_LEN 254          /* RFC 1035 §2.3.4, plus NUL */
+/* A configuration is a few KB; refuse to slurp anything absurd. */
+#define CONFIG_FILE_MAX (1024 * 1024)
 #define CONFIG_LINE_MAX 4096
 #define CONFIG_ERROR_MAX (PATH_MAX + 256)
 #define CONFIG_NETWORKS_MAX 64         /* trusted_networks entries */
@@ -235,6 +237,7 @@ int config_parse(const char *path, const char *text, size_t len,
 		 struct config *cfg, char *err, size_t errlen);
 
 const char *config_role_name(enum listener_role role);
+const char *config_tls_name(enum tls_mode mode);
 bool config_role_is_smtp(enum listener_role role);
 enum tls_mode config_role_default_tls(enum listener_role role);
 /* true when domain (any case) is one of cfg->domains. */
