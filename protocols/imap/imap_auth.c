@@ -1,10 +1,9 @@
 /* IMAP NOT-AUTHENTICATED state: CAPABILITY, STARTTLS (RFC 3501 §6.2.1),
  * LOGIN (§6.2.3), AUTHENTICATE PLAIN/LOGIN with SASL-IR (RFC 4959), and
- * the login behind them: throttle check -> (delay timer) -> password
- * verify and user open on a worker -> AUTHENTICATED.
- *
- * The password lives in s->password only between the command and the end
- * of the login job, which wipes it. */
+ * the login behind them: the shared password login (protocols/login/:
+ * throttle, delay timer, verify on the AUTH pool), then the user's store
+ * opened on an IO worker -> AUTHENTICATED.
+ */
 #include "imap_private.h"
 
 #include <stdio.h>
@@ -12,31 +11,16 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/event.h>
-
 #include "auth.h"
 #include "conn.h"
 #include "server.h"
 #include "store.h"
 
-static void imap_wipe_password(struct imap_session *s)
-{
-	if (s->password == NULL)
-		return;
-	explicit_bzero(s->password, strlen(s->password));
-	free(s->password);
-	s->password = NULL;
-}
-
 void imap_auth_cleanup(struct imap_session *s)
 {
 	sasl_free(s->sasl);
 	s->sasl = NULL;
-	if (s->delay_ev != NULL) {
-		event_free(s->delay_ev);
-		s->delay_ev = NULL;
-	}
-	imap_wipe_password(s);
+	login_cleanup(&s->login);
 }
 
 void imap_cmd_capability(struct imap_session *s, struct imap_cursor *args)
@@ -81,25 +65,14 @@ void imap_cmd_starttls(struct imap_session *s, struct imap_cursor *args)
 	}
 }
 
-/* ---- the login job -------------------------------------------------------- */
+/* ---- the login ------------------------------------------------------------ */
 
+/* On an IO worker, once the password is verified: open the user's store. */
 static enum imap_cmd_status imap_login_work(struct imap_session *s)
 {
-	struct auth *auth = imap_ctx_auth(s->ctx);
-	const char *ip = conn_peer_addr(s->conn);
 	enum md_result r;
 	char caps[512];
 
-	s->verified = auth_verify_password(auth, s->user, s->password, s->canonical,
-					   sizeof(s->canonical)) == 0;
-	imap_wipe_password(s);
-	if (!s->verified) {
-		s->canonical[0] = '\0';
-		auth_throttle_failure(auth, "imap", ip, s->user, time(NULL));
-		imap_reply(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
-		return CMD_DONE;
-	}
-	auth_throttle_success(auth, ip, s->canonical);
 	r = md_user_open(imap_ctx_store(s->ctx), s->canonical, MD_USER_CREATE, &s->md_user);
 	if (r != MD_OK) {
 		s->verified = false;
@@ -108,6 +81,7 @@ static enum imap_cmd_status imap_login_work(struct imap_session *s)
 		s->canonical[0] = '\0';
 		return CMD_DONE;
 	}
+	s->verified = true;
 	/* Thunderbird trusts this list and never asks again. */
 	s->state = IMAP_STATE_AUTH; /* for imap_capability(); logged in after */
 	imap_capability(s, caps, sizeof(caps));
@@ -129,71 +103,54 @@ static void imap_login_after(struct imap_session *s)
 		 conn_peer_addr(s->conn), conn_is_tls(s->conn) ? "yes" : "no");
 }
 
-static void imap_delay_done(evutil_socket_t fd, short what, void *arg)
+/* On the loop, with the password checked (login.h). */
+static void imap_login_done(void *arg, enum login_result result)
 {
 	struct imap_session *s = arg;
 
-	(void)fd;
-	(void)what;
-	event_free(s->delay_ev);
-	s->delay_ev = NULL;
 	s->busy = false;
-	imap_job_start(s, imap_login_work, imap_login_after);
+	if (conn_is_closing(s->conn)) {
+		imap_command_done(s);
+		return;
+	}
+	if (result == LOGIN_OK) {
+		str_copy(s->canonical, s->login.canonical, sizeof(s->canonical));
+		imap_job_start(s, imap_login_work, imap_login_after);
+		return;
+	}
+	if (result == LOGIN_TEMPFAIL)
+		imap_reply(s, "NO", "[UNAVAILABLE] Out of resources, try again later");
+	else
+		imap_reply(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+	imap_flush(s);
+	imap_command_done(s);
 }
 
-/* Throttle check, then the login job (after the throttle's delay, on a
- * timer: a sleeping worker would be taken from everybody else). */
 static void imap_login_start(struct imap_session *s, const char *user, const char *password,
 			     size_t password_len)
 {
-	struct auth *auth = imap_ctx_auth(s->ctx);
-	const char *ip = conn_peer_addr(s->conn);
-	unsigned delay_ms = 0;
-	time_t now = time(NULL);
-
-	str_copy(s->user, user, sizeof(s->user));
 	s->verified = false;
 	s->job_result = MD_OK;
-	switch (auth_throttle_check(auth, ip, s->user, now, &delay_ms)) {
-	case AUTH_THROTTLE_REFUSE:
-		auth_throttle_failure(auth, "imap", ip, s->user, now);
+	s->login.conn = s->conn;
+	s->login.auth = imap_ctx_auth(s->ctx);
+	s->login.proto = "imap";
+	s->login.done = imap_login_done;
+	s->login.arg = s;
+	switch (login_begin(&s->login, user, password, password_len)) {
+	case LOGIN_STARTED:
+		s->busy = true;
+		conn_pause(s->conn);
+		return;
+	case LOGIN_REFUSED:
 		imap_reply(s, "NO", "[UNAVAILABLE] Too many failed logins, try again later");
 		return;
-	case AUTH_THROTTLE_DELAY:
-		break;
-	case AUTH_THROTTLE_ALLOW:
-		delay_ms = 0;
-		break;
-	}
-	if (password_len > AUTH_PASSWORD_MAX || memchr(password, '\0', password_len) != NULL ||
-	    strlen(user) > AUTH_ADDRESS_MAX) {
-		auth_throttle_failure(auth, "imap", ip, s->user, now);
+	case LOGIN_REJECTED:
 		imap_reply(s, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
 		return;
-	}
-	s->password = strndup(password, password_len);
-	if (s->password == NULL) {
+	case LOGIN_NOMEM:
 		imap_reply(s, "NO", "[SERVERBUG] Out of memory");
 		return;
 	}
-	if (delay_ms > 0) {
-		struct timeval tv;
-
-		if (delay_ms > AUTH_THROTTLE_DELAY_MAX_MS)
-			delay_ms = AUTH_THROTTLE_DELAY_MAX_MS;
-		tv.tv_sec = delay_ms / 1000;
-		tv.tv_usec = (delay_ms % 1000) * 1000;
-		s->delay_ev = evtimer_new(server_event_base(conn_server(s->conn)), imap_delay_done, s);
-		if (s->delay_ev != NULL && evtimer_add(s->delay_ev, &tv) == 0) {
-			s->busy = true;
-			conn_pause(s->conn);
-			return;
-		}
-		if (s->delay_ev != NULL)
-			event_free(s->delay_ev);
-		s->delay_ev = NULL;
-	}
-	imap_job_start(s, imap_login_work, imap_login_after);
 }
 
 static bool imap_require_login_allowed(struct imap_session *s)
@@ -362,7 +319,6 @@ void imap_cmd_unauthenticate(struct imap_session *s, struct imap_cursor *args)
 	if (s->md_user != NULL)
 		md_user_close(s->md_user);
 	s->md_user = NULL;
-	s->user[0] = '\0';
 	s->canonical[0] = '\0';
 	s->verified = false;
 	s->rev2 = false;

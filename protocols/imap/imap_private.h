@@ -54,6 +54,7 @@
 
 #include "imap.h"
 #include "imap_parse.h"
+#include "login.h"
 #include "store.h"
 #include "util.h"
 
@@ -248,9 +249,7 @@ struct imap_session {
 
 	/* login */
 	struct sasl_exchange *sasl;
-	struct event *delay_ev;
-	char *password;
-	char user[256];
+	struct login login;     /* throttle, delay, password check (login.h) */
 	char canonical[256];
 	bool verified;
 	int job_result;         /* enum md_result of the last job */

@@ -96,7 +96,8 @@ enum login_begin login_begin(struct login *l, const char *user, const char *pass
 		delay_ms = 0;
 		break;
 	}
-	if (password_len > AUTH_PASSWORD_MAX || memchr(password, '\0', password_len) != NULL) {
+	if (password_len > AUTH_PASSWORD_MAX || memchr(password, '\0', password_len) != NULL ||
+	    strlen(user) > AUTH_ADDRESS_MAX) {
 		/* Cannot be anybody's password; still a failed attempt. */
 		auth_throttle_failure(l->auth, l->proto, ip, l->user, now);
 		return LOGIN_REJECTED;

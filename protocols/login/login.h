@@ -1,5 +1,5 @@
 /* One password login of a protocol session, the same for every protocol
- * that takes passwords (POP3, ManageSieve): the throttle is asked first
+ * that takes passwords (IMAP, POP3, ManageSieve): the throttle is asked first
  * (auth.h, "Failed-login throttling"), a delay it asks for waits on a
  * timer of the loop (a sleeping worker would be one taken from everybody),
  * the password is verified on the WORKER_AUTH pool (DESIGN.md: logins
@@ -35,7 +35,7 @@ struct login {
 	/* set by the protocol */
 	struct conn *conn;
 	struct auth *auth;
-	const char *proto;      /* "pop3", "managesieve": the log's proto= */
+	const char *proto;      /* "imap", "pop3", "managesieve": the log's proto= */
 	login_done_fn *done;    /* on the loop, even when the client left */
 	void *arg;
 	/* one attempt */
@@ -54,7 +54,8 @@ enum login_begin {
 };
 
 /* Start verifying user/password (password_len octets, may hold NUL: then
- * LOGIN_REJECTED).  Every refused or rejected attempt is counted. */
+ * LOGIN_REJECTED, as for a user name longer than AUTH_ADDRESS_MAX).
+ * Every refused or rejected attempt is counted. */
 enum login_begin login_begin(struct login *l, const char *user, const char *password,
 			     size_t password_len);
 /* Wipe the password, stop a pending delay (idempotent). */
